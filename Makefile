@@ -1,0 +1,32 @@
+# Two set-up commands for a fresh machine: `make run` and `make test`.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+TSTAMP := $(VENV)/.installed-test
+
+.PHONY: run test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==25.3
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(TSTAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(STAMP)
+
+run: $(STAMP)  ## assess the bundled example cases and print their differentials
+	$(BIN)/hipdx demo examples
+
+test: $(TSTAMP)  ## install with test extras and run the whole suite
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)  ## speed benchmarks (ratios against baselines measured in the same run)
+	$(BIN)/python benchmarks/bench_reasoning.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis

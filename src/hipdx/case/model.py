@@ -1,0 +1,457 @@
+"""The case: what a clinician knows about one patient with atraumatic hip pain.
+
+Every finding is one of three facts: ``present``, ``absent`` or ``unknown``. A field that
+is left out is ``unknown``, never ``absent``. Numbers with a unit arrive as
+``{"value": 2.1, "unit": "mg/dL"}`` and are converted once to the canonical unit;
+implausible values and unknown units are rejected with the field and the reason.
+
+The model is strict (``extra="forbid"``): a misspelt field is an error, not a silently
+ignored fact.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import Enum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+
+from hipdx.case.units import QUANTITIES
+
+
+class Presence(str, Enum):
+    """A finding is present, absent, or not known: three different facts."""
+
+    present = "present"
+    absent = "absent"
+    unknown = "unknown"
+
+
+class Sex(str, Enum):
+    female = "female"
+    male = "male"
+    unknown = "unknown"
+
+
+class Side(str, Enum):
+    left = "left"
+    right = "right"
+    both = "both"
+    unknown = "unknown"
+
+
+class PregnancyStatus(str, Enum):
+    not_pregnant = "not_pregnant"
+    pregnant = "pregnant"
+    postpartum = "postpartum"
+    unknown = "unknown"
+
+
+class OnsetType(str, Enum):
+    sudden = "sudden"
+    gradual = "gradual"
+    unknown = "unknown"
+
+
+class Trauma(str, Enum):
+    none = "none"
+    minor = "minor"
+    major = "major"
+    unknown = "unknown"
+
+
+class RangeOfMotion(str, Enum):
+    """Hip range of motion on examination."""
+
+    full = "full"
+    painful_at_end_range = "painful_at_end_range"
+    restricted = "restricted"
+    severely_restricted = "severely_restricted"
+    unknown = "unknown"
+
+
+class Modality(str, Enum):
+    radiograph = "radiograph"
+    mri = "mri"
+    ct = "ct"
+    bone_scan = "bone_scan"
+
+
+class EdemaExtent(str, Enum):
+    """Extent of femoral bone marrow edema on MRI (T1 low, T2/STIR high)."""
+
+    none = "none"
+    focal = "focal"
+    femoral_head = "femoral_head"
+    head_and_neck = "head_and_neck"
+    intertrochanteric = "intertrochanteric"
+    femoral_neck = "femoral_neck"
+    unknown = "unknown"
+
+
+class JointSpace(str, Enum):
+    preserved = "preserved"
+    narrowed = "narrowed"
+    destroyed = "destroyed"
+    unknown = "unknown"
+
+
+class Uptake(str, Enum):
+    """Bone scintigraphy pattern at the symptomatic hip."""
+
+    normal = "normal"
+    diffuse_increased = "diffuse_increased"
+    focal_increased = "focal_increased"
+    photopenic = "photopenic"
+    unknown = "unknown"
+
+
+class ContrastPattern(str, Enum):
+    """Femoral-head enhancement after intravenous gadolinium."""
+
+    homogeneous_enhancement = "homogeneous_enhancement"
+    subchondral_non_enhancement = "subchondral_non_enhancement"
+    synovial_or_rim_enhancement = "synovial_or_rim_enhancement"
+    unknown = "unknown"
+
+
+class FractureSide(str, Enum):
+    """Side of the femoral neck a stress fracture starts on (Shin & Gillingham 1996)."""
+
+    tension = "tension"
+    compression = "compression"
+    unknown = "unknown"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False, str_strip_whitespace=True)
+
+
+P = Presence
+_U = Presence.unknown
+
+
+class Measurement(_Strict):
+    """A value with its unit, as measured: ``{"value": 2.1, "unit": "mg/dL"}``."""
+
+    value: float
+    unit: str = Field(min_length=1)
+
+
+_LAB_NAMES = ("esr", "crp", "wbc", "temperature", "vitamin_d", "calcium", "creatinine", "egfr", "alp")
+
+
+def _to_canonical(name: str, m: Measurement) -> float:
+    quantity = QUANTITIES[name]
+    value = quantity.to_canonical(m.value, m.unit)
+    if not quantity.plausible_min <= value <= quantity.plausible_max:
+        raise ValueError(
+            f"{m.value:g} {m.unit} is implausible for {name} "
+            f"(accepted {quantity.plausible_min:g}-{quantity.plausible_max:g} {quantity.canonical_unit}); "
+            "check the value and its unit"
+        )
+    return value
+
+
+class Labs(_Strict):
+    """Laboratory values and vital signs, each with its unit.
+
+    Accepted units: ESR mm/h; CRP mg/L or mg/dL; WBC 10^9/L or cells/uL; temperature
+    degC or degF; 25-OH vitamin D ng/mL or nmol/L; calcium mmol/L or mg/dL; creatinine
+    umol/L or mg/dL; eGFR mL/min/1.73m2; ALP U/L. ``bmd_t_score`` is unitless (SD).
+    """
+
+    esr: Measurement | None = None
+    crp: Measurement | None = None
+    wbc: Measurement | None = None
+    temperature: Measurement | None = None
+    vitamin_d: Measurement | None = None
+    calcium: Measurement | None = None
+    creatinine: Measurement | None = None
+    egfr: Measurement | None = None
+    alp: Measurement | None = None
+    bmd_t_score: float | None = Field(default=None, ge=-8.0, le=6.0)
+
+    _canonical: dict[str, float] = PrivateAttr(default_factory=dict)
+
+    @field_validator(*_LAB_NAMES)
+    @classmethod
+    def _unit_and_range(cls, m: Measurement | None, info: ValidationInfo) -> Measurement | None:
+        if m is not None:
+            _to_canonical(info.field_name, m)
+        return m
+
+    @model_validator(mode="after")
+    def _convert(self) -> Labs:
+        self._canonical = {
+            name: _to_canonical(name, m) for name in _LAB_NAMES if (m := getattr(self, name)) is not None
+        }
+        return self
+
+    def canonical(self, name: str) -> float | None:
+        """The value of lab ``name`` in its canonical unit, or None when not measured."""
+        if name == "bmd_t_score":
+            return self.bmd_t_score
+        return self._canonical.get(name)
+
+
+class Pregnancy(_Strict):
+    """Pregnancy state. Weeks of gestation when pregnant, weeks since delivery when postpartum."""
+
+    status: PregnancyStatus = PregnancyStatus.unknown
+    gestational_weeks: float | None = Field(default=None, ge=0, le=44)
+    postpartum_weeks: float | None = Field(default=None, ge=0, le=52)
+    breastfeeding: Presence = _U
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Pregnancy:
+        if self.gestational_weeks is not None and self.status is not PregnancyStatus.pregnant:
+            raise ValueError(f"gestational_weeks: given but status is {self.status.value!r}, not 'pregnant'")
+        if self.postpartum_weeks is not None and self.status is not PregnancyStatus.postpartum:
+            raise ValueError(f"postpartum_weeks: given but status is {self.status.value!r}, not 'postpartum'")
+        return self
+
+
+class Onset(_Strict):
+    """When and how the pain began. Give a date or the days since onset, not both."""
+
+    type: OnsetType = OnsetType.unknown
+    date: dt.date | None = None
+    days_since_onset: float | None = Field(default=None, ge=0, le=3650)
+
+    @model_validator(mode="after")
+    def _one_time(self) -> Onset:
+        if self.date is not None and self.days_since_onset is not None:
+            raise ValueError("days_since_onset: give either date or days_since_onset, not both")
+        return self
+
+
+class Pain(_Strict):
+    """Pain features."""
+
+    weight_bearing: Presence = _U
+    at_rest: Presence = _U
+    at_night: Presence = _U
+    relieved_by_lying_down: Presence = _U
+    severity_0_10: float | None = Field(default=None, ge=0, le=10)
+
+
+class Corticosteroids(_Strict):
+    """Systemic corticosteroid exposure, as prednisolone-equivalent dose."""
+
+    status: Presence = _U
+    dose_mg_per_day: float | None = Field(default=None, gt=0, le=2000)
+    duration_weeks: float | None = Field(default=None, gt=0, le=5200)
+
+    @model_validator(mode="after")
+    def _dose_needs_exposure(self) -> Corticosteroids:
+        if (self.dose_mg_per_day is not None or self.duration_weeks is not None) and self.status is Presence.absent:
+            raise ValueError("status: a dose or duration is given but status is 'absent'")
+        return self
+
+
+class RiskFactors(_Strict):
+    """Risk factors and relevant history."""
+
+    corticosteroids: Corticosteroids = Corticosteroids()
+    alcohol_excess: Presence = _U
+    smoking: Presence = _U
+    sickle_cell_disease: Presence = _U
+    sle: Presence = _U
+    hiv: Presence = _U
+    bariatric_surgery: Presence = _U
+    osteoporosis: Presence = _U
+    prior_episodes_other_joints: Presence = _U
+    cancer_history: Presence = _U
+    repetitive_loading: Presence = Field(
+        default=_U, description="Recent increase in running, marching or other repetitive loading"
+    )
+    inflammatory_disease: Presence = Field(
+        default=_U, description="Known spondyloarthritis, rheumatoid or psoriatic arthritis"
+    )
+    immunosuppression: Presence = _U
+    recent_joint_procedure: Presence = Field(
+        default=_U, description="Injection, arthroscopy or surgery of this hip in the last 3 months"
+    )
+
+
+_XR_CT = frozenset({Modality.radiograph, Modality.ct})
+_MRI = frozenset({Modality.mri})
+_STRUCTURAL = frozenset({Modality.radiograph, Modality.ct, Modality.mri})
+_SCAN = frozenset({Modality.bone_scan})
+
+#: The modalities on which each imaging finding can be seen; a finding reported on
+#: another modality is an input error.
+FINDING_MODALITIES: dict[str, frozenset[Modality]] = {
+    "osteopenia": _XR_CT,
+    "subchondral_sclerosis": _XR_CT,
+    "subchondral_lucency": _XR_CT,
+    "crescent_sign": _XR_CT,
+    "collapse": _STRUCTURAL,
+    "joint_space": _STRUCTURAL,
+    "femoral_neck_fracture_line": _STRUCTURAL,
+    "femoral_neck_fracture_side": _STRUCTURAL,
+    "fracture_displaced": _STRUCTURAL,
+    "subchondral_fracture_line": _STRUCTURAL,
+    "focal_lesion": _STRUCTURAL,
+    "edema": _MRI,
+    "t1_low": _MRI,
+    "stir_high": _MRI,
+    "edema_extent": _MRI,
+    "acetabular_edema": _MRI,
+    "effusion": _MRI,
+    "synovitis": _MRI,
+    "double_line_sign": _MRI,
+    "subchondral_band": _MRI,
+    "subchondral_band_thickness_mm": _MRI,
+    "subchondral_band_length_mm": _MRI,
+    "contrast_pattern": _MRI,
+    "uptake": _SCAN,
+}
+
+
+class ImagingFindings(_Strict):
+    """Typed findings of one imaging study. Leave out what the report does not say."""
+
+    # radiograph / CT
+    osteopenia: Presence = _U
+    subchondral_sclerosis: Presence = _U
+    subchondral_lucency: Presence = _U
+    crescent_sign: Presence = _U
+    # any structural modality
+    collapse: Presence = Field(default=_U, description="Flattening or depression of the femoral head")
+    collapse_depth_mm: float | None = Field(default=None, ge=0, le=30)
+    joint_space: JointSpace = JointSpace.unknown
+    femoral_neck_fracture_line: Presence = _U
+    femoral_neck_fracture_side: FractureSide = FractureSide.unknown
+    fracture_displaced: Presence = _U
+    subchondral_fracture_line: Presence = _U
+    focal_lesion: Presence = Field(default=_U, description="Lytic, sclerotic or marrow-replacing focal lesion")
+    # MRI
+    edema: Presence = Field(default=_U, description="Bone marrow edema of the proximal femur")
+    t1_low: Presence = _U
+    stir_high: Presence = Field(default=_U, description="High signal on STIR or fat-saturated T2/PD")
+    edema_extent: EdemaExtent = EdemaExtent.unknown
+    acetabular_edema: Presence = _U
+    effusion: Presence = _U
+    synovitis: Presence = _U
+    double_line_sign: Presence = _U
+    subchondral_band: Presence = Field(default=_U, description="Subchondral low-signal band or line on T1/T2")
+    subchondral_band_thickness_mm: float | None = Field(default=None, gt=0, le=30)
+    subchondral_band_length_mm: float | None = Field(default=None, gt=0, le=80)
+    contrast_pattern: ContrastPattern = ContrastPattern.unknown
+    # bone scintigraphy
+    uptake: Uptake = Uptake.unknown
+
+    @model_validator(mode="after")
+    def _coherent(self) -> ImagingFindings:
+        measured = self.subchondral_band_thickness_mm is not None or self.subchondral_band_length_mm is not None
+        if measured and self.subchondral_band is Presence.absent:
+            raise ValueError("subchondral_band: measurements given but subchondral_band is 'absent'")
+        if self.edema is Presence.absent and self.edema_extent not in (EdemaExtent.unknown, EdemaExtent.none):
+            raise ValueError(f"edema_extent: edema is 'absent' but edema_extent is {self.edema_extent.value!r}")
+        if self.collapse_depth_mm is not None and self.collapse is Presence.absent:
+            raise ValueError("collapse_depth_mm: given but collapse is 'absent'")
+        return self
+
+    def reported(self) -> list[str]:
+        """Names of the findings this study reports (not left at unknown)."""
+        out = []
+        for name in FINDING_MODALITIES:
+            value = getattr(self, name)
+            if value is None or getattr(value, "value", None) == "unknown":
+                continue
+            out.append(name)
+        return out
+
+
+class ImagingStudy(_Strict):
+    """One dated imaging study of the hip."""
+
+    modality: Modality
+    contrast: bool = Field(default=False, description="MRI with intravenous gadolinium")
+    date: dt.date | None = None
+    days_since_onset: float | None = Field(default=None, ge=0, le=3650)
+    findings: ImagingFindings = ImagingFindings()
+
+    @model_validator(mode="after")
+    def _findings_fit_modality(self) -> ImagingStudy:
+        if self.date is not None and self.days_since_onset is not None:
+            raise ValueError("days_since_onset: give either date or days_since_onset, not both")
+        if self.contrast and self.modality is not Modality.mri:
+            raise ValueError(f"contrast: contrast is only modelled for MRI, not {self.modality.value}")
+        wrong = [n for n in self.findings.reported() if self.modality not in FINDING_MODALITIES[n]]
+        if wrong:
+            raise ValueError(
+                f"findings.{wrong[0]}: {', '.join(wrong)} cannot be reported on a {self.modality.value} study "
+                f"(seen on: {', '.join(sorted(m.value for m in FINDING_MODALITIES[wrong[0]]))})"
+            )
+        if self.findings.contrast_pattern is not ContrastPattern.unknown and not self.contrast:
+            raise ValueError("findings.contrast_pattern: given for an MRI without contrast; set contrast: true")
+        return self
+
+
+class Case(_Strict):
+    """Everything hipdx is told about one patient; the single input of the reasoning core.
+
+    Examples
+    --------
+    >>> Case.model_validate({"age_years": 45, "sex": "male", "onset": {"type": "sudden", "days_since_onset": 20}})
+    ... # doctest: +ELLIPSIS
+    Case(...)
+    """
+
+    schema_version: Literal["1"] = "1"
+    id: str | None = Field(default=None, max_length=200)
+    assessed_on: dt.date | None = Field(default=None, description="Date of assessment; dates are counted from here")
+    age_years: float | None = Field(default=None, ge=0, le=120)
+    sex: Sex = Sex.unknown
+    weight_kg: float | None = Field(default=None, ge=20, le=350)
+    pregnancy: Pregnancy = Pregnancy()
+    side: Side = Side.unknown
+    onset: Onset = Onset()
+    trauma: Trauma = Trauma.unknown
+    pain: Pain = Pain()
+    limp: Presence = _U
+    unable_to_bear_weight: Presence = _U
+    range_of_motion: RangeOfMotion = RangeOfMotion.unknown
+    systemic_symptoms: Presence = Field(default=_U, description="Weight loss, night sweats or malaise")
+    morning_stiffness: Presence = Field(default=_U, description="Morning stiffness longer than 30 minutes")
+    risk_factors: RiskFactors = RiskFactors()
+    labs: Labs = Labs()
+    imaging: Annotated[list[ImagingStudy], Field(max_length=50)] = []
+
+    @field_validator("id")
+    @classmethod
+    def _printable_id(cls, v: str | None) -> str | None:
+        if v is not None and not v.isprintable():
+            raise ValueError("id must be printable text")
+        return v
+
+    @model_validator(mode="after")
+    def _plausible(self) -> Case:
+        preg = self.pregnancy.status
+        if preg in (PregnancyStatus.pregnant, PregnancyStatus.postpartum):
+            if self.sex is Sex.male:
+                raise ValueError(f"pregnancy.status: {preg.value!r} is impossible for a male patient")
+            if self.age_years is not None and not 10 <= self.age_years <= 60:
+                raise ValueError(f"pregnancy.status: {preg.value!r} at age {self.age_years:g} is implausible")
+        if self.onset.date and self.assessed_on and self.onset.date > self.assessed_on:
+            raise ValueError("onset.date: is after assessed_on")
+        for i, study in enumerate(self.imaging):
+            if study.date and self.onset.date and study.date < self.onset.date:
+                # imaging before the pain began is possible (incidental), but not for this tool's purpose
+                raise ValueError(f"imaging.{i}.date: is before onset.date; give studies of this episode only")
+            if study.date and self.assessed_on and study.date > self.assessed_on:
+                raise ValueError(f"imaging.{i}.date: is after assessed_on")
+            if (
+                study.days_since_onset is not None
+                and self.onset.days_since_onset is not None
+                and study.days_since_onset > self.onset.days_since_onset
+            ):
+                raise ValueError(
+                    f"imaging.{i}.days_since_onset: {study.days_since_onset:g} is later than "
+                    f"onset.days_since_onset ({self.onset.days_since_onset:g}), the time of assessment"
+                )
+        return self

@@ -1,0 +1,90 @@
+"""Turning raw input (JSON text or a mapping) into a validated :class:`Case`.
+
+All problems are collected and reported together, each with the dotted path of the
+field and the reason, as one :class:`~hipdx.errors.InputError`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date
+from typing import Any
+
+from pydantic import ValidationError
+
+from hipdx.case.model import Case, ImagingStudy
+from hipdx.errors import InputError, Problem
+
+
+#: Model-level checks name the offending field first: "pregnancy.status: impossible for ...".
+_FIELD_PREFIX = re.compile(r"^([a-z_][a-z0-9_.]*): (.+)$", re.DOTALL)
+
+
+def problems_from_validation(error: ValidationError) -> list[Problem]:
+    """Translate pydantic's errors into field-named problems a clinician can read."""
+    problems = []
+    for item in error.errors(include_url=False):
+        field = ".".join(str(part) for part in item["loc"])
+        message = item["msg"]
+        if message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        prefixed = _FIELD_PREFIX.match(message)
+        if prefixed and item["type"] == "value_error":
+            field = ".".join(filter(None, [field, prefixed.group(1)]))
+            message = prefixed.group(2)
+        if item["type"] == "extra_forbidden":
+            message = "unknown field (check the spelling; `hipdx schema` lists every field)"
+        elif item["type"] == "enum":
+            expected = item.get("ctx", {}).get("expected", "")
+            message = f"{item.get('input')!r} is not one of {expected}"
+        problems.append(Problem(field or "(case)", message))
+    return problems
+
+
+def parse_case(raw: str | bytes | dict[str, Any]) -> Case:
+    """Validate a case given as JSON text or an already decoded mapping.
+
+    Raises
+    ------
+    InputError
+        Malformed JSON, a field that does not exist, a value of the wrong type or
+        unit, or an implausible value; every problem is listed.
+    """
+    if isinstance(raw, (str, bytes)):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"the case is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+        except UnicodeDecodeError:
+            raise InputError("the case is not UTF-8 text") from None
+    if not isinstance(raw, dict):
+        raise InputError(f"a case must be a JSON object, not {type(raw).__name__}")
+    try:
+        return Case.model_validate(raw)
+    except ValidationError as exc:
+        raise InputError("the case is not valid", problems_from_validation(exc)) from None
+
+
+def days_since_onset(case: Case, today: date) -> float | None:
+    """Days from the onset of pain to the assessment, or None when not known.
+
+    ``today`` is used only when the case gives an onset date but no ``assessed_on``.
+    """
+    if case.onset.days_since_onset is not None:
+        return case.onset.days_since_onset
+    if case.onset.date is not None:
+        return float(((case.assessed_on or today) - case.onset.date).days)
+    return None
+
+
+def study_days_since_onset(case: Case, study: ImagingStudy, today: date) -> float | None:
+    """Days from the onset of pain to an imaging study, or None when not known."""
+    if study.days_since_onset is not None:
+        return study.days_since_onset
+    if study.date is not None and case.onset.date is not None:
+        return float((study.date - case.onset.date).days)
+    if study.date is not None and case.onset.days_since_onset is not None:
+        assessed = case.assessed_on or today
+        return case.onset.days_since_onset - (assessed - study.date).days
+    return None

@@ -1,0 +1,67 @@
+"""One hierarchy of errors, each mapped once to an exit code and an HTTP status.
+
+Every error carries a message a clinician or integrator can act on; ``problems``
+lists each offending field with its reason, so no problem is lost when several
+fields are wrong at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input: where (a dotted field path) and why."""
+
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}" if self.field else self.reason
+
+
+class HipdxError(Exception):
+    """Base of every error hipdx raises on purpose."""
+
+    exit_code = 1
+    http_status = 500
+
+    def __init__(self, message: str, problems: list[Problem] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.problems = list(problems or [])
+
+    def __str__(self) -> str:
+        if not self.problems:
+            return self.message
+        lines = [self.message] + [f"  - {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+class InputError(HipdxError):
+    """The input is malformed, implausible, or uses a unit hipdx does not accept."""
+
+    exit_code = 2
+    http_status = 422
+
+
+class KnowledgeBaseError(HipdxError):
+    """The knowledge base is invalid: schema, missing citation, inconsistent numbers."""
+
+    exit_code = 3
+    http_status = 500
+
+
+class ImagingError(HipdxError):
+    """An imaging study cannot be read or analysed."""
+
+    exit_code = 4
+    http_status = 422
+
+
+class IntegrationError(HipdxError):
+    """An external format (FHIR, CDS Hooks, vignette file) cannot be mapped."""
+
+    exit_code = 5
+    http_status = 422
