@@ -1,0 +1,26 @@
+"""hipdx: open clinical decision support for atraumatic hip pain with bone marrow edema.
+
+hipdx supports a clinician's decision; it never replaces one.
+"""
+
+__version__ = "0.1.0"
+
+from hipdx.case import Case, parse_case  # noqa: E402
+from hipdx.errors import HipdxError, ImagingError, InputError, IntegrationError, KnowledgeBaseError  # noqa: E402
+from hipdx.knowledge import KnowledgeBase, load_knowledge_base  # noqa: E402
+from hipdx.reasoning import Assessment, assess  # noqa: E402
+
+__all__ = [
+    "Assessment",
+    "Case",
+    "HipdxError",
+    "ImagingError",
+    "InputError",
+    "IntegrationError",
+    "KnowledgeBase",
+    "KnowledgeBaseError",
+    "__version__",
+    "assess",
+    "load_knowledge_base",
+    "parse_case",
+]

@@ -1,0 +1,353 @@
+"""Loading, checking and compiling the knowledge base.
+
+:func:`load_knowledge_base` reads the YAML files, validates them against
+:mod:`hipdx.knowledge.schema`, checks every cross-reference (conditions, states,
+citations, case fields) and compiles the probabilities into numpy tables the reasoning
+core indexes directly:
+
+- ``log_p[key]``: log-likelihood of one observation (a variable's state or aggregate,
+  in one time band) under every condition;
+- ``log_p_samples[key]``: the same under ``n_samples`` draws from the uncertainty of
+  every number (Beta/Dirichlet with the cited effective sample size), for ranges;
+- ``outcome_log_p[variable][band]``: stratified samples of each variable's outcome per
+  condition, scored under every condition, for the expected information of a test.
+
+Draws use a fixed seed, so an assessment is reproducible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import typing
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from hipdx.errors import KnowledgeBaseError, Problem
+from hipdx.knowledge.schema import (
+    Basis,
+    Condition,
+    ConditionsFile,
+    Distribution,
+    KbInfo,
+    Provenance,
+    RedFlag,
+    RedFlagsFile,
+    Reference,
+    Test,
+    TestsFile,
+    Variable,
+    VariablesFile,
+)
+
+N_SAMPLES = 200
+N_OUTCOMES = 48
+_SEED = 20261125
+#: Dirichlet draws never go below this, so a sampled log-probability stays finite.
+_FLOOR = 1e-4
+
+
+@dataclass(frozen=True)
+class CompiledVariable:
+    """A variable with its tables, ready for indexing."""
+
+    spec: Variable
+    index: int
+    #: (bands + 1, conditions, states): point probabilities; the last band is the
+    #: "time not known" mixture (the mean of the bands).
+    probs: np.ndarray
+    #: (band, observable state or aggregate) -> row of the knowledge base's key tables
+    keys: dict[tuple[int, str], int]
+    #: observable -> the states it covers
+    observables: dict[str, tuple[str, ...]]
+    #: provenance per condition and band (condition ids in base order)
+    provenance: list[list[Distribution]]
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def n_bands(self) -> int:
+        return self.spec.band_count()
+
+    def band(self, days: float | None) -> int:
+        """Index of the time band for ``days`` since onset; None gives the mixture band."""
+        if days is None or not self.spec.time_bands_days:
+            return self.n_bands if self.spec.time_bands_days else 0
+        return int(np.searchsorted(self.spec.time_bands_days, days, side="right"))
+
+
+@dataclass(frozen=True)
+class KnowledgeBase:
+    """The compiled, validated knowledge base. Immutable; share one instance."""
+
+    info: KbInfo
+    digest: str
+    population: str
+    conditions: list[Condition]
+    variables: dict[str, CompiledVariable]
+    tests: list[Test]
+    red_flags: list[RedFlag]
+    references: dict[str, Reference]
+    tests_file: TestsFile
+    prior: np.ndarray
+    log_prior: np.ndarray
+    log_prior_samples: np.ndarray
+    log_p: np.ndarray
+    log_p_samples: np.ndarray
+    #: variable id -> band -> (conditions, outcomes, conditions) log P(outcome m drawn
+    #: under condition c | condition c')
+    outcome_log_p: dict[str, list[np.ndarray]] = field(repr=False)
+
+    @property
+    def condition_ids(self) -> list[str]:
+        return [c.id for c in self.conditions]
+
+    @property
+    def version(self) -> str:
+        return self.info.version
+
+    def condition(self, condition_id: str) -> Condition:
+        for c in self.conditions:
+            if c.id == condition_id:
+                return c
+        raise KeyError(condition_id)
+
+    def provenance_counts(self) -> dict[str, int]:
+        """How many numbers of the base are reported, derived or estimated."""
+        counts = {b.value: 0 for b in Basis}
+        for c in self.conditions:
+            counts[c.prior_provenance.basis.value] += 1
+        for var in self.variables.values():
+            for per_condition in var.provenance:
+                for dist in per_condition:
+                    counts[dist.basis.value] += len(var.spec.states) - 1
+        return counts
+
+
+def default_data_dir() -> Path:
+    return Path(str(resources.files("hipdx.knowledge") / "data"))
+
+
+@lru_cache(maxsize=4)
+def load_knowledge_base(data_dir: Path | None = None) -> KnowledgeBase:
+    """Load, validate and compile the knowledge base in ``data_dir`` (default: bundled).
+
+    Raises
+    ------
+    KnowledgeBaseError
+        A file is missing or malformed, a number lacks its citation or reasoning, a
+        cross-reference does not resolve; every problem is listed.
+    """
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+    digest = hashlib.sha256()
+    problems: list[Problem] = []
+
+    def read(name: str, model: type[BaseModel]) -> typing.Any:
+        path = data_dir / name
+        try:
+            text = path.read_bytes()
+        except OSError as exc:
+            raise KnowledgeBaseError(f"cannot read knowledge-base file {path}: {exc.strerror}") from None
+        digest.update(name.encode() + b"\0" + text)
+        try:
+            return model.model_validate(yaml.safe_load(text))
+        except yaml.YAMLError as exc:
+            raise KnowledgeBaseError(f"{name} is not valid YAML: {exc}") from None
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False):
+                loc = ".".join(str(p) for p in err["loc"])
+                problems.append(Problem(f"{name}: {loc}", err["msg"].removeprefix("Value error, ")))
+            return None
+
+    info = read("kb.yaml", KbInfo)
+    references_raw = read("bibliography.yaml", _Bibliography)
+    conditions_file = read("conditions.yaml", ConditionsFile)
+    variables: list[Variable] = []
+    for path in sorted((data_dir / "variables").glob("*.yaml")):
+        vf = read(f"variables/{path.name}", VariablesFile)
+        if vf is not None:
+            variables.extend(vf.variables)
+    tests_file = read("tests.yaml", TestsFile)
+    red_flags_file = read("red_flags.yaml", RedFlagsFile)
+    if problems:
+        raise KnowledgeBaseError("the knowledge base does not match its schema", problems)
+
+    references = references_raw.references
+    _check_references(conditions_file, variables, tests_file, red_flags_file, references, problems)
+    _check_cross(conditions_file, variables, tests_file, red_flags_file, problems)
+    if problems:
+        raise KnowledgeBaseError("the knowledge base is inconsistent", problems)
+
+    return _compile(info, digest.hexdigest()[:16], conditions_file, variables, tests_file, red_flags_file, references)
+
+
+class _Bibliography(BaseModel):
+    model_config = {"extra": "forbid"}
+    references: dict[str, Reference]
+
+
+def _all_provenance(
+    conditions: ConditionsFile, variables: list[Variable], tests: TestsFile
+) -> typing.Iterator[tuple[str, Provenance]]:
+    for c in conditions.conditions:
+        yield f"conditions.yaml: {c.id}.prior", c.prior_provenance
+    for v in variables:
+        for cond, entry in v.likelihoods.items():
+            for i, dist in enumerate(entry if isinstance(entry, list) else [entry]):
+                yield f"variables: {v.id}.{cond}[{i}]", dist
+    yield "tests.yaml: pregnancy_burden_factor", tests.pregnancy_provenance
+    for t in tests.tests:
+        yield f"tests.yaml: {t.id}.burden", t.burden_provenance
+
+
+def _check_references(conditions, variables, tests, red_flags, references, problems) -> None:
+    for where, prov in _all_provenance(conditions, variables, tests):
+        for ref in prov.refs:
+            if ref not in references:
+                problems.append(Problem(where, f"cites {ref!r}, which is not in bibliography.yaml"))
+    for rf in red_flags.red_flags:
+        for ref in rf.refs:
+            if ref not in references:
+                problems.append(Problem(f"red_flags.yaml: {rf.id}", f"cites {ref!r}, which is not in bibliography.yaml"))
+
+
+def _check_cross(conditions, variables, tests, red_flags, problems) -> None:
+    from hipdx.reasoning.encode import check_source  # the encoder owns the meaning of a source
+
+    ids = [c.id for c in conditions.conditions]
+    if len(set(ids)) != len(ids):
+        problems.append(Problem("conditions.yaml", "condition ids must be unique"))
+    total = sum(c.prior for c in conditions.conditions)
+    if abs(total - 1.0) > 1e-6:
+        problems.append(Problem("conditions.yaml", f"base priors sum to {total:g}, not 1"))
+    by_id: dict[str, Variable] = {}
+    for v in variables:
+        if v.id in by_id:
+            problems.append(Problem(f"variables: {v.id}", "defined twice"))
+        by_id[v.id] = v
+        extra = set(v.likelihoods) - set(ids) - {"default"}
+        if extra:
+            problems.append(Problem(f"variables: {v.id}", f"likelihoods for unknown condition(s) {sorted(extra)}"))
+        if "default" not in v.likelihoods:
+            missing = [c for c in ids if c not in v.likelihoods]
+            if missing:
+                problems.append(Problem(f"variables: {v.id}", f"no likelihood for {missing} and no default"))
+        for reason in check_source(v):
+            problems.append(Problem(f"variables: {v.id}.source", reason))
+    for t in tests.tests:
+        for var in t.reveals:
+            if var not in by_id:
+                problems.append(Problem(f"tests.yaml: {t.id}", f"reveals unknown variable {var!r}"))
+    for rf in red_flags.red_flags:
+        if rf.condition not in ids:
+            problems.append(Problem(f"red_flags.yaml: {rf.id}", f"unknown condition {rf.condition!r}"))
+        for trig in rf.triggers:
+            for var, states in trig.all_of.items():
+                if var not in by_id:
+                    problems.append(Problem(f"red_flags.yaml: {rf.id}", f"unknown variable {var!r}"))
+                    continue
+                allowed = set(by_id[var].states) | set(by_id[var].aggregates)
+                bad = set(states) - allowed
+                if bad:
+                    problems.append(Problem(f"red_flags.yaml: {rf.id}", f"{var} has no state(s) {sorted(bad)}"))
+
+
+def _full(dist: Distribution, states: list[str]) -> np.ndarray:
+    out = np.array([dist.p.get(s, np.nan) for s in states], dtype=float)
+    missing = np.isnan(out)
+    if missing.any():
+        out[missing] = 1.0 - np.nansum(out)
+    return out
+
+
+def _compile(info, digest, conditions_file, variables, tests_file, red_flags_file, references) -> KnowledgeBase:
+    rng = np.random.default_rng(_SEED)
+    conditions = conditions_file.conditions
+    ids = [c.id for c in conditions]
+    n_cond = len(ids)
+
+    prior = np.array([c.prior for c in conditions])
+    prior_n = np.array([c.prior_provenance.n for c in conditions])
+    # Dirichlet on the base prior with the smallest effective sample size of its parts
+    prior_samples = rng.dirichlet(prior * prior_n.min(), size=N_SAMPLES).clip(_FLOOR)
+    prior_samples /= prior_samples.sum(axis=1, keepdims=True)
+
+    log_rows: list[np.ndarray] = []
+    sample_rows: list[np.ndarray] = []
+    compiled: dict[str, CompiledVariable] = {}
+    outcome_log_p: dict[str, list[np.ndarray]] = {}
+
+    for index, v in enumerate(variables):
+        n_states = len(v.states)
+        n_bands = v.band_count()
+        probs = np.empty((n_bands, n_cond, n_states))
+        samples = np.empty((n_bands, N_SAMPLES, n_cond, n_states))
+        provenance: list[list[Distribution]] = []
+        for ci, cid in enumerate(ids):
+            entry = v.likelihoods.get(cid, v.likelihoods.get("default"))
+            entries = entry if isinstance(entry, list) else [entry] * n_bands
+            provenance.append(list(entries))
+            for b, dist in enumerate(entries):
+                p = _full(dist, v.states)
+                probs[b, ci] = p
+                draw = rng.dirichlet(np.maximum(p * dist.n, 0.05), size=N_SAMPLES).clip(_FLOOR)
+                samples[b, :, ci] = draw / draw.sum(axis=1, keepdims=True)
+        if n_bands > 1:  # time since onset not known: the mean over the bands
+            probs = np.concatenate([probs, probs.mean(axis=0, keepdims=True)])
+            samples = np.concatenate([samples, samples.mean(axis=0, keepdims=True)])
+
+        observables = {s: (s,) for s in v.states} | {a: tuple(m) for a, m in v.aggregates.items()}
+        keys: dict[tuple[int, str], int] = {}
+        for b in range(probs.shape[0]):
+            for name, members in observables.items():
+                idx = [v.states.index(m) for m in members]
+                keys[(b, name)] = len(log_rows)
+                log_rows.append(np.log(probs[b][:, idx].sum(axis=1)))
+                sample_rows.append(np.log(samples[b][:, :, idx].sum(axis=2)))
+        compiled[v.id] = CompiledVariable(v, index, probs, keys, observables, provenance)
+        outcome_log_p[v.id] = [_outcome_table(probs[b], rng) for b in range(probs.shape[0])]
+
+    # one padding row of zeros: "no observation"
+    log_rows.append(np.zeros(n_cond))
+    sample_rows.append(np.zeros((N_SAMPLES, n_cond)))
+    return KnowledgeBase(
+        info=info,
+        digest=digest,
+        population=conditions_file.population,
+        conditions=conditions,
+        variables=compiled,
+        tests=tests_file.tests,
+        red_flags=red_flags_file.red_flags,
+        references=references,
+        tests_file=tests_file,
+        prior=prior,
+        log_prior=np.log(prior),
+        log_prior_samples=np.log(prior_samples),
+        log_p=np.vstack(log_rows),
+        log_p_samples=np.stack(sample_rows),
+        outcome_log_p=outcome_log_p,
+    )
+
+
+def _outcome_table(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Stratified outcome draws per condition, scored under every condition.
+
+    ``probs`` is (conditions, states). Returns (conditions, outcomes, conditions): entry
+    [c, m, c'] is log P(outcome m drawn under c | c'). Quantiles are spread evenly and
+    shuffled per variable, so variables of one test combine like a Latin hypercube.
+    """
+    n_cond = probs.shape[0]
+    u = (np.arange(N_OUTCOMES) + 0.5) / N_OUTCOMES
+    u = rng.permutation(u)
+    cdf = np.cumsum(probs, axis=1)
+    cdf[:, -1] = 1.0
+    drawn = np.array([np.searchsorted(cdf[c], u, side="right") for c in range(n_cond)])  # (C, M)
+    drawn = np.minimum(drawn, probs.shape[1] - 1)
+    return np.log(probs[:, drawn]).transpose(1, 2, 0)  # probs[c', c, m] -> [c, m, c']

@@ -1,0 +1,269 @@
+"""Schema of the knowledge-base data files, checked when the base is loaded.
+
+The base is a folder of YAML files (``knowledge/data``):
+
+- ``kb.yaml``: version and scope of the base.
+- ``bibliography.yaml``: every publication a number cites.
+- ``conditions.yaml``: the conditions of the differential, their base priors and
+  must-not-miss status.
+- ``variables/*.yaml``: the findings (patient, clinical, laboratory, imaging), each one
+  variable with mutually exclusive states, and for each condition the probability of
+  each state, optionally by time since onset.
+- ``tests.yaml``: the tests hipdx can propose next, what they reveal and their burden.
+- ``red_flags.yaml``: must-not-miss rules evaluated whatever the probability.
+
+Every probability carries its provenance: ``basis`` is ``reported`` (a figure printed in
+the cited publication), ``derived`` (plain arithmetic on printed figures; ``note`` shows
+it) or ``estimate`` (a judgement; ``note`` gives the reasoning). ``n`` is the effective
+sample size: the study's denominator for reported and derived figures, a pseudo-count
+expressing confidence for estimates. The uncertainty of each number is sampled from a
+Beta/Dirichlet distribution with these parameters, and ``hipdx kb show`` prints the
+implied 90% range of every number.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_ID = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=60)]
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Basis(str, Enum):
+    reported = "reported"
+    derived = "derived"
+    estimate = "estimate"
+
+
+class Reference(_Data):
+    """One publication, cited by its key."""
+
+    authors: str | None = Field(default=None, description="None where the author list was not retrieved")
+    year: int = Field(ge=1900, le=2100)
+    title: str | None = Field(default=None, description="None where the exact title was not retrieved")
+    journal: str | None = None
+    volume_pages: str | None = None
+    pmid: str | None = Field(default=None, pattern=r"^\d{5,9}$")
+    doi: str | None = Field(default=None, pattern=r"^10\.\d{4,9}/\S+$")
+    url: str | None = None
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _locatable(self) -> Reference:
+        if not (self.pmid or self.doi or self.url):
+            raise ValueError("a reference needs a pmid, a doi or a url so a reader can find it")
+        return self
+
+
+class Provenance(_Data):
+    """Where a number comes from."""
+
+    basis: Basis
+    ref: str | list[str] | None = None
+    note: str | None = None
+    n: float = Field(gt=0, le=100000, description="effective sample size")
+
+    @model_validator(mode="after")
+    def _cited_or_reasoned(self) -> Provenance:
+        if self.basis in (Basis.reported, Basis.derived) and not self.ref:
+            raise ValueError(f"a {self.basis.value} number needs a ref")
+        if self.basis in (Basis.derived, Basis.estimate) and not self.note:
+            raise ValueError(f"a {self.basis.value} number needs a note with its derivation or reasoning")
+        return self
+
+    @property
+    def refs(self) -> list[str]:
+        if self.ref is None:
+            return []
+        return [self.ref] if isinstance(self.ref, str) else list(self.ref)
+
+
+class Distribution(Provenance):
+    """Probabilities of a variable's states under one condition.
+
+    ``p`` maps state to probability. One state may be left out; it takes the rest.
+    """
+
+    p: dict[str, float]
+
+    @field_validator("p")
+    @classmethod
+    def _probabilities(cls, p: dict[str, float]) -> dict[str, float]:
+        for state, value in p.items():
+            if not 0.0 < value < 1.0:
+                raise ValueError(f"probability of {state!r} must lie strictly between 0 and 1, not {value}")
+        return p
+
+
+class Condition(_Data):
+    id: _ID
+    name: str
+    short: str
+    description: str
+    must_not_miss: bool = False
+    includes: list[str] = []
+    icd10: list[str] = []
+    snomed: str | None = None
+    prior: Annotated[float, Field(gt=0, lt=1)]
+    prior_provenance: Provenance
+
+
+class ConditionsFile(_Data):
+    population: str
+    conditions: list[Condition]
+    prior_provenance_note: str
+
+
+class Source(_Data):
+    """How a variable's state is read from a case.
+
+    Exactly one of ``field`` (a dotted path in the case), ``imaging`` (modalities and a
+    finding of the most recent study reporting it) or ``computed`` (a named encoder in
+    :mod:`hipdx.reasoning.encode`).
+    """
+
+    field: str | None = None
+    imaging: list[str] | None = None
+    finding: str | None = None
+    computed: str | None = None
+    bins: list[tuple[str, float | None]] | None = Field(
+        default=None, description="[state, upper bound (exclusive) in the canonical unit, or null for the last bin]"
+    )
+    map: dict[str, str] | None = Field(default=None, description="case value -> state (or aggregate)")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Source:
+        kinds = [self.field is not None, self.imaging is not None, self.computed is not None]
+        if sum(kinds) != 1:
+            raise ValueError("a source has exactly one of field, imaging or computed")
+        if self.imaging is not None and not self.finding:
+            raise ValueError("an imaging source names its finding")
+        if self.bins:
+            bounds = [b for _, b in self.bins]
+            if bounds[-1] is not None or any(b is None for b in bounds[:-1]):
+                raise ValueError("bins: only the last bin is open (null upper bound)")
+            if any(a >= b for a, b in zip(bounds[:-2], bounds[1:-1])):
+                raise ValueError("bins: upper bounds must increase")
+        return self
+
+
+class Variable(_Data):
+    """One finding with mutually exclusive states and its probabilities under each condition."""
+
+    id: _ID
+    label: str
+    group: str = Field(pattern=r"^(patient|history|examination|laboratory|radiograph|mri|ct|bone_scan|imaging)$")
+    states: list[_ID] = Field(min_length=2)
+    aggregates: dict[str, list[str]] = Field(
+        default={}, description="a coarser observation: the union of several states"
+    )
+    source: Source
+    time_bands_days: list[float] = Field(
+        default=[], description="band boundaries on days from onset to the observation"
+    )
+    note: str | None = None
+    likelihoods: dict[str, Distribution | list[Distribution]]
+
+    @model_validator(mode="after")
+    def _shape(self) -> Variable:
+        if len(set(self.states)) != len(self.states):
+            raise ValueError("states must be unique")
+        for name, members in self.aggregates.items():
+            if name in self.states:
+                raise ValueError(f"aggregate {name!r} has the name of a state")
+            unknown = set(members) - set(self.states)
+            if unknown or len(members) < 2:
+                raise ValueError(f"aggregate {name!r} must list at least two known states, not {members}")
+        if any(a >= b for a, b in zip(self.time_bands_days, self.time_bands_days[1:])):
+            raise ValueError("time_bands_days must increase")
+        n_bands = len(self.time_bands_days) + 1
+        for condition, entry in self.likelihoods.items():
+            entries = entry if isinstance(entry, list) else [entry]
+            if isinstance(entry, list) and len(entry) != n_bands:
+                raise ValueError(f"{condition}: {len(entry)} time bands given, {n_bands} expected")
+            for dist in entries:
+                unknown = set(dist.p) - set(self.states)
+                if unknown:
+                    raise ValueError(f"{condition}: unknown state(s) {sorted(unknown)}")
+                missing = [s for s in self.states if s not in dist.p]
+                total = sum(dist.p.values())
+                if len(missing) > 1:
+                    raise ValueError(f"{condition}: more than one state left out: {missing}")
+                if not missing and abs(total - 1.0) > 1e-6:
+                    raise ValueError(f"{condition}: probabilities sum to {total:g}, not 1")
+                if missing and not total < 1.0:
+                    raise ValueError(f"{condition}: probabilities sum to {total:g}; nothing left for {missing[0]!r}")
+        return self
+
+    def band_count(self) -> int:
+        return len(self.time_bands_days) + 1
+
+
+class VariablesFile(_Data):
+    variables: list[Variable]
+
+
+class Test(_Data):
+    """A test hipdx can propose next."""
+
+    id: _ID
+    name: str
+    reveals: list[str] = Field(min_length=1)
+    burden: float = Field(gt=0, le=20, description="relative cost and burden; a plain radiograph is 1")
+    ionising_radiation: bool = False
+    gadolinium: bool = False
+    invasive: bool = False
+    modality: str | None = Field(
+        default=None,
+        pattern=r"^(radiograph|mri|ct|bone_scan)$",
+        description="the test counts as done when the case has a study of this modality",
+    )
+    contrast: bool = Field(default=False, description="with modality mri: done only by a contrast MRI")
+    note: str | None = None
+    burden_provenance: Provenance
+
+
+class TestsFile(_Data):
+    pregnancy_burden_factor: float = Field(gt=1, le=100)
+    burden_weight_bits: float = Field(gt=0, le=1, description="bits of expected information one burden unit costs")
+    tests: list[Test]
+    pregnancy_provenance: Provenance
+
+
+class Trigger(_Data):
+    """An observed state (or aggregate) of a variable, or a conjunction of them."""
+
+    all_of: dict[str, list[str]] = Field(min_length=1, description="variable -> states, all must hold")
+
+
+class RedFlag(_Data):
+    id: _ID
+    condition: str
+    urgency: str = Field(pattern=r"^(emergency|urgent|soon)$")
+    title: str
+    triggers: list[Trigger] = Field(min_length=1)
+    action: str
+    ref: str | list[str]
+    note: str | None = None
+
+    @property
+    def refs(self) -> list[str]:
+        return [self.ref] if isinstance(self.ref, str) else list(self.ref)
+
+
+class RedFlagsFile(_Data):
+    red_flags: list[RedFlag]
+
+
+class KbInfo(_Data):
+    name: str
+    version: str = Field(pattern=r"^\d{4}\.\d{1,2}\.\d+$")
+    scope: str
+    assumptions: list[str]
+    disclaimer: str

@@ -1,0 +1,276 @@
+"""From one :class:`~hipdx.case.Case` to one :class:`Assessment`. Pure: no I/O, no clock.
+
+The steps, in order: read the case's findings (``encode``), compute the posterior and
+its range (``differential``), evaluate the must-not-miss rules (``red_flags``), explain
+the leading conditions, and propose the next tests (``information``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import numpy as np
+
+from hipdx import __version__
+from hipdx.case import Case, Modality
+from hipdx.case.model import PregnancyStatus, Trauma
+from hipdx.case.parse import days_since_onset
+from hipdx.knowledge.base import N_SAMPLES, KnowledgeBase
+from hipdx.knowledge.schema import Test
+from hipdx.reasoning.assessment import (
+    Assessment,
+    ConditionExplanation,
+    Contribution,
+    DifferentialItem,
+    Explanation,
+    MissingFinding,
+    NextTest,
+    Provenance,
+)
+from hipdx.reasoning.differential import (
+    likelihood_ratios,
+    observation_keys,
+    posterior,
+    posterior_range,
+)
+from hipdx.reasoning.encode import CaseEncoder, Observation
+from hipdx.reasoning.information import test_burden, test_information, variable_information
+from hipdx.reasoning.red_flags import evaluate_red_flags
+
+#: How many conditions are explained, missing findings listed and tests proposed.
+N_EXPLAINED = 3
+N_MISSING = 5
+N_TESTS = 4
+#: Tests expected to give less than this (bits) are not proposed.
+MIN_TEST_BITS = 0.02
+
+_ENCODERS: dict[str, CaseEncoder] = {}
+
+
+def encoder_for(kb: KnowledgeBase) -> CaseEncoder:
+    """The case encoder of a knowledge base (built once per base)."""
+    enc = _ENCODERS.get(kb.digest)
+    if enc is None:
+        enc = _ENCODERS[kb.digest] = CaseEncoder([v.spec for v in kb.variables.values()])
+    return enc
+
+
+def assess(case: Case, kb: KnowledgeBase, today: dt.date) -> Assessment:
+    """Assess one case.
+
+    Parameters
+    ----------
+    case
+        A validated case.
+    kb
+        The compiled knowledge base (:func:`hipdx.knowledge.load_knowledge_base`).
+    today
+        The date the assessment is made, used only when the case gives dates but no
+        ``assessed_on``.
+
+    Examples
+    --------
+    >>> from hipdx.knowledge import load_knowledge_base
+    >>> a = assess(Case(age_years=44, sex="male"), load_knowledge_base(), dt.date(2026, 1, 1))
+    >>> a.differential[0].id in {c.id for c in load_knowledge_base().conditions}
+    True
+    """
+    observations = encoder_for(kb).encode(case, today)
+    keys = observation_keys(kb, observations)
+    days_now = days_since_onset(case, today)
+    ids = kb.condition_ids
+
+    patient_mask = np.array([kb.variables[o.variable].spec.group == "patient" for o in observations], dtype=bool)
+    patient_prior = posterior(kb, keys[patient_mask])
+    post = posterior(kb, keys)
+    ranges = posterior_range(kb, keys)
+    order = np.argsort(-post, kind="stable")
+
+    differential = [
+        DifferentialItem(
+            id=ids[i],
+            name=kb.conditions[i].name,
+            short=kb.conditions[i].short,
+            probability=round(float(post[i]), 4),
+            range=(round(float(ranges[i, 0]), 4), round(float(ranges[i, 1]), 4)),
+            prior=round(float(kb.prior[i]), 4),
+            patient_prior=round(float(patient_prior[i]), 4),
+            must_not_miss=kb.conditions[i].must_not_miss,
+        )
+        for i in order
+    ]
+    observed = {o.variable for o in observations}
+    missing_vars = [v for v in kb.variables if v not in observed]
+    explanation = Explanation(
+        leading=[_explain(kb, observations, keys, int(i), post, patient_prior) for i in order[:N_EXPLAINED]],
+        missing_that_matter=_missing(kb, post, missing_vars, days_now),
+    )
+    pregnant = case.pregnancy.status is PregnancyStatus.pregnant
+    return Assessment(
+        case_id=case.id,
+        disclaimer=kb.info.disclaimer.strip(),
+        differential=differential,
+        red_flags=evaluate_red_flags(kb, observations, post),
+        explanation=explanation,
+        next_tests=_next_tests(kb, case, post, observed, days_now, pregnant),
+        uncertainty=_uncertainty(kb, differential, len(observations)),
+        warnings=_warnings(case, observations, days_now),
+        provenance=Provenance(
+            hipdx_version=__version__,
+            knowledge_base=kb.info.name,
+            knowledge_base_version=kb.version,
+            knowledge_base_digest=kb.digest,
+            population=kb.population.strip(),
+            inputs_used=sorted({field for o in observations for field in o.inputs}),
+            inputs_missing=missing_vars,
+            days_since_onset=days_now,
+            assumptions=list(kb.info.assumptions),
+            n_uncertainty_samples=N_SAMPLES,
+        ),
+    )
+
+
+def _contribution(kb: KnowledgeBase, obs: Observation, key: int, ci: int) -> Contribution:
+    var = kb.variables[obs.variable]
+    lr = float(likelihood_ratios(kb, key)[ci])
+    log10 = float(np.log10(lr))
+    band = min(var.band(obs.days), var.n_bands - 1)
+    dist = var.provenance[ci][band]
+    return Contribution(
+        variable=obs.variable,
+        label=var.spec.label,
+        group=var.spec.group,
+        observed=obs.state,
+        likelihood_ratio=round(lr, 3),
+        log10_lr=round(log10, 3),
+        direction="for" if log10 > 0.05 else "against" if log10 < -0.05 else "neutral",
+        basis=dist.basis.value,
+        refs=dist.refs,
+        days_since_onset=obs.days,
+    )
+
+
+def _explain(
+    kb: KnowledgeBase,
+    observations: Sequence[Observation],
+    keys: np.ndarray,
+    ci: int,
+    post: np.ndarray,
+    patient_prior: np.ndarray,
+) -> ConditionExplanation:
+    contributions = [_contribution(kb, o, int(k), ci) for o, k in zip(observations, keys)]
+    by_weight = sorted(contributions, key=lambda c: -abs(c.log10_lr))
+    return ConditionExplanation(
+        condition=kb.conditions[ci].id,
+        name=kb.conditions[ci].name,
+        probability=round(float(post[ci]), 4),
+        prior=round(float(kb.prior[ci]), 4),
+        patient_prior=round(float(patient_prior[ci]), 4),
+        patient_factors=[c for c in by_weight if c.group == "patient"],
+        findings=[c for c in by_weight if c.group != "patient"],
+    )
+
+
+def _revealing_tests(kb: KnowledgeBase, variable: str) -> list[str]:
+    group = kb.variables[variable].spec.group
+    tests = [t.id for t in kb.tests if variable in t.reveals]
+    if group in ("patient", "history"):
+        return ["history"] + tests
+    if group == "examination":
+        return ["examination"] + tests
+    return tests
+
+
+def _missing(kb: KnowledgeBase, post: np.ndarray, missing: list[str], days: float | None) -> list[MissingFinding]:
+    scored = [(variable_information(kb, post, v, days), v) for v in missing]
+    scored.sort(key=lambda x: -x[0])
+    return [
+        MissingFinding(
+            variable=v,
+            label=kb.variables[v].spec.label,
+            expected_information_bits=round(bits, 4),
+            obtained_by=_revealing_tests(kb, v),
+        )
+        for bits, v in scored[:N_MISSING]
+        if bits > 1e-3
+    ]
+
+
+def _done(test: Test, case: Case) -> bool:
+    if test.modality is None:
+        return False
+    modality = Modality(test.modality)
+    return any(s.modality is modality and (s.contrast or not test.contrast) for s in case.imaging)
+
+
+def _next_tests(
+    kb: KnowledgeBase, case: Case, post: np.ndarray, observed: set[str], days: float | None, pregnant: bool
+) -> list[NextTest]:
+    proposals = []
+    weight = kb.tests_file.burden_weight_bits
+    for test in kb.tests:
+        unknown = [v for v in test.reveals if v not in observed]
+        if not unknown or _done(test, case):
+            continue
+        bits, shift = test_information(kb, post, unknown, days)
+        if bits < MIN_TEST_BITS:
+            continue
+        burden, warnings = test_burden(kb, test, pregnant)
+        proposals.append((bits - weight * burden, test, bits, burden, warnings, shift))
+    proposals.sort(key=lambda p: -p[0])
+    out = []
+    for score, test, bits, burden, warnings, shift in proposals[:N_TESTS]:
+        movers = [kb.conditions[i] for i in np.argsort(-shift)[:2] if shift[i] > 0.01]
+        moved = " and ".join(f"{c.short} (now {post[kb.condition_ids.index(c.id)]:.0%})" for c in movers)
+        reason = f"Expected to remove {bits:.2f} bits of diagnostic uncertainty"
+        reason += f"; would most change the probability of {moved}." if moved else "."
+        out.append(
+            NextTest(
+                id=test.id,
+                name=test.name,
+                expected_information_bits=round(bits, 4),
+                burden=round(burden, 3),
+                score=round(score, 4),
+                reason=reason,
+                warnings=warnings,
+            )
+        )
+    return out
+
+
+def _uncertainty(kb: KnowledgeBase, differential: list[DifferentialItem], n_observations: int) -> str:
+    first, second = differential[0], differential[1]
+    low, high = first.range
+    if low > second.range[1]:
+        lead = f"{first.short} leads clearly: {first.probability:.0%} (range {low:.0%}-{high:.0%})."
+    else:
+        lead = (
+            f"{first.short} ({first.probability:.0%}, range {low:.0%}-{high:.0%}) is not separated from "
+            f"{second.short} ({second.probability:.0%}, range {second.range[0]:.0%}-{second.range[1]:.0%})."
+        )
+    counts = kb.provenance_counts()
+    total = sum(counts.values())
+    return (
+        f"{lead} Based on {n_observations} known findings; {counts['estimate']} of the base's "
+        f"{total} numbers are estimates, so treat the figures as a ranking, not as calibrated risks."
+    )
+
+
+def _warnings(case: Case, observations: Sequence[Observation], days: float | None) -> list[str]:
+    out = []
+    if case.age_years is not None and case.age_years < 16:
+        out.append(
+            "The patient is under 16: hipdx is built for adults; in children consider transient synovitis, "
+            "Perthes disease, slipped capital femoral epiphysis and the Kocher criteria."
+        )
+    if case.trauma is Trauma.major:
+        out.append("Major trauma is outside the scope of hipdx: manage as an injury first.")
+    if not case.imaging:
+        out.append("No imaging yet: the differential rests on history, examination and laboratory findings only.")
+    edema = next((o for o in observations if o.variable == "mri_edema"), None)
+    if edema is not None and edema.state == "none" and edema.days is not None and edema.days < 2:
+        out.append("MRI within 48 h of onset can miss bone marrow edema; repeat it if pain persists.")
+    if days is None:
+        out.append("Time since onset is not known: time-dependent findings are weighed as if the time were unknown.")
+    return out

@@ -1,0 +1,109 @@
+"""The assessment: everything the core concludes about one case, ready to render.
+
+Every way out (terminal, JSON, REST, CDS cards, FHIR, reports) renders this one object.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class DifferentialItem(_Out):
+    id: str
+    name: str
+    short: str
+    probability: float = Field(description="posterior probability with the knowledge base's point numbers")
+    range: tuple[float, float] = Field(
+        description="5th-95th percentile of the probability when every number is sampled from its uncertainty"
+    )
+    prior: float = Field(description="base prior in the reference population")
+    patient_prior: float = Field(description="prior for this patient: after age, sex, pregnancy and risk factors")
+    must_not_miss: bool
+
+
+class Contribution(_Out):
+    """What one observed finding does to one condition."""
+
+    variable: str
+    label: str
+    group: str
+    observed: str
+    likelihood_ratio: float = Field(description="P(finding | condition) / P(finding | other conditions)")
+    log10_lr: float
+    direction: str = Field(description="'for', 'against' or 'neutral'")
+    basis: str = Field(description="reported, derived or estimate")
+    refs: list[str]
+    days_since_onset: float | None = None
+
+
+class ConditionExplanation(_Out):
+    condition: str
+    name: str
+    probability: float
+    prior: float
+    patient_prior: float
+    patient_factors: list[Contribution] = Field(description="age, sex, pregnancy and risk factors")
+    findings: list[Contribution] = Field(description="history, examination, laboratory and imaging")
+
+
+class MissingFinding(_Out):
+    variable: str
+    label: str
+    expected_information_bits: float
+    obtained_by: list[str] = Field(description="tests that would reveal it")
+
+
+class Explanation(_Out):
+    leading: list[ConditionExplanation]
+    missing_that_matter: list[MissingFinding]
+
+
+class RedFlagHit(_Out):
+    id: str
+    condition: str
+    condition_name: str
+    urgency: str
+    title: str
+    triggered_by: list[str] = Field(description="the findings that met the rule, as variable = state")
+    action: str
+    refs: list[str]
+    condition_probability: float
+
+
+class NextTest(_Out):
+    id: str
+    name: str
+    expected_information_bits: float
+    burden: float
+    score: float = Field(description="expected information minus weighted burden; higher is better")
+    reason: str
+    warnings: list[str]
+
+
+class Provenance(_Out):
+    hipdx_version: str
+    knowledge_base: str
+    knowledge_base_version: str
+    knowledge_base_digest: str
+    population: str
+    inputs_used: list[str]
+    inputs_missing: list[str] = Field(description="variables of the model not known for this case")
+    days_since_onset: float | None
+    assumptions: list[str]
+    n_uncertainty_samples: int
+
+
+class Assessment(_Out):
+    case_id: str | None
+    disclaimer: str
+    differential: list[DifferentialItem] = Field(description="most probable first")
+    red_flags: list[RedFlagHit] = Field(description="must-not-miss rules met, most urgent first")
+    explanation: Explanation
+    next_tests: list[NextTest] = Field(description="best first")
+    uncertainty: str = Field(description="a sentence on how sure the model is, in words")
+    warnings: list[str]
+    provenance: Provenance
