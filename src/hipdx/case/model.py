@@ -404,6 +404,7 @@ class Case(_Strict):
 
     schema_version: Literal["1"] = "1"
     id: str | None = Field(default=None, max_length=200)
+    note: str | None = Field(default=None, max_length=5000, description="Free-text summary; not used by the reasoning")
     assessed_on: dt.date | None = Field(default=None, description="Date of assessment; dates are counted from here")
     age_years: float | None = Field(default=None, ge=0, le=120)
     sex: Sex = Sex.unknown
