@@ -17,6 +17,8 @@ Draws use a fixed seed, so an assessment is reproducible.
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import hashlib
 import typing
 from dataclasses import dataclass, field
@@ -46,7 +48,7 @@ from hipdx.knowledge.schema import (
 )
 
 N_SAMPLES = 200
-N_OUTCOMES = 48
+N_OUTCOMES = 32
 _SEED = 20261125
 #: Dirichlet draws never go below this, so a sampled log-probability stays finite.
 _FLOOR = 1e-4
@@ -67,6 +69,8 @@ class CompiledVariable:
     observables: dict[str, tuple[str, ...]]
     #: provenance per condition and band (condition ids in base order)
     provenance: list[list[Distribution]]
+    #: band -> row of the knowledge base's padded ``info_probs`` table
+    info_rows: tuple[int, ...] = ()
 
     @property
     def id(self) -> str:
@@ -78,9 +82,12 @@ class CompiledVariable:
 
     def band(self, days: float | None) -> int:
         """Index of the time band for ``days`` since onset; None gives the mixture band."""
-        if days is None or not self.spec.time_bands_days:
-            return self.n_bands if self.spec.time_bands_days else 0
-        return int(np.searchsorted(self.spec.time_bands_days, days, side="right"))
+        bounds = self.spec.time_bands_days
+        if not bounds:
+            return 0
+        if days is None:
+            return len(bounds) + 1
+        return bisect.bisect_right(bounds, days)
 
 
 @dataclass(frozen=True)
@@ -101,9 +108,14 @@ class KnowledgeBase:
     log_prior_samples: np.ndarray
     log_p: np.ndarray
     log_p_samples: np.ndarray
-    #: variable id -> band -> (conditions, outcomes, conditions) log P(outcome m drawn
-    #: under condition c | condition c')
+    #: variable id -> band -> (conditions c', conditions c, outcomes m): log P(outcome m
+    #: drawn under condition c | condition c')
     outcome_log_p: dict[str, list[np.ndarray]] = field(repr=False)
+    #: (variable bands, conditions, max states): every variable's point probabilities,
+    #: zero-padded, and their logs (0 where padded), for the information of missing findings
+    info_probs: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 0, 0)))
+    info_log_probs: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 0, 0)))
+    counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def condition_ids(self) -> list[str]:
@@ -120,15 +132,22 @@ class KnowledgeBase:
         raise KeyError(condition_id)
 
     def provenance_counts(self) -> dict[str, int]:
-        """How many numbers of the base are reported, derived or estimated."""
-        counts = {b.value: 0 for b in Basis}
-        for c in self.conditions:
-            counts[c.prior_provenance.basis.value] += 1
-        for var in self.variables.values():
-            for per_condition in var.provenance:
-                for dist in per_condition:
-                    counts[dist.basis.value] += len(var.spec.states) - 1
-        return counts
+        """How many numbers of the base are reported, derived or estimated.
+
+        A distribution over k states counts as k - 1 numbers (the last is the rest).
+        """
+        return dict(self.counts)
+
+
+def _count_provenance(conditions: list[Condition], variables: dict[str, CompiledVariable]) -> dict[str, int]:
+    counts = {b.value: 0 for b in Basis}
+    for c in conditions:
+        counts[c.prior_provenance.basis.value] += 1
+    for var in variables.values():
+        for per_condition in var.provenance:
+            for dist in per_condition:
+                counts[dist.basis.value] += len(var.spec.states) - 1
+    return counts
 
 
 def default_data_dir() -> Path:
@@ -314,6 +333,7 @@ def _compile(info, digest, conditions_file, variables, tests_file, red_flags_fil
         compiled[v.id] = CompiledVariable(v, index, probs, keys, observables, provenance)
         outcome_log_p[v.id] = [_outcome_table(probs[b], rng) for b in range(probs.shape[0])]
 
+    info_probs, info_log_probs, compiled = _info_tables(compiled, n_cond)
     # one padding row of zeros: "no observation"
     log_rows.append(np.zeros(n_cond))
     sample_rows.append(np.zeros((N_SAMPLES, n_cond)))
@@ -329,19 +349,43 @@ def _compile(info, digest, conditions_file, variables, tests_file, red_flags_fil
         tests_file=tests_file,
         prior=prior,
         log_prior=np.log(prior),
-        log_prior_samples=np.log(prior_samples),
+        log_prior_samples=np.log(prior_samples).astype(np.float32),
         log_p=np.vstack(log_rows),
-        log_p_samples=np.stack(sample_rows),
+        log_p_samples=np.stack(sample_rows).astype(np.float32),  # ranges need no more precision
         outcome_log_p=outcome_log_p,
+        info_probs=info_probs,
+        info_log_probs=info_log_probs,
+        counts=_count_provenance(conditions, compiled),
     )
+
+
+def _info_tables(
+    compiled: dict[str, CompiledVariable], n_cond: int
+) -> tuple[np.ndarray, np.ndarray, dict[str, CompiledVariable]]:
+    """Stack every (variable, band) probability table, zero-padded to the widest variable."""
+    width = max(len(v.spec.states) for v in compiled.values())
+    rows: list[np.ndarray] = []
+    out: dict[str, CompiledVariable] = {}
+    for vid, var in compiled.items():
+        start = len(rows)
+        for band_probs in var.probs:
+            padded = np.zeros((n_cond, width))
+            padded[:, : band_probs.shape[1]] = band_probs
+            rows.append(padded)
+        out[vid] = dataclasses.replace(var, info_rows=tuple(range(start, len(rows))))
+    probs = np.stack(rows)
+    with np.errstate(divide="ignore"):
+        log_probs = np.where(probs > 0, np.log(np.where(probs > 0, probs, 1.0)), 0.0)
+    return probs, log_probs, out
 
 
 def _outcome_table(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Stratified outcome draws per condition, scored under every condition.
 
-    ``probs`` is (conditions, states). Returns (conditions, outcomes, conditions): entry
-    [c, m, c'] is log P(outcome m drawn under c | c'). Quantiles are spread evenly and
-    shuffled per variable, so variables of one test combine like a Latin hypercube.
+    ``probs`` is (conditions, states). Returns (conditions, conditions, outcomes): entry
+    [c', c, m] is log P(outcome m drawn under c | c'). Quantiles are spread evenly and
+    shuffled per variable, so variables of one test combine like a Latin hypercube. The
+    scoring condition comes first so that sums over it are fast.
     """
     n_cond = probs.shape[0]
     u = (np.arange(N_OUTCOMES) + 0.5) / N_OUTCOMES
@@ -350,4 +394,5 @@ def _outcome_table(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     cdf[:, -1] = 1.0
     drawn = np.array([np.searchsorted(cdf[c], u, side="right") for c in range(n_cond)])  # (C, M)
     drawn = np.minimum(drawn, probs.shape[1] - 1)
-    return np.log(probs[:, drawn]).transpose(1, 2, 0)  # probs[c', c, m] -> [c, m, c']
+    # float32: these tables are stacked per assessment; half the memory traffic, ample precision
+    return np.ascontiguousarray(np.log(probs[:, drawn]), dtype=np.float32)  # [c', c, m]

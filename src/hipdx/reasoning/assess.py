@@ -101,9 +101,10 @@ def assess(case: Case, kb: KnowledgeBase, today: dt.date) -> Assessment:
         for i in order
     ]
     observed = {o.variable for o in observations}
+    ratios = likelihood_ratios(kb, keys)
     missing_vars = [v for v in kb.variables if v not in observed]
     explanation = Explanation(
-        leading=[_explain(kb, observations, keys, int(i), post, patient_prior) for i in order[:N_EXPLAINED]],
+        leading=[_explain(kb, observations, ratios, int(i), post, patient_prior) for i in order[:N_EXPLAINED]],
         missing_that_matter=_missing(kb, post, missing_vars, days_now),
     )
     pregnant = case.pregnancy.status is PregnancyStatus.pregnant
@@ -131,44 +132,44 @@ def assess(case: Case, kb: KnowledgeBase, today: dt.date) -> Assessment:
     )
 
 
-def _contribution(kb: KnowledgeBase, obs: Observation, key: int, ci: int) -> Contribution:
-    var = kb.variables[obs.variable]
-    lr = float(likelihood_ratios(kb, key)[ci])
-    log10 = float(np.log10(lr))
-    band = min(var.band(obs.days), var.n_bands - 1)
-    dist = var.provenance[ci][band]
-    return Contribution(
-        variable=obs.variable,
-        label=var.spec.label,
-        group=var.spec.group,
-        observed=obs.state,
-        likelihood_ratio=round(lr, 3),
-        log10_lr=round(log10, 3),
-        direction="for" if log10 > 0.05 else "against" if log10 < -0.05 else "neutral",
-        basis=dist.basis.value,
-        refs=dist.refs,
-        days_since_onset=obs.days,
-    )
-
-
 def _explain(
     kb: KnowledgeBase,
     observations: Sequence[Observation],
-    keys: np.ndarray,
+    ratios: np.ndarray,
     ci: int,
     post: np.ndarray,
     patient_prior: np.ndarray,
 ) -> ConditionExplanation:
-    contributions = [_contribution(kb, o, int(k), ci) for o, k in zip(observations, keys)]
-    by_weight = sorted(contributions, key=lambda c: -abs(c.log10_lr))
+    """Each finding's likelihood ratio for one condition, strongest first."""
+    lrs = ratios[:, ci].tolist()
+    log10s = np.log10(ratios[:, ci]).tolist()
+    contributions = []
+    for obs, lr, log10 in zip(observations, lrs, log10s):
+        var = kb.variables[obs.variable]
+        dist = var.provenance[ci][min(var.band(obs.days), var.n_bands - 1)]
+        contributions.append(
+            Contribution(
+                variable=obs.variable,
+                label=var.spec.label,
+                group=var.spec.group,
+                observed=obs.state,
+                likelihood_ratio=round(lr, 3),
+                log10_lr=round(log10, 3),
+                direction="for" if log10 > 0.05 else "against" if log10 < -0.05 else "neutral",
+                basis=dist.basis.value,
+                refs=dist.refs,
+                days_since_onset=obs.days,
+            )
+        )
+    contributions.sort(key=lambda c: -abs(c.log10_lr))
     return ConditionExplanation(
         condition=kb.conditions[ci].id,
         name=kb.conditions[ci].name,
         probability=round(float(post[ci]), 4),
         prior=round(float(kb.prior[ci]), 4),
         patient_prior=round(float(patient_prior[ci]), 4),
-        patient_factors=[c for c in by_weight if c.group == "patient"],
-        findings=[c for c in by_weight if c.group != "patient"],
+        patient_factors=[c for c in contributions if c.group == "patient"],
+        findings=[c for c in contributions if c.group != "patient"],
     )
 
 
@@ -183,8 +184,8 @@ def _revealing_tests(kb: KnowledgeBase, variable: str) -> list[str]:
 
 
 def _missing(kb: KnowledgeBase, post: np.ndarray, missing: list[str], days: float | None) -> list[MissingFinding]:
-    scored = [(variable_information(kb, post, v, days), v) for v in missing]
-    scored.sort(key=lambda x: -x[0])
+    bits = variable_information(kb, post, missing, days)
+    scored = sorted(zip(bits.tolist(), missing), key=lambda x: -x[0])
     return [
         MissingFinding(
             variable=v,
@@ -209,11 +210,13 @@ def _next_tests(
 ) -> list[NextTest]:
     proposals = []
     weight = kb.tests_file.burden_weight_bits
+    candidates = []
     for test in kb.tests:
-        unknown = [v for v in test.reveals if v not in observed]
-        if not unknown or _done(test, case):
-            continue
-        bits, shift = test_information(kb, post, unknown, days)
+        unknown = tuple(sorted(v for v in test.reveals if v not in observed))
+        if unknown and not _done(test, case):
+            candidates.append((test, unknown))
+    bits_all, shift_all = test_information(kb, post, [u for _, u in candidates], days)
+    for (test, _), bits, shift in zip(candidates, bits_all.tolist(), shift_all):
         if bits < MIN_TEST_BITS:
             continue
         burden, warnings = test_burden(kb, test, pregnant)

@@ -31,21 +31,22 @@ def posterior(kb: KnowledgeBase, keys: np.ndarray) -> np.ndarray:
     return softmax(kb.log_prior + kb.log_p[keys].sum(axis=0))
 
 
-def posterior_range(kb: KnowledgeBase, keys: np.ndarray, low: float = 5.0, high: float = 95.0) -> np.ndarray:
-    """(conditions, 2): percentiles of the posterior over the sampled knowledge bases."""
-    samples = softmax(kb.log_prior_samples + kb.log_p_samples[keys].sum(axis=0))
-    return np.percentile(samples, [low, high], axis=0).T
+def posterior_range(kb: KnowledgeBase, keys: np.ndarray, low: float = 0.05, high: float = 0.95) -> np.ndarray:
+    """(conditions, 2): the low and high quantiles of the posterior over the sampled bases."""
+    samples = np.sort(softmax(kb.log_prior_samples + kb.log_p_samples[keys].sum(axis=0)), axis=0)
+    last = samples.shape[0] - 1
+    return samples[[round(low * last), round(high * last)]].T
 
 
-def likelihood_ratios(kb: KnowledgeBase, key: int) -> np.ndarray:
-    """For one observation, P(obs | c) / P(obs | not c) for every condition c.
+def likelihood_ratios(kb: KnowledgeBase, keys: np.ndarray) -> np.ndarray:
+    """(observations, conditions): P(obs | c) / P(obs | not c) for every observation and condition.
 
     'Not c' weighs the other conditions by their base prior, so a ratio does not depend
     on the order in which findings are read or on the other findings of the case.
     """
-    like = np.exp(kb.log_p[key])
+    like = np.exp(kb.log_p[keys])
     weighted = kb.prior * like
-    others = (weighted.sum() - weighted) / (kb.prior.sum() - kb.prior)
+    others = (weighted.sum(axis=1, keepdims=True) - weighted) / (kb.prior.sum() - kb.prior)
     return like / others
 
 
