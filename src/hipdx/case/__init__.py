@@ -2,6 +2,7 @@
 
 from hipdx.case.model import (
     Case,
+    Comorbidities,
     ContrastPattern,
     Corticosteroids,
     EdemaExtent,
@@ -24,11 +25,14 @@ from hipdx.case.model import (
     Side,
     Trauma,
     Uptake,
+    Visit,
+    Walking,
 )
 from hipdx.case.parse import days_since_onset, parse_case, study_days_since_onset
 
 __all__ = [
     "Case",
+    "Comorbidities",
     "ContrastPattern",
     "Corticosteroids",
     "EdemaExtent",
@@ -51,6 +55,8 @@ __all__ = [
     "Side",
     "Trauma",
     "Uptake",
+    "Visit",
+    "Walking",
     "days_since_onset",
     "parse_case",
     "study_days_since_onset",

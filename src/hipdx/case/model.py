@@ -124,6 +124,16 @@ class FractureSide(str, Enum):
     unknown = "unknown"
 
 
+class Walking(str, Enum):
+    """Walking ability at a visit."""
+
+    normal = "normal"
+    limp = "limp"
+    walking_aids = "walking_aids"
+    unable = "unable"
+    unknown = "unknown"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False, str_strip_whitespace=True)
 
@@ -276,6 +286,23 @@ class RiskFactors(_Strict):
     )
 
 
+class Comorbidities(_Strict):
+    """Conditions that decide whether a treatment is safe (drug labels and guidelines)."""
+
+    coronary_heart_disease: Presence = Field(default=_U, description="Severe coronary heart disease or unstable angina")
+    recent_myocardial_infarction: Presence = Field(default=_U, description="Myocardial infarction in the last 6 months")
+    heart_failure: Presence = Field(default=_U, description="Congestive heart failure, NYHA II-IV")
+    severe_arrhythmia: Presence = _U
+    recent_stroke_or_tia: Presence = Field(default=_U, description="Stroke or TIA in the last 3 months")
+    bleeding_risk: Presence = Field(default=_U, description="Active peptic ulcer, recent haemorrhage or bleeding disorder")
+    hepatic_impairment: Presence = _U
+    hyperparathyroidism: Presence = _U
+    paget_disease: Presence = _U
+    skeletal_radiation: Presence = Field(default=_U, description="Previous external-beam or implant radiation to the skeleton")
+    bisphosphonate_hypersensitivity: Presence = _U
+    pending_dental_surgery: Presence = Field(default=_U, description="Planned invasive dental work (osteonecrosis of the jaw risk)")
+
+
 _XR_CT = frozenset({Modality.radiograph, Modality.ct})
 _MRI = frozenset({Modality.mri})
 _STRUCTURAL = frozenset({Modality.radiograph, Modality.ct, Modality.mri})
@@ -293,6 +320,8 @@ FINDING_MODALITIES: dict[str, frozenset[Modality]] = {
     "femoral_neck_fracture_line": _STRUCTURAL,
     "femoral_neck_fracture_side": _STRUCTURAL,
     "fracture_displaced": _STRUCTURAL,
+    "femoral_neck_fracture_width_percent": _STRUCTURAL,
+    "necrotic_extent_percent": _STRUCTURAL,
     "subchondral_fracture_line": _STRUCTURAL,
     "focal_lesion": _STRUCTURAL,
     "edema": _MRI,
@@ -326,6 +355,12 @@ class ImagingFindings(_Strict):
     femoral_neck_fracture_line: Presence = _U
     femoral_neck_fracture_side: FractureSide = FractureSide.unknown
     fracture_displaced: Presence = _U
+    femoral_neck_fracture_width_percent: float | None = Field(
+        default=None, ge=0, le=100, description="Length of a neck fracture line as a percentage of the neck width"
+    )
+    necrotic_extent_percent: float | None = Field(
+        default=None, ge=0, le=100, description="Share of the femoral head occupied by a necrotic segment"
+    )
     subchondral_fracture_line: Presence = _U
     focal_lesion: Presence = Field(default=_U, description="Lytic, sclerotic or marrow-replacing focal lesion")
     # MRI
@@ -392,6 +427,28 @@ class ImagingStudy(_Strict):
         return self
 
 
+class Visit(_Strict):
+    """One dated follow-up visit of the episode, for comparing the course with the expected one."""
+
+    date: dt.date | None = None
+    days_since_onset: float | None = Field(default=None, ge=0, le=3650)
+    pain_0_10: float | None = Field(default=None, ge=0, le=10)
+    walking: Walking = Walking.unknown
+    range_of_motion: RangeOfMotion = RangeOfMotion.unknown
+    edema_extent: EdemaExtent = EdemaExtent.unknown
+    edema_volume_ml: float | None = Field(default=None, ge=0, le=500)
+    bmd_t_score: float | None = Field(default=None, ge=-8.0, le=6.0)
+    new_joint_pain: Presence = Field(default=_U, description="New pain in another joint since the last visit")
+    new_joint_site: str | None = Field(default=None, max_length=100)
+    note: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _one_time(self) -> Visit:
+        if (self.date is None) == (self.days_since_onset is None):
+            raise ValueError("days_since_onset: give exactly one of date or days_since_onset")
+        return self
+
+
 class Case(_Strict):
     """Everything hipdx is told about one patient; the single input of the reasoning core.
 
@@ -420,8 +477,11 @@ class Case(_Strict):
     systemic_symptoms: Presence = Field(default=_U, description="Weight loss, night sweats or malaise")
     morning_stiffness: Presence = Field(default=_U, description="Morning stiffness longer than 30 minutes")
     risk_factors: RiskFactors = RiskFactors()
+    comorbidities: Comorbidities = Comorbidities()
+    systolic_bp_mmhg: float | None = Field(default=None, ge=40, le=300)
     labs: Labs = Labs()
     imaging: Annotated[list[ImagingStudy], Field(max_length=50)] = []
+    visits: Annotated[list[Visit], Field(max_length=200)] = []
 
     @field_validator("id")
     @classmethod
