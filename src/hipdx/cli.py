@@ -1,0 +1,361 @@
+"""The command line: ``hipdx assess``, ``schema``, ``kb check``, ``kb show``, ``demo``, ``evaluate``.
+
+An adapter at the edge: it reads files, reads the clock (``--today``), loads the
+knowledge base, calls the pure core and prints what a renderer returns. Every error
+leaves as one clear message on stderr and a non-zero exit code, never a traceback:
+
+====================================  =========================================
+error                                 exit code
+====================================  =========================================
+usage (bad option or value)           2
+a file that cannot be read            2 (``cannot read FILE: reason``)
+:class:`~hipdx.errors.HipdxError`     its ``exit_code`` (input 2, knowledge base 3)
+anything unexpected                   70 (``internal error: ... (please report)``)
+====================================  =========================================
+
+hipdx supports a clinician's decision; it does not replace it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from datetime import date, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperCommand
+
+from hipdx import __version__
+from hipdx.case import Case, parse_case
+from hipdx.errors import HipdxError, InputError
+from hipdx.knowledge import KnowledgeBase, load_knowledge_base
+from hipdx.reasoning import Assessment, assess
+from hipdx.report import (
+    describe_condition,
+    render_brief,
+    render_check_text,
+    render_condition_text,
+    render_markdown,
+    render_text,
+)
+from hipdx.report.text import DEFAULT_WIDTH
+
+#: Exit code of an unexpected error (EX_SOFTWARE in sysexits.h).
+INTERNAL_ERROR = 70
+SUPPORTS = "hipdx supports a clinician's decision; it does not replace it."
+
+
+# -- error policy: one place --------------------------------------------------------------
+
+
+def report_error(exc: Exception) -> int:
+    """Print ``exc`` as a message on stderr and return the exit code it maps to."""
+    if isinstance(exc, HipdxError):
+        typer.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    typer.echo(f"internal error: {type(exc).__name__}: {exc} (please report)", err=True)
+    return INTERNAL_ERROR
+
+
+class ReportingCommand(TyperCommand):
+    """A command whose errors leave through :func:`report_error`, never as a traceback."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, BrokenPipeError):
+            raise  # typer's own handling: exit codes, "Aborted!", a closed pipe
+        except Exception as exc:
+            raise typer.Exit(report_error(exc)) from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code.
+
+    Usage errors are printed by typer; errors raised by a command are printed by
+    :func:`report_error`; anything that still escapes is caught here, so no traceback
+    ever reaches the user.
+    """
+    try:
+        command = typer.main.get_command(app)
+        command.main(args=list(argv) if argv is not None else None, prog_name="hipdx", standalone_mode=True)
+    except SystemExit as done:
+        return _exit_code(done.code)
+    except Exception as exc:  # the last line of defence: still a message, never a traceback
+        return report_error(exc)
+    return 0
+
+
+def _exit_code(code: object) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    typer.echo(str(code), err=True)
+    return 1
+
+
+# -- the application ------------------------------------------------------------------------
+
+app = typer.Typer(
+    name="hipdx",
+    help=(
+        "Clinical decision support for atraumatic hip pain with bone marrow edema: transient "
+        "osteoporosis of the hip and its mimics. " + SUPPORTS
+    ),
+    epilog=SUPPORTS,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+kb_app = typer.Typer(
+    help="Check the knowledge base or show what it holds for one condition. " + SUPPORTS,
+    epilog=SUPPORTS,
+    no_args_is_help=True,
+)
+app.add_typer(kb_app, name="kb")
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+class DataFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"hipdx {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the hipdx version and exit."),
+    ] = False,
+) -> None:
+    """Clinical decision support for atraumatic hip pain with bone marrow edema."""
+
+
+TodayOption = Annotated[
+    datetime | None,
+    typer.Option(
+        "--today",
+        formats=["%Y-%m-%d"],
+        metavar="YYYY-MM-DD",
+        help="Date of the assessment, for cases that give dates but no assessed_on (default: today).",
+        show_default=False,
+    ),
+]
+NoColorOption = Annotated[
+    bool,
+    typer.Option("--no-color", help="No colour even on a terminal (NO_COLOR in the environment also turns it off)."),
+]
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Knowledge-base folder to use instead of the bundled one (for checking edits).",
+        show_default=False,
+    ),
+]
+
+
+# -- helpers for the adapters ---------------------------------------------------------------
+
+
+def read_bytes(path: Path) -> bytes:
+    """The content of a file.
+
+    Raises
+    ------
+    InputError
+        ``cannot read FILE: reason`` when it is missing, a directory or unreadable.
+    """
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise _cannot_read(path, exc) from None
+
+
+def check_readable(path: Path) -> None:
+    """Raise the same :class:`InputError` as :func:`read_bytes` without reading the file."""
+    try:
+        path.open("rb").close()
+    except OSError as exc:
+        raise _cannot_read(path, exc) from None
+
+
+def _cannot_read(path: Path, exc: OSError) -> InputError:
+    return InputError(f"cannot read {path}: {exc.strerror or exc}")
+
+
+def _today(value: datetime | None) -> date:
+    return value.date() if value is not None else date.today()
+
+
+def use_color(no_color: bool) -> bool:
+    """Colour only on a terminal, and not when ``--no-color`` or ``NO_COLOR`` says otherwise."""
+    return not no_color and not os.environ.get("NO_COLOR") and sys.stdout.isatty()
+
+
+def _width() -> int:
+    if not sys.stdout.isatty():
+        return DEFAULT_WIDTH
+    return max(60, min(120, shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns))
+
+
+def _print(text: str) -> None:
+    typer.echo(text, nl=not text.endswith("\n"))
+
+
+def _print_json(data: Any) -> None:
+    _print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+@app.command("assess", cls=ReportingCommand, epilog=SUPPORTS)
+def assess_command(
+    case_file: Annotated[
+        Path, typer.Argument(metavar="CASE.json", help="A case as JSON; `hipdx schema` describes the fields.")
+    ],
+    output: Annotated[
+        OutputFormat,
+        typer.Option("--format", "-f", help="text: a report for the terminal; json: the assessment as data; "
+                     "markdown: a document for a report."),
+    ] = OutputFormat.text,
+    today: TodayOption = None,
+    no_color: NoColorOption = False,
+) -> None:
+    """Assess one case: red flags, ranked differential with ranges, explanation, next tests.
+
+    Red flags are shown whatever the probability of their condition.
+    """
+    kb = load_knowledge_base()
+    assessment = assess(parse_case(read_bytes(case_file)), kb, _today(today))
+    if output is OutputFormat.json:
+        _print_json(assessment.model_dump(mode="json"))
+    elif output is OutputFormat.markdown:
+        _print(render_markdown(assessment, kb))
+    else:
+        _print(render_text(assessment, kb, color=use_color(no_color), width=_width()))
+
+
+@app.command("schema", cls=ReportingCommand, epilog=SUPPORTS)
+def schema_command() -> None:
+    """Print the JSON Schema of a case: every field hipdx reads, its unit and accepted values."""
+    _print_json(Case.model_json_schema())
+
+
+@kb_app.command("check", cls=ReportingCommand, epilog=SUPPORTS)
+def kb_check_command(data_dir: DataDirOption = None, no_color: NoColorOption = False) -> None:
+    """Validate the whole knowledge base and count its numbers by provenance.
+
+    Prints the number of conditions, variables, tests, red flags and references, how many
+    numbers are reported, derived or estimated, and warns about references with gaps.
+    Exits non-zero and lists every problem when the base is invalid.
+    """
+    kb = load_knowledge_base(data_dir)
+    _print(render_check_text(kb, color=use_color(no_color), width=_width()))
+
+
+@kb_app.command("show", cls=ReportingCommand, epilog=SUPPORTS)
+def kb_show_command(
+    condition: Annotated[str, typer.Argument(help="A condition id, e.g. toh, onfh, septic.")],
+    output: Annotated[
+        DataFormat, typer.Option("--format", "-f", help="text for reading, json for tools.")
+    ] = DataFormat.text,
+    data_dir: DataDirOption = None,
+    no_color: NoColorOption = False,
+) -> None:
+    """Show what the knowledge base holds for one condition, with the source of every number.
+
+    For each variable: the probability of each state (per time band where it has bands),
+    its basis, effective sample size n, the 90% range n implies, the note and references.
+    """
+    profile = describe_condition(load_knowledge_base(data_dir), condition)
+    if output is DataFormat.json:
+        _print_json(profile.model_dump(mode="json"))
+    else:
+        _print(render_condition_text(profile, color=use_color(no_color), width=_width()))
+
+
+@app.command("demo", cls=ReportingCommand, epilog=SUPPORTS)
+def demo_command(
+    directory: Annotated[Path, typer.Argument(metavar="DIR", help="A folder of case files (*.json).")],
+    today: TodayOption = None,
+    no_color: NoColorOption = False,
+) -> None:
+    """Assess every *.json case in DIR (by name) and print a short summary of each.
+
+    A case that cannot be read or is invalid is reported and the others still run; the
+    exit code is 0 only when every case was assessed.
+    """
+    files = _case_files(directory)
+    kb = load_knowledge_base()
+    failed = [path.name for path in files if not _demo_one(path, kb, _today(today), use_color(no_color))]
+    summary = f"{len(files) - len(failed)} of {len(files)} cases assessed"
+    _print(summary + (f"; not assessed: {', '.join(failed)}" if failed else ""))
+    if failed:
+        raise typer.Exit(InputError.exit_code)
+
+
+def _case_files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        reason = "not a directory" if directory.exists() else "no such directory"
+        raise InputError(f"cannot read {directory}: {reason}")
+    files = sorted(directory.glob("*.json"))
+    if not files:
+        raise InputError(f"no case files (*.json) in {directory}")
+    return files
+
+
+def _demo_one(path: Path, kb: KnowledgeBase, today: date, color: bool) -> bool:
+    """Assess and summarise one case file; on an input error, report it and return False."""
+    try:
+        case = parse_case(read_bytes(path))
+    except InputError as err:
+        typer.echo(f"error: {path.name}: {err}", err=True)
+        return False
+    assessment: Assessment = assess(case, kb, today)
+    title = f"{case.id or path.stem}  ({path.name})"
+    _print(render_brief(assessment, title=title, note=case.note, color=color, width=_width()))
+    return True
+
+
+@app.command("evaluate", cls=ReportingCommand, epilog=SUPPORTS)
+def evaluate_command(
+    files: Annotated[list[Path], typer.Argument(help="Vignette files with known diagnoses.")],
+    output: Annotated[
+        DataFormat, typer.Option("--format", "-f", help="text for reading, json for tools.")
+    ] = DataFormat.text,
+    today: TodayOption = None,
+) -> None:
+    """Evaluate hipdx on vignettes with known final diagnoses (accuracy and calibration)."""
+    from hipdx.evaluation import evaluate_files, render_text as render_evaluation
+
+    for path in files:
+        check_readable(path)
+    report = evaluate_files(list(files), load_knowledge_base(), _today(today))
+    if output is DataFormat.json:
+        _print_json(report.model_dump(mode="json"))
+    else:
+        _print(render_evaluation(report))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

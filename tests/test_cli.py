@@ -1,0 +1,375 @@
+"""The command line, exercised as a user runs it: real case files, the real knowledge base."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner, Result
+
+from hipdx import __version__, cli
+from hipdx.cli import app, main
+from hipdx.knowledge import default_data_dir, load_knowledge_base
+
+TODAY = "2026-11-25"
+
+#: A man of 45 with sudden hip pain and diffuse edema of the femoral head and neck on MRI.
+TOH_CASE: dict[str, Any] = {
+    "id": "toh-man",
+    "note": "45-year-old man with sudden hip pain\nsecond line of the note",
+    "age_years": 45,
+    "sex": "male",
+    "onset": {"type": "sudden", "days_since_onset": 30},
+    "pain": {"weight_bearing": "present"},
+    "labs": {"crp": {"value": 3, "unit": "mg/L"}},
+    "imaging": [{"modality": "mri", "days_since_onset": 25, "findings": {"edema": "present", "edema_extent": "head_and_neck"}}],
+}
+
+#: A febrile patient with CRP 120 mg/L: the septic red flag must show.
+FEBRILE_CASE: dict[str, Any] = {
+    "id": "febrile",
+    "age_years": 67,
+    "sex": "male",
+    "onset": {"type": "sudden", "days_since_onset": 3},
+    "labs": {"crp": {"value": 120, "unit": "mg/L"}, "temperature": {"value": 39.1, "unit": "degC"}},
+}
+
+
+def run(*args: object) -> Result:
+    """Invoke the CLI in-process; an exception that escapes the command fails the test."""
+    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture
+def write_case(tmp_path: Path):
+    def write(content: dict[str, Any] | str, name: str = "case.json") -> Path:
+        path = tmp_path / name
+        path.write_text(content if isinstance(content, str) else json.dumps(content), encoding="utf-8")
+        return path
+
+    return write
+
+
+def assert_clean_failure(result: Result, code: int = 2) -> None:
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+
+
+# -- assess -------------------------------------------------------------------------------
+
+
+def test_assess_json_is_the_whole_assessment(write_case) -> None:
+    result = run("assess", write_case(TOH_CASE), "--format", "json", "--today", TODAY)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    for key in ("differential", "red_flags", "next_tests", "explanation", "provenance"):
+        assert key in data
+    probabilities = [item["probability"] for item in data["differential"]]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert sum(probabilities) == pytest.approx(1.0, abs=0.01)
+    assert len(data["differential"]) == len(load_knowledge_base().conditions)
+    assert data["provenance"]["knowledge_base_version"] == load_knowledge_base().version
+    assert data["case_id"] == "toh-man"
+
+
+def test_assess_text_shows_every_section_in_order(write_case) -> None:
+    result = run("assess", write_case(TOH_CASE), "--today", TODAY)
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    sections = ["supports a clinician", "RED FLAGS", "Differential", "Why", "Missing findings", "Next tests",
+                "How sure", "Warnings", "knowledge base: "]
+    positions = [text.index(s) for s in sections]
+    assert positions == sorted(positions)
+    for condition in load_knowledge_base().conditions:
+        assert condition.short in text
+    assert "\x1b[" not in text  # not a terminal: no colour codes
+
+
+def test_assess_markdown(write_case) -> None:
+    result = run("assess", write_case(TOH_CASE), "-f", "markdown", "--today", TODAY)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("# hipdx assessment: case toh-man")
+    assert "| # | Condition | Probability | 90% range |" in result.stdout
+    assert "## Provenance" in result.stdout
+
+
+def test_febrile_case_shows_the_septic_red_flag_first(write_case) -> None:
+    septic_flag = next(rf for rf in load_knowledge_base().red_flags if rf.condition == "septic")
+    result = run("assess", write_case(FEBRILE_CASE), "--today", TODAY)
+    assert result.exit_code == 0, result.output
+    assert septic_flag.title in result.stdout
+    assert "EMERGENCY" in result.stdout
+    assert result.stdout.index(septic_flag.title) < result.stdout.index("Differential")
+
+
+def test_malformed_json(write_case) -> None:
+    result = run("assess", write_case('{"age_years": 45,'))
+    assert_clean_failure(result)
+    assert "not valid JSON" in result.stderr
+
+
+def test_bad_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.json"
+    path.write_bytes('{"note": "caf\u00e9"}'.encode("latin-1"))
+    result = run("assess", path)
+    assert_clean_failure(result)
+    assert "UTF-8" in result.stderr
+
+
+def test_unknown_field_is_named(write_case) -> None:
+    result = run("assess", write_case({**TOH_CASE, "age_yeras": 45}))
+    assert_clean_failure(result)
+    assert "age_yeras" in result.stderr
+
+
+def test_implausible_age_is_named(write_case) -> None:
+    result = run("assess", write_case({**TOH_CASE, "age_years": 300}))
+    assert_clean_failure(result)
+    assert "age_years" in result.stderr
+
+
+def test_wrong_unit_names_the_field_and_accepted_units(write_case) -> None:
+    result = run("assess", write_case({**TOH_CASE, "labs": {"crp": {"value": 1, "unit": "g"}}}))
+    assert_clean_failure(result)
+    assert "labs.crp" in result.stderr
+    assert "mg/L" in result.stderr and "mg/dL" in result.stderr
+
+
+def test_every_problem_is_listed(write_case) -> None:
+    result = run("assess", write_case({"age_years": 300, "sex": "robot", "colour": "blue"}))
+    assert_clean_failure(result)
+    for field in ("age_years", "sex", "colour"):
+        assert field in result.stderr
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.json"
+    result = run("assess", missing)
+    assert_clean_failure(result)
+    assert f"cannot read {missing}" in result.stderr
+
+
+def test_directory_instead_of_file(tmp_path: Path) -> None:
+    result = run("assess", tmp_path)
+    assert_clean_failure(result)
+    assert f"cannot read {tmp_path}" in result.stderr
+
+
+def test_invalid_today_names_the_option(write_case) -> None:
+    result = CliRunner().invoke(app, ["assess", str(write_case(TOH_CASE)), "--today", "2026-13-45"])
+    assert_clean_failure(result)
+    assert "--today" in result.output
+
+
+def test_today_counts_days_from_an_onset_date(write_case) -> None:
+    case = {**TOH_CASE, "onset": {"type": "sudden", "date": "2026-11-01"}, "imaging": []}
+    result = run("assess", write_case(case), "-f", "json", "--today", TODAY)
+    assert json.loads(result.stdout)["provenance"]["days_since_onset"] == 24
+
+
+def test_unexpected_error_is_an_internal_error(write_case, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cli, "assess", broken)
+    result = run("assess", write_case(TOH_CASE))
+    assert_clean_failure(result, code=cli.INTERNAL_ERROR)
+    assert "internal error: RuntimeError: boom (please report)" in result.stderr
+
+
+# -- main() and the installed script ----------------------------------------------------------
+
+
+def test_main_returns_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert __version__ in capsys.readouterr().out
+    assert main(["assess", str(tmp_path / "missing.json")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    assert main(["no-such-command"]) == 2
+
+
+def test_main_catches_what_escapes_a_command(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("escaped")
+
+    monkeypatch.setattr(cli.typer.main, "get_command", broken)
+    assert main(["--version"]) == cli.INTERNAL_ERROR
+    assert "internal error: ValueError: escaped" in capsys.readouterr().err
+
+
+def test_installed_script_reports_without_traceback(write_case) -> None:
+    script = Path(sys.executable).with_name("hipdx")
+    if not script.exists():
+        pytest.skip("the hipdx script is not installed next to this interpreter")
+    done = subprocess.run([str(script), "assess", str(write_case("[1, 2")), "--today", TODAY],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2
+    assert "not valid JSON" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+# -- help and version -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["assess"], ["schema"], ["kb"], ["kb", "check"], ["kb", "show"], ["demo"], ["evaluate"]]
+)
+def test_help_says_hipdx_supports_a_clinician(command: list[str]) -> None:
+    result = run(*command, "--help")
+    assert result.exit_code == 0
+    assert "supports a clinician's decision" in " ".join(result.stdout.split())
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"hipdx {__version__}"
+
+
+# -- schema ---------------------------------------------------------------------------------
+
+
+def test_schema_is_the_case_json_schema() -> None:
+    result = run("schema")
+    assert result.exit_code == 0
+    schema = json.loads(result.stdout)
+    assert "imaging" in schema["properties"]
+    assert "labs" in schema["properties"]
+
+
+# -- kb check -------------------------------------------------------------------------------
+
+
+def test_kb_check_prints_counts() -> None:
+    kb = load_knowledge_base()
+    result = run("kb", "check")
+    assert result.exit_code == 0, result.output
+    lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
+    assert f"{len(kb.conditions)} conditions" in lines
+    assert f"{len(kb.variables)} variables" in lines
+    assert f"{len(kb.references)} references" in lines
+    for basis, count in kb.provenance_counts().items():
+        assert any(line.startswith(f"{count} {basis}") for line in lines)
+
+
+def test_kb_check_on_a_broken_copy_names_the_missing_reference(tmp_path: Path) -> None:
+    data = shutil.copytree(default_data_dir(), tmp_path / "data")
+    bibliography = yaml.safe_load((data / "bibliography.yaml").read_text(encoding="utf-8"))
+    removed = load_knowledge_base().red_flags[0].refs[0]
+    del bibliography["references"][removed]
+    (data / "bibliography.yaml").write_text(yaml.safe_dump(bibliography, allow_unicode=True), encoding="utf-8")
+
+    result = run("kb", "check", "--data-dir", data)
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    assert removed in result.stderr
+    assert "bibliography.yaml" in result.stderr
+
+
+def test_kb_check_on_a_missing_folder(tmp_path: Path) -> None:
+    result = run("kb", "check", "--data-dir", tmp_path / "nothing")
+    assert result.exit_code != 0
+    assert "cannot read" in result.stderr
+
+
+# -- kb show --------------------------------------------------------------------------------
+
+
+def test_kb_show_text() -> None:
+    kb = load_knowledge_base()
+    toh = kb.condition("toh")
+    result = run("kb", "show", "toh")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    assert toh.name in text
+    assert "Base prior" in text
+    for variable in kb.variables.values():
+        assert variable.spec.label in text
+    banded = next(v for v in kb.variables.values() if v.spec.time_bands_days)
+    assert f"under {banded.spec.time_bands_days[0]:g} days" in text
+    for flag in (rf for rf in kb.red_flags if rf.condition == "toh"):
+        assert flag.title in text
+
+
+def test_kb_show_json() -> None:
+    kb = load_knowledge_base()
+    result = run("kb", "show", "toh", "--format", "json")
+    assert result.exit_code == 0, result.output
+    profile = json.loads(result.stdout)
+    assert profile["id"] == "toh"
+    assert profile["prior"]["probability"] == pytest.approx(kb.condition("toh").prior)
+    assert len(profile["variables"]) == len(kb.variables)
+    for variable in profile["variables"]:
+        spec = kb.variables[variable["id"]].spec
+        assert len(variable["bands"]) == spec.band_count()
+        for band in variable["bands"]:
+            assert sum(e["probability"] for e in band["estimates"]) == pytest.approx(1.0, abs=1e-3)
+            assert all(0 <= e["range"][0] <= e["range"][1] <= 1 for e in band["estimates"])
+            assert band["source"]["basis"] in {"reported", "derived", "estimate"}
+
+
+def test_kb_show_unknown_condition_lists_the_known_ids() -> None:
+    result = run("kb", "show", "nonsense")
+    assert_clean_failure(result)
+    assert "nonsense" in result.stderr
+    for condition_id in load_knowledge_base().condition_ids:
+        assert condition_id in result.stderr
+
+
+# -- demo -----------------------------------------------------------------------------------
+
+
+def test_demo_runs_the_good_cases_and_names_the_bad_one(tmp_path: Path) -> None:
+    (tmp_path / "a_toh.json").write_text(json.dumps(TOH_CASE), encoding="utf-8")
+    (tmp_path / "b_bad.json").write_text(json.dumps({"age_years": 300}), encoding="utf-8")
+    (tmp_path / "c_febrile.json").write_text(json.dumps(FEBRILE_CASE), encoding="utf-8")
+    (tmp_path / "notes.txt").write_text("not a case", encoding="utf-8")
+
+    result = run("demo", tmp_path, "--today", TODAY)
+    assert_clean_failure(result)
+    out = result.stdout
+    assert out.index("toh-man") < out.index("febrile")
+    assert "45-year-old man with sudden hip pain" in out
+    assert "second line of the note" not in out
+    assert "next test:" in out
+    assert "red flags:" in out
+    assert "b_bad.json" in result.stderr and "age_years" in result.stderr
+    assert "2 of 3 cases assessed" in out
+
+
+def test_demo_all_good_exits_zero(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text(json.dumps(TOH_CASE), encoding="utf-8")
+    result = run("demo", tmp_path, "--today", TODAY)
+    assert result.exit_code == 0, result.output
+    assert "1 of 1 cases assessed" in result.stdout
+
+
+def test_demo_missing_directory(tmp_path: Path) -> None:
+    result = run("demo", tmp_path / "nowhere")
+    assert_clean_failure(result)
+    assert "cannot read" in result.stderr
+
+
+# -- colour -----------------------------------------------------------------------------------
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_colour_only_on_a_terminal_without_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert not cli.use_color(no_color=False)  # pytest captures stdout: not a terminal
+    monkeypatch.setattr(sys, "stdout", _Terminal())
+    assert cli.use_color(no_color=False)
+    assert not cli.use_color(no_color=True)
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not cli.use_color(no_color=False)
