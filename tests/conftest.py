@@ -1,0 +1,38 @@
+"""Shared fixtures: the bundled knowledge base, a fixed assessment date, and a case runner."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import hipdx
+from hipdx.knowledge import KnowledgeBase, load_knowledge_base
+
+#: Every assessment in the tests is made on this date, so nothing depends on the clock.
+TODAY = dt.date(2026, 11, 25)
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(scope="session")
+def kb() -> KnowledgeBase:
+    return load_knowledge_base()
+
+
+@pytest.fixture(scope="session")
+def today() -> dt.date:
+    return TODAY
+
+
+@pytest.fixture(scope="session")
+def run(kb: KnowledgeBase) -> Callable[[dict[str, Any]], hipdx.Assessment]:
+    """Validate a case given as a mapping and assess it against the bundled base on TODAY."""
+
+    def _run(raw: dict[str, Any]) -> hipdx.Assessment:
+        return hipdx.assess(hipdx.parse_case(raw), kb, TODAY)
+
+    return _run

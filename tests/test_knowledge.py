@@ -1,0 +1,310 @@
+"""The knowledge base: it loads, every number is cited or reasoned, and the numbers cohere."""
+
+from __future__ import annotations
+
+import shutil
+import tomllib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from hipdx.errors import KnowledgeBaseError
+from hipdx.knowledge import KnowledgeBase, default_data_dir, load_knowledge_base
+from hipdx.knowledge.schema import Basis, Provenance
+
+load_uncached = load_knowledge_base.__wrapped__  # type: ignore[attr-defined]
+
+
+def all_provenance(kb: KnowledgeBase) -> Iterator[tuple[str, Provenance]]:
+    """Every number's provenance in the compiled base, with where it sits."""
+    for c in kb.conditions:
+        yield f"{c.id}.prior", c.prior_provenance
+    for v in kb.variables.values():
+        for cond, entry in v.spec.likelihoods.items():
+            for i, dist in enumerate(entry if isinstance(entry, list) else [entry]):
+                yield f"{v.id}.{cond}[{i}]", dist
+    yield "pregnancy_burden_factor", kb.tests_file.pregnancy_provenance
+    for t in kb.tests:
+        yield f"{t.id}.burden", t.burden_provenance
+
+
+# --- the bundled base -----------------------------------------------------------------
+
+
+def test_the_bundled_base_loads_and_is_cached(kb: KnowledgeBase) -> None:
+    assert load_knowledge_base() is kb
+    assert kb.version and len(kb.digest) == 16
+    assert kb.condition_ids == ["toh", "rmo", "onfh", "sif", "fnsf", "septic", "inflammatory", "oa", "neoplasm", "pvns"]
+
+
+def test_loading_is_deterministic(kb: KnowledgeBase) -> None:
+    again = load_uncached(default_data_dir())
+    assert again.digest == kb.digest
+    np.testing.assert_array_equal(again.log_p, kb.log_p)
+    np.testing.assert_array_equal(again.log_p_samples, kb.log_p_samples)
+
+
+def test_every_condition_has_a_prior_and_the_priors_sum_to_one(kb: KnowledgeBase) -> None:
+    for c in kb.conditions:
+        assert 0 < c.prior < 1, c.id
+        assert c.prior_provenance.n > 0
+    assert sum(c.prior for c in kb.conditions) == pytest.approx(1.0)
+    np.testing.assert_allclose(kb.prior, [c.prior for c in kb.conditions])
+    np.testing.assert_allclose(np.exp(kb.log_prior_samples).sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_every_published_or_derived_number_cites_a_reference_in_the_bibliography(kb: KnowledgeBase) -> None:
+    checked = 0
+    for where, prov in all_provenance(kb):
+        if prov.basis in (Basis.reported, Basis.derived):
+            assert prov.refs, f"{where}: {prov.basis.value} without a ref"
+            checked += 1
+        for ref in prov.refs:
+            assert ref in kb.references, f"{where} cites {ref!r}, which is not in the bibliography"
+    assert checked > 10
+
+
+def test_every_estimate_and_derivation_has_a_note(kb: KnowledgeBase) -> None:
+    checked = 0
+    for where, prov in all_provenance(kb):
+        if prov.basis in (Basis.estimate, Basis.derived):
+            assert prov.note and prov.note.strip(), f"{where}: {prov.basis.value} without a note"
+            checked += 1
+    assert checked > 100
+
+
+def test_every_red_flag_cites_the_bibliography(kb: KnowledgeBase) -> None:
+    for rf in kb.red_flags:
+        assert rf.refs
+        assert set(rf.refs) <= set(kb.references), rf.id
+
+
+def test_every_reference_can_be_found(kb: KnowledgeBase) -> None:
+    for key, ref in kb.references.items():
+        assert ref.pmid or ref.doi or ref.url, key
+
+
+def test_probabilities_sum_to_one_per_condition_and_time_band(kb: KnowledgeBase) -> None:
+    n_conditions = len(kb.conditions)
+    for v in kb.variables.values():
+        bands = v.n_bands + (1 if v.n_bands > 1 else 0)  # plus the "time not known" mixture
+        assert v.probs.shape == (bands, n_conditions, len(v.spec.states)), v.id
+        assert np.all(v.probs > 0) and np.all(v.probs < 1), v.id
+        np.testing.assert_allclose(v.probs.sum(axis=2), 1.0, atol=1e-9, err_msg=v.id)
+
+
+def test_every_variable_has_a_likelihood_for_every_condition(kb: KnowledgeBase) -> None:
+    for v in kb.variables.values():
+        given = set(v.spec.likelihoods)
+        assert "default" in given or set(kb.condition_ids) <= given, v.id
+        assert given - {"default"} <= set(kb.condition_ids), v.id
+
+
+def test_compiled_log_likelihoods_are_finite(kb: KnowledgeBase) -> None:
+    assert np.all(np.isfinite(kb.log_p)) and np.all(kb.log_p <= 0)
+    assert np.all(np.isfinite(kb.log_p_samples)) and np.all(kb.log_p_samples <= 0)
+
+
+def test_time_bands_give_different_numbers(kb: KnowledgeBase) -> None:
+    osteopenia = kb.variables["xr_osteopenia"]
+    toh = kb.condition_ids.index("toh")
+    present = osteopenia.spec.states.index("present")
+    early, middle, late = (osteopenia.probs[osteopenia.band(d), toh, present] for d in (7, 30, 60))
+    assert early < middle < late
+    assert osteopenia.band(None) == osteopenia.n_bands  # the mixture band
+
+
+def test_every_red_flag_trigger_names_real_variables_and_states(kb: KnowledgeBase) -> None:
+    for rf in kb.red_flags:
+        assert rf.condition in kb.condition_ids, rf.id
+        for trigger in rf.triggers:
+            for variable, states in trigger.all_of.items():
+                assert variable in kb.variables, f"{rf.id}: {variable}"
+                observable = set(kb.variables[variable].observables)
+                assert set(states) <= observable, f"{rf.id}: {variable} {states}"
+
+
+def test_every_must_not_miss_condition_has_a_red_flag(kb: KnowledgeBase) -> None:
+    flagged = {rf.condition for rf in kb.red_flags}
+    for c in kb.conditions:
+        if c.must_not_miss:
+            assert c.id in flagged, c.id
+
+
+_MODALITY_OF_COMPUTED = {"mri_edema": "mri", "subchondral_band": "mri", "contrast_pattern": "mri"}
+
+
+def test_each_test_reveals_existing_variables_its_modality_can_show(kb: KnowledgeBase) -> None:
+    ids = [t.id for t in kb.tests]
+    assert len(set(ids)) == len(ids)
+    for test in kb.tests:
+        assert test.reveals, test.id
+        for variable in test.reveals:
+            assert variable in kb.variables, f"{test.id} reveals {variable!r}"
+            if test.modality is None:
+                continue
+            source = kb.variables[variable].spec.source
+            shown_on = source.imaging or [_MODALITY_OF_COMPUTED.get(source.computed or "")]
+            assert test.modality in shown_on, f"{test.id} ({test.modality}) cannot reveal {variable}"
+        if test.id == "mri_contrast":
+            assert test.contrast and test.gadolinium
+        if test.ionising_radiation:
+            assert test.modality in (None, "radiograph", "ct", "bone_scan"), test.id
+
+
+def test_provenance_counts_add_up(kb: KnowledgeBase) -> None:
+    counts = kb.provenance_counts()
+    assert set(counts) == {b.value for b in Basis}
+    n_conditions = len(kb.conditions)
+    expected_total = n_conditions + sum(
+        n_conditions * v.n_bands * (len(v.spec.states) - 1) for v in kb.variables.values()
+    )
+    assert sum(counts.values()) == expected_total
+    # recount by basis from the raw entries, each standing for (states - 1) free numbers per band
+    by_basis = {b.value: 0 for b in Basis}
+    for c in kb.conditions:
+        by_basis[c.prior_provenance.basis.value] += 1
+    for v in kb.variables.values():
+        for cid in kb.condition_ids:
+            entry = v.spec.likelihoods.get(cid, v.spec.likelihoods.get("default"))
+            entries = entry if isinstance(entry, list) else [entry] * v.n_bands
+            for dist in entries:
+                by_basis[dist.basis.value] += len(v.spec.states) - 1
+    assert counts == by_basis
+    assert counts["reported"] > 0 and counts["estimate"] > 0
+
+
+def test_every_knowledge_file_is_packaged() -> None:
+    root = Path(__file__).resolve().parent.parent
+    patterns = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"][
+        "package-data"
+    ]["hipdx"]
+    package = root / "src" / "hipdx"
+    packaged = {path for pattern in patterns for path in package.glob(pattern)}
+    data_files = {path for path in (package / "knowledge" / "data").rglob("*") if path.is_file()}
+    assert data_files, "no data files found"
+    assert sorted(p.relative_to(package).as_posix() for p in data_files - packaged) == []
+
+
+# --- the schema refuses an uncited number --------------------------------------------
+
+
+@pytest.fixture
+def data_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "data"
+    shutil.copytree(default_data_dir(), target)
+    return target
+
+
+def edit_yaml(path: Path, change: Callable[[Any], None]) -> None:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+
+def variable(data: Any, variable_id: str) -> dict:
+    return next(v for v in data["variables"] if v["id"] == variable_id)
+
+
+def load_error(data_dir: Path) -> KnowledgeBaseError:
+    with pytest.raises(KnowledgeBaseError) as info:
+        load_uncached(data_dir)
+    return info.value
+
+
+def test_an_unmodified_copy_loads(data_copy: Path, kb: KnowledgeBase) -> None:
+    assert load_uncached(data_copy).digest == kb.digest
+
+
+def test_a_published_number_without_its_ref_is_refused(data_copy: Path) -> None:
+    def drop_ref(data: Any) -> None:
+        entry = variable(data, "corticosteroids")["likelihoods"]["onfh"]
+        assert entry["basis"] == "reported"
+        del entry["ref"]
+
+    edit_yaml(data_copy / "variables" / "patient.yaml", drop_ref)
+    error = load_error(data_copy)
+    named = [p for p in error.problems if "needs a ref" in p.reason]
+    assert named, error
+    assert all("variables/patient.yaml" in p.field and "likelihoods.onfh" in p.field for p in named)
+
+
+def test_a_derived_number_without_its_ref_is_refused(data_copy: Path) -> None:
+    def drop_ref(data: Any) -> None:
+        entry = variable(data, "wbc")["likelihoods"]["septic"]
+        assert entry["basis"] == "derived"
+        del entry["ref"]
+
+    edit_yaml(data_copy / "variables" / "laboratory.yaml", drop_ref)
+    error = load_error(data_copy)
+    assert any("variables/laboratory.yaml" in p.field and "likelihoods.septic" in p.field for p in error.problems)
+
+
+def test_an_estimate_added_without_a_note_is_refused(data_copy: Path) -> None:
+    def add_estimate(data: Any) -> None:
+        variable(data, "alcohol_excess")["likelihoods"]["toh"] = {"p": {"present": 0.05}, "basis": "estimate", "n": 10}
+
+    edit_yaml(data_copy / "variables" / "patient.yaml", add_estimate)
+    error = load_error(data_copy)
+    named = [p for p in error.problems if "needs a note" in p.reason]
+    assert named, error
+    assert all("variables/patient.yaml" in p.field and "likelihoods.toh" in p.field for p in named)
+
+
+def test_a_prior_estimate_without_a_note_is_refused(data_copy: Path) -> None:
+    def drop_note(data: Any) -> None:
+        del data["conditions"][0]["prior_provenance"]["note"]
+
+    edit_yaml(data_copy / "conditions.yaml", drop_note)
+    error = load_error(data_copy)
+    assert any(p.field.startswith("conditions.yaml") and "prior_provenance" in p.field for p in error.problems)
+
+
+def test_a_citation_missing_from_the_bibliography_is_refused(data_copy: Path) -> None:
+    def cite_nothing(data: Any) -> None:
+        variable(data, "collapse")["likelihoods"]["onfh"]["ref"] = "nobody2099"
+
+    edit_yaml(data_copy / "variables" / "imaging.yaml", cite_nothing)
+    error = load_error(data_copy)
+    assert [p.field for p in error.problems] == ["variables: collapse.onfh[0]"]
+    assert "nobody2099" in error.problems[0].reason
+
+
+def test_probabilities_that_do_not_sum_to_one_are_refused(data_copy: Path) -> None:
+    def break_sum(data: Any) -> None:
+        variable(data, "joint_space")["likelihoods"]["oa"]["p"] = {"preserved": 0.5, "narrowed": 0.4, "destroyed": 0.3}
+
+    edit_yaml(data_copy / "variables" / "imaging.yaml", break_sum)
+    error = load_error(data_copy)
+    assert any("variables/imaging.yaml" in p.field and "sum to" in p.reason for p in error.problems)
+
+
+def test_a_red_flag_on_a_state_that_does_not_exist_is_refused(data_copy: Path) -> None:
+    def misspell(data: Any) -> None:
+        data["red_flags"][0]["triggers"][0]["all_of"] = {"temperature": ["feverish"]}
+
+    edit_yaml(data_copy / "red_flags.yaml", misspell)
+    error = load_error(data_copy)
+    assert any(p.field == "red_flags.yaml: septic_signs" and "feverish" in p.reason for p in error.problems)
+
+
+def test_a_test_revealing_an_unknown_variable_is_refused(data_copy: Path) -> None:
+    def misspell(data: Any) -> None:
+        data["tests"][0]["reveals"] = ["temperatur"]
+
+    edit_yaml(data_copy / "tests.yaml", misspell)
+    error = load_error(data_copy)
+    assert any("temperatur" in p.reason for p in error.problems)
+
+
+def test_priors_that_do_not_sum_to_one_are_refused(data_copy: Path) -> None:
+    def raise_prior(data: Any) -> None:
+        data["conditions"][0]["prior"] = 0.5
+
+    edit_yaml(data_copy / "conditions.yaml", raise_prior)
+    error = load_error(data_copy)
+    assert any(p.field == "conditions.yaml" and "sum to" in p.reason for p in error.problems)
