@@ -1,0 +1,189 @@
+"""Evaluating vignette files: read, map, assess, score. The only I/O of the package."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from hipdx import __version__
+from hipdx.errors import IntegrationError
+from hipdx.evaluation.scoring import (
+    NOT_ASSESSED,
+    CaseResult,
+    EvaluationReport,
+    FileSummary,
+    Miss,
+    Prediction,
+    ReportProvenance,
+    accepted_conditions,
+    confusion_table,
+    score_differential,
+    summarise,
+)
+from hipdx.evaluation.vignette import vignette_to_case
+from hipdx.knowledge import KnowledgeBase
+from hipdx.reasoning import assess
+
+
+def read_vignette_file(path: Path) -> list[Any]:
+    """The records of one vignette file (a JSON array).
+
+    Raises
+    ------
+    IntegrationError
+        The file cannot be read, is not JSON, or is not a JSON array; the message names it.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise IntegrationError(f"{path}: vignette file not found") from None
+    except UnicodeDecodeError:
+        raise IntegrationError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise IntegrationError(f"{path}: cannot read the vignette file ({exc.strerror})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise IntegrationError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+    if not isinstance(data, list):
+        raise IntegrationError(f"{path}: expected a JSON array of vignettes, found a JSON {type(data).__name__}")
+    return data
+
+
+def _evaluate_one(record: Any, index: int, file: str, kb: KnowledgeBase, today: dt.date) -> CaseResult:
+    raw_id = record.get("id") if isinstance(record, Mapping) else None
+    case_id = raw_id if isinstance(raw_id, str) and raw_id else f"{file}#{index}"
+    category = None
+    if isinstance(record, Mapping) and isinstance(record.get("final_diagnosis"), Mapping):
+        value = record["final_diagnosis"].get("category")
+        category = value if isinstance(value, str) else None
+    accepted = accepted_conditions(category, kb.condition_ids) if category else ()
+    used: list[str] = []
+    skipped: list[str] = []
+    try:
+        case, used, skipped = vignette_to_case(record)
+        if category is None:
+            raise IntegrationError("final_diagnosis.category is missing: the record cannot be scored")
+        assessment = assess(case, kb, today)
+    except Exception as exc:  # one odd record must not stop the run: it is reported and scored as a miss
+        return CaseResult(
+            id=case_id,
+            file=file,
+            category=category,
+            accepted=list(accepted),
+            status="error",
+            top3=[],
+            rank=None,
+            probability=0.0,
+            brier=NOT_ASSESSED.brier,
+            log_loss=NOT_ASSESSED.log_loss,
+            n_used=len(used),
+            n_skipped=len(skipped),
+            used=used,
+            skipped=skipped,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+    differential = [Prediction(id=d.id, probability=d.probability) for d in assessment.differential]
+    score = score_differential(accepted, differential)
+    return CaseResult(
+        id=case_id,
+        file=file,
+        category=category,
+        accepted=list(accepted),
+        status="scored" if accepted else "unmodelled",
+        top3=differential[:3],
+        rank=score.rank,
+        probability=round(score.probability, 4),
+        brier=round(score.brier, 4),
+        log_loss=round(score.log_loss, 4),
+        n_used=len(used),
+        n_skipped=len(skipped),
+        used=used,
+        skipped=skipped,
+    )
+
+
+def _report(results: list[CaseResult], files: list[str], kb: KnowledgeBase, today: dt.date) -> EvaluationReport:
+    n_conditions = len(kb.condition_ids)
+    per_file = [
+        FileSummary(path=f, **summarise([r for r in results if r.file == f], n_conditions).model_dump()) for f in files
+    ]
+    misses = [
+        Miss(
+            id=r.id,
+            file=r.file,
+            category=r.category,
+            status=r.status,
+            rank=r.rank,
+            probability=r.probability,
+            top3=r.top3,
+            error=r.error,
+        )
+        for r in results
+        if r.rank != 1
+    ]
+    return EvaluationReport(
+        **summarise(results, n_conditions).model_dump(),
+        confusion=confusion_table(results),
+        misses=misses,
+        per_case=results,
+        files=per_file,
+        unmodelled=[f"{r.id} ({r.category})" for r in results if r.status == "unmodelled"],
+        errors=[f"{r.id}: {r.error}" for r in results if r.status == "error"],
+        provenance=ReportProvenance(
+            hipdx_version=__version__,
+            knowledge_base=kb.info.name,
+            knowledge_base_version=kb.version,
+            knowledge_base_digest=kb.digest,
+            assessed_on=today.isoformat(),
+            n_conditions=n_conditions,
+            files=files,
+        ),
+    )
+
+
+def evaluate_records(
+    records: Sequence[Any], kb: KnowledgeBase, today: dt.date, source: str = "<records>"
+) -> EvaluationReport:
+    """Evaluate vignette records already decoded from JSON.
+
+    Parameters
+    ----------
+    records
+        Vignettes in the format of ``shared/evaluation/README.md``. A record that cannot be
+        mapped or assessed is reported in ``errors`` and scored as a miss.
+    kb
+        The knowledge base to assess with.
+    today
+        The assessment date passed to :func:`hipdx.assess`.
+    source
+        The name the records are reported under.
+    """
+    results = [_evaluate_one(record, i, source, kb, today) for i, record in enumerate(records)]
+    return _report(results, [source], kb, today)
+
+
+def evaluate_files(paths: Sequence[Path], kb: KnowledgeBase, today: dt.date) -> EvaluationReport:
+    """Evaluate one or more vignette files; the report has totals over all and per file.
+
+    Raises
+    ------
+    IntegrationError
+        A file cannot be read, is not JSON, or is not a JSON array (all files are
+        checked before any case is assessed).
+
+    Examples
+    --------
+    >>> from hipdx.knowledge import load_knowledge_base
+    >>> report = evaluate_files([Path("evaluation/literature-hipdx.json")], load_knowledge_base(),
+    ...                         dt.date(2026, 1, 1))  # doctest: +SKIP
+    >>> print(render_text(report))  # doctest: +SKIP
+    """
+    loaded = [(str(p), read_vignette_file(Path(p))) for p in paths]
+    results = [
+        _evaluate_one(record, i, name, kb, today) for name, records in loaded for i, record in enumerate(records)
+    ]
+    return _report(results, [name for name, _ in loaded], kb, today)

@@ -1,0 +1,203 @@
+"""Scoring differentials against the final diagnoses of literature vignettes.
+
+The rules are those of ``shared/evaluation/README.md``:
+
+- each ``final_diagnosis.category`` is mapped to the knowledge-base condition it names
+  (:data:`CATEGORY_CONDITIONS`); ``rapidly_destructive_osteoarthritis`` counts as ``oa``,
+  both neoplasm categories as ``neoplasm``;
+- ``bone_marrow_edema_syndrome_with_possible_early_osteonecrosis`` accepts ``toh`` or
+  ``onfh``: its rank is the better of the two, its probability their sum, and for the
+  Brier score the two are merged into one class;
+- a category the knowledge base does not model is a miss: no rank, probability 0.
+
+Metrics, over cases:
+
+- top-1 and top-3: share of cases whose true condition is ranked first / in the first three;
+- mean rank: mean rank of the true condition, counting a case without a rank (unmodelled
+  category, record not assessed) as ranked after every condition (number of conditions + 1);
+- Brier score: mean over cases of ``sum_c (p_c - y_c)^2`` (0 is perfect, 2 the worst); an
+  unmodelled truth is an extra class with predicted probability 0;
+- log loss: mean of ``-ln p(true)``, p clipped to at least 1e-6 (0 is perfect, 13.8 the worst).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: final_diagnosis.category -> the knowledge-base condition(s) that count as correct.
+CATEGORY_CONDITIONS: dict[str, tuple[str, ...]] = {
+    "transient_osteoporosis_of_hip": ("toh",),
+    "regional_migratory_osteoporosis": ("rmo",),
+    "bone_marrow_edema_syndrome_with_possible_early_osteonecrosis": ("toh", "onfh"),
+    "osteonecrosis_femoral_head": ("onfh",),
+    "subchondral_fracture_femoral_head": ("sif",),
+    "femoral_neck_stress_or_insufficiency_fracture": ("fnsf",),
+    "septic_arthritis": ("septic",),
+    "inflammatory_arthritis": ("inflammatory",),
+    "rapidly_destructive_osteoarthritis": ("oa",),
+    "neoplasm_metastasis": ("neoplasm",),
+    "neoplasm_lymphoma": ("neoplasm",),
+    "pigmented_villonodular_synovitis": ("pvns",),
+}
+#: Smallest probability the log loss takes, so one confident miss stays finite.
+LOG_LOSS_FLOOR = 1e-6
+
+
+def accepted_conditions(category: str, condition_ids: Sequence[str]) -> tuple[str, ...]:
+    """The conditions of the knowledge base that count as correct for ``category`` (may be none)."""
+    return tuple(c for c in CATEGORY_CONDITIONS.get(category, ()) if c in condition_ids)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Prediction(_Out):
+    id: str
+    probability: float
+
+
+class CaseScore(_Out):
+    """How well one differential fits one true category."""
+
+    rank: int | None = Field(description="rank of the true condition, 1 = first; None when it is not modelled")
+    probability: float = Field(description="probability given to the true condition (summed when two are accepted)")
+    brier: float
+    log_loss: float
+
+
+def score_differential(accepted: Sequence[str], differential: Sequence[Prediction]) -> CaseScore:
+    """Score a differential (most probable first) against the accepted condition(s).
+
+    Examples
+    --------
+    >>> d = [Prediction(id="toh", probability=0.6), Prediction(id="onfh", probability=0.3),
+    ...      Prediction(id="sif", probability=0.1)]
+    >>> s = score_differential(("onfh",), d)
+    >>> s.rank, round(s.brier, 2)
+    (2, 0.86)
+    """
+    ranks = [i + 1 for i, p in enumerate(differential) if p.id in accepted]
+    p_true = sum(p.probability for p in differential if p.id in accepted)
+    others = sum(p.probability**2 for p in differential if p.id not in accepted)
+    return CaseScore(
+        rank=min(ranks) if ranks else None,
+        probability=p_true,
+        brier=(p_true - 1.0) ** 2 + others,
+        log_loss=-math.log(min(1.0, max(p_true, LOG_LOSS_FLOOR))),
+    )
+
+
+#: The score of a record that could not be assessed: nothing predicted, truth given 0.
+NOT_ASSESSED = CaseScore(rank=None, probability=0.0, brier=1.0, log_loss=-math.log(LOG_LOSS_FLOOR))
+
+
+class Metrics(_Out):
+    cases: int
+    top1: float | None = Field(description="share of cases with the true condition ranked first")
+    top3: float | None = Field(description="share of cases with the true condition in the first three")
+    mean_rank: float | None = Field(
+        description="mean rank of the true condition; unranked cases count as n_conditions + 1"
+    )
+    brier: float | None = Field(description="multi-class Brier score, mean over cases (0 best, 2 worst)")
+    log_loss: float | None = Field(description="mean natural-log loss, probabilities clipped at 1e-6")
+
+
+class Scored(Protocol):
+    """Anything with a case's rank, Brier score and log loss (:class:`CaseScore`, :class:`CaseResult`)."""
+
+    @property
+    def rank(self) -> int | None: ...
+    @property
+    def brier(self) -> float: ...
+    @property
+    def log_loss(self) -> float: ...
+
+
+def summarise(scores: Sequence[Scored], n_conditions: int) -> Metrics:
+    """The metrics of a list of case scores; None for a fraction of no cases."""
+    n = len(scores)
+    if n == 0:
+        return Metrics(cases=0, top1=None, top3=None, mean_rank=None, brier=None, log_loss=None)
+    ranks = [s.rank if s.rank is not None else n_conditions + 1 for s in scores]
+    return Metrics(
+        cases=n,
+        top1=round(sum(r == 1 for r in ranks) / n, 4),
+        top3=round(sum(r <= 3 for r in ranks) / n, 4),
+        mean_rank=round(sum(ranks) / n, 4),
+        brier=round(sum(s.brier for s in scores) / n, 4),
+        log_loss=round(sum(s.log_loss for s in scores) / n, 4),
+    )
+
+
+class CaseResult(_Out):
+    """One vignette: what was predicted, how it scored, and which facts were used."""
+
+    id: str
+    file: str
+    category: str | None
+    accepted: list[str] = Field(description="conditions counted as correct; empty when the category is not modelled")
+    status: str = Field(
+        description="'scored', 'unmodelled' (category not in the knowledge base) or 'error' (not assessed)"
+    )
+    top3: list[Prediction]
+    rank: int | None
+    probability: float
+    brier: float
+    log_loss: float
+    n_used: int
+    n_skipped: int
+    used: list[str]
+    skipped: list[str]
+    error: str | None = None
+
+
+class Miss(_Out):
+    id: str
+    file: str
+    category: str | None
+    status: str
+    rank: int | None
+    probability: float
+    top3: list[Prediction]
+    error: str | None = None
+
+
+class FileSummary(Metrics):
+    path: str
+
+
+class ReportProvenance(_Out):
+    hipdx_version: str
+    knowledge_base: str
+    knowledge_base_version: str
+    knowledge_base_digest: str
+    assessed_on: str = Field(description="the date passed to the assessment")
+    n_conditions: int
+    files: list[str]
+
+
+class EvaluationReport(Metrics):
+    """The result of evaluating one or more vignette files."""
+
+    confusion: dict[str, dict[str, int]] = Field(description="true category -> predicted top-1 condition -> count")
+    misses: list[Miss] = Field(description="cases whose true condition is not ranked first")
+    per_case: list[CaseResult]
+    files: list[FileSummary]
+    unmodelled: list[str] = Field(description="ids of cases whose category the knowledge base does not model")
+    errors: list[str] = Field(description="ids of records that could not be assessed, with the reason")
+    provenance: ReportProvenance
+
+
+def confusion_table(results: Sequence[CaseResult]) -> dict[str, dict[str, int]]:
+    """true category -> predicted top-1 condition -> count; '(not assessed)' when none."""
+    table: dict[str, dict[str, int]] = {}
+    for r in results:
+        row = table.setdefault(r.category or "(no category)", {})
+        predicted = r.top3[0].id if r.top3 else "(not assessed)"
+        row[predicted] = row.get(predicted, 0) + 1
+    return {category: dict(sorted(row.items())) for category, row in sorted(table.items())}
