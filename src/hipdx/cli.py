@@ -357,5 +357,56 @@ def evaluate_command(
         _print(render_evaluation(report))
 
 
+@app.command("course", cls=ReportingCommand, epilog=SUPPORTS)
+def course_command(
+    case_file: Annotated[
+        Path, typer.Argument(metavar="CASE.json", help="A case with follow-up visits, as JSON.")
+    ],
+    output: Annotated[
+        DataFormat, typer.Option("--format", "-f", help="text for reading, json for tools.")
+    ] = DataFormat.text,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            metavar="FILE.png|FILE.svg",
+            help="Also draw pain over time against the expected band; PNG or SVG by the suffix.",
+            show_default=False,
+        ),
+    ] = None,
+    today: TodayOption = None,
+) -> None:
+    """Compare the follow-up visits with the expected course of the leading diagnosis.
+
+    Re-runs the differential on the whole case (the visits do not change it), then places each visit in time.
+
+    Alerts: no improvement by about 3 months, worsening, new pain in another joint, rising pain in pregnancy.
+
+    Also: edema gone on MRI while the pain persists, and edema persisting beyond 12 months.
+    """
+    from hipdx.knowledge.course import load_course_knowledge
+    from hipdx.reasoning.course import compare_course
+    from hipdx.report.course import render_course_text
+    from hipdx.report.plot import plot_course
+
+    case = parse_case(read_bytes(case_file))
+    day = _today(today)
+    assessment = assess(case, load_knowledge_base(), day)
+    report = compare_course(case, assessment.differential[0].id, load_course_knowledge(), day)
+    if plot is not None:
+        plot_course(report, plot)
+    if output is DataFormat.json:
+        _print_json({
+            "differential": [item.model_dump(mode="json") for item in assessment.differential[:3]],
+            "red_flags": [flag.model_dump(mode="json") for flag in assessment.red_flags],
+            "course": report.model_dump(mode="json"),
+        })
+        return
+    leading = ", ".join(f"{item.short} {item.probability:.0%}" for item in assessment.differential[:3])
+    lines = [f"Differential (re-run on the whole case): {leading}"]
+    lines += [f"RED FLAG [{flag.urgency}]: {flag.title} - {flag.action}" for flag in assessment.red_flags]
+    _print("\n".join(lines) + "\n\n" + render_course_text(report, width=_width()))
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
