@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import struct
 import xml.etree.ElementTree as ET
@@ -305,3 +306,28 @@ def test_a_course_without_band_or_visits_still_plots(tmp_path: Path) -> None:
 def test_an_unknown_plot_format_is_an_input_error(alerting_report: CourseReport, tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"\.png or \.svg"):
         plot_course(alerting_report, tmp_path / "course.pdf")
+
+
+# -- the command line -----------------------------------------------------------------------
+
+
+def test_hipdx_course_prints_alerts_and_writes_the_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from hipdx.cli import main
+
+    case = {"id": "flat", "age_years": 45, "sex": "male", "onset": {"type": "sudden", "days_since_onset": 110},
+            "visits": [{"days_since_onset": 20, "pain_0_10": 7}, {"days_since_onset": 100, "pain_0_10": 7}]}
+    case_file = tmp_path / "case.json"
+    case_file.write_text(json.dumps(case))
+    png = tmp_path / "course.png"
+    assert main(["course", str(case_file), "--plot", str(png), "--today", "2026-11-25"]) == 0
+    out = capsys.readouterr().out
+    assert "Differential (re-run on the whole case)" in out and "No improvement by about 3 months" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    assert main(["course", str(case_file), "--format", "json", "--today", "2026-11-25"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["course"]["condition"] == data["differential"][0]["id"]
+    assert [a["id"] for a in data["course"]["alerts"]] == ["no_improvement_3_months"]
+
+    assert main(["course", str(case_file), "--plot", str(tmp_path / "course.pdf")]) == InputError.exit_code
+    assert ".png or .svg" in capsys.readouterr().err

@@ -356,7 +356,8 @@ def _no_improvement(rule: AlertRule, points: Sequence[CoursePoint], course: Cond
     if latest.expected_pain is not None and pain > latest.expected_pain[1]:
         low, high = latest.expected_pain
         return (
-            f"Pain {pain:g}/10 at {_day(latest)} is above the expected band ({low:g}-{high:g}/10 at that time).",
+            f"Pain {pain:g}/10 at {_day(latest)} is above the expected band "
+            f"({round(low, 1):g}-{round(high, 1):g}/10 at that time).",
             [latest],
         )
     if not earlier or pain < rule.thresholds["min_pain"]:
