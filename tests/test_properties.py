@@ -404,13 +404,6 @@ def test_the_order_of_imaging_studies_does_not_matter(raw: dict[str, Any], data:
     assert summary(assess_raw(permuted)) == summary(assess_raw(raw))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG in reasoning/encode.py _mri_edema: of the latest studies reporting edema_extent, edema, "
-    "stir_high or t1_low it keeps the one with the highest list index, not the most recent date; "
-    "see test_reasoning.py::test_the_latest_mri_sets_the_edema_pattern_whatever_the_list_order",
-)
 @settings(DETERMINISTIC, phases=[Phase.explicit, Phase.generate])  # no shrinking: the failure is known
 @given(cases(dated_studies=True, min_studies=2, modalities=[Modality.mri, Modality.radiograph]), st.data())
 def test_the_order_of_several_mri_studies_does_not_matter(raw: dict[str, Any], data: st.DataObject) -> None:

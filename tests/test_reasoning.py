@@ -7,8 +7,11 @@ from typing import Any
 
 import pytest
 
+
 import hipdx
+from hipdx import load_knowledge_base
 from hipdx.knowledge import KnowledgeBase
+from hipdx.reasoning.information import burden_of_test
 
 #: Rounding of the assessment's probabilities (4 decimals) over 10 conditions.
 SUM_TOLERANCE = 10 * 0.5e-4 + 1e-9
@@ -282,13 +285,17 @@ def test_in_pregnancy_radiation_and_gadolinium_carry_warnings_and_plain_mri_rank
     for test_id, word in (("radiograph", "radiation"), ("ct", "radiation"), ("dxa", "radiation"), ("bone_scan", "radiation"), ("mri_contrast", "gadolinium")):
         if test_id in by_id:
             assert any(word in w and "pregnancy" in w for w in by_id[test_id].warnings), by_id[test_id]
-    assert {"radiograph", "mri_contrast"} <= set(ids)  # both warned tests are checked
-    # the same woman after delivery: no pregnancy warnings, and radiation and gadolinium weigh less
-    after_delivery = {t.id: t for t in run({**pregnant, "pregnancy": {"status": "postpartum", "postpartum_weeks": 2}}).next_tests}
-    assert not [w for t in after_delivery.values() for w in t.warnings if "pregnancy" in w]
-    for test_id in ("radiograph", "mri_contrast"):
-        assert by_id[test_id].burden > after_delivery[test_id].burden
-    assert by_id["mri"].burden == after_delivery["mri"].burden
+    # the burden rule itself, for every test, proposed or not: pregnancy multiplies radiation and
+    # gadolinium and says why; a plain MRI is unchanged
+    kb = load_knowledge_base()
+    for test in kb.tests:
+        pregnant_burden, pregnant_warnings = burden_of_test(kb, test, pregnant=True)
+        other_burden, other_warnings = burden_of_test(kb, test, pregnant=False)
+        assert not [w for w in other_warnings if "pregnancy" in w]
+        if test.ionising_radiation or test.gadolinium:
+            assert pregnant_burden > other_burden and any("pregnancy" in w for w in pregnant_warnings)
+        else:
+            assert pregnant_burden == other_burden and pregnant_warnings == other_warnings
 
 
 # --- unknown is not absent -----------------------------------------------------------------
@@ -392,16 +399,9 @@ def test_no_warning_for_an_adult_with_dated_imaging_and_no_trauma(run) -> None:
     assert run({**CASES["man_mri"], "trauma": "none"}).warnings == []
 
 
-# --- known defects, pinned so that a fix shows up (strict xfail turns into a failure when fixed) ----
+# --- defects found in review, pinned by tests -------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG in reasoning/encode.py _mri_edema: among the latest studies reporting edema_extent, edema, "
-    "stir_high or t1_low it keeps the one with the highest list index (found[1] > best[1]), not the most "
-    "recent date, so the edema pattern of an earlier MRI wins when it is listed last",
-)
 def test_the_latest_mri_sets_the_edema_pattern_whatever_the_list_order(run) -> None:
     later = mri(30, edema_extent="head_and_neck")
     earlier = mri(10, stir_high="absent")
@@ -412,13 +412,6 @@ def test_the_latest_mri_sets_the_edema_pattern_whatever_the_list_order(run) -> N
     assert reversed_list.differential == chronological.differential
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG in reasoning/encode.py _mri_edema: a later MRI that reports only t1_low is chosen as the "
-    "edema study and then gives no reading ('low T1 alone is not edema'), so the edema seen on the earlier "
-    "MRI is dropped from the case altogether",
-)
 def test_a_later_t1_only_mri_does_not_erase_earlier_edema(run) -> None:
     base = {**MAN_44, "onset": {"type": "sudden", "days_since_onset": 40}}
     edema = mri(10, edema_extent="head_and_neck")
@@ -427,13 +420,6 @@ def test_a_later_t1_only_mri_does_not_erase_earlier_edema(run) -> None:
     assert "mri_edema" not in with_t1_report.provenance.inputs_missing
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="DISCREPANCY knowledge/data/tests.yaml: with burden_weight_bits 0.05 a contrast MRI (burden 5) "
-    "outranks a radiograph and a plain MRI in an afebrile patient without imaging, although the base's own "
-    "notes (and ACR) make the radiograph the first study and keep gadolinium for suspected infection",
-)
 def test_without_suspicion_of_infection_contrast_mri_is_not_the_first_study(run) -> None:
     afebrile = {
         **MAN_44,

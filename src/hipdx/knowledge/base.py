@@ -272,7 +272,7 @@ def _check_cross(conditions, variables, tests, red_flags, problems) -> None:
                 if var not in by_id:
                     problems.append(Problem(f"red_flags.yaml: {rf.id}", f"unknown variable {var!r}"))
                     continue
-                allowed = set(by_id[var].states) | set(by_id[var].aggregates)
+                allowed = set(by_id[var].states) | set(by_id[var].aggregates) | {"unknown"}
                 bad = set(states) - allowed
                 if bad:
                     problems.append(Problem(f"red_flags.yaml: {rf.id}", f"{var} has no state(s) {sorted(bad)}"))

@@ -35,7 +35,7 @@ from hipdx.reasoning.differential import (
     posterior_range,
 )
 from hipdx.reasoning.encode import CaseEncoder, Observation
-from hipdx.reasoning.information import test_burden, test_information, variable_information
+from hipdx.reasoning.information import burden_of_test, information_of_tests, variable_information
 from hipdx.reasoning.red_flags import evaluate_red_flags
 
 #: How many conditions are explained, missing findings listed and tests proposed.
@@ -44,6 +44,8 @@ N_MISSING = 5
 N_TESTS = 4
 #: Tests expected to give less than this (bits) are not proposed.
 MIN_TEST_BITS = 0.02
+#: When no test is worth its burden, the best one is still shown if it would give this much.
+MIN_FALLBACK_BITS = 0.1
 
 _ENCODERS: dict[str, CaseEncoder] = {}
 
@@ -158,7 +160,7 @@ def _explain(
                 direction="for" if log10 > 0.05 else "against" if log10 < -0.05 else "neutral",
                 basis=dist.basis.value,
                 refs=dist.refs,
-                days_since_onset=obs.days,
+                days_since_onset=obs.days if var.spec.time_bands_days else None,
             )
         )
     contributions.sort(key=lambda c: -abs(c.log10_lr))
@@ -215,19 +217,23 @@ def _next_tests(
         unknown = tuple(sorted(v for v in test.reveals if v not in observed))
         if unknown and not _done(test, case):
             candidates.append((test, unknown))
-    bits_all, shift_all = test_information(kb, post, [u for _, u in candidates], days)
+    bits_all, shift_all = information_of_tests(kb, post, [u for _, u in candidates], days)
     for (test, _), bits, shift in zip(candidates, bits_all.tolist(), shift_all):
         if bits < MIN_TEST_BITS:
             continue
-        burden, warnings = test_burden(kb, test, pregnant)
+        burden, warnings = burden_of_test(kb, test, pregnant)
         proposals.append((bits - weight * burden, test, bits, burden, warnings, shift))
     proposals.sort(key=lambda p: -p[0])
+    # tests worth their burden; if none is, still the best one when it would tell something
+    worth = [p for p in proposals if p[0] > 0] or [p for p in proposals[:1] if p[2] >= MIN_FALLBACK_BITS]
     out = []
-    for score, test, bits, burden, warnings, shift in proposals[:N_TESTS]:
+    for score, test, bits, burden, warnings, shift in worth[:N_TESTS]:
         movers = [kb.conditions[i] for i in np.argsort(-shift)[:2] if shift[i] > 0.01]
         moved = " and ".join(f"{c.short} (now {post[kb.condition_ids.index(c.id)]:.0%})" for c in movers)
         reason = f"Expected to remove {bits:.2f} bits of diagnostic uncertainty"
         reason += f"; would most change the probability of {moved}." if moved else "."
+        if score <= 0:
+            reason += " Its expected yield is small for its burden; consider it only if the answer would change management."
         out.append(
             NextTest(
                 id=test.id,
@@ -272,8 +278,15 @@ def _warnings(case: Case, observations: Sequence[Observation], days: float | Non
     if not case.imaging:
         out.append("No imaging yet: the differential rests on history, examination and laboratory findings only.")
     edema = next((o for o in observations if o.variable == "mri_edema"), None)
-    if edema is not None and edema.state == "none" and edema.days is not None and edema.days < 2:
-        out.append("MRI within 48 h of onset can miss bone marrow edema; repeat it if pain persists.")
+    if edema is not None and edema.state == "none":
+        if edema.days is not None and edema.days < 2:
+            out.append("MRI within 48 h of onset can miss bone marrow edema; repeat it if pain persists.")
+        else:
+            out.append(
+                "The MRI shows no bone marrow edema. hipdx ranks only the marrow-edema conditions it models; "
+                "with a normal MRI consider causes outside them (labral tear, tendinopathy, bursitis, "
+                "referred lumbar or abdominal pain), and read the probabilities as relative."
+            )
     if days is None:
         out.append("Time since onset is not known: time-dependent findings are weighed as if the time were unknown.")
     return out

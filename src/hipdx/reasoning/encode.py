@@ -146,26 +146,33 @@ def _sex_pregnancy(case: Case, ctx: _Context) -> Reading:
 _MRI = frozenset({Modality.mri})
 
 
+def _edema_of(f: ImagingFindings) -> tuple[str, str] | None:
+    """The edema state one MRI reports, and the field it rests on; None if it says nothing."""
+    if f.edema_extent not in (EdemaExtent.unknown, EdemaExtent.none):
+        return f.edema_extent.value, "edema_extent"
+    if f.edema_extent is EdemaExtent.none or f.edema is Presence.absent or f.stir_high is Presence.absent:
+        return "none", "edema"
+    if f.edema is Presence.present or f.stir_high is Presence.present:
+        return "any_edema", "edema"
+    return None  # low T1 alone is not edema (fibrosis, tumour, fat loss)
+
+
 def _mri_edema(case: Case, ctx: _Context) -> Reading:
-    """Edema pattern of the most recent MRI: T1 low + STIR high + extent are one finding."""
-    best = None
-    for finding in ("edema_extent", "edema", "stir_high", "t1_low"):
-        found = ctx.latest(case, _MRI, finding)
-        if found is not None and (best is None or found[1] > best[1]):
-            best = found
+    """Edema pattern of the most recent MRI that reports one: T1 low + STIR high + extent are one finding."""
+    best: tuple[tuple[float, int], str, str, float | None] | None = None
+    for i, study in enumerate(case.imaging):
+        if study.modality is not Modality.mri:
+            continue
+        reading = _edema_of(study.findings)
+        if reading is None:
+            continue
+        days = study_days_since_onset(case, study, ctx.today)
+        order = (days if days is not None else -1.0, i)
+        if best is None or order >= best[0]:
+            best = (order, reading[0], f"imaging.{i}.findings.{reading[1]}", days)
     if best is None:
         return None
-    study, i = best
-    f: ImagingFindings = study.findings
-    days = study_days_since_onset(case, study, ctx.today)
-    where = f"imaging.{i}.findings"
-    if f.edema_extent not in (EdemaExtent.unknown, EdemaExtent.none):
-        return f.edema_extent.value, days, (f"{where}.edema_extent",)
-    if f.edema_extent is EdemaExtent.none or f.edema is Presence.absent or f.stir_high is Presence.absent:
-        return "none", days, (f"{where}.edema",)
-    if f.edema is Presence.present or f.stir_high is Presence.present:
-        return "any_edema", days, (f"{where}.edema",)
-    return None  # only T1 known: low T1 alone is not edema (fibrosis, tumour, fat loss)
+    return best[1], best[3], (best[2],)
 
 
 def _subchondral_band(case: Case, ctx: _Context) -> Reading:

@@ -52,7 +52,7 @@ def _outcome_table(kb: KnowledgeBase, variables: Iterable[str], days: float | No
     return cached
 
 
-def test_information(
+def information_of_tests(
     kb: KnowledgeBase, post: np.ndarray, tests: Sequence[Sequence[str]], days: float | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mutual information (bits) between the diagnosis and the joint outcome of each test.
@@ -79,7 +79,7 @@ def test_information(
     return np.maximum(info.astype(float), 0.0), shift.astype(float)
 
 
-def test_burden(kb: KnowledgeBase, test: Test, pregnant: bool) -> tuple[float, list[str]]:
+def burden_of_test(kb: KnowledgeBase, test: Test, pregnant: bool) -> tuple[float, list[str]]:
     """Burden of a test for this patient, with the warnings that raised it."""
     burden = test.burden
     warnings = []

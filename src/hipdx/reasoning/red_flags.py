@@ -10,17 +10,25 @@ from hipdx.knowledge.base import KnowledgeBase
 from hipdx.reasoning.assessment import RedFlagHit
 from hipdx.reasoning.encode import Observation
 
+#: Trigger pseudo-state: the variable is not known.
+UNKNOWN = "unknown"
+
 _URGENCY_ORDER = {"emergency": 0, "urgent": 1, "soon": 2}
 
 
 def _holds(kb: KnowledgeBase, variable: str, states: list[str], observed: str | None) -> bool:
-    """Whether an observed state (or aggregate) lies within the listed states."""
+    """Whether an observed state (or aggregate) lies within the listed states.
+
+    The pseudo-state ``unknown`` in a trigger matches a variable that was not observed,
+    so a rule can ask for "CRP raised, or not measured".
+    """
     if observed is None:
-        return False
+        return UNKNOWN in states
     var = kb.variables[variable]
     allowed: set[str] = set()
     for s in states:
-        allowed.update(var.observables[s])
+        if s != UNKNOWN:
+            allowed.update(var.observables[s])
     return set(var.observables[observed]) <= allowed
 
 
@@ -32,7 +40,7 @@ def evaluate_red_flags(kb: KnowledgeBase, observations: Sequence[Observation], p
         triggered = []
         for trigger in rf.triggers:
             if all(_holds(kb, v, states, seen.get(v)) for v, states in trigger.all_of.items()):
-                triggered.append(" and ".join(f"{v} = {seen[v]}" for v in trigger.all_of))
+                triggered.append(" and ".join(f"{v} = {seen.get(v, UNKNOWN)}" for v in trigger.all_of))
         if triggered:
             ci = kb.condition_ids.index(rf.condition)
             hits.append(

@@ -1,0 +1,491 @@
+"""Many cases at once: the differential and red flags of each, without explanations or ranges.
+
+For screening a cohort or re-scoring a registry, where :func:`~hipdx.reasoning.assess`
+(one full :class:`~hipdx.reasoning.Assessment` with explanation, ranges and next tests)
+is more than is needed. The posterior of every case is the same number ``assess``
+reports: the same observations index the same rows of the knowledge base, and one
+gather, sum and softmax over a key matrix (:func:`~hipdx.reasoning.differential.batch_posterior`)
+scores every case together.
+
+How the cases are read
+----------------------
+Reading the cases, not the arithmetic, is what costs, so the batch reads them in bulk
+(``BatchEncoder``) and must give exactly the observations of
+:meth:`~hipdx.reasoning.encode.CaseEncoder.encode` (``tests/test_batch.py`` checks it on
+generated cases):
+
+- plain case fields and labs: one C-level attribute getter per case, then one table
+  lookup per column from value to knowledge-base row; numbers are binned with
+  :func:`numpy.searchsorted`; labs are put in their canonical unit by the same
+  :data:`~hipdx.case.units.QUANTITIES` that validated them;
+- imaging findings: every study of every case in one table, and for each variable the
+  most recent study that reports it chosen by one sort (the rule of ``CaseEncoder``);
+- computed findings (sex and pregnancy, the MRI edema pattern, the subchondral band,
+  contrast): the base's own ``CaseEncoder``, case by case, the imaging ones only for
+  cases with a study.
+
+Red flags are evaluated on the same key matrix: each trigger is a boolean mask over the
+knowledge base's rows.
+
+Examples
+--------
+>>> import datetime as dt
+>>> from hipdx.case import Case
+>>> from hipdx.knowledge import load_knowledge_base
+>>> kb = load_knowledge_base()
+>>> result = assess_batch([Case(age_years=44, sex="male"), Case(age_years=30, sex="female")], kb, dt.date(2026, 1, 1))
+>>> result.probabilities.shape == (2, len(kb.conditions))
+True
+>>> bool(abs(result.probabilities.sum(axis=1) - 1).max() < 1e-12)
+True
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import operator
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from hipdx.case import Case, Labs, Modality
+from hipdx.case.parse import days_since_onset, problems_from_validation, study_days_since_onset
+from hipdx.case.units import QUANTITIES
+from hipdx.errors import Problem
+from hipdx.knowledge.base import CompiledVariable, KnowledgeBase
+from hipdx.reasoning.differential import batch_posterior
+from hipdx.reasoning.encode import CaseEncoder, _state_of
+from hipdx.reasoning.red_flags import UNKNOWN
+
+#: Cases scored per gather; bounds the (cases, variables, conditions) intermediate to a few MB.
+CHUNK_CASES = 2048
+
+
+@dataclass(frozen=True)
+class LineError:
+    """An input line that could not be read as a case.
+
+    ``index`` is the 0-based position of the line in the input (blank lines count).
+    """
+
+    index: int
+    message: str
+    problems: tuple[Problem, ...]
+
+    def __str__(self) -> str:
+        return "\n".join([f"line {self.index}: {self.message}"] + [f"  - {p}" for p in self.problems])
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """The differential of many cases: one row per assessed case.
+
+    Attributes
+    ----------
+    condition_ids
+        The columns of ``probabilities``, in knowledge-base order.
+    probabilities
+        (cases, conditions) posterior probabilities, float64, unrounded.
+    top
+        (cases,) column of the most probable condition of each case (the first on a tie,
+        as in ``assess``).
+    red_flag_ids
+        The columns of ``red_flags``, in knowledge-base order.
+    red_flags
+        (cases, red flags) whether each must-not-miss rule holds for each case.
+    n_observations
+        (cases,) how many findings of each case the knowledge base could use.
+    case_ids
+        Each case's ``id`` (None when it has none).
+    input_index
+        (cases,) position of each row's case in the input; with :func:`assess_batch_json`
+        the line it came from, so rows and ``errors`` account for every non-blank line.
+    errors
+        Lines that were not valid cases (only from :func:`assess_batch_json`).
+    """
+
+    condition_ids: tuple[str, ...]
+    probabilities: np.ndarray
+    top: np.ndarray
+    red_flag_ids: tuple[str, ...]
+    red_flags: np.ndarray
+    n_observations: np.ndarray
+    case_ids: tuple[str | None, ...]
+    input_index: np.ndarray
+    errors: tuple[LineError, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.case_ids)
+
+    def top_condition_ids(self) -> list[str]:
+        """The id of the most probable condition of each case."""
+        ids = self.condition_ids
+        return [ids[i] for i in self.top.tolist()]
+
+    def red_flags_of(self, row: int) -> list[str]:
+        """Ids of the red flags that hold for the case in ``row``."""
+        return [self.red_flag_ids[j] for j in np.flatnonzero(self.red_flags[row]).tolist()]
+
+
+class _Column:
+    """How one variable's value becomes a row of the knowledge base's tables."""
+
+    def __init__(self, column: int, var: CompiledVariable, pad: int) -> None:
+        source = var.spec.source
+        self.column = column
+        self.var = var
+        self.source = source
+        self.banded = bool(var.spec.time_bands_days)
+        #: observable name -> column of ``key_table``; the extra last column is "no observation"
+        self.observable_index = {name: i for i, name in enumerate(var.observables)}
+        self.none = len(self.observable_index)
+        n_bands = 1 + max(band for band, _ in var.keys)
+        self.key_table = np.full((n_bands, self.none + 1), pad, dtype=np.intp)
+        for (band, name), key in var.keys.items():
+            self.key_table[band, self.observable_index[name]] = key
+        if source.bins:
+            self.upper_bounds = np.array([upper for _, upper in source.bins[:-1]], dtype=float)
+            self.bin_observable = np.array(
+                [self.observable_index[state] for state, _ in source.bins] + [self.none], dtype=np.intp
+            )
+        #: case value -> observable column, filled as values are met (enums: a handful)
+        self._memo: dict[Any, int] = {}
+
+    def observable(self, value: Any) -> int:
+        """The observable column of one value; ``self.none`` when it says nothing."""
+        index = self._memo.get(value)
+        if index is None:
+            state = _state_of(value, self.source)
+            index = self.none if state is None else self.observable_index[state]
+            if not isinstance(value, float):  # numbers are many; enums and flags are few
+                self._memo[value] = index
+        return index
+
+    def observables(self, values: Sequence[Any]) -> np.ndarray:
+        """The observable column of each value, as an array."""
+        if self.source.bins:
+            x = np.array(values, dtype=float)  # None -> nan
+            idx = np.searchsorted(self.upper_bounds, x, side="right")
+            idx[np.isnan(x)] = len(self.bin_observable) - 1
+            return self.bin_observable[idx]
+        memo = self._memo
+        try:
+            return np.fromiter(map(memo.__getitem__, values), dtype=np.intp, count=len(values))
+        except KeyError:
+            return np.fromiter(map(self.observable, values), dtype=np.intp, count=len(values))
+
+    def keys(self, observables: np.ndarray, days: Sequence[float | None] | None) -> np.ndarray:
+        """Rows of the knowledge base for observables seen ``days`` after onset."""
+        if not self.banded:
+            return self.key_table[0, observables]
+        bands = np.fromiter(map(self.var.band, days or ()), dtype=np.intp, count=len(observables))
+        return self.key_table[bands, observables]
+
+
+def _tuple_getter(names: Sequence[str]) -> Callable[[Any], tuple[Any, ...]]:
+    """One C-level getter of several (dotted) attributes that always returns a tuple."""
+    if len(names) == 1:
+        single = operator.attrgetter(names[0])
+        return lambda obj: (single(obj),)
+    return operator.attrgetter(*names)
+
+
+#: Computed encoders that read only imaging studies, so give nothing for a case without one.
+_IMAGING_COMPUTED = frozenset({"mri_edema", "subchondral_band", "contrast_pattern"})
+
+
+class _ImagingColumn(_Column):
+    """A variable read from the most recent imaging study that reports its finding."""
+
+    def __init__(self, column: int, var: CompiledVariable, pad: int, finding: int) -> None:
+        super().__init__(column, var, pad)
+        #: position of the finding in the tuple read from each study
+        self.finding = finding
+        #: modality -> whether a study of it can report the variable
+        self.modality_ok = np.array([m.value in (var.spec.source.imaging or ()) for m in Modality], dtype=bool)
+
+
+_MODALITY_CODE = {m: i for i, m in enumerate(Modality)}
+
+
+class BatchEncoder:
+    """Reads every variable of a knowledge base from many cases into one key matrix.
+
+    Build one per knowledge base (:func:`batch_encoder_for`); it holds tables derived
+    from the base and a memo of the enum values it has met.
+    """
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        self.pad = len(kb.log_p) - 1
+        self.variable_ids = list(kb.variables)
+        self._fields: list[_Column] = []
+        self._labs: list[_Column] = []
+        self._imaging: list[_ImagingColumn] = []
+        computed_any, computed_imaging = [], []
+        findings: list[str] = []
+        for column, var in enumerate(kb.variables.values()):
+            source = var.spec.source
+            if source.field is not None:
+                on_labs = source.field.startswith("labs.")
+                (self._labs if on_labs else self._fields).append(_Column(column, var, self.pad))
+            elif source.imaging is not None:
+                finding = source.finding or ""
+                if finding not in findings:
+                    findings.append(finding)
+                self._imaging.append(_ImagingColumn(column, var, self.pad, findings.index(finding)))
+            elif source.computed in _IMAGING_COMPUTED:
+                computed_imaging.append(var.spec)
+            else:
+                computed_any.append(var.spec)
+        self._field_getter = _tuple_getter([c.source.field or "" for c in self._fields]) if self._fields else None
+        self._lab_names = [(c.source.field or "").split(".", 1)[1] for c in self._labs]
+        self._lab_getter = _tuple_getter(self._lab_names) if self._labs else None
+        #: a lab with a unit is converted by its quantity; one without (a T-score) is read as is
+        self._lab_quantities = [QUANTITIES.get(name) for name in self._lab_names]
+        self._findings_getter = _tuple_getter(findings) if findings else None
+        self._needs_days = any(c.banded for c in self._fields + self._labs)
+        # computed findings are read by the knowledge base's own encoder
+        self._computed_any = CaseEncoder(computed_any)
+        self._computed_imaging = CaseEncoder(computed_imaging)
+        self._column_of = {vid: i for i, vid in enumerate(self.variable_ids)}
+        self._variables = kb.variables
+
+    @property
+    def n_columns(self) -> int:
+        return len(self.variable_ids)
+
+    def keys(self, cases: Sequence[Case], today: dt.date) -> np.ndarray:
+        """(cases, variables) row of the knowledge base's tables for each case and variable.
+
+        Column ``j`` is variable ``j`` of the base; a variable the case says nothing about
+        holds the padding row, which adds nothing to a posterior.
+        """
+        out = np.full((len(cases), self.n_columns), self.pad, dtype=np.intp)
+        if len(cases):
+            self._read_fields(cases, today, out)
+            self._read_case_by_case(cases, today, out)
+        return out
+
+    def _read_fields(self, cases: Sequence[Case], today: dt.date, out: np.ndarray) -> None:
+        """Variables of plain case fields and labs, column by column."""
+        days_now = [days_since_onset(c, today) for c in cases] if self._needs_days else None
+        if self._field_getter is not None:
+            # read row by row (each case while it is in cache), then score column by column
+            for c, values in zip(self._fields, zip(*map(self._field_getter, cases))):
+                out[:, c.column] = c.keys(c.observables(values), days_now)
+        if self._lab_getter is not None:
+            lab_rows = [self._canonical_labs(case.labs) for case in cases]
+            for c, values in zip(self._labs, zip(*lab_rows)):
+                out[:, c.column] = c.keys(c.observables(values), days_now)
+
+    def _canonical_labs(self, labs: Labs) -> tuple[float | None, ...]:
+        """Every lab in its canonical unit (None when not measured), as ``Labs.canonical``.
+
+        Converted again with the same :data:`~hipdx.case.units.QUANTITIES` that validated
+        it: ``Labs.canonical`` reads a pydantic private attribute, which costs about 3 µs
+        a call, more than the conversion.
+        """
+        measured = self._lab_getter(labs)  # type: ignore[misc]
+        return tuple(
+            None if m is None else m if quantity is None else quantity.to_canonical(m.value, m.unit)
+            for quantity, m in zip(self._lab_quantities, measured)
+        )
+
+    def _read_case_by_case(self, cases: Sequence[Case], today: dt.date, out: np.ndarray) -> None:
+        """Computed variables (by the base's encoder) and the imaging studies of each case."""
+        rows: list[int] = []
+        columns: list[int] = []
+        keys: list[int] = []
+        study_case: list[int] = []
+        study_days: list[float | None] = []
+        study_modality: list[int] = []
+        study_findings: list[tuple[Any, ...]] = []
+        column_of, variables, read_findings = self._column_of, self._variables, self._findings_getter
+        for i, case in enumerate(cases):
+            observations = self._computed_any.encode(case, today)
+            if case.imaging:
+                observations += self._computed_imaging.encode(case, today)
+                for study in case.imaging:
+                    study_case.append(i)
+                    study_days.append(study_days_since_onset(case, study, today))
+                    study_modality.append(_MODALITY_CODE[study.modality])
+                    if read_findings is not None:
+                        study_findings.append(read_findings(study.findings))
+            for o in observations:
+                var = variables[o.variable]
+                rows.append(i)
+                columns.append(column_of[o.variable])
+                keys.append(var.keys[(var.band(o.days), o.state)])
+        if rows:
+            out[rows, columns] = keys
+        if study_case and study_findings:
+            self._read_imaging(study_case, study_days, study_modality, study_findings, out)
+
+    def _read_imaging(
+        self,
+        study_case: list[int],
+        study_days: list[float | None],
+        study_modality: list[int],
+        study_findings: list[tuple[Any, ...]],
+        out: np.ndarray,
+    ) -> None:
+        """Each imaging variable from the most recent study that reports its finding.
+
+        The rule of :class:`~hipdx.reasoning.encode.CaseEncoder`: among a case's studies of
+        the variable's modalities whose finding is known, the latest by days since onset
+        (a study of unknown time counts as -1 days), then the later in the case's list.
+        Studies arrive grouped by case, each case's in list order.
+        """
+        case_of = np.asarray(study_case, dtype=np.intp)
+        days = np.array(study_days, dtype=float)  # None -> nan
+        position = np.arange(len(case_of)) - np.searchsorted(case_of, case_of)  # index within the case
+        # by case, then time (unknown = -1), then position: a case's last eligible study is its latest
+        order = np.lexsort((position, np.where(np.isnan(days), -1.0, days), case_of))
+        modality = np.asarray(study_modality, dtype=np.intp)
+        findings = list(zip(*study_findings))
+        for c in self._imaging:
+            observable = c.observables(findings[c.finding])
+            eligible = (observable != c.none) & c.modality_ok[modality]
+            chosen = order[eligible[order]]
+            cases = case_of[chosen]
+            last = np.ones(len(chosen), dtype=bool)
+            last[:-1] = cases[1:] != cases[:-1]
+            chosen, cases = chosen[last], cases[last]
+            if c.banded:
+                bands = np.fromiter((c.var.band(study_days[k]) for k in chosen.tolist()), np.intp, len(chosen))
+            else:
+                bands = np.zeros(len(chosen), dtype=np.intp)
+            out[cases, c.column] = c.key_table[bands, observable[chosen]]
+
+
+_BATCH_ENCODERS: dict[str, BatchEncoder] = {}
+
+
+def batch_encoder_for(kb: KnowledgeBase) -> BatchEncoder:
+    """The batch encoder of a knowledge base (built once per base)."""
+    encoder = _BATCH_ENCODERS.get(kb.digest)
+    if encoder is None:
+        encoder = _BATCH_ENCODERS[kb.digest] = BatchEncoder(kb)
+    return encoder
+
+
+class _RedFlagTable:
+    """Each red flag as boolean masks over the knowledge base's rows, one per condition."""
+
+    def __init__(self, kb: KnowledgeBase, column: dict[str, int]) -> None:
+        n_rows = len(kb.log_p)
+        self.ids = tuple(rf.id for rf in kb.red_flags)
+        #: per red flag, per trigger: [(column, mask over rows)]
+        self.triggers: list[list[list[tuple[int, np.ndarray]]]] = []
+        for rf in kb.red_flags:
+            flag = []
+            for trigger in rf.triggers:
+                conditions = []
+                for variable, states in trigger.all_of.items():
+                    var = kb.variables[variable]
+                    allowed = {member for s in states if s != UNKNOWN for member in var.observables[s]}
+                    mask = np.zeros(n_rows, dtype=bool)
+                    mask[n_rows - 1] = UNKNOWN in states  # the padding row: the variable is not known
+                    for (_, observed), key in var.keys.items():
+                        mask[key] = set(var.observables[observed]) <= allowed
+                    conditions.append((column[variable], mask))
+                flag.append(conditions)
+            self.triggers.append(flag)
+
+    def evaluate(self, key_matrix: np.ndarray) -> np.ndarray:
+        """(cases, red flags): whether any trigger of each flag holds for each case."""
+        out = np.zeros((len(key_matrix), len(self.ids)), dtype=bool)
+        for j, flag in enumerate(self.triggers):
+            for conditions in flag:
+                holds = np.ones(len(key_matrix), dtype=bool)
+                for column, mask in conditions:
+                    holds &= mask[key_matrix[:, column]]
+                out[:, j] |= holds
+        return out
+
+
+_RED_FLAG_TABLES: dict[str, _RedFlagTable] = {}
+
+
+def _red_flag_table(kb: KnowledgeBase) -> _RedFlagTable:
+    table = _RED_FLAG_TABLES.get(kb.digest)
+    if table is None:
+        column = {vid: i for i, vid in enumerate(kb.variables)}
+        table = _RED_FLAG_TABLES[kb.digest] = _RedFlagTable(kb, column)
+    return table
+
+
+def posterior_matrix(kb: KnowledgeBase, key_matrix: np.ndarray) -> np.ndarray:
+    """(cases, conditions) posterior of every row of a padded key matrix, in chunks."""
+    out = np.empty((len(key_matrix), len(kb.conditions)))
+    for start in range(0, len(key_matrix), CHUNK_CASES):
+        stop = start + CHUNK_CASES
+        out[start:stop] = batch_posterior(kb, key_matrix[start:stop])
+    return out
+
+
+def assess_batch(cases: Sequence[Case], kb: KnowledgeBase, today: dt.date) -> BatchResult:
+    """The differential and red flags of many cases, without explanations or ranges.
+
+    Parameters
+    ----------
+    cases
+        Validated cases.
+    kb
+        The compiled knowledge base.
+    today
+        The date of the assessment, used only for cases that give dates but no
+        ``assessed_on`` (as in :func:`~hipdx.reasoning.assess`).
+
+    Returns
+    -------
+    BatchResult
+        One row per case, in input order. ``probabilities`` equal the unrounded
+        probabilities ``assess`` reports for the same case.
+    """
+    key_matrix = batch_encoder_for(kb).keys(cases, today)
+    probabilities = posterior_matrix(kb, key_matrix)
+    return BatchResult(
+        condition_ids=tuple(kb.condition_ids),
+        probabilities=probabilities,
+        top=np.argmax(probabilities, axis=1) if len(cases) else np.zeros(0, dtype=np.intp),
+        red_flag_ids=_red_flag_table(kb).ids,
+        red_flags=_red_flag_table(kb).evaluate(key_matrix),
+        n_observations=np.count_nonzero(key_matrix != len(kb.log_p) - 1, axis=1),
+        case_ids=tuple(c.id for c in cases),
+        input_index=np.arange(len(cases)),
+    )
+
+
+def assess_batch_json(lines: Iterable[str | bytes], kb: KnowledgeBase, today: dt.date) -> BatchResult:
+    """Parse one JSON case per line and assess the valid ones together (NDJSON in, batch out).
+
+    A line that is not a valid case does not stop the batch: it is reported in
+    ``errors`` with its index and every problem found. Blank lines are skipped.
+
+    Examples
+    --------
+    >>> from hipdx.knowledge import load_knowledge_base
+    >>> result = assess_batch_json(['{"age_years": 50}', '{"age_yeras": 50}'], load_knowledge_base(), dt.date(2026, 1, 1))
+    >>> len(result), result.errors[0].index, result.errors[0].problems[0].field
+    (1, 1, 'age_yeras')
+    """
+    cases: list[Case] = []
+    index: list[int] = []
+    errors: list[LineError] = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            cases.append(Case.model_validate_json(line))
+        except ValidationError as exc:
+            invalid_json = any(e["type"] == "json_invalid" for e in exc.errors(include_url=False))
+            message = "the line is not valid JSON" if invalid_json else "the case is not valid"
+            errors.append(LineError(i, message, tuple(problems_from_validation(exc))))
+            continue
+        index.append(i)
+    result = assess_batch(cases, kb, today)
+    return replace(result, input_index=np.asarray(index, dtype=np.intp), errors=tuple(errors))
