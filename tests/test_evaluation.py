@@ -366,12 +366,23 @@ def test_a_subchondral_fissure_is_a_subchondral_fracture_line():
 def test_a_mass_is_a_bone_lesion_unless_the_text_places_it_elsewhere():
     case, _, _ = mapped(imaging=[study("mri", {"mass": True}, findings="expansile lesion of the greater trochanter")])
     assert case.imaging[0].findings.focal_lesion is P
-    case, _, skipped = mapped(imaging=[study("mri", {"mass": True}, findings="lobulated intra-articular masses")])
-    assert case.imaging == [] and mentions(skipped, "features.mass", "soft tissues or the joint")
+    case, _, _ = mapped(imaging=[study("mri", {"mass": True}, findings="lobulated intra-articular masses")])
+    assert case.imaging[0].findings.intra_articular_mass is P and case.imaging[0].findings.focal_lesion is U
+    case, _, skipped = mapped(imaging=[study("mri", {"mass": True}, findings="intramuscular mass of the adductors")])
+    assert case.imaging == [] and mentions(skipped, "features.mass", "soft tissues")
     case, _, _ = mapped(
         imaging=[study("ct", {"lytic_lesion": True, "mass": True}, findings="lytic lesion with a soft-tissue mass")]
     )
     assert case.imaging[0].findings.focal_lesion is P
+
+
+def test_destruction_and_soft_tissue_collections():
+    case, _, _ = mapped(imaging=[study("xray", {"progressive_destruction": True})])
+    assert case.imaging[0].findings.joint_space.value == "destroyed"
+    case, _, _ = mapped(imaging=[study("mri", {"soft_tissue_fluid": True})])
+    assert case.imaging[0].findings.soft_tissue_collection is P
+    case, _, skipped = mapped(imaging=[study("xray", {"soft_tissue_fluid": True})])
+    assert case.imaging == [] and mentions(skipped, "features.soft_tissue_fluid", "MRI or CT")
 
 
 def test_bone_scan_uptake_and_normal_scan():

@@ -324,6 +324,8 @@ FINDING_MODALITIES: dict[str, frozenset[Modality]] = {
     "necrotic_extent_percent": _STRUCTURAL,
     "subchondral_fracture_line": _STRUCTURAL,
     "focal_lesion": _STRUCTURAL,
+    "intra_articular_mass": _STRUCTURAL,
+    "soft_tissue_collection": frozenset({Modality.mri, Modality.ct}),
     "edema": _MRI,
     "t1_low": _MRI,
     "stir_high": _MRI,
@@ -363,6 +365,10 @@ class ImagingFindings(_Strict):
     )
     subchondral_fracture_line: Presence = _U
     focal_lesion: Presence = Field(default=_U, description="Lytic, sclerotic or marrow-replacing focal lesion")
+    intra_articular_mass: Presence = Field(default=_U, description="Nodular or villous mass within the joint")
+    soft_tissue_collection: Presence = Field(
+        default=_U, description="Fluid collection or abscess in the soft tissues around the hip"
+    )
     # MRI
     edema: Presence = Field(default=_U, description="Bone marrow edema of the proximal femur")
     t1_low: Presence = _U

@@ -102,6 +102,9 @@ _NECK = re.compile(r"\bneck\b|cervical|subcapital", re.I)
 _EXTRA_OSSEOUS_MASS = re.compile(
     r"(?:soft[- ]tissue|intra-?articular|synovial|intramuscular|muscle)\s+(?:[\w-]+\s+){0,2}?mass", re.I
 )
+_INTRA_ARTICULAR = re.compile(
+    r"intra-?articular|synovial|within the (?:hip )?joint|arising from the (?:[\w-]+\s+){0,2}joint", re.I
+)
 _CONTRAST_PATTERNS = (
     (
         "subchondral_non_enhancement",
@@ -154,8 +157,18 @@ def _votes(
             draft.skip(fsrc, value, "expected true or false")
         elif key in FEATURE_FINDINGS:
             votes.append(_Vote(FEATURE_FINDINGS[key], state, fsrc, value))
+        elif key == "mass" and value and _INTRA_ARTICULAR.search(text):
+            votes.append(_Vote("intra_articular_mass", state, fsrc, value, "the text places the mass in the joint"))
         elif key == "mass" and value and _EXTRA_OSSEOUS_MASS.search(text):
-            draft.skip(fsrc, value, "the findings text places the mass in the soft tissues or the joint, not in bone")
+            draft.skip(fsrc, value, "the findings text places the mass in the soft tissues, not in bone or the joint")
+        elif key == "soft_tissue_fluid" and modality in (Modality.mri, Modality.ct):
+            votes.append(_Vote("soft_tissue_collection", state, fsrc, value, "a periarticular fluid collection"))
+        elif key == "soft_tissue_fluid":
+            draft.skip(fsrc, value, "a soft-tissue collection is read from MRI or CT only")
+        elif key == "progressive_destruction" and value:
+            votes.append(_Vote("joint_space", "destroyed", fsrc, value, "progressive destruction of the joint"))
+        elif key == "progressive_destruction":
+            draft.skip(fsrc, value, "no destruction says nothing about the joint space")
         elif key == "mass":
             votes.append(_Vote("focal_lesion", state, fsrc, value, "a mass of bone"))
         elif key == "fracture_line" and not value:
@@ -181,7 +194,14 @@ _ENUMERATED = {
     "joint_space": ("joint_space", _JOINT_SPACE),
     "uptake": ("uptake", _UPTAKE),
 }
-_BOOLEAN_KEYS = frozenset(FEATURE_FINDINGS) | {"mass", "fracture_line", "displaced_fracture", "osteonecrosis_signs"}
+_BOOLEAN_KEYS = frozenset(FEATURE_FINDINGS) | {
+    "mass",
+    "fracture_line",
+    "displaced_fracture",
+    "osteonecrosis_signs",
+    "soft_tissue_fluid",
+    "progressive_destruction",
+}
 
 
 def _study_findings(votes: list[_Vote], unspecified: bool, study: Draft) -> None:
