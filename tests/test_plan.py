@@ -477,3 +477,13 @@ def test_invariants_over_random_cases(raw, differential, flags):
     urgencies = [s.urgency for s in plan.sections]
     order = ["emergency", "urgent", "soon", "routine"]
     assert urgencies == sorted(urgencies, key=order.index)
+
+
+def test_format_plan_text_and_markdown():
+    from hipdx.reasoning.plan import format_plan
+
+    raw = with_(SAFE_MAN, sex="female", age_years=30, pregnancy={"status": "pregnant", "gestational_weeks": 34})
+    plan = plan_for(raw)
+    text = format_plan(plan)
+    assert "Blocked by gestational_weeks = 34.0" in text
+    assert format_plan(plan, markdown=True).startswith("# Management plan")

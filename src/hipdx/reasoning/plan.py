@@ -750,7 +750,7 @@ def format_plan(plan: Plan, markdown: bool = False) -> str:
                 lines.append(f"{bullet}Why: {item.context}")
             for finding in item.blocked_by:
                 lines.append(f"{bullet}Blocked by {finding.fact} = {finding.value}: {finding.message} [{', '.join(finding.refs)}]")
-            for finding in item.needs_information:
+            for finding in item.needs_information if item.status is not ItemStatus.blocked else []:
                 lines.append(f"{bullet}Needs {finding.fact} (not known) for: {finding.message}")
             for finding in item.cautions:
                 lines.append(f"{bullet}Caution ({finding.fact} = {finding.value}): {finding.message}")

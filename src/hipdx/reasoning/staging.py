@@ -925,3 +925,40 @@ def stage_case(case: Case, knowledge: TreatmentKnowledge | None = None, today: d
             caveat=" ".join(tk.staging.caveat.split()),
         ),
     )
+
+
+def format_staging(staging: Staging) -> str:
+    """The staging as plain text: each result, what decided it and what is missing."""
+
+    def inputs(items: list[StageInput]) -> str:
+        return "; ".join(str(i) for i in items) or "-"
+
+    lines = ["Staging" + (f" - {staging.case_id}" if staging.case_id else ""), ""]
+    for r in staging.osteonecrosis:
+        stage = {StageStatus.at_least: f"at least {r.stage}", StageStatus.staged: r.stage}.get(r.status, r.status.value.replace("_", " "))
+        lines.append(f"{r.name}: {stage}" + (f" - {r.definition}" if r.definition else ""))
+        lines.append(f"  decided by: {inputs(r.decided_by)}")
+        if r.missing:
+            lines.append(f"  missing: {', '.join(r.missing)}")
+        lines += [f"  note: {n}" for n in r.notes]
+        lines.append(f"  source: {', '.join(r.refs)}")
+    p = staging.toh_phase
+    lines += ["", f"TOH phase (estimate): {p.phase}" + (" - beyond the expected course" if p.beyond_expected_course else "")]
+    lines.append(f"  decided by: {inputs(p.decided_by)}")
+    if p.missing:
+        lines.append(f"  missing: {', '.join(p.missing)}")
+    pat = staging.pattern
+    lines.append(
+        f"Pattern: bilateral {pat.bilateral.value}; migratory {pat.migratory.value}"
+        + ("; regional migratory osteoporosis pattern" if pat.regional_migratory_osteoporosis_pattern else "")
+    )
+    lines += [f"  note: {n}" for n in pat.notes]
+    b = staging.subchondral_band
+    lines += ["", f"Subchondral band: {b.verdict.value.replace('_', ' ')} - {b.summary}", f"  source: {', '.join(b.refs)}"]
+    f = staging.femoral_neck_fracture
+    lines.append(f"Femoral neck fracture: {f.label}" + (f" [{f.urgency}] {f.action}" if f.urgency else ""))
+    if f.missing:
+        lines.append(f"  missing: {', '.join(f.missing)}")
+    prov = staging.provenance
+    lines += ["", " ".join(prov.caveat.split()), f"hipdx {prov.hipdx_version}, staging data {prov.staging_data_version} ({prov.knowledge_digest})"]
+    return "\n".join(lines)
