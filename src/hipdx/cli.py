@@ -408,5 +408,65 @@ def course_command(
     _print("\n".join(lines) + "\n\n" + render_course_text(report, width=_width()))
 
 
+@app.command("stage", cls=ReportingCommand, epilog=SUPPORTS)
+def stage_command(
+    case_file: Annotated[
+        Path, typer.Argument(metavar="CASE.json", help="A case as JSON; `hipdx schema` describes the fields.")
+    ],
+    output: Annotated[
+        DataFormat, typer.Option("--format", "-f", help="text for reading, json for tools.")
+    ] = DataFormat.text,
+    today: TodayOption = None,
+) -> None:
+    """Stage the femoral head and the episode from the imaging findings.
+
+    ARCO 2019, Ficat-Arlet and Steinberg; TOH phase (an estimate) and migratory pattern;
+    subchondral band; femoral neck fracture grade and urgency. Missing findings are named, never assumed normal.
+    """
+    from hipdx.knowledge.treatment import load_treatment_knowledge
+    from hipdx.reasoning.staging import format_staging, stage_case
+
+    staging = stage_case(parse_case(read_bytes(case_file)), load_treatment_knowledge(), _today(today))
+    if output is DataFormat.json:
+        _print_json(staging.model_dump(mode="json"))
+    else:
+        _print(format_staging(staging))
+
+
+@app.command("plan", cls=ReportingCommand, epilog=SUPPORTS)
+def plan_command(
+    case_file: Annotated[
+        Path, typer.Argument(metavar="CASE.json", help="A case as JSON; `hipdx schema` describes the fields.")
+    ],
+    output: Annotated[
+        OutputFormat,
+        typer.Option("--format", "-f", help="text for the terminal, json for tools, markdown for a report."),
+    ] = OutputFormat.text,
+    today: TodayOption = None,
+) -> None:
+    """A cited management plan for the leading diagnosis and the must-not-miss conditions.
+
+    Every option shows its evidence level and sources; safety checks run on the case, and an option
+    whose safety facts are not known is not recommended until they are.
+    """
+    from hipdx.knowledge.treatment import load_treatment_knowledge
+    from hipdx.reasoning.plan import format_plan, make_plan
+
+    case = parse_case(read_bytes(case_file))
+    day = _today(today)
+    assessment = assess(case, load_knowledge_base(), day)
+    plan = make_plan(
+        case,
+        [(item.id, item.probability) for item in assessment.differential],
+        load_treatment_knowledge(),
+        day,
+        red_flag_conditions=[flag.condition for flag in assessment.red_flags],
+    )
+    if output is OutputFormat.json:
+        _print_json(plan.model_dump(mode="json"))
+    else:
+        _print(format_plan(plan, markdown=output is OutputFormat.markdown))
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
