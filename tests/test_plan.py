@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from hipdx.case import Case
 from hipdx.errors import InputError, KnowledgeBaseError
 from hipdx.knowledge import load_knowledge_base
-from hipdx.knowledge.treatment import FACTS, SafetyRule, default_data_dir, load_treatment_knowledge
+from hipdx.knowledge import default_data_dir
+from hipdx.knowledge.treatment import FACTS, SafetyRule, load_treatment_knowledge
 from hipdx.reasoning.plan import Fact, ItemStatus, case_facts, cockcroft_gault, evaluate_option, make_plan
 
 TODAY = dt.date(2026, 11, 25)
@@ -480,7 +481,7 @@ def test_invariants_over_random_cases(raw, differential, flags):
 
 
 def test_format_plan_text_and_markdown():
-    from hipdx.reasoning.plan import format_plan
+    from hipdx.report.management import format_plan
 
     raw = with_(SAFE_MAN, sex="female", age_years=30, pregnancy={"status": "pregnant", "gestational_weeks": 34})
     plan = plan_for(raw)

@@ -295,7 +295,7 @@ def test_staging_provenance(tk):
 
 
 def test_format_staging_names_stage_inputs_and_estimate(tk):
-    from hipdx.reasoning.staging import format_staging
+    from hipdx.report.management import format_staging
 
     text = format_staging(stage_case(case(xr(collapse="present", collapse_depth_mm=2.0, joint_space="preserved")), tk))
     assert "IIIA" in text and "imaging.0.findings.collapse_depth_mm = 2" in text

@@ -245,14 +245,20 @@ def assess_command(
 
     Red flags are shown whatever the probability of their condition.
     """
+    from hipdx.report.management import format_plan, format_staging
+
     kb = load_knowledge_base()
     assessment = assess(parse_case(read_bytes(case_file)), kb, _today(today))
     if output is OutputFormat.json:
         _print_json(assessment.model_dump(mode="json"))
     elif output is OutputFormat.markdown:
         _print(render_markdown(assessment, kb))
+        _print("## Staging\n\n" + format_staging(assessment.staging))
+        _print(format_plan(assessment.plan, markdown=True).replace("# Management plan", "## Management plan", 1))
     else:
         _print(render_text(assessment, kb, color=use_color(no_color), width=_width()))
+        _print(format_staging(assessment.staging))
+        _print(format_plan(assessment.plan))
 
 
 @app.command("schema", cls=ReportingCommand, epilog=SUPPORTS)
@@ -384,15 +390,15 @@ def course_command(
 
     Also: edema gone on MRI while the pain persists, and edema persisting beyond 12 months.
     """
-    from hipdx.knowledge.course import load_course_knowledge
     from hipdx.reasoning.course import compare_course
     from hipdx.report.course import render_course_text
     from hipdx.report.plot import plot_course
 
     case = parse_case(read_bytes(case_file))
     day = _today(today)
-    assessment = assess(case, load_knowledge_base(), day)
-    report = compare_course(case, assessment.differential[0].id, load_course_knowledge(), day)
+    kb = load_knowledge_base()
+    assessment = assess(case, kb, day)
+    report = compare_course(case, assessment.differential[0].id, kb.course, day)
     if plot is not None:
         plot_course(report, plot)
     if output is DataFormat.json:
@@ -423,10 +429,10 @@ def stage_command(
     ARCO 2019, Ficat-Arlet and Steinberg; TOH phase (an estimate) and migratory pattern;
     subchondral band; femoral neck fracture grade and urgency. Missing findings are named, never assumed normal.
     """
-    from hipdx.knowledge.treatment import load_treatment_knowledge
-    from hipdx.reasoning.staging import format_staging, stage_case
+    from hipdx.reasoning.staging import stage_case
+    from hipdx.report.management import format_staging
 
-    staging = stage_case(parse_case(read_bytes(case_file)), load_treatment_knowledge(), _today(today))
+    staging = stage_case(parse_case(read_bytes(case_file)), load_knowledge_base().treatment, _today(today))
     if output is DataFormat.json:
         _print_json(staging.model_dump(mode="json"))
     else:
@@ -449,19 +455,9 @@ def plan_command(
     Every option shows its evidence level and sources; safety checks run on the case, and an option
     whose safety facts are not known is not recommended until they are.
     """
-    from hipdx.knowledge.treatment import load_treatment_knowledge
-    from hipdx.reasoning.plan import format_plan, make_plan
+    from hipdx.report.management import format_plan
 
-    case = parse_case(read_bytes(case_file))
-    day = _today(today)
-    assessment = assess(case, load_knowledge_base(), day)
-    plan = make_plan(
-        case,
-        [(item.id, item.probability) for item in assessment.differential],
-        load_treatment_knowledge(),
-        day,
-        red_flag_conditions=[flag.condition for flag in assessment.red_flags],
-    )
+    plan = assess(parse_case(read_bytes(case_file)), load_knowledge_base(), _today(today)).plan
     if output is OutputFormat.json:
         _print_json(plan.model_dump(mode="json"))
     else:

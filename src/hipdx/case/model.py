@@ -203,7 +203,8 @@ class Labs(_Strict):
         """The value of lab ``name`` in its canonical unit, or None when not measured."""
         if name == "bmd_t_score":
             return self.bmd_t_score
-        return self._canonical.get(name)
+        # read the private store directly: pydantic's private-attribute lookup is slow on hot paths
+        return self.__pydantic_private__["_canonical"].get(name)  # type: ignore[index]
 
 
 class Pregnancy(_Strict):

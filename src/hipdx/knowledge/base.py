@@ -19,20 +19,18 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import hashlib
 import typing
 from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib import resources
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
-import yaml
-from pydantic import BaseModel, ValidationError
 
 from hipdx.errors import KnowledgeBaseError, Problem
+from hipdx.knowledge.files import DataReader, default_data_dir
 from hipdx.knowledge.schema import (
     Basis,
+    Bibliography,
     Condition,
     ConditionsFile,
     Distribution,
@@ -71,6 +69,11 @@ class CompiledVariable:
     provenance: list[list[Distribution]]
     #: band -> row of the knowledge base's padded ``info_probs`` table
     info_rows: tuple[int, ...] = ()
+
+    @cached_property
+    def cited(self) -> list[list[tuple[str, list[str]]]]:
+        """Per condition and band: the basis of the number and its references, as shown."""
+        return [[(d.basis.value, d.refs) for d in per_condition] for per_condition in self.provenance]
 
     @property
     def id(self) -> str:
@@ -116,6 +119,10 @@ class KnowledgeBase:
     info_probs: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 0, 0)))
     info_log_probs: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 0, 0)))
     counts: dict[str, int] = field(default_factory=dict)
+    #: staging thresholds, management options and safety rules (:mod:`hipdx.knowledge.treatment`)
+    treatment: typing.Any = field(default=None, repr=False)
+    #: expected course and follow-up alert rules (:mod:`hipdx.knowledge.course`)
+    course: typing.Any = field(default=None, repr=False)
 
     @property
     def condition_ids(self) -> list[str]:
@@ -150,13 +157,13 @@ def _count_provenance(conditions: list[Condition], variables: dict[str, Compiled
     return counts
 
 
-def default_data_dir() -> Path:
-    return Path(str(resources.files("hipdx.knowledge") / "data"))
-
-
 @lru_cache(maxsize=4)
 def load_knowledge_base(data_dir: Path | None = None) -> KnowledgeBase:
     """Load, validate and compile the knowledge base in ``data_dir`` (default: bundled).
+
+    The base is every data file of the folder: the differential (conditions, variables,
+    tests, red flags), the staging, treatment and safety data, and the expected course,
+    all citing one bibliography. The digest covers them all.
 
     Raises
     ------
@@ -164,52 +171,41 @@ def load_knowledge_base(data_dir: Path | None = None) -> KnowledgeBase:
         A file is missing or malformed, a number lacks its citation or reasoning, a
         cross-reference does not resolve; every problem is listed.
     """
-    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
-    digest = hashlib.sha256()
-    problems: list[Problem] = []
+    from hipdx.knowledge.course import COURSE_FILE, CourseFile, compile_course
+    from hipdx.knowledge.treatment import SafetyFile, StagingFile, TreatmentsFile, compile_treatment
 
-    def read(name: str, model: type[BaseModel]) -> typing.Any:
-        path = data_dir / name
-        try:
-            text = path.read_bytes()
-        except OSError as exc:
-            raise KnowledgeBaseError(f"cannot read knowledge-base file {path}: {exc.strerror}") from None
-        digest.update(name.encode() + b"\0" + text)
-        try:
-            return model.model_validate(yaml.safe_load(text))
-        except yaml.YAMLError as exc:
-            raise KnowledgeBaseError(f"{name} is not valid YAML: {exc}") from None
-        except ValidationError as exc:
-            for err in exc.errors(include_url=False):
-                loc = ".".join(str(p) for p in err["loc"])
-                problems.append(Problem(f"{name}: {loc}", err["msg"].removeprefix("Value error, ")))
-            return None
-
-    info = read("kb.yaml", KbInfo)
-    references_raw = read("bibliography.yaml", _Bibliography)
-    conditions_file = read("conditions.yaml", ConditionsFile)
+    reader = DataReader(Path(data_dir) if data_dir is not None else default_data_dir())
+    info = reader.read("kb.yaml", KbInfo)
+    bibliography = reader.read("bibliography.yaml", Bibliography)
+    conditions_file = reader.read("conditions.yaml", ConditionsFile)
     variables: list[Variable] = []
-    for path in sorted((data_dir / "variables").glob("*.yaml")):
-        vf = read(f"variables/{path.name}", VariablesFile)
+    for path in sorted((reader.data_dir / "variables").glob("*.yaml")):
+        vf = reader.read(f"variables/{path.name}", VariablesFile)
         if vf is not None:
             variables.extend(vf.variables)
-    tests_file = read("tests.yaml", TestsFile)
-    red_flags_file = read("red_flags.yaml", RedFlagsFile)
+    tests_file = reader.read("tests.yaml", TestsFile)
+    red_flags_file = reader.read("red_flags.yaml", RedFlagsFile)
+    staging_file = reader.read("staging.yaml", StagingFile)
+    treatments_file = reader.read("treatments.yaml", TreatmentsFile)
+    safety_file = reader.read("safety.yaml", SafetyFile)
+    course_file = reader.read(COURSE_FILE, CourseFile)
+    problems = reader.problems
     if problems:
         raise KnowledgeBaseError("the knowledge base does not match its schema", problems)
 
-    references = references_raw.references
+    references = bibliography.references
     _check_references(conditions_file, variables, tests_file, red_flags_file, references, problems)
     _check_cross(conditions_file, variables, tests_file, red_flags_file, problems)
+    digest = reader.digest
+    treatment = compile_treatment(staging_file, treatments_file, safety_file, references, digest, problems)
+    names = {c.id: c.name for c in conditions_file.conditions}
+    course = compile_course(course_file, references, names, digest, problems)
     if problems:
         raise KnowledgeBaseError("the knowledge base is inconsistent", problems)
 
-    return _compile(info, digest.hexdigest()[:16], conditions_file, variables, tests_file, red_flags_file, references)
-
-
-class _Bibliography(BaseModel):
-    model_config = {"extra": "forbid"}
-    references: dict[str, Reference]
+    return _compile(
+        info, digest, conditions_file, variables, tests_file, red_flags_file, references, treatment, course
+    )
 
 
 def _all_provenance(
@@ -286,7 +282,9 @@ def _full(dist: Distribution, states: list[str]) -> np.ndarray:
     return out
 
 
-def _compile(info, digest, conditions_file, variables, tests_file, red_flags_file, references) -> KnowledgeBase:
+def _compile(
+    info, digest, conditions_file, variables, tests_file, red_flags_file, references, treatment, course
+) -> KnowledgeBase:
     rng = np.random.default_rng(_SEED)
     conditions = conditions_file.conditions
     ids = [c.id for c in conditions]
@@ -356,6 +354,8 @@ def _compile(info, digest, conditions_file, variables, tests_file, red_flags_fil
         info_probs=info_probs,
         info_log_probs=info_log_probs,
         counts=_count_provenance(conditions, compiled),
+        treatment=treatment,
+        course=course,
     )
 
 

@@ -18,22 +18,18 @@ the sources. Every band, expectation and threshold says whether it is ``reported
 
 from __future__ import annotations
 
-import hashlib
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hipdx.case.model import Walking
-from hipdx.errors import KnowledgeBaseError, Problem
-from hipdx.knowledge.base import default_data_dir
-from hipdx.knowledge.schema import Basis, ConditionsFile, Reference
+from hipdx.errors import Problem
+from hipdx.knowledge.schema import Cited, Reference
 
 COURSE_FILE = "course.yaml"
 #: ``applies_to`` value for a rule that holds whatever the leading diagnosis.
@@ -48,31 +44,8 @@ class _Data(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Source(_Data):
-    """Where a band, a statement or a threshold comes from.
-
-    ``reported`` and ``derived`` need a ``ref``; ``derived`` and ``estimate`` need a ``note``
-    with the arithmetic or the reasoning (the rule of :class:`hipdx.knowledge.schema.Provenance`,
-    without an effective sample size: nothing here is sampled).
-    """
-
-    basis: Basis
-    ref: str | list[str] | None = None
-    note: str | None = None
-
-    @model_validator(mode="after")
-    def _cited_or_reasoned(self) -> Source:
-        if self.basis in (Basis.reported, Basis.derived) and not self.ref:
-            raise ValueError(f"a {self.basis.value} value needs a ref")
-        if self.basis in (Basis.derived, Basis.estimate) and not self.note:
-            raise ValueError(f"a {self.basis.value} value needs a note with its derivation or reasoning")
-        return self
-
-    @property
-    def refs(self) -> list[str]:
-        if self.ref is None:
-            return []
-        return [self.ref] if isinstance(self.ref, str) else list(self.ref)
+#: Where a band, a statement or a threshold comes from (nothing here is sampled, so no ``n``).
+Source = Cited
 
 
 class BandPoint(_Data):
@@ -300,69 +273,42 @@ class CourseKnowledge:
         return [rule for rule in self.alerts if rule.applies(condition_id)]
 
 
-class _Bibliography(_Data):
-    references: dict[str, Reference]
+def compile_course(
+    course_file: CourseFile,
+    references: dict[str, Reference],
+    condition_names: dict[str, str],
+    digest: str,
+    problems: list[Problem],
+) -> CourseKnowledge:
+    """Check the course data against the conditions and the bibliography; problems are appended."""
+    _check(course_file, set(references), set(condition_names), problems)
+    cited = {ref for _, refs in _citations(course_file) for ref in refs}
+    return CourseKnowledge(
+        version=course_file.version,
+        digest=digest,
+        courses={c.condition: c for c in course_file.courses},
+        alerts=tuple(course_file.alerts),
+        references={key: references[key] for key in sorted(cited) if key in references},
+        condition_names=condition_names,
+    )
 
 
-@lru_cache(maxsize=4)
 def load_course_knowledge(data_dir: Path | None = None) -> CourseKnowledge:
-    """Load and check ``course.yaml`` in ``data_dir`` (default: the bundled knowledge base).
-
-    Condition ids are checked against ``conditions.yaml`` and every citation against
-    ``bibliography.yaml`` of the same folder.
+    """The expected-course part of the knowledge base in ``data_dir`` (default: bundled).
 
     Raises
     ------
     KnowledgeBaseError
-        A file is missing or malformed, a value lacks its citation or reasoning, a rule lacks
-        a threshold, or a condition or reference does not exist; every problem is listed.
+        As :func:`hipdx.knowledge.load_knowledge_base`: the whole base is checked.
 
     Examples
     --------
     >>> load_course_knowledge().course("toh").pain.at(0)
     (3.0, 10.0)
     """
-    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
-    digest = hashlib.sha256()
-    problems: list[Problem] = []
+    from hipdx.knowledge.base import load_knowledge_base
 
-    def read(name: str, model: type[BaseModel]) -> typing.Any:
-        path = data_dir / name
-        try:
-            text = path.read_bytes()
-        except OSError as exc:
-            raise KnowledgeBaseError(f"cannot read knowledge-base file {path}: {exc.strerror}") from None
-        digest.update(name.encode() + b"\0" + text)
-        try:
-            return model.model_validate(yaml.safe_load(text))
-        except yaml.YAMLError as exc:
-            raise KnowledgeBaseError(f"{name} is not valid YAML: {exc}") from None
-        except ValidationError as exc:
-            for err in exc.errors(include_url=False):
-                loc = ".".join(str(p) for p in err["loc"])
-                problems.append(Problem(f"{name}: {loc}", err["msg"].removeprefix("Value error, ")))
-            return None
-
-    course_file: CourseFile | None = read(COURSE_FILE, CourseFile)
-    bibliography: _Bibliography | None = read("bibliography.yaml", _Bibliography)
-    conditions: ConditionsFile | None = read("conditions.yaml", ConditionsFile)
-    if problems or course_file is None or bibliography is None or conditions is None:
-        raise KnowledgeBaseError(f"{COURSE_FILE} does not match its schema", problems)
-
-    names = {c.id: c.name for c in conditions.conditions}
-    _check(course_file, set(bibliography.references), set(names), problems)
-    if problems:
-        raise KnowledgeBaseError(f"{COURSE_FILE} is inconsistent", problems)
-
-    cited = {ref for _, refs in _citations(course_file) for ref in refs}
-    return CourseKnowledge(
-        version=course_file.version,
-        digest=digest.hexdigest()[:16],
-        courses={c.condition: c for c in course_file.courses},
-        alerts=tuple(course_file.alerts),
-        references={key: bibliography.references[key] for key in sorted(cited)},
-        condition_names=names,
-    )
+    return load_knowledge_base(data_dir).course
 
 
 def _citations(course_file: CourseFile) -> typing.Iterator[tuple[str, list[str]]]:

@@ -61,20 +61,23 @@ class Reference(_Data):
         return self
 
 
-class Provenance(_Data):
-    """Where a number comes from."""
+class Cited(_Data):
+    """Where a number, threshold, option or rule comes from.
+
+    ``reported`` and ``derived`` need a ``ref``; ``derived`` and ``estimate`` need a
+    ``note`` with the arithmetic or the reasoning.
+    """
 
     basis: Basis
     ref: str | list[str] | None = None
     note: str | None = None
-    n: float = Field(gt=0, le=100000, description="effective sample size")
 
     @model_validator(mode="after")
-    def _cited_or_reasoned(self) -> Provenance:
+    def _cited_or_reasoned(self) -> Cited:
         if self.basis in (Basis.reported, Basis.derived) and not self.ref:
-            raise ValueError(f"a {self.basis.value} number needs a ref")
+            raise ValueError(f"a {self.basis.value} item needs a ref")
         if self.basis in (Basis.derived, Basis.estimate) and not self.note:
-            raise ValueError(f"a {self.basis.value} number needs a note with its derivation or reasoning")
+            raise ValueError(f"a {self.basis.value} item needs a note with its derivation or reasoning")
         return self
 
     @property
@@ -82,6 +85,12 @@ class Provenance(_Data):
         if self.ref is None:
             return []
         return [self.ref] if isinstance(self.ref, str) else list(self.ref)
+
+
+class Provenance(Cited):
+    """Where a probability comes from, with the effective sample size its uncertainty is drawn with."""
+
+    n: float = Field(gt=0, le=100000, description="effective sample size")
 
 
 class Distribution(Provenance):
@@ -259,6 +268,10 @@ class RedFlag(_Data):
 
 class RedFlagsFile(_Data):
     red_flags: list[RedFlag]
+
+
+class Bibliography(_Data):
+    references: dict[str, Reference]
 
 
 class KbInfo(_Data):

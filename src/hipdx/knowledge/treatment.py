@@ -12,47 +12,23 @@ every problem in one :class:`~hipdx.errors.KnowledgeBaseError`.
 
 from __future__ import annotations
 
-import hashlib
 import typing
 from dataclasses import dataclass
+from functools import cached_property
 from enum import Enum
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hipdx.errors import KnowledgeBaseError, Problem
-from hipdx.knowledge.schema import Basis, Reference
+from hipdx.errors import Problem
+from hipdx.knowledge.schema import Basis, Cited, Reference
 
 _ID = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=60)]
 
 
 class _Data(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Cited(_Data):
-    """Where a threshold, option or rule comes from."""
-
-    basis: Basis
-    ref: str | list[str] | None = None
-    note: str | None = None
-
-    @model_validator(mode="after")
-    def _cited_or_reasoned(self) -> Cited:
-        if self.basis in (Basis.reported, Basis.derived) and not self.ref:
-            raise ValueError(f"a {self.basis.value} item needs a ref")
-        if self.basis in (Basis.derived, Basis.estimate) and not self.note:
-            raise ValueError(f"a {self.basis.value} item needs a note with its derivation or reasoning")
-        return self
-
-    @property
-    def refs(self) -> list[str]:
-        if self.ref is None:
-            return []
-        return [self.ref] if isinstance(self.ref, str) else list(self.ref)
 
 
 # --- staging.yaml ---------------------------------------------------------------------
@@ -271,10 +247,6 @@ class SafetyFile(_Data):
     rules: list[SafetyRule]
 
 
-class _Bibliography(_Data):
-    references: dict[str, Reference]
-
-
 @dataclass(frozen=True)
 class TreatmentKnowledge:
     """The validated staging, treatment and safety knowledge. Immutable; share one instance."""
@@ -297,30 +269,41 @@ class TreatmentKnowledge:
         return found
 
     def rules_for(self, option: str) -> list[SafetyRule]:
-        return [r for r in self.safety.rules if option in r.options]
+        """The safety rules of one option, in file order."""
+        return self._rules_by_option.get(option, [])
+
+    @cached_property
+    def _rules_by_option(self) -> dict[str, list[SafetyRule]]:
+        by_option: dict[str, list[SafetyRule]] = {}
+        for rule in self.safety.rules:
+            for option in rule.options:
+                by_option.setdefault(option, []).append(rule)
+        return by_option
 
 
-def default_data_dir() -> Path:
-    from hipdx.knowledge.base import default_data_dir as base_dir
+def compile_treatment(
+    staging: StagingFile,
+    treatments: TreatmentsFile,
+    safety: SafetyFile,
+    references: dict[str, Reference],
+    digest: str,
+    problems: list[Problem],
+) -> TreatmentKnowledge:
+    """Check the staging, treatment and safety data against each other and the bibliography.
 
-    return base_dir()
+    Problems are appended to ``problems``; the loader raises once with all of them.
+    """
+    _check(staging, treatments, safety, references, problems)
+    return TreatmentKnowledge(staging, treatments, safety, references, digest)
 
 
-@lru_cache(maxsize=4)
 def load_treatment_knowledge(data_dir: Path | None = None) -> TreatmentKnowledge:
-    """Load and check ``staging.yaml``, ``treatments.yaml`` and ``safety.yaml``.
-
-    Parameters
-    ----------
-    data_dir
-        Folder holding the three files and ``bibliography.yaml`` (default: bundled).
+    """The staging, treatment and safety part of the knowledge base in ``data_dir``.
 
     Raises
     ------
     KnowledgeBaseError
-        A file is missing, malformed or does not match its schema; an item cites a key
-        that is not in ``bibliography.yaml``; a plan names an unknown option; a required
-        threshold, staging system or fracture grade is missing. Every problem is listed.
+        As :func:`hipdx.knowledge.load_knowledge_base`: the whole base is checked.
 
     Examples
     --------
@@ -328,39 +311,9 @@ def load_treatment_knowledge(data_dir: Path | None = None) -> TreatmentKnowledge
     >>> tk.threshold("arco_iiia_max_depression_mm").value
     2.0
     """
-    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
-    digest = hashlib.sha256()
-    problems: list[Problem] = []
+    from hipdx.knowledge.base import load_knowledge_base
 
-    def read(name: str, model: type[BaseModel]) -> typing.Any:
-        path = data_dir / name
-        try:
-            text = path.read_bytes()
-        except OSError as exc:
-            raise KnowledgeBaseError(f"cannot read knowledge file {path}: {exc.strerror}") from None
-        digest.update(name.encode() + b"\0" + text)
-        try:
-            return model.model_validate(yaml.safe_load(text))
-        except yaml.YAMLError as exc:
-            raise KnowledgeBaseError(f"{name} is not valid YAML: {exc}") from None
-        except ValidationError as exc:
-            for err in exc.errors(include_url=False):
-                loc = ".".join(str(p) for p in err["loc"])
-                problems.append(Problem(f"{name}: {loc}", err["msg"].removeprefix("Value error, ")))
-            return None
-
-    bibliography = read("bibliography.yaml", _Bibliography)
-    staging = read("staging.yaml", StagingFile)
-    treatments = read("treatments.yaml", TreatmentsFile)
-    safety = read("safety.yaml", SafetyFile)
-    if problems:
-        raise KnowledgeBaseError("the staging, treatment or safety data do not match their schema", problems)
-
-    refs = bibliography.references
-    _check(staging, treatments, safety, refs, problems)
-    if problems:
-        raise KnowledgeBaseError("the staging, treatment or safety data are inconsistent", problems)
-    return TreatmentKnowledge(staging, treatments, safety, refs, digest.hexdigest()[:16])
+    return load_knowledge_base(data_dir).treatment
 
 
 def _cited_items(staging: StagingFile, treatments: TreatmentsFile, safety: SafetyFile) -> typing.Iterator[tuple[str, list[str]]]:

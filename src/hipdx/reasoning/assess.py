@@ -2,21 +2,24 @@
 
 The steps, in order: read the case's findings (``encode``), compute the posterior and
 its range (``differential``), evaluate the must-not-miss rules (``red_flags``), explain
-the leading conditions, and propose the next tests (``information``).
+the leading conditions, propose the next tests (``information``), stage the findings
+(``staging``) and draw up the management plan with its safety checks (``plan``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
+from pydantic import TypeAdapter
 
 from hipdx import __version__
 from hipdx.case import Case, Modality
 from hipdx.case.model import PregnancyStatus, Trauma
 from hipdx.case.parse import days_since_onset
-from hipdx.knowledge.base import N_SAMPLES, KnowledgeBase
+from hipdx.knowledge.base import N_SAMPLES, CompiledVariable, KnowledgeBase
 from hipdx.knowledge.schema import Test
 from hipdx.reasoning.assessment import (
     Assessment,
@@ -36,7 +39,9 @@ from hipdx.reasoning.differential import (
 )
 from hipdx.reasoning.encode import CaseEncoder, Observation
 from hipdx.reasoning.information import burden_of_test, information_of_tests, variable_information
+from hipdx.reasoning.plan import make_plan
 from hipdx.reasoning.red_flags import evaluate_red_flags
+from hipdx.reasoning.staging import stage_case
 
 #: How many conditions are explained, missing findings listed and tests proposed.
 N_EXPLAINED = 3
@@ -48,6 +53,8 @@ MIN_TEST_BITS = 0.02
 MIN_FALLBACK_BITS = 0.1
 
 _ENCODERS: dict[str, CaseEncoder] = {}
+#: validates the whole differential in one call (one model per condition is slower)
+_DIFFERENTIAL = TypeAdapter(list[DifferentialItem])
 
 
 def encoder_for(kb: KnowledgeBase) -> CaseEncoder:
@@ -58,7 +65,7 @@ def encoder_for(kb: KnowledgeBase) -> CaseEncoder:
     return enc
 
 
-def assess(case: Case, kb: KnowledgeBase, today: dt.date) -> Assessment:
+def assess(case: Case, kb: KnowledgeBase, today: dt.date, *, management: bool = True) -> Assessment:
     """Assess one case.
 
     Parameters
@@ -70,6 +77,10 @@ def assess(case: Case, kb: KnowledgeBase, today: dt.date) -> Assessment:
     today
         The date the assessment is made, used only when the case gives dates but no
         ``assessed_on``.
+    management
+        Also stage the findings and draw up the management plan (default). Without it
+        ``staging`` and ``plan`` are None: the diagnostic part alone, for screening many
+        cases.
 
     Examples
     --------
@@ -89,34 +100,56 @@ def assess(case: Case, kb: KnowledgeBase, today: dt.date) -> Assessment:
     ranges = posterior_range(kb, keys)
     order = np.argsort(-post, kind="stable")
 
-    differential = [
-        DifferentialItem(
-            id=ids[i],
-            name=kb.conditions[i].name,
-            short=kb.conditions[i].short,
-            probability=round(float(post[i]), 4),
-            range=(round(float(ranges[i, 0]), 4), round(float(ranges[i, 1]), 4)),
-            prior=round(float(kb.prior[i]), 4),
-            patient_prior=round(float(patient_prior[i]), 4),
-            must_not_miss=kb.conditions[i].must_not_miss,
-        )
-        for i in order
-    ]
+    p_round = np.round(post, 4).tolist()
+    range_round = np.round(ranges, 4).tolist()
+    patient_round = np.round(patient_prior, 4).tolist()
+    differential = _DIFFERENTIAL.validate_python(
+        [
+            {
+                "id": ids[i],
+                "name": kb.conditions[i].name,
+                "short": kb.conditions[i].short,
+                "probability": p_round[i],
+                "range": range_round[i],
+                "prior": round(float(kb.prior[i]), 4),
+                "patient_prior": patient_round[i],
+                "must_not_miss": kb.conditions[i].must_not_miss,
+            }
+            for i in order.tolist()
+        ]
+    )
     observed = {o.variable for o in observations}
     ratios = likelihood_ratios(kb, keys)
+    shown = _shown(kb, observations)
     missing_vars = [v for v in kb.variables if v not in observed]
     explanation = Explanation(
-        leading=[_explain(kb, observations, ratios, int(i), post, patient_prior) for i in order[:N_EXPLAINED]],
+        leading=[_explain(kb, shown, ratios, int(i), post, patient_prior) for i in order[:N_EXPLAINED]],
         missing_that_matter=_missing(kb, post, missing_vars, days_now),
     )
     pregnant = case.pregnancy.status is PregnancyStatus.pregnant
+    red_flags = evaluate_red_flags(kb, observations, post)
+    staging = stage_case(case, kb.treatment, today) if management else None
+    plan = (
+        make_plan(
+            case,
+            [(d.id, d.probability) for d in differential],
+            kb.treatment,
+            today,
+            red_flag_conditions=[f.condition for f in red_flags],
+            staging=staging,
+        )
+        if staging is not None
+        else None
+    )
     return Assessment(
         case_id=case.id,
         disclaimer=kb.info.disclaimer.strip(),
         differential=differential,
-        red_flags=evaluate_red_flags(kb, observations, post),
+        red_flags=red_flags,
         explanation=explanation,
         next_tests=_next_tests(kb, case, post, observed, days_now, pregnant),
+        staging=staging,
+        plan=plan,
         uncertainty=_uncertainty(kb, differential, len(observations)),
         warnings=_warnings(case, observations, days_now),
         provenance=Provenance(
@@ -134,44 +167,67 @@ def assess(case: Case, kb: KnowledgeBase, today: dt.date) -> Assessment:
     )
 
 
+@dataclass(frozen=True)
+class _Shown:
+    """What the explanation shows of one observation, whatever the condition."""
+
+    variable: CompiledVariable
+    band: int
+    row: dict[str, object]
+    patient: bool
+
+
+def _shown(kb: KnowledgeBase, observations: Sequence[Observation]) -> list[_Shown]:
+    out = []
+    for obs in observations:
+        var = kb.variables[obs.variable]
+        spec = var.spec
+        row = {
+            "variable": obs.variable,
+            "label": spec.label,
+            "group": spec.group,
+            "observed": obs.state,
+            "days_since_onset": obs.days if spec.time_bands_days else None,
+        }
+        out.append(_Shown(var, min(var.band(obs.days), var.n_bands - 1), row, spec.group == "patient"))
+    return out
+
+
 def _explain(
     kb: KnowledgeBase,
-    observations: Sequence[Observation],
+    shown: Sequence[_Shown],
     ratios: np.ndarray,
     ci: int,
     post: np.ndarray,
     patient_prior: np.ndarray,
 ) -> ConditionExplanation:
     """Each finding's likelihood ratio for one condition, strongest first."""
-    lrs = ratios[:, ci].tolist()
-    log10s = np.log10(ratios[:, ci]).tolist()
-    contributions = []
-    for obs, lr, log10 in zip(observations, lrs, log10s):
-        var = kb.variables[obs.variable]
-        dist = var.provenance[ci][min(var.band(obs.days), var.n_bands - 1)]
-        contributions.append(
-            Contribution(
-                variable=obs.variable,
-                label=var.spec.label,
-                group=var.spec.group,
-                observed=obs.state,
-                likelihood_ratio=round(lr, 3),
-                log10_lr=round(log10, 3),
-                direction="for" if log10 > 0.05 else "against" if log10 < -0.05 else "neutral",
-                basis=dist.basis.value,
-                refs=dist.refs,
-                days_since_onset=obs.days if var.spec.time_bands_days else None,
-            )
-        )
-    contributions.sort(key=lambda c: -abs(c.log10_lr))
-    return ConditionExplanation(
-        condition=kb.conditions[ci].id,
-        name=kb.conditions[ci].name,
-        probability=round(float(post[ci]), 4),
-        prior=round(float(kb.prior[ci]), 4),
-        patient_prior=round(float(patient_prior[ci]), 4),
-        patient_factors=[c for c in contributions if c.group == "patient"],
-        findings=[c for c in contributions if c.group != "patient"],
+    lrs = np.round(ratios[:, ci], 3).tolist()
+    log10s = np.round(np.log10(ratios[:, ci]), 3).tolist()
+    patient, findings = [], []
+    for item, lr, log10 in zip(shown, lrs, log10s):
+        basis, refs = item.variable.cited[ci][item.band]
+        row = {
+            **item.row,
+            "likelihood_ratio": lr,
+            "log10_lr": log10,
+            "direction": "for" if log10 > 0.05 else "against" if log10 < -0.05 else "neutral",
+            "basis": basis,
+            "refs": refs,
+        }
+        (patient if item.patient else findings).append(row)
+    strongest_first = lambda row: -abs(row["log10_lr"])  # noqa: E731
+    # one validation of the whole explanation: far faster than a model per finding
+    return ConditionExplanation.model_validate(
+        {
+            "condition": kb.conditions[ci].id,
+            "name": kb.conditions[ci].name,
+            "probability": round(float(post[ci]), 4),
+            "prior": round(float(kb.prior[ci]), 4),
+            "patient_prior": round(float(patient_prior[ci]), 4),
+            "patient_factors": sorted(patient, key=strongest_first),
+            "findings": sorted(findings, key=strongest_first),
+        }
     )
 
 

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hipdx.reasoning.plan import Plan
+from hipdx.reasoning.staging import Staging
+
 
 class _Out(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -104,6 +107,10 @@ class Assessment(_Out):
     red_flags: list[RedFlagHit] = Field(description="must-not-miss rules met, most urgent first")
     explanation: Explanation
     next_tests: list[NextTest] = Field(description="best first")
+    staging: Staging | None = Field(
+        description="ARCO 2019 and other stages, TOH phase, band and fracture grades (None: not asked for)"
+    )
+    plan: Plan | None = Field(description="ordered, cited management plan with safety checks (None: not asked for)")
     uncertainty: str = Field(description="a sentence on how sure the model is, in words")
     warnings: list[str]
     provenance: Provenance

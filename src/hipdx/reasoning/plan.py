@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from enum import Enum
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -345,6 +346,12 @@ def _holds(rule: SafetyRule, fact: Fact) -> bool | None:
     return value > rule.above
 
 
+@lru_cache(maxsize=4096)
+def _squash(text: str | None) -> str | None:
+    """Data text with its line breaks and runs of spaces folded (memoised: the texts are few)."""
+    return " ".join(text.split()) if text else None
+
+
 def _finding(rule: SafetyRule, fact: Fact) -> SafetyFinding:
     shown = fact.shown()
     value = f"{shown} ({fact.source})" if fact.known and fact.source else shown
@@ -356,7 +363,7 @@ def _finding(rule: SafetyRule, fact: Fact) -> SafetyFinding:
         message=rule.message,
         basis=rule.basis.value,
         refs=rule.refs,
-        note=" ".join(rule.note.split()) if rule.note else None,
+        note=_squash(rule.note),
     )
 
 
@@ -554,13 +561,13 @@ def _item(order: int, key: str, option: Option, context: str | None, facts: dict
         role=option.role,
         choice_group=option.choice_group,
         title=option.title,
-        regimen=" ".join(option.regimen.split()),
+        regimen=_squash(option.regimen) or "",
         status=verdict.status,
         evidence=option.evidence.value,
         basis=option.basis.value,
         off_label=option.off_label,
         refs=option.refs,
-        note=" ".join(option.note.split()) if option.note else None,
+        note=_squash(option.note),
         context=context,
         blocked_by=verdict.blocked_by,
         cautions=verdict.cautions,
@@ -722,48 +729,3 @@ def make_plan(
 
 
 # --- plain renderings (for the command line; the report package may render richer) -----------------
-
-_STATUS_LABEL = {
-    ItemStatus.recommended: "recommended",
-    ItemStatus.caution: "recommended, with caution",
-    ItemStatus.needs_information: "NEEDS INFORMATION",
-    ItemStatus.blocked: "BLOCKED",
-}
-
-
-def format_plan(plan: Plan, markdown: bool = False) -> str:
-    """The plan as plain text or Markdown: sections, items with status, evidence and sources."""
-    h1, h2, bullet = ("# ", "## ", "- ") if markdown else ("", "", "  - ")
-    lines = [f"{h1}Management plan" + (f" - {plan.case_id}" if plan.case_id else ""), "", plan.disclaimer, ""]
-    for section in plan.sections:
-        lines.append(f"{h2}{section.title} [{section.urgency}]")
-        lines.append(section.reason + " " + section.summary)
-        for item in section.items:
-            tag = "option" if item.role == "option" else "core"
-            lines.append(
-                f"{item.order}. {item.title} - {_STATUS_LABEL[item.status]} ({tag}; evidence: {item.evidence.replace('_', ' ')}"
-                + ("; off-label" if item.off_label else "")
-                + f"; sources: {', '.join(item.refs) or 'none (estimate)'})"
-            )
-            lines.append(f"{bullet}{item.regimen}")
-            if item.context:
-                lines.append(f"{bullet}Why: {item.context}")
-            for finding in item.blocked_by:
-                lines.append(f"{bullet}Blocked by {finding.fact} = {finding.value}: {finding.message} [{', '.join(finding.refs)}]")
-            for finding in item.needs_information if item.status is not ItemStatus.blocked else []:
-                lines.append(f"{bullet}Needs {finding.fact} (not known) for: {finding.message}")
-            for finding in item.cautions:
-                lines.append(f"{bullet}Caution ({finding.fact} = {finding.value}): {finding.message}")
-        lines.append("")
-    if plan.needs_information:
-        lines.append(f"{h2}Information needed")
-        for request in plan.needs_information:
-            kind = "before these options" if request.blocking else "check before use"
-            lines.append(f"{bullet}{request.fact}: {request.how} ({kind}: {'; '.join(request.needed_for)})")
-        lines.append("")
-    lines.append(f"{h2}Renal function")
-    lines.append(plan.renal_function.note or "Not needed.")
-    lines.append("")
-    prov = plan.provenance
-    lines.append(f"hipdx {prov.hipdx_version}, treatment knowledge {prov.treatment_knowledge_version} ({prov.knowledge_digest})")
-    return "\n".join(lines)

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hipdx import __version__
 from hipdx.case import Case, ImagingStudy, Modality
 from hipdx.case.model import ContrastPattern, EdemaExtent, FractureSide, JointSpace, Presence, Side, Uptake
-from hipdx.knowledge.treatment import TreatmentKnowledge, load_treatment_knowledge
+from hipdx.knowledge.treatment import TreatmentKnowledge
 
 
 class _Out(BaseModel):
@@ -870,7 +870,7 @@ def stage_neck_fracture(reader: _Reader, tk: TreatmentKnowledge) -> NeckFracture
 # --- the whole staging ------------------------------------------------------------------------
 
 
-def stage_case(case: Case, knowledge: TreatmentKnowledge | None = None, today: dt.date | None = None) -> Staging:
+def stage_case(case: Case, knowledge: TreatmentKnowledge, today: dt.date | None = None) -> Staging:
     """Stage everything that applies to one case.
 
     Parameters
@@ -878,7 +878,7 @@ def stage_case(case: Case, knowledge: TreatmentKnowledge | None = None, today: d
     case
         A validated case.
     knowledge
-        The staging data (default: the bundled :func:`load_treatment_knowledge`).
+        The staging data (``load_knowledge_base().treatment``).
     today
         Date of the assessment, used only when the case has dates but no ``assessed_on``;
         without it such day counts are treated as not known.
@@ -894,10 +894,11 @@ def stage_case(case: Case, knowledge: TreatmentKnowledge | None = None, today: d
     --------
     >>> c = Case.model_validate({"imaging": [{"modality": "radiograph", "findings": {"collapse": "present",
     ...     "collapse_depth_mm": 3, "joint_space": "preserved"}}]})
-    >>> stage_case(c).system("arco_2019").stage
+    >>> from hipdx.knowledge import load_knowledge_base
+    >>> stage_case(c, load_knowledge_base().treatment).system("arco_2019").stage
     'IIIB'
     """
-    tk = knowledge if knowledge is not None else load_treatment_knowledge()
+    tk = knowledge
     reader = _Reader(case, today)
     f = _Findings(reader)
     osteonecrosis = [stage_arco_2019(f, tk), stage_ficat_arlet(f, tk), stage_steinberg(f, tk)]
@@ -925,40 +926,3 @@ def stage_case(case: Case, knowledge: TreatmentKnowledge | None = None, today: d
             caveat=" ".join(tk.staging.caveat.split()),
         ),
     )
-
-
-def format_staging(staging: Staging) -> str:
-    """The staging as plain text: each result, what decided it and what is missing."""
-
-    def inputs(items: list[StageInput]) -> str:
-        return "; ".join(str(i) for i in items) or "-"
-
-    lines = ["Staging" + (f" - {staging.case_id}" if staging.case_id else ""), ""]
-    for r in staging.osteonecrosis:
-        stage = {StageStatus.at_least: f"at least {r.stage}", StageStatus.staged: r.stage}.get(r.status, r.status.value.replace("_", " "))
-        lines.append(f"{r.name}: {stage}" + (f" - {r.definition}" if r.definition else ""))
-        lines.append(f"  decided by: {inputs(r.decided_by)}")
-        if r.missing:
-            lines.append(f"  missing: {', '.join(r.missing)}")
-        lines += [f"  note: {n}" for n in r.notes]
-        lines.append(f"  source: {', '.join(r.refs)}")
-    p = staging.toh_phase
-    lines += ["", f"TOH phase (estimate): {p.phase}" + (" - beyond the expected course" if p.beyond_expected_course else "")]
-    lines.append(f"  decided by: {inputs(p.decided_by)}")
-    if p.missing:
-        lines.append(f"  missing: {', '.join(p.missing)}")
-    pat = staging.pattern
-    lines.append(
-        f"Pattern: bilateral {pat.bilateral.value}; migratory {pat.migratory.value}"
-        + ("; regional migratory osteoporosis pattern" if pat.regional_migratory_osteoporosis_pattern else "")
-    )
-    lines += [f"  note: {n}" for n in pat.notes]
-    b = staging.subchondral_band
-    lines += ["", f"Subchondral band: {b.verdict.value.replace('_', ' ')} - {b.summary}", f"  source: {', '.join(b.refs)}"]
-    f = staging.femoral_neck_fracture
-    lines.append(f"Femoral neck fracture: {f.label}" + (f" [{f.urgency}] {f.action}" if f.urgency else ""))
-    if f.missing:
-        lines.append(f"  missing: {', '.join(f.missing)}")
-    prov = staging.provenance
-    lines += ["", " ".join(prov.caveat.split()), f"hipdx {prov.hipdx_version}, staging data {prov.staging_data_version} ({prov.knowledge_digest})"]
-    return "\n".join(lines)
