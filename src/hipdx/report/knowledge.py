@@ -318,13 +318,18 @@ def _check(kb: KnowledgeBase) -> Iterator[RenderableType]:
         ("variables", len(kb.variables)),
         ("tests", len(kb.tests)),
         ("red flags", len(kb.red_flags)),
+        ("staging systems and thresholds", len(kb.treatment.staging.systems) + len(kb.treatment.staging.thresholds)),
+        ("management options", len(kb.treatment.treatments.options)),
+        ("safety rules", len(kb.treatment.safety.rules)),
+        ("expected courses", len(kb.course.courses)),
+        ("course alert rules", len(kb.course.alerts)),
         ("references", len(kb.references)),
     ]:
         counts.add_row(str(number), label)
     yield counts
     provenance = kb.provenance_counts()
     total = sum(provenance.values())
-    yield heading(f"Provenance of the {total} numbers")
+    yield heading(f"Provenance of the {total} probabilities of the differential")
     numbers = Table.grid(padding=(0, 2))
     numbers.add_column(justify="right")
     numbers.add_column()
