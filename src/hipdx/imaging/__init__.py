@@ -1,0 +1,1 @@
+"""Hip MRI: reading DICOM and NIfTI studies, femoral heads, edema and subchondral bands, a phantom."""

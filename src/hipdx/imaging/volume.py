@@ -1,0 +1,72 @@
+"""One image volume in DICOM patient coordinates: the currency of the imaging package.
+
+Every reader (DICOM folder, NIfTI file, the phantom) produces :class:`Volume`; every
+analysis step consumes it. Voxel ``array[k, j, i]`` is slice ``k`` (sorted along the
+slice normal), row ``j``, column ``i``. ``affine`` maps the homogeneous voxel index
+``(i, j, k, 1)`` to DICOM patient coordinates (LPS, millimetres).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+
+
+class SeriesKind(str, Enum):
+    """What a series shows: T1-weighted or fluid-sensitive (STIR, fat-saturated T2/PD)."""
+
+    t1 = "t1"
+    fluid = "fluid"
+    unknown = "unknown"
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A 3-D image with its geometry and provenance.
+
+    Parameters
+    ----------
+    array
+        (slices, rows, columns) float32 intensities.
+    affine
+        4 x 4 matrix: voxel index (i = column, j = row, k = slice, 1) -> patient LPS mm.
+    kind
+        T1-weighted, fluid-sensitive or unknown.
+    description
+        Series description or file name, for messages and reports.
+    source
+        Where it came from (folder, file, "phantom"), for provenance.
+    """
+
+    array: np.ndarray
+    affine: np.ndarray
+    kind: SeriesKind = SeriesKind.unknown
+    description: str = ""
+    source: str = ""
+    series_uid: str | None = None
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def spacing_mm(self) -> tuple[float, float, float]:
+        """Voxel size along (slice, row, column) in millimetres."""
+        columns, rows, slices = (float(np.linalg.norm(self.affine[:3, a])) for a in range(3))
+        return slices, rows, columns
+
+    @property
+    def voxel_volume_ml(self) -> float:
+        dz, dy, dx = self.spacing_mm
+        return dz * dy * dx / 1000.0
+
+    def to_patient(self, index_kji: np.ndarray) -> np.ndarray:
+        """Patient LPS mm of voxel indices given as (..., 3) in (k, j, i) order."""
+        kji = np.asarray(index_kji, dtype=float)
+        ijk1 = np.concatenate([kji[..., ::-1], np.ones(kji.shape[:-1] + (1,))], axis=-1)
+        return (ijk1 @ self.affine.T)[..., :3]
+
+    def to_index(self, point_lps: np.ndarray) -> np.ndarray:
+        """Fractional voxel indices (..., 3) in (k, j, i) order of patient LPS mm points."""
+        pts = np.asarray(point_lps, dtype=float)
+        ijk = (np.concatenate([pts, np.ones(pts.shape[:-1] + (1,))], axis=-1) @ np.linalg.inv(self.affine).T)[..., :3]
+        return ijk[..., ::-1]
