@@ -261,3 +261,11 @@ def test_json_schema_describes_the_case() -> None:
         assert name in schema["properties"]
     presence = schema["$defs"]["Presence"]
     assert presence["enum"] == ["present", "absent", "unknown"]
+
+
+def test_a_lab_value_without_its_unit_is_refused_and_the_message_says_why() -> None:
+    with pytest.raises(InputError) as err:
+        parse_case({"labs": {"crp": 5}})
+    (problem,) = err.value.problems
+    assert problem.field == "labs.crp"
+    assert "unit" in problem.reason and "cannot be guessed" in problem.reason

@@ -33,6 +33,11 @@ def problems_from_validation(error: ValidationError) -> list[Problem]:
         if prefixed and item["type"] == "value_error":
             field = ".".join(filter(None, [field, prefixed.group(1)]))
             message = prefixed.group(2)
+        if item["type"] == "model_type" and "Measurement" in message:
+            message = (
+                f"give the value with its unit, e.g. {{\"value\": {item.get('input')!r}, \"unit\": \"...\"}}; "
+                "a number alone is not accepted because the unit cannot be guessed"
+            )
         if item["type"] == "extra_forbidden":
             message = "unknown field (check the spelling; `hipdx schema` lists every field)"
         elif item["type"] == "enum":
