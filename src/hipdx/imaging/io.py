@@ -1,0 +1,646 @@
+"""Read an MRI study (a folder of DICOM files, or NIfTI files) into :class:`Volume` objects.
+
+DICOM files are grouped by SeriesInstanceUID (then by orientation when one series mixes
+several), sorted by position along the slice normal, checked for gaps, duplicates and
+inconsistent geometry, rescaled to stored values x RescaleSlope + RescaleIntercept and
+classified as T1-weighted or fluid-sensitive from their headers. NIfTI files are read
+with nibabel and their RAS affine converted to DICOM patient LPS.
+
+Nothing that can be skipped stops the reading: an unreadable file, a file that is not
+DICOM, an undecodable transfer syntax or an inconsistent slice is reported (file and
+reason) in :attr:`Study.problems` or :attr:`Study.warnings` and the rest is read.
+:class:`~hipdx.errors.ImagingError` is raised only when nothing readable is left.
+
+Example
+-------
+>>> study = read_study("exam/")                       # doctest: +SKIP
+>>> [(v.kind.value, v.array.shape) for v in study.volumes]  # doctest: +SKIP
+[('t1', (47, 384, 384)), ('fluid', (47, 384, 384))]
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import get_decoder
+from pydicom.uid import MediaStorageDirectoryStorage
+
+from hipdx.errors import ImagingError, InputError, Problem
+from hipdx.imaging.volume import SeriesKind, Volume
+
+__all__ = ["Series", "Study", "classify", "classify_description", "read_nifti", "read_study", "volumes_of"]
+
+#: Two slices closer than this along the normal are duplicates (mm).
+DUPLICATE_TOLERANCE_MM = 0.05
+#: Relative deviation of one slice step from the median step that counts as irregular.
+GAP_TOLERANCE = 0.10
+#: Direction cosines that differ by more than this are different orientations.
+ORIENTATION_TOLERANCE = 1e-3
+#: STIR inversion times: fat nulls at about T1_fat x ln 2, ~150-170 ms at 1.5 T, ~200-230 ms at 3 T.
+STIR_INVERSION_TIME_MS = (80.0, 300.0)
+#: T1-weighted spin echo: short TR and short TE.
+T1_MAX_REPETITION_TIME_MS = 800.0
+T1_MAX_ECHO_TIME_MS = 30.0
+
+_NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+@dataclass(frozen=True)
+class Series:
+    """One series as read: its volume, the files of its slices and why it got its kind.
+
+    ``files`` and ``sop_instance_uids`` follow the slice order of ``volume.array``; a slice
+    filled in for a missing one has ``""`` in both.
+    """
+
+    volume: Volume
+    files: tuple[str, ...]
+    sop_instance_uids: tuple[str, ...]
+    kind_reason: str
+
+
+@dataclass(frozen=True)
+class Study:
+    """Everything read from one folder: the series, plus what was skipped and why.
+
+    ``warnings`` are about the study (skipped files); each volume carries its own series
+    warnings (gaps, duplicates); ``problems`` name each file that could not be used.
+    """
+
+    series: tuple[Series, ...]
+    warnings: tuple[str, ...] = ()
+    problems: tuple[Problem, ...] = ()
+    source: str = ""
+
+    @property
+    def volumes(self) -> tuple[Volume, ...]:
+        return tuple(s.volume for s in self.series)
+
+    @property
+    def all_warnings(self) -> tuple[str, ...]:
+        """Study warnings, series warnings (prefixed with the series) and problems, as text."""
+        out = list(self.warnings)
+        for s in self.series:
+            out += [f"{s.volume.description}: {w}" for w in s.volume.warnings]
+        out += [str(p) for p in self.problems]
+        return tuple(out)
+
+
+def volumes_of(study: Study, kind: SeriesKind | str) -> list[Volume]:
+    """The volumes of one kind ("t1", "fluid", "unknown"), in reading order."""
+    wanted = SeriesKind(kind)
+    return [v for v in study.volumes if v.kind is wanted]
+
+
+# --------------------------------------------------------------------------------------
+# Classification
+# --------------------------------------------------------------------------------------
+
+_FAT_SAT_WORDS = {"fs", "fatsat", "fsat", "spair", "spir", "chess", "fatsup", "water", "dixonw"}
+_IR_WORDS = {"stir", "tirm", "tir"}
+
+
+def _tokens(text: str) -> list[str]:
+    return [t for t in re.split(r"[^a-z0-9]+", text.lower()) if t]
+
+
+def classify_description(text: str) -> tuple[SeriesKind, str]:
+    """Kind of a series from its description or file name alone.
+
+    STIR/TIRM -> fluid; T2 or PD with fat saturation (fs, fatsat, spair, spir) -> fluid;
+    T1 -> t1 (a fat-saturated T1 is still T1); anything else -> unknown.
+
+    >>> classify_description("t2_tirm_cor")[0].value
+    'fluid'
+    """
+    tokens = _tokens(text)
+    quoted = f"description {text!r}"
+    if any(t in _IR_WORDS or t.startswith("stir") for t in tokens):
+        return SeriesKind.fluid, f"{quoted} names STIR/TIRM"
+    t2_or_pd = any(re.fullmatch(r"(t2(w|wi)?|pd(w|wi)?)(fs|spair)?", t) for t in tokens)
+    fat_sat = any(t in _FAT_SAT_WORDS or re.fullmatch(r"(t2|pd)\w*fs", t) for t in tokens)
+    if t2_or_pd and fat_sat:
+        return SeriesKind.fluid, f"{quoted} names a fat-saturated T2/PD"
+    if any(re.fullmatch(r"t1(w|wi|tse|se|fse|fl2d|vibe)?", t) for t in tokens):
+        return SeriesKind.t1, f"{quoted} names T1"
+    if t2_or_pd:
+        return SeriesKind.unknown, f"{quoted} names T2/PD without fat saturation"
+    return SeriesKind.unknown, f"{quoted} names no known weighting"
+
+
+def _number(headers: Any, keyword: str) -> float | None:
+    value = headers.get(keyword)
+    if value is None or value == "":
+        return None
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        value = value[0] if len(value) else None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _words(headers: Any, keyword: str) -> set[str]:
+    value = headers.get(keyword)
+    if value is None:
+        return set()
+    if isinstance(value, str):
+        return {w.strip().upper() for w in value.split("\\") if w.strip()}
+    return {str(w).strip().upper() for w in value if str(w).strip()}
+
+
+def classify(headers: Mapping[str, Any] | pydicom.Dataset) -> tuple[SeriesKind, str]:
+    """T1-weighted or fluid-sensitive, from the acquisition headers of one slice.
+
+    Parameters
+    ----------
+    headers
+        A pydicom ``Dataset`` or a mapping of DICOM keywords to values
+        (ScanningSequence, SequenceVariant, ScanOptions, InversionTime, RepetitionTime,
+        EchoTime in ms, SeriesDescription, ProtocolName, ContrastBolusAgent).
+
+    Returns
+    -------
+    (SeriesKind, reason)
+        The headers decide when they are conclusive: inversion recovery with TI 80-300 ms
+        is STIR (fluid); TR < 800 ms and TE < 30 ms is T1; a T2 (TE >= 30 ms) or PD
+        (TR >= 1500 ms) with fat saturation (ScanOptions FS, or fs/spair in the
+        description) is fluid-sensitive. Otherwise the description decides
+        (:func:`classify_description`).
+
+    Example
+    -------
+    >>> classify({"ScanningSequence": "SE\\\\IR", "InversionTime": 160, "RepetitionTime": 4000,
+    ...           "EchoTime": 40})[0].value
+    'fluid'
+    """
+    description = str(headers.get("SeriesDescription") or headers.get("ProtocolName") or "")
+    by_text, text_reason = classify_description(description) if description else (SeriesKind.unknown, "")
+    sequence = _words(headers, "ScanningSequence") | _words(headers, "SequenceVariant")
+    options = _words(headers, "ScanOptions")
+    ti, tr, te = (_number(headers, k) for k in ("InversionTime", "RepetitionTime", "EchoTime"))
+    fat_sat_header = any(o in {"FS", "SFS"} or "FAT" in o for o in options)
+    fat_sat_text = any(t in _FAT_SAT_WORDS for t in _tokens(description)) or by_text is SeriesKind.fluid
+
+    by_header, header_reason = SeriesKind.unknown, ""
+    if "IR" in sequence or (ti is not None and ti > 0):
+        if ti is not None and STIR_INVERSION_TIME_MS[0] <= ti <= STIR_INVERSION_TIME_MS[1]:
+            by_header, header_reason = SeriesKind.fluid, f"inversion recovery with TI {ti:g} ms (STIR)"
+        elif ti is not None and ti >= 400 and te is not None and te < T1_MAX_ECHO_TIME_MS:
+            by_header, header_reason = SeriesKind.t1, f"inversion-prepared T1 (TI {ti:g} ms, TE {te:g} ms)"
+    if by_header is SeriesKind.unknown and tr is not None and te is not None:
+        if tr < T1_MAX_REPETITION_TIME_MS and te < T1_MAX_ECHO_TIME_MS:
+            by_header, header_reason = SeriesKind.t1, f"TR {tr:g} ms and TE {te:g} ms (T1-weighted)"
+        elif te >= T1_MAX_ECHO_TIME_MS or tr >= 1500:
+            weighting = "T2" if te >= T1_MAX_ECHO_TIME_MS else "PD"
+            if fat_sat_header or fat_sat_text:
+                where = "ScanOptions" if fat_sat_header else "description"
+                by_header = SeriesKind.fluid
+                header_reason = f"TR {tr:g} ms, TE {te:g} ms ({weighting}) with fat saturation ({where})"
+            else:
+                header_reason = f"TR {tr:g} ms, TE {te:g} ms ({weighting}) without fat saturation"
+
+    if by_header is not SeriesKind.unknown:
+        kind, reason = by_header, header_reason
+        if text_reason and by_text not in (SeriesKind.unknown, by_header):
+            reason += f"; {text_reason}, the headers win"
+        elif text_reason and by_text is by_header:
+            reason += f"; {text_reason}"
+    elif by_text is not SeriesKind.unknown:
+        kind, reason = by_text, text_reason + (f"; {header_reason}" if header_reason else "")
+    else:
+        kind = SeriesKind.unknown
+        reason = "; ".join(r for r in (header_reason, text_reason) if r) or "no sequence headers or description"
+    agent = headers.get("ContrastBolusAgent")
+    if agent:
+        reason += f"; after contrast ({agent})"
+    return kind, reason
+
+
+# --------------------------------------------------------------------------------------
+# NIfTI
+# --------------------------------------------------------------------------------------
+
+_RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def _is_nifti(path: Path) -> bool:
+    return path.name.lower().endswith(_NIFTI_SUFFIXES)
+
+
+def read_nifti(path: str | os.PathLike[str], kind: SeriesKind | str | None = None) -> Volume:
+    """One NIfTI file as a :class:`Volume` (array (k, j, i), affine to LPS mm).
+
+    The kind comes from the file name (:func:`classify_description`) unless given.
+    A 4-D file keeps its first volume, with a warning.
+
+    Raises
+    ------
+    ImagingError
+        The file cannot be read by nibabel.
+    """
+    import nibabel as nib
+
+    path = Path(path)
+    try:
+        image = nib.load(str(path))
+        data = np.asarray(image.get_fdata(dtype=np.float32))
+    except Exception as exc:  # nibabel raises many types for broken files
+        raise ImagingError(f"cannot read NIfTI file {path.name}", [Problem(str(path), str(exc))]) from None
+    notes: list[str] = []
+    if data.ndim == 4:
+        if data.shape[3] > 1:
+            notes.append(f"4-D file with {data.shape[3]} volumes: the first is used")
+        data = data[..., 0]
+    elif data.ndim == 2:
+        data = data[..., np.newaxis]
+    elif data.ndim != 3:
+        raise ImagingError(f"cannot read NIfTI file {path.name}", [Problem(str(path), f"{data.ndim}-D image")])
+    name = path.name[: -len(".nii.gz")] if path.name.lower().endswith(".nii.gz") else path.stem
+    if kind is None:
+        found, reason = classify_description(name)
+    else:
+        found, reason = SeriesKind(kind), "given by the user"
+    return Volume(
+        array=np.ascontiguousarray(data.transpose(2, 1, 0)),
+        affine=_RAS_TO_LPS @ np.asarray(image.affine, dtype=float),
+        kind=found,
+        description=name,
+        source=str(path),
+        warnings=tuple(notes) + (f"kind: {reason}",),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# DICOM
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Slice:
+    path: Path
+    name: str  # path relative to the study root, for messages
+    ds: pydicom.Dataset
+    orientation: np.ndarray
+    position: np.ndarray
+    pixels: np.ndarray | None = None
+    along_normal: float = 0.0
+
+
+@dataclass
+class _Reading:
+    root: Path
+    warnings: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def rel(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.root)) or path.name
+        except ValueError:
+            return str(path)
+
+
+_GEOMETRY = ("ImageOrientationPatient", "ImagePositionPatient", "PixelSpacing", "Rows", "Columns")
+
+
+def _read_header(path: Path, reading: _Reading) -> _Slice | None:
+    name = reading.rel(path)
+    if path.name.upper() == "DICOMDIR":
+        reading.warnings.append(f"{name}: DICOMDIR index skipped (the image files are read directly)")
+        return None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            ds = pydicom.dcmread(path)
+        except InvalidDicomError:
+            reading.warnings.append(f"{name}: not a DICOM file, skipped")
+            return None
+        except Exception as exc:  # pydicom raises many types on truncated/corrupt files
+            reading.problems.append(Problem(name, f"unreadable DICOM file ({type(exc).__name__}: {exc})"))
+            return None
+    for w in caught:
+        reading.warnings.append(f"{name}: {w.message}")
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and meta.get("MediaStorageSOPClassUID") == MediaStorageDirectoryStorage:
+        reading.warnings.append(f"{name}: DICOMDIR index skipped (the image files are read directly)")
+        return None
+    if "PixelData" not in ds:
+        sop = ds.get("SOPClassUID")
+        kind = getattr(sop, "name", str(sop)) if sop else "unknown SOP class"
+        if "Image Storage" in kind:
+            reading.problems.append(Problem(name, f"{kind} without pixel data (truncated file?); file skipped"))
+        else:
+            reading.warnings.append(f"{name}: no image ({kind}), skipped")
+        return None
+    if int(ds.get("NumberOfFrames") or 1) > 1:
+        reading.problems.append(Problem(name, "multi-frame (enhanced) images are not supported; file skipped"))
+        return None
+    missing = [k for k in _GEOMETRY if ds.get(k) in (None, "")]
+    if missing:
+        reading.problems.append(Problem(name, f"missing geometry ({', '.join(missing)}); file skipped"))
+        return None
+    try:
+        orientation = np.asarray([float(v) for v in ds.ImageOrientationPatient], dtype=float)
+        position = np.asarray([float(v) for v in ds.ImagePositionPatient], dtype=float)
+        [float(v) for v in ds.PixelSpacing]
+        if orientation.shape != (6,) or position.shape != (3,):
+            raise ValueError("wrong number of values")
+    except (TypeError, ValueError) as exc:
+        reading.problems.append(Problem(name, f"invalid geometry ({exc}); file skipped"))
+        return None
+    return _Slice(path=path, name=name, ds=ds, orientation=orientation, position=position)
+
+
+def _decode(s: _Slice, reading: _Reading) -> np.ndarray | None:
+    ds = s.ds
+    syntax = ds.file_meta.get("TransferSyntaxUID") if getattr(ds, "file_meta", None) else None
+    if syntax is not None and syntax.is_compressed:
+        try:
+            decoder = get_decoder(syntax)
+            available = decoder.is_available
+        except NotImplementedError:
+            decoder, available = None, False
+        if not available:
+            hint = ""
+            if decoder is not None and decoder.missing_dependencies:
+                hint = "; install one of: " + "; ".join(decoder.missing_dependencies)
+            reading.problems.append(
+                Problem(s.name, f"cannot decode pixel data: transfer syntax {syntax.name} ({syntax}) has no decoder{hint}")
+            )
+            return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pixels = ds.pixel_array
+    except Exception as exc:  # decoders and truncated data raise many types
+        label = f"{syntax.name} " if syntax is not None else ""
+        reading.problems.append(Problem(s.name, f"cannot decode {label}pixel data ({type(exc).__name__}: {exc})"))
+        return None
+    if pixels.ndim != 2:
+        reading.problems.append(Problem(s.name, f"pixel data of shape {pixels.shape} is not one grey-level image"))
+        return None
+    slope = _number(ds, "RescaleSlope")
+    intercept = _number(ds, "RescaleIntercept")
+    out = pixels.astype(np.float32)
+    if slope is not None and slope != 1.0:
+        out *= np.float32(slope)
+    if intercept:
+        out += np.float32(intercept)
+    return out
+
+
+def _cluster(slices: list[_Slice]) -> list[list[_Slice]]:
+    """Split one series into groups of one orientation."""
+    groups: list[list[_Slice]] = []
+    for s in slices:
+        for g in groups:
+            if np.max(np.abs(g[0].orientation - s.orientation)) <= ORIENTATION_TOLERANCE:
+                g.append(s)
+                break
+        else:
+            groups.append([s])
+    return groups
+
+
+def _size(s: _Slice) -> tuple[int, int, float, float]:
+    spacing = [round(float(v), 4) for v in s.ds.PixelSpacing]
+    return int(s.ds.Rows), int(s.ds.Columns), spacing[0], spacing[1]
+
+
+def _build(slices: list[_Slice], uid: str, part: str, reading: _Reading) -> Series | None:
+    notes: list[str] = []
+    # One size per series: keep the commonest, name the others.
+    sizes: dict[tuple[int, int, float, float], list[_Slice]] = {}
+    for s in slices:
+        sizes.setdefault(_size(s), []).append(s)
+    if len(sizes) > 1:
+        keep = max(sizes, key=lambda k: len(sizes[k]))
+        for k, group in sizes.items():
+            if k != keep:
+                for s in group:
+                    reading.problems.append(
+                        Problem(s.name, f"image size/spacing {k} differs from the series' {keep}; slice excluded")
+                    )
+        slices = sizes[keep]
+    rows, cols, row_mm, col_mm = _size(slices[0])
+
+    decoded = []
+    for s in slices:
+        s.pixels = _decode(s, reading)
+        if s.pixels is not None:
+            decoded.append(s)
+    if not decoded:
+        return None
+    slices = decoded
+
+    row_cos, col_cos = slices[0].orientation[:3], slices[0].orientation[3:]
+    normal = np.cross(row_cos, col_cos)
+    normal /= np.linalg.norm(normal)
+    for s in slices:
+        s.along_normal = float(s.position @ normal)
+    slices.sort(key=lambda s: (s.along_normal, int(s.ds.get("InstanceNumber") or 0)))
+
+    kept = [slices[0]]
+    for s in slices[1:]:
+        if s.along_normal - kept[-1].along_normal < DUPLICATE_TOLERANCE_MM:
+            notes.append(
+                f"{s.name} duplicates the position of {kept[-1].name} ({s.along_normal:.2f} mm); "
+                f"{kept[-1].name} kept"
+            )
+        else:
+            kept.append(s)
+    slices = kept
+
+    positions = np.array([s.along_normal for s in slices])
+    steps = np.diff(positions)
+    if len(steps):
+        # The regular step: the smallest steps when they are at least half of them (so missing
+        # slices do not inflate it), else the median.
+        regular = steps[steps <= steps.min() * (1 + GAP_TOLERANCE)]
+        spacing = float(np.median(regular if 2 * len(regular) >= len(steps) else steps))
+    else:
+        spacing = _number(slices[0].ds, "SpacingBetweenSlices") or _number(slices[0].ds, "SliceThickness") or 1.0
+        notes.append(f"single slice: slice spacing {spacing:g} mm taken from the headers")
+
+    images = [slices[0].pixels]
+    files = [slices[0].name]
+    uids = [str(slices[0].ds.get("SOPInstanceUID", ""))]
+    for step, before, after in zip(steps, slices[:-1], slices[1:], strict=True):
+        ratio = step / spacing
+        missing = int(round(ratio)) - 1
+        if abs(ratio - 1) > GAP_TOLERANCE and missing >= 1 and abs(ratio - round(ratio)) <= GAP_TOLERANCE:
+            notes.append(
+                f"slice gap of {step:.2f} mm (spacing {spacing:.2f} mm) between {before.name} and {after.name}: "
+                f"{missing} missing slice(s) filled by interpolation"
+            )
+            for m in range(1, missing + 1):
+                w = np.float32(m / (missing + 1))
+                images.append((1 - w) * before.pixels + w * after.pixels)
+                files.append("")
+                uids.append("")
+        elif abs(ratio - 1) > GAP_TOLERANCE:
+            notes.append(
+                f"irregular slice spacing of {step:.2f} mm (median {spacing:.2f} mm) between {before.name} "
+                f"and {after.name}: positions after it are approximate"
+            )
+        images.append(after.pixels)
+        files.append(after.name)
+        uids.append(str(after.ds.get("SOPInstanceUID", "")))
+
+    if len(slices) > 1:
+        mean_step = (slices[-1].position - slices[0].position) / (positions[-1] - positions[0])
+        shear = float(np.linalg.norm(mean_step - normal))
+        if shear > 0.01:
+            notes.append(f"slices are sheared (gantry tilt?): step deviates {shear:.3f} from the normal")
+
+    affine = np.eye(4)
+    affine[:3, 0] = row_cos * col_mm
+    affine[:3, 1] = col_cos * row_mm
+    affine[:3, 2] = normal * spacing
+    affine[:3, 3] = slices[0].position
+    first = slices[0].ds
+    description = str(first.get("SeriesDescription") or first.get("ProtocolName") or f"series {first.get('SeriesNumber', '?')}")
+    if part:
+        description = f"{description} {part}"
+    kind, reason = classify(first)
+    array = np.stack(images).astype(np.float32, copy=False)
+    volume = Volume(
+        array=array,
+        affine=affine,
+        kind=kind,
+        description=description,
+        source=str(slices[0].path.parent),
+        series_uid=uid,
+        warnings=tuple(notes),
+    )
+    return Series(volume=volume, files=tuple(files), sop_instance_uids=tuple(uids), kind_reason=reason)
+
+
+def _read_dicom(paths: list[Path], reading: _Reading) -> list[Series]:
+    by_uid: dict[str, list[_Slice]] = {}
+    for path in paths:
+        s = _read_header(path, reading)
+        if s is not None:
+            uid = str(s.ds.get("SeriesInstanceUID") or f"no-series-uid:{s.path.parent}")
+            by_uid.setdefault(uid, []).append(s)
+    out: list[Series] = []
+    for uid, slices in by_uid.items():
+        groups = _cluster(slices)
+        for n, group in enumerate(groups, start=1):
+            part = f"(orientation {n} of {len(groups)})" if len(groups) > 1 else ""
+            series = _build(group, uid, part, reading)
+            if series is None:
+                continue
+            if len(groups) > 1:
+                note = f"series {uid} mixes {len(groups)} orientations: read as {len(groups)} volumes"
+                series = replace(series, volume=replace(series.volume, warnings=(note,) + series.volume.warnings))
+            out.append(series)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# The study
+# --------------------------------------------------------------------------------------
+
+
+def _files(root: Path) -> list[Path]:
+    if root.is_file():
+        return [root]
+    found = []
+    for folder, dirs, names in os.walk(root):
+        dirs.sort()
+        found += [Path(folder) / n for n in sorted(names)]
+    return found
+
+
+def _apply_kinds(series: list[Series], kinds: Mapping[str, str], reading: _Reading) -> list[Series]:
+    wanted: dict[str, SeriesKind] = {}
+    problems = []
+    for key, value in kinds.items():
+        try:
+            wanted[key] = SeriesKind(str(value).lower())
+        except ValueError:
+            problems.append(Problem(f"kinds[{key!r}]", f"{value!r} is not one of t1, fluid, unknown"))
+    if problems:
+        raise InputError("invalid series kind override", problems)
+    used = set()
+    out = []
+    for s in series:
+        v = s.volume
+        names = {v.series_uid or "", v.description.lower(), Path(v.source).name.lower()}
+        match = next((k for k in wanted if k in names or k.lower() in names), None)
+        if match is None:
+            out.append(s)
+            continue
+        used.add(match)
+        reason = f"set by the user ({match!r}); headers said {v.kind.value}: {s.kind_reason}"
+        out.append(replace(s, volume=replace(v, kind=wanted[match]), kind_reason=reason))
+    for key in wanted.keys() - used:
+        reading.warnings.append(f"kind override {key!r} matches no series")
+    return out
+
+
+def read_study(path: str | os.PathLike[str], *, kinds: Mapping[str, str] | None = None) -> Study:
+    """Read every series under ``path`` (a folder, a DICOM file or a NIfTI file).
+
+    Parameters
+    ----------
+    path
+        Folder (searched recursively; any file names, any order), or one file.
+    kinds
+        User override of the series kind: {SeriesInstanceUID or series description or
+        NIfTI file name: "t1" | "fluid" | "unknown"}.
+
+    Raises
+    ------
+    ImagingError
+        The path does not exist, or no image could be read from it (``problems`` lists
+        each file and why).
+    InputError
+        A kind in ``kinds`` is not t1, fluid or unknown.
+
+    Example
+    -------
+    >>> study = read_study("exam/", kinds={"cor pd spair": "fluid"})  # doctest: +SKIP
+    >>> volumes_of(study, "fluid")[0].array.shape                     # doctest: +SKIP
+    (40, 384, 384)
+    """
+    root = Path(path)
+    if not root.exists():
+        raise ImagingError(f"no such file or folder: {root}", [Problem(str(root), "does not exist")])
+    reading = _Reading(root=root if root.is_dir() else root.parent)
+    dicom_paths = []
+    series: list[Series] = []
+    for file in _files(root):
+        if _is_nifti(file):
+            try:
+                volume = read_nifti(file)
+            except ImagingError as exc:
+                reading.problems += exc.problems
+                continue
+            kind_note = volume.warnings[-1]
+            volume = replace(volume, warnings=volume.warnings[:-1])
+            series.append(Series(volume, (reading.rel(file),), ("",), kind_note.removeprefix("kind: ")))
+        else:
+            dicom_paths.append(file)
+    series = _read_dicom(dicom_paths, reading) + series
+    if kinds:
+        series = _apply_kinds(series, kinds, reading)
+    if not series:
+        problems = reading.problems or [Problem(str(root), "no DICOM or NIfTI image found")]
+        raise ImagingError(f"no readable image series in {root}", problems + [Problem("", w) for w in reading.warnings])
+    return Study(
+        series=tuple(series),
+        warnings=tuple(reading.warnings),
+        problems=tuple(reading.problems),
+        source=str(root),
+    )
