@@ -1,0 +1,344 @@
+"""Both femoral heads on a coronal T1 series: centre, radius and a head-and-neck region.
+
+The method is the classical pipeline measured on real coronal T1 pelvis series
+(``research/imaging.md`` 2.2-2.3; Memis et al. 2019 for Hough localisation of femoral heads):
+
+1. percentile normalisation and in-plane downsampling to about 1.8 mm pixels;
+2. Canny edges and ``skimage.transform.hough_circle`` on every coronal slice over radii of
+   16-28 mm, the best radius kept per pixel;
+3. accumulation of the per-slice votes across slices (a femoral head votes for the same
+   in-plane centre on every slice it crosses), the best peak on each side of the body
+   midline (patient left = +x in LPS);
+4. a 3-D refinement: the in-plane circles around each peak are fitted with a sphere
+   ``r(z)^2 = R^2 - (z - z0)^2`` along the slice normal;
+5. regions from shape, not from marrow signal (edema and necrosis lower T1 marrow signal
+   exactly where the region is needed): the head is the sphere, the neck a cylinder along
+   the neck axis, the intertrochanteric region its continuation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+from skimage.feature import canny
+from skimage.transform import downscale_local_mean, hough_circle
+
+from hipdx.case.model import Side
+from hipdx.errors import ImagingError
+from hipdx.imaging.volume import Volume
+
+#: Sphere radii searched (mm); the edge found is the marrow/cortex boundary (research/imaging.md 2.2).
+HOUGH_RADII_MM = (16.0, 28.0)
+#: Circle radii voted on each slice (mm): off-centre slices cut the sphere in smaller circles.
+SLICE_RADII_MM = (10.0, 29.0)
+#: Penalty on the sphere score per mm of height/depth difference between left and right heads.
+ASYMMETRY_PENALTY_PER_MM = 0.002
+#: Below this mean circle vote no head is reported on a side.
+MIN_SCORE = 0.15
+#: In-plane pixel size the Hough search runs at (mm).
+HOUGH_PIXEL_MM = 1.8
+#: Canny smoothing at the Hough pixel size (pixels).
+CANNY_SIGMA_PX = 1.8
+#: A femoral head centre lies at least this far from the body midline (mm).
+MIN_MIDLINE_DISTANCE_MM = 45.0
+#: Neck: cylinder radius as a fraction of the head radius, and its length from the head centre.
+NECK_RADIUS_FRACTION = 0.55
+NECK_END_FRACTION = 2.0
+#: Intertrochanteric region: continuation of the neck axis.
+INTERTROCHANTERIC_END_FRACTION = 3.0
+INTERTROCHANTERIC_RADIUS_FRACTION = 0.8
+#: Head region: the sphere shrunk by the cortical shell, so joint fluid stays outside.
+HEAD_REGION_FRACTION = 0.92
+#: Neck axis angle below the horizontal in the coronal plane (degrees): searched range and default.
+NECK_ANGLE_RANGE_DEG = (25.0, 65.0)
+NECK_ANGLE_DEFAULT_DEG = 45.0
+#: Neck tilt backwards from the head towards the shaft (femoral anteversion), searched range (degrees).
+ANTEVERSION_RANGE_DEG = (-10.0, 30.0)
+
+
+@dataclass(frozen=True, eq=False)
+class FemoralHead:
+    """One femoral head found on a T1 volume.
+
+    Attributes
+    ----------
+    side
+        Patient side (left = +x in DICOM LPS).
+    center_mm
+        Sphere centre in patient LPS millimetres, shape (3,).
+    radius_mm
+        Sphere radius (marrow/cortex boundary) in millimetres.
+    score
+        Mean fraction of the circle perimeter on edges over the best slices (0-1).
+    neck_axis
+        Unit vector (LPS) from the head centre along the femoral neck.
+    head_mask, neck_mask, intertrochanteric_mask
+        Boolean masks on the grid of the T1 volume it was found on.
+    """
+
+    side: Side
+    center_mm: np.ndarray
+    radius_mm: float
+    score: float
+    neck_axis: np.ndarray
+    head_mask: np.ndarray = field(repr=False)
+    neck_mask: np.ndarray = field(repr=False)
+    intertrochanteric_mask: np.ndarray = field(repr=False)
+
+    @property
+    def head_and_neck_mask(self) -> np.ndarray:
+        """Head and neck region (the denominator of the edema fraction)."""
+        return self.head_mask | self.neck_mask
+
+    @property
+    def proximal_femur_mask(self) -> np.ndarray:
+        """Head, neck and intertrochanteric region: where femoral edema is searched."""
+        return self.head_mask | self.neck_mask | self.intertrochanteric_mask
+
+
+def normalise(array: np.ndarray, low: float = 1.0, high: float = 99.0) -> np.ndarray:
+    """Scale intensities so the ``low`` and ``high`` percentiles of the non-zero voxels map to 0 and 1."""
+    values = array[array > 0]
+    if values.size == 0:
+        raise ImagingError("the image is empty (all voxels are zero)")
+    lo, hi = np.percentile(values, [low, high])
+    if hi <= lo:
+        raise ImagingError("the image has no contrast")
+    return np.clip((array.astype(np.float32) - lo) / (hi - lo), 0.0, 1.5)
+
+
+def _check_coronal(volume: Volume) -> None:
+    normal = volume.affine[:3, 2] / np.linalg.norm(volume.affine[:3, 2])
+    row = volume.affine[:3, 1] / np.linalg.norm(volume.affine[:3, 1])
+    if abs(normal[1]) < 0.7 or abs(row[2]) < 0.7:
+        raise ImagingError(
+            f"series {volume.description or volume.source!r} is not coronal "
+            f"(slice normal {np.round(normal, 2).tolist()}); femoral heads are searched on coronal T1"
+        )
+    if volume.array.ndim != 3 or min(volume.array.shape[1:]) < 32:
+        raise ImagingError(f"series {volume.description or volume.source!r} is too small to search for femoral heads")
+
+
+def _midline_column(img: np.ndarray) -> float:
+    """Column of the body midline: the centroid of the body outline summed over slices."""
+    profile = (img > 0.15).sum(axis=(0, 1)).astype(float)
+    if profile.sum() == 0:
+        return (img.shape[2] - 1) / 2.0
+    return float(np.sum(profile * np.arange(profile.size)) / profile.sum())
+
+
+def _circle_votes(img: np.ndarray, radii_px: np.ndarray) -> np.ndarray:
+    """Normalised Hough circle votes (slices, radii, rows, cols) of the Canny edges inside the body."""
+    votes = np.zeros((img.shape[0], radii_px.size) + img.shape[1:], np.float32)
+    erode = max(2, int(round(8.0 / HOUGH_PIXEL_MM)))
+    for k in range(img.shape[0]):
+        body = ndimage.binary_fill_holes(img[k] > 0.1)
+        body = ndimage.binary_erosion(body, iterations=erode)
+        if not body.any():
+            continue
+        edges = canny(img[k], sigma=CANNY_SIGMA_PX) & body
+        votes[k] = hough_circle(edges, radii_px, normalize=True)
+    return votes
+
+
+def _sphere_score(votes: np.ndarray, radii_px: np.ndarray, z0: float, radius_px: float, dz_px: float) -> np.ndarray:
+    """Mean circle vote over the slices a sphere crosses, at every in-plane centre.
+
+    A slice at distance d from the centre cuts the sphere in a circle of radius sqrt(R^2 - d^2);
+    its vote is interpolated between the searched radii.
+    """
+    ks = np.arange(votes.shape[0], dtype=float)
+    d = np.abs(ks - z0) * dz_px
+    r = np.sqrt(np.clip(radius_px**2 - d**2, 0, None))
+    use = (d < 0.9 * radius_px) & (r >= radii_px[0]) & (r <= radii_px[-1])
+    if not use.any():
+        return np.zeros(votes.shape[2:], np.float32)
+    total = np.zeros(votes.shape[2:], np.float32)
+    for k, rk in zip(ks[use].astype(int), r[use]):
+        pos = rk - radii_px[0]
+        lo = int(np.floor(pos))
+        frac = pos - lo
+        hi = min(lo + 1, radii_px.size - 1)
+        total += (1 - frac) * votes[k, lo] + frac * votes[k, hi]
+    return total / use.sum()
+
+
+def _neck_axis(t1: Volume, img: np.ndarray, center: np.ndarray, radius_mm: float, lateral: int) -> np.ndarray:
+    """Unit vector (LPS) along the femoral neck: the ray of brightest T1 marrow beyond the head.
+
+    Rays leave the head centre laterally and inferiorly at 25-65 degrees below the horizontal,
+    tilted by the femoral anteversion (-10 to 30 degrees); each is scored by the mean
+    normalised T1 signal 1.1-2.0 head radii from the centre, with a thin tube around it. When no
+    ray stands out (marrow signal lowered by edema, or poor contrast) the anatomical default of
+    45 degrees in the coronal plane is used.
+    """
+    lateral_v = np.array([float(lateral), 0.0, 0.0])
+    inferior = np.array([0.0, 0.0, -1.0])
+    posterior = np.array([0.0, 1.0, 0.0])
+    dist = np.linspace(1.1 * radius_mm, 2.0 * radius_mm, 10)
+    offsets = np.array([[0, 0, 0], [0, 3.0, 0], [0, -3.0, 0]], float)
+    best, best_axis, scores = -np.inf, None, []
+    for elev in np.deg2rad(np.arange(NECK_ANGLE_RANGE_DEG[0], NECK_ANGLE_RANGE_DEG[1] + 0.1, 5.0)):
+        for tilt in np.deg2rad(np.arange(ANTEVERSION_RANGE_DEG[0], ANTEVERSION_RANGE_DEG[1] + 0.1, 10.0)):
+            axis = np.cos(elev) * np.cos(tilt) * lateral_v + np.sin(elev) * inferior + np.cos(elev) * np.sin(tilt) * posterior
+            pts = center + dist[:, None, None] * axis + offsets[None]
+            idx = t1.to_index(pts.reshape(-1, 3)).T
+            value = float(ndimage.map_coordinates(img, idx, order=1, mode="constant", cval=0.0).mean())
+            scores.append(value)
+            if value > best:
+                best, best_axis = value, axis
+    if best_axis is None or best - float(np.median(scores)) < 0.05:
+        elev = np.deg2rad(NECK_ANGLE_DEFAULT_DEG)
+        best_axis = np.cos(elev) * lateral_v + np.sin(elev) * inferior
+    return best_axis / np.linalg.norm(best_axis)
+
+
+def _regions(volume: Volume, center: np.ndarray, radius: float, axis: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Head sphere, neck cylinder and intertrochanteric cylinder as masks on the volume grid."""
+    shape = volume.array.shape
+    reach = INTERTROCHANTERIC_END_FRACTION * radius + radius
+    c_idx = volume.to_index(center)
+    dz, dy, dx = volume.spacing_mm
+    lo = np.maximum(np.floor(c_idx - reach / np.array([dz, dy, dx])).astype(int), 0)
+    hi = np.minimum(np.ceil(c_idx + reach / np.array([dz, dy, dx])).astype(int) + 1, shape)
+    head = np.zeros(shape, bool)
+    neck = np.zeros(shape, bool)
+    inter = np.zeros(shape, bool)
+    if np.any(hi <= lo):
+        return head, neck, inter
+    kk, jj, ii = np.meshgrid(*(np.arange(a, b) for a, b in zip(lo, hi)), indexing="ij")
+    pts = volume.to_patient(np.stack([kk, jj, ii], axis=-1)) - center
+    dist = np.linalg.norm(pts, axis=-1)
+    along = pts @ axis
+    across = np.linalg.norm(pts - along[..., None] * axis, axis=-1)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    head_box = dist <= HEAD_REGION_FRACTION * radius
+    neck_box = (along > 0) & (along <= NECK_END_FRACTION * radius) & (across <= NECK_RADIUS_FRACTION * radius) & ~head_box
+    inter_box = (
+        (along > NECK_END_FRACTION * radius)
+        & (along <= INTERTROCHANTERIC_END_FRACTION * radius)
+        & (across <= INTERTROCHANTERIC_RADIUS_FRACTION * radius)
+    )
+    head[box], neck[box], inter[box] = head_box, neck_box, inter_box
+    return head, neck, inter
+
+
+def find_femoral_heads(t1: Volume) -> list[FemoralHead]:
+    """Find the left and right femoral heads on a coronal T1 volume.
+
+    Parameters
+    ----------
+    t1
+        Coronal T1-weighted volume (slices roughly perpendicular to the patient's AP axis).
+
+    Returns
+    -------
+    list of FemoralHead
+        At most one per side, right first; a side without a credible circle is left out.
+
+    Raises
+    ------
+    ImagingError
+        If the volume is not coronal, is empty or has no contrast.
+
+    Examples
+    --------
+    >>> heads = find_femoral_heads(t1)                  # doctest: +SKIP
+    >>> [(h.side.value, h.radius_mm) for h in heads]    # doctest: +SKIP
+    [('right', 23.1), ('left', 22.8)]
+    """
+    _check_coronal(t1)
+    dz, dy, dx = t1.spacing_mm
+    factor = max(1, int(round(HOUGH_PIXEL_MM / min(dy, dx))))
+    img = full = normalise(t1.array)
+    if factor > 1:
+        img = np.stack([downscale_local_mean(s, (factor, factor)) for s in img]).astype(np.float32)
+    pix = min(dy, dx) * factor
+    radii_px = np.arange(max(3, int(np.floor(SLICE_RADII_MM[0] / pix))), int(np.ceil(SLICE_RADII_MM[1] / pix)) + 1)
+    votes = _circle_votes(img, radii_px)
+    dz_px = dz / pix
+
+    mid = _midline_column(img)
+    cols = np.arange(img.shape[2])
+    col_to_left = 1.0 if t1.affine[0, 0] >= 0 else -1.0  # +x (LPS) is patient left
+    offset = (cols - mid) * col_to_left
+    min_px = MIN_MIDLINE_DISTANCE_MM / pix
+    sides = {Side.right: offset <= -min_px, Side.left: offset >= min_px}
+
+    # Coarse search over sphere radius and centre slice; candidates per side.
+    candidates: dict[Side, list[tuple[float, float, float, int, int]]] = {Side.right: [], Side.left: []}
+    for radius_mm in np.arange(HOUGH_RADII_MM[0], HOUGH_RADII_MM[1] + 0.01, 1.5):
+        for z0 in range(img.shape[0]):
+            score_map = _sphere_score(votes, radii_px, float(z0), radius_mm / pix, dz_px)
+            for side, allowed in sides.items():
+                if not allowed.any():
+                    continue
+                sub = np.where(allowed[None, :], score_map, -1.0)
+                j, i = np.unravel_index(int(np.argmax(sub)), sub.shape)
+                candidates[side].append((float(sub[j, i]), float(z0), float(radius_mm), int(j), int(i)))
+    best = {side: _distinct(cands, pix, dz) for side, cands in candidates.items()}
+    pair = _choose_pair(best, pix, dz)
+
+    heads: list[FemoralHead] = []
+    for side in (Side.right, Side.left):
+        if pair.get(side) is None:
+            continue
+        score, z0, radius_mm, j, i = _refine(votes, radii_px, pair[side], pix, dz_px)
+        if score < MIN_SCORE:
+            continue
+        centre_idx = np.array([z0, j * factor + (factor - 1) / 2.0, i * factor + (factor - 1) / 2.0])
+        center = t1.to_patient(centre_idx)
+        lateral = -1 if side is Side.right else 1
+        axis = _neck_axis(t1, full, center, radius_mm, lateral)
+        head, neck, inter = _regions(t1, center, radius_mm, axis)
+        heads.append(FemoralHead(side, center, float(radius_mm), float(score), axis, head, neck, inter))
+    return heads
+
+
+def _distinct(cands: list[tuple[float, float, float, int, int]], pix: float, dz: float, n: int = 5) -> list:
+    """The best ``n`` candidates whose centres are at least 20 mm apart."""
+    out: list[tuple[float, float, float, int, int]] = []
+    for c in sorted(cands, reverse=True):
+        if all(np.hypot(np.hypot((c[3] - o[3]) * pix, (c[4] - o[4]) * pix), (c[1] - o[1]) * dz) > 20.0 for o in out):
+            out.append(c)
+        if len(out) == n:
+            break
+    return out
+
+
+def _choose_pair(best: dict[Side, list], pix: float, dz: float) -> dict[Side, tuple | None]:
+    """Pick one candidate per side: high scores, and the two heads at similar height and depth."""
+    right, left = best[Side.right], best[Side.left]
+    if not right or not left:
+        return {Side.right: right[0] if right else None, Side.left: left[0] if left else None}
+    def value(pair: tuple) -> float:
+        r, lf = pair
+        asymmetry_mm = abs(r[3] - lf[3]) * pix + abs(r[1] - lf[1]) * dz
+        return r[0] + lf[0] - ASYMMETRY_PENALTY_PER_MM * asymmetry_mm
+
+    r, lf = max(((r, lf) for r in right for lf in left), key=value)
+    return {Side.right: r, Side.left: lf}
+
+
+def _refine(votes: np.ndarray, radii_px: np.ndarray, cand: tuple, pix: float, dz_px: float):
+    """Finer search of centre slice (quarter slices) and radius (0.5 mm) near a candidate;
+    sub-pixel in-plane centre from the vote-weighted centroid around the peak."""
+    _, z0c, rc, jc, ic = cand
+    j0, j1 = max(jc - 3, 0), min(jc + 4, votes.shape[2])
+    i0, i1 = max(ic - 3, 0), min(ic + 4, votes.shape[3])
+    top = (-1.0, z0c, rc, float(jc), float(ic))
+    for z0 in np.arange(z0c - 1.0, z0c + 1.01, 0.25):
+        for radius_mm in np.arange(rc - 2.0, rc + 2.01, 0.5):
+            if not HOUGH_RADII_MM[0] - 2 <= radius_mm <= HOUGH_RADII_MM[1] + 2:
+                continue
+            sub = _sphere_score(votes[:, :, j0:j1, i0:i1], radii_px, z0, radius_mm / pix, dz_px)
+            j, i = np.unravel_index(int(np.argmax(sub)), sub.shape)
+            if sub[j, i] > top[0]:
+                patch = np.clip(sub - 0.8 * sub[j, i], 0, None)
+                gy, gx = np.mgrid[0 : sub.shape[0], 0 : sub.shape[1]]
+                jf = float((patch * gy).sum() / patch.sum()) + j0
+                if_ = float((patch * gx).sum() / patch.sum()) + i0
+                top = (float(sub[j, i]), float(z0), float(radius_mm), jf, if_)
+    return top
