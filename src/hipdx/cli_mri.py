@@ -1,0 +1,154 @@
+"""``hipdx mri``: analyse a hip MRI study, segment edema inside a bone mask, write a phantom.
+
+Every bad input raises :class:`~hipdx.errors.ImagingError` or :class:`~hipdx.errors.InputError`
+with a message naming the file and the problem; the main command line prints it and exits
+with the error's code.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from hipdx.errors import ImagingError, InputError
+from hipdx.imaging.volume import Volume
+
+mri_app = typer.Typer(help="Hip MRI: femoral heads, bone marrow edema, subchondral bands.", no_args_is_help=True)
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+def _read_image(path: Path, what: str) -> Volume:
+    from hipdx.imaging.io import read_nifti, read_study
+
+    if not path.exists():
+        raise InputError(f"{what} not found: {path}")
+    if path.is_file() and (path.name.lower().endswith(".nii") or path.name.lower().endswith(".nii.gz")):
+        return read_nifti(path)
+    volumes = list(read_study(path).volumes)
+    if len(volumes) != 1:
+        raise ImagingError(f"{what} {path} holds {len(volumes)} series; give one image")
+    return volumes[0]
+
+
+def _write_mask(mask: np.ndarray, like: Volume, out: Path) -> None:
+    """Write a mask as NIfTI on the grid of ``like`` (LPS affine converted to RAS)."""
+    import nibabel as nib
+
+    ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ like.affine
+    image = nib.Nifti1Image(mask.astype(np.uint8).transpose(2, 1, 0), ras)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        nib.save(image, str(out))
+    except OSError as exc:
+        raise InputError(f"cannot write {out}: {exc.strerror or exc}") from None
+
+
+@mri_app.command("edema")
+def edema_command(
+    stir_image: Path = typer.Argument(..., help="Fluid-sensitive image (NIfTI file or DICOM folder)"),
+    bone_mask: Path = typer.Option(..., "--bone-mask", help="Mask of the bone to search (same grid)"),
+    reference: Path | None = typer.Option(None, "--reference", help="Mask of normal marrow (same grid)"),
+    out: Path | None = typer.Option(None, "--out", help="Write the edema mask here (NIfTI)"),
+    output_format: OutputFormat = typer.Option(OutputFormat.text, "--format"),
+) -> None:
+    """Segment bone marrow edema inside a bone mask (threshold relative to normal marrow)."""
+    from hipdx.imaging.edema import segment_edema
+
+    stir = _read_image(stir_image, "image")
+    bone = _read_image(bone_mask, "bone mask").array > 0.5
+    ref = _read_image(reference, "reference region").array > 0.5 if reference is not None else None
+    result = segment_edema(stir, bone, ref)
+    if out is not None:
+        _write_mask(result.mask, stir, out)
+    payload = {
+        "volume_ml": round(result.volume_ml, 3),
+        "fraction_of_bone": round(result.fraction, 4),
+        "signal_ratio": round(result.signal_ratio, 3) if result.signal_ratio else None,
+        "threshold": round(result.threshold, 3),
+        "reference": {
+            "source": result.reference.source,
+            "median": round(result.reference.median, 3),
+            "q1": round(result.reference.q1, 3),
+            "q3": round(result.reference.q3, 3),
+        },
+        "iqr_factor": result.iqr_factor,
+        "mask": str(out) if out else None,
+    }
+    if output_format is OutputFormat.json:
+        typer.echo(json.dumps(payload, indent=2))
+    else:
+        ratio = f", signal {payload['signal_ratio']} x reference" if payload["signal_ratio"] else ""
+        typer.echo(f"Edema {payload['volume_ml']} mL ({100 * result.fraction:.1f}% of the bone mask){ratio}")
+        typer.echo(f"Threshold {payload['threshold']} (Q3 + {result.iqr_factor} x IQR of {result.reference.source})")
+
+
+@mri_app.command("analyze")
+def analyze_command(
+    directory: Path = typer.Argument(..., help="Folder of DICOM files or NIfTI files of one hip MRI study"),
+    output_format: OutputFormat = typer.Option(OutputFormat.text, "--format"),
+    overlays: Path | None = typer.Option(None, "--overlays", help="Write PNG overlays here"),
+) -> None:
+    """Find both femoral heads, measure edema and subchondral bands."""
+    from hipdx.imaging.analyze import analyze_study
+    from hipdx.imaging.io import read_study
+
+    if not directory.exists():
+        raise InputError(f"study not found: {directory}")
+    study = read_study(directory)
+    analysis = analyze_study(list(study.volumes))
+    if overlays is not None:
+        analysis.warnings.append("overlays are not written yet by this version")
+    if output_format is OutputFormat.json:
+        typer.echo(analysis.model_dump_json(indent=2))
+        return
+    for name in ("right", "left"):
+        side = getattr(analysis.sides, name)
+        head = side.femoral_head
+        typer.echo(f"{name.capitalize()} hip")
+        if head is None:
+            typer.echo("  femoral head not found")
+            continue
+        typer.echo(f"  femoral head: centre {head.center_mm} mm (LPS), radius {head.radius_mm} mm")
+        e = side.edema
+        if e.volume_ml is None:
+            typer.echo("  edema: not measured")
+        else:
+            typer.echo(f"  edema: {e.volume_ml} mL, {100 * (e.fraction or 0):.0f}% of head and neck, extent {e.extent.value}")
+        b = side.subchondral_band
+        if b.present.value == "present":
+            note = " (indeterminate: near the 4 mm cut-off)" if b.indeterminate else ""
+            typer.echo(f"  subchondral band: {b.thickness_mm} mm thick, {b.length_mm} mm long{note}")
+        else:
+            typer.echo(f"  subchondral band: {b.present.value}")
+    for w in analysis.warnings:
+        typer.echo(f"warning: {w}")
+
+
+@mri_app.command("phantom")
+def phantom_command(
+    outdir: Path = typer.Argument(..., help="Folder to write the synthetic study into"),
+    seed: int = typer.Option(0, "--seed"),
+    side: str = typer.Option("left", "--side", help="left or right"),
+    edema_ml: float = typer.Option(0.0, "--edema-ml"),
+    band_mm: float = typer.Option(0.0, "--band-mm"),
+    noise: float = typer.Option(20.0, "--noise", help="Signal-to-noise ratio of marrow"),
+) -> None:
+    """Write a synthetic hip study (coronal T1 and STIR DICOM) and truth.json."""
+    if side not in ("left", "right"):
+        raise InputError(f"--side must be left or right, not {side!r}")
+    try:
+        from hipdx.imaging.phantom import write_phantom
+    except ImportError:
+        raise ImagingError("the phantom generator is not available in this version") from None
+    truth = write_phantom(outdir, seed=seed, side=side, edema_ml=edema_ml, band_mm=band_mm, snr=noise)
+    typer.echo(f"wrote a synthetic study to {outdir}")
+    if truth is not None and hasattr(truth, "model_dump_json"):
+        typer.echo(truth.model_dump_json(indent=2))

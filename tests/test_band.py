@@ -1,0 +1,70 @@
+"""Subchondral band on synthetic femoral heads of known band thickness."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hipdx.case.model import Side
+from hipdx.imaging.band import measure_subchondral_band
+from hipdx.imaging.heads import FemoralHead
+from hipdx.imaging.volume import SeriesKind, Volume
+
+CENTRE = np.array([0.0, 0.0, 0.0])
+RADIUS_MM = 23.0
+
+
+def synthetic_head(band_mm: float, seed: int = 0, half_angle_deg: float = 35.0):
+    """Coronal T1-like head: marrow 1.0, 1 mm cortex 0.1, surroundings 0.5, band 0.2, noise SD 0.06.
+
+    The band is a spherical shell segment between R - t and R within ``half_angle_deg`` of the
+    superior direction; its ground-truth arc length is 2 * half_angle * (R - t / 2).
+    """
+    rng = np.random.default_rng(seed)
+    pixel, slice_mm = 0.6, 3.0
+    shape = (19, 100, 100)
+    affine = np.eye(4)
+    affine[:3, 0] = [pixel, 0, 0]
+    affine[:3, 1] = [0, 0, -pixel]
+    affine[:3, 2] = [0, slice_mm, 0]
+    affine[:3, 3] = [-49.5 * pixel, -9 * slice_mm, 30.0]
+    vol = Volume(np.zeros(shape, np.float32), affine, SeriesKind.t1)
+    kk, jj, ii = np.meshgrid(*(np.arange(n) for n in shape), indexing="ij")
+    pts = vol.to_patient(np.stack([kk, jj, ii], -1)) - CENTRE
+    d = np.linalg.norm(pts, axis=-1)
+    polar = np.degrees(np.arccos(np.clip(pts[..., 2] / np.maximum(d, 1e-6), -1, 1)))
+    img = np.full(shape, 0.5, np.float32)
+    img[d <= RADIUS_MM + 1.0] = 0.1
+    img[d <= RADIUS_MM] = 1.0
+    if band_mm > 0:
+        img[(d <= RADIUS_MM) & (d > RADIUS_MM - band_mm) & (polar <= half_angle_deg)] = 0.2
+    img += rng.normal(0, 0.06, shape).astype(np.float32)
+    vol = Volume(img, affine, SeriesKind.t1)
+    empty = np.zeros(shape, bool)
+    head = FemoralHead(Side.left, CENTRE, RADIUS_MM, 1.0, np.array([1.0, 0, -1.0]) / np.sqrt(2), empty, empty, empty)
+    return vol, head
+
+
+@pytest.mark.parametrize("band_mm", [1.0, 3.0, 5.0, 7.0])
+def test_band_thickness_within_1_mm(band_mm):
+    vol, head = synthetic_head(band_mm)
+    band = measure_subchondral_band(vol, head)
+    assert band.present
+    assert abs(band.thickness_mm - band_mm) <= 1.0, band
+    truth_length = 2 * np.deg2rad(35.0) * (RADIUS_MM - band_mm / 2)
+    assert abs(band.length_mm - truth_length) <= 0.25 * truth_length, (band.length_mm, truth_length)
+    assert band.indeterminate == (abs(band.thickness_mm - 4.0) < 0.5)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_no_band_on_band_free_head(seed):
+    vol, head = synthetic_head(0.0, seed=seed)
+    band = measure_subchondral_band(vol, head)
+    assert not band.present
+    assert band.thickness_mm is None and band.length_mm is None
+
+
+def test_band_near_cutoff_is_indeterminate():
+    vol, head = synthetic_head(4.0)
+    band = measure_subchondral_band(vol, head)
+    assert band.present and band.indeterminate
