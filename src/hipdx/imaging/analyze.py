@@ -1,0 +1,277 @@
+"""A hip MRI study analysed: both femoral heads, edema of each proximal femur, subchondral bands.
+
+The T1 series gives the geometry (femoral heads and their regions); the fluid-sensitive series
+is resampled onto the T1 grid through patient coordinates (same session, no registration) and
+edema is segmented inside each head, neck and intertrochanteric region against normal marrow.
+Normal marrow is estimated in both proximal femora and the darker of the two is taken as the
+reference (normal marrow is dark on STIR; the edematous side is brighter), so a unilateral
+edema filling the whole head and neck is still measured against the other side.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+from scipy import ndimage
+
+from hipdx import __version__
+from hipdx.case.model import EdemaExtent, Presence, Side
+from hipdx.errors import ImagingError
+from hipdx.imaging import band as band_module
+from hipdx.imaging import edema as edema_module
+from hipdx.imaging import heads as heads_module
+from hipdx.imaging.band import measure_subchondral_band
+from hipdx.imaging.edema import ReferenceMarrow, estimate_reference, segment_edema
+from hipdx.imaging.heads import FemoralHead, find_femoral_heads
+from hipdx.imaging.volume import SeriesKind, Volume
+
+#: Less edema than this (mL) is reported as none.
+EDEMA_MIN_ML = 0.5
+#: A region counts as involved when this share of it is edematous.
+REGION_INVOLVED_FRACTION = 0.10
+#: Reference marrow of the two sides differing by more than this share gives a warning.
+REFERENCE_ASYMMETRY = 0.25
+
+
+class FemoralHeadOut(BaseModel):
+    center_mm: list[float] = Field(description="Sphere centre [x, y, z] in DICOM patient coordinates (LPS), mm")
+    radius_mm: float
+    score: float = Field(description="Mean share of the circle perimeter on edges (0-1)")
+
+
+class EdemaOut(BaseModel):
+    volume_ml: float | None = Field(description="Edema volume in the head, neck and intertrochanteric region")
+    fraction: float | None = Field(description="Share of the head-and-neck region that is edematous (0-1)")
+    extent: EdemaExtent
+    signal_ratio: float | None = Field(description="Mean edema signal / median reference marrow signal")
+    head_fraction: float | None = None
+    neck_fraction: float | None = None
+    intertrochanteric_fraction: float | None = None
+
+
+class BandOut(BaseModel):
+    present: Presence
+    thickness_mm: float | None
+    length_mm: float | None
+    indeterminate: bool
+
+
+class SideOut(BaseModel):
+    femoral_head: FemoralHeadOut | None
+    edema: EdemaOut
+    subchondral_band: BandOut
+
+
+class Sides(BaseModel):
+    left: SideOut
+    right: SideOut
+
+
+class Provenance(BaseModel):
+    hipdx_version: str
+    series_used: dict[str, str]
+    parameters: dict[str, Any]
+
+
+class MriAnalysis(BaseModel):
+    """What hipdx measured on one hip MRI study."""
+
+    sides: Sides
+    side_to_side_edema_ml: float | None = Field(description="Left minus right edema volume (mL)")
+    warnings: list[str]
+    provenance: Provenance
+
+
+def resample_onto(moving: Volume, fixed: Volume, box: tuple[slice, ...] | None = None) -> np.ndarray:
+    """Intensities of ``moving`` at the voxel centres of ``fixed`` (or of a box of it), through patient mm.
+
+    Outside the moving volume the value is 0.
+    """
+    box = box or tuple(slice(0, n) for n in fixed.array.shape)
+    grids = np.meshgrid(*(np.arange(s.start, s.stop) for s in box), indexing="ij")
+    kji = np.stack(grids, -1).reshape(-1, 3)
+    index = moving.to_index(fixed.to_patient(kji))
+    values = ndimage.map_coordinates(moving.array, index.T, order=1, mode="constant", cval=0.0)
+    return values.reshape(grids[0].shape).astype(np.float32)
+
+
+def _pick(volumes: list[Volume], kind: SeriesKind) -> Volume | None:
+    found = [v for v in volumes if v.kind is kind]
+    return max(found, key=lambda v: v.array.size) if found else None
+
+
+def _box(mask: np.ndarray, margin: int = 2) -> tuple[slice, ...]:
+    idx = np.nonzero(mask)
+    return tuple(slice(max(int(i.min()) - margin, 0), min(int(i.max()) + margin + 1, n)) for i, n in zip(idx, mask.shape))
+
+
+def _extent(head_f: float, neck_f: float, inter_f: float, volume_ml: float) -> EdemaExtent:
+    if volume_ml < EDEMA_MIN_ML:
+        return EdemaExtent.none
+    if inter_f >= REGION_INVOLVED_FRACTION:
+        return EdemaExtent.intertrochanteric
+    if neck_f >= REGION_INVOLVED_FRACTION:
+        return EdemaExtent.head_and_neck if head_f >= REGION_INVOLVED_FRACTION else EdemaExtent.femoral_neck
+    return EdemaExtent.femoral_head if head_f >= REGION_INVOLVED_FRACTION else EdemaExtent.focal
+
+
+def _unknown_side(head: FemoralHead | None) -> SideOut:
+    return SideOut(
+        femoral_head=_head_out(head) if head else None,
+        edema=EdemaOut(volume_ml=None, fraction=None, extent=EdemaExtent.unknown, signal_ratio=None),
+        subchondral_band=BandOut(present=Presence.unknown, thickness_mm=None, length_mm=None, indeterminate=False),
+    )
+
+
+def _head_out(head: FemoralHead) -> FemoralHeadOut:
+    return FemoralHeadOut(
+        center_mm=[round(float(c), 2) for c in head.center_mm], radius_mm=round(head.radius_mm, 2), score=round(head.score, 3)
+    )
+
+
+def analyze_study(volumes: list[Volume]) -> MriAnalysis:
+    """Analyse a hip MRI study: femoral heads on T1, edema on the fluid-sensitive series, bands.
+
+    Parameters
+    ----------
+    volumes
+        The volumes of one study (e.g. ``read_study(path).volumes``); one coronal T1 is required,
+        a fluid-sensitive series is used when present.
+
+    Returns
+    -------
+    MriAnalysis
+
+    Raises
+    ------
+    ImagingError
+        No T1-weighted series, or the T1 series cannot be searched for femoral heads.
+    """
+    warnings: list[str] = []
+    t1 = _pick(volumes, SeriesKind.t1)
+    if t1 is None:
+        raise ImagingError("no T1-weighted series in the study: the femoral heads are found on coronal T1")
+    fluid = _pick(volumes, SeriesKind.fluid)
+    if fluid is None:
+        warnings.append("no fluid-sensitive series (STIR, fat-saturated T2/PD): edema not measured")
+    heads = {h.side: h for h in find_femoral_heads(t1)}
+    for side in (Side.left, Side.right):
+        if side not in heads:
+            warnings.append(f"{side.value} femoral head not found on the T1 series")
+
+    # Fluid-sensitive signal on the T1 grid, only where it is needed.
+    fluid_on_t1: dict[Side, tuple[tuple[slice, ...], np.ndarray]] = {}
+    references: dict[Side, ReferenceMarrow] = {}
+    if fluid is not None:
+        for side, head in heads.items():
+            region = head.proximal_femur_mask
+            if not region.any():
+                continue
+            box = _box(region)
+            values = resample_onto(fluid, t1, box)
+            inside = region[box] & (values > 0)
+            if inside.sum() < edema_module.MIN_MASK_VOXELS:
+                warnings.append(f"{side.value}: the fluid-sensitive series does not cover the proximal femur")
+                continue
+            fluid_on_t1[side] = (box, values)
+            references[side] = estimate_reference(values[inside])
+    reference = min(references.values(), key=lambda r: r.median) if references else None
+    if len(references) == 2:
+        a, b = sorted(r.median for r in references.values())
+        if a > 0 and (b - a) / a > REFERENCE_ASYMMETRY:
+            warnings.append(
+                f"marrow signal differs by {100 * (b - a) / a:.0f}% between the sides: the darker side is the "
+                "reference (edema on one side, or an asymmetric coil field)"
+            )
+
+    sides: dict[Side, SideOut] = {}
+    volumes_ml: dict[Side, float] = {}
+    for side in (Side.left, Side.right):
+        head = heads.get(side)
+        if head is None:
+            sides[side] = _unknown_side(None)
+            continue
+        band = measure_subchondral_band(t1, head)
+        band_out = BandOut(
+            present=Presence.present if band.present else Presence.absent,
+            thickness_mm=band.thickness_mm,
+            length_mm=band.length_mm,
+            indeterminate=band.indeterminate,
+        )
+        if side not in fluid_on_t1 or reference is None:
+            out = _unknown_side(head)
+            sides[side] = out.model_copy(update={"subchondral_band": band_out})
+            continue
+        box, values = fluid_on_t1[side]
+        sub = Volume(values, t1.affine, SeriesKind.fluid, fluid.description if fluid else "")
+        region = head.proximal_femur_mask[box]
+        result = segment_edema(sub, region, reference_marrow=reference)
+        m = result.mask
+        fractions = [float((m & r[box]).sum() / max(r[box].sum(), 1)) for r in (head.head_mask, head.neck_mask, head.intertrochanteric_mask)]
+        head_and_neck = head.head_and_neck_mask[box]
+        fraction = float((m & head_and_neck).sum() / max(head_and_neck.sum(), 1))
+        volumes_ml[side] = result.volume_ml
+        sides[side] = SideOut(
+            femoral_head=_head_out(head),
+            edema=EdemaOut(
+                volume_ml=round(result.volume_ml, 2),
+                fraction=round(fraction, 3),
+                extent=_extent(*fractions, result.volume_ml),
+                signal_ratio=round(result.signal_ratio, 2) if result.signal_ratio else None,
+                head_fraction=round(fractions[0], 3),
+                neck_fraction=round(fractions[1], 3),
+                intertrochanteric_fraction=round(fractions[2], 3),
+            ),
+            subchondral_band=band_out,
+        )
+    series_used = {"t1": t1.description or t1.source}
+    if fluid is not None:
+        series_used["fluid"] = fluid.description or fluid.source
+    return MriAnalysis(
+        sides=Sides(left=sides[Side.left], right=sides[Side.right]),
+        side_to_side_edema_ml=round(volumes_ml[Side.left] - volumes_ml[Side.right], 2) if len(volumes_ml) == 2 else None,
+        warnings=warnings + list(t1.warnings) + (list(fluid.warnings) if fluid else []),
+        provenance=Provenance(
+            hipdx_version=__version__,
+            series_used=series_used,
+            parameters={
+                "hough_sphere_radii_mm": list(heads_module.HOUGH_RADII_MM),
+                "hough_pixel_mm": heads_module.HOUGH_PIXEL_MM,
+                "edema_threshold": f"Q3 + {edema_module.THRESHOLD_IQR_FACTOR} x IQR of reference marrow",
+                "edema_reference": "darker of the two proximal femora (robust mode estimate)",
+                "edema_min_component_ml": edema_module.MIN_COMPONENT_ML,
+                "edema_min_ml": EDEMA_MIN_ML,
+                "region_involved_fraction": REGION_INVOLVED_FRACTION,
+                "band_low_fraction": band_module.LOW_FRACTION,
+                "band_dome_half_angle_deg": band_module.DOME_HALF_ANGLE_DEG,
+            },
+        ),
+    )
+
+
+def to_imaging_findings(analysis: MriAnalysis, side: Side | str) -> dict[str, Any]:
+    """The MRI findings of one side in the case model's terms (``ImagingFindings`` fields).
+
+    Only what was measured is given; anything not measured is left out (unknown).
+    """
+    side = Side(side)
+    if side not in (Side.left, Side.right):
+        raise ValueError(f"side must be left or right, not {side.value!r}")
+    out = getattr(analysis.sides, side.value)
+    findings: dict[str, Any] = {}
+    if out.edema.extent is not EdemaExtent.unknown:
+        present = out.edema.extent is not EdemaExtent.none
+        findings["edema"] = Presence.present.value if present else Presence.absent.value
+        findings["stir_high"] = findings["edema"]
+        findings["edema_extent"] = out.edema.extent.value
+    if out.subchondral_band.present is not Presence.unknown:
+        findings["subchondral_band"] = out.subchondral_band.present.value
+        if out.subchondral_band.present is Presence.present:
+            if out.subchondral_band.thickness_mm:
+                findings["subchondral_band_thickness_mm"] = out.subchondral_band.thickness_mm
+            if out.subchondral_band.length_mm:
+                findings["subchondral_band_length_mm"] = out.subchondral_band.length_mm
+    return findings
