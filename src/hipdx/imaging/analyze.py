@@ -10,7 +10,6 @@ edema filling the whole head and neck is still measured against the other side.
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Any
 
 import numpy as np
