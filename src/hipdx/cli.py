@@ -29,11 +29,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperCommand
 
 from hipdx import __version__
 from hipdx.case import Case, parse_case
-from hipdx.errors import HipdxError, InputError
+from hipdx.errors import InputError
 from hipdx.knowledge import KnowledgeBase, load_knowledge_base
 from hipdx.reasoning import Assessment, assess
 from hipdx.report import (
@@ -44,37 +43,11 @@ from hipdx.report import (
     render_markdown,
     render_text,
 )
+from hipdx.cli_support import INTERNAL_ERROR, SUPPORTS, ReportingCommand, report_error
 from hipdx.report.text import DEFAULT_WIDTH
 
+
 #: Exit code of an unexpected error (EX_SOFTWARE in sysexits.h).
-INTERNAL_ERROR = 70
-SUPPORTS = "hipdx supports a clinician's decision; it does not replace it."
-
-
-# -- error policy: one place --------------------------------------------------------------
-
-
-def report_error(exc: Exception) -> int:
-    """Print ``exc`` as a message on stderr and return the exit code it maps to."""
-    if isinstance(exc, HipdxError):
-        typer.echo(f"error: {exc}", err=True)
-        return exc.exit_code
-    typer.echo(f"internal error: {type(exc).__name__}: {exc} (please report)", err=True)
-    return INTERNAL_ERROR
-
-
-class ReportingCommand(TyperCommand):
-    """A command whose errors leave through :func:`report_error`, never as a traceback."""
-
-    def invoke(self, ctx: Any) -> Any:
-        try:
-            return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, BrokenPipeError):
-            raise  # typer's own handling: exit codes, "Aborted!", a closed pipe
-        except Exception as exc:
-            raise typer.Exit(report_error(exc)) from None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code.
 
@@ -120,6 +93,15 @@ kb_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(kb_app, name="kb")
+
+
+def _mri_app() -> typer.Typer:
+    from hipdx.cli_mri import mri_app
+
+    return mri_app
+
+
+app.add_typer(_mri_app(), name="mri", help="Hip MRI from DICOM or NIfTI: femoral heads, edema, subchondral bands. " + SUPPORTS)
 
 
 class OutputFormat(str, Enum):
@@ -238,6 +220,18 @@ def assess_command(
         typer.Option("--format", "-f", help="text: a report for the terminal; json: the assessment as data; "
                      "markdown: a document for a report."),
     ] = OutputFormat.text,
+    mri: Annotated[
+        Path | None,
+        typer.Option(
+            "--mri",
+            help="A folder of DICOM files (T1 and STIR) or NIfTI images of this episode: its measured findings "
+            "are added to the case as an MRI study.",
+        ),
+    ] = None,
+    mri_days: Annotated[
+        float | None,
+        typer.Option("--mri-days", min=0, max=3650, help="Days from the onset of pain to the MRI given with --mri."),
+    ] = None,
     today: TodayOption = None,
     no_color: NoColorOption = False,
 ) -> None:
@@ -248,7 +242,15 @@ def assess_command(
     from hipdx.report.management import format_plan, format_staging
 
     kb = load_knowledge_base()
-    assessment = assess(parse_case(read_bytes(case_file)), kb, _today(today))
+    case = parse_case(read_bytes(case_file))
+    if mri is not None:
+        from hipdx.imaging.analyze import analyze_study, case_with_mri
+        from hipdx.imaging.io import read_study
+
+        case, notes = case_with_mri(case, analyze_study(read_study(mri).volumes), mri_days)
+        for note in notes:
+            typer.echo(f"mri: {note}", err=True)
+    assessment = assess(case, kb, _today(today))
     if output is OutputFormat.json:
         _print_json(assessment.model_dump(mode="json"))
     elif output is OutputFormat.markdown:

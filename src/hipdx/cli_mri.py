@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
+from hipdx.cli_support import SUPPORTS, ReportingCommand
 from hipdx.errors import ImagingError, InputError
 from hipdx.imaging.volume import Volume
 
@@ -51,7 +52,7 @@ def _write_mask(mask: np.ndarray, like: Volume, out: Path) -> None:
         raise InputError(f"cannot write {out}: {exc.strerror or exc}") from None
 
 
-@mri_app.command("edema")
+@mri_app.command("edema", cls=ReportingCommand, epilog=SUPPORTS)
 def edema_command(
     stir_image: Path = typer.Argument(..., help="Fluid-sensitive image (NIfTI file or DICOM folder)"),
     bone_mask: Path = typer.Option(..., "--bone-mask", help="Mask of the bone to search (same grid)"),
@@ -90,7 +91,7 @@ def edema_command(
         typer.echo(f"Threshold {payload['threshold']} (Q3 + {result.iqr_factor} x IQR of {result.reference.source})")
 
 
-@mri_app.command("analyze")
+@mri_app.command("analyze", cls=ReportingCommand, epilog=SUPPORTS)
 def analyze_command(
     directory: Path = typer.Argument(..., help="Folder of DICOM files or NIfTI files of one hip MRI study"),
     output_format: OutputFormat = typer.Option(OutputFormat.text, "--format"),
@@ -132,7 +133,7 @@ def analyze_command(
         typer.echo(f"warning: {w}")
 
 
-@mri_app.command("phantom")
+@mri_app.command("phantom", cls=ReportingCommand, epilog=SUPPORTS)
 def phantom_command(
     outdir: Path = typer.Argument(..., help="Folder to write the synthetic study into"),
     seed: int = typer.Option(0, "--seed"),

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from scipy import ndimage
 
 from hipdx import __version__
+from hipdx.case import Case, parse_case
 from hipdx.case.model import EdemaExtent, Presence, Side
 from hipdx.errors import ImagingError
 from hipdx.imaging import band as band_module
@@ -274,3 +275,29 @@ def to_imaging_findings(analysis: MriAnalysis, side: Side | str) -> dict[str, An
             if out.subchondral_band.length_mm:
                 findings["subchondral_band_length_mm"] = out.subchondral_band.length_mm
     return findings
+
+
+def case_with_mri(case: Case, analysis: MriAnalysis, days_since_onset: float | None = None) -> tuple[Case, list[str]]:
+    """The case with the measured MRI added as one more imaging study, and what was decided.
+
+    The side is the case's side; for a case whose side is not one hip (both or unknown),
+    the side with more edema is used and a note says so. The measured study is validated
+    like any other input.
+    """
+    notes: list[str] = []
+    side = case.side
+    if side not in (Side.left, Side.right):
+        left, right = analysis.sides.left.edema.volume_ml or 0.0, analysis.sides.right.edema.volume_ml or 0.0
+        side = Side.left if left >= right else Side.right
+        notes.append(f"the case gives no single side; the MRI findings of the {side.value} hip (more edema) were used")
+    findings = to_imaging_findings(analysis, side)
+    if not findings:
+        notes.append(f"nothing could be measured on the {side.value} hip; the MRI adds no finding")
+        return case, notes
+    raw = case.model_dump(mode="json", exclude_defaults=True)
+    study = {"modality": "mri", "findings": findings}
+    if days_since_onset is not None:
+        study["days_since_onset"] = days_since_onset
+    raw["imaging"] = [*raw.get("imaging", []), study]
+    notes.append(f"MRI findings measured on the {side.value} hip: " + ", ".join(f"{k} = {v}" for k, v in findings.items()))
+    return parse_case(raw), notes
