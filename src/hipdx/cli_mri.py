@@ -95,7 +95,9 @@ def edema_command(
 def analyze_command(
     directory: Path = typer.Argument(..., help="Folder of DICOM files or NIfTI files of one hip MRI study"),
     output_format: OutputFormat = typer.Option(OutputFormat.text, "--format"),
-    overlays: Path | None = typer.Option(None, "--overlays", help="Write PNG overlays here"),
+    overlays: Path | None = typer.Option(None, "--overlays", help="Write PNG overlays of representative slices here"),
+    seg: Path | None = typer.Option(None, "--seg", help="Write the edema as a DICOM SEG file (e.g. OUT.dcm)"),
+    sr: Path | None = typer.Option(None, "--sr", help="Write the measurements as a DICOM SR (TID 1500) file"),
 ) -> None:
     """Find both femoral heads, measure edema and subchondral bands."""
     from hipdx.imaging.analyze import analyze_study
@@ -103,10 +105,34 @@ def analyze_command(
 
     if not directory.exists():
         raise InputError(f"study not found: {directory}")
+    for option, path in (("--seg", seg), ("--sr", sr)):
+        if path is not None and path.is_dir():
+            raise InputError(f"{option} {path} is a folder; give a file name such as {path / 'out.dcm'}")
+    if overlays is not None and overlays.exists() and not overlays.is_dir():
+        raise InputError(f"--overlays {overlays} is a file; give a folder")
     study = read_study(directory)
     analysis = analyze_study(list(study.volumes))
-    if overlays is not None:
-        analysis.warnings.append("overlays are not written yet by this version")
+    written: list[Path] = []
+    if overlays is not None or seg is not None or sr is not None:
+        from hipdx.imaging.export import series_of, source_datasets, study_masks, write_edema_seg, write_measurement_sr
+
+        masks = study_masks(list(study.volumes))
+        if overlays is not None:
+            from hipdx.report.overlay import write_overlays
+
+            written += write_overlays(list(study.volumes), analysis, overlays, masks=masks)
+        if seg is not None or sr is not None:
+            source = source_datasets(study, series_of(study, masks.t1))
+            if seg is not None:
+                if masks.fluid is None:
+                    analysis.warnings.append("no fluid-sensitive series: the DICOM SEG holds no edema")
+                if masks.edema.any():
+                    written.append(write_edema_seg(source, masks.edema, seg))
+                else:
+                    analysis.warnings.append(f"no edema segmented: {seg} not written (a SEG needs a segment)")
+            if sr is not None:
+                written.append(write_measurement_sr(source, analysis, sr))
+        analysis.provenance.parameters["files_written"] = [str(p) for p in written]
     if output_format is OutputFormat.json:
         typer.echo(analysis.model_dump_json(indent=2))
         return
@@ -129,6 +155,8 @@ def analyze_command(
             typer.echo(f"  subchondral band: {b.thickness_mm} mm thick, {b.length_mm} mm long{note}")
         else:
             typer.echo(f"  subchondral band: {b.present.value}")
+    for path in written:
+        typer.echo(f"wrote {path}")
     for w in analysis.warnings:
         typer.echo(f"warning: {w}")
 

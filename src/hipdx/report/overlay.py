@@ -1,0 +1,240 @@
+"""PNG overlays of a hip MRI analysis: representative coronal slices with contours, for reports.
+
+:func:`write_overlays` draws one image per representative coronal slice of the T1 grid: the
+slice through each femoral head centre, and the slice with the most edema when it is another
+one. On each: the fluid-sensitive image resampled onto the T1 slice (the T1 image when the
+study has no fluid-sensitive series), the femoral head circle (the sphere cut by the slice),
+the head-neck-intertrochanteric region where edema is searched, the edema mask, and the
+subchondral band drawn as the measured depth under the dome, with a legend, the patient's
+right and left (from the DICOM LPS geometry, radiological convention: patient right on the
+viewer's left) and the caption "hipdx supports a clinician's decision".
+
+Masks come from :func:`hipdx.imaging.export.study_masks`, which uses the functions of the
+analysis. Drawn with matplotlib's Agg canvas (no display, no pyplot state), fixed size
+(``800 x 800`` pixels), no dates or versions in the file: the same input gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Circle, Polygon
+
+from hipdx.case.model import Side
+from hipdx.errors import InputError
+from hipdx.imaging.analyze import MriAnalysis, resample_onto
+from hipdx.imaging.band import DOME_HALF_ANGLE_DEG
+from hipdx.imaging.export import StudyMasks, study_masks
+from hipdx.imaging.volume import Volume
+
+#: Figure size in inches and resolution: 800 x 800 pixels.
+FIGURE_SIZE_IN = (8.0, 8.0)
+DPI = 100
+CAPTION = "hipdx supports a clinician's decision"
+
+_HEAD = "#00d0ff"
+_REGION = "#ffd000"
+_EDEMA = "#ff2020"
+_BAND = "#40ff40"
+
+
+def _slice_image(masks: StudyMasks, k: int) -> tuple[np.ndarray, str]:
+    t1 = masks.t1
+    if masks.fluid is None:
+        return t1.array[k].astype(np.float32), f"T1 ({t1.description or 'series'})"
+    box = (slice(k, k + 1), slice(0, t1.array.shape[1]), slice(0, t1.array.shape[2]))
+    image = resample_onto(masks.fluid, t1, box)[0]
+    return image, f"fluid-sensitive ({masks.fluid.description or 'series'}) on the T1 grid"
+
+
+def _representative_slices(masks: StudyMasks) -> dict[int, list[str]]:
+    """Slice index -> why it was chosen, in drawing order (right head, left head, maximum edema)."""
+    chosen: dict[int, list[str]] = {}
+    n = masks.t1.array.shape[0]
+    for side in (Side.right, Side.left):
+        head = masks.heads.get(side)
+        if head is not None:
+            k = int(np.clip(np.round(masks.t1.to_index(head.center_mm)[0]), 0, n - 1))
+            chosen.setdefault(k, []).append(f"{side.value} femoral head centre")
+    per_slice = masks.edema.sum(axis=(1, 2))
+    if per_slice.any():
+        k = int(np.argmax(per_slice))  # first of equal maxima: deterministic
+        chosen.setdefault(k, []).append("maximum edema")
+    return chosen
+
+
+def _display_flips(volume: Volume) -> tuple[bool, bool]:
+    """Flip columns so patient right is on the viewer's left, rows so superior is up."""
+    col_dir, row_dir = volume.affine[:3, 0], volume.affine[:3, 1]
+    return bool(col_dir[0] < 0), bool(row_dir[2] > 0)
+
+
+def _band_polygon(masks: StudyMasks, side: Side, k: int, thickness_mm: float, length_mm: float | None) -> np.ndarray | None:
+    """The measured band as a ring sector under the dome, centred on the superior direction, in (col, row) pixels.
+
+    The band's angular position is not part of the analysis output; it is drawn centred on
+    the top of the head, with the measured depth and arc length (the whole dome without a length).
+    """
+    t1, head = masks.t1, masks.heads[side]
+    normal = t1.affine[:3, 2] / np.linalg.norm(t1.affine[:3, 2])
+    centre_k = masks.t1.to_index(head.center_mm)[0]
+    offset = (k - centre_k) * t1.spacing_mm[0]
+    if abs(offset) >= head.radius_mm:
+        return None
+    r = float(np.sqrt(head.radius_mm**2 - offset**2))
+    inner = max(r - thickness_mm, 0.0)
+    half = np.deg2rad(DOME_HALF_ANGLE_DEG)
+    if length_mm:
+        half = min(half, 0.5 * length_mm / r)
+    angles = np.linspace(-half, half, 41)
+    row_dir = t1.affine[:3, 1] / np.linalg.norm(t1.affine[:3, 1])
+    col_dir = t1.affine[:3, 0] / np.linalg.norm(t1.affine[:3, 0])
+    superior = -row_dir if row_dir[2] < 0 else row_dir
+    centre = head.center_mm + offset * normal
+    dirs = np.cos(angles)[:, None] * superior + np.sin(angles)[:, None] * col_dir
+    outline = np.concatenate([centre + r * dirs, centre + inner * dirs[::-1]])
+    kji = t1.to_index(outline)
+    return kji[:, [2, 1]]  # (column, row)
+
+
+def _draw(masks: StudyMasks, analysis: MriAnalysis, k: int, reasons: list[str], path: Path) -> None:
+    t1 = masks.t1
+    image, image_name = _slice_image(masks, k)
+    flip_cols, flip_rows = _display_flips(t1)
+    rows, cols = image.shape
+    dz, dy, dx = t1.spacing_mm
+
+    figure = Figure(figsize=FIGURE_SIZE_IN, dpi=DPI)
+    FigureCanvasAgg(figure)
+    ax = figure.add_axes((0.02, 0.08, 0.96, 0.84))
+    lo, hi = (float(v) for v in np.percentile(image, (1.0, 99.5)))
+    ax.imshow(image, cmap="gray", vmin=lo, vmax=max(hi, lo + 1e-6), aspect=dy / dx, interpolation="nearest")
+    # Image coordinates stay in (column, row) pixels; the axes are flipped for display.
+    ax.set_xlim((cols - 0.5, -0.5) if flip_cols else (-0.5, cols - 0.5))
+    ax.set_ylim((-0.5, rows - 0.5) if flip_rows else (rows - 0.5, -0.5))
+    ax.set_axis_off()
+
+    for side in (Side.right, Side.left):
+        head = masks.heads.get(side)
+        if head is None:
+            continue
+        offset = (k - t1.to_index(head.center_mm)[0]) * dz
+        if abs(offset) < head.radius_mm:
+            r_mm = float(np.sqrt(head.radius_mm**2 - offset**2))
+            centre = t1.to_index(head.center_mm)
+            ax.add_patch(Circle((centre[2], centre[1]), r_mm / dx, fill=False, edgecolor=_HEAD, linewidth=1.5))
+        region = head.proximal_femur_mask[k]
+        if region.any():
+            ax.contour(region.astype(np.float32), levels=[0.5], colors=_REGION, linewidths=1.0, linestyles="dashed")
+        edema = masks.edema_by_side.get(side)
+        if edema is not None and edema[k].any():
+            ax.contour(edema[k].astype(np.float32), levels=[0.5], colors=_EDEMA, linewidths=1.5)
+        band = getattr(analysis.sides, side.value).subchondral_band
+        if band.thickness_mm:
+            polygon = _band_polygon(masks, side, k, band.thickness_mm, band.length_mm)
+            if polygon is not None:
+                ax.add_patch(Polygon(polygon, closed=True, facecolor=_BAND, alpha=0.45, edgecolor=_BAND, linewidth=1.0))
+
+    # Patient sides at the image edges: after the flips, the viewer's left is the patient's right.
+    for x, label in ((0.03, "R"), (0.97, "L")):
+        ax.text(x, 0.5, label, transform=ax.transAxes, color="white", fontsize=20, fontweight="bold",
+                ha="center", va="center")
+
+    handles = [
+        Line2D([], [], color=_HEAD, linewidth=1.5, label="femoral head (sphere cut by this slice)"),
+        Line2D([], [], color=_REGION, linewidth=1.0, linestyle="dashed", label="head, neck, intertrochanteric region"),
+        Line2D([], [], color=_EDEMA, linewidth=1.5, label="bone marrow edema"),
+        Line2D([], [], color=_BAND, linewidth=6, alpha=0.45, label="subchondral band (measured depth, at the dome)"),
+    ]
+    ax.legend(handles=handles, loc="lower center", fontsize=8, framealpha=0.8, ncols=2)
+
+    summary = []
+    for side in (Side.right, Side.left):
+        out = getattr(analysis.sides, side.value)
+        text = f"{side.value}: edema {out.edema.volume_ml if out.edema.volume_ml is not None else 'not measured'}"
+        if out.edema.volume_ml is not None:
+            text += " mL"
+        if out.subchondral_band.thickness_mm:
+            text += f", band {out.subchondral_band.thickness_mm} mm"
+        summary.append(text)
+    figure.text(0.5, 0.975, f"Coronal slice {k + 1} of {t1.array.shape[0]}: {', '.join(reasons)}",
+                ha="center", va="top", fontsize=11)
+    figure.text(0.5, 0.945, f"{image_name}; " + "; ".join(summary), ha="center", va="top", fontsize=8)
+    figure.text(0.5, 0.03, CAPTION, ha="center", va="bottom", fontsize=11, style="italic")
+    try:
+        figure.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _tag(reasons: list[str]) -> str:
+    sides = [r.split()[0] for r in reasons if r.endswith("femoral head centre")]
+    tags = ["heads"] if len(sides) == 2 else [f"{s}_head" for s in sides]
+    if "maximum edema" in reasons:
+        tags.append("max_edema")
+    return "_".join(tags)
+
+
+def _prepare(outdir: Path) -> None:
+    if outdir.exists() and not outdir.is_dir():
+        raise InputError(f"cannot write overlays to {outdir}: it is a file, not a folder")
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the overlay folder {outdir}: {exc.strerror or exc}") from None
+
+
+def write_overlays(
+    volumes: list[Volume],
+    analysis: MriAnalysis,
+    outdir: str | os.PathLike[str],
+    *,
+    masks: StudyMasks | None = None,
+) -> list[Path]:
+    """Write PNG overlays of the representative coronal slices of an analysed study.
+
+    Parameters
+    ----------
+    volumes
+        The volumes the analysis was made on (``read_study(path).volumes``).
+    analysis
+        ``analyze_study(volumes)``: band thickness and length, and the numbers in the titles.
+    outdir
+        Folder for the images; created if needed.
+    masks
+        The study's masks, when the caller has already computed them (``study_masks(volumes)``).
+
+    Returns
+    -------
+    list of Path
+        One 800 x 800 PNG per representative slice, named by its 1-based slice number and
+        why it was chosen: ``overlay_23_heads.png`` (both head centres on slice 23),
+        ``overlay_21_right_head.png``, ``overlay_26_max_edema.png``; in slice-choice order.
+        Empty when no head was found and there is no edema.
+
+    Raises
+    ------
+    InputError
+        ``outdir`` is a file or cannot be created or written.
+    ImagingError
+        No T1-weighted series (see :func:`~hipdx.imaging.export.study_masks`).
+
+    Example
+    -------
+    >>> write_overlays(list(study.volumes), analysis, "overlays/")   # doctest: +SKIP
+    [PosixPath('overlays/overlay_23_heads.png'), PosixPath('overlays/overlay_26_max_edema.png')]
+    """
+    outdir = Path(outdir)
+    _prepare(outdir)
+    masks = masks if masks is not None else study_masks(list(volumes))
+    written = []
+    for k, reasons in _representative_slices(masks).items():
+        path = outdir / f"overlay_{k + 1:02d}_{_tag(reasons)}.png"
+        _draw(masks, analysis, k, reasons, path)
+        written.append(path)
+    return written
