@@ -17,14 +17,7 @@ from __future__ import annotations
 
 import os
 
-# One core, one BLAS thread: set before numpy is imported (OPENBLAS_CORETYPE is left alone).
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"
-if hasattr(os, "sched_setaffinity"):
-    PINNED_CPU: int | None = min(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {PINNED_CPU})
-else:  # pragma: no cover - macOS, Windows
-    PINNED_CPU = None
+from _pin import PINNED_CPU  # one core, one BLAS thread: before numpy is imported
 
 import argparse  # noqa: E402
 import gc  # noqa: E402
