@@ -3,9 +3,12 @@
 The T1 series gives the geometry (femoral heads and their regions); the fluid-sensitive series
 is resampled onto the T1 grid through patient coordinates (same session, no registration) and
 edema is segmented inside each head, neck and intertrochanteric region against normal marrow.
-Normal marrow is estimated in both proximal femora and the darker of the two is taken as the
-reference (normal marrow is dark on STIR; the edematous side is brighter), so a unilateral
-edema filling the whole head and neck is still measured against the other side.
+Normal marrow is estimated in each proximal femur on its own (the darkest clear peak of its
+histogram, so an edema filling most of the head still leaves normal marrow as the reference):
+the coil's left-right bias makes the two sides differ by up to a third, so one side's marrow
+is no reference for the other. Lesions are detected at Q3 + k IQR and delineated at half
+contrast (see :func:`hipdx.imaging.edema.segment_edema`); components under
+``EDEMA_MIN_COMPONENT_ML`` are dropped.
 """
 
 from __future__ import annotations
@@ -28,10 +31,12 @@ from hipdx.imaging.edema import ReferenceMarrow, estimate_reference, segment_ede
 from hipdx.imaging.heads import FemoralHead, find_femoral_heads
 from hipdx.imaging.volume import SeriesKind, Volume
 
+#: Edema components smaller than this (mL) are dropped in a study (noise, vessels, partial volume).
+EDEMA_MIN_COMPONENT_ML = 0.3
 #: Less edema than this (mL) is reported as none.
 EDEMA_MIN_ML = 0.5
-#: A region counts as involved when this share of it is edematous.
-REGION_INVOLVED_FRACTION = 0.10
+#: A region counts as involved when it holds this share of the edema volume.
+REGION_INVOLVED_SHARE = 0.10
 #: Reference marrow of the two sides differing by more than this share gives a warning.
 REFERENCE_ASYMMETRY = 0.25
 
@@ -108,14 +113,17 @@ def _box(mask: np.ndarray, margin: int = 2) -> tuple[slice, ...]:
     return tuple(slice(max(int(i.min()) - margin, 0), min(int(i.max()) + margin + 1, n)) for i, n in zip(idx, mask.shape))
 
 
-def _extent(head_f: float, neck_f: float, inter_f: float, volume_ml: float) -> EdemaExtent:
+def _extent(head_ml: float, neck_ml: float, inter_ml: float, volume_ml: float) -> EdemaExtent:
+    """Extent from where the edema volume is: a region counts when it holds at least
+    ``REGION_INVOLVED_SHARE`` of the edema (small spill-over across a region border is tolerated)."""
     if volume_ml < EDEMA_MIN_ML:
         return EdemaExtent.none
-    if inter_f >= REGION_INVOLVED_FRACTION:
+    head, neck, inter = (v >= REGION_INVOLVED_SHARE * volume_ml for v in (head_ml, neck_ml, inter_ml))
+    if inter:
         return EdemaExtent.intertrochanteric
-    if neck_f >= REGION_INVOLVED_FRACTION:
-        return EdemaExtent.head_and_neck if head_f >= REGION_INVOLVED_FRACTION else EdemaExtent.femoral_neck
-    return EdemaExtent.femoral_head if head_f >= REGION_INVOLVED_FRACTION else EdemaExtent.focal
+    if neck:
+        return EdemaExtent.head_and_neck if head else EdemaExtent.femoral_neck
+    return EdemaExtent.femoral_head if head else EdemaExtent.focal
 
 
 def _unknown_side(head: FemoralHead | None) -> SideOut:
@@ -178,13 +186,12 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
                 continue
             fluid_on_t1[side] = (box, values)
             references[side] = estimate_reference(values[inside])
-    reference = min(references.values(), key=lambda r: r.median) if references else None
     if len(references) == 2:
         a, b = sorted(r.median for r in references.values())
         if a > 0 and (b - a) / a > REFERENCE_ASYMMETRY:
             warnings.append(
-                f"marrow signal differs by {100 * (b - a) / a:.0f}% between the sides: the darker side is the "
-                "reference (edema on one side, or an asymmetric coil field)"
+                f"normal marrow signal differs by {100 * (b - a) / a:.0f}% between the sides "
+                "(asymmetric coil field); each side is measured against its own marrow"
             )
 
     sides: dict[Side, SideOut] = {}
@@ -201,16 +208,19 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
             length_mm=band.length_mm,
             indeterminate=band.indeterminate,
         )
-        if side not in fluid_on_t1 or reference is None:
+        if side not in fluid_on_t1 or side not in references:
             out = _unknown_side(head)
             sides[side] = out.model_copy(update={"subchondral_band": band_out})
             continue
         box, values = fluid_on_t1[side]
         sub = Volume(values, t1.affine, SeriesKind.fluid, fluid.description if fluid else "")
         region = head.proximal_femur_mask[box]
-        result = segment_edema(sub, region, reference_marrow=reference)
+        result = segment_edema(sub, region, reference_marrow=references[side], half_contrast=True,
+                               min_component_ml=EDEMA_MIN_COMPONENT_ML)
         m = result.mask
-        fractions = [float((m & r[box]).sum() / max(r[box].sum(), 1)) for r in (head.head_mask, head.neck_mask, head.intertrochanteric_mask)]
+        regions = (head.head_mask, head.neck_mask, head.intertrochanteric_mask)
+        fractions = [float((m & r[box]).sum() / max(r[box].sum(), 1)) for r in regions]
+        region_ml = [float((m & r[box]).sum() * t1.voxel_volume_ml) for r in regions]
         head_and_neck = head.head_and_neck_mask[box]
         fraction = float((m & head_and_neck).sum() / max(head_and_neck.sum(), 1))
         volumes_ml[side] = result.volume_ml
@@ -219,7 +229,7 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
             edema=EdemaOut(
                 volume_ml=round(result.volume_ml, 2),
                 fraction=round(fraction, 3),
-                extent=_extent(*fractions, result.volume_ml),
+                extent=_extent(*region_ml, result.volume_ml),
                 signal_ratio=round(result.signal_ratio, 2) if result.signal_ratio else None,
                 head_fraction=round(fractions[0], 3),
                 neck_fraction=round(fractions[1], 3),
@@ -241,10 +251,11 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
                 "hough_sphere_radii_mm": list(heads_module.HOUGH_RADII_MM),
                 "hough_pixel_mm": heads_module.HOUGH_PIXEL_MM,
                 "edema_threshold": f"Q3 + {edema_module.THRESHOLD_IQR_FACTOR} x IQR of reference marrow",
-                "edema_reference": "darker of the two proximal femora (robust mode estimate)",
-                "edema_min_component_ml": edema_module.MIN_COMPONENT_ML,
+                "edema_reference": "each proximal femur's own normal marrow (darkest clear histogram peak)",
+                "edema_min_component_ml": EDEMA_MIN_COMPONENT_ML,
                 "edema_min_ml": EDEMA_MIN_ML,
-                "region_involved_fraction": REGION_INVOLVED_FRACTION,
+                "region_involved_share_of_edema": REGION_INVOLVED_SHARE,
+                "edema_delineation": "half contrast between the side's own normal marrow and the lesion",
                 "band_low_fraction": band_module.LOW_FRACTION,
                 "band_dome_half_angle_deg": band_module.DOME_HALF_ANGLE_DEG,
             },

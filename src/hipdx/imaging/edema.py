@@ -26,6 +26,15 @@ from hipdx.imaging.volume import Volume
 THRESHOLD_IQR_FACTOR = 2.0
 #: Connected components smaller than this are dropped (mL); about 5 in-plane voxels of 0.6 mm x 3.3 mm.
 MIN_COMPONENT_ML = 0.01
+#: Half-contrast delineation: the lesion level is this percentile of the detected voxels.
+LESION_LEVEL_PERCENTILE = 75.0
+#: A histogram peak at least this share of the highest one can be the normal-marrow peak.
+PEAK_SHARE = 0.3
+#: ... and lies at least at this fraction of the highest peak's signal (darker peaks are cortex
+#: and fat partial volume; edema is at most ~2.5 x normal marrow on STIR).
+PEAK_MIN_POSITION = 0.4
+#: Two peaks are distinct when the histogram between them dips below this share of the darker one.
+PEAK_DIP = 0.8
 #: Bone masks smaller than this many voxels are refused: no reference can be estimated.
 MIN_MASK_VOXELS = 50
 
@@ -92,7 +101,9 @@ def _check_mask(stir: Volume, mask: np.ndarray, what: str) -> np.ndarray:
 def estimate_reference(values: np.ndarray) -> ReferenceMarrow:
     """Normal-marrow statistics from the signal inside a bone mask, robust to a large edema share.
 
-    The mode of the signal is taken as the typical normal marrow, and its spread from the half
+    The darkest clear mode of the signal (a peak at least ``PEAK_SHARE`` of the highest) is taken
+    and at least ``PEAK_MIN_POSITION`` of its signal, separated from it by a dip) as the typical
+    normal marrow, and its spread from the half
     width at half maximum of the histogram peak on its lower side (edema only adds values above
     the mode), assuming a normal distribution to give Q1 and Q3.
     """
@@ -105,7 +116,17 @@ def estimate_reference(values: np.ndarray) -> ReferenceMarrow:
     counts, edges = np.histogram(values, bins=128, range=(lo, hi))
     counts = ndimage.gaussian_filter1d(counts.astype(float), 2.0)
     centres = 0.5 * (edges[:-1] + edges[1:])
+    # Normal marrow is the darkest clear peak on a fluid-sensitive image: when edema fills most
+    # of the mask it forms a second, brighter (and possibly higher) peak.
+    top = centres[int(counts.argmax())]
+    is_peak = ((counts >= np.roll(counts, 1)) & (counts >= np.roll(counts, -1)) & (counts >= PEAK_SHARE * counts.max())
+               & (centres >= PEAK_MIN_POSITION * top))
+    is_peak[[0, -1]] = False
     peak = int(counts.argmax())
+    for candidate in np.flatnonzero(is_peak):
+        if candidate < peak and counts[candidate:peak].min() < PEAK_DIP * counts[candidate]:
+            peak = int(candidate)  # a distinct darker peak, separated by a clear dip
+            break
     mode = float(centres[peak])
     # Half width at half maximum on the lower side (edema only adds values above the mode;
     # dark cortex and ligaments add a long lower tail the half-maximum point ignores).
@@ -125,6 +146,15 @@ def reference_from_region(values: np.ndarray) -> ReferenceMarrow:
     return ReferenceMarrow(float(median), float(q1), float(q3), int(values.size), "given region")
 
 
+def _components(mask: np.ndarray, min_ml: float, voxel_ml: float) -> np.ndarray:
+    """The mask without its connected components smaller than ``min_ml``."""
+    labels, n = ndimage.label(mask)
+    if not n:
+        return mask
+    sizes = np.bincount(labels.ravel())[1:] * voxel_ml
+    return np.concatenate([[False], sizes >= min_ml])[labels]
+
+
 def segment_edema(
     stir: Volume,
     bone_mask: np.ndarray,
@@ -133,6 +163,7 @@ def segment_edema(
     reference_marrow: ReferenceMarrow | None = None,
     iqr_factor: float = THRESHOLD_IQR_FACTOR,
     min_component_ml: float = MIN_COMPONENT_ML,
+    half_contrast: bool = False,
 ) -> EdemaResult:
     """Segment bone marrow edema inside a bone mask on a fluid-sensitive (STIR) volume.
 
@@ -151,6 +182,13 @@ def segment_edema(
         k in ``threshold = Q3 + k * IQR`` of the reference marrow signal.
     min_component_ml
         Connected edema components smaller than this (mL) are removed.
+    half_contrast
+        Delineate the detected lesions at half the contrast between normal marrow and the
+        lesion (its ``LESION_LEVEL_PERCENTILE`` signal): a voxel counts when at least half of
+        it is edema, so partial-volume voxels at the border are neither all counted (as with
+        the detection threshold alone, which then overestimates on high-SNR images) nor all
+        dropped. Detection stays ``Q3 + k * IQR``; only components holding a detected voxel
+        are kept (hysteresis).
 
     Returns
     -------
@@ -179,12 +217,15 @@ def segment_edema(
     else:
         ref = estimate_reference(image[bone])
     threshold = ref.q3 + iqr_factor * max(ref.iqr, 1e-6 * max(abs(ref.median), 1.0))
-    mask = bone & (image > threshold)
-    labels, n = ndimage.label(mask)
-    if n:
-        sizes = np.bincount(labels.ravel())[1:] * stir.voxel_volume_ml
-        keep = np.concatenate([[False], sizes >= min_component_ml])
-        mask = keep[labels]
+    mask = _components(bone & (image > threshold), min_component_ml, stir.voxel_volume_ml)
+    if half_contrast and mask.any():
+        lesion = float(np.percentile(image[mask], LESION_LEVEL_PERCENTILE))
+        half = ref.median + 0.5 * (lesion - ref.median)
+        labels, _ = ndimage.label(bone & (image > half))
+        seeded = np.unique(labels[mask & (image > max(threshold, half))])
+        keep = np.zeros(labels.max() + 1, bool)
+        keep[seeded[seeded > 0]] = True
+        mask = _components(keep[labels], min_component_ml, stir.voxel_volume_ml)
     volume_ml = float(mask.sum() * stir.voxel_volume_ml)
     ratio = float(image[mask].mean() / ref.median) if mask.any() and ref.median > 0 else None
     return EdemaResult(

@@ -43,14 +43,23 @@ HOUGH_PIXEL_MM = 1.8
 CANNY_SIGMA_PX = 1.8
 #: A femoral head centre lies at least this far from the body midline (mm).
 MIN_MIDLINE_DISTANCE_MM = 45.0
-#: Neck: cylinder radius as a fraction of the head radius, and its length from the head centre.
-NECK_RADIUS_FRACTION = 0.55
+#: Neck: cylinder along the neck axis, radius as a fraction of the head radius, from the head
+#: to NECK_END_FRACTION head radii from the centre (the neck base).
+NECK_RADIUS_FRACTION = 0.58
 NECK_END_FRACTION = 2.0
-#: Intertrochanteric region: continuation of the neck axis.
-INTERTROCHANTERIC_END_FRACTION = 3.0
-INTERTROCHANTERIC_RADIUS_FRACTION = 0.8
-#: Head region: the sphere shrunk by the cortical shell, so joint fluid stays outside.
-HEAD_REGION_FRACTION = 0.92
+#: Intertrochanteric region: the same tube continued beyond the neck base (never wider than the
+#: neck, so it does not reach the muscle around the neck base).
+INTERTROCHANTERIC_END_FRACTION = 2.8
+INTERTROCHANTERIC_RADIUS_FRACTION = 0.58
+#: Head region: the sphere to just beyond the radius found (the marrow/cortex edge, which the
+#: Hough edge places ~0.5-1 mm inside the marrow); cartilage and joint fluid stay outside.
+HEAD_REGION_FRACTION = 1.03
+#: Neck axis: percentile of the T1 signal along a ray that scores it, and the plateau of rays
+#: averaged (share of the best score's lead over the median score).
+NECK_RAY_PERCENTILE = 20.0
+NECK_PLATEAU = 0.25
+#: Largest left-right difference of the neck axes (degrees) kept as measured.
+NECK_AXIS_MAX_ASYMMETRY_DEG = 6.0
 #: Neck axis angle below the horizontal in the coronal plane (degrees): searched range and default.
 NECK_ANGLE_RANGE_DEG = (25.0, 65.0)
 NECK_ANGLE_DEFAULT_DEG = 45.0
@@ -165,34 +174,49 @@ def _sphere_score(votes: np.ndarray, radii_px: np.ndarray, z0: float, radius_px:
     return total / use.sum()
 
 
-def _neck_axis(t1: Volume, img: np.ndarray, center: np.ndarray, radius_mm: float, lateral: int) -> np.ndarray:
-    """Unit vector (LPS) along the femoral neck: the ray of brightest T1 marrow beyond the head.
+def _neck_axis(t1: Volume, img: np.ndarray, center: np.ndarray, radius_mm: float, lateral: int) -> tuple[np.ndarray, float]:
+    """Unit vector (LPS) along the femoral neck: the middle of the rays that stay inside bone.
 
     Rays leave the head centre laterally and inferiorly at 25-65 degrees below the horizontal,
-    tilted by the femoral anteversion (-10 to 30 degrees); each is scored by the mean
-    normalised T1 signal 1.1-2.0 head radii from the centre, with a thin tube around it. When no
-    ray stands out (marrow signal lowered by edema, or poor contrast) the anatomical default of
-    45 degrees in the coronal plane is used.
+    tilted by the femoral anteversion (-10 to 30 degrees); each is scored by a low percentile
+    (``NECK_RAY_PERCENTILE``) of the normalised T1 signal 1.1-2.0 head radii from the centre, in a
+    thin tube around it. A ray that crosses the dark cortex scores low whether the marrow it
+    passes is bright (normal) or darker (edema lowers T1 marrow signal), so the rays inside the
+    neck form a plateau; the axis is the mean of the plateau (rays within
+    ``NECK_PLATEAU`` of the best), not the single brightest ray, which drifts towards the
+    calcar when the neck is edematous. When no ray stands out the anatomical default of 45
+    degrees in the coronal plane is used. Returns the axis and its score: the T1 signal of the
+    neck marrow (lowered by edema) relative to the bright fat and marrow around the hip, which
+    cancels the coil's left-right bias.
     """
     lateral_v = np.array([float(lateral), 0.0, 0.0])
     inferior = np.array([0.0, 0.0, -1.0])
     posterior = np.array([0.0, 1.0, 0.0])
     dist = np.linspace(1.1 * radius_mm, 2.0 * radius_mm, 10)
     offsets = np.array([[0, 0, 0], [0, 3.0, 0], [0, -3.0, 0]], float)
-    best, best_axis, scores = -np.inf, None, []
-    for elev in np.deg2rad(np.arange(NECK_ANGLE_RANGE_DEG[0], NECK_ANGLE_RANGE_DEG[1] + 0.1, 5.0)):
-        for tilt in np.deg2rad(np.arange(ANTEVERSION_RANGE_DEG[0], ANTEVERSION_RANGE_DEG[1] + 0.1, 10.0)):
+    axes, scores = [], []
+    for elev in np.deg2rad(np.arange(NECK_ANGLE_RANGE_DEG[0], NECK_ANGLE_RANGE_DEG[1] + 0.1, 2.5)):
+        for tilt in np.deg2rad(np.arange(ANTEVERSION_RANGE_DEG[0], ANTEVERSION_RANGE_DEG[1] + 0.1, 5.0)):
             axis = np.cos(elev) * np.cos(tilt) * lateral_v + np.sin(elev) * inferior + np.cos(elev) * np.sin(tilt) * posterior
             pts = center + dist[:, None, None] * axis + offsets[None]
             idx = t1.to_index(pts.reshape(-1, 3)).T
-            value = float(ndimage.map_coordinates(img, idx, order=1, mode="constant", cval=0.0).mean())
-            scores.append(value)
-            if value > best:
-                best, best_axis = value, axis
-    if best_axis is None or best - float(np.median(scores)) < 0.05:
+            values = ndimage.map_coordinates(img, idx, order=1, mode="constant", cval=0.0)
+            axes.append(axis)
+            scores.append(float(np.percentile(values, NECK_RAY_PERCENTILE)))
+    scores_a = np.array(scores)
+    best = float(scores_a.max())
+    if best - float(np.median(scores_a)) < 0.05:
         elev = np.deg2rad(NECK_ANGLE_DEFAULT_DEG)
-        best_axis = np.cos(elev) * lateral_v + np.sin(elev) * inferior
-    return best_axis / np.linalg.norm(best_axis)
+        axis = np.cos(elev) * lateral_v + np.sin(elev) * inferior
+        return axis / np.linalg.norm(axis), 0.0
+    lead = best - float(np.median(scores_a))
+    plateau = scores_a >= best - NECK_PLATEAU * lead
+    axis = np.array(axes)[plateau].mean(axis=0)
+    c = np.round(t1.to_index(center)).astype(int)
+    reach = np.ceil(3.0 * radius_mm / np.array(t1.spacing_mm)).astype(int)
+    around = img[tuple(slice(max(a - r, 0), a + r + 1) for a, r in zip(c, reach))]
+    local = float(np.percentile(around[around > 0], 90)) if (around > 0).any() else 1.0
+    return axis / np.linalg.norm(axis), best / max(local, 1e-6)
 
 
 def _regions(volume: Volume, center: np.ndarray, radius: float, axis: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -217,7 +241,8 @@ def _regions(volume: Volume, center: np.ndarray, radius: float, axis: np.ndarray
     head_box = dist <= HEAD_REGION_FRACTION * radius
     neck_box = (along > 0) & (along <= NECK_END_FRACTION * radius) & (across <= NECK_RADIUS_FRACTION * radius) & ~head_box
     inter_box = (
-        (along > NECK_END_FRACTION * radius)
+        ~head_box
+        & (along > NECK_END_FRACTION * radius)
         & (along <= INTERTROCHANTERIC_END_FRACTION * radius)
         & (across <= INTERTROCHANTERIC_RADIUS_FRACTION * radius)
     )
@@ -281,7 +306,7 @@ def find_femoral_heads(t1: Volume) -> list[FemoralHead]:
     best = {side: _distinct(cands, pix, dz) for side, cands in candidates.items()}
     pair = _choose_pair(best, pix, dz)
 
-    heads: list[FemoralHead] = []
+    found: dict[Side, tuple] = {}
     for side in (Side.right, Side.left):
         if pair.get(side) is None:
             continue
@@ -291,10 +316,34 @@ def find_femoral_heads(t1: Volume) -> list[FemoralHead]:
         centre_idx = np.array([z0, j * factor + (factor - 1) / 2.0, i * factor + (factor - 1) / 2.0])
         center = t1.to_patient(centre_idx)
         lateral = -1 if side is Side.right else 1
-        axis = _neck_axis(t1, full, center, radius_mm, lateral)
+        axis, brightness = _neck_axis(t1, full, center, radius_mm, lateral)
+        found[side] = (center, float(radius_mm), float(score), axis, brightness)
+    _reconcile_neck_axes(found)
+    heads: list[FemoralHead] = []
+    for side, (center, radius_mm, score, axis, _) in found.items():
         head, neck, inter = _regions(t1, center, radius_mm, axis)
-        heads.append(FemoralHead(side, center, float(radius_mm), float(score), axis, head, neck, inter))
+        heads.append(FemoralHead(side, center, radius_mm, score, axis, head, neck, inter))
     return heads
+
+
+def _reconcile_neck_axes(found: dict[Side, tuple]) -> None:
+    """Mirror the clearer neck axis onto the other side when the two disagree.
+
+    Edema lowers the T1 signal of the neck marrow to that of muscle, so on an edematous hip the
+    neck stands out less and its axis can drift by 10-15 degrees; neck-shaft angles of the two
+    hips of one person differ by a few degrees only. When the axes, mirrored through the
+    midsagittal plane, differ by more than ``NECK_AXIS_MAX_ASYMMETRY_DEG``, the axis of the side
+    whose neck marrow is darker on T1 is replaced by the mirror image of the other (in place).
+    """
+    if len(found) != 2:
+        return
+    right, left = found[Side.right], found[Side.left]
+    mirror = np.array([-1.0, 1.0, 1.0])
+    angle = np.degrees(np.arccos(np.clip(float(right[3] @ (left[3] * mirror)), -1.0, 1.0)))
+    if angle <= NECK_AXIS_MAX_ASYMMETRY_DEG:
+        return
+    weak, strong = (Side.right, Side.left) if right[4] < left[4] else (Side.left, Side.right)
+    found[weak] = found[weak][:3] + (found[strong][3] * mirror, found[weak][4])
 
 
 def _distinct(cands: list[tuple[float, float, float, int, int]], pix: float, dz: float, n: int = 5) -> list:
