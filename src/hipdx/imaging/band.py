@@ -1,14 +1,18 @@
 """Subchondral low-signal band under the weight-bearing dome of a femoral head.
 
-Radial profiles leave the head centre every 3 degrees over the dome (up to 60 degrees either
-side of the superior direction) on the coronal planes through the head. Along each profile,
-marrow is compared with the median signal of the central head; samples below
-``LOW_FRACTION`` of it are low. The band thickness on a profile is the depth of the low run
-that reaches the marrow/cortex boundary (the sphere radius), measured inward; the cortex
-itself lies outside the sphere and is not counted. The band is the largest contiguous run of
-profiles with a low run of at least ``MIN_RAY_THICKNESS_MM``; its length is that run's arc
-length and its thickness the 75th percentile of its profiles, both the maximum over slices
-(thick slices under-sample the dome; ``research/imaging.md`` 4 and 7).
+Radial profiles leave the head centre every 3 degrees (up to 90 degrees either side of the
+superior direction) on the coronal planes through the head and reach ``EDGE_SEARCH_MM`` beyond
+the radius found (the marrow edge, 2-3 mm inside the true surface). Marrow is a high
+percentile of the slice's in-head samples (robust to edema, which is low on T1); samples below
+``LOW_FRACTION`` of it are low, below ``DARK_FRACTION`` dark. On each profile the edge is the
+outermost marrow -> low crossing. The marrow/cortex boundary is a circle fitted to the edges,
+iteratively leaving out profiles whose edge lies more than ``TRIM_MM`` deeper (the banded ones),
+so the cortex is never counted and no true surface radius is needed. A profile's band depth is
+the fitted boundary minus its edge, along the sphere radius, over the dome (``DOME_HALF_ANGLE_DEG``)
+only, and only where the run is dark (edema on T1 is low, not dark; where edema lies between
+marrow and band the dark run's start is the edge). The band is the largest contiguous run of
+profiles at least ``MIN_RAY_THICKNESS_MM`` deep; its length is that run's arc length and its
+thickness the 75th percentile of its profiles, both the maximum over slices.
 
 Cut-offs: a band of at least 4 mm predicts an irreversible lesion (Vande Berg et al.,
 Radiology 1999); within ``BAND_INDETERMINATE_MM`` of it the band is reported as indeterminate.
@@ -37,6 +41,18 @@ MIN_RAY_THICKNESS_MM = 0.75
 MIN_BAND_PROFILES = 3
 #: Slices within this fraction of the radius from the centre are measured.
 SLICE_REACH_FRACTION = 0.6
+#: The marrow/cortex boundary is fitted on profiles up to this angle from superior (degrees).
+FIT_HALF_ANGLE_DEG = 90.0
+#: Profiles reach this far (mm) beyond the head radius found, to find the boundary.
+EDGE_SEARCH_MM = 2.0
+#: Profiles whose edge lies deeper than this (mm) below the fitted boundary are left out of the fit.
+TRIM_MM = 0.5
+#: Dark: below this fraction of the marrow reference (band and cortex; edema on T1 is not).
+DARK_FRACTION = 0.4
+#: The marrow -> band edge lies at most this far (mm) inside the start of the dark run.
+RAMP_MM = 0.75
+#: Marrow reference: this percentile of the slice's in-head samples.
+MARROW_PERCENTILE = 90.0
 
 
 @dataclass(frozen=True)
@@ -89,7 +105,9 @@ def measure_subchondral_band(t1_or_stir: Volume, head: FemoralHead) -> Band:
     k_centre = float(vol.to_index(head.center_mm)[0])
     ks = np.arange(np.ceil(k_centre - SLICE_REACH_FRACTION * radius / dz), np.floor(k_centre + SLICE_REACH_FRACTION * radius / dz) + 1)
     ks = ks[(ks >= 0) & (ks <= vol.array.shape[0] - 1)]
-    angles = np.deg2rad(np.arange(-DOME_HALF_ANGLE_DEG, DOME_HALF_ANGLE_DEG + 0.1, ANGLE_STEP_DEG))
+    fan = np.deg2rad(np.arange(-FIT_HALF_ANGLE_DEG, FIT_HALF_ANGLE_DEG + 0.1, ANGLE_STEP_DEG))
+    dome = np.abs(fan) <= np.deg2rad(DOME_HALF_ANGLE_DEG) + 1e-9
+    dirs = np.cos(fan)[:, None] * superior + np.sin(fan)[:, None] * col_dir
     best_thickness, best_length = 0.0, 0.0
     for k in ks:
         offset = (k - k_centre) * dz
@@ -97,22 +115,47 @@ def measure_subchondral_band(t1_or_stir: Volume, head: FemoralHead) -> Band:
             continue
         r_slice = float(np.sqrt(radius**2 - offset**2))
         centre = head.center_mm + offset * normal
-        # Marrow reference: the central part of the head on this slice.
-        core = np.linspace(0.0, 0.5 * r_slice, 12)
-        dirs = np.cos(angles)[:, None] * superior + np.sin(angles)[:, None] * col_dir
-        core_pts = centre + core[None, :, None] * dirs[:, None, :]
-        marrow = float(np.median(ndimage.map_coordinates(img, vol.to_index(core_pts.reshape(-1, 3)).T, order=1)))
+        radii = np.arange(0.3 * r_slice, r_slice + EDGE_SEARCH_MM + 0.001, STEP_MM)
+        pts = centre + radii[None, :, None] * dirs[:, None, :]
+        profiles = ndimage.map_coordinates(img, vol.to_index(pts.reshape(-1, 3)).T, order=1).reshape(len(fan), -1)
+        # Marrow reference: bright marrow of this slice (a high percentile resists edema, low on T1).
+        marrow = float(np.percentile(profiles[:, radii < r_slice - 1.0], MARROW_PERCENTILE))
         if marrow <= 0:
             continue
-        radii = np.arange(0.3 * r_slice, r_slice + 0.001, STEP_MM)
-        pts = centre + radii[None, :, None] * dirs[:, None, :]
-        profiles = ndimage.map_coordinates(img, vol.to_index(pts.reshape(-1, 3)).T, order=1).reshape(len(angles), -1)
         low = profiles < LOW_FRACTION * marrow
-        # Depth of the low run that reaches the sphere surface, measured inward.
-        not_low_from_surface = np.cumprod(low[:, ::-1], axis=1)
-        depth_in_plane = not_low_from_surface.sum(axis=1) * STEP_MM
-        # Off-centre slices cut the shell obliquely: convert to depth along the sphere radius.
-        depth = radius - np.sqrt(np.clip(r_slice - depth_in_plane, 0, None) ** 2 + offset**2)
+        # Inner edge of the dark run under the surface: the outermost marrow -> low crossing.
+        crossing = ~low[:, :-1] & low[:, 1:]
+        has = crossing.any(axis=1)
+        last = crossing.shape[1] - 1 - np.argmax(crossing[:, ::-1], axis=1)
+        lo, hi = profiles[np.arange(len(fan)), last], profiles[np.arange(len(fan)), last + 1]
+        frac = np.clip((lo - LOW_FRACTION * marrow) / np.maximum(lo - hi, 1e-6), 0, 1)
+        edge = np.where(has, radii[last] + frac * STEP_MM, np.nan)
+        # Marrow/cortex boundary of the head on this slice: a circle fitted to the edges of the
+        # profiles without a band (iteratively trimming profiles whose edge lies deeper).
+        design = np.column_stack([np.ones(len(fan)), np.cos(fan), np.sin(fan)])
+        use = has.copy()
+        for _ in range(4):
+            if use.sum() < 6:
+                break
+            coef, *_ = np.linalg.lstsq(design[use], edge[use], rcond=None)
+            resid = edge - design @ coef
+            use = has & (resid > -TRIM_MM)
+        if use.sum() < 6:
+            continue
+        boundary = design @ coef
+        # A band is dark: its run must hold a crossing of DARK_FRACTION (edema on T1, about half
+        # the marrow signal, is low but not dark). The edge is the LOW_FRACTION crossing unless
+        # that lies more than RAMP_MM inside the dark run's start (edema between marrow and band);
+        # then the dark run's start is the edge.
+        dark = profiles < DARK_FRACTION * marrow
+        dark_crossing = ~dark[:, :-1] & dark[:, 1:]
+        has_dark = dark_crossing.any(axis=1)
+        last_dark = dark_crossing.shape[1] - 1 - np.argmax(dark_crossing[:, ::-1], axis=1)
+        edge_dark = radii[last_dark] + STEP_MM
+        inner = np.where(has & has_dark, np.where(edge_dark - edge <= RAMP_MM, edge, edge_dark), boundary)
+        # Depth along the sphere radius (off-centre slices cut the shell obliquely).
+        depth = np.sqrt(boundary**2 + offset**2) - np.sqrt(np.clip(inner, 0, None) ** 2 + offset**2)
+        depth = np.where(dome, depth, 0.0)
         banded = depth >= MIN_RAY_THICKNESS_MM
         labels, n = ndimage.label(banded)
         if n == 0:
@@ -123,7 +166,8 @@ def measure_subchondral_band(t1_or_stir: Volume, head: FemoralHead) -> Band:
             continue
         in_run = labels == run
         thickness = float(np.percentile(depth[in_run], 75))
-        length = float((in_run.sum() - 1) * np.deg2rad(ANGLE_STEP_DEG) * r_slice) if in_run.sum() > 1 else 0.0
+        r_mid = float(np.mean(boundary[in_run]))
+        length = float((in_run.sum() - 1) * np.deg2rad(ANGLE_STEP_DEG) * r_mid) if in_run.sum() > 1 else 0.0
         best_thickness = max(best_thickness, thickness)
         best_length = max(best_length, length)
     if best_thickness <= 0:
