@@ -34,7 +34,8 @@ def exported(tmp_path_factory):
     study = read_study(folder)
     volumes = list(study.volumes)
     analysis = analyze_study(volumes)
-    masks = study_masks(volumes)
+    masks = study_masks(volumes, analysis)
+    assert masks is analysis.masks  # no second search
     source = source_datasets(study, series_of(study, masks.t1))
     out = tmp_path_factory.mktemp("export")
     seg = write_edema_seg(source, masks.edema, out / "edema-seg.dcm")

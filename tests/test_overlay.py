@@ -74,6 +74,20 @@ def test_masks_are_those_of_the_analysis(analysed):
         assert mask.sum() * masks.t1.voxel_volume_ml == pytest.approx(measured, abs=0.01)
 
 
+def test_overlays_reuse_the_masks_the_analysis_kept(analysed, tmp_path, monkeypatch):
+    volumes, analysis, masks = analysed
+    assert study_masks(volumes, analysis) is analysis.masks
+
+    def no_second_search(*args, **kwargs):
+        raise AssertionError("the femoral heads were searched again")
+
+    monkeypatch.setattr("hipdx.imaging.analyze.find_femoral_heads", no_second_search)
+    paths = write_overlays(volumes, analysis, tmp_path / "ov")
+    assert [p.name for p in paths] == [p.name for p in write_overlays(volumes, analysis, tmp_path / "b", masks=masks)]
+    for side, mask in analysis.masks.edema_by_side.items():
+        assert (mask == masks.edema_by_side[side]).all()
+
+
 def test_a_file_as_outdir_is_a_clear_error(analysed, tmp_path):
     volumes, analysis, masks = analysed
     not_a_folder = tmp_path / "report.png"

@@ -13,10 +13,11 @@ contrast (see :func:`hipdx.imaging.edema.segment_edema`); components under
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 from scipy import ndimage
 
 from hipdx import __version__
@@ -81,6 +82,37 @@ class Provenance(BaseModel):
     parameters: dict[str, Any]
 
 
+@dataclass(frozen=True, eq=False)
+class StudyMasks:
+    """Femoral heads and edema masks of an analysed study, on the grid of its T1 series.
+
+    Kept by :func:`analyze_study` with its :class:`MriAnalysis` (not serialised), so the
+    overlays, the DICOM SEG and the SR reuse the analysis instead of repeating it.
+
+    Attributes
+    ----------
+    t1, fluid
+        The series used (the largest of each kind).
+    heads
+        Femoral head per side found on ``t1`` (centre, radius, head/neck/intertrochanteric masks).
+    edema_by_side
+        Boolean edema mask per side, full T1 grid; a side not measured is absent.
+    """
+
+    t1: Volume
+    fluid: Volume | None
+    heads: dict[Side, FemoralHead]
+    edema_by_side: dict[Side, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def edema(self) -> np.ndarray:
+        """Edema of both sides as one boolean mask on the T1 grid."""
+        out = np.zeros(self.t1.array.shape, bool)
+        for mask in self.edema_by_side.values():
+            out |= mask
+        return out
+
+
 class MriAnalysis(BaseModel):
     """What hipdx measured on one hip MRI study."""
 
@@ -88,6 +120,12 @@ class MriAnalysis(BaseModel):
     side_to_side_edema_ml: float | None = Field(description="Left minus right edema volume (mL)")
     warnings: list[str]
     provenance: Provenance
+    _masks: StudyMasks | None = PrivateAttr(default=None)
+
+    @property
+    def masks(self) -> StudyMasks | None:
+        """The masks behind the numbers (``None`` for an analysis read back from JSON)."""
+        return self._masks
 
 
 def resample_onto(moving: Volume, fixed: Volume, box: tuple[slice, ...] | None = None) -> np.ndarray:
@@ -108,9 +146,25 @@ def _pick(volumes: list[Volume], kind: SeriesKind) -> Volume | None:
     return max(found, key=lambda v: v.array.size) if found else None
 
 
-def _box(mask: np.ndarray, margin: int = 2) -> tuple[slice, ...]:
-    idx = np.nonzero(mask)
-    return tuple(slice(max(int(i.min()) - margin, 0), min(int(i.max()) + margin + 1, n)) for i, n in zip(idx, mask.shape))
+def _region_in(head: FemoralHead, box: tuple[slice, ...]) -> np.ndarray:
+    """The head, neck and intertrochanteric region of ``head`` inside ``box``."""
+    return head.head_mask[box] | head.neck_mask[box] | head.intertrochanteric_mask[box]
+
+
+def _femur_box(head: FemoralHead, margin: int = 2) -> tuple[slice, ...] | None:
+    """Bounding box of the head's proximal femur region plus ``margin`` voxels; ``None`` when empty.
+
+    Only the box the regions were drawn in (``head.region_box``) is searched, not the whole volume.
+    """
+    shape = head.head_mask.shape
+    outer = head.region_box or tuple(slice(0, n) for n in shape)
+    idx = np.nonzero(_region_in(head, outer))
+    if idx[0].size == 0:
+        return None
+    return tuple(
+        slice(max(int(i.min()) + o.start - margin, 0), min(int(i.max()) + o.start + margin + 1, n))
+        for i, o, n in zip(idx, outer, shape)
+    )
 
 
 def _extent(head_ml: float, neck_ml: float, inter_ml: float, volume_ml: float) -> EdemaExtent:
@@ -175,12 +229,11 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
     references: dict[Side, ReferenceMarrow] = {}
     if fluid is not None:
         for side, head in heads.items():
-            region = head.proximal_femur_mask
-            if not region.any():
+            box = _femur_box(head)
+            if box is None:
                 continue
-            box = _box(region)
             values = resample_onto(fluid, t1, box)
-            inside = region[box] & (values > 0)
+            inside = _region_in(head, box) & (values > 0)
             if inside.sum() < edema_module.MIN_MASK_VOXELS:
                 warnings.append(f"{side.value}: the fluid-sensitive series does not cover the proximal femur")
                 continue
@@ -196,6 +249,7 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
 
     sides: dict[Side, SideOut] = {}
     volumes_ml: dict[Side, float] = {}
+    edema_by_side: dict[Side, np.ndarray] = {}
     for side in (Side.left, Side.right):
         head = heads.get(side)
         if head is None:
@@ -214,14 +268,16 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
             continue
         box, values = fluid_on_t1[side]
         sub = Volume(values, t1.affine, SeriesKind.fluid, fluid.description if fluid else "")
-        region = head.proximal_femur_mask[box]
+        region = _region_in(head, box)
         result = segment_edema(sub, region, reference_marrow=references[side], half_contrast=True,
                                min_component_ml=EDEMA_MIN_COMPONENT_ML)
         m = result.mask
-        regions = (head.head_mask, head.neck_mask, head.intertrochanteric_mask)
-        fractions = [float((m & r[box]).sum() / max(r[box].sum(), 1)) for r in regions]
-        region_ml = [float((m & r[box]).sum() * t1.voxel_volume_ml) for r in regions]
-        head_and_neck = head.head_and_neck_mask[box]
+        edema_by_side[side] = np.zeros(t1.array.shape, bool)
+        edema_by_side[side][box] = m
+        regions = (head.head_mask[box], head.neck_mask[box], head.intertrochanteric_mask[box])
+        fractions = [float((m & r).sum() / max(r.sum(), 1)) for r in regions]
+        region_ml = [float((m & r).sum() * t1.voxel_volume_ml) for r in regions]
+        head_and_neck = regions[0] | regions[1]
         fraction = float((m & head_and_neck).sum() / max(head_and_neck.sum(), 1))
         volumes_ml[side] = result.volume_ml
         sides[side] = SideOut(
@@ -240,7 +296,7 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
     series_used = {"t1": t1.description or t1.source}
     if fluid is not None:
         series_used["fluid"] = fluid.description or fluid.source
-    return MriAnalysis(
+    analysis = MriAnalysis(
         sides=Sides(left=sides[Side.left], right=sides[Side.right]),
         side_to_side_edema_ml=round(volumes_ml[Side.left] - volumes_ml[Side.right], 2) if len(volumes_ml) == 2 else None,
         warnings=warnings + list(t1.warnings) + (list(fluid.warnings) if fluid else []),
@@ -261,6 +317,8 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
             },
         ),
     )
+    analysis._masks = StudyMasks(t1, fluid, heads, edema_by_side)
+    return analysis
 
 
 def to_imaging_findings(analysis: MriAnalysis, side: Side | str) -> dict[str, Any]:

@@ -1,9 +1,8 @@
 """Results that leave hipdx as images: the masks behind an analysis, a DICOM SEG and a TID 1500 SR.
 
-:func:`study_masks` recomputes, with the public functions :func:`analyze_study` uses
-(``find_femoral_heads``, ``resample_onto``, ``estimate_reference``, ``segment_edema``) and
-in the same way, the femoral heads and the edema mask of each side on the T1 grid;
-:class:`~hipdx.imaging.analyze.MriAnalysis` holds only numbers. The overlays
+:func:`study_masks` gives the femoral heads and the edema mask of each side on the T1 grid
+that :func:`analyze_study` kept with its :class:`~hipdx.imaging.analyze.MriAnalysis` (the
+masks are not serialised; the analysis is not repeated). The overlays
 (:mod:`hipdx.report.overlay`) and the DICOM SEG use these masks.
 
 :func:`write_edema_seg` writes the edema as a binary DICOM Segmentation referencing the
@@ -16,7 +15,7 @@ Example
 -------
 >>> study = read_study("exam/")                                         # doctest: +SKIP
 >>> analysis = analyze_study(list(study.volumes))                       # doctest: +SKIP
->>> masks = study_masks(list(study.volumes))                            # doctest: +SKIP
+>>> masks = study_masks(list(study.volumes), analysis)                  # doctest: +SKIP
 >>> t1 = series_of(study, masks.t1)                                     # doctest: +SKIP
 >>> write_edema_seg(source_datasets(study, t1), masks.edema, "seg.dcm") # doctest: +SKIP
 >>> write_measurement_sr(source_datasets(study, t1), analysis, "sr.dcm") # doctest: +SKIP
@@ -25,7 +24,6 @@ Example
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,17 +31,11 @@ import numpy as np
 import pydicom
 
 from hipdx import __version__
-from hipdx.case.model import Side
 from hipdx.errors import ImagingError, InputError
-from hipdx.imaging import edema as edema_module
-from hipdx.imaging import analyze as analyze_module
-from hipdx.imaging.analyze import resample_onto
-from hipdx.imaging.edema import ReferenceMarrow, estimate_reference, segment_edema
-from hipdx.imaging.heads import FemoralHead, find_femoral_heads
-from hipdx.imaging.volume import SeriesKind, Volume
+from hipdx.imaging.analyze import MriAnalysis, StudyMasks, analyze_study
+from hipdx.imaging.volume import Volume
 
 if TYPE_CHECKING:  # pragma: no cover
-    from hipdx.imaging.analyze import MriAnalysis
     from hipdx.imaging.io import Series, Study
 
 #: Algorithm identification written into the SEG and the SR.
@@ -56,51 +48,17 @@ SEG_SERIES_NUMBER = 901
 SR_SERIES_NUMBER = 902
 
 
-@dataclass(frozen=True)
-class StudyMasks:
-    """Femoral heads and edema masks of a study, on the grid of its T1 series.
-
-    Attributes
-    ----------
-    t1, fluid
-        The series used (the largest of each kind, as :func:`analyze_study` picks them).
-    heads
-        Femoral head per side found on ``t1`` (centre, radius, head/neck/intertrochanteric masks).
-    edema_by_side
-        Boolean edema mask per side, full T1 grid; a side not measured is absent.
-    """
-
-    t1: Volume
-    fluid: Volume | None
-    heads: dict[Side, FemoralHead]
-    edema_by_side: dict[Side, np.ndarray] = field(default_factory=dict)
-
-    @property
-    def edema(self) -> np.ndarray:
-        """Edema of both sides as one boolean mask on the T1 grid."""
-        out = np.zeros(self.t1.array.shape, bool)
-        for mask in self.edema_by_side.values():
-            out |= mask
-        return out
-
-
-def _pick(volumes: list[Volume], kind: SeriesKind) -> Volume | None:
-    found = [v for v in volumes if v.kind is kind]
-    return max(found, key=lambda v: v.array.size) if found else None
-
-
-def _box(mask: np.ndarray, margin: int = 2) -> tuple[slice, ...]:
-    idx = np.nonzero(mask)
-    return tuple(slice(max(int(i.min()) - margin, 0), min(int(i.max()) + margin + 1, n)) for i, n in zip(idx, mask.shape))
-
-
-def study_masks(volumes: list[Volume]) -> StudyMasks:
-    """The femoral heads and edema masks of a study, computed as :func:`analyze_study` does.
+def study_masks(volumes: list[Volume], analysis: MriAnalysis | None = None) -> StudyMasks:
+    """The femoral heads and edema masks of a study: those kept by :func:`analyze_study`.
 
     Parameters
     ----------
     volumes
         The volumes of one study (``read_study(path).volumes``).
+    analysis
+        ``analyze_study(volumes)`` when the caller has it: its masks are returned as they are
+        (no second search). Without it, or for an analysis of other volumes or read back from
+        JSON, the study is analysed here.
 
     Returns
     -------
@@ -112,38 +70,12 @@ def study_masks(volumes: list[Volume]) -> StudyMasks:
     ImagingError
         No T1-weighted series, or the T1 series cannot be searched for femoral heads.
     """
-    t1 = _pick(volumes, SeriesKind.t1)
-    if t1 is None:
-        raise ImagingError("no T1-weighted series in the study: the femoral heads are found on coronal T1")
-    fluid = _pick(volumes, SeriesKind.fluid)
-    heads = {h.side: h for h in find_femoral_heads(t1)}
-    if fluid is None:
-        return StudyMasks(t1, None, heads)
-    resampled: dict[Side, tuple[tuple[slice, ...], np.ndarray]] = {}
-    references: dict[Side, ReferenceMarrow] = {}
-    for side, head in heads.items():
-        region = head.proximal_femur_mask
-        if not region.any():
-            continue
-        box = _box(region)
-        values = resample_onto(fluid, t1, box)
-        inside = region[box] & (values > 0)
-        if inside.sum() < edema_module.MIN_MASK_VOXELS:
-            continue
-        resampled[side] = (box, values)
-        references[side] = estimate_reference(values[inside])
-    if not references:
-        return StudyMasks(t1, fluid, heads)
-    edema: dict[Side, np.ndarray] = {}
-    for side, (box, values) in resampled.items():
-        sub = Volume(values, t1.affine, SeriesKind.fluid, fluid.description)
-        # The same call as in analyze_study; tests/test_overlay.py checks the volumes agree.
-        result = segment_edema(sub, heads[side].proximal_femur_mask[box], reference_marrow=references[side],
-                               half_contrast=True, min_component_ml=analyze_module.EDEMA_MIN_COMPONENT_ML)
-        full = np.zeros(t1.array.shape, bool)
-        full[box] = result.mask
-        edema[side] = full
-    return StudyMasks(t1, fluid, heads, edema)
+    masks = analysis.masks if analysis is not None else None
+    if masks is not None and any(v is masks.t1 for v in volumes):
+        return masks
+    masks = analyze_study(volumes).masks
+    assert masks is not None  # analyze_study always keeps them
+    return masks
 
 
 def series_of(study: Study, volume: Volume) -> Series:

@@ -85,6 +85,8 @@ class FemoralHead:
         Unit vector (LPS) from the head centre along the femoral neck.
     head_mask, neck_mask, intertrochanteric_mask
         Boolean masks on the grid of the T1 volume it was found on.
+    region_box
+        Voxel box (slices) outside which the three masks are empty; ``None`` when not known.
     """
 
     side: Side
@@ -95,16 +97,24 @@ class FemoralHead:
     head_mask: np.ndarray = field(repr=False)
     neck_mask: np.ndarray = field(repr=False)
     intertrochanteric_mask: np.ndarray = field(repr=False)
+    region_box: tuple[slice, ...] | None = field(default=None, repr=False)
 
     @property
     def head_and_neck_mask(self) -> np.ndarray:
         """Head and neck region (the denominator of the edema fraction)."""
-        return self.head_mask | self.neck_mask
+        return self._union(self.head_mask, self.neck_mask)
 
     @property
     def proximal_femur_mask(self) -> np.ndarray:
         """Head, neck and intertrochanteric region: where femoral edema is searched."""
-        return self.head_mask | self.neck_mask | self.intertrochanteric_mask
+        return self._union(self.head_mask, self.neck_mask, self.intertrochanteric_mask)
+
+    def _union(self, *masks: np.ndarray) -> np.ndarray:
+        if self.region_box is None:
+            return np.logical_or.reduce(masks)
+        out = np.zeros(masks[0].shape, bool)
+        out[self.region_box] = np.logical_or.reduce([m[self.region_box] for m in masks])
+        return out
 
 
 def normalise(array: np.ndarray, low: float = 1.0, high: float = 99.0) -> np.ndarray:
@@ -113,9 +123,12 @@ def normalise(array: np.ndarray, low: float = 1.0, high: float = 99.0) -> np.nda
     if values.size == 0:
         raise ImagingError("the image is empty (all voxels are zero)")
     lo, hi = np.percentile(values, [low, high])
+    del values
     if hi <= lo:
         raise ImagingError("the image has no contrast")
-    return np.clip((array.astype(np.float32) - lo) / (hi - lo), 0.0, 1.5)
+    out = np.subtract(array, np.float32(lo), dtype=np.float32)
+    np.divide(out, np.float32(hi - lo), out=out)
+    return np.clip(out, 0.0, 1.5, out=out)
 
 
 def _check_coronal(volume: Volume) -> None:
@@ -166,12 +179,44 @@ def _sphere_score(votes: np.ndarray, radii_px: np.ndarray, z0: float, radius_px:
         return np.zeros(votes.shape[2:], np.float32)
     total = np.zeros(votes.shape[2:], np.float32)
     for k, rk in zip(ks[use].astype(int), r[use]):
-        pos = rk - radii_px[0]
+        pos = float(rk - radii_px[0])
         lo = int(np.floor(pos))
         frac = pos - lo
         hi = min(lo + 1, radii_px.size - 1)
-        total += (1 - frac) * votes[k, lo] + frac * votes[k, hi]
-    return total / use.sum()
+        total += np.float32(1 - frac) * votes[k, lo] + np.float32(frac) * votes[k, hi]
+    return total / np.float32(use.sum())
+
+
+def _sphere_scores_all_slices(votes: np.ndarray, radii_px: np.ndarray, radius_px: float, dz_px: float) -> np.ndarray:
+    """:func:`_sphere_score` for every integer centre slice at once, shape (slices, rows, cols).
+
+    For an integer centre slice the slice offsets, circle radii and interpolation weights are the
+    same for every centre, so each offset is one shifted, weighted sum over all slices.
+    """
+    n = votes.shape[0]
+    total = np.zeros((n,) + votes.shape[2:], np.float32)
+    buffer = np.empty_like(total)
+    count = np.zeros(n, np.int64)
+    for m in range(-(n - 1), n):
+        d = abs(m) * dz_px
+        r = float(np.sqrt(max(radius_px**2 - d**2, 0.0)))
+        if not (d < 0.9 * radius_px and radii_px[0] <= r <= radii_px[-1]):
+            continue
+        pos = r - radii_px[0]
+        lo = int(np.floor(pos))
+        frac = pos - lo
+        hi = min(lo + 1, radii_px.size - 1)
+        z0 = slice(max(0, -m), min(n, n - m))  # centre slices whose slice z0 + m exists
+        k = slice(z0.start + m, z0.stop + m)
+        part = buffer[z0]
+        np.multiply(votes[k, lo], np.float32(1 - frac), out=part)
+        total[z0] += part
+        np.multiply(votes[k, hi], np.float32(frac), out=part)
+        total[z0] += part
+        count[z0] += 1
+    used = count > 0
+    total[used] /= count[used, None, None].astype(np.float32)
+    return total
 
 
 def _neck_axis(t1: Volume, img: np.ndarray, center: np.ndarray, radius_mm: float, lateral: int) -> tuple[np.ndarray, float]:
@@ -219,35 +264,57 @@ def _neck_axis(t1: Volume, img: np.ndarray, center: np.ndarray, radius_mm: float
     return axis / np.linalg.norm(axis), best / max(local, 1e-6)
 
 
-def _regions(volume: Volume, center: np.ndarray, radius: float, axis: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Head sphere, neck cylinder and intertrochanteric cylinder as masks on the volume grid."""
+def _region_box(volume: Volume, center: np.ndarray, radius: float, axis: np.ndarray) -> tuple[slice, ...]:
+    """Voxel box holding the head sphere and the neck/intertrochanteric tube (with a one-voxel margin)."""
+    half = HEAD_REGION_FRACTION * radius
+    tube = max(NECK_RADIUS_FRACTION, INTERTROCHANTERIC_RADIUS_FRACTION) * radius
+    end = center + INTERTROCHANTERIC_END_FRACTION * radius * axis
+    lo_mm = np.minimum(center - half, np.minimum(center, end) - tube)
+    hi_mm = np.maximum(center + half, np.maximum(center, end) + tube)
+    corners = np.array([[a[0], b[1], c[2]] for a in (lo_mm, hi_mm) for b in (lo_mm, hi_mm) for c in (lo_mm, hi_mm)])
+    idx = volume.to_index(corners)
+    lo = np.maximum(np.floor(idx.min(axis=0)).astype(int) - 1, 0)
+    hi = np.minimum(np.ceil(idx.max(axis=0)).astype(int) + 2, volume.array.shape)
+    return tuple(slice(int(a), int(max(a, b))) for a, b in zip(lo, hi))
+
+
+def _regions(volume: Volume, center: np.ndarray, radius: float, axis: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[slice, ...]]:
+    """Head sphere, neck cylinder and intertrochanteric cylinder as masks on the volume grid, and their box.
+
+    Distances are computed only inside the box that can hold the regions, from the affine one
+    axis at a time (a voxel's position is the sum of its slice, row and column offsets).
+    """
     shape = volume.array.shape
-    reach = INTERTROCHANTERIC_END_FRACTION * radius + radius
-    c_idx = volume.to_index(center)
-    dz, dy, dx = volume.spacing_mm
-    lo = np.maximum(np.floor(c_idx - reach / np.array([dz, dy, dx])).astype(int), 0)
-    hi = np.minimum(np.ceil(c_idx + reach / np.array([dz, dy, dx])).astype(int) + 1, shape)
     head = np.zeros(shape, bool)
     neck = np.zeros(shape, bool)
     inter = np.zeros(shape, bool)
-    if np.any(hi <= lo):
-        return head, neck, inter
-    kk, jj, ii = np.meshgrid(*(np.arange(a, b) for a, b in zip(lo, hi)), indexing="ij")
-    pts = volume.to_patient(np.stack([kk, jj, ii], axis=-1)) - center
-    dist = np.linalg.norm(pts, axis=-1)
-    along = pts @ axis
-    across = np.linalg.norm(pts - along[..., None] * axis, axis=-1)
-    box = tuple(slice(a, b) for a, b in zip(lo, hi))
-    head_box = dist <= HEAD_REGION_FRACTION * radius
-    neck_box = (along > 0) & (along <= NECK_END_FRACTION * radius) & (across <= NECK_RADIUS_FRACTION * radius) & ~head_box
+    box = _region_box(volume, center, radius, axis)
+    if any(b.stop <= b.start for b in box):
+        return head, neck, inter, box
+    origin = volume.to_patient(np.array([b.start for b in box], float)) - center
+    # Patient offsets (mm) of the box's slices, rows and columns, broadcast over (k, j, i).
+    steps = [volume.affine[:3, 2], volume.affine[:3, 1], volume.affine[:3, 0]]
+    dims = [np.arange(b.stop - b.start, dtype=float) for b in box]
+    parts = []
+    for a in range(3):  # x, y, z
+        k = (dims[0] * steps[0][a])[:, None, None]
+        j = (dims[1] * steps[1][a])[None, :, None]
+        i = (dims[2] * steps[2][a])[None, None, :]
+        parts.append(origin[a] + k + j + i)
+    x, y, z = parts
+    dist2 = x * x + y * y + z * z
+    along = x * axis[0] + y * axis[1] + z * axis[2]
+    across2 = np.clip(dist2 - along * along, 0.0, None)
+    head_box = dist2 <= (HEAD_REGION_FRACTION * radius) ** 2
+    neck_box = (along > 0) & (along <= NECK_END_FRACTION * radius) & (across2 <= (NECK_RADIUS_FRACTION * radius) ** 2) & ~head_box
     inter_box = (
         ~head_box
         & (along > NECK_END_FRACTION * radius)
         & (along <= INTERTROCHANTERIC_END_FRACTION * radius)
-        & (across <= INTERTROCHANTERIC_RADIUS_FRACTION * radius)
+        & (across2 <= (INTERTROCHANTERIC_RADIUS_FRACTION * radius) ** 2)
     )
     head[box], neck[box], inter[box] = head_box, neck_box, inter_box
-    return head, neck, inter
+    return head, neck, inter, box
 
 
 def find_femoral_heads(t1: Volume) -> list[FemoralHead]:
@@ -279,7 +346,11 @@ def find_femoral_heads(t1: Volume) -> list[FemoralHead]:
     factor = max(1, int(round(HOUGH_PIXEL_MM / min(dy, dx))))
     img = full = normalise(t1.array)
     if factor > 1:
-        img = np.stack([downscale_local_mean(s, (factor, factor)) for s in img]).astype(np.float32)
+        n, rows, cols = img.shape
+        if rows % factor == 0 and cols % factor == 0:
+            img = img.reshape(n, rows // factor, factor, cols // factor, factor).mean(axis=(2, 4), dtype=np.float32)
+        else:
+            img = np.stack([downscale_local_mean(s, (factor, factor)) for s in img]).astype(np.float32)
     pix = min(dy, dx) * factor
     radii_px = np.arange(max(3, int(np.floor(SLICE_RADII_MM[0] / pix))), int(np.ceil(SLICE_RADII_MM[1] / pix)) + 1)
     votes = _circle_votes(img, radii_px)
@@ -291,18 +362,20 @@ def find_femoral_heads(t1: Volume) -> list[FemoralHead]:
     offset = (cols - mid) * col_to_left
     min_px = MIN_MIDLINE_DISTANCE_MM / pix
     sides = {Side.right: offset <= -min_px, Side.left: offset >= min_px}
+    # The columns of each side (a contiguous run: the offset is monotonic in the column).
+    side_columns = {side: slice(int(np.flatnonzero(a)[0]), int(np.flatnonzero(a)[-1]) + 1) for side, a in sides.items() if a.any()}
 
     # Coarse search over sphere radius and centre slice; candidates per side.
     candidates: dict[Side, list[tuple[float, float, float, int, int]]] = {Side.right: [], Side.left: []}
+    side_votes = {side: np.ascontiguousarray(votes[..., columns]) for side, columns in side_columns.items()}
     for radius_mm in np.arange(HOUGH_RADII_MM[0], HOUGH_RADII_MM[1] + 0.01, 1.5):
-        for z0 in range(img.shape[0]):
-            score_map = _sphere_score(votes, radii_px, float(z0), radius_mm / pix, dz_px)
-            for side, allowed in sides.items():
-                if not allowed.any():
-                    continue
-                sub = np.where(allowed[None, :], score_map, -1.0)
-                j, i = np.unravel_index(int(np.argmax(sub)), sub.shape)
-                candidates[side].append((float(sub[j, i]), float(z0), float(radius_mm), int(j), int(i)))
+        for side, columns in side_columns.items():
+            scores = _sphere_scores_all_slices(side_votes[side], radii_px, radius_mm / pix, dz_px)
+            flat = scores.reshape(scores.shape[0], -1)
+            best_at = np.argmax(flat, axis=1)
+            for z0, at in enumerate(best_at):
+                j, i = np.unravel_index(int(at), scores.shape[1:])
+                candidates[side].append((float(flat[z0, at]), float(z0), float(radius_mm), int(j), int(i) + columns.start))
     best = {side: _distinct(cands, pix, dz) for side, cands in candidates.items()}
     pair = _choose_pair(best, pix, dz)
 
@@ -321,8 +394,8 @@ def find_femoral_heads(t1: Volume) -> list[FemoralHead]:
     _reconcile_neck_axes(found)
     heads: list[FemoralHead] = []
     for side, (center, radius_mm, score, axis, _) in found.items():
-        head, neck, inter = _regions(t1, center, radius_mm, axis)
-        heads.append(FemoralHead(side, center, radius_mm, score, axis, head, neck, inter))
+        head, neck, inter, box = _regions(t1, center, radius_mm, axis)
+        heads.append(FemoralHead(side, center, radius_mm, score, axis, head, neck, inter, box))
     return heads
 
 

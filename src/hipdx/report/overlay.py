@@ -9,8 +9,8 @@ subchondral band drawn as the measured depth under the dome, with a legend, the 
 right and left (from the DICOM LPS geometry, radiological convention: patient right on the
 viewer's left) and the caption "hipdx supports a clinician's decision".
 
-Masks come from :func:`hipdx.imaging.export.study_masks`, which uses the functions of the
-analysis. Drawn with matplotlib's Agg canvas (no display, no pyplot state), fixed size
+Masks come from :func:`hipdx.imaging.export.study_masks`: those the analysis kept (the
+femoral heads are not searched again). Drawn with matplotlib's Agg canvas (no display, no pyplot state), fixed size
 (``800 x 800`` pixels), no dates or versions in the file: the same input gives the same bytes.
 """
 
@@ -207,7 +207,8 @@ def write_overlays(
     outdir
         Folder for the images; created if needed.
     masks
-        The study's masks, when the caller has already computed them (``study_masks(volumes)``).
+        The study's masks, when the caller already has them (``study_masks(volumes, analysis)``);
+        by default those ``analysis`` kept.
 
     Returns
     -------
@@ -231,7 +232,7 @@ def write_overlays(
     """
     outdir = Path(outdir)
     _prepare(outdir)
-    masks = masks if masks is not None else study_masks(list(volumes))
+    masks = masks if masks is not None else study_masks(list(volumes), analysis)
     written = []
     for k, reasons in _representative_slices(masks).items():
         path = outdir / f"overlay_{k + 1:02d}_{_tag(reasons)}.png"
