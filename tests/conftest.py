@@ -8,9 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 import hipdx
 from hipdx.knowledge import KnowledgeBase, load_knowledge_base
+
+# Property tests are deterministic in every run (CI included): the same examples each time,
+# no example database carried between runs.
+settings.register_profile("hipdx", derandomize=True, database=None, deadline=None)
+settings.load_profile("hipdx")
 
 #: Every assessment in the tests is made on this date, so nothing depends on the clock.
 TODAY = dt.date(2026, 11, 25)

@@ -116,7 +116,7 @@ def analyze_command(
     if overlays is not None or seg is not None or sr is not None:
         from hipdx.imaging.export import series_of, source_datasets, study_masks, write_edema_seg, write_measurement_sr
 
-        masks = study_masks(list(study.volumes))
+        masks = study_masks(list(study.volumes), analysis)
         if overlays is not None:
             from hipdx.report.overlay import write_overlays
 

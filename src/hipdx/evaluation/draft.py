@@ -8,6 +8,8 @@ with the model's own reason). So a value the model rejects never stops the mappi
 
 from __future__ import annotations
 
+import math
+
 import copy
 import json
 from typing import Any
@@ -119,5 +121,11 @@ def presence(value: Any) -> str | None:
 
 
 def number(value: Any) -> float | None:
-    """A JSON number as float; None for anything else (including booleans)."""
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    """A finite JSON number as float; None for anything else (booleans, NaN, infinities)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        result = float(value)
+    except OverflowError:  # an integer too large for a float
+        return None
+    return result if math.isfinite(result) else None

@@ -196,6 +196,8 @@ def _history(history: Mapping[str, Any], draft: Draft) -> None:
         weeks = number(history["symptom_duration_weeks"])
         if weeks is None:
             draft.skip("history.symptom_duration_weeks", history["symptom_duration_weeks"], "not a number")
+        elif not 0 <= weeks <= 520:
+            draft.skip("history.symptom_duration_weeks", weeks, "implausible: not between 0 and 520 weeks")
         else:
             draft.offer(
                 "history.symptom_duration_weeks",
