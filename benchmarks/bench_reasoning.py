@@ -38,7 +38,8 @@ from cases import TODAY, generate_json_lines  # noqa: E402
 import hipdx  # noqa: E402
 from hipdx.case import Case  # noqa: E402
 from hipdx.knowledge import load_knowledge_base  # noqa: E402
-from hipdx.reasoning.assess import assess, encoder_for  # noqa: E402
+from hipdx.reasoning import assess
+from hipdx.reasoning.encode import encoder_for  # noqa: E402
 from hipdx.reasoning.batch import assess_batch, assess_batch_json  # noqa: E402
 from hipdx.reasoning.differential import batch_posterior, observation_keys  # noqa: E402
 

@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hipdx.case import Case
-from hipdx.reasoning.assess import assess, encoder_for
+from hipdx.reasoning import assess
+from hipdx.reasoning.encode import encoder_for
 from hipdx.reasoning.batch import BatchResult, assess_batch, assess_batch_json, batch_encoder_for
 from hipdx.reasoning.differential import observation_keys, posterior
 

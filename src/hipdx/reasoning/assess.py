@@ -37,7 +37,7 @@ from hipdx.reasoning.differential import (
     posterior,
     posterior_range,
 )
-from hipdx.reasoning.encode import CaseEncoder, Observation
+from hipdx.reasoning.encode import Observation, encoder_for
 from hipdx.reasoning.information import burden_of_test, information_of_tests, variable_information
 from hipdx.reasoning.plan import make_plan
 from hipdx.reasoning.red_flags import evaluate_red_flags
@@ -52,17 +52,8 @@ MIN_TEST_BITS = 0.02
 #: When no test is worth its burden, the best one is still shown if it would give this much.
 MIN_FALLBACK_BITS = 0.1
 
-_ENCODERS: dict[str, CaseEncoder] = {}
 #: validates the whole differential in one call (one model per condition is slower)
 _DIFFERENTIAL = TypeAdapter(list[DifferentialItem])
-
-
-def encoder_for(kb: KnowledgeBase) -> CaseEncoder:
-    """The case encoder of a knowledge base (built once per base)."""
-    enc = _ENCODERS.get(kb.digest)
-    if enc is None:
-        enc = _ENCODERS[kb.digest] = CaseEncoder([v.spec for v in kb.variables.values()])
-    return enc
 
 
 def assess(case: Case, kb: KnowledgeBase, today: dt.date, *, management: bool = True) -> Assessment:

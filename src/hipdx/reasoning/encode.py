@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from hipdx.case import Case, ImagingFindings, ImagingStudy, Modality
 from hipdx.case.model import EdemaExtent, PregnancyStatus, Presence, Sex
 from hipdx.case.parse import days_since_onset, study_days_since_onset
+from hipdx.knowledge.base import KnowledgeBase
 from hipdx.knowledge.schema import Source, Variable
 
 #: Bands of the subchondral low-signal zone thickness; within this distance of the
@@ -296,3 +297,14 @@ class CaseEncoder:
             if reading is not None:
                 out.append(Observation(variable_id, reading[0], reading[1], reading[2]))
         return out
+
+
+_ENCODERS: dict[str, CaseEncoder] = {}
+
+
+def encoder_for(kb: KnowledgeBase) -> CaseEncoder:
+    """The case encoder of a knowledge base (built once per base, keyed by its digest)."""
+    enc = _ENCODERS.get(kb.digest)
+    if enc is None:
+        enc = _ENCODERS[kb.digest] = CaseEncoder([v.spec for v in kb.variables.values()])
+    return enc
