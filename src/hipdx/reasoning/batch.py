@@ -57,7 +57,7 @@ from hipdx.case.units import QUANTITIES
 from hipdx.errors import Problem
 from hipdx.knowledge.base import CompiledVariable, KnowledgeBase
 from hipdx.reasoning.differential import batch_posterior
-from hipdx.reasoning.encode import CaseEncoder, _state_of
+from hipdx.reasoning.encode import CaseEncoder, state_of
 from hipdx.reasoning.red_flags import UNKNOWN
 
 #: Cases scored per gather; bounds the (cases, variables, conditions) intermediate to a few MB.
@@ -158,7 +158,7 @@ class _Column:
         """The observable column of one value; ``self.none`` when it says nothing."""
         index = self._memo.get(value)
         if index is None:
-            state = _state_of(value, self.source)
+            state = state_of(value, self.source)
             index = self.none if state is None else self.observable_index[state]
             if not isinstance(value, float):  # numbers are many; enums and flags are few
                 self._memo[value] = index

@@ -70,7 +70,7 @@ class _Context:
         return self._latest[key]
 
 
-def _state_of(value: Any, source: Source) -> str | None:
+def state_of(value: Any, source: Source) -> str | None:
     """The state name for a case value, or None when the value means 'not known'."""
     if value is None:
         return None
@@ -95,7 +95,7 @@ def _field_reader(path: str, source: Source) -> Encoder:
 
         def read_lab(case: Case, ctx: _Context) -> Reading:
             value = case.labs.canonical(name)
-            state = _state_of(value, source)
+            state = state_of(value, source)
             return None if state is None else (state, ctx.days_now, (path,))
 
         return read_lab
@@ -104,7 +104,7 @@ def _field_reader(path: str, source: Source) -> Encoder:
         value: Any = case
         for part in parts:
             value = getattr(value, part)
-        state = _state_of(value, source)
+        state = state_of(value, source)
         return None if state is None else (state, ctx.days_now, (path,))
 
     return read_field
@@ -119,7 +119,7 @@ def _imaging_reader(source: Source) -> Encoder:
         if found is None:
             return None
         study, i = found
-        state = _state_of(getattr(study.findings, finding), source)
+        state = state_of(getattr(study.findings, finding), source)
         if state is None:
             return None
         return state, study_days_since_onset(case, study, ctx.today), (f"imaging.{i}.findings.{finding}",)
