@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 
 from _pin import PINNED_CPU  # one core, one BLAS thread: before numpy is imported
+from _report import Row, print_table  # noqa: E402
 
 import argparse  # noqa: E402
 import gc  # noqa: E402
@@ -29,7 +30,6 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -46,16 +46,6 @@ MAX_MEMORY_MIB = 1.5 * 1024
 
 #: The study of the issue: two series of about 45 slices of 384 x 384.
 PHANTOM = dict(seed=3, side="left", edema_ml=30.0, band_mm=5.0, slices=45, rows=384, cols=384)
-
-
-@dataclass
-class Row:
-    measure: str
-    value: str
-    baseline: str = ""
-    ratio: str = ""
-    target: str = ""
-    passed: bool | None = None  # None: for information
 
 
 def _write_phantom(folder: Path) -> None:
@@ -144,20 +134,6 @@ def bench_memory(folder: Path, files: list[Path]) -> list[Row]:
     ]
 
 
-def _print_table(rows: list[Row]) -> None:
-    headers = ("measure", "value", "baseline (same run)", "ratio", "target", "result")
-    cells = [
-        (r.measure, r.value, r.baseline, r.ratio, r.target, "" if r.passed is None else "PASS" if r.passed else "FAIL")
-        for r in rows
-    ]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
-    print(line)
-    print("-" * len(line))
-    for c in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(c, widths)).rstrip())
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="repetitions of each timing (median taken)")
@@ -184,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
         rows = bench_time(folder, files, args.repeats)
         rows += bench_memory(folder, files)
-    _print_table(rows)
+    print_table(rows)
     print()
     failed = False
     for r in rows:

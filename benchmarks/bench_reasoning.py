@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 
 from _pin import PINNED_CPU  # one core, one BLAS thread: before numpy is imported
+from _report import Row, print_table  # noqa: E402
 
 import argparse  # noqa: E402
 import gc  # noqa: E402
@@ -26,7 +27,6 @@ import sys  # noqa: E402
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
 from collections.abc import Callable  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -47,16 +47,6 @@ from hipdx.reasoning.differential import batch_posterior, observation_keys  # no
 SINGLE_MEDIAN_MS = 1.0
 BATCH_CASES_PER_S = 20_000
 BATCH_VS_PARSE = 0.5
-
-
-@dataclass
-class Row:
-    measure: str
-    value: str
-    baseline: str = ""
-    ratio: str = ""
-    target: str = ""
-    passed: bool | None = None  # None: for information
 
 
 def _median_time(fn: Callable[[], object], repeats: int) -> float:
@@ -206,20 +196,6 @@ def bench_memory(n_cases: int, kb) -> list[Row]:
     ]
 
 
-def _print_table(rows: list[Row]) -> None:
-    headers = ("measure", "value", "baseline (same run)", "ratio", "target", "result")
-    cells = [
-        (r.measure, r.value, r.baseline, r.ratio, r.target, "" if r.passed is None else "PASS" if r.passed else "FAIL")
-        for r in rows
-    ]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
-    print(line)
-    print("-" * len(line))
-    for c in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(c, widths)).rstrip())
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--single-cases", type=int, default=2000, help="cases for the single-assessment timing")
@@ -242,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     rows += bench_single(max(200, args.single_cases // 4), 1, kb, management=True)
     rows += bench_batch(args.batch_cases, args.repeats, kb)
     rows += bench_memory(args.batch_cases, kb)
-    _print_table(rows)
+    print_table(rows)
     print()
     failed = False
     for r in rows:
