@@ -25,8 +25,8 @@ run: $(STAMP)  ## assess the bundled example cases and print their differentials
 test: $(TSTAMP)  ## install with test extras and run the whole suite
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)  ## speed benchmarks (ratios against baselines measured in the same run)
-	$(BIN)/python benchmarks/bench_reasoning.py
+bench: $(STAMP)  ## speed benchmarks (ratios against baselines measured in the same run); fails if a target fails
+	$(BIN)/python benchmarks/bench_reasoning.py; r1=$$?; $(BIN)/python benchmarks/bench_mri.py; r2=$$?; exit $$(( r1 || r2 ))
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis
