@@ -27,9 +27,11 @@ from hipdx.errors import ImagingError
 from hipdx.imaging import band as band_module
 from hipdx.imaging import edema as edema_module
 from hipdx.imaging import heads as heads_module
+from hipdx.imaging import joint as joint_module
 from hipdx.imaging.band import measure_subchondral_band
 from hipdx.imaging.edema import ReferenceMarrow, estimate_reference, segment_edema
 from hipdx.imaging.heads import FemoralHead, find_femoral_heads
+from hipdx.imaging.joint import joint_box, measure_acetabular_edema, measure_effusion
 from hipdx.imaging.volume import SeriesKind, Volume
 
 #: Edema components smaller than this (mL) are dropped in a study (noise, vessels, partial volume).
@@ -38,6 +40,12 @@ EDEMA_MIN_COMPONENT_ML = 0.3
 EDEMA_MIN_ML = 0.5
 #: A region counts as involved when it holds this share of the edema volume.
 REGION_INVOLVED_SHARE = 0.10
+#: Acetabular edema below this volume (mL) is reported absent (the femoral edema's limit).
+ACETABULAR_EDEMA_MIN_ML = EDEMA_MIN_ML
+#: Joint fluid below this volume (mL) is reported as no effusion: a normal hip holds a little
+#: synovial fluid, and partial volume at the capsule adds some. A hipdx choice set on the
+#: phantom (no published MRI volume cut-off was found), not a calibrated figure.
+EFFUSION_MIN_ML = 2.0
 #: Reference marrow of the two sides differing by more than this share gives a warning.
 REFERENCE_ASYMMETRY = 0.25
 
@@ -65,10 +73,19 @@ class BandOut(BaseModel):
     indeterminate: bool
 
 
+class JointFindingOut(BaseModel):
+    """Acetabular edema or joint effusion of one side."""
+
+    volume_ml: float | None = Field(default=None, description="Volume in mL (None when not measured)")
+    present: Presence = Presence.unknown
+
+
 class SideOut(BaseModel):
     femoral_head: FemoralHeadOut | None
     edema: EdemaOut
     subchondral_band: BandOut
+    acetabular_edema: JointFindingOut = Field(default_factory=JointFindingOut)
+    effusion: JointFindingOut = Field(default_factory=JointFindingOut)
 
 
 class Sides(BaseModel):
@@ -97,12 +114,16 @@ class StudyMasks:
         Femoral head per side found on ``t1`` (centre, radius, head/neck/intertrochanteric masks).
     edema_by_side
         Boolean edema mask per side, full T1 grid; a side not measured is absent.
+    acetabular_edema_by_side, effusion_by_side
+        Boolean masks of acetabular edema and joint fluid per side, full T1 grid.
     """
 
     t1: Volume
     fluid: Volume | None
     heads: dict[Side, FemoralHead]
     edema_by_side: dict[Side, np.ndarray] = field(default_factory=dict)
+    acetabular_edema_by_side: dict[Side, np.ndarray] = field(default_factory=dict)
+    effusion_by_side: dict[Side, np.ndarray] = field(default_factory=dict)
 
     @property
     def edema(self) -> np.ndarray:
@@ -250,6 +271,8 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
     sides: dict[Side, SideOut] = {}
     volumes_ml: dict[Side, float] = {}
     edema_by_side: dict[Side, np.ndarray] = {}
+    acetabular_by_side: dict[Side, np.ndarray] = {}
+    effusion_by_side: dict[Side, np.ndarray] = {}
     for side in (Side.left, Side.right):
         head = heads.get(side)
         if head is None:
@@ -280,8 +303,21 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
         head_and_neck = regions[0] | regions[1]
         fraction = float((m & head_and_neck).sum() / max(head_and_neck.sum(), 1))
         volumes_ml[side] = result.volume_ml
+        joint_values = np.zeros(t1.array.shape, np.float32)
+        jbox = joint_box(t1, head)
+        joint_values[jbox] = resample_onto(fluid, t1, jbox)
+        acetabular_ml, acetabular_by_side[side] = measure_acetabular_edema(joint_values, t1, head)
+        effusion_ml, effusion_by_side[side] = measure_effusion(joint_values, t1, head, references[side])
         sides[side] = SideOut(
             femoral_head=_head_out(head),
+            acetabular_edema=JointFindingOut(
+                volume_ml=round(acetabular_ml, 2),
+                present=Presence.present if acetabular_ml >= ACETABULAR_EDEMA_MIN_ML else Presence.absent,
+            ),
+            effusion=JointFindingOut(
+                volume_ml=round(effusion_ml, 2),
+                present=Presence.present if effusion_ml >= EFFUSION_MIN_ML else Presence.absent,
+            ),
             edema=EdemaOut(
                 volume_ml=round(result.volume_ml, 2),
                 fraction=round(fraction, 3),
@@ -314,10 +350,18 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
                 "edema_delineation": "half contrast between the side's own normal marrow and the lesion",
                 "band_low_fraction": band_module.LOW_FRACTION,
                 "band_dome_half_angle_deg": band_module.DOME_HALF_ANGLE_DEG,
+                "acetabular_shell_depth_mm": list(joint_module.ACETABULUM_DEPTH_MM),
+                "acetabular_cone_deg": [joint_module.ACETABULUM_TILT_DEG, joint_module.ACETABULUM_HALF_ANGLE_DEG],
+                "acetabular_edema_reference": "the acetabular shell's own normal marrow (darkest clear histogram peak)",
+                "acetabular_edema_min_ml": ACETABULAR_EDEMA_MIN_ML,
+                "effusion_stir_ratio_to_marrow": joint_module.EFFUSION_STIR_RATIO,
+                "effusion_t1_ratio_to_fat_marrow": joint_module.EFFUSION_T1_RATIO,
+                "effusion_min_component_ml": joint_module.EFFUSION_MIN_COMPONENT_ML,
+                "effusion_min_ml": EFFUSION_MIN_ML,
             },
         ),
     )
-    analysis._masks = StudyMasks(t1, fluid, heads, edema_by_side)
+    analysis._masks = StudyMasks(t1, fluid, heads, edema_by_side, acetabular_by_side, effusion_by_side)
     return analysis
 
 
@@ -343,6 +387,10 @@ def to_imaging_findings(analysis: MriAnalysis, side: Side | str) -> dict[str, An
                 findings["subchondral_band_thickness_mm"] = out.subchondral_band.thickness_mm
             if out.subchondral_band.length_mm:
                 findings["subchondral_band_length_mm"] = out.subchondral_band.length_mm
+    if out.acetabular_edema.present is not Presence.unknown:
+        findings["acetabular_edema"] = out.acetabular_edema.present.value
+    if out.effusion.present is not Presence.unknown:
+        findings["effusion"] = out.effusion.present.value
     return findings
 
 

@@ -90,6 +90,9 @@ class PhantomTruth:
     series: dict[str, dict[str, str]]
     masks_file: str
     parameters: dict[str, Any] = field(default_factory=dict)
+    #: Optional joint findings on ``side`` (0 when not requested; absent from ``truth.json`` then).
+    acetabular_edema_ml: float = 0.0
+    effusion_ml: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -111,10 +114,20 @@ class PhantomTruth:
                 "length_mm": self.band_length_mm,
                 "volume_ml": self.band_volume_ml,
             },
+            **self._joint_dict(),
             "series": self.series,
             "masks": self.masks_file,
             "parameters": self.parameters,
         }
+
+    def _joint_dict(self) -> dict[str, Any]:
+        """Acetabular edema and effusion, only when the phantom has them (older truth files stay as they were)."""
+        out: dict[str, Any] = {}
+        if self.acetabular_edema_ml > 0:
+            out["acetabular_edema"] = {"side": self.side, "volume_ml": self.acetabular_edema_ml}
+        if self.effusion_ml > 0:
+            out["effusion"] = {"side": self.side, "volume_ml": self.effusion_ml}
+        return out
 
 
 def load_truth(path: str | os.PathLike[str]) -> PhantomTruth:
@@ -137,6 +150,8 @@ def load_truth(path: str | os.PathLike[str]) -> PhantomTruth:
         series=data["series"],
         masks_file=data["masks"],
         parameters=data["parameters"],
+        acetabular_edema_ml=data.get("acetabular_edema", {}).get("volume_ml", 0.0),
+        effusion_ml=data.get("effusion", {}).get("volume_ml", 0.0),
     )
 
 
@@ -251,6 +266,30 @@ class _Anatomy:
             mid_radius = hip.radius - hip.head_cortex - band_mm / 2
             self.lesions.band_thickness = band_mm
             self.lesions.band_half_angle = band_length_mm / (2 * mid_radius)
+
+    def joint_scores(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Growth scores (mm) of acetabular edema and of effusion on the lesion side; inf where neither can be.
+
+        Acetabular edema grows from a point in the middle of the cup marrow under the roof
+        (10 degrees medial of vertical), inside the cup shell only. Effusion grows outwards from
+        the neck surface (the capsule's collar) between the head and 36 mm along the neck.
+        Which tissue may become either is decided by the caller from the labels.
+        """
+        hip = self.hips[self.lesions.side]
+        v = p - hip.centre
+        r = np.linalg.norm(v, axis=1)
+        cos_cup = (v @ hip.cup_axis) / np.maximum(r, 1e-9)
+        inner, outer = hip.radius + hip.joint_gap, hip.radius + hip.joint_gap + hip.cup_thickness
+        roof_axis = _unit([-hip.lateral * np.sin(np.deg2rad(10.0)), 0.0, np.cos(np.deg2rad(10.0))])
+        roof = hip.centre + roof_axis * (inner + hip.cup_thickness / 2)
+        in_cup = (cos_cup > -0.1) & (r >= inner) & (r < outer)
+        acetabular = np.where(in_cup, np.linalg.norm(p - roof, axis=1), np.inf)
+        neck_axis = _unit(hip.neck_end - hip.centre)
+        along = v @ neck_axis
+        d_neck = _segment_distance(p[:, 0], p[:, 1], p[:, 2], hip.centre, hip.neck_end)
+        collar = (along > 0) & (along < 36.0) & (r >= hip.radius) & (d_neck >= hip.neck_radius)
+        effusion = np.where(collar, d_neck - hip.neck_radius, np.inf)
+        return acetabular, effusion
 
     def edema_score(self, p: np.ndarray) -> np.ndarray:
         """Grows from the head into the neck: distance stretched along the neck, gently irregular."""
@@ -539,6 +578,8 @@ def write_phantom(
     cols: int = 384,
     slices: int = 40,
     pixel_mm: float = 0.9,
+    acetabular_edema_ml: float = 0.0,
+    effusion_ml: float = 0.0,
 ) -> PhantomTruth:
     """Write a synthetic coronal hip study (T1 and STIR DICOM) and its ground truth.
 
@@ -563,6 +604,14 @@ def write_phantom(
         STIR edema / normal marrow signal (measured 1.2-2.5 on real STIR).
     slice_thickness_mm, slice_gap_mm, rows, cols, slices, pixel_mm
         Acquisition geometry; slice spacing = thickness + gap.
+    acetabular_edema_ml
+        Bone marrow edema (mL) in the acetabular roof of ``side`` (cup marrow around a point
+        10 degrees medial of vertical); STIR = pelvic marrow x ``edema_contrast``, T1 half the
+        pelvic marrow. 0 (default) for none; a phantom without it is byte-identical to before.
+    effusion_ml
+        Joint fluid (mL) of ``side``: a collar in the capsule around the femoral neck, grown
+        outwards from the neck surface between the head and 36 mm along the neck (very high
+        STIR, low T1: the fluid tissue). 0 (default) for none.
 
     Raises
     ------
@@ -574,9 +623,21 @@ def write_phantom(
     >>> truth = write_phantom(tmp, seed=1, edema_ml=25, band_mm=4)  # doctest: +SKIP
     """
     _check(side, edema_ml, band_mm, band_length_mm, snr, bias, slice_thickness_mm, slice_gap_mm)
+    joint_problems = [Problem(name, f"{value} is outside 0-40 mL")
+                      for name, value in (("acetabular_edema_ml", acetabular_edema_ml), ("effusion_ml", effusion_ml))
+                      if not 0 <= value <= 40]
+    if joint_problems:
+        raise InputError("invalid phantom parameters", joint_problems)
     parameters = dict(seed=seed, side=side, edema_ml=edema_ml, band_mm=band_mm, band_length_mm=band_length_mm,
                       snr=snr, bias=bias, edema_contrast=edema_contrast, slice_thickness_mm=slice_thickness_mm,
                       slice_gap_mm=slice_gap_mm, rows=rows, cols=cols, slices=slices, pixel_mm=pixel_mm)
+    # The joint findings join the parameters (and so the seed fingerprint) only when requested:
+    # phantoms without them keep their bytes.
+    if acetabular_edema_ml:
+        parameters["acetabular_edema_ml"] = acetabular_edema_ml
+    if effusion_ml:
+        parameters["effusion_ml"] = effusion_ml
+    joint = acetabular_edema_ml > 0 or effusion_ml > 0
     fingerprint = hashlib.sha256(json.dumps(parameters, sort_keys=True).encode()).hexdigest()
     rng = np.random.default_rng([seed, int(fingerprint[:8], 16)])
     anatomy_rng = np.random.default_rng(seed)  # anatomy depends on the seed only
@@ -589,6 +650,7 @@ def write_phantom(
     labels = np.zeros(shape, dtype=np.uint8)
     near = np.full(shape, np.inf, dtype=np.float32)
     score = np.full(shape, np.inf, dtype=np.float32)
+    joint_score = {"acetabular": np.full(shape, np.inf, dtype=np.float32), "effusion": np.full(shape, np.inf, dtype=np.float32)}
     centres_k = np.arange(slices)[:, None]
     centres_i = np.arange(cols)[None, :]
     xy = np.stack(np.broadcast_arrays(centres_i * pixel_mm + grid.affine[0, 3],
@@ -612,6 +674,9 @@ def write_phantom(
         near[box] = np.minimum(near[box], nr.reshape(sub_shape))
         if sc is not None:
             score[box] = np.minimum(score[box], sc.reshape(sub_shape))
+        if joint:
+            for name, js in zip(("acetabular", "effusion"), anatomy.joint_scores(grid.points(kji))):
+                joint_score[name][box] = np.minimum(joint_score[name][box], js.reshape(sub_shape))
 
     # 2. Which voxels to supersample: near a surface, or possibly holding the edema boundary.
     offsets = grid.sub_offsets()
@@ -628,6 +693,20 @@ def write_phantom(
         # The score changes by at most ~2.5 mm per mm (stretch + waves): margin for a voxel's reach.
         score_limit = marrow_scores[needed] + 3.0 * reach + 4.0
         candidates = score < score_limit
+    femoral_candidates = candidates
+    # Joint findings: every voxel that may hold their boundary is supersampled (score slope 1 mm/mm).
+    joint_requests = {"acetabular": (acetabular_edema_ml, (PELVIC_MARROW,)), "effusion": (effusion_ml, (MUSCLE, FAT))}
+    joint_limits: dict[str, float] = {}
+    for name, (ml, tissues) in joint_requests.items():
+        if ml <= 0:
+            continue
+        scores = np.sort(joint_score[name][np.isin(labels, tissues) & np.isfinite(joint_score[name])])
+        needed = int(np.ceil(ml / voxel_ml))
+        if needed >= len(scores) * 0.8:
+            raise InputError("invalid phantom parameters",
+                             [Problem(f"{name}_ml", f"{ml} mL does not fit in this phantom's {name} region")])
+        joint_limits[name] = float(scores[needed]) + 2.0 * reach + 3.0
+        candidates = candidates | (joint_score[name] < joint_limits[name])
     fine = (near < reach) | candidates
     fine_index = np.argwhere(fine)
 
@@ -635,10 +714,15 @@ def write_phantom(
     sample_labels = np.empty((len(fine_index), n_sub), dtype=np.uint8)
     sample_region = np.empty((len(fine_index), n_sub), dtype=np.uint8)
     sample_score = np.full((len(fine_index), n_sub), np.inf, dtype=np.float32)
+    sample_joint = {name: np.full((len(fine_index), n_sub), np.inf, dtype=np.float32) for name in joint_limits}
     for start in range(0, len(fine_index), _CHUNK):
         block = fine_index[start:start + _CHUNK]
         kji = (block[:, None, :] + offsets[None, :, :]).reshape(-1, 3)
-        scored = edema_ml > 0 and bool(candidates[tuple(block.T)].any())
+        if joint_limits:
+            for name, js in zip(("acetabular", "effusion"), anatomy.joint_scores(grid.points(kji))):
+                if name in sample_joint:
+                    sample_joint[name][start:start + len(block)] = js.reshape(-1, n_sub)
+        scored = edema_ml > 0 and bool(femoral_candidates[tuple(block.T)].any())
         lab, _, sc, reg = anatomy.classify(grid.points(kji), with_score=scored)
         sample_labels[start:start + len(block)] = lab.reshape(-1, n_sub)
         sample_region[start:start + len(block)] = reg.reshape(-1, n_sub)
@@ -658,12 +742,38 @@ def write_phantom(
         sample_ml = voxel_ml / n_sub
         for code, name in ((1, "head"), (2, "neck"), (3, "intertrochanteric")):
             edema_extent[name] = round(float(np.count_nonzero(edema_samples & (sample_region == code)) * sample_ml), 3)
+    # Joint findings: the same exact-volume growth, on pelvic marrow (acetabular edema) and on
+    # the soft tissue of the capsule (effusion).
+    joint_samples: dict[str, np.ndarray] = {}
+    for name, (ml, tissues) in joint_requests.items():
+        if name not in joint_limits:
+            continue
+        eligible = np.isin(sample_labels, tissues) & np.isfinite(sample_joint[name])
+        values = sample_joint[name][eligible]
+        count = int(round(ml / voxel_ml * n_sub))
+        threshold = np.partition(values, count - 1)[count - 1]
+        if threshold > joint_limits[name] - reach * 1.5:
+            raise InputError("invalid phantom parameters",
+                             [Problem(f"{name}_ml", f"{ml} mL could not be placed within the candidate region")])
+        joint_samples[name] = eligible & (sample_joint[name] <= threshold)
+    if "acetabular" in joint_samples:
+        sample_labels[joint_samples["acetabular"]] = EDEMA
+    if "effusion" in joint_samples:
+        sample_labels[joint_samples["effusion"]] = FLUID
+    acetabular_samples = joint_samples.get("acetabular")
 
     # 4. Signal: partial volume = mean of the samples' signals; truth fractions from the same samples.
     fraction_edema = np.zeros(shape, dtype=np.float32)
     fraction_band = np.zeros(shape, dtype=np.float32)
     where = tuple(fine_index.T)
-    fraction_edema[where] = (sample_labels == EDEMA).mean(axis=1)
+    femoral_edema_samples = sample_labels == EDEMA
+    if acetabular_samples is not None:
+        femoral_edema_samples &= ~acetabular_samples
+    fraction_edema[where] = femoral_edema_samples.mean(axis=1)
+    fraction_joint = {}
+    for name, samples in joint_samples.items():
+        fraction_joint[name] = np.zeros(shape, dtype=np.float32)
+        fraction_joint[name][where] = samples.mean(axis=1)
     fraction_band[where] = (sample_labels == BAND).mean(axis=1)
     t1_level = _T1_LEVEL.copy()
     stir_level = _STIR_LEVEL.copy()
@@ -672,9 +782,19 @@ def write_phantom(
     stir_signal = stir_level[labels].astype(np.float32)
     t1_signal[where] = t1_level[sample_labels].mean(axis=1)
     stir_signal[where] = stir_level[sample_labels].mean(axis=1)
+    if "acetabular" in fraction_joint:
+        # Acetabular edema is edema of pelvic marrow: its own levels, not the femoral edema's.
+        extra = fraction_joint["acetabular"][where]
+        t1_signal[where] += extra * np.float32(t1_level[PELVIC_MARROW] * 0.5 - t1_level[EDEMA])
+        stir_signal[where] += extra * np.float32(stir_level[PELVIC_MARROW] * edema_contrast - stir_level[EDEMA])
     edema_mask = fraction_edema >= 0.5
     labels[edema_mask] = EDEMA
     labels[fraction_band >= 0.5] = BAND
+    joint_masks = {name: fraction >= 0.5 for name, fraction in fraction_joint.items()}
+    if "acetabular" in joint_masks:
+        labels[joint_masks["acetabular"]] = EDEMA
+    if "effusion" in joint_masks:
+        labels[joint_masks["effusion"]] = FLUID
 
     texture = _texture(grid, rng, 0.05)
     bias_field = _bias_field(grid, rng, bias) * texture
@@ -692,9 +812,12 @@ def write_phantom(
     uids["seed"] = str(seed)
     _write_series(out / "T1", stored["t1"], grid, kind="t1", uids=uids, entropy=entropy)
     _write_series(out / "STIR", stored["fluid"], grid, kind="fluid", uids=uids, entropy=entropy)
+    extra_masks = {f"{'acetabular_edema' if name == 'acetabular' else name}_{what}": array
+                   for name in fraction_joint
+                   for what, array in (("fraction", fraction_joint[name]), ("mask", joint_masks[name]))}
     np.savez_compressed(out / MASKS_FILE, edema_fraction=fraction_edema, edema_mask=edema_mask,
                         band_mask=fraction_band >= 0.5, labels=labels, affine=grid.affine,
-                        tissues=np.array(TISSUES))
+                        tissues=np.array(TISSUES), **extra_masks)
     band_length = 0.0
     if band_mm > 0:
         band_length = band_length_mm
@@ -716,6 +839,8 @@ def write_phantom(
         },
         masks_file=MASKS_FILE,
         parameters=parameters,
+        acetabular_edema_ml=round(float(fraction_joint["acetabular"].sum() * voxel_ml), 3) if "acetabular" in fraction_joint else 0.0,
+        effusion_ml=round(float(fraction_joint["effusion"].sum() * voxel_ml), 3) if "effusion" in fraction_joint else 0.0,
     )
     (out / "truth.json").write_text(json.dumps(truth.as_dict(), indent=2) + "\n")
     return truth

@@ -1,0 +1,212 @@
+"""Acetabular bone marrow edema and hip joint effusion, around a femoral head found on T1.
+
+Both are searched in regions drawn from the femoral head found on the T1 series (centre,
+radius = the marrow/cortex edge, neck axis), on the fluid-sensitive series resampled onto
+the T1 grid:
+
+* **Acetabular edema**: a shell of the acetabular roof, ``ACETABULUM_DEPTH_MM`` from the head
+  (outside the head sphere, its cartilage and the acetabular subchondral cortex), in a cone of
+  ``ACETABULUM_HALF_ANGLE_DEG`` around a direction ``ACETABULUM_TILT_DEG`` medial of vertical
+  (the weight-bearing roof and the medial wall above the head; the lateral rim beyond 25
+  degrees, where the muscle lies, is left out). Edema there is thresholded exactly as femoral
+  edema (:func:`hipdx.imaging.edema.segment_edema`, Q3 + 2 IQR, half-contrast delineation),
+  against the shell's own normal marrow: pelvic marrow is not femoral marrow.
+* **Effusion**: fluid = STIR above ``EFFUSION_STIR_RATIO`` x the side's normal femoral marrow
+  (far above marrow edema, which is 1.2-2.5 x marrow on real STIR, ``research/imaging.md`` 1.6)
+  *and* T1 below ``EFFUSION_T1_RATIO`` x the head's fatty marrow, in a capsule band around the
+  head and neck outside their bone regions; components under ``EFFUSION_MIN_COMPONENT_ML``
+  are dropped.
+
+The ratios and region sizes are set on the synthetic phantom (``hipdx.imaging.phantom``),
+where the figures in ``docs/imaging-analysis.md`` were measured; no real labelled STIR of the
+hip is available to check them (the real pelvis series are T1 only).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from hipdx.imaging.edema import ReferenceMarrow, estimate_reference, segment_edema
+from hipdx.imaging.heads import FemoralHead
+from hipdx.imaging.volume import SeriesKind, Volume
+
+__all__ = [
+    "ACETABULUM_DEPTH_MM",
+    "EFFUSION_STIR_RATIO",
+    "EFFUSION_T1_RATIO",
+    "joint_box",
+    "measure_acetabular_edema",
+    "measure_effusion",
+]
+
+#: Acetabular shell: from the head radius found (marrow edge) + the first value to + the second (mm).
+#: Skips the head cortex, both cartilages (~2.5 mm joint space) and the acetabular subchondral cortex.
+ACETABULUM_DEPTH_MM = (6.0, 16.0)
+#: Axis of the acetabular cone: degrees medial of vertical in the coronal plane, and its half angle.
+ACETABULUM_TILT_DEG = 20.0
+ACETABULUM_HALF_ANGLE_DEG = 45.0
+#: Acetabular edema components smaller than this (mL) are dropped (as femoral edema in a study).
+ACETABULAR_MIN_COMPONENT_ML = 0.3
+#: Fluid: STIR at least this multiple of the side's normal femoral marrow (median).
+EFFUSION_STIR_RATIO = 4.0
+#: Fluid: T1 below this share of the head's fatty marrow (90th percentile of the head region).
+EFFUSION_T1_RATIO = 0.5
+#: Capsule band: outside the head sphere (x HEAD_OUTSIDE) up to CAPSULE_REACH_MM beyond the head
+#: radius found, and around the neck from its region radius to CAPSULE_REACH_MM beyond it, along the
+#: neck axis up to CAPSULE_NECK_END x the radius (the capsule's attachment near the neck base).
+CAPSULE_HEAD_OUTSIDE = 1.03
+CAPSULE_REACH_MM = 14.0
+CAPSULE_NECK_RADIUS = 0.58
+CAPSULE_NECK_END = 2.0
+#: Fluid components smaller than this (mL) are dropped (vessels, noise).
+EFFUSION_MIN_COMPONENT_ML = 0.2
+
+
+def joint_box(t1: Volume, head: FemoralHead) -> tuple[slice, ...]:
+    """Voxel box of the T1 grid holding the acetabular shell and the capsule band of ``head``."""
+    reach = head.radius_mm + max(ACETABULUM_DEPTH_MM[1], CAPSULE_REACH_MM) + 2.0
+    end = np.asarray(head.center_mm) + CAPSULE_NECK_END * head.radius_mm * np.asarray(head.neck_axis)
+    lo_mm = np.minimum(np.asarray(head.center_mm) - reach, end - reach)
+    hi_mm = np.maximum(np.asarray(head.center_mm) + reach, end + reach)
+    corners = np.array([[a[0], b[1], c[2]] for a in (lo_mm, hi_mm) for b in (lo_mm, hi_mm) for c in (lo_mm, hi_mm)])
+    idx = t1.to_index(corners)
+    lo = np.maximum(np.floor(idx.min(axis=0)).astype(int), 0)
+    hi = np.minimum(np.ceil(idx.max(axis=0)).astype(int) + 1, t1.array.shape)
+    return tuple(slice(int(a), int(max(a, b))) for a, b in zip(lo, hi))
+
+
+def _offsets(t1: Volume, head: FemoralHead, box: tuple[slice, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Patient offsets (x, y, z, mm) from the head centre of the voxels of ``box``."""
+    kk, jj, ii = np.meshgrid(*(np.arange(s.start, s.stop) for s in box), indexing="ij")
+    points = t1.to_patient(np.stack([kk, jj, ii], -1)) - np.asarray(head.center_mm)
+    return points[..., 0], points[..., 1], points[..., 2]
+
+
+def acetabular_region(t1: Volume, head: FemoralHead, box: tuple[slice, ...]) -> np.ndarray:
+    """The acetabular roof shell of ``head`` inside ``box`` (boolean, box shape)."""
+    x, y, z = _offsets(t1, head, box)
+    r = np.sqrt(x * x + y * y + z * z)
+    lateral = 1.0 if head.side.value == "left" else -1.0  # +x is the patient's left
+    tilt = np.deg2rad(ACETABULUM_TILT_DEG)
+    axis = np.array([-lateral * np.sin(tilt), 0.0, np.cos(tilt)])
+    cos_angle = (x * axis[0] + y * axis[1] + z * axis[2]) / np.maximum(r, 1e-9)
+    inner, outer = (head.radius_mm + d for d in ACETABULUM_DEPTH_MM)
+    return (r >= inner) & (r <= outer) & (cos_angle >= np.cos(np.deg2rad(ACETABULUM_HALF_ANGLE_DEG)))
+
+
+def capsule_region(t1: Volume, head: FemoralHead, box: tuple[slice, ...]) -> np.ndarray:
+    """The capsule band around the head and neck of ``head`` inside ``box``, outside the bone regions."""
+    x, y, z = _offsets(t1, head, box)
+    axis = np.asarray(head.neck_axis, float)
+    r2 = x * x + y * y + z * z
+    along = x * axis[0] + y * axis[1] + z * axis[2]
+    across = np.sqrt(np.clip(r2 - along * along, 0.0, None))
+    radius = head.radius_mm
+    around_head = (r2 > (CAPSULE_HEAD_OUTSIDE * radius) ** 2) & (r2 <= (radius + CAPSULE_REACH_MM) ** 2)
+    neck_tube = CAPSULE_NECK_RADIUS * radius
+    around_neck = (
+        (along > 0) & (along <= CAPSULE_NECK_END * radius)
+        & (across > neck_tube) & (across <= neck_tube + CAPSULE_REACH_MM)
+        & (r2 > (CAPSULE_HEAD_OUTSIDE * radius) ** 2)
+    )
+    return around_head | around_neck
+
+
+def measure_acetabular_edema(
+    stir_on_t1: np.ndarray,
+    t1: Volume,
+    head: FemoralHead,
+    reference: ReferenceMarrow | None = None,
+) -> tuple[float, np.ndarray]:
+    """Bone marrow edema of the acetabular roof above and medial to ``head``.
+
+    Parameters
+    ----------
+    stir_on_t1
+        Fluid-sensitive signal resampled onto the T1 grid (shape of ``t1.array``); only the
+        :func:`joint_box` of ``head`` is read.
+    t1
+        The T1 volume the head was found on (grid and voxel size).
+    head
+        The femoral head (centre, radius in mm) defining the acetabular shell.
+    reference
+        Normal pelvic marrow statistics; by default estimated in the shell itself (the darkest
+        clear histogram peak, :func:`hipdx.imaging.edema.estimate_reference`). Femoral marrow is
+        no reference here: pelvic marrow is brighter on STIR.
+
+    Returns
+    -------
+    (volume_ml, mask)
+        Edema volume in mL and its boolean mask on the full T1 grid.
+
+    Example
+    -------
+    >>> volume_ml, mask = measure_acetabular_edema(stir_on_t1, t1, head)  # doctest: +SKIP
+    """
+    mask = np.zeros(t1.array.shape, bool)
+    box = joint_box(t1, head)
+    region = acetabular_region(t1, head, box)
+    values = np.asarray(stir_on_t1[box], dtype=np.float32)
+    region &= values > 0  # outside the fluid-sensitive series
+    if region.sum() < 50:
+        return 0.0, mask
+    if reference is None:
+        reference = estimate_reference(values[region])
+    sub = Volume(values, t1.affine, SeriesKind.fluid)
+    result = segment_edema(sub, region, reference_marrow=reference, half_contrast=True,
+                           min_component_ml=ACETABULAR_MIN_COMPONENT_ML)
+    mask[box] = result.mask
+    return result.volume_ml, mask
+
+
+def measure_effusion(
+    stir_on_t1: np.ndarray,
+    t1: Volume,
+    head: FemoralHead,
+    marrow: ReferenceMarrow | None = None,
+) -> tuple[float, np.ndarray]:
+    """Hip joint effusion around ``head``: very high STIR and low T1 in the capsule band.
+
+    Parameters
+    ----------
+    stir_on_t1
+        Fluid-sensitive signal resampled onto the T1 grid (shape of ``t1.array``); only the
+        :func:`joint_box` of ``head`` is read.
+    t1
+        The T1 volume (its signal gives the low-T1 condition; grid and voxel size).
+    head
+        The femoral head (centre, radius, neck axis) the capsule band is drawn around.
+    marrow
+        Normal femoral marrow of this side on the fluid-sensitive series; by default estimated
+        in the head and neck regions (darkest clear histogram peak).
+
+    Returns
+    -------
+    (volume_ml, mask)
+        Fluid volume in mL and its boolean mask on the full T1 grid.
+
+    Example
+    -------
+    >>> volume_ml, mask = measure_effusion(stir_on_t1, t1, head)  # doctest: +SKIP
+    """
+    mask = np.zeros(t1.array.shape, bool)
+    box = joint_box(t1, head)
+    stir = np.asarray(stir_on_t1[box], dtype=np.float32)
+    t1_values = t1.array[box]
+    bone = head.head_mask[box] | head.neck_mask[box]
+    inside = bone & (stir > 0)
+    if inside.sum() < 50:
+        return 0.0, mask
+    if marrow is None:
+        marrow = estimate_reference(stir[inside])
+    fat_t1 = float(np.percentile(t1_values[head.head_mask[box]], 90)) if head.head_mask[box].any() else float(
+        np.percentile(t1_values, 90))
+    region = capsule_region(t1, head, box) & ~bone
+    fluid = region & (stir > EFFUSION_STIR_RATIO * marrow.median) & (t1_values < EFFUSION_T1_RATIO * fat_t1)
+    labels, n = ndimage.label(fluid)
+    if n:
+        sizes = np.bincount(labels.ravel())[1:] * t1.voxel_volume_ml
+        fluid = np.concatenate([[False], sizes >= EFFUSION_MIN_COMPONENT_ML])[labels]
+    mask[box] = fluid
+    return float(fluid.sum() * t1.voxel_volume_ml), mask

@@ -1,0 +1,100 @@
+"""Acetabular edema and joint effusion measured on phantoms (``hipdx.imaging.joint``).
+
+Tolerance: volume within 25 % of the phantom's rasterised volume. The issue gives no figure for
+these two measurements; 25 % is what this method is held to here, not a clinical target
+(measured: acetabular edema -7 to -8 %, effusion -9 to -16 %, see docs/imaging-analysis.md).
+Absent: below the presence thresholds on phantoms without them and on the healthy side. The
+real pelvis series are T1 only (no fluid-sensitive series), so nothing here runs on real data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hipdx.imaging.analyze import ACETABULAR_EDEMA_MIN_ML, EFFUSION_MIN_ML, MriAnalysis, analyze_study, to_imaging_findings
+from hipdx.imaging.io import read_study
+from hipdx.imaging.phantom import PhantomTruth, load_truth, write_phantom
+
+REL_TOLERANCE = 0.25
+
+PHANTOMS = {
+    "joint-left-snr12": dict(seed=11, side="left", edema_ml=8, acetabular_edema_ml=5, effusion_ml=10, snr=12, bias=0.2),
+    "joint-right-snr8": dict(seed=12, side="right", edema_ml=0, acetabular_edema_ml=5, effusion_ml=10, snr=8, bias=0.3),
+    "femoral-only": dict(seed=13, side="left", edema_ml=30, band_mm=4, snr=20, bias=0.2),
+}
+
+
+@pytest.fixture(scope="module")
+def analysed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[PhantomTruth, MriAnalysis]]:
+    out = {}
+    for name, parameters in PHANTOMS.items():
+        folder: Path = tmp_path_factory.mktemp(name)
+        truth = write_phantom(folder, **parameters)
+        out[name] = (truth, analyze_study(read_study(folder).volumes))
+    return out
+
+
+def _healthy(truth: PhantomTruth) -> str:
+    return "right" if truth.side == "left" else "left"
+
+
+@pytest.mark.parametrize("name", list(PHANTOMS))
+def test_acetabular_edema_within_25_percent_or_absent(analysed, name):
+    truth, analysis = analysed[name]
+    lesion = getattr(analysis.sides, truth.side).acetabular_edema
+    if truth.acetabular_edema_ml > 0:
+        assert lesion.volume_ml == pytest.approx(truth.acetabular_edema_ml, rel=REL_TOLERANCE)
+        assert lesion.present.value == "present"
+    else:
+        assert lesion.volume_ml < ACETABULAR_EDEMA_MIN_ML and lesion.present.value == "absent", lesion
+    healthy = getattr(analysis.sides, _healthy(truth)).acetabular_edema
+    assert healthy.volume_ml < ACETABULAR_EDEMA_MIN_ML and healthy.present.value == "absent", healthy
+
+
+@pytest.mark.parametrize("name", list(PHANTOMS))
+def test_effusion_within_25_percent_or_absent(analysed, name):
+    truth, analysis = analysed[name]
+    lesion = getattr(analysis.sides, truth.side).effusion
+    if truth.effusion_ml > 0:
+        assert lesion.volume_ml == pytest.approx(truth.effusion_ml, rel=REL_TOLERANCE)
+        assert lesion.present.value == "present"
+    else:
+        assert lesion.volume_ml < EFFUSION_MIN_ML and lesion.present.value == "absent", lesion
+    healthy = getattr(analysis.sides, _healthy(truth)).effusion
+    assert healthy.volume_ml < EFFUSION_MIN_ML and healthy.present.value == "absent", healthy
+
+
+def test_findings_reach_the_case_model(analysed):
+    truth, analysis = analysed["joint-left-snr12"]
+    lesion = to_imaging_findings(analysis, truth.side)
+    assert lesion["acetabular_edema"] == "present" and lesion["effusion"] == "present"
+    healthy = to_imaging_findings(analysis, _healthy(truth))
+    assert healthy["acetabular_edema"] == "absent" and healthy["effusion"] == "absent"
+
+
+def test_masks_are_kept_with_the_analysis(analysed):
+    truth, analysis = analysed["joint-left-snr12"]
+    masks = analysis.masks
+    assert masks is not None
+    voxel_ml = masks.t1.voxel_volume_ml
+    side = getattr(analysis.sides, truth.side)
+    lesion_side = next(s for s in masks.effusion_by_side if s.value == truth.side)
+    assert masks.effusion_by_side[lesion_side].sum() * voxel_ml == pytest.approx(side.effusion.volume_ml, abs=0.01)
+    assert masks.acetabular_edema_by_side[lesion_side].sum() * voxel_ml == pytest.approx(
+        side.acetabular_edema.volume_ml, abs=0.01)
+    # Acetabular edema is not counted as femoral edema.
+    assert not (masks.acetabular_edema_by_side[lesion_side] & masks.edema_by_side[lesion_side]).any()
+
+
+def test_truth_records_the_joint_findings_only_when_requested(analysed, tmp_path_factory):
+    for name, (truth, _) in analysed.items():
+        folder = next(p for p in tmp_path_factory.getbasetemp().iterdir() if p.name.startswith(name))
+        again = load_truth(folder)
+        assert again.acetabular_edema_ml == truth.acetabular_edema_ml
+        assert again.effusion_ml == truth.effusion_ml
+        assert ("acetabular_edema_ml" in truth.parameters) == (truth.acetabular_edema_ml > 0)
+    truth, _ = analysed["joint-left-snr12"]
+    assert truth.acetabular_edema_ml == pytest.approx(5.0, abs=0.05)
+    assert truth.effusion_ml == pytest.approx(10.0, abs=0.05)
