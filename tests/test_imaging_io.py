@@ -237,6 +237,19 @@ def test_synthetic_compressed(tmp_path):
     assert study.volumes[0].array.shape[0] == 1
 
 
+def test_jpeg2000_and_jpeg_lossless_series_are_read_with_the_pip_installed_plugins(tmp_path):
+    """pylibjpeg-openjpeg encodes and decodes JPEG 2000; pylibjpeg-libjpeg decodes JPEG lossless/-LS."""
+    from pydicom.uid import JPEG2000Lossless
+
+    _, paths, stack = _write_series(tmp_path / "j2k", n=3, shape=(64, 64))
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        ds.compress(JPEG2000Lossless)
+        ds.save_as(p, enforce_file_format=True)
+    assert pydicom.dcmread(paths[0]).file_meta.TransferSyntaxUID == JPEG2000Lossless
+    np.testing.assert_array_equal(read_study(tmp_path / "j2k").volumes[0].array, stack.astype(np.float32))
+
+
 def test_synthetic_inconsistent_geometry(tmp_path):
     _, paths, _ = _write_series(tmp_path, n=5)
     ds = pydicom.dcmread(paths[4])
