@@ -42,3 +42,23 @@ def run(kb: KnowledgeBase) -> Callable[[dict[str, Any]], hipdx.Assessment]:
         return hipdx.assess(hipdx.parse_case(raw), kb, TODAY)
 
     return _run
+
+
+def analyse_phantoms(factory: pytest.TempPathFactory, phantoms: dict[str, dict[str, Any]]) -> dict[str, tuple[Any, Any]]:
+    """Write each phantom once and analyse it: name -> (truth, MriAnalysis)."""
+    from hipdx.imaging.analyze import analyze_study
+    from hipdx.imaging.io import read_study
+    from hipdx.imaging.phantom import write_phantom
+
+    out = {}
+    for name, parameters in phantoms.items():
+        folder = factory.mktemp(name)
+        truth = write_phantom(folder, **parameters)
+        out[name] = (truth, analyze_study(read_study(folder).volumes))
+    return out
+
+
+def healthy_side(truth: Any) -> str:
+    """The side of a phantom without the lesion."""
+    return "right" if truth.side == "left" else "left"
+

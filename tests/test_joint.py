@@ -9,13 +9,11 @@ real pelvis series are T1 only (no fluid-sensitive series), so nothing here runs
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from hipdx.imaging.analyze import ACETABULAR_EDEMA_MIN_ML, EFFUSION_MIN_ML, MriAnalysis, analyze_study, to_imaging_findings
-from hipdx.imaging.io import read_study
-from hipdx.imaging.phantom import PhantomTruth, load_truth, write_phantom
+from conftest import analyse_phantoms, healthy_side
+from hipdx.imaging.analyze import ACETABULAR_EDEMA_MIN_ML, EFFUSION_MIN_ML, MriAnalysis, to_imaging_findings
+from hipdx.imaging.phantom import PhantomTruth, load_truth
 
 REL_TOLERANCE = 0.25
 
@@ -28,16 +26,7 @@ PHANTOMS = {
 
 @pytest.fixture(scope="module")
 def analysed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[PhantomTruth, MriAnalysis]]:
-    out = {}
-    for name, parameters in PHANTOMS.items():
-        folder: Path = tmp_path_factory.mktemp(name)
-        truth = write_phantom(folder, **parameters)
-        out[name] = (truth, analyze_study(read_study(folder).volumes))
-    return out
-
-
-def _healthy(truth: PhantomTruth) -> str:
-    return "right" if truth.side == "left" else "left"
+    return analyse_phantoms(tmp_path_factory, PHANTOMS)
 
 
 @pytest.mark.parametrize("name", list(PHANTOMS))
@@ -49,7 +38,7 @@ def test_acetabular_edema_within_25_percent_or_absent(analysed, name):
         assert lesion.present.value == "present"
     else:
         assert lesion.volume_ml < ACETABULAR_EDEMA_MIN_ML and lesion.present.value == "absent", lesion
-    healthy = getattr(analysis.sides, _healthy(truth)).acetabular_edema
+    healthy = getattr(analysis.sides, healthy_side(truth)).acetabular_edema
     assert healthy.volume_ml < ACETABULAR_EDEMA_MIN_ML and healthy.present.value == "absent", healthy
 
 
@@ -62,7 +51,7 @@ def test_effusion_within_25_percent_or_absent(analysed, name):
         assert lesion.present.value == "present"
     else:
         assert lesion.volume_ml < EFFUSION_MIN_ML and lesion.present.value == "absent", lesion
-    healthy = getattr(analysis.sides, _healthy(truth)).effusion
+    healthy = getattr(analysis.sides, healthy_side(truth)).effusion
     assert healthy.volume_ml < EFFUSION_MIN_ML and healthy.present.value == "absent", healthy
 
 
@@ -70,7 +59,7 @@ def test_findings_reach_the_case_model(analysed):
     truth, analysis = analysed["joint-left-snr12"]
     lesion = to_imaging_findings(analysis, truth.side)
     assert lesion["acetabular_edema"] == "present" and lesion["effusion"] == "present"
-    healthy = to_imaging_findings(analysis, _healthy(truth))
+    healthy = to_imaging_findings(analysis, healthy_side(truth))
     assert healthy["acetabular_edema"] == "absent" and healthy["effusion"] == "absent"
 
 

@@ -13,14 +13,12 @@ measured figure in the reason, so fixing it turns the test red until the mark is
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from hipdx.imaging.analyze import MriAnalysis, analyze_study
-from hipdx.imaging.io import read_study
-from hipdx.imaging.phantom import PhantomTruth, write_phantom
+from conftest import analyse_phantoms, healthy_side
+from hipdx.imaging.analyze import MriAnalysis
+from hipdx.imaging.phantom import PhantomTruth
 
 #: Less than this (mL) counts as "no edema" on an edema-free hip.
 NO_EDEMA_ML = 1.0
@@ -52,16 +50,7 @@ def _cases(misses: dict[str, str]) -> list:
 
 @pytest.fixture(scope="module")
 def analysed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[PhantomTruth, MriAnalysis]]:
-    out = {}
-    for name, parameters in GRID.items():
-        folder: Path = tmp_path_factory.mktemp(name)
-        truth = write_phantom(folder, **parameters)
-        out[name] = (truth, analyze_study(read_study(folder).volumes))
-    return out
-
-
-def _healthy(truth: PhantomTruth) -> str:
-    return "right" if truth.side == "left" else "left"
+    return analyse_phantoms(tmp_path_factory, GRID)
 
 
 @pytest.mark.parametrize("name", list(GRID))
@@ -89,7 +78,7 @@ def test_edema_volume_within_10_percent_or_none(analysed, name):
 @pytest.mark.parametrize("name", list(GRID))
 def test_no_edema_on_the_healthy_side(analysed, name):
     truth, analysis = analysed[name]
-    healthy = getattr(analysis.sides, _healthy(truth)).edema
+    healthy = getattr(analysis.sides, healthy_side(truth)).edema
     assert healthy.volume_ml < NO_EDEMA_ML and healthy.extent.value == "none", healthy
 
 
@@ -102,4 +91,4 @@ def test_band_thickness_within_1_mm_or_absent(analysed, name):
         assert abs(band.thickness_mm - truth.band_thickness_mm) <= BAND_TOLERANCE_MM, band
     else:
         assert band.present.value == "absent", band
-    assert getattr(analysis.sides, _healthy(truth)).subchondral_band.present.value == "absent"
+    assert getattr(analysis.sides, healthy_side(truth)).subchondral_band.present.value == "absent"
