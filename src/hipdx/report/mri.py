@@ -1,0 +1,138 @@
+"""Plain-text and Markdown renderings of a hip MRI analysis, side by side, for a radiologist.
+
+Pure formatting of :class:`hipdx.imaging.analyze.MriAnalysis`: no measurement is made here and
+nothing absent from the analysis is filled in (an unmeasured value prints as "not measured").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from hipdx.imaging.analyze import MriAnalysis, SideOut
+
+#: Said on every rendering: the numbers are automatic and must be checked on the images.
+DISCLAIMER = (
+    "Automatic measurements to support, not replace, the radiologist's reading: "
+    "check every contour on the overlays before using a number."
+)
+
+_NOT = "not measured"
+
+
+def _num(value: float | None, unit: str, digits: int = 1) -> str:
+    return _NOT if value is None else f"{value:.{digits}f} {unit}".rstrip()
+
+
+def _pct(value: float | None) -> str:
+    return _NOT if value is None else f"{100 * value:.0f}%"
+
+
+def _head(s: SideOut) -> str:
+    h = s.femoral_head
+    if h is None:
+        return "not found"
+    x, y, z = h.center_mm
+    return f"r {h.radius_mm:.1f} mm at [{x:.1f}, {y:.1f}, {z:.1f}]"
+
+
+def _edema(s: SideOut) -> str:
+    e = s.edema
+    if e.volume_ml is None:
+        return _NOT
+    return f"{e.volume_ml:.1f} mL" if e.volume_ml > 0 else "none"
+
+
+def _extent(s: SideOut) -> str:
+    return _NOT if s.edema.volume_ml is None else s.edema.extent.value.replace("_", " ")
+
+
+def _regions(s: SideOut) -> str:
+    e = s.edema
+    if e.volume_ml is None or not e.volume_ml:
+        return "-" if e.volume_ml is not None else _NOT
+    return f"{_pct(e.head_fraction)} / {_pct(e.neck_fraction)} / {_pct(e.intertrochanteric_fraction)}"
+
+
+def _signal(s: SideOut) -> str:
+    r = s.edema.signal_ratio
+    return "-" if r is None else f"{r:.2f} x marrow"
+
+
+def _band(s: SideOut) -> str:
+    b = s.subchondral_band
+    if b.present.value != "present":
+        return b.present.value if b.present.value != "unknown" else _NOT
+    text = f"{_num(b.thickness_mm, 'mm')} thick, {_num(b.length_mm, 'mm')} long"
+    return text + (" (indeterminate)" if b.indeterminate else "")
+
+
+def _joint(attr: str) -> Callable[[SideOut], str]:
+    def cell(s: SideOut) -> str:
+        f = getattr(s, attr)
+        if f.present.value == "unknown":
+            return _NOT
+        return f"{f.present.value} ({f.volume_ml:.1f} mL)" if f.volume_ml is not None else f.present.value
+
+    return cell
+
+
+#: The rows of the side-by-side table: label and how to render one side.
+ROWS: tuple[tuple[str, Callable[[SideOut], str]], ...] = (
+    ("femoral head (LPS, mm)", _head),
+    ("edema volume", _edema),
+    ("edema share of head and neck", lambda s: _pct(s.edema.fraction) if s.edema.volume_ml is not None else _NOT),
+    ("edema extent", _extent),
+    ("edematous share of head / neck / intertroch.", _regions),
+    ("edema signal", _signal),
+    ("subchondral low-signal band", _band),
+    ("acetabular edema", _joint("acetabular_edema")),
+    ("joint effusion", _joint("effusion")),
+)
+
+
+def _comparison(analysis: MriAnalysis) -> str:
+    d = analysis.side_to_side_edema_ml
+    if d is None:
+        return "Side-to-side: not comparable (edema measured on one side only or not at all)."
+    if abs(d) < 0.05:
+        return "Side-to-side: no difference in edema volume."
+    more = "left" if d > 0 else "right"
+    return f"Side-to-side: {abs(d):.1f} mL more edema on the {more}."
+
+
+def _notes(analysis: MriAnalysis) -> list[str]:
+    notes = []
+    for name in ("right", "left"):
+        b = getattr(analysis.sides, name).subchondral_band
+        if b.present.value == "present" and b.indeterminate:
+            notes.append(
+                f"{name.capitalize()} band thickness is within the measurement margin of the 4 mm cut-off "
+                "(Vande Berg): read it on the images before staging."
+            )
+    return notes
+
+
+def format_mri_analysis(analysis: MriAnalysis, markdown: bool = False) -> str:
+    """The analysis as a side-by-side table with comparison, notes, warnings and provenance."""
+    cells = [(label, render(analysis.sides.right), render(analysis.sides.left)) for label, render in ROWS]
+    series = analysis.provenance.series_used
+    used = ", ".join(f"{kind}: {desc}" for kind, desc in series.items()) or "none"
+    lines: list[str] = []
+    if markdown:
+        lines += ["# Hip MRI - automatic measurements", "", f"_{DISCLAIMER}_", "", f"Series used: {used}", ""]
+        lines += ["| measure | right | left |", "|---|---|---|"]
+        lines += [f"| {a} | {b} | {c} |" for a, b, c in cells]
+        lines += ["", _comparison(analysis)]
+        lines += [f"- note: {n}" for n in _notes(analysis)]
+        lines += [f"- **warning:** {w}" for w in analysis.warnings]
+    else:
+        w0 = max(len(a) for a, _, _ in cells)
+        w1 = max(len("right"), *(len(b) for _, b, _ in cells))
+        lines += ["Hip MRI - automatic measurements", DISCLAIMER, f"Series used: {used}", ""]
+        lines.append(f"{'':{w0}}  {'right':{w1}}  left")
+        lines += [f"{a:{w0}}  {b:{w1}}  {c}" for a, b, c in cells]
+        lines += ["", _comparison(analysis)]
+        lines += [f"note: {n}" for n in _notes(analysis)]
+        lines += [f"warning: {w}" for w in analysis.warnings]
+    lines += ["", f"hipdx {analysis.provenance.hipdx_version}; method parameters in the JSON output (--format json)."]
+    return "\n".join(lines)

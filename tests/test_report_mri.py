@@ -1,0 +1,72 @@
+"""The hip MRI report: every measured value appears, nothing unmeasured is filled in."""
+
+from __future__ import annotations
+
+import pytest
+
+from hipdx.case.model import Presence
+from hipdx.imaging.analyze import MriAnalysis
+from hipdx.report.mri import DISCLAIMER, format_mri_analysis
+
+from conftest import analyse_phantoms
+
+
+@pytest.fixture(scope="module")
+def analysis(tmp_path_factory: pytest.TempPathFactory) -> MriAnalysis:
+    phantoms = {"report": dict(seed=5, side="right", edema_ml=20.0, band_mm=4.0, slices=30, rows=256, cols=256, pixel_mm=1.2)}
+    return analyse_phantoms(tmp_path_factory, phantoms)["report"][1]
+
+
+def _row(text: str, label: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith(label))
+
+
+def test_text_report_shows_both_sides_with_the_measured_values(analysis: MriAnalysis) -> None:
+    text = format_mri_analysis(analysis)
+    right, left = analysis.sides.right, analysis.sides.left
+    assert DISCLAIMER in text
+    edema_row = _row(text, "edema volume")
+    assert f"{right.edema.volume_ml:.1f} mL" in edema_row
+    assert ("none" in edema_row) == (left.edema.volume_ml == 0)
+    head_row = _row(text, "femoral head")
+    for side in (right, left):
+        assert f"r {side.femoral_head.radius_mm:.1f} mm" in head_row
+    band_row = _row(text, "subchondral low-signal band")
+    assert f"{right.subchondral_band.thickness_mm:.1f} mm thick" in band_row
+    assert band_row.rstrip().endswith(left.subchondral_band.present.value)
+    # right column comes first, as the radiologist reads a coronal image
+    assert band_row.index("mm thick") < band_row.index(left.subchondral_band.present.value, len("subchondral low-signal band"))
+    assert "more edema on the right" in text
+    for name, value in analysis.provenance.series_used.items():
+        assert f"{name}: {value}" in text
+
+
+def test_markdown_report_is_a_table_with_the_same_values(analysis: MriAnalysis) -> None:
+    md = format_mri_analysis(analysis, markdown=True)
+    assert "| measure | right | left |" in md
+    assert f"| edema volume | {analysis.sides.right.edema.volume_ml:.1f} mL |" in md
+
+
+def test_unmeasured_values_say_so_and_are_not_invented(analysis: MriAnalysis) -> None:
+    missing = analysis.model_copy(deep=True)
+    missing.sides.left.femoral_head = None
+    missing.sides.left.edema.volume_ml = None
+    missing.sides.left.edema.fraction = None
+    missing.sides.left.subchondral_band.present = Presence.unknown
+    missing.sides.left.effusion.present = Presence.unknown
+    missing.side_to_side_edema_ml = None
+    missing.warnings = ["left femoral head not found"]
+    text = format_mri_analysis(missing)
+    assert _row(text, "femoral head").rstrip().endswith("not found")
+    for label in ("edema volume", "edema extent", "subchondral low-signal band", "joint effusion"):
+        assert _row(text, label).rstrip().endswith("not measured"), label
+    assert "not comparable" in text
+    assert "warning: left femoral head not found" in text
+
+
+def test_an_indeterminate_band_is_flagged_with_a_note(analysis: MriAnalysis) -> None:
+    edited = analysis.model_copy(deep=True)
+    edited.sides.right.subchondral_band.indeterminate = True
+    text = format_mri_analysis(edited)
+    assert "(indeterminate)" in _row(text, "subchondral low-signal band")
+    assert "Right band thickness is within the measurement margin" in text
