@@ -1,19 +1,27 @@
 """Edema segmentation: synthetic marrow and the real SIJ STIR with four reader masks.
 
-Measured on the real data with the given normal-marrow region (k = 2):
+Issue 4's criterion on the real data: edema volume within the readers' range and Dice against
+each reader within the readers' own pairwise range. Measured with the given normal-marrow
+region (``segment_edema(stir, disease_region, normal_marrow)``), before (fixed k = 2, 3-D
+components >= 0.01 mL) and after (Hepburn's adaptive k, VHI residue rule, in-plane 3 x 3
+majority filter, then the same 3-D components):
 
-====  ==========================  ===================  ===========================
-case  readers' volumes (mL)       method volume (mL)   Dice vs readers / readers'
-                                                       pairwise Dice
-====  ==========================  ===================  ===========================
-1013  119.9-135.5                 151.7 (+12 %)        0.77-0.78 / 0.81-0.87
-1007  2.8-3.9                     2.7 (-4 %)           0.36-0.39 / 0.60-0.68
-====  ==========================  ===================  ===========================
+====  ===============  ==========================  ================================  =============
+case  readers (mL)     volume before -> after      Dice vs R11/R12/R21/R22           readers'
+                                                   before -> after                   pairwise Dice
+====  ===============  ==========================  ================================  =============
+1013  119.9-135.5      151.7 -> 120.4 (k 2.95)     0.77-0.78 -> .807/.791/.808/.807  0.813-0.866
+1007  2.8-3.9          2.7 -> 3.87 (k 1.50)        0.36-0.39 -> .370/.323/.367/.347  0.600-0.679
+====  ===============  ==========================  ================================  =============
 
-The volume lies close to the readers' range in both cases; the overlap of the large lesion is
-just under the readers' own agreement and that of the small lesion clearly below it (as
-``research/imaging.md`` 1.6 found for a naive threshold: vessels and fluid inside a loose bone
-mask). The tests pin these figures, with a little slack, rather than pretend to more.
+Volume: met in both cases (1013 0.5 mL above the lowest reader, 1007 0.04 mL under the highest,
+so both sit near an edge). Overlap: not met; the large lesion is 0.005-0.02 under the readers'
+lowest pairwise Dice, the small one far under it (bright speckle and vessels elsewhere in the
+sacrum and ilia pass the threshold; ``research/imaging.md`` 1.6 found no threshold that does
+better). The unmet targets are strict xfails with the figures; the achieved ones are pinned
+with a little slack. The method was chosen on principle and by the published rule, but the
+variants compared (see ``docs/imaging-analysis.md``) were compared on these two cases: the
+figures are not an independent test.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ import numpy as np
 import pytest
 
 from hipdx.errors import ImagingError
-from hipdx.imaging.edema import segment_edema
+from hipdx.imaging.edema import ReferenceMarrow, segment_edema, vhi_iqr_factor
 from hipdx.imaging.volume import SeriesKind, Volume
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mri" / "sij-stir"
@@ -68,6 +76,56 @@ def test_synthetic_edema_volume_within_10_percent():
     assert 1.5 < result.signal_ratio < 2.1
 
 
+def _vhi_loop(q3: float, iqr: float, maximum: float) -> float:
+    """``Segment.compute_thresholds`` of the VHI code (c-hepburn/Bone_MRI), as published."""
+    multiple = 1.5
+    diff = maximum - (q3 + multiple * iqr)
+    while diff >= iqr / 2.0:
+        multiple += 0.05
+        diff = maximum - (q3 + multiple * iqr)
+    while diff <= 0.0:
+        multiple -= 0.05
+        diff = np.round(maximum - (q3 + multiple * iqr), 3)
+    return multiple
+
+
+@pytest.mark.parametrize(
+    ("q3", "iqr", "maximum"),
+    [(110.0, 20.0, 170.0), (110.0, 20.0, 141.0), (110.0, 20.0, 125.0), (277.4, 55.5, 468.8), (448.8, 94.5, 599.9)],
+)
+def test_vhi_factor_follows_hepburns_rule(q3, iqr, maximum):
+    reference = ReferenceMarrow(q3 - iqr / 2, q3 - iqr, q3, 1000, "given region", maximum)
+    k = vhi_iqr_factor(reference)
+    assert k == pytest.approx(_vhi_loop(q3, iqr, maximum), abs=1e-9)
+    assert 0 < maximum - (q3 + k * iqr) < iqr / 2
+
+
+def test_vhi_factor_needs_a_maximum():
+    assert vhi_iqr_factor(ReferenceMarrow(100.0, 90.0, 110.0, 1000, "estimated inside the bone mask")) is None
+    assert vhi_iqr_factor(ReferenceMarrow(100.0, 100.0, 100.0, 1000, "given region", 100.0)) is None
+
+
+def test_given_region_uses_the_vhi_factor():
+    stir, bone, truth = synthetic_stir(15.0, seed=3, snr=10.0)
+    _, jj, ii = np.indices(bone.shape)
+    region = bone & ((jj - 40) ** 2 + (ii - 62) ** 2 <= 6**2)  # normal marrow beside the lesion
+    result = segment_edema(stir, bone, region)
+    assert result.reference.maximum == pytest.approx(float(stir.array[region].max()))
+    assert result.iqr_factor == vhi_iqr_factor(result.reference)
+    truth_ml = truth.sum() * stir.voxel_volume_ml
+    assert abs(result.volume_ml - truth_ml) / truth_ml < 0.05, (result.volume_ml, truth_ml)
+    assert segment_edema(stir, bone, region, iqr_factor=2.0).iqr_factor == 2.0
+
+
+def test_thin_bright_vessel_and_specks_are_not_edema():
+    stir, bone, _ = synthetic_stir(0.0, seed=4, snr=20.0)
+    img = stir.array.copy()
+    img[6:14, 20:60, 30] = 2.5  # a one-pixel-wide bright vessel through eight slices (3.2 x 24 voxels)
+    img[8, 50, 50] = img[8, 51, 51] = img[8, 50, 51] = 2.5  # a three-pixel speck
+    result = segment_edema(Volume(img, stir.affine, SeriesKind.fluid, "synthetic STIR"), bone)
+    assert result.volume_ml == 0.0, result.volume_ml
+
+
 def test_mask_of_another_shape_is_refused():
     stir, bone, _ = synthetic_stir()
     with pytest.raises(ImagingError, match="shape"):
@@ -99,27 +157,48 @@ def sij():
     return cases
 
 
-@pytest.mark.parametrize(
-    ("case", "volume_slack", "dice_floor_vs_readers"),
-    [
-        # Large lesion: volume within 20 % of the readers' range, Dice within 0.06 of their own minimum.
-        ("1013", 0.20, 0.06),
-        # Small lesion: volume within 20 %, Dice documented below the readers' agreement (0.36-0.39 vs 0.60).
-        ("1007", 0.20, 0.30),
-    ],
-)
-def test_real_stir_against_reader_spread(sij, case, volume_slack, dice_floor_vs_readers):
-    stir, readers, result = sij[case]
+#: Measured with the given normal-marrow region: volume (mL), VHI k, Dice vs R11, R12, R21, R22.
+MEASURED = {
+    "1013": dict(volume_ml=120.40, iqr_factor=2.95, dice=(0.807, 0.791, 0.808, 0.807)),
+    "1007": dict(volume_ml=3.868, iqr_factor=1.50, dice=(0.370, 0.323, 0.367, 0.347)),
+}
+
+
+def _spread(stir, readers):
     volumes = [m.sum() * stir.voxel_volume_ml for m in readers.values()]
     pairwise = [dice(a, b) for a, b in itertools.combinations(readers.values(), 2)]
-    assert min(volumes) * (1 - volume_slack) <= result.volume_ml <= max(volumes) * (1 + volume_slack), (
-        result.volume_ml,
-        volumes,
-    )
-    for name, reader in readers.items():
-        assert dice(result.mask, reader) >= min(pairwise) - dice_floor_vs_readers, (name, dice(result.mask, reader))
+    return volumes, pairwise
+
+
+@pytest.mark.parametrize("case", list(MEASURED))
+def test_real_stir_volume_within_the_readers_range(sij, case):
+    stir, readers, result = sij[case]
+    volumes, _ = _spread(stir, readers)
+    assert min(volumes) <= result.volume_ml <= max(volumes), (result.volume_ml, volumes)
+    assert result.volume_ml == pytest.approx(MEASURED[case]["volume_ml"], rel=0.01)
+    assert result.iqr_factor == pytest.approx(MEASURED[case]["iqr_factor"])
     assert result.reference.source == "given region"
     assert result.signal_ratio > 1.5
+
+
+@pytest.mark.parametrize("case", list(MEASURED))
+def test_real_stir_dice_as_measured(sij, case):
+    stir, readers, result = sij[case]
+    for (name, reader), expected in zip(readers.items(), MEASURED[case]["dice"], strict=True):
+        assert dice(result.mask, reader) == pytest.approx(expected, abs=0.01), name
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param("1013", marks=pytest.mark.xfail(strict=True, reason="Dice 0.791-0.808 vs readers' 0.813-0.866")),
+        pytest.param("1007", marks=pytest.mark.xfail(strict=True, reason="Dice 0.323-0.370 vs readers' 0.600-0.679")),
+    ],
+)
+def test_real_stir_dice_within_the_readers_pairwise_range(sij, case):
+    stir, readers, result = sij[case]
+    _, pairwise = _spread(stir, readers)
+    assert min(dice(result.mask, reader) for reader in readers.values()) >= min(pairwise)
 
 
 def test_cli_edema_json(tmp_path, sij):

@@ -3,8 +3,18 @@
 The semi-automatic method of the knee and sacroiliac literature (``research/imaging.md`` 1.2):
 edema is the set of voxels inside a bone mask whose STIR signal exceeds that of normal marrow
 by a margin, ``threshold = Q3 + k * IQR`` of a reference region of normal marrow (Hepburn et
-al., volume of hyperintense inflammation; Nielsen et al., BMC Musculoskelet Disord 2014;15:447).
-Connected components smaller than a minimum volume are dropped (noise, vessels).
+al., volume of hyperintense inflammation, VHI; Nielsen et al., BMC Musculoskelet Disord
+2014;15:447). Connected components smaller than a minimum volume are dropped (noise, vessels).
+
+With a drawn normal-marrow region, k follows Hepburn's VHI rule (code of the paper,
+``c-hepburn/Bone_MRI`` ``segment.py``): k starts at 1.5 and moves in steps of 0.05 until the
+threshold lies within half an IQR below the brightest normal-marrow voxel, so a skewed or
+long-tailed reference gets a higher k and a tight one a lower k. The paper's second ("upper")
+threshold, the brightest normal-marrow voxel, only grades voxels above it as intense; it
+excludes nothing, and is not used here. Its residue rule (in-plane 8-connected regions under
+four pixels removed, slice by slice) is applied, then an in-plane 3 x 3 majority filter (a
+voxel is edema when most of its in-plane neighbourhood is above the threshold: isolated noise
+pixels and one-pixel vessels drop out, one-pixel holes close).
 
 When no reference region is given, normal marrow is estimated inside the bone mask from the
 lower side of the intensity histogram: the mode of the marrow signal and the spread of the
@@ -22,8 +32,17 @@ from scipy import ndimage
 from hipdx.errors import ImagingError
 from hipdx.imaging.volume import Volume
 
-#: k in Q3 + k * IQR of the reference marrow (k = 2: best mean Dice on the SIJ data, imaging.md 1.6).
+#: k in Q3 + k * IQR of the reference marrow when only its quartiles are known (k = 2: best mean
+#: Dice of a fixed k on the SIJ data, imaging.md 1.6).
 THRESHOLD_IQR_FACTOR = 2.0
+#: Hepburn's VHI rule for a drawn reference region: k starts here ...
+VHI_START_FACTOR = 1.5
+#: ... and moves in these steps ...
+VHI_FACTOR_STEP = 0.05
+#: ... until max(normal marrow) - threshold < this many IQR (and stays > 0).
+VHI_MAX_GAP_IQR = 0.5
+#: VHI residue rule: in-plane 8-connected regions with fewer pixels are removed, slice by slice.
+VHI_MIN_REGION_PIXELS = 4
 #: Connected components smaller than this are dropped (mL); about 5 in-plane voxels of 0.6 mm x 3.3 mm.
 MIN_COMPONENT_ML = 0.01
 #: Half-contrast delineation: the lesion level is this percentile of the detected voxels.
@@ -48,6 +67,8 @@ class ReferenceMarrow:
     q3: float
     voxels: int
     source: str  # "given region" or "estimated inside the bone mask"
+    #: The brightest normal-marrow voxel: known for a drawn region, None for an estimate.
+    maximum: float | None = None
 
     @property
     def iqr(self) -> float:
@@ -72,6 +93,8 @@ class EdemaResult:
         The reference marrow statistics.
     bone_volume_ml
         Volume of the searched bone mask, for fractions.
+    iqr_factor
+        k used in ``Q3 + k * IQR`` (Hepburn's VHI rule with a drawn reference region).
     """
 
     mask: np.ndarray = field(repr=False)
@@ -143,7 +166,35 @@ def reference_from_region(values: np.ndarray) -> ReferenceMarrow:
     if values.size < 10:
         raise ImagingError(f"the reference region holds {values.size} voxels; at least 10 are needed")
     q1, median, q3 = np.percentile(values, [25, 50, 75])
-    return ReferenceMarrow(float(median), float(q1), float(q3), int(values.size), "given region")
+    return ReferenceMarrow(float(median), float(q1), float(q3), int(values.size), "given region", float(values.max()))
+
+
+def vhi_iqr_factor(reference: ReferenceMarrow) -> float | None:
+    """k of Hepburn's VHI rule: the threshold ``Q3 + k * IQR`` just under the brightest normal voxel.
+
+    k starts at ``VHI_START_FACTOR`` and rises in ``VHI_FACTOR_STEP`` steps while
+    ``max - threshold >= VHI_MAX_GAP_IQR * IQR``, then falls while ``max - threshold <= 0``, as in
+    ``Segment.compute_thresholds`` of the VHI code (Hepburn et al., ``research/imaging.md`` 1.2).
+    None when the reference has no maximum (an estimate) or no spread.
+
+    Examples
+    --------
+    >>> ref = ReferenceMarrow(median=100.0, q1=90.0, q3=110.0, voxels=500, source="given region", maximum=170.0)
+    >>> vhi_iqr_factor(ref)   # 110 + 2.55 * 20 = 161: the first k with 170 - threshold < 10
+    2.55
+    """
+    if reference.maximum is None or not reference.iqr > 0:
+        return None
+    gap = (reference.maximum - reference.q3) / reference.iqr  # in IQR units
+    # The smallest step count with gap - k < VHI_MAX_GAP_IQR, then back while the threshold is not below the max.
+    steps = max(0, int(np.floor((gap - VHI_MAX_GAP_IQR - VHI_START_FACTOR) / VHI_FACTOR_STEP)) + 1)
+    while steps > 0 and gap - (VHI_START_FACTOR + (steps - 1) * VHI_FACTOR_STEP) < VHI_MAX_GAP_IQR:
+        steps -= 1  # floating-point edge of the closed form
+    while gap - (VHI_START_FACTOR + steps * VHI_FACTOR_STEP) >= VHI_MAX_GAP_IQR:
+        steps += 1
+    while gap - (VHI_START_FACTOR + steps * VHI_FACTOR_STEP) <= 1e-9 * max(gap, 1.0):
+        steps -= 1
+    return round(VHI_START_FACTOR + steps * VHI_FACTOR_STEP, 10)
 
 
 def _components(mask: np.ndarray, min_ml: float, voxel_ml: float) -> np.ndarray:
@@ -155,13 +206,61 @@ def _components(mask: np.ndarray, min_ml: float, voxel_ml: float) -> np.ndarray:
     return np.concatenate([[False], sizes >= min_ml])[labels]
 
 
+#: In-plane 8-connectivity, no connection across slices (axis 0 is the slice axis).
+_IN_PLANE = np.zeros((3, 3, 3), bool)
+_IN_PLANE[1] = True
+
+
+def _without_residues(mask: np.ndarray) -> np.ndarray:
+    """VHI residue rule: in-plane 8-connected regions under ``VHI_MIN_REGION_PIXELS`` removed."""
+    labels, n = ndimage.label(mask, _IN_PLANE)
+    if not n:
+        return mask
+    keep = np.bincount(labels.ravel()) >= VHI_MIN_REGION_PIXELS
+    keep[0] = False
+    return keep[labels]
+
+
+def _in_plane_majority(mask: np.ndarray, bone: np.ndarray) -> np.ndarray:
+    """Voxels of the bone where most (5 or more) of the 3 x 3 in-plane neighbourhood is in ``mask``."""
+    share = ndimage.uniform_filter(mask.astype(np.float32), size=(1, 3, 3), mode="constant")
+    return bone & (share > 0.5)
+
+
+def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
+    """The smallest box holding every voxel of a non-empty mask."""
+    box = []
+    for axis in range(mask.ndim):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        box.append(slice(int(hit[0]), int(hit[-1]) + 1))
+    return tuple(box)
+
+
+def _delineate(image: np.ndarray, bone: np.ndarray, ref: ReferenceMarrow, threshold: float, min_component_ml: float,
+               voxel_ml: float, half_contrast: bool) -> np.ndarray:
+    """The edema mask inside ``bone``: thresholded, cleaned, optionally grown to half contrast."""
+    above = bone & (image > threshold)
+    if not half_contrast:
+        above = _in_plane_majority(_without_residues(above), bone)
+    mask = _components(above, min_component_ml, voxel_ml)
+    if half_contrast and mask.any():
+        lesion = float(np.percentile(image[mask], LESION_LEVEL_PERCENTILE))
+        half = ref.median + 0.5 * (lesion - ref.median)
+        labels, _ = ndimage.label(bone & (image > half))
+        seeded = np.unique(labels[mask & (image > max(threshold, half))])
+        keep = np.zeros(labels.max() + 1, bool)
+        keep[seeded[seeded > 0]] = True
+        mask = _components(keep[labels], min_component_ml, voxel_ml)
+    return mask
+
+
 def segment_edema(
     stir: Volume,
     bone_mask: np.ndarray,
     reference: np.ndarray | None = None,
     *,
     reference_marrow: ReferenceMarrow | None = None,
-    iqr_factor: float = THRESHOLD_IQR_FACTOR,
+    iqr_factor: float | None = None,
     min_component_ml: float = MIN_COMPONENT_ML,
     half_contrast: bool = False,
 ) -> EdemaResult:
@@ -179,7 +278,9 @@ def segment_edema(
     reference_marrow
         Reference statistics measured elsewhere (e.g. the other hip); used instead of ``reference``.
     iqr_factor
-        k in ``threshold = Q3 + k * IQR`` of the reference marrow signal.
+        k in ``threshold = Q3 + k * IQR`` of the reference marrow signal. Not given: Hepburn's
+        VHI rule when the reference knows its brightest voxel (a drawn region, see
+        :func:`vhi_iqr_factor`), otherwise ``THRESHOLD_IQR_FACTOR``.
     min_component_ml
         Connected edema components smaller than this (mL) are removed.
     half_contrast
@@ -188,7 +289,8 @@ def segment_edema(
         it is edema, so partial-volume voxels at the border are neither all counted (as with
         the detection threshold alone, which then overestimates on high-SNR images) nor all
         dropped. Detection stays ``Q3 + k * IQR``; only components holding a detected voxel
-        are kept (hysteresis).
+        are kept (hysteresis). Without it the thresholded voxels are cleaned by the VHI residue
+        rule and an in-plane 3 x 3 majority filter (see the module docstring).
 
     Returns
     -------
@@ -216,16 +318,15 @@ def segment_edema(
         ref = reference_from_region(image[ref_mask])
     else:
         ref = estimate_reference(image[bone])
+    if iqr_factor is None:
+        vhi = vhi_iqr_factor(ref)
+        iqr_factor = THRESHOLD_IQR_FACTOR if vhi is None else vhi
     threshold = ref.q3 + iqr_factor * max(ref.iqr, 1e-6 * max(abs(ref.median), 1.0))
-    mask = _components(bone & (image > threshold), min_component_ml, stir.voxel_volume_ml)
-    if half_contrast and mask.any():
-        lesion = float(np.percentile(image[mask], LESION_LEVEL_PERCENTILE))
-        half = ref.median + 0.5 * (lesion - ref.median)
-        labels, _ = ndimage.label(bone & (image > half))
-        seeded = np.unique(labels[mask & (image > max(threshold, half))])
-        keep = np.zeros(labels.max() + 1, bool)
-        keep[seeded[seeded > 0]] = True
-        mask = _components(keep[labels], min_component_ml, stir.voxel_volume_ml)
+    # Work in the bone mask's bounding box: nothing outside it can be edema.
+    box = _bounding_box(bone)
+    found = _delineate(image[box], bone[box], ref, threshold, min_component_ml, stir.voxel_volume_ml, half_contrast)
+    mask = np.zeros(bone.shape, bool)
+    mask[box] = found
     volume_ml = float(mask.sum() * stir.voxel_volume_ml)
     ratio = float(image[mask].mean() / ref.median) if mask.any() and ref.median > 0 else None
     return EdemaResult(
