@@ -1,0 +1,36 @@
+"""The anatomical check of a femoral head pair: real hips pass, other round things do not."""
+
+from __future__ import annotations
+
+import pytest
+
+from hipdx.imaging.anatomy import INTER_HEAD_DISTANCE_MM, MAX_LEVEL_OFFSET_MM, pair_problems
+
+#: Head pairs found on the three real pelvis T1 series (left centre, right centre, radii), mm.
+REAL_PELVIS_PAIRS = [
+    ([117.4, -9.8, -10.7], [-53.9, -12.6, -16.5], 18.5, 18.0),
+    ([64.5, 5.7, -51.8], [-110.6, 5.3, -49.8], 19.0, 19.0),
+    ([77.5, -4.3, 6.2], [-102.5, -6.8, 0.6], 19.5, 18.5),
+]
+
+
+@pytest.mark.parametrize("pair", REAL_PELVIS_PAIRS)
+def test_real_hips_are_plausible(pair) -> None:
+    assert pair_problems(*pair) == []
+
+
+def test_circles_on_a_sacroiliac_study_are_not_femoral_heads() -> None:
+    # the pair the Hough search returns on the real SIJ study 1007: 122 mm apart
+    problems = pair_problems([73.5, 48.2, -144.4], [-48.3, 46.6, -147.6], 16.5, 16.5)
+    assert len(problems) == 1 and "122 mm apart" in problems[0]
+
+
+def test_each_rule_names_its_measurement() -> None:
+    low, high = INTER_HEAD_DISTANCE_MM
+    assert "apart" in pair_problems([high / 2 + 10, 0, 0], [-high / 2 - 10, 0, 0], 20, 20)[0]
+    assert "not to the patient's left" in pair_problems([-80, 0, 0], [80, 0, 0], 20, 20)[0]
+    tilted = pair_problems([80, 0, MAX_LEVEL_OFFSET_MM + 5], [-80, 0, 0], 20, 20)
+    assert len(tilted) == 1 and "cranio-caudally" in tilted[0]
+    uneven = pair_problems([80, 0, 0], [-80, 0, 0], 17, 27)
+    assert len(uneven) == 1 and "radii differ" in uneven[0]
+    assert pair_problems([80, 0, MAX_LEVEL_OFFSET_MM - 1], [-80, 0, 0], 20, 22) == []
