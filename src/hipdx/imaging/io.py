@@ -30,9 +30,17 @@ from typing import Any
 
 import numpy as np
 import pydicom
+from pydicom.dataelem import RawDataElement
+from pydicom.datadict import tag_for_keyword
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder
-from pydicom.uid import MediaStorageDirectoryStorage
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    MediaStorageDirectoryStorage,
+)
 
 from hipdx.errors import ImagingError, InputError, Problem
 from hipdx.imaging.volume import SeriesKind, Volume
@@ -292,7 +300,13 @@ class _Slice:
     ds: pydicom.Dataset
     orientation: np.ndarray
     position: np.ndarray
-    pixels: np.ndarray | None = None
+    rows: int = 0
+    columns: int = 0
+    spacing: tuple[float, float] = (0.0, 0.0)  # PixelSpacing (row, column) in mm, rounded to 0.1 um
+    series_uid: str = ""
+    sop_instance_uid: str = ""
+    instance_number: int = 0
+    pixels: np.ndarray | None = None  # stored values as decoded (integers), before rescaling
     along_normal: float = 0.0
 
 
@@ -310,6 +324,55 @@ class _Reading:
 
 
 _GEOMETRY = ("ImageOrientationPatient", "ImagePositionPatient", "PixelSpacing", "Rows", "Columns")
+_TAG = {
+    k: tag_for_keyword(k)
+    for k in (*_GEOMETRY, "NumberOfFrames", "SeriesInstanceUID", "SOPInstanceUID", "InstanceNumber", "RescaleSlope",
+              "RescaleIntercept", "SamplesPerPixel", "BitsAllocated", "BitsStored", "PixelRepresentation",
+              "PhotometricInterpretation", "PixelData")
+}
+#: Value representations read straight from the element's bytes (ASCII numbers and UIDs, binary integers).
+_TEXT_VRS = frozenset({"DS", "IS", "UI", "CS"})
+_BINARY_VRS = {"US": "u2", "SS": "i2", "UL": "u4", "SL": "i4"}
+#: Uncompressed transfer syntaxes: PixelData holds the stored values as they are (deflate is undone by dcmread).
+_NATIVE_SYNTAXES = frozenset({ImplicitVRLittleEndian, ExplicitVRLittleEndian, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian})
+
+
+def _values(ds: pydicom.Dataset, keyword: str) -> tuple[Any, ...]:
+    """All values of one header element as a tuple (empty when absent or empty).
+
+    pydicom converts an element on first access, with validation: about 20 us each, more than
+    parsing the whole file costs per element. Numbers and UIDs of an element not yet converted
+    are read here from its bytes (ASCII text split at backslashes, or binary integers);
+    anything else goes through pydicom's conversion.
+    """
+    elem = ds.get_item(_TAG[keyword])
+    if elem is None:
+        return ()
+    if isinstance(elem, RawDataElement) and elem.value is not None:
+        if elem.VR in _TEXT_VRS:
+            text = elem.value.decode("ascii", "replace").strip(" \x00")
+            return tuple(v.strip(" \x00") for v in text.split("\\")) if text else ()
+        if elem.VR in _BINARY_VRS:
+            dtype = np.dtype(_BINARY_VRS[elem.VR]).newbyteorder("<" if elem.is_little_endian else ">")
+            return tuple(int(v) for v in np.frombuffer(elem.value, dtype, count=len(elem.value) // dtype.itemsize))
+    value = ds[_TAG[keyword]].value
+    if value is None or value == "":
+        return ()
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return tuple(value)
+    return (value,)
+
+
+def _first(ds: pydicom.Dataset, keyword: str) -> Any:
+    values = _values(ds, keyword)
+    return values[0] if values else None
+
+
+def _first_number(ds: pydicom.Dataset, keyword: str) -> float | None:
+    try:
+        return float(_first(ds, keyword))
+    except (TypeError, ValueError):
+        return None
 
 
 def _read_header(path: Path, reading: _Reading) -> _Slice | None:
@@ -333,7 +396,7 @@ def _read_header(path: Path, reading: _Reading) -> _Slice | None:
     if meta is not None and meta.get("MediaStorageSOPClassUID") == MediaStorageDirectoryStorage:
         reading.warnings.append(f"{name}: DICOMDIR index skipped (the image files are read directly)")
         return None
-    if "PixelData" not in ds:
+    if _TAG["PixelData"] not in ds:
         sop = ds.get("SOPClassUID")
         kind = getattr(sop, "name", str(sop)) if sop else "unknown SOP class"
         if "Image Storage" in kind:
@@ -341,28 +404,95 @@ def _read_header(path: Path, reading: _Reading) -> _Slice | None:
         else:
             reading.warnings.append(f"{name}: no image ({kind}), skipped")
         return None
-    if int(ds.get("NumberOfFrames") or 1) > 1:
+    try:
+        frames = int(_first(ds, "NumberOfFrames") or 1)
+        geometry = {k: _values(ds, k) for k in _GEOMETRY}
+    except Exception as exc:  # a malformed element: pydicom's conversion raises many types
+        reading.problems.append(Problem(name, f"invalid header ({type(exc).__name__}: {exc}); file skipped"))
+        return None
+    if frames > 1:
         reading.problems.append(Problem(name, "multi-frame (enhanced) images are not supported; file skipped"))
         return None
-    missing = [k for k in _GEOMETRY if ds.get(k) in (None, "")]
+    missing = [k for k, v in geometry.items() if not v]
     if missing:
         reading.problems.append(Problem(name, f"missing geometry ({', '.join(missing)}); file skipped"))
         return None
     try:
-        orientation = np.asarray([float(v) for v in ds.ImageOrientationPatient], dtype=float)
-        position = np.asarray([float(v) for v in ds.ImagePositionPatient], dtype=float)
-        [float(v) for v in ds.PixelSpacing]
-        if orientation.shape != (6,) or position.shape != (3,):
+        orientation = np.asarray([float(v) for v in geometry["ImageOrientationPatient"]], dtype=float)
+        position = np.asarray([float(v) for v in geometry["ImagePositionPatient"]], dtype=float)
+        spacing = tuple(round(float(v), 4) for v in geometry["PixelSpacing"])
+        if orientation.shape != (6,) or position.shape != (3,) or len(spacing) != 2:
             raise ValueError("wrong number of values")
+        rows, columns = int(geometry["Rows"][0]), int(geometry["Columns"][0])
+        instance = _first(ds, "InstanceNumber")
+        instance_number = int(instance) if instance not in (None, "") else 0
     except (TypeError, ValueError) as exc:
         reading.problems.append(Problem(name, f"invalid geometry ({exc}); file skipped"))
         return None
-    return _Slice(path=path, name=name, ds=ds, orientation=orientation, position=position)
+    return _Slice(
+        path=path,
+        name=name,
+        ds=ds,
+        orientation=orientation,
+        position=position,
+        rows=rows,
+        columns=columns,
+        spacing=(spacing[0], spacing[1]),
+        series_uid=str(_first(ds, "SeriesInstanceUID") or ""),
+        sop_instance_uid=str(_first(ds, "SOPInstanceUID") or ""),
+        instance_number=instance_number,
+    )
+
+
+def _native_pixels(s: _Slice, syntax: Any) -> np.ndarray | None:
+    """The stored values of an uncompressed grey-level image, read straight from PixelData.
+
+    Equal to pydicom's ``pixel_array`` (``np.frombuffer`` with the dtype of BitsAllocated,
+    PixelRepresentation and the byte order; the bits above BitsStored masked off, or
+    sign-extended when signed), without its per-file option handling. ``None`` for anything
+    else (compressed, colour, 1-bit or 8-bit big endian, short data): ``pixel_array`` decides.
+    """
+    if syntax not in _NATIVE_SYNTAXES:
+        return None
+    ds = s.ds
+    try:
+        samples = int(_first(ds, "SamplesPerPixel") or 1)
+        allocated, stored = int(_first(ds, "BitsAllocated")), int(_first(ds, "BitsStored"))
+        signed = int(_first(ds, "PixelRepresentation") or 0) == 1
+        photometric = str(_first(ds, "PhotometricInterpretation") or "")
+    except (TypeError, ValueError):
+        return None
+    little = syntax != ExplicitVRBigEndian
+    if samples != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2") or allocated not in (8, 16, 32):
+        return None
+    if not 0 < stored <= allocated or (allocated == 8 and not little):
+        return None
+    elem = ds.get_item(_TAG["PixelData"])
+    data = elem.value if elem is not None else None
+    count = s.rows * s.columns
+    dtype = np.dtype(f"{'i' if signed else 'u'}{allocated // 8}").newbyteorder("<" if little else ">")
+    if not isinstance(data, (bytes, bytearray)) or len(data) < count * dtype.itemsize:
+        return None
+    pixels = np.frombuffer(data, dtype, count=count).reshape(s.rows, s.columns)
+    unused = allocated - stored
+    if unused:
+        native = pixels.astype(dtype.newbyteorder("="))
+        if signed:
+            np.left_shift(native, unused, out=native)
+            np.right_shift(native, unused, out=native)
+        else:
+            np.bitwise_and(native, native.dtype.type((1 << stored) - 1), out=native)
+        pixels = native
+    return pixels
 
 
 def _decode(s: _Slice, reading: _Reading) -> np.ndarray | None:
+    """The slice's stored values (not rescaled); ``None`` with a problem noted when they cannot be read."""
     ds = s.ds
     syntax = ds.file_meta.get("TransferSyntaxUID") if getattr(ds, "file_meta", None) else None
+    native = _native_pixels(s, syntax)
+    if native is not None:
+        return native
     if syntax is not None and syntax.is_compressed:
         try:
             decoder = get_decoder(syntax)
@@ -388,14 +518,23 @@ def _decode(s: _Slice, reading: _Reading) -> np.ndarray | None:
     if pixels.ndim != 2:
         reading.problems.append(Problem(s.name, f"pixel data of shape {pixels.shape} is not one grey-level image"))
         return None
-    slope = _number(ds, "RescaleSlope")
-    intercept = _number(ds, "RescaleIntercept")
-    out = pixels.astype(np.float32)
+    if pixels.shape != (s.rows, s.columns):
+        reading.problems.append(
+            Problem(s.name, f"pixel data of shape {pixels.shape} does not match Rows x Columns {s.rows} x {s.columns}")
+        )
+        return None
+    return pixels
+
+
+def _rescaled(s: _Slice, out: np.ndarray) -> None:
+    """Write the slice's stored values x RescaleSlope + RescaleIntercept into ``out`` (float32)."""
+    out[...] = s.pixels
+    slope = _first_number(s.ds, "RescaleSlope")
+    intercept = _first_number(s.ds, "RescaleIntercept")
     if slope is not None and slope != 1.0:
         out *= np.float32(slope)
     if intercept:
         out += np.float32(intercept)
-    return out
 
 
 def _cluster(slices: list[_Slice]) -> list[list[_Slice]]:
@@ -412,8 +551,7 @@ def _cluster(slices: list[_Slice]) -> list[list[_Slice]]:
 
 
 def _size(s: _Slice) -> tuple[int, int, float, float]:
-    spacing = [round(float(v), 4) for v in s.ds.PixelSpacing]
-    return int(s.ds.Rows), int(s.ds.Columns), spacing[0], spacing[1]
+    return s.rows, s.columns, s.spacing[0], s.spacing[1]
 
 
 def _build(slices: list[_Slice], uid: str, part: str, reading: _Reading) -> Series | None:
@@ -447,7 +585,7 @@ def _build(slices: list[_Slice], uid: str, part: str, reading: _Reading) -> Seri
     normal /= np.linalg.norm(normal)
     for s in slices:
         s.along_normal = float(s.position @ normal)
-    slices.sort(key=lambda s: (s.along_normal, int(s.ds.get("InstanceNumber") or 0)))
+    slices.sort(key=lambda s: (s.along_normal, s.instance_number))
 
     kept = [slices[0]]
     for s in slices[1:]:
@@ -471,10 +609,11 @@ def _build(slices: list[_Slice], uid: str, part: str, reading: _Reading) -> Seri
         spacing = _number(slices[0].ds, "SpacingBetweenSlices") or _number(slices[0].ds, "SliceThickness") or 1.0
         notes.append(f"single slice: slice spacing {spacing:g} mm taken from the headers")
 
-    images = [slices[0].pixels]
+    # Each row of the volume: a slice (index into ``slices``) or a gap filled between two slices.
+    rows_of: list[int | tuple[int, int, float]] = [0]
     files = [slices[0].name]
-    uids = [str(slices[0].ds.get("SOPInstanceUID", ""))]
-    for step, before, after in zip(steps, slices[:-1], slices[1:], strict=True):
+    uids = [slices[0].sop_instance_uid]
+    for n, (step, before, after) in enumerate(zip(steps, slices[:-1], slices[1:], strict=True)):
         ratio = step / spacing
         missing = int(round(ratio)) - 1
         if abs(ratio - 1) > GAP_TOLERANCE and missing >= 1 and abs(ratio - round(ratio)) <= GAP_TOLERANCE:
@@ -483,8 +622,7 @@ def _build(slices: list[_Slice], uid: str, part: str, reading: _Reading) -> Seri
                 f"{missing} missing slice(s) filled by interpolation"
             )
             for m in range(1, missing + 1):
-                w = np.float32(m / (missing + 1))
-                images.append((1 - w) * before.pixels + w * after.pixels)
+                rows_of.append((n, n + 1, m / (missing + 1)))
                 files.append("")
                 uids.append("")
         elif abs(ratio - 1) > GAP_TOLERANCE:
@@ -492,9 +630,23 @@ def _build(slices: list[_Slice], uid: str, part: str, reading: _Reading) -> Seri
                 f"irregular slice spacing of {step:.2f} mm (median {spacing:.2f} mm) between {before.name} "
                 f"and {after.name}: positions after it are approximate"
             )
-        images.append(after.pixels)
+        rows_of.append(n + 1)
         files.append(after.name)
-        uids.append(str(after.ds.get("SOPInstanceUID", "")))
+        uids.append(after.sop_instance_uid)
+
+    # One float32 volume, filled slice by slice (no per-slice float copies, no stacking).
+    array = np.empty((len(rows_of), rows, cols), np.float32)
+    where = {}
+    for k, row in enumerate(rows_of):
+        if isinstance(row, int):
+            _rescaled(slices[row], array[k])
+            where[row] = k
+            slices[row].pixels = None  # the stored values are no longer needed
+    for k, row in enumerate(rows_of):
+        if not isinstance(row, int):
+            a, b, weight = row
+            w = np.float32(weight)
+            array[k] = (1 - w) * array[where[a]] + w * array[where[b]]
 
     if len(slices) > 1:
         mean_step = (slices[-1].position - slices[0].position) / (positions[-1] - positions[0])
@@ -512,7 +664,6 @@ def _build(slices: list[_Slice], uid: str, part: str, reading: _Reading) -> Seri
     if part:
         description = f"{description} {part}"
     kind, reason = classify(first)
-    array = np.stack(images).astype(np.float32, copy=False)
     volume = Volume(
         array=array,
         affine=affine,
@@ -530,7 +681,7 @@ def _read_dicom(paths: list[Path], reading: _Reading) -> list[Series]:
     for path in paths:
         s = _read_header(path, reading)
         if s is not None:
-            uid = str(s.ds.get("SeriesInstanceUID") or f"no-series-uid:{s.path.parent}")
+            uid = s.series_uid or f"no-series-uid:{s.path.parent}"
             by_uid.setdefault(uid, []).append(s)
     out: list[Series] = []
     for uid, slices in by_uid.items():
