@@ -3,14 +3,16 @@
 The method is the classical pipeline measured on real coronal T1 pelvis series
 (``research/imaging.md`` 2.2-2.3; Memis et al. 2019 for Hough localisation of femoral heads):
 
-1. percentile normalisation and in-plane downsampling to about 1.8 mm pixels;
-2. Canny edges and ``skimage.transform.hough_circle`` on every coronal slice over radii of
-   16-28 mm, the best radius kept per pixel;
-3. accumulation of the per-slice votes across slices (a femoral head votes for the same
-   in-plane centre on every slice it crosses), the best peak on each side of the body
-   midline (patient left = +x in LPS);
-4. a 3-D refinement: the in-plane circles around each peak are fitted with a sphere
-   ``r(z)^2 = R^2 - (z - z0)^2`` along the slice normal;
+1. intensity range from the 1st/99th percentiles of a subsample, in-plane block mean to about
+   3.6 mm pixels (coarse search only);
+2. directed circle votes on every coronal slice at once: gradient maxima inside the body vote for
+   the centres 10-29 mm away towards the brighter side (fatty marrow inside the cortex);
+3. sphere scores from the per-slice votes (a femoral head votes for the same in-plane centre on
+   every slice it crosses, with the circle radius sqrt(R^2 - d^2)), the best pair of candidates
+   on the two sides of the body midline (patient left = +x in LPS);
+4. the sphere refined at full resolution: on every slice it cuts, rays from the centre find the
+   steepest fall of T1 signal into the dark cortex, and a robust least-squares sphere is fitted to
+   these marrow-edge points (a few rounds until it settles; centres within 0.3 mm on the phantoms);
 5. regions from shape, not from marrow signal (edema and necrosis lower T1 marrow signal
    exactly where the region is needed): the head is the sphere, the neck a cylinder along
    the neck axis, the intertrochanteric region its continuation.
@@ -22,25 +24,43 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
-from skimage.feature import canny
-from skimage.transform import downscale_local_mean, hough_circle
 
 from hipdx.case.model import Side
 from hipdx.errors import ImagingError
 from hipdx.imaging.volume import Volume
 
-#: Sphere radii searched (mm); the edge found is the marrow/cortex boundary (research/imaging.md 2.2).
+#: Sphere radii searched (mm); the edge found is the marrow/cortex boundary (research/imaging.md 2.2),
+#: in steps of SPHERE_RADIUS_STEP_MM (the full-resolution fit sets the radius found).
 HOUGH_RADII_MM = (16.0, 28.0)
+SPHERE_RADIUS_STEP_MM = 3.0
 #: Circle radii voted on each slice (mm): off-centre slices cut the sphere in smaller circles.
 SLICE_RADII_MM = (10.0, 29.0)
 #: Penalty on the sphere score per mm of height/depth difference between left and right heads.
 ASYMMETRY_PENALTY_PER_MM = 0.002
 #: Below this mean circle vote no head is reported on a side.
-MIN_SCORE = 0.15
-#: In-plane pixel size the Hough search runs at (mm).
-HOUGH_PIXEL_MM = 1.8
-#: Canny smoothing at the Hough pixel size (pixels).
-CANNY_SIGMA_PX = 1.8
+MIN_SCORE = 0.08
+#: In-plane pixel size the coarse Hough search runs at (mm).
+HOUGH_PIXEL_MM = 3.6
+#: Edge detection at the Hough pixel size: Gaussian smoothing (pixels) and the least Sobel
+#: gradient magnitude of an edge (normalised intensity change over two pixels).
+EDGE_SIGMA_PX = 0.8
+EDGE_THRESHOLD = 0.15
+#: An edge with air (normalised signal below 0.1) this many pixels outwards is the body outline.
+OUTLINE_PX = 2.5
+#: Full-resolution fit of the marrow edge: rays per slice, search window around the coarse
+#: circle (mm), sample step and profile smoothing (mm), least signal fall of an edge (normalised
+#: intensity per mm), least number of edge points, largest shift from the coarse centre (mm).
+FIT_RAYS = 48
+FIT_WINDOW_MM = (-5.0, 8.0)
+FIT_STEP_MM = 0.4
+FIT_SMOOTH_MM = 0.6
+FIT_MIN_FALL_PER_MM = 0.08
+#: Cortex on T1: below this normalised signal; the edge lies at most FIT_BEFORE_DARK_MM before it.
+FIT_DARK = 0.25
+FIT_BEFORE_DARK_MM = 3.0
+FIT_MIN_POINTS = 40
+FIT_MAX_SHIFT_MM = 12.0
+FIT_ROUNDS = 6
 #: A femoral head centre lies at least this far from the body midline (mm).
 MIN_MIDLINE_DISTANCE_MM = 45.0
 #: Neck: cylinder along the neck axis, radius as a fraction of the head radius, from the head
@@ -53,7 +73,7 @@ INTERTROCHANTERIC_END_FRACTION = 2.8
 INTERTROCHANTERIC_RADIUS_FRACTION = 0.58
 #: Head region: the sphere to just beyond the radius found (the marrow/cortex edge, which the
 #: Hough edge places ~0.5-1 mm inside the marrow); cartilage and joint fluid stay outside.
-HEAD_REGION_FRACTION = 1.03
+HEAD_REGION_FRACTION = 0.98
 #: Neck axis: percentile of the T1 signal along a ray that scores it, and the plateau of rays
 #: averaged (share of the best score's lead over the median score).
 NECK_RAY_PERCENTILE = 20.0
@@ -151,17 +171,92 @@ def _midline_column(img: np.ndarray) -> float:
     return float(np.sum(profile * np.arange(profile.size)) / profile.sum())
 
 
+def _intensity_range(array: np.ndarray, low: float = 1.0, high: float = 99.0) -> tuple[float, float]:
+    """The ``low`` and ``high`` percentiles of the non-zero voxels, from every 4th row and column."""
+    sample = array[:, ::4, ::4]
+    values = sample[sample > 0]
+    if values.size == 0:
+        values = array[array > 0]
+    if values.size == 0:
+        raise ImagingError("the image is empty (all voxels are zero)")
+    lo, hi = (float(v) for v in np.percentile(values, [low, high]))
+    if hi <= lo:
+        raise ImagingError("the image has no contrast")
+    return lo, hi
+
+
+def _scaled(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Intensities mapped as :func:`normalise` does, with a known range (float32, 0-1.5)."""
+    out = np.subtract(values, np.float32(lo), dtype=np.float32)
+    np.divide(out, np.float32(hi - lo), out=out)
+    return np.clip(out, 0.0, 1.5, out=out)
+
+
+def _block_mean(array: np.ndarray, factor: int) -> np.ndarray:
+    """In-plane block mean of a (slices, rows, cols) stack over ``factor`` x ``factor`` pixels (edges cropped)."""
+    n, rows, cols = array.shape
+    rows, cols = rows - rows % factor, cols - cols % factor
+    across = np.zeros((n, rows, cols // factor), np.float32)
+    for b in range(factor):
+        across += array[:, :rows, b:cols:factor]
+    out = np.zeros((n, rows // factor, cols // factor), np.float32)
+    for a in range(factor):
+        out += across[:, a::factor]
+    out /= np.float32(factor * factor)
+    return out
+
+
 def _circle_votes(img: np.ndarray, radii_px: np.ndarray) -> np.ndarray:
-    """Normalised Hough circle votes (slices, radii, rows, cols) of the Canny edges inside the body."""
-    votes = np.zeros((img.shape[0], radii_px.size) + img.shape[1:], np.float32)
-    erode = max(2, int(round(8.0 / HOUGH_PIXEL_MM)))
-    for k in range(img.shape[0]):
-        body = ndimage.binary_fill_holes(img[k] > 0.1)
-        body = ndimage.binary_erosion(body, iterations=erode)
-        if not body.any():
-            continue
-        edges = canny(img[k], sigma=CANNY_SIGMA_PX) & body
-        votes[k] = hough_circle(edges, radii_px, normalize=True)
+    """Directed Hough circle votes (slices, radii, rows, cols) of the marrow edges inside the body.
+
+    Edges are the in-plane gradient maxima (Gaussian smoothing, central differences, non-maximum
+    suppression along the gradient, magnitude above ``EDGE_THRESHOLD``) that do not border air
+    (the body outline). Fatty marrow is brighter
+    than the cortex around it, so each edge pixel votes only for the centres ``r`` pixels away
+    towards the brighter side (the gradient direction), shared between the four nearest pixels;
+    a vote weighs 1 / (2 pi r), so a full circle of edges scores about 1 at its centre, as the
+    normalised votes of ``skimage.transform.hough_circle`` do.
+    """
+    n, rows, cols = img.shape
+    smooth = ndimage.gaussian_filter(img, (0, EDGE_SIGMA_PX, EDGE_SIGMA_PX))
+    # Central differences (intensity change over 2 pixels) on the smoothed image.
+    gy = np.zeros_like(smooth)
+    gx = np.zeros_like(smooth)
+    np.subtract(smooth[:, 2:], smooth[:, :-2], out=gy[:, 1:-1])
+    np.subtract(smooth[:, :, 2:], smooth[:, :, :-2], out=gx[:, :, 1:-1])
+    magnitude = np.hypot(gy, gx)
+    # Candidates: strong gradients away from the image border.
+    strong = magnitude > EDGE_THRESHOLD
+    border = int(np.ceil(OUTLINE_PX)) + 1
+    strong[:, :border] = strong[:, -border:] = False
+    strong[:, :, :border] = strong[:, :, -border:] = False
+    k, j, i = np.nonzero(strong)
+    g, y, x = magnitude[k, j, i], gy[k, j, i], gx[k, j, i]
+    # The body outline (and air inside the body) casts no votes: air OUTLINE_PX outwards of the edge.
+    outside = img[k, np.rint(j - OUTLINE_PX * y / g).astype(np.int64), np.rint(i - OUTLINE_PX * x / g).astype(np.int64)]
+    keep = outside > 0.1
+    k, j, i, g, y, x = k[keep], j[keep], i[keep], g[keep], y[keep], x[keep]
+    # Non-maximum suppression along the gradient, rounded to one of the 4 neighbour axes.
+    ay, ax = np.abs(y), np.abs(x)
+    dy = np.where(ay > 0.414 * ax, 1, 0)
+    dx = np.where(ax > 0.414 * ay, np.where(x * y < 0, -1, 1), 0)
+    dx = np.where(dy == 0, 1, dx)
+    peak = (g >= magnitude[k, j + dy, i + dx]) & (g > magnitude[k, j - dy, i - dx])
+    k, j, i, g, y, x = k[peak], j[peak], i[peak], g[peak], y[peak], x[peak]
+    uy, ux = y / g, x / g
+    plane = rows * cols
+    index, weight = [], []
+    for r_index, r in enumerate(radii_px):
+        cy, cx = j + r * uy, i + r * ux
+        y0, x0 = np.floor(cy).astype(np.int64), np.floor(cx).astype(np.int64)
+        fy, fx = cy - y0, cx - x0
+        for oy, ox, w in ((0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx), (1, 0, fy * (1 - fx)), (1, 1, fy * fx)):
+            yy, xx = y0 + oy, x0 + ox
+            inside = (yy >= 0) & (yy < rows) & (xx >= 0) & (xx < cols)
+            index.append(((k[inside] * radii_px.size + r_index) * plane) + yy[inside] * cols + xx[inside])
+            weight.append(w[inside] / (2 * np.pi * r))
+    total = np.bincount(np.concatenate(index), weights=np.concatenate(weight), minlength=n * radii_px.size * plane)
+    votes = total.astype(np.float32).reshape(n, radii_px.size, rows, cols)
     return votes
 
 
@@ -219,7 +314,9 @@ def _sphere_scores_all_slices(votes: np.ndarray, radii_px: np.ndarray, radius_px
     return total
 
 
-def _neck_axis(t1: Volume, img: np.ndarray, center: np.ndarray, radius_mm: float, lateral: int) -> tuple[np.ndarray, float]:
+def _neck_axis(
+    t1: Volume, lo: float, hi: float, center: np.ndarray, radius_mm: float, lateral: int
+) -> tuple[np.ndarray, float]:
     """Unit vector (LPS) along the femoral neck: the middle of the rays that stay inside bone.
 
     Rays leave the head centre laterally and inferiorly at 25-65 degrees below the horizontal,
@@ -239,16 +336,19 @@ def _neck_axis(t1: Volume, img: np.ndarray, center: np.ndarray, radius_mm: float
     posterior = np.array([0.0, 1.0, 0.0])
     dist = np.linspace(1.1 * radius_mm, 2.0 * radius_mm, 10)
     offsets = np.array([[0, 0, 0], [0, 3.0, 0], [0, -3.0, 0]], float)
-    axes, scores = [], []
-    for elev in np.deg2rad(np.arange(NECK_ANGLE_RANGE_DEG[0], NECK_ANGLE_RANGE_DEG[1] + 0.1, 2.5)):
-        for tilt in np.deg2rad(np.arange(ANTEVERSION_RANGE_DEG[0], ANTEVERSION_RANGE_DEG[1] + 0.1, 5.0)):
-            axis = np.cos(elev) * np.cos(tilt) * lateral_v + np.sin(elev) * inferior + np.cos(elev) * np.sin(tilt) * posterior
-            pts = center + dist[:, None, None] * axis + offsets[None]
-            idx = t1.to_index(pts.reshape(-1, 3)).T
-            values = ndimage.map_coordinates(img, idx, order=1, mode="constant", cval=0.0)
-            axes.append(axis)
-            scores.append(float(np.percentile(values, NECK_RAY_PERCENTILE)))
-    scores_a = np.array(scores)
+    elev, tilt = np.meshgrid(
+        np.deg2rad(np.arange(NECK_ANGLE_RANGE_DEG[0], NECK_ANGLE_RANGE_DEG[1] + 0.1, 2.5)),
+        np.deg2rad(np.arange(ANTEVERSION_RANGE_DEG[0], ANTEVERSION_RANGE_DEG[1] + 0.1, 5.0)),
+        indexing="ij",
+    )
+    elev, tilt = elev.ravel()[:, None], tilt.ravel()[:, None]
+    axes = np.cos(elev) * np.cos(tilt) * lateral_v + np.sin(elev) * inferior + np.cos(elev) * np.sin(tilt) * posterior
+    # Points (ray, distance, offset, xyz) of every ray, sampled in one call.
+    pts = center + dist[None, :, None, None] * axes[:, None, None, :] + offsets[None, None]
+    idx = t1.to_index(pts.reshape(-1, 3)).T
+    values = ndimage.map_coordinates(t1.array, idx, order=1, mode="constant", cval=0.0)
+    values = _scaled(values, lo, hi).reshape(len(axes), -1)
+    scores_a = np.percentile(values, NECK_RAY_PERCENTILE, axis=1)
     best = float(scores_a.max())
     if best - float(np.median(scores_a)) < 0.05:
         elev = np.deg2rad(NECK_ANGLE_DEFAULT_DEG)
@@ -256,11 +356,12 @@ def _neck_axis(t1: Volume, img: np.ndarray, center: np.ndarray, radius_mm: float
         return axis / np.linalg.norm(axis), 0.0
     lead = best - float(np.median(scores_a))
     plateau = scores_a >= best - NECK_PLATEAU * lead
-    axis = np.array(axes)[plateau].mean(axis=0)
+    axis = axes[plateau].mean(axis=0)
     c = np.round(t1.to_index(center)).astype(int)
     reach = np.ceil(3.0 * radius_mm / np.array(t1.spacing_mm)).astype(int)
-    around = img[tuple(slice(max(a - r, 0), a + r + 1) for a, r in zip(c, reach))]
-    local = float(np.percentile(around[around > 0], 90)) if (around > 0).any() else 1.0
+    around = t1.array[tuple(slice(max(a - r, 0), a + r + 1) for a, r in zip(c, reach))][:, ::2, ::2]
+    around = around[around > lo]
+    local = float(_scaled(np.percentile(around, 90, keepdims=True), lo, hi)[0]) if around.size else 1.0
     return axis / np.linalg.norm(axis), best / max(local, 1e-6)
 
 
@@ -343,16 +444,11 @@ def find_femoral_heads(t1: Volume) -> list[FemoralHead]:
     """
     _check_coronal(t1)
     dz, dy, dx = t1.spacing_mm
+    lo, hi = _intensity_range(t1.array)
     factor = max(1, int(round(HOUGH_PIXEL_MM / min(dy, dx))))
-    img = full = normalise(t1.array)
-    if factor > 1:
-        n, rows, cols = img.shape
-        if rows % factor == 0 and cols % factor == 0:
-            img = img.reshape(n, rows // factor, factor, cols // factor, factor).mean(axis=(2, 4), dtype=np.float32)
-        else:
-            img = np.stack([downscale_local_mean(s, (factor, factor)) for s in img]).astype(np.float32)
+    img = _scaled(_block_mean(t1.array, factor) if factor > 1 else t1.array, lo, hi)
     pix = min(dy, dx) * factor
-    radii_px = np.arange(max(3, int(np.floor(SLICE_RADII_MM[0] / pix))), int(np.ceil(SLICE_RADII_MM[1] / pix)) + 1)
+    radii_px = np.arange(max(2, int(np.floor(SLICE_RADII_MM[0] / pix))), int(np.ceil(SLICE_RADII_MM[1] / pix)) + 1)
     votes = _circle_votes(img, radii_px)
     dz_px = dz / pix
 
@@ -368,7 +464,7 @@ def find_femoral_heads(t1: Volume) -> list[FemoralHead]:
     # Coarse search over sphere radius and centre slice; candidates per side.
     candidates: dict[Side, list[tuple[float, float, float, int, int]]] = {Side.right: [], Side.left: []}
     side_votes = {side: np.ascontiguousarray(votes[..., columns]) for side, columns in side_columns.items()}
-    for radius_mm in np.arange(HOUGH_RADII_MM[0], HOUGH_RADII_MM[1] + 0.01, 1.5):
+    for radius_mm in np.arange(HOUGH_RADII_MM[0], HOUGH_RADII_MM[1] + 0.01, SPHERE_RADIUS_STEP_MM):
         for side, columns in side_columns.items():
             scores = _sphere_scores_all_slices(side_votes[side], radii_px, radius_mm / pix, dz_px)
             flat = scores.reshape(scores.shape[0], -1)
@@ -387,9 +483,9 @@ def find_femoral_heads(t1: Volume) -> list[FemoralHead]:
         if score < MIN_SCORE:
             continue
         centre_idx = np.array([z0, j * factor + (factor - 1) / 2.0, i * factor + (factor - 1) / 2.0])
-        center = t1.to_patient(centre_idx)
+        center, radius_mm = _fit_sphere(t1, lo, hi, t1.to_patient(centre_idx), float(radius_mm))
         lateral = -1 if side is Side.right else 1
-        axis, brightness = _neck_axis(t1, full, center, radius_mm, lateral)
+        axis, brightness = _neck_axis(t1, lo, hi, center, radius_mm, lateral)
         found[side] = (center, float(radius_mm), float(score), axis, brightness)
     _reconcile_neck_axes(found)
     heads: list[FemoralHead] = []
@@ -397,6 +493,98 @@ def find_femoral_heads(t1: Volume) -> list[FemoralHead]:
         head, neck, inter, box = _regions(t1, center, radius_mm, axis)
         heads.append(FemoralHead(side, center, radius_mm, score, axis, head, neck, inter, box))
     return heads
+
+
+def _edge_points(t1: Volume, lo: float, hi: float, center: np.ndarray, radius_mm: float) -> np.ndarray:
+    """Marrow edge points (LPS mm) of a femoral head: the steepest fall of T1 signal along in-plane rays.
+
+    On every slice whose cut through the sphere (centre ``center``, radius ``radius_mm``) has a
+    radius of at least 0.6 x the sphere's, ``FIT_RAYS`` rays leave the in-plane centre; each is
+    sampled every ``FIT_STEP_MM`` within ``FIT_WINDOW_MM`` of the expected circle, and its edge is
+    where the signal falls fastest outwards (fatty marrow to cortex), if it falls by at least
+    ``FIT_MIN_FALL_PER_MM`` (rays into the neck, where marrow continues, give no point).
+    """
+    dz, dy, dx = t1.spacing_mm
+    kc, jc, ic = t1.to_index(center)
+    ks = np.arange(t1.array.shape[0])
+    d = (ks - kc) * dz
+    use = np.abs(d) < 0.8 * radius_mm
+    ks, rho = ks[use], np.sqrt(radius_mm**2 - d[use] ** 2)
+    if ks.size == 0:
+        return np.empty((0, 3))
+    theta = np.linspace(0.0, 2 * np.pi, FIT_RAYS, endpoint=False)
+    t = np.arange(FIT_WINDOW_MM[0], FIT_WINDOW_MM[1] + 1e-9, FIT_STEP_MM)
+    reach = rho[:, None, None] + t[None, None, :]  # distance from the in-plane centre, mm
+    j = jc + reach * np.sin(theta)[None, :, None] / dy  # (slice, ray, sample)
+    i = ic + reach * np.cos(theta)[None, :, None] / dx
+    k = np.broadcast_to(ks[:, None, None].astype(float), j.shape)
+    values = ndimage.map_coordinates(t1.array, np.stack([k.ravel(), j.ravel(), i.ravel()]), order=1, mode="nearest")
+    profile = ((values - lo) / (hi - lo)).reshape(j.shape)
+    profile = ndimage.gaussian_filter1d(profile, FIT_SMOOTH_MM / FIT_STEP_MM, axis=2)
+    slope = np.diff(profile, axis=2) / FIT_STEP_MM  # per mm, between samples
+    # The edge is the steepest fall into the dark cortex: within FIT_BEFORE_DARK_MM before the first
+    # dark sample outwards (a fall from marrow to T1 edema inside the head does not reach the dark).
+    dark = profile[..., 1:] < FIT_DARK
+    first_dark = np.where(dark.any(axis=2), np.argmax(dark, axis=2), -1)
+    n_before = int(round(FIT_BEFORE_DARK_MM / FIT_STEP_MM))
+    index = np.arange(slope.shape[2])
+    allowed = (index <= first_dark[..., None]) & (index >= first_dark[..., None] - n_before)
+    m = np.argmin(np.where(allowed, slope, np.inf), axis=2)
+    fall = -np.take_along_axis(slope, m[..., None], axis=2)[..., 0]
+    inner = (m > 0) & (m < slope.shape[2] - 1)
+    # Sub-sample position of the steepest fall: vertex of the parabola through it and its neighbours.
+    mm = np.clip(m, 1, slope.shape[2] - 2)
+    s0, s1, s2 = (np.take_along_axis(slope, (mm + o)[..., None], axis=2)[..., 0] for o in (-1, 0, 1))
+    curvature = s0 - 2 * s1 + s2
+    shift = np.where(np.abs(curvature) > 1e-9, 0.5 * (s0 - s2) / np.where(curvature == 0, 1, curvature), 0.0)
+    shift = np.clip(shift, -0.5, 0.5)
+    edge = t[0] + (m + 0.5 + shift) * FIT_STEP_MM  # offset from the expected circle, mm
+    ok = inner & (first_dark >= 0) & (fall >= FIT_MIN_FALL_PER_MM)
+    r_edge = rho[:, None] + edge
+    kk = np.broadcast_to(ks[:, None], edge.shape)[ok].astype(float)
+    jj = (jc + r_edge * np.sin(theta)[None, :] / dy)[ok]
+    ii = (ic + r_edge * np.cos(theta)[None, :] / dx)[ok]
+    return t1.to_patient(np.stack([kk, jj, ii], axis=1))
+
+
+def _sphere_through(points: np.ndarray) -> tuple[np.ndarray, float]:
+    """Least-squares sphere through points (algebraic fit: |p|^2 = 2 c.p + R^2 - |c|^2)."""
+    a = np.c_[2 * points, np.ones(len(points))]
+    b = (points**2).sum(axis=1)
+    solution = np.linalg.lstsq(a, b, rcond=None)[0]
+    centre = solution[:3]
+    return centre, float(np.sqrt(max(solution[3] + centre @ centre, 0.0)))
+
+
+def _fit_sphere(t1: Volume, lo: float, hi: float, center: np.ndarray, radius_mm: float) -> tuple[np.ndarray, float]:
+    """Refine a head found by the coarse search: a sphere fitted to its marrow edge at full resolution.
+
+    Rounds of :func:`_edge_points` around the current sphere, each followed by a robust
+    least-squares fit (points more than max(1.5 mm, 3 MAD) off the sphere dropped, refitted),
+    until the sphere moves less than 0.1 mm (at most ``FIT_ROUNDS``).
+    The coarse sphere is kept when there are too few points or the fit moves implausibly far.
+    """
+    best_centre, best_radius = np.asarray(center, float), float(radius_mm)
+    for _ in range(FIT_ROUNDS):
+        points = _edge_points(t1, lo, hi, best_centre, best_radius)
+        if len(points) < FIT_MIN_POINTS:
+            break
+        centre, radius = _sphere_through(points)
+        for _ in range(3):
+            residual = np.abs(np.linalg.norm(points - centre, axis=1) - radius)
+            limit = max(1.5, 3.0 * 1.4826 * float(np.median(residual)))
+            keep = residual <= limit
+            if keep.sum() < FIT_MIN_POINTS:
+                break
+            centre, radius = _sphere_through(points[keep])
+        moved = float(np.linalg.norm(centre - np.asarray(center, float)))
+        if moved > FIT_MAX_SHIFT_MM or not HOUGH_RADII_MM[0] - 3 <= radius <= HOUGH_RADII_MM[1] + 3:
+            break
+        step = float(np.linalg.norm(centre - best_centre)) + abs(radius - best_radius)
+        best_centre, best_radius = centre, radius
+        if step < 0.1:
+            break
+    return best_centre, best_radius
 
 
 def _reconcile_neck_axes(found: dict[Side, tuple]) -> None:
@@ -445,14 +633,14 @@ def _choose_pair(best: dict[Side, list], pix: float, dz: float) -> dict[Side, tu
 
 
 def _refine(votes: np.ndarray, radii_px: np.ndarray, cand: tuple, pix: float, dz_px: float):
-    """Finer search of centre slice (quarter slices) and radius (0.5 mm) near a candidate;
+    """Finer search of centre slice (half slices) and radius (1 mm) near a candidate;
     sub-pixel in-plane centre from the vote-weighted centroid around the peak."""
     _, z0c, rc, jc, ic = cand
     j0, j1 = max(jc - 3, 0), min(jc + 4, votes.shape[2])
     i0, i1 = max(ic - 3, 0), min(ic + 4, votes.shape[3])
     top = (-1.0, z0c, rc, float(jc), float(ic))
-    for z0 in np.arange(z0c - 1.0, z0c + 1.01, 0.25):
-        for radius_mm in np.arange(rc - 2.0, rc + 2.01, 0.5):
+    for z0 in np.arange(z0c - 1.0, z0c + 1.01, 0.5):
+        for radius_mm in np.arange(rc - 2.0, rc + 2.01, 1.0):
             if not HOUGH_RADII_MM[0] - 2 <= radius_mm <= HOUGH_RADII_MM[1] + 2:
                 continue
             sub = _sphere_score(votes[:, :, j0:j1, i0:i1], radii_px, z0, radius_mm / pix, dz_px)
