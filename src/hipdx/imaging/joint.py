@@ -77,10 +77,23 @@ def joint_box(t1: Volume, head: FemoralHead) -> tuple[slice, ...]:
 
 
 def _offsets(t1: Volume, head: FemoralHead, box: tuple[slice, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Patient offsets (x, y, z, mm) from the head centre of the voxels of ``box``."""
-    kk, jj, ii = np.meshgrid(*(np.arange(s.start, s.stop) for s in box), indexing="ij")
-    points = t1.to_patient(np.stack([kk, jj, ii], -1)) - np.asarray(head.center_mm)
-    return points[..., 0], points[..., 1], points[..., 2]
+    """Patient offsets (x, y, z, mm) from the head centre of the voxels of ``box``.
+
+    A voxel's position is the sum of its slice, row and column offsets, so each coordinate is
+    three per-axis terms broadcast over the box (no per-voxel matrix product).
+    """
+    origin = t1.to_patient(np.array([b.start for b in box], float)) - np.asarray(head.center_mm)
+    steps = [t1.affine[:3, 2], t1.affine[:3, 1], t1.affine[:3, 0]]  # per slice, row, column
+    dims = [np.arange(b.stop - b.start, dtype=float) for b in box]
+    out = []
+    for a in range(3):
+        out.append(
+            origin[a]
+            + (dims[0] * steps[0][a])[:, None, None]
+            + (dims[1] * steps[1][a])[None, :, None]
+            + (dims[2] * steps[2][a])[None, None, :]
+        )
+    return out[0], out[1], out[2]
 
 
 def acetabular_region(t1: Volume, head: FemoralHead, box: tuple[slice, ...]) -> np.ndarray:
