@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from scipy import ndimage
+
 from hipdx.case.model import Side
-from hipdx.imaging.band import measure_subchondral_band
-from hipdx.imaging.heads import FemoralHead
+from hipdx.imaging.band import _smoothed_box, measure_subchondral_band
+from hipdx.imaging.heads import FemoralHead, find_femoral_heads
 from hipdx.imaging.volume import SeriesKind, Volume
 
 CENTRE = np.array([0.0, 0.0, 0.0])
@@ -46,8 +50,11 @@ def synthetic_head(band_mm: float, seed: int = 0, half_angle_deg: float = 35.0):
 
 
 @pytest.mark.parametrize("band_mm", [
-    pytest.param(1.0, marks=pytest.mark.xfail(strict=True, reason="1 mm band: thickness 1.0 mm but length 5.1 of 27.5 mm "
-                                                                 "(the boundary fit absorbs part of a thin dome-wide band)")),
+    pytest.param(1.0, marks=pytest.mark.xfail(strict=True, reason=(
+        "1 mm band: thickness 1.0 mm but length 5.1 of 27.5 mm: the free-centre boundary circle shifts ~1 mm "
+        "towards the centre and absorbs a thin dome-wide band. Fitting the circle and the band arc together "
+        "(model selection) measured 26.0 mm, but also reported 1.3-2.9 mm bands on all six real normal hips "
+        "(their domes lie 1-2 mm inside the circle through the flanks), so it is not used"))),
     3.0, 5.0, 7.0,
 ])
 def test_band_thickness_within_1_mm(band_mm):
@@ -72,3 +79,36 @@ def test_band_near_cutoff_is_indeterminate():
     vol, head = synthetic_head(4.0)
     band = measure_subchondral_band(vol, head)
     assert band.present and band.indeterminate
+
+
+def test_smoothing_a_box_samples_like_smoothing_the_whole_volume():
+    vol, _ = synthetic_head(3.0)
+    whole = ndimage.uniform_filter(vol.array, size=(1, 3, 3))
+    rng = np.random.default_rng(0)
+    inside = rng.uniform(-1, 1, (2000, 3)) * np.array([6, 30, 30]) + np.array([9, 50, 50])
+    # Samples on and beyond the volume's faces: the box is clipped there like the volume.
+    faces = np.vstack([inside, [[0, 0, 0], [18.5, 99.2, 0.3], [-0.5, 50, 101]]])
+    for index in (inside, faces):
+        box, origin = _smoothed_box(vol, index)
+        expected = ndimage.map_coordinates(whole, index.T, order=1)
+        np.testing.assert_allclose(ndimage.map_coordinates(box, (index - origin).T, order=1), expected, rtol=0, atol=1e-6)
+    assert _smoothed_box(vol, inside)[0].size < whole.size / 2
+
+
+REAL_T1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "mri" / "pelvis-t1"
+
+
+@pytest.mark.parametrize("series", [
+    "series-01", "series-02",
+    pytest.param("series-03", marks=pytest.mark.xfail(strict=True, reason=(
+        "since the femoral head search of c5110ea (radius = marrow edge, centre moved 1.6 mm up): right hip "
+        "4.0 mm band, length 2.3 mm; band-free with the heads before it"))),
+])
+def test_no_band_on_real_normal_hips(series):
+    if not (REAL_T1 / series).is_dir():
+        pytest.skip(f"real pelvis T1 data not found at {REAL_T1}")
+    from hipdx.imaging.io import read_study
+
+    (volume,) = read_study(REAL_T1 / series).volumes
+    for head in find_femoral_heads(volume):
+        assert not measure_subchondral_band(volume, head).present, (series, head.side)

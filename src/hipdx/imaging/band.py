@@ -53,6 +53,8 @@ DARK_FRACTION = 0.4
 RAMP_MM = 0.75
 #: Marrow reference: this percentile of the slice's in-head samples.
 MARROW_PERCENTILE = 90.0
+#: The smoothed box reaches this many voxels beyond the outermost profile sample.
+BOX_MARGIN_VOXELS = 2
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,18 @@ class Band:
     indeterminate: bool
 
 
-def _smoothed(volume: Volume) -> np.ndarray:
-    return ndimage.uniform_filter(volume.array.astype(np.float32), size=(1, 3, 3))
+def _smoothed_box(volume: Volume, index_kji: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The in-plane 3 x 3 mean of the voxel box holding the samples ``index_kji`` (N, 3), and its origin.
+
+    The box reaches ``BOX_MARGIN_VOXELS`` beyond the outermost sample (linear interpolation and
+    the filter each need one voxel), clipped to the volume, so the samples equal those of the
+    whole smoothed volume (to float rounding): the filter never sees the crop where it is sampled.
+    """
+    shape = np.array(volume.array.shape)
+    low = np.clip(np.floor(index_kji.min(axis=0)).astype(int) - BOX_MARGIN_VOXELS, 0, shape - 1)
+    high = np.clip(np.ceil(index_kji.max(axis=0)).astype(int) + BOX_MARGIN_VOXELS + 1, 1, shape)
+    box = tuple(slice(int(a), int(b)) for a, b in zip(low, high))
+    return ndimage.uniform_filter(volume.array[box].astype(np.float32), size=(1, 3, 3)), low.astype(float)
 
 
 def measure_subchondral_band(t1_or_stir: Volume, head: FemoralHead) -> Band:
@@ -95,7 +107,6 @@ def measure_subchondral_band(t1_or_stir: Volume, head: FemoralHead) -> Band:
     (True, 4.2)
     """
     vol = t1_or_stir
-    img = _smoothed(vol)
     radius = head.radius_mm
     row_dir = vol.affine[:3, 1] / np.linalg.norm(vol.affine[:3, 1])
     col_dir = vol.affine[:3, 0] / np.linalg.norm(vol.affine[:3, 0])
@@ -108,16 +119,25 @@ def measure_subchondral_band(t1_or_stir: Volume, head: FemoralHead) -> Band:
     fan = np.deg2rad(np.arange(-FIT_HALF_ANGLE_DEG, FIT_HALF_ANGLE_DEG + 0.1, ANGLE_STEP_DEG))
     dome = np.abs(fan) <= np.deg2rad(DOME_HALF_ANGLE_DEG) + 1e-9
     dirs = np.cos(fan)[:, None] * superior + np.sin(fan)[:, None] * col_dir
-    best_thickness, best_length = 0.0, 0.0
+    # The profiles of every slice first, so only the box around them is smoothed.
+    slices = []
     for k in ks:
         offset = (k - k_centre) * dz
         if abs(offset) >= radius:
             continue
         r_slice = float(np.sqrt(radius**2 - offset**2))
-        centre = head.center_mm + offset * normal
         radii = np.arange(0.3 * r_slice, r_slice + EDGE_SEARCH_MM + 0.001, STEP_MM)
-        pts = centre + radii[None, :, None] * dirs[:, None, :]
-        profiles = ndimage.map_coordinates(img, vol.to_index(pts.reshape(-1, 3)).T, order=1).reshape(len(fan), -1)
+        pts = head.center_mm + offset * normal + radii[None, :, None] * dirs[:, None, :]
+        slices.append((offset, r_slice, radii, pts.reshape(-1, 3)))
+    if not slices:
+        return Band(False, None, None, False)
+    index = vol.to_index(np.concatenate([pts for *_, pts in slices]))
+    img, origin = _smoothed_box(vol, index)
+    values = ndimage.map_coordinates(img, (index - origin).T, order=1)
+    starts = np.cumsum([0] + [len(pts) for *_, pts in slices])
+    best_thickness, best_length = 0.0, 0.0
+    for (offset, r_slice, radii, _), start in zip(slices, starts):
+        profiles = values[start: start + len(fan) * len(radii)].reshape(len(fan), -1)
         # Marrow reference: bright marrow of this slice (a high percentile resists edema, low on T1).
         marrow = float(np.percentile(profiles[:, radii < r_slice - 1.0], MARROW_PERCENTILE))
         if marrow <= 0:
