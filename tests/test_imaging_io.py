@@ -237,6 +237,38 @@ def test_synthetic_compressed(tmp_path):
     assert study.volumes[0].array.shape[0] == 1
 
 
+@pytest.mark.parametrize(
+    "syntax, stored, signed",
+    [
+        ("ExplicitVRLittleEndian", 12, 0),
+        ("ExplicitVRLittleEndian", 12, 1),
+        ("ImplicitVRLittleEndian", 12, 1),
+        ("ExplicitVRBigEndian", 12, 0),
+        ("ExplicitVRBigEndian", 16, 1),
+        ("ExplicitVRLittleEndian", 16, 1),
+    ],
+)
+def test_uncompressed_pixels_equal_pydicom_with_unused_bits_and_signs(tmp_path, syntax, stored, signed):
+    """The fast path for uncompressed data masks (or sign-extends) the bits above BitsStored as pydicom does."""
+    import pydicom.uid
+
+    _, paths, _ = _write_series(tmp_path, n=3, slope=2.0)
+    rng = np.random.default_rng(stored + signed)
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        raw = rng.integers(0, 65536, size=(ds.Rows, ds.Columns), dtype=np.uint16)  # garbage in the unused bits
+        big = syntax == "ExplicitVRBigEndian"
+        ds.BitsStored, ds.HighBit, ds.PixelRepresentation = stored, stored - 1, signed
+        ds.PixelData = raw.astype(">u2" if big else "<u2").tobytes()
+        ds.file_meta.TransferSyntaxUID = getattr(pydicom.uid, syntax)
+        pydicom.dcmwrite(p, ds, implicit_vr=syntax.startswith("Implicit"), little_endian=not big, force_encoding=True)
+    study = read_study(tmp_path)
+    assert not study.problems
+    for k, f in enumerate(study.series[0].files):
+        expected = pydicom.dcmread(tmp_path / f).pixel_array.astype(np.float32) * 2.0 - 10
+        np.testing.assert_array_equal(study.volumes[0].array[k], expected)
+
+
 def test_jpeg2000_and_jpeg_lossless_series_are_read_with_the_pip_installed_plugins(tmp_path):
     """pylibjpeg-openjpeg encodes and decodes JPEG 2000; pylibjpeg-libjpeg decodes JPEG lossless/-LS."""
     from pydicom.uid import JPEG2000Lossless
