@@ -1,4 +1,4 @@
-"""PNG overlays of an analysed phantom study: valid PNGs of the stated size, one per slice, deterministic."""
+"""PNG overlays of analysed phantom studies: valid PNGs of the stated size, one per slice, deterministic,\neach finding drawn in its colour where its mask is."""
 
 from __future__ import annotations
 
@@ -6,14 +6,18 @@ import struct
 import zlib
 from pathlib import Path
 
+import matplotlib.image as mpimg
+import numpy as np
 import pytest
+from scipy import ndimage
 
+from hipdx.case.model import Side
 from hipdx.errors import InputError
 from hipdx.imaging.analyze import analyze_study
-from hipdx.imaging.export import study_masks
+from hipdx.imaging.export import DISPLAY_COLOURS, Finding, finding_masks, study_masks
 from hipdx.imaging.io import read_study
 from hipdx.imaging.phantom import write_phantom
-from hipdx.report.overlay import DPI, FIGURE_SIZE_IN, write_overlays
+from hipdx.report.overlay import DPI, FIGURE_SIZE_IN, _figure, _representative_slices, write_overlays
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: A small phantom (256 x 256 x 32) keeps the module under ten seconds.
@@ -94,3 +98,111 @@ def test_a_file_as_outdir_is_a_clear_error(analysed, tmp_path):
     not_a_folder.write_text("x")
     with pytest.raises(InputError, match="is a file, not a folder"):
         write_overlays(volumes, analysis, not_a_folder, masks=masks)
+
+
+# Acetabular edema and joint effusion: drawn in their own colours where the masks are, and
+# nowhere (outside the legend) on a study without them.
+JOINT = dict(SMALL, acetabular_edema_ml=5.0, effusion_ml=10.0)
+#: A PNG pixel within this distance (per channel, 0-255) of a colour counts as that colour.
+COLOUR_TOLERANCE = 40
+#: A coloured pixel counts as on its mask within this distance (image pixels) of a mask voxel.
+NEAR_MASK_PX = 2.0
+
+
+#: Femoral edema and a band, no acetabular edema or effusion: the "femoral-only" phantom of
+#: tests/test_joint.py, which checks that the analysis reports neither on it.
+FEMORAL_ONLY = dict(seed=13, side="left", edema_ml=30, band_mm=4, snr=20, bias=0.2)
+
+
+def _analyse(factory, name, parameters):
+    folder = factory.mktemp(name)
+    write_phantom(folder, **parameters)
+    volumes = list(read_study(folder).volumes)
+    analysis = analyze_study(volumes)
+    return volumes, analysis, analysis.masks
+
+
+@pytest.fixture(scope="module")
+def joint_analysed(tmp_path_factory):
+    return _analyse(tmp_path_factory, "joint", JOINT)
+
+
+@pytest.fixture(scope="module")
+def femoral_only_analysed(tmp_path_factory):
+    return _analyse(tmp_path_factory, "femoral-only", FEMORAL_ONLY)
+
+
+def _coloured_pixels(png: Path, colour: str, figure) -> np.ndarray:
+    """(x, y) display pixels (origin bottom left) of ``colour`` in ``png``, outside the legend."""
+    rgb = np.round(mpimg.imread(png)[..., :3] * 255).astype(int)
+    target = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+    rows, cols = np.nonzero(np.abs(rgb - target).max(axis=-1) <= COLOUR_TOLERANCE)
+    xy = np.column_stack([cols + 0.5, rgb.shape[0] - rows - 0.5])
+    legend = figure.axes[0].get_legend().get_window_extent()
+    inside = (xy[:, 0] >= legend.x0) & (xy[:, 0] <= legend.x1) & (xy[:, 1] >= legend.y0) & (xy[:, 1] <= legend.y1)
+    return xy[~inside]
+
+
+def _distance_to_mask(xy: np.ndarray, mask_slice: np.ndarray, figure) -> np.ndarray:
+    """Distance (image pixels) from display points to the nearest voxel of a 2-D mask."""
+    col_row = figure.axes[0].transData.inverted().transform(xy)
+    distance = ndimage.distance_transform_edt(~mask_slice)
+    c = np.clip(np.round(col_row[:, 0]).astype(int), 0, mask_slice.shape[1] - 1)
+    r = np.clip(np.round(col_row[:, 1]).astype(int), 0, mask_slice.shape[0] - 1)
+    return distance[r, c]
+
+
+def _figures(masks, analysis, paths):
+    """The figure behind each written PNG (same drawing code), laid out as when saved."""
+    out = {}
+    for k, reasons in _representative_slices(masks).items():
+        figure = _figure(masks, analysis, k, reasons)
+        figure.canvas.draw()
+        out[k] = figure
+    assert sorted(out) == sorted(int(p.name.split("_")[1]) - 1 for p in paths)
+    return out
+
+
+@pytest.mark.parametrize("finding", [Finding.acetabular_edema, Finding.effusion])
+def test_joint_findings_are_drawn_in_their_colour_on_their_mask(joint_analysed, tmp_path, finding):
+    volumes, analysis, masks = joint_analysed
+    reported = {(side, f): mask for side, f, mask in finding_masks(analysis, masks)}
+    lesion = reported[(Side.left, finding)]  # the phantom's lesion side
+    assert (Side.right, finding) not in reported
+    paths = write_overlays(volumes, analysis, tmp_path, masks=masks)
+    figures = _figures(masks, analysis, paths)
+    drawn_on = []
+    for path in paths:
+        k = int(path.name.split("_")[1]) - 1
+        xy = _coloured_pixels(path, DISPLAY_COLOURS[finding], figures[k])
+        if not lesion[k].any():
+            assert len(xy) == 0, (path.name, len(xy))
+            continue
+        assert len(xy) > 20, path.name  # a contour, not a stray pixel
+        assert np.all(_distance_to_mask(xy, lesion[k], figures[k]) <= NEAR_MASK_PX), path.name
+        drawn_on.append(k)
+    assert drawn_on, "no representative slice cuts the lesion"
+
+
+@pytest.mark.parametrize("finding", [Finding.acetabular_edema, Finding.effusion])
+def test_no_joint_finding_colour_on_a_study_without_them(femoral_only_analysed, tmp_path, finding):
+    volumes, analysis, masks = femoral_only_analysed
+    reported = {f for _, f, _ in finding_masks(analysis, masks)}
+    assert Finding.edema in reported  # red contours drawn: not to be mistaken for the joint colours
+    assert finding not in reported, "analysis false positive on a phantom without it (see tests/test_joint.py)"
+    paths = write_overlays(volumes, analysis, tmp_path, masks=masks)
+    figures = _figures(masks, analysis, paths)
+    for path in paths:
+        k = int(path.name.split("_")[1]) - 1
+        assert len(_coloured_pixels(path, DISPLAY_COLOURS[finding], figures[k])) == 0, path.name
+
+
+def test_the_legend_names_every_colour(analysed):
+    volumes, analysis, masks = analysed
+    k, reasons = next(iter(_representative_slices(masks).items()))
+    legend = _figure(masks, analysis, k, reasons).axes[0].get_legend()
+    labels = {text.get_text(): line.get_color() for text, line in zip(legend.get_texts(), legend.get_lines())}
+    assert labels["acetabular edema"] == DISPLAY_COLOURS[Finding.acetabular_edema]
+    assert labels["joint effusion"] == DISPLAY_COLOURS[Finding.effusion]
+    assert labels["bone marrow edema"] == DISPLAY_COLOURS[Finding.edema]
+    assert len(set(labels.values())) == len(labels)  # distinct colours

@@ -96,8 +96,12 @@ def analyze_command(
     directory: Path = typer.Argument(..., help="Folder of DICOM files or NIfTI files of one hip MRI study"),
     output_format: OutputFormat = typer.Option(OutputFormat.text, "--format"),
     overlays: Path | None = typer.Option(None, "--overlays", help="Write PNG overlays of representative slices here"),
-    seg: Path | None = typer.Option(None, "--seg", help="Write the edema as a DICOM SEG file (e.g. OUT.dcm)"),
-    sr: Path | None = typer.Option(None, "--sr", help="Write the measurements as a DICOM SR (TID 1500) file"),
+    seg: Path | None = typer.Option(
+        None, "--seg", help="Write the femoral heads, edema, acetabular edema and effusion as a DICOM SEG file (OUT.dcm)"
+    ),
+    sr: Path | None = typer.Option(
+        None, "--sr", help="Write the measurements as a DICOM SR (TID 1500) file; it references the --seg segments"
+    ),
 ) -> None:
     """Find both femoral heads, measure edema and subchondral bands."""
     from hipdx.imaging.analyze import analyze_study
@@ -114,24 +118,39 @@ def analyze_command(
     analysis = analyze_study(list(study.volumes))
     written: list[Path] = []
     if overlays is not None or seg is not None or sr is not None:
-        from hipdx.imaging.export import series_of, source_datasets, study_masks, write_edema_seg, write_measurement_sr
+        from hipdx.imaging.export import (
+            build_measurement_report,
+            build_segmentation,
+            series_of,
+            source_datasets,
+            study_masks,
+            write_dicom,
+        )
 
         masks = study_masks(list(study.volumes), analysis)
+        # SEG and SR are built before anything is written: a refusal leaves no partial output.
+        # The SR references the SEG's segments when both are asked for.
+        segmentation = report = None
+        if seg is not None or sr is not None:
+            source = source_datasets(study, series_of(study, masks.t1))
+            if seg is not None:
+                segmentation = build_segmentation(source, analysis, masks=masks)
+            if sr is not None:
+                fluid_source = None
+                if masks.fluid is not None:
+                    try:
+                        fluid_source = source_datasets(study, series_of(study, masks.fluid))
+                    except ImagingError as exc:
+                        analysis.warnings.append(f"the fluid-sensitive series is not in the SR evidence: {exc}")
+                report = build_measurement_report(source, analysis, segmentation=segmentation,
+                                                  fluid_source=fluid_source)
         if overlays is not None:
             from hipdx.report.overlay import write_overlays
 
             written += write_overlays(list(study.volumes), analysis, overlays, masks=masks)
-        if seg is not None or sr is not None:
-            source = source_datasets(study, series_of(study, masks.t1))
-            if seg is not None:
-                if masks.fluid is None:
-                    analysis.warnings.append("no fluid-sensitive series: the DICOM SEG holds no edema")
-                if masks.edema.any():
-                    written.append(write_edema_seg(source, masks.edema, seg))
-                else:
-                    analysis.warnings.append(f"no edema segmented: {seg} not written (a SEG needs a segment)")
-            if sr is not None:
-                written.append(write_measurement_sr(source, analysis, sr))
+        for dataset, path in ((segmentation, seg), (report, sr)):
+            if dataset is not None and path is not None:
+                written.append(write_dicom(dataset, path))
         analysis.provenance.parameters["files_written"] = [str(p) for p in written]
     if output_format is OutputFormat.json:
         typer.echo(analysis.model_dump_json(indent=2))

@@ -1,55 +1,173 @@
 """Results that leave hipdx as images: the masks behind an analysis, a DICOM SEG and a TID 1500 SR.
 
-:func:`study_masks` gives the femoral heads and the edema mask of each side on the T1 grid
+:func:`study_masks` gives the femoral heads and the finding masks of each side on the T1 grid
 that :func:`analyze_study` kept with its :class:`~hipdx.imaging.analyze.MriAnalysis` (the
 masks are not serialised; the analysis is not repeated). The overlays
 (:mod:`hipdx.report.overlay`) and the DICOM SEG use these masks.
 
-:func:`write_edema_seg` writes the edema as a binary DICOM Segmentation referencing the
-analysed series; :func:`write_measurement_sr` writes the measurements of both hips as a
-DICOM Comprehensive 3D SR following TID 1500 "Measurement Report" (imaging.md 6.1; the IHE
-AI Results profile uses the same pair). Both carry the algorithm identification (hipdx and
-its version). highdicom 0.28.2 builds both; it is imported only when they are written.
+:func:`build_segmentation` turns the masks into a binary DICOM Segmentation with one segment
+per side and :class:`Finding` (femoral head, bone marrow edema, acetabular edema, joint
+effusion) on the analysed T1 series; :func:`build_measurement_report` turns the measurements
+into a Comprehensive 3D SR following TID 1500 "Measurement Report" (imaging.md 6.1; the IHE
+AI Results profile uses the same pair). Given the SEG, each measurement group of the SR is a
+TID 1411 volumetric ROI group that references the segment it was measured on (SOP Instance
+UID and segment number) and shares its tracking identifier and UID; without a SEG, each
+group is a TID 1501 group that lists the source images it was measured on. Build both first,
+then write them with :func:`write_dicom`: nothing is written when either is refused.
+highdicom 0.28.2 builds both; it is imported only when they are built.
+
+Codes come from pydicom's bundled dictionary (``pydicom.sr.codedict.codes``: SNOMED CT
+``SCT``, DICOM ``DCM``, ``UCUM``); the few concepts it has no code for use the private scheme
+``99HIPDX`` (:data:`LOCAL_CODES`), declared in the Coding Scheme Identification Sequence.
 
 Example
 -------
->>> study = read_study("exam/")                                         # doctest: +SKIP
->>> analysis = analyze_study(list(study.volumes))                       # doctest: +SKIP
->>> masks = study_masks(list(study.volumes), analysis)                  # doctest: +SKIP
->>> t1 = series_of(study, masks.t1)                                     # doctest: +SKIP
->>> write_edema_seg(source_datasets(study, t1), masks.edema, "seg.dcm") # doctest: +SKIP
->>> write_measurement_sr(source_datasets(study, t1), analysis, "sr.dcm") # doctest: +SKIP
+>>> study = read_study("exam/")                                          # doctest: +SKIP
+>>> analysis = analyze_study(list(study.volumes))                        # doctest: +SKIP
+>>> masks = study_masks(list(study.volumes), analysis)                   # doctest: +SKIP
+>>> source = source_datasets(study, series_of(study, masks.t1))          # doctest: +SKIP
+>>> seg = build_segmentation(source, masks)                              # doctest: +SKIP
+>>> sr = build_measurement_report(source, analysis, segmentation=seg)    # doctest: +SKIP
+>>> write_dicom(seg, "seg.dcm"), write_dicom(sr, "sr.dcm")               # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import os
+from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pydicom
+from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
+from pydicom.uid import SegmentationStorage, generate_uid
 
 from hipdx import __version__
+from hipdx.case.model import EdemaExtent, Presence, Side
 from hipdx.errors import ImagingError, InputError
 from hipdx.imaging.analyze import MriAnalysis, StudyMasks, analyze_study
 from hipdx.imaging.volume import Volume
+from hipdx.reasoning.encode import BAND_CUTOFF_MM, BAND_INDETERMINATE_MM
 
 if TYPE_CHECKING:  # pragma: no cover
+    import highdicom as hd
+
     from hipdx.imaging.io import Series, Study
+
+__all__ = [
+    "ALGORITHM_NAME",
+    "DISPLAY_COLOURS",
+    "Finding",
+    "LOCAL_CODES",
+    "LOCAL_SCHEME",
+    "SEG_SERIES_NUMBER",
+    "SR_SERIES_NUMBER",
+    "StudyMasks",
+    "build_measurement_report",
+    "build_segmentation",
+    "finding_masks",
+    "local_code",
+    "segment_tracking_id",
+    "series_of",
+    "source_datasets",
+    "study_masks",
+    "write_dicom",
+]
 
 #: Algorithm identification written into the SEG and the SR.
 ALGORITHM_NAME = "hipdx"
-ALGORITHM_FAMILY = "Artificial Intelligence"  # the only DCM family code for a software algorithm
-SEGMENT_LABEL = "Bone marrow edema"
 #: Manufacturer and series numbers of what hipdx writes.
 MANUFACTURER = "hipdx developers"
 SEG_SERIES_NUMBER = 901
 SR_SERIES_NUMBER = 902
+#: The device observer of the SR: one UID per hipdx version (the same on every machine).
+DEVICE_OBSERVER_UID = generate_uid(entropy_srcs=[ALGORITHM_NAME, __version__])
+
+
+class Finding(str, Enum):
+    """What a measurement group of the SR is about, one per side; all but the band are SEG segments too."""
+
+    femoral_head = "femoral head"
+    edema = "bone marrow edema"
+    acetabular_edema = "acetabular edema"
+    effusion = "joint effusion"
+    subchondral_band = "subchondral band"
+
+
+#: Colours of each finding, shared by the PNG overlays and the SEG's recommended display colour.
+DISPLAY_COLOURS: dict[Finding, str] = {
+    Finding.femoral_head: "#00d0ff",
+    Finding.edema: "#ff2020",
+    Finding.acetabular_edema: "#ff40ff",
+    Finding.effusion: "#2050ff",
+    Finding.subchondral_band: "#40ff40",
+}
+
+#: The private coding scheme of concepts that no bundled dictionary codes (PS3.3 8.2: a
+#: private scheme designator starts with "99").
+LOCAL_SCHEME = "99HIPDX"
+LOCAL_SCHEME_NAME = "hipdx local concepts"
+#: code value (at most 16 characters) -> meaning.
+LOCAL_CODES: dict[str, str] = {
+    "subchondral-band": "Subchondral low-signal band",
+    "band-thickness": "Subchondral band thickness",
+    "band-cutoff": f"Subchondral band thickness against the {BAND_CUTOFF_MM:g} mm cut-off",
+    "below-cutoff": "Below the cut-off",
+    "at-cutoff": "At or above the cut-off",
+    "edema-fraction": "Edema fraction of femoral head and neck",
+    "edema-signal": "Edema signal relative to normal marrow",
+    "extent-none": "No edema",
+    "extent-focal": "Focal edema",
+    "extent-head": "Edema of the femoral head",
+    "extent-neck": "Edema of the femoral neck",
+    "extent-head-neck": "Edema of the femoral head and neck",
+    "extent-trochant": "Edema extending to the intertrochanteric region",
+}
+_EXTENT_CODE = {
+    EdemaExtent.none: "extent-none",
+    EdemaExtent.focal: "extent-focal",
+    EdemaExtent.femoral_head: "extent-head",
+    EdemaExtent.femoral_neck: "extent-neck",
+    EdemaExtent.head_and_neck: "extent-head-neck",
+    EdemaExtent.intertrochanteric: "extent-trochant",
+}
+_SIDES = (Side.right, Side.left)
+_LATERALITY = {Side.right: codes.SCT.Right, Side.left: codes.SCT.Left}
+#: Finding -> (segmented property category, type, anatomic region, primary anatomic structure).
+_SEGMENT_CODES: dict[Finding, tuple[Code, Code, Code | None, Code | None]] = {
+    Finding.femoral_head: (codes.SCT.AnatomicalStructure, codes.SCT.FemoralHead, None, None),
+    Finding.edema: (codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.Edema, codes.SCT.ProximalFemur,
+                    codes.SCT.BoneMarrow),
+    Finding.acetabular_edema: (codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.Edema, codes.SCT.Acetabulum,
+                               codes.SCT.BoneMarrow),
+    Finding.effusion: (codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.Effusion, codes.SCT.HipJoint, None),
+}
+#: Finding -> finding site of its SR group.
+_FINDING_SITE = {
+    Finding.femoral_head: codes.SCT.FemoralHead,
+    Finding.edema: codes.SCT.ProximalFemur,
+    Finding.acetabular_edema: codes.SCT.Acetabulum,
+    Finding.effusion: codes.SCT.HipJoint,
+    Finding.subchondral_band: codes.SCT.FemoralHead,
+}
+#: The segment a finding's SR group was measured on: the band on the femoral head.
+_MEASURED_ON = {Finding.subchondral_band: Finding.femoral_head}
+
+
+def local_code(value: str) -> Code:
+    """The ``99HIPDX`` code ``value`` (one of :data:`LOCAL_CODES`)."""
+    return Code(value, LOCAL_SCHEME, LOCAL_CODES[value])
+
+
+def segment_tracking_id(side: Side, finding: Finding) -> str:
+    """Tracking identifier of a finding, the same in the SEG segment and the SR group."""
+    return f"{ALGORITHM_NAME} {side.value} {finding.value}"
 
 
 def study_masks(volumes: list[Volume], analysis: MriAnalysis | None = None) -> StudyMasks:
-    """The femoral heads and edema masks of a study: those kept by :func:`analyze_study`.
+    """The femoral heads and finding masks of a study: those kept by :func:`analyze_study`.
 
     Parameters
     ----------
@@ -137,7 +255,436 @@ def _existing(datasets: list[pydicom.Dataset | None]) -> list[pydicom.Dataset]:
     return found
 
 
-def _save(dataset: pydicom.Dataset, path: str | os.PathLike[str]) -> Path:
+def _masks_of(analysis: MriAnalysis, masks: StudyMasks | None) -> StudyMasks:
+    if masks is not None:
+        return masks
+    if analysis.masks is None:
+        raise ImagingError("the analysis carries no masks (read back from JSON?): pass study_masks(volumes, analysis)")
+    return analysis.masks
+
+
+def finding_masks(analysis: MriAnalysis, masks: StudyMasks | None = None) -> list[tuple[Side, Finding, np.ndarray]]:
+    """The masks of what the analysis reports, in segment order: per side (right, left) the femoral
+    head, then bone marrow edema, acetabular edema and joint effusion when reported present.
+
+    A finding below its reporting limit (``hipdx.imaging.analyze.EDEMA_MIN_ML`` ...) may still
+    have a few voxels; it is reported absent, so it is neither drawn nor segmented. The SEG,
+    the overlays and the SR's references all follow this one list.
+
+    Parameters
+    ----------
+    analysis
+        ``analyze_study(volumes)``: which findings are present.
+    masks
+        ``study_masks(volumes, analysis)``; by default those ``analysis`` kept.
+
+    Raises
+    ------
+    ImagingError
+        The analysis has no masks (read back from JSON) and none are given.
+    """
+    masks = _masks_of(analysis, masks)
+    out = []
+    for side in _SIDES:
+        reported = getattr(analysis.sides, side.value)
+        head = masks.heads.get(side)
+        found = [
+            (Finding.femoral_head, head.head_mask if head is not None else None),
+            (Finding.edema, masks.edema_by_side.get(side)
+             if reported.edema.extent not in (EdemaExtent.none, EdemaExtent.unknown) else None),
+            (Finding.acetabular_edema, masks.acetabular_edema_by_side.get(side)
+             if reported.acetabular_edema.present is Presence.present else None),
+            (Finding.effusion, masks.effusion_by_side.get(side) if reported.effusion.present is Presence.present else None),
+        ]
+        out += [(side, finding, mask) for finding, mask in found if mask is not None and mask.any()]
+    return out
+
+
+def _no_fluid_series() -> ImagingError:
+    return ImagingError(
+        "the study has no fluid-sensitive series (STIR or fat-saturated T2/PD) covering the hips: "
+        "bone marrow edema, acetabular edema and effusion were not measured, so there is nothing to export"
+    )
+
+
+def _with_laterality(item: pydicom.Dataset, keyword: str, side: Side) -> None:
+    """Add the side as a modifier (CID 244 Laterality) to a coded item: ``keyword`` is the modifier sequence."""
+    modifier = pydicom.Dataset()
+    code = _LATERALITY[side]
+    modifier.CodeValue, modifier.CodingSchemeDesignator, modifier.CodeMeaning = code.value, code.scheme_designator, code.meaning
+    setattr(item, keyword, [modifier])
+
+
+def _declare_local_scheme(dataset: pydicom.Dataset) -> None:
+    item = pydicom.Dataset()
+    item.CodingSchemeDesignator = LOCAL_SCHEME
+    item.CodingSchemeName = LOCAL_SCHEME_NAME
+    item.CodingSchemeResponsibleOrganization = MANUFACTURER
+    item.CodingSchemeVersion = __version__
+    dataset.CodingSchemeIdentificationSequence = [item]
+
+
+def build_segmentation(
+    source: list[pydicom.Dataset | None], analysis: MriAnalysis, *, masks: StudyMasks | None = None
+) -> hd.seg.Segmentation:
+    """The findings of an analysed study as a binary DICOM Segmentation on its T1 series.
+
+    One segment per side (right first) and reported finding (:func:`finding_masks`): femoral head (SCT Anatomical
+    structure / Femoral head, laterality as a property type modifier), bone marrow edema (SCT
+    Morphologically abnormal structure / Edema, region Proximal femur, structure Bone marrow),
+    acetabular edema (Edema, region Acetabulum, structure Bone marrow) and joint effusion
+    (Effusion, region Hip joint); lesions carry the laterality as an anatomic region modifier.
+    Each segment has the tracking identifier :func:`segment_tracking_id`, a new tracking UID,
+    the recommended display colour of the overlays and the algorithm identification (hipdx
+    and its version, algorithm type AUTOMATIC). Slices without any segment are left out.
+
+    Parameters
+    ----------
+    source
+        The datasets of the T1 series the masks lie on, one per slice in the slice order of
+        the masks (:func:`source_datasets`); ``None`` for a filled-in slice.
+    analysis
+        ``analyze_study(volumes)``: which findings are reported.
+    masks
+        ``study_masks(volumes, analysis)``; by default those ``analysis`` kept.
+
+    Returns
+    -------
+    highdicom.seg.Segmentation
+        Not yet written: see :func:`write_dicom`.
+
+    Raises
+    ------
+    ImagingError
+        The study has no fluid-sensitive series; no bone marrow edema, acetabular edema or
+        effusion is reported (a SEG of the femoral heads alone is not written); the analysis
+        has no masks; the masks do not match the source series or mark a slice without a
+        source image.
+    """
+    import highdicom as hd
+
+    masks = _masks_of(analysis, masks)
+    if masks.fluid is None:
+        raise _no_fluid_series()
+    found = finding_masks(analysis, masks)
+    if not any(finding is not Finding.femoral_head for _, finding, _ in found):
+        raise ImagingError(
+            "no bone marrow edema, acetabular edema or joint effusion was found: a DICOM SEG of the findings "
+            "would hold the femoral heads only (write the SR alone: it reports the findings absent)"
+        )
+    first = _existing(source)[0]
+    rows, cols = int(first.Rows), int(first.Columns)
+    shape = (len(source), rows, cols)
+    if masks.t1.array.shape != shape:
+        raise ImagingError(f"the masks have shape {masks.t1.array.shape}; the source series has "
+                           f"{len(source)} slices of {rows} x {cols}")
+    stack = np.stack([mask for _, _, mask in found], axis=-1).astype(np.uint8)
+    missing = [k for k, ds in enumerate(source) if ds is None]
+    marked = [k + 1 for k in missing if stack[k].any()]
+    if marked:
+        raise ImagingError(f"the masks mark slices without a source image: {marked}")
+    keep = [k for k, ds in enumerate(source) if ds is not None]
+    algorithm = hd.AlgorithmIdentificationSequence(name=ALGORITHM_NAME, family=codes.DCM.ArtificialIntelligence,
+                                                   version=__version__, source=MANUFACTURER)
+    descriptions = []
+    for number, (side, finding, _) in enumerate(found, start=1):
+        category, kind, region, structure = _SEGMENT_CODES[finding]
+        rgb = [int(DISPLAY_COLOURS[finding][i:i + 2], 16) for i in (1, 3, 5)]
+        description = hd.seg.SegmentDescription(
+            segment_number=number,
+            segment_label=f"{side.value} {finding.value}",
+            segmented_property_category=category,
+            segmented_property_type=kind,
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+            algorithm_identification=algorithm,
+            anatomic_regions=[region] if region is not None else None,
+            primary_anatomic_structures=[structure] if structure is not None else None,
+            tracking_id=segment_tracking_id(side, finding),
+            tracking_uid=hd.UID(),
+            display_color=hd.color.CIELabColor.from_rgb(*rgb),
+        )
+        if region is None:
+            _with_laterality(description.SegmentedPropertyTypeCodeSequence[0],
+                             "SegmentedPropertyTypeModifierCodeSequence", side)
+        else:
+            _with_laterality(description.AnatomicRegionSequence[0], "AnatomicRegionModifierSequence", side)
+        descriptions.append(description)
+    try:
+        seg = hd.seg.Segmentation(
+            source_images=[_with_type2(source[k]) for k in keep],  # type: ignore[arg-type]
+            pixel_array=stack[keep],
+            segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+            segment_descriptions=descriptions,
+            series_instance_uid=hd.UID(),
+            series_number=SEG_SERIES_NUMBER,
+            sop_instance_uid=hd.UID(),
+            instance_number=1,
+            manufacturer=MANUFACTURER,
+            manufacturer_model_name=ALGORITHM_NAME,
+            software_versions=__version__,
+            device_serial_number="0",
+            content_label="HIPDX",
+            content_description="hipdx hip MRI findings",
+            series_description="hipdx hip MRI findings",
+        )
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ImagingError(f"the DICOM SEG cannot be built from the source series: {exc}") from None
+    return seg
+
+
+def _segments_of(segmentation: pydicom.Dataset, images: list[pydicom.Dataset]) -> dict[str, tuple[int, str]]:
+    """Tracking identifier -> (segment number, tracking UID) of a SEG of the same study and frame of reference."""
+    if segmentation.get("SOPClassUID") != SegmentationStorage:
+        raise ImagingError(f"the segmentation given to the SR is not a DICOM SEG (SOP class {segmentation.get('SOPClassUID')})")
+    for keyword in ("StudyInstanceUID", "FrameOfReferenceUID"):
+        if segmentation.get(keyword) != images[0].get(keyword):
+            raise ImagingError(f"the DICOM SEG has another {keyword} than the analysed series: "
+                               "it was not made from this study")
+    return {str(item.get("TrackingID", "")): (int(item.SegmentNumber), str(item.get("TrackingUID", "")))
+            for item in segmentation.SegmentSequence}
+
+
+#: Finding -> prefixes of the analysis parameters (``MriAnalysis.provenance.parameters``) of its method.
+_PARAMETER_PREFIXES = {
+    Finding.femoral_head: ("hough_",),
+    Finding.edema: ("edema_", "region_involved"),
+    Finding.subchondral_band: ("band_",),
+    Finding.acetabular_edema: ("acetabular_",),
+    Finding.effusion: ("effusion_",),
+}
+
+
+def _parameters(analysis: MriAnalysis, finding: Finding) -> list[str]:
+    """The method behind a finding's numbers, as algorithm parameters (TID 4019), ``name: value``."""
+    prefixes = _PARAMETER_PREFIXES[finding]
+    out = [f"{key}: {value}" for key, value in sorted(analysis.provenance.parameters.items()) if key.startswith(prefixes)]
+    if finding is Finding.subchondral_band:
+        out.append(f"band_cutoff_mm: {BAND_CUTOFF_MM:g} (Vande Berg et al., Radiology 1999), "
+                   f"indeterminate within {BAND_INDETERMINATE_MM:g} mm")
+    return out
+
+
+def _presence(present: Presence) -> Code | None:
+    return {Presence.present: codes.SCT.Present, Presence.absent: codes.SCT.Absent}.get(present)
+
+
+class _ReportBuilder:
+    """Measurement groups of one analysis, each referencing its segment or its source images."""
+
+    def __init__(self, analysis: MriAnalysis, source: list[pydicom.Dataset | None], segmentation: pydicom.Dataset | None):
+        import highdicom as hd
+
+        self.hd = hd
+        self.analysis = analysis
+        self.source = source
+        self.images = _existing(source)
+        self.segmentation = segmentation
+        self.segments = _segments_of(segmentation, self.images) if segmentation is not None else {}
+        self.reported: dict[tuple[Side, Finding], np.ndarray] = {}
+        if analysis.masks is not None and analysis.masks.t1.array.shape[0] == len(source):
+            self.reported = {(side, finding): mask for side, finding, mask in finding_masks(analysis)}
+        self.groups: list[Any] = []
+
+    def _source_images(self, side: Side, finding: Finding) -> list[Any]:
+        """The slices a reported finding lies on, else those of the femoral head it was sought around."""
+        mask = self.reported.get((side, finding), self.reported.get((side, Finding.femoral_head)))
+        if mask is None:
+            return []
+        slices = [self.source[k] for k in np.flatnonzero(mask.any(axis=(1, 2)))]
+        return [self.hd.sr.SourceImageForMeasurementGroup(ds.SOPClassUID, ds.SOPInstanceUID)
+                for ds in slices if ds is not None]
+
+    def add(self, side: Side, finding: Finding, measurements: list[Any], evaluations: list[Any],
+            finding_type: Code, surface: Any = None) -> None:
+        """One group: on ``surface`` (a volume surface) when given, else on its segment or its source images."""
+        hd = self.hd
+        site = [hd.sr.FindingSite(_FINDING_SITE[finding], laterality=_LATERALITY[side])]
+        on = _MEASURED_ON.get(finding, finding)
+        number, segment_uid = self.segments.get(segment_tracking_id(side, on), (None, ""))
+        if self.segmentation is not None and number is None and (side, on) in self.reported:
+            raise ImagingError(f"the DICOM SEG has no segment {segment_tracking_id(side, on)!r} though the analysis "
+                               "reports it: give the SEG built from this analysis")
+        algorithm = hd.sr.AlgorithmIdentification(name=ALGORITHM_NAME, version=__version__,
+                                                  parameters=_parameters(self.analysis, finding) or None)
+        common: dict[str, Any] = dict(finding_type=finding_type, algorithm_id=algorithm, finding_sites=site,
+                                      measurements=measurements or None, qualitative_evaluations=evaluations or None)
+        # The same finding keeps its segment's tracking UID; the band is a finding of its own.
+        uid = segment_uid if segment_uid and on is finding else hd.UID()
+        tracking = hd.sr.TrackingIdentifier(uid=uid, identifier=segment_tracking_id(side, finding))
+        if surface is not None:
+            self.groups.append(hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+                tracking_identifier=tracking, referenced_volume_surface=surface, **common))
+        elif number is not None:
+            self.groups.append(hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+                tracking_identifier=tracking,
+                referenced_segment=hd.sr.ReferencedSegment.from_segmentation(self.segmentation, number),
+                **common,
+            ))
+        else:
+            self.groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=tracking,
+                source_images=self._source_images(side, finding) or None,
+                **common,
+            ))
+
+    def measurement(self, name: Code, value: float, unit: Code, **kwargs: Any) -> Any:
+        return self.hd.sr.Measurement(name, float(value), unit, **kwargs)
+
+    def side(self, side: Side) -> None:
+        hd, out = self.hd, getattr(self.analysis.sides, side.value)
+        mm, ml, percent = codes.UCUM.Millimeter, Code("mL", "UCUM", "mL"), Code("%", "UCUM", "%")
+        volume_method = codes.DCM.SumOfSegmentedVoxelMethodForVolume
+        frame_of_reference = self.images[0].FrameOfReferenceUID
+        if out.femoral_head is not None:
+            # The fitted sphere as an ELLIPSOID of three equal axes (end points along x, y, z; patient LPS mm).
+            centre, radius = np.asarray(out.femoral_head.center_mm, dtype=float), float(out.femoral_head.radius_mm)
+            ends = np.concatenate([[centre - radius * axis, centre + radius * axis] for axis in np.eye(3)])
+            sphere = hd.sr.VolumeSurface(hd.sr.GraphicTypeValues3D.ELLIPSOID, ends, frame_of_reference,
+                                         source_series=hd.sr.SourceSeriesForSegmentation(self.images[0].SeriesInstanceUID))
+            self.add(side, Finding.femoral_head, [self.measurement(codes.SCT.Radius, radius, mm)], [],
+                     codes.SCT.FemoralHead, surface=sphere)
+        edema = out.edema
+        if edema.volume_ml is not None:
+            measurements = [self.measurement(codes.SCT.Volume, edema.volume_ml, ml, method=volume_method)]
+            if edema.fraction is not None:
+                measurements.append(self.measurement(local_code("edema-fraction"), 100.0 * edema.fraction, percent))
+            if edema.signal_ratio is not None:
+                measurements.append(self.measurement(local_code("edema-signal"), edema.signal_ratio,
+                                                     Code("1", "UCUM", "no units")))
+            evaluations = []
+            if edema.extent in _EXTENT_CODE:
+                present = codes.SCT.Absent if edema.extent is EdemaExtent.none else codes.SCT.Present
+                evaluations = [hd.sr.QualitativeEvaluation(codes.SCT.Edema, present),
+                               hd.sr.QualitativeEvaluation(codes.SCT.Extent, local_code(_EXTENT_CODE[edema.extent]))]
+            self.add(side, Finding.edema, measurements, evaluations, codes.SCT.Edema)
+        band = out.subchondral_band
+        if band.present is not Presence.unknown:
+            measurements, evaluations = [], [hd.sr.QualitativeEvaluation(local_code("subchondral-band"),
+                                                                        _presence(band.present))]
+            if band.thickness_mm is not None:
+                measurements.append(self.measurement(local_code("band-thickness"), band.thickness_mm, mm))
+                verdict = (codes.SCT.Indeterminate if band.indeterminate
+                           else local_code("at-cutoff" if band.thickness_mm >= BAND_CUTOFF_MM else "below-cutoff"))
+                evaluations.append(hd.sr.QualitativeEvaluation(local_code("band-cutoff"), verdict))
+            if band.length_mm is not None:
+                measurements.append(self.measurement(codes.SCT.Length, band.length_mm, mm))
+            self.add(side, Finding.subchondral_band, measurements, evaluations, local_code("subchondral-band"))
+        for finding, joint, kind in ((Finding.acetabular_edema, out.acetabular_edema, codes.SCT.Edema),
+                                     (Finding.effusion, out.effusion, codes.SCT.Effusion)):
+            if joint.volume_ml is None:
+                continue
+            present = _presence(joint.present)
+            evaluations = [hd.sr.QualitativeEvaluation(kind, present)] if present is not None else []
+            self.add(side, finding, [self.measurement(codes.SCT.Volume, joint.volume_ml, ml, method=volume_method)],
+                     evaluations, kind)
+
+
+def build_measurement_report(
+    source: list[pydicom.Dataset | None],
+    analysis: MriAnalysis,
+    *,
+    segmentation: pydicom.Dataset | None = None,
+    fluid_source: list[pydicom.Dataset | None] | None = None,
+) -> hd.sr.Comprehensive3DSR:
+    """The measurements of both hips as a TID 1500 Measurement Report (Comprehensive 3D SR).
+
+    Per side (right first), each group with the finding site and its laterality (SCT Right /
+    Left), the tracking identifier :func:`segment_tracking_id` and the algorithm
+    identification (hipdx, its version and the method parameters of the analysis):
+
+    ========================  ==========================  ================================================
+    group                     finding site                content
+    ========================  ==========================  ================================================
+    femoral head              SCT Femoral head            SCT Radius (mm), inferred from the centre
+                                                          (SCOORD3D POINT, patient LPS mm)
+    bone marrow edema         SCT Proximal femur          SCT Volume (mL, DCM Sum of segmented voxel
+                                                          method), fraction of head and neck (%),
+                                                          signal ratio; SCT Edema = Present/Absent,
+                                                          SCT Extent = extent class
+    subchondral band          SCT Femoral head            thickness (mm), SCT Length (mm); band =
+                                                          Present/Absent; cut-off class or SCT
+                                                          Indeterminate
+    acetabular edema          SCT Acetabulum              SCT Volume (mL); SCT Edema = Present/Absent
+    joint effusion            SCT Hip joint               SCT Volume (mL); SCT Effusion = Present/Absent
+    ========================  ==========================  ================================================
+
+    With ``segmentation``, every group is a TID 1411 volumetric ROI group referencing the
+    segment it was measured on (the band: the femoral head) and carrying that segment's
+    tracking UID; a finding without a segment (nothing segmented) and every group without
+    ``segmentation`` is a TID 1501 group listing the source images it was measured on.
+    What was not measured (no femoral head, no fluid-sensitive coverage) has no group.
+
+    Parameters
+    ----------
+    source
+        Datasets of the analysed T1 series (:func:`source_datasets`): the evidence and image library.
+    analysis
+        ``analyze_study(volumes)``; its masks give the source images of groups without a segment.
+    segmentation
+        The SEG of this analysis (:func:`build_segmentation`, or ``highdicom.seg.segread``).
+    fluid_source
+        Datasets of the fluid-sensitive series the edema was measured on: added to the evidence.
+
+    Returns
+    -------
+    highdicom.sr.Comprehensive3DSR
+        Not yet written: see :func:`write_dicom`.
+
+    Raises
+    ------
+    ImagingError
+        No source datasets; the study had no fluid-sensitive series covering the hips (no edema
+        measured); ``segmentation`` is not a SEG of this study or lacks a segmented finding;
+        highdicom rejects the content.
+    """
+    import highdicom as hd
+
+    images = _existing(source)
+    if all(getattr(analysis.sides, side.value).edema.volume_ml is None for side in _SIDES):
+        raise _no_fluid_series()
+    builder = _ReportBuilder(analysis, source, segmentation)
+    for side in _SIDES:
+        builder.side(side)
+    evidence = images + _existing(fluid_source) if fluid_source else list(images)
+    if segmentation is not None:
+        evidence.append(segmentation)
+    device = hd.sr.ObserverContext(
+        observer_type=codes.DCM.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=DEVICE_OBSERVER_UID, name=ALGORITHM_NAME, manufacturer_name=MANUFACTURER,
+            model_name=ALGORITHM_NAME, serial_number="0"),
+    )
+    try:
+        report = hd.sr.MeasurementReport(
+            observation_context=hd.sr.ObservationContext(observer_device_context=device),
+            procedure_reported=codes.SCT.ImagingProcedure,
+            imaging_measurements=builder.groups,
+        )
+        sr = hd.sr.Comprehensive3DSR(
+            evidence=evidence,
+            content=report,
+            series_instance_uid=hd.UID(),
+            series_number=SR_SERIES_NUMBER,
+            sop_instance_uid=hd.UID(),
+            instance_number=1,
+            manufacturer=MANUFACTURER,
+            is_complete=True,
+            series_description="hipdx hip MRI measurements",
+        )
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ImagingError(f"the DICOM SR cannot be built: {exc}") from None
+    _declare_local_scheme(sr)
+    return sr
+
+
+def write_dicom(dataset: pydicom.Dataset, path: str | os.PathLike[str]) -> Path:
+    """Write a SEG or SR built here as a DICOM file (with its file meta information).
+
+    Raises
+    ------
+    InputError
+        ``path`` is a folder or cannot be written (the message names it and why).
+    """
     path = Path(path)
     if path.is_dir():
         raise InputError(f"cannot write {path}: it is a folder; give a file name such as {path / 'out.dcm'}")
@@ -147,192 +694,3 @@ def _save(dataset: pydicom.Dataset, path: str | os.PathLike[str]) -> Path:
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
-
-
-def write_edema_seg(
-    source: list[pydicom.Dataset | None], edema_mask: np.ndarray, path: str | os.PathLike[str]
-) -> Path:
-    """Write the edema as a binary DICOM Segmentation referencing the source series.
-
-    Parameters
-    ----------
-    source
-        The datasets of the series the mask lies on (T1 or fluid-sensitive), one per slice in
-        the slice order of the mask (:func:`source_datasets`); ``None`` for a filled-in slice.
-    edema_mask
-        Boolean mask, shape (slices, rows, columns) of the source series.
-    path
-        File to write (``.dcm``).
-
-    Returns
-    -------
-    Path
-        The file written: one segment "Bone marrow edema" (SCT 79654002 Edema, category
-        Morphologically altered structure), algorithm hipdx and its version; one frame per
-        slice with edema (empty slices are left out).
-
-    Raises
-    ------
-    ImagingError
-        The mask does not match the source series, or marks a slice without a source image.
-    InputError
-        The file cannot be written.
-    """
-    import highdicom as hd
-    from pydicom.sr.codedict import codes
-
-    mask = np.asarray(edema_mask).astype(bool)
-    first = _existing(source)[0]
-    rows, cols = int(first.Rows), int(first.Columns)
-    if mask.ndim != 3 or mask.shape != (len(source), rows, cols):
-        raise ImagingError(
-            f"the edema mask has shape {mask.shape}; the source series has {len(source)} slices of {rows} x {cols}"
-        )
-    missing = [k for k, ds in enumerate(source) if ds is None]
-    if any(mask[k].any() for k in missing):
-        raise ImagingError(f"the edema mask marks slices without a source image: {[k + 1 for k in missing if mask[k].any()]}")
-    keep = [k for k, ds in enumerate(source) if ds is not None]
-    images = [_with_type2(source[k]) for k in keep]
-    algorithm = hd.AlgorithmIdentificationSequence(name=ALGORITHM_NAME, family=codes.DCM.ArtificialIntelligence,
-                                                   version=__version__)
-    segment = hd.seg.SegmentDescription(
-        segment_number=1,
-        segment_label=SEGMENT_LABEL,
-        segmented_property_category=hd.sr.CodedConcept("49755003", "SCT", "Morphologically Altered Structure"),
-        segmented_property_type=codes.SCT.Edema,
-        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
-        algorithm_identification=algorithm,
-        anatomic_regions=[codes.SCT.Femur],
-        tracking_id="hipdx bone marrow edema",
-        tracking_uid=hd.UID(),
-    )
-    try:
-        seg = hd.seg.Segmentation(
-            source_images=images,
-            pixel_array=mask[keep].astype(np.uint8),
-            segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-            segment_descriptions=[segment],
-            series_instance_uid=hd.UID(),
-            series_number=SEG_SERIES_NUMBER,
-            sop_instance_uid=hd.UID(),
-            instance_number=1,
-            manufacturer=MANUFACTURER,
-            manufacturer_model_name=ALGORITHM_NAME,
-            software_versions=__version__,
-            device_serial_number="0",
-            series_description="hipdx bone marrow edema",
-        )
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise ImagingError(f"the DICOM SEG cannot be built from the source series: {exc}") from None
-    return _save(seg, path)
-
-
-def _mm(value: float) -> tuple[float, object]:
-    from pydicom.sr.codedict import codes
-
-    return float(value), codes.UCUM.Millimeter
-
-
-def write_measurement_sr(
-    source: list[pydicom.Dataset | None], analysis: MriAnalysis, path: str | os.PathLike[str]
-) -> Path:
-    """Write the measurements of both hips as a TID 1500 Measurement Report (Comprehensive 3D SR).
-
-    Per measured side, with finding site "Head of femur" and its laterality:
-
-    * femoral head: a planar ROI group whose region is the centre (SCOORD3D POINT in the frame
-      of reference of the source series, patient LPS mm) with the radius (mm);
-    * edema (finding type SCT Edema): volume in mL (UCUM ``mL``) and share of head and neck (%);
-    * subchondral band (local code ``99HIPDX``): thickness and length in mm, when present.
-
-    Every group carries the algorithm identification (hipdx and its version).
-
-    Parameters
-    ----------
-    source
-        Datasets of the analysed series (:func:`source_datasets`): the evidence of the report.
-    analysis
-        ``analyze_study(volumes)``.
-    path
-        File to write (``.dcm``).
-
-    Raises
-    ------
-    ImagingError
-        No source datasets, or highdicom rejects the content.
-    InputError
-        The file cannot be written.
-    """
-    import highdicom as hd
-    from pydicom.sr.codedict import codes
-
-    images = _existing(source)
-    frame_of_reference = images[0].FrameOfReferenceUID
-    algorithm = hd.sr.AlgorithmIdentification(name=ALGORITHM_NAME, version=__version__)
-    ml = hd.sr.CodedConcept("mL", "UCUM", "mL")
-    percent = hd.sr.CodedConcept("%", "UCUM", "%")
-    band_code = hd.sr.CodedConcept("subchondral-band", "99HIPDX", "Subchondral low-signal band")
-    thickness = hd.sr.CodedConcept("band-thickness", "99HIPDX", "Subchondral band thickness")
-    fraction_code = hd.sr.CodedConcept("edema-fraction", "99HIPDX", "Edema fraction of femoral head and neck")
-    groups: list = []
-    for side, laterality in (("right", codes.SCT.Right), ("left", codes.SCT.Left)):
-        out = getattr(analysis.sides, side)
-        site = [hd.sr.FindingSite(codes.SCT.HeadOfFemur, laterality=laterality)]
-
-        def tracking(what: str) -> hd.sr.TrackingIdentifier:
-            return hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"hipdx {side} {what}")
-
-        if out.femoral_head is not None:
-            head = out.femoral_head
-            groups.append(hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
-                tracking_identifier=tracking("femoral head"),
-                referenced_region=hd.sr.ImageRegion3D(hd.sr.GraphicTypeValues3D.POINT,
-                                                      np.array([head.center_mm], dtype=float), frame_of_reference),
-                finding_type=codes.SCT.FemoralHead,
-                algorithm_id=algorithm,
-                finding_sites=site,
-                measurements=[hd.sr.Measurement(codes.SCT.Radius, *_mm(head.radius_mm), algorithm_id=algorithm)],
-            ))
-        if out.edema.volume_ml is not None:
-            measurements = [hd.sr.Measurement(codes.SCT.Volume, float(out.edema.volume_ml), ml, algorithm_id=algorithm)]
-            if out.edema.fraction is not None:
-                measurements.append(hd.sr.Measurement(fraction_code, 100.0 * out.edema.fraction, percent,
-                                                      algorithm_id=algorithm))
-            groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
-                tracking_identifier=tracking("bone marrow edema"),
-                finding_type=codes.SCT.Edema,
-                algorithm_id=algorithm,
-                finding_sites=site,
-                measurements=measurements,
-            ))
-        band = out.subchondral_band
-        if band.thickness_mm is not None:
-            measurements = [hd.sr.Measurement(thickness, *_mm(band.thickness_mm), algorithm_id=algorithm)]
-            if band.length_mm is not None:
-                measurements.append(hd.sr.Measurement(codes.SCT.Length, *_mm(band.length_mm), algorithm_id=algorithm))
-            groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
-                tracking_identifier=tracking("subchondral band"),
-                finding_type=band_code,
-                algorithm_id=algorithm,
-                finding_sites=site,
-                measurements=measurements,
-            ))
-    try:
-        report = hd.sr.MeasurementReport(
-            observation_context=hd.sr.ObservationContext(),
-            procedure_reported=hd.sr.CodedConcept("113091000", "SCT", "Magnetic resonance imaging"),
-            imaging_measurements=groups,
-        )
-        sr = hd.sr.Comprehensive3DSR(
-            evidence=images,
-            content=report,
-            series_instance_uid=hd.UID(),
-            series_number=SR_SERIES_NUMBER,
-            sop_instance_uid=hd.UID(),
-            instance_number=1,
-            manufacturer=MANUFACTURER,
-            series_description="hipdx hip MRI measurements",
-        )
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise ImagingError(f"the DICOM SR cannot be built: {exc}") from None
-    return _save(sr, path)

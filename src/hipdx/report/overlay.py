@@ -4,10 +4,14 @@
 slice through each femoral head centre, and the slice with the most edema when it is another
 one. On each: the fluid-sensitive image resampled onto the T1 slice (the T1 image when the
 study has no fluid-sensitive series), the femoral head circle (the sphere cut by the slice),
-the head-neck-intertrochanteric region where edema is searched, the edema mask, and the
-subchondral band drawn as the measured depth under the dome, with a legend, the patient's
-right and left (from the DICOM LPS geometry, radiological convention: patient right on the
-viewer's left) and the caption "hipdx supports a clinician's decision".
+the head-neck-intertrochanteric region where edema is searched, the contours of the bone
+marrow edema, acetabular edema and joint effusion reported present
+(:func:`~hipdx.imaging.export.finding_masks`, the masks the SEG holds), and the subchondral
+band drawn as the measured depth under the dome, each in its colour
+(:data:`~hipdx.imaging.export.DISPLAY_COLOURS`, also the SEG's recommended display colours),
+with a legend, the patient's right and left (from the DICOM LPS geometry, radiological
+convention: patient right on the viewer's left) and the caption "hipdx supports a
+clinician's decision".
 
 Masks come from :func:`hipdx.imaging.export.study_masks`: those the analysis kept (the
 femoral heads are not searched again). Drawn with matplotlib's Agg canvas (no display, no pyplot state), fixed size
@@ -25,11 +29,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, Polygon
 
-from hipdx.case.model import Side
+from hipdx.case.model import Presence, Side
 from hipdx.errors import InputError
 from hipdx.imaging.analyze import MriAnalysis, resample_onto
 from hipdx.imaging.band import DOME_HALF_ANGLE_DEG
-from hipdx.imaging.export import StudyMasks, study_masks
+from hipdx.imaging.export import DISPLAY_COLOURS, Finding, StudyMasks, finding_masks, study_masks
 from hipdx.imaging.volume import Volume
 
 #: Figure size in inches and resolution: 800 x 800 pixels.
@@ -37,10 +41,12 @@ FIGURE_SIZE_IN = (8.0, 8.0)
 DPI = 100
 CAPTION = "hipdx supports a clinician's decision"
 
-_HEAD = "#00d0ff"
+_HEAD = DISPLAY_COLOURS[Finding.femoral_head]
 _REGION = "#ffd000"
-_EDEMA = "#ff2020"
-_BAND = "#40ff40"
+_EDEMA = DISPLAY_COLOURS[Finding.edema]
+_ACETABULAR_EDEMA = DISPLAY_COLOURS[Finding.acetabular_edema]
+_EFFUSION = DISPLAY_COLOURS[Finding.effusion]
+_BAND = DISPLAY_COLOURS[Finding.subchondral_band]
 
 
 def _slice_image(masks: StudyMasks, k: int) -> tuple[np.ndarray, str]:
@@ -102,8 +108,10 @@ def _band_polygon(masks: StudyMasks, side: Side, k: int, thickness_mm: float, le
     return kji[:, [2, 1]]  # (column, row)
 
 
-def _draw(masks: StudyMasks, analysis: MriAnalysis, k: int, reasons: list[str], path: Path) -> None:
+def _figure(masks: StudyMasks, analysis: MriAnalysis, k: int, reasons: list[str]) -> Figure:
+    """The overlay of slice ``k``: its axes keep image (column, row) pixel coordinates."""
     t1 = masks.t1
+    reported = {(side, finding): mask for side, finding, mask in finding_masks(analysis, masks)}
     image, image_name = _slice_image(masks, k)
     flip_cols, flip_rows = _display_flips(t1)
     rows, cols = image.shape
@@ -111,7 +119,7 @@ def _draw(masks: StudyMasks, analysis: MriAnalysis, k: int, reasons: list[str], 
 
     figure = Figure(figsize=FIGURE_SIZE_IN, dpi=DPI)
     FigureCanvasAgg(figure)
-    ax = figure.add_axes((0.02, 0.08, 0.96, 0.84))
+    ax = figure.add_axes((0.02, 0.08, 0.96, 0.82))
     lo, hi = (float(v) for v in np.percentile(image, (1.0, 99.5)))
     ax.imshow(image, cmap="gray", vmin=lo, vmax=max(hi, lo + 1e-6), aspect=dy / dx, interpolation="nearest")
     # Image coordinates stay in (column, row) pixels; the axes are flipped for display.
@@ -131,9 +139,10 @@ def _draw(masks: StudyMasks, analysis: MriAnalysis, k: int, reasons: list[str], 
         region = head.proximal_femur_mask[k]
         if region.any():
             ax.contour(region.astype(np.float32), levels=[0.5], colors=_REGION, linewidths=1.0, linestyles="dashed")
-        edema = masks.edema_by_side.get(side)
-        if edema is not None and edema[k].any():
-            ax.contour(edema[k].astype(np.float32), levels=[0.5], colors=_EDEMA, linewidths=1.5)
+        for finding in (Finding.edema, Finding.acetabular_edema, Finding.effusion):
+            mask = reported.get((side, finding))
+            if mask is not None and mask[k].any():
+                ax.contour(mask[k].astype(np.float32), levels=[0.5], colors=DISPLAY_COLOURS[finding], linewidths=1.5)
         band = getattr(analysis.sides, side.value).subchondral_band
         if band.thickness_mm:
             polygon = _band_polygon(masks, side, k, band.thickness_mm, band.length_mm)
@@ -149,6 +158,8 @@ def _draw(masks: StudyMasks, analysis: MriAnalysis, k: int, reasons: list[str], 
         Line2D([], [], color=_HEAD, linewidth=1.5, label="femoral head (sphere cut by this slice)"),
         Line2D([], [], color=_REGION, linewidth=1.0, linestyle="dashed", label="head, neck, intertrochanteric region"),
         Line2D([], [], color=_EDEMA, linewidth=1.5, label="bone marrow edema"),
+        Line2D([], [], color=_ACETABULAR_EDEMA, linewidth=1.5, label="acetabular edema"),
+        Line2D([], [], color=_EFFUSION, linewidth=1.5, label="joint effusion"),
         Line2D([], [], color=_BAND, linewidth=6, alpha=0.45, label="subchondral band (measured depth, at the dome)"),
     ]
     ax.legend(handles=handles, loc="lower center", fontsize=8, framealpha=0.8, ncols=2)
@@ -161,11 +172,19 @@ def _draw(masks: StudyMasks, analysis: MriAnalysis, k: int, reasons: list[str], 
             text += " mL"
         if out.subchondral_band.thickness_mm:
             text += f", band {out.subchondral_band.thickness_mm} mm"
+        for name, joint in (("acetabulum", out.acetabular_edema), ("effusion", out.effusion)):
+            if joint.present is Presence.present:
+                text += f", {name} {joint.volume_ml} mL"
         summary.append(text)
     figure.text(0.5, 0.975, f"Coronal slice {k + 1} of {t1.array.shape[0]}: {', '.join(reasons)}",
                 ha="center", va="top", fontsize=11)
-    figure.text(0.5, 0.945, f"{image_name}; " + "; ".join(summary), ha="center", va="top", fontsize=8)
+    figure.text(0.5, 0.948, f"{image_name}\n" + "; ".join(summary), ha="center", va="top", fontsize=8, linespacing=1.3)
     figure.text(0.5, 0.03, CAPTION, ha="center", va="bottom", fontsize=11, style="italic")
+    return figure
+
+
+def _draw(masks: StudyMasks, analysis: MriAnalysis, k: int, reasons: list[str], path: Path) -> None:
+    figure = _figure(masks, analysis, k, reasons)
     try:
         figure.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
     except OSError as exc:
