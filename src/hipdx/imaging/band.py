@@ -11,7 +11,7 @@ so the cortex is never counted and no true surface radius is needed. A profile's
 the fitted boundary minus its edge, along the sphere radius, over the dome (``DOME_HALF_ANGLE_DEG``)
 only, and only where the run is dark (edema on T1 is low, not dark; where edema lies between
 marrow and band the dark run's start is the edge). The band is the largest contiguous run of
-profiles at least ``MIN_RAY_THICKNESS_MM`` deep; its length is that run's arc length and its
+profiles at least ``MIN_RAY_THICKNESS_MM`` deep and ``MIN_BAND_LENGTH_MM`` long; its length is that run's arc length and its
 thickness the 75th percentile of its profiles, both the maximum over slices.
 
 Cut-offs: a band of at least 4 mm predicts an irreversible lesion (Vande Berg et al.,
@@ -39,6 +39,11 @@ STEP_MM = 0.25
 #: A profile counts as banded from this low-run depth (mm); a band needs MIN_BAND_PROFILES of them.
 MIN_RAY_THICKNESS_MM = 0.75
 MIN_BAND_PROFILES = 3
+#: A band is a line along the subchondral plate: a dark run shorter than this arc (mm) is a focus
+#: (a vessel, a trabecular shadow, the fovea's edge), not a band. Estimate: about four in-plane
+#: voxels at the usual 0.8-1 mm; no published minimum length was found. Shorter runs on the two
+#: normal hips where they occurred measured 2.3-2.4 mm.
+MIN_BAND_LENGTH_MM = 4.0
 #: Slices within this fraction of the radius from the centre are measured.
 SLICE_REACH_FRACTION = 0.6
 #: The marrow/cortex boundary is fitted on profiles up to this angle from superior (degrees).
@@ -188,6 +193,8 @@ def measure_subchondral_band(t1_or_stir: Volume, head: FemoralHead) -> Band:
         thickness = float(np.percentile(depth[in_run], 75))
         r_mid = float(np.mean(boundary[in_run]))
         length = float((in_run.sum() - 1) * np.deg2rad(ANGLE_STEP_DEG) * r_mid) if in_run.sum() > 1 else 0.0
+        if length < MIN_BAND_LENGTH_MM:
+            continue
         best_thickness = max(best_thickness, thickness)
         best_length = max(best_length, length)
     if best_thickness <= 0:
