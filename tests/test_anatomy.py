@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from hipdx.imaging.anatomy import INTER_HEAD_DISTANCE_MM, MAX_LEVEL_OFFSET_MM, pair_problems
@@ -34,3 +36,21 @@ def test_each_rule_names_its_measurement() -> None:
     uneven = pair_problems([80, 0, 0], [-80, 0, 0], 17, 27)
     assert len(uneven) == 1 and "radii differ" in uneven[0]
     assert pair_problems([80, 0, MAX_LEVEL_OFFSET_MM - 1], [-80, 0, 0], 20, 22) == []
+
+
+SIJ = Path(__file__).resolve().parents[2] / "shared" / "data" / "mri" / "sij-stir" / "1007"
+
+
+def test_a_sacroiliac_study_yields_no_hip_measurements() -> None:
+    """Real SIJ T1 + STIR: round structures exist, but no femoral head pair, so nothing is measured."""
+    if not SIJ.is_dir():
+        pytest.skip(f"real SIJ data not found at {SIJ}")
+    from hipdx.imaging.analyze import analyze_study
+    from hipdx.imaging.io import read_study
+
+    analysis = analyze_study(read_study(SIJ).volumes)
+    for side in (analysis.sides.left, analysis.sides.right):
+        assert side.femoral_head is None
+        assert side.edema.volume_ml is None
+        assert side.subchondral_band.present.value == "unknown"
+    assert any("femoral head" in w for w in analysis.warnings)

@@ -28,6 +28,7 @@ from hipdx.imaging import band as band_module
 from hipdx.imaging import edema as edema_module
 from hipdx.imaging import heads as heads_module
 from hipdx.imaging import joint as joint_module
+from hipdx.imaging.anatomy import pair_problems
 from hipdx.imaging.band import measure_subchondral_band
 from hipdx.imaging.edema import ReferenceMarrow, estimate_reference, segment_edema
 from hipdx.imaging.heads import FemoralHead, find_femoral_heads
@@ -267,6 +268,15 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
     if fluid is None:
         warnings.append("no fluid-sensitive series (STIR, fat-saturated T2/PD): edema not measured")
     heads = {h.side: h for h in find_femoral_heads(t1)}
+    if len(heads) == 2:
+        left, right = heads[Side.left], heads[Side.right]
+        problems = pair_problems(left.center_mm, right.center_mm, left.radius_mm, right.radius_mm)
+        if problems:
+            heads = {}
+            warnings.append(
+                "no pair of femoral heads on the T1 series (" + "; ".join(problems) + "): nothing is measured; "
+                "is this a hip or pelvis study?"
+            )
     for side in (Side.left, Side.right):
         if side not in heads:
             warnings.append(f"{side.value} femoral head not found on the T1 series")
