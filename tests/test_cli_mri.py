@@ -65,3 +65,12 @@ def test_a_missing_or_unreadable_mri_folder_is_a_clear_error(tmp_path: Path) -> 
     result = runner.invoke(app, ["mri", "analyze", str(tmp_path / "junk")])
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert "a.dcm" in result.output or "no " in result.output.lower()
+
+
+@pytest.mark.parametrize("fmt, marker", [("text", "edema volume"), ("markdown", "| measure | right | left |")])
+def test_analyze_report_formats_show_both_sides_and_the_disclaimer(study: Path, fmt: str, marker: str) -> None:
+    result = runner.invoke(app, ["mri", "analyze", str(study), "--format", fmt])
+    assert result.exit_code == 0, result.output
+    assert marker in result.stdout
+    assert "support, not replace" in result.stdout
+    assert "more edema on the left" in result.stdout

@@ -26,6 +26,12 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
+class ReportFormat(str, Enum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
 def _read_image(path: Path, what: str) -> Volume:
     from hipdx.imaging.io import read_nifti, read_study
 
@@ -94,7 +100,7 @@ def edema_command(
 @mri_app.command("analyze", cls=ReportingCommand, epilog=SUPPORTS)
 def analyze_command(
     directory: Path = typer.Argument(..., help="Folder of DICOM files or NIfTI files of one hip MRI study"),
-    output_format: OutputFormat = typer.Option(OutputFormat.text, "--format"),
+    output_format: ReportFormat = typer.Option(ReportFormat.text, "--format"),
     overlays: Path | None = typer.Option(None, "--overlays", help="Write PNG overlays of representative slices here"),
     seg: Path | None = typer.Option(
         None, "--seg", help="Write the femoral heads, edema, acetabular edema and effusion as a DICOM SEG file (OUT.dcm)"
@@ -152,32 +158,14 @@ def analyze_command(
             if dataset is not None and path is not None:
                 written.append(write_dicom(dataset, path))
         analysis.provenance.parameters["files_written"] = [str(p) for p in written]
-    if output_format is OutputFormat.json:
+    if output_format is ReportFormat.json:
         typer.echo(analysis.model_dump_json(indent=2))
         return
-    for name in ("right", "left"):
-        side = getattr(analysis.sides, name)
-        head = side.femoral_head
-        typer.echo(f"{name.capitalize()} hip")
-        if head is None:
-            typer.echo("  femoral head not found")
-            continue
-        typer.echo(f"  femoral head: centre {head.center_mm} mm (LPS), radius {head.radius_mm} mm")
-        e = side.edema
-        if e.volume_ml is None:
-            typer.echo("  edema: not measured")
-        else:
-            typer.echo(f"  edema: {e.volume_ml} mL, {100 * (e.fraction or 0):.0f}% of head and neck, extent {e.extent.value}")
-        b = side.subchondral_band
-        if b.present.value == "present":
-            note = " (indeterminate: near the 4 mm cut-off)" if b.indeterminate else ""
-            typer.echo(f"  subchondral band: {b.thickness_mm} mm thick, {b.length_mm} mm long{note}")
-        else:
-            typer.echo(f"  subchondral band: {b.present.value}")
+    from hipdx.report.mri import format_mri_analysis
+
+    typer.echo(format_mri_analysis(analysis, markdown=output_format is ReportFormat.markdown))
     for path in written:
-        typer.echo(f"wrote {path}")
-    for w in analysis.warnings:
-        typer.echo(f"warning: {w}")
+        typer.echo(f"wrote {path}", err=True)
 
 
 @mri_app.command("phantom", cls=ReportingCommand, epilog=SUPPORTS)
