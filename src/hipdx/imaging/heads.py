@@ -193,15 +193,23 @@ def _scaled(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 
 def _block_mean(array: np.ndarray, factor: int) -> np.ndarray:
-    """In-plane block mean of a (slices, rows, cols) stack over ``factor`` x ``factor`` pixels (edges cropped)."""
+    """In-plane block mean of a (slices, rows, cols) stack over ``factor`` x ``factor`` pixels (edges cropped).
+
+    Columns are summed first, then rows, each as ``factor`` strided views of a reshaped array
+    (one pass over the pixels; float32, summed in the same order as a loop over the block).
+    """
+    if factor == 1:
+        return array.astype(np.float32)
     n, rows, cols = array.shape
     rows, cols = rows - rows % factor, cols - cols % factor
-    across = np.zeros((n, rows, cols // factor), np.float32)
-    for b in range(factor):
-        across += array[:, :rows, b:cols:factor]
-    out = np.zeros((n, rows // factor, cols // factor), np.float32)
-    for a in range(factor):
-        out += across[:, a::factor]
+    within = array[:, :rows, :cols].reshape(n, rows, cols // factor, factor)
+    across = np.add(within[..., 0], within[..., 1], dtype=np.float32)
+    for b in range(2, factor):
+        across += within[..., b]
+    blocks = across.reshape(n, rows // factor, factor, cols // factor)
+    out = blocks[:, :, 0] + blocks[:, :, 1]
+    for a in range(2, factor):
+        out += blocks[:, :, a]
     out /= np.float32(factor * factor)
     return out
 
@@ -285,10 +293,12 @@ def _sphere_score(votes: np.ndarray, radii_px: np.ndarray, z0: float, radius_px:
 def _sphere_scores_all_slices(votes: np.ndarray, radii_px: np.ndarray, radius_px: float, dz_px: float) -> np.ndarray:
     """:func:`_sphere_score` for every integer centre slice at once, shape (slices, rows, cols).
 
-    For an integer centre slice the slice offsets, circle radii and interpolation weights are the
-    same for every centre, so each offset is one shifted, weighted sum over all slices.
+    ``votes`` is laid out radius first, (radii, slices, rows, cols), so the slices of one radius
+    are one contiguous block. For an integer centre slice the slice offsets, circle radii and
+    interpolation weights are the same for every centre, so each offset is one shifted, weighted
+    sum over all slices.
     """
-    n = votes.shape[0]
+    n = votes.shape[1]
     total = np.zeros((n,) + votes.shape[2:], np.float32)
     buffer = np.empty_like(total)
     count = np.zeros(n, np.int64)
@@ -304,9 +314,9 @@ def _sphere_scores_all_slices(votes: np.ndarray, radii_px: np.ndarray, radius_px
         z0 = slice(max(0, -m), min(n, n - m))  # centre slices whose slice z0 + m exists
         k = slice(z0.start + m, z0.stop + m)
         part = buffer[z0]
-        np.multiply(votes[k, lo], np.float32(1 - frac), out=part)
+        np.multiply(votes[lo, k], np.float32(1 - frac), out=part)
         total[z0] += part
-        np.multiply(votes[k, hi], np.float32(frac), out=part)
+        np.multiply(votes[hi, k], np.float32(frac), out=part)
         total[z0] += part
         count[z0] += 1
     used = count > 0
@@ -463,7 +473,8 @@ def find_femoral_heads(t1: Volume) -> list[FemoralHead]:
 
     # Coarse search over sphere radius and centre slice; candidates per side.
     candidates: dict[Side, list[tuple[float, float, float, int, int]]] = {Side.right: [], Side.left: []}
-    side_votes = {side: np.ascontiguousarray(votes[..., columns]) for side, columns in side_columns.items()}
+    # Each side's votes, radius first (see _sphere_scores_all_slices).
+    side_votes = {side: np.ascontiguousarray(votes[..., columns].transpose(1, 0, 2, 3)) for side, columns in side_columns.items()}
     for radius_mm in np.arange(HOUGH_RADII_MM[0], HOUGH_RADII_MM[1] + 0.01, SPHERE_RADIUS_STEP_MM):
         for side, columns in side_columns.items():
             scores = _sphere_scores_all_slices(side_votes[side], radii_px, radius_mm / pix, dz_px)
