@@ -8,9 +8,12 @@ the T1 grid:
   (outside the head sphere, its cartilage and the acetabular subchondral cortex), in a cone of
   ``ACETABULUM_HALF_ANGLE_DEG`` around a direction ``ACETABULUM_TILT_DEG`` medial of vertical
   (the weight-bearing roof and the medial wall above the head; the lateral rim beyond 25
-  degrees, where the muscle lies, is left out). Edema there is thresholded exactly as femoral
+  degrees, where the muscle lies, is left out). The shell stays inside the acetabular wall:
+  beyond its outer cortex lies muscle, brighter than pelvic marrow on STIR (about 1.4 x), which
+  a shell reaching past the wall counts as edema. Edema there is thresholded exactly as femoral
   edema (:func:`hipdx.imaging.edema.segment_edema`, Q3 + 2 IQR, half-contrast delineation),
-  against the shell's own normal marrow: pelvic marrow is not femoral marrow.
+  against the shell's own normal marrow (pelvic marrow is not femoral marrow): the quartiles of
+  its fatty, T1-bright voxels (edema, cortex and soft tissue are darker on T1).
 * **Effusion**: fluid = STIR above ``EFFUSION_STIR_RATIO`` x the side's normal femoral marrow
   (far above marrow edema, which is 1.2-2.5 x marrow on real STIR, ``research/imaging.md`` 1.6)
   *and* T1 below ``EFFUSION_T1_RATIO`` x the head's fatty marrow, in a capsule band around the
@@ -27,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from hipdx.imaging.edema import ReferenceMarrow, estimate_reference, segment_edema
+from hipdx.imaging.edema import MIN_MASK_VOXELS, ReferenceMarrow, estimate_reference, segment_edema
 from hipdx.imaging.heads import FemoralHead
 from hipdx.imaging.volume import SeriesKind, Volume
 
@@ -40,14 +43,18 @@ __all__ = [
     "measure_effusion",
 ]
 
-#: Acetabular shell: from the head radius found (marrow edge) + the first value to + the second (mm).
-#: Skips the head cortex, both cartilages (~2.5 mm joint space) and the acetabular subchondral cortex.
-ACETABULUM_DEPTH_MM = (6.0, 16.0)
+#: Acetabular shell: from the head radius found (marrow edge, ~1.7 mm inside the articular surface)
+#: + the first value to + the second (mm). Skips the head cortex, both cartilages (~2.5 mm joint
+#: space) and the acetabular subchondral cortex, and ends inside the acetabular wall's outer cortex
+#: (on the phantom: marrow from surface + 4 to + 12 mm, outer cortex to + 13.5 mm, then muscle).
+ACETABULUM_DEPTH_MM = (6.0, 14.0)
 #: Axis of the acetabular cone: degrees medial of vertical in the coronal plane, and its half angle.
 ACETABULUM_TILT_DEG = 20.0
 ACETABULUM_HALF_ANGLE_DEG = 45.0
 #: Acetabular edema components smaller than this (mL) are dropped (as femoral edema in a study).
 ACETABULAR_MIN_COMPONENT_ML = 0.3
+#: Normal acetabular marrow (the reference): T1 at least this share of the head's fatty marrow.
+ACETABULAR_REFERENCE_T1_RATIO = 0.7
 #: Fluid: STIR at least this multiple of the side's normal femoral marrow (median).
 EFFUSION_STIR_RATIO = 4.0
 #: Fluid: T1 below this share of the head's fatty marrow (90th percentile of the head region).
@@ -63,17 +70,51 @@ CAPSULE_NECK_END = 2.0
 EFFUSION_MIN_COMPONENT_ML = 0.2
 
 
+def _index_box(t1: Volume, lo_mm: np.ndarray, hi_mm: np.ndarray) -> tuple[slice, ...]:
+    """Voxel box of the T1 grid holding every voxel centre of the patient box ``lo_mm``-``hi_mm``."""
+    corners = np.array([[a[0], b[1], c[2]] for a in (lo_mm, hi_mm) for b in (lo_mm, hi_mm) for c in (lo_mm, hi_mm)])
+    idx = t1.to_index(corners)
+    lo = np.maximum(np.floor(idx.min(axis=0)).astype(int), 0)
+    hi = np.minimum(np.ceil(idx.max(axis=0)).astype(int) + 1, t1.array.shape)
+    return tuple(slice(int(a), int(max(a, b))) for a, b in zip(lo, hi))
+
+
 def joint_box(t1: Volume, head: FemoralHead) -> tuple[slice, ...]:
     """Voxel box of the T1 grid holding the acetabular shell and the capsule band of ``head``."""
     reach = head.radius_mm + max(ACETABULUM_DEPTH_MM[1], CAPSULE_REACH_MM) + 2.0
     end = np.asarray(head.center_mm) + CAPSULE_NECK_END * head.radius_mm * np.asarray(head.neck_axis)
     lo_mm = np.minimum(np.asarray(head.center_mm) - reach, end - reach)
     hi_mm = np.maximum(np.asarray(head.center_mm) + reach, end + reach)
-    corners = np.array([[a[0], b[1], c[2]] for a in (lo_mm, hi_mm) for b in (lo_mm, hi_mm) for c in (lo_mm, hi_mm)])
-    idx = t1.to_index(corners)
-    lo = np.maximum(np.floor(idx.min(axis=0)).astype(int), 0)
-    hi = np.minimum(np.ceil(idx.max(axis=0)).astype(int) + 1, t1.array.shape)
-    return tuple(slice(int(a), int(max(a, b))) for a, b in zip(lo, hi))
+    return _index_box(t1, lo_mm, hi_mm)
+
+
+def _acetabular_axis(head: FemoralHead) -> np.ndarray:
+    """Unit axis (LPS) of the acetabular cone: ``ACETABULUM_TILT_DEG`` medial of vertical."""
+    lateral = 1.0 if head.side.value == "left" else -1.0  # +x is the patient's left
+    tilt = np.deg2rad(ACETABULUM_TILT_DEG)
+    return np.array([-lateral * np.sin(tilt), 0.0, np.cos(tilt)])
+
+
+def _shell_box(t1: Volume, head: FemoralHead) -> tuple[slice, ...]:
+    """Voxel box holding the acetabular shell of ``head``: the cone, cut at the shell's outer radius.
+
+    Per patient axis e, the farthest point of a cone of half angle h around ``axis``, within a
+    ball of radius ``outer``, lies ``outer`` along e when e is inside the cone, otherwise
+    ``outer * cos(angle(e, axis) - h)`` (the nearest cone line), and the apex (0) bounds it too.
+    """
+    axis = _acetabular_axis(head)
+    outer = head.radius_mm + ACETABULUM_DEPTH_MM[1]
+    half = np.deg2rad(ACETABULUM_HALF_ANGLE_DEG)
+    reach = []
+    for e in np.vstack([np.eye(3), -np.eye(3)]):
+        angle = float(np.arccos(np.clip(e @ axis, -1.0, 1.0)))
+        reach.append(outer if angle <= half else max(outer * np.cos(angle - half), 0.0))
+    centre = np.asarray(head.center_mm, float)
+    margin = 1.0  # mm: rounding of the bounds never drops a voxel of the shell
+    box = _index_box(t1, centre - np.array(reach[3:]) - margin, centre + np.array(reach[:3]) + margin)
+    outer_box = joint_box(t1, head)  # the shell box never leaves the joint box
+    return tuple(slice(max(a.start, b.start), max(min(a.stop, b.stop), max(a.start, b.start)))
+                 for a, b in zip(box, outer_box))
 
 
 def _offsets(t1: Volume, head: FemoralHead, box: tuple[slice, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -96,21 +137,27 @@ def _offsets(t1: Volume, head: FemoralHead, box: tuple[slice, ...]) -> tuple[np.
     return out[0], out[1], out[2]
 
 
-def acetabular_region(t1: Volume, head: FemoralHead, box: tuple[slice, ...]) -> np.ndarray:
-    """The acetabular roof shell of ``head`` inside ``box`` (boolean, box shape)."""
-    x, y, z = _offsets(t1, head, box)
+def _point_offsets(t1: Volume, head: FemoralHead, box: tuple[slice, ...],
+                   kji: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Patient offsets (x, y, z, mm) from the head centre of some voxels of ``box`` (indices in the box)."""
+    origin = t1.to_patient(np.array([b.start for b in box], float)) - np.asarray(head.center_mm)
+    steps = [t1.affine[:3, 2], t1.affine[:3, 1], t1.affine[:3, 0]]  # per slice, row, column
+    k, j, i = (np.asarray(n, dtype=float) for n in kji)
+    x, y, z = (origin[a] + k * steps[0][a] + j * steps[1][a] + i * steps[2][a] for a in range(3))
+    return x, y, z
+
+
+def _in_shell(head: FemoralHead, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Whether offsets (mm) from the head centre lie in its acetabular shell."""
     r = np.sqrt(x * x + y * y + z * z)
-    lateral = 1.0 if head.side.value == "left" else -1.0  # +x is the patient's left
-    tilt = np.deg2rad(ACETABULUM_TILT_DEG)
-    axis = np.array([-lateral * np.sin(tilt), 0.0, np.cos(tilt)])
+    axis = _acetabular_axis(head)
     cos_angle = (x * axis[0] + y * axis[1] + z * axis[2]) / np.maximum(r, 1e-9)
     inner, outer = (head.radius_mm + d for d in ACETABULUM_DEPTH_MM)
     return (r >= inner) & (r <= outer) & (cos_angle >= np.cos(np.deg2rad(ACETABULUM_HALF_ANGLE_DEG)))
 
 
-def capsule_region(t1: Volume, head: FemoralHead, box: tuple[slice, ...]) -> np.ndarray:
-    """The capsule band around the head and neck of ``head`` inside ``box``, outside the bone regions."""
-    x, y, z = _offsets(t1, head, box)
+def _in_capsule(head: FemoralHead, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Whether offsets (mm) from the head centre lie in its capsule band (bone regions not removed)."""
     axis = np.asarray(head.neck_axis, float)
     r2 = x * x + y * y + z * z
     along = x * axis[0] + y * axis[1] + z * axis[2]
@@ -124,6 +171,38 @@ def capsule_region(t1: Volume, head: FemoralHead, box: tuple[slice, ...]) -> np.
         & (r2 > (CAPSULE_HEAD_OUTSIDE * radius) ** 2)
     )
     return around_head | around_neck
+
+
+def acetabular_region(t1: Volume, head: FemoralHead, box: tuple[slice, ...]) -> np.ndarray:
+    """The acetabular roof shell of ``head`` inside ``box`` (boolean, box shape)."""
+    return _in_shell(head, *_offsets(t1, head, box))
+
+
+def capsule_region(t1: Volume, head: FemoralHead, box: tuple[slice, ...]) -> np.ndarray:
+    """The capsule band around the head and neck of ``head`` inside ``box`` (the bone regions not removed)."""
+    return _in_capsule(head, *_offsets(t1, head, box))
+
+
+def _shell_marrow(values: np.ndarray, t1: Volume, head: FemoralHead, box: tuple[slice, ...],
+                  region: np.ndarray) -> ReferenceMarrow:
+    """Normal marrow of the acetabular shell on the fluid-sensitive series: its fatty (T1-bright) voxels.
+
+    Normal marrow is fatty, bright on T1; edema, cortex and soft tissue are darker. The
+    reference is the quartiles of the fluid-sensitive signal where T1 is at least
+    ``ACETABULAR_REFERENCE_T1_RATIO`` x the femoral head's fatty marrow (its 90th percentile),
+    the spread of the whole shell's marrow included (coil field, texture). With fewer than
+    ``MIN_MASK_VOXELS`` such voxels, the darkest clear histogram peak of the shell is used.
+    """
+    where = head.region_box or tuple(slice(0, n) for n in t1.array.shape)  # the head lies in its region box
+    head_mask = head.head_mask[where]
+    if head_mask.any():
+        fat = float(np.percentile(t1.array[where][head_mask], 90))
+        fatty = region & (t1.array[box] >= ACETABULAR_REFERENCE_T1_RATIO * fat)
+        if np.count_nonzero(fatty) >= MIN_MASK_VOXELS:
+            q1, median, q3 = np.percentile(values[fatty], [25, 50, 75])
+            return ReferenceMarrow(float(median), float(q1), float(q3), int(np.count_nonzero(fatty)),
+                                   "fatty (T1-bright) marrow of the acetabular shell")
+    return estimate_reference(values[region])
 
 
 def measure_acetabular_edema(
@@ -140,13 +219,15 @@ def measure_acetabular_edema(
         Fluid-sensitive signal resampled onto the T1 grid (shape of ``t1.array``); only the
         :func:`joint_box` of ``head`` is read.
     t1
-        The T1 volume the head was found on (grid and voxel size).
+        The T1 volume the head was found on (grid, voxel size, fatty marrow of the reference).
     head
         The femoral head (centre, radius in mm) defining the acetabular shell.
     reference
-        Normal pelvic marrow statistics; by default estimated in the shell itself (the darkest
-        clear histogram peak, :func:`hipdx.imaging.edema.estimate_reference`). Femoral marrow is
-        no reference here: pelvic marrow is brighter on STIR.
+        Normal pelvic marrow statistics; by default measured in the shell itself: the quartiles
+        of its voxels with T1 at least ``ACETABULAR_REFERENCE_T1_RATIO`` x the head's fatty
+        marrow (the darkest clear histogram peak of the shell,
+        :func:`hipdx.imaging.edema.estimate_reference`, when fewer than 50 are). Femoral marrow
+        is no reference here: pelvic marrow is brighter on STIR.
 
     Returns
     -------
@@ -158,14 +239,14 @@ def measure_acetabular_edema(
     >>> volume_ml, mask = measure_acetabular_edema(stir_on_t1, t1, head)  # doctest: +SKIP
     """
     mask = np.zeros(t1.array.shape, bool)
-    box = joint_box(t1, head)
+    box = _shell_box(t1, head)  # only the shell's box is read: nothing outside it is searched
     region = acetabular_region(t1, head, box)
     values = np.asarray(stir_on_t1[box], dtype=np.float32)
     region &= values > 0  # outside the fluid-sensitive series
     if region.sum() < 50:
         return 0.0, mask
     if reference is None:
-        reference = estimate_reference(values[region])
+        reference = _shell_marrow(values, t1, head, box, region)
     sub = Volume(values, t1.affine, SeriesKind.fluid)
     result = segment_edema(sub, region, reference_marrow=reference, half_contrast=True,
                            min_component_ml=ACETABULAR_MIN_COMPONENT_ML)
@@ -207,19 +288,27 @@ def measure_effusion(
     box = joint_box(t1, head)
     stir = np.asarray(stir_on_t1[box], dtype=np.float32)
     t1_values = t1.array[box]
-    bone = head.head_mask[box] | head.neck_mask[box]
+    head_region = head.head_mask[box]
+    bone = head_region | head.neck_mask[box]
     inside = bone & (stir > 0)
-    if inside.sum() < 50:
+    if np.count_nonzero(inside) < 50:
         return 0.0, mask
     if marrow is None:
         marrow = estimate_reference(stir[inside])
-    fat_t1 = float(np.percentile(t1_values[head.head_mask[box]], 90)) if head.head_mask[box].any() else float(
-        np.percentile(t1_values, 90))
-    region = capsule_region(t1, head, box) & ~bone
-    fluid = region & (stir > EFFUSION_STIR_RATIO * marrow.median) & (t1_values < EFFUSION_T1_RATIO * fat_t1)
-    labels, n = ndimage.label(fluid)
-    if n:
-        sizes = np.bincount(labels.ravel())[1:] * t1.voxel_volume_ml
-        fluid = np.concatenate([[False], sizes >= EFFUSION_MIN_COMPONENT_ML])[labels]
-    mask[box] = fluid
-    return float(fluid.sum() * t1.voxel_volume_ml), mask
+    fat_t1 = float(np.percentile(t1_values[head_region] if head_region.any() else t1_values, 90))
+    # Signal first (few voxels are fluid-bright and T1-dark), then the capsule band at those voxels only.
+    candidate = (stir > EFFUSION_STIR_RATIO * marrow.median) & (t1_values < EFFUSION_T1_RATIO * fat_t1) & ~bone
+    kji = np.unravel_index(np.flatnonzero(candidate), candidate.shape)  # np.nonzero is slower in 3-D
+    keep = _in_capsule(head, *_point_offsets(t1, head, box, kji))
+    kji = tuple(n[keep] for n in kji)
+    if not kji[0].size:
+        return 0.0, mask
+    # Connected components inside the bounding box of the fluid voxels (the same components).
+    lo = [int(n.min()) for n in kji]
+    fluid = np.zeros([int(n.max()) - a + 1 for n, a in zip(kji, lo)], bool)
+    fluid[tuple(n - a for n, a in zip(kji, lo))] = True
+    labels, _ = ndimage.label(fluid)
+    sizes = np.bincount(labels.ravel())[1:] * t1.voxel_volume_ml
+    fluid = np.concatenate([[False], sizes >= EFFUSION_MIN_COMPONENT_ML])[labels]
+    mask[tuple(slice(b.start + a, b.start + a + n) for b, a, n in zip(box, lo, fluid.shape))] = fluid
+    return float(np.count_nonzero(fluid) * t1.voxel_volume_ml), mask
