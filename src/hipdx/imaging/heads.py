@@ -645,21 +645,49 @@ def _choose_pair(best: dict[Side, list], pix: float, dz: float) -> dict[Side, tu
 
 def _refine(votes: np.ndarray, radii_px: np.ndarray, cand: tuple, pix: float, dz_px: float):
     """Finer search of centre slice (half slices) and radius (1 mm) near a candidate;
-    sub-pixel in-plane centre from the vote-weighted centroid around the peak."""
+    sub-pixel in-plane centre from the vote-weighted centroid around the peak.
+
+    Every (centre slice, radius) pair is scored at once: the sums of :func:`_sphere_score` run
+    over the slices in the same order, so the scores are the same as one pair at a time, and
+    the first pair with the highest score wins.
+    """
     _, z0c, rc, jc, ic = cand
     j0, j1 = max(jc - 3, 0), min(jc + 4, votes.shape[2])
     i0, i1 = max(ic - 3, 0), min(ic + 4, votes.shape[3])
-    top = (-1.0, z0c, rc, float(jc), float(ic))
-    for z0 in np.arange(z0c - 1.0, z0c + 1.01, 0.5):
-        for radius_mm in np.arange(rc - 2.0, rc + 2.01, 1.0):
-            if not HOUGH_RADII_MM[0] - 2 <= radius_mm <= HOUGH_RADII_MM[1] + 2:
-                continue
-            sub = _sphere_score(votes[:, :, j0:j1, i0:i1], radii_px, z0, radius_mm / pix, dz_px)
-            j, i = np.unravel_index(int(np.argmax(sub)), sub.shape)
-            if sub[j, i] > top[0]:
-                patch = np.clip(sub - 0.8 * sub[j, i], 0, None)
-                gy, gx = np.mgrid[0 : sub.shape[0], 0 : sub.shape[1]]
-                jf = float((patch * gy).sum() / patch.sum()) + j0
-                if_ = float((patch * gx).sum() / patch.sum()) + i0
-                top = (float(sub[j, i]), float(z0), float(radius_mm), jf, if_)
-    return top
+    patch = votes[:, :, j0:j1, i0:i1]
+    pairs = [
+        (z0, radius_mm)
+        for z0 in np.arange(z0c - 1.0, z0c + 1.01, 0.5)
+        for radius_mm in np.arange(rc - 2.0, rc + 2.01, 1.0)
+        if HOUGH_RADII_MM[0] - 2 <= radius_mm <= HOUGH_RADII_MM[1] + 2
+    ]
+    if not pairs:
+        return (-1.0, z0c, rc, float(jc), float(ic))
+    z0s = np.array([z for z, _ in pairs])[:, None]
+    radius_px = np.array([r for _, r in pairs])[:, None] / pix
+    d = np.abs(np.arange(votes.shape[0], dtype=float)[None, :] - z0s) * dz_px  # (pair, slice)
+    r = np.sqrt(np.clip(radius_px**2 - d**2, 0, None))
+    use = (d < 0.9 * radius_px) & (r >= radii_px[0]) & (r <= radii_px[-1])
+    pos = r - radii_px[0]
+    lo = np.floor(pos).astype(int)
+    frac = pos - lo
+    lo = np.clip(lo, 0, radii_px.size - 1)
+    hi = np.minimum(lo + 1, radii_px.size - 1)
+    rows = np.arange(len(pairs))
+    total = np.zeros((len(pairs),) + patch.shape[2:], np.float32)
+    for k in np.flatnonzero(use.any(axis=0)):
+        on = use[:, k]
+        w_lo = (1 - frac[on, k]).astype(np.float32)[:, None, None]
+        w_hi = frac[on, k].astype(np.float32)[:, None, None]
+        total[rows[on]] += w_lo * patch[k, lo[on, k]] + w_hi * patch[k, hi[on, k]]
+    count = use.sum(axis=1)
+    total[count > 0] /= count[count > 0, None, None].astype(np.float32)
+    peaks = total.reshape(len(pairs), -1).max(axis=1)
+    best = int(np.argmax(peaks))
+    sub = total[best]
+    j, i = np.unravel_index(int(np.argmax(sub)), sub.shape)
+    weight = np.clip(sub - 0.8 * sub[j, i], 0, None)
+    gy, gx = np.mgrid[0 : sub.shape[0], 0 : sub.shape[1]]
+    jf = float((weight * gy).sum() / weight.sum()) + j0
+    if_ = float((weight * gx).sum() / weight.sum()) + i0
+    return (float(sub[j, i]), float(pairs[best][0]), float(pairs[best][1]), jf, if_)
