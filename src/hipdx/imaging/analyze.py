@@ -28,7 +28,7 @@ from hipdx.imaging import band as band_module
 from hipdx.imaging import edema as edema_module
 from hipdx.imaging import heads as heads_module
 from hipdx.imaging import joint as joint_module
-from hipdx.imaging.anatomy import pair_problems
+from hipdx.imaging.anatomy import INTER_HEAD_DISTANCE_MM, pair_problems
 from hipdx.imaging.band import measure_subchondral_band
 from hipdx.imaging.edema import ReferenceMarrow, estimate_reference, segment_edema
 from hipdx.imaging.heads import FemoralHead, find_femoral_heads
@@ -386,9 +386,15 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
                 "edema_delineation": "half contrast between the side's own normal marrow and the lesion",
                 "band_low_fraction": band_module.LOW_FRACTION,
                 "band_dome_half_angle_deg": band_module.DOME_HALF_ANGLE_DEG,
+                "band_min_length_mm": band_module.MIN_BAND_LENGTH_MM,
+                "head_pair_distance_mm": list(INTER_HEAD_DISTANCE_MM),
                 "acetabular_shell_depth_mm": list(joint_module.ACETABULUM_DEPTH_MM),
                 "acetabular_cone_deg": [joint_module.ACETABULUM_TILT_DEG, joint_module.ACETABULUM_HALF_ANGLE_DEG],
-                "acetabular_edema_reference": "the acetabular shell's own normal marrow (darkest clear histogram peak)",
+                "acetabular_edema_reference": (
+                    "quartiles of the acetabular shell's fatty marrow (T1 >= "
+                    f"{joint_module.ACETABULAR_REFERENCE_T1_RATIO:g} x the femoral head's fatty marrow); "
+                    "the shell's darkest clear histogram peak when too few such voxels"
+                ),
                 "acetabular_edema_min_ml": ACETABULAR_EDEMA_MIN_ML,
                 "effusion_stir_ratio_to_marrow": joint_module.EFFUSION_STIR_RATIO,
                 "effusion_t1_ratio_to_fat_marrow": joint_module.EFFUSION_T1_RATIO,
