@@ -215,7 +215,7 @@ def _block_mean(array: np.ndarray, factor: int) -> np.ndarray:
 
 
 def _circle_votes(img: np.ndarray, radii_px: np.ndarray) -> np.ndarray:
-    """Directed Hough circle votes (slices, radii, rows, cols) of the marrow edges inside the body.
+    """Directed Hough circle votes (radii, slices, rows, cols) of the marrow edges inside the body.
 
     Edges are the in-plane gradient maxima (Gaussian smoothing, central differences, non-maximum
     suppression along the gradient, magnitude above ``EDGE_THRESHOLD``) that do not border air
@@ -228,43 +228,63 @@ def _circle_votes(img: np.ndarray, radii_px: np.ndarray) -> np.ndarray:
     n, rows, cols = img.shape
     smooth = ndimage.gaussian_filter(img, (0, EDGE_SIGMA_PX, EDGE_SIGMA_PX))
     # Central differences (intensity change over 2 pixels) on the smoothed image.
-    gy = np.zeros_like(smooth)
-    gx = np.zeros_like(smooth)
+    gy = np.empty_like(smooth)
+    gx = np.empty_like(smooth)
+    gy[:, [0, -1]] = 0
+    gx[:, :, [0, -1]] = 0
     np.subtract(smooth[:, 2:], smooth[:, :-2], out=gy[:, 1:-1])
     np.subtract(smooth[:, :, 2:], smooth[:, :, :-2], out=gx[:, :, 1:-1])
-    magnitude = np.hypot(gy, gx)
-    # Candidates: strong gradients away from the image border.
-    strong = magnitude > EDGE_THRESHOLD
+    # Candidates: strong gradients away from the image border. The squared magnitude, with a
+    # margin far above its rounding error, picks a superset; the magnitude (np.hypot) is then
+    # computed at those pixels and at their neighbours only.
+    squared = np.multiply(gy, gy)
+    squared += gx * gx
+    strong = squared > np.float32((0.999 * EDGE_THRESHOLD) ** 2)
+    del squared
     border = int(np.ceil(OUTLINE_PX)) + 1
     strong[:, :border] = strong[:, -border:] = False
     strong[:, :, :border] = strong[:, :, -border:] = False
-    k, j, i = np.nonzero(strong)
-    g, y, x = magnitude[k, j, i], gy[k, j, i], gx[k, j, i]
+    flat = np.flatnonzero(strong)
+    gy_flat, gx_flat = gy.reshape(-1), gx.reshape(-1)
+    y, x = gy_flat[flat], gx_flat[flat]
+    g = np.hypot(y, x)
+    strong_at = g > EDGE_THRESHOLD
+    flat, g, y, x = flat[strong_at], g[strong_at], y[strong_at], x[strong_at]
+    plane = rows * cols
+    k, within = np.divmod(flat, plane)
+    j, i = np.divmod(within, cols)
     # The body outline (and air inside the body) casts no votes: air OUTLINE_PX outwards of the edge.
     outside = img[k, np.rint(j - OUTLINE_PX * y / g).astype(np.int64), np.rint(i - OUTLINE_PX * x / g).astype(np.int64)]
     keep = outside > 0.1
-    k, j, i, g, y, x = k[keep], j[keep], i[keep], g[keep], y[keep], x[keep]
+    flat, k, j, i, g, y, x = flat[keep], k[keep], j[keep], i[keep], g[keep], y[keep], x[keep]
     # Non-maximum suppression along the gradient, rounded to one of the 4 neighbour axes.
     ay, ax = np.abs(y), np.abs(x)
     dy = np.where(ay > 0.414 * ax, 1, 0)
     dx = np.where(ax > 0.414 * ay, np.where(x * y < 0, -1, 1), 0)
     dx = np.where(dy == 0, 1, dx)
-    peak = (g >= magnitude[k, j + dy, i + dx]) & (g > magnitude[k, j - dy, i - dx])
+    step = dy * cols + dx
+    ahead = np.hypot(gy_flat[flat + step], gx_flat[flat + step])
+    behind = np.hypot(gy_flat[flat - step], gx_flat[flat - step])
+    peak = (g >= ahead) & (g > behind)
     k, j, i, g, y, x = k[peak], j[peak], i[peak], g[peak], y[peak], x[peak]
     uy, ux = y / g, x / g
-    plane = rows * cols
-    index, weight = [], []
+    # One radius at a time, its four neighbours one after another: each centre receives its votes
+    # in the order of a loop over radii, then neighbours, then edge pixels. Votes are laid out
+    # radius first (radius, slice, row, col).
+    votes = np.empty((radii_px.size, n, rows, cols), np.float32)
+    base = k * plane
     for r_index, r in enumerate(radii_px):
         cy, cx = j + r * uy, i + r * ux
         y0, x0 = np.floor(cy).astype(np.int64), np.floor(cx).astype(np.int64)
         fy, fx = cy - y0, cx - x0
+        index, weight = [], []
         for oy, ox, w in ((0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx), (1, 0, fy * (1 - fx)), (1, 1, fy * fx)):
             yy, xx = y0 + oy, x0 + ox
             inside = (yy >= 0) & (yy < rows) & (xx >= 0) & (xx < cols)
-            index.append(((k[inside] * radii_px.size + r_index) * plane) + yy[inside] * cols + xx[inside])
+            index.append((base + yy * cols + xx)[inside])
             weight.append(w[inside] / (2 * np.pi * r))
-    total = np.bincount(np.concatenate(index), weights=np.concatenate(weight), minlength=n * radii_px.size * plane)
-    votes = total.astype(np.float32).reshape(n, radii_px.size, rows, cols)
+        total = np.bincount(np.concatenate(index), weights=np.concatenate(weight), minlength=n * plane)
+        votes[r_index] = total.reshape(n, rows, cols)
     return votes
 
 
@@ -474,7 +494,7 @@ def find_femoral_heads(t1: Volume) -> list[FemoralHead]:
     # Coarse search over sphere radius and centre slice; candidates per side.
     candidates: dict[Side, list[tuple[float, float, float, int, int]]] = {Side.right: [], Side.left: []}
     # Each side's votes, radius first (see _sphere_scores_all_slices).
-    side_votes = {side: np.ascontiguousarray(votes[..., columns].transpose(1, 0, 2, 3)) for side, columns in side_columns.items()}
+    side_votes = {side: np.ascontiguousarray(votes[..., columns]) for side, columns in side_columns.items()}
     for radius_mm in np.arange(HOUGH_RADII_MM[0], HOUGH_RADII_MM[1] + 0.01, SPHERE_RADIUS_STEP_MM):
         for side, columns in side_columns.items():
             scores = _sphere_scores_all_slices(side_votes[side], radii_px, radius_mm / pix, dz_px)
@@ -645,7 +665,8 @@ def _choose_pair(best: dict[Side, list], pix: float, dz: float) -> dict[Side, tu
 
 def _refine(votes: np.ndarray, radii_px: np.ndarray, cand: tuple, pix: float, dz_px: float):
     """Finer search of centre slice (half slices) and radius (1 mm) near a candidate;
-    sub-pixel in-plane centre from the vote-weighted centroid around the peak.
+    sub-pixel in-plane centre from the vote-weighted centroid around the peak. ``votes`` are laid
+    out as :func:`_circle_votes` returns them (radius, slice, row, col).
 
     Every (centre slice, radius) pair is scored at once: the sums of :func:`_sphere_score` run
     over the slices in the same order, so the scores are the same as one pair at a time, and
@@ -654,7 +675,7 @@ def _refine(votes: np.ndarray, radii_px: np.ndarray, cand: tuple, pix: float, dz
     _, z0c, rc, jc, ic = cand
     j0, j1 = max(jc - 3, 0), min(jc + 4, votes.shape[2])
     i0, i1 = max(ic - 3, 0), min(ic + 4, votes.shape[3])
-    patch = votes[:, :, j0:j1, i0:i1]
+    patch = votes[:, :, j0:j1, i0:i1].transpose(1, 0, 2, 3)  # (slice, radius, row, col)
     pairs = [
         (z0, radius_mm)
         for z0 in np.arange(z0c - 1.0, z0c + 1.01, 0.5)
@@ -665,7 +686,7 @@ def _refine(votes: np.ndarray, radii_px: np.ndarray, cand: tuple, pix: float, dz
         return (-1.0, z0c, rc, float(jc), float(ic))
     z0s = np.array([z for z, _ in pairs])[:, None]
     radius_px = np.array([r for _, r in pairs])[:, None] / pix
-    d = np.abs(np.arange(votes.shape[0], dtype=float)[None, :] - z0s) * dz_px  # (pair, slice)
+    d = np.abs(np.arange(patch.shape[0], dtype=float)[None, :] - z0s) * dz_px  # (pair, slice)
     r = np.sqrt(np.clip(radius_px**2 - d**2, 0, None))
     use = (d < 0.9 * radius_px) & (r >= radii_px[0]) & (r <= radii_px[-1])
     pos = r - radii_px[0]

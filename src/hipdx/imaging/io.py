@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -33,6 +34,7 @@ import pydicom
 from pydicom.dataelem import RawDataElement
 from pydicom.datadict import tag_for_keyword
 from pydicom.errors import InvalidDicomError
+from pydicom.tag import BaseTag
 from pydicom.pixels import get_decoder
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
@@ -325,14 +327,14 @@ class _Reading:
 
 _GEOMETRY = ("ImageOrientationPatient", "ImagePositionPatient", "PixelSpacing", "Rows", "Columns")
 _TAG = {
-    k: tag_for_keyword(k)
+    k: BaseTag(tag_for_keyword(k))  # a BaseTag is looked up as it is (an int goes through pydicom's Tag())
     for k in (*_GEOMETRY, "NumberOfFrames", "SeriesInstanceUID", "SOPInstanceUID", "InstanceNumber", "RescaleSlope",
               "RescaleIntercept", "SamplesPerPixel", "BitsAllocated", "BitsStored", "PixelRepresentation",
-              "PhotometricInterpretation", "PixelData")
+              "PhotometricInterpretation", "PixelData", "MediaStorageSOPClassUID")
 }
 #: Value representations read straight from the element's bytes (ASCII numbers and UIDs, binary integers).
 _TEXT_VRS = frozenset({"DS", "IS", "UI", "CS"})
-_BINARY_VRS = {"US": "u2", "SS": "i2", "UL": "u4", "SL": "i4"}
+_BINARY_VRS = {"US": "H", "SS": "h", "UL": "I", "SL": "i"}  # struct format of one value
 #: Uncompressed transfer syntaxes: PixelData holds the stored values as they are (deflate is undone by dcmread).
 _NATIVE_SYNTAXES = frozenset({ImplicitVRLittleEndian, ExplicitVRLittleEndian, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian})
 
@@ -353,8 +355,9 @@ def _values(ds: pydicom.Dataset, keyword: str) -> tuple[Any, ...]:
             text = elem.value.decode("ascii", "replace").strip(" \x00")
             return tuple(v.strip(" \x00") for v in text.split("\\")) if text else ()
         if elem.VR in _BINARY_VRS:
-            dtype = np.dtype(_BINARY_VRS[elem.VR]).newbyteorder("<" if elem.is_little_endian else ">")
-            return tuple(int(v) for v in np.frombuffer(elem.value, dtype, count=len(elem.value) // dtype.itemsize))
+            code = _BINARY_VRS[elem.VR]
+            count = len(elem.value) // struct.calcsize(code)
+            return struct.unpack_from(f"{'<' if elem.is_little_endian else '>'}{count}{code}", elem.value)
     value = ds[_TAG[keyword]].value
     if value is None or value == "":
         return ()
@@ -393,7 +396,7 @@ def _read_header(path: Path, reading: _Reading) -> _Slice | None:
     for w in caught:
         reading.warnings.append(f"{name}: {w.message}")
     meta = getattr(ds, "file_meta", None)
-    if meta is not None and meta.get("MediaStorageSOPClassUID") == MediaStorageDirectoryStorage:
+    if meta is not None and _first(meta, "MediaStorageSOPClassUID") == MediaStorageDirectoryStorage:
         reading.warnings.append(f"{name}: DICOMDIR index skipped (the image files are read directly)")
         return None
     if _TAG["PixelData"] not in ds:
@@ -475,6 +478,10 @@ def _native_pixels(s: _Slice, syntax: Any) -> np.ndarray | None:
         return None
     pixels = np.frombuffer(data, dtype, count=count).reshape(s.rows, s.columns)
     unused = allocated - stored
+    if unused and _within_stored_bits(pixels, stored, signed):
+        # Masking or sign extension would change nothing: the view of PixelData is kept (a copy
+        # of every slice, kept until the volume is filled, costs fresh memory and its page faults).
+        return pixels
     if unused:
         native = pixels.astype(dtype.newbyteorder("="))
         if signed:
@@ -484,6 +491,16 @@ def _native_pixels(s: _Slice, syntax: Any) -> np.ndarray | None:
             np.bitwise_and(native, native.dtype.type((1 << stored) - 1), out=native)
         pixels = native
     return pixels
+
+
+def _within_stored_bits(pixels: np.ndarray, stored: int, signed: bool) -> bool:
+    """Whether every value already fits in ``stored`` bits (unsigned, or two's complement when signed)."""
+    if pixels.size == 0:
+        return True
+    if signed:
+        low, high = -(1 << (stored - 1)), (1 << (stored - 1)) - 1
+        return bool(pixels.min() >= low and pixels.max() <= high)
+    return bool(pixels.max() <= (1 << stored) - 1)
 
 
 def _decode(s: _Slice, reading: _Reading) -> np.ndarray | None:
