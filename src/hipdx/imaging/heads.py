@@ -196,20 +196,28 @@ def _block_mean(array: np.ndarray, factor: int) -> np.ndarray:
     """In-plane block mean of a (slices, rows, cols) stack over ``factor`` x ``factor`` pixels (edges cropped).
 
     Columns are summed first, then rows, each as ``factor`` strided views of a reshaped array
-    (one pass over the pixels; float32, summed in the same order as a loop over the block).
+    (float32, summed in the same order as a loop over the block), a few slices at a time so the
+    strided passes read from the cache.
     """
     if factor == 1:
         return array.astype(np.float32)
     n, rows, cols = array.shape
     rows, cols = rows - rows % factor, cols - cols % factor
-    within = array[:, :rows, :cols].reshape(n, rows, cols // factor, factor)
-    across = np.add(within[..., 0], within[..., 1], dtype=np.float32)
-    for b in range(2, factor):
-        across += within[..., b]
-    blocks = across.reshape(n, rows // factor, factor, cols // factor)
-    out = blocks[:, :, 0] + blocks[:, :, 1]
-    for a in range(2, factor):
-        out += blocks[:, :, a]
+    chunk = 4
+    out = np.empty((n, rows // factor, cols // factor), np.float32)
+    across = np.empty((min(chunk, n), rows, cols // factor), np.float32)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        within = array[start:stop, :rows, :cols].reshape(stop - start, rows, cols // factor, factor)
+        part = across[: stop - start]
+        np.add(within[..., 0], within[..., 1], out=part, dtype=np.float32)
+        for b in range(2, factor):
+            part += within[..., b]
+        blocks = part.reshape(stop - start, rows // factor, factor, cols // factor)
+        total = out[start:stop]
+        np.add(blocks[:, :, 0], blocks[:, :, 1], out=total)
+        for a in range(2, factor):
+            total += blocks[:, :, a]
     out /= np.float32(factor * factor)
     return out
 
@@ -324,8 +332,10 @@ def _sphere_scores_all_slices(votes: np.ndarray, radii_px: np.ndarray, radius_px
     count = np.zeros(n, np.int64)
     for m in range(-(n - 1), n):
         d = abs(m) * dz_px
+        if not d < 0.9 * radius_px:
+            continue
         r = float(np.sqrt(max(radius_px**2 - d**2, 0.0)))
-        if not (d < 0.9 * radius_px and radii_px[0] <= r <= radii_px[-1]):
+        if not radii_px[0] <= r <= radii_px[-1]:
             continue
         pos = r - radii_px[0]
         lo = int(np.floor(pos))
@@ -426,25 +436,28 @@ def _regions(volume: Volume, center: np.ndarray, radius: float, axis: np.ndarray
     # Patient offsets (mm) of the box's slices, rows and columns, broadcast over (k, j, i).
     steps = [volume.affine[:3, 2], volume.affine[:3, 1], volume.affine[:3, 0]]
     dims = [np.arange(b.stop - b.start, dtype=float) for b in box]
-    parts = []
-    for a in range(3):  # x, y, z
-        k = (dims[0] * steps[0][a])[:, None, None]
-        j = (dims[1] * steps[1][a])[None, :, None]
-        i = (dims[2] * steps[2][a])[None, None, :]
-        parts.append(origin[a] + k + j + i)
-    x, y, z = parts
-    dist2 = x * x + y * y + z * z
-    along = x * axis[0] + y * axis[1] + z * axis[2]
-    across2 = np.clip(dist2 - along * along, 0.0, None)
-    head_box = dist2 <= (HEAD_REGION_FRACTION * radius) ** 2
-    neck_box = (along > 0) & (along <= NECK_END_FRACTION * radius) & (across2 <= (NECK_RADIUS_FRACTION * radius) ** 2) & ~head_box
-    inter_box = (
-        ~head_box
-        & (along > NECK_END_FRACTION * radius)
-        & (along <= INTERTROCHANTERIC_END_FRACTION * radius)
-        & (across2 <= (INTERTROCHANTERIC_RADIUS_FRACTION * radius) ** 2)
-    )
-    head[box], neck[box], inter[box] = head_box, neck_box, inter_box
+    offsets = [
+        ((dims[0] * steps[0][a])[:, None, None], (dims[1] * steps[1][a])[None, :, None], (dims[2] * steps[2][a])[None, None, :])
+        for a in range(3)  # x, y, z
+    ]
+    # A few slices at a time, so the temporaries stay in the cache.
+    chunk = 4
+    for start in range(0, len(dims[0]), chunk):
+        ks = slice(start, start + chunk)
+        x, y, z = (origin[a] + k[ks] + j + i for a, (k, j, i) in enumerate(offsets))
+        dist2 = x * x + y * y + z * z
+        along = x * axis[0] + y * axis[1] + z * axis[2]
+        across2 = np.clip(dist2 - along * along, 0.0, None)
+        head_box = dist2 <= (HEAD_REGION_FRACTION * radius) ** 2
+        neck_box = (along > 0) & (along <= NECK_END_FRACTION * radius) & (across2 <= (NECK_RADIUS_FRACTION * radius) ** 2) & ~head_box
+        inter_box = (
+            ~head_box
+            & (along > NECK_END_FRACTION * radius)
+            & (along <= INTERTROCHANTERIC_END_FRACTION * radius)
+            & (across2 <= (INTERTROCHANTERIC_RADIUS_FRACTION * radius) ** 2)
+        )
+        part = (slice(box[0].start + ks.start, min(box[0].start + ks.start + chunk, box[0].stop)), box[1], box[2])
+        head[part], neck[part], inter[part] = head_box, neck_box, inter_box
     return head, neck, inter, box
 
 
@@ -500,9 +513,12 @@ def find_femoral_heads(t1: Volume) -> list[FemoralHead]:
             scores = _sphere_scores_all_slices(side_votes[side], radii_px, radius_mm / pix, dz_px)
             flat = scores.reshape(scores.shape[0], -1)
             best_at = np.argmax(flat, axis=1)
-            for z0, at in enumerate(best_at):
-                j, i = np.unravel_index(int(at), scores.shape[1:])
-                candidates[side].append((float(flat[z0, at]), float(z0), float(radius_mm), int(j), int(i) + columns.start))
+            best_score = flat[np.arange(flat.shape[0]), best_at]
+            rows_at, cols_at = np.unravel_index(best_at, scores.shape[1:])
+            for z0 in range(flat.shape[0]):
+                candidates[side].append(
+                    (float(best_score[z0]), float(z0), float(radius_mm), int(rows_at[z0]), int(cols_at[z0]) + columns.start)
+                )
     best = {side: _distinct(cands, pix, dz) for side, cands in candidates.items()}
     pair = _choose_pair(best, pix, dz)
 
