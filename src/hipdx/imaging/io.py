@@ -309,6 +309,7 @@ class _Slice:
     sop_instance_uid: str = ""
     instance_number: int = 0
     pixels: np.ndarray | None = None  # stored values as decoded (integers), before rescaling
+    deferred_pixel_data: RawDataElement | None = None  # the PixelData element as dcmread left it, not yet read
     along_normal: float = 0.0
 
 
@@ -335,6 +336,10 @@ _TAG = {
 #: Value representations read straight from the element's bytes (ASCII numbers and UIDs, binary integers).
 _TEXT_VRS = frozenset({"DS", "IS", "UI", "CS"})
 _BINARY_VRS = {"US": "H", "SS": "h", "UL": "I", "SL": "i"}  # struct format of one value
+#: Elements at least this long (the pixel data) are read only when their slice is put in the volume,
+#: one slice at a time: holding the pixel data of every file at once costs ~10 ms more per study
+#: (fresh memory for each file) than reading it again from the file when it is needed.
+_DEFER_BYTES = 64 * 1024
 #: Uncompressed transfer syntaxes: PixelData holds the stored values as they are (deflate is undone by dcmread).
 _NATIVE_SYNTAXES = frozenset({ImplicitVRLittleEndian, ExplicitVRLittleEndian, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian})
 
@@ -386,7 +391,7 @@ def _read_header(path: Path, reading: _Reading) -> _Slice | None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            ds = pydicom.dcmread(path)
+            ds = pydicom.dcmread(path, defer_size=_DEFER_BYTES)
         except InvalidDicomError:
             reading.warnings.append(f"{name}: not a DICOM file, skipped")
             return None
@@ -503,9 +508,24 @@ def _within_stored_bits(pixels: np.ndarray, stored: int, signed: bool) -> bool:
     return bool(pixels.max() <= (1 << stored) - 1)
 
 
+def _release_pixel_data(s: _Slice) -> None:
+    """Defer a slice's pixel data again once it is in the volume: its memory is freed, and it is
+    read from the file again if the series has to be planned again (see :func:`_build`)."""
+    if s.deferred_pixel_data is not None:
+        s.ds[_TAG["PixelData"]] = s.deferred_pixel_data
+
+
 def _decode(s: _Slice, reading: _Reading) -> np.ndarray | None:
     """The slice's stored values (not rescaled); ``None`` with a problem noted when they cannot be read."""
     ds = s.ds
+    try:
+        elem = ds.get_item(_TAG["PixelData"], keep_deferred=True)
+        if isinstance(elem, RawDataElement) and elem.value is None:
+            s.deferred_pixel_data = elem
+        ds.get_item(_TAG["PixelData"])  # read now if its reading was deferred (see _read_header)
+    except Exception as exc:  # a file changed or truncated since its header was read: many types
+        reading.problems.append(Problem(s.name, f"cannot read pixel data ({type(exc).__name__}: {exc})"))
+        return None
     syntax = ds.file_meta.get("TransferSyntaxUID") if getattr(ds, "file_meta", None) else None
     native = _native_pixels(s, syntax)
     if native is not None:
@@ -587,15 +607,8 @@ def _build(slices: list[_Slice], uid: str, part: str, reading: _Reading) -> Seri
                     )
         slices = sizes[keep]
     rows, cols, row_mm, col_mm = _size(slices[0])
-
-    decoded = []
-    for s in slices:
-        s.pixels = _decode(s, reading)
-        if s.pixels is not None:
-            decoded.append(s)
-    if not decoded:
-        return None
-    slices = decoded
+    in_file_order = slices
+    slices = list(slices)
 
     row_cos, col_cos = slices[0].orientation[:3], slices[0].orientation[3:]
     normal = np.cross(row_cos, col_cos)
@@ -651,14 +664,27 @@ def _build(slices: list[_Slice], uid: str, part: str, reading: _Reading) -> Seri
         files.append(after.name)
         uids.append(after.sop_instance_uid)
 
-    # One float32 volume, filled slice by slice (no per-slice float copies, no stacking).
+    # One float32 volume, filled slice by slice (no per-slice float copies, no stacking). Each
+    # slice's pixel data is read (it was deferred), decoded, rescaled and released in turn, so the
+    # pixel data of the whole series is never held at once.
     array = np.empty((len(rows_of), rows, cols), np.float32)
     where = {}
+    failed: set[int] = set()
     for k, row in enumerate(rows_of):
         if isinstance(row, int):
-            _rescaled(slices[row], array[k])
+            s = slices[row]
+            s.pixels = _decode(s, reading)
+            if s.pixels is None:
+                failed.add(id(s))
+                continue
+            _rescaled(s, array[k])
             where[row] = k
-            slices[row].pixels = None  # the stored values are no longer needed
+            s.pixels = None  # the stored values are no longer needed
+            _release_pixel_data(s)
+    if failed:
+        # Undecodable slices (noted in the problems) leave the series: plan it again without them.
+        rest = [s for s in in_file_order if id(s) not in failed]
+        return _build(rest, uid, part, reading) if rest else None
     for k, row in enumerate(rows_of):
         if not isinstance(row, int):
             a, b, weight = row
