@@ -179,7 +179,8 @@ def _intensity_range(array: np.ndarray, low: float = 1.0, high: float = 99.0) ->
         values = array[array > 0]
     if values.size == 0:
         raise ImagingError("the image is empty (all voxels are zero)")
-    lo, hi = (float(v) for v in np.percentile(values, [low, high]))
+    # ``values`` is a copy made here: partitioned in place (same percentiles, no second copy).
+    lo, hi = (float(v) for v in np.percentile(values, [low, high], overwrite_input=True))
     if hi <= lo:
         raise ImagingError("the image has no contrast")
     return lo, hi
@@ -401,7 +402,7 @@ def _neck_axis(
     reach = np.ceil(3.0 * radius_mm / np.array(t1.spacing_mm)).astype(int)
     around = t1.array[tuple(slice(max(a - r, 0), a + r + 1) for a, r in zip(c, reach))][:, ::2, ::2]
     around = around[around > lo]
-    local = float(_scaled(np.percentile(around, 90, keepdims=True), lo, hi)[0]) if around.size else 1.0
+    local = float(_scaled(np.percentile(around, 90, keepdims=True, overwrite_input=True), lo, hi)[0]) if around.size else 1.0
     return axis / np.linalg.norm(axis), best / max(local, 1e-6)
 
 
