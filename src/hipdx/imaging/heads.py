@@ -282,17 +282,19 @@ def _circle_votes(img: np.ndarray, radii_px: np.ndarray) -> np.ndarray:
     # radius first (radius, slice, row, col).
     votes = np.empty((radii_px.size, n, rows, cols), np.float32)
     base = k * plane
+    # Summed in float64 (np.add.at adds in the order given, as np.bincount does) in one buffer
+    # reused for every radius: a fresh grid per radius costs more in page faults than the sums.
+    total = np.zeros(n * plane)
     for r_index, r in enumerate(radii_px):
         cy, cx = j + r * uy, i + r * ux
         y0, x0 = np.floor(cy).astype(np.int64), np.floor(cx).astype(np.int64)
         fy, fx = cy - y0, cx - x0
-        index, weight = [], []
+        if r_index:
+            total.fill(0.0)
         for oy, ox, w in ((0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx), (1, 0, fy * (1 - fx)), (1, 1, fy * fx)):
             yy, xx = y0 + oy, x0 + ox
             inside = (yy >= 0) & (yy < rows) & (xx >= 0) & (xx < cols)
-            index.append((base + yy * cols + xx)[inside])
-            weight.append(w[inside] / (2 * np.pi * r))
-        total = np.bincount(np.concatenate(index), weights=np.concatenate(weight), minlength=n * plane)
+            np.add.at(total, (base + yy * cols + xx)[inside], w[inside] / (2 * np.pi * r))
         votes[r_index] = total.reshape(n, rows, cols)
     return votes
 
