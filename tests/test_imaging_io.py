@@ -237,6 +237,22 @@ def test_synthetic_compressed(tmp_path):
     assert study.volumes[0].array.shape[0] == 1
 
 
+def test_series_with_an_undecodable_slice_is_planned_again_with_the_pixel_data_read_again(tmp_path):
+    # 256 x 256 x 2 bytes: the pixel data is deferred by dcmread and read slice by slice.
+    _, paths, stack = _write_series(tmp_path, n=5, shape=(256, 256))
+    ds = pydicom.dcmread(paths[2])
+    ds.file_meta.TransferSyntaxUID = JPEGLSLossless
+    ds.PixelData = pydicom.encaps.encapsulate([b"\xff\xd8 not really jpeg-ls \xff\xd9"])
+    ds.save_as(paths[2], enforce_file_format=True)
+    study = read_study(tmp_path)
+    assert [p.field for p in study.problems] == [paths[2].name]
+    volume = study.volumes[0]
+    assert volume.array.shape == (5, 256, 256) and study.series[0].files[2] == ""
+    for k in (0, 1, 3, 4):  # slices 0 and 1 were read before slice 2 failed, and read again
+        np.testing.assert_array_equal(volume.array[k], stack[k].astype(np.float32))
+    np.testing.assert_allclose(volume.array[2], (stack[1].astype(np.float32) + stack[3]) / 2)
+
+
 @pytest.mark.parametrize(
     "syntax, stored, signed",
     [
