@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import analyse_phantoms, healthy_side
-from hipdx.imaging.analyze import MriAnalysis
+from hipdx.imaging.analyze import REGION_INVOLVED_SHARE, MriAnalysis
 from hipdx.imaging.phantom import PhantomTruth
 
 #: Less than this (mL) counts as "no edema" on an edema-free hip.
@@ -63,14 +63,26 @@ def test_head_centres_within_2_mm(analysed, name):
         assert error <= CENTRE_TOLERANCE_MM, (side, error)
 
 
+def _expected_extents(truth: PhantomTruth) -> set[str]:
+    """The extent class of the phantom's true edema by the analysis's rule (a region is involved
+    when it holds ``REGION_INVOLVED_SHARE`` of the edema); a share within 5 points of that cut-off
+    accepts either class, since the regions are drawn from the heads found, not the truth."""
+    total = sum(truth.edema_extent_ml.values())
+    neck = truth.edema_extent_ml["neck"] / total
+    inter = truth.edema_extent_ml["intertrochanteric"] / total
+    assert inter < REGION_INVOLVED_SHARE - 0.05, "the phantom's edema stays in the head and neck"
+    if abs(neck - REGION_INVOLVED_SHARE) <= 0.05:
+        return {"femoral_head", "head_and_neck"}
+    return {"head_and_neck"} if neck > REGION_INVOLVED_SHARE else {"femoral_head"}
+
+
 @pytest.mark.parametrize("name", list(GRID))
 def test_edema_volume_within_10_percent_or_none(analysed, name):
     truth, analysis = analysed[name]
     lesion = getattr(analysis.sides, truth.side).edema
     if truth.edema_volume_ml > 0:
         assert lesion.volume_ml == pytest.approx(truth.edema_volume_ml, rel=EDEMA_REL_TOLERANCE)
-        # The phantom's edema lies in the head and neck only.
-        assert lesion.extent.value in ("femoral_head", "head_and_neck"), lesion.extent
+        assert lesion.extent.value in _expected_extents(truth), (lesion.extent, truth.edema_extent_ml)
     else:
         assert lesion.volume_ml < NO_EDEMA_ML and lesion.extent.value == "none", lesion
 
