@@ -74,3 +74,19 @@ def test_analyze_report_formats_show_both_sides_and_the_disclaimer(study: Path, 
     assert marker in result.stdout
     assert "support, not replace" in result.stdout
     assert "more edema on the left" in result.stdout
+
+
+def test_assess_with_mri_shows_the_measurements_behind_the_findings(study: Path, tmp_path: Path) -> None:
+    case = tmp_path / "case.json"
+    case.write_text(json.dumps({"age_years": 45, "sex": "male", "side": "left", "onset": {"days_since_onset": 21}}))
+    as_json = runner.invoke(app, ["assess", str(case), "--mri", str(study), "--format", "json"])
+    assert as_json.exit_code == 0, as_json.output
+    data = json.loads(as_json.stdout)
+    left = data["mri_analysis"]["sides"]["left"]
+    assert left["edema"]["volume_ml"] > 0 and data["mri_analysis"]["provenance"]["series_used"]
+    text = runner.invoke(app, ["assess", str(case), "--mri", str(study), "--no-color"])
+    assert text.exit_code == 0, text.output
+    assert "Hip MRI - automatic measurements" in text.stdout
+    assert f"{left['edema']['volume_ml']:.1f} mL" in text.stdout
+    without = runner.invoke(app, ["assess", str(case), "--format", "json"])
+    assert "mri_analysis" not in json.loads(without.stdout)

@@ -243,22 +243,34 @@ def assess_command(
 
     kb = load_knowledge_base()
     case = parse_case(read_bytes(case_file))
+    analysis = None
     if mri is not None:
         from hipdx.imaging.analyze import analyze_study, case_with_mri
         from hipdx.imaging.io import read_study
 
-        case, notes = case_with_mri(case, analyze_study(read_study(mri).volumes), mri_days)
+        analysis = analyze_study(read_study(mri).volumes)
+        case, notes = case_with_mri(case, analysis, mri_days)
         for note in notes:
             typer.echo(f"mri: {note}", err=True)
     assessment = assess(case, kb, _today(today))
     if output is OutputFormat.json:
-        _print_json(assessment.model_dump(mode="json"))
-    elif output is OutputFormat.markdown:
+        data = assessment.model_dump(mode="json")
+        if analysis is not None:  # the measurements behind the imaging findings, with their provenance
+            data["mri_analysis"] = analysis.model_dump(mode="json")
+        _print_json(data)
+        return
+    from hipdx.report.mri import format_mri_analysis
+
+    if output is OutputFormat.markdown:
         _print(render_markdown(assessment, kb))
+        if analysis is not None:
+            _print(format_mri_analysis(analysis, markdown=True).replace("# Hip MRI", "## Hip MRI", 1))
         _print("## Staging\n\n" + format_staging(assessment.staging))
         _print(format_plan(assessment.plan, markdown=True).replace("# Management plan", "## Management plan", 1))
     else:
         _print(render_text(assessment, kb, color=use_color(no_color), width=_width()))
+        if analysis is not None:
+            _print(format_mri_analysis(analysis))
         _print(format_staging(assessment.staging))
         _print(format_plan(assessment.plan))
 
