@@ -206,12 +206,14 @@ def _femur_box(head: FemoralHead, margin: int = 2) -> tuple[slice, ...] | None:
     """
     shape = head.head_mask.shape
     outer = head.region_box or tuple(slice(0, n) for n in shape)
-    idx = np.nonzero(_region_in(head, outer))
-    if idx[0].size == 0:
+    region = _region_in(head, outer)
+    # Per axis, the first and last plane holding the region (projections, not every voxel's index).
+    hits = [np.flatnonzero(region.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
+    if hits[0].size == 0:
         return None
     return tuple(
-        slice(max(int(i.min()) + o.start - margin, 0), min(int(i.max()) + o.start + margin + 1, n))
-        for i, o, n in zip(idx, outer, shape)
+        slice(max(int(i[0]) + o.start - margin, 0), min(int(i[-1]) + o.start + margin + 1, n))
+        for i, o, n in zip(hits, outer, shape)
     )
 
 
@@ -282,7 +284,9 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
             warnings.append(f"{side.value} femoral head not found on the T1 series")
 
     # Fluid-sensitive signal on the T1 grid, only where it is needed.
-    fluid_on_t1: dict[Side, tuple[tuple[slice, ...], np.ndarray]] = {}
+    # Per side: the femur box, the fluid-sensitive values in it and the head, neck and
+    # intertrochanteric region in it.
+    fluid_on_t1: dict[Side, tuple[tuple[slice, ...], np.ndarray, np.ndarray]] = {}
     references: dict[Side, ReferenceMarrow] = {}
     if fluid is not None:
         for side, head in heads.items():
@@ -290,11 +294,12 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
             if box is None:
                 continue
             values = resample_onto(fluid, t1, box)
-            inside = _region_in(head, box) & (values > 0)
+            region = _region_in(head, box)
+            inside = region & (values > 0)
             if inside.sum() < edema_module.MIN_MASK_VOXELS:
                 warnings.append(f"{side.value}: the fluid-sensitive series does not cover the proximal femur")
                 continue
-            fluid_on_t1[side] = (box, values)
+            fluid_on_t1[side] = (box, values, region)
             references[side] = estimate_reference(values[inside])
     if len(references) == 2:
         a, b = sorted(r.median for r in references.values())
@@ -325,25 +330,25 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
             out = _unknown_side(head)
             sides[side] = out.model_copy(update={"subchondral_band": band_out})
             continue
-        box, values = fluid_on_t1[side]
+        box, values, region = fluid_on_t1[side]
         sub = Volume(values, t1.affine, SeriesKind.fluid, fluid.description if fluid else "")
-        region = _region_in(head, box)
         result = segment_edema(sub, region, reference_marrow=references[side], half_contrast=True,
                                min_component_ml=EDEMA_MIN_COMPONENT_ML)
         m = result.mask
         edema_by_side[side] = np.zeros(t1.array.shape, bool)
         edema_by_side[side][box] = m
         regions = (head.head_mask[box], head.neck_mask[box], head.intertrochanteric_mask[box])
-        fractions = [float((m & r).sum() / max(r.sum(), 1)) for r in regions]
-        region_ml = [float((m & r).sum() * t1.voxel_volume_ml) for r in regions]
+        in_region = [(np.count_nonzero(m & r), np.count_nonzero(r)) for r in regions]  # (edema, region) voxels
+        fractions = [float(n_edema / max(n_region, 1)) for n_edema, n_region in in_region]
+        region_ml = [float(n_edema * t1.voxel_volume_ml) for n_edema, _ in in_region]
         head_and_neck = regions[0] | regions[1]
         fraction = float((m & head_and_neck).sum() / max(head_and_neck.sum(), 1))
         volumes_ml[side] = result.volume_ml
-        joint_values = np.zeros(t1.array.shape, np.float32)
+        # The fluid-sensitive signal of the joint box only (both joint measurements read no more).
         jbox = joint_box(t1, head)
-        joint_values[jbox] = resample_onto(fluid, t1, jbox)
-        acetabular_ml, acetabular_by_side[side] = measure_acetabular_edema(joint_values, t1, head)
-        effusion_ml, effusion_by_side[side] = measure_effusion(joint_values, t1, head, references[side])
+        joint_values = resample_onto(fluid, t1, jbox)
+        acetabular_ml, acetabular_by_side[side] = measure_acetabular_edema(joint_values, t1, head, stir_box=jbox)
+        effusion_ml, effusion_by_side[side] = measure_effusion(joint_values, t1, head, references[side], stir_box=jbox)
         sides[side] = SideOut(
             femoral_head=_head_out(head),
             acetabular_edema=JointFindingOut(

@@ -77,6 +77,23 @@ class Band:
     indeterminate: bool
 
 
+def _percentile(values: np.ndarray, q: float) -> float:
+    """``np.percentile(values, q)`` (linear method) of a small 1-D array, to the same bit.
+
+    The same order statistics and the same interpolation in the array's dtype as NumPy's, without
+    its general-case overhead (the profiles of a slice are a few thousand samples).
+    """
+    n = values.size
+    virtual = (n - 1) * (q / 100)
+    if n == 0 or not virtual < n - 1 or np.isnan(values).any():
+        return float(np.percentile(values, q))
+    below = int(np.floor(virtual))
+    a, b = np.partition(values, [below, below + 1])[below: below + 2]
+    gamma = float(virtual - below)
+    diff = b - a
+    return float(b - diff * (1 - gamma) if gamma >= 0.5 else a + diff * gamma)
+
+
 def _smoothed_box(volume: Volume, index_kji: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The in-plane 3 x 3 mean of the voxel box holding the samples ``index_kji`` (N, 3), and its origin.
 
@@ -124,6 +141,8 @@ def measure_subchondral_band(t1_or_stir: Volume, head: FemoralHead) -> Band:
     fan = np.deg2rad(np.arange(-FIT_HALF_ANGLE_DEG, FIT_HALF_ANGLE_DEG + 0.1, ANGLE_STEP_DEG))
     dome = np.abs(fan) <= np.deg2rad(DOME_HALF_ANGLE_DEG) + 1e-9
     dirs = np.cos(fan)[:, None] * superior + np.sin(fan)[:, None] * col_dir
+    design = np.column_stack([np.ones(len(fan)), np.cos(fan), np.sin(fan)])  # circle: r0 + a cos + b sin
+    rays = np.arange(len(fan))
     # The profiles of every slice first, so only the box around them is smoothed.
     slices = []
     for k in ks:
@@ -144,7 +163,7 @@ def measure_subchondral_band(t1_or_stir: Volume, head: FemoralHead) -> Band:
     for (offset, r_slice, radii, _), start in zip(slices, starts):
         profiles = values[start: start + len(fan) * len(radii)].reshape(len(fan), -1)
         # Marrow reference: bright marrow of this slice (a high percentile resists edema, low on T1).
-        marrow = float(np.percentile(profiles[:, radii < r_slice - 1.0], MARROW_PERCENTILE))
+        marrow = _percentile(profiles[:, radii < r_slice - 1.0].ravel(), MARROW_PERCENTILE)
         if marrow <= 0:
             continue
         low = profiles < LOW_FRACTION * marrow
@@ -152,19 +171,20 @@ def measure_subchondral_band(t1_or_stir: Volume, head: FemoralHead) -> Band:
         crossing = ~low[:, :-1] & low[:, 1:]
         has = crossing.any(axis=1)
         last = crossing.shape[1] - 1 - np.argmax(crossing[:, ::-1], axis=1)
-        lo, hi = profiles[np.arange(len(fan)), last], profiles[np.arange(len(fan)), last + 1]
+        lo, hi = profiles[rays, last], profiles[rays, last + 1]
         frac = np.clip((lo - LOW_FRACTION * marrow) / np.maximum(lo - hi, 1e-6), 0, 1)
         edge = np.where(has, radii[last] + frac * STEP_MM, np.nan)
         # Marrow/cortex boundary of the head on this slice: a circle fitted to the edges of the
         # profiles without a band (iteratively trimming profiles whose edge lies deeper).
-        design = np.column_stack([np.ones(len(fan)), np.cos(fan), np.sin(fan)])
         use = has.copy()
         for _ in range(4):
             if use.sum() < 6:
                 break
             coef, *_ = np.linalg.lstsq(design[use], edge[use], rcond=None)
             resid = edge - design @ coef
-            use = has & (resid > -TRIM_MM)
+            kept, use = use, has & (resid > -TRIM_MM)
+            if np.array_equal(use, kept):  # converged: another round would fit the same profiles again
+                break
         if use.sum() < 6:
             continue
         boundary = design @ coef
@@ -181,18 +201,19 @@ def measure_subchondral_band(t1_or_stir: Volume, head: FemoralHead) -> Band:
         # Depth along the sphere radius (off-centre slices cut the shell obliquely).
         depth = np.sqrt(boundary**2 + offset**2) - np.sqrt(np.clip(inner, 0, None) ** 2 + offset**2)
         depth = np.where(dome, depth, 0.0)
-        banded = depth >= MIN_RAY_THICKNESS_MM
-        labels, n = ndimage.label(banded)
-        if n == 0:
+        # The longest run of adjacent banded profiles (the first of equally long ones).
+        steps = np.diff(np.concatenate([[0], (depth >= MIN_RAY_THICKNESS_MM).view(np.int8), [0]]))
+        run_starts, run_stops = np.flatnonzero(steps == 1), np.flatnonzero(steps == -1)
+        if not run_starts.size:
             continue
-        sizes = np.bincount(labels)[1:]
-        run = int(np.argmax(sizes)) + 1
-        if sizes[run - 1] < MIN_BAND_PROFILES:
+        longest = int(np.argmax(run_stops - run_starts))
+        n_run = int(run_stops[longest] - run_starts[longest])
+        if n_run < MIN_BAND_PROFILES:
             continue
-        in_run = labels == run
-        thickness = float(np.percentile(depth[in_run], 75))
+        in_run = slice(int(run_starts[longest]), int(run_stops[longest]))
+        thickness = _percentile(depth[in_run], 75)
         r_mid = float(np.mean(boundary[in_run]))
-        length = float((in_run.sum() - 1) * np.deg2rad(ANGLE_STEP_DEG) * r_mid) if in_run.sum() > 1 else 0.0
+        length = float((n_run - 1) * np.deg2rad(ANGLE_STEP_DEG) * r_mid) if n_run > 1 else 0.0
         if length < MIN_BAND_LENGTH_MM:
             continue
         best_thickness = max(best_thickness, thickness)

@@ -79,6 +79,15 @@ def _index_box(t1: Volume, lo_mm: np.ndarray, hi_mm: np.ndarray) -> tuple[slice,
     return tuple(slice(int(a), int(max(a, b))) for a, b in zip(lo, hi))
 
 
+def _within(box: tuple[slice, ...], outer: tuple[slice, ...] | None) -> tuple[slice, ...]:
+    """``box`` of the T1 grid as a slice of an array covering the box ``outer`` (the whole grid when ``None``)."""
+    if outer is None:
+        return box
+    if any(b.start < o.start or b.stop > o.stop for b, o in zip(box, outer)):
+        raise ValueError(f"the fluid-sensitive values cover {outer}, which does not hold the box {box} searched")
+    return tuple(slice(b.start - o.start, b.stop - o.start) for b, o in zip(box, outer))
+
+
 def joint_box(t1: Volume, head: FemoralHead) -> tuple[slice, ...]:
     """Voxel box of the T1 grid holding the acetabular shell and the capsule band of ``head``."""
     reach = head.radius_mm + max(ACETABULUM_DEPTH_MM[1], CAPSULE_REACH_MM) + 2.0
@@ -210,14 +219,16 @@ def measure_acetabular_edema(
     t1: Volume,
     head: FemoralHead,
     reference: ReferenceMarrow | None = None,
+    *,
+    stir_box: tuple[slice, ...] | None = None,
 ) -> tuple[float, np.ndarray]:
     """Bone marrow edema of the acetabular roof above and medial to ``head``.
 
     Parameters
     ----------
     stir_on_t1
-        Fluid-sensitive signal resampled onto the T1 grid (shape of ``t1.array``); only the
-        :func:`joint_box` of ``head`` is read.
+        Fluid-sensitive signal resampled onto the T1 grid (shape of ``t1.array``, or of
+        ``stir_box``); only the :func:`joint_box` of ``head`` is read.
     t1
         The T1 volume the head was found on (grid, voxel size, fatty marrow of the reference).
     head
@@ -228,6 +239,10 @@ def measure_acetabular_edema(
         marrow (the darkest clear histogram peak of the shell,
         :func:`hipdx.imaging.edema.estimate_reference`, when fewer than 50 are). Femoral marrow
         is no reference here: pelvic marrow is brighter on STIR.
+    stir_box
+        The box of the T1 grid that ``stir_on_t1`` covers, when it is not the whole grid (e.g.
+        ``stir_on_t1 = resample_onto(stir, t1, joint_box(t1, head))``, with ``stir_box`` that box);
+        it must hold the :func:`joint_box` of ``head``.
 
     Returns
     -------
@@ -241,7 +256,7 @@ def measure_acetabular_edema(
     mask = np.zeros(t1.array.shape, bool)
     box = _shell_box(t1, head)  # only the shell's box is read: nothing outside it is searched
     region = acetabular_region(t1, head, box)
-    values = np.asarray(stir_on_t1[box], dtype=np.float32)
+    values = np.asarray(stir_on_t1[_within(box, stir_box)], dtype=np.float32)
     region &= values > 0  # outside the fluid-sensitive series
     if region.sum() < 50:
         return 0.0, mask
@@ -259,14 +274,16 @@ def measure_effusion(
     t1: Volume,
     head: FemoralHead,
     marrow: ReferenceMarrow | None = None,
+    *,
+    stir_box: tuple[slice, ...] | None = None,
 ) -> tuple[float, np.ndarray]:
     """Hip joint effusion around ``head``: very high STIR and low T1 in the capsule band.
 
     Parameters
     ----------
     stir_on_t1
-        Fluid-sensitive signal resampled onto the T1 grid (shape of ``t1.array``); only the
-        :func:`joint_box` of ``head`` is read.
+        Fluid-sensitive signal resampled onto the T1 grid (shape of ``t1.array``, or of
+        ``stir_box``); only the :func:`joint_box` of ``head`` is read.
     t1
         The T1 volume (its signal gives the low-T1 condition; grid and voxel size).
     head
@@ -274,6 +291,10 @@ def measure_effusion(
     marrow
         Normal femoral marrow of this side on the fluid-sensitive series; by default estimated
         in the head and neck regions (darkest clear histogram peak).
+    stir_box
+        The box of the T1 grid that ``stir_on_t1`` covers, when it is not the whole grid (e.g.
+        ``stir_on_t1 = resample_onto(stir, t1, joint_box(t1, head))``, with ``stir_box`` that box);
+        it must hold the :func:`joint_box` of ``head``.
 
     Returns
     -------
@@ -286,7 +307,7 @@ def measure_effusion(
     """
     mask = np.zeros(t1.array.shape, bool)
     box = joint_box(t1, head)
-    stir = np.asarray(stir_on_t1[box], dtype=np.float32)
+    stir = np.asarray(stir_on_t1[_within(box, stir_box)], dtype=np.float32)
     t1_values = t1.array[box]
     head_region = head.head_mask[box]
     bone = head_region | head.neck_mask[box]
