@@ -90,3 +90,27 @@ def test_assess_with_mri_shows_the_measurements_behind_the_findings(study: Path,
     assert f"{left['edema']['volume_ml']:.1f} mL" in text.stdout
     without = runner.invoke(app, ["assess", str(case), "--format", "json"])
     assert "mri_analysis" not in json.loads(without.stdout)
+
+
+def test_files_the_reader_could_not_use_are_named_in_the_analysis(study: Path, tmp_path: Path) -> None:
+    import shutil
+
+    broken = tmp_path / "study"
+    shutil.copytree(study, broken)
+    victim = sorted((broken / "T1").iterdir())[5]
+    victim.write_bytes(victim.read_bytes()[:3000])  # truncated inside the pixel data
+    (broken / "extra.nii.gz").write_bytes(b"not an image")
+    result = runner.invoke(app, ["mri", "analyze", str(broken), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    warnings = json.loads(result.stdout)["warnings"]
+    assert any(w.startswith(f"unreadable: T1/{victim.name}") for w in warnings), warnings
+    assert any(w.startswith("unreadable:") and "extra.nii.gz" in w for w in warnings), warnings
+    text = runner.invoke(app, ["mri", "analyze", str(broken)])
+    assert f"warning: unreadable: T1/{victim.name}" in text.stdout
+
+
+def test_phantom_into_an_unwritable_place_is_a_clear_error() -> None:
+    result = runner.invoke(app, ["mri", "phantom", "/proc/hipdx-no-such-dir"])
+    assert result.exit_code == 2, result.output
+    assert "cannot write the phantom to /proc/hipdx-no-such-dir" in result.output
+    assert "Traceback" not in result.output and "internal error" not in result.output

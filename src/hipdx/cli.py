@@ -245,10 +245,10 @@ def assess_command(
     case = parse_case(read_bytes(case_file))
     analysis = None
     if mri is not None:
-        from hipdx.imaging.analyze import analyze_study, case_with_mri
+        from hipdx.imaging.analyze import analyze_read_study, case_with_mri
         from hipdx.imaging.io import read_study
 
-        analysis = analyze_study(read_study(mri).volumes)
+        analysis = analyze_read_study(read_study(mri))
         case, notes = case_with_mri(case, analysis, mri_days)
         for note in notes:
             typer.echo(f"mri: {note}", err=True)

@@ -110,7 +110,7 @@ def analyze_command(
     ),
 ) -> None:
     """Find both femoral heads, measure edema and subchondral bands."""
-    from hipdx.imaging.analyze import analyze_study
+    from hipdx.imaging.analyze import analyze_read_study
     from hipdx.imaging.io import read_study
 
     if not directory.exists():
@@ -121,7 +121,7 @@ def analyze_command(
     if overlays is not None and overlays.exists() and not overlays.is_dir():
         raise InputError(f"--overlays {overlays} is a file; give a folder")
     study = read_study(directory)
-    analysis = analyze_study(list(study.volumes))
+    analysis = analyze_read_study(study)
     written: list[Path] = []
     if overlays is not None or seg is not None or sr is not None:
         from hipdx.imaging.export import (
@@ -184,7 +184,10 @@ def phantom_command(
         from hipdx.imaging.phantom import write_phantom
     except ImportError:
         raise ImagingError("the phantom generator is not available in this version") from None
-    truth = write_phantom(outdir, seed=seed, side=side, edema_ml=edema_ml, band_mm=band_mm, snr=noise)
+    try:
+        truth = write_phantom(outdir, seed=seed, side=side, edema_ml=edema_ml, band_mm=band_mm, snr=noise)
+    except OSError as exc:
+        raise InputError(f"cannot write the phantom to {outdir}: {exc.strerror or exc}") from None
     typer.echo(f"wrote a synthetic study to {outdir}")
     if truth is not None and hasattr(truth, "model_dump_json"):
         typer.echo(truth.model_dump_json(indent=2))

@@ -33,6 +33,7 @@ from hipdx.imaging.band import measure_subchondral_band
 from hipdx.imaging.edema import ReferenceMarrow, estimate_reference, segment_edema
 from hipdx.imaging.heads import FemoralHead, find_femoral_heads
 from hipdx.imaging.joint import joint_box, measure_acetabular_edema, measure_effusion
+from hipdx.imaging.io import Study
 from hipdx.imaging.volume import SeriesKind, Volume
 
 #: Edema components smaller than this (mL) are dropped in a study (noise, vessels, partial volume).
@@ -409,6 +410,15 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
         ),
     )
     analysis._masks = StudyMasks(t1, fluid, heads, edema_by_side, acetabular_by_side, effusion_by_side)
+    return analysis
+
+
+def analyze_read_study(study: Study) -> MriAnalysis:
+    """:func:`analyze_study` of a study read by :func:`hipdx.imaging.io.read_study`, keeping what
+    the reader could not use: each unreadable file ("unreadable: FILE: why") and each skipped
+    file come first in the warnings, so nothing is dropped silently."""
+    analysis = analyze_study(list(study.volumes))
+    analysis.warnings[:0] = [f"unreadable: {p}" for p in study.problems] + list(study.warnings)
     return analysis
 
 
