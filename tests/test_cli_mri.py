@@ -114,3 +114,20 @@ def test_phantom_into_an_unwritable_place_is_a_clear_error() -> None:
     assert result.exit_code == 2, result.output
     assert "cannot write the phantom to /proc/hipdx-no-such-dir" in result.output
     assert "Traceback" not in result.output and "internal error" not in result.output
+
+
+SIJ = Path(__file__).resolve().parents[2] / "shared" / "data" / "mri" / "sij-stir"
+
+
+def test_edema_with_a_mask_from_another_scan_is_refused_not_guessed() -> None:
+    if not SIJ.is_dir():
+        pytest.skip(f"real SIJ data not found at {SIJ}")
+    stir = SIJ / "1007" / "1007_STIR.nii.gz"
+    other = SIJ / "1013" / "1013_disease_region.nii.gz"  # same shape, another patient's grid
+    result = runner.invoke(app, ["mri", "edema", str(stir), "--bone-mask", str(other)])
+    assert result.exit_code == 4, result.output
+    assert "is not on the image's grid" in result.output and "1013_disease_region" in result.output
+    own = runner.invoke(app, ["mri", "edema", str(stir), "--bone-mask", str(SIJ / "1007" / "1007_disease_region.nii.gz"),
+                              "--format", "json"])
+    assert own.exit_code == 0, own.output
+    assert json.loads(own.stdout)["volume_ml"] > 0

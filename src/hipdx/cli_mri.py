@@ -45,6 +45,25 @@ def _read_image(path: Path, what: str) -> Volume:
     return volumes[0]
 
 
+#: Largest difference (mm, or direction cosine) between a mask's and its image's affine: the
+#: real SIJ masks differ from their images by ~1e-4; another case's mask of the same shape by mm.
+GRID_TOLERANCE = 0.01
+
+
+def _read_mask(path: Path, what: str, like: Volume) -> np.ndarray:
+    """A mask on the grid of ``like``: same shape and the same voxel-to-patient mapping, else an error."""
+    mask = _read_image(path, what)
+    if mask.array.shape != like.array.shape:
+        raise ImagingError(f"{what} {path} has shape {mask.array.shape}, the image {like.array.shape}: not the same grid")
+    difference = float(np.abs(mask.affine - like.affine).max())
+    if difference > GRID_TOLERANCE:
+        raise ImagingError(
+            f"{what} {path} is not on the image's grid (voxel-to-patient mapping differs by up to {difference:.3g} "
+            "mm): is it from another scan? Resample it onto the image first"
+        )
+    return mask.array > 0.5
+
+
 def _write_mask(mask: np.ndarray, like: Volume, out: Path) -> None:
     """Write a mask as NIfTI on the grid of ``like`` (LPS affine converted to RAS)."""
     import nibabel as nib
@@ -70,8 +89,8 @@ def edema_command(
     from hipdx.imaging.edema import segment_edema
 
     stir = _read_image(stir_image, "image")
-    bone = _read_image(bone_mask, "bone mask").array > 0.5
-    ref = _read_image(reference, "reference region").array > 0.5 if reference is not None else None
+    bone = _read_mask(bone_mask, "bone mask", stir)
+    ref = _read_mask(reference, "reference region", stir) if reference is not None else None
     result = segment_edema(stir, bone, ref)
     if out is not None:
         _write_mask(result.mask, stir, out)
@@ -94,7 +113,11 @@ def edema_command(
     else:
         ratio = f", signal {payload['signal_ratio']} x reference" if payload["signal_ratio"] else ""
         typer.echo(f"Edema {payload['volume_ml']} mL ({100 * result.fraction:.1f}% of the bone mask){ratio}")
-        typer.echo(f"Threshold {payload['threshold']} (Q3 + {result.iqr_factor} x IQR of {result.reference.source})")
+        rule = "k by Hepburn's VHI rule" if reference is not None else "fixed k"
+        typer.echo(
+            f"Threshold {payload['threshold']} (Q3 + {result.iqr_factor} x IQR of the reference marrow, "
+            f"{result.reference.source}; {rule})"
+        )
 
 
 @mri_app.command("analyze", cls=ReportingCommand, epilog=SUPPORTS)
