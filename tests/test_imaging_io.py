@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -216,6 +217,31 @@ def test_synthetic_corrupt_and_undecodable_files_are_named(tmp_path):
     assert any(p.field == paths[1].name for p in study.problems)
     assert study.volumes[0].array.shape[0] == 5  # slice 1 missing -> filled, with a gap warning
     assert any("gap" in w for w in study.volumes[0].warnings)
+
+
+def test_corrupt_header_values_are_named_and_the_rest_is_read(tmp_path):
+    """Byte damage a fuzzer found escaping as NotImplementedError/ValueError: an unknown VR in a
+    header element, a transfer syntax UID that is no transfer syntax, a malformed UID value."""
+    _, paths, stack = _write_series(tmp_path, n=6)
+    raw = paths[1].read_bytes()
+    tag = bytes([0x08, 0x00, 0x16, 0x00]) + b"UI"  # (0008,0016) SOP Class UID, explicit VR
+    assert raw.count(tag) == 1
+    paths[1].write_bytes(raw.replace(tag, tag[:4] + b"Uy"))  # unknown VR
+    raw = paths[3].read_bytes()
+    paths[3].write_bytes(raw.replace(ExplicitVRLittleEndian.encode(), b"1.2.840.10008.5.1.4", 1))  # not a syntax
+    raw = paths[4].read_bytes()
+    uid = pydicom.dcmread(paths[4]).SOPInstanceUID.encode()
+    paths[4].write_bytes(raw.replace(uid, uid[:-3] + b"x!#", 1))  # a malformed but readable UID
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing reaches the user as a Python warning either
+        study = read_study(tmp_path)
+    named = {p.field for p in study.problems}
+    assert paths[1].name in named and paths[3].name in named, study.problems
+    assert all("Traceback" not in p.reason for p in study.problems)
+    used = [f for f in study.series[0].files if f]
+    assert used == [paths[k].name for k in (0, 2, 4, 5)]  # the malformed-UID file is still read
+    np.testing.assert_array_equal(study.volumes[0].array[0], stack[0].astype(np.float32))
+    assert any(w.startswith(f"{paths[1].name}: ") for w in study.all_warnings)  # its warnings carry its name
 
 
 def test_synthetic_compressed(tmp_path):

@@ -728,6 +728,9 @@ def _refine(votes: np.ndarray, radii_px: np.ndarray, cand: tuple, pix: float, dz
     j, i = np.unravel_index(int(np.argmax(sub)), sub.shape)
     weight = np.clip(sub - 0.8 * sub[j, i], 0, None)
     gy, gx = np.mgrid[0 : sub.shape[0], 0 : sub.shape[1]]
-    jf = float((weight * gy).sum() / weight.sum()) + j0
-    if_ = float((weight * gx).sum() / weight.sum()) + i0
+    mass = float(weight.sum())
+    if mass <= 0:  # no votes at all around the candidate (a nearly empty image): the peak itself
+        return (float(sub[j, i]), float(pairs[best][0]), float(pairs[best][1]), float(j + j0), float(i + i0))
+    jf = float((weight * gy).sum() / mass) + j0
+    if_ = float((weight * gx).sum() / mass) + i0
     return (float(sub[j, i]), float(pairs[best][0]), float(pairs[best][1]), jf, if_)

@@ -398,19 +398,21 @@ def _read_header(path: Path, reading: _Reading) -> _Slice | None:
         except Exception as exc:  # pydicom raises many types on truncated/corrupt files
             reading.problems.append(Problem(name, f"unreadable DICOM file ({type(exc).__name__}: {exc})"))
             return None
-    for w in caught:
-        reading.warnings.append(f"{name}: {w.message}")
+    for message in dict.fromkeys(_short(str(w.message)) for w in caught):
+        reading.warnings.append(f"{name}: {message}")
     meta = getattr(ds, "file_meta", None)
     if meta is not None and _first(meta, "MediaStorageSOPClassUID") == MediaStorageDirectoryStorage:
         reading.warnings.append(f"{name}: DICOMDIR index skipped (the image files are read directly)")
         return None
     if _TAG["PixelData"] not in ds:
-        sop = ds.get("SOPClassUID")
-        kind = getattr(sop, "name", str(sop)) if sop else "unknown SOP class"
+        # The file meta's SOP class when the dataset's own is damaged (its value is then junk).
+        kinds = [ds.get("SOPClassUID"), meta.get("MediaStorageSOPClassUID") if meta is not None else None]
+        names = [getattr(k, "name", str(k)) for k in kinds if k]
+        kind = next((n for n in names if "Image Storage" in n), names[0] if names else "unknown SOP class")
         if "Image Storage" in kind:
-            reading.problems.append(Problem(name, f"{kind} without pixel data (truncated file?); file skipped"))
+            reading.problems.append(Problem(name, f"{kind} without readable pixel data (truncated or damaged file?); file skipped"))
         else:
-            reading.warnings.append(f"{name}: no image ({kind}), skipped")
+            reading.warnings.append(f"{name}: no image ({_short(kind, 80)}), skipped")
         return None
     try:
         frames = int(_first(ds, "NumberOfFrames") or 1)
@@ -673,11 +675,16 @@ def _build(slices: list[_Slice], uid: str, part: str, reading: _Reading) -> Seri
     for k, row in enumerate(rows_of):
         if isinstance(row, int):
             s = slices[row]
-            s.pixels = _decode(s, reading)
+            try:
+                s.pixels = _decode(s, reading)
+                if s.pixels is not None:
+                    _rescaled(s, array[k])
+            except Exception as exc:  # a corrupt pixel module element (e.g. an unknown VR): many types
+                reading.problems.append(Problem(s.name, f"invalid pixel description ({type(exc).__name__}: {exc})"))
+                s.pixels = None
             if s.pixels is None:
                 failed.add(id(s))
                 continue
-            _rescaled(s, array[k])
             where[row] = k
             s.pixels = None  # the stored values are no longer needed
             _release_pixel_data(s)
@@ -722,7 +729,18 @@ def _build(slices: list[_Slice], uid: str, part: str, reading: _Reading) -> Seri
 def _read_dicom(paths: list[Path], reading: _Reading) -> list[Series]:
     by_uid: dict[str, list[_Slice]] = {}
     for path in paths:
-        s = _read_header(path, reading)
+        # Warnings about malformed values met while the header is used are the file's warnings.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                s = _read_header(path, reading)
+            except Exception as exc:  # a corrupt element met after parsing (e.g. an unknown VR): many types
+                reading.problems.append(
+                    Problem(reading.rel(path), f"invalid DICOM header ({type(exc).__name__}: {_short(str(exc))}); file skipped")
+                )
+                s = None
+        for message in dict.fromkeys(_short(str(w.message)) for w in caught):
+            reading.warnings.append(f"{reading.rel(path)}: {message}")
         if s is not None:
             uid = s.series_uid or f"no-series-uid:{s.path.parent}"
             by_uid.setdefault(uid, []).append(s)
@@ -731,7 +749,15 @@ def _read_dicom(paths: list[Path], reading: _Reading) -> list[Series]:
         groups = _cluster(slices)
         for n, group in enumerate(groups, start=1):
             part = f"(orientation {n} of {len(groups)})" if len(groups) > 1 else ""
-            series = _build(group, uid, part, reading)
+            try:
+                series = _build(group, uid, part, reading)
+            except Exception as exc:  # an element every slice needs is corrupt in one of them: many types
+                names = sorted(s.name for s in group)
+                reading.problems.append(Problem(
+                    f"{names[0]} .. {names[-1]} ({len(names)} files of series {uid})",
+                    f"series skipped: a header element could not be read ({type(exc).__name__}: {exc})",
+                ))
+                continue
             if series is None:
                 continue
             if len(groups) > 1:
@@ -783,6 +809,12 @@ def _apply_kinds(series: list[Series], kinds: Mapping[str, str], reading: _Readi
     return out
 
 
+def _short(text: str, limit: int = 200) -> str:
+    """A message on one line, at most ``limit`` characters (binary junk in a value can be long)."""
+    text = " ".join(text.split()).encode("ascii", "backslashreplace").decode("ascii")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def read_study(path: str | os.PathLike[str], *, kinds: Mapping[str, str] | None = None) -> Study:
     """Read every series under ``path`` (a folder, a DICOM file or a NIfTI file).
 
@@ -826,7 +858,13 @@ def read_study(path: str | os.PathLike[str], *, kinds: Mapping[str, str] | None 
             series.append(Series(volume, (reading.rel(file),), ("",), kind_note.removeprefix("kind: ")))
         else:
             dicom_paths.append(file)
-    series = _read_dicom(dicom_paths, reading) + series
+    # pydicom warns about malformed values it can still read (an invalid UID, an over-long
+    # string): kept as the study's warnings, once each, instead of printed on stderr.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        series = _read_dicom(dicom_paths, reading) + series
+    for message in dict.fromkeys(_short(str(w.message)) for w in caught):
+        reading.warnings.append(f"malformed DICOM value: {message}")
     if kinds:
         series = _apply_kinds(series, kinds, reading)
     if not series:
