@@ -244,3 +244,11 @@ def test_cli_edema_bad_inputs(tmp_path):
     broken.write_bytes(b"not an image")
     unreadable = runner.invoke(mri_app, ["edema", str(broken), "--bone-mask", str(broken)])
     assert unreadable.exit_code == ImagingError.exit_code and "error:" in unreadable.stderr
+
+
+def test_non_finite_values_in_the_bone_are_refused():
+    stir, bone, _ = synthetic_stir(10.0)
+    img = stir.array.copy()
+    img[10, 40, 40] = np.nan
+    with pytest.raises(ImagingError, match="NaN or infinite"):
+        segment_edema(Volume(img, stir.affine, SeriesKind.fluid, "synthetic STIR"), bone)

@@ -13,7 +13,7 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, JPEGLSLossless, MRImageStorage, RLELossless, generate_uid
 
 from hipdx.errors import ImagingError, InputError
-from hipdx.imaging.io import classify, classify_description, read_study, volumes_of
+from hipdx.imaging.io import classify, classify_description, read_nifti, read_study, volumes_of
 from hipdx.imaging.volume import SeriesKind
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"  # ../shared beside the checkout
@@ -400,3 +400,23 @@ def test_classify_description_file_names():
     assert classify_description("1013_STIR")[0] is SeriesKind.fluid
     assert classify_description("1013_T1W")[0] is SeriesKind.t1
     assert classify_description("1013_normal_marrow")[0] is SeriesKind.unknown
+
+
+def test_nifti_with_non_finite_or_complex_values(tmp_path):
+    import nibabel as nib
+
+    data = np.ones((20, 20, 5), np.float32)
+    data[0, :5, 0] = np.nan
+    data[1, 0, 1] = np.inf
+    nib.save(nib.Nifti1Image(data, np.diag([0.8, 0.8, 4.0, 1.0])), str(tmp_path / "some_nan.nii.gz"))
+    volume = read_nifti(tmp_path / "some_nan.nii.gz")
+    assert np.isfinite(volume.array).all() and volume.array.min() == 0.0
+    assert any("6 voxels" in w and "NaN or infinite" in w for w in volume.warnings), volume.warnings
+    nib.save(nib.Nifti1Image(np.full((20, 20, 5), np.nan, np.float32), np.eye(4)), str(tmp_path / "all_nan.nii.gz"))
+    with pytest.raises(ImagingError) as caught:
+        read_nifti(tmp_path / "all_nan.nii.gz")
+    assert "no voxel has a finite value" in str(caught.value.problems)
+    nib.save(nib.Nifti1Image(np.ones((20, 20, 5), np.complex64), np.eye(4)), str(tmp_path / "cplx.nii.gz"))
+    with pytest.raises(ImagingError) as caught:
+        read_nifti(tmp_path / "cplx.nii.gz")
+    assert "complex-valued image" in str(caught.value.problems)

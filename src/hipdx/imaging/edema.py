@@ -311,6 +311,8 @@ def segment_edema(
     if bone.sum() < MIN_MASK_VOXELS:
         raise ImagingError(f"the bone mask holds {int(bone.sum())} voxels; at least {MIN_MASK_VOXELS} are needed")
     image = stir.array
+    if not np.isfinite(image[bone]).all():
+        raise ImagingError("the image has NaN or infinite values inside the bone mask: no threshold can be set")
     if reference_marrow is not None:
         ref = reference_marrow
     elif reference is not None:

@@ -263,10 +263,24 @@ def read_nifti(path: str | os.PathLike[str], kind: SeriesKind | str | None = Non
     path = Path(path)
     try:
         image = nib.load(str(path))
+        if np.issubdtype(image.get_data_dtype(), np.complexfloating):
+            raise ImagingError(
+                f"cannot read NIfTI file {path.name}",
+                [Problem(str(path), "complex-valued image: give the magnitude image")],
+            )
         data = np.asarray(image.get_fdata(dtype=np.float32))
+    except ImagingError:
+        raise
     except Exception as exc:  # nibabel raises many types for broken files
         raise ImagingError(f"cannot read NIfTI file {path.name}", [Problem(str(path), str(exc))]) from None
     notes: list[str] = []
+    finite = np.isfinite(data)
+    if not finite.all():
+        if not finite.any():
+            raise ImagingError(f"cannot read NIfTI file {path.name}", [Problem(str(path), "no voxel has a finite value")])
+        bad = int(data.size - finite.sum())
+        notes.append(f"{bad} voxels ({100 * bad / data.size:.1f}%) were NaN or infinite: read as 0 (no signal)")
+        data = np.where(finite, data, np.float32(0))
     if data.ndim == 4:
         if data.shape[3] > 1:
             notes.append(f"4-D file with {data.shape[3]} volumes: the first is used")
