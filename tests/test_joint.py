@@ -43,30 +43,27 @@ def analysed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Phanto
     return analyse_phantoms(tmp_path_factory, PHANTOMS)
 
 
-@pytest.mark.parametrize("name", list(PHANTOMS))
-def test_acetabular_edema_within_25_percent_or_absent(analysed, name):
+def _within_25_percent_or_absent(analysed, name: str, finding: str, true_ml: str, min_ml: float) -> None:
+    """The lesion side's ``finding`` within REL_TOLERANCE of the truth (or absent), the other side absent."""
     truth, analysis = analysed[name]
-    lesion = getattr(analysis.sides, truth.side).acetabular_edema
-    if truth.acetabular_edema_ml > 0:
-        assert lesion.volume_ml == pytest.approx(truth.acetabular_edema_ml, rel=REL_TOLERANCE)
+    lesion = getattr(getattr(analysis.sides, truth.side), finding)
+    if getattr(truth, true_ml) > 0:
+        assert lesion.volume_ml == pytest.approx(getattr(truth, true_ml), rel=REL_TOLERANCE)
         assert lesion.present.value == "present"
     else:
-        assert lesion.volume_ml < ACETABULAR_EDEMA_MIN_ML and lesion.present.value == "absent", lesion
-    healthy = getattr(analysis.sides, healthy_side(truth)).acetabular_edema
-    assert healthy.volume_ml < ACETABULAR_EDEMA_MIN_ML and healthy.present.value == "absent", healthy
+        assert lesion.volume_ml < min_ml and lesion.present.value == "absent", lesion
+    healthy = getattr(getattr(analysis.sides, healthy_side(truth)), finding)
+    assert healthy.volume_ml < min_ml and healthy.present.value == "absent", healthy
+
+
+@pytest.mark.parametrize("name", list(PHANTOMS))
+def test_acetabular_edema_within_25_percent_or_absent(analysed, name):
+    _within_25_percent_or_absent(analysed, name, "acetabular_edema", "acetabular_edema_ml", ACETABULAR_EDEMA_MIN_ML)
 
 
 @pytest.mark.parametrize("name", list(PHANTOMS))
 def test_effusion_within_25_percent_or_absent(analysed, name):
-    truth, analysis = analysed[name]
-    lesion = getattr(analysis.sides, truth.side).effusion
-    if truth.effusion_ml > 0:
-        assert lesion.volume_ml == pytest.approx(truth.effusion_ml, rel=REL_TOLERANCE)
-        assert lesion.present.value == "present"
-    else:
-        assert lesion.volume_ml < EFFUSION_MIN_ML and lesion.present.value == "absent", lesion
-    healthy = getattr(analysis.sides, healthy_side(truth)).effusion
-    assert healthy.volume_ml < EFFUSION_MIN_ML and healthy.present.value == "absent", healthy
+    _within_25_percent_or_absent(analysed, name, "effusion", "effusion_ml", EFFUSION_MIN_ML)
 
 
 def test_findings_reach_the_case_model(analysed):
