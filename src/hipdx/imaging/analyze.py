@@ -30,6 +30,7 @@ from hipdx.imaging import heads as heads_module
 from hipdx.imaging import joint as joint_module
 from hipdx.imaging.anatomy import INTER_HEAD_DISTANCE_MM, pair_problems
 from hipdx.imaging.band import measure_subchondral_band
+from hipdx.imaging.choose import choose_series
 from hipdx.imaging.edema import ReferenceMarrow, estimate_reference, segment_edema
 from hipdx.imaging.heads import FemoralHead, find_femoral_heads
 from hipdx.imaging.joint import joint_box, measure_acetabular_edema, measure_effusion
@@ -98,6 +99,10 @@ class Sides(BaseModel):
 class Provenance(BaseModel):
     hipdx_version: str
     series_used: dict[str, str]
+    series_choice: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per kind (t1, fluid): why this series, and each series of that kind not used with why",
+    )
     parameters: dict[str, Any]
 
 
@@ -111,7 +116,7 @@ class StudyMasks:
     Attributes
     ----------
     t1, fluid
-        The series used (the largest of each kind).
+        The series used (see :func:`hipdx.imaging.choose.choose_series`).
     heads
         Femoral head per side found on ``t1`` (centre, radius, head/neck/intertrochanteric masks).
     edema_by_side
@@ -190,11 +195,6 @@ def resample_onto(moving: Volume, fixed: Volume, box: tuple[slice, ...] | None =
     return values.reshape(shape).astype(np.float32)
 
 
-def _pick(volumes: list[Volume], kind: SeriesKind) -> Volume | None:
-    found = [v for v in volumes if v.kind is kind]
-    return max(found, key=lambda v: v.array.size) if found else None
-
-
 def _region_in(head: FemoralHead, box: tuple[slice, ...]) -> np.ndarray:
     """The head, neck and intertrochanteric region of ``head`` inside ``box``."""
     return head.head_mask[box] | head.neck_mask[box] | head.intertrochanteric_mask[box]
@@ -252,7 +252,9 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
     ----------
     volumes
         The volumes of one study (e.g. ``read_study(path).volumes``); one coronal T1 is required,
-        a fluid-sensitive series is used when present.
+        a fluid-sensitive series is used when present. Among several of a kind, the one used is
+        chosen by :func:`hipdx.imaging.choose.choose_series` (coronal, no fat suppression, before
+        contrast, both hips...); the provenance says why and which were not used.
 
     Returns
     -------
@@ -263,11 +265,11 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
     ImagingError
         No T1-weighted series, or the T1 series cannot be searched for femoral heads.
     """
-    warnings: list[str] = []
-    t1 = _pick(volumes, SeriesKind.t1)
+    choice = choose_series(volumes)
+    t1, fluid = choice.t1, choice.fluid
     if t1 is None:
         raise ImagingError("no T1-weighted series in the study: the femoral heads are found on coronal T1")
-    fluid = _pick(volumes, SeriesKind.fluid)
+    warnings = list(choice.warnings)
     if fluid is None:
         warnings.append("no fluid-sensitive series (STIR, fat-saturated T2/PD): edema not measured")
     heads = {h.side: h for h in find_femoral_heads(t1)}
@@ -381,6 +383,7 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
         provenance=Provenance(
             hipdx_version=__version__,
             series_used=series_used,
+            series_choice=choice.reasons,
             parameters={
                 "hough_sphere_radii_mm": list(heads_module.HOUGH_RADII_MM),
                 "hough_pixel_mm": heads_module.HOUGH_PIXEL_MM,

@@ -168,6 +168,11 @@ def _words(headers: Any, keyword: str) -> set[str]:
     return {str(w).strip().upper() for w in value if str(w).strip()}
 
 
+def _fat_sat_option(headers: Any) -> bool:
+    """ScanOptions says fat saturation (FS, SFS, FAT...)."""
+    return any(o in {"FS", "SFS"} or "FAT" in o for o in _words(headers, "ScanOptions"))
+
+
 def classify(headers: Mapping[str, Any] | pydicom.Dataset) -> tuple[SeriesKind, str]:
     """T1-weighted or fluid-sensitive, from the acquisition headers of one slice.
 
@@ -196,9 +201,8 @@ def classify(headers: Mapping[str, Any] | pydicom.Dataset) -> tuple[SeriesKind, 
     description = str(headers.get("SeriesDescription") or headers.get("ProtocolName") or "")
     by_text, text_reason = classify_description(description) if description else (SeriesKind.unknown, "")
     sequence = _words(headers, "ScanningSequence") | _words(headers, "SequenceVariant")
-    options = _words(headers, "ScanOptions")
     ti, tr, te = (_number(headers, k) for k in ("InversionTime", "RepetitionTime", "EchoTime"))
-    fat_sat_header = any(o in {"FS", "SFS"} or "FAT" in o for o in options)
+    fat_sat_header = _fat_sat_option(headers)
     fat_sat_text = any(t in _FAT_SAT_WORDS for t in _tokens(description)) or by_text is SeriesKind.fluid
 
     by_header, header_reason = SeriesKind.unknown, ""
@@ -234,6 +238,46 @@ def classify(headers: Mapping[str, Any] | pydicom.Dataset) -> tuple[SeriesKind, 
     if agent:
         reason += f"; after contrast ({agent})"
     return kind, reason
+
+
+#: Description words that say the series was acquired after a contrast agent.
+_CONTRAST_WORDS = {"post", "postcontrast", "gd", "gad", "gado", "contrast", "km"}
+
+
+def describe_acquisition(headers: Mapping[str, Any] | pydicom.Dataset) -> tuple[str | None, str | None]:
+    """Fat suppression and contrast agent of a series, from the headers of one slice.
+
+    Returns
+    -------
+    (fat_suppression, contrast_agent)
+        ``fat_suppression`` is "STIR" (inversion recovery with a TI of 80-300 ms, or STIR/TIRM
+        in the description), "fat-saturated" (ScanOptions FS/SFS or a fat-saturation word such
+        as fs, spair or water in the description) or None. ``contrast_agent`` is
+        ContrastBolusAgent, "contrast" when only the description says so (post, gd, contrast),
+        or None.
+
+    >>> describe_acquisition({"SeriesDescription": "COR T1 FS POST GD"})
+    ('fat-saturated', 'contrast')
+    """
+    description = str(headers.get("SeriesDescription") or headers.get("ProtocolName") or "")
+    tokens = _tokens(description)
+    ti = _number(headers, "InversionTime")
+    suppression = None
+    if ti is not None and ti > 0:  # the inversion time decides over the description
+        stir = STIR_INVERSION_TIME_MS[0] <= ti <= STIR_INVERSION_TIME_MS[1]
+    else:
+        stir = any(t in _IR_WORDS or t.startswith("stir") for t in tokens)
+    if stir:
+        suppression = "STIR"
+    elif (
+        _fat_sat_option(headers)
+        or any(t in _FAT_SAT_WORDS or re.fullmatch(r"(t1|t2|pd)\w*fs", t) for t in tokens)
+    ):
+        suppression = "fat-saturated"
+    agent = str(headers.get("ContrastBolusAgent") or "").strip() or None
+    if agent is None and any(t in _CONTRAST_WORDS for t in tokens):
+        agent = "contrast"
+    return suppression, agent
 
 
 # --------------------------------------------------------------------------------------
@@ -294,6 +338,7 @@ def read_nifti(path: str | os.PathLike[str], kind: SeriesKind | str | None = Non
         found, reason = classify_description(name)
     else:
         found, reason = SeriesKind(kind), "given by the user"
+    suppression, agent = describe_acquisition({"SeriesDescription": name})
     return Volume(
         array=np.ascontiguousarray(data.transpose(2, 1, 0)),
         affine=_RAS_TO_LPS @ np.asarray(image.affine, dtype=float),
@@ -301,6 +346,8 @@ def read_nifti(path: str | os.PathLike[str], kind: SeriesKind | str | None = Non
         description=name,
         source=str(path),
         warnings=tuple(notes) + (f"kind: {reason}",),
+        fat_suppression=suppression,
+        contrast_agent=agent,
     )
 
 
@@ -728,6 +775,7 @@ def _build(slices: list[_Slice], uid: str, part: str, reading: _Reading) -> Seri
     if part:
         description = f"{description} {part}"
     kind, reason = classify(first)
+    suppression, agent = describe_acquisition(first)
     volume = Volume(
         array=array,
         affine=affine,
@@ -736,6 +784,8 @@ def _build(slices: list[_Slice], uid: str, part: str, reading: _Reading) -> Seri
         source=str(slices[0].path.parent),
         series_uid=uid,
         warnings=tuple(notes),
+        fat_suppression=suppression,
+        contrast_agent=agent,
     )
     return Series(volume=volume, files=tuple(files), sop_instance_uids=tuple(uids), kind_reason=reason)
 

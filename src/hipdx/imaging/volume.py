@@ -38,6 +38,12 @@ class Volume:
         Series description or file name, for messages and reports.
     source
         Where it came from (folder, file, "phantom"), for provenance.
+    fat_suppression
+        "STIR" (inversion recovery), "fat-saturated" (spectral, SPAIR, Dixon water) or None
+        (none, or the headers do not say), from :func:`hipdx.imaging.io.classify`.
+    contrast_agent
+        The contrast agent given before the series (ContrastBolusAgent, or "contrast" when only
+        the description says so); None before contrast or unknown.
     """
 
     array: np.ndarray
@@ -47,6 +53,18 @@ class Volume:
     source: str = ""
     series_uid: str | None = None
     warnings: tuple[str, ...] = field(default=())
+    fat_suppression: str | None = None
+    contrast_agent: str | None = None
+
+    @property
+    def plane(self) -> str:
+        """"coronal", "axial" or "sagittal" by the slice normal's main direction, "oblique" when
+        it is more than 45 degrees from each (the in-plane directions are not checked)."""
+        normal = np.abs(self.affine[:3, 2]) / max(float(np.linalg.norm(self.affine[:3, 2])), 1e-12)
+        axis = int(np.argmax(normal))
+        if normal[axis] < np.sqrt(0.5):
+            return "oblique"
+        return ("sagittal", "coronal", "axial")[axis]
 
     @property
     def spacing_mm(self) -> tuple[float, float, float]:

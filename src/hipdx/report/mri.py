@@ -117,9 +117,16 @@ def format_mri_analysis(analysis: MriAnalysis, markdown: bool = False) -> str:
     cells = [(label, render(analysis.sides.right), render(analysis.sides.left)) for label, render in ROWS]
     series = analysis.provenance.series_used
     used = ", ".join(f"{kind}: {desc}" for kind, desc in series.items()) or "none"
+    # Several series of a kind: the ones passed over and why (the reasons are in the provenance).
+    passed_over = [
+        f"Not used ({kind}): " + reason.split("; not used: ", 1)[1]
+        for kind, reason in analysis.provenance.series_choice.items()
+        if "; not used: " in reason
+    ]
     lines: list[str] = []
     if markdown:
         lines += ["# Hip MRI - automatic measurements", "", f"_{DISCLAIMER}_", "", f"Series used: {used}", ""]
+        lines += [f"{p}\n" for p in passed_over]
         lines += ["| measure | right | left |", "|---|---|---|"]
         lines += [f"| {a} | {b} | {c} |" for a, b, c in cells]
         lines += ["", _comparison(analysis)]
@@ -128,7 +135,7 @@ def format_mri_analysis(analysis: MriAnalysis, markdown: bool = False) -> str:
     else:
         w0 = max(len(a) for a, _, _ in cells)
         w1 = max(len("right"), *(len(b) for _, b, _ in cells))
-        lines += ["Hip MRI - automatic measurements", DISCLAIMER, f"Series used: {used}", ""]
+        lines += ["Hip MRI - automatic measurements", DISCLAIMER, f"Series used: {used}", *passed_over, ""]
         lines.append(f"{'':{w0}}  {'right':{w1}}  left")
         lines += [f"{a:{w0}}  {b:{w1}}  {c}" for a, b, c in cells]
         lines += ["", _comparison(analysis)]
