@@ -212,11 +212,18 @@ def source_datasets(study: Study, series: Series) -> list[pydicom.Dataset | None
     Raises
     ------
     ImagingError
-        The series was read from NIfTI (there are no DICOM files to reference), or a file
-        cannot be read again.
+        The series was read from NIfTI (there are no DICOM files to reference), from a
+        multi-frame file, or a file cannot be read again.
     """
     root = Path(study.source)
     base = root if root.is_dir() else root.parent
+    named = [name for name in series.files if name]
+    if len(set(named)) < len(named):
+        repeated = next(name for name in named if named.count(name) > 1)
+        raise ImagingError(
+            f"{repeated}: a multi-frame (enhanced) image holds several slices of the series; the DICOM SEG and "
+            "SR export references single-frame images only (the analysis itself reads multi-frame images)"
+        )
     out: list[pydicom.Dataset | None] = []
     for name in series.files:
         if not name:

@@ -45,6 +45,7 @@ from pydicom.uid import (
 )
 
 from hipdx.errors import ImagingError, InputError, Problem
+from hipdx.imaging import multiframe
 from hipdx.imaging.volume import SeriesKind, Volume
 
 __all__ = ["Series", "Study", "classify", "classify_description", "read_nifti", "read_study", "volumes_of"]
@@ -372,6 +373,21 @@ class _Slice:
     pixels: np.ndarray | None = None  # stored values as decoded (integers), before rescaling
     deferred_pixel_data: RawDataElement | None = None  # the PixelData element as dcmread left it, not yet read
     along_normal: float = 0.0
+    # A frame of a multi-frame file: ``name`` says "FILE frame N", ``file`` is the file's path.
+    file: str = ""
+    frame: int | None = None  # index from 0
+    headers: dict[str, Any] | None = None  # classic acquisition headers (multiframe.classic_headers)
+    rescale: tuple[float, float] | None = None  # (slope, intercept) from the functional groups
+    source: _FrameSource | None = None  # the file's decoded frames, shared by its slices
+
+
+class _FrameSource:
+    """The pixel data of a multi-frame file, decoded once for all its frames."""
+
+    def __init__(self, ds: pydicom.Dataset) -> None:
+        self.ds = ds
+        self.frames: np.ndarray | None = None
+        self.failed = False
 
 
 @dataclass
@@ -444,7 +460,8 @@ def _first_number(ds: pydicom.Dataset, keyword: str) -> float | None:
         return None
 
 
-def _read_header(path: Path, reading: _Reading) -> _Slice | None:
+def _read_header(path: Path, reading: _Reading) -> _Slice | list[_Slice] | None:
+    """The slice of one file (a list for a multi-frame file), or ``None`` with the reason noted."""
     name = reading.rel(path)
     if path.name.upper() == "DICOMDIR":
         reading.warnings.append(f"{name}: DICOMDIR index skipped (the image files are read directly)")
@@ -482,8 +499,7 @@ def _read_header(path: Path, reading: _Reading) -> _Slice | None:
         reading.problems.append(Problem(name, f"invalid header ({type(exc).__name__}: {exc}); file skipped"))
         return None
     if frames > 1:
-        reading.problems.append(Problem(name, "multi-frame (enhanced) images are not supported; file skipped"))
-        return None
+        return _frame_slices(ds, path, name, reading)
     missing = [k for k, v in geometry.items() if not v]
     if missing:
         reading.problems.append(Problem(name, f"missing geometry ({', '.join(missing)}); file skipped"))
@@ -513,6 +529,51 @@ def _read_header(path: Path, reading: _Reading) -> _Slice | None:
         sop_instance_uid=str(_first(ds, "SOPInstanceUID") or ""),
         instance_number=instance_number,
     )
+
+
+def _frame_slices(ds: pydicom.Dataset, path: Path, name: str, reading: _Reading) -> list[_Slice] | None:
+    """Each frame of a multi-frame (enhanced) image as a slice; ``None`` with a problem noted when
+    its functional groups do not give every frame's geometry."""
+    try:
+        frames = multiframe.frames_of(ds)
+        rows, columns = int(_first(ds, "Rows")), int(_first(ds, "Columns"))
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        reading.problems.append(Problem(name, f"multi-frame image without usable frame geometry ({exc}); file skipped"))
+        return None
+    headers = multiframe.classic_headers(ds)
+    source = _FrameSource(ds)
+    series_uid, sop_uid = str(_first(ds, "SeriesInstanceUID") or ""), str(_first(ds, "SOPInstanceUID") or "")
+    return [
+        _Slice(path=path, name=f"{name} frame {f.index + 1}", ds=ds, orientation=f.orientation, position=f.position,
+               rows=rows, columns=columns, spacing=f.spacing, series_uid=series_uid, sop_instance_uid=sop_uid,
+               instance_number=f.index + 1, file=name, frame=f.index, headers=headers,
+               rescale=(f.slope, f.intercept), source=source)
+        for f in frames
+    ]
+
+
+def _frame_pixels(s: _Slice, reading: _Reading) -> np.ndarray | None:
+    """The stored values of one frame; the file's pixel data is decoded at its first frame."""
+    source = s.source
+    assert source is not None and s.frame is not None
+    if source.frames is None and not source.failed:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                frames = source.ds.pixel_array
+        except Exception as exc:  # decoders and truncated data raise many types
+            reading.problems.append(Problem(s.file, f"cannot decode multi-frame pixel data ({type(exc).__name__}: {exc})"))
+            source.failed = True
+            return None
+        if frames.ndim != 3 or frames.shape[1:] != (s.rows, s.columns):
+            reading.problems.append(Problem(s.file, f"multi-frame pixel data of shape {frames.shape} is not "
+                                                    f"frames x {s.rows} x {s.columns} grey-level images"))
+            source.failed = True
+            return None
+        source.frames = frames
+    if source.failed or source.frames is None or s.frame >= len(source.frames):
+        return None
+    return source.frames[s.frame]
 
 
 def _native_pixels(s: _Slice, syntax: Any) -> np.ndarray | None:
@@ -580,6 +641,8 @@ def _release_pixel_data(s: _Slice) -> None:
 
 def _decode(s: _Slice, reading: _Reading) -> np.ndarray | None:
     """The slice's stored values (not rescaled); ``None`` with a problem noted when they cannot be read."""
+    if s.source is not None:
+        return _frame_pixels(s, reading)
     ds = s.ds
     try:
         elem = ds.get_item(_TAG["PixelData"], keep_deferred=True)
@@ -629,8 +692,10 @@ def _decode(s: _Slice, reading: _Reading) -> np.ndarray | None:
 def _rescaled(s: _Slice, out: np.ndarray) -> None:
     """Write the slice's stored values x RescaleSlope + RescaleIntercept into ``out`` (float32)."""
     out[...] = s.pixels
-    slope = _first_number(s.ds, "RescaleSlope")
-    intercept = _first_number(s.ds, "RescaleIntercept")
+    if s.rescale is not None:
+        slope, intercept = s.rescale
+    else:
+        slope, intercept = _first_number(s.ds, "RescaleSlope"), _first_number(s.ds, "RescaleIntercept")
     if slope is not None and slope != 1.0:
         out *= np.float32(slope)
     if intercept:
@@ -704,7 +769,7 @@ def _build(slices: list[_Slice], uid: str, part: str, reading: _Reading) -> Seri
 
     # Each row of the volume: a slice (index into ``slices``) or a gap filled between two slices.
     rows_of: list[int | tuple[int, int, float]] = [0]
-    files = [slices[0].name]
+    files = [slices[0].file or slices[0].name]
     uids = [slices[0].sop_instance_uid]
     for n, (step, before, after) in enumerate(zip(steps, slices[:-1], slices[1:], strict=True)):
         ratio = step / spacing
@@ -724,7 +789,7 @@ def _build(slices: list[_Slice], uid: str, part: str, reading: _Reading) -> Seri
                 f"and {after.name}: positions after it are approximate"
             )
         rows_of.append(n + 1)
-        files.append(after.name)
+        files.append(after.file or after.name)
         uids.append(after.sop_instance_uid)
 
     # One float32 volume, filled slice by slice (no per-slice float copies, no stacking). Each
@@ -774,8 +839,9 @@ def _build(slices: list[_Slice], uid: str, part: str, reading: _Reading) -> Seri
     description = str(first.get("SeriesDescription") or first.get("ProtocolName") or f"series {first.get('SeriesNumber', '?')}")
     if part:
         description = f"{description} {part}"
-    kind, reason = classify(first)
-    suppression, agent = describe_acquisition(first)
+    headers = slices[0].headers if slices[0].headers is not None else first
+    kind, reason = classify(headers)
+    suppression, agent = describe_acquisition(headers)
     volume = Volume(
         array=array,
         affine=affine,
@@ -805,9 +871,9 @@ def _read_dicom(paths: list[Path], reading: _Reading) -> list[Series]:
                 s = None
         for message in dict.fromkeys(_short(str(w.message)) for w in caught):
             reading.warnings.append(f"{reading.rel(path)}: {message}")
-        if s is not None:
-            uid = s.series_uid or f"no-series-uid:{s.path.parent}"
-            by_uid.setdefault(uid, []).append(s)
+        for one in [s] if isinstance(s, _Slice) else s or []:
+            uid = one.series_uid or f"no-series-uid:{one.path.parent}"
+            by_uid.setdefault(uid, []).append(one)
     out: list[Series] = []
     for uid, slices in by_uid.items():
         groups = _cluster(slices)

@@ -1,0 +1,179 @@
+"""Enhanced (multi-frame) MR images: a whole series in one file, geometry in functional groups.
+
+The legacy-converted files are made by highdicom's converter (DICOM PS3.3 A.71) from the
+phantom's single-frame series; the "scanner" Enhanced MR Image is that file with its converted
+attributes replaced by the MR functional groups a scanner writes (MR Timing, MR Echo, MR
+Modifier, Spectrally Selected Suppression, Contrast/Bolus Agent Sequence).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from highdicom.legacy import LegacyConvertedEnhancedMRImage
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pydicom.uid import EnhancedMRImageStorage, generate_uid
+from typer.testing import CliRunner
+
+from hipdx.cli import app
+from hipdx.imaging.analyze import analyze_read_study
+from hipdx.imaging.io import read_study
+from hipdx.imaging.multiframe import classic_headers
+from hipdx.imaging.phantom import write_phantom
+from hipdx.imaging.volume import SeriesKind
+
+
+def convert(folder: Path) -> pydicom.Dataset:
+    """The single-frame series in ``folder`` as one Legacy Converted Enhanced MR Image."""
+    datasets = [pydicom.dcmread(p) for p in sorted(folder.glob("*.dcm"))]
+    logging.disable(logging.WARNING)  # the converter logs the attributes it cannot fill (window, laterality)
+    try:
+        return LegacyConvertedEnhancedMRImage(
+            datasets, series_instance_uid=datasets[0].SeriesInstanceUID, series_number=int(datasets[0].SeriesNumber),
+            sop_instance_uid=generate_uid(entropy_srcs=[str(folder)]), instance_number=1,
+        )
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory):
+    """(single-frame phantom folder, the same as two multi-frame files, their datasets)."""
+    single = tmp_path_factory.mktemp("single")
+    write_phantom(single, seed=1, edema_ml=12.0, band_mm=4.0)
+    multi = tmp_path_factory.mktemp("multi")
+    converted = {}
+    for name in ("T1", "STIR"):
+        converted[name] = convert(single / name)
+        converted[name].save_as(multi / f"{name}.dcm")
+    return single, multi, converted
+
+
+def by_kind(study, kind):
+    return next(s for s in study.series if s.volume.kind is kind)
+
+
+def test_a_legacy_converted_series_reads_as_its_single_frame_files(studies):
+    single, multi, _ = studies
+    a, b = read_study(single), read_study(multi)
+    assert b.problems == () and b.warnings == ()
+    for kind in (SeriesKind.t1, SeriesKind.fluid):
+        x, y = by_kind(a, kind), by_kind(b, kind)
+        assert np.array_equal(x.volume.array, y.volume.array)
+        assert np.allclose(x.volume.affine, y.volume.affine, atol=1e-4)
+        assert x.volume.fat_suppression == y.volume.fat_suppression
+        assert set(y.files) == {f"{'T1' if kind is SeriesKind.t1 else 'STIR'}.dcm"}
+    assert "TR 550 ms and TE 9.1 ms" in by_kind(b, SeriesKind.t1).kind_reason
+    assert "TI 160 ms (STIR)" in by_kind(b, SeriesKind.fluid).kind_reason
+    assert analyze_read_study(b).sides == analyze_read_study(a).sides
+
+
+def test_frames_in_any_order(studies, tmp_path):
+    single, _, converted = studies
+    ds = copy.deepcopy(converted["T1"])
+    order = np.random.default_rng(0).permutation(int(ds.NumberOfFrames))
+    frames = ds.pixel_array
+    ds.PerFrameFunctionalGroupsSequence = Sequence([ds.PerFrameFunctionalGroupsSequence[i] for i in order])
+    ds.PixelData = np.ascontiguousarray(frames[order]).tobytes()
+    ds.save_as(tmp_path / "shuffled.dcm")
+    assert np.array_equal(read_study(tmp_path).volumes[0].array, by_kind(read_study(single), SeriesKind.t1).volume.array)
+
+
+def scanner_enhanced(legacy: pydicom.Dataset, *, tr: float, te: float, ti: float | None = None,
+                     suppression: str = "NONE", agent: str | None = None) -> pydicom.Dataset:
+    """``legacy`` as a scanner's Enhanced MR Image: acquisition in MR functional groups, no
+    converted attributes, no description naming the sequence, rescaling x 2 - 10 per frame."""
+    ds = copy.deepcopy(legacy)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = EnhancedMRImageStorage
+    ds.SeriesDescription = ds.ProtocolName = "hip cor 3"
+    for keyword in ("ContrastBolusAgent",):
+        if keyword in ds:
+            del ds[keyword]
+    shared = ds.SharedFunctionalGroupsSequence[0]
+    del shared.UnassignedSharedConvertedAttributesSequence
+    del shared.PixelValueTransformationSequence
+    timing, echo, modifier = Dataset(), Dataset(), Dataset()
+    timing.RepetitionTime = tr
+    echo.EffectiveEchoTime = te
+    modifier.InversionRecovery = "YES" if ti else "NO"
+    if ti:
+        modifier.InversionTimes = [ti]
+    shared.MRTimingAndRelatedParametersSequence = Sequence([timing])
+    shared.MREchoSequence = Sequence([echo])
+    shared.MRModifierSequence = Sequence([modifier])
+    ds.SpectrallySelectedSuppression = suppression
+    if agent:
+        code = Dataset()
+        code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "C-B0322", "SRT", agent
+        ds.ContrastBolusAgentSequence = Sequence([code])
+    stored = ds.pixel_array.astype(np.uint16)
+    for item in ds.PerFrameFunctionalGroupsSequence:
+        del item.UnassignedPerFrameConvertedAttributesSequence
+        rescale = Dataset()
+        rescale.RescaleSlope, rescale.RescaleIntercept, rescale.RescaleType = 2, -10, "US"
+        item.PixelValueTransformationSequence = Sequence([rescale])
+    ds.PixelData = stored.tobytes()
+    return ds
+
+
+def test_a_scanner_enhanced_mr_image_is_classified_from_its_mr_functional_groups(studies, tmp_path):
+    single, _, converted = studies
+    stir = scanner_enhanced(converted["STIR"], tr=4500, te=41, ti=160)
+    t2_fs = scanner_enhanced(converted["STIR"], tr=3000, te=60, suppression="FAT")
+    t1_post = scanner_enhanced(converted["T1"], tr=550, te=9.1, agent="gadobutrol")
+    assert classic_headers(stir)["InversionTime"] == 160 and classic_headers(stir)["ScanningSequence"] == "IR"
+    for name, ds in (("stir", stir), ("t2fs", t2_fs), ("t1", t1_post)):
+        ds.SeriesInstanceUID = generate_uid(entropy_srcs=[name])
+        ds.save_as(tmp_path / f"{name}.dcm")
+    study = read_study(tmp_path)
+    found = {s.files[0]: s for s in study.series}
+    assert found["stir.dcm"].volume.kind is SeriesKind.fluid and found["stir.dcm"].volume.fat_suppression == "STIR"
+    assert "TI 160 ms (STIR)" in found["stir.dcm"].kind_reason
+    assert found["t2fs.dcm"].volume.kind is SeriesKind.fluid and found["t2fs.dcm"].volume.fat_suppression == "fat-saturated"
+    assert "with fat saturation (ScanOptions)" in found["t2fs.dcm"].kind_reason
+    assert found["t1.dcm"].volume.kind is SeriesKind.t1 and found["t1.dcm"].volume.contrast_agent == "gadobutrol"
+    # Per-frame rescaling (x 2 - 10) applied to every frame.
+    reference = by_kind(read_study(single), SeriesKind.t1).volume.array
+    assert np.array_equal(found["t1.dcm"].volume.array, reference * 2 - 10)
+
+
+def test_mri_analyze_reads_a_multi_frame_study_and_refuses_the_seg_export_clearly(studies, tmp_path):
+    single, multi, _ = studies
+    runner = CliRunner()
+    result = runner.invoke(app, ["mri", "analyze", str(multi), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    expected = json.loads(runner.invoke(app, ["mri", "analyze", str(single), "--format", "json"]).output)
+    assert json.loads(result.output)["sides"] == expected["sides"]
+    refused = runner.invoke(app, ["mri", "analyze", str(multi), "--seg", str(tmp_path / "seg.dcm")])
+    assert refused.exit_code != 0 and "Traceback" not in refused.output
+    assert "T1.dcm: a multi-frame (enhanced) image" in refused.output and "single-frame images only" in refused.output
+    assert not (tmp_path / "seg.dcm").exists()
+
+
+def test_broken_multi_frame_files_are_named(studies, tmp_path):
+    _, _, converted = studies
+    missing_position = copy.deepcopy(converted["T1"])
+    del missing_position.PerFrameFunctionalGroupsSequence[3].PlanePositionSequence
+    missing_position.save_as(tmp_path / "no_position.dcm")
+    too_few = copy.deepcopy(converted["T1"])
+    too_few.SeriesInstanceUID = generate_uid(entropy_srcs=["too few"])
+    too_few.PerFrameFunctionalGroupsSequence = Sequence(list(too_few.PerFrameFunctionalGroupsSequence)[:-1])
+    too_few.save_as(tmp_path / "too_few.dcm")
+    truncated = copy.deepcopy(converted["STIR"])
+    truncated.PixelData = truncated.PixelData[: len(truncated.PixelData) // 3]
+    truncated.save_as(tmp_path / "truncated.dcm")
+    (tmp_path / "ok").mkdir()
+    converted["STIR"].save_as(tmp_path / "ok" / "stir.dcm")
+    study = read_study(tmp_path)
+    problems = {p.field: p.reason for p in study.problems}
+    assert "frame 4 has no ImagePositionPatient" in problems["no_position.dcm"]
+    assert "39 per-frame functional groups for 40 frames" in problems["too_few.dcm"]
+    assert "cannot decode multi-frame pixel data" in problems["truncated.dcm"]
+    assert [s.files[0] for s in study.series] == ["ok/stir.dcm"]
