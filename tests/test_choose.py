@@ -235,7 +235,7 @@ def test_the_text_report_names_the_series_not_used(examination):
     assert lines[2] == "Series used: t1: t1_tse_cor, fluid: t2_tirm_cor"
     assert lines[3] == "Not used (t1): 't1_tse_fs_cor_post' (fat-saturated, after contrast agent Gadovist); 't1_tse_tra' (axial)"
     assert lines[4].startswith("Not used (fluid): 'pd_tse_fs_tra' (axial, not coronal, fat-saturated)")
-    payload = json.loads(CliRunner().invoke(app, ["mri", "analyze", str(full), "--format", "json"]).output)
+    payload = json.loads(CliRunner().invoke(app, ["mri", "analyze", str(full), "--format", "json"]).stdout)
     assert "'pd_tse_fs_tra' (axial, not coronal, fat-saturated)" in payload["provenance"]["series_choice"]["fluid"]
 
 
@@ -250,3 +250,60 @@ def test_an_axial_fat_saturated_pd_alone_is_used_with_a_warning(examination, tmp
     measured = getattr(analysis.sides, side).edema.volume_ml
     print(f"axial PD FS (resliced at 4 mm): {measured} mL of {truth.edema_volume_ml}")
     assert measured == pytest.approx(truth.edema_volume_ml, rel=0.1)  # measured 18.8 of 20.0 mL
+
+
+# --------------------------------------------------------------------------------------
+# The user's override on the command line
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def unlabelled_pd(examination, tmp_path_factory):
+    """The phantom's T1 and its STIR written as a "cor pd" without fat-saturation headers:
+    the reader cannot tell it is fluid-sensitive."""
+    _, plain, _ = examination
+    folder = tmp_path_factory.mktemp("unlabelled")
+    shutil.copytree(plain / "T1", folder / "T1")
+    stir = next(v for v in read_study(plain).volumes if v.kind is SeriesKind.fluid)
+    write_dicom(folder / "PD", stir, "cor pd", ScanningSequence="SE", RepetitionTime=3000, EchoTime=30)
+    return folder
+
+
+def test_series_override_on_the_command_line(examination, unlabelled_pd):
+    truth, _, _ = examination
+    runner = CliRunner()
+    before = json.loads(runner.invoke(app, ["mri", "analyze", str(unlabelled_pd), "--format", "json"]).stdout)
+    assert "fluid" not in before["provenance"]["series_used"]
+    assert any("no fluid-sensitive series" in w for w in before["warnings"])
+    result = runner.invoke(app, ["mri", "analyze", str(unlabelled_pd), "--format", "json", "--series", "COR PD=fluid"])
+    assert result.exit_code == 0, result.output
+    after = json.loads(result.stdout)
+    assert after["provenance"]["series_used"]["fluid"] == "cor pd"
+    assert after["sides"][truth.side]["edema"]["volume_ml"] == pytest.approx(truth.edema_volume_ml, rel=0.1)
+    # The same through assess --mri.
+    case = Path(__file__).resolve().parents[1] / "examples" / "toh_man_classic.json"
+    assessed = runner.invoke(app, ["assess", str(case), "--format", "json", "--mri", str(unlabelled_pd),
+                                   "--mri-series", "cor pd=fluid"])
+    assert assessed.exit_code == 0, assessed.output
+    assert json.loads(assessed.stdout)["mri_analysis"]["provenance"]["series_used"]["fluid"] == "cor pd"
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--series", "cor pd"], "--series: 'cor pd' is not SERIES=KIND"),
+        (["--series", "=fluid"], "--series: '=fluid' is not SERIES=KIND"),
+        (["--series", "cor pd=t2"], "--series: 'cor pd=t2': kind 't2' is not one of t1, fluid, unknown"),
+    ],
+)
+def test_a_bad_series_override_is_named(unlabelled_pd, arguments, message):
+    result = CliRunner().invoke(app, ["mri", "analyze", str(unlabelled_pd), *arguments])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert message in result.output
+
+
+def test_mri_options_without_mri_are_refused():
+    case = Path(__file__).resolve().parents[1] / "examples" / "toh_man_classic.json"
+    for option, value in (("--mri-series", "cor pd=fluid"), ("--mri-days", "3")):
+        result = CliRunner().invoke(app, ["assess", str(case), option, value])
+        assert result.exit_code != 0 and f"{option} describes the MRI given with --mri" in result.output

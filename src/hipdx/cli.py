@@ -43,7 +43,7 @@ from hipdx.report import (
     render_markdown,
     render_text,
 )
-from hipdx.cli_support import INTERNAL_ERROR, SUPPORTS, ReportingCommand, report_error
+from hipdx.cli_support import INTERNAL_ERROR, SERIES_HELP, SUPPORTS, ReportingCommand, report_error, series_kinds
 from hipdx.report.text import DEFAULT_WIDTH
 
 
@@ -232,6 +232,9 @@ def assess_command(
         float | None,
         typer.Option("--mri-days", min=0, max=3650, help="Days from the onset of pain to the MRI given with --mri."),
     ] = None,
+    mri_series: Annotated[
+        list[str] | None, typer.Option("--mri-series", metavar="SERIES=KIND", help=SERIES_HELP)
+    ] = None,
     today: TodayOption = None,
     no_color: NoColorOption = False,
 ) -> None:
@@ -241,6 +244,9 @@ def assess_command(
     """
     from hipdx.report.management import format_plan, format_staging
 
+    if mri is None and (mri_days is not None or mri_series):
+        option = "--mri-days" if mri_days is not None else "--mri-series"
+        raise InputError(f"{option} describes the MRI given with --mri; give --mri DIR too")
     kb = load_knowledge_base()
     case = parse_case(read_bytes(case_file))
     analysis = None
@@ -248,7 +254,7 @@ def assess_command(
         from hipdx.imaging.analyze import analyze_read_study, case_with_mri
         from hipdx.imaging.io import read_study
 
-        analysis = analyze_read_study(read_study(mri))
+        analysis = analyze_read_study(read_study(mri, kinds=series_kinds(mri_series, "--mri-series")))
         case, notes = case_with_mri(case, analysis, mri_days)
         for note in notes:
             typer.echo(f"mri: {note}", err=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from hipdx.cli_support import SUPPORTS, ReportingCommand
+from hipdx.cli_support import SERIES_HELP, SUPPORTS, ReportingCommand, series_kinds
 from hipdx.errors import ImagingError, InputError
 from hipdx.imaging.volume import Volume
 
@@ -131,8 +131,14 @@ def analyze_command(
     sr: Path | None = typer.Option(
         None, "--sr", help="Write the measurements as a DICOM SR (TID 1500) file; it references the --seg segments"
     ),
+    series: list[str] | None = typer.Option(None, "--series", metavar="SERIES=KIND", help=SERIES_HELP),
 ) -> None:
-    """Find both femoral heads, measure edema and subchondral bands."""
+    """Find both femoral heads, measure edema and subchondral bands.
+
+    Among several T1 or fluid-sensitive series the analysis chooses (coronal, no fat
+    suppression, before contrast, both hips in view; STIR before fat-saturated T2/PD) and says
+    which and why; --series changes what a series counts as.
+    """
     from hipdx.imaging.analyze import analyze_read_study
     from hipdx.imaging.io import read_study
 
@@ -143,7 +149,8 @@ def analyze_command(
             raise InputError(f"{option} {path} is a folder; give a file name such as {path / 'out.dcm'}")
     if overlays is not None and overlays.exists() and not overlays.is_dir():
         raise InputError(f"--overlays {overlays} is a file; give a folder")
-    study = read_study(directory)
+    kinds = series_kinds(series, "--series")
+    study = read_study(directory, kinds=kinds)
     analysis = analyze_read_study(study)
     written: list[Path] = []
     if overlays is not None or seg is not None or sr is not None:

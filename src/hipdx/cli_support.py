@@ -11,10 +11,39 @@ from typing import Any
 import typer
 from typer.core import TyperCommand
 
-from hipdx.errors import HipdxError
+from hipdx.errors import HipdxError, InputError, Problem
 
 INTERNAL_ERROR = 70
 SUPPORTS = "hipdx supports a clinician's decision; it does not replace it."
+SERIES_HELP = (
+    "Set a series' kind: SERIES=KIND, SERIES being its description, SeriesInstanceUID or NIfTI file name, "
+    "KIND t1, fluid or unknown (unknown leaves it out). Repeat for several."
+)
+
+
+def series_kinds(values: list[str] | None, option: str) -> dict[str, str]:
+    """``["COR PD SPAIR=fluid", ...]`` as the ``kinds`` override of ``read_study``.
+
+    Raises
+    ------
+    InputError
+        A value without ``=``, an empty series name or a kind other than t1, fluid or unknown
+        (each named with the option).
+    """
+    kinds: dict[str, str] = {}
+    problems = []
+    for value in values or []:
+        key, sep, kind = value.rpartition("=")
+        key, kind = key.strip(), kind.strip().lower()
+        if not sep or not key:
+            problems.append(Problem(option, f"{value!r} is not SERIES=KIND"))
+        elif kind not in ("t1", "fluid", "unknown"):
+            problems.append(Problem(option, f"{value!r}: kind {kind!r} is not one of t1, fluid, unknown"))
+        else:
+            kinds[key] = kind
+    if problems:
+        raise InputError("invalid series kind override", problems)
+    return kinds
 
 
 # -- error policy: one place --------------------------------------------------------------
