@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -307,3 +308,59 @@ def test_mri_options_without_mri_are_refused():
     for option, value in (("--mri-series", "cor pd=fluid"), ("--mri-days", "3")):
         result = CliRunner().invoke(app, ["assess", str(case), option, value])
         assert result.exit_code != 0 and f"{option} describes the MRI given with --mri" in result.output
+
+
+# --------------------------------------------------------------------------------------
+# Several studies in one folder; frames of reference
+# --------------------------------------------------------------------------------------
+
+
+def test_the_latest_study_with_a_t1_is_used_and_the_others_named():
+    def study(uid, date, *vols):
+        return [replace(v, study_uid=uid, study_date=date, frame_of_reference_uid=uid + ".1") for v in vols]
+
+    old = study("1.2.1", "20260801", volume("t1", name="old T1"), volume("fluid", shape=(30, 64, 64), name="old STIR"))
+    new = study("1.2.2", "20261120", volume("t1", name="new T1"), volume("fluid", name="new STIR"))
+    choice = choose_series(old + new)
+    assert (choice.t1.description, choice.fluid.description) == ("new T1", "new STIR")
+    assert choice.warnings == ("the folder holds 2 studies: measured on the study of 2026-11-20 (2 series) (the latest "
+                               "with a T1); not used: study of 2026-08-01 (2 series). Analyse each study on its own to "
+                               "compare them",)
+    # A newer study without a T1 (a STIR-only control) is not used for its STIR.
+    stir_only = study("1.2.3", "20261125", volume("fluid", name="control STIR"))
+    choice = choose_series(old + stir_only)
+    assert (choice.t1.description, choice.fluid.description) == ("old T1", "old STIR")
+    assert "measured on the study of 2026-08-01 (2 series) (the one with a T1)" in choice.warnings[0]
+    # NIfTI volumes (no study) go with any study.
+    nifti = volume("fluid", shape=(40, 64, 64), name="stir.nii.gz", fat="STIR")
+    assert choose_series(new + [nifti]).fluid is nifti
+
+
+def test_a_fluid_series_of_the_t1s_frame_of_reference_is_preferred():
+    t1 = replace(volume("t1"), frame_of_reference_uid="1.9.1")
+    moved = replace(volume("fluid", shape=(30, 64, 64), name="STIR after moving", fat="STIR"), frame_of_reference_uid="1.9.2")
+    same = replace(volume("fluid", name="PD FS", fat="fat-saturated"), frame_of_reference_uid="1.9.1")
+    choice = choose_series([t1, moved, same])
+    assert choice.fluid is same and choice.warnings == ()
+    assert choice.reasons["fluid"].startswith("'PD FS' (same frame of reference as the T1, both hips")
+    assert "'STIR after moving' (another frame of reference than the T1 (not registered))" in choice.reasons["fluid"]
+    assert choose_series([t1, moved]).warnings == (
+        "fluid-sensitive series used: 'STIR after moving' is another frame of reference than the T1 (not registered)",)
+
+
+def test_two_studies_on_disk_are_not_mixed(tmp_path):
+    # The prior study's STIR is larger: taking the largest of each kind measured the current T1's
+    # femoral heads on the prior STIR (another session, another patient position).
+    truths = {}
+    for folder, seed, edema, slices, date in (("a_prior", 1, 0.0, 44, "20260801"), ("b_current", 3, 20.0, 40, "20261120")):
+        truths[folder] = write_phantom(tmp_path / folder, seed=seed, edema_ml=edema, slices=slices)
+        for path in (tmp_path / folder).rglob("*.dcm"):
+            ds = pydicom.dcmread(path)
+            ds.StudyDate = date
+            ds.save_as(path)
+    analysis = analyze_read_study(read_study(tmp_path))
+    current = analyze_read_study(read_study(tmp_path / "b_current"))
+    assert analysis.sides == current.sides
+    assert any(w.startswith("the folder holds 2 studies: measured on the study of 2026-11-20 (2 series) (the latest with "
+                            "a T1); not used: study of 2026-08-01 (2 series)") for w in analysis.warnings)
+    assert getattr(analysis.sides, truths["b_current"].side).edema.volume_ml == pytest.approx(20.0, rel=0.1)

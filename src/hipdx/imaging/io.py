@@ -453,6 +453,16 @@ def _first(ds: pydicom.Dataset, keyword: str) -> Any:
     return values[0] if values else None
 
 
+def _text(ds: pydicom.Dataset, keyword: str) -> str | None:
+    """A header value as text, None when absent, empty or unreadable."""
+    try:
+        value = ds.get(keyword)
+    except Exception:  # a damaged element: many types
+        return None
+    text = str(value).strip() if value is not None else ""
+    return text or None
+
+
 def _first_number(ds: pydicom.Dataset, keyword: str) -> float | None:
     try:
         return float(_first(ds, keyword))
@@ -852,6 +862,9 @@ def _build(slices: list[_Slice], uid: str, part: str, reading: _Reading) -> Seri
         warnings=tuple(notes),
         fat_suppression=suppression,
         contrast_agent=agent,
+        study_uid=_text(first, "StudyInstanceUID"),
+        frame_of_reference_uid=_text(first, "FrameOfReferenceUID"),
+        study_date=_text(first, "StudyDate"),
     )
     return Series(volume=volume, files=tuple(files), sop_instance_uids=tuple(uids), kind_reason=reason)
 

@@ -44,6 +44,9 @@ class Volume:
     contrast_agent
         The contrast agent given before the series (ContrastBolusAgent, or "contrast" when only
         the description says so); None before contrast or unknown.
+    study_uid, frame_of_reference_uid, study_date
+        StudyInstanceUID, FrameOfReferenceUID and StudyDate (YYYYMMDD) of a DICOM series; None
+        when unknown (NIfTI). Series of one frame of reference share patient coordinates.
     """
 
     array: np.ndarray
@@ -55,6 +58,9 @@ class Volume:
     warnings: tuple[str, ...] = field(default=())
     fat_suppression: str | None = None
     contrast_agent: str | None = None
+    study_uid: str | None = None
+    frame_of_reference_uid: str | None = None
+    study_date: str | None = None
 
     @property
     def plane(self) -> str:
