@@ -6,7 +6,9 @@ edema is segmented inside each head, neck and intertrochanteric region against n
 Normal marrow is estimated in each proximal femur on its own (the darkest clear peak of its
 histogram, so an edema filling most of the head still leaves normal marrow as the reference):
 the coil's left-right bias makes the two sides differ by up to a third, so one side's marrow
-is no reference for the other. Lesions are detected at Q3 + k IQR and delineated at half
+is no reference for the other; but a side whose estimate is well above the other's while its
+T1 marrow is darker is taken to be filled with edema and measured against the other side's
+marrow (:func:`_check_references`). Lesions are detected at Q3 + k IQR and delineated at half
 contrast (see :func:`hipdx.imaging.edema.segment_edema`); components under
 ``EDEMA_MIN_COMPONENT_ML`` are dropped.
 """
@@ -28,7 +30,7 @@ from hipdx.imaging import band as band_module
 from hipdx.imaging import edema as edema_module
 from hipdx.imaging import heads as heads_module
 from hipdx.imaging import joint as joint_module
-from hipdx.imaging.anatomy import INTER_HEAD_DISTANCE_MM, pair_problems
+from hipdx.imaging.anatomy import INTER_HEAD_DISTANCE_MM, MIN_HEAD_RADIUS_MM, head_problems, pair_problems
 from hipdx.imaging.band import measure_subchondral_band
 from hipdx.imaging.choose import choose_series
 from hipdx.imaging.edema import ReferenceMarrow, estimate_reference, segment_edema
@@ -231,6 +233,36 @@ def _extent(head_ml: float, neck_ml: float, inter_ml: float, volume_ml: float) -
     return EdemaExtent.femoral_head if head else EdemaExtent.focal
 
 
+def _check_references(references: dict[Side, ReferenceMarrow], t1_marrow: dict[Side, float]) -> list[str]:
+    """Compare the two sides' normal-marrow estimates; replace one that is edema (in place).
+
+    Each side's normal marrow is estimated on its own proximal femur (the coil's left-right field
+    makes one side's marrow no reference for the other). When edema fills nearly all of it, as in
+    transient osteoporosis, the estimate is the edema itself and no edema is found. The two cases
+    differ on T1: the coil's field raises or lowers both series of one session on one side
+    together, while edema raises the fluid-sensitive signal and lowers T1. So a side whose
+    fluid-sensitive estimate is more than ``REFERENCE_ASYMMETRY`` above the other's while its T1
+    marrow signal (median of its proximal femur) is lower is measured against the other side's
+    normal marrow, with a warning; a difference in the same direction on both series is the coil.
+    """
+    high, low = sorted(references, key=lambda side: references[side].median, reverse=True)
+    a, b = references[low].median, references[high].median
+    if not (a > 0 and (b - a) / a > REFERENCE_ASYMMETRY):
+        return []
+    if t1_marrow[high] < t1_marrow[low]:
+        references[high] = references[low]
+        return [
+            f"{high.value}: its own normal-marrow estimate looks like edema (fluid-sensitive signal {b / a:.2f} x "
+            f"the {low.value} side's while its T1 marrow signal is {t1_marrow[high] / t1_marrow[low]:.2f} x): "
+            f"diffuse edema of the whole proximal femur is likely; measured against the {low.value} side's "
+            "normal marrow, without correcting the coil's left-right difference"
+        ]
+    return [
+        f"normal marrow signal differs by {100 * (b - a) / a:.0f}% between the sides, on T1 too "
+        "(asymmetric coil field); each side is measured against its own marrow"
+    ]
+
+
 def _unknown_side(head: FemoralHead | None) -> SideOut:
     return SideOut(
         femoral_head=_head_out(head) if head else None,
@@ -272,7 +304,13 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
     warnings = list(choice.warnings)
     if fluid is None:
         warnings.append("no fluid-sensitive series (STIR, fat-saturated T2/PD): edema not measured")
-    heads = {h.side: h for h in find_femoral_heads(t1)}
+    heads = {}
+    for head in find_femoral_heads(t1):
+        problems = head_problems(head.radius_mm)
+        if problems:
+            warnings.append(f"{head.side.value}: no femoral head ({'; '.join(problems)})")
+        else:
+            heads[head.side] = head
     if len(heads) == 2:
         left, right = heads[Side.left], heads[Side.right]
         problems = pair_problems(left.center_mm, right.center_mm, left.radius_mm, right.radius_mm)
@@ -305,12 +343,9 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
             fluid_on_t1[side] = (box, values, region)
             references[side] = estimate_reference(values[inside])
     if len(references) == 2:
-        a, b = sorted(r.median for r in references.values())
-        if a > 0 and (b - a) / a > REFERENCE_ASYMMETRY:
-            warnings.append(
-                f"normal marrow signal differs by {100 * (b - a) / a:.0f}% between the sides "
-                "(asymmetric coil field); each side is measured against its own marrow"
-            )
+        warnings += _check_references(references, {
+            side: float(np.median(t1.array[box][region])) for side, (box, _, region) in fluid_on_t1.items()
+        })
 
     sides: dict[Side, SideOut] = {}
     volumes_ml: dict[Side, float] = {}
@@ -388,7 +423,10 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
                 "hough_sphere_radii_mm": list(heads_module.HOUGH_RADII_MM),
                 "hough_pixel_mm": heads_module.HOUGH_PIXEL_MM,
                 "edema_threshold": f"Q3 + {edema_module.THRESHOLD_IQR_FACTOR} x IQR of reference marrow",
-                "edema_reference": "each proximal femur's own normal marrow (darkest clear histogram peak)",
+                "edema_reference": (
+                    "each proximal femur's own normal marrow (darkest clear histogram peak); the other side's when "
+                    f"this one's is > {REFERENCE_ASYMMETRY:g} above it while its T1 marrow is darker"
+                ),
                 "edema_min_component_ml": EDEMA_MIN_COMPONENT_ML,
                 "edema_min_ml": EDEMA_MIN_ML,
                 "region_involved_share_of_edema": REGION_INVOLVED_SHARE,
@@ -397,6 +435,7 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
                 "band_dome_half_angle_deg": band_module.DOME_HALF_ANGLE_DEG,
                 "band_min_length_mm": band_module.MIN_BAND_LENGTH_MM,
                 "head_pair_distance_mm": list(INTER_HEAD_DISTANCE_MM),
+                "head_min_marrow_radius_mm": MIN_HEAD_RADIUS_MM,
                 "acetabular_shell_depth_mm": list(joint_module.ACETABULUM_DEPTH_MM),
                 "acetabular_cone_deg": [joint_module.ACETABULUM_TILT_DEG, joint_module.ACETABULUM_HALF_ANGLE_DEG],
                 "acetabular_edema_reference": (

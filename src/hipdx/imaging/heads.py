@@ -44,7 +44,7 @@ HOUGH_PIXEL_MM = 3.6
 #: Edge detection at the Hough pixel size: Gaussian smoothing (pixels) and the least Sobel
 #: gradient magnitude of an edge (normalised intensity change over two pixels).
 EDGE_SIGMA_PX = 0.8
-EDGE_THRESHOLD = 0.15
+EDGE_THRESHOLD = 0.05
 #: An edge with air (normalised signal below 0.1) this many pixels outwards is the body outline.
 OUTLINE_PX = 2.5
 #: Full-resolution fit of the marrow edge: rays per slice, search window around the coarse

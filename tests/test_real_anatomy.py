@@ -1,0 +1,94 @@
+"""Real anatomy with a known lesion: the real coronal T1 pelvis series with edema put in.
+
+There is no real hip STIR with labelled edema (``../shared/data/README.md``). These tests take
+the three real T1 series (real anatomy, texture, noise and coil field) and give one femoral head
+and neck the signal of transient osteoporosis: T1 marrow lowered (x 0.9 or 0.8) and a
+fluid-sensitive series made from the T1 (each voxel's T1 level mapped through the phantom's
+tissue levels: fat and fatty marrow dark, muscle intermediate) with that head and neck raised by
+the edema contrast (1.6, the median measured on real STIR, and 2.0; ``research/imaging.md`` 1.6).
+The region is the head and neck found on the untouched T1, so the truth is known voxel by voxel
+(its marrow: voxels at least half the region's median T1; the cortex inside stays dark).
+
+Measured before the head search used fainter edges (EDGE_THRESHOLD 0.15 -> 0.05) and before a
+side's normal-marrow estimate was checked against the other side: a T1 lowered by 10 % lost the
+head in 3 of 6 hips, and with edema filling the head and neck at contrast 1.6 two of six were
+measured as 0 mL (the estimate was the edema itself).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hipdx.imaging.analyze import analyze_study
+from hipdx.imaging.heads import find_femoral_heads
+from hipdx.imaging.io import read_study
+from hipdx.imaging.volume import SeriesKind, Volume
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mri" / "pelvis-t1"
+SERIES = ("series-01", "series-02", "series-03")
+# T1 level (1 = fat) -> fluid-sensitive level, from the phantom's tissues (air, cortex, muscle,
+# cartilage-like, fatty marrow, fat); marrow and fat dark as on STIR.
+T1_LEVELS = [0.0, 0.04, 0.38, 0.6, 0.92, 1.0]
+STIR_LEVELS = [0.0, 0.03, 0.30, 0.25, 0.16, 0.08]
+
+
+@pytest.fixture(scope="module")
+def real():
+    """Per series: the T1 volume, its clean heads by side, and a fluid-sensitive volume made from it."""
+    if not DATA.is_dir():
+        pytest.skip(f"real pelvis T1 data not found at {DATA}")
+    out = {}
+    for series in SERIES:
+        (t1,) = read_study(DATA / series).volumes
+        heads = {h.side.value: h for h in find_femoral_heads(t1)}
+        fat = np.percentile(t1.array[t1.array > 0], 99.5)
+        stir = (np.interp(np.clip(t1.array / fat, 0, 1.2), T1_LEVELS, STIR_LEVELS) * 1000).astype(np.float32)
+        out[series] = (t1, heads, stir)
+    return out
+
+
+def _region(head):
+    return head.head_mask | head.neck_mask
+
+
+@pytest.mark.parametrize("series", SERIES)
+@pytest.mark.parametrize("t1_factor", [0.9, 0.8])
+def test_both_heads_are_found_when_one_head_and_neck_darkens_on_t1(real, series, t1_factor):
+    t1, clean, _ = real[series]
+    for side in ("left", "right"):
+        darker = t1.array.copy()
+        darker[_region(clean[side])] *= t1_factor
+        found = {h.side.value: h for h in find_femoral_heads(replace(t1, array=darker))}
+        for s in ("left", "right"):
+            assert s in found, (side, s)
+            assert np.linalg.norm(found[s].center_mm - clean[s].center_mm) < 2.5, (side, s)
+
+
+@pytest.mark.parametrize("series", SERIES)
+@pytest.mark.parametrize("side", ["left", "right"])
+@pytest.mark.parametrize("contrast", [1.6, 2.0])
+def test_diffuse_edema_of_one_head_and_neck_is_measured(real, series, side, contrast):
+    t1, clean, stir = real[series]
+    region = _region(clean[side])
+    marrow = region & (t1.array >= 0.5 * np.median(t1.array[region]))
+    truth_ml = marrow.sum() * t1.voxel_volume_ml
+    darker, fluid = t1.array.copy(), stir.copy()
+    darker[region] *= 0.8
+    fluid[region] *= contrast
+    analysis = analyze_study([replace(t1, array=darker), Volume(fluid, t1.affine, SeriesKind.fluid, "made from T1")])
+    lesion = getattr(analysis.sides, side).edema
+    other = getattr(analysis.sides, "right" if side == "left" else "left").edema
+    print(f"{series} {side} contrast {contrast}: {lesion.volume_ml} of {truth_ml:.1f} mL")
+    # Within 10 % at the phantom's contrast; at the lower contrast the fainter edema voxels of
+    # textured marrow fall under the threshold (measured: contrast 2.0 -2 to -10 %, 1.6 -4 to -13 %).
+    assert lesion.volume_ml == pytest.approx(truth_ml, rel=0.10 if contrast >= 2.0 else 0.15), truth_ml
+    assert lesion.extent.value == "head_and_neck"
+    assert other.volume_ml < 0.5
+    # When a side's own estimate was the edema, the warning names that side.
+    for warning in analysis.warnings:
+        if "looks like edema" in warning:
+            assert warning.startswith(f"{side}: ")
