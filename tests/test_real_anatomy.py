@@ -92,3 +92,28 @@ def test_diffuse_edema_of_one_head_and_neck_is_measured(real, series, side, cont
     for warning in analysis.warnings:
         if "looks like edema" in warning:
             assert warning.startswith(f"{side}: ")
+
+
+@pytest.mark.parametrize("series", SERIES)
+@pytest.mark.parametrize("thickness_mm", [2.0, 4.0, 6.0])
+def test_a_subchondral_band_put_under_the_dome_is_measured(real, series, thickness_mm):
+    """A dark band (T1 0.15 x the head's marrow) from the marrow edge inwards, +-30 degrees around
+    the top of each real head. Thickness measured: within 1 mm in 17 of 18, 1.2 mm once (a
+    real head is no sphere); length: 5-21 mm for a ~19 mm arc (under-measured, and not used
+    by the staging)."""
+    from hipdx.imaging.band import measure_subchondral_band
+
+    t1, heads, _ = real[series]
+    k, j, i = np.indices(t1.array.shape)
+    points = t1.to_patient(np.stack([k, j, i], -1).reshape(-1, 3).astype(float)).reshape(t1.array.shape + (3,))
+    for side, head in heads.items():
+        offset = points - head.center_mm
+        distance = np.linalg.norm(offset, axis=-1)
+        up = offset[..., 2] / np.maximum(distance, 1e-6)  # +z is cranial
+        band = (distance <= head.radius_mm) & (distance > head.radius_mm - thickness_mm) & (up > np.cos(np.radians(30)))
+        darker = t1.array.copy()
+        darker[band] = 0.15 * np.median(t1.array[head.head_mask])
+        measured = measure_subchondral_band(replace(t1, array=darker), head)
+        assert measured.present, side
+        assert measured.thickness_mm == pytest.approx(thickness_mm, abs=1.5), side
+        assert measured.length_mm >= 4.0, side
