@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+from dicom_files import write_mr_slice
+from pydicom.uid import generate_uid
 from typer.testing import CliRunner
 
 from hipdx.cli import app
@@ -158,27 +158,12 @@ def write_dicom(folder: Path, vol: Volume, description: str, **headers) -> None:
     uid = generate_uid(entropy_srcs=[str(folder)])
     column, row = (vol.affine[:3, a] / np.linalg.norm(vol.affine[:3, a]) for a in (0, 1))
     stored = np.clip(np.rint(vol.array), 0, 4095).astype(np.uint16)
+    spacing = [float(np.linalg.norm(vol.affine[:3, 1])), float(np.linalg.norm(vol.affine[:3, 0]))]
     for k in range(stored.shape[0]):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = MRImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[uid, str(k)])
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = pydicom.Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = MRImageStorage, meta.MediaStorageSOPInstanceUID
-        ds.SeriesInstanceUID, ds.Modality, ds.SeriesDescription = uid, "MR", description
-        ds.InstanceNumber = k + 1
-        ds.ImageOrientationPatient = [float(v) for v in np.concatenate([column, row])]
-        ds.ImagePositionPatient = [float(v) for v in vol.to_patient(np.array([k, 0, 0]))]
-        ds.PixelSpacing = [float(np.linalg.norm(vol.affine[:3, 1])), float(np.linalg.norm(vol.affine[:3, 0]))]
-        ds.SliceThickness = float(np.linalg.norm(vol.affine[:3, 2]))
-        ds.Rows, ds.Columns = stored.shape[1:]
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-        for key, value in headers.items():
-            setattr(ds, key, value)
-        ds.PixelData = stored[k].tobytes()
-        ds.save_as(folder / f"IM{k + 1:04d}.dcm", enforce_file_format=True)
+        write_mr_slice(folder / f"IM{k + 1:04d}.dcm", stored[k], series_uid=uid, k=k,
+                       orientation=np.concatenate([column, row]), position=vol.to_patient(np.array([k, 0, 0])),
+                       spacing=spacing, bits_stored=12, SeriesDescription=description,
+                       SliceThickness=float(np.linalg.norm(vol.affine[:3, 2])), **headers)
 
 
 def resliced(source: Volume, plane: str, shape: tuple[int, int, int], pixel_mm: float, spacing_mm: float) -> Volume:

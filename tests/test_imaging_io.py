@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, JPEGLSLossless, MRImageStorage, RLELossless, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, JPEGLSLossless, RLELossless, generate_uid
 
+from dicom_files import write_mr_slice
 from hipdx.errors import ImagingError, InputError
 from hipdx.imaging.io import classify, classify_description, read_nifti, read_study, volumes_of
 from hipdx.imaging.volume import SeriesKind
@@ -139,38 +139,16 @@ def _write_series(
     stack = rng.integers(0, 1000, size=(n, *shape), dtype=np.uint16)
     paths = []
     for k in range(n):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = MRImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[uid, str(k)])
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = pydicom.Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID = MRImageStorage
-        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-        ds.SeriesInstanceUID = uid
-        ds.Modality = "MR"
-        ds.SeriesDescription = description
-        ds.ScanningSequence = "SE"
-        ds.RepetitionTime = tr
-        ds.EchoTime = te
-        ds.InstanceNumber = k + 1
-        ds.ImageOrientationPatient = list(orientation)
-        ds.ImagePositionPatient = list(np.array([-20.0, 30.0, 40.0]) + normal * spacing * k)
-        ds.PixelSpacing = [0.8, 0.7]
-        ds.SliceThickness = 4.0
-        ds.Rows, ds.Columns = shape
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+        headers = dict(SeriesDescription=description, ScanningSequence="SE", RepetitionTime=tr, EchoTime=te,
+                       SliceThickness=4.0)
         if slope is not None:
-            ds.RescaleSlope, ds.RescaleIntercept = slope, -10
-        for key, value in (extra or {}).items():
-            setattr(ds, key, value)
-        ds.PixelData = stack[k].tobytes()
+            headers.update(RescaleSlope=slope, RescaleIntercept=-10)
+        headers.update(extra or {})
         name = names[k] if names else f"{prefix}{k:03d}"
-        path = folder / name
-        ds.save_as(path, enforce_file_format=True)
-        paths.append(path)
+        paths.append(write_mr_slice(
+            folder / name, stack[k], series_uid=uid, k=k, orientation=orientation,
+            position=np.array([-20.0, 30.0, 40.0]) + normal * spacing * k, spacing=[0.8, 0.7], **headers,
+        ))
     return uid, paths, stack
 
 
