@@ -131,3 +131,38 @@ def test_edema_with_a_mask_from_another_scan_is_refused_not_guessed() -> None:
                               "--format", "json"])
     assert own.exit_code == 0, own.output
     assert json.loads(own.stdout)["volume_ml"] > 0
+
+
+@pytest.fixture(scope="module")
+def dated_study(study: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The phantom with StudyDate 2026-10-20 on every file."""
+    import shutil
+
+    import pydicom
+
+    out = tmp_path_factory.mktemp("dated") / "study"
+    shutil.copytree(study, out)
+    for path in out.rglob("*.dcm"):
+        ds = pydicom.dcmread(path)
+        ds.StudyDate = "20261020"
+        ds.save_as(path)
+    return out
+
+
+def test_assess_dates_the_mri_by_its_study_date(dated_study: Path, tmp_path: Path) -> None:
+    case = tmp_path / "case.json"
+    case.write_text(json.dumps({"age_years": 45, "sex": "male", "side": "left", "assessed_on": "2026-11-20",
+                                "onset": {"type": "sudden", "date": "2026-10-08"}}))
+    result = runner.invoke(app, ["assess", str(case), "--mri", str(dated_study), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assessment = json.loads(result.stdout)
+    assert assessment["mri_analysis"]["provenance"]["study_date"] == "2026-10-20"
+    assert "the MRI is dated 2026-10-20 (its DICOM StudyDate)" in result.stderr
+    # Given days win over the date.
+    result = runner.invoke(app, ["assess", str(case), "--mri", str(dated_study), "--mri-days", "5", "--format", "json"])
+    assert result.exit_code == 0 and "DICOM StudyDate" not in result.stderr
+    # An MRI dated before the onset is an input error naming the field.
+    case.write_text(json.dumps({"age_years": 45, "sex": "male", "side": "left", "onset": {"date": "2026-10-25"}}))
+    result = runner.invoke(app, ["assess", str(case), "--mri", str(dated_study)])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "imaging.0.date: is before onset.date" in result.output

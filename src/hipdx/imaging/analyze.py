@@ -15,6 +15,7 @@ contrast (see :func:`hipdx.imaging.edema.segment_edema`); components under
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +102,7 @@ class Sides(BaseModel):
 class Provenance(BaseModel):
     hipdx_version: str
     series_used: dict[str, str]
+    study_date: dt.date | None = Field(default=None, description="StudyDate of the T1 series used (DICOM), if known")
     series_choice: dict[str, str] = Field(
         default_factory=dict,
         description="Per kind (t1, fluid): why this series, and each series of that kind not used with why",
@@ -263,6 +265,17 @@ def _check_references(references: dict[Side, ReferenceMarrow], t1_marrow: dict[S
     ]
 
 
+def _study_date(t1: Volume, warnings: list[str]) -> dt.date | None:
+    """The T1 series' StudyDate (DICOM DA, YYYYMMDD) as a date; None with a warning when malformed."""
+    if not t1.study_date:
+        return None
+    try:
+        return dt.datetime.strptime(t1.study_date.strip(), "%Y%m%d").date()
+    except ValueError:
+        warnings.append(f"StudyDate {t1.study_date!r} of the T1 series is not a date (YYYYMMDD): the MRI is undated")
+        return None
+
+
 def _unknown_side(head: FemoralHead | None) -> SideOut:
     return SideOut(
         femoral_head=_head_out(head) if head else None,
@@ -418,6 +431,7 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
         provenance=Provenance(
             hipdx_version=__version__,
             series_used=series_used,
+            study_date=_study_date(t1, warnings),
             series_choice=choice.reasons,
             parameters={
                 "hough_sphere_radii_mm": list(heads_module.HOUGH_RADII_MM),
@@ -497,8 +511,10 @@ def case_with_mri(case: Case, analysis: MriAnalysis, days_since_onset: float | N
     """The case with the measured MRI added as one more imaging study, and what was decided.
 
     The side is the case's side; for a case whose side is not one hip (both or unknown),
-    the side with more edema is used and a note says so. The measured study is validated
-    like any other input.
+    the side with more edema is used and a note says so. The study is timed by
+    ``days_since_onset`` when given, else dated by the DICOM StudyDate of the T1 series (a date
+    before the onset or after the assessment is then an input error naming it). The measured
+    study is validated like any other input.
     """
     notes: list[str] = []
     side = case.side
@@ -511,9 +527,12 @@ def case_with_mri(case: Case, analysis: MriAnalysis, days_since_onset: float | N
         notes.append(f"nothing could be measured on the {side.value} hip; the MRI adds no finding")
         return case, notes
     raw = case.model_dump(mode="json", exclude_defaults=True)
-    study = {"modality": "mri", "findings": findings}
+    study: dict[str, Any] = {"modality": "mri", "findings": findings}
     if days_since_onset is not None:
         study["days_since_onset"] = days_since_onset
+    elif analysis.provenance.study_date is not None:
+        study["date"] = analysis.provenance.study_date.isoformat()
+        notes.append(f"the MRI is dated {study['date']} (its DICOM StudyDate); --mri-days would override it")
     raw["imaging"] = [*raw.get("imaging", []), study]
     notes.append(f"MRI findings measured on the {side.value} hip: " + ", ".join(f"{k} = {v}" for k, v in findings.items()))
     return parse_case(raw), notes
