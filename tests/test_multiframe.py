@@ -11,6 +11,9 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -144,17 +147,55 @@ def test_a_scanner_enhanced_mr_image_is_classified_from_its_mr_functional_groups
     assert np.array_equal(found["t1.dcm"].volume.array, reference * 2 - 10)
 
 
-def test_mri_analyze_reads_a_multi_frame_study_and_refuses_the_seg_export_clearly(studies, tmp_path):
-    single, multi, _ = studies
+def test_mri_analyze_reads_a_multi_frame_study_and_exports_seg_and_sr_on_its_frames(studies, tmp_path):
+    import highdicom as hd
+
+    single, multi, converted = studies
     runner = CliRunner()
     result = runner.invoke(app, ["mri", "analyze", str(multi), "--format", "json"])
     assert result.exit_code == 0, result.output
-    expected = json.loads(runner.invoke(app, ["mri", "analyze", str(single), "--format", "json"]).output)
-    assert json.loads(result.output)["sides"] == expected["sides"]
-    refused = runner.invoke(app, ["mri", "analyze", str(multi), "--seg", str(tmp_path / "seg.dcm")])
-    assert refused.exit_code != 0 and "Traceback" not in refused.output
-    assert "T1.dcm: a multi-frame (enhanced) image" in refused.output and "single-frame images only" in refused.output
-    assert not (tmp_path / "seg.dcm").exists()
+    expected = json.loads(runner.invoke(app, ["mri", "analyze", str(single), "--format", "json"]).stdout)
+    assert json.loads(result.stdout)["sides"] == expected["sides"]
+    paths = {name: tmp_path / f"{name}.dcm" for name in ("seg", "sr", "seg1", "sr1")}
+    for folder, seg, sr in ((multi, "seg", "sr"), (single, "seg1", "sr1")):
+        done = runner.invoke(app, ["mri", "analyze", str(folder), "--seg", str(paths[seg]), "--sr", str(paths[sr])])
+        assert done.exit_code == 0, done.output
+    seg, seg1 = hd.seg.segread(paths["seg"]), hd.seg.segread(paths["seg1"])
+    t1 = converted["T1"]
+    # Every SEG frame references a frame of the one multi-frame T1, at that frame's position.
+    positions = {i + 1: [float(v) for v in g.PlanePositionSequence[0].ImagePositionPatient]
+                 for i, g in enumerate(t1.PerFrameFunctionalGroupsSequence)}
+    for group in seg.PerFrameFunctionalGroupsSequence:
+        source = group.DerivationImageSequence[0].SourceImageSequence[0]
+        assert source.ReferencedSOPInstanceUID == t1.SOPInstanceUID
+        here = [float(v) for v in group.PlanePositionSequence[0].ImagePositionPatient]
+        assert here == pytest.approx(positions[int(source.ReferencedFrameNumber)], abs=1e-3)
+    # The same segments and voxels as the SEG of the single-frame files.
+    assert [d.SegmentLabel for d in seg.SegmentSequence] == [d.SegmentLabel for d in seg1.SegmentSequence]
+    for number in range(1, len(seg.SegmentSequence) + 1):
+        counts = [int(s.get_volume(segment_numbers=[number], combine_segments=True).array.sum()) for s in (seg, seg1)]
+        assert counts[0] == counts[1] > 0, number
+    # An SR without a SEG: each group names the frames of the multi-frame T1 it lies on.
+    alone = tmp_path / "sr_alone.dcm"
+    assert runner.invoke(app, ["mri", "analyze", str(multi), "--sr", str(alone)]).exit_code == 0
+    frames = [item.ReferencedFrameNumber for item in _walk(pydicom.dcmread(alone))
+              if item.get("ReferencedSOPInstanceUID") == t1.SOPInstanceUID and "ReferencedFrameNumber" in item]
+    assert frames and all(1 <= int(f) <= int(t1.NumberOfFrames) for values in frames
+                          for f in (values if isinstance(values, list | pydicom.multival.MultiValue) else [values]))
+    # dciodvfy (the test extra) finds no error in the SEG, the SR and the SR alone.
+    dciodvfy = shutil.which("dciodvfy") or str(Path(sys.executable).parent / "dciodvfy")
+    for path in (paths["seg"], paths["sr"], alone):
+        run = subprocess.run([dciodvfy, str(path)], capture_output=True, text=True, timeout=120)
+        errors = [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")]
+        assert not errors, (path.name, errors)
+
+
+def _walk(ds: pydicom.Dataset):
+    for elem in ds:
+        if elem.VR == "SQ":
+            for item in elem.value:
+                yield item
+                yield from _walk(item)
 
 
 def test_broken_multi_frame_files_are_named(studies, tmp_path):

@@ -47,6 +47,7 @@ from pydicom.uid import SegmentationStorage, generate_uid
 from hipdx import __version__
 from hipdx.case.model import EdemaExtent, Presence, Side
 from hipdx.errors import ImagingError, InputError
+from hipdx.imaging import multiframe
 from hipdx.imaging.analyze import MriAnalysis, StudyMasks, analyze_study
 from hipdx.imaging.volume import Volume
 from hipdx.reasoning.encode import BAND_CUTOFF_MM, BAND_INDETERMINATE_MM
@@ -68,6 +69,7 @@ __all__ = [
     "build_measurement_report",
     "build_segmentation",
     "finding_masks",
+    "frame_numbers",
     "local_code",
     "segment_tracking_id",
     "series_of",
@@ -212,30 +214,53 @@ def source_datasets(study: Study, series: Series) -> list[pydicom.Dataset | None
     Raises
     ------
     ImagingError
-        The series was read from NIfTI (there are no DICOM files to reference), from a
-        multi-frame file, or a file cannot be read again.
+        The series was read from NIfTI (there are no DICOM files to reference), or a file
+        cannot be read again. The slices of a multi-frame file share its dataset.
     """
     root = Path(study.source)
     base = root if root.is_dir() else root.parent
-    named = [name for name in series.files if name]
-    if len(set(named)) < len(named):
-        repeated = next(name for name in named if named.count(name) > 1)
-        raise ImagingError(
-            f"{repeated}: a multi-frame (enhanced) image holds several slices of the series; the DICOM SEG and "
-            "SR export references single-frame images only (the analysis itself reads multi-frame images)"
-        )
     out: list[pydicom.Dataset | None] = []
+    read: dict[str, pydicom.Dataset] = {}  # a multi-frame file holds several slices: read once
     for name in series.files:
         if not name:
             out.append(None)
+            continue
+        if name in read:
+            out.append(read[name])
             continue
         path = base / name
         if path.name.lower().endswith((".nii", ".nii.gz")):
             raise ImagingError(f"{name}: a NIfTI image has no DICOM instances to reference; SEG and SR need DICOM")
         try:
-            out.append(pydicom.dcmread(path))
+            read[name] = pydicom.dcmread(path)
         except (OSError, pydicom.errors.InvalidDicomError) as exc:
             raise ImagingError(f"{name}: cannot be read again for the DICOM export: {exc}") from None
+        out.append(read[name])
+    return out
+
+
+def frame_numbers(source: list[pydicom.Dataset | None], volume: Volume) -> list[int | None]:
+    """Per slice of ``volume``: its frame number (from 1) in its multi-frame source dataset, None
+    for a single-frame source or a filled-in slice. A frame is matched by its position (0.05 mm).
+
+    Raises
+    ------
+    ImagingError
+        A slice matches no frame of its multi-frame source.
+    """
+    out: list[int | None] = []
+    positions: dict[int, np.ndarray] = {}
+    for k, ds in enumerate(source):
+        if ds is None or int(ds.get("NumberOfFrames") or 1) <= 1:
+            out.append(None)
+            continue
+        if id(ds) not in positions:
+            positions[id(ds)] = np.array([f.position for f in multiframe.frames_of(ds)])
+        distance = np.linalg.norm(positions[id(ds)] - volume.to_patient(np.array([k, 0, 0])), axis=1)
+        frame = int(np.argmin(distance))
+        if distance[frame] > 0.05:
+            raise ImagingError(f"slice {k + 1} of {volume.description!r} matches no frame of its multi-frame file")
+        out.append(frame + 1)
     return out
 
 
@@ -256,7 +281,9 @@ def _with_type2(ds: pydicom.Dataset) -> pydicom.Dataset:
 
 
 def _existing(datasets: list[pydicom.Dataset | None]) -> list[pydicom.Dataset]:
-    found = [_with_type2(ds) for ds in datasets if ds is not None]
+    """Each distinct dataset once (a multi-frame file stands for several slices), in order."""
+    distinct = {id(ds): ds for ds in datasets if ds is not None}
+    found = [_with_type2(ds) for ds in distinct.values()]
     if not found:
         raise ImagingError("no source DICOM instances to reference")
     return found
@@ -391,6 +418,17 @@ def build_segmentation(
     if marked:
         raise ImagingError(f"the masks mark slices without a source image: {marked}")
     keep = [k for k, ds in enumerate(source) if ds is not None]
+    frames = frame_numbers(source, masks.t1)
+    if any(f is not None for f in frames):
+        # One multi-frame T1: the SEG's frames follow its frames (highdicom references each).
+        if len({id(source[k]) for k in keep}) != 1:
+            raise ImagingError("the T1 series mixes multi-frame and other files: no DICOM SEG can reference it")
+        by_frame = np.zeros((int(first.NumberOfFrames),) + stack.shape[1:], np.uint8)
+        for k in keep:
+            by_frame[frames[k] - 1] = stack[k]
+        images, pixels = [_with_type2(source[keep[0]])], by_frame
+    else:
+        images, pixels = [_with_type2(source[k]) for k in keep], stack[keep]
     algorithm = hd.AlgorithmIdentificationSequence(name=ALGORITHM_NAME, family=codes.DCM.ArtificialIntelligence,
                                                    version=__version__, source=MANUFACTURER)
     descriptions = []
@@ -418,8 +456,8 @@ def build_segmentation(
         descriptions.append(description)
     try:
         seg = hd.seg.Segmentation(
-            source_images=[_with_type2(source[k]) for k in keep],  # type: ignore[arg-type]
-            pixel_array=stack[keep],
+            source_images=images,  # type: ignore[arg-type]
+            pixel_array=pixels,
             segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
             segment_descriptions=descriptions,
             series_instance_uid=hd.UID(),
@@ -488,8 +526,10 @@ class _ReportBuilder:
         self.segmentation = segmentation
         self.segments = _segments_of(segmentation, self.images) if segmentation is not None else {}
         self.reported: dict[tuple[Side, Finding], np.ndarray] = {}
+        self.frames: list[int | None] = [None] * len(source)
         if analysis.masks is not None and analysis.masks.t1.array.shape[0] == len(source):
             self.reported = {(side, finding): mask for side, finding, mask in finding_masks(analysis)}
+            self.frames = frame_numbers(source, analysis.masks.t1)
         self.groups: list[Any] = []
 
     def _source_images(self, side: Side, finding: Finding) -> list[Any]:
@@ -497,9 +537,15 @@ class _ReportBuilder:
         mask = self.reported.get((side, finding), self.reported.get((side, Finding.femoral_head)))
         if mask is None:
             return []
-        slices = [self.source[k] for k in np.flatnonzero(mask.any(axis=(1, 2)))]
-        return [self.hd.sr.SourceImageForMeasurementGroup(ds.SOPClassUID, ds.SOPInstanceUID)
-                for ds in slices if ds is not None]
+        # One reference per image; the frames it lies on for a multi-frame image.
+        images: dict[int, tuple[pydicom.Dataset, list[int]]] = {}
+        for k in np.flatnonzero(mask.any(axis=(1, 2))):
+            ds = self.source[k]
+            if ds is not None:
+                images.setdefault(id(ds), (ds, []))[1].extend([self.frames[k]] if self.frames[k] else [])
+        return [self.hd.sr.SourceImageForMeasurementGroup(ds.SOPClassUID, ds.SOPInstanceUID,
+                                                          referenced_frame_numbers=sorted(frames) or None)
+                for ds, frames in images.values()]
 
     def add(self, side: Side, finding: Finding, measurements: list[Any], evaluations: list[Any],
             finding_type: Code, surface: Any = None) -> None:
