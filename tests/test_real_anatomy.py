@@ -136,3 +136,20 @@ def test_a_subchondral_band_put_under_the_dome_is_measured(real, series, thickne
         assert measured.present, side
         assert measured.thickness_mm == pytest.approx(thickness_mm, abs=1.5), side
         assert measured.length_mm >= 4.0, side
+
+
+@pytest.mark.parametrize("series", SERIES)
+@pytest.mark.parametrize("t1_factor", [0.7, 0.6, 0.5])
+def test_a_much_darker_head_is_found_or_reported_missing_never_replaced(real, series, t1_factor):
+    """Below 0.8 the head search may lose the darkened head or take another circle (the greater
+    trochanter, 27-42 mm away); the anatomical checks (marrow radius >= 16 mm, radii within
+    1.10) must then report no femoral head rather than measure the wrong structure."""
+    t1, clean, _ = real[series]
+    for side in ("left", "right"):
+        darker = t1.array.copy()
+        darker[_region(clean[side])] *= t1_factor
+        analysis = analyze_study([replace(t1, array=darker)])
+        for s in ("left", "right"):
+            head = getattr(analysis.sides, s).femoral_head
+            if head is not None:
+                assert np.linalg.norm(np.subtract(head.center_mm, clean[s].center_mm)) < 2.5, (side, s)

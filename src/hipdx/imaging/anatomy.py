@@ -28,10 +28,13 @@ INTER_HEAD_DISTANCE_MM = (125.0, 210.0)
 #: which a patient positioned for hip MRI is implausible. No published limit was found.
 MAX_LEVEL_OFFSET_MM = 30.0
 
-#: Ratio of the two head radii. Estimate: femoral heads are near-symmetric in adults; a ratio
-#: beyond 1.3 (e.g. 20 vs 26 mm) means one circle is not a femoral head (or the head is
-#: deformed, which a radiologist should read, not this program).
-MAX_RADIUS_RATIO = 1.3
+#: Ratio of the two head radii. Estimate: the two femoral heads of one adult are near-symmetric
+#: (mean diameters of right and left hips differ by about 1 mm on radiographs of 200 adults,
+#: Kour et al., NeuroQuantology 2023;21(2)); the three real pelvis pairs here measure ratios of
+#: 1.02-1.03, and the circles that replaced a head whose T1 marrow was darkened to 0.5-0.7
+#: (the greater trochanter, 27-42 mm away) 1.13-1.22. Beyond 1.10 one circle is not a femoral
+#: head, or the head is deformed (collapse, coxa magna), which a radiologist should read.
+MAX_RADIUS_RATIO = 1.10
 
 
 #: Smallest radius of an adult femoral head's marrow edge (mm). Estimate: femoral head radius on CT
