@@ -48,7 +48,8 @@ from hipdx.errors import ImagingError, InputError, Problem
 from hipdx.imaging import multiframe
 from hipdx.imaging.volume import SeriesKind, Volume
 
-__all__ = ["Series", "Study", "classify", "classify_description", "read_nifti", "read_study", "volumes_of"]
+__all__ = ["Series", "Study", "classify", "classify_description", "describe_acquisition", "read_nifti", "read_study",
+           "volumes_of"]
 
 #: Two slices closer than this along the normal are duplicates (mm).
 DUPLICATE_TOLERANCE_MM = 0.05
