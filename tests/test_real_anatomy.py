@@ -153,3 +153,37 @@ def test_a_much_darker_head_is_found_or_reported_missing_never_replaced(real, se
             head = getattr(analysis.sides, s).femoral_head
             if head is not None:
                 assert np.linalg.norm(np.subtract(head.center_mm, clean[s].center_mm)) < 2.5, (side, s)
+
+
+def test_acetabular_roof_edema_filling_the_roof_is_measured(real):
+    """Edema put in the acetabular roof (the labelled ilium within 20 mm of the head surface,
+    above its centre: nearly all of the shell hipdx searches) of each real hip, contrast 1.6 and
+    2.0, T1 x 0.8. Measured vs the roof marrow inside the shell: -2 to -13 % in 12 cases, none on
+    the other side, no femoral edema. The shell's own reference was the edema before (0 mL in 5
+    of 6 hips even at contrast 2.0); now checked against the other side like the femur's."""
+    from hipdx.imaging.joint import _shell_box, acetabular_region
+
+    for series, (t1, heads, stir) in real.items():
+        labels = np.load(DATA / f"{series}-labels.npz")["labels"]
+        k, j, i = np.indices(t1.array.shape)
+        points = t1.to_patient(np.stack([k, j, i], -1).reshape(-1, 3).astype(float)).reshape(t1.array.shape + (3,))
+        for side, head in heads.items():
+            offset = points - head.center_mm
+            roof = (labels == 2) & (np.linalg.norm(offset, axis=-1) < head.radius_mm + 20) & (offset[..., 2] > 0)
+            box = _shell_box(t1, head)
+            shell = np.zeros(t1.array.shape, bool)
+            shell[box] = acetabular_region(t1, head, box)
+            inside = roof & shell
+            truth_ml = (inside & (t1.array >= 0.5 * np.median(t1.array[roof]))).sum() * t1.voxel_volume_ml
+            for contrast in (1.6, 2.0):
+                darker, fluid = t1.array.copy(), stir.copy()
+                darker[roof] *= 0.8
+                fluid[roof] *= contrast
+                analysis = analyze_study([replace(t1, array=darker),
+                                          Volume(fluid, t1.affine, SeriesKind.fluid, "made from T1")])
+                this = getattr(analysis.sides, side)
+                other = getattr(analysis.sides, "right" if side == "left" else "left")
+                case = (series, side, contrast, this.acetabular_edema.volume_ml, round(truth_ml, 1))
+                assert this.acetabular_edema.present.value == "present", case
+                assert this.acetabular_edema.volume_ml == pytest.approx(truth_ml, rel=0.20), case
+                assert other.acetabular_edema.volume_ml < 0.5 and this.edema.volume_ml < 0.5, case

@@ -36,7 +36,7 @@ from hipdx.imaging.band import measure_subchondral_band
 from hipdx.imaging.choose import choose_series
 from hipdx.imaging.edema import ReferenceMarrow, estimate_reference, segment_edema
 from hipdx.imaging.heads import FemoralHead, find_femoral_heads
-from hipdx.imaging.joint import joint_box, measure_acetabular_edema, measure_effusion
+from hipdx.imaging.joint import acetabular_reference, joint_box, measure_acetabular_edema, measure_effusion
 from hipdx.imaging.io import Study
 from hipdx.imaging.volume import SeriesKind, Volume
 
@@ -235,7 +235,8 @@ def _extent(head_ml: float, neck_ml: float, inter_ml: float, volume_ml: float) -
     return EdemaExtent.femoral_head if head else EdemaExtent.focal
 
 
-def _check_references(references: dict[Side, ReferenceMarrow], t1_marrow: dict[Side, float]) -> list[str]:
+def _check_references(references: dict[Side, ReferenceMarrow], t1_marrow: dict[Side, float],
+                      what: str = "normal-marrow estimate") -> list[str]:
     """Compare the two sides' normal-marrow estimates; replace one that is edema (in place).
 
     Each side's normal marrow is estimated on its own proximal femur (the coil's left-right field
@@ -254,13 +255,13 @@ def _check_references(references: dict[Side, ReferenceMarrow], t1_marrow: dict[S
     if t1_marrow[high] < t1_marrow[low]:
         references[high] = references[low]
         return [
-            f"{high.value}: its own normal-marrow estimate looks like edema (fluid-sensitive signal {b / a:.2f} x "
+            f"{high.value}: its own {what} looks like edema (fluid-sensitive signal {b / a:.2f} x "
             f"the {low.value} side's while its T1 marrow signal is {t1_marrow[high] / t1_marrow[low]:.2f} x): "
-            f"diffuse edema of the whole proximal femur is likely; measured against the {low.value} side's "
+            f"diffuse edema of the whole region is likely; measured against the {low.value} side's "
             "normal marrow, without correcting the coil's left-right difference"
         ]
     return [
-        f"normal marrow signal differs by {100 * (b - a) / a:.0f}% between the sides, on T1 too "
+        f"{what}: normal marrow signal differs by {100 * (b - a) / a:.0f}% between the sides, on T1 too "
         "(asymmetric coil field); each side is measured against its own marrow"
     ]
 
@@ -358,7 +359,20 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
     if len(references) == 2:
         warnings += _check_references(references, {
             side: float(np.median(t1.array[box][region])) for side, (box, _, region) in fluid_on_t1.items()
-        })
+        }, "proximal femur's normal-marrow estimate")
+    # The fluid-sensitive signal of each joint box (both joint measurements read no more), and the
+    # acetabular shells' references, compared between the sides like the femoral ones.
+    joint_values: dict[Side, tuple[tuple[slice, ...], np.ndarray]] = {}
+    shell_references: dict[Side, ReferenceMarrow] = {}
+    shell_t1: dict[Side, float] = {}
+    for side in fluid_on_t1:
+        jbox = joint_box(t1, heads[side])
+        joint_values[side] = (jbox, resample_onto(fluid, t1, jbox))
+        found = acetabular_reference(joint_values[side][1], t1, heads[side], stir_box=jbox)
+        if found is not None:
+            shell_references[side], shell_t1[side] = found
+    if len(shell_references) == 2:
+        warnings += _check_references(shell_references, shell_t1, "acetabular normal-marrow estimate")
 
     sides: dict[Side, SideOut] = {}
     volumes_ml: dict[Side, float] = {}
@@ -395,11 +409,10 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
         head_and_neck = regions[0] | regions[1]
         fraction = float((m & head_and_neck).sum() / max(head_and_neck.sum(), 1))
         volumes_ml[side] = result.volume_ml
-        # The fluid-sensitive signal of the joint box only (both joint measurements read no more).
-        jbox = joint_box(t1, head)
-        joint_values = resample_onto(fluid, t1, jbox)
-        acetabular_ml, acetabular_by_side[side] = measure_acetabular_edema(joint_values, t1, head, stir_box=jbox)
-        effusion_ml, effusion_by_side[side] = measure_effusion(joint_values, t1, head, references[side], stir_box=jbox)
+        jbox, joint_signal = joint_values[side]
+        acetabular_ml, acetabular_by_side[side] = measure_acetabular_edema(
+            joint_signal, t1, head, shell_references.get(side), stir_box=jbox)
+        effusion_ml, effusion_by_side[side] = measure_effusion(joint_signal, t1, head, references[side], stir_box=jbox)
         sides[side] = SideOut(
             femoral_head=_head_out(head),
             acetabular_edema=JointFindingOut(

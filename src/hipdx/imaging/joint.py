@@ -214,6 +214,27 @@ def _shell_marrow(values: np.ndarray, t1: Volume, head: FemoralHead, box: tuple[
     return estimate_reference(values[region])
 
 
+def _shell(stir_on_t1: np.ndarray, t1: Volume, head: FemoralHead, stir_box: tuple[slice, ...] | None):
+    """The shell's box, its region inside the fluid-sensitive series, and the fluid-sensitive values of the box."""
+    box = _shell_box(t1, head)  # only the shell's box is read: nothing outside it is searched
+    region = acetabular_region(t1, head, box)
+    values = np.asarray(stir_on_t1[_within(box, stir_box)], dtype=np.float32)
+    region &= values > 0  # outside the fluid-sensitive series
+    return box, region, values
+
+
+def acetabular_reference(
+    stir_on_t1: np.ndarray, t1: Volume, head: FemoralHead, *, stir_box: tuple[slice, ...] | None = None
+) -> tuple[ReferenceMarrow, float] | None:
+    """The acetabular shell's normal-marrow reference (as :func:`measure_acetabular_edema` takes it
+    by default) and the median T1 signal of the shell, for comparing the two sides; None when
+    the shell lies outside the fluid-sensitive series."""
+    box, region, values = _shell(stir_on_t1, t1, head, stir_box)
+    if region.sum() < 50:
+        return None
+    return _shell_marrow(values, t1, head, box, region), float(np.median(t1.array[box][region]))
+
+
 def measure_acetabular_edema(
     stir_on_t1: np.ndarray,
     t1: Volume,
@@ -254,10 +275,7 @@ def measure_acetabular_edema(
     >>> volume_ml, mask = measure_acetabular_edema(stir_on_t1, t1, head)  # doctest: +SKIP
     """
     mask = np.zeros(t1.array.shape, bool)
-    box = _shell_box(t1, head)  # only the shell's box is read: nothing outside it is searched
-    region = acetabular_region(t1, head, box)
-    values = np.asarray(stir_on_t1[_within(box, stir_box)], dtype=np.float32)
-    region &= values > 0  # outside the fluid-sensitive series
+    box, region, values = _shell(stir_on_t1, t1, head, stir_box)
     if region.sum() < 50:
         return 0.0, mask
     if reference is None:
