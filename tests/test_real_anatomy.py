@@ -187,3 +187,29 @@ def test_acetabular_roof_edema_filling_the_roof_is_measured(real):
                 assert this.acetabular_edema.present.value == "present", case
                 assert this.acetabular_edema.volume_ml == pytest.approx(truth_ml, rel=0.20), case
                 assert other.acetabular_edema.volume_ml < 0.5 and this.edema.volume_ml < 0.5, case
+
+
+def test_bilateral_edema_of_both_proximal_femora_is_measured_against_the_acetabular_marrow(real):
+    """Both proximal femora edematous (T1 x 0.8, fluid x 1.8): neither side has normal femoral
+    marrow. Before, both measured 0 mL, silently. Now each femur whose estimate is > 25 % above
+    its own acetabular marrow while darker on T1 is measured against that marrow, with a
+    warning: volumes -3 to -14 % (a lower bound by design)."""
+    for series, (t1, heads, stir) in real.items():
+        darker, fluid = t1.array.copy(), stir.copy()
+        truth = {}
+        for side, head in heads.items():
+            region = EXTENTS["intertrochanteric"](head)
+            truth[side] = (region & (t1.array >= 0.5 * np.median(t1.array[region]))).sum() * t1.voxel_volume_ml
+            darker[region] *= 0.8
+            fluid[region] *= 1.8
+        analysis = analyze_study([replace(t1, array=darker), Volume(fluid, t1.affine, SeriesKind.fluid, "made from T1")])
+        for side in ("left", "right"):
+            measured = getattr(analysis.sides, side).edema
+            assert measured.extent.value == "intertrochanteric", (series, side)
+            assert measured.volume_ml == pytest.approx(truth[side], rel=0.20), (series, side, truth[side])
+            assert any(w.startswith(f"{side}: its proximal femur's normal-marrow estimate looks like edema") and
+                       "acetabular marrow" in w for w in analysis.warnings), analysis.warnings
+        # Untouched: nothing found, no such warning.
+        clean = analyze_study([t1, Volume(stir, t1.affine, SeriesKind.fluid, "made from T1")])
+        assert clean.sides.left.edema.volume_ml == clean.sides.right.edema.volume_ml == 0
+        assert not any("looks like edema" in w for w in clean.warnings)

@@ -8,7 +8,8 @@ histogram, so an edema filling most of the head still leaves normal marrow as th
 the coil's left-right bias makes the two sides differ by up to a third, so one side's marrow
 is no reference for the other; but a side whose estimate is well above the other's while its
 T1 marrow is darker is taken to be filled with edema and measured against the other side's
-marrow (:func:`_check_references`). Lesions are detected at Q3 + k IQR and delineated at half
+marrow (:func:`_check_references`), or, when both are, against its own acetabular marrow
+(:func:`_check_against_pelvis`). Lesions are detected at Q3 + k IQR and delineated at half
 contrast (see :func:`hipdx.imaging.edema.segment_edema`); components under
 ``EDEMA_MIN_COMPONENT_ML`` are dropped.
 """
@@ -266,6 +267,29 @@ def _check_references(references: dict[Side, ReferenceMarrow], t1_marrow: dict[S
     ]
 
 
+def _check_against_pelvis(side: Side, references: dict[Side, ReferenceMarrow], pelvic: ReferenceMarrow,
+                          femur_t1: float, pelvic_t1: float) -> list[str]:
+    """A side's femoral normal-marrow estimate against its own acetabular marrow (in place).
+
+    For when the other side cannot help (both proximal femora edematous, or one hip found):
+    pelvic marrow holds more red marrow than the adult femoral head and neck, so it is normally
+    brighter on STIR and darker on T1. A femoral estimate more than ``REFERENCE_ASYMMETRY``
+    above the acetabular marrow's while the femur is darker on T1 is the reverse of that: the
+    estimate is edema, and the acetabular marrow becomes the reference, with a warning (being
+    brighter than normal femoral marrow, it makes the edema volume a lower bound).
+    """
+    femoral = references[side]
+    if not (pelvic.median > 0 and femoral.median > (1 + REFERENCE_ASYMMETRY) * pelvic.median and femur_t1 < pelvic_t1):
+        return []
+    references[side] = pelvic
+    return [
+        f"{side.value}: its proximal femur's normal-marrow estimate looks like edema (fluid-sensitive signal "
+        f"{femoral.median / pelvic.median:.2f} x its acetabular marrow's while its T1 is darker, the reverse of "
+        "normal marrow): measured against its acetabular marrow, which is brighter on STIR than normal femoral "
+        "marrow, so the edema volume is a lower bound"
+    ]
+
+
 def _study_date(t1: Volume, warnings: list[str]) -> dt.date | None:
     """The T1 series' StudyDate (DICOM DA, YYYYMMDD) as a date; None with a warning when malformed."""
     if not t1.study_date:
@@ -356,10 +380,10 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
                 continue
             fluid_on_t1[side] = (box, values, region)
             references[side] = estimate_reference(values[inside])
+    femur_t1 = {side: float(np.median(t1.array[box][region])) for side, (box, _, region) in fluid_on_t1.items()}
     if len(references) == 2:
-        warnings += _check_references(references, {
-            side: float(np.median(t1.array[box][region])) for side, (box, _, region) in fluid_on_t1.items()
-        }, "proximal femur's normal-marrow estimate")
+        warnings += _check_references(references, femur_t1, "proximal femur's normal-marrow estimate")
+    borrowed = {side for side in references if any(references[side] is references[o] for o in references if o != side)}
     # The fluid-sensitive signal of each joint box (both joint measurements read no more), and the
     # acetabular shells' references, compared between the sides like the femoral ones.
     joint_values: dict[Side, tuple[tuple[slice, ...], np.ndarray]] = {}
@@ -373,6 +397,8 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
             shell_references[side], shell_t1[side] = found
     if len(shell_references) == 2:
         warnings += _check_references(shell_references, shell_t1, "acetabular normal-marrow estimate")
+    for side in sorted(set(references) & set(shell_references) - borrowed, key=lambda s: s.value):
+        warnings += _check_against_pelvis(side, references, shell_references[side], femur_t1[side], shell_t1[side])
 
     sides: dict[Side, SideOut] = {}
     volumes_ml: dict[Side, float] = {}
@@ -452,7 +478,8 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
                 "edema_threshold": f"Q3 + {edema_module.THRESHOLD_IQR_FACTOR} x IQR of reference marrow",
                 "edema_reference": (
                     "each proximal femur's own normal marrow (darkest clear histogram peak); the other side's when "
-                    f"this one's is > {REFERENCE_ASYMMETRY:g} above it while its T1 marrow is darker"
+                    f"this one's is > {REFERENCE_ASYMMETRY:g} above it while its T1 marrow is darker; else its own "
+                    "acetabular marrow when the femoral estimate is that far above it while darker on T1"
                 ),
                 "edema_min_component_ml": EDEMA_MIN_COMPONENT_ML,
                 "edema_min_ml": EDEMA_MIN_ML,
