@@ -271,9 +271,12 @@ def _check_against_pelvis(side: Side, references: dict[Side, ReferenceMarrow], p
                           femur_t1: float, pelvic_t1: float) -> list[str]:
     """A side's femoral normal-marrow estimate against its own acetabular marrow (in place).
 
-    For when the other side cannot help (both proximal femora edematous, or one hip found):
-    pelvic marrow holds more red marrow than the adult femoral head and neck, so it is normally
-    brighter on STIR and darker on T1. A femoral estimate more than ``REFERENCE_ASYMMETRY``
+    For when the other side cannot help (both proximal femora edematous, or one hip found): the
+    adult femoral head is fatty marrow in everyone ("Hematopoietic and fatty bone marrow
+    distribution in the normal and ischemic hip: new observations with 1.5-T MR imaging",
+    Radiology; 50 healthy people), while pelvic marrow keeps variable red marrow (Andrews,
+    RadioGraphics 2000;20:S27-S42), so the acetabulum is normally brighter on STIR and darker on
+    T1 than the femur's normal marrow (an expectation, not a calibrated ratio). A femoral estimate more than ``REFERENCE_ASYMMETRY``
     above the acetabular marrow's while the femur is darker on T1 is the reverse of that: the
     estimate is edema, and the acetabular marrow becomes the reference, with a warning (being
     brighter than normal femoral marrow, it makes the edema volume a lower bound).
