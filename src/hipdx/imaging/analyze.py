@@ -237,8 +237,10 @@ def _extent(head_ml: float, neck_ml: float, inter_ml: float, volume_ml: float) -
 
 
 def _check_references(references: dict[Side, ReferenceMarrow], t1_marrow: dict[Side, float],
-                      what: str = "normal-marrow estimate") -> list[str]:
+                      what: str = "normal-marrow estimate") -> tuple[list[str], Side | None]:
     """Compare the two sides' normal-marrow estimates; replace one that is edema (in place).
+
+    Returns the warnings and the side whose estimate was replaced (None when none was).
 
     Each side's normal marrow is estimated on its own proximal femur (the coil's left-right field
     makes one side's marrow no reference for the other). When edema fills nearly all of it, as in
@@ -252,7 +254,7 @@ def _check_references(references: dict[Side, ReferenceMarrow], t1_marrow: dict[S
     high, low = sorted(references, key=lambda side: references[side].median, reverse=True)
     a, b = references[low].median, references[high].median
     if not (a > 0 and (b - a) / a > REFERENCE_ASYMMETRY):
-        return []
+        return [], None
     if t1_marrow[high] < t1_marrow[low]:
         references[high] = references[low]
         return [
@@ -260,11 +262,11 @@ def _check_references(references: dict[Side, ReferenceMarrow], t1_marrow: dict[S
             f"the {low.value} side's while its T1 marrow signal is {t1_marrow[high] / t1_marrow[low]:.2f} x): "
             f"diffuse edema of the whole region is likely; measured against the {low.value} side's "
             "normal marrow, without correcting the coil's left-right difference"
-        ]
+        ], high
     return [
         f"{what}: normal marrow signal differs by {100 * (b - a) / a:.0f}% between the sides, on T1 too "
         "(asymmetric coil field); each side is measured against its own marrow"
-    ]
+    ], None
 
 
 def _check_against_pelvis(side: Side, references: dict[Side, ReferenceMarrow], pelvic: ReferenceMarrow,
@@ -276,10 +278,11 @@ def _check_against_pelvis(side: Side, references: dict[Side, ReferenceMarrow], p
     distribution in the normal and ischemic hip: new observations with 1.5-T MR imaging",
     Radiology; 50 healthy people), while pelvic marrow keeps variable red marrow (Andrews,
     RadioGraphics 2000;20:S27-S42), so the acetabulum is normally brighter on STIR and darker on
-    T1 than the femur's normal marrow (an expectation, not a calibrated ratio). A femoral estimate more than ``REFERENCE_ASYMMETRY``
-    above the acetabular marrow's while the femur is darker on T1 is the reverse of that: the
-    estimate is edema, and the acetabular marrow becomes the reference, with a warning (being
-    brighter than normal femoral marrow, it makes the edema volume a lower bound).
+    T1 than the femur's normal marrow (an expectation, not a calibrated ratio). A femoral
+    estimate more than ``REFERENCE_ASYMMETRY`` above the acetabular marrow's while the femur is
+    darker on T1 is the reverse of that: the estimate is edema, and the acetabular marrow
+    becomes the reference, with a warning (being brighter than normal femoral marrow, it makes
+    the edema volume a lower bound).
     """
     femoral = references[side]
     if not (pelvic.median > 0 and femoral.median > (1 + REFERENCE_ASYMMETRY) * pelvic.median and femur_t1 < pelvic_t1):
@@ -383,12 +386,8 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
                 continue
             fluid_on_t1[side] = (box, values, region)
             references[side] = estimate_reference(values[inside])
-    femur_t1 = {side: float(np.median(t1.array[box][region])) for side, (box, _, region) in fluid_on_t1.items()}
-    if len(references) == 2:
-        warnings += _check_references(references, femur_t1, "proximal femur's normal-marrow estimate")
-    borrowed = {side for side in references if any(references[side] is references[o] for o in references if o != side)}
-    # The fluid-sensitive signal of each joint box (both joint measurements read no more), and the
-    # acetabular shells' references, compared between the sides like the femoral ones.
+    # The fluid-sensitive signal of each joint box (both joint measurements read no more) and the
+    # acetabular shells' references.
     joint_values: dict[Side, tuple[tuple[slice, ...], np.ndarray]] = {}
     shell_references: dict[Side, ReferenceMarrow] = {}
     shell_t1: dict[Side, float] = {}
@@ -398,9 +397,15 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
         found = acetabular_reference(joint_values[side][1], t1, heads[side], stir_box=jbox)
         if found is not None:
             shell_references[side], shell_t1[side] = found
+    # Normal-marrow estimates that are edema: against the other side, then against the pelvis.
+    femur_t1 = {side: float(np.median(t1.array[box][region])) for side, (box, _, region) in fluid_on_t1.items()}
+    borrowed = None
+    if len(references) == 2:
+        found_warnings, borrowed = _check_references(references, femur_t1, "proximal femur's normal-marrow estimate")
+        warnings += found_warnings
     if len(shell_references) == 2:
-        warnings += _check_references(shell_references, shell_t1, "acetabular normal-marrow estimate")
-    for side in sorted(set(references) & set(shell_references) - borrowed, key=lambda s: s.value):
+        warnings += _check_references(shell_references, shell_t1, "acetabular normal-marrow estimate")[0]
+    for side in sorted(set(references) & set(shell_references) - {borrowed}, key=lambda s: s.value):
         warnings += _check_against_pelvis(side, references, shell_references[side], femur_t1[side], shell_t1[side])
 
     sides: dict[Side, SideOut] = {}
