@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hipdx.imaging.anatomy import INTER_HEAD_DISTANCE_MM, MAX_LEVEL_OFFSET_MM, pair_problems
+from hipdx.imaging.anatomy import INTER_HEAD_DISTANCE_MM, MAX_AP_OFFSET_MM, MAX_LEVEL_OFFSET_MM, pair_problems
 
 #: Head pairs found on the three real pelvis T1 series (left centre, right centre, radii), mm.
 REAL_PELVIS_PAIRS = [
@@ -35,7 +35,9 @@ def test_each_rule_names_its_measurement() -> None:
     assert len(tilted) == 1 and "cranio-caudally" in tilted[0]
     uneven = pair_problems([80, 0, 0], [-80, 0, 0], 17, 27)
     assert len(uneven) == 1 and "radii differ" in uneven[0]
-    assert pair_problems([80, 0, MAX_LEVEL_OFFSET_MM - 1], [-80, 0, 0], 20, 22) == []
+    rotated = pair_problems([80, MAX_AP_OFFSET_MM + 5, 0], [-80, 0, 0], 20, 20)
+    assert len(rotated) == 1 and "front to back" in rotated[0]
+    assert pair_problems([80, MAX_AP_OFFSET_MM - 1, MAX_LEVEL_OFFSET_MM - 1], [-80, 0, 0], 20, 21.5) == []
 
 
 SIJ = Path(__file__).resolve().parents[2] / "shared" / "data" / "mri" / "sij-stir" / "1007"

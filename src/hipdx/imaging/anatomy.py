@@ -28,6 +28,12 @@ INTER_HEAD_DISTANCE_MM = (125.0, 210.0)
 #: which a patient positioned for hip MRI is implausible. No published limit was found.
 MAX_LEVEL_OFFSET_MM = 30.0
 
+#: Antero-posterior offset of the two head centres (mm). Estimate: the pelvis's rotation about the
+#: vertical axis over ~16 cm; 25 mm is ~9 degrees, beyond which a patient positioned for hip MRI
+#: is implausible (the three real pairs here: 0-2.6 mm). A circle found near a hip prosthesis
+#: (simulated: a signal void with a bright rim) lay 30 mm behind the other head.
+MAX_AP_OFFSET_MM = 25.0
+
 #: Ratio of the two head radii. Estimate: the two femoral heads of one adult are near-symmetric
 #: (mean diameters of right and left hips differ by about 1 mm on radiographs of 200 adults,
 #: Kour et al., NeuroQuantology 2023;21(2)); the three real pelvis pairs here measure ratios of
@@ -63,7 +69,8 @@ def pair_problems(
 ) -> list[str]:
     """Reasons the two circles are not a plausible pair of adult femoral heads (empty if plausible).
 
-    Centres are in DICOM patient coordinates (LPS, mm): x is right-to-left, z is caudal-to-cranial.
+    Centres are in DICOM patient coordinates (LPS, mm): x is right-to-left, y is anterior-to-posterior,
+    z is caudal-to-cranial.
     """
     left, right = np.asarray(left_center_mm, float), np.asarray(right_center_mm, float)
     problems = []
@@ -80,6 +87,11 @@ def pair_problems(
     if offset > MAX_LEVEL_OFFSET_MM:
         problems.append(
             f"the candidate heads are {offset:.0f} mm apart cranio-caudally (at most {MAX_LEVEL_OFFSET_MM:.0f} mm accepted)"
+        )
+    depth = abs(float(left[1] - right[1]))
+    if depth > MAX_AP_OFFSET_MM:
+        problems.append(
+            f"the candidate heads are {depth:.0f} mm apart front to back (at most {MAX_AP_OFFSET_MM:.0f} mm accepted)"
         )
     ratio = max(left_radius_mm, right_radius_mm) / max(min(left_radius_mm, right_radius_mm), 1e-6)
     if ratio > MAX_RADIUS_RATIO:
