@@ -56,6 +56,20 @@ def _region(head):
     return head.head_mask | head.neck_mask
 
 
+def _with_edema(t1: Volume, stir: np.ndarray, region: np.ndarray, contrast: float, t1_factor: float = 0.8):
+    """The analysis of ``t1`` and ``stir`` with edema in ``region``: T1 x ``t1_factor``, fluid x ``contrast``."""
+    darker, fluid = t1.array.copy(), stir.copy()
+    darker[region] *= t1_factor
+    fluid[region] *= contrast
+    return analyze_study([replace(t1, array=darker), Volume(fluid, t1.affine, SeriesKind.fluid, "made from T1")])
+
+
+def _patient_points(t1: Volume) -> np.ndarray:
+    """Patient LPS mm of every voxel, shape (slices, rows, columns, 3)."""
+    k, j, i = np.indices(t1.array.shape)
+    return t1.to_patient(np.stack([k, j, i], -1).reshape(-1, 3).astype(float)).reshape(t1.array.shape + (3,))
+
+
 @pytest.mark.parametrize("series", SERIES)
 @pytest.mark.parametrize("t1_factor", [0.9, 0.8])
 def test_both_heads_are_found_when_one_head_and_neck_darkens_on_t1(real, series, t1_factor):
@@ -95,11 +109,7 @@ def test_edema_of_one_head_neck_and_trochanteric_region_is_measured(real):
                 marrow = region & (t1.array >= 0.5 * np.median(t1.array[region]))
                 truth_ml = marrow.sum() * t1.voxel_volume_ml
                 for contrast in (1.6, 2.0):
-                    darker, fluid = t1.array.copy(), stir.copy()
-                    darker[region] *= 0.8
-                    fluid[region] *= contrast
-                    analysis = analyze_study([replace(t1, array=darker),
-                                              Volume(fluid, t1.affine, SeriesKind.fluid, "made from T1")])
+                    analysis = _with_edema(t1, stir, region, contrast)
                     lesion = getattr(analysis.sides, side).edema
                     case = (series, side, extent, contrast, lesion.volume_ml, round(truth_ml, 1))
                     assert lesion.extent.value == extent, case
@@ -123,8 +133,7 @@ def test_a_subchondral_band_put_under_the_dome_is_measured(real, series, thickne
     from hipdx.imaging.band import measure_subchondral_band
 
     t1, heads, _ = real[series]
-    k, j, i = np.indices(t1.array.shape)
-    points = t1.to_patient(np.stack([k, j, i], -1).reshape(-1, 3).astype(float)).reshape(t1.array.shape + (3,))
+    points = _patient_points(t1)
     for side, head in heads.items():
         offset = points - head.center_mm
         distance = np.linalg.norm(offset, axis=-1)
@@ -165,8 +174,7 @@ def test_acetabular_roof_edema_filling_the_roof_is_measured(real):
 
     for series, (t1, heads, stir) in real.items():
         labels = np.load(DATA / f"{series}-labels.npz")["labels"]
-        k, j, i = np.indices(t1.array.shape)
-        points = t1.to_patient(np.stack([k, j, i], -1).reshape(-1, 3).astype(float)).reshape(t1.array.shape + (3,))
+        points = _patient_points(t1)
         for side, head in heads.items():
             offset = points - head.center_mm
             roof = (labels == 2) & (np.linalg.norm(offset, axis=-1) < head.radius_mm + 20) & (offset[..., 2] > 0)
@@ -176,11 +184,7 @@ def test_acetabular_roof_edema_filling_the_roof_is_measured(real):
             inside = roof & shell
             truth_ml = (inside & (t1.array >= 0.5 * np.median(t1.array[roof]))).sum() * t1.voxel_volume_ml
             for contrast in (1.6, 2.0):
-                darker, fluid = t1.array.copy(), stir.copy()
-                darker[roof] *= 0.8
-                fluid[roof] *= contrast
-                analysis = analyze_study([replace(t1, array=darker),
-                                          Volume(fluid, t1.affine, SeriesKind.fluid, "made from T1")])
+                analysis = _with_edema(t1, stir, roof, contrast)
                 this = getattr(analysis.sides, side)
                 other = getattr(analysis.sides, "right" if side == "left" else "left")
                 case = (series, side, contrast, this.acetabular_edema.volume_ml, round(truth_ml, 1))
@@ -195,14 +199,13 @@ def test_bilateral_edema_of_both_proximal_femora_is_measured_against_the_acetabu
     its own acetabular marrow while darker on T1 is measured against that marrow, with a
     warning: volumes -3 to -14 % (a lower bound by design)."""
     for series, (t1, heads, stir) in real.items():
-        darker, fluid = t1.array.copy(), stir.copy()
+        both = np.zeros(t1.array.shape, bool)
         truth = {}
         for side, head in heads.items():
             region = EXTENTS["intertrochanteric"](head)
             truth[side] = (region & (t1.array >= 0.5 * np.median(t1.array[region]))).sum() * t1.voxel_volume_ml
-            darker[region] *= 0.8
-            fluid[region] *= 1.8
-        analysis = analyze_study([replace(t1, array=darker), Volume(fluid, t1.affine, SeriesKind.fluid, "made from T1")])
+            both |= region
+        analysis = _with_edema(t1, stir, both, 1.8)
         for side in ("left", "right"):
             measured = getattr(analysis.sides, side).edema
             assert measured.extent.value == "intertrochanteric", (series, side)
