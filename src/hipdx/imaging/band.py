@@ -5,7 +5,10 @@ superior direction) on the coronal planes through the head and reach ``EDGE_SEAR
 the radius found (the marrow edge, 2-3 mm inside the true surface). Marrow is a high
 percentile of the slice's in-head samples (robust to edema, which is low on T1); samples below
 ``LOW_FRACTION`` of it are low, below ``DARK_FRACTION`` dark. On each profile the edge is the
-outermost marrow -> low crossing. The marrow/cortex boundary is a circle fitted to the edges,
+outermost marrow -> low crossing before the first long dark run (the plate or the band) within
+``PLATE_WINDOW_MM`` of the surface: with T1-dark edema the marrow reference drops, cartilage
+beyond the plate is no longer low, and the outermost crossing and dark run would lie beyond the
+joint (the acetabular plate). The marrow/cortex boundary is a circle fitted to the edges,
 iteratively leaving out profiles whose edge lies more than ``TRIM_MM`` deeper (the banded ones),
 so the cortex is never counted and no true surface radius is needed. A profile's band depth is
 the fitted boundary minus its edge, along the sphere radius, over the dome (``DOME_HALF_ANGLE_DEG``)
@@ -56,6 +59,10 @@ TRIM_MM = 0.5
 DARK_FRACTION = 0.4
 #: The marrow -> band edge lies at most this far (mm) inside the start of the dark run.
 RAMP_MM = 0.75
+#: The subchondral plate (or band) is sought this deep under the head radius (mm), in dark runs of
+#: at least MIN_RAY_THICKNESS_MM.
+PLATE_WINDOW_MM = 10.0
+N_LONG = max(1, int(round(MIN_RAY_THICKNESS_MM / STEP_MM)))
 #: Marrow reference: this percentile of the slice's in-head samples.
 MARROW_PERCENTILE = 90.0
 #: The smoothed box reaches this many voxels beyond the outermost profile sample.
@@ -172,6 +179,18 @@ def measure_subchondral_band(t1_or_stir: Volume, head: FemoralHead) -> Band:
         crossing = ~low[:, :-1] & low[:, 1:]
         has = crossing.any(axis=1)
         last = crossing.shape[1] - 1 - np.argmax(crossing[:, ::-1], axis=1)
+        # ... but not beyond the plate: when edema lowers the marrow (and with it the LOW level),
+        # cartilage outside the plate is no longer low and the outermost crossing lies beyond the
+        # plate or band. Then the crossing before the first long dark run within PLATE_WINDOW_MM
+        # of the surface is the edge (deeper dark lines, the physeal scar, stay ignored).
+        long_dark = ndimage.minimum_filter1d((profiles < DARK_FRACTION * marrow).view(np.int8), N_LONG, axis=1,
+                                             origin=-(N_LONG // 2)).astype(bool)  # a run of N_LONG starts here
+        window = radii >= r_slice - PLATE_WINDOW_MM
+        starts_dark = long_dark[:, :-1] & window[None, :-1]
+        first_dark = np.where(starts_dark.any(axis=1), np.argmax(starts_dark, axis=1), crossing.shape[1])
+        before = crossing & (np.arange(crossing.shape[1])[None, :] < first_dark[:, None])
+        moved = has & (last >= first_dark) & before.any(axis=1)
+        last = np.where(moved, crossing.shape[1] - 1 - np.argmax(before[:, ::-1], axis=1), last)
         lo, hi = profiles[rays, last], profiles[rays, last + 1]
         frac = np.clip((lo - LOW_FRACTION * marrow) / np.maximum(lo - hi, 1e-6), 0, 1)
         edge = np.where(has, radii[last] + frac * STEP_MM, np.nan)
@@ -197,6 +216,10 @@ def measure_subchondral_band(t1_or_stir: Volume, head: FemoralHead) -> Band:
         dark_crossing = ~dark[:, :-1] & dark[:, 1:]
         has_dark = dark_crossing.any(axis=1)
         last_dark = dark_crossing.shape[1] - 1 - np.argmax(dark_crossing[:, ::-1], axis=1)
+        # The dark run is the plate's (or band's): the first long one within the window, not a
+        # dark structure beyond the joint (the acetabular plate) that the outermost crossing may be.
+        in_window = first_dark < crossing.shape[1]
+        last_dark = np.where(in_window, np.minimum(last_dark, np.maximum(first_dark - 1, 0)), last_dark)
         edge_dark = radii[last_dark] + STEP_MM
         inner = np.where(has & has_dark, np.where(edge_dark - edge <= RAMP_MM, edge, edge_dark), boundary)
         # Depth along the sphere radius (off-centre slices cut the shell obliquely).
