@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from dicom_files import write_mr_slice
-from pydicom.uid import generate_uid
+from dicom_files import write_dicom
 from typer.testing import CliRunner
 
 from hipdx.cli import app
@@ -150,20 +149,6 @@ def test_describe_acquisition(headers, expected):
 # --------------------------------------------------------------------------------------
 # A whole examination on disk: the phantom plus the series a real protocol adds
 # --------------------------------------------------------------------------------------
-
-
-def write_dicom(folder: Path, vol: Volume, description: str, **headers) -> None:
-    """``vol`` as a DICOM MR series (12-bit stored values) with ``headers`` set on every slice."""
-    folder.mkdir(parents=True)
-    uid = generate_uid(entropy_srcs=[str(folder)])
-    column, row = (vol.affine[:3, a] / np.linalg.norm(vol.affine[:3, a]) for a in (0, 1))
-    stored = np.clip(np.rint(vol.array), 0, 4095).astype(np.uint16)
-    spacing = [float(np.linalg.norm(vol.affine[:3, 1])), float(np.linalg.norm(vol.affine[:3, 0]))]
-    for k in range(stored.shape[0]):
-        write_mr_slice(folder / f"IM{k + 1:04d}.dcm", stored[k], series_uid=uid, k=k,
-                       orientation=np.concatenate([column, row]), position=vol.to_patient(np.array([k, 0, 0])),
-                       spacing=spacing, bits_stored=12, SeriesDescription=description,
-                       SliceThickness=float(np.linalg.norm(vol.affine[:3, 2])), **headers)
 
 
 def resliced(source: Volume, plane: str, shape: tuple[int, int, int], pixel_mm: float, spacing_mm: float) -> Volume:

@@ -240,3 +240,49 @@ def test_a_band_under_edema_is_found(real):
             found = {h.side.value: h for h in find_femoral_heads(volume)}[side]
             measured = measure_subchondral_band(volume, found)
             assert measured.present and measured.thickness_mm == pytest.approx(5.0, abs=1.5), (series, side, measured)
+
+
+def test_assess_with_real_anatomy_dicom_tells_transient_osteoporosis_from_osteonecrosis(real, tmp_path):
+    """End to end on the real anatomy: DICOM written from series-02 with diffuse edema of the
+    left head and neck (T1 x 0.8, STIR x 1.8), without and with a 5 mm band under the dome;
+    `hipdx assess --mri` for a 44-year-old man with sudden left hip pain for 25 days. The
+    measured findings must move the differential: transient osteoporosis first without the band,
+    osteonecrosis first with it."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from dicom_files import write_dicom
+    from hipdx.cli import app
+
+    t1, heads, stir = real["series-02"]
+    head = heads["left"]
+    offset = _patient_points(t1) - head.center_mm
+    distance = np.linalg.norm(offset, axis=-1)
+    band = (distance <= head.radius_mm) & (distance > head.radius_mm - 5.0) & (
+        offset[..., 2] / np.maximum(distance, 1e-6) > np.cos(np.radians(30)))
+    case = tmp_path / "case.json"
+    case.write_text(json.dumps({"age_years": 44, "sex": "male", "side": "left", "trauma": "none",
+                                "onset": {"type": "sudden", "days_since_onset": 25},
+                                "pain": {"weight_bearing": "present", "at_rest": "absent"}}))
+    leading = {}
+    for name, with_band in (("toh", False), ("on", True)):
+        darker, fluid = t1.array.copy(), stir.copy()
+        darker[_region(head)] *= 0.8
+        fluid[_region(head)] *= 1.8
+        if with_band:
+            darker[band] = 0.15 * np.median(t1.array[head.head_mask])
+        scale = 4000.0 / max(darker.max(), fluid.max())
+        write_dicom(tmp_path / name / "T1", Volume(darker * scale, t1.affine), "t1_tse_cor", ScanningSequence="SE",
+                    RepetitionTime=550, EchoTime=9.1)
+        write_dicom(tmp_path / name / "STIR", Volume(fluid * scale, t1.affine), "t2_tirm_cor",
+                    ScanningSequence=["SE", "IR"], InversionTime=160, RepetitionTime=4500, EchoTime=41)
+        result = CliRunner().invoke(app, ["assess", str(case), "--mri", str(tmp_path / name), "--mri-days", "24",
+                                          "--format", "json"])
+        assert result.exit_code == 0, result.output
+        assessment = json.loads(result.stdout)
+        left = assessment["mri_analysis"]["sides"]["left"]
+        assert left["edema"]["extent"] == "head_and_neck"
+        assert left["subchondral_band"]["present"] == ("present" if with_band else "absent")
+        leading[name] = assessment["differential"][0]["id"]
+    assert leading == {"toh": "toh", "on": "onfh"}, leading
