@@ -60,7 +60,9 @@ DARK_FRACTION = 0.4
 #: The marrow -> band edge lies at most this far (mm) inside the start of the dark run.
 RAMP_MM = 0.75
 #: The subchondral plate (or band) is sought this deep under the head radius (mm), in dark runs of
-#: at least MIN_RAY_THICKNESS_MM.
+#: at least MIN_RAY_THICKNESS_MM. Estimate: deeper than the thickest bands of osteonecrosis the
+#: staging reads (4 mm cut-off, bands up to ~7 mm in the tests) with margin, shallower than the
+#: physeal scar under the dome (about half the radius, ~10 mm and more), which must stay ignored.
 PLATE_WINDOW_MM = 10.0
 N_LONG = max(1, int(round(MIN_RAY_THICKNESS_MM / STEP_MM)))
 #: Marrow reference: this percentile of the slice's in-head samples.
@@ -183,7 +185,8 @@ def measure_subchondral_band(t1_or_stir: Volume, head: FemoralHead) -> Band:
         # cartilage outside the plate is no longer low and the outermost crossing lies beyond the
         # plate or band. Then the crossing before the first long dark run within PLATE_WINDOW_MM
         # of the surface is the edge (deeper dark lines, the physeal scar, stay ignored).
-        long_dark = ndimage.minimum_filter1d((profiles < DARK_FRACTION * marrow).view(np.int8), N_LONG, axis=1,
+        dark = profiles < DARK_FRACTION * marrow
+        long_dark = ndimage.minimum_filter1d(dark.view(np.int8), N_LONG, axis=1,
                                              origin=-(N_LONG // 2)).astype(bool)  # a run of N_LONG starts here
         window = radii >= r_slice - PLATE_WINDOW_MM
         starts_dark = long_dark[:, :-1] & window[None, :-1]
@@ -212,7 +215,6 @@ def measure_subchondral_band(t1_or_stir: Volume, head: FemoralHead) -> Band:
         # the marrow signal, is low but not dark). The edge is the LOW_FRACTION crossing unless
         # that lies more than RAMP_MM inside the dark run's start (edema between marrow and band);
         # then the dark run's start is the edge.
-        dark = profiles < DARK_FRACTION * marrow
         dark_crossing = ~dark[:, :-1] & dark[:, 1:]
         has_dark = dark_crossing.any(axis=1)
         last_dark = dark_crossing.shape[1] - 1 - np.argmax(dark_crossing[:, ::-1], axis=1)
