@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from hipdx.imaging.analyze import analyze_study
 from hipdx.imaging.heads import find_femoral_heads
@@ -149,10 +150,16 @@ def test_a_subchondral_band_put_under_the_dome_is_measured(real, series, thickne
 
 @pytest.mark.parametrize("series", SERIES)
 @pytest.mark.parametrize("t1_factor", [0.7, 0.6, 0.5])
-def test_a_much_darker_head_is_found_or_reported_missing_never_replaced(real, series, t1_factor):
-    """Below 0.8 the head search may lose the darkened head or take another circle (the greater
-    trochanter, 27-42 mm away); the anatomical checks (marrow radius >= 16 mm, radii within
-    1.10) must then report no femoral head rather than measure the wrong structure."""
+def test_a_much_darker_head_is_found_beside_the_other_or_reported_missing_never_replaced(real, series, t1_factor):
+    """Edematous marrow on T1 is about muscle level (0.45-0.7 of fatty marrow, ``partner.py``).
+    Below 0.8 the whole-image search loses the darkened head in up to 3 of 6 hips or takes the
+    greater trochanter (27-42 mm away); the second search beside the other head finds it.
+
+    Measured: at 0.7 and 0.6 the darkened head in all 6 hips within 1.7 and 2.0 mm (2 and 4 of
+    them by the second search; before it, 2 and 3 of 6 were lost), the other head unmoved; at 0.5
+    3 of 6 within 2.1 mm, the other 3 reported missing (too few marrow-edge points, or the
+    pair check). A head is never replaced by another circle.
+    """
     t1, clean, _ = real[series]
     for side in ("left", "right"):
         darker = t1.array.copy()
@@ -160,8 +167,76 @@ def test_a_much_darker_head_is_found_or_reported_missing_never_replaced(real, se
         analysis = analyze_study([replace(t1, array=darker)])
         for s in ("left", "right"):
             head = getattr(analysis.sides, s).femoral_head
-            if head is not None:
-                assert np.linalg.norm(np.subtract(head.center_mm, clean[s].center_mm)) < 2.5, (side, s)
+            if head is None:
+                assert t1_factor <= 0.5 and s == side, (side, s)
+                continue
+            assert np.linalg.norm(np.subtract(head.center_mm, clean[s].center_mm)) < 2.5, (side, s)
+            if head.found_by == "partner search":
+                assert s == side
+                assert any(w.startswith(f"{s}: femoral head found by a second search") for w in analysis.warnings)
+
+
+def test_edema_with_the_t1_marrow_at_muscle_level_is_measured(real):
+    """Transient osteoporosis as T1 usually shows it: the head and neck (or to the
+    intertrochanteric region) at 0.6 of its T1 signal, fluid-sensitive contrast 1.6; 12 cases.
+
+    Measured: the head found within 2.0 mm (8 of 12 by the second search), extent right in all
+    12, no edema on the other side, volume -4 to -21 % (the second search's regions take the
+    other head's radius and neck axis, so they match the truth's less well than the first's).
+    """
+    for series, (t1, heads, stir) in real.items():
+        for side, head in heads.items():
+            other = "right" if side == "left" else "left"
+            for extent in ("head_and_neck", "intertrochanteric"):
+                region = EXTENTS[extent](head)
+                truth_ml = (region & (t1.array >= 0.5 * np.median(t1.array[region]))).sum() * t1.voxel_volume_ml
+                analysis = _with_edema(t1, stir, region, 1.6, t1_factor=0.6)
+                found = getattr(analysis.sides, side)
+                case = (series, side, extent, found.edema.volume_ml, round(truth_ml, 1))
+                assert found.femoral_head is not None, case
+                assert np.linalg.norm(np.subtract(found.femoral_head.center_mm, head.center_mm)) < 2.5, case
+                assert found.edema.extent.value == extent, case
+                assert found.edema.volume_ml == pytest.approx(truth_ml, rel=0.25), case
+                assert getattr(analysis.sides, other).edema.volume_ml < 0.5, case
+
+
+def _with_prosthesis(t1: Volume, stir: np.ndarray, head) -> tuple[np.ndarray, np.ndarray]:
+    """A hip prosthesis simulated in place of one proximal femur: a signal void (0.02 of the head's
+    marrow) with a bright rim 2 voxels wide, on both series. Real metal artifacts are larger and
+    distorted; this is the signal a search meets."""
+    darker, fluid = t1.array.copy(), stir.copy()
+    region = ndimage.binary_dilation(head.head_mask | head.neck_mask | head.intertrochanteric_mask, iterations=2)
+    rim = ndimage.binary_dilation(region, iterations=2) & ~region
+    marrow, marrow_fluid = np.median(t1.array[head.head_mask]), np.median(stir[head.head_mask])
+    darker[region], darker[rim] = 0.02 * marrow, 1.5 * marrow
+    fluid[region], fluid[rim] = 0.02 * marrow_fluid, 3.0 * marrow_fluid
+    return darker, fluid
+
+
+def test_with_a_prosthesis_in_one_hip_the_native_hip_is_measured(real):
+    """6 cases: a simulated prosthesis in one hip, transient osteoporosis (T1 x 0.8, contrast 1.6)
+    in the head and neck of the other.
+
+    Measured: the native head within 1.8 mm and its edema -3 to -19 % in all 6, the implant side
+    reported as a signal void (a prosthesis?) and not measured. Before the second search, 3 of 6
+    measured nothing (the circle found beside the implant failed the pair check).
+    """
+    for series, (t1, heads, stir) in real.items():
+        for side, head in heads.items():
+            native = heads["right" if side == "left" else "left"]
+            darker, fluid = _with_prosthesis(t1, stir, head)
+            region = _region(native)
+            darker[region] *= 0.8
+            fluid[region] *= 1.6
+            truth_ml = (region & (t1.array >= 0.5 * np.median(t1.array[region]))).sum() * t1.voxel_volume_ml
+            analysis = analyze_study([replace(t1, array=darker), Volume(fluid, t1.affine, SeriesKind.fluid, "made from T1")])
+            measured, implant = getattr(analysis.sides, native.side.value), getattr(analysis.sides, side)
+            case = (series, side, measured.edema.volume_ml, round(truth_ml, 1))
+            assert implant.femoral_head is None and implant.edema.volume_ml is None, case
+            assert any(w.startswith(f"{side}: signal void where the femoral head should be") for w in analysis.warnings), case
+            assert measured.femoral_head is not None, case
+            assert np.linalg.norm(np.subtract(measured.femoral_head.center_mm, native.center_mm)) < 2.5, case
+            assert measured.edema.volume_ml == pytest.approx(truth_ml, rel=0.25), case
 
 
 def test_acetabular_roof_edema_filling_the_roof_is_measured(real):

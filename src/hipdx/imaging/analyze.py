@@ -39,6 +39,8 @@ from hipdx.imaging.edema import ReferenceMarrow, estimate_reference, segment_ede
 from hipdx.imaging.heads import FemoralHead, find_femoral_heads
 from hipdx.imaging.joint import acetabular_reference, joint_box, measure_acetabular_edema, measure_effusion
 from hipdx.imaging.io import Study
+from hipdx.imaging import partner as partner_module
+from hipdx.imaging.partner import find_partner
 from hipdx.imaging.volume import SeriesKind, Volume
 
 #: Edema components smaller than this (mL) are dropped in a study (noise, vessels, partial volume).
@@ -61,6 +63,11 @@ class FemoralHeadOut(BaseModel):
     center_mm: list[float] = Field(description="Sphere centre [x, y, z] in DICOM patient coordinates (LPS), mm")
     radius_mm: float
     score: float = Field(description="Mean share of the circle perimeter on edges (0-1)")
+    found_by: str = Field(
+        "image search",
+        description="'image search' (whole T1 series) or 'partner search' (found beside the other head, when the "
+        "first search missed it; radius taken from the other head, score the share of marrow-edge rays on its sphere)",
+    )
 
 
 class EdemaOut(BaseModel):
@@ -317,8 +324,72 @@ def _unknown_side(head: FemoralHead | None) -> SideOut:
 
 def _head_out(head: FemoralHead) -> FemoralHeadOut:
     return FemoralHeadOut(
-        center_mm=[round(float(c), 2) for c in head.center_mm], radius_mm=round(head.radius_mm, 2), score=round(head.score, 3)
+        center_mm=[round(float(c), 2) for c in head.center_mm],
+        radius_mm=round(head.radius_mm, 2),
+        score=round(head.score, 3),
+        found_by=head.found_by,
     )
+
+
+def _checked_heads(t1: Volume, warnings: list[str]) -> dict[Side, FemoralHead]:
+    """The femoral heads of ``t1`` that pass the anatomical checks, a missed one searched for again.
+
+    The whole-image search's circles are checked (:mod:`hipdx.imaging.anatomy`); when one head
+    passes and the other is missing, or the pair fails, the other is searched for beside each
+    head in turn, the better-scored first (:func:`hipdx.imaging.partner.find_partner`: a head
+    darkened on T1 by edema is often missed by the whole-image search). A signal void where the
+    other head should be (a hip prosthesis) leaves the head found measured alone. Every choice
+    is a warning.
+    """
+    heads: dict[Side, FemoralHead] = {}
+    for head in find_femoral_heads(t1):
+        problems = head_problems(head.radius_mm)
+        if problems:
+            warnings.append(f"{head.side.value}: no femoral head ({'; '.join(problems)})")
+        else:
+            heads[head.side] = head
+    pair_failed: list[str] = []
+    if len(heads) == 2:
+        left, right = heads[Side.left], heads[Side.right]
+        pair_failed = pair_problems(left.center_mm, right.center_mm, left.radius_mm, right.radius_mm)
+    if len(heads) == 1 or pair_failed:
+        for anchor in sorted(heads.values(), key=lambda h: h.score, reverse=True):
+            other = Side.left if anchor.side is Side.right else Side.right
+            search = find_partner(t1, anchor)
+            if search.head is not None:
+                if pair_failed:
+                    warnings.append(
+                        f"{other.value}: the circle first found ({heads[other].radius_mm:.1f} mm) does not pair with the "
+                        f"{anchor.side.value} femoral head (" + "; ".join(pair_failed) + ")"
+                    )
+                warnings.append(
+                    f"{other.value}: femoral head found by a second search beside the {anchor.side.value} head (its T1 "
+                    f"marrow is {search.t1_ratio:.2f} of the {anchor.side.value} head's, as edema or necrosis make it); "
+                    f"its radius is taken from the {anchor.side.value} head; check the overlay"
+                )
+                heads = {anchor.side: anchor, other: search.head}
+                pair_failed = []
+                break
+            if search.void:
+                warnings.append(
+                    f"{other.value}: signal void where the femoral head should be (T1 {search.t1_ratio:.2f} of the "
+                    f"{anchor.side.value} head's marrow): a hip prosthesis or other metal? The {other.value} hip is not measured"
+                )
+                heads = {anchor.side: anchor}
+                pair_failed = []
+                break
+            if len(heads) == 1:
+                warnings.append(f"{other.value}: no femoral head beside the {anchor.side.value} one ({search.reason})")
+    if pair_failed:
+        heads = {}
+        warnings.append(
+            "no pair of femoral heads on the T1 series (" + "; ".join(pair_failed) + "): nothing is measured; "
+            "is this a hip or pelvis study?"
+        )
+    for side in (Side.left, Side.right):
+        if side not in heads:
+            warnings.append(f"{side.value} femoral head not found on the T1 series")
+    return heads
 
 
 def analyze_study(volumes: list[Volume]) -> MriAnalysis:
@@ -348,25 +419,7 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
     warnings = list(choice.warnings)
     if fluid is None:
         warnings.append("no fluid-sensitive series (STIR, fat-saturated T2/PD): edema not measured")
-    heads = {}
-    for head in find_femoral_heads(t1):
-        problems = head_problems(head.radius_mm)
-        if problems:
-            warnings.append(f"{head.side.value}: no femoral head ({'; '.join(problems)})")
-        else:
-            heads[head.side] = head
-    if len(heads) == 2:
-        left, right = heads[Side.left], heads[Side.right]
-        problems = pair_problems(left.center_mm, right.center_mm, left.radius_mm, right.radius_mm)
-        if problems:
-            heads = {}
-            warnings.append(
-                "no pair of femoral heads on the T1 series (" + "; ".join(problems) + "): nothing is measured; "
-                "is this a hip or pelvis study?"
-            )
-    for side in (Side.left, Side.right):
-        if side not in heads:
-            warnings.append(f"{side.value} femoral head not found on the T1 series")
+    heads = _checked_heads(t1, warnings)
 
     # Fluid-sensitive signal on the T1 grid, only where it is needed.
     # Per side: the femur box, the fluid-sensitive values in it and the head, neck and
@@ -498,6 +551,11 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
                 "band_min_length_mm": band_module.MIN_BAND_LENGTH_MM,
                 "head_pair_distance_mm": list(INTER_HEAD_DISTANCE_MM),
                 "head_min_marrow_radius_mm": MIN_HEAD_RADIUS_MM,
+                "partner_search": (
+                    f"a missed head searched for beside the other at ~{partner_module.PARTNER_PIXEL_MM:g} mm pixels within "
+                    "the pair limits, radius fixed at the other head's; a core below "
+                    f"{partner_module.PARTNER_VOID_RATIO:g} x the other head's T1 marrow is a signal void"
+                ),
                 "acetabular_shell_depth_mm": list(joint_module.ACETABULUM_DEPTH_MM),
                 "acetabular_cone_deg": [joint_module.ACETABULUM_TILT_DEG, joint_module.ACETABULUM_HALF_ANGLE_DEG],
                 "acetabular_edema_reference": (

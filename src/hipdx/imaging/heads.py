@@ -107,6 +107,9 @@ class FemoralHead:
         Boolean masks on the grid of the T1 volume it was found on.
     region_box
         Voxel box (slices) outside which the three masks are empty; ``None`` when not known.
+    found_by
+        ``"image search"`` (this module) or ``"partner search"`` (:mod:`hipdx.imaging.partner`:
+        found beside the other head, whose radius it takes).
     """
 
     side: Side
@@ -118,6 +121,7 @@ class FemoralHead:
     neck_mask: np.ndarray = field(repr=False)
     intertrochanteric_mask: np.ndarray = field(repr=False)
     region_box: tuple[slice, ...] | None = field(default=None, repr=False)
+    found_by: str = "image search"
 
     @property
     def head_and_neck_mask(self) -> np.ndarray:

@@ -32,7 +32,8 @@ def _head(s: SideOut) -> str:
     if h is None:
         return "not found"
     x, y, z = h.center_mm
-    return f"r {h.radius_mm:.1f} mm at [{x:.1f}, {y:.1f}, {z:.1f}]"
+    found = " (partner search: radius of the other head)" if h.found_by == "partner search" else ""
+    return f"r {h.radius_mm:.1f} mm at [{x:.1f}, {y:.1f}, {z:.1f}]{found}"
 
 
 def _edema(s: SideOut) -> str:

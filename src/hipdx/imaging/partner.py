@@ -1,0 +1,268 @@
+"""A second, narrower search for a femoral head the whole-image search missed, beside the other head.
+
+Why: the whole-image search (:mod:`hipdx.imaging.heads`) votes for circles of fatty marrow
+brighter than the cortex around it, at about 3.6 mm pixels. Edema lowers the T1 signal of the
+marrow (transient osteoporosis, osteonecrosis: "low T1") to about that of muscle, and at those
+pixels the thin dark cortex is blurred into the marrow and the cartilage: the edematous head
+casts almost no votes and another circle (the greater trochanter) wins. On the three real pelvis
+series here, with one head and neck darkened to 0.6 of its T1 signal, the head was lost in 3 of 6
+hips (``tests/test_real_anatomy.py``). Transient osteoporosis is exactly that head.
+
+How: when one head is found and the other is not (or the pair fails the anatomical check), the
+other head is searched for again
+
+1. only where adult anatomy puts it (:mod:`hipdx.imaging.anatomy`): 125-210 mm from the head found,
+   on the other side, within 30 mm cranio-caudally and 25 mm front to back;
+2. at full resolution (about ``PARTNER_PIXEL_MM``), where the cortex still separates marrow
+   darkened to muscle level from the cartilage, with the same directed circle votes;
+3. with sphere radii within ``MAX_RADIUS_RATIO`` of the head found, and the centre fitted to
+   the marrow edge with the radius fixed at the head found's: the two femoral heads of one
+   adult differ by about 1 mm in diameter (Kour et al., NeuroQuantology 2023; the real pairs here
+   1.02-1.03), while a free radius let edges beyond a darkened head pull the sphere outwards
+   (up to 1.8 mm larger and 3 mm off on the real series).
+
+What is found is a head only if the pair passes every anatomical check, at least
+``FIT_MIN_POINTS`` marrow-edge points lie within 1.5 mm of its sphere (as the main fit needs), and
+its core has marrow signal: a core below ``PARTNER_VOID_RATIO`` of the other head's T1 marrow is a
+signal void (metal: a hip prosthesis), reported as such and never measured.
+
+Measured on the real series (one head and neck at T1 x 0.7 / 0.6 / 0.5, searched beside the
+untouched head): found within 1.7, 2.0 and 2.1 mm in 6/6, 6/6 and 3/6 hips (the other three
+refused: too few edge points, or the pair check), and the untouched heads within 1.0 mm when
+searched from the other side; a simulated prosthesis gives a signal void (core 0.02) in 6/6.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hipdx.case.model import Side
+from hipdx.imaging.anatomy import (
+    INTER_HEAD_DISTANCE_MM,
+    MAX_AP_OFFSET_MM,
+    MAX_LEVEL_OFFSET_MM,
+    MAX_RADIUS_RATIO,
+    head_problems,
+    pair_problems,
+)
+from hipdx.imaging.heads import (
+    FIT_MAX_SHIFT_MM,
+    FIT_MIN_POINTS,
+    FIT_RAYS,
+    FIT_ROUNDS,
+    SLICE_RADII_MM,
+    FemoralHead,
+    _block_mean,
+    _circle_votes,
+    _edge_points,
+    _intensity_range,
+    _neck_axis,
+    _reconcile_neck_axes,
+    _regions,
+    _scaled,
+    _sphere_scores_all_slices,
+)
+from hipdx.imaging.volume import Volume
+
+#: In-plane pixel size of the second search (mm): the T1 series' own pixels, or whole multiples of
+#: them near this size. The coarse step put the darkened real heads (T1 x 0.7 / 0.6 / 0.5) within
+#: 6 mm of the truth in 12 of 18 cases at 2.7 mm pixels, 14 at 1.8 mm, 17 at 0.9 mm (the
+#: whole-image search's best circle on that side: 6 of 18); ``docs/imaging-analysis.md``.
+PARTNER_PIXEL_MM = 0.9
+#: Sphere radii tried in the coarse step (mm apart).
+PARTNER_RADIUS_STEP_MM = 1.0
+#: A core (the inner 0.7 of the sphere) whose median T1 signal is below this share of the other
+#: head's has no marrow signal. Estimate: edematous marrow (T1 600-1200 ms) gives 0.45-0.7 of the
+#: T1 spin-echo signal of fatty marrow (T1 250-300 ms) at TR 550 / TE 10 ms (``research/imaging.md``
+#: 3), muscle about 0.4; a metal implant's signal void is near zero (0.02 on the simulated
+#: prosthesis here).
+PARTNER_VOID_RATIO = 0.2
+#: Share of the sphere's radius whose core signal is compared.
+CORE_FRACTION = 0.7
+#: Edge points within this distance of the fitted sphere support it (mm), as in the main fit.
+INLIER_MM = 1.5
+
+
+@dataclass(frozen=True)
+class PartnerSearch:
+    """What the second search found beside ``anchor`` (the head already found).
+
+    Attributes
+    ----------
+    head
+        The other femoral head, or None.
+    t1_ratio
+        Median T1 signal of the core of the best sphere found / that of the anchor's core (None when
+        nothing was searched).
+    void
+        The best sphere's core has no marrow signal (a metal implant's signal void).
+    reason
+        Why no head was accepted (empty when one was).
+    """
+
+    head: FemoralHead | None
+    t1_ratio: float | None
+    void: bool
+    reason: str
+
+
+def _core_median(t1: Volume, centre: np.ndarray, radius_mm: float) -> float:
+    """Median T1 signal inside the sphere of ``radius_mm`` around ``centre`` (nan when outside the image)."""
+    spacing = np.asarray(t1.spacing_mm)
+    c = t1.to_index(centre)
+    lo = np.maximum(np.floor(c - radius_mm / spacing).astype(int), 0)
+    hi = np.minimum(np.ceil(c + radius_mm / spacing).astype(int) + 1, t1.array.shape)
+    if np.any(hi <= lo):
+        return float("nan")
+    k, j, i = np.ogrid[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+    inside = ((k - c[0]) * spacing[0]) ** 2 + ((j - c[1]) * spacing[1]) ** 2 + ((i - c[2]) * spacing[2]) ** 2 <= radius_mm**2
+    values = t1.array[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]][inside]
+    return float(np.median(values)) if values.size else float("nan")
+
+
+def _fit_centre(t1: Volume, lo: float, hi: float, start: np.ndarray, radius_mm: float) -> tuple[np.ndarray, int]:
+    """The sphere centre fitted to the marrow edge with the radius fixed; the number of edge points supporting it.
+
+    Rounds of :func:`hipdx.imaging.heads._edge_points` around the current sphere, each followed by
+    a robust geometric fit of the centre (each point pulled back by the radius along its direction;
+    points more than max(1.5 mm, 3 MAD) off dropped), until it moves less than 0.1 mm.
+    """
+    centre = np.asarray(start, float)
+    support = 0
+    for _ in range(FIT_ROUNDS):
+        points = _edge_points(t1, lo, hi, centre, radius_mm)
+        if len(points) < FIT_MIN_POINTS:
+            break
+        fitted = centre.copy()
+        for _ in range(20):
+            offset = points - fitted
+            distance = np.maximum(np.linalg.norm(offset, axis=1), 1e-9)
+            residual = np.abs(distance - radius_mm)
+            keep = residual <= max(INLIER_MM, 3.0 * 1.4826 * float(np.median(residual)))
+            if keep.sum() < FIT_MIN_POINTS:
+                break
+            moved_to = np.mean(points[keep] - radius_mm * offset[keep] / distance[keep, None], axis=0)
+            done = np.linalg.norm(moved_to - fitted) < 0.01
+            fitted = moved_to
+            if done:
+                break
+        if np.linalg.norm(fitted - start) > FIT_MAX_SHIFT_MM:
+            break
+        step = float(np.linalg.norm(fitted - centre))
+        centre = fitted
+        if step < 0.1:
+            break
+    points = _edge_points(t1, lo, hi, centre, radius_mm)
+    if len(points):
+        support = int((np.abs(np.linalg.norm(points - centre, axis=1) - radius_mm) <= INLIER_MM).sum())
+    return centre, support
+
+
+def _coarse_centre(t1: Volume, lo: float, hi: float, anchor: FemoralHead, side: Side) -> tuple[np.ndarray, float] | None:
+    """The best sphere centre (LPS mm) and its vote score where anatomy puts the other head; None outside the image."""
+    dz, dy, dx = t1.spacing_mm
+    sign = 1.0 if side is Side.left else -1.0  # +x (LPS) is patient left
+    centre = np.asarray(anchor.center_mm, float)
+    corners = np.array(
+        [
+            centre + np.array([sign * far, ap, level])
+            for far in INTER_HEAD_DISTANCE_MM
+            for ap in (-MAX_AP_OFFSET_MM, MAX_AP_OFFSET_MM)
+            for level in (-MAX_LEVEL_OFFSET_MM, MAX_LEVEL_OFFSET_MM)
+        ]
+    )
+    index = t1.to_index(corners)
+    largest = anchor.radius_mm * MAX_RADIUS_RATIO
+    margin = np.array([largest / dz + 1, largest / dy + 4, largest / dx + 4])
+    start = np.maximum(np.floor(index.min(axis=0) - margin).astype(int), 0)
+    stop = np.minimum(np.ceil(index.max(axis=0) + margin).astype(int) + 1, t1.array.shape)
+    if np.any(stop - start < 8):
+        return None
+    box = tuple(slice(a, b) for a, b in zip(start, stop))
+    factor = max(1, int(round(PARTNER_PIXEL_MM / min(dy, dx))))
+    img = _scaled(_block_mean(t1.array[box], factor), lo, hi)
+    pix = min(dy, dx) * factor
+    radii_px = np.arange(max(2, int(np.floor(SLICE_RADII_MM[0] / pix))), int(np.ceil(min(SLICE_RADII_MM[1], largest + 1) / pix)) + 1)
+    votes = _circle_votes(img, radii_px)
+    # Patient position of every centre on the search grid, and whether the pair would be plausible.
+    k, j, i = np.indices(img.shape)
+    grid = np.stack([k + start[0], j * factor + (factor - 1) / 2.0 + start[1], i * factor + (factor - 1) / 2.0 + start[2]], -1)
+    offset = t1.to_patient(grid.reshape(-1, 3).astype(float)) - centre
+    distance = np.linalg.norm(offset, axis=1)
+    allowed = (
+        (sign * offset[:, 0] > 0)
+        & (np.abs(offset[:, 1]) <= MAX_AP_OFFSET_MM)
+        & (np.abs(offset[:, 2]) <= MAX_LEVEL_OFFSET_MM)
+        & (distance >= INTER_HEAD_DISTANCE_MM[0])
+        & (distance <= INTER_HEAD_DISTANCE_MM[1])
+    )
+    if not allowed.any():
+        return None
+    best_score, best_at = -1.0, -1
+    for radius_mm in np.arange(anchor.radius_mm / MAX_RADIUS_RATIO, largest + 1e-6, PARTNER_RADIUS_STEP_MM):
+        scores = _sphere_scores_all_slices(votes, radii_px, radius_mm / pix, dz / pix).reshape(-1)
+        at = int(np.argmax(np.where(allowed, scores, -1.0)))
+        if scores[at] > best_score:
+            best_score, best_at = float(scores[at]), at
+    return offset[best_at] + centre, best_score
+
+
+def find_partner(t1: Volume, anchor: FemoralHead) -> PartnerSearch:
+    """Search for the femoral head on the other side of ``anchor`` where adult anatomy puts it.
+
+    Parameters
+    ----------
+    t1
+        The coronal T1 volume ``anchor`` was found on.
+    anchor
+        The femoral head already found (and checked).
+
+    Returns
+    -------
+    PartnerSearch
+        The other head (with ``found_by="partner search"`` and the anchor's radius), or why none was
+        accepted.
+    """
+    side = Side.left if anchor.side is Side.right else Side.right
+    lo, hi = _intensity_range(t1.array)
+    coarse = _coarse_centre(t1, lo, hi, anchor, side)
+    if coarse is None:
+        return PartnerSearch(None, None, False, f"the {side.value} hip is outside the T1 series' field of view")
+    radius = float(anchor.radius_mm)
+    centre, support = _fit_centre(t1, lo, hi, coarse[0], radius)
+    core = _core_median(t1, centre, CORE_FRACTION * radius)
+    reference = _core_median(t1, anchor.center_mm, CORE_FRACTION * radius)
+    ratio = core / reference if reference > 0 and np.isfinite(core) else None
+    if ratio is not None and ratio < PARTNER_VOID_RATIO:
+        return PartnerSearch(None, ratio, True, f"signal void where the {side.value} femoral head should be")
+    left, right = (centre, anchor.center_mm) if side is Side.left else (anchor.center_mm, centre)
+    problems = head_problems(radius) + pair_problems(left, right, radius, radius)
+    if support < FIT_MIN_POINTS:
+        problems.append(f"only {support} marrow-edge points on the sphere found (at least {FIT_MIN_POINTS} needed)")
+    if ratio is None:
+        problems.append("no T1 signal to compare at the sphere found")
+    if problems:
+        return PartnerSearch(None, ratio, False, "; ".join(problems))
+    lateral = -1 if side is Side.right else 1
+    # The partner's neck axis, mirrored from the anchor's when they disagree (the darker neck's drifts).
+    anchor_brightness = _neck_axis(t1, lo, hi, anchor.center_mm, anchor.radius_mm, -lateral)[1]
+    axes = {
+        side: (centre, radius, 0.0) + _neck_axis(t1, lo, hi, centre, radius, lateral),
+        anchor.side: (anchor.center_mm, anchor.radius_mm, 0.0, anchor.neck_axis, anchor_brightness),
+    }
+    _reconcile_neck_axes(axes)
+    axis = axes[side][3]
+    head, neck, inter, box = _regions(t1, centre, radius, axis)
+    rays = _rays_on_sphere(t1, centre, radius)
+    score = support / rays if rays else 0.0
+    found = FemoralHead(side, centre, radius, float(score), axis, head, neck, inter, box, found_by="partner search")
+    return PartnerSearch(found, ratio, False, "")
+
+
+def _rays_on_sphere(t1: Volume, centre: np.ndarray, radius_mm: float) -> int:
+    """How many edge rays :func:`hipdx.imaging.heads._edge_points` casts on a sphere (the score's denominator)."""
+    kc = float(t1.to_index(centre)[0])
+    d = (np.arange(t1.array.shape[0]) - kc) * t1.spacing_mm[0]
+    return int((np.abs(d) < 0.8 * radius_mm).sum()) * FIT_RAYS
