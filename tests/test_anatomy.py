@@ -56,3 +56,34 @@ def test_a_sacroiliac_study_yields_no_hip_measurements() -> None:
         assert side.edema.volume_ml is None
         assert side.subchondral_band.present.value == "unknown"
     assert any("femoral head" in w for w in analysis.warnings)
+
+
+def test_a_circle_without_a_joint_medially_above_it_is_no_femoral_head() -> None:
+    from hipdx.imaging.anatomy import MIN_ROOF_SHARE, head_problems
+
+    assert head_problems(20.0, 1.0) == [] and head_problems(20.0) == []
+    assert head_problems(20.0, float("nan")) == []  # no ray inside the image: not checked
+    (problem,) = head_problems(20.0, MIN_ROOF_SHARE - 0.2)
+    assert "greater trochanter" in problem and "65 %" in problem
+    assert len(head_problems(14.0, 0.1)) == 2
+
+
+PELVIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "mri" / "pelvis-t1"
+
+
+@pytest.mark.parametrize("series", ["series-01", "series-02", "series-03"])
+def test_every_real_head_has_its_joint_medially_above(series) -> None:
+    """Measured 1.0 on all six (and on the 41 darkened heads of test_real_anatomy.py)."""
+    if not PELVIS.is_dir():
+        pytest.skip(f"real pelvis T1 data not found at {PELVIS}")
+    from hipdx.imaging.anatomy import MIN_ROOF_SHARE
+    from hipdx.imaging.heads import find_femoral_heads, roof_share
+    from hipdx.imaging.io import read_study
+
+    (t1,) = read_study(PELVIS / series).volumes
+    for head in find_femoral_heads(t1):
+        assert roof_share(t1, head.side, head.center_mm, head.radius_mm) >= MIN_ROOF_SHARE
+        # The same circle moved 40 mm laterally and 15 mm down, where the greater trochanter lies.
+        lateral = -1.0 if head.side.value == "right" else 1.0
+        trochanter = head.center_mm + [40.0 * lateral, 0.0, -15.0]
+        assert roof_share(t1, head.side, trochanter, head.radius_mm) < MIN_ROOF_SHARE

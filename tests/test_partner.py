@@ -1,6 +1,7 @@
 """The second search for a femoral head beside the other one (``hipdx.imaging.partner``).
 
-Synthetic pelvis of ``test_heads``: muscle at 0.4, two marrow spheres inside a dark cortex. The
+Synthetic pelvis of ``test_heads`` (muscle at 0.4, two marrow spheres inside a dark cortex) with a
+dark joint space and acetabular plate over the upper half of each head. The
 left head's marrow is lowered to 0.45, just above muscle (edematous marrow on T1, about muscle
 level), or to a signal void (a metal implant); the real-anatomy cases are in
 ``test_real_anatomy.py``.
@@ -25,14 +26,21 @@ RADIUS = 22.0
 
 
 def _pelvis(left_marrow: float | None) -> Volume:
-    """Both heads; the left head's marrow set to ``left_marrow`` (None: no left head at all)."""
+    """Both heads in their joints; the left head's marrow set to ``left_marrow`` (None: no left head
+    and no left joint, only muscle)."""
     vol = synthetic_pelvis([RIGHT] if left_marrow is None else [RIGHT, LEFT], radius_mm=RADIUS)
-    if left_marrow is None:
-        return vol
     k, j, i = np.indices(vol.array.shape)
-    inside = np.linalg.norm(vol.to_patient(np.stack([k, j, i], -1).astype(float)) - np.asarray(LEFT), axis=-1) <= RADIUS - 1.0
+    points = vol.to_patient(np.stack([k, j, i], -1).astype(float))
     array = vol.array.copy()
-    array[inside] = np.clip(array[inside] - 1.0 + left_marrow, 0, None)
+    for centre in (RIGHT,) if left_marrow is None else (RIGHT, LEFT):
+        offset = points - np.asarray(centre)
+        distance = np.linalg.norm(offset, axis=-1)
+        # The joint space and the acetabular plate over the upper half of the head: dark on T1.
+        joint = (distance > RADIUS + 1.5) & (distance <= RADIUS + 4.0) & (offset[..., 2] > -5.0)
+        array[joint] = 0.08
+    if left_marrow is not None:
+        inside = np.linalg.norm(points - np.asarray(LEFT), axis=-1) <= RADIUS - 1.0
+        array[inside] = np.clip(array[inside] - 1.0 + left_marrow, 0, None)
     return replace(vol, array=array)
 
 

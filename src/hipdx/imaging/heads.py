@@ -78,8 +78,22 @@ HEAD_REGION_FRACTION = 0.98
 #: averaged (share of the best score's lead over the median score).
 NECK_RAY_PERCENTILE = 20.0
 NECK_PLATEAU = 0.25
-#: Largest left-right difference of the neck axes (degrees) kept as measured.
-NECK_AXIS_MAX_ASYMMETRY_DEG = 6.0
+#: The joint medially above a femoral head: rays leave the centre towards the midline and upwards
+#: (ROOF_ANGLES_DEG above the horizontal, in the coronal plane) on the central plane and ROOF_PLANES
+#: x R in front of and behind it; between ROOF_REACH x R from the centre, a femoral head's ray crosses
+#: its cortex, the joint space or the acetabular plate, dark on T1 (below FIT_DARK). The greater
+#: trochanter, which the whole-image search takes when edema darkens the head, has the femoral neck
+#: there, whose marrow runs on (:func:`roof_share`; the limit is in :mod:`hipdx.imaging.anatomy`).
+ROOF_ANGLES_DEG = (10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0)
+ROOF_PLANES = (-0.3, 0.0, 0.3)
+ROOF_REACH = (0.8, 1.6)
+ROOF_STEP_MM = 0.4
+#: Largest left-right difference of the neck axes (degrees) kept as measured. The two femora of
+#: healthy adults differ in anteversion by 4.3 +/- 3.8 degrees (0.2-17.3; CT models of 61 subjects,
+#: PMID 26867707); 10 is about the mean + 1.5 SD. Was 6: the real pair of series-01 differs by 6.0,
+#: and a neck darkened by edema, whose own axis drifted 1-3 degrees (measured on the three real
+#: series), then took the mirrored 6-degree-off axis and lost a fifth of its edema.
+NECK_AXIS_MAX_ASYMMETRY_DEG = 10.0
 #: Neck axis angle below the horizontal in the coronal plane (degrees): searched range and default.
 NECK_ANGLE_RANGE_DEG = (25.0, 65.0)
 NECK_ANGLE_DEFAULT_DEG = 45.0
@@ -468,13 +482,17 @@ def _regions(volume: Volume, center: np.ndarray, radius: float, axis: np.ndarray
     return head, neck, inter, box
 
 
-def find_femoral_heads(t1: Volume) -> list[FemoralHead]:
+def find_femoral_heads(t1: Volume, reconcile: bool = True) -> list[FemoralHead]:
     """Find the left and right femoral heads on a coronal T1 volume.
 
     Parameters
     ----------
     t1
         Coronal T1-weighted volume (slices roughly perpendicular to the patient's AP axis).
+    reconcile
+        Mirror the clearer neck axis onto the other side when the two disagree
+        (:func:`reconcile_neck_axes`). Off, each head keeps its own axis: for a caller that checks
+        the circles first (one may not be a femoral head, whose axis must not be mirrored).
 
     Returns
     -------
@@ -541,7 +559,8 @@ def find_femoral_heads(t1: Volume) -> list[FemoralHead]:
         lateral = -1 if side is Side.right else 1
         axis, brightness = _neck_axis(t1, lo, hi, center, radius_mm, lateral)
         found[side] = (center, float(radius_mm), float(score), axis, brightness)
-    _reconcile_neck_axes(found)
+    if reconcile:
+        _reconcile_neck_axes(found)
     heads: list[FemoralHead] = []
     for side, (center, radius_mm, score, axis, _) in found.items():
         head, neck, inter, box = _regions(t1, center, radius_mm, axis)
@@ -549,14 +568,47 @@ def find_femoral_heads(t1: Volume) -> list[FemoralHead]:
     return heads
 
 
-def _edge_points(t1: Volume, lo: float, hi: float, center: np.ndarray, radius_mm: float) -> np.ndarray:
+def roof_share(
+    t1: Volume, side: Side, center_mm: np.ndarray, radius_mm: float, intensity_range: tuple[float, float] | None = None
+) -> float:
+    """Share of the rays medially above a head's centre that meet dark T1 signal (cortex, joint, acetabulum).
+
+    See ``ROOF_ANGLES_DEG``: 1.0 on every real femoral head here (41, with the head and neck
+    darkened to 0.4-0.7 or not), 0.04-0.67 on the greater trochanter circles the whole-image search
+    took for darkened heads (11). Rays leaving the image count as not meeting it.
+    """
+    lo, hi = intensity_range if intensity_range is not None else _intensity_range(t1.array)
+    medial = 1.0 if side is Side.right else -1.0  # +x (LPS) is patient left
+    angles = np.deg2rad(np.asarray(ROOF_ANGLES_DEG))
+    directions = np.stack([medial * np.cos(angles), np.zeros_like(angles), np.sin(angles)], axis=1)
+    normal = t1.affine[:3, 2] / np.linalg.norm(t1.affine[:3, 2])
+    reach = np.arange(ROOF_REACH[0] * radius_mm, ROOF_REACH[1] * radius_mm, ROOF_STEP_MM)
+    planes = np.asarray(ROOF_PLANES) * radius_mm
+    # (plane, ray, sample, 3) patient points.
+    points = (
+        np.asarray(center_mm, float)[None, None, None, :]
+        + planes[:, None, None, None] * normal
+        + reach[None, None, :, None] * directions[None, :, None, :]
+    )
+    index = t1.to_index(points.reshape(-1, 3))
+    values = ndimage.map_coordinates(t1.array, index.T, order=1, mode="constant", cval=np.nan)
+    darkest = ((values.reshape(points.shape[:3]) - lo) / (hi - lo)).min(axis=2)  # nan: the ray leaves the image
+    inside = np.isfinite(darkest)
+    if not inside.any():
+        return float("nan")
+    return float(np.mean(darkest[inside] < FIT_DARK))
+
+
+def _edge_points(
+    t1: Volume, lo: float, hi: float, center: np.ndarray, radius_mm: float, min_fall: float = FIT_MIN_FALL_PER_MM
+) -> np.ndarray:
     """Marrow edge points (LPS mm) of a femoral head: the steepest fall of T1 signal along in-plane rays.
 
     On every slice whose cut through the sphere (centre ``center``, radius ``radius_mm``) has a
     radius of at least 0.6 x the sphere's, ``FIT_RAYS`` rays leave the in-plane centre; each is
     sampled every ``FIT_STEP_MM`` within ``FIT_WINDOW_MM`` of the expected circle, and its edge is
     where the signal falls fastest outwards (fatty marrow to cortex), if it falls by at least
-    ``FIT_MIN_FALL_PER_MM`` (rays into the neck, where marrow continues, give no point).
+    ``min_fall`` (``FIT_MIN_FALL_PER_MM``; rays into the neck, where marrow continues, give no point).
     """
     dz, dy, dx = t1.spacing_mm
     kc, jc, ic = t1.to_index(center)
@@ -593,7 +645,7 @@ def _edge_points(t1: Volume, lo: float, hi: float, center: np.ndarray, radius_mm
     shift = np.where(np.abs(curvature) > 1e-9, 0.5 * (s0 - s2) / np.where(curvature == 0, 1, curvature), 0.0)
     shift = np.clip(shift, -0.5, 0.5)
     edge = t[0] + (m + 0.5 + shift) * FIT_STEP_MM  # offset from the expected circle, mm
-    ok = inner & (first_dark >= 0) & (fall >= FIT_MIN_FALL_PER_MM)
+    ok = inner & (first_dark >= 0) & (fall >= min_fall)
     r_edge = rho[:, None] + edge
     kk = np.broadcast_to(ks[:, None], edge.shape)[ok].astype(float)
     jj = (jc + r_edge * np.sin(theta)[None, :] / dy)[ok]
@@ -639,6 +691,29 @@ def _fit_sphere(t1: Volume, lo: float, hi: float, center: np.ndarray, radius_mm:
         if step < 0.1:
             break
     return best_centre, best_radius
+
+
+def reconcile_neck_axes(t1: Volume, heads: dict[Side, FemoralHead]) -> dict[Side, FemoralHead]:
+    """Both heads with their neck axes reconciled (:func:`_reconcile_neck_axes`); the regions of a
+    head whose axis is replaced are drawn again. Fewer than two heads are returned as they are."""
+    if len(heads) != 2:
+        return dict(heads)
+    lo, hi = _intensity_range(t1.array)
+    found = {}
+    for side, head in heads.items():
+        lateral = -1 if side is Side.right else 1
+        brightness = _neck_axis(t1, lo, hi, head.center_mm, head.radius_mm, lateral)[1]
+        found[side] = (head.center_mm, head.radius_mm, head.score, head.neck_axis, brightness)
+    _reconcile_neck_axes(found)
+    out = {}
+    for side, head in heads.items():
+        axis = found[side][3]
+        if axis is head.neck_axis:
+            out[side] = head
+            continue
+        masks = _regions(t1, head.center_mm, head.radius_mm, axis)
+        out[side] = FemoralHead(side, head.center_mm, head.radius_mm, head.score, axis, *masks, found_by=head.found_by)
+    return out
 
 
 def _reconcile_neck_axes(found: dict[Side, tuple]) -> None:
