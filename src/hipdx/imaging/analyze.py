@@ -36,7 +36,7 @@ from hipdx.imaging.anatomy import INTER_HEAD_DISTANCE_MM, MIN_HEAD_RADIUS_MM, he
 from hipdx.imaging.band import measure_subchondral_band
 from hipdx.imaging.choose import choose_series
 from hipdx.imaging.edema import ReferenceMarrow, estimate_reference, segment_edema
-from hipdx.imaging.heads import FemoralHead, find_femoral_heads, reconcile_neck_axes, roof_share
+from hipdx.imaging.heads import FemoralHead, find_femoral_heads, reconcile_neck_axes
 from hipdx.imaging.joint import acetabular_reference, joint_box, measure_acetabular_edema, measure_effusion
 from hipdx.imaging.io import Study
 from hipdx.imaging import partner as partner_module
@@ -343,7 +343,7 @@ def _checked_heads(t1: Volume, warnings: list[str]) -> dict[Side, FemoralHead]:
     """
     heads: dict[Side, FemoralHead] = {}
     for head in find_femoral_heads(t1, reconcile=False):
-        problems = head_problems(head.radius_mm, roof_share(t1, head.side, head.center_mm, head.radius_mm))
+        problems = head_problems(head.radius_mm, head.roof_share)
         if problems:
             warnings.append(f"{head.side.value}: no femoral head ({'; '.join(problems)})")
         else:

@@ -124,6 +124,11 @@ class FemoralHead:
     found_by
         ``"image search"`` (this module) or ``"partner search"`` (:mod:`hipdx.imaging.partner`:
         found beside the other head, whose radius it takes).
+    neck_brightness
+        Normalised T1 signal along its own neck axis (:func:`_neck_axis`; nan when not measured).
+    roof_share
+        Share of the rays medially above the centre that meet dark T1 signal (:func:`roof_share`;
+        nan when not measured).
     """
 
     side: Side
@@ -136,6 +141,8 @@ class FemoralHead:
     intertrochanteric_mask: np.ndarray = field(repr=False)
     region_box: tuple[slice, ...] | None = field(default=None, repr=False)
     found_by: str = "image search"
+    neck_brightness: float = float("nan")
+    roof_share: float = float("nan")
 
     @property
     def head_and_neck_mask(self) -> np.ndarray:
@@ -562,9 +569,11 @@ def find_femoral_heads(t1: Volume, reconcile: bool = True) -> list[FemoralHead]:
     if reconcile:
         _reconcile_neck_axes(found)
     heads: list[FemoralHead] = []
-    for side, (center, radius_mm, score, axis, _) in found.items():
+    for side, (center, radius_mm, score, axis, brightness) in found.items():
         head, neck, inter, box = _regions(t1, center, radius_mm, axis)
-        heads.append(FemoralHead(side, center, radius_mm, score, axis, head, neck, inter, box))
+        roof = roof_share(t1, side, center, radius_mm, (lo, hi))
+        heads.append(FemoralHead(side, center, radius_mm, score, axis, head, neck, inter, box,
+                                 neck_brightness=float(brightness), roof_share=roof))
     return heads
 
 
@@ -698,11 +707,14 @@ def reconcile_neck_axes(t1: Volume, heads: dict[Side, FemoralHead]) -> dict[Side
     head whose axis is replaced are drawn again. Fewer than two heads are returned as they are."""
     if len(heads) != 2:
         return dict(heads)
-    lo, hi = _intensity_range(t1.array)
     found = {}
+    lo_hi = None
     for side, head in heads.items():
-        lateral = -1 if side is Side.right else 1
-        brightness = _neck_axis(t1, lo, hi, head.center_mm, head.radius_mm, lateral)[1]
+        brightness = head.neck_brightness
+        if brightness != brightness:  # not measured with the head: measured here
+            lo_hi = lo_hi or _intensity_range(t1.array)
+            lateral = -1 if side is Side.right else 1
+            brightness = _neck_axis(t1, *lo_hi, head.center_mm, head.radius_mm, lateral)[1]
         found[side] = (head.center_mm, head.radius_mm, head.score, head.neck_axis, brightness)
     _reconcile_neck_axes(found)
     out = {}
@@ -712,7 +724,8 @@ def reconcile_neck_axes(t1: Volume, heads: dict[Side, FemoralHead]) -> dict[Side
             out[side] = head
             continue
         masks = _regions(t1, head.center_mm, head.radius_mm, axis)
-        out[side] = FemoralHead(side, head.center_mm, head.radius_mm, head.score, axis, *masks, found_by=head.found_by)
+        out[side] = FemoralHead(side, head.center_mm, head.radius_mm, head.score, axis, *masks, found_by=head.found_by,
+                                neck_brightness=head.neck_brightness, roof_share=head.roof_share)
     return out
 
 

@@ -253,7 +253,8 @@ def find_partner(t1: Volume, anchor: FemoralHead) -> PartnerSearch:
     if ratio is not None and ratio < PARTNER_VOID_RATIO:
         return PartnerSearch(None, ratio, True, f"signal void where the {side.value} femoral head should be")
     left, right = (centre, anchor.center_mm) if side is Side.left else (anchor.center_mm, centre)
-    problems = head_problems(radius, roof_share(t1, side, centre, radius, (lo, hi))) + pair_problems(left, right, radius, radius)
+    roof = roof_share(t1, side, centre, radius, (lo, hi))
+    problems = head_problems(radius, roof) + pair_problems(left, right, radius, radius)
     if support < FIT_MIN_POINTS:
         problems.append(f"only {support} marrow-edge points on the sphere found (at least {FIT_MIN_POINTS} needed)")
     if ratio is None:
@@ -262,11 +263,12 @@ def find_partner(t1: Volume, anchor: FemoralHead) -> PartnerSearch:
         return PartnerSearch(None, ratio, False, "; ".join(problems))
     lateral = -1 if side is Side.right else 1
     # Its own neck axis; the caller reconciles the pair (hipdx.imaging.heads.reconcile_neck_axes).
-    axis = _neck_axis(t1, lo, hi, centre, radius, lateral)[0]
+    axis, brightness = _neck_axis(t1, lo, hi, centre, radius, lateral)
     head, neck, inter, box = _regions(t1, centre, radius, axis)
     rays = _rays_on_sphere(t1, centre, radius)
     score = support / rays if rays else 0.0
-    found = FemoralHead(side, centre, radius, float(score), axis, head, neck, inter, box, found_by="partner search")
+    found = FemoralHead(side, centre, radius, float(score), axis, head, neck, inter, box, found_by="partner search",
+                        neck_brightness=float(brightness), roof_share=roof)
     return PartnerSearch(found, ratio, False, "")
 
 
