@@ -206,3 +206,20 @@ def test_the_legend_names_every_colour(analysed):
     assert labels["joint effusion"] == DISPLAY_COLOURS[Finding.effusion]
     assert labels["bone marrow edema"] == DISPLAY_COLOURS[Finding.edema]
     assert len(set(labels.values())) == len(labels)  # distinct colours
+
+
+def test_the_summary_says_when_a_head_was_not_found_or_found_by_the_second_search(analysed):
+    volumes, analysis, masks = analysed
+    k, reasons = next(iter(_representative_slices(masks).items()))
+
+    def summary(changed) -> str:
+        texts = [t.get_text() for t in _figure(masks, changed, k, reasons).texts]
+        return next(t for t in texts if "right:" in t and not t.startswith("Coronal slice"))
+
+    right = analysis.sides.right
+    partner = right.model_copy(update={"femoral_head": right.femoral_head.model_copy(update={"found_by": "partner search"})})
+    sides = analysis.sides.model_copy(update={"right": partner})
+    assert "right: head found beside the other (check its circle), edema" in summary(analysis.model_copy(update={"sides": sides}))
+    missing = analysis.sides.model_copy(update={"right": right.model_copy(update={"femoral_head": None})})
+    assert "right: femoral head not found, nothing measured" in summary(analysis.model_copy(update={"sides": missing}))
+    assert "right: edema" in summary(analysis)

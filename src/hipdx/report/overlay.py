@@ -167,7 +167,12 @@ def _figure(masks: StudyMasks, analysis: MriAnalysis, k: int, reasons: list[str]
     summary = []
     for side in (Side.right, Side.left):
         out = getattr(analysis.sides, side.value)
+        if out.femoral_head is None:
+            summary.append(f"{side.value}: femoral head not found, nothing measured")
+            continue
         text = f"{side.value}: edema {out.edema.volume_ml if out.edema.volume_ml is not None else 'not measured'}"
+        if out.femoral_head.found_by == "partner search":
+            text = f"{side.value}: head found beside the other (check its circle), edema " + text.split(": edema ", 1)[1]
         if out.edema.volume_ml is not None:
             text += " mL"
         if out.subchondral_band.thickness_mm:
