@@ -495,3 +495,19 @@ def test_analyze_command_refuses_a_file_as_overlay_folder(tmp_path):
     result = _analyze(str(tmp_path), "--overlays", str(tmp_path / "f"))
     assert result.exit_code == InputError.exit_code
     assert "is a file" in result.output
+
+
+def test_a_radius_taken_from_the_other_head_says_so(exported, tmp_path):
+    """A head found by the second search beside the other takes its radius: the SR names that method."""
+    left = exported.analysis.sides.left
+    partner = left.model_copy(update={"femoral_head": left.femoral_head.model_copy(update={"found_by": "partner search"})})
+    analysis = exported.analysis.model_copy(update={"sides": exported.analysis.sides.model_copy(update={"left": partner})})
+    analysis._masks = exported.masks
+    sr = hd.sr.srread(write_dicom(build_measurement_report(exported.source, analysis), tmp_path / "sr.dcm"))
+    methods = {}
+    for tid, group in _groups(sr).items():
+        for m in group.get_measurements():
+            if m.name.meaning == "Radius":
+                methods[tid] = None if m.method is None else _code(m.method)
+    assert methods[_group_id(Side.left, Finding.femoral_head)] == ("radius-other", "99HIPDX")
+    assert methods[_group_id(Side.right, Finding.femoral_head)] is None

@@ -126,6 +126,7 @@ LOCAL_CODES: dict[str, str] = {
     "extent-neck": "Edema of the femoral neck",
     "extent-head-neck": "Edema of the femoral head and neck",
     "extent-trochant": "Edema extending to the intertrochanteric region",
+    "radius-other": "Taken from the contralateral femoral head",
 }
 _EXTENT_CODE = {
     EdemaExtent.none: "extent-none",
@@ -594,7 +595,9 @@ class _ReportBuilder:
             ends = np.concatenate([[centre - radius * axis, centre + radius * axis] for axis in np.eye(3)])
             sphere = hd.sr.VolumeSurface(hd.sr.GraphicTypeValues3D.ELLIPSOID, ends, frame_of_reference,
                                          source_series=hd.sr.SourceSeriesForSegmentation(self.images[0].SeriesInstanceUID))
-            self.add(side, Finding.femoral_head, [self.measurement(codes.SCT.Radius, radius, mm)], [],
+            # A head found by the second search beside the other takes the other head's radius: said as its method.
+            method = local_code("radius-other") if out.femoral_head.found_by == "partner search" else None
+            self.add(side, Finding.femoral_head, [self.measurement(codes.SCT.Radius, radius, mm, method=method)], [],
                      codes.SCT.FemoralHead, surface=sphere)
         edema = out.edema
         if edema.volume_ml is not None:
