@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, PrivateAttr
@@ -63,7 +63,7 @@ class FemoralHeadOut(BaseModel):
     center_mm: list[float] = Field(description="Sphere centre [x, y, z] in DICOM patient coordinates (LPS), mm")
     radius_mm: float
     score: float = Field(description="Mean share of the circle perimeter on edges (0-1)")
-    found_by: str = Field(
+    found_by: Literal["image search", "partner search"] = Field(
         "image search",
         description="'image search' (whole T1 series) or 'partner search' (found beside the other head, when the "
         "first search missed it; radius taken from the other head, score the share of marrow-edge rays on its sphere)",

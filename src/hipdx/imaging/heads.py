@@ -584,7 +584,8 @@ def roof_share(
 
     See ``ROOF_ANGLES_DEG``: 1.0 on every real femoral head here (41, with the head and neck
     darkened to 0.4-0.7 or not), 0.04-0.67 on the greater trochanter circles the whole-image search
-    took for darkened heads (11). Rays leaving the image count as not meeting it.
+    took for darkened heads (11). Rays leaving the image are left out (a head at the edge of a thin
+    coronal slab); nan when every ray does.
     """
     lo, hi = intensity_range if intensity_range is not None else _intensity_range(t1.array)
     medial = 1.0 if side is Side.right else -1.0  # +x (LPS) is patient left
