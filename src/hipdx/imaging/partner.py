@@ -86,9 +86,12 @@ PARTNER_RADIUS_STEP_MM = 1.0
 #: prosthesis here).
 PARTNER_VOID_RATIO = 0.2
 #: The least fall of the marrow edge (``FIT_MIN_FALL_PER_MM``) is scaled by the darker core's T1
-#: ratio to the anchor's, down to this share.
+#: ratio to the anchor's, down to this share. Estimate: the fall from marrow into the dark cortex
+#: shrinks in proportion to the marrow signal; 0.4 is the darkest edematous marrow expected (T1
+#: 1200 ms, ``PARTNER_VOID_RATIO``), below which a fall is noise.
 MIN_FALL_SCALE = 0.4
-#: Share of the sphere's radius whose core signal is compared.
+#: Share of the sphere's radius whose core signal is compared: the inner 0.7 R (a third of the
+#: volume) stays clear of the cortex and the band under the dome (at most ~0.3 R deep).
 CORE_FRACTION = 0.7
 #: Edge points within this distance of the fitted sphere support it (mm), as in the main fit.
 INLIER_MM = 1.5
