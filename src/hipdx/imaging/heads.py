@@ -85,8 +85,9 @@ NECK_PLATEAU = 0.25
 #: trochanter, which the whole-image search takes when edema darkens the head, has the femoral neck
 #: there, whose marrow runs on (:func:`roof_share`; the limit is in :mod:`hipdx.imaging.anatomy`).
 #: Reach: from inside the marrow edge (0.8 R) to beyond the joint space and acetabular plate
-#: (1.6 R, ~13 mm past the marrow edge), short of the pelvis's inner wall. 10-80 degrees: the
-#: acetabular roof and medial wall, not the fovea (below) or the labrum's rim (above 80).
+#: (1.6 R, ~13 mm past the marrow edge), short of the pelvis's inner wall. 10-80 degrees: from the
+#: medial wall to the roof over the dome; the fovea lies below the horizontal, the lateral rim and
+#: labrum beyond the vertical.
 ROOF_ANGLES_DEG = (10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0)
 ROOF_PLANES = (-0.3, 0.0, 0.3)
 ROOF_REACH = (0.8, 1.6)
