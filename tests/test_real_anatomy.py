@@ -346,6 +346,30 @@ def test_a_band_under_edema_is_found(real):
             assert measured.present and measured.thickness_mm == pytest.approx(5.0, abs=1.5), (series, side, measured)
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "5 mm band under edema at T1 x 0.7: measured thick in 4 of 6 hips; series-02 left 2.2 mm and series-03 "
+    "right 3.4 mm (thin): the head's sphere, fitted with the band's inner edge as the marrow edge under the "
+    "dome, is 0.7-3.9 mm too low or 1 mm too small, and the band profiles stop short of the boundary "
+    "(on the true sphere 4.2-6.1 mm). docs/imaging-analysis.md lists the fixes tried."))
+def test_a_thick_band_under_darker_edema_is_read_thick(real):
+    """Osteonecrosis with its edema as T1 usually shows it (x 0.7): a 5 mm band must stay above the
+    4 mm cut-off, or the differential leans towards transient osteoporosis."""
+    failures = []
+    for series, (t1, heads, _) in real.items():
+        points = _patient_points(t1)
+        for side, head in heads.items():
+            offset = points - head.center_mm
+            distance = np.linalg.norm(offset, axis=-1)
+            band = (distance <= head.radius_mm) & (distance > head.radius_mm - 5.0) & (
+                offset[..., 2] / np.maximum(distance, 1e-6) > np.cos(np.radians(30)))
+            darker = _darker(t1, _region(head), 0.7)
+            darker[band] = 0.15 * np.median(t1.array[head.head_mask])
+            measured = getattr(analyze_study([replace(t1, array=darker)]).sides, side).subchondral_band
+            if not (measured.present.value == "present" and measured.thickness_mm >= 4.0):
+                failures.append((series, side, measured.thickness_mm))
+    assert not failures, failures
+
+
 def test_assess_with_real_anatomy_dicom_tells_transient_osteoporosis_from_osteonecrosis(real, tmp_path):
     """End to end on the real anatomy: DICOM written from series-02 with diffuse edema of the
     left head and neck (T1 x 0.8, STIR x 1.8), without and with a 5 mm band under the dome;
