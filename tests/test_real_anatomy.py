@@ -200,6 +200,28 @@ def test_a_much_darker_head_is_found_beside_the_other_or_reported_missing_never_
                 assert any(w.startswith(f"{s}: femoral head found by a second search") for w in analysis.warnings)
 
 
+@pytest.mark.parametrize("t1_factor", [0.7, 0.6])
+def test_both_heads_darker_are_found_or_reported_missing_never_replaced(real, t1_factor):
+    """Bilateral transient osteoporosis (in pregnancy, for one): both heads and necks darkened.
+
+    Measured: at 0.7 all six heads within 2.2 mm; at 0.6 four (one by the second search), series-03
+    neither (reported). At 0.5 (not asserted) the trochanter of series-01 passed every check once:
+    its neck's marrow, darkened to 0.5 on this post-contrast T1, is as dark as a joint
+    (docs/imaging-analysis.md, known limits).
+    """
+    for series, (t1, clean, _) in real.items():
+        darker = t1.array.copy()
+        for head in clean.values():
+            darker[_to_the_cortex(t1, _region(head))] *= t1_factor
+        analysis = analyze_study([replace(t1, array=darker)])
+        for s in ("left", "right"):
+            head = getattr(analysis.sides, s).femoral_head
+            if head is None:
+                assert t1_factor <= 0.6, (series, s)
+                continue
+            assert np.linalg.norm(np.subtract(head.center_mm, clean[s].center_mm)) < CENTRE_MM, (series, s)
+
+
 def test_edema_with_the_t1_marrow_at_muscle_level_is_measured(real):
     """Transient osteoporosis as T1 usually shows it: the head and neck (or to the
     intertrochanteric region) at 0.6 of its T1 signal, fluid-sensitive contrast 1.6; 12 cases.
