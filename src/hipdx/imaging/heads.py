@@ -61,6 +61,8 @@ FIT_BEFORE_DARK_MM = 3.0
 FIT_MIN_POINTS = 40
 FIT_MAX_SHIFT_MM = 12.0
 FIT_ROUNDS = 6
+#: Slices within this share of the radius from the centre carry edge rays (their cut is >= 0.6 R).
+FIT_SLICE_REACH = 0.8
 #: A femoral head centre lies at least this far from the body midline (mm).
 MIN_MIDLINE_DISTANCE_MM = 45.0
 #: Neck: cylinder along the neck axis, radius as a fraction of the head radius, from the head
@@ -628,7 +630,7 @@ def _edge_points(
     kc, jc, ic = t1.to_index(center)
     ks = np.arange(t1.array.shape[0])
     d = (ks - kc) * dz
-    use = np.abs(d) < 0.8 * radius_mm
+    use = np.abs(d) < FIT_SLICE_REACH * radius_mm
     ks, rho = ks[use], np.sqrt(radius_mm**2 - d[use] ** 2)
     if ks.size == 0:
         return np.empty((0, 3))

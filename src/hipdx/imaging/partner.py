@@ -58,6 +58,7 @@ from hipdx.imaging.heads import (
     FIT_MIN_POINTS,
     FIT_RAYS,
     FIT_ROUNDS,
+    FIT_SLICE_REACH,
     SLICE_RADII_MM,
     FemoralHead,
     _block_mean,
@@ -279,4 +280,4 @@ def _rays_on_sphere(t1: Volume, centre: np.ndarray, radius_mm: float) -> int:
     """How many edge rays :func:`hipdx.imaging.heads._edge_points` casts on a sphere (the score's denominator)."""
     kc = float(t1.to_index(centre)[0])
     d = (np.arange(t1.array.shape[0]) - kc) * t1.spacing_mm[0]
-    return int((np.abs(d) < 0.8 * radius_mm).sum()) * FIT_RAYS
+    return int((np.abs(d) < FIT_SLICE_REACH * radius_mm).sum()) * FIT_RAYS
