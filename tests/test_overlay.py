@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from hipdx.case.model import Side
+from hipdx.case.model import Presence, Side
 from hipdx.errors import InputError
 from hipdx.imaging.analyze import analyze_study
 from hipdx.imaging.export import DISPLAY_COLOURS, Finding, finding_masks, study_masks
@@ -223,3 +223,12 @@ def test_the_summary_says_when_a_head_was_not_found_or_found_by_the_second_searc
     missing = analysis.sides.model_copy(update={"right": right.model_copy(update={"femoral_head": None})})
     assert "right: femoral head not found, nothing measured" in summary(analysis.model_copy(update={"sides": missing}))
     assert "right: edema" in summary(analysis)
+    # A band whose thickness, or whose absence, is not decided (T1-dark marrow) says so.
+    because = "the head's T1 marrow is 0.70 x the other head's"
+    undecided = {"present": Presence.present, "thickness_mm": 2.2, "length_mm": 9.0, "indeterminate": True,
+                 "undecided_because": because}
+    for band, expected in ((undecided, "band 2.2 mm (thickness not decided: read it on the image)"),
+                           ({"present": Presence.unknown, "thickness_mm": None, "length_mm": None, "indeterminate": False,
+                             "undecided_because": because}, "no band found (absence not decided")):
+        changed = right.model_copy(update={"subchondral_band": right.subchondral_band.model_copy(update=band)})
+        assert expected in summary(analysis.model_copy(update={"sides": analysis.sides.model_copy(update={"right": changed})}))

@@ -392,12 +392,79 @@ def test_a_thick_band_under_darker_edema_is_read_thick(real):
     assert not failures, failures
 
 
+def _banded(t1: Volume, head, factor: float, thickness_mm: float = 5.0) -> Volume:
+    """``t1`` with ``head``'s marrow x ``factor`` to the cortex (none at 1) and a dark band
+    ``thickness_mm`` deep under the dome (within 30 degrees of the top)."""
+    offset = _patient_points(t1) - head.center_mm
+    distance = np.linalg.norm(offset, axis=-1)
+    band = (distance <= head.radius_mm) & (distance > head.radius_mm - thickness_mm) & (
+        offset[..., 2] / np.maximum(distance, 1e-6) > np.cos(np.radians(30)))
+    darker = _darker(t1, _region(head), factor) if factor < 1 else t1.array.copy()
+    darker[band] = 0.15 * np.median(t1.array[head.head_mask])
+    return replace(t1, array=darker)
+
+
+@pytest.mark.parametrize("t1_factor", [0.7, 0.6])
+def test_a_thick_band_under_darker_edema_is_never_reported_thin(real, t1_factor):
+    """The safety net for the band that reads thin under T1-dark marrow (the strict xfail above):
+    with the head's marrow at 0.7 or 0.6 of normal, a 5 mm band is reported thick, or present
+    with its thickness not decided and the reason given; the findings then carry no thickness, so
+    the differential and the staging never take it as thin. A band missed under marrow that dark
+    is not reported absent. Before, series-02's left band went into the case as 2.2 mm at 0.7 and
+    2.3 mm at 0.6 (thin, towards transient osteoporosis), and series-02's right one as absent at 0.6."""
+    from hipdx.imaging.analyze import to_imaging_findings
+    from hipdx.reasoning.encode import BAND_CUTOFF_MM, BAND_INDETERMINATE_MM
+
+    undecided = 0
+    for series, (t1, heads, _) in real.items():
+        for side, head in heads.items():
+            analysis = analyze_study([_banded(t1, head, t1_factor)])
+            out = getattr(analysis.sides, side)
+            if out.femoral_head is None:  # lost at 0.6 (known limit): then nothing is measured
+                assert out.subchondral_band.present.value == "unknown"
+                continue
+            band = out.subchondral_band
+            findings = to_imaging_findings(analysis, side)
+            if band.present.value == "unknown":  # missed (series-02 right at 0.6): not reported absent
+                assert "bands were missed" in band.undecided_because, band
+                assert "subchondral_band" not in findings
+                undecided += 1
+                continue
+            assert band.present.value == "present", (series, side, band)
+            given = findings.get("subchondral_band_thickness_mm")
+            assert given is None or given >= BAND_CUTOFF_MM - BAND_INDETERMINATE_MM, (series, side, band)
+            if band.indeterminate:
+                undecided += 1
+                assert "T1 marrow" in band.undecided_because, band
+                assert given is None
+                assert any(w.startswith(f"{side}: subchondral band") and "not decided" in w
+                           for w in analysis.warnings), analysis.warnings
+    assert undecided >= 4, undecided  # the rule is what keeps them from "thin", not luck
+
+
+def test_a_band_under_normal_marrow_keeps_its_thickness(real):
+    """The rule above stays out of the way where the measurement holds: untouched marrow (the
+    other head's T1 ratio 0.94-1.06, the coil's field), 5 mm bands are measured and decided."""
+    from hipdx.imaging.analyze import to_imaging_findings
+
+    for series, (t1, heads, _) in real.items():
+        for side, head in heads.items():
+            analysis = analyze_study([_banded(t1, head, 1.0)])
+            band = getattr(analysis.sides, side).subchondral_band
+            assert band.present.value == "present" and not band.indeterminate, (series, side, band)
+            assert band.undecided_because is None
+            assert to_imaging_findings(analysis, side)["subchondral_band_thickness_mm"] == pytest.approx(5.0, abs=1.0)
+
+
 def test_assess_with_real_anatomy_dicom_tells_transient_osteoporosis_from_osteonecrosis(real, tmp_path):
     """End to end on the real anatomy: DICOM written from series-02 with diffuse edema of the
     left head and neck (T1 x 0.8, STIR x 1.8), without and with a 5 mm band under the dome;
     `hipdx assess --mri` for a 44-year-old man with sudden left hip pain for 25 days. The
     measured findings must move the differential: transient osteoporosis first without the band,
-    osteonecrosis first with it."""
+    osteonecrosis first with it. With the marrow darker (T1 x 0.7) the band measures 2.2 mm
+    (the known limit); it must reach the differential as present, thickness undecided, not as
+    thin: before, it went in as thin and osteonecrosis fell to 0.16 (transient osteoporosis
+    0.61); now 0.34 (0.44), the uncertainty stated."""
     import json
 
     from typer.testing import CliRunner
@@ -407,20 +474,14 @@ def test_assess_with_real_anatomy_dicom_tells_transient_osteoporosis_from_osteon
 
     t1, heads, stir = real["series-02"]
     head = heads["left"]
-    offset = _patient_points(t1) - head.center_mm
-    distance = np.linalg.norm(offset, axis=-1)
-    band = (distance <= head.radius_mm) & (distance > head.radius_mm - 5.0) & (
-        offset[..., 2] / np.maximum(distance, 1e-6) > np.cos(np.radians(30)))
     case = tmp_path / "case.json"
     case.write_text(json.dumps({"age_years": 44, "sex": "male", "side": "left", "trauma": "none",
                                 "onset": {"type": "sudden", "days_since_onset": 25},
                                 "pain": {"weight_bearing": "present", "at_rest": "absent"}}))
-    leading = {}
-    for name, with_band in (("toh", False), ("on", True)):
-        darker, fluid = _darker(t1, _region(head), 0.8), stir.copy()
+    assessments = {}
+    for name, t1_factor, band_mm in (("toh", 0.8, 0.0), ("on", 0.8, 5.0), ("on_darker", 0.7, 5.0)):
+        darker, fluid = _banded(t1, head, t1_factor, band_mm).array, stir.copy()
         fluid[_region(head)] *= 1.8
-        if with_band:
-            darker[band] = 0.15 * np.median(t1.array[head.head_mask])
         scale = 4000.0 / max(darker.max(), fluid.max())
         write_dicom(tmp_path / name / "T1", Volume(darker * scale, t1.affine), "t1_tse_cor", ScanningSequence="SE",
                     RepetitionTime=550, EchoTime=9.1)
@@ -432,6 +493,15 @@ def test_assess_with_real_anatomy_dicom_tells_transient_osteoporosis_from_osteon
         assessment = json.loads(result.stdout)
         left = assessment["mri_analysis"]["sides"]["left"]
         assert left["edema"]["extent"] == "head_and_neck"
-        assert left["subchondral_band"]["present"] == ("present" if with_band else "absent")
-        leading[name] = assessment["differential"][0]["id"]
-    assert leading == {"toh": "toh", "on": "onfh"}, leading
+        assert left["subchondral_band"]["present"] == ("present" if band_mm else "absent")
+        assessments[name] = assessment
+    leading = {name: a["differential"][0]["id"] for name, a in assessments.items()}
+    assert leading["toh"] == "toh" and leading["on"] == "onfh", leading
+    darker = assessments["on_darker"]
+    band = darker["mri_analysis"]["sides"]["left"]["subchondral_band"]
+    assert band["indeterminate"] and "T1 marrow" in band["undecided_because"], band
+    observed = {c["observed"] for item in darker["explanation"]["leading"] for c in item["findings"]
+                if c["variable"] == "subchondral_band"}
+    assert observed == {"present"}, observed
+    probability = {d["id"]: d["probability"] for d in darker["differential"]}
+    assert probability["onfh"] > 0.25, probability

@@ -67,6 +67,15 @@ def test_unmeasured_values_say_so_and_are_not_invented(analysis: MriAnalysis) ->
 def test_an_indeterminate_band_is_flagged_with_a_note(analysis: MriAnalysis) -> None:
     edited = analysis.model_copy(deep=True)
     edited.sides.right.subchondral_band.indeterminate = True
+    edited.sides.right.subchondral_band.undecided_because = "within 0.5 mm of the 4 mm cut-off"
     text = format_mri_analysis(edited)
     assert "(indeterminate)" in _row(text, "subchondral low-signal band")
-    assert "Right band thickness is within the measurement margin" in text
+    assert "Right band thickness is not decided (within 0.5 mm of the 4 mm cut-off" in text
+    edited.sides.right.subchondral_band.undecided_because = "the head's T1 marrow is 0.70 x the other head's"
+    assert "Right band thickness is not decided (the head's T1 marrow is 0.70 x the other head's" in (
+        format_mri_analysis(edited))
+    # No band found under marrow that dark: not "absent", and not "not measured" either.
+    edited.sides.right.subchondral_band = edited.sides.right.subchondral_band.model_copy(update={
+        "present": Presence.unknown, "thickness_mm": None, "length_mm": None, "indeterminate": False})
+    row = _row(format_mri_analysis(edited), "subchondral low-signal band")
+    assert "none found, absence not decided" in row  # the right column; the left one stays "absent"

@@ -33,7 +33,7 @@ from hipdx.imaging import edema as edema_module
 from hipdx.imaging import heads as heads_module
 from hipdx.imaging import joint as joint_module
 from hipdx.imaging.anatomy import INTER_HEAD_DISTANCE_MM, MIN_HEAD_RADIUS_MM, head_problems, pair_problems
-from hipdx.imaging.band import measure_subchondral_band
+from hipdx.imaging.band import measure_subchondral_band, undecided_because
 from hipdx.imaging.choose import choose_series
 from hipdx.imaging.edema import ReferenceMarrow, estimate_reference, segment_edema
 from hipdx.imaging.heads import FemoralHead, find_femoral_heads, reconcile_neck_axes
@@ -42,6 +42,7 @@ from hipdx.imaging.io import Study
 from hipdx.imaging import partner as partner_module
 from hipdx.imaging.partner import find_partner
 from hipdx.imaging.volume import SeriesKind, Volume
+from hipdx.reasoning.encode import BAND_CUTOFF_MM, BAND_INDETERMINATE_MM
 
 #: Edema components smaller than this (mL) are dropped in a study (noise, vessels, partial volume).
 EDEMA_MIN_COMPONENT_ML = 0.3
@@ -84,7 +85,10 @@ class BandOut(BaseModel):
     present: Presence
     thickness_mm: float | None
     length_mm: float | None
-    indeterminate: bool
+    indeterminate: bool = Field(description="The thickness is measured but not decided against the 4 mm cut-off")
+    undecided_because: str | None = Field(
+        None, description="Why the thickness (present, indeterminate) or the absence (present unknown) is not decided: "
+        "near the cut-off, or under T1-dark marrow where the measurement is not reliable")
 
 
 class JointFindingOut(BaseModel):
@@ -331,6 +335,13 @@ def _head_out(head: FemoralHead) -> FemoralHeadOut:
     )
 
 
+def _head_marrow_t1(t1: Volume, head: FemoralHead) -> float:
+    """Median T1 signal of the head region (inside its box when known: the mask is empty outside)."""
+    box = head.region_box or tuple(slice(None) for _ in t1.array.shape)
+    inside = t1.array[box][head.head_mask[box]]
+    return float(np.median(inside)) if inside.size else float("nan")
+
+
 def _checked_heads(t1: Volume, warnings: list[str]) -> dict[Side, FemoralHead]:
     """The femoral heads of ``t1`` that pass the anatomical checks, a missed one searched for again.
 
@@ -466,18 +477,28 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
     edema_by_side: dict[Side, np.ndarray] = {}
     acetabular_by_side: dict[Side, np.ndarray] = {}
     effusion_by_side: dict[Side, np.ndarray] = {}
+    # Each head's T1 marrow against the other's: a band's thickness under darker marrow is not decided.
+    head_t1 = {side: _head_marrow_t1(t1, head) for side, head in heads.items()}
     for side in (Side.left, Side.right):
         head = heads.get(side)
         if head is None:
             sides[side] = _unknown_side(None)
             continue
         band = measure_subchondral_band(t1, head)
+        other_t1 = head_t1.get(Side.left if side is Side.right else Side.right)
+        t1_ratio = head_t1[side] / other_t1 if other_t1 and np.isfinite(other_t1) and other_t1 > 0 else None
+        because = undecided_because(band, t1_ratio)
         band_out = BandOut(
-            present=Presence.present if band.present else Presence.absent,
+            present=Presence.present if band.present else Presence.unknown if because else Presence.absent,
             thickness_mm=band.thickness_mm,
             length_mm=band.length_mm,
-            indeterminate=band.indeterminate,
+            indeterminate=band.present and because is not None,
+            undecided_because=because,
         )
+        if because is not None and not band.present:
+            warnings.append(f"{side.value}: no subchondral band found, but its absence is not decided ({because})")
+        elif because is not None and because != undecided_because(band, None):  # not just the cut-off's margin
+            warnings.append(f"{side.value}: subchondral band {band.thickness_mm:g} mm, thickness not decided ({because})")
         if side not in fluid_on_t1 or side not in references:
             out = _unknown_side(head)
             sides[side] = out.model_copy(update={"subchondral_band": band_out})
@@ -549,6 +570,8 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
                 "band_low_fraction": band_module.LOW_FRACTION,
                 "band_dome_half_angle_deg": band_module.DOME_HALF_ANGLE_DEG,
                 "band_min_length_mm": band_module.MIN_BAND_LENGTH_MM,
+                "band_thickness_decided_t1_ratio": band_module.DECIDED_T1_RATIO,
+                "band_absence_decided_t1_ratio": band_module.ABSENCE_DECIDED_T1_RATIO,
                 "head_pair_distance_mm": list(INTER_HEAD_DISTANCE_MM),
                 "head_min_marrow_radius_mm": MIN_HEAD_RADIUS_MM,
                 "partner_search": (
@@ -602,7 +625,13 @@ def to_imaging_findings(analysis: MriAnalysis, side: Side | str) -> dict[str, An
     if out.subchondral_band.present is not Presence.unknown:
         findings["subchondral_band"] = out.subchondral_band.present.value
         if out.subchondral_band.present is Presence.present:
-            if out.subchondral_band.thickness_mm:
+            # A thickness not decided for another reason than the cut-off's margin (which the
+            # differential and the staging apply themselves) is not given: they then take the band
+            # as present, its thickness unknown.
+            t = out.subchondral_band.thickness_mm
+            trusted = not out.subchondral_band.indeterminate or (
+                t is not None and abs(t - BAND_CUTOFF_MM) < BAND_INDETERMINATE_MM)
+            if t and trusted:
                 findings["subchondral_band_thickness_mm"] = out.subchondral_band.thickness_mm
             if out.subchondral_band.length_mm:
                 findings["subchondral_band_length_mm"] = out.subchondral_band.length_mm

@@ -19,6 +19,15 @@ thickness the 75th percentile of its profiles, both the maximum over slices.
 
 Cut-offs: a band of at least 4 mm predicts an irreversible lesion (Vande Berg et al.,
 Radiology 1999); within ``BAND_INDETERMINATE_MM`` of it the band is reported as indeterminate.
+
+Where it holds: the thickness is measured right under normal marrow and under edema that lowers
+the head's T1 marrow to 0.8 of normal, but not to 0.7. With the head's marrow at 0.7 (to the
+cortex) 5 mm bands measured 2.2 and 3.4 mm in 2 of 6 real hips, and at 0.6 a 2 mm band measured
+4.5 mm (tests/test_real_anatomy.py; docs/imaging-analysis.md, known limits). The head's sphere,
+fitted to the marrow edge, then takes the band's inner edge for that edge under the dome. So the
+analysis leaves the thickness undecided when the head's T1 marrow is below ``DECIDED_T1_RATIO``
+of the other head's, and no band found is not reported as absent below ``ABSENCE_DECIDED_T1_RATIO``
+(:func:`undecided_because`).
 """
 
 from __future__ import annotations
@@ -65,6 +74,18 @@ RAMP_MM = 0.75
 #: physeal scar under the dome (about half the radius, ~10 mm and more), which must stay ignored.
 PLATE_WINDOW_MM = 10.0
 N_LONG = max(1, int(round(MIN_RAY_THICKNESS_MM / STEP_MM)))
+#: A band's thickness is decided only when the head's T1 marrow (median of its region) is at least
+#: this share of the other head's. Measured on the real T1 anatomy with one head's marrow lowered
+#: to the cortex: every 5 mm band read 4.7-5.5 mm at 0.8 of normal; at 0.7, 2 of 6 read thin
+#: (2.2 and 3.4 mm). The limit is halfway between the two lowerings. As a ratio to the other head
+#: the coil's left-right field moves them by up to 6 % on these series (0.8 read 0.75-0.84, 0.7
+#: read 0.66-0.74), so a larger coil asymmetry moves where the limit falls.
+DECIDED_T1_RATIO = 0.75
+#: No band found is reported as absent only when the head's T1 marrow is at least this share of
+#: the other head's. Measured the same way: at 0.7 every 5 and 2 mm band was found (12 of 12) and
+#: none on the six unbanded heads; at 0.6 two of ten were missed (a 5 mm band among them).
+#: Halfway, as above.
+ABSENCE_DECIDED_T1_RATIO = 0.65
 #: Marrow reference: this percentile of the slice's in-head samples.
 MARROW_PERCENTILE = 90.0
 #: The smoothed box reaches this many voxels beyond the outermost profile sample.
@@ -84,6 +105,39 @@ class Band:
     thickness_mm: float | None
     length_mm: float | None
     indeterminate: bool
+
+
+def undecided_because(band: Band, t1_ratio: float | None) -> str | None:
+    """Why a band's measured thickness, or its absence, is not decided; None when it is.
+
+    ``t1_ratio`` is the head's T1 marrow over the other head's (None when there is no other
+    head). Within ``BAND_INDETERMINATE_MM`` of the cut-off the measurement cannot tell the sides
+    of it apart; below ``DECIDED_T1_RATIO`` the measurement itself is not reliable (module
+    docstring): the band is present, its thickness in doubt. Below ``ABSENCE_DECIDED_T1_RATIO``
+    no band found does not mean no band.
+
+    >>> undecided_because(Band(True, 5.0, 20.0, False), 0.7)
+    "the head's T1 marrow is 0.70 x the other head's; under marrow darker than 0.75 x, thick bands were measured thin"
+    >>> undecided_because(Band(True, 5.0, 20.0, False), 0.8) is None
+    True
+    >>> undecided_because(Band(True, 4.2, 20.0, True), None)
+    'within 0.5 mm of the 4 mm cut-off'
+    >>> undecided_because(Band(False, None, None, False), 0.7) is None, undecided_because(Band(False, None, None, False), 0.6)[-17:]
+    (True, 'bands were missed')
+    """
+    if not band.present:
+        if t1_ratio is not None and t1_ratio < ABSENCE_DECIDED_T1_RATIO:
+            return (f"the head's T1 marrow is {t1_ratio:.2f} x the other head's; under marrow darker than "
+                    f"{ABSENCE_DECIDED_T1_RATIO:g} x, bands were missed")
+        return None
+    if band.thickness_mm is None:
+        return None
+    if t1_ratio is not None and t1_ratio < DECIDED_T1_RATIO:
+        return (f"the head's T1 marrow is {t1_ratio:.2f} x the other head's; under marrow darker than "
+                f"{DECIDED_T1_RATIO:g} x, thick bands were measured thin")
+    if band.indeterminate:
+        return f"within {BAND_INDETERMINATE_MM:g} mm of the {BAND_CUTOFF_MM:g} mm cut-off"
+    return None
 
 
 def _percentile(values: np.ndarray, q: float) -> float:

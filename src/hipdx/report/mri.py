@@ -61,6 +61,8 @@ def _signal(s: SideOut) -> str:
 
 def _band(s: SideOut) -> str:
     b = s.subchondral_band
+    if b.present.value == "unknown" and b.undecided_because:
+        return "none found, absence not decided (see the warnings)"
     if b.present.value != "present":
         return b.present.value if b.present.value != "unknown" else _NOT
     text = f"{_num(b.thickness_mm, 'mm')} thick, {_num(b.length_mm, 'mm')} long"
@@ -107,8 +109,8 @@ def _notes(analysis: MriAnalysis) -> list[str]:
         b = getattr(analysis.sides, name).subchondral_band
         if b.present.value == "present" and b.indeterminate:
             notes.append(
-                f"{name.capitalize()} band thickness is within the measurement margin of the 4 mm cut-off "
-                "(Vande Berg): read it on the images before staging."
+                f"{name.capitalize()} band thickness is not decided ({b.undecided_because or 'near the 4 mm cut-off'}, "
+                "Vande Berg): read it on the images before staging."
             )
     return notes
 

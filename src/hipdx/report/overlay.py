@@ -175,8 +175,13 @@ def _figure(masks: StudyMasks, analysis: MriAnalysis, k: int, reasons: list[str]
             text = f"{side.value}: head found beside the other (check its circle), edema " + text.split(": edema ", 1)[1]
         if out.edema.volume_ml is not None:
             text += " mL"
-        if out.subchondral_band.thickness_mm:
-            text += f", band {out.subchondral_band.thickness_mm} mm"
+        band = out.subchondral_band
+        if band.thickness_mm:
+            text += f", band {band.thickness_mm} mm"
+            if band.indeterminate:
+                text += " (thickness not decided: read it on the image)"
+        elif band.present is Presence.unknown and band.undecided_because:
+            text += ", no band found (absence not decided: read it on the image)"
         for name, joint in (("acetabulum", out.acetabular_edema), ("effusion", out.effusion)):
             if joint.present is Presence.present:
                 text += f", {name} {joint.volume_ml} mL"
