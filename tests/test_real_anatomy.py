@@ -494,6 +494,8 @@ def test_assess_with_real_anatomy_dicom_tells_transient_osteoporosis_from_osteon
         left = assessment["mri_analysis"]["sides"]["left"]
         assert left["edema"]["extent"] == "head_and_neck"
         assert left["subchondral_band"]["present"] == ("present" if band_mm else "absent")
+        held_back = "mri: the band's thickness (" in result.stderr
+        assert held_back == (name == "on_darker"), result.stderr  # the clinician is told what was held back
         assessments[name] = assessment
     leading = {name: a["differential"][0]["id"] for name, a in assessments.items()}
     assert leading["toh"] == "toh" and leading["on"] == "onfh", leading

@@ -670,4 +670,9 @@ def case_with_mri(case: Case, analysis: MriAnalysis, days_since_onset: float | N
         notes.append(f"the MRI is dated {study['date']} (its DICOM StudyDate); --mri-days would override it")
     raw["imaging"] = [*raw.get("imaging", []), study]
     notes.append(f"MRI findings measured on the {side.value} hip: " + ", ".join(f"{k} = {v}" for k, v in findings.items()))
+    band = getattr(analysis.sides, side.value).subchondral_band
+    if band.undecided_because and "subchondral_band_thickness_mm" not in findings:
+        held = (f"the band's thickness ({band.thickness_mm:g} mm measured) is not given: it counts as present, thickness unknown"
+                if band.present is Presence.present else "no band was found, but the band is not given as absent")
+        notes.append(f"{held} ({band.undecided_because})")
     return parse_case(raw), notes
