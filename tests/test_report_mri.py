@@ -70,9 +70,9 @@ def test_an_indeterminate_band_is_flagged_with_a_note(analysis: MriAnalysis) -> 
     edited.sides.right.subchondral_band.undecided_because = "within 0.5 mm of the 4 mm cut-off"
     text = format_mri_analysis(edited)
     assert "(indeterminate)" in _row(text, "subchondral low-signal band")
-    assert "Right band thickness is not decided (within 0.5 mm of the 4 mm cut-off" in text
+    assert "Right band thickness is not decided against the 4 mm cut-off (Vande Berg): within 0.5 mm of the 4 mm cut-off;" in text
     edited.sides.right.subchondral_band.undecided_because = "the head's T1 marrow is 0.70 x the other head's"
-    assert "Right band thickness is not decided (the head's T1 marrow is 0.70 x the other head's" in (
+    assert "Right band thickness is not decided against the 4 mm cut-off (Vande Berg): the head's T1 marrow is 0.70 x" in (
         format_mri_analysis(edited))
     # No band found under marrow that dark: not "absent", and not "not measured" either.
     edited.sides.right.subchondral_band = edited.sides.right.subchondral_band.model_copy(update={

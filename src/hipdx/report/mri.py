@@ -109,8 +109,8 @@ def _notes(analysis: MriAnalysis) -> list[str]:
         b = getattr(analysis.sides, name).subchondral_band
         if b.present.value == "present" and b.indeterminate:
             notes.append(
-                f"{name.capitalize()} band thickness is not decided ({b.undecided_because or 'near the 4 mm cut-off'}, "
-                "Vande Berg): read it on the images before staging."
+                f"{name.capitalize()} band thickness is not decided against the 4 mm cut-off (Vande Berg): "
+                f"{b.undecided_because or 'near the cut-off'}; read it on the images before staging."
             )
     return notes
 
