@@ -205,9 +205,9 @@ def test_both_heads_darker_are_found_or_reported_missing_never_replaced(real, t1
     """Bilateral transient osteoporosis (in pregnancy, for one): both heads and necks darkened.
 
     Measured: at 0.7 all six heads within 2.2 mm; at 0.6 four (one by the second search), series-03
-    neither (reported). At 0.5 (not asserted) the trochanter of series-01 passed every check once:
-    its neck's marrow, darkened to 0.5 on this post-contrast T1, is as dark as a joint
-    (docs/imaging-analysis.md, known limits).
+    neither (reported). At 0.5 (not asserted) a circle 34 mm below and 22 mm behind series-01's
+    right head (the ischium or the lesser trochanter) passed every check once: marrow darkened to
+    0.5 on this post-contrast T1 is as dark as a joint (docs/imaging-analysis.md, known limits).
     """
     for series, (t1, clean, _) in real.items():
         darker = t1.array.copy()
