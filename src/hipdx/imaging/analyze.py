@@ -17,7 +17,7 @@ contrast (see :func:`hipdx.imaging.edema.segment_edema`); components under
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -40,7 +40,7 @@ from hipdx.imaging.heads import FemoralHead, find_femoral_heads, reconcile_neck_
 from hipdx.imaging.joint import acetabular_reference, joint_box, measure_acetabular_edema, measure_effusion
 from hipdx.imaging.io import Study
 from hipdx.imaging import partner as partner_module
-from hipdx.imaging.partner import find_partner
+from hipdx.imaging.partner import find_partner, find_partner_on_fluid
 from hipdx.imaging.volume import SeriesKind, Volume
 from hipdx.reasoning.encode import BAND_CUTOFF_MM, BAND_INDETERMINATE_MM
 
@@ -342,15 +342,16 @@ def _head_marrow_t1(t1: Volume, head: FemoralHead) -> float:
     return float(np.median(inside)) if inside.size else float("nan")
 
 
-def _checked_heads(t1: Volume, warnings: list[str]) -> dict[Side, FemoralHead]:
+def _checked_heads(t1: Volume, warnings: list[str], fluid: Volume | None = None) -> dict[Side, FemoralHead]:
     """The femoral heads of ``t1`` that pass the anatomical checks, a missed one searched for again.
 
     The whole-image search's circles are checked (:mod:`hipdx.imaging.anatomy`); when one head
     passes and the other is missing, or the pair fails, the other is searched for beside each
     head in turn, the better-scored first (:func:`hipdx.imaging.partner.find_partner`: a head
-    darkened on T1 by edema is often missed by the whole-image search). A signal void where the
-    other head should be (a hip prosthesis) leaves the head found measured alone. Every choice
-    is a warning.
+    darkened on T1 by edema is often missed by the whole-image search), and, when that finds
+    nothing on T1, on a coronal ``fluid`` series where edema makes it bright
+    (:func:`hipdx.imaging.partner.find_partner_on_fluid`). A signal void where the other head
+    should be (a hip prosthesis) leaves the head found measured alone. Every choice is a warning.
     """
     heads: dict[Side, FemoralHead] = {}
     for head in find_femoral_heads(t1, reconcile=False):
@@ -367,16 +368,25 @@ def _checked_heads(t1: Volume, warnings: list[str]) -> dict[Side, FemoralHead]:
         for anchor in sorted(heads.values(), key=lambda h: h.score, reverse=True):
             other = Side.left if anchor.side is Side.right else Side.right
             search = find_partner(t1, anchor)
+            on_fluid = False
+            if search.head is None and not search.void and fluid is not None and fluid.plane == "coronal":
+                on_fluid_search = find_partner_on_fluid(t1, fluid, anchor)
+                if on_fluid_search.head is not None:
+                    search, on_fluid = on_fluid_search, True
+                else:
+                    search = replace(search, reason=f"{search.reason}; on the fluid-sensitive series: {on_fluid_search.reason}")
             if search.head is not None:
                 if pair_failed:
                     warnings.append(
                         f"{other.value}: the circle first found ({heads[other].radius_mm:.1f} mm) does not pair with the "
                         f"{anchor.side.value} femoral head (" + "; ".join(pair_failed) + ")"
                     )
+                where = (" on the fluid-sensitive series, where its edema is bright (the centre from a 0.9 mm grid "
+                         "search, not fitted)" if on_fluid else "")
                 warnings.append(
-                    f"{other.value}: femoral head found by a second search beside the {anchor.side.value} head (its T1 "
-                    f"marrow is {search.t1_ratio:.2f} of the {anchor.side.value} head's, as edema or necrosis make it); "
-                    f"its radius is taken from the {anchor.side.value} head; check the overlay"
+                    f"{other.value}: femoral head found by a second search beside the {anchor.side.value} head{where} "
+                    f"(its T1 marrow is {search.t1_ratio:.2f} of the {anchor.side.value} head's, as edema or necrosis "
+                    f"make it); its radius is taken from the {anchor.side.value} head; check the overlay"
                 )
                 heads = {anchor.side: anchor, other: search.head}
                 pair_failed = []
@@ -430,7 +440,7 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
     warnings = list(choice.warnings)
     if fluid is None:
         warnings.append("no fluid-sensitive series (STIR, fat-saturated T2/PD): edema not measured")
-    heads = _checked_heads(t1, warnings)
+    heads = _checked_heads(t1, warnings, fluid)
 
     # Fluid-sensitive signal on the T1 grid, only where it is needed.
     # Per side: the femur box, the fluid-sensitive values in it and the head, neck and
@@ -577,7 +587,9 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
                 "partner_search": (
                     f"a missed head searched for beside the other at ~{partner_module.PARTNER_PIXEL_MM:g} mm pixels within "
                     "the pair limits, radius fixed at the other head's; a core below "
-                    f"{partner_module.PARTNER_VOID_RATIO:g} x the other head's T1 marrow is a signal void"
+                    f"{partner_module.PARTNER_VOID_RATIO:g} x the other head's T1 marrow is a signal void; when nothing "
+                    "is found on T1, the same search on a coronal fluid-sensitive series, a head there only with an edema "
+                    f"contrast (fluid-sensitive over T1 core ratio) of at least {partner_module.FLUID_EDEMA_CONTRAST:g}"
                 ),
                 "acetabular_shell_depth_mm": list(joint_module.ACETABULUM_DEPTH_MM),
                 "acetabular_cone_deg": [joint_module.ACETABULUM_TILT_DEG, joint_module.ACETABULUM_HALF_ANGLE_DEG],

@@ -35,6 +35,13 @@ Measured on the real series (one head and neck darkened on T1 to the cortex, who
 at x 0.6 the darkened head found in 5 of 6 hips within 1.8 mm (2 of them by this search), at x 0.5
 4 of 6 within 3.0 mm (3 by this search), the rest reported missing; never another structure.
 A simulated prosthesis gives a signal void (core 0.02 of the other head's marrow) in 6 of 6.
+
+When even this search finds nothing on T1 and the study has a coronal fluid-sensitive series,
+:func:`find_partner_on_fluid` runs the same coarse step on that series, where edema makes the
+head bright. What it finds is a head only if it shows edema (``FLUID_EDEMA_CONTRAST``) and passes
+the anatomical checks, the joint check on T1 included. Its centre is the coarse step's (0.9 mm
+grid), not fitted: the fluid-sensitive series' marrow edge gave too few points for the fit.
+Measured: the three heads the T1 searches lost at T1 x 0.6 and x 0.5 were found within 2.0 mm.
 """
 
 from __future__ import annotations
@@ -96,6 +103,15 @@ MIN_FALL_SCALE = 0.4
 CORE_FRACTION = 0.7
 #: Edge points within this distance of the fitted sphere support it (mm), as in the main fit.
 INLIER_MM = 1.5
+#: A head found on the fluid-sensitive series (:func:`find_partner_on_fluid`) must show edema: its
+#: core's fluid-sensitive signal over the other head's, divided by the same ratio on T1, at least
+#: this. Edema raises the one and lowers the other; the coil's left-right field moves both
+#: together, so it cancels. Measured on the three real series (fluid-sensitive series made from
+#: the T1): untouched heads 0.95-1.09, also with one side of both series x 0.7 or x 1.3 (a coil
+#: field); edematous heads (fluid x 1.6-2.0, T1 x 0.7-0.5) 2.08-4.33. Estimate: between the two,
+#: below the edema contrast of 1.6 measured on real STIR (``research/imaging.md`` 1.6) over a T1
+#: lowered to 0.9.
+FLUID_EDEMA_CONTRAST = 1.5
 
 
 @dataclass(frozen=True)
@@ -281,3 +297,51 @@ def _rays_on_sphere(t1: Volume, centre: np.ndarray, radius_mm: float) -> int:
     kc = float(t1.to_index(centre)[0])
     d = (np.arange(t1.array.shape[0]) - kc) * t1.spacing_mm[0]
     return int((np.abs(d) < FIT_SLICE_REACH * radius_mm).sum()) * FIT_RAYS
+
+
+def find_partner_on_fluid(t1: Volume, fluid: Volume, anchor: FemoralHead) -> PartnerSearch:
+    """Search for an edematous femoral head beside ``anchor`` on the fluid-sensitive series.
+
+    The coarse step of :func:`find_partner` on ``fluid`` (coronal, the study's fluid-sensitive
+    series on its own grid), then the checks: edema contrast (``FLUID_EDEMA_CONTRAST``: brighter
+    on ``fluid``, darker on ``t1`` than the anchor), every anatomical check with the joint check on
+    ``t1``. The head is built on the ``t1`` grid with the anchor's radius.
+
+    Returns
+    -------
+    PartnerSearch
+        ``t1_ratio`` is the core's T1 signal over the anchor's, as for :func:`find_partner`.
+    """
+    side = Side.left if anchor.side is Side.right else Side.right
+    lo, hi = _intensity_range(fluid.array)
+    coarse = _coarse_centre(fluid, lo, hi, anchor, side)
+    if coarse is None:
+        return PartnerSearch(None, None, False, f"the {side.value} hip is outside the fluid-sensitive series")
+    centre, score = coarse
+    radius = float(anchor.radius_mm)
+
+    def core_ratio(volume: Volume) -> float:
+        ours, theirs = (_core_median(volume, c, CORE_FRACTION * radius) for c in (centre, anchor.center_mm))
+        return ours / theirs if theirs > 0 else float("nan")
+
+    t1_ratio, fluid_ratio = core_ratio(t1), core_ratio(fluid)
+    problems = []
+    contrast = fluid_ratio / t1_ratio if t1_ratio > 0 else float("nan")
+    if not contrast >= FLUID_EDEMA_CONTRAST:  # nan too
+        problems.append(
+            f"no edema there (fluid-sensitive signal {fluid_ratio:.2f} x the {anchor.side.value} head's, T1 "
+            f"{t1_ratio:.2f} x: contrast {contrast:.2f}, at least {FLUID_EDEMA_CONTRAST:g} needed)"
+        )
+    t1_lo, t1_hi = _intensity_range(t1.array)
+    roof = roof_share(t1, side, centre, radius, (t1_lo, t1_hi))
+    left, right = (centre, anchor.center_mm) if side is Side.left else (anchor.center_mm, centre)
+    problems += head_problems(radius, roof) + pair_problems(left, right, radius, radius)
+    ratio = t1_ratio if np.isfinite(t1_ratio) else None
+    if problems:
+        return PartnerSearch(None, ratio, False, "; ".join(problems))
+    lateral = -1 if side is Side.right else 1
+    axis, brightness = _neck_axis(t1, t1_lo, t1_hi, centre, radius, lateral)
+    head, neck, inter, box = _regions(t1, centre, radius, axis)
+    found = FemoralHead(side, centre, radius, float(score), axis, head, neck, inter, box, found_by="partner search",
+                        neck_brightness=float(brightness), roof_share=roof)
+    return PartnerSearch(found, ratio, False, "")
