@@ -282,15 +282,19 @@ def find_partner(t1: Volume, anchor: FemoralHead) -> PartnerSearch:
         problems.append("no T1 signal to compare at the sphere found")
     if problems:
         return PartnerSearch(None, ratio, False, "; ".join(problems))
+    return PartnerSearch(_head_at(t1, (lo, hi), side, centre, radius, support, roof), ratio, False, "")
+
+
+def _head_at(t1: Volume, lo_hi: tuple[float, float], side: Side, centre: np.ndarray, radius: float, support: int,
+             roof: float) -> FemoralHead:
+    """The head accepted at ``centre``: its own neck axis (the caller reconciles the pair,
+    :func:`hipdx.imaging.heads.reconcile_neck_axes`), regions, and score (share of edge rays supporting it)."""
     lateral = -1 if side is Side.right else 1
-    # Its own neck axis; the caller reconciles the pair (hipdx.imaging.heads.reconcile_neck_axes).
-    axis, brightness = _neck_axis(t1, lo, hi, centre, radius, lateral)
+    axis, brightness = _neck_axis(t1, *lo_hi, centre, radius, lateral)
     head, neck, inter, box = _regions(t1, centre, radius, axis)
     rays = _rays_on_sphere(t1, centre, radius)
-    score = support / rays if rays else 0.0
-    found = FemoralHead(side, centre, radius, float(score), axis, head, neck, inter, box, found_by="partner search",
-                        neck_brightness=float(brightness), roof_share=roof)
-    return PartnerSearch(found, ratio, False, "")
+    return FemoralHead(side, centre, radius, support / rays if rays else 0.0, axis, head, neck, inter, box,
+                       found_by="partner search", neck_brightness=float(brightness), roof_share=roof)
 
 
 def _rays_on_sphere(t1: Volume, centre: np.ndarray, radius_mm: float) -> int:
@@ -345,10 +349,4 @@ def find_partner_on_fluid(t1: Volume, fluid: Volume, anchor: FemoralHead) -> Par
     ratio = t1_ratio if np.isfinite(t1_ratio) else None
     if problems:
         return PartnerSearch(None, ratio, False, "; ".join(problems))
-    lateral = -1 if side is Side.right else 1
-    axis, brightness = _neck_axis(t1, t1_lo, t1_hi, centre, radius, lateral)
-    head, neck, inter, box = _regions(t1, centre, radius, axis)
-    rays = _rays_on_sphere(t1, centre, radius)
-    found = FemoralHead(side, centre, radius, support / rays if rays else 0.0, axis, head, neck, inter, box,
-                        found_by="partner search", neck_brightness=float(brightness), roof_share=roof)
-    return PartnerSearch(found, ratio, False, "")
+    return PartnerSearch(_head_at(t1, (t1_lo, t1_hi), side, centre, radius, support, roof), ratio, False, "")
