@@ -273,16 +273,24 @@ def find_partner(t1: Volume, anchor: FemoralHead) -> PartnerSearch:
     ratio = core / reference if reference > 0 and np.isfinite(core) else None
     if ratio is not None and ratio < PARTNER_VOID_RATIO:
         return PartnerSearch(None, ratio, True, f"signal void where the {side.value} femoral head should be")
+    problems = [] if ratio is not None else ["no T1 signal to compare at the sphere found"]
+    return _accepted(t1, (lo, hi), anchor, side, centre, support, ratio, problems)
+
+
+def _accepted(t1: Volume, lo_hi: tuple[float, float], anchor: FemoralHead, side: Side, centre: np.ndarray,
+              support: int, ratio: float | None, problems: list[str]) -> PartnerSearch:
+    """The sphere at ``centre`` (the anchor's radius) as a head, if it passes every check: the
+    anatomical ones (the joint check on ``t1`` included), ``FIT_MIN_POINTS`` marrow-edge points on
+    ``t1``, and none of the search's own ``problems``."""
+    radius = float(anchor.radius_mm)
     left, right = (centre, anchor.center_mm) if side is Side.left else (anchor.center_mm, centre)
-    roof = roof_share(t1, side, centre, radius, (lo, hi))
-    problems = head_problems(radius, roof) + pair_problems(left, right, radius, radius)
+    roof = roof_share(t1, side, centre, radius, lo_hi)
+    problems = problems + head_problems(radius, roof) + pair_problems(left, right, radius, radius)
     if support < FIT_MIN_POINTS:
         problems.append(f"only {support} marrow-edge points on the sphere found (at least {FIT_MIN_POINTS} needed)")
-    if ratio is None:
-        problems.append("no T1 signal to compare at the sphere found")
     if problems:
         return PartnerSearch(None, ratio, False, "; ".join(problems))
-    return PartnerSearch(_head_at(t1, (lo, hi), side, centre, radius, support, roof), ratio, False, "")
+    return PartnerSearch(_head_at(t1, lo_hi, side, centre, radius, support, roof), ratio, False, "")
 
 
 def _head_at(t1: Volume, lo_hi: tuple[float, float], side: Side, centre: np.ndarray, radius: float, support: int,
@@ -341,12 +349,5 @@ def find_partner_on_fluid(t1: Volume, fluid: Volume, anchor: FemoralHead) -> Par
             f"no edema there (fluid-sensitive signal {fluid_ratio:.2f} x the {anchor.side.value} head's, T1 "
             f"{t1_ratio:.2f} x: contrast {contrast:.2f}, at least {FLUID_EDEMA_CONTRAST:g} needed)"
         )
-    roof = roof_share(t1, side, centre, radius, (t1_lo, t1_hi))
-    left, right = (centre, anchor.center_mm) if side is Side.left else (anchor.center_mm, centre)
-    problems += head_problems(radius, roof) + pair_problems(left, right, radius, radius)
-    if support < FIT_MIN_POINTS:
-        problems.append(f"only {support} marrow-edge points on T1 on the sphere found there (at least {FIT_MIN_POINTS} needed)")
-    ratio = t1_ratio if np.isfinite(t1_ratio) else None
-    if problems:
-        return PartnerSearch(None, ratio, False, "; ".join(problems))
-    return PartnerSearch(_head_at(t1, (t1_lo, t1_hi), side, centre, radius, support, roof), ratio, False, "")
+    return _accepted(t1, (t1_lo, t1_hi), anchor, side, centre, support, t1_ratio if np.isfinite(t1_ratio) else None,
+                     problems)
