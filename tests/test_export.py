@@ -23,7 +23,7 @@ from pydicom.uid import UID
 hd = pytest.importorskip("highdicom")
 
 from hipdx import __version__  # noqa: E402
-from hipdx.case.model import Side  # noqa: E402
+from hipdx.case.model import Presence, Side  # noqa: E402
 from hipdx.errors import ImagingError, InputError  # noqa: E402
 from hipdx.imaging.analyze import analyze_study  # noqa: E402
 from hipdx.imaging.export import (  # noqa: E402
@@ -511,3 +511,18 @@ def test_a_radius_taken_from_the_other_head_says_so(exported, tmp_path):
                 methods[tid] = None if m.method is None else _code(m.method)
     assert methods[_group_id(Side.left, Finding.femoral_head)] == ("radius-other", "99HIPDX")
     assert methods[_group_id(Side.right, Finding.femoral_head)] is None
+
+
+def test_a_band_whose_absence_is_not_decided_is_indeterminate_not_absent(exported, tmp_path):
+    """No band found under T1-dark marrow is reported "absence not decided" (present: unknown with
+    the reason): the SR says Indeterminate for that side's band, not Absent, and not nothing."""
+    right = exported.analysis.sides.right
+    undecided = right.subchondral_band.model_copy(update={
+        "present": Presence.unknown, "undecided_because": "the head's T1 marrow is 0.60 x the other head's"})
+    sides = exported.analysis.sides.model_copy(update={"right": right.model_copy(update={"subchondral_band": undecided})})
+    analysis = exported.analysis.model_copy(update={"sides": sides})
+    analysis._masks = exported.masks
+    sr = hd.sr.srread(write_dicom(build_measurement_report(exported.source, analysis), tmp_path / "sr.dcm"))
+    found = _evaluations(sr)
+    assert found[(_group_id(Side.right, Finding.subchondral_band), "Subchondral low-signal band")] == ("82334004", "SCT")
+

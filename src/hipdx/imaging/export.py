@@ -614,9 +614,11 @@ class _ReportBuilder:
                                hd.sr.QualitativeEvaluation(codes.SCT.Extent, local_code(_EXTENT_CODE[edema.extent]))]
             self.add(side, Finding.edema, measurements, evaluations, codes.SCT.Edema)
         band = out.subchondral_band
-        if band.present is not Presence.unknown:
-            measurements, evaluations = [], [hd.sr.QualitativeEvaluation(local_code("subchondral-band"),
-                                                                        _presence(band.present))]
+        # No band found under T1-dark marrow is not "absent" (hipdx.imaging.band.undecided_because).
+        absence_undecided = band.present is Presence.unknown and band.undecided_because is not None
+        if band.present is not Presence.unknown or absence_undecided:
+            presence = codes.SCT.Indeterminate if absence_undecided else _presence(band.present)
+            measurements, evaluations = [], [hd.sr.QualitativeEvaluation(local_code("subchondral-band"), presence)]
             if band.thickness_mm is not None:
                 measurements.append(self.measurement(local_code("band-thickness"), band.thickness_mm, mm))
                 verdict = (codes.SCT.Indeterminate if band.indeterminate
@@ -658,8 +660,9 @@ def build_measurement_report(
                                                           signal ratio; SCT Edema = Present/Absent,
                                                           SCT Extent = extent class
     subchondral band          SCT Femoral head            thickness (mm), SCT Length (mm); band =
-                                                          Present/Absent; cut-off class or SCT
-                                                          Indeterminate
+                                                          Present/Absent (Indeterminate when none
+                                                          was found under T1-dark marrow); cut-off
+                                                          class or SCT Indeterminate
     acetabular edema          SCT Acetabulum              SCT Volume (mL); SCT Edema = Present/Absent
     joint effusion            SCT Hip joint               SCT Volume (mL); SCT Effusion = Present/Absent
     ========================  ==========================  ================================================
