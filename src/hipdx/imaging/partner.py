@@ -262,19 +262,29 @@ def find_partner(t1: Volume, anchor: FemoralHead) -> PartnerSearch:
     coarse = _coarse_centre(t1, lo, hi, anchor, side)
     if coarse is None:
         return PartnerSearch(None, None, False, f"the {side.value} hip is outside the T1 series' field of view")
-    radius = float(anchor.radius_mm)
-    reference = _core_median(t1, anchor.center_mm, CORE_FRACTION * radius)
-    # The marrow edge of a darker head falls less steeply into the cortex: the least fall is scaled
-    # by its core's T1 signal against the anchor's.
-    darker = _core_median(t1, coarse[0], CORE_FRACTION * radius) / reference if reference > 0 else 1.0
-    min_fall = FIT_MIN_FALL_PER_MM * float(np.clip(darker, MIN_FALL_SCALE, 1.0)) if np.isfinite(darker) else FIT_MIN_FALL_PER_MM
-    centre, support = _fit_centre(t1, lo, hi, coarse[0], radius, min_fall)
-    core = _core_median(t1, centre, CORE_FRACTION * radius)
-    ratio = core / reference if reference > 0 and np.isfinite(core) else None
+    centre, support = _fit_beside(t1, (lo, hi), anchor, coarse[0])
+    ratio = _core_ratio(t1, centre, anchor)
+    ratio = ratio if np.isfinite(ratio) else None
     if ratio is not None and ratio < PARTNER_VOID_RATIO:
         return PartnerSearch(None, ratio, True, f"signal void where the {side.value} femoral head should be")
     problems = [] if ratio is not None else ["no T1 signal to compare at the sphere found"]
     return _accepted(t1, (lo, hi), anchor, side, centre, support, ratio, problems)
+
+
+def _core_ratio(volume: Volume, centre: np.ndarray, anchor: FemoralHead) -> float:
+    """Median signal of the core (``CORE_FRACTION`` of the anchor's radius) at ``centre`` over the
+    anchor's core on ``volume``; nan when either cannot be measured."""
+    ours, theirs = (_core_median(volume, c, CORE_FRACTION * anchor.radius_mm) for c in (centre, anchor.center_mm))
+    return ours / theirs if theirs > 0 else float("nan")
+
+
+def _fit_beside(t1: Volume, lo_hi: tuple[float, float], anchor: FemoralHead, start: np.ndarray) -> tuple[np.ndarray, int]:
+    """:func:`_fit_centre` on ``t1`` from ``start`` with the anchor's radius. The marrow edge of a
+    darker head falls less steeply into the cortex: the least fall is scaled by its core's T1 signal
+    against the anchor's (down to ``MIN_FALL_SCALE``)."""
+    darker = _core_ratio(t1, start, anchor)
+    scale = float(np.clip(darker, MIN_FALL_SCALE, 1.0)) if np.isfinite(darker) else 1.0
+    return _fit_centre(t1, *lo_hi, start, float(anchor.radius_mm), FIT_MIN_FALL_PER_MM * scale)
 
 
 def _accepted(t1: Volume, lo_hi: tuple[float, float], anchor: FemoralHead, side: Side, centre: np.ndarray,
@@ -331,17 +341,9 @@ def find_partner_on_fluid(t1: Volume, fluid: Volume, anchor: FemoralHead) -> Par
     coarse = _coarse_centre(fluid, lo, hi, anchor, side)
     if coarse is None:
         return PartnerSearch(None, None, False, f"the {side.value} hip is outside the fluid-sensitive series")
-    radius = float(anchor.radius_mm)
-
-    def core_ratio(volume: Volume, centre: np.ndarray) -> float:
-        ours, theirs = (_core_median(volume, c, CORE_FRACTION * radius) for c in (centre, anchor.center_mm))
-        return ours / theirs if theirs > 0 else float("nan")
-
-    t1_lo, t1_hi = _intensity_range(t1.array)
-    darker = core_ratio(t1, coarse[0])
-    min_fall = FIT_MIN_FALL_PER_MM * float(np.clip(darker, MIN_FALL_SCALE, 1.0)) if np.isfinite(darker) else FIT_MIN_FALL_PER_MM
-    centre, support = _fit_centre(t1, t1_lo, t1_hi, coarse[0], radius, min_fall)
-    t1_ratio, fluid_ratio = core_ratio(t1, centre), core_ratio(fluid, centre)
+    t1_lo_hi = _intensity_range(t1.array)
+    centre, support = _fit_beside(t1, t1_lo_hi, anchor, coarse[0])
+    t1_ratio, fluid_ratio = _core_ratio(t1, centre, anchor), _core_ratio(fluid, centre, anchor)
     problems = []
     contrast = fluid_ratio / t1_ratio if t1_ratio > 0 else float("nan")
     if not contrast >= FLUID_EDEMA_CONTRAST:  # nan too
@@ -349,5 +351,4 @@ def find_partner_on_fluid(t1: Volume, fluid: Volume, anchor: FemoralHead) -> Par
             f"no edema there (fluid-sensitive signal {fluid_ratio:.2f} x the {anchor.side.value} head's, T1 "
             f"{t1_ratio:.2f} x: contrast {contrast:.2f}, at least {FLUID_EDEMA_CONTRAST:g} needed)"
         )
-    return _accepted(t1, (t1_lo, t1_hi), anchor, side, centre, support, t1_ratio if np.isfinite(t1_ratio) else None,
-                     problems)
+    return _accepted(t1, t1_lo_hi, anchor, side, centre, support, t1_ratio if np.isfinite(t1_ratio) else None, problems)
