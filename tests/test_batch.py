@@ -188,7 +188,8 @@ def test_batch_agrees_with_assess(kb, cases):
         for item in a.differential:  # assess rounds to 4 decimals
             assert abs(result.probabilities[i, column[item.id]] - item.probability) <= 0.5e-4 + 1e-12
         assert result.top_condition_ids()[i] == a.differential[0].id
-        assert set(result.red_flags_of(i)) == {hit.id for hit in a.red_flags}
+        # the batch path has no staging: it reports the rule and probability flags
+        assert set(result.red_flags_of(i)) == {hit.id for hit in a.red_flags if hit.kind != "staging"}
         assert result.n_observations[i] == len(encoder_for(kb).encode(case, TODAY))
         assert result.case_ids[i] == case.id
 
@@ -207,7 +208,8 @@ def test_empty_batch(kb):
         assert len(result) == 0
         assert result.probabilities.shape == (0, len(kb.conditions))
         assert result.top.shape == (0,)
-        assert result.red_flags.shape == (0, len(kb.red_flags))
+        assert result.red_flags.shape == (0, len(result.red_flag_ids))
+        assert len(result.red_flag_ids) == len(kb.red_flags) + sum(c.must_not_miss for c in kb.conditions)
         assert result.input_index.shape == (0,)
         assert result.top_condition_ids() == []
         assert result.errors == ()

@@ -101,6 +101,7 @@ SAFE_VALUES: dict[str, float] = {
     "vitamin_d_ng_ml": 32.0,
     "alp_u_l": 80.0,
     "systolic_bp_mmhg": 125.0,
+    "age_years": 45.0,
 }
 
 
@@ -192,17 +193,19 @@ def test_zoledronic_acid_clearance_boundary_exactly():
     assert plan.renal_function.creatinine_clearance_ml_min == pytest.approx(23.1, abs=0.05)
     for option in ("zoledronic_acid", "ibandronate", "neridronate", "pamidronate", "teriparatide"):
         assert item(plan, option).status is ItemStatus.blocked, option
-    assert item(plan, "nsaid").status is ItemStatus.caution
-    # denosumab: eGFR not given, Cockcroft-Gault used: boxed-warning caution, not a block
-    assert item(plan, "denosumab").status is ItemStatus.caution
+    # NSAIDs at a clearance below 30 mL/min are contraindicated (label; Beers: avoid): a block, not a caution
+    assert item(plan, "nsaid").status is ItemStatus.blocked
+    assert "nsaid_renal" in {f.rule for f in item(plan, "nsaid").blocked_by}
+    # denosumab: eGFR not given, Cockcroft-Gault used: the boxed warning blocks an off-label use
+    assert item(plan, "denosumab").status is ItemStatus.blocked
 
 
-def test_denosumab_egfr_below_30_warns():
+def test_denosumab_egfr_below_30_blocks():
     raw = with_(SAFE_MAN)
     raw["labs"] = {**SAFE_MAN["labs"], "egfr": {"value": 25, "unit": "mL/min/1.73m2"}}
     d = item(plan_for(raw), "denosumab")
-    assert d.status is ItemStatus.caution
-    assert [c.rule for c in d.cautions] == ["denosumab_advanced_ckd"]
+    assert d.status is ItemStatus.blocked
+    assert [c.rule for c in d.blocked_by] == ["denosumab_advanced_ckd"]
 
 
 @pytest.mark.parametrize(("weeks", "nsaid_blocked"), [(19, False), (20, True), (34, True)])
@@ -302,7 +305,7 @@ def test_teriparatide_cancer_history_alp_and_calcium():
 
 
 def test_septic_red_flag_puts_the_pathway_first_and_holds_bone_drugs():
-    plan = plan_for(SAFE_MAN, red_flag_conditions=["septic"])
+    plan = plan_for(SAFE_MAN, red_flags={"septic": "emergency"})
     assert plan.sections[0].condition == "septic"
     assert plan.sections[0].urgency == "emergency"
     assert item(plan, "zoledronic_acid").status is ItemStatus.blocked
@@ -311,7 +314,7 @@ def test_septic_red_flag_puts_the_pathway_first_and_holds_bone_drugs():
 
 def test_gadolinium_in_pregnancy_is_a_caution_on_the_septic_pathway():
     raw = with_(SAFE_MAN, sex="female", age_years=30, pregnancy={"status": "pregnant", "gestational_weeks": 30})
-    septic = item(plan_for(raw, red_flag_conditions=["septic"]), "septic_pathway")
+    septic = item(plan_for(raw, red_flags={"septic": "emergency"}), "septic_pathway")
     assert septic.status is ItemStatus.caution
     assert septic.cautions[0].rule == "gadolinium_pregnancy"
 
@@ -322,15 +325,21 @@ def test_tension_side_fracture_gets_the_urgent_pathway_first():
     first = plan.sections[0]
     assert (first.condition, first.urgency) == ("fnsf", "urgent")
     assert first.items[0].option == "fnsf_tension"
-    assert "no weight-bearing" in (item(plan, "protected_weight_bearing").context or "")
+    pwb = item(plan, "protected_weight_bearing")
+    assert pwb.status is ItemStatus.deferred and not pwb.recommended
+    assert "no weight-bearing" in (pwb.context or "").lower()
+    assert any("deferred" in note for note in plan.governing)
 
 
-def test_must_not_miss_threshold(tk):
+def test_an_exclusion_section_needs_a_red_flag(tk):
+    # the threshold raises a probability flag (hipdx.reasoning.red_flags); the plan follows the flags,
+    # so a must-not-miss section never stands without a flag of its condition
     threshold = tk.threshold("must_not_miss_probability").value
-    below = plan_for(SAFE_MAN, differential=(("toh", 0.9), ("septic", threshold - 0.001)))
-    above = plan_for(SAFE_MAN, differential=(("toh", 0.9), ("septic", threshold)))
-    assert [s.condition for s in below.sections] == ["toh"]
-    assert [s.condition for s in above.sections] == ["septic", "toh"]
+    unflagged = plan_for(SAFE_MAN, differential=(("toh", 0.9), ("septic", threshold)))
+    flagged = plan_for(SAFE_MAN, differential=(("toh", 0.9), ("septic", threshold)), red_flags={"septic": "emergency"})
+    assert [s.condition for s in unflagged.sections] == ["toh"]
+    assert [(s.condition, s.urgency) for s in flagged.sections] == [("septic", "emergency"), ("toh", "routine")]
+    assert f"{threshold:.0%}" in flagged.sections[0].reason
 
 
 def test_onfh_referral_follows_the_arco_stage():
@@ -450,7 +459,7 @@ SETTINGS = settings(max_examples=150, deadline=None, derandomize=True, suppress_
 def test_invariants_over_random_cases(raw, differential, flags):
     tk = load_treatment_knowledge()
     c = Case.model_validate(raw)
-    plan = make_plan(c, differential, tk, TODAY, red_flag_conditions=flags)
+    plan = make_plan(c, differential, tk, TODAY, red_flags={f: tk.treatments.plans[f].urgency for f in flags})
     facts = case_facts(c, tk)
     pregnant = c.pregnancy.status.value == "pregnant"
     weeks = c.pregnancy.gestational_weeks

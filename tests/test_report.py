@@ -42,6 +42,7 @@ def febrile() -> Assessment:
 def _flag(urgency: str, title: str, probability: float) -> RedFlagHit:
     return RedFlagHit(
         id=f"flag_{urgency}",
+        kind="rule",
         condition="septic",
         condition_name="Septic arthritis",
         urgency=urgency,

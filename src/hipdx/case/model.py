@@ -302,6 +302,13 @@ class Comorbidities(_Strict):
     skeletal_radiation: Presence = Field(default=_U, description="Previous external-beam or implant radiation to the skeleton")
     bisphosphonate_hypersensitivity: Presence = _U
     pending_dental_surgery: Presence = Field(default=_U, description="Planned invasive dental work (osteonecrosis of the jaw risk)")
+    anticoagulant_use: Presence = Field(default=_U, description="Takes an anticoagulant (warfarin, a direct oral anticoagulant, heparin)")
+    peptic_ulcer_history: Presence = Field(
+        default=_U, description="History of peptic ulcer or gastrointestinal bleeding (active disease: bleeding_risk)"
+    )
+    open_epiphyses: Presence = Field(
+        default=_U, description="Growth plates not yet closed on radiographs (adolescents and young adults)"
+    )
 
 
 _XR_CT = frozenset({Modality.radiograph, Modality.ct})

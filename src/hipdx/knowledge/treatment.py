@@ -101,6 +101,8 @@ class Evidence(str, Enum):
 
     randomised_trial = "randomised_trial"
     case_series = "case_series"
+    #: single case reports only
+    case_report = "case_report"
     guideline = "guideline"
     label = "label"
     expert_opinion = "expert_opinion"
@@ -130,6 +132,9 @@ class Option(Cited):
     off_label: bool = False
     gadolinium: bool = False
     ionising_radiation: bool = False
+    #: the weight-bearing this option instructs: "none" (no weight-bearing at all) or
+    #: "protected" (partial, with crutches); None when it says nothing about loading
+    weight_bearing: str | None = Field(default=None, pattern=r"^(none|protected)$")
 
 
 class ConditionPlan(_Data):
@@ -152,6 +157,9 @@ class ChoiceGroup(_Data):
     note: str
 
 
+#: Kinds of option that are medicines: outside the knowledge base's scope none may be recommended.
+MEDICINES = frozenset({OptionKind.drug, OptionKind.analgesia, OptionKind.supplement})
+
 #: Options the plan code selects by the stage or fracture grade (not listed in a plan).
 CODE_OPTIONS = (
     "fnsf_displaced",
@@ -163,10 +171,18 @@ CODE_OPTIONS = (
     "refer_on_pericollapse",
     "refer_on_collapse",
     "refer_irreversible_pattern",
+    "refer_outside_scope",
 )
 
 #: Thresholds the plan code reads.
-PLAN_THRESHOLDS = ("must_not_miss_probability", "child_bearing_age_min_years", "child_bearing_age_max_years")
+PLAN_THRESHOLDS = (
+    "must_not_miss_probability",
+    "child_bearing_age_min_years",
+    "child_bearing_age_max_years",
+    "scope_min_age_years",
+    "adult_reference_interval_min_age_years",
+    "epiphyses_closed_from_age_years",
+)
 
 
 class TreatmentsFile(_Data):
@@ -213,6 +229,11 @@ FACTS: dict[str, tuple[str, str]] = {
     "skeletal_radiation": ("bool", "ask about previous radiotherapy to the skeleton"),
     "bisphosphonate_hypersensitivity": ("bool", "ask about allergy to bisphosphonates"),
     "pending_dental_surgery": ("bool", "ask about planned invasive dental work; dental examination"),
+    "age_years": ("number", "the patient's age"),
+    "outside_scope": ("bool", "the patient's age (hipdx's knowledge is for adults: see the scope_min_age_years threshold)"),
+    "anticoagulant_use": ("bool", "ask whether the patient takes an anticoagulant (warfarin, a DOAC, heparin)"),
+    "peptic_ulcer_history": ("bool", "ask about a past peptic ulcer or gastrointestinal bleeding"),
+    "open_epiphyses": ("bool", "pelvic radiograph: are the growth plates closed?"),
 }
 
 
@@ -363,6 +384,12 @@ def _check(
             problems.append(Problem(f"treatments.yaml: options.{key}", f"unknown choice_group {option.choice_group!r}"))
         if option.kind is OptionKind.drug and not any(key in r.options for r in safety.rules):
             problems.append(Problem(f"treatments.yaml: options.{key}", "a drug without any safety rule"))
+        if option.kind in MEDICINES and not any(
+            key in r.options and r.fact == "outside_scope" and r.effect is Effect.block for r in safety.rules
+        ):
+            problems.append(
+                Problem(f"treatments.yaml: options.{key}", "a medicine without the scope rule (a block on the fact outside_scope)")
+            )
     for key, plan in treatments.plans.items():
         for item in plan.items:
             if item not in treatments.options:

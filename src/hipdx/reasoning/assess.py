@@ -40,7 +40,8 @@ from hipdx.reasoning.differential import (
 from hipdx.reasoning.encode import Observation, encoder_for
 from hipdx.reasoning.information import burden_of_test, information_of_tests, variable_information
 from hipdx.reasoning.plan import make_plan
-from hipdx.reasoning.red_flags import evaluate_red_flags
+from hipdx.reasoning.headline import flag_urgencies, headline
+from hipdx.reasoning.red_flags import URGENCY_ORDER, evaluate_red_flags, staging_flags
 from hipdx.reasoning.staging import stage_case
 
 #: How many conditions are explained, missing findings listed and tests proposed.
@@ -120,13 +121,15 @@ def assess(case: Case, kb: KnowledgeBase, today: dt.date, *, management: bool = 
     pregnant = case.pregnancy.status is PregnancyStatus.pregnant
     red_flags = evaluate_red_flags(kb, observations, post)
     staging = stage_case(case, kb.treatment, today) if management else None
+    if staging is not None:
+        red_flags = sorted(red_flags + staging_flags(kb, staging, post, red_flags), key=lambda h: URGENCY_ORDER[h.urgency])
     plan = (
         make_plan(
             case,
             [(d.id, d.probability) for d in differential],
             kb.treatment,
             today,
-            red_flag_conditions=[f.condition for f in red_flags],
+            red_flags=flag_urgencies(red_flags),
             staging=staging,
         )
         if staging is not None
@@ -135,6 +138,7 @@ def assess(case: Case, kb: KnowledgeBase, today: dt.date, *, management: bool = 
     return Assessment(
         case_id=case.id,
         disclaimer=kb.info.disclaimer.strip(),
+        headline=headline(differential, red_flags, plan),
         differential=differential,
         red_flags=red_flags,
         explanation=explanation,
@@ -142,7 +146,7 @@ def assess(case: Case, kb: KnowledgeBase, today: dt.date, *, management: bool = 
         staging=staging,
         plan=plan,
         uncertainty=_uncertainty(kb, differential, len(observations)),
-        warnings=_warnings(case, observations, days_now),
+        warnings=_warnings(case, observations, days_now, kb.treatment.threshold("scope_min_age_years").value),
         provenance=Provenance(
             hipdx_version=__version__,
             knowledge_base=kb.info.name,
@@ -313,12 +317,12 @@ def _uncertainty(kb: KnowledgeBase, differential: list[DifferentialItem], n_obse
     )
 
 
-def _warnings(case: Case, observations: Sequence[Observation], days: float | None) -> list[str]:
+def _warnings(case: Case, observations: Sequence[Observation], days: float | None, scope_min_age: float) -> list[str]:
     out = []
-    if case.age_years is not None and case.age_years < 16:
+    if case.age_years is not None and case.age_years < scope_min_age:
         out.append(
-            "The patient is under 16: hipdx is built for adults; in children consider transient synovitis, "
-            "Perthes disease, slipped capital femoral epiphysis and the Kocher criteria."
+            f"The patient is under {scope_min_age:g}: hipdx is built for adults and recommends no medicine; in children "
+            "consider transient synovitis, Perthes disease, slipped capital femoral epiphysis and the Kocher criteria."
         )
     if case.trauma is Trauma.major:
         out.append("Major trauma is outside the scope of hipdx: manage as an injury first.")

@@ -67,6 +67,7 @@ class Explanation(_Out):
 
 class RedFlagHit(_Out):
     id: str
+    kind: str = Field(description="'rule' (a rule of red_flags.yaml holds), 'staging' (the staging grades a femoral neck fracture) or 'probability' (the model ranks a must-not-miss condition at or above the must-not-miss threshold)")
     condition: str
     condition_name: str
     urgency: str
@@ -100,9 +101,18 @@ class Provenance(_Out):
     n_uncertainty_samples: int
 
 
+class Headline(_Out):
+    """What to do now, in one line: the most urgent of the red flags and the plan's sections."""
+
+    urgency: str = Field(description="emergency, urgent, soon or routine: the most urgent red flag or plan section")
+    condition: str = Field(description="the condition it is about")
+    text: str
+
+
 class Assessment(_Out):
     case_id: str | None
     disclaimer: str
+    headline: Headline
     differential: list[DifferentialItem] = Field(description="most probable first")
     red_flags: list[RedFlagHit] = Field(description="must-not-miss rules met, most urgent first")
     explanation: Explanation

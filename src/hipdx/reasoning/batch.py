@@ -58,7 +58,7 @@ from hipdx.errors import Problem
 from hipdx.knowledge.base import CompiledVariable, KnowledgeBase
 from hipdx.reasoning.differential import batch_posterior
 from hipdx.reasoning.encode import CaseEncoder, state_of
-from hipdx.reasoning.red_flags import UNKNOWN
+from hipdx.reasoning.red_flags import UNKNOWN, probability_flag_ids
 
 #: Cases scored per gather; bounds the (cases, variables, conditions) intermediate to a few MB.
 CHUNK_CASES = 2048
@@ -395,8 +395,18 @@ class _RedFlagTable:
                 flag.append(conditions)
             self.triggers.append(flag)
 
-    def evaluate(self, key_matrix: np.ndarray) -> np.ndarray:
-        """(cases, red flags): whether any trigger of each flag holds for each case."""
+        self.rule_conditions = np.array([kb.condition_ids.index(rf.condition) for rf in kb.red_flags], dtype=np.intp)
+        self.mnm = np.array([i for i, c in enumerate(kb.conditions) if c.must_not_miss], dtype=np.intp)
+        self.ids += probability_flag_ids(kb)
+        self.threshold = kb.treatment.threshold("must_not_miss_probability").value
+        #: the columns of findings (not the patient's age, sex and risk factors)
+        self.finding_columns = np.array([column[v] for v, var in kb.variables.items() if var.spec.group != "patient"], dtype=np.intp)
+        self.padding = n_rows - 1
+
+    def evaluate(self, key_matrix: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+        """(cases, red flags): rule flags whose triggers hold, then probability flags (as
+        :func:`hipdx.reasoning.red_flags.evaluate_red_flags`)."""
+        n_rules = len(self.triggers)
         out = np.zeros((len(key_matrix), len(self.ids)), dtype=bool)
         for j, flag in enumerate(self.triggers):
             for conditions in flag:
@@ -404,6 +414,10 @@ class _RedFlagTable:
                 for column, mask in conditions:
                     holds &= mask[key_matrix[:, column]]
                 out[:, j] |= holds
+        has_finding = np.any(key_matrix[:, self.finding_columns] != self.padding, axis=1)
+        for k, ci in enumerate(self.mnm.tolist()):
+            ruled = np.any(out[:, :n_rules][:, self.rule_conditions == ci], axis=1)
+            out[:, n_rules + k] = (probabilities[:, ci] >= self.threshold) & has_finding & ~ruled
         return out
 
 
@@ -453,7 +467,7 @@ def assess_batch(cases: Sequence[Case], kb: KnowledgeBase, today: dt.date) -> Ba
         probabilities=probabilities,
         top=np.argmax(probabilities, axis=1) if len(cases) else np.zeros(0, dtype=np.intp),
         red_flag_ids=_red_flag_table(kb).ids,
-        red_flags=_red_flag_table(kb).evaluate(key_matrix),
+        red_flags=_red_flag_table(kb).evaluate(key_matrix, probabilities),
         n_observations=np.count_nonzero(key_matrix != len(kb.log_p) - 1, axis=1),
         case_ids=tuple(c.id for c in cases),
         input_index=np.arange(len(cases)),

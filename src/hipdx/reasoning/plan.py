@@ -19,7 +19,7 @@ eGFR (creatinine clearance when eGFR is not given); the plan says which value wa
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from enum import Enum
@@ -246,11 +246,23 @@ def case_facts(
     else:
         facts["egfr_ml_min"] = _unknown("egfr_ml_min", "no eGFR and no serum creatinine with age, sex and weight")
 
-    for name, lab in (("calcium_mmol_l", "calcium"), ("vitamin_d_ng_ml", "vitamin_d"), ("alp_u_l", "alp")):
+    adult_from = knowledge.threshold("adult_reference_interval_min_age_years").value
+    for name, lab, adult_interval in (("calcium_mmol_l", "calcium", True), ("vitamin_d_ng_ml", "vitamin_d", False), ("alp_u_l", "alp", True)):
         value = case.labs.canonical(lab)
-        facts[name] = (
-            Fact(name, float(value), True, source=f"labs.{lab}", inputs=(f"labs.{lab}",)) if value is not None else _unknown(name, f"labs.{lab} not given")
-        )
+        if value is None:
+            facts[name] = _unknown(name, f"labs.{lab} not given")
+        elif adult_interval and (age is None or age < adult_from):
+            # the rule's limit is an adult reference interval: in adolescents ALP is physiologically
+            # high (bone growth) and calcium runs higher, so the value cannot be judged by it
+            who = "age not given" if age is None else f"age {age:g}"
+            facts[name] = _unknown(
+                name,
+                f"labs.{lab} = {value:g} is given, but the rule's limit is an adult reference interval "
+                f"(from {adult_from:g} years; {who}): judge it against the laboratory's age-specific interval",
+                (f"labs.{lab}", "age_years"),
+            )
+        else:
+            facts[name] = Fact(name, float(value), True, source=f"labs.{lab}", inputs=(f"labs.{lab}",))
     facts["systolic_bp_mmhg"] = (
         Fact("systolic_bp_mmhg", float(case.systolic_bp_mmhg), True, source="systolic_bp_mmhg", inputs=("systolic_bp_mmhg",))
         if case.systolic_bp_mmhg is not None
@@ -258,6 +270,16 @@ def case_facts(
     )
     for name in type(case.comorbidities).model_fields:
         facts[name] = _presence_fact(name, getattr(case.comorbidities, name), f"comorbidities.{name}")
+    facts["open_epiphyses"] = _open_epiphyses(case, knowledge, facts["open_epiphyses"])
+    scope = knowledge.threshold("scope_min_age_years").value
+    if age is None:
+        facts["age_years"] = _unknown("age_years", "age not given")
+        facts["outside_scope"] = _unknown("outside_scope", "age not given")
+    else:
+        facts["age_years"] = Fact("age_years", float(age), True, source="age_years", inputs=("age_years",))
+        facts["outside_scope"] = Fact(
+            "outside_scope", age < scope, True, source=f"age {age:g} (hipdx's knowledge: {scope:g} years and over)", inputs=("age_years",)
+        )
 
     facts["skeletal_malignancy_not_excluded"] = _malignancy_fact(case, knowledge, neoplasm_probability, neoplasm_red_flag)
     threshold = knowledge.threshold("must_not_miss_probability").value
@@ -277,6 +299,23 @@ def case_facts(
     if missing:  # a new fact in FACTS without code here is a programming error
         raise RuntimeError(f"facts not computed: {sorted(missing)}")
     return facts
+
+
+def _open_epiphyses(case: Case, knowledge: TreatmentKnowledge, stated: Fact) -> Fact:
+    """Open growth plates: as stated, else from age (under 18 counted open, closed from the threshold)."""
+    name = "open_epiphyses"
+    age = case.age_years
+    closed_from = knowledge.threshold("epiphyses_closed_from_age_years").value
+    adult_from = knowledge.threshold("adult_reference_interval_min_age_years").value
+    if age is not None and age < adult_from:  # the labels exclude the paediatric population whatever the radiograph
+        return Fact(name, True, True, source=f"age {age:g}: under {adult_from:g}, counted as open epiphyses", inputs=("age_years",))
+    if stated.known:
+        return stated
+    if age is None:
+        return _unknown(name, "age not given and growth plates not stated")
+    if age >= closed_from:
+        return Fact(name, False, True, source=f"age {age:g}: growth plates counted closed from {closed_from:g}", inputs=("age_years",))
+    return _unknown(name, f"age {age:g}: growth plates may still be open before {closed_from:g}; not stated")
 
 
 def _malignancy_fact(case: Case, knowledge: TreatmentKnowledge, probability: float | None, red_flag: bool) -> Fact:
@@ -314,6 +353,9 @@ class ItemStatus(str, Enum):
     #: a fact needed by a safety check is not known; not recommended until it is
     needs_information = "needs_information"
     blocked = "blocked"
+    #: a safer instruction of another section governs now (no weight-bearing while a fracture
+    #: is excluded); this item applies once that condition is excluded
+    deferred = "deferred"
 
 
 class SafetyFinding(_Out):
@@ -468,6 +510,8 @@ class Plan(_Out):
     case_id: str | None
     disclaimer: str
     sections: list[PlanSection] = Field(description="most urgent first; the leading diagnosis first among equals")
+    scope: str | None = Field(default=None, description="why the plan recommends no medicine: the patient is outside the knowledge base's scope")
+    governing: list[str] = Field(default=[], description="where one section's safer instruction governs another's (weight-bearing)")
     needs_information: list[InformationRequest]
     renal_function: RenalFunction
     choice_groups: dict[str, str] = Field(description="group -> how to choose among its options")
@@ -521,9 +565,16 @@ def _irreversible(staging: Staging) -> str | None:
 def _section_items(
     condition: str, knowledge: TreatmentKnowledge, staging: Staging, facts: dict[str, Fact]
 ) -> tuple[list[PlanItem], str | None]:
-    """The ordered items of one condition's plan, with stage-specific substitutions."""
+    """The ordered items of one condition's plan, with stage-specific substitutions.
+
+    Outside the knowledge base's scope (a child) the plan opens with the referral; its
+    medicines are blocked by the scope rule of ``safety.yaml``.
+    """
     plan = knowledge.treatments.plans[condition]
     chosen: list[tuple[str, str | None]] = []
+    outside = facts["outside_scope"]
+    if outside.known and outside.value is True:
+        chosen.append(("refer_outside_scope", f"Outside hipdx's scope: {outside.source}."))
     urgency = None
     for option in plan.items:
         context = None
@@ -538,11 +589,6 @@ def _section_items(
                 option, context = staged
         elif option == "ct_pericollapse" and not _needs_ct(staging):
             continue
-        if option.startswith("protected_weight_bearing") and staging.femoral_neck_fracture.grade not in ("not_reported", "none"):
-            context = (
-                "A femoral neck fracture line is reported: no weight-bearing at all until the orthopaedic review "
-                "of the fracture pathway; this item applies only after it."
-            )
         chosen.append((option, context))
         if option.startswith("protected_weight_bearing") and condition in ("toh", "rmo", "sif"):
             irreversible = _irreversible(staging)
@@ -597,13 +643,57 @@ def _requests(sections: list[PlanSection]) -> list[InformationRequest]:
     return out
 
 
+def _most_urgent(*urgencies: str) -> str:
+    return min(urgencies, key=_URGENCY_RANK.__getitem__)
+
+
+#: weight-bearing instructions, safest first
+_WEIGHT_BEARING_RANK = {"none": 0, "protected": 1}
+
+
+def _govern_weight_bearing(sections: list[PlanSection], knowledge: TreatmentKnowledge) -> tuple[list[PlanSection], list[str]]:
+    """One weight-bearing instruction for the patient: the safest one of the plan governs.
+
+    When one section says no weight-bearing (a fracture to exclude) and another says partial
+    weight-bearing (TOH), the partial one is ``deferred`` until the first condition is
+    excluded, and the plan says so: the two never stand side by side as instructions.
+    """
+    options = knowledge.treatments.options
+    instructing = [
+        (_WEIGHT_BEARING_RANK[level], section, item)
+        for section in sections
+        for item in section.items
+        if item.status is not ItemStatus.blocked and (level := options[item.option].weight_bearing) is not None
+    ]
+    if not instructing:
+        return sections, []
+    rank, governing_section, governing_item = min(instructing, key=lambda x: x[0])
+    notes: list[str] = []
+    out = []
+    for section in sections:
+        items = []
+        for item in section.items:
+            level = options[item.option].weight_bearing
+            if level is not None and _WEIGHT_BEARING_RANK[level] > rank and item.status is not ItemStatus.blocked:
+                now = "No weight-bearing now" if rank == _WEIGHT_BEARING_RANK["none"] else "Protected weight-bearing now"
+                why = (
+                    f"{now}: '{governing_item.title}' ({governing_section.title}) is the safer instruction and governs; "
+                    f"this item applies once {governing_section.title.lower()} is excluded or treated."
+                )
+                item = item.model_copy(update={"status": ItemStatus.deferred, "context": why})
+                notes.append(f"'{item.title}' ({section.title}) is deferred: {why}")
+            items.append(item)
+        out.append(section.model_copy(update={"items": items}))
+    return out, notes
+
+
 def make_plan(
     case: Case,
     differential: Sequence[tuple[str, float]],
     knowledge: TreatmentKnowledge,
     today: dt.date | None = None,
     *,
-    red_flag_conditions: Iterable[str] = (),
+    red_flags: Mapping[str, str] | None = None,
     staging: Staging | None = None,
 ) -> Plan:
     """An ordered, cited plan for the leading diagnosis and the must-not-miss conditions.
@@ -618,9 +708,13 @@ def make_plan(
         :func:`hipdx.knowledge.treatment.load_treatment_knowledge`.
     today
         Date of the assessment (used only for dates in the case without ``assessed_on``).
-    red_flag_conditions
-        Conditions with a red flag that holds: their exclusion pathway is included
-        whatever their probability.
+    red_flags
+        Condition -> the most urgent urgency of its red flags that hold (as
+        :func:`hipdx.reasoning.red_flags.evaluate_red_flags` finds them, probability flags
+        included). A flagged condition gets its section whatever its probability, at least
+        as urgent as its flag; a must-not-miss condition other than the leading one gets a
+        section only when flagged, and no section is ``emergency`` or ``urgent`` without a
+        flag of its condition, so the flags, the plan's urgencies and the headline agree.
     staging
         The case's staging, if already computed (else it is computed here).
 
@@ -651,10 +745,15 @@ def make_plan(
         problems.append(Problem("differential", "is empty"))
     if problems:
         raise InputError("cannot make a plan from this differential", problems)
-    flagged = set(red_flag_conditions)
-    unknown_flags = flagged - set(plans)
-    if unknown_flags:
-        raise InputError("cannot make a plan", [Problem("red_flag_conditions", f"unknown condition(s) {sorted(unknown_flags)}")])
+    flag_urgency = dict(red_flags or {})
+    unknown_flags = set(flag_urgency) - set(plans)
+    bad_urgency = {u for u in flag_urgency.values() if u not in _URGENCY_RANK}
+    if unknown_flags or bad_urgency:
+        raise InputError(
+            "cannot make a plan",
+            [Problem("red_flags", f"unknown condition(s) {sorted(unknown_flags)} or urgency {sorted(bad_urgency)}")],
+        )
+    flagged = set(flag_urgency)
 
     staging = staging if staging is not None else stage_case(case, knowledge, today)
     probability = dict(differential)
@@ -663,6 +762,7 @@ def make_plan(
     threshold = knowledge.threshold("must_not_miss_probability").value
     if staging.femoral_neck_fracture.grade not in ("not_reported", "none"):
         flagged.add("fnsf")
+        flag_urgency["fnsf"] = _most_urgent(flag_urgency.get("fnsf", "urgent"), staging.femoral_neck_fracture.urgency or "urgent")
     facts = case_facts(
         case,
         knowledge,
@@ -675,19 +775,28 @@ def make_plan(
     sections: list[PlanSection] = []
     for cid, p in [(leading, ranked[0][1])] + [(c, probability.get(c, 0.0)) for c in plans if c != leading]:
         spec = plans[cid]
+        why = []
+        if cid in flagged:
+            fracture_line = cid == "fnsf" and staging.femoral_neck_fracture.grade not in ("not_reported", "none")
+            why.append("a femoral neck fracture line is reported" if fracture_line else f"a red flag holds ({flag_urgency[cid]})")
         if cid == leading:
-            role, reason = "leading", f"Leading diagnosis ({p:.0%})."
-        elif spec.must_not_miss and (p >= threshold or cid in flagged):
-            role = "exclude"
-            why = []
-            if cid in flagged:
-                why.append("a red flag holds" if cid != "fnsf" or staging.femoral_neck_fracture.grade in ("not_reported", "none") else "a femoral neck fracture line is reported")
+            role, reason = "leading", f"Leading diagnosis ({p:.0%})" + (f"; {why[0]}." if why else ".")
+        elif cid in flagged:
+            role = "exclude" if spec.must_not_miss else "flagged"
             if p >= threshold:
                 why.append(f"probability {p:.0%} is at or above the {threshold:.0%} threshold")
-            reason = "Must not miss: " + " and ".join(why) + "."
+            reason = ("Must not miss: " if spec.must_not_miss else "Red flag: ") + " and ".join(why) + "."
         else:
             continue
-        items, urgency = _section_items(cid, knowledge, staging, facts)
+        items, _ = _section_items(cid, knowledge, staging, facts)
+        urgency = spec.urgency
+        if cid in flagged:
+            urgency = _most_urgent(urgency, flag_urgency[cid])
+        elif _URGENCY_RANK[urgency] <= _URGENCY_RANK["urgent"]:
+            # an emergency or urgent pathway without a red flag: only the patient's age, sex and risk
+            # factors put it first (no finding yet); it is not announced as an emergency
+            urgency = "soon"
+            reason += " No finding raises a red flag yet: it leads on age, sex and risk factors alone; record the findings."
         sections.append(
             PlanSection(
                 condition=cid,
@@ -695,13 +804,21 @@ def make_plan(
                 role=role,
                 reason=reason,
                 probability=probability.get(cid),
-                urgency=urgency or spec.urgency,
+                urgency=urgency,
                 summary=" ".join(spec.summary.split()),
                 refs=spec.refs,
                 items=items,
             )
         )
     sections.sort(key=lambda s: (_URGENCY_RANK[s.urgency], s.role != "leading"))
+    sections, governing = _govern_weight_bearing(sections, knowledge)
+    outside = facts["outside_scope"]
+    scope = (
+        f"Outside hipdx's scope ({outside.source}): no medicine is recommended (each is blocked by the scope rule); "
+        "refer to a paediatric team."
+        if outside.known and outside.value is True
+        else None
+    )
 
     used = sorted({i for f in facts.values() if f.known for i in f.inputs} | set(staging.provenance.inputs_used))
     groups = {k: f"{g.title}: {' '.join(g.note.split())}" for k, g in knowledge.treatments.choice_groups.items()}
@@ -709,6 +826,8 @@ def make_plan(
         case_id=case.id,
         disclaimer=" ".join(knowledge.treatments.disclaimer.split()),
         sections=sections,
+        scope=scope,
+        governing=governing,
         needs_information=_requests(sections),
         renal_function=renal_function(case),
         choice_groups=groups,

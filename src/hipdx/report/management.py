@@ -48,6 +48,7 @@ _STATUS_LABEL = {
     ItemStatus.caution: "recommended, with caution",
     ItemStatus.needs_information: "NEEDS INFORMATION",
     ItemStatus.blocked: "BLOCKED",
+    ItemStatus.deferred: "DEFERRED (a safer instruction governs)",
 }
 
 
@@ -55,6 +56,12 @@ def format_plan(plan: Plan, markdown: bool = False) -> str:
     """The plan as plain text or Markdown: sections, items with status, evidence and sources."""
     h1, h2, bullet = ("# ", "## ", "- ") if markdown else ("", "", "  - ")
     lines = [f"{h1}Management plan" + (f" - {plan.case_id}" if plan.case_id else ""), "", plan.disclaimer, ""]
+    if plan.scope:
+        lines += [f"{'**' if markdown else ''}{plan.scope}{'**' if markdown else ''}", ""]
+    for note in plan.governing:
+        lines.append(f"{bullet}{note}")
+    if plan.governing:
+        lines.append("")
     for section in plan.sections:
         lines.append(f"{h2}{section.title} [{section.urgency}]")
         lines.append(section.reason + " " + section.summary)
