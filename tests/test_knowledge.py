@@ -274,6 +274,31 @@ def test_a_citation_missing_from_the_bibliography_is_refused(data_copy: Path) ->
     assert "nobody2099" in error.problems[0].reason
 
 
+def test_a_key_given_twice_in_any_knowledge_file_is_refused(data_copy: Path) -> None:
+    path = data_copy / "variables" / "laboratory.yaml"
+    text = path.read_text(encoding="utf-8")
+    line = next(i for i, s in enumerate(text.splitlines(), 1) if s.lstrip().startswith("septic: {p: {raised: 0.36}"))
+    # the same condition twice in one likelihoods mapping: the second would silently win
+    duplicated = text.replace(
+        "      septic: {p: {raised: 0.36}",
+        "      septic: {p: {raised: 0.90}, basis: estimate, n: 5, note: shadow}\n      septic: {p: {raised: 0.36}",
+        1,
+    )
+    path.write_text(duplicated, encoding="utf-8")
+    error = load_error(data_copy)
+    assert "variables/laboratory.yaml" in error.message
+    assert [str(p) for p in error.problems] == [
+        f"variables/laboratory.yaml: key 'septic' is given twice, on line {line} and line {line + 1}"
+    ]
+
+
+def test_the_bundled_files_repeat_no_key() -> None:
+    from hipdx.knowledge.files import load_yaml
+
+    for path in sorted(default_data_dir().rglob("*.yaml")):
+        load_yaml(path.read_bytes(), path.name)  # raises on a repeated key
+
+
 def test_probabilities_that_do_not_sum_to_one_are_refused(data_copy: Path) -> None:
     def break_sum(data: Any) -> None:
         variable(data, "joint_space")["likelihoods"]["oa"]["p"] = {"preserved": 0.5, "narrowed": 0.4, "destroyed": 0.3}
