@@ -328,7 +328,8 @@ def test_kb_show_json() -> None:
         for band in variable["bands"]:
             assert sum(e["probability"] for e in band["estimates"]) == pytest.approx(1.0, abs=1e-3)
             assert all(0 <= e["range"][0] <= e["range"][1] <= 1 for e in band["estimates"])
-            assert band["source"]["basis"] in {"reported", "derived", "estimate"}
+            assert band["source"]["basis"] in {"reported", "derived", "transferred", "estimate"}
+            assert 0 < band["source"]["n_effective"] <= band["source"]["n"]
 
 
 def test_kb_show_unknown_condition_lists_the_known_ids() -> None:

@@ -264,6 +264,51 @@ def test_a_prior_estimate_without_a_note_is_refused(data_copy: Path) -> None:
     assert any(p.field.startswith("conditions.yaml") and "prior_provenance" in p.field for p in error.problems)
 
 
+def test_a_transferred_number_needs_its_ref_and_the_population_in_a_note(data_copy: Path) -> None:
+    def transfer_without_note_or_ref(data: Any) -> None:
+        entry = variable(data, "collapse")["likelihoods"]["onfh"]
+        entry["basis"] = "transferred"
+        del entry["note"], entry["ref"]
+
+    edit_yaml(data_copy / "variables" / "imaging.yaml", transfer_without_note_or_ref)
+    reasons = [p.reason for p in load_error(data_copy).problems if "likelihoods.onfh" in p.field]
+    assert any("a transferred item needs a ref" in r for r in reasons), reasons
+
+
+def test_a_transferred_item_without_a_note_is_refused() -> None:
+    with pytest.raises(ValueError, match="naming the population"):
+        Provenance(basis="transferred", ref="kiuru2002", n=50)
+
+
+def test_a_transferred_number_is_drawn_wider_than_the_same_number_reported(data_copy: Path, kb: KnowledgeBase) -> None:
+    def transfer(data: Any) -> None:
+        entry = variable(data, "collapse")["likelihoods"]["onfh"]
+        assert entry["basis"] == "reported"
+        entry["basis"] = "transferred"
+        entry["note"] = "Measured in another population (test)."
+
+    edit_yaml(data_copy / "variables" / "imaging.yaml", transfer)
+    transferred = load_uncached(data_copy)
+    onfh = kb.condition_ids.index("onfh")
+    row = kb.variables["collapse"].keys[(0, "present")]
+    spread = {}
+    for name, base in (("reported", kb), ("transferred", transferred)):
+        low, high = np.percentile(np.exp(base.log_p_samples[row, :, onfh]), [5, 95])
+        spread[name] = high - low
+    assert spread["transferred"] > 2 * spread["reported"], spread
+    assert transferred.provenance_counts()["transferred"] == kb.provenance_counts()["transferred"] + 1
+    np.testing.assert_array_equal(transferred.log_p, kb.log_p)  # the point probabilities stay
+
+
+def test_transferred_uncertainty_is_below_both_the_study_and_the_transfer_size() -> None:
+    from hipdx.knowledge.schema import TRANSFER_N
+
+    for n in (5, 20, 50, 1844):
+        transferred = Provenance(basis="transferred", ref="x", note="another population", n=n).effective_n
+        assert transferred < min(n, TRANSFER_N)
+        assert Provenance(basis="reported", ref="x", n=n).effective_n == n
+
+
 def test_a_citation_missing_from_the_bibliography_is_refused(data_copy: Path) -> None:
     def cite_nothing(data: Any) -> None:
         variable(data, "collapse")["likelihoods"]["onfh"]["ref"] = "nobody2099"
