@@ -77,6 +77,22 @@ def test_every_estimate_and_derivation_has_a_note(kb: KnowledgeBase) -> None:
     assert checked > 100
 
 
+#: Words in a note that say a figure was measured in another population than the base's.
+OTHER_POPULATION = ("knee", "child", "paediatric", "pediatric", "all sites", "any site", "every site", "conscript")
+
+
+def test_a_figure_from_another_population_is_labelled_transferred(kb: KnowledgeBase) -> None:
+    mislabelled = [
+        where
+        for where, prov in all_provenance(kb)
+        if prov.basis in (Basis.reported, Basis.derived) and any(w in (prov.note or "").lower() for w in OTHER_POPULATION)
+    ]
+    assert mislabelled == []
+    transferred = [where for where, prov in all_provenance(kb) if prov.basis is Basis.transferred]
+    assert "xr_neck_fracture_line.fnsf[1]" in transferred
+    assert {"wbc.septic[0]", "temperature.septic[0]"} <= set(transferred)
+
+
 def test_every_red_flag_cites_the_bibliography(kb: KnowledgeBase) -> None:
     for rf in kb.red_flags:
         assert rf.refs
@@ -235,13 +251,13 @@ def test_a_published_number_without_its_ref_is_refused(data_copy: Path) -> None:
 
 def test_a_derived_number_without_its_ref_is_refused(data_copy: Path) -> None:
     def drop_ref(data: Any) -> None:
-        entry = variable(data, "wbc")["likelihoods"]["septic"]
+        entry = variable(data, "bmd_t_score")["likelihoods"]["toh"]
         assert entry["basis"] == "derived"
         del entry["ref"]
 
     edit_yaml(data_copy / "variables" / "laboratory.yaml", drop_ref)
     error = load_error(data_copy)
-    assert any("variables/laboratory.yaml" in p.field and "likelihoods.septic" in p.field for p in error.problems)
+    assert any("variables/laboratory.yaml" in p.field and "likelihoods.toh" in p.field for p in error.problems)
 
 
 def test_an_estimate_added_without_a_note_is_refused(data_copy: Path) -> None:
