@@ -394,3 +394,15 @@ def test_priors_that_do_not_sum_to_one_are_refused(data_copy: Path) -> None:
     edit_yaml(data_copy / "conditions.yaml", raise_prior)
     error = load_error(data_copy)
     assert any(p.field == "conditions.yaml" and "sum to" in p.reason for p in error.problems)
+
+
+# --- corrections of the literature (issue 11) --------------------------------------------
+
+
+def test_the_sif_arthroplasty_share_cites_the_series_that_counted_it(kb: KnowledgeBase) -> None:
+    """15 of 44 SIF hips needed THA in Shimizu 2020 (Arthritis Res Ther), not in Ikemura 2016 or Yamamoto 2000."""
+    option = kb.treatment.treatments.options["refer_sif"]
+    assert "15 of 44" in " ".join(option.regimen.split())
+    assert option.refs[0] == "shimizu2020"
+    shimizu = kb.references["shimizu2020"]
+    assert shimizu.doi == "10.1186/s13075-020-02243-7" and "15 of the 44 hips" in (shimizu.note or "")
