@@ -406,3 +406,12 @@ def test_the_sif_arthroplasty_share_cites_the_series_that_counted_it(kb: Knowled
     assert option.refs[0] == "shimizu2020"
     shimizu = kb.references["shimizu2020"]
     assert shimizu.doi == "10.1186/s13075-020-02243-7" and "15 of the 44 hips" in (shimizu.note or "")
+
+
+def test_the_pvns_incidence_is_not_attributed_to_the_radiographic_series(kb: KnowledgeBase) -> None:
+    """1.8 per million and the hip's 15% are stated by Fukui 2013 and Levy 2016 citing earlier work, not by Cotten 1995."""
+    prior = kb.condition("pvns").prior_provenance
+    assert prior.basis is Basis.estimate
+    assert "cotten1995" not in prior.refs
+    assert {"fukui2013", "levy2016"} <= set(prior.refs)
+    assert "1.8 per million" in (kb.references["fukui2013"].note or "")
