@@ -415,3 +415,13 @@ def test_the_pvns_incidence_is_not_attributed_to_the_radiographic_series(kb: Kno
     assert "cotten1995" not in prior.refs
     assert {"fukui2013", "levy2016"} <= set(prior.refs)
     assert "1.8 per million" in (kb.references["fukui2013"].note or "")
+
+
+def test_a_reference_url_points_at_a_page_not_a_whole_site(kb: KnowledgeBase) -> None:
+    """A site's home page identifies no article (rheumatologist_vitd once cited only the-rheumatologist.org)."""
+    from urllib.parse import urlparse
+
+    bare = [key for key, ref in kb.references.items() if ref.url and urlparse(ref.url).path in ("", "/") and not urlparse(ref.url).query]
+    assert bare == []
+    vitamin_d = kb.references["rheumatologist_vitd"]
+    assert vitamin_d.authors and vitamin_d.title and vitamin_d.year == 2012
