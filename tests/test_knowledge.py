@@ -425,3 +425,12 @@ def test_a_reference_url_points_at_a_page_not_a_whole_site(kb: KnowledgeBase) ->
     assert bare == []
     vitamin_d = kb.references["rheumatologist_vitd"]
     assert vitamin_d.authors and vitamin_d.title and vitamin_d.year == 2012
+
+
+def test_the_vitamin_d_threshold_is_expert_opinion_not_a_reported_cut_off(kb: KnowledgeBase) -> None:
+    """25-OH vitamin D of 20 ng/mL before an IV bisphosphonate: no study measured it."""
+    rule = next(r for r in kb.treatment.safety.rules if r.id == "iv_bisphosphonate_vitamin_d")
+    option = kb.treatment.treatments.options["calcium_vitamin_d"]
+    for item in (rule, option):
+        assert item.basis is Basis.estimate
+        assert "expert opinion" in (item.note or "")
