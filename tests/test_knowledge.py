@@ -434,3 +434,12 @@ def test_the_vitamin_d_threshold_is_expert_opinion_not_a_reported_cut_off(kb: Kn
     for item in (rule, option):
         assert item.basis is Basis.estimate
         assert "expert opinion" in (item.note or "")
+
+
+def test_calcium_and_vitamin_d_are_not_presented_as_trial_evidence_for_toh(kb: KnowledgeBase) -> None:
+    """The doses come from the background arms of trials in other conditions."""
+    from hipdx.knowledge.treatment import Evidence
+
+    option = kb.treatment.treatments.options["calcium_vitamin_d"]
+    assert option.evidence is Evidence.expert_opinion
+    assert "background" in (option.note or "")
