@@ -443,3 +443,10 @@ def test_calcium_and_vitamin_d_are_not_presented_as_trial_evidence_for_toh(kb: K
     option = kb.treatment.treatments.options["calcium_vitamin_d"]
     assert option.evidence is Evidence.expert_opinion
     assert "background" in (option.note or "")
+
+
+def test_holzer_counts_nine_men_among_twenty_six_patients_with_dxa() -> None:
+    """Holzer 2009: 26 patients had DXA, which 'revealed nine men with abnormal bone density'."""
+    for path in sorted(default_data_dir().rglob("*.yaml")):
+        text = " ".join(path.read_text(encoding="utf-8").split())
+        assert "of 26 men" not in text, path.name
