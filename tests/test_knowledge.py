@@ -60,7 +60,7 @@ def test_every_condition_has_a_prior_and_the_priors_sum_to_one(kb: KnowledgeBase
 def test_every_published_or_derived_number_cites_a_reference_in_the_bibliography(kb: KnowledgeBase) -> None:
     checked = 0
     for where, prov in all_provenance(kb):
-        if prov.basis in (Basis.reported, Basis.derived):
+        if prov.basis in (Basis.reported, Basis.derived, Basis.transferred):
             assert prov.refs, f"{where}: {prov.basis.value} without a ref"
             checked += 1
         for ref in prov.refs:
@@ -71,7 +71,7 @@ def test_every_published_or_derived_number_cites_a_reference_in_the_bibliography
 def test_every_estimate_and_derivation_has_a_note(kb: KnowledgeBase) -> None:
     checked = 0
     for where, prov in all_provenance(kb):
-        if prov.basis in (Basis.estimate, Basis.derived):
+        if prov.basis in (Basis.estimate, Basis.derived, Basis.transferred):
             assert prov.note and prov.note.strip(), f"{where}: {prov.basis.value} without a note"
             checked += 1
     assert checked > 100
@@ -358,6 +358,26 @@ def test_the_bundled_files_repeat_no_key() -> None:
 
     for path in sorted(default_data_dir().rglob("*.yaml")):
         load_yaml(path.read_bytes(), path.name)  # raises on a repeated key
+
+
+def test_removing_a_cited_reference_is_refused_wherever_it_is_cited(data_copy: Path) -> None:
+    """rmo2008 is cited by a prior, a likelihood, the staging data and the course data."""
+
+    def remove(data: Any) -> None:
+        del data["references"]["rmo2008"]
+
+    edit_yaml(data_copy / "bibliography.yaml", remove)
+    error = load_error(data_copy)
+    citing = [p.field for p in error.problems if "'rmo2008'" in p.reason and "not in bibliography.yaml" in p.reason]
+    for where in ("conditions.yaml: rmo.prior", "variables: sex_pregnancy.rmo", "staging.yaml: migratory_pattern", "course.yaml"):
+        assert any(field.startswith(where) for field in citing), (where, citing)
+
+
+def test_the_unidentified_migratory_series_is_no_longer_cited(kb: KnowledgeBase) -> None:
+    """rmo_series pointed at a catalogue abstract with no title, authors or journal."""
+    assert "rmo_series" not in kb.references
+    rmo_sex = kb.variables["sex_pregnancy"].spec.likelihoods["rmo"]
+    assert rmo_sex.basis is Basis.estimate and "could not be identified" in (rmo_sex.note or "")
 
 
 def test_probabilities_that_do_not_sum_to_one_are_refused(data_copy: Path) -> None:
