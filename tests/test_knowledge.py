@@ -470,3 +470,9 @@ def test_holzer_counts_nine_men_among_twenty_six_patients_with_dxa() -> None:
     for path in sorted(default_data_dir().rglob("*.yaml")):
         text = " ".join(path.read_text(encoding="utf-8").split())
         assert "of 26 men" not in text, path.name
+
+
+def test_vande_berg_2011_carries_its_french_title(kb: KnowledgeBase) -> None:
+    ref = kb.references["vandeberg2011"]
+    assert ref.title == "Le syndrome d'œdème médullaire de la tête fémorale"
+    assert (ref.journal, ref.volume_pages, ref.pmid) == ("J Radiol", "92(6):557-566", "21704251")
