@@ -266,7 +266,7 @@ def _add_source(grid: Table, source: Sourced, shared_default: bool = False, firs
     """Rows for the basis and n; with ``first``, also the note and the references."""
     line = Text.assemble("basis ", (source.basis, BASIS_STYLE.get(source.basis, "")), f", n {source.n:g}")
     if source.n_effective != source.n:
-        line.append(f" (range drawn with n {source.n_effective:g}: measured in another population)")
+        line.append(f" (range drawn with n {source.n_effective:.3g}: measured in another population)")
     if shared_default:
         line.append(" (default for conditions without their own entry)", style="dim")
     grid.add_row("", line)
