@@ -273,6 +273,22 @@ def test_kb_check_on_a_broken_copy_names_the_missing_reference(tmp_path: Path) -
     assert "bibliography.yaml" in result.stderr
 
 
+def test_kb_check_refuses_a_key_given_twice(tmp_path: Path) -> None:
+    data = shutil.copytree(default_data_dir(), tmp_path / "data")
+    path = data / "bibliography.yaml"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    first = lines.index("  cotten1995:\n") + 1
+    # a second, shorter entry under the same key at the end: plain YAML would keep it silently
+    lines.append("  cotten1995:\n    year: 1995\n    url: https://example.org/shorter\n")
+    second = len(lines)
+    path.write_text("".join(lines), encoding="utf-8")
+
+    result = run("kb", "check", "--data-dir", data)
+    assert result.exit_code == 3, result.output
+    assert "Traceback" not in result.output
+    assert f"bibliography.yaml: key 'cotten1995' is given twice, on line {first} and line {second}" in result.stderr
+
+
 def test_kb_check_on_a_missing_folder(tmp_path: Path) -> None:
     result = run("kb", "check", "--data-dir", tmp_path / "nothing")
     assert result.exit_code != 0
@@ -312,7 +328,8 @@ def test_kb_show_json() -> None:
         for band in variable["bands"]:
             assert sum(e["probability"] for e in band["estimates"]) == pytest.approx(1.0, abs=1e-3)
             assert all(0 <= e["range"][0] <= e["range"][1] <= 1 for e in band["estimates"])
-            assert band["source"]["basis"] in {"reported", "derived", "estimate"}
+            assert band["source"]["basis"] in {"reported", "derived", "transferred", "estimate"}
+            assert 0 < band["source"]["n_effective"] <= band["source"]["n"]
 
 
 def test_kb_show_unknown_condition_lists_the_known_ids() -> None:

@@ -60,7 +60,7 @@ def test_every_condition_has_a_prior_and_the_priors_sum_to_one(kb: KnowledgeBase
 def test_every_published_or_derived_number_cites_a_reference_in_the_bibliography(kb: KnowledgeBase) -> None:
     checked = 0
     for where, prov in all_provenance(kb):
-        if prov.basis in (Basis.reported, Basis.derived):
+        if prov.basis in (Basis.reported, Basis.derived, Basis.transferred):
             assert prov.refs, f"{where}: {prov.basis.value} without a ref"
             checked += 1
         for ref in prov.refs:
@@ -71,10 +71,26 @@ def test_every_published_or_derived_number_cites_a_reference_in_the_bibliography
 def test_every_estimate_and_derivation_has_a_note(kb: KnowledgeBase) -> None:
     checked = 0
     for where, prov in all_provenance(kb):
-        if prov.basis in (Basis.estimate, Basis.derived):
+        if prov.basis in (Basis.estimate, Basis.derived, Basis.transferred):
             assert prov.note and prov.note.strip(), f"{where}: {prov.basis.value} without a note"
             checked += 1
     assert checked > 100
+
+
+#: Words in a note that say a figure was measured in another population than the base's.
+OTHER_POPULATION = ("knee", "child", "paediatric", "pediatric", "all sites", "any site", "every site", "conscript")
+
+
+def test_a_figure_from_another_population_is_labelled_transferred(kb: KnowledgeBase) -> None:
+    mislabelled = [
+        where
+        for where, prov in all_provenance(kb)
+        if prov.basis in (Basis.reported, Basis.derived) and any(w in (prov.note or "").lower() for w in OTHER_POPULATION)
+    ]
+    assert mislabelled == []
+    transferred = [where for where, prov in all_provenance(kb) if prov.basis is Basis.transferred]
+    assert "xr_neck_fracture_line.fnsf[1]" in transferred
+    assert {"wbc.septic[0]", "temperature.septic[0]"} <= set(transferred)
 
 
 def test_every_red_flag_cites_the_bibliography(kb: KnowledgeBase) -> None:
@@ -235,13 +251,13 @@ def test_a_published_number_without_its_ref_is_refused(data_copy: Path) -> None:
 
 def test_a_derived_number_without_its_ref_is_refused(data_copy: Path) -> None:
     def drop_ref(data: Any) -> None:
-        entry = variable(data, "wbc")["likelihoods"]["septic"]
+        entry = variable(data, "bmd_t_score")["likelihoods"]["toh"]
         assert entry["basis"] == "derived"
         del entry["ref"]
 
     edit_yaml(data_copy / "variables" / "laboratory.yaml", drop_ref)
     error = load_error(data_copy)
-    assert any("variables/laboratory.yaml" in p.field and "likelihoods.septic" in p.field for p in error.problems)
+    assert any("variables/laboratory.yaml" in p.field and "likelihoods.toh" in p.field for p in error.problems)
 
 
 def test_an_estimate_added_without_a_note_is_refused(data_copy: Path) -> None:
@@ -264,6 +280,51 @@ def test_a_prior_estimate_without_a_note_is_refused(data_copy: Path) -> None:
     assert any(p.field.startswith("conditions.yaml") and "prior_provenance" in p.field for p in error.problems)
 
 
+def test_a_transferred_number_needs_its_ref_and_the_population_in_a_note(data_copy: Path) -> None:
+    def transfer_without_note_or_ref(data: Any) -> None:
+        entry = variable(data, "collapse")["likelihoods"]["onfh"]
+        entry["basis"] = "transferred"
+        del entry["note"], entry["ref"]
+
+    edit_yaml(data_copy / "variables" / "imaging.yaml", transfer_without_note_or_ref)
+    reasons = [p.reason for p in load_error(data_copy).problems if "likelihoods.onfh" in p.field]
+    assert any("a transferred item needs a ref" in r for r in reasons), reasons
+
+
+def test_a_transferred_item_without_a_note_is_refused() -> None:
+    with pytest.raises(ValueError, match="naming the population"):
+        Provenance(basis="transferred", ref="kiuru2002", n=50)
+
+
+def test_a_transferred_number_is_drawn_wider_than_the_same_number_reported(data_copy: Path, kb: KnowledgeBase) -> None:
+    def transfer(data: Any) -> None:
+        entry = variable(data, "collapse")["likelihoods"]["onfh"]
+        assert entry["basis"] == "reported"
+        entry["basis"] = "transferred"
+        entry["note"] = "Measured in another population (test)."
+
+    edit_yaml(data_copy / "variables" / "imaging.yaml", transfer)
+    transferred = load_uncached(data_copy)
+    onfh = kb.condition_ids.index("onfh")
+    row = kb.variables["collapse"].keys[(0, "present")]
+    spread = {}
+    for name, base in (("reported", kb), ("transferred", transferred)):
+        low, high = np.percentile(np.exp(base.log_p_samples[row, :, onfh]), [5, 95])
+        spread[name] = high - low
+    assert spread["transferred"] > 2 * spread["reported"], spread
+    assert transferred.provenance_counts()["transferred"] == kb.provenance_counts()["transferred"] + 1
+    np.testing.assert_array_equal(transferred.log_p, kb.log_p)  # the point probabilities stay
+
+
+def test_transferred_uncertainty_is_below_both_the_study_and_the_transfer_size() -> None:
+    from hipdx.knowledge.schema import TRANSFER_N
+
+    for n in (5, 20, 50, 1844):
+        transferred = Provenance(basis="transferred", ref="x", note="another population", n=n).effective_n
+        assert transferred < min(n, TRANSFER_N)
+        assert Provenance(basis="reported", ref="x", n=n).effective_n == n
+
+
 def test_a_citation_missing_from_the_bibliography_is_refused(data_copy: Path) -> None:
     def cite_nothing(data: Any) -> None:
         variable(data, "collapse")["likelihoods"]["onfh"]["ref"] = "nobody2099"
@@ -272,6 +333,51 @@ def test_a_citation_missing_from_the_bibliography_is_refused(data_copy: Path) ->
     error = load_error(data_copy)
     assert [p.field for p in error.problems] == ["variables: collapse.onfh[0]"]
     assert "nobody2099" in error.problems[0].reason
+
+
+def test_a_key_given_twice_in_any_knowledge_file_is_refused(data_copy: Path) -> None:
+    path = data_copy / "variables" / "laboratory.yaml"
+    text = path.read_text(encoding="utf-8")
+    line = next(i for i, s in enumerate(text.splitlines(), 1) if s.lstrip().startswith("septic: {p: {raised: 0.36}"))
+    # the same condition twice in one likelihoods mapping: the second would silently win
+    duplicated = text.replace(
+        "      septic: {p: {raised: 0.36}",
+        "      septic: {p: {raised: 0.90}, basis: estimate, n: 5, note: shadow}\n      septic: {p: {raised: 0.36}",
+        1,
+    )
+    path.write_text(duplicated, encoding="utf-8")
+    error = load_error(data_copy)
+    assert "variables/laboratory.yaml" in error.message
+    assert [str(p) for p in error.problems] == [
+        f"variables/laboratory.yaml: key 'septic' is given twice, on line {line} and line {line + 1}"
+    ]
+
+
+def test_the_bundled_files_repeat_no_key() -> None:
+    from hipdx.knowledge.files import load_yaml
+
+    for path in sorted(default_data_dir().rglob("*.yaml")):
+        load_yaml(path.read_bytes(), path.name)  # raises on a repeated key
+
+
+def test_removing_a_cited_reference_is_refused_wherever_it_is_cited(data_copy: Path) -> None:
+    """rmo2008 is cited by a prior, a likelihood, the staging data and the course data."""
+
+    def remove(data: Any) -> None:
+        del data["references"]["rmo2008"]
+
+    edit_yaml(data_copy / "bibliography.yaml", remove)
+    error = load_error(data_copy)
+    citing = [p.field for p in error.problems if "'rmo2008'" in p.reason and "not in bibliography.yaml" in p.reason]
+    for where in ("conditions.yaml: rmo.prior", "variables: sex_pregnancy.rmo", "staging.yaml: migratory_pattern", "course.yaml"):
+        assert any(field.startswith(where) for field in citing), (where, citing)
+
+
+def test_the_unidentified_migratory_series_is_no_longer_cited(kb: KnowledgeBase) -> None:
+    """rmo_series pointed at a catalogue abstract with no title, authors or journal."""
+    assert "rmo_series" not in kb.references
+    rmo_sex = kb.variables["sex_pregnancy"].spec.likelihoods["rmo"]
+    assert rmo_sex.basis is Basis.estimate and "could not be identified" in (rmo_sex.note or "")
 
 
 def test_probabilities_that_do_not_sum_to_one_are_refused(data_copy: Path) -> None:
@@ -308,3 +414,65 @@ def test_priors_that_do_not_sum_to_one_are_refused(data_copy: Path) -> None:
     edit_yaml(data_copy / "conditions.yaml", raise_prior)
     error = load_error(data_copy)
     assert any(p.field == "conditions.yaml" and "sum to" in p.reason for p in error.problems)
+
+
+# --- corrections of the literature (issue 11) --------------------------------------------
+
+
+def test_the_sif_arthroplasty_share_cites_the_series_that_counted_it(kb: KnowledgeBase) -> None:
+    """15 of 44 SIF hips needed THA in Shimizu 2020 (Arthritis Res Ther), not in Ikemura 2016 or Yamamoto 2000."""
+    option = kb.treatment.treatments.options["refer_sif"]
+    assert "15 of 44" in " ".join(option.regimen.split())
+    assert option.refs[0] == "shimizu2020"
+    shimizu = kb.references["shimizu2020"]
+    assert shimizu.doi == "10.1186/s13075-020-02243-7" and "15 of the 44 hips" in (shimizu.note or "")
+
+
+def test_the_pvns_incidence_is_not_attributed_to_the_radiographic_series(kb: KnowledgeBase) -> None:
+    """1.8 per million and the hip's 15% are stated by Fukui 2013 and Levy 2016 citing earlier work, not by Cotten 1995."""
+    prior = kb.condition("pvns").prior_provenance
+    assert prior.basis is Basis.estimate
+    assert "cotten1995" not in prior.refs
+    assert {"fukui2013", "levy2016"} <= set(prior.refs)
+    assert "1.8 per million" in (kb.references["fukui2013"].note or "")
+
+
+def test_a_reference_url_points_at_a_page_not_a_whole_site(kb: KnowledgeBase) -> None:
+    """A site's home page identifies no article (rheumatologist_vitd once cited only the-rheumatologist.org)."""
+    from urllib.parse import urlparse
+
+    bare = [key for key, ref in kb.references.items() if ref.url and urlparse(ref.url).path in ("", "/") and not urlparse(ref.url).query]
+    assert bare == []
+    vitamin_d = kb.references["rheumatologist_vitd"]
+    assert vitamin_d.authors and vitamin_d.title and vitamin_d.year == 2012
+
+
+def test_the_vitamin_d_threshold_is_expert_opinion_not_a_reported_cut_off(kb: KnowledgeBase) -> None:
+    """25-OH vitamin D of 20 ng/mL before an IV bisphosphonate: no study measured it."""
+    rule = next(r for r in kb.treatment.safety.rules if r.id == "iv_bisphosphonate_vitamin_d")
+    option = kb.treatment.treatments.options["calcium_vitamin_d"]
+    for item in (rule, option):
+        assert item.basis is Basis.estimate
+        assert "expert opinion" in (item.note or "")
+
+
+def test_calcium_and_vitamin_d_are_not_presented_as_trial_evidence_for_toh(kb: KnowledgeBase) -> None:
+    """The doses come from the background arms of trials in other conditions."""
+    from hipdx.knowledge.treatment import Evidence
+
+    option = kb.treatment.treatments.options["calcium_vitamin_d"]
+    assert option.evidence is Evidence.expert_opinion
+    assert "background" in (option.note or "")
+
+
+def test_holzer_counts_nine_men_among_twenty_six_patients_with_dxa() -> None:
+    """Holzer 2009: 26 patients had DXA, which 'revealed nine men with abnormal bone density'."""
+    for path in sorted(default_data_dir().rglob("*.yaml")):
+        text = " ".join(path.read_text(encoding="utf-8").split())
+        assert "of 26 men" not in text, path.name
+
+
+def test_vande_berg_2011_carries_its_french_title(kb: KnowledgeBase) -> None:
+    ref = kb.references["vandeberg2011"]
+    assert ref.title == "Le syndrome d'œdème médullaire de la tête fémorale"
+    assert (ref.journal, ref.volume_pages, ref.pmid) == ("J Radiol", "92(6):557-566", "21704251")

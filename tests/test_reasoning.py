@@ -356,7 +356,7 @@ def test_the_explanation_cites_its_numbers(run, kb: KnowledgeBase) -> None:
     assert [e.condition for e in leading] == [d.id for d in assessment.differential[: len(leading)]]
     for explained in leading:
         for c in explained.patient_factors + explained.findings:
-            assert c.basis in ("reported", "derived", "estimate")
+            assert c.basis in ("reported", "derived", "transferred", "estimate")
             assert set(c.refs) <= set(kb.references)
             assert c.group == kb.variables[c.variable].spec.group
         assert all(c.group == "patient" for c in explained.patient_factors)

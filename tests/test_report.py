@@ -199,6 +199,35 @@ def test_describe_condition_labels_time_bands() -> None:
     assert banded.bands[-1].days == f"{bounds[-1]:g} days or more"
 
 
+def test_a_transferred_number_is_labelled_as_such_wherever_it_is_shown() -> None:
+    """The radiograph fracture line in a stress fracture (Kiuru 2002: all sites and grades)."""
+    case = parse_case(
+        {
+            "id": "late_line",
+            "age_years": 23,
+            "sex": "female",
+            "onset": {"type": "gradual", "days_since_onset": 40},
+            "imaging": [{"modality": "radiograph", "days_since_onset": 35, "findings": {"femoral_neck_fracture_line": "present"}}],
+        }
+    )
+    assessment = assess(case, KB, date(2026, 11, 25))
+    fnsf = next(e for e in assessment.explanation.leading if e.condition == "fnsf")
+    line = next(c for c in fnsf.findings if c.variable == "xr_neck_fracture_line")
+    assert line.basis == "transferred"
+    assert line.refs == ["kiuru2002"]
+    report = " ".join(render_text(assessment, KB, width=200).split())
+    assert "transferred" in report
+
+    profile = describe_condition(KB, "fnsf")
+    late = next(v for v in profile.variables if v.id == "xr_neck_fracture_line").bands[-1]
+    assert late.source.basis == "transferred" and late.source.n == 50
+    assert late.source.n_effective == pytest.approx(1 / (1 / 50 + 1 / 20), abs=0.01)
+    # the range shown is drawn with the smaller n, so it is wider than the study alone implies
+    shown = late.estimates[0].range
+    study_only = implied_range(np.array([0.56, 0.44]), 50)[0]
+    assert shown[1] - shown[0] > study_only[1] - study_only[0]
+
+
 def test_reference_gaps_match_the_bibliography() -> None:
     gaps = dict(reference_gaps(KB))
     for key, ref in KB.references.items():

@@ -292,7 +292,8 @@ def kb_check_command(data_dir: DataDirOption = None, no_color: NoColorOption = F
     """Validate the whole knowledge base and count its numbers by provenance.
 
     Prints the number of conditions, variables, tests, red flags and references, how many
-    numbers are reported, derived or estimated, and warns about references with gaps.
+    numbers are reported, derived, transferred from another population or estimated, and
+    warns about references with gaps.
     Exits non-zero and lists every problem when the base is invalid.
     """
     kb = load_knowledge_base(data_dir)

@@ -8,7 +8,9 @@ core indexes directly:
 - ``log_p[key]``: log-likelihood of one observation (a variable's state or aggregate,
   in one time band) under every condition;
 - ``log_p_samples[key]``: the same under ``n_samples`` draws from the uncertainty of
-  every number (Beta/Dirichlet with the cited effective sample size), for ranges;
+  every number (Beta/Dirichlet with the cited effective sample size, smaller for a figure
+  transferred from another population: :attr:`~hipdx.knowledge.schema.Provenance.effective_n`),
+  for ranges;
 - ``outcome_log_p[variable][band]``: stratified samples of each variable's outcome per
   condition, scored under every condition, for the expected information of a test.
 
@@ -139,7 +141,7 @@ class KnowledgeBase:
         raise KeyError(condition_id)
 
     def provenance_counts(self) -> dict[str, int]:
-        """How many numbers of the base are reported, derived or estimated.
+        """How many numbers of the base are reported, derived, transferred or estimated.
 
         A distribution over k states counts as k - 1 numbers (the last is the rest).
         """
@@ -291,7 +293,7 @@ def _compile(
     n_cond = len(ids)
 
     prior = np.array([c.prior for c in conditions])
-    prior_n = np.array([c.prior_provenance.n for c in conditions])
+    prior_n = np.array([c.prior_provenance.effective_n for c in conditions])
     # Dirichlet on the base prior with the smallest effective sample size of its parts
     prior_samples = rng.dirichlet(prior * prior_n.min(), size=N_SAMPLES).clip(_FLOOR)
     prior_samples /= prior_samples.sum(axis=1, keepdims=True)
@@ -314,7 +316,7 @@ def _compile(
             for b, dist in enumerate(entries):
                 p = _full(dist, v.states)
                 probs[b, ci] = p
-                draw = rng.dirichlet(np.maximum(p * dist.n, 0.05), size=N_SAMPLES).clip(_FLOOR)
+                draw = rng.dirichlet(np.maximum(p * dist.effective_n, 0.05), size=N_SAMPLES).clip(_FLOOR)
                 samples[b, :, ci] = draw / draw.sum(axis=1, keepdims=True)
         if n_bands > 1:  # time since onset not known: the mean over the bands
             probs = np.concatenate([probs, probs.mean(axis=0, keepdims=True)])

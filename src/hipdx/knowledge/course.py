@@ -12,8 +12,8 @@
 
 and a list of ``alerts``: rules of a known ``kind`` with their thresholds, the action and
 the sources. Every band, expectation and threshold says whether it is ``reported``,
-``derived`` or an ``estimate`` with the reasoning, like the numbers of the knowledge base
-(:mod:`hipdx.knowledge.schema`). The rules are evaluated by :mod:`hipdx.reasoning.course`.
+``derived``, ``transferred`` from another population or an ``estimate`` with the
+reasoning, like the numbers of the knowledge base (:mod:`hipdx.knowledge.schema`). The rules are evaluated by :mod:`hipdx.reasoning.course`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 One :class:`DataReader` reads every file of one load: it hashes what it read (the
 knowledge base's digest) and collects every schema problem instead of stopping at the
-first, so a broken base is reported whole.
+first, so a broken base is reported whole. Every file is parsed by :func:`load_yaml`,
+which refuses a key given twice in one mapping: plain YAML keeps the last silently, so a
+second, shorter entry would replace a fuller one without anyone noticing.
 """
 
 from __future__ import annotations
@@ -16,6 +18,74 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from hipdx.errors import KnowledgeBaseError, Problem
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that records every key given twice in one mapping.
+
+    ``duplicates`` collects (key, first line, second line), 1-based.
+    """
+
+    def __init__(self, stream: bytes) -> None:
+        super().__init__(stream)
+        self.duplicates: list[tuple[str, int, int]] = []
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[typing.Any, typing.Any]:
+        first_line: dict[typing.Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # ``<<`` merges another mapping on purpose
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            try:
+                earlier = first_line.setdefault(key, line)
+            except TypeError:  # an unhashable key; SafeLoader reports it below
+                continue
+            if earlier != line:
+                self.duplicates.append((str(key), earlier, line))
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: bytes, name: str) -> typing.Any:
+    """Parse one knowledge-base file, refusing a key given twice in the same mapping.
+
+    Parameters
+    ----------
+    text
+        The file's bytes.
+    name
+        The file's name relative to the data folder, for the messages.
+
+    Raises
+    ------
+    KnowledgeBaseError
+        The text is not YAML, or a mapping repeats a key; each repeat is listed with the
+        key and both line numbers.
+
+    Examples
+    --------
+    >>> load_yaml(b"a: 1\\nb: 2\\na: 3\\n", "x.yaml")
+    Traceback (most recent call last):
+    ...
+    hipdx.errors.KnowledgeBaseError: x.yaml repeats a key: the later entry would silently replace the earlier one
+      - x.yaml: key 'a' is given twice, on line 1 and line 3
+    """
+    loader = _UniqueKeyLoader(text)
+    try:
+        raw = loader.get_single_data()
+    except yaml.YAMLError as exc:
+        raise KnowledgeBaseError(f"{name} is not valid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+    if loader.duplicates:
+        raise KnowledgeBaseError(
+            f"{name} repeats a key: the later entry would silently replace the earlier one",
+            [
+                Problem(name, f"key {key!r} is given twice, on line {first} and line {second}")
+                for key, first, second in loader.duplicates
+            ],
+        )
+    return raw
 
 
 def default_data_dir() -> Path:
@@ -42,7 +112,7 @@ class DataReader:
         Raises
         ------
         KnowledgeBaseError
-            The file cannot be read or is not YAML at all.
+            The file cannot be read, is not YAML at all or repeats a key (:func:`load_yaml`).
         """
         path = self.data_dir / name
         try:
@@ -50,10 +120,7 @@ class DataReader:
         except OSError as exc:
             raise KnowledgeBaseError(f"cannot read knowledge-base file {path}: {exc.strerror}") from None
         self._digest.update(name.encode() + b"\0" + text)
-        try:
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise KnowledgeBaseError(f"{name} is not valid YAML: {exc}") from None
+        raw = load_yaml(text, name)
         try:
             return model.model_validate(raw)
         except ValidationError as exc:

@@ -14,11 +14,13 @@ The base is a folder of YAML files (``knowledge/data``):
 
 Every probability carries its provenance: ``basis`` is ``reported`` (a figure printed in
 the cited publication), ``derived`` (plain arithmetic on printed figures; ``note`` shows
-it) or ``estimate`` (a judgement; ``note`` gives the reasoning). ``n`` is the effective
-sample size: the study's denominator for reported and derived figures, a pseudo-count
-expressing confidence for estimates. The uncertainty of each number is sampled from a
-Beta/Dirichlet distribution with these parameters, and ``hipdx kb show`` prints the
-implied 90% range of every number.
+it), ``transferred`` (a figure printed, or derived, for another population: septic knees,
+children, stress injuries at any site; ``note`` names that population) or ``estimate`` (a
+judgement; ``note`` gives the reasoning). ``n`` is the effective sample size: the study's
+denominator for reported, derived and transferred figures, a pseudo-count expressing
+confidence for estimates. The uncertainty of each number is sampled from a Beta/Dirichlet
+distribution with ``effective_n`` (``n``, made smaller for a transferred figure, see
+:data:`TRANSFER_N`), and ``hipdx kb show`` prints the implied 90% range of every number.
 """
 
 from __future__ import annotations
@@ -38,7 +40,18 @@ class _Data(BaseModel):
 class Basis(str, Enum):
     reported = "reported"
     derived = "derived"
+    transferred = "transferred"
     estimate = "estimate"
+
+
+#: How much a transferred figure can know about this base's population, as a sample size.
+#: A figure measured in another population carries two errors: the sampling error of its
+#: study (its ``n``) and the error of carrying it over, taken to be that of a 20-patient
+#: sample: twice the pseudo-count of 10 that most judgements of this base carry, because
+#: the figure was at least measured. The two variances add, so the uncertainty is drawn
+#: with ``1 / (1/n + 1/TRANSFER_N)``: always below both ``n`` and ``TRANSFER_N``, so a
+#: transferred figure is always more uncertain than the same figure reported.
+TRANSFER_N = 20.0
 
 
 class Reference(_Data):
@@ -64,8 +77,9 @@ class Reference(_Data):
 class Cited(_Data):
     """Where a number, threshold, option or rule comes from.
 
-    ``reported`` and ``derived`` need a ``ref``; ``derived`` and ``estimate`` need a
-    ``note`` with the arithmetic or the reasoning.
+    ``reported``, ``derived`` and ``transferred`` need a ``ref``; ``derived`` and
+    ``estimate`` need a ``note`` with the arithmetic or the reasoning, ``transferred`` a
+    ``note`` naming the population the figure was measured in.
     """
 
     basis: Basis
@@ -74,10 +88,12 @@ class Cited(_Data):
 
     @model_validator(mode="after")
     def _cited_or_reasoned(self) -> Cited:
-        if self.basis in (Basis.reported, Basis.derived) and not self.ref:
+        if self.basis in (Basis.reported, Basis.derived, Basis.transferred) and not self.ref:
             raise ValueError(f"a {self.basis.value} item needs a ref")
         if self.basis in (Basis.derived, Basis.estimate) and not self.note:
             raise ValueError(f"a {self.basis.value} item needs a note with its derivation or reasoning")
+        if self.basis is Basis.transferred and not self.note:
+            raise ValueError("a transferred item needs a note naming the population the figure was measured in")
         return self
 
     @property
@@ -91,6 +107,20 @@ class Provenance(Cited):
     """Where a probability comes from, with the effective sample size its uncertainty is drawn with."""
 
     n: float = Field(gt=0, le=100000, description="effective sample size")
+
+    @property
+    def effective_n(self) -> float:
+        """The sample size the uncertainty is drawn with: ``n``, combined with
+        :data:`TRANSFER_N` for a transferred figure.
+
+        >>> Provenance(basis="transferred", ref="x", note="knees", n=20).effective_n
+        10.0
+        >>> Provenance(basis="reported", ref="x", n=20).effective_n
+        20.0
+        """
+        if self.basis is Basis.transferred:
+            return 1.0 / (1.0 / self.n + 1.0 / TRANSFER_N)
+        return self.n
 
 
 class Distribution(Provenance):

@@ -63,10 +63,15 @@ class Estimate(_View):
 
 
 class Sourced(_View):
-    """Where a number (or a distribution of numbers) comes from."""
+    """Where a number (or a distribution of numbers) comes from.
+
+    ``n_effective`` is the sample size its range is drawn with: ``n``, smaller for a
+    figure transferred from another population.
+    """
 
     basis: str
     n: float
+    n_effective: float
     note: str | None
     refs: list[Cited]
 
@@ -162,11 +167,17 @@ def _cited(kb: KnowledgeBase, keys: list[str]) -> list[Cited]:
 
 
 def _sourced(kb: KnowledgeBase, prov: Provenance) -> Sourced:
-    return Sourced(basis=prov.basis.value, n=prov.n, note=prov.note, refs=_cited(kb, prov.refs))
+    return Sourced(
+        basis=prov.basis.value,
+        n=prov.n,
+        n_effective=round(prov.effective_n, 2),
+        note=prov.note,
+        refs=_cited(kb, prov.refs),
+    )
 
 
 def _prior(kb: KnowledgeBase, p: float, prov: Provenance) -> Prior:
-    low, high = implied_range(np.array([p, 1 - p]), prov.n)[0]
+    low, high = implied_range(np.array([p, 1 - p]), prov.effective_n)[0]
     return Prior(probability=p, range=(round(float(low), 4), round(float(high), 4)), source=_sourced(kb, prov))
 
 
@@ -191,7 +202,7 @@ def _variable(kb: KnowledgeBase, var: CompiledVariable, ci: int) -> VariableProf
     bands = []
     for b, dist in enumerate(var.provenance[ci]):
         probs = var.probs[b, ci]
-        ranges = implied_range(probs, dist.n)
+        ranges = implied_range(probs, dist.effective_n)
         low, high = band_bounds(spec.time_bands_days, b) if spec.time_bands_days else (None, None)
         bands.append(
             Band(
@@ -254,6 +265,8 @@ def _grid() -> Table:
 def _add_source(grid: Table, source: Sourced, shared_default: bool = False, first: bool = True) -> None:
     """Rows for the basis and n; with ``first``, also the note and the references."""
     line = Text.assemble("basis ", (source.basis, BASIS_STYLE.get(source.basis, "")), f", n {source.n:g}")
+    if source.n_effective != source.n:
+        line.append(f" (range drawn with n {source.n_effective:.3g}: measured in another population)")
     if shared_default:
         line.append(" (default for conditions without their own entry)", style="dim")
     grid.add_row("", line)

@@ -38,7 +38,7 @@ _EIGHTHS = " ▏▎▍▌▋▊▉"
 
 URGENCY_STYLE = {"emergency": "bold red", "urgent": "bold dark_orange", "soon": "bold cyan"}
 DIRECTION_STYLE = {"for": "green", "against": "red", "neutral": "dim"}
-BASIS_STYLE = {"reported": "green", "derived": "cyan", "estimate": "yellow"}
+BASIS_STYLE = {"reported": "green", "derived": "cyan", "transferred": "magenta", "estimate": "yellow"}
 
 
 def capture(renderables: Iterable[RenderableType], *, color: bool = False, width: int = DEFAULT_WIDTH) -> str:
