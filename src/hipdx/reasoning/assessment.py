@@ -38,7 +38,7 @@ class Contribution(_Out):
     likelihood_ratio: float = Field(description="P(finding | condition) / P(finding | other conditions)")
     log10_lr: float
     direction: str = Field(description="'for', 'against' or 'neutral'")
-    basis: str = Field(description="reported, derived or estimate")
+    basis: str = Field(description="reported, derived, transferred (measured in another population) or estimate")
     refs: list[str]
     days_since_onset: float | None = None
 

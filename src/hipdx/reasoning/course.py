@@ -103,7 +103,7 @@ class CourseAlert(_Out):
     days_since_onset: list[float] = Field(description="days since onset of those visits")
     action: str
     refs: list[str]
-    threshold_basis: str = Field(description="reported, derived or estimate: the basis of the rule's thresholds")
+    threshold_basis: str = Field(description="reported, derived, transferred or estimate: the basis of the rule's thresholds")
 
 
 class ExpectedFollowUp(_Out):

@@ -452,7 +452,7 @@ class PlanItem(_Out):
     regimen: str
     status: ItemStatus
     evidence: str = Field(description="randomised_trial, case_series, guideline, label or expert_opinion")
-    basis: str = Field(description="reported (as published) or estimate (a judgement of hipdx)")
+    basis: str = Field(description="reported (as published), transferred (from another population) or estimate (a judgement of hipdx)")
     off_label: bool
     refs: list[str]
     note: str | None = None
