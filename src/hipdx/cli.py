@@ -449,11 +449,12 @@ def stage_command(
 
     ARCO 2019, Ficat-Arlet and Steinberg; TOH phase (an estimate) and migratory pattern;
     subchondral band; femoral neck fracture grade and urgency. Missing findings are named, never assumed normal.
+    Each part is staged only for a condition the differential supports (as in `assess`).
     """
-    from hipdx.reasoning.staging import stage_case
     from hipdx.report.management import format_staging
 
-    staging = stage_case(parse_case(read_bytes(case_file)), load_knowledge_base().treatment, _today(today))
+    # staged for the conditions the differential supports, as in `assess`
+    staging = assess(parse_case(read_bytes(case_file)), load_knowledge_base(), _today(today)).staging
     if output is DataFormat.json:
         _print_json(staging.model_dump(mode="json"))
     else:

@@ -30,6 +30,7 @@ from hipdx.reasoning.assessment import (
     MissingFinding,
     NextTest,
     Provenance,
+    RedFlagHit,
 )
 from hipdx.reasoning.differential import (
     likelihood_ratios,
@@ -42,7 +43,7 @@ from hipdx.reasoning.information import burden_of_test, information_of_tests, va
 from hipdx.reasoning.plan import make_plan
 from hipdx.reasoning.headline import flag_urgencies, headline
 from hipdx.reasoning.red_flags import URGENCY_ORDER, evaluate_red_flags, staging_flags
-from hipdx.reasoning.staging import stage_case
+from hipdx.reasoning.staging import scope_staging, stage_case
 
 #: How many conditions are explained, missing findings listed and tests proposed.
 N_EXPLAINED = 3
@@ -120,9 +121,12 @@ def assess(case: Case, kb: KnowledgeBase, today: dt.date, *, management: bool = 
     )
     pregnant = case.pregnancy.status is PregnancyStatus.pregnant
     red_flags = evaluate_red_flags(kb, observations, post)
-    staging = stage_case(case, kb.treatment, today) if management else None
-    if staging is not None:
-        red_flags = sorted(red_flags + staging_flags(kb, staging, post, red_flags), key=lambda h: URGENCY_ORDER[h.urgency])
+    staging = None
+    if management:
+        # the fracture grade is a fact of the findings: it can add a flag before the staging is scoped
+        full = stage_case(case, kb.treatment, today)
+        red_flags = sorted(red_flags + staging_flags(kb, full, post, red_flags), key=lambda h: URGENCY_ORDER[h.urgency])
+        staging = scope_staging(full, supported_conditions(kb, differential, red_flags))
     plan = (
         make_plan(
             case,
@@ -160,6 +164,13 @@ def assess(case: Case, kb: KnowledgeBase, today: dt.date, *, management: bool = 
             n_uncertainty_samples=N_SAMPLES,
         ),
     )
+
+
+def supported_conditions(kb: KnowledgeBase, differential: Sequence[DifferentialItem], red_flags: Sequence[RedFlagHit]) -> set[str]:
+    """The conditions the staging describes: the leading one, any at or above the must-not-miss
+    threshold, and any flagged."""
+    threshold = kb.treatment.threshold("must_not_miss_probability").value
+    return {differential[0].id} | {d.id for d in differential if d.probability >= threshold} | {f.condition for f in red_flags}
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,10 @@ def format_staging(staging: Staging) -> str:
         return "; ".join(str(i) for i in items) or "-"
 
     lines = ["Staging" + (f" - {staging.case_id}" if staging.case_id else ""), ""]
+    if staging.scope is not None:
+        lines.append(f"Staged for: {', '.join(staging.scope.conditions)} (the conditions the differential supports)")
+        lines += [f"  {note}" for note in staging.scope.not_staged]
+        lines.append("")
     for r in staging.osteonecrosis:
         stage = {StageStatus.at_least: f"at least {r.stage}", StageStatus.staged: r.stage}.get(r.status, r.status.value.replace("_", " "))
         lines.append(f"{r.name}: {stage}" + (f" - {r.definition}" if r.definition else ""))
