@@ -149,7 +149,7 @@ class Measurement(_Strict):
     unit: str = Field(min_length=1)
 
 
-_LAB_NAMES = ("esr", "crp", "wbc", "temperature", "vitamin_d", "calcium", "creatinine", "egfr", "alp")
+_LAB_NAMES = ("esr", "crp", "wbc", "temperature", "vitamin_d", "calcium", "creatinine", "egfr", "alp", "synovial_wbc")
 
 
 def _to_canonical(name: str, m: Measurement) -> float:
@@ -182,6 +182,9 @@ class Labs(_Strict):
     egfr: Measurement | None = None
     alp: Measurement | None = None
     bmd_t_score: float | None = Field(default=None, ge=-8.0, le=6.0)
+    synovial_wbc: Measurement | None = Field(default=None, description="White cells in hip joint fluid (aspiration), cells/uL or 10^9/L")
+    synovial_culture: Presence = Field(default=_U, description="Gram stain or culture of the joint fluid positive")
+    paraprotein: Presence = Field(default=_U, description="A monoclonal protein on serum protein electrophoresis")
 
     _canonical: dict[str, float] = PrivateAttr(default_factory=dict)
 
@@ -346,6 +349,7 @@ FINDING_MODALITIES: dict[str, frozenset[Modality]] = {
     "subchondral_band_thickness_mm": _MRI,
     "subchondral_band_length_mm": _MRI,
     "contrast_pattern": _MRI,
+    "chemical_shift_signal_drop_percent": _MRI,
     "uptake": _SCAN,
 }
 
@@ -390,6 +394,9 @@ class ImagingFindings(_Strict):
     subchondral_band_thickness_mm: float | None = Field(default=None, gt=0, le=30)
     subchondral_band_length_mm: float | None = Field(default=None, gt=0, le=80)
     contrast_pattern: ContrastPattern = ContrastPattern.unknown
+    chemical_shift_signal_drop_percent: float | None = Field(
+        default=None, ge=-50, le=100, description="Signal drop of the marrow lesion from in-phase to opposed-phase images (chemical-shift MRI), %"
+    )
     # bone scintigraphy
     uptake: Uptake = Uptake.unknown
 

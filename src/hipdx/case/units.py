@@ -111,5 +111,11 @@ QUANTITIES: dict[str, Quantity] = {
         Quantity("egfr", "mL/min/1.73m2", {"mL/min/1.73m2": _same, "mL/min": _same}, (1, 200)),
         Quantity("alp", "U/L", {"U/L": _same, "IU/L": _same}, (5, 5000)),
         Quantity("weight", "kg", {"kg": _same, "lb": _scale(0.45359237)}, (20, 350)),
+        Quantity(
+            "synovial_wbc",
+            "cells/uL",
+            {"cells/uL": _same, "/uL": _same, "cells/mm3": _same, "/mm3": _same, "10^9/L": _scale(1000.0), "10^3/uL": _scale(1000.0)},
+            (0, 500000),
+        ),
     )
 }

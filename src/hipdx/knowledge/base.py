@@ -22,6 +22,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import typing
+import zlib
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -304,6 +305,9 @@ def _compile(
     outcome_log_p: dict[str, list[np.ndarray]] = {}
 
     for index, v in enumerate(variables):
+        # one stream per variable, seeded by its id: adding or changing one variable does not
+        # move the draws of the others, so a knowledge-base diff shows only what changed
+        vrng = np.random.default_rng([_SEED, zlib.crc32(v.id.encode("utf-8"))])
         n_states = len(v.states)
         n_bands = v.band_count()
         probs = np.empty((n_bands, n_cond, n_states))
@@ -316,7 +320,7 @@ def _compile(
             for b, dist in enumerate(entries):
                 p = _full(dist, v.states)
                 probs[b, ci] = p
-                draw = rng.dirichlet(np.maximum(p * dist.effective_n, 0.05), size=N_SAMPLES).clip(_FLOOR)
+                draw = vrng.dirichlet(np.maximum(p * dist.effective_n, 0.05), size=N_SAMPLES).clip(_FLOOR)
                 samples[b, :, ci] = draw / draw.sum(axis=1, keepdims=True)
         if n_bands > 1:  # time since onset not known: the mean over the bands
             probs = np.concatenate([probs, probs.mean(axis=0, keepdims=True)])
@@ -331,7 +335,7 @@ def _compile(
                 log_rows.append(np.log(probs[b][:, idx].sum(axis=1)))
                 sample_rows.append(np.log(samples[b][:, :, idx].sum(axis=2)))
         compiled[v.id] = CompiledVariable(v, index, probs, keys, observables, provenance)
-        outcome_log_p[v.id] = [_outcome_table(probs[b], rng) for b in range(probs.shape[0])]
+        outcome_log_p[v.id] = [_outcome_table(probs[b], vrng) for b in range(probs.shape[0])]
 
     info_probs, info_log_probs, compiled = _info_tables(compiled, n_cond)
     # one padding row of zeros: "no observation"
