@@ -16,7 +16,7 @@ from hipdx.case import Case
 from hipdx.reasoning import assess
 from hipdx.reasoning.encode import encoder_for
 from hipdx.reasoning.batch import BatchResult, assess_batch, assess_batch_json, batch_encoder_for
-from hipdx.reasoning.differential import observation_keys, posterior
+from hipdx.reasoning.differential import observation_keys, observation_weights, posterior
 
 
 def _load_generator():
@@ -173,7 +173,8 @@ def test_batch_posterior_equals_single_posterior(kb, cases):
     result = assess_batch(cases, kb, TODAY)
     encoder = encoder_for(kb)
     for i, case in enumerate(cases):
-        single = posterior(kb, observation_keys(kb, encoder.encode(case, TODAY)))
+        observations = encoder.encode(case, TODAY)
+        single = posterior(kb, observation_keys(kb, observations), observation_weights(kb, observations))
         np.testing.assert_allclose(result.probabilities[i], single, rtol=0, atol=1e-9)
     np.testing.assert_allclose(result.probabilities.sum(axis=1), 1.0, rtol=0, atol=1e-12)
 

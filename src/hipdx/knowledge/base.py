@@ -141,6 +141,23 @@ class KnowledgeBase:
                 return c
         raise KeyError(condition_id)
 
+    @cached_property
+    def dependence_group_of(self) -> dict[str, str]:
+        """Variable id -> its dependence group (``kb.yaml`` ``structure``), for grouped variables."""
+        return {m: g for g, group in self.info.structure.dependence_groups.items() for m in group.members}
+
+    @cached_property
+    def group_column(self) -> np.ndarray:
+        """(variables,) index of each variable's dependence group, -1 when it has none (base order)."""
+        groups = list(self.info.structure.dependence_groups)
+        return np.array([groups.index(self.dependence_group_of[v]) if v in self.dependence_group_of else -1 for v in self.variables], dtype=np.intp)
+
+    @cached_property
+    def tempering(self) -> np.ndarray:
+        """(samples,) the factor each uncertainty sample tempers the likelihood by (model structure)."""
+        low = self.info.structure.tempering_min
+        return low + (1.0 - low) * (np.arange(N_SAMPLES) + 0.5) / N_SAMPLES
+
     def provenance_counts(self) -> dict[str, int]:
         """How many numbers of the base are reported, derived, transferred or estimated.
 
@@ -199,6 +216,14 @@ def load_knowledge_base(data_dir: Path | None = None) -> KnowledgeBase:
     references = bibliography.references
     _check_references(conditions_file, variables, tests_file, red_flags_file, references, problems)
     _check_cross(conditions_file, variables, tests_file, red_flags_file, problems)
+    known = {v.id for v in variables}
+    for gid, group in info.structure.dependence_groups.items():
+        for member in group.members:
+            if member not in known:
+                problems.append(Problem(f"kb.yaml: structure.dependence_groups.{gid}", f"unknown variable {member!r}"))
+    for ref in info.structure.refs:
+        if ref not in references:
+            problems.append(Problem("kb.yaml: structure", f"cites {ref!r}, which is not in bibliography.yaml"))
     digest = reader.digest
     treatment = compile_treatment(staging_file, treatments_file, safety_file, references, digest, problems)
     names = {c.id: c.name for c in conditions_file.conditions}

@@ -35,6 +35,7 @@ from hipdx.reasoning.assessment import (
 from hipdx.reasoning.differential import (
     likelihood_ratios,
     observation_keys,
+    observation_weights,
     posterior,
     posterior_range,
 )
@@ -88,9 +89,10 @@ def assess(case: Case, kb: KnowledgeBase, today: dt.date, *, management: bool = 
     ids = kb.condition_ids
 
     patient_mask = np.array([kb.variables[o.variable].spec.group == "patient" for o in observations], dtype=bool)
-    patient_prior = posterior(kb, keys[patient_mask])
-    post = posterior(kb, keys)
-    ranges = posterior_range(kb, keys)
+    weights = observation_weights(kb, observations)
+    patient_prior = posterior(kb, keys[patient_mask], weights[patient_mask])
+    post = posterior(kb, keys, weights)
+    ranges = posterior_range(kb, keys, weights)
     order = np.argsort(-post, kind="stable")
 
     p_round = np.round(post, 4).tolist()
@@ -116,7 +118,7 @@ def assess(case: Case, kb: KnowledgeBase, today: dt.date, *, management: bool = 
     shown = _shown(kb, observations)
     missing_vars = [v for v in kb.variables if v not in observed]
     explanation = Explanation(
-        leading=[_explain(kb, shown, ratios, int(i), post, patient_prior) for i in order[:N_EXPLAINED]],
+        leading=[_explain(kb, shown, ratios, weights, int(i), post, patient_prior) for i in order[:N_EXPLAINED]],
         missing_that_matter=_missing(kb, post, missing_vars, days_now),
     )
     pregnant = case.pregnancy.status is PregnancyStatus.pregnant
@@ -203,20 +205,25 @@ def _explain(
     kb: KnowledgeBase,
     shown: Sequence[_Shown],
     ratios: np.ndarray,
+    weights: np.ndarray,
     ci: int,
     post: np.ndarray,
     patient_prior: np.ndarray,
 ) -> ConditionExplanation:
-    """Each finding's likelihood ratio for one condition, strongest first."""
-    lrs = np.round(ratios[:, ci], 3).tolist()
-    log10s = np.round(np.log10(ratios[:, ci]), 3).tolist()
+    """Each finding's likelihood ratio for one condition, strongest first (as counted: a
+    finding of a dependence group with its weight)."""
+    counted = ratios[:, ci] ** weights
+    lrs = np.round(counted, 3).tolist()
+    log10s = np.round(np.log10(counted), 3).tolist()
+    rounded_weights = np.round(weights, 3).tolist()
     patient, findings = [], []
-    for item, lr, log10 in zip(shown, lrs, log10s):
+    for item, lr, log10, weight in zip(shown, lrs, log10s, rounded_weights):
         basis, refs = item.variable.cited[ci][item.band]
         row = {
             **item.row,
             "likelihood_ratio": lr,
             "log10_lr": log10,
+            "weight": weight,
             "direction": "for" if log10 > 0.05 else "against" if log10 < -0.05 else "neutral",
             "basis": basis,
             "refs": refs,
