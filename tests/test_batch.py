@@ -16,7 +16,7 @@ from hipdx.case import Case
 from hipdx.reasoning import assess
 from hipdx.reasoning.encode import encoder_for
 from hipdx.reasoning.batch import BatchResult, assess_batch, assess_batch_json, batch_encoder_for
-from hipdx.reasoning.differential import observation_keys, observation_weights, posterior
+from hipdx.reasoning.differential import observation_keys, observation_weights, posterior, undefined_folds
 
 
 def _load_generator():
@@ -174,7 +174,7 @@ def test_batch_posterior_equals_single_posterior(kb, cases):
     encoder = encoder_for(kb)
     for i, case in enumerate(cases):
         observations = encoder.encode(case, TODAY)
-        single = posterior(kb, observation_keys(kb, observations), observation_weights(kb, observations))
+        single = posterior(kb, observation_keys(kb, observations), observation_weights(kb, observations), undefined_folds(kb, observations))
         np.testing.assert_allclose(result.probabilities[i], single, rtol=0, atol=1e-9)
     np.testing.assert_allclose(result.probabilities.sum(axis=1), 1.0, rtol=0, atol=1e-12)
 

@@ -142,6 +142,17 @@ class KnowledgeBase:
         raise KeyError(condition_id)
 
     @cached_property
+    def definitions(self) -> list[tuple[int, str, frozenset[str], int]]:
+        """(condition, defining variable, its defining states, the condition it is counted with
+        otherwise) for every condition ``defined_by`` a finding (``conditions.yaml``)."""
+        ids = self.condition_ids
+        return [
+            (ids.index(c.id), c.defined_by.variable, frozenset(c.defined_by.states), ids.index(c.defined_by.otherwise))
+            for c in self.conditions
+            if c.defined_by is not None
+        ]
+
+    @cached_property
     def dependence_group_of(self) -> dict[str, str]:
         """Variable id -> its dependence group (``kb.yaml`` ``structure``), for grouped variables."""
         return {m: g for g, group in self.info.structure.dependence_groups.items() for m in group.members}
@@ -217,6 +228,14 @@ def load_knowledge_base(data_dir: Path | None = None) -> KnowledgeBase:
     _check_references(conditions_file, variables, tests_file, red_flags_file, references, problems)
     _check_cross(conditions_file, variables, tests_file, red_flags_file, problems)
     known = {v.id for v in variables}
+    condition_ids = {c.id for c in conditions_file.conditions}
+    for c in conditions_file.conditions:
+        d = c.defined_by
+        if d is None:
+            continue
+        var = next((v for v in variables if v.id == d.variable), None)
+        if var is None or not set(d.states) <= set(var.states) or d.otherwise not in condition_ids or d.otherwise == c.id:
+            problems.append(Problem(f"conditions.yaml: {c.id}.defined_by", f"needs a known variable, its states and another condition (got {d.variable!r}, {d.states}, {d.otherwise!r})"))
     for gid, group in info.structure.dependence_groups.items():
         for member in group.members:
             if member not in known:

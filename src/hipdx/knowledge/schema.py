@@ -140,12 +140,27 @@ class Distribution(Provenance):
         return p
 
 
+class Definition(_Data):
+    """A condition defined by a finding: without it the condition cannot be told from another.
+
+    When the case does not show ``variable`` in one of ``states`` (absent or not known), the
+    condition is at most as likely as ``otherwise`` and cannot lead (a first episode of
+    regional migratory osteoporosis cannot yet be told from transient osteoporosis).
+    """
+
+    variable: _ID
+    states: list[_ID] = Field(min_length=1)
+    otherwise: _ID
+    note: str
+
+
 class Condition(_Data):
     id: _ID
     name: str
     short: str
     description: str
     must_not_miss: bool = False
+    defined_by: Definition | None = None
     includes: list[str] = []
     icd10: list[str] = []
     snomed: str | None = None

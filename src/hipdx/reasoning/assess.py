@@ -36,6 +36,7 @@ from hipdx.reasoning.differential import (
     likelihood_ratios,
     observation_keys,
     observation_weights,
+    undefined_folds,
     posterior,
     posterior_range,
 )
@@ -90,9 +91,10 @@ def assess(case: Case, kb: KnowledgeBase, today: dt.date, *, management: bool = 
 
     patient_mask = np.array([kb.variables[o.variable].spec.group == "patient" for o in observations], dtype=bool)
     weights = observation_weights(kb, observations)
-    patient_prior = posterior(kb, keys[patient_mask], weights[patient_mask])
-    post = posterior(kb, keys, weights)
-    ranges = posterior_range(kb, keys, weights)
+    folds = undefined_folds(kb, observations)
+    patient_prior = posterior(kb, keys[patient_mask], weights[patient_mask], folds)
+    post = posterior(kb, keys, weights, folds)
+    ranges = posterior_range(kb, keys, weights, folds)
     order = np.argsort(-post, kind="stable")
 
     p_round = np.round(post, 4).tolist()

@@ -56,7 +56,7 @@ from hipdx.case.parse import days_since_onset, problems_from_validation, study_d
 from hipdx.case.units import QUANTITIES
 from hipdx.errors import Problem
 from hipdx.knowledge.base import CompiledVariable, KnowledgeBase
-from hipdx.reasoning.differential import batch_posterior, batch_weights
+from hipdx.reasoning.differential import batch_posterior, batch_undefined, batch_weights
 from hipdx.reasoning.encode import CaseEncoder, state_of
 from hipdx.reasoning.red_flags import UNKNOWN, probability_flag_ids
 
@@ -438,7 +438,7 @@ def posterior_matrix(kb: KnowledgeBase, key_matrix: np.ndarray) -> np.ndarray:
     for start in range(0, len(key_matrix), CHUNK_CASES):
         stop = start + CHUNK_CASES
         chunk = key_matrix[start:stop]
-        out[start:stop] = batch_posterior(kb, chunk, batch_weights(kb, chunk))
+        out[start:stop] = batch_posterior(kb, chunk, batch_weights(kb, chunk), batch_undefined(kb, chunk))
     return out
 
 

@@ -26,10 +26,11 @@ def softmax(log_weights: np.ndarray, axis: int = -1) -> np.ndarray:
     return w / w.sum(axis=axis, keepdims=True)
 
 
-def _hedged(kb: KnowledgeBase, log_weights: np.ndarray, axis: int = -1) -> np.ndarray:
-    """The posterior mixed with an even spread at the base's ``misspecification`` weight."""
+def _hedged(kb: KnowledgeBase, log_weights: np.ndarray, folds: Sequence[tuple[int, int]] = ()) -> np.ndarray:
+    """The posterior (conditions on the last axis), folded, then mixed with an even spread at
+    the base's ``misspecification`` weight."""
     eps = kb.info.structure.misspecification
-    return (1.0 - eps) * softmax(log_weights, axis=axis) + eps / log_weights.shape[axis]
+    return (1.0 - eps) * _fold(softmax(log_weights), folds) + eps / log_weights.shape[-1]
 
 
 def observation_weights(kb: KnowledgeBase, observations: Sequence[Observation]) -> np.ndarray:
@@ -49,20 +50,46 @@ def observation_weights(kb: KnowledgeBase, observations: Sequence[Observation]) 
     )
 
 
-def posterior(kb: KnowledgeBase, keys: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+def undefined_folds(kb: KnowledgeBase, observations: Sequence[Observation]) -> list[tuple[int, int]]:
+    """(condition, counted with) for each condition whose defining finding the case does not show."""
+    seen = {o.variable: o.state for o in observations}
+    return [(ci, into) for ci, variable, states, into in kb.definitions if seen.get(variable) not in states]
+
+
+def _fold(p: np.ndarray, folds: Sequence[tuple[int, int]]) -> np.ndarray:
+    """A condition whose defining finding is not shown is at most as likely as the condition it
+    cannot be told from: where it would be more likely, the two share their mass equally (the
+    other one listed first)."""
+    for ci, into in folds:
+        gap = p[..., ci] - p[..., into]
+        excess = np.where(gap > 0, gap / 2.0 + 1e-12, 0.0)  # the tilt keeps the other one first after rounding errors
+        p[..., ci] -= excess
+        p[..., into] += excess
+    return p
+
+
+def posterior(
+    kb: KnowledgeBase, keys: np.ndarray, weights: np.ndarray | None = None, folds: Sequence[tuple[int, int]] = ()
+) -> np.ndarray:
     """Posterior probability of each condition (knowledge-base order).
 
     ``weights`` (one per key, :func:`observation_weights`) temper dependent findings;
-    None counts every key fully.
+    None counts every key fully. ``folds`` (:func:`undefined_folds`) count a condition whose
+    defining finding is not shown with the condition it cannot yet be told from.
     """
     log_p = kb.log_p[keys]
     if weights is not None:
         log_p = log_p * weights[:, None]
-    return _hedged(kb, kb.log_prior + log_p.sum(axis=0))
+    return _hedged(kb, kb.log_prior + log_p.sum(axis=0), folds)
 
 
 def posterior_range(
-    kb: KnowledgeBase, keys: np.ndarray, weights: np.ndarray | None = None, low: float = 0.05, high: float = 0.95
+    kb: KnowledgeBase,
+    keys: np.ndarray,
+    weights: np.ndarray | None = None,
+    folds: Sequence[tuple[int, int]] = (),
+    low: float = 0.05,
+    high: float = 0.95,
 ) -> np.ndarray:
     """(conditions, 2): the low and high quantiles of the posterior over the sampled bases.
 
@@ -73,7 +100,7 @@ def posterior_range(
     if weights is not None:
         log_p = log_p * weights[:, None, None]
     likelihood = log_p.sum(axis=0) * kb.tempering[:, None]
-    samples = np.sort(_hedged(kb, kb.log_prior_samples + likelihood), axis=0)
+    samples = np.sort(_hedged(kb, kb.log_prior_samples + likelihood, folds), axis=0)
     last = samples.shape[0] - 1
     return samples[[round(low * last), round(high * last)]].T
 
@@ -90,17 +117,38 @@ def likelihood_ratios(kb: KnowledgeBase, keys: np.ndarray) -> np.ndarray:
     return like / others
 
 
-def batch_posterior(kb: KnowledgeBase, key_matrix: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+def batch_posterior(
+    kb: KnowledgeBase, key_matrix: np.ndarray, weights: np.ndarray | None = None, undefined: np.ndarray | None = None
+) -> np.ndarray:
     """Posterior for many cases at once.
 
     ``key_matrix`` is (cases, max observations), padded with the knowledge base's
     padding row (``len(kb.log_p) - 1``), which contributes nothing; ``weights`` has its
-    shape (:func:`batch_weights`).
+    shape (:func:`batch_weights`); ``undefined`` (cases, definitions) says where each
+    definition of ``kb.definitions`` is not met (:func:`batch_undefined`).
     """
     log_p = kb.log_p[key_matrix]
     if weights is not None:
         log_p = log_p * weights[:, :, None]
-    return _hedged(kb, kb.log_prior + log_p.sum(axis=1), axis=1)
+    p = softmax(kb.log_prior + log_p.sum(axis=1), axis=1)
+    if undefined is not None:
+        for d, (ci, _, _, into) in enumerate(kb.definitions):
+            rows = undefined[:, d]
+            p[rows] = _fold(p[rows], [(ci, into)])
+    eps = kb.info.structure.misspecification
+    return (1.0 - eps) * p + eps / p.shape[-1]
+
+
+def batch_undefined(kb: KnowledgeBase, key_matrix: np.ndarray) -> np.ndarray:
+    """(cases, definitions): the case does not show the condition's defining finding; column j
+    of ``key_matrix`` is variable j of the base (the vectorised :func:`undefined_folds`)."""
+    columns = list(kb.variables)
+    out = np.ones((len(key_matrix), len(kb.definitions)), dtype=bool)
+    for d, (_, variable, states, _) in enumerate(kb.definitions):
+        var = kb.variables[variable]
+        defining = [row for (_, state), row in var.keys.items() if state in states]
+        out[:, d] = ~np.isin(key_matrix[:, columns.index(variable)], defining)
+    return out
 
 
 def batch_weights(kb: KnowledgeBase, key_matrix: np.ndarray) -> np.ndarray:
