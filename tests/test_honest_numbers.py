@@ -104,3 +104,19 @@ def test_the_batch_path_applies_the_same_rule(rmo_heavy_kb):
         assert result.top_condition_ids()[i] == single.differential[0].id
         for item in single.differential:
             assert result.probabilities[i, rmo_heavy_kb.condition_ids.index(item.id)] == pytest.approx(item.probability, abs=1e-4)
+
+
+# --- the setting's prior --------------------------------------------------------------------------
+
+
+def test_the_emergency_department_raises_acute_conditions_and_the_clinic_is_the_base():
+    raw = {"age_years": 45, "sex": "male", "onset": {"type": "sudden", "days_since_onset": 3},
+           "imaging": [{"modality": "mri", "days_since_onset": 2, "findings": {"edema_extent": "head_and_neck"}}]}
+    default = hipdx.assess(hipdx.parse_case(raw), KB, TODAY)
+    clinic = hipdx.assess(hipdx.parse_case({**raw, "setting": "outpatient_clinic"}), KB, TODAY)
+    ed = hipdx.assess(hipdx.parse_case({**raw, "setting": "emergency_department"}), KB, TODAY)
+    p = lambda a, c: next(d.probability for d in a.differential if d.id == c)  # noqa: E731
+    assert p(default, "septic") == p(clinic, "septic") < p(ed, "septic")
+    assert p(ed, "onfh") < p(clinic, "onfh")
+    assert "setting" not in {c.variable for c in clinic.explanation.leading[0].patient_factors}
+    assert "setting" in {c.variable for c in ed.explanation.leading[0].patient_factors}

@@ -124,6 +124,13 @@ class FractureSide(str, Enum):
     unknown = "unknown"
 
 
+class Setting(str, Enum):
+    """Where the patient is seen: the prior of acute conditions depends on it."""
+
+    outpatient_clinic = "outpatient_clinic"
+    emergency_department = "emergency_department"
+
+
 class Walking(str, Enum):
     """Walking ability at a visit."""
 
@@ -482,6 +489,10 @@ class Case(_Strict):
 
     schema_version: Literal["1"] = "1"
     id: str | None = Field(default=None, max_length=200)
+    setting: Setting = Field(
+        default=Setting.outpatient_clinic,
+        description="Where the patient is seen; the knowledge base's priors are those of the outpatient (referral) clinic",
+    )
     note: str | None = Field(default=None, max_length=5000, description="Free-text summary; not used by the reasoning")
     assessed_on: dt.date | None = Field(default=None, description="Date of assessment; dates are counted from here")
     age_years: float | None = Field(default=None, ge=0, le=120)

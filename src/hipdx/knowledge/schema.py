@@ -189,7 +189,9 @@ class Source(_Data):
     bins: list[tuple[str, float | None]] | None = Field(
         default=None, description="[state, upper bound (exclusive) in the canonical unit, or null for the last bin]"
     )
-    map: dict[str, str] | None = Field(default=None, description="case value -> state (or aggregate)")
+    map: dict[str, str | None] | None = Field(
+        default=None, description="case value -> state (or aggregate); null: the value is no observation (the base population's own value)"
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> Source:

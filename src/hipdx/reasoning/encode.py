@@ -239,7 +239,7 @@ def check_source(v: Variable) -> list[str]:
     observable = set(v.states) | set(v.aggregates)
     problems: list[str] = []
     if src.map:
-        bad = set(src.map.values()) - observable
+        bad = {v for v in src.map.values() if v is not None} - observable
         if bad:
             problems.append(f"map targets {sorted(bad)} are not states of the variable")
     if src.bins:
