@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import hipdx
+from conftest import SAFE_MAN
 from hipdx.case import Case
 from hipdx.cli import app
 from hipdx.knowledge import load_knowledge_base
@@ -32,22 +33,7 @@ TK = KB.treatment
 MEDICINE_OPTIONS = {key for key, option in TK.treatments.options.items() if option.kind in MEDICINES}
 COMORBIDITIES = list(Case.model_fields["comorbidities"].annotation.model_fields)
 
-#: every safety fact known and normal, so that only the fact under test moves an option
-SAFE: dict[str, Any] = {
-    "age_years": 45,
-    "sex": "male",
-    "weight_kg": 80,
-    "systolic_bp_mmhg": 125,
-    "labs": {
-        "creatinine": {"value": 1.0, "unit": "mg/dL"},
-        "egfr": {"value": 90, "unit": "mL/min/1.73m2"},
-        "calcium": {"value": 2.4, "unit": "mmol/L"},
-        "vitamin_d": {"value": 32, "unit": "ng/mL"},
-        "alp": {"value": 80, "unit": "U/L"},
-    },
-    "risk_factors": {"cancer_history": "absent"},
-    "comorbidities": {name: "absent" for name in COMORBIDITIES},
-}
+SAFE = SAFE_MAN
 TOH_MRI = [{"modality": "mri", "days_since_onset": 20, "findings": {"edema": "present", "edema_extent": "head_and_neck", "double_line_sign": "absent", "subchondral_band": "absent", "focal_lesion": "absent"}}]
 
 
