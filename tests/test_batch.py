@@ -263,3 +263,11 @@ def test_batch_counts_dates_from_today_without_assessed_on(kb):
         results.append(assess_batch([case], kb, today).probabilities[0])
         np.testing.assert_allclose(results[-1], single, rtol=0, atol=1e-12)
     assert not np.allclose(results[0], results[1])  # day 5 vs day 1: another time band
+
+
+def test_a_line_with_a_key_twice_or_nested_too_deep_is_an_error_not_the_last_value(kb) -> None:
+    lines = ['{"age_years": 50, "sex": "male", "sex": "female"}', "[" * 990 + "]" * 990, '{"age_years": 50}']
+    result = assess_batch_json(lines, kb, TODAY)
+    assert [e.index for e in result.errors] == [0, 1] and result.input_index.tolist() == [2]
+    assert [p.field for p in result.errors[0].problems] == ["sex"]
+    assert "levels deep" in str(result.errors[1])

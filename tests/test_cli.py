@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -373,3 +374,84 @@ def test_colour_only_on_a_terminal_without_no_color(monkeypatch: pytest.MonkeyPa
     assert not cli.use_color(no_color=True)
     monkeypatch.setenv("NO_COLOR", "1")
     assert not cli.use_color(no_color=False)
+
+
+# -- hostile inputs (issue 12) --------------------------------------------------------------
+
+#: Documents that crashed every command with an internal error (exit 70) before issue 12.
+CRASHERS = {
+    "nested_990_deep": '{"labs": ' + '{"a": ' * 990 + "1" + "}" * 990 + "}",
+    "list_990_deep": '{"note": ' + "[" * 990 + "]" * 990 + "}",
+    "integer_of_4301_digits": '{"age_years": ' + "9" * 4301 + "}",
+}
+
+
+@pytest.mark.parametrize("command", ["assess", "plan", "course", "stage"])
+@pytest.mark.parametrize("name", sorted(CRASHERS))
+def test_deep_nesting_and_huge_integers_are_input_errors(write_case, command: str, name: str) -> None:
+    result = run(command, write_case(CRASHERS[name]), "--today", TODAY)
+    assert_clean_failure(result)
+    assert "internal error" not in result.stderr
+    assert "levels deep" in result.stderr or "number of 4,301 characters" in result.stderr
+
+
+def test_a_key_given_twice_is_refused_naming_it(write_case) -> None:
+    text = json.dumps(TOH_CASE)[:-1] + ', "sex": "female", "labs": {"crp": {"value": 5, "unit": "mg/L"}, "crp": {"value": 5, "unit": "mg/dL"}}}'
+    result = run("assess", write_case(text), "--today", TODAY)
+    assert_clean_failure(result)
+    assert "sex: given twice" in result.stderr and '"female"' in result.stderr
+    assert "labs: given twice" in result.stderr
+    inner = json.dumps(TOH_CASE)[:-1] + ', "labs": {"crp": {"value": 5, "unit": "mg/L"}, "crp": {"value": 5, "unit": "mg/dL"}}}'
+    inner = inner.replace('"labs": {"crp": {"value": 3, "unit": "mg/L"}}, ', "")
+    result = run("assess", write_case(inner), "--today", TODAY)
+    assert_clean_failure(result)
+    assert "labs.crp: given twice" in result.stderr
+
+
+def test_demo_goes_on_after_a_file_that_crashed_it(tmp_path: Path) -> None:
+    (tmp_path / "a_deep.json").write_text(CRASHERS["nested_990_deep"], encoding="utf-8")
+    (tmp_path / "b_huge.json").write_text(CRASHERS["integer_of_4301_digits"], encoding="utf-8")
+    (tmp_path / "c_toh.json").write_text(json.dumps(TOH_CASE), encoding="utf-8")
+    result = run("demo", tmp_path, "--today", TODAY)
+    assert_clean_failure(result)
+    assert "1 of 3 cases assessed; not assessed: a_deep.json, b_huge.json" in result.stdout
+    assert "toh-man" in result.stdout
+
+
+def test_evaluate_refuses_a_vignette_file_with_a_key_twice_or_too_deep(tmp_path: Path) -> None:
+    twice = tmp_path / "twice.json"
+    twice.write_text('[{"id": "v1", "patient": {"sex": "male", "sex": "female"}}]', encoding="utf-8")
+    result = run("evaluate", twice, "--today", TODAY)
+    assert_clean_failure(result, code=5)
+    assert "0.patient.sex: given twice" in result.stderr
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 990 + "]" * 990, encoding="utf-8")
+    result = run("evaluate", deep, "--today", TODAY)
+    assert_clean_failure(result, code=5)
+    assert "levels deep" in result.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+@pytest.mark.parametrize("command", ["assess", "evaluate"])
+def test_a_fifo_is_refused_not_waited_on(tmp_path: Path, command: str) -> None:
+    fifo = tmp_path / "case.json"
+    os.mkfifo(fifo)
+    done = subprocess.run(  # a separate process, so that a regression fails after the timeout instead of hanging
+        [sys.executable, "-m", "hipdx.cli", command, str(fifo), "--today", TODAY],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode in (2, 5), done.stderr
+    assert "not a regular file" in done.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero")
+def test_a_device_is_refused_not_read_until_memory_runs_out() -> None:
+    result = run("assess", "/dev/zero", "--today", TODAY)
+    assert_clean_failure(result)
+    assert "cannot read /dev/zero: it is not a regular file" in result.stderr
+
+
+def test_a_case_file_over_5_mb_is_refused(write_case) -> None:
+    result = run("assess", write_case('{"note": "' + "x" * (5 * 1024 * 1024) + '"}'), "--today", TODAY)
+    assert_clean_failure(result)
+    assert "larger than 5 MB" in result.stderr

@@ -32,7 +32,8 @@ import typer
 
 from hipdx import __version__
 from hipdx.case import Case, parse_case
-from hipdx.errors import InputError
+from hipdx.errors import HipdxError, InputError
+from hipdx.jsonio import read_input_file
 from hipdx.knowledge import KnowledgeBase, load_knowledge_base
 from hipdx.reasoning import Assessment, assess
 from hipdx.report import (
@@ -159,29 +160,15 @@ DataDirOption = Annotated[
 
 
 def read_bytes(path: Path) -> bytes:
-    """The content of a file.
+    """The content of an input file, through the one reader of input files.
 
     Raises
     ------
     InputError
-        ``cannot read FILE: reason`` when it is missing, a directory or unreadable.
+        ``cannot read FILE: reason`` when it is missing, a directory, a device or FIFO,
+        unreadable or larger than :data:`hipdx.jsonio.MAX_INPUT_BYTES`.
     """
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise _cannot_read(path, exc) from None
-
-
-def check_readable(path: Path) -> None:
-    """Raise the same :class:`InputError` as :func:`read_bytes` without reading the file."""
-    try:
-        path.open("rb").close()
-    except OSError as exc:
-        raise _cannot_read(path, exc) from None
-
-
-def _cannot_read(path: Path, exc: OSError) -> InputError:
-    return InputError(f"cannot read {path}: {exc.strerror or exc}")
+    return read_input_file(path)
 
 
 def _today(value: datetime | None) -> date:
@@ -351,13 +338,13 @@ def _case_files(directory: Path) -> list[Path]:
 
 
 def _demo_one(path: Path, kb: KnowledgeBase, today: date, color: bool) -> bool:
-    """Assess and summarise one case file; on an input error, report it and return False."""
+    """Assess and summarise one case file; on an error of this case, report it and return False."""
     try:
         case = parse_case(read_bytes(path))
-    except InputError as err:
+        assessment: Assessment = assess(case, kb, today)
+    except HipdxError as err:
         typer.echo(f"error: {path.name}: {err}", err=True)
         return False
-    assessment: Assessment = assess(case, kb, today)
     title = f"{case.id or path.stem}  ({path.name})"
     _print(render_brief(assessment, title=title, note=case.note, color=color, width=_width()))
     return True
@@ -374,8 +361,6 @@ def evaluate_command(
     """Evaluate hipdx on vignettes with known final diagnoses (accuracy and calibration)."""
     from hipdx.evaluation import evaluate_files, render_text as render_evaluation
 
-    for path in files:
-        check_readable(path)
     report = evaluate_files(list(files), load_knowledge_base(), _today(today))
     if output is DataFormat.json:
         _print_json(report.model_dump(mode="json"))

@@ -6,7 +6,6 @@ field and the reason, as one :class:`~hipdx.errors.InputError`.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import date
 from typing import Any
@@ -15,6 +14,7 @@ from pydantic import ValidationError
 
 from hipdx.case.model import Case, ImagingStudy
 from hipdx.errors import InputError, Problem
+from hipdx.jsonio import loads
 
 
 #: Model-level checks name the offending field first: "pregnancy.status: impossible for ...".
@@ -53,16 +53,11 @@ def parse_case(raw: str | bytes | dict[str, Any]) -> Case:
     Raises
     ------
     InputError
-        Malformed JSON, a field that does not exist, a value of the wrong type or
+        Malformed JSON (including a key given twice, see :func:`hipdx.jsonio.loads`), a field that does not exist, a value of the wrong type or
         unit, or an implausible value; every problem is listed.
     """
     if isinstance(raw, (str, bytes)):
-        try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"the case is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
-        except UnicodeDecodeError:
-            raise InputError("the case is not UTF-8 text") from None
+        raw = loads(raw, "the case")
     if not isinstance(raw, dict):
         raise InputError(f"a case must be a JSON object, not {type(raw).__name__}")
     try:
