@@ -269,3 +269,41 @@ def test_a_lab_value_without_its_unit_is_refused_and_the_message_says_why() -> N
     (problem,) = err.value.problems
     assert problem.field == "labs.crp"
     assert "unit" in problem.reason and "cannot be guessed" in problem.reason
+
+
+# --- strict types: nothing converted (issue 12) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "reason_part"),
+    [
+        ({"age_years": True}, "age_years", "true is not a number"),
+        ({"age_years": False}, "age_years", "false is not a number"),
+        ({"age_years": "45"}, "age_years", '"45" is not a number'),
+        ({"labs": {"crp": {"value": True, "unit": "mg/L"}}}, "labs.crp.value", "true is not a number"),
+        ({"labs": {"bmd_t_score": True}}, "labs.bmd_t_score", "true is not a number"),
+        ({"pain": {"severity_0_10": True}}, "pain.severity_0_10", "not a number"),
+        ({"visits": [{"days_since_onset": True}]}, "visits.0.days_since_onset", "not a number"),
+        ({"imaging": [{"modality": "mri", "contrast": 1}]}, "imaging.0.contrast", "1 is not true or false"),
+        ({"imaging": [{"modality": "mri", "contrast": "yes"}]}, "imaging.0.contrast", "not true or false"),
+        ({"onset": {"date": 0}}, "onset.date", "YYYY-MM-DD"),
+        ({"onset": {"date": 1700000000}}, "onset.date", "a number is not read as a date"),
+        ({"assessed_on": 20260101}, "assessed_on", "YYYY-MM-DD"),
+        ({"assessed_on": "2026-01-01T00:00:00"}, "assessed_on", "YYYY-MM-DD"),
+        ({"imaging": [{"modality": "mri", "date": True}]}, "imaging.0.date", "YYYY-MM-DD"),
+        ({"visits": [{"date": 86400}]}, "visits.0.date", "YYYY-MM-DD"),
+        ({"assessed_on": "2026-02-30"}, "assessed_on", "not a calendar date"),
+    ],
+)
+def test_booleans_text_and_numbers_are_not_converted(raw: dict, field: str, reason_part: str) -> None:
+    problems = problems_of(raw)
+    assert [p.field for p in problems] == [field], problems
+    assert reason_part in problems[0].reason, problems[0].reason
+
+
+def test_integers_and_decimals_are_numbers_and_iso_dates_are_dates() -> None:
+    case = parse_case({"age_years": 45, "labs": {"crp": {"value": 5, "unit": "mg/L"}, "bmd_t_score": -2.5},
+                       "assessed_on": "2026-03-01", "onset": {"date": "2026-02-01"}})
+    assert case.age_years == 45.0 and isinstance(case.age_years, float)
+    assert case.labs.canonical("crp") == 5.0
+    assert case.onset.date is not None and case.onset.date.isoformat() == "2026-02-01"

@@ -12,12 +12,24 @@ ignored fact.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from enum import Enum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    Strict,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from hipdx.case.units import QUANTITIES
+from hipdx.jsonio import excerpt
 
 
 class Presence(str, Enum):
@@ -135,7 +147,40 @@ class Walking(str, Enum):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False, str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, use_enum_values=False, str_strip_whitespace=True, allow_inf_nan=False
+    )
+
+
+# --- the value types: strict, nothing converted --------------------------------------------
+
+#: A number as JSON writes it, an integer or a decimal. ``true`` is not 1 and ``"45"`` is
+#: not 45: a boolean or a number in quotes is refused, never converted.
+Number = Annotated[float, Strict()]
+#: A yes/no flag: ``true`` or ``false`` only (not 1, 0, "yes").
+Flag = Annotated[bool, Strict()]
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date(value: Any) -> dt.date:
+    """A date given as ISO text ``"YYYY-MM-DD"`` (or a :class:`datetime.date` from Python)."""
+    if isinstance(value, dt.datetime):
+        raise ValueError(f"give a date without a time, not {value.isoformat()!r}")
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{excerpt(value)} is not a calendar date") from None
+    raise ValueError(
+        f'give the date as text "YYYY-MM-DD", not {excerpt(value)} (a number is not read as a date)'
+    )
+
+
+#: A calendar date, only as ISO text ``"YYYY-MM-DD"``; a number is never read as a Unix time.
+Date = Annotated[dt.date, BeforeValidator(_iso_date)]
 
 
 P = Presence
@@ -145,7 +190,7 @@ _U = Presence.unknown
 class Measurement(_Strict):
     """A value with its unit, as measured: ``{"value": 2.1, "unit": "mg/dL"}``."""
 
-    value: float
+    value: Number
     unit: str = Field(min_length=1)
 
 
@@ -181,7 +226,7 @@ class Labs(_Strict):
     creatinine: Measurement | None = None
     egfr: Measurement | None = None
     alp: Measurement | None = None
-    bmd_t_score: float | None = Field(default=None, ge=-8.0, le=6.0)
+    bmd_t_score: Number | None = Field(default=None, ge=-8.0, le=6.0)
 
     _canonical: dict[str, float] = PrivateAttr(default_factory=dict)
 
@@ -211,8 +256,8 @@ class Pregnancy(_Strict):
     """Pregnancy state. Weeks of gestation when pregnant, weeks since delivery when postpartum."""
 
     status: PregnancyStatus = PregnancyStatus.unknown
-    gestational_weeks: float | None = Field(default=None, ge=0, le=44)
-    postpartum_weeks: float | None = Field(default=None, ge=0, le=52)
+    gestational_weeks: Number | None = Field(default=None, ge=0, le=44)
+    postpartum_weeks: Number | None = Field(default=None, ge=0, le=52)
     breastfeeding: Presence = _U
 
     @model_validator(mode="after")
@@ -228,8 +273,8 @@ class Onset(_Strict):
     """When and how the pain began. Give a date or the days since onset, not both."""
 
     type: OnsetType = OnsetType.unknown
-    date: dt.date | None = None
-    days_since_onset: float | None = Field(default=None, ge=0, le=3650)
+    date: Date | None = None
+    days_since_onset: Number | None = Field(default=None, ge=0, le=3650)
 
     @model_validator(mode="after")
     def _one_time(self) -> Onset:
@@ -245,15 +290,15 @@ class Pain(_Strict):
     at_rest: Presence = _U
     at_night: Presence = _U
     relieved_by_lying_down: Presence = _U
-    severity_0_10: float | None = Field(default=None, ge=0, le=10)
+    severity_0_10: Number | None = Field(default=None, ge=0, le=10)
 
 
 class Corticosteroids(_Strict):
     """Systemic corticosteroid exposure, as prednisolone-equivalent dose."""
 
     status: Presence = _U
-    dose_mg_per_day: float | None = Field(default=None, gt=0, le=2000)
-    duration_weeks: float | None = Field(default=None, gt=0, le=5200)
+    dose_mg_per_day: Number | None = Field(default=None, gt=0, le=2000)
+    duration_weeks: Number | None = Field(default=None, gt=0, le=5200)
 
     @model_validator(mode="after")
     def _dose_needs_exposure(self) -> Corticosteroids:
@@ -353,15 +398,15 @@ class ImagingFindings(_Strict):
     crescent_sign: Presence = _U
     # any structural modality
     collapse: Presence = Field(default=_U, description="Flattening or depression of the femoral head")
-    collapse_depth_mm: float | None = Field(default=None, ge=0, le=30)
+    collapse_depth_mm: Number | None = Field(default=None, ge=0, le=30)
     joint_space: JointSpace = JointSpace.unknown
     femoral_neck_fracture_line: Presence = _U
     femoral_neck_fracture_side: FractureSide = FractureSide.unknown
     fracture_displaced: Presence = _U
-    femoral_neck_fracture_width_percent: float | None = Field(
+    femoral_neck_fracture_width_percent: Number | None = Field(
         default=None, ge=0, le=100, description="Length of a neck fracture line as a percentage of the neck width"
     )
-    necrotic_extent_percent: float | None = Field(
+    necrotic_extent_percent: Number | None = Field(
         default=None, ge=0, le=100, description="Share of the femoral head occupied by a necrotic segment"
     )
     subchondral_fracture_line: Presence = _U
@@ -380,8 +425,8 @@ class ImagingFindings(_Strict):
     synovitis: Presence = _U
     double_line_sign: Presence = _U
     subchondral_band: Presence = Field(default=_U, description="Subchondral low-signal band or line on T1/T2")
-    subchondral_band_thickness_mm: float | None = Field(default=None, gt=0, le=30)
-    subchondral_band_length_mm: float | None = Field(default=None, gt=0, le=80)
+    subchondral_band_thickness_mm: Number | None = Field(default=None, gt=0, le=30)
+    subchondral_band_length_mm: Number | None = Field(default=None, gt=0, le=80)
     contrast_pattern: ContrastPattern = ContrastPattern.unknown
     # bone scintigraphy
     uptake: Uptake = Uptake.unknown
@@ -412,9 +457,9 @@ class ImagingStudy(_Strict):
     """One dated imaging study of the hip."""
 
     modality: Modality
-    contrast: bool = Field(default=False, description="MRI with intravenous gadolinium")
-    date: dt.date | None = None
-    days_since_onset: float | None = Field(default=None, ge=0, le=3650)
+    contrast: Flag = Field(default=False, description="MRI with intravenous gadolinium")
+    date: Date | None = None
+    days_since_onset: Number | None = Field(default=None, ge=0, le=3650)
     findings: ImagingFindings = ImagingFindings()
 
     @model_validator(mode="after")
@@ -437,14 +482,14 @@ class ImagingStudy(_Strict):
 class Visit(_Strict):
     """One dated follow-up visit of the episode, for comparing the course with the expected one."""
 
-    date: dt.date | None = None
-    days_since_onset: float | None = Field(default=None, ge=0, le=3650)
-    pain_0_10: float | None = Field(default=None, ge=0, le=10)
+    date: Date | None = None
+    days_since_onset: Number | None = Field(default=None, ge=0, le=3650)
+    pain_0_10: Number | None = Field(default=None, ge=0, le=10)
     walking: Walking = Walking.unknown
     range_of_motion: RangeOfMotion = RangeOfMotion.unknown
     edema_extent: EdemaExtent = EdemaExtent.unknown
-    edema_volume_ml: float | None = Field(default=None, ge=0, le=500)
-    bmd_t_score: float | None = Field(default=None, ge=-8.0, le=6.0)
+    edema_volume_ml: Number | None = Field(default=None, ge=0, le=500)
+    bmd_t_score: Number | None = Field(default=None, ge=-8.0, le=6.0)
     new_joint_pain: Presence = Field(default=_U, description="New pain in another joint since the last visit")
     new_joint_site: str | None = Field(default=None, max_length=100)
     note: str | None = Field(default=None, max_length=2000)
@@ -469,10 +514,10 @@ class Case(_Strict):
     schema_version: Literal["1"] = "1"
     id: str | None = Field(default=None, max_length=200)
     note: str | None = Field(default=None, max_length=5000, description="Free-text summary; not used by the reasoning")
-    assessed_on: dt.date | None = Field(default=None, description="Date of assessment; dates are counted from here")
-    age_years: float | None = Field(default=None, ge=0, le=120)
+    assessed_on: Date | None = Field(default=None, description="Date of assessment; dates are counted from here")
+    age_years: Number | None = Field(default=None, ge=0, le=120)
     sex: Sex = Sex.unknown
-    weight_kg: float | None = Field(default=None, ge=20, le=350)
+    weight_kg: Number | None = Field(default=None, ge=20, le=350)
     pregnancy: Pregnancy = Pregnancy()
     side: Side = Side.unknown
     onset: Onset = Onset()
@@ -485,7 +530,7 @@ class Case(_Strict):
     morning_stiffness: Presence = Field(default=_U, description="Morning stiffness longer than 30 minutes")
     risk_factors: RiskFactors = RiskFactors()
     comorbidities: Comorbidities = Comorbidities()
-    systolic_bp_mmhg: float | None = Field(default=None, ge=40, le=300)
+    systolic_bp_mmhg: Number | None = Field(default=None, ge=40, le=300)
     labs: Labs = Labs()
     imaging: Annotated[list[ImagingStudy], Field(max_length=50)] = []
     visits: Annotated[list[Visit], Field(max_length=200)] = []

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from hipdx.case.model import Case, ImagingStudy
 from hipdx.errors import InputError, Problem
-from hipdx.jsonio import loads
+from hipdx.jsonio import excerpt, loads
 
 
 #: Model-level checks name the offending field first: "pregnancy.status: impossible for ...".
@@ -35,14 +35,23 @@ def problems_from_validation(error: ValidationError) -> list[Problem]:
             message = prefixed.group(2)
         if item["type"] == "model_type" and "Measurement" in message:
             message = (
-                f"give the value with its unit, e.g. {{\"value\": {item.get('input')!r}, \"unit\": \"...\"}}; "
+                f"give the value with its unit, e.g. {{\"value\": {excerpt(item.get('input'))}, \"unit\": \"...\"}}; "
                 "a number alone is not accepted because the unit cannot be guessed"
             )
-        if item["type"] == "extra_forbidden":
+        if item["type"] in ("float_type", "finite_number"):
+            message = (
+                f"{excerpt(item.get('input'))} is not a number; give a number such as 45 or 2.1 "
+                "(true/false and numbers in quotes are not read as numbers)"
+            )
+        elif item["type"] == "bool_type":
+            message = f"{excerpt(item.get('input'))} is not true or false"
+        elif item["type"] == "string_type":
+            message = f"{excerpt(item.get('input'))} is not text; give it in quotes"
+        elif item["type"] == "extra_forbidden":
             message = "unknown field (check the spelling; `hipdx schema` lists every field)"
         elif item["type"] == "enum":
             expected = item.get("ctx", {}).get("expected", "")
-            message = f"{item.get('input')!r} is not one of {expected}"
+            message = f"{excerpt(item.get('input'))} is not one of {expected}"
         problems.append(Problem(field or "(case)", message))
     return problems
 
