@@ -307,3 +307,32 @@ def test_integers_and_decimals_are_numbers_and_iso_dates_are_dates() -> None:
     assert case.age_years == 45.0 and isinstance(case.age_years, float)
     assert case.labs.canonical("crp") == 5.0
     assert case.onset.date is not None and case.onset.date.isoformat() == "2026-02-01"
+
+
+# --- free text: no control characters (issue 12) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ({"note": "fine\u001b[8m hidden"}, "note"),
+        ({"note": "overwritten\rALL CLEAR"}, "note"),
+        ({"note": "csi \u009b2J"}, "note"),
+        ({"note": "reads \u202eright to left"}, "note"),
+        ({"id": "case\u001b[31m"}, "id"),
+        ({"id": "line\nbreak"}, "id"),
+        ({"visits": [{"days_since_onset": 10, "new_joint_site": "knee\u001b[8m"}]}, "visits.0.new_joint_site"),
+        ({"visits": [{"days_since_onset": 10, "note": "\u0007bell"}]}, "visits.0.note"),
+        ({"labs": {"crp": {"value": 5, "unit": "mg/L\u001b[0m"}}}, "labs.crp.unit"),
+    ],
+)
+def test_control_characters_in_free_text_are_refused_naming_the_field(raw: dict, field: str) -> None:
+    problems = problems_of(raw)
+    assert [p.field for p in problems] == [field], problems
+    assert "not printable text" in problems[0].reason and "U+" in problems[0].reason
+    assert "\u001b" not in str(problems[0])
+
+
+def test_notes_keep_line_breaks_tabs_and_any_language() -> None:
+    case = parse_case({"note": "douleur de hanche\n\tdepuis 3 semaines, 5\u00a0mg", "id": "caf\u00e9-\u6771\u4eac"})
+    assert case.note is not None and "\n\t" in case.note

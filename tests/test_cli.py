@@ -455,3 +455,31 @@ def test_a_case_file_over_5_mb_is_refused(write_case) -> None:
     result = run("assess", write_case('{"note": "' + "x" * (5 * 1024 * 1024) + '"}'), "--today", TODAY)
     assert_clean_failure(result)
     assert "larger than 5 MB" in result.stderr
+
+
+def test_an_escape_sequence_in_free_text_never_reaches_the_terminal(write_case, tmp_path: Path) -> None:
+    hidden = {**TOH_CASE, "note": "ok\u001b[8m", "id": "x"}
+    result = run("assess", write_case(hidden), "--today", TODAY)
+    assert_clean_failure(result)
+    assert "note: is not printable text" in result.stderr
+    assert "\u001b" not in result.output
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    (demo / "a.json").write_text(json.dumps(hidden), encoding="utf-8")
+    result = run("demo", demo, "--today", TODAY)
+    assert "\u001b" not in result.output and "0 of 1 cases assessed" in result.stdout
+    vignettes = tmp_path / "v.json"
+    vignettes.write_text(json.dumps([{"id": "v\u001b[8m", "final_diagnosis": {"category": "toh"}}]), encoding="utf-8")
+    result = run("evaluate", vignettes, "--today", TODAY)
+    assert result.exit_code == 0, result.output
+    assert "\u001b" not in result.output
+
+
+def test_markdown_escapes_html_from_the_case(write_case) -> None:
+    case = {**TOH_CASE, "id": '<img src=x onerror="alert(1)">',
+            "visits": [{"days_since_onset": 20, "new_joint_pain": "present", "new_joint_site": "<script>x</script>"}]}
+    for command in ("assess", "plan"):
+        result = run(command, write_case(case), "-f", "markdown", "--today", TODAY)
+        assert result.exit_code == 0, result.output
+        assert "<img" not in result.stdout and "<script" not in result.stdout
+        assert "&lt;img src=x" in result.stdout

@@ -230,6 +230,7 @@ def assess_command(
     Red flags are shown whatever the probability of their condition.
     """
     from hipdx.report.management import format_plan, format_staging
+    from hipdx.report.markdown import escape_html
 
     if mri is None and (mri_days is not None or mri_series):
         option = "--mri-days" if mri_days is not None else "--mri-series"
@@ -258,7 +259,7 @@ def assess_command(
         _print(render_markdown(assessment, kb))
         if analysis is not None:
             _print(format_mri_analysis(analysis, markdown=True).replace("# Hip MRI", "## Hip MRI", 1))
-        _print("## Staging\n\n" + format_staging(assessment.staging))
+        _print("## Staging\n\n" + escape_html(format_staging(assessment.staging)))  # plain text: no raw HTML
         _print(format_plan(assessment.plan, markdown=True).replace("# Management plan", "## Management plan", 1))
     else:
         _print(render_text(assessment, kb, color=use_color(no_color), width=_width()))

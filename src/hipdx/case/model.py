@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from enum import Enum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -179,6 +181,49 @@ def _iso_date(value: Any) -> dt.date:
     )
 
 
+#: Bidirectional embedding, override and isolate controls: they reorder what a terminal or
+#: a browser shows, so text can read differently from what it is.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def refused_character(text: str, multiline: bool) -> str | None:
+    """The reason ``text`` is refused as free text, or None when it is plain text.
+
+    Refused: control characters (``ESC`` starts the terminal sequences that recolour, hide
+    or erase what follows; a carriage return overwrites the line), lone surrogates and
+    bidirectional controls; line breaks and tabs are allowed in ``multiline`` text only.
+    """
+    for position, char in enumerate(text):
+        if multiline and char in "\n\t":
+            continue
+        if char in _BIDI_CONTROLS or (not char.isprintable() and unicodedata.category(char) != "Zs"):
+            name = "a line break" if char in "\n\r" else "a tab" if char == "\t" else "a control character"
+            return (
+                f"is not printable text: it contains {name} (U+{ord(char):04X}) at character {position + 1}; "
+                "remove it (control characters can hide or rewrite what a terminal shows)"
+            )
+    return None
+
+
+def _single_line(text: str) -> str:
+    reason = refused_character(text, multiline=False)
+    if reason:
+        raise ValueError(reason)
+    return text
+
+
+def _multiline(text: str) -> str:
+    reason = refused_character(text, multiline=True)
+    if reason:
+        raise ValueError(reason)
+    return text
+
+
+#: Free text on one line (an id, a site, a unit): printable characters only.
+Line = Annotated[str, AfterValidator(_single_line)]
+#: Free text that may span lines (a note): printable characters, line breaks and tabs.
+Paragraph = Annotated[str, AfterValidator(_multiline)]
+
 #: A calendar date, only as ISO text ``"YYYY-MM-DD"``; a number is never read as a Unix time.
 Date = Annotated[dt.date, BeforeValidator(_iso_date)]
 
@@ -191,7 +236,7 @@ class Measurement(_Strict):
     """A value with its unit, as measured: ``{"value": 2.1, "unit": "mg/dL"}``."""
 
     value: Number
-    unit: str = Field(min_length=1)
+    unit: Line = Field(min_length=1)
 
 
 _LAB_NAMES = ("esr", "crp", "wbc", "temperature", "vitamin_d", "calcium", "creatinine", "egfr", "alp")
@@ -491,8 +536,8 @@ class Visit(_Strict):
     edema_volume_ml: Number | None = Field(default=None, ge=0, le=500)
     bmd_t_score: Number | None = Field(default=None, ge=-8.0, le=6.0)
     new_joint_pain: Presence = Field(default=_U, description="New pain in another joint since the last visit")
-    new_joint_site: str | None = Field(default=None, max_length=100)
-    note: str | None = Field(default=None, max_length=2000)
+    new_joint_site: Line | None = Field(default=None, max_length=100)
+    note: Paragraph | None = Field(default=None, max_length=2000)
 
     @model_validator(mode="after")
     def _one_time(self) -> Visit:
@@ -512,8 +557,8 @@ class Case(_Strict):
     """
 
     schema_version: Literal["1"] = "1"
-    id: str | None = Field(default=None, max_length=200)
-    note: str | None = Field(default=None, max_length=5000, description="Free-text summary; not used by the reasoning")
+    id: Line | None = Field(default=None, max_length=200)
+    note: Paragraph | None = Field(default=None, max_length=5000, description="Free-text summary; not used by the reasoning")
     assessed_on: Date | None = Field(default=None, description="Date of assessment; dates are counted from here")
     age_years: Number | None = Field(default=None, ge=0, le=120)
     sex: Sex = Sex.unknown
@@ -534,13 +579,6 @@ class Case(_Strict):
     labs: Labs = Labs()
     imaging: Annotated[list[ImagingStudy], Field(max_length=50)] = []
     visits: Annotated[list[Visit], Field(max_length=200)] = []
-
-    @field_validator("id")
-    @classmethod
-    def _printable_id(cls, v: str | None) -> str | None:
-        if v is not None and not v.isprintable():
-            raise ValueError("id must be printable text")
-        return v
 
     @model_validator(mode="after")
     def _plausible(self) -> Case:

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from hipdx.case.parse import problems_from_validation
+from hipdx.jsonio import excerpt
 
 #: Keys of a vignette that hold narrative text (paraphrases), not facts.
 NARRATIVE_KEYS = frozenset(
@@ -29,9 +30,8 @@ def _show(value: Any) -> str:
 
 
 def raw_text(value: Any) -> str:
-    """A vignette value as JSON, shortened for the report."""
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 120 else text[:117] + "..."
+    """A vignette value as JSON, shortened for the report, control characters escaped."""
+    return excerpt(value, 120)
 
 
 def put_value(data: dict[str, Any], target: tuple[str | int, ...], value: Any) -> None:

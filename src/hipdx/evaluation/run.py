@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from hipdx import __version__
+from hipdx.case.model import refused_character
 from hipdx.errors import InputError, IntegrationError
 from hipdx.evaluation.scoring import (
     NOT_ASSESSED,
@@ -50,7 +51,8 @@ def read_vignette_file(path: Path) -> list[Any]:
 
 def _evaluate_one(record: Any, index: int, file: str, kb: KnowledgeBase, today: dt.date) -> CaseResult:
     raw_id = record.get("id") if isinstance(record, Mapping) else None
-    case_id = raw_id if isinstance(raw_id, str) and raw_id else f"{file}#{index}"
+    printable = isinstance(raw_id, str) and raw_id and refused_character(raw_id, multiline=False) is None
+    case_id = raw_id if printable else f"{file}#{index}"  # an id with control characters is not printed
     category = None
     if isinstance(record, Mapping) and isinstance(record.get("final_diagnosis"), Mapping):
         value = record["final_diagnosis"].get("category")
