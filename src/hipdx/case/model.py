@@ -246,10 +246,12 @@ def _to_canonical(name: str, m: Measurement) -> float:
     quantity = QUANTITIES[name]
     value = quantity.to_canonical(m.value, m.unit)
     if not quantity.plausible_min <= value <= quantity.plausible_max:
+        accepted = f"{quantity.plausible_min:g}-{quantity.plausible_max:g} {quantity.canonical_unit}"
+        low, high = quantity.plausible_in(m.unit)
+        if (low, high) != (quantity.plausible_min, quantity.plausible_max):
+            accepted = f"{low:.3g}-{high:.3g} {m.unit}, that is {accepted}"
         raise ValueError(
-            f"{m.value:g} {m.unit} is implausible for {name} "
-            f"(accepted {quantity.plausible_min:g}-{quantity.plausible_max:g} {quantity.canonical_unit}); "
-            "check the value and its unit"
+            f"{m.value:g} {m.unit} is implausible for {name} (accepted {accepted}); check the value and its unit"
         )
     return value
 
@@ -562,7 +564,9 @@ class Case(_Strict):
     assessed_on: Date | None = Field(default=None, description="Date of assessment; dates are counted from here")
     age_years: Number | None = Field(default=None, ge=0, le=120)
     sex: Sex = Sex.unknown
-    weight_kg: Number | None = Field(default=None, ge=20, le=350)
+    weight_kg: Number | None = Field(
+        default=None, ge=QUANTITIES["weight"].plausible_min, le=QUANTITIES["weight"].plausible_max
+    )
     pregnancy: Pregnancy = Pregnancy()
     side: Side = Side.unknown
     onset: Onset = Onset()
