@@ -53,14 +53,15 @@ EDGE_CASES = NOT_MEASURED_CASES + [
             {"modality": "mri", "days_since_onset": 20, "findings": {"edema": "absent", "effusion": "present"}},
         ],
     },
-    # a study of unknown time counts as -1 days; a study with a negative time comes before it
+    # a study of unknown time counts as -1 days; a study on the day of onset (day 0) comes after it
+    # (a study dated before the onset, a negative time, is refused since issue 12)
     {
         "assessed_on": "2026-01-10",
         "onset": {"days_since_onset": 10},
         "imaging": [
             {"modality": "radiograph", "findings": {"osteopenia": "present"}},
-            {"modality": "radiograph", "date": "2025-12-01", "findings": {"osteopenia": "absent"}},
-            {"modality": "ct", "date": "2025-12-01", "findings": {"femoral_neck_fracture_line": "present"}},
+            {"modality": "radiograph", "date": "2025-12-31", "findings": {"osteopenia": "absent"}},
+            {"modality": "ct", "date": "2025-12-31", "findings": {"femoral_neck_fracture_line": "present"}},
         ],
     },
     # the latest study does not report the finding: an earlier one does

@@ -336,3 +336,59 @@ def test_control_characters_in_free_text_are_refused_naming_the_field(raw: dict,
 def test_notes_keep_line_breaks_tabs_and_any_language() -> None:
     case = parse_case({"note": "douleur de hanche\n\tdepuis 3 semaines, 5\u00a0mg", "id": "caf\u00e9-\u6771\u4eac"})
     assert case.note is not None and "\n\t" in case.note
+
+
+# --- impossible times (issue 12) ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "reason_part"),
+    [
+        ({"onset": {"date": "0001-01-01"}}, "onset.date", "not a plausible date"),
+        ({"onset": {"date": "9999-12-31"}}, "onset.date", "not a plausible date"),
+        ({"assessed_on": "1900-01-01"}, "assessed_on", "not a plausible date"),
+        ({"assessed_on": "2026-11-25", "onset": {"date": "2010-01-01"}}, "onset.date", "more than 10 years"),
+        (
+            {"assessed_on": "2026-03-01", "onset": {"days_since_onset": 10},
+             "imaging": [{"modality": "mri", "date": "2026-01-01"}]},
+            "imaging.0.date",
+            "before the onset of pain",
+        ),
+        (
+            {"assessed_on": "2026-02-01", "onset": {"date": "2026-01-01"},
+             "imaging": [{"modality": "mri", "days_since_onset": 40}]},
+            "imaging.0.days_since_onset",
+            "later than the assessment (31 days)",
+        ),
+        (
+            {"assessed_on": "2026-03-01", "onset": {"date": "2026-01-01"}, "visits": [{"date": "2026-04-01"}]},
+            "visits.0.date",
+            "is after assessed_on",
+        ),
+        ({"onset": {"date": "2026-01-01"}, "visits": [{"date": "2025-12-01"}]}, "visits.0.date", "before onset.date"),
+        (
+            {"onset": {"days_since_onset": 30}, "visits": [{"days_since_onset": 10}, {"days_since_onset": 45}]},
+            "visits.1.days_since_onset",
+            "later than the assessment (30 days)",
+        ),
+    ],
+)
+def test_impossible_times_are_refused_naming_the_field(raw: dict, field: str, reason_part: str) -> None:
+    problems = problems_of(raw)
+    assert [p.field for p in problems] == [field], problems
+    assert reason_part in problems[0].reason, problems[0].reason
+
+
+def test_the_one_check_of_a_time_since_onset_is_public() -> None:
+    from hipdx.case import check_date, check_days_since_onset
+
+    assert check_days_since_onset(0, "x") == 0 and check_days_since_onset(3650, "x") == 3650
+    for days, assessed in ((-1, None), (3651, None), (40, 30)):
+        with pytest.raises(InputError) as info:
+            check_days_since_onset(days, "imaging.0.date", assessed)
+        assert info.value.problems[0].field == "imaging.0.date"
+    import datetime as dt
+
+    assert check_date(dt.date(2026, 1, 1), "--today") == dt.date(2026, 1, 1)
+    with pytest.raises(InputError, match="--today"):
+        check_date(dt.date(1, 1, 1), "--today")

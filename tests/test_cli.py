@@ -483,3 +483,38 @@ def test_markdown_escapes_html_from_the_case(write_case) -> None:
         assert result.exit_code == 0, result.output
         assert "<img" not in result.stdout and "<script" not in result.stdout
         assert "&lt;img src=x" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "change", "field"),
+    [
+        # counted from --today (no assessed_on): the onset in the future, or 13,000 days ago
+        ("assess", {"onset": {"type": "sudden", "date": "2099-01-01"}, "imaging": []}, "onset.date: is after the date of the assessment"),
+        ("plan", {"onset": {"type": "sudden", "date": "1990-01-01"}, "imaging": []}, "onset.date: 13,477 days"),
+        # an MRI dated before the onset given as days before the assessment
+        ("stage", {"imaging": [{"modality": "mri", "date": "2026-09-01"}]}, "imaging.0.date: is 55 days before the onset"),
+        # a visit in the future of the assessment
+        ("course", {"visits": [{"date": "2026-12-20", "pain_0_10": 5}]}, "visits.0.date: is after the date of the assessment"),
+        ("course", {"visits": [{"days_since_onset": 60, "pain_0_10": 5}]}, "visits.0.days_since_onset: 60 days"),
+    ],
+)
+def test_impossible_times_counted_from_today_are_input_errors(write_case, command, change, field) -> None:
+    result = run(command, write_case({**TOH_CASE, **change}), "--today", TODAY)
+    assert_clean_failure(result)
+    assert field in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("today", ["0001-01-01", "9999-12-31"])
+def test_an_implausible_today_is_refused(write_case, today: str) -> None:
+    result = run("assess", write_case(TOH_CASE), "--today", today)
+    assert_clean_failure(result)
+    assert "--today" in result.stderr and "not a plausible date" in result.stderr
+
+
+def test_valid_times_are_unchanged(write_case) -> None:
+    case = {**TOH_CASE, "onset": {"type": "sudden", "days_since_onset": 30},
+            "imaging": [{"modality": "mri", "date": "2026-11-20", "findings": {"edema": "present"}}],
+            "visits": [{"date": "2026-11-25", "pain_0_10": 6}]}
+    result = run("course", write_case(case), "-f", "json", "--today", TODAY)
+    assert result.exit_code == 0, result.output
+    assert [p["days_since_onset"] for p in json.loads(result.stdout)["course"]["points"]] == [30]

@@ -31,7 +31,7 @@ from typing import Annotated, Any
 import typer
 
 from hipdx import __version__
-from hipdx.case import Case, parse_case
+from hipdx.case import Case, check_date, parse_case
 from hipdx.errors import HipdxError, InputError
 from hipdx.jsonio import read_input_file
 from hipdx.knowledge import KnowledgeBase, load_knowledge_base
@@ -172,7 +172,8 @@ def read_bytes(path: Path) -> bytes:
 
 
 def _today(value: datetime | None) -> date:
-    return value.date() if value is not None else date.today()
+    """The date of the assessment: ``--today`` (checked like any date of a case) or the clock."""
+    return check_date(value.date(), "--today") if value is not None else date.today()
 
 
 def use_color(no_color: bool) -> bool:
@@ -236,7 +237,7 @@ def assess_command(
         option = "--mri-days" if mri_days is not None else "--mri-series"
         raise InputError(f"{option} describes the MRI given with --mri; give --mri DIR too")
     kb = load_knowledge_base()
-    case = parse_case(read_bytes(case_file))
+    case = parse_case(read_bytes(case_file), _today(today))
     analysis = None
     if mri is not None:
         from hipdx.imaging.analyze import analyze_read_study, case_with_mri
@@ -341,7 +342,7 @@ def _case_files(directory: Path) -> list[Path]:
 def _demo_one(path: Path, kb: KnowledgeBase, today: date, color: bool) -> bool:
     """Assess and summarise one case file; on an error of this case, report it and return False."""
     try:
-        case = parse_case(read_bytes(path))
+        case = parse_case(read_bytes(path), today)
         assessment: Assessment = assess(case, kb, today)
     except HipdxError as err:
         typer.echo(f"error: {path.name}: {err}", err=True)
@@ -400,8 +401,8 @@ def course_command(
     from hipdx.report.course import render_course_text
     from hipdx.report.plot import plot_course
 
-    case = parse_case(read_bytes(case_file))
     day = _today(today)
+    case = parse_case(read_bytes(case_file), day)
     kb = load_knowledge_base()
     assessment = assess(case, kb, day)
     report = compare_course(case, assessment.differential[0].id, kb.course, day)
@@ -438,7 +439,8 @@ def stage_command(
     from hipdx.reasoning.staging import stage_case
     from hipdx.report.management import format_staging
 
-    staging = stage_case(parse_case(read_bytes(case_file)), load_knowledge_base().treatment, _today(today))
+    day = _today(today)
+    staging = stage_case(parse_case(read_bytes(case_file), day), load_knowledge_base().treatment, day)
     if output is DataFormat.json:
         _print_json(staging.model_dump(mode="json"))
     else:
@@ -463,7 +465,8 @@ def plan_command(
     """
     from hipdx.report.management import format_plan
 
-    plan = assess(parse_case(read_bytes(case_file)), load_knowledge_base(), _today(today)).plan
+    day = _today(today)
+    plan = assess(parse_case(read_bytes(case_file), day), load_knowledge_base(), day).plan
     if output is OutputFormat.json:
         _print_json(plan.model_dump(mode="json"))
     else:

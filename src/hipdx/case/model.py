@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from hipdx.case.timeline import MAX_DAYS_SINCE_ONSET, date_problem, timeline_problems
 from hipdx.case.units import QUANTITIES
 from hipdx.jsonio import excerpt
 
@@ -169,13 +170,16 @@ def _iso_date(value: Any) -> dt.date:
     """A date given as ISO text ``"YYYY-MM-DD"`` (or a :class:`datetime.date` from Python)."""
     if isinstance(value, dt.datetime):
         raise ValueError(f"give a date without a time, not {value.isoformat()!r}")
-    if isinstance(value, dt.date):
-        return value
     if isinstance(value, str) and _ISO_DATE.fullmatch(value):
         try:
-            return dt.date.fromisoformat(value)
+            value = dt.date.fromisoformat(value)
         except ValueError:
             raise ValueError(f"{excerpt(value)} is not a calendar date") from None
+    if isinstance(value, dt.date):
+        reason = date_problem(value)
+        if reason is not None:
+            raise ValueError(reason)
+        return value
     raise ValueError(
         f'give the date as text "YYYY-MM-DD", not {excerpt(value)} (a number is not read as a date)'
     )
@@ -321,7 +325,7 @@ class Onset(_Strict):
 
     type: OnsetType = OnsetType.unknown
     date: Date | None = None
-    days_since_onset: Number | None = Field(default=None, ge=0, le=3650)
+    days_since_onset: Number | None = Field(default=None, ge=0, le=MAX_DAYS_SINCE_ONSET)
 
     @model_validator(mode="after")
     def _one_time(self) -> Onset:
@@ -506,7 +510,7 @@ class ImagingStudy(_Strict):
     modality: Modality
     contrast: Flag = Field(default=False, description="MRI with intravenous gadolinium")
     date: Date | None = None
-    days_since_onset: Number | None = Field(default=None, ge=0, le=3650)
+    days_since_onset: Number | None = Field(default=None, ge=0, le=MAX_DAYS_SINCE_ONSET)
     findings: ImagingFindings = ImagingFindings()
 
     @model_validator(mode="after")
@@ -530,7 +534,7 @@ class Visit(_Strict):
     """One dated follow-up visit of the episode, for comparing the course with the expected one."""
 
     date: Date | None = None
-    days_since_onset: Number | None = Field(default=None, ge=0, le=3650)
+    days_since_onset: Number | None = Field(default=None, ge=0, le=MAX_DAYS_SINCE_ONSET)
     pain_0_10: Number | None = Field(default=None, ge=0, le=10)
     walking: Walking = Walking.unknown
     range_of_motion: RangeOfMotion = RangeOfMotion.unknown
@@ -592,21 +596,7 @@ class Case(_Strict):
                 raise ValueError(f"pregnancy.status: {preg.value!r} is impossible for a male patient")
             if self.age_years is not None and not 10 <= self.age_years <= 60:
                 raise ValueError(f"pregnancy.status: {preg.value!r} at age {self.age_years:g} is implausible")
-        if self.onset.date and self.assessed_on and self.onset.date > self.assessed_on:
-            raise ValueError("onset.date: is after assessed_on")
-        for i, study in enumerate(self.imaging):
-            if study.date and self.onset.date and study.date < self.onset.date:
-                # imaging before the pain began is possible (incidental), but not for this tool's purpose
-                raise ValueError(f"imaging.{i}.date: is before onset.date; give studies of this episode only")
-            if study.date and self.assessed_on and study.date > self.assessed_on:
-                raise ValueError(f"imaging.{i}.date: is after assessed_on")
-            if (
-                study.days_since_onset is not None
-                and self.onset.days_since_onset is not None
-                and study.days_since_onset > self.onset.days_since_onset
-            ):
-                raise ValueError(
-                    f"imaging.{i}.days_since_onset: {study.days_since_onset:g} is later than "
-                    f"onset.days_since_onset ({self.onset.days_since_onset:g}), the time of assessment"
-                )
+        problems = timeline_problems(self, None)  # what can be judged without the date of assessment
+        if problems:
+            raise ValueError(f"{problems[0].field}: {problems[0].reason}")
         return self

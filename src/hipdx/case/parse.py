@@ -1,5 +1,8 @@
 """Turning raw input (JSON text or a mapping) into a validated :class:`Case`.
 
+The times of a case (days since the onset of pain) are derived and checked in
+:mod:`hipdx.case.timeline`; its public functions are available here as well.
+
 All problems are collected and reported together, each with the dotted path of the
 field and the reason, as one :class:`~hipdx.errors.InputError`.
 """
@@ -12,7 +15,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hipdx.case.model import Case, ImagingStudy
+from hipdx.case.model import Case
+from hipdx.case.timeline import (
+    check_date,
+    check_days_since_onset,
+    days_since_onset,
+    study_days_since_onset,
+    timeline_problems,
+    visit_days_since_onset,
+)
 from hipdx.errors import InputError, Problem
 from hipdx.jsonio import excerpt, loads
 
@@ -56,44 +67,47 @@ def problems_from_validation(error: ValidationError) -> list[Problem]:
     return problems
 
 
-def parse_case(raw: str | bytes | dict[str, Any]) -> Case:
+def parse_case(raw: str | bytes | dict[str, Any], today: date | None = None) -> Case:
     """Validate a case given as JSON text or an already decoded mapping.
+
+    Parameters
+    ----------
+    raw
+        The case.
+    today
+        The date the assessment is made, when known (the command line's ``--today``): the
+        times the case counts from it (an onset date without ``assessed_on``) are checked
+        too, by :func:`hipdx.case.timeline.timeline_problems`. Without it they are checked
+        when the reasoning derives them.
 
     Raises
     ------
     InputError
-        Malformed JSON (including a key given twice, see :func:`hipdx.jsonio.loads`), a field that does not exist, a value of the wrong type or
-        unit, or an implausible value; every problem is listed.
+        Malformed JSON (including a key given twice, see :func:`hipdx.jsonio.loads`), a
+        field that does not exist, a value of the wrong type or unit, an implausible value
+        or an impossible time; every problem is listed.
     """
     if isinstance(raw, (str, bytes)):
         raw = loads(raw, "the case")
     if not isinstance(raw, dict):
         raise InputError(f"a case must be a JSON object, not {type(raw).__name__}")
     try:
-        return Case.model_validate(raw)
+        case = Case.model_validate(raw)
     except ValidationError as exc:
         raise InputError("the case is not valid", problems_from_validation(exc)) from None
+    problems = timeline_problems(case, today) if today is not None else []
+    if problems:
+        raise InputError("the case is not valid", problems)
+    return case
 
 
-def days_since_onset(case: Case, today: date) -> float | None:
-    """Days from the onset of pain to the assessment, or None when not known.
-
-    ``today`` is used only when the case gives an onset date but no ``assessed_on``.
-    """
-    if case.onset.days_since_onset is not None:
-        return case.onset.days_since_onset
-    if case.onset.date is not None:
-        return float(((case.assessed_on or today) - case.onset.date).days)
-    return None
-
-
-def study_days_since_onset(case: Case, study: ImagingStudy, today: date) -> float | None:
-    """Days from the onset of pain to an imaging study, or None when not known."""
-    if study.days_since_onset is not None:
-        return study.days_since_onset
-    if study.date is not None and case.onset.date is not None:
-        return float((study.date - case.onset.date).days)
-    if study.date is not None and case.onset.days_since_onset is not None:
-        assessed = case.assessed_on or today
-        return case.onset.days_since_onset - (assessed - study.date).days
-    return None
+__all__ = [
+    "check_date",
+    "check_days_since_onset",
+    "days_since_onset",
+    "parse_case",
+    "problems_from_validation",
+    "study_days_since_onset",
+    "timeline_problems",
+    "visit_days_since_onset",
+]

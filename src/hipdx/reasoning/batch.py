@@ -485,7 +485,7 @@ def assess_batch_json(lines: Iterable[str | bytes], kb: KnowledgeBase, today: dt
             errors.append(LineError(i, "the line is not valid JSON", tuple(exc.problems or [Problem("", exc.message)])))
             continue
         try:
-            cases.append(parse_case(data))
+            cases.append(parse_case(data, today))
         except InputError as exc:
             errors.append(LineError(i, exc.message, tuple(exc.problems)))
             continue
