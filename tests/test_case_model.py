@@ -392,3 +392,9 @@ def test_the_one_check_of_a_time_since_onset_is_public() -> None:
     assert check_date(dt.date(2026, 1, 1), "--today") == dt.date(2026, 1, 1)
     with pytest.raises(InputError, match="--today"):
         check_date(dt.date(1, 1, 1), "--today")
+
+
+def test_an_unknown_field_with_control_characters_is_named_escaped() -> None:
+    # found by the fuzz target: the unknown key itself reached the terminal
+    problems = problems_of({"\u001b[8mlimp": "present"})
+    assert problems[0].field == "\\x1b[8mlimp" and "unknown field" in problems[0].reason

@@ -64,8 +64,21 @@ def excerpt(value: Any, limit: int = 40) -> str:
         text = json.dumps(value, ensure_ascii=False, allow_nan=True)
     except (TypeError, ValueError):
         text = repr(value)
-    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    text = printable(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def printable(text: str) -> str:
+    r"""``text`` with every character a terminal could obey (controls, bidi) escaped, as ``\x1b``.
+
+    For names taken from the input, such as the keys of a field path.
+
+    >>> printable("sex\x1b[8m")
+    'sex\\x1b[8m'
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 class _Refused(Exception):
@@ -175,7 +188,7 @@ def loads(text: str | bytes, what: str = "the input") -> Any:
         _find_paths(data, (), duplicated, found)
         problems = [
             Problem(
-                ".".join((*path, key)),
+                ".".join(printable(part) for part in (*path, key)),
                 f"given twice ({excerpt(first, 30)} and {excerpt(second, 30)}); hipdx does not choose which one holds",
             )
             for path, keys in found

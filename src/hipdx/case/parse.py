@@ -25,7 +25,7 @@ from hipdx.case.timeline import (
     visit_days_since_onset,
 )
 from hipdx.errors import InputError, Problem
-from hipdx.jsonio import excerpt, loads
+from hipdx.jsonio import excerpt, loads, printable
 
 
 #: Model-level checks name the offending field first: "pregnancy.status: impossible for ...".
@@ -36,7 +36,7 @@ def problems_from_validation(error: ValidationError) -> list[Problem]:
     """Translate pydantic's errors into field-named problems a clinician can read."""
     problems = []
     for item in error.errors(include_url=False):
-        field = ".".join(str(part) for part in item["loc"])
+        field = ".".join(printable(str(part)) for part in item["loc"])  # a key may come from the input
         message = item["msg"]
         if message.startswith("Value error, "):
             message = message[len("Value error, ") :]

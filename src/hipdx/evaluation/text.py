@@ -13,9 +13,12 @@ reason a curator can check.
 
 from __future__ import annotations
 
+import math
 import re
 
 from hipdx.case.model import Measurement
+
+_TOO_LONG = "a number too large to be a measurement"
 
 #: For each laboratory quantity, the spellings of its units found in print (a regular
 #: expression, matched case-insensitively right after the number) and the accepted unit
@@ -103,6 +106,8 @@ def read_lab(name: str, printed: str) -> tuple[Measurement | None, str]:
     if len(found) > 1:
         return None, "several values printed: which one was measured is ambiguous"
     value, unit = found[0]
+    if not math.isfinite(value):
+        return None, _TOO_LONG
     return Measurement(value=value, unit=unit), ""
 
 
@@ -131,6 +136,8 @@ def read_t_score(printed: str) -> tuple[float | None, str]:
         found.add(value)
     if not found:
         return None, "no T-score printed as a number"
+    if not all(math.isfinite(v) for v in found):
+        return None, _TOO_LONG
     if len(found) > 1:
         return None, "several T-scores printed (sites differ): ambiguous"
     return found.pop(), ""
@@ -181,6 +188,8 @@ def days_after_onset(timing: str) -> tuple[float | None, str]:
         return None, "the timing is not stated as time since the onset of pain"
     low = _amount(m.group(1))
     high = _amount(m.group(2)) if m.group(2) else low
+    if not math.isfinite(low + high):
+        return None, _TOO_LONG
     return round((low + high) / 2 * DAYS_PER_UNIT[m.group(3).lower()], 1), ""
 
 
@@ -214,4 +223,5 @@ def age_from_text(text: str) -> tuple[float | None, str]:
         return None, "not one single age (a range, a decade or several ages)"
     unit = _AGE_UNIT.search(text)
     per_year = _PER_YEAR.get(unit.group(1)[0].lower(), 1.0) if unit else 1.0
-    return round(float(numbers[0]) / per_year, 3), ""
+    age = float(numbers[0]) / per_year
+    return (round(age, 3), "") if math.isfinite(age) else (None, _TOO_LONG)
