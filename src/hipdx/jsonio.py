@@ -49,6 +49,7 @@ MAX_INPUT_BYTES = 5 * 1024 * 1024
 # brackets are matched to skip strings and count nesting.
 _TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]|[-+0-9.eE]{%d,}' % (MAX_NUMBER_CHARS + 1))
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_MAYBE_SURROGATE = re.compile("[\ud800-\udfff]|\\\\u[dD][89a-fA-F]")
 
 
 def excerpt(value: Any, limit: int = 40) -> str:
@@ -195,7 +196,7 @@ def loads(text: str | bytes, what: str = "the input") -> Any:
             for key, first, second in keys
         ]
         raise InputError(f"{what} gives a key twice", problems)
-    if _has_lone_surrogate(data):
+    if _MAYBE_SURROGATE.search(text) and _has_lone_surrogate(data):  # walk only when one may be there
         raise InputError(f"{what} has a string with a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text")
     return data
 

@@ -445,6 +445,12 @@ def assess_batch(cases: Sequence[Case], kb: KnowledgeBase, today: dt.date) -> Ba
     BatchResult
         One row per case, in input order. ``probabilities`` equal the unrounded
         probabilities ``assess`` reports for the same case.
+
+    Raises
+    ------
+    InputError
+        A case whose times counted from ``today`` are impossible (an onset after it, say;
+        :mod:`hipdx.case.timeline`). :func:`assess_batch_json` reports such a line instead.
     """
     key_matrix = batch_encoder_for(kb).keys(cases, today)
     probabilities = posterior_matrix(kb, key_matrix)
