@@ -123,7 +123,11 @@ def _float(token: str) -> float:
     return value
 
 
-def _find_paths(node: Any, path: tuple[str, ...], targets: dict[int, Any], found: list[tuple[tuple[str, ...], Any]]) -> None:
+_Found = list[tuple[tuple[str, ...], Any]]
+
+
+def _find_paths(node: Any, path: tuple[str, ...], targets: dict[int, Any], found: _Found) -> None:
+    """Append (path, duplicates) for every object of ``node`` whose id is in ``targets``."""
     if isinstance(node, dict):
         if id(node) in targets:
             found.append((path, targets[id(node)]))
@@ -185,7 +189,7 @@ def loads(text: str | bytes, what: str = "the input") -> Any:
     except json.JSONDecodeError as exc:
         raise InputError(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
     if duplicated:
-        found: list[tuple[tuple[str, ...], Any]] = []
+        found: _Found = []
         _find_paths(data, (), duplicated, found)
         problems = [
             Problem(
