@@ -218,23 +218,24 @@ def read_input_file(path: Path | str, max_bytes: int = MAX_INPUT_BYTES) -> bytes
         or larger than ``max_bytes``.
     """
     path = Path(path)
+    shown = printable(str(path))  # a file name is input too
     try:
         # non-blocking: opening a FIFO must not wait for a writer
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise InputError(f"cannot read {shown}: {exc.strerror or exc}") from None
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
         kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file (a device, FIFO or socket)"
-        raise InputError(f"cannot read {path}: it is {kind}")
+        raise InputError(f"cannot read {shown}: it is {kind}")
     with os.fdopen(fd, "rb") as file:
         try:
             data = file.read(max_bytes + 1)
         except OSError as exc:
-            raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+            raise InputError(f"cannot read {shown}: {exc.strerror or exc}") from None
     if len(data) > max_bytes:
         raise InputError(
-            f"cannot read {path}: larger than {max_bytes // (1024 * 1024)} MB, the most hipdx reads from one file"
+            f"cannot read {shown}: larger than {max_bytes / (1024 * 1024):g} MB, the most hipdx reads from one file"
         )
     return data
