@@ -218,7 +218,7 @@ def test_a_vignette_record_gives_a_case_or_an_integration_error(record: Any) -> 
 @FUZZ
 @given(st.one_of(st.binary(max_size=200), st.lists(VIGNETTE_RECORD, max_size=3).map(json.dumps).flatmap(text_mutated)))
 def test_a_vignette_file_gives_records_or_an_integration_error(tmp_path_factory: Any, content: str | bytes) -> None:
-    path = tmp_path_factory.mktemp("vignettes") / "file.json"
+    path = tmp_path_factory.getbasetemp() / "fuzzed-vignettes.json"  # one file, rewritten by each example
     path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8", "surrogatepass"))
     try:
         records = read_vignette_file(path)
