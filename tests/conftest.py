@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,11 @@ from hipdx.knowledge import KnowledgeBase, load_knowledge_base
 # Property tests are deterministic in every run (CI included): the same examples each time,
 # no example database carried between runs.
 settings.register_profile("hipdx", derandomize=True, database=None, deadline=None)
-settings.load_profile("hipdx")
+# `make fuzz`: the fuzz targets (tests/test_fuzz.py) with random examples, many of them.
+settings.register_profile(
+    "fuzz", database=None, deadline=None, max_examples=int(os.environ.get("HIPDX_FUZZ_EXAMPLES", "20000"))
+)
+settings.load_profile(os.environ.get("HIPDX_HYPOTHESIS_PROFILE", "hipdx"))
 
 #: Every assessment in the tests is made on this date, so nothing depends on the clock.
 TODAY = dt.date(2026, 11, 25)

@@ -53,14 +53,15 @@ EDGE_CASES = NOT_MEASURED_CASES + [
             {"modality": "mri", "days_since_onset": 20, "findings": {"edema": "absent", "effusion": "present"}},
         ],
     },
-    # a study of unknown time counts as -1 days; a study with a negative time comes before it
+    # a study of unknown time counts as -1 days; a study on the day of onset (day 0) comes after it
+    # (a study dated before the onset, a negative time, is refused since issue 12)
     {
         "assessed_on": "2026-01-10",
         "onset": {"days_since_onset": 10},
         "imaging": [
             {"modality": "radiograph", "findings": {"osteopenia": "present"}},
-            {"modality": "radiograph", "date": "2025-12-01", "findings": {"osteopenia": "absent"}},
-            {"modality": "ct", "date": "2025-12-01", "findings": {"femoral_neck_fracture_line": "present"}},
+            {"modality": "radiograph", "date": "2025-12-31", "findings": {"osteopenia": "absent"}},
+            {"modality": "ct", "date": "2025-12-31", "findings": {"femoral_neck_fracture_line": "present"}},
         ],
     },
     # the latest study does not report the finding: an earlier one does
@@ -266,3 +267,11 @@ def test_batch_counts_dates_from_today_without_assessed_on(kb):
         results.append(assess_batch([case], kb, today).probabilities[0])
         np.testing.assert_allclose(results[-1], single, rtol=0, atol=1e-12)
     assert not np.allclose(results[0], results[1])  # day 5 vs day 1: another time band
+
+
+def test_a_line_with_a_key_twice_or_nested_too_deep_is_an_error_not_the_last_value(kb) -> None:
+    lines = ['{"age_years": 50, "sex": "male", "sex": "female"}', "[" * 990 + "]" * 990, '{"age_years": 50}']
+    result = assess_batch_json(lines, kb, TODAY)
+    assert [e.index for e in result.errors] == [0, 1] and result.input_index.tolist() == [2]
+    assert [p.field for p in result.errors[0].problems] == ["sex"]
+    assert "levels deep" in str(result.errors[1])

@@ -31,8 +31,9 @@ from typing import Annotated, Any
 import typer
 
 from hipdx import __version__
-from hipdx.case import Case, parse_case
-from hipdx.errors import InputError
+from hipdx.case import Case, check_date, parse_case
+from hipdx.errors import HipdxError, InputError
+from hipdx.jsonio import read_input_file
 from hipdx.knowledge import KnowledgeBase, load_knowledge_base
 from hipdx.reasoning import Assessment, assess
 from hipdx.report import (
@@ -159,33 +160,20 @@ DataDirOption = Annotated[
 
 
 def read_bytes(path: Path) -> bytes:
-    """The content of a file.
+    """The content of an input file, through the one reader of input files.
 
     Raises
     ------
     InputError
-        ``cannot read FILE: reason`` when it is missing, a directory or unreadable.
+        ``cannot read FILE: reason`` when it is missing, a directory, a device or FIFO,
+        unreadable or larger than :data:`hipdx.jsonio.MAX_INPUT_BYTES`.
     """
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise _cannot_read(path, exc) from None
-
-
-def check_readable(path: Path) -> None:
-    """Raise the same :class:`InputError` as :func:`read_bytes` without reading the file."""
-    try:
-        path.open("rb").close()
-    except OSError as exc:
-        raise _cannot_read(path, exc) from None
-
-
-def _cannot_read(path: Path, exc: OSError) -> InputError:
-    return InputError(f"cannot read {path}: {exc.strerror or exc}")
+    return read_input_file(path)
 
 
 def _today(value: datetime | None) -> date:
-    return value.date() if value is not None else date.today()
+    """The date of the assessment: ``--today`` (checked like any date of a case) or the clock."""
+    return check_date(value.date(), "--today") if value is not None else date.today()
 
 
 def use_color(no_color: bool) -> bool:
@@ -243,12 +231,13 @@ def assess_command(
     Red flags are shown whatever the probability of their condition.
     """
     from hipdx.report.management import format_plan, format_staging
+    from hipdx.report.markdown import escape_html
 
     if mri is None and (mri_days is not None or mri_series):
         option = "--mri-days" if mri_days is not None else "--mri-series"
         raise InputError(f"{option} describes the MRI given with --mri; give --mri DIR too")
     kb = load_knowledge_base()
-    case = parse_case(read_bytes(case_file))
+    case = parse_case(read_bytes(case_file), _today(today))
     analysis = None
     if mri is not None:
         from hipdx.imaging.analyze import analyze_read_study, case_with_mri
@@ -271,7 +260,7 @@ def assess_command(
         _print(render_markdown(assessment, kb))
         if analysis is not None:
             _print(format_mri_analysis(analysis, markdown=True).replace("# Hip MRI", "## Hip MRI", 1))
-        _print("## Staging\n\n" + format_staging(assessment.staging))
+        _print("## Staging\n\n" + escape_html(format_staging(assessment.staging)))  # plain text: no raw HTML
         _print(format_plan(assessment.plan, markdown=True).replace("# Management plan", "## Management plan", 1))
     else:
         _print(render_text(assessment, kb, color=use_color(no_color), width=_width()))
@@ -352,13 +341,13 @@ def _case_files(directory: Path) -> list[Path]:
 
 
 def _demo_one(path: Path, kb: KnowledgeBase, today: date, color: bool) -> bool:
-    """Assess and summarise one case file; on an input error, report it and return False."""
+    """Assess and summarise one case file; on an error of this case, report it and return False."""
     try:
-        case = parse_case(read_bytes(path))
-    except InputError as err:
+        case = parse_case(read_bytes(path), today)
+        assessment: Assessment = assess(case, kb, today)
+    except HipdxError as err:
         typer.echo(f"error: {path.name}: {err}", err=True)
         return False
-    assessment: Assessment = assess(case, kb, today)
     title = f"{case.id or path.stem}  ({path.name})"
     _print(render_brief(assessment, title=title, note=case.note, color=color, width=_width()))
     return True
@@ -375,8 +364,6 @@ def evaluate_command(
     """Evaluate hipdx on vignettes with known final diagnoses (accuracy and calibration)."""
     from hipdx.evaluation import evaluate_files, render_text as render_evaluation
 
-    for path in files:
-        check_readable(path)
     report = evaluate_files(list(files), load_knowledge_base(), _today(today))
     if output is DataFormat.json:
         _print_json(report.model_dump(mode="json"))
@@ -415,8 +402,8 @@ def course_command(
     from hipdx.report.course import render_course_text
     from hipdx.report.plot import plot_course
 
-    case = parse_case(read_bytes(case_file))
     day = _today(today)
+    case = parse_case(read_bytes(case_file), day)
     kb = load_knowledge_base()
     assessment = assess(case, kb, day)
     report = compare_course(case, assessment.differential[0].id, kb.course, day)
@@ -454,7 +441,8 @@ def stage_command(
     from hipdx.report.management import format_staging
 
     # staged for the conditions the differential supports, as in `assess`
-    staging = assess(parse_case(read_bytes(case_file)), load_knowledge_base(), _today(today)).staging
+    day = _today(today)
+    staging = assess(parse_case(read_bytes(case_file), day), load_knowledge_base(), day).staging
     if output is DataFormat.json:
         _print_json(staging.model_dump(mode="json"))
     else:
@@ -479,7 +467,8 @@ def plan_command(
     """
     from hipdx.report.management import format_plan
 
-    plan = assess(parse_case(read_bytes(case_file)), load_knowledge_base(), _today(today)).plan
+    day = _today(today)
+    plan = assess(parse_case(read_bytes(case_file), day), load_knowledge_base(), day).plan
     if output is OutputFormat.json:
         _print_json(plan.model_dump(mode="json"))
     else:

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hipdx import __version__
 from hipdx.case import Case, ImagingStudy, Modality
+from hipdx.case.parse import days_since_onset, study_days_since_onset
 from hipdx.case.model import ContrastPattern, EdemaExtent, FractureSide, JointSpace, Presence, Side, Uptake
 from hipdx.knowledge.treatment import TreatmentKnowledge
 
@@ -190,25 +191,13 @@ _SCAN = frozenset({Modality.bone_scan})
 
 
 def onset_days(case: Case, today: dt.date | None) -> float | None:
-    """Days from onset to the assessment, or None (also when a needed date is missing)."""
-    if case.onset.days_since_onset is not None:
-        return case.onset.days_since_onset
-    reference = case.assessed_on or today
-    if case.onset.date is not None and reference is not None:
-        return float((reference - case.onset.date).days)
-    return None
+    """Days from onset to the assessment, or None: :func:`hipdx.case.parse.days_since_onset`."""
+    return days_since_onset(case, today)
 
 
 def study_days(case: Case, study: ImagingStudy, today: dt.date | None) -> float | None:
-    """Days from onset to a study, or None when not known."""
-    if study.days_since_onset is not None:
-        return study.days_since_onset
-    if study.date is not None and case.onset.date is not None:
-        return float((study.date - case.onset.date).days)
-    reference = case.assessed_on or today
-    if study.date is not None and case.onset.days_since_onset is not None and reference is not None:
-        return case.onset.days_since_onset - (reference - study.date).days
-    return None
+    """Days from onset to a study, or None: :func:`hipdx.case.parse.study_days_since_onset`."""
+    return study_days_since_onset(case, study, today)
 
 
 def _known(value: Any) -> bool:

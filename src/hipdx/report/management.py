@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hipdx.reasoning.plan import ItemStatus, Plan
 from hipdx.reasoning.staging import StageInput, StageStatus, Staging
+from hipdx.report.markdown import escape_html
 
 
 def format_staging(staging: Staging) -> str:
@@ -59,7 +60,8 @@ _STATUS_LABEL = {
 def format_plan(plan: Plan, markdown: bool = False) -> str:
     """The plan as plain text or Markdown: sections, items with status, evidence and sources."""
     h1, h2, bullet = ("# ", "## ", "- ") if markdown else ("", "", "  - ")
-    lines = [f"{h1}Management plan" + (f" - {plan.case_id}" if plan.case_id else ""), "", plan.disclaimer, ""]
+    case_id = (escape_html(plan.case_id) if markdown else plan.case_id) if plan.case_id else ""
+    lines = [f"{h1}Management plan" + (f" - {case_id}" if case_id else ""), "", plan.disclaimer, ""]
     if plan.scope:
         lines += [f"{'**' if markdown else ''}{plan.scope}{'**' if markdown else ''}", ""]
     for note in plan.governing:
