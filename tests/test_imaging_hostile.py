@@ -1,0 +1,209 @@
+"""Hostile imaging inputs (issue 12): damaged headers, claimed sizes, damaged pixels, non-regular
+files and impossible study dates are refused with a message naming the file and the tag (or
+NIfTI header field), never a traceback, an internal error or a result resting on a misread header.
+
+Real files: DICOM written with pydicom (the phantom of ``hipdx mri phantom`` and small synthetic
+series), NIfTI written with nibabel. Peak memory is measured with tracemalloc.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import threading
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pydicom.config
+import pytest
+from pydicom.uid import generate_uid
+
+from dicom_files import write_mr_slice
+from hipdx.errors import ImagingError
+from hipdx.imaging.io import read_nifti, read_study
+
+CORONAL = (1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
+MB = 1024 * 1024
+
+
+def _peak_bytes(action: Callable[[], Any]) -> tuple[int, Any]:
+    """Peak bytes allocated (numpy arrays included) while ``action`` runs, and what it raised or returned."""
+    tracemalloc.start()
+    try:
+        try:
+            outcome: Any = action()
+        except Exception as exc:  # the outcome is checked by the caller
+            outcome = exc
+        return tracemalloc.get_traced_memory()[1], outcome
+    finally:
+        tracemalloc.stop()
+
+
+def _series(folder: Path, *, n: int = 6, shape: tuple[int, int] = (16, 12), spacing_mm: float = 5.0,
+            description: str = "t1_tse_cor") -> list[Path]:
+    """A small coronal T1 series, one file per slice."""
+    folder.mkdir(parents=True, exist_ok=True)
+    uid = generate_uid(entropy_srcs=[str(folder)])
+    rng = np.random.default_rng(0)
+    paths = []
+    for k in range(n):
+        pixels = rng.integers(100, 1000, size=shape, dtype=np.uint16)
+        paths.append(write_mr_slice(
+            folder / f"IM{k:04d}.dcm", pixels, series_uid=uid, k=k, orientation=CORONAL,
+            position=(-20.0, 30.0 + spacing_mm * k, 40.0), spacing=(0.8, 0.7), SeriesDescription=description,
+            ScanningSequence="SE", RepetitionTime=500.0, EchoTime=10.0, SliceThickness=4.0,
+        ))
+    return paths
+
+
+def _rewrite(path: Path, **values: Any) -> None:
+    """Set header values as written, whatever they are (pydicom's value checks off)."""
+    ds = pydicom.dcmread(path)
+    with pydicom.config.disable_value_validation():
+        for keyword, value in values.items():
+            setattr(ds, keyword, value)
+        ds.save_as(path, enforce_file_format=True)
+
+
+# --------------------------------------------------------------------------------------
+# 1-2. Damaged geometry and rescaling headers
+# --------------------------------------------------------------------------------------
+
+HOSTILE_HEADERS = {
+    "negative spacing": ("PixelSpacing", ["-0.8", "-0.7"]),
+    "zero spacing": ("PixelSpacing", ["0", "0"]),
+    "tiny spacing": ("PixelSpacing", ["1e-9", "1e-9"]),
+    "nan spacing": ("PixelSpacing", ["nan", "nan"]),
+    "huge spacing": ("PixelSpacing", ["1e6", "1e6"]),
+    "one spacing value": ("PixelSpacing", ["0.8"]),
+    "cosines x 1000": ("ImageOrientationPatient", [1000.0, 0, 0, 0, 0, -1000.0]),
+    "cosines not at right angles": ("ImageOrientationPatient", [1.0, 0, 0, 0.7071068, 0, -0.7071068]),
+    "zero cosines": ("ImageOrientationPatient", [0.0, 0, 0, 0, 0, 0]),
+    "nan position": ("ImagePositionPatient", ["nan", "30", "40"]),
+    "far position": ("ImagePositionPatient", ["-20", "1e12", "40"]),
+    "slope 1e38": ("RescaleSlope", "1e38"),
+    "slope 0": ("RescaleSlope", "0"),
+    "slope nan": ("RescaleSlope", "nan"),
+    "negative slope": ("RescaleSlope", "-1"),
+    "intercept inf": ("RescaleIntercept", "inf"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_HEADERS), ids=list(HOSTILE_HEADERS))
+def test_a_damaged_geometry_or_rescale_header_is_refused_naming_the_file_and_the_tag(tmp_path: Path, case: str) -> None:
+    keyword, value = HOSTILE_HEADERS[case]
+    tag = str(pydicom.tag.Tag(pydicom.datadict.tag_for_keyword(keyword)))
+    paths = _series(tmp_path / "one")
+    _rewrite(paths[2], **{keyword: value})
+    study = read_study(tmp_path / "one")  # one damaged slice: left out, named, the rest read
+    reasons = {p.field: p.reason for p in study.problems}
+    assert paths[2].name in reasons and keyword in reasons[paths[2].name] and tag in reasons[paths[2].name], reasons
+    assert np.isfinite(study.volumes[0].array).all()
+    assert study.volumes[0].spacing_mm == pytest.approx((5.0, 0.8, 0.7))
+
+    paths = _series(tmp_path / "all")
+    for path in paths:
+        _rewrite(path, **{keyword: value})
+    with pytest.raises(ImagingError) as caught:  # every slice damaged: nothing is read, nothing guessed
+        read_study(tmp_path / "all")
+    text = str(caught.value)
+    assert all(p.name in text for p in paths) and f"{keyword} {tag}" in text, text
+
+
+# --------------------------------------------------------------------------------------
+# 3. Memory: gaps and claimed sizes are capped before anything is allocated
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("steps", [2_000, 20_000])
+def test_one_slice_moved_thousands_of_steps_is_left_out_without_filling_the_gap(tmp_path: Path, steps: int) -> None:
+    # Today: 2,000 steps of 384 x 384 float32 slices filled by interpolation (2.5 GB; 20,000: 11.3 GB).
+    # Thin (0.4 mm) slices, so even 20,000 steps stay inside the 10 m the positions may span.
+    paths = _series(tmp_path, n=10, shape=(384, 384), spacing_mm=0.4)
+    moved = paths[6]
+    _rewrite(moved, ImagePositionPatient=["-20", str(30.0 + 0.4 * (6 + steps)), "40"])
+    peak, study = _peak_bytes(lambda: read_study(tmp_path))
+    assert not isinstance(study, Exception), study
+    assert peak < 48 * MB, f"peak {peak / MB:.0f} MB"
+    volume = study.volumes[0]
+    assert volume.array.shape == (10, 384, 384)  # 9 slices and the moved one's place filled
+    reasons = {p.field: p.reason for p in study.problems}
+    assert "ImagePositionPatient (0020,0032)" in reasons[moved.name] and "excluded" in reasons[moved.name]
+    assert f"{steps - 3} slice steps" in reasons[moved.name]  # from the last slice kept (the 10th)
+
+
+def _nifti_header(shape: tuple[int, ...], dtype: type = np.float32) -> nib.Nifti1Header:
+    header = nib.Nifti1Header()
+    header.set_data_dtype(dtype)
+    header.set_data_shape(shape)
+    header.set_zooms((0.8,) * len(shape))
+    header.set_qform(np.diag([0.8, 0.8, 0.8, 1.0]), code=1)
+    return header
+
+
+def test_a_small_nifti_claiming_a_huge_volume_is_refused_before_reading(tmp_path: Path) -> None:
+    # Today: 100 KB claiming 2048 x 2048 x 512 allocates 8.3 GB before its error.
+    path = tmp_path / "claims.nii"
+    header = _nifti_header((2048, 2048, 512))
+    path.write_bytes(header.binaryblock + b"\0" * 4 + bytes(100 * 1024))
+    peak, outcome = _peak_bytes(lambda: read_nifti(path))
+    assert isinstance(outcome, ImagingError), outcome
+    assert "dim = (2048, 2048, 512)" in str(outcome) and "claims.nii" in str(outcome)
+    assert peak < 16 * MB, f"peak {peak / MB:.0f} MB"
+
+
+def test_a_compressed_nifti_inflating_to_800_mb_is_refused_by_its_header(tmp_path: Path) -> None:
+    # Today: a 1 MB .nii.gz inflating to 0.8 GB takes 2.5 GB.
+    path = tmp_path / "bomb_T1.nii.gz"
+    header = _nifti_header((1024, 1024, 200))
+    zeros = gzip.compress(bytes(8 * MB), compresslevel=9)  # gzip members concatenated: one stream
+    with path.open("wb") as out:
+        out.write(gzip.compress(header.binaryblock + b"\0" * 4))
+        for _ in range(100):
+            out.write(zeros)
+    assert path.stat().st_size < 2 * MB
+    peak, outcome = _peak_bytes(lambda: read_study(tmp_path))
+    assert isinstance(outcome, ImagingError), outcome
+    assert "bomb_T1.nii.gz" in str(outcome) and "dim = (1024, 1024, 200)" in str(outcome)
+    assert peak < 16 * MB, f"peak {peak / MB:.0f} MB"
+
+
+# --------------------------------------------------------------------------------------
+# 5. Non-regular and oversized files
+# --------------------------------------------------------------------------------------
+
+
+def test_a_fifo_in_a_study_folder_is_skipped_and_named_not_waited_on(tmp_path: Path) -> None:
+    _series(tmp_path)
+    fifo = tmp_path / "x.dcm"
+    os.mkfifo(fifo)
+    found: list[Any] = []
+    reader = threading.Thread(target=lambda: found.append(read_study(tmp_path)), daemon=True)
+    reader.start()
+    reader.join(timeout=30)
+    if reader.is_alive():  # today's behaviour: blocked opening the FIFO; release it, then fail
+        with open(fifo, "wb"):
+            pass
+        reader.join(timeout=30)
+        pytest.fail("read_study waited on a FIFO")
+    study = found[0]
+    assert study.volumes[0].array.shape[0] == 6
+    assert any(p.field == "x.dcm" and "not a regular file" in p.reason for p in study.problems), study.problems
+    with pytest.raises(ImagingError, match="not a regular file"):
+        read_study(fifo)
+    os.mkfifo(tmp_path / "pipe.nii")
+    with pytest.raises(ImagingError, match="not a regular file"):
+        read_nifti(tmp_path / "pipe.nii")
+
+
+def test_a_file_larger_than_the_cap_is_not_read(tmp_path: Path) -> None:
+    _series(tmp_path)
+    with (tmp_path / "huge.dcm").open("wb") as out:  # sparse: no disk space used
+        out.truncate(2 * 1024**3 + 1)
+    study = read_study(tmp_path)
+    assert any(p.field == "huge.dcm" and "larger than" in p.reason for p in study.problems), study.problems
