@@ -9,7 +9,9 @@ series), NIfTI written with nibabel. Peak memory is measured with tracemalloc.
 from __future__ import annotations
 
 import gzip
+import json
 import os
+import shutil
 import threading
 import tracemalloc
 from collections.abc import Callable
@@ -22,11 +24,14 @@ import pydicom
 import pydicom.config
 import pytest
 from pydicom.uid import generate_uid
+from typer.testing import CliRunner
 
 from dicom_files import write_mr_slice
+from hipdx.cli import app
 from hipdx.errors import ImagingError
 from hipdx.imaging.io import read_nifti, read_study
 
+runner = CliRunner()
 CORONAL = (1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
 MB = 1024 * 1024
 
@@ -115,6 +120,40 @@ def test_a_damaged_geometry_or_rescale_header_is_refused_naming_the_file_and_the
     assert all(p.name in text for p in paths) and f"{keyword} {tag}" in text, text
 
 
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An edema-free, band-free phantom study (``hipdx mri phantom``)."""
+    out = tmp_path_factory.mktemp("hostile") / "phantom"
+    result = runner.invoke(app, ["mri", "phantom", str(out), "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def _case(tmp_path: Path, **fields: Any) -> Path:
+    case = tmp_path / "case.json"
+    case.write_text(json.dumps({"age_years": 45, "sex": "male", "side": "left", **fields}))
+    return case
+
+
+def test_a_negative_pixel_spacing_on_the_phantom_is_refused_not_read_as_mirrored_edema(
+        phantom: Path, tmp_path: Path) -> None:
+    # Today's bug: left and right swapped, head centres ~350 mm off, 17 and 16 mL of edema found
+    # on this edema-free phantom, silently; assess --mri added them to the case.
+    study = tmp_path / "study"
+    shutil.copytree(phantom, study)
+    for path in sorted(study.rglob("*.dcm")):
+        spacing = [f"-{v}" for v in pydicom.dcmread(path).PixelSpacing]
+        _rewrite(path, PixelSpacing=spacing)
+    result = runner.invoke(app, ["mri", "analyze", str(study), "--format", "json"])
+    assert result.exit_code == 4, result.output
+    assert "T1/IM0001.dcm" in result.output and "PixelSpacing (0028,0030) = -0.9\\-0.9" in result.output
+    assert "internal error" not in result.output and "Traceback" not in result.output
+    assessed = runner.invoke(app, ["assess", str(_case(tmp_path, onset={"days_since_onset": 21})),
+                                   "--mri", str(study), "--format", "json"])
+    assert assessed.exit_code == 4 and "PixelSpacing" in assessed.output
+    assert "MRI findings measured" not in assessed.output
+
+
 # --------------------------------------------------------------------------------------
 # 3. Memory: gaps and claimed sizes are capped before anything is allocated
 # --------------------------------------------------------------------------------------
@@ -174,6 +213,37 @@ def test_a_compressed_nifti_inflating_to_800_mb_is_refused_by_its_header(tmp_pat
 
 
 # --------------------------------------------------------------------------------------
+# 4. Damaged pixels
+# --------------------------------------------------------------------------------------
+
+
+def _as_nifti(volume: Any, path: Path, nan_share: float = 0.0) -> None:
+    data = volume.array.copy()
+    if nan_share:
+        data[np.random.default_rng(4).random(data.shape) < nan_share] = np.nan
+    nib.save(nib.Nifti1Image(data.transpose(2, 1, 0), np.diag([-1.0, -1.0, 1.0, 1.0]) @ volume.affine), str(path))
+
+
+def test_findings_resting_on_nan_pixels_are_not_added_to_the_case_and_the_warning_is_shown(
+        phantom: Path, tmp_path: Path) -> None:
+    # Today: 30% NaN voxels in the T1 give a 7 mm subchondral band, added to the case; the mri:
+    # notes on stderr do not mention the NaN.
+    study = read_study(phantom)
+    folder = tmp_path / "nifti"
+    folder.mkdir()
+    _as_nifti(next(v for v in study.volumes if v.kind.value == "t1"), folder / "T1.nii.gz", nan_share=0.30)
+    _as_nifti(next(v for v in study.volumes if v.kind.value == "fluid"), folder / "STIR.nii.gz")
+    result = runner.invoke(app, ["assess", str(_case(tmp_path, onset={"days_since_onset": 21})),
+                                 "--mri", str(folder), "--mri-days", "20", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert "mri: the MRI adds no finding: t1 series T1:" in result.stderr
+    assert "NaN or infinite" in result.stderr and "damaged pixels" in result.stderr
+    assessment = json.loads(result.stdout)
+    assert not any(f.startswith("imaging.") for f in assessment["provenance"]["inputs_used"])
+    assert assessment["mri_analysis"]["damaged_pixels"]
+
+
+# --------------------------------------------------------------------------------------
 # 5. Non-regular and oversized files
 # --------------------------------------------------------------------------------------
 
@@ -207,3 +277,25 @@ def test_a_file_larger_than_the_cap_is_not_read(tmp_path: Path) -> None:
         out.truncate(2 * 1024**3 + 1)
     study = read_study(tmp_path)
     assert any(p.field == "huge.dcm" and "larger than" in p.reason for p in study.problems), study.problems
+
+
+# --------------------------------------------------------------------------------------
+# 6. Impossible study dates
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("study_date", "why"), [("19000101", "since the onset of pain, outside 0 to 3,650"),
+                                                 ("20990101", "is after the assessment date 2026-11-20")])
+def test_an_impossible_study_date_does_not_date_the_mri(phantom: Path, tmp_path: Path, study_date: str,
+                                                        why: str) -> None:
+    # Today: 19000101 puts the MRI at day -46,340 since onset, 20990101 at day 26,344, accepted.
+    study = tmp_path / "study"
+    shutil.copytree(phantom, study)
+    for path in study.rglob("*.dcm"):
+        _rewrite(path, StudyDate=study_date)
+    case = _case(tmp_path, onset={"days_since_onset": 21})
+    result = runner.invoke(app, ["assess", str(case), "--mri", str(study), "--today", "2026-11-20"])
+    assert result.exit_code == 2, result.output
+    assert "StudyDate (0008,0020)" in result.output and why in result.output and "--mri-days" in result.output
+    given = runner.invoke(app, ["assess", str(case), "--mri", str(study), "--mri-days", "20", "--today", "2026-11-20"])
+    assert given.exit_code == 0, given.output  # the days given win over the header

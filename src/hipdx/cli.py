@@ -255,7 +255,7 @@ def assess_command(
         from hipdx.imaging.io import read_study
 
         analysis = analyze_read_study(read_study(mri, kinds=series_kinds(mri_series, "--mri-series")))
-        case, notes = case_with_mri(case, analysis, mri_days)
+        case, notes = case_with_mri(case, analysis, mri_days, _today(today))
         for note in notes:
             typer.echo(f"mri: {note}", err=True)
     assessment = assess(case, kb, _today(today))
