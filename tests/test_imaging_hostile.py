@@ -299,3 +299,19 @@ def test_an_impossible_study_date_does_not_date_the_mri(phantom: Path, tmp_path:
     assert "StudyDate (0008,0020)" in result.output and why in result.output and "--mri-days" in result.output
     given = runner.invoke(app, ["assess", str(case), "--mri", str(study), "--mri-days", "20", "--today", "2026-11-20"])
     assert given.exit_code == 0, given.output  # the days given win over the header
+
+
+# --------------------------------------------------------------------------------------
+# 7. mri edema --out in a format it cannot write
+# --------------------------------------------------------------------------------------
+
+
+def test_edema_out_with_another_suffix_names_the_accepted_formats(tmp_path: Path) -> None:
+    data = np.full((20, 20, 5), 100, np.float32)
+    nib.save(nib.Nifti1Image(data, np.diag([0.8, 0.8, 4.0, 1.0])), str(tmp_path / "stir.nii.gz"))
+    nib.save(nib.Nifti1Image(np.ones((20, 20, 5), np.uint8), np.diag([0.8, 0.8, 4.0, 1.0])), str(tmp_path / "bone.nii.gz"))
+    result = runner.invoke(app, ["mri", "edema", str(tmp_path / "stir.nii.gz"), "--bone-mask",
+                                 str(tmp_path / "bone.nii.gz"), "--out", str(tmp_path / "mask.txt")])
+    assert result.exit_code == 2, result.output
+    assert "mask.txt" in result.output and ".nii or .nii.gz" in result.output
+    assert not (tmp_path / "mask.txt").exists()

@@ -34,6 +34,7 @@ from hipdx import __version__
 from hipdx.case import Case, parse_case
 from hipdx.errors import InputError
 from hipdx.knowledge import KnowledgeBase, load_knowledge_base
+from hipdx.output import check_outputs, write_file
 from hipdx.reasoning import Assessment, assess
 from hipdx.report import (
     describe_condition,
@@ -400,6 +401,9 @@ def course_command(
             show_default=False,
         ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the --plot file if it exists (never the case file, never through a link).")
+    ] = False,
     today: TodayOption = None,
 ) -> None:
     """Compare the follow-up visits with the expected course of the leading diagnosis.
@@ -412,15 +416,18 @@ def course_command(
     """
     from hipdx.reasoning.course import compare_course
     from hipdx.report.course import render_course_text
-    from hipdx.report.plot import plot_course
+    from hipdx.report.plot import check_plot_path, plot_course
 
+    if plot is not None:
+        check_plot_path(plot)
+    check_outputs({"--plot": plot}, inputs=[case_file], force=force)
     case = parse_case(read_bytes(case_file))
     day = _today(today)
     kb = load_knowledge_base()
     assessment = assess(case, kb, day)
     report = compare_course(case, assessment.differential[0].id, kb.course, day)
     if plot is not None:
-        plot_course(report, plot)
+        write_file(plot, lambda temporary: plot_course(report, temporary), option="--plot", force=force)
     if output is DataFormat.json:
         _print_json({
             "differential": [item.model_dump(mode="json") for item in assessment.differential[:3]],
