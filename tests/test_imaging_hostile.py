@@ -315,3 +315,14 @@ def test_edema_out_with_another_suffix_names_the_accepted_formats(tmp_path: Path
     assert result.exit_code == 2, result.output
     assert "mask.txt" in result.output and ".nii or .nii.gz" in result.output
     assert not (tmp_path / "mask.txt").exists()
+
+
+def test_nibabel_header_fixes_are_notes_of_the_volume_not_lines_on_stderr(tmp_path: Path, capfd) -> None:
+    # Today nibabel's logger prints "pixdim[1,2,3] should be positive; setting to abs of pixdim values".
+    header = _nifti_header((8, 8, 4))
+    header.structarr["pixdim"][1:4] = [-0.8, 0.8, 4.0]
+    path = tmp_path / "fixed_T1.nii"
+    path.write_bytes(header.binaryblock + b"\0" * 4 + np.ones((8, 8, 4), np.float32).tobytes(order="F"))
+    volume = read_nifti(path)
+    assert capfd.readouterr().err == ""
+    assert any("pixdim" in w and "positive" in w for w in volume.warnings), volume.warnings

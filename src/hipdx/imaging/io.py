@@ -20,11 +20,13 @@ Example
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
 import struct
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -293,6 +295,24 @@ def _is_nifti(path: Path) -> bool:
     return path.name.lower().endswith(_NIFTI_SUFFIXES)
 
 
+@contextlib.contextmanager
+def _nibabel_log(messages: list[str]) -> Iterator[None]:
+    """Collect what nibabel logs (header fixes such as "pixdim[1,2,3] should be positive") into
+    ``messages`` instead of printing it on stderr."""
+    from nibabel.imageglobals import logger
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(_short(record.getMessage()))
+
+    handler, handlers, propagate = Collect(), list(logger.handlers), logger.propagate
+    logger.handlers, logger.propagate = [handler], False
+    try:
+        yield
+    finally:
+        logger.handlers, logger.propagate = handlers, propagate
+
+
 def read_nifti(path: str | os.PathLike[str], kind: SeriesKind | str | None = None) -> Volume:
     """One NIfTI file as a :class:`Volume` (array (k, j, i), affine to LPS mm).
 
@@ -315,8 +335,10 @@ def read_nifti(path: str | os.PathLike[str], kind: SeriesKind | str | None = Non
     if refused is not None:
         raise ImagingError(f"cannot read NIfTI file {path.name}", [Problem(str(path), refused)])
     caught: list[warnings.WarningMessage] = []
+    fixed: list[str] = []
     try:
-        with warnings.catch_warnings(record=True) as caught:  # nibabel's warnings about the header: the file's
+        # nibabel's warnings, and the header fixes it logs on stderr, are the file's notes.
+        with warnings.catch_warnings(record=True) as caught, _nibabel_log(fixed):
             warnings.simplefilter("always")
             image = nib.load(str(path))
         if np.issubdtype(image.get_data_dtype(), np.complexfloating):
@@ -336,7 +358,7 @@ def read_nifti(path: str | os.PathLike[str], kind: SeriesKind | str | None = Non
         raise
     except Exception as exc:  # nibabel raises many types for broken files
         raise ImagingError(f"cannot read NIfTI file {path.name}", [Problem(str(path), str(exc))]) from None
-    notes: list[str] = list(dict.fromkeys(_short(str(w.message)) for w in caught))
+    notes: list[str] = list(dict.fromkeys([_short(str(w.message)) for w in caught] + fixed))
     damaged = 0.0
     finite = np.isfinite(data)
     if not finite.all():
