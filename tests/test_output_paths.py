@@ -145,3 +145,22 @@ def test_course_plot_is_refused_over_the_case_an_existing_file_or_a_link(tmp_pat
     _refused(runner.invoke(app, ["course", str(case), "--plot", str(link), "--force"]), "--plot", "symbolic link")
     assert json.loads(case.read_text()) == CASE
     _refused(runner.invoke(app, ["course", str(case), "--plot", str(tmp_path / "course.txt")]), ".png or .svg")
+
+
+def test_overlays_may_go_into_the_folder_that_holds_the_study_never_onto_it(study: Path, tmp_path: Path) -> None:
+    parent = tmp_path / "exam"
+    shutil.copytree(study, parent / "study")
+    result = runner.invoke(app, ["mri", "analyze", str(parent / "study"), "--overlays", str(parent)])
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in parent.iterdir() if p.name.startswith("overlay_")]
+    # A file written into a folder never replaces an input there, --force or not.
+    from hipdx.errors import InputError
+    from hipdx.output import write_folder
+
+    source = parent / "case.json"
+    source.write_text("an input")
+    with pytest.raises(InputError, match="would overwrite the input"):
+        with write_folder(parent, option="--overlays", force=True, inputs=[source]) as staging:
+            (staging / "case.json").write_text("an overlay")
+    assert source.read_text() == "an input"
+    assert not [p for p in tmp_path.iterdir() if p.name != "exam"]  # the temporary folder is gone

@@ -191,7 +191,7 @@ def analyze_command(
         if overlays is not None:
             from hipdx.report.overlay import write_overlays
 
-            with write_folder(overlays, option="--overlays", force=force) as staging:
+            with write_folder(overlays, option="--overlays", force=force, inputs=[directory]) as staging:
                 drawn = write_overlays(list(study.volumes), analysis, staging, masks=masks)
             written += [overlays / p.relative_to(staging) for p in drawn]
         for dataset, path, option in ((segmentation, seg, "--seg"), (report, sr, "--sr")):

@@ -51,7 +51,9 @@ def check_outputs(
     inputs
         The files and folders the command reads.
     force
-        Replace existing files (never inputs, never through a link).
+        Replace existing files (never inputs, never through a link). An output folder may hold
+        an input (``--overlays .`` beside the study): its files are new names, and one that
+        exists is refused without ``force``.
 
     Raises
     ------
@@ -66,12 +68,11 @@ def check_outputs(
         if path.is_symlink():
             raise InputError(f"{option} {path} is a symbolic link: hipdx does not write through links; give another name")
         real = Path(os.path.realpath(path))
-        for source in read:
-            if _inside(real, source) or _inside(source, real):
+        for source in read:  # an output folder may hold inputs: its files are new names (checked when written)
+            if _inside(real, source):
                 raise InputError(f"{option} {path} would overwrite the input {source}: give another name")
-        for other, name in seen.items():
-            if _inside(real, other) or _inside(other, real):
-                raise InputError(f"{option} {path} is also the output of {name}: give each output its own name")
+        if real in seen:
+            raise InputError(f"{option} {path} is also the output of {seen[real]}: give each output its own name")
         seen[real] = option
         if path.exists() and not path.is_dir() and not force:
             raise InputError(f"{option} {path} exists: give --force to replace it, or another name")
@@ -138,14 +139,16 @@ def write_file(path: Path, write: Callable[[Path], object], *, option: str, forc
 
 
 @contextlib.contextmanager
-def write_folder(folder: Path, *, option: str, force: bool = False, label: str | None = None) -> Iterator[Path]:
+def write_folder(folder: Path, *, option: str, force: bool = False, label: str | None = None,
+                 inputs: Sequence[Path | None] = ()) -> Iterator[Path]:
     """A temporary folder beside ``folder`` to write into; on success each file in it is moved
     to the same place under ``folder`` (created if needed), each in one step.
 
     Nothing is moved unless every file can be: a file that exists under ``folder`` (without
     ``force``) or a link on the way is refused first.
 
-    ``label`` names the folder in "cannot write LABEL: reason" (default: its path).
+    ``label`` names the folder in "cannot write LABEL: reason" (default: its path); no file is
+    moved onto or into one of ``inputs``, ``force`` or not.
 
     Raises
     ------
@@ -153,6 +156,7 @@ def write_folder(folder: Path, *, option: str, force: bool = False, label: str |
         ``folder`` is a file or a link, a file to write exists, or the folder cannot be written.
     """
     label = label or str(folder)
+    read = [Path(os.path.realpath(p)) for p in inputs if p is not None]
     if folder.is_symlink():
         raise InputError(f"{option} {folder} is a symbolic link: hipdx does not write through links; give another name")
     if folder.exists() and not folder.is_dir():
@@ -172,6 +176,10 @@ def write_folder(folder: Path, *, option: str, force: bool = False, label: str |
                     raise InputError(f"{option} {folder / step} is a symbolic link: hipdx does not write through links")
             if target.exists() and not force:
                 raise InputError(f"{option} {target} exists: give --force to replace it, or another folder")
+            real = Path(os.path.realpath(target))
+            for source in read:
+                if _inside(real, source):
+                    raise InputError(f"{option} {target} would overwrite the input {source}: give another folder")
         try:
             for file in files:
                 target = folder / file.relative_to(staging)
