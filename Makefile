@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: run test bench fuzz clean
+.PHONY: run test bench fuzz fuzz-imaging clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -32,6 +32,9 @@ FUZZ_EXAMPLES ?= 20000
 fuzz: $(TSTAMP)  ## the fuzz targets of tests/test_fuzz.py with FUZZ_EXAMPLES random inputs each (docs/reliability.md)
 	HIPDX_HYPOTHESIS_PROFILE=fuzz HIPDX_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/test_fuzz.py -q \
 		-p no:cacheprovider --hypothesis-show-statistics
+
+fuzz-imaging: $(TSTAMP)  ## a longer run of the imaging readers' fuzz targets (docs/reliability.md, "Imaging readers")
+	HIPDX_FUZZ_EXAMPLES=$${HIPDX_FUZZ_EXAMPLES:-2000} $(BIN)/python -m pytest tests/test_fuzz_imaging.py -q --hypothesis-show-statistics
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis

@@ -35,6 +35,7 @@ from hipdx.case import Case, check_date, parse_case
 from hipdx.errors import HipdxError, InputError
 from hipdx.jsonio import read_input_file
 from hipdx.knowledge import KnowledgeBase, load_knowledge_base
+from hipdx.output import check_outputs, write_file
 from hipdx.reasoning import Assessment, assess
 from hipdx.report import (
     describe_condition,
@@ -244,7 +245,7 @@ def assess_command(
         from hipdx.imaging.io import read_study
 
         analysis = analyze_read_study(read_study(mri, kinds=series_kinds(mri_series, "--mri-series")))
-        case, notes = case_with_mri(case, analysis, mri_days)
+        case, notes = case_with_mri(case, analysis, mri_days, _today(today))
         for note in notes:
             typer.echo(f"mri: {note}", err=True)
     assessment = assess(case, kb, _today(today))
@@ -388,6 +389,9 @@ def course_command(
             show_default=False,
         ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the --plot file if it exists (never the case file, never through a link).")
+    ] = False,
     today: TodayOption = None,
 ) -> None:
     """Compare the follow-up visits with the expected course of the leading diagnosis.
@@ -400,15 +404,18 @@ def course_command(
     """
     from hipdx.reasoning.course import compare_course
     from hipdx.report.course import render_course_text
-    from hipdx.report.plot import plot_course
+    from hipdx.report.plot import check_plot_path, plot_course
 
+    if plot is not None:
+        check_plot_path(plot)
+    check_outputs({"--plot": plot}, inputs=[case_file], force=force)
     day = _today(today)
     case = parse_case(read_bytes(case_file), day)
     kb = load_knowledge_base()
     assessment = assess(case, kb, day)
     report = compare_course(case, assessment.differential[0].id, kb.course, day)
     if plot is not None:
-        plot_course(report, plot)
+        write_file(plot, lambda temporary: plot_course(report, temporary), option="--plot", force=force)
     if output is DataFormat.json:
         _print_json({
             "differential": [item.model_dump(mode="json") for item in assessment.differential[:3]],
