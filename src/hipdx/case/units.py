@@ -156,6 +156,9 @@ QUANTITIES: dict[str, Quantity] = {
         Quantity("alp", "U/L", {"U/L": _same, "IU/L": _same}, (5, 5000)),
         # Body weight 20-350 kg (44-772 lb) (estimate; hipdx is not for small children).
         Quantity("weight", "kg", {"kg": _same, "lb": _scale(0.45359237)}, (20, 350)),
+        # Joint-fluid white cells 0-500,000 /uL (0-500 x10^9/L): septic arthritis is usually
+        # above 50,000 and can exceed 200,000 (estimate). A count in x10^9/L typed as /uL (80
+        # meaning 80,000) looks like a normal fluid and cannot be caught by a range.
         Quantity(
             "synovial_wbc",
             "cells/uL",
