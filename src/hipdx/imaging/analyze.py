@@ -679,7 +679,7 @@ def to_imaging_findings(analysis: MriAnalysis, side: Side | str) -> dict[str, An
 
 
 #: Days from the onset of pain at which an MRI of the episode can lie (the case model's range
-#: of ``days_since_onset``): a StudyDate outside it (19000101 from an anonymiser, say) dates nothing.
+#: of ``days_since_onset``): a StudyDate outside it (19000101 from an anonymiser, say) is refused.
 MRI_DAYS_SINCE_ONSET = (0.0, 3650.0)
 
 

@@ -376,6 +376,8 @@ def read_nifti(path: str | os.PathLike[str], kind: SeriesKind | str | None = Non
         data = data[..., 0]
     elif data.ndim == 2:
         data = data[..., np.newaxis]
+    elif data.ndim != 3:  # refused with the header already (validate.nifti_header_problems)
+        raise ImagingError(f"cannot read NIfTI file {path.name}", [Problem(str(path), f"{data.ndim}-D image")])
     name = path.name[: -len(".nii.gz")] if path.name.lower().endswith(".nii.gz") else path.stem
     if kind is None:
         found, reason = classify_description(name)
