@@ -196,7 +196,8 @@ def collect(data: Any) -> Resources:
             return
         rtype = item.get("resourceType")
         if not isinstance(rtype, str) or not re.fullmatch(r"[A-Z][A-Za-z]+", rtype):
-            problems.append(Problem(where, "has no valid resourceType"))
+            hint = " (it looks like a hipdx case: use `hipdx assess CASE.json`)" if "schema_version" in item else ""
+            problems.append(Problem(where, "has no valid resourceType: not a FHIR resource" + hint))
             return
         rid = item.get("id")
         if rid is not None and (not isinstance(rid, str) or not re.fullmatch(r"[A-Za-z0-9\-.]{1,64}", rid)):
