@@ -7,7 +7,8 @@ its system and source (:mod:`hipdx.fhir.codes`); docs/fhir.md describes the mapp
 
 from hipdx.fhir.codes import CodeTables, load_code_tables
 from hipdx.fhir.jsonread import read_json
-from hipdx.fhir.mapping import FactSource, FhirMapping, Unmapped, map_fhir, read_fhir
+from hipdx.fhir.context import FactSource, Unmapped
+from hipdx.fhir.mapping import FhirMapping, map_fhir, read_fhir
 
 __all__ = [
     "CodeTables",
