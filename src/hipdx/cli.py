@@ -1,4 +1,4 @@
-"""The command line: ``hipdx assess``, ``schema``, ``kb check``, ``kb show``, ``demo``, ``evaluate``.
+"""The command line: ``hipdx assess``, ``schema``, ``kb check``, ``kb show``, ``demo``, ``evaluate``, ``fhir``, ``serve``.
 
 An adapter at the edge: it reads files, reads the clock (``--today``), loads the
 knowledge base, calls the pure core and prints what a renderer returns. Every error
@@ -111,6 +111,15 @@ def _fhir_app() -> typer.Typer:
 
 
 app.add_typer(_fhir_app(), name="fhir", help="FHIR R4: map a patient's Bundle to a case; write an assessment as FHIR. " + SUPPORTS)
+
+
+def _serve() -> None:
+    from hipdx.cli_service import serve_command
+
+    app.command("serve", cls=ReportingCommand, epilog=SUPPORTS)(serve_command)
+
+
+_serve()
 
 
 class OutputFormat(str, Enum):

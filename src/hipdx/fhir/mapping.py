@@ -81,8 +81,10 @@ def _choose_patient(resources: Resources, patient_id: str | None) -> tuple[Resou
     patients = resources.of_type("Patient")
     if patient_id is not None:
         chosen = [p for p in patients if p.id == patient_id]
-        if not chosen:
+        if not chosen and patients:
             raise IntegrationError(f"no Patient with id {patient_id!r} in the FHIR input")
+        if not chosen:  # no Patient resource: read what is about Patient/<id>
+            return None, {f"Patient/{patient_id}"}
         patient: Resource | None = chosen[0]
     elif len(patients) == 1:
         patient = patients[0]
@@ -259,7 +261,8 @@ def map_fhir(
     assessed_on
         The date of the assessment: the age is counted to it, later records are left out.
     patient_id
-        The Patient to map when the input holds several.
+        The Patient to map when the input holds several; without a Patient resource, the
+        resources about ``Patient/<patient_id>`` are read.
     tables
         The code tables (default: the bundled ones).
 
