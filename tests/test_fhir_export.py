@@ -51,7 +51,7 @@ def test_one_prediction_per_condition_with_its_range(name: str, exported: dict[s
     predictions = risk["prediction"]
     assert len(predictions) == len(kb.condition_ids)
     assert [p["probabilityDecimal"] for p in predictions] == [d.probability for d in assessment.differential]
-    for p, d in zip(predictions, assessment.differential):
+    for p, d in zip(predictions, assessment.differential, strict=True):
         [ext] = p["extension"]
         assert ext["url"] == RANGE_EXTENSION
         assert (ext["valueRange"]["low"]["value"], ext["valueRange"]["high"]["value"]) == d.range

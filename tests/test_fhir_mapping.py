@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import hipdx
 from hipdx.errors import IntegrationError, KnowledgeBaseError
@@ -498,3 +500,53 @@ def test_mapping_does_not_change_its_input() -> None:
     before = copy.deepcopy(raw)
     map_fhir(raw, TODAY)
     assert raw == before
+
+
+# -- no crash whatever an element holds (property) ----------------------------------------------------------------
+
+
+_FUZZ_BUNDLE = json.loads((BUNDLES / "onfh_steroids_double_line.bundle.json").read_text())
+
+
+def _paths(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [path] if path else []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            out += _paths(value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            out += _paths(value, (*path, i))
+    return out
+
+
+_FUZZ_PATHS = _paths(_FUZZ_BUNDLE)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12)
+    | st.sampled_from(["2026-11-20", "2026-13-01", "2026", "Patient/x", "#m", "urn:uuid:0", "mg/L", "http://loinc.org", "1988-5"]),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.sampled_from(["reference", "coding", "system", "code", "value", "unit", "start"]), children, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300)
+@given(changes=st.lists(st.tuples(st.sampled_from(_FUZZ_PATHS), _JSON | st.just(...)), min_size=1, max_size=3))
+def test_any_element_changed_maps_or_fails_clearly(changes: list[tuple[tuple[Any, ...], Any]]) -> None:
+    """Whatever an element of a real bundle holds (or when it is removed): a mapping or an IntegrationError."""
+    raw = copy.deepcopy(_FUZZ_BUNDLE)
+    for path, value in changes:
+        node: Any = raw
+        try:
+            for key in path[:-1]:
+                node = node[key]
+            if value is ...:
+                del node[path[-1]]
+            else:
+                node[path[-1]] = value
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier change removed or replaced the parent
+    try:
+        mapping = map_fhir(raw, TODAY)
+    except IntegrationError as err:
+        assert err.message
+        return
+    assert mapping.case.assessed_on == TODAY

@@ -8,7 +8,6 @@ infarction in the last 6 months) need a date inside it.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from hipdx.fhir.context import Context, codes_text, show_code

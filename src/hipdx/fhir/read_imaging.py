@@ -94,7 +94,7 @@ def read_report(ctx: Context, res: Resource) -> None:
             return
         study.date = when.day
         study.sources.append(FactSource(field=f"imaging[{study.label}].date", resource=res.label, element=element, value=when.text))
-    for element, ref in res.references("result"):
+    for _, ref in res.references("result"):
         target = ctx.res.resolve(ref, res)
         label = target.label if isinstance(target, Resource) else (relative_reference(ref) or ref)
         ctx.result_of[label] = study.key

@@ -18,7 +18,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import httpx2 as httpx
 
-from hipdx.errors import InputError, IntegrationError, Problem
+from hipdx.errors import InputError, Problem
 from hipdx.fhir.mapping import FhirMapping, map_fhir
 from hipdx.knowledge import KnowledgeBase
 from hipdx.reasoning import assess
