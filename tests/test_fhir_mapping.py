@@ -550,3 +550,35 @@ def test_any_element_changed_maps_or_fails_clearly(changes: list[tuple[tuple[Any
         assert err.message
         return
     assert mapping.case.assessed_on == TODAY
+
+
+def _table_codes(system: str) -> list[Any]:
+    tables = load_code_tables()
+    found = []
+    for table in (tables.fact_codes, tables.complaints, tables.pregnancy_conditions, tables.quantity_codes, tables.answer_codes,
+                  tables.presence_values, tables.medications, tables.systemic_routes, tables.modalities):
+        found += [c for c in [*table._exact.values(), *table._prefix] if c.system == system]
+    found += [v for answer in tables.answers for v in answer.values if v.system == system]
+    found += [c for codes in tables.condition_codes.values() for c in codes if c.system == system]
+    return found
+
+
+@pytest.mark.filterwarnings("ignore:(read|open)_text is deprecated:DeprecationWarning")  # how simple-icd-10-cm 1.5.0 loads its data
+def test_every_icd10cm_code_is_in_the_tabular_list() -> None:
+    import simple_icd_10_cm as icd
+
+    codes = _table_codes("icd10cm")
+    assert len(codes) > 40
+    for code in codes:
+        if code.code == "C":  # the chapter of malignant neoplasms, C00-C96, matched as a prefix
+            continue
+        assert icd.is_valid_item(code.code), code.code
+        assert icd.get_description(code.code) == code.display, code.code
+
+
+def test_every_unverified_code_is_listed_in_the_docs() -> None:
+    docs = (ROOT / "docs" / "fhir.md").read_text()
+    unverified = {c.code for system in ("sct", "loinc", "rxnorm", "atc") for c in _table_codes(system) if c.confidence == "unverified"}
+    assert unverified
+    missing = sorted(code for code in unverified if code not in docs)
+    assert not missing, f"docs/fhir.md does not name these unverified codes: {missing}"
