@@ -557,7 +557,7 @@ def _table_codes(system: str) -> list[Any]:
     found = []
     for table in (tables.fact_codes, tables.complaints, tables.pregnancy_conditions, tables.quantity_codes, tables.answer_codes,
                   tables.presence_values, tables.medications, tables.systemic_routes, tables.modalities):
-        found += [c for c in [*table._exact.values(), *table._prefix] if c.system == system]
+        found += [c for c in table.codes() if c.system == system]
     found += [v for answer in tables.answers for v in answer.values if v.system == system]
     found += [c for codes in tables.condition_codes.values() for c in codes if c.system == system]
     return found

@@ -331,7 +331,9 @@ def _bad_tokens(keys: dict[str, Any]) -> list[tuple[str, str | None]]:
     unsigned = jwt.encode({"iss": ISS, "aud": URL, "exp": now + 300, "iat": now, "jti": "y"}, None, algorithm="none", headers={"kid": "es-1"})
     other = ec.generate_private_key(ec.SECP384R1())
     forged = jwt.encode({"iss": ISS, "aud": URL, "exp": now + 300, "iat": now, "jti": "z"}, other, algorithm="ES384", headers={"kid": "es-1"})
+    no_typ = jwt.encode({"iss": ISS, "aud": URL, "exp": now + 300, "iat": now, "jti": "t"}, keys["es"], algorithm="ES384", headers={"kid": "es-1", "typ": None})
     return [
+        ("no typ", f"Bearer {no_typ}"),
         ("no header", None),
         ("not bearer", "Basic abc"),
         ("garbage", "Bearer not.a.jwt"),

@@ -185,6 +185,10 @@ class Table(Generic[T]):
                 self._exact.setdefault((uris[code.system], code.code), code)
         self._prefix.sort(key=lambda c: -len(c.code))  # the most specific class first
 
+    def codes(self) -> list[T]:
+        """Every code of the table."""
+        return [*self._exact.values(), *self._prefix]
+
     def find(self, system: str, code: str) -> T | None:
         hit = self._exact.get((system, code))
         if hit is not None:

@@ -121,13 +121,12 @@ def assessment_bundle(
         "subject": subject_ref,
         "effectiveDateTime": when.isoformat(),
         "date": recorded.isoformat(),
-        "assessor": None,
         "summary": assessment.uncertainty,
         "finding": [_finding(hit, t) for hit in assessment.red_flags],
         "supportingInfo": [{"reference": url["risk"], "display": "hipdx differential (RiskAssessment)"}],
         "note": [{"text": text} for text in _notes(assessment, management_text) if text],
     }
-    del impression["assessor"]  # the author is the Device, named in Provenance (assessor must be a Practitioner)
+    # no assessor: it must be a Practitioner; the author, a Device, is named in the Provenance
     if not impression["finding"]:
         del impression["finding"]
     provenance: dict[str, Any] = {

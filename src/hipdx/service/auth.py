@@ -109,7 +109,7 @@ class IssuerList:
             raise Unauthorized(f"not a JWT: {exc}") from None
         if header.get("alg") not in ALGORITHMS:
             raise Unauthorized(f"algorithm {header.get('alg')!r} is not ES384 or RS384")
-        if header.get("typ", "JWT") != "JWT":
+        if header.get("typ") != "JWT":
             raise Unauthorized("typ is not JWT")
         issuer = self.issuers.get(str(unverified.get("iss")))
         if issuer is None:

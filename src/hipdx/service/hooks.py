@@ -173,7 +173,11 @@ def _fetch(client: httpx.Client, server: str, query: str, token: str | None, key
         except ValueError:
             raise PreconditionFailed([key], f"{key}: the FHIR server's answer is not JSON") from None
         out.append(data)
-        url = next((link.get("url") for link in data.get("link", []) if isinstance(link, dict) and link.get("relation") == "next"), None) if isinstance(data, dict) else None
+        links = data.get("link") if isinstance(data, dict) else None
+        url = next(
+            (link.get("url") for link in links if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str)),
+            None,
+        ) if isinstance(links, list) else None
     return out
 
 
