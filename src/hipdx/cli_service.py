@@ -1,4 +1,7 @@
-"""``hipdx serve``: run the CDS Hooks service (an adapter: reads the options, starts uvicorn)."""
+"""``hipdx serve`` (run the CDS Hooks service) and ``hipdx db upgrade`` (its audit database).
+
+Adapters: they read the options, open the database, start uvicorn.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,27 @@ from typing import Annotated
 
 import typer
 
+from hipdx.cli_support import SUPPORTS, ReportingCommand
 from hipdx.errors import InputError
+
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option("--database-url", metavar="URL", envvar="HIPDX_DATABASE_URL",
+                 help="The audit database, e.g. postgresql+psycopg://hipdx@127.0.0.1/hipdx (or HIPDX_DATABASE_URL).",
+                 show_default=False),
+]
+db_app = typer.Typer(help="The CDS service's audit database. " + SUPPORTS, epilog=SUPPORTS, no_args_is_help=True)
+
+
+@db_app.command("upgrade", cls=ReportingCommand, epilog=SUPPORTS)
+def db_upgrade_command(database_url: DatabaseOption = None) -> None:
+    """Create or upgrade the audit tables (Alembic migrations) to the current schema."""
+    from hipdx.store import connect, migrate
+
+    if database_url is None:
+        raise InputError("give --database-url URL (or set HIPDX_DATABASE_URL)")
+    migrate(connect(database_url))
+    typer.echo("the audit database is at the current schema")
 
 
 def serve_command(
@@ -31,6 +54,7 @@ def serve_command(
         typer.Option("--fhir-server", metavar="URL", help="A FHIR server the service may fetch missing prefetch from "
                      "(repeat for several). Without one, missing prefetch is answered 412.", show_default=False),
     ] = None,
+    database_url: DatabaseOption = None,
     cors_origin: Annotated[
         list[str] | None,
         typer.Option("--cors-origin", metavar="ORIGIN", help="A browser origin allowed to call (repeat for several).",
@@ -54,7 +78,18 @@ def serve_command(
         if not url.startswith(("http://", "https://")):
             raise InputError(f"{url!r} is not an http(s) URL")
     issuers = IssuerList.from_file(cds_issuers) if cds_issuers is not None else None
+    store = None
+    if database_url is not None:
+        from hipdx import __version__
+        from hipdx.knowledge import load_knowledge_base
+        from hipdx.store import AuditStore, connect, is_current
+
+        engine = connect(database_url)
+        if not is_current(engine):
+            raise InputError("the audit database is not at the current schema: run `hipdx db upgrade` first")
+        store = AuditStore(engine, __version__, load_knowledge_base().digest)
     config = ServiceConfig(
+        store=store,
         issuers=issuers,
         insecure_no_auth=insecure_no_auth,
         public_url=public_url,

@@ -22,19 +22,22 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from hipdx.errors import HipdxError, InputError, Problem
 from hipdx.fhir.jsonread import read_json
 from hipdx.knowledge import KnowledgeBase, load_knowledge_base
 from hipdx.service.auth import IssuerList, Unauthorized
 from hipdx.service.hooks import DISCOVERY, SERVICE_ID, PreconditionFailed, patient_view
+from hipdx.store import AuditStore, CallRecord
 
 log = logging.getLogger("hipdx.service")
 MAX_BODY_BYTES = 20 * 1024 * 1024
@@ -55,6 +58,10 @@ class ServiceConfig:
         Browser origins allowed to call (e.g. a CDS Hooks sandbox).
     today
         Fixed assessment date (tests); default: the server's date at each call.
+    store
+        Where each call and feedback item is recorded (no token, no payload); None: the log only.
+        Recording is fail-open: if the database fails, the call is still answered and the
+        failure logged.
     """
 
     issuers: IssuerList | None
@@ -63,6 +70,7 @@ class ServiceConfig:
     fhir_servers: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
     today: Callable[[], dt.date] = field(default=dt.date.today)
+    store: AuditStore | None = None
 
     def __post_init__(self) -> None:
         if self.issuers is None and not self.insecure_no_auth:
@@ -98,7 +106,31 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
     def check(request: Request) -> dict[str, Any] | None:
         if config.issuers is None:
             return None
-        return config.issuers.verify(request.headers.get("authorization"), audience(request))
+        claims = config.issuers.verify(request.headers.get("authorization"), audience(request))
+        request.state.audit = {"issuer": claims.get("iss"), "tenant": claims.get("tenant"), "jti": claims.get("jti")}
+        return claims
+
+    if config.store is not None:
+        store = config.store
+
+        @app.middleware("http")
+        async def _audit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+            if not request.url.path.startswith("/cds-services") or request.method == "OPTIONS":
+                return await call_next(request)
+            start = time.perf_counter()
+            status = 500
+            try:
+                response = await call_next(request)
+                status = response.status_code
+                return response
+            finally:
+                fields = {k: v for k, v in getattr(request.state, "audit", {}).items() if v is not None}
+                record = CallRecord(method=request.method, path=request.url.path, status_code=status,
+                                    latency_ms=round((time.perf_counter() - start) * 1000, 2), **fields)
+                try:
+                    await run_in_threadpool(store.record_call, record)
+                except Exception:  # fail-open: the clinician still gets the answer; the failure is logged
+                    log.exception("could not record the call in the audit store")
 
     @app.exception_handler(Unauthorized)
     async def _unauthorized(request: Request, exc: Unauthorized) -> Response:
@@ -130,7 +162,17 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
         if service_id != SERVICE_ID:
             return outcome(404, f"no CDS service {service_id!r} here; GET /cds-services lists them")
         body = await _json_body(request)
+        audit = getattr(request.state, "audit", {})
+        if isinstance(body, dict):
+            context = body.get("context") if isinstance(body.get("context"), dict) else {}
+            patient = context.get("patientId")
+            audit |= {"hook_instance": str(body.get("hookInstance"))[:100] if body.get("hookInstance") else None,
+                      "patient": f"Patient/{patient}"[:100] if isinstance(patient, str) else None}
+        request.state.audit = audit
         response = patient_view(body, knowledge, config.today(), config.fhir_servers)
+        cards = response["cards"]
+        request.state.audit = audit | {"cards": len(cards), "indicator": cards[0]["indicator"] if cards else None,
+                                       "card_uuid": cards[0]["uuid"] if cards else None}
         log.info(
             "patient-view hookInstance=%s iss=%s jti=%s cards=%s",
             body.get("hookInstance") if isinstance(body, dict) else None,
@@ -148,9 +190,15 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
         items = body.get("feedback") if isinstance(body, dict) else None
         if not isinstance(items, list):
             return outcome(400, 'feedback must be {"feedback": [...]}')
+        issuer = getattr(request.state, "audit", {}).get("issuer")
         for item in items:
             if isinstance(item, dict):
                 log.info("feedback card=%s outcome=%s", item.get("card"), item.get("outcome"))
+                if config.store is not None:
+                    try:
+                        await run_in_threadpool(config.store.record_feedback, item, issuer)
+                    except Exception:  # fail-open, as for calls
+                        log.exception("could not record feedback in the audit store")
         return JSONResponse({})
 
     return app
