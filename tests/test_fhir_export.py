@@ -41,11 +41,18 @@ def exported(kb: hipdx.KnowledgeBase) -> dict[str, tuple[Any, Any, dict[str, Any
 def test_export_is_valid_r4b(name: str, exported: dict[str, Any]) -> None:
     _, _, bundle = exported[name]
     parsed = Bundle.model_validate(bundle)
-    assert [e.resource.get_resource_type() for e in parsed.entry] == ["RiskAssessment", "ClinicalImpression", "Device", "Provenance"]
+    assert [e.resource.get_resource_type() for e in parsed.entry] == [
+        "RiskAssessment",
+        "ClinicalImpression",
+        "Device",
+        "Provenance",
+    ]
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_one_prediction_per_condition_with_its_range(name: str, exported: dict[str, Any], kb: hipdx.KnowledgeBase) -> None:
+def test_one_prediction_per_condition_with_its_range(
+    name: str, exported: dict[str, Any], kb: hipdx.KnowledgeBase
+) -> None:
     _, assessment, bundle = exported[name]
     risk = resources(bundle)["RiskAssessment"]
     predictions = risk["prediction"]
@@ -55,14 +62,22 @@ def test_one_prediction_per_condition_with_its_range(name: str, exported: dict[s
         [ext] = p["extension"]
         assert ext["url"] == RANGE_EXTENSION
         assert (ext["valueRange"]["low"]["value"], ext["valueRange"]["high"]["value"]) == d.range
-        assert p["outcome"]["coding"][0] == {"system": "urn:hipdx:codesystem:condition", "code": d.id, "display": p["outcome"]["coding"][0]["display"]}
+        assert p["outcome"]["coding"][0] == {
+            "system": "urn:hipdx:codesystem:condition",
+            "code": d.id,
+            "display": p["outcome"]["coding"][0]["display"],
+        }
         assert "5th-95th percentile" in p["rationale"]
 
 
 def test_standard_outcome_codes_where_they_exist(exported: dict[str, Any]) -> None:
     risk = resources(exported["onfh_steroids_double_line"][2])["RiskAssessment"]
     onfh = next(p for p in risk["prediction"] if p["outcome"]["coding"][0]["code"] == "onfh")
-    assert {"system": "http://snomed.info/sct", "code": "203476003", "display": "Avascular necrosis of the head of femur (disorder)"} in onfh["outcome"]["coding"]
+    assert {
+        "system": "http://snomed.info/sct",
+        "code": "203476003",
+        "display": "Avascular necrosis of the head of femur (disorder)",
+    } in onfh["outcome"]["coding"]
 
 
 def test_impression_carries_headline_red_flags_and_plan(exported: dict[str, Any]) -> None:
@@ -88,8 +103,10 @@ def test_provenance_names_hipdx_and_every_source(exported: dict[str, Any]) -> No
     urls = {e["resource"]["resourceType"]: e["fullUrl"] for e in bundle["entry"]}
     assert [t["reference"] for t in provenance["target"]] == [urls["RiskAssessment"], urls["ClinicalImpression"]]
     assert provenance["agent"][0]["who"]["reference"] == urls["Device"]
-    input_ids = {f"{e['resource']['resourceType']}/{e['resource']['id']}"
-                 for e in json.loads((BUNDLES / "toh_man_classic.bundle.json").read_text())["entry"]}
+    input_ids = {
+        f"{e['resource']['resourceType']}/{e['resource']['id']}"
+        for e in json.loads((BUNDLES / "toh_man_classic.bundle.json").read_text())["entry"]
+    }
     sources = {e["what"]["reference"] for e in provenance["entity"]}
     assert sources == {s.resource for s in mapping.sources} and sources <= input_ids
 
@@ -123,7 +140,15 @@ def test_assess_fhir_text_shows_sources_and_assessment() -> None:
 
 
 def test_assess_fhir_json_carries_the_mapping() -> None:
-    result = run("assess", "--fhir", BUNDLES / "septic_febrile_crp_mg_dl.bundle.json", "--today", "2026-11-25", "--format", "json")
+    result = run(
+        "assess",
+        "--fhir",
+        BUNDLES / "septic_febrile_crp_mg_dl.bundle.json",
+        "--today",
+        "2026-11-25",
+        "--format",
+        "json",
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["differential"][0]["id"] == "septic"
@@ -133,27 +158,47 @@ def test_assess_fhir_json_carries_the_mapping() -> None:
 
 def test_assess_fhir_lists_what_was_left_out(tmp_path: Path) -> None:
     raw = json.loads((BUNDLES / "toh_man_classic.bundle.json").read_text())
-    raw["entry"].append({"resource": {"resourceType": "Observation", "id": "nounit", "status": "final",
-                                      "code": {"coding": [{"system": "http://loinc.org", "code": "4537-7"}]},
-                                      "subject": {"reference": raw["entry"][0]["fullUrl"]}, "effectiveDateTime": "2026-11-20",
-                                      "valueQuantity": {"value": 30}}})
+    raw["entry"].append(
+        {
+            "resource": {
+                "resourceType": "Observation",
+                "id": "nounit",
+                "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "4537-7"}]},
+                "subject": {"reference": raw["entry"][0]["fullUrl"]},
+                "effectiveDateTime": "2026-11-20",
+                "valueQuantity": {"value": 30},
+            }
+        }
+    )
     path = tmp_path / "b.json"
     path.write_text(json.dumps(raw))
     result = run("assess", "--fhir", path, "--today", "2026-11-20")
     assert result.exit_code == 0, result.output
-    assert "Observation/nounit.valueQuantity" in result.output and "a number without its unit is not read" in result.output
+    assert (
+        "Observation/nounit.valueQuantity" in result.output and "a number without its unit is not read" in result.output
+    )
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["assess"], "give a CASE.json or --fhir BUNDLE.json"),
-    (["assess", EXAMPLES / "toh_man_classic.json", "--fhir", BUNDLES / "toh_man_classic.bundle.json"], "one of them"),
-    (["assess", EXAMPLES / "toh_man_classic.json", "--patient", "x"], "--patient chooses a patient"),
-    (["assess", "--fhir", BUNDLES / "missing.json"], "cannot read"),
-    (["assess", "--fhir", EXAMPLES / "toh_man_classic.json"], "it looks like a hipdx case"),
-    (["fhir", "export"], "give a CASE.json or --fhir"),
-    (["fhir", "export", EXAMPLES / "toh_man_classic.json", "--recorded", "yesterday"], "not an ISO 8601 instant"),
-    (["fhir", "export", EXAMPLES / "toh_man_classic.json", "--recorded", "2026-11-25T12:00:00"], "needs a timezone"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["assess"], "give a CASE.json or --fhir BUNDLE.json"),
+        (
+            ["assess", EXAMPLES / "toh_man_classic.json", "--fhir", BUNDLES / "toh_man_classic.bundle.json"],
+            "one of them",
+        ),
+        (["assess", EXAMPLES / "toh_man_classic.json", "--patient", "x"], "--patient chooses a patient"),
+        (["assess", "--fhir", BUNDLES / "missing.json"], "cannot read"),
+        (["assess", "--fhir", EXAMPLES / "toh_man_classic.json"], "it looks like a hipdx case"),
+        (["fhir", "export"], "give a CASE.json or --fhir"),
+        (["fhir", "export", EXAMPLES / "toh_man_classic.json", "--recorded", "yesterday"], "not an ISO 8601 instant"),
+        (
+            ["fhir", "export", EXAMPLES / "toh_man_classic.json", "--recorded", "2026-11-25T12:00:00"],
+            "needs a timezone",
+        ),
+    ],
+)
 def test_fhir_usage_errors_are_clean(args: list[object], message: str) -> None:
     result = run(*args)
     assert result.exit_code in (2, 5), result.output
@@ -169,14 +214,30 @@ def test_duplicate_key_in_a_bundle_is_refused_by_the_cli(tmp_path: Path) -> None
 
 
 def test_fhir_export_prints_a_valid_bundle() -> None:
-    result = run("fhir", "export", "--fhir", BUNDLES / "onfh_steroids_double_line.bundle.json",
-                 "--today", "2026-11-25", "--recorded", "2026-11-25T12:00:00Z")
+    result = run(
+        "fhir",
+        "export",
+        "--fhir",
+        BUNDLES / "onfh_steroids_double_line.bundle.json",
+        "--today",
+        "2026-11-25",
+        "--recorded",
+        "2026-11-25T12:00:00Z",
+    )
     assert result.exit_code == 0, result.output
     bundle = json.loads(result.output)
     Bundle.model_validate(bundle)
     impression = resources(bundle)["ClinicalImpression"]
     assert any("## Management plan" in n["text"] for n in impression["note"])
-    case_result = run("fhir", "export", EXAMPLES / "pvns_hip.json", "--subject", "Patient/42", "--recorded", "2026-11-25T12:00:00+01:00")
+    case_result = run(
+        "fhir",
+        "export",
+        EXAMPLES / "pvns_hip.json",
+        "--subject",
+        "Patient/42",
+        "--recorded",
+        "2026-11-25T12:00:00+01:00",
+    )
     assert case_result.exit_code == 0, case_result.output
     assert resources(json.loads(case_result.output))["RiskAssessment"]["subject"] == {"reference": "Patient/42"}
 
@@ -185,5 +246,7 @@ def test_fhir_map_text_and_json() -> None:
     text = run("fhir", "map", BUNDLES / "rmo_migratory.bundle.json", "--today", "2026-11-25")
     assert text.exit_code == 0, text.output
     assert "labs.bmd_t_score <- Observation/" in text.output and '"bmd_t_score": -2.7' in text.output
-    data = json.loads(run("fhir", "map", BUNDLES / "rmo_migratory.bundle.json", "--today", "2026-11-25", "-f", "json").output)
+    data = json.loads(
+        run("fhir", "map", BUNDLES / "rmo_migratory.bundle.json", "--today", "2026-11-25", "-f", "json").output
+    )
     assert data["case"]["labs"]["bmd_t_score"] == -2.7 and data["unmapped"] == []

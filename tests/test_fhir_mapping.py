@@ -39,7 +39,9 @@ ICD = "http://hl7.org/fhir/sid/icd-10-cm"
 
 
 def _shared_files() -> list[Path]:
-    files = sorted((SHARED_FHIR / "hl7-r4-examples").glob("*.json")) + sorted((SHARED_FHIR / "synthea-r4").glob("*.json.gz"))
+    files = sorted((SHARED_FHIR / "hl7-r4-examples").glob("*.json")) + sorted(
+        (SHARED_FHIR / "synthea-r4").glob("*.json.gz")
+    )
     if not files and os.environ.get("CI") == "true":
         raise RuntimeError(f"CI=true but the shared FHIR data are missing at {SHARED_FHIR}")
     return files
@@ -55,17 +57,40 @@ def bundle(*resources: dict[str, Any], patient: dict[str, Any] | None = None) ->
 
 
 def obs(rid: str, system: str, code: str, **value: Any) -> dict[str, Any]:
-    return {"resourceType": "Observation", "id": rid, "status": "final", "code": {"coding": [{"system": system, "code": code}]},
-            "subject": {"reference": "Patient/p"}, "effectiveDateTime": "2026-11-18", **value}
+    return {
+        "resourceType": "Observation",
+        "id": rid,
+        "status": "final",
+        "code": {"coding": [{"system": system, "code": code}]},
+        "subject": {"reference": "Patient/p"},
+        "effectiveDateTime": "2026-11-18",
+        **value,
+    }
 
 
-def condition(rid: str, system: str, code: str, clinical: str | None = "active", verification: str | None = "confirmed", **more: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"resourceType": "Condition", "id": rid, "code": {"coding": [{"system": system, "code": code}]},
-                           "subject": {"reference": "Patient/p"}, **more}
+def condition(
+    rid: str,
+    system: str,
+    code: str,
+    clinical: str | None = "active",
+    verification: str | None = "confirmed",
+    **more: Any,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "resourceType": "Condition",
+        "id": rid,
+        "code": {"coding": [{"system": system, "code": code}]},
+        "subject": {"reference": "Patient/p"},
+        **more,
+    }
     if clinical:
-        out["clinicalStatus"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": clinical}]}
+        out["clinicalStatus"] = {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": clinical}]
+        }
     if verification:
-        out["verificationStatus"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": verification}]}
+        out["verificationStatus"] = {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": verification}]
+        }
     return out
 
 
@@ -84,7 +109,9 @@ def test_bundle_maps_to_the_examples_assessment(name: str, kb: hipdx.KnowledgeBa
     from_fhir = hipdx.assess(mapping.case, kb, TODAY)
     assert from_fhir.differential[0].id == EXPECTED[name]
     direct = hipdx.assess(example, kb, TODAY)
-    assert [(d.id, d.probability) for d in from_fhir.differential] == [(d.id, d.probability) for d in direct.differential]
+    assert [(d.id, d.probability) for d in from_fhir.differential] == [
+        (d.id, d.probability) for d in direct.differential
+    ]
     assert [f.id for f in from_fhir.red_flags] == [f.id for f in direct.red_flags]
     assert mapping.unmapped == [], reasons(mapping)
 
@@ -118,7 +145,9 @@ def _leaves(prefix: str, value: Any) -> list[str]:
 # -- no crash on the official examples and Synthea -------------------------------------------------
 
 
-@pytest.mark.skipif(not SHARED_FILES, reason=f"shared FHIR data not found at {SHARED_FHIR} (../shared beside the checkout)")
+@pytest.mark.skipif(
+    not SHARED_FILES, reason=f"shared FHIR data not found at {SHARED_FHIR} (../shared beside the checkout)"
+)
 @pytest.mark.parametrize("path", SHARED_FILES, ids=lambda p: p.name)
 def test_shared_fhir_maps_or_fails_clearly(path: Path) -> None:
     raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
@@ -149,14 +178,17 @@ def test_duplicate_keys_are_refused() -> None:
         read_fhir(text, DAY)
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("{", "not valid JSON"),
-    (b"\xff\xfe", "not UTF-8"),
-    ('{"a": NaN}', "NaN is not valid JSON"),
-    ("42", "must be a resource, a Bundle or an array"),
-    ('[{"id": "x"}]', "no valid resourceType"),
-    ('{"resourceType": "Bundle", "entry": {"resource": {}}}', "entry: must be an array"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{", "not valid JSON"),
+        (b"\xff\xfe", "not UTF-8"),
+        ('{"a": NaN}', "NaN is not valid JSON"),
+        ("42", "must be a resource, a Bundle or an array"),
+        ('[{"id": "x"}]', "no valid resourceType"),
+        ('{"resourceType": "Bundle", "entry": {"resource": {}}}', "entry: must be an array"),
+    ],
+)
 def test_bad_json_is_a_clear_error(text: str | bytes, message: str) -> None:
     with pytest.raises(IntegrationError) as err:
         read_fhir(text, DAY)
@@ -205,39 +237,70 @@ def test_without_a_patient_the_common_subject_is_used() -> None:
 
 
 def test_urn_uuid_references_resolve() -> None:
-    raw = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"fullUrl": "urn:uuid:aaa", "resource": {"resourceType": "Patient", "id": "x", "gender": "female", "birthDate": "1990-02-03"}},
-        {"fullUrl": "urn:uuid:bbb", "resource": {**obs("o", LOINC, "4537-7", valueQuantity={"value": 20, "unit": "mm/h", "system": UCUM, "code": "mm/h"}),
-                                                 "subject": {"reference": "urn:uuid:aaa"}}},
-    ]}
+    raw = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:aaa",
+                "resource": {"resourceType": "Patient", "id": "x", "gender": "female", "birthDate": "1990-02-03"},
+            },
+            {
+                "fullUrl": "urn:uuid:bbb",
+                "resource": {
+                    **obs(
+                        "o",
+                        LOINC,
+                        "4537-7",
+                        valueQuantity={"value": 20, "unit": "mm/h", "system": UCUM, "code": "mm/h"},
+                    ),
+                    "subject": {"reference": "urn:uuid:aaa"},
+                },
+            },
+        ],
+    }
     assert map_fhir(raw, DAY).case.labs.canonical("esr") == 20
 
 
 # -- numbers and units ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("code", "quantity", "field", "canonical"), [
-    ("1988-5", {"value": 1.5, "unit": "mg/dL", "system": UCUM, "code": "mg/dL"}, "crp", 15.0),
-    ("6690-2", {"value": 7.2, "unit": "10*3/uL", "system": UCUM, "code": "10*3/uL"}, "wbc", 7.2),
-    ("8310-5", {"value": 101.3, "unit": "F", "system": UCUM, "code": "[degF]"}, "temperature", 38.5),
-    ("62292-8", {"value": 50, "unit": "nmol/L", "system": UCUM, "code": "nmol/L"}, "vitamin_d", 50 / 2.496),
-    ("2160-0", {"value": 1.0, "unit": "mg/dL", "system": UCUM, "code": "mg/dL"}, "creatinine", 88.42),
-    ("33914-3", {"value": 75, "unit": "mL/min/{1.73_m2}", "system": UCUM, "code": "mL/min/{1.73_m2}"}, "egfr", 75.0),
-    ("17861-6", {"value": 2.4, "unit": "mmol/L"}, "calcium", 2.4),  # no UCUM system: a unit text the case accepts
-])
+@pytest.mark.parametrize(
+    ("code", "quantity", "field", "canonical"),
+    [
+        ("1988-5", {"value": 1.5, "unit": "mg/dL", "system": UCUM, "code": "mg/dL"}, "crp", 15.0),
+        ("6690-2", {"value": 7.2, "unit": "10*3/uL", "system": UCUM, "code": "10*3/uL"}, "wbc", 7.2),
+        ("8310-5", {"value": 101.3, "unit": "F", "system": UCUM, "code": "[degF]"}, "temperature", 38.5),
+        ("62292-8", {"value": 50, "unit": "nmol/L", "system": UCUM, "code": "nmol/L"}, "vitamin_d", 50 / 2.496),
+        ("2160-0", {"value": 1.0, "unit": "mg/dL", "system": UCUM, "code": "mg/dL"}, "creatinine", 88.42),
+        (
+            "33914-3",
+            {"value": 75, "unit": "mL/min/{1.73_m2}", "system": UCUM, "code": "mL/min/{1.73_m2}"},
+            "egfr",
+            75.0,
+        ),
+        ("17861-6", {"value": 2.4, "unit": "mmol/L"}, "calcium", 2.4),  # no UCUM system: a unit text the case accepts
+    ],
+)
 def test_labs_are_converted_through_ucum(code: str, quantity: dict[str, Any], field: str, canonical: float) -> None:
     mapping = map_fhir(bundle(obs("o", LOINC, code, valueQuantity=quantity)), DAY)
     assert mapping.case.labs.canonical(field) == pytest.approx(canonical, rel=1e-3)
     assert [s.element for s in mapping.sources if s.field == f"labs.{field}"] == ["valueQuantity"]
 
 
-@pytest.mark.parametrize(("quantity", "reason"), [
-    ({"value": 3}, "no unit: a number without its unit is not read"),
-    ({"value": 3, "unit": "milligrams per litre", "system": "http://example.org/units", "code": "MGL"}, "unit 'MGL' is not accepted"),
-    ({"value": 3, "unit": "g/L", "system": UCUM, "code": "g/L"}, "unit 'g/L' is not accepted"),
-    ({"value": 5, "comparator": "<", "unit": "mg/L", "system": UCUM, "code": "mg/L"}, "is a bound, not a value"),
-    ({"unit": "mg/L", "system": UCUM, "code": "mg/L"}, "a quantity without a value"),
-])
+@pytest.mark.parametrize(
+    ("quantity", "reason"),
+    [
+        ({"value": 3}, "no unit: a number without its unit is not read"),
+        (
+            {"value": 3, "unit": "milligrams per litre", "system": "http://example.org/units", "code": "MGL"},
+            "unit 'MGL' is not accepted",
+        ),
+        ({"value": 3, "unit": "g/L", "system": UCUM, "code": "g/L"}, "unit 'g/L' is not accepted"),
+        ({"value": 5, "comparator": "<", "unit": "mg/L", "system": UCUM, "code": "mg/L"}, "is a bound, not a value"),
+        ({"unit": "mg/L", "system": UCUM, "code": "mg/L"}, "a quantity without a value"),
+    ],
+)
 def test_a_number_is_not_guessed(quantity: dict[str, Any], reason: str) -> None:
     mapping = map_fhir(bundle(obs("o", LOINC, "1988-5", valueQuantity=quantity)), DAY)
     assert mapping.case.labs.crp is None
@@ -265,20 +328,37 @@ def test_the_latest_value_wins_and_old_ones_are_left_out() -> None:
     mapping = map_fhir(bundle(early, late, stale, future), DAY)
     assert mapping.case.labs.canonical("crp") == 4
     text = reasons(mapping)
-    assert "superseded by Observation/b" in text and "older than the 30 days" in text and "after the assessment date" in text
+    assert (
+        "superseded by Observation/b" in text
+        and "older than the 30 days" in text
+        and "after the assessment date" in text
+    )
 
 
 @pytest.mark.parametrize("status", ["preliminary", "registered", "entered-in-error", "cancelled"])
 def test_only_final_results_are_read(status: str) -> None:
-    crp = obs("o", LOINC, "1988-5", status=status, valueQuantity={"value": 3, "unit": "mg/L", "system": UCUM, "code": "mg/L"})
+    crp = obs(
+        "o", LOINC, "1988-5", status=status, valueQuantity={"value": 3, "unit": "mg/L", "system": UCUM, "code": "mg/L"}
+    )
     assert map_fhir(bundle(crp), DAY).case.labs.crp is None
 
 
 def test_components_are_read() -> None:
-    bp = obs("bp", LOINC, "85354-9", component=[
-        {"code": {"coding": [{"system": LOINC, "code": "8462-4"}]}, "valueQuantity": {"value": 80, "unit": "mmHg", "system": UCUM, "code": "mm[Hg]"}},
-        {"code": {"coding": [{"system": LOINC, "code": "8480-6"}]}, "valueQuantity": {"value": 128, "unit": "mmHg", "system": UCUM, "code": "mm[Hg]"}},
-    ])
+    bp = obs(
+        "bp",
+        LOINC,
+        "85354-9",
+        component=[
+            {
+                "code": {"coding": [{"system": LOINC, "code": "8462-4"}]},
+                "valueQuantity": {"value": 80, "unit": "mmHg", "system": UCUM, "code": "mm[Hg]"},
+            },
+            {
+                "code": {"coding": [{"system": LOINC, "code": "8480-6"}]},
+                "valueQuantity": {"value": 128, "unit": "mmHg", "system": UCUM, "code": "mm[Hg]"},
+            },
+        ],
+    )
     mapping = map_fhir(bundle(bp), DAY)
     assert mapping.case.systolic_bp_mmhg == 128
     assert [s.element for s in mapping.sources if s.field == "systolic_bp_mmhg"] == ["component[1].valueQuantity"]
@@ -287,16 +367,28 @@ def test_components_are_read() -> None:
 # -- malformed FHIR ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("change", "where"), [
-    ({"valueQuantity": {"value": "3", "unit": "mg/L"}}, "Observation/o.valueQuantity.value: must be a number, not a string"),
-    ({"effectiveDateTime": "18/11/2026"}, "Observation/o.effectiveDateTime: '18/11/2026' is not a FHIR date"),
-    ({"effectiveDateTime": "2026-02-30"}, "Observation/o.effectiveDateTime: '2026-02-30' is not a calendar date"),
-    ({"code": {"coding": {"system": LOINC, "code": "1988-5"}}}, "Observation/o.code.coding: must be an array"),
-    ({"subject": "Patient/p"}, "Observation/o.subject: must be an object"),
-    ({"valueQuantity": {"value": True, "unit": "mg/L"}}, "Observation/o.valueQuantity.value: must be a number, not true/false"),
-])
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        (
+            {"valueQuantity": {"value": "3", "unit": "mg/L"}},
+            "Observation/o.valueQuantity.value: must be a number, not a string",
+        ),
+        ({"effectiveDateTime": "18/11/2026"}, "Observation/o.effectiveDateTime: '18/11/2026' is not a FHIR date"),
+        ({"effectiveDateTime": "2026-02-30"}, "Observation/o.effectiveDateTime: '2026-02-30' is not a calendar date"),
+        ({"code": {"coding": {"system": LOINC, "code": "1988-5"}}}, "Observation/o.code.coding: must be an array"),
+        ({"subject": "Patient/p"}, "Observation/o.subject: must be an object"),
+        (
+            {"valueQuantity": {"value": True, "unit": "mg/L"}},
+            "Observation/o.valueQuantity.value: must be a number, not true/false",
+        ),
+    ],
+)
 def test_malformed_fhir_names_resource_and_element(change: dict[str, Any], where: str) -> None:
-    crp = {**obs("o", LOINC, "1988-5", valueQuantity={"value": 3, "unit": "mg/L", "system": UCUM, "code": "mg/L"}), **change}
+    crp = {
+        **obs("o", LOINC, "1988-5", valueQuantity={"value": 3, "unit": "mg/L", "system": UCUM, "code": "mg/L"}),
+        **change,
+    }
     with pytest.raises(IntegrationError) as err:
         map_fhir(bundle(crp), DAY)
     assert where in str(err.value)
@@ -306,13 +398,16 @@ def test_malformed_fhir_names_resource_and_element(change: dict[str, Any], where
 
 
 def test_conditions_by_snomed_and_icd10cm() -> None:
-    mapping = map_fhir(bundle(
-        condition("a", SCT, "7200002"),
-        condition("b", ICD, "C50.911", clinical="resolved"),  # a cancer history stays history
-        condition("c", ICD, "M32.14"),
-        condition("d", ICD, "Z79.52"),
-        condition("e", ICD, "M25.552", onsetDateTime="2026-10-30"),
-    ), DAY)
+    mapping = map_fhir(
+        bundle(
+            condition("a", SCT, "7200002"),
+            condition("b", ICD, "C50.911", clinical="resolved"),  # a cancer history stays history
+            condition("c", ICD, "M32.14"),
+            condition("d", ICD, "Z79.52"),
+            condition("e", ICD, "M25.552", onsetDateTime="2026-10-30"),
+        ),
+        DAY,
+    )
     case = mapping.case
     assert case.risk_factors.alcohol_excess.value == "present"
     assert case.risk_factors.cancer_history.value == "present"
@@ -322,11 +417,14 @@ def test_conditions_by_snomed_and_icd10cm() -> None:
 
 
 def test_refuted_is_absent_and_unconfirmed_is_unknown() -> None:
-    mapping = map_fhir(bundle(
-        condition("a", SCT, "7200002", clinical=None, verification="refuted"),
-        condition("b", ICD, "M32.9", verification="provisional"),
-        condition("c", ICD, "B20", verification="entered-in-error"),
-    ), DAY)
+    mapping = map_fhir(
+        bundle(
+            condition("a", SCT, "7200002", clinical=None, verification="refuted"),
+            condition("b", ICD, "M32.9", verification="provisional"),
+            condition("c", ICD, "B20", verification="entered-in-error"),
+        ),
+        DAY,
+    )
     assert mapping.case.risk_factors.alcohol_excess.value == "absent"
     assert mapping.case.risk_factors.sle.value == "unknown"
     assert mapping.case.risk_factors.hiv.value == "unknown"
@@ -334,7 +432,9 @@ def test_refuted_is_absent_and_unconfirmed_is_unknown() -> None:
 
 
 def test_a_current_fact_needs_an_active_record() -> None:
-    mapping = map_fhir(bundle(condition("a", SCT, "7200002", clinical="resolved"), condition("b", ICD, "F10.20", clinical=None)), DAY)
+    mapping = map_fhir(
+        bundle(condition("a", SCT, "7200002", clinical="resolved"), condition("b", ICD, "F10.20", clinical=None)), DAY
+    )
     assert mapping.case.risk_factors.alcohol_excess.value == "unknown"
     assert "asks about the present" in reasons(mapping) and "cannot tell whether" in reasons(mapping)
 
@@ -362,15 +462,25 @@ def test_contradictions_the_case_refuses_are_left_out_with_the_reason() -> None:
 
 def test_pregnancy_weeks_are_carried_to_the_assessment_date() -> None:
     woman = {"resourceType": "Patient", "id": "p", "gender": "female", "birthDate": "1993-03-03"}
-    weeks = obs("g", LOINC, "49051-6", valueQuantity={"value": 30, "unit": "wk", "system": UCUM, "code": "wk"}, effectiveDateTime="2026-11-13")
+    weeks = obs(
+        "g",
+        LOINC,
+        "49051-6",
+        valueQuantity={"value": 30, "unit": "wk", "system": UCUM, "code": "wk"},
+        effectiveDateTime="2026-11-13",
+    )
     mapping = map_fhir(bundle(weeks, patient=woman), DAY)
     assert mapping.case.pregnancy.status.value == "pregnant"
     assert mapping.case.pregnancy.gestational_weeks == pytest.approx(31)
 
 
 def test_allergies_and_no_known_drug_allergy() -> None:
-    allergy = {"resourceType": "AllergyIntolerance", "id": "a", "patient": {"reference": "Patient/p"},
-               "code": {"coding": [{"system": "http://www.whocc.no/atc", "code": "M05BA04"}]}}
+    allergy = {
+        "resourceType": "AllergyIntolerance",
+        "id": "a",
+        "patient": {"reference": "Patient/p"},
+        "code": {"coding": [{"system": "http://www.whocc.no/atc", "code": "M05BA04"}]},
+    }
     assert map_fhir(bundle(allergy), DAY).case.comorbidities.bisphosphonate_hypersensitivity.value == "present"
     nkda = {**allergy, "code": {"coding": [{"system": SCT, "code": "409137002"}]}}
     assert map_fhir(bundle(nkda), DAY).case.comorbidities.bisphosphonate_hypersensitivity.value == "absent"
@@ -380,14 +490,24 @@ def test_allergies_and_no_known_drug_allergy() -> None:
 
 
 def med(rid: str, system: str, code: str, **more: Any) -> dict[str, Any]:
-    return {"resourceType": "MedicationStatement", "id": rid, "status": "active", "subject": {"reference": "Patient/p"},
-            "medicationCodeableConcept": {"coding": [{"system": system, "code": code}]}, **more}
+    return {
+        "resourceType": "MedicationStatement",
+        "id": rid,
+        "status": "active",
+        "subject": {"reference": "Patient/p"},
+        "medicationCodeableConcept": {"coding": [{"system": system, "code": code}]},
+        **more,
+    }
 
 
 def test_steroid_dose_as_prednisolone_equivalent() -> None:
-    dosage = [{"route": {"coding": [{"system": SCT, "code": "26643006"}]},
-               "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
-               "doseAndRate": [{"doseQuantity": {"value": 8, "unit": "mg", "system": UCUM, "code": "mg"}}]}]
+    dosage = [
+        {
+            "route": {"coding": [{"system": SCT, "code": "26643006"}]},
+            "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
+            "doseAndRate": [{"doseQuantity": {"value": 8, "unit": "mg", "system": UCUM, "code": "mg"}}],
+        }
+    ]
     statement = med("m", "http://www.whocc.no/atc", "H02AB04", dosage=dosage, effectivePeriod={"start": "2026-08-28"})
     steroids = map_fhir(bundle(statement), DAY).case.risk_factors.corticosteroids
     assert steroids.status.value == "present"
@@ -404,9 +524,21 @@ def test_topical_and_local_forms_are_not_systemic() -> None:
 
 
 def test_medication_reference_and_statuses() -> None:
-    request = {"resourceType": "MedicationRequest", "id": "r", "status": "active", "intent": "order", "subject": {"reference": "Patient/p"},
-               "contained": [{"resourceType": "Medication", "id": "med", "code": {"coding": [{"system": "http://www.whocc.no/atc", "code": "B01AF02"}]}}],
-               "medicationReference": {"reference": "#med"}}
+    request = {
+        "resourceType": "MedicationRequest",
+        "id": "r",
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": "Patient/p"},
+        "contained": [
+            {
+                "resourceType": "Medication",
+                "id": "med",
+                "code": {"coding": [{"system": "http://www.whocc.no/atc", "code": "B01AF02"}]},
+            }
+        ],
+        "medicationReference": {"reference": "#med"},
+    }
     assert map_fhir(bundle(request), DAY).case.comorbidities.anticoagulant_use.value == "present"
     cancelled = {**request, "status": "cancelled"}
     assert map_fhir(bundle(cancelled), DAY).case.comorbidities.anticoagulant_use.value == "unknown"
@@ -416,13 +548,26 @@ def test_medication_reference_and_statuses() -> None:
 
 
 def finding(rid: str, code: str, value: str, **more: Any) -> dict[str, Any]:
-    return obs(rid, "urn:hipdx:codesystem:finding", code,
-               valueCodeableConcept={"coding": [{"system": "urn:hipdx:codesystem:finding-value", "code": value}]}, **more)
+    return obs(
+        rid,
+        "urn:hipdx:codesystem:finding",
+        code,
+        valueCodeableConcept={"coding": [{"system": "urn:hipdx:codesystem:finding-value", "code": value}]},
+        **more,
+    )
 
 
 def test_imaging_findings_need_their_study() -> None:
-    study = {"resourceType": "ImagingStudy", "id": "s", "status": "available", "subject": {"reference": "Patient/p"},
-             "started": "2026-11-15T09:00:00Z", "series": [{"uid": "1.2", "modality": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "MR"}}]}
+    study = {
+        "resourceType": "ImagingStudy",
+        "id": "s",
+        "status": "available",
+        "subject": {"reference": "Patient/p"},
+        "started": "2026-11-15T09:00:00Z",
+        "series": [
+            {"uid": "1.2", "modality": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "MR"}}
+        ],
+    }
     linked = finding("f1", "imaging.edema", "present", derivedFrom=[{"reference": "ImagingStudy/s"}])
     loose = finding("f2", "imaging.double_line_sign", "absent")
     mapping = map_fhir(bundle(study, linked, loose), DAY)
@@ -433,17 +578,30 @@ def test_imaging_findings_need_their_study() -> None:
 
 
 def test_findings_that_do_not_fit_their_modality_drop_the_study() -> None:
-    report = {"resourceType": "DiagnosticReport", "id": "r", "status": "final", "subject": {"reference": "Patient/p"},
-              "code": {"coding": [{"system": LOINC, "code": "30767-8"}]}, "effectiveDateTime": "2026-11-15", "result": [{"reference": "Observation/f"}]}
+    report = {
+        "resourceType": "DiagnosticReport",
+        "id": "r",
+        "status": "final",
+        "subject": {"reference": "Patient/p"},
+        "code": {"coding": [{"system": LOINC, "code": "30767-8"}]},
+        "effectiveDateTime": "2026-11-15",
+        "result": [{"reference": "Observation/f"}],
+    }
     mapping = map_fhir(bundle(report, finding("f", "imaging.double_line_sign", "present")), DAY)
     assert mapping.case.imaging == []
     assert "cannot be reported on a radiograph" in reasons(mapping)
 
 
 def test_diagnoses_in_reports_are_not_findings() -> None:
-    report = {"resourceType": "DiagnosticReport", "id": "r", "status": "final", "subject": {"reference": "Patient/p"},
-              "code": {"coding": [{"system": LOINC, "code": "30687-8"}]}, "effectiveDateTime": "2026-11-15",
-              "conclusionCode": [{"coding": [{"system": SCT, "code": "203476003"}]}]}
+    report = {
+        "resourceType": "DiagnosticReport",
+        "id": "r",
+        "status": "final",
+        "subject": {"reference": "Patient/p"},
+        "code": {"coding": [{"system": LOINC, "code": "30687-8"}]},
+        "effectiveDateTime": "2026-11-15",
+        "conclusionCode": [{"coding": [{"system": SCT, "code": "203476003"}]}],
+    }
     assert "a coded diagnosis is a conclusion" in reasons(map_fhir(bundle(report), DAY))
 
 
@@ -521,9 +679,20 @@ def _paths(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 
 _FUZZ_PATHS = _paths(_FUZZ_BUNDLE)
 _JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12)
-    | st.sampled_from(["2026-11-20", "2026-13-01", "2026", "Patient/x", "#m", "urn:uuid:0", "mg/L", "http://loinc.org", "1988-5"]),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.sampled_from(["reference", "coding", "system", "code", "value", "unit", "start"]), children, max_size=3),
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**6), 10**6)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+    | st.sampled_from(
+        ["2026-11-20", "2026-13-01", "2026", "Patient/x", "#m", "urn:uuid:0", "mg/L", "http://loinc.org", "1988-5"]
+    ),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["reference", "coding", "system", "code", "value", "unit", "start"]), children, max_size=3
+        )
+    ),
     max_leaves=6,
 )
 
@@ -555,15 +724,26 @@ def test_any_element_changed_maps_or_fails_clearly(changes: list[tuple[tuple[Any
 def _table_codes(system: str) -> list[Any]:
     tables = load_code_tables()
     found = []
-    for table in (tables.fact_codes, tables.complaints, tables.pregnancy_conditions, tables.quantity_codes, tables.answer_codes,
-                  tables.presence_values, tables.medications, tables.systemic_routes, tables.modalities):
+    for table in (
+        tables.fact_codes,
+        tables.complaints,
+        tables.pregnancy_conditions,
+        tables.quantity_codes,
+        tables.answer_codes,
+        tables.presence_values,
+        tables.medications,
+        tables.systemic_routes,
+        tables.modalities,
+    ):
         found += [c for c in table.codes() if c.system == system]
     found += [v for answer in tables.answers for v in answer.values if v.system == system]
     found += [c for codes in tables.condition_codes.values() for c in codes if c.system == system]
     return found
 
 
-@pytest.mark.filterwarnings("ignore:(read|open)_text is deprecated:DeprecationWarning")  # how simple-icd-10-cm 1.5.0 loads its data
+@pytest.mark.filterwarnings(
+    "ignore:(read|open)_text is deprecated:DeprecationWarning"
+)  # how simple-icd-10-cm 1.5.0 loads its data
 def test_every_icd10cm_code_is_in_the_tabular_list() -> None:
     import simple_icd_10_cm as icd
 
@@ -578,7 +758,12 @@ def test_every_icd10cm_code_is_in_the_tabular_list() -> None:
 
 def test_every_unverified_code_is_listed_in_the_docs() -> None:
     docs = (ROOT / "docs" / "fhir.md").read_text()
-    unverified = {c.code for system in ("sct", "loinc", "rxnorm", "atc") for c in _table_codes(system) if c.confidence == "unverified"}
+    unverified = {
+        c.code
+        for system in ("sct", "loinc", "rxnorm", "atc")
+        for c in _table_codes(system)
+        if c.confidence == "unverified"
+    }
     assert unverified
     missing = sorted(code for code in unverified if code not in docs)
     assert not missing, f"docs/fhir.md does not name these unverified codes: {missing}"

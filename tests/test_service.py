@@ -41,10 +41,23 @@ SPEC_REQUEST: dict[str, Any] = {
     "hookInstance": "23f1a303-991f-4118-86c5-11d99a39222e",
     "fhirServer": "https://fhir.example.org",
     "hook": "patient-view",
-    "fhirAuthorization": {"access_token": "some-opaque-fhir-access-token", "token_type": "Bearer", "expires_in": 300,
-                          "scope": "user/Patient.read user/Observation.read", "subject": "cds-service4"},
+    "fhirAuthorization": {
+        "access_token": "some-opaque-fhir-access-token",
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": "user/Patient.read user/Observation.read",
+        "subject": "cds-service4",
+    },
     "context": {"userId": "Practitioner/example", "patientId": "1288992", "encounterId": "89284"},
-    "prefetch": {"patientToGreet": {"resourceType": "Patient", "gender": "male", "birthDate": "1925-12-23", "id": "1288992", "active": True}},
+    "prefetch": {
+        "patientToGreet": {
+            "resourceType": "Patient",
+            "gender": "male",
+            "birthDate": "1925-12-23",
+            "id": "1288992",
+            "active": True,
+        }
+    },
 }
 
 
@@ -60,13 +73,24 @@ def server_shaped(name: str) -> tuple[str, list[dict[str, Any]]]:
 
 
 def searchset(resources: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"resourceType": "Bundle", "type": "searchset", "total": len(resources), "entry": [{"resource": r} for r in resources]}
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(resources),
+        "entry": [{"resource": r} for r in resources],
+    }
 
 
 def prefetch_of(resources: list[dict[str, Any]]) -> dict[str, Any]:
-    types = {"conditions": "Condition", "observations": "Observation", "medicationStatements": "MedicationStatement",
-             "medicationRequests": "MedicationRequest", "allergies": "AllergyIntolerance",
-             "imagingReports": "DiagnosticReport", "imagingStudies": "ImagingStudy"}
+    types = {
+        "conditions": "Condition",
+        "observations": "Observation",
+        "medicationStatements": "MedicationStatement",
+        "medicationRequests": "MedicationRequest",
+        "allergies": "AllergyIntolerance",
+        "imagingReports": "DiagnosticReport",
+        "imagingStudies": "ImagingStudy",
+    }
     out: dict[str, Any] = {"patient": next(r for r in resources if r["resourceType"] == "Patient")}
     for key, rtype in types.items():
         found = [r for r in resources if r["resourceType"] == rtype]
@@ -76,9 +100,13 @@ def prefetch_of(resources: list[dict[str, Any]]) -> dict[str, Any]:
 
 def request_for(name: str, **more: Any) -> dict[str, Any]:
     patient, resources = server_shaped(name)
-    return {"hook": "patient-view", "hookInstance": str(uuid.uuid5(uuid.NAMESPACE_URL, name)),
-            "context": {"patientId": patient, "userId": "Practitioner/COREPRACTITIONER1"},
-            "prefetch": prefetch_of(resources), **more}
+    return {
+        "hook": "patient-view",
+        "hookInstance": str(uuid.uuid5(uuid.NAMESPACE_URL, name)),
+        "context": {"patientId": patient, "userId": "Practitioner/COREPRACTITIONER1"},
+        "prefetch": prefetch_of(resources),
+        **more,
+    }
 
 
 # -- keys and tokens ---------------------------------------------------------------------------------------
@@ -90,10 +118,22 @@ def keys() -> dict[str, Any]:
     rs = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     es_jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(es.public_key()))
     rs_jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(rs.public_key()))
-    return {"es": es, "rs": rs, "jwks": {"keys": [{**es_jwk, "kid": "es-1", "alg": "ES384"}, {**rs_jwk, "kid": "rs-1", "alg": "RS384"}]}}
+    return {
+        "es": es,
+        "rs": rs,
+        "jwks": {"keys": [{**es_jwk, "kid": "es-1", "alg": "ES384"}, {**rs_jwk, "kid": "rs-1", "alg": "RS384"}]},
+    }
 
 
-def token(keys: dict[str, Any], *, alg: str = "ES384", kid: str = "es-1", aud: str = URL, drop: str | None = None, **claims: Any) -> str:
+def token(
+    keys: dict[str, Any],
+    *,
+    alg: str = "ES384",
+    kid: str = "es-1",
+    aud: str = URL,
+    drop: str | None = None,
+    **claims: Any,
+) -> str:
     now = int(time.time())
     payload = {"iss": ISS, "aud": aud, "exp": now + 300, "iat": now, "jti": str(uuid.uuid4()), **claims}
     if drop:
@@ -139,14 +179,19 @@ def test_discovery(open_client: TestClient) -> None:
 # -- cards ---------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "indicator"), [
-    ("toh_man_classic", "info"),
-    ("septic_febrile_crp_mg_dl", "critical"),
-    ("fnsf_runner_fracture_line", "critical"),
-    ("onfh_steroids_double_line", "warning"),
-    ("toh_pregnancy_34_weeks", None),
-])
-def test_one_card_from_the_headline(name: str, indicator: str | None, open_client: TestClient, kb: hipdx.KnowledgeBase) -> None:
+@pytest.mark.parametrize(
+    ("name", "indicator"),
+    [
+        ("toh_man_classic", "info"),
+        ("septic_febrile_crp_mg_dl", "critical"),
+        ("fnsf_runner_fracture_line", "critical"),
+        ("onfh_steroids_double_line", "warning"),
+        ("toh_pregnancy_34_weeks", None),
+    ],
+)
+def test_one_card_from_the_headline(
+    name: str, indicator: str | None, open_client: TestClient, kb: hipdx.KnowledgeBase
+) -> None:
     response = open_client.post(f"/cds-services/{SERVICE_ID}", json=request_for(name))
     assert response.status_code == 200, response.text
     [card] = response.json()["cards"]
@@ -181,15 +226,29 @@ def test_no_card_without_hip_pain_or_marrow_edema(open_client: TestClient) -> No
     patient = body["prefetch"]["patient"]
     body["prefetch"] = {key: None for key in PREFETCH} | {"patient": patient}
     assert open_client.post(f"/cds-services/{SERVICE_ID}", json=body).json() == {"cards": []}
-    conditions = body["prefetch"]["conditions"] = searchset([{"resourceType": "Condition", "id": "c", "code": {"coding": [{"system": "http://snomed.info/sct", "code": "64859006"}]},
-                                                              "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
-                                                              "subject": {"reference": f"Patient/{patient['id']}"}}])
+    conditions = body["prefetch"]["conditions"] = searchset(
+        [
+            {
+                "resourceType": "Condition",
+                "id": "c",
+                "code": {"coding": [{"system": "http://snomed.info/sct", "code": "64859006"}]},
+                "clinicalStatus": {
+                    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]
+                },
+                "subject": {"reference": f"Patient/{patient['id']}"},
+            }
+        ]
+    )
     assert conditions and open_client.post(f"/cds-services/{SERVICE_ID}", json=body).json() == {"cards": []}
 
 
 def test_marrow_edema_alone_is_enough_for_a_card(open_client: TestClient) -> None:
     body = request_for("rmo_migratory")
-    complaint = [e for e in body["prefetch"]["conditions"]["entry"] if e["resource"]["code"]["coding"][0]["code"].startswith("M25.55")]
+    complaint = [
+        e
+        for e in body["prefetch"]["conditions"]["entry"]
+        if e["resource"]["code"]["coding"][0]["code"].startswith("M25.55")
+    ]
     for entry in complaint:
         body["prefetch"]["conditions"]["entry"].remove(entry)
     [card] = open_client.post(f"/cds-services/{SERVICE_ID}", json=body).json()["cards"]
@@ -220,7 +279,10 @@ def test_missing_prefetch_without_fhir_server_is_412(open_client: TestClient) ->
     response = open_client.post(f"/cds-services/{SERVICE_ID}", json=body)
     assert response.status_code == 412
     assert "prefetch missing: observations; and no fhirServer" in response.json()["issue"][0]["diagnostics"]
-    body["prefetch"]["observations"] = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "exception"}]}
+    body["prefetch"]["observations"] = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "exception"}],
+    }
     assert open_client.post(f"/cds-services/{SERVICE_ID}", json=body).status_code == 412
 
 
@@ -237,7 +299,12 @@ class _FhirServer(BaseHTTPRequestHandler):
             status, body = (200, found[0]) if found else (404, {"resourceType": "OperationOutcome"})
         else:
             patient = parse_qs(parts.query).get("patient", [""])[0]
-            found = [r for r in self.resources if r["resourceType"] == rtype and r.get("subject", r.get("patient", {})).get("reference") == f"Patient/{patient}"]
+            found = [
+                r
+                for r in self.resources
+                if r["resourceType"] == rtype
+                and r.get("subject", r.get("patient", {})).get("reference") == f"Patient/{patient}"
+            ]
             status, body = 200, searchset(found)
         payload = json.dumps(body).encode()
         self.send_response(status)
@@ -265,9 +332,22 @@ def fhir_server() -> Iterator[str]:
 
 
 def test_missing_prefetch_is_fetched_from_an_allowed_fhir_server(fhir_server: str, kb: hipdx.KnowledgeBase) -> None:
-    client = TestClient(create_app(ServiceConfig(issuers=None, insecure_no_auth=True, fhir_servers=(fhir_server,), today=lambda: TODAY), kb))
-    body = request_for("septic_febrile_crp_mg_dl", fhirServer=fhir_server,
-                       fhirAuthorization={"access_token": "opaque-token", "token_type": "Bearer", "expires_in": 300, "scope": "patient/*.read", "subject": "hipdx"})
+    client = TestClient(
+        create_app(
+            ServiceConfig(issuers=None, insecure_no_auth=True, fhir_servers=(fhir_server,), today=lambda: TODAY), kb
+        )
+    )
+    body = request_for(
+        "septic_febrile_crp_mg_dl",
+        fhirServer=fhir_server,
+        fhirAuthorization={
+            "access_token": "opaque-token",
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "patient/*.read",
+            "subject": "hipdx",
+        },
+    )
     body["prefetch"] = {"patient": body["prefetch"]["patient"]}  # the client prefetched the Patient only
     response = client.post(f"/cds-services/{SERVICE_ID}", json=body)
     assert response.status_code == 200, response.text
@@ -279,16 +359,31 @@ def test_missing_prefetch_is_fetched_from_an_allowed_fhir_server(fhir_server: st
 # -- bad requests ---------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("body", "status", "message"), [
-    ("{not json", 400, "not valid JSON"),
-    ('{"hook": "patient-view", "hook": "order-sign"}', 400, "'hook' twice"),
-    ("[]", 400, "a CDS Hooks request is a JSON object"),
-    (json.dumps({"hook": "order-sign", "hookInstance": "x", "context": {"patientId": "p"}}), 400, "this service answers patient-view"),
-    (json.dumps({"hook": "patient-view", "context": {}}), 400, "context.patientId"),
-    (json.dumps({"hook": "patient-view", "hookInstance": "x", "context": {"patientId": "p"}, "prefetch": {"patient": 3}}), 400, "prefetch.patient must be"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ("{not json", 400, "not valid JSON"),
+        ('{"hook": "patient-view", "hook": "order-sign"}', 400, "'hook' twice"),
+        ("[]", 400, "a CDS Hooks request is a JSON object"),
+        (
+            json.dumps({"hook": "order-sign", "hookInstance": "x", "context": {"patientId": "p"}}),
+            400,
+            "this service answers patient-view",
+        ),
+        (json.dumps({"hook": "patient-view", "context": {}}), 400, "context.patientId"),
+        (
+            json.dumps(
+                {"hook": "patient-view", "hookInstance": "x", "context": {"patientId": "p"}, "prefetch": {"patient": 3}}
+            ),
+            400,
+            "prefetch.patient must be",
+        ),
+    ],
+)
 def test_bad_requests_are_4xx_with_an_outcome(body: str, status: int, message: str, open_client: TestClient) -> None:
-    response = open_client.post(f"/cds-services/{SERVICE_ID}", content=body, headers={"Content-Type": "application/json"})
+    response = open_client.post(
+        f"/cds-services/{SERVICE_ID}", content=body, headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == status
     text = json.dumps(response.json())
     assert message in text and "Traceback" not in text
@@ -307,8 +402,16 @@ def test_unknown_service_is_404(open_client: TestClient) -> None:
 
 
 def test_feedback_is_acknowledged(open_client: TestClient) -> None:
-    feedback = {"feedback": [{"card": "f6b95768-b1c8-40dc-8385-bf3504b82ffb", "outcome": "accepted",
-                              "acceptedSuggestions": [{"id": "e56e1945-20b3-4393-8503-a1a20fd73152"}], "outcomeTimestamp": "2020-12-11T00:00:00Z"}]}
+    feedback = {
+        "feedback": [
+            {
+                "card": "f6b95768-b1c8-40dc-8385-bf3504b82ffb",
+                "outcome": "accepted",
+                "acceptedSuggestions": [{"id": "e56e1945-20b3-4393-8503-a1a20fd73152"}],
+                "outcomeTimestamp": "2020-12-11T00:00:00Z",
+            }
+        ]
+    }
     assert open_client.post(f"/cds-services/{SERVICE_ID}/feedback", json=feedback).status_code == 200
     assert open_client.post(f"/cds-services/{SERVICE_ID}/feedback", json={"x": 1}).status_code == 400
 
@@ -319,19 +422,45 @@ def test_feedback_is_acknowledged(open_client: TestClient) -> None:
 def test_valid_es384_and_rs384_tokens_are_accepted(secured: TestClient, keys: dict[str, Any]) -> None:
     body = request_for("toh_man_classic")
     for alg, kid in (("ES384", "es-1"), ("RS384", "rs-1")):
-        response = secured.post(f"/cds-services/{SERVICE_ID}", json=body, headers={"Authorization": f"Bearer {token(keys, alg=alg, kid=kid)}"})
+        response = secured.post(
+            f"/cds-services/{SERVICE_ID}",
+            json=body,
+            headers={"Authorization": f"Bearer {token(keys, alg=alg, kid=kid)}"},
+        )
         assert response.status_code == 200, response.text
-    discovery = secured.get("/cds-services", headers={"Authorization": f"Bearer {token(keys, aud=f'{BASE}/cds-services')}"})
+    discovery = secured.get(
+        "/cds-services", headers={"Authorization": f"Bearer {token(keys, aud=f'{BASE}/cds-services')}"}
+    )
     assert discovery.status_code == 200
 
 
 def _bad_tokens(keys: dict[str, Any]) -> list[tuple[str, str | None]]:
     now = int(time.time())
-    hs = jwt.encode({"iss": ISS, "aud": URL, "exp": now + 300, "iat": now, "jti": "x"}, "secret-secret-secret-secret-secret", algorithm="HS256", headers={"kid": "es-1"})
-    unsigned = jwt.encode({"iss": ISS, "aud": URL, "exp": now + 300, "iat": now, "jti": "y"}, None, algorithm="none", headers={"kid": "es-1"})
+    hs = jwt.encode(
+        {"iss": ISS, "aud": URL, "exp": now + 300, "iat": now, "jti": "x"},
+        "secret-secret-secret-secret-secret",
+        algorithm="HS256",
+        headers={"kid": "es-1"},
+    )
+    unsigned = jwt.encode(
+        {"iss": ISS, "aud": URL, "exp": now + 300, "iat": now, "jti": "y"},
+        None,
+        algorithm="none",
+        headers={"kid": "es-1"},
+    )
     other = ec.generate_private_key(ec.SECP384R1())
-    forged = jwt.encode({"iss": ISS, "aud": URL, "exp": now + 300, "iat": now, "jti": "z"}, other, algorithm="ES384", headers={"kid": "es-1"})
-    no_typ = jwt.encode({"iss": ISS, "aud": URL, "exp": now + 300, "iat": now, "jti": "t"}, keys["es"], algorithm="ES384", headers={"kid": "es-1", "typ": None})
+    forged = jwt.encode(
+        {"iss": ISS, "aud": URL, "exp": now + 300, "iat": now, "jti": "z"},
+        other,
+        algorithm="ES384",
+        headers={"kid": "es-1"},
+    )
+    no_typ = jwt.encode(
+        {"iss": ISS, "aud": URL, "exp": now + 300, "iat": now, "jti": "t"},
+        keys["es"],
+        algorithm="ES384",
+        headers={"kid": "es-1", "typ": None},
+    )
     return [
         ("no typ", f"Bearer {no_typ}"),
         ("no header", None),
@@ -371,19 +500,41 @@ def test_a_replayed_token_is_refused(secured: TestClient, keys: dict[str, Any]) 
 
 
 def test_public_url_sets_the_audience(issuers_file: Path, keys: dict[str, Any], kb: hipdx.KnowledgeBase) -> None:
-    config = ServiceConfig(issuers=IssuerList.from_file(issuers_file), public_url="https://cds.hospital.org/hipdx", today=lambda: TODAY)
+    config = ServiceConfig(
+        issuers=IssuerList.from_file(issuers_file), public_url="https://cds.hospital.org/hipdx", today=lambda: TODAY
+    )
     client = TestClient(create_app(config, kb))
     good = token(keys, aud=f"https://cds.hospital.org/hipdx/cds-services/{SERVICE_ID}")
-    assert client.post(f"/cds-services/{SERVICE_ID}", json=request_for("toh_man_classic"), headers={"Authorization": f"Bearer {good}"}).status_code == 200
-    assert client.post(f"/cds-services/{SERVICE_ID}", json=request_for("toh_man_classic"), headers={"Authorization": f"Bearer {token(keys)}"}).status_code == 401
+    assert (
+        client.post(
+            f"/cds-services/{SERVICE_ID}",
+            json=request_for("toh_man_classic"),
+            headers={"Authorization": f"Bearer {good}"},
+        ).status_code
+        == 200
+    )
+    assert (
+        client.post(
+            f"/cds-services/{SERVICE_ID}",
+            json=request_for("toh_man_classic"),
+            headers={"Authorization": f"Bearer {token(keys)}"},
+        ).status_code
+        == 401
+    )
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    ("{}", "at least one issuer"),
-    ('{"issuers": [{"jwks": {"keys": []}}]}', "needs an 'iss'"),
-    ('{"issuers": [{"iss": "x", "jwks": {"keys": [{"kty": "oct", "kid": "a", "k": "c2VjcmV0"}]}}]}', "not an ES384 or RS384 key"),
-    ('{"issuers": [{"iss": "x", "jwks_file": "missing.json"}]}', "cannot read jwks_file"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{}", "at least one issuer"),
+        ('{"issuers": [{"jwks": {"keys": []}}]}', "needs an 'iss'"),
+        (
+            '{"issuers": [{"iss": "x", "jwks": {"keys": [{"kty": "oct", "kid": "a", "k": "c2VjcmV0"}]}}]}',
+            "not an ES384 or RS384 key",
+        ),
+        ('{"issuers": [{"iss": "x", "jwks_file": "missing.json"}]}', "cannot read jwks_file"),
+    ],
+)
 def test_bad_issuer_files_are_clear_errors(content: str, message: str, tmp_path: Path) -> None:
     path = tmp_path / "issuers.json"
     path.write_text(content)
@@ -413,12 +564,15 @@ def test_dates_default_to_the_clock(kb: hipdx.KnowledgeBase) -> None:
 # -- hipdx serve ---------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    ([], "give --cds-issuers FILE"),
-    (["--insecure-no-auth", "--cds-issuers", "x.json"], "contradict each other"),
-    (["--cds-issuers", "missing.json"], "cannot read missing.json"),
-    (["--insecure-no-auth", "--fhir-server", "ftp://x"], "not an http(s) URL"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "give --cds-issuers FILE"),
+        (["--insecure-no-auth", "--cds-issuers", "x.json"], "contradict each other"),
+        (["--cds-issuers", "missing.json"], "cannot read missing.json"),
+        (["--insecure-no-auth", "--fhir-server", "ftp://x"], "not an http(s) URL"),
+    ],
+)
 def test_serve_refuses_bad_options(args: list[str], message: str) -> None:
     from typer.testing import CliRunner
 
@@ -436,12 +590,21 @@ def test_serve_starts_uvicorn_with_the_app(issuers_file: Path, monkeypatch: pyte
 
     started: dict[str, Any] = {}
     monkeypatch.setattr(uvicorn, "run", lambda application, **options: started.update(app=application, **options))
-    result = CliRunner().invoke(app, ["serve", "--cds-issuers", str(issuers_file), "--port", "9123", "--cors-origin", "http://127.0.0.1:8080"],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        app,
+        ["serve", "--cds-issuers", str(issuers_file), "--port", "9123", "--cors-origin", "http://127.0.0.1:8080"],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     assert started["port"] == 9123 and started["host"] == "127.0.0.1"
     client = TestClient(started["app"])
     assert client.get("/cds-services").status_code == 401  # the issuers file turned authentication on
-    preflight = client.options("/cds-services", headers={"Origin": "http://127.0.0.1:8080", "Access-Control-Request-Method": "GET",
-                                                          "Access-Control-Request-Headers": "Authorization"})
+    preflight = client.options(
+        "/cds-services",
+        headers={
+            "Origin": "http://127.0.0.1:8080",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "Authorization",
+        },
+    )
     assert preflight.headers.get("access-control-allow-origin") == "http://127.0.0.1:8080"

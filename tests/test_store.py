@@ -70,31 +70,58 @@ def test_the_service_records_calls_and_feedback(database_url: str, kb: hipdx.Kno
     engine = connect(database_url)
     migrate(engine)
     store = AuditStore(engine, hipdx.__version__, kb.digest)
-    client = TestClient(create_app(ServiceConfig(issuers=None, insecure_no_auth=True, today=lambda: TODAY, store=store), kb))
+    client = TestClient(
+        create_app(ServiceConfig(issuers=None, insecure_no_auth=True, today=lambda: TODAY, store=store), kb)
+    )
     body = request_for("septic_febrile_crp_mg_dl")
     card = client.post(f"/cds-services/{SERVICE_ID}", json=body).json()["cards"][0]
-    assert client.post(f"/cds-services/{SERVICE_ID}", content="{bad", headers={"Content-Type": "application/json"}).status_code == 400
-    feedback = {"feedback": [
-        {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-11-25T12:00:00Z",
-         "overrideReason": {"reason": {"system": "http://example.org/override", "code": "already-aspirated", "display": "Already aspirated"}}},
-        {"outcome": "accepted"},  # no card: not stored
-    ]}
+    assert (
+        client.post(
+            f"/cds-services/{SERVICE_ID}", content="{bad", headers={"Content-Type": "application/json"}
+        ).status_code
+        == 400
+    )
+    feedback = {
+        "feedback": [
+            {
+                "card": card["uuid"],
+                "outcome": "overridden",
+                "outcomeTimestamp": "2026-11-25T12:00:00Z",
+                "overrideReason": {
+                    "reason": {
+                        "system": "http://example.org/override",
+                        "code": "already-aspirated",
+                        "display": "Already aspirated",
+                    }
+                },
+            },
+            {"outcome": "accepted"},  # no card: not stored
+        ]
+    }
     assert client.post(f"/cds-services/{SERVICE_ID}/feedback", json=feedback).status_code == 200
     calls = store.calls()
     assert [c.status_code for c in calls] == [200, 400, 200]  # newest first: feedback, bad request, the card
     answered = calls[2]
-    assert answered.hook_instance == body["hookInstance"] and answered.patient == f"Patient/{body['context']['patientId']}"
+    assert (
+        answered.hook_instance == body["hookInstance"] and answered.patient == f"Patient/{body['context']['patientId']}"
+    )
     assert (answered.cards, answered.indicator, answered.card_uuid) == (1, "critical", card["uuid"])
     assert answered.knowledge_base_digest == kb.digest and answered.latency_ms > 0
     [stored] = store.feedback()
-    assert (stored.card_uuid, stored.outcome, stored.override_reason_code) == (card["uuid"], "overridden", "already-aspirated")
+    assert (stored.card_uuid, stored.outcome, stored.override_reason_code) == (
+        card["uuid"],
+        "overridden",
+        "already-aspirated",
+    )
     engine.dispose()
 
 
 def test_a_failing_store_does_not_fail_the_call(tmp_path: Path, kb: hipdx.KnowledgeBase) -> None:
     engine = connect(f"sqlite:///{tmp_path / 'never-migrated.db'}")  # no tables: every write fails
     store = AuditStore(engine, hipdx.__version__, kb.digest)
-    client = TestClient(create_app(ServiceConfig(issuers=None, insecure_no_auth=True, today=lambda: TODAY, store=store), kb))
+    client = TestClient(
+        create_app(ServiceConfig(issuers=None, insecure_no_auth=True, today=lambda: TODAY, store=store), kb)
+    )
     assert client.post(f"/cds-services/{SERVICE_ID}", json=request_for("toh_man_classic")).status_code == 200
 
 
@@ -108,8 +135,11 @@ def test_db_upgrade_command(tmp_path: Path) -> None:
 
 
 def test_serve_refuses_a_database_not_upgraded(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli_app, ["serve", "--insecure-no-auth", "--database-url", f"sqlite:///{tmp_path / 'new.db'}"],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli_app,
+        ["serve", "--insecure-no-auth", "--database-url", f"sqlite:///{tmp_path / 'new.db'}"],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 2 and "run `hipdx db upgrade` first" in result.output
 
 

@@ -31,7 +31,9 @@ class MapFormat(str, Enum):
 
 PatientOption = Annotated[
     str | None,
-    typer.Option("--patient", metavar="ID", help="The Patient to read when the input holds several (its id).", show_default=False),
+    typer.Option(
+        "--patient", metavar="ID", help="The Patient to read when the input holds several (its id).", show_default=False
+    ),
 ]
 RecordedOption = Annotated[
     str | None,
@@ -79,10 +81,24 @@ def _recorded(value: str | None) -> dt.datetime:
 
 @fhir_app.command("map", cls=ReportingCommand, epilog=SUPPORTS)
 def map_command(
-    bundle: Annotated[Path, typer.Argument(metavar="BUNDLE.json", help="A FHIR R4 Bundle, resource or array of resources (JSON).")],
-    output: Annotated[MapFormat, typer.Option("--format", "-f", help="text for reading, json: the case, its sources and what was left out.")] = MapFormat.text,
+    bundle: Annotated[
+        Path, typer.Argument(metavar="BUNDLE.json", help="A FHIR R4 Bundle, resource or array of resources (JSON).")
+    ],
+    output: Annotated[
+        MapFormat,
+        typer.Option("--format", "-f", help="text for reading, json: the case, its sources and what was left out."),
+    ] = MapFormat.text,
     patient: PatientOption = None,
-    today: Annotated[dt.datetime | None, typer.Option("--today", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help="The assessment date (default: today).", show_default=False)] = None,
+    today: Annotated[
+        dt.datetime | None,
+        typer.Option(
+            "--today",
+            formats=["%Y-%m-%d"],
+            metavar="YYYY-MM-DD",
+            help="The assessment date (default: today).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Read one patient's FHIR R4 resources into a case: each fact with the resource and element it came from.
 
@@ -96,17 +112,47 @@ def map_command(
         typer.echo(json.dumps(mapping_json(mapping), indent=2, ensure_ascii=False))
         return
     typer.echo(format_mapping(mapping))
-    typer.echo("\nCase:\n" + json.dumps(mapping.case.model_dump(mode="json", exclude_defaults=True), indent=2, ensure_ascii=False))
+    typer.echo(
+        "\nCase:\n"
+        + json.dumps(mapping.case.model_dump(mode="json", exclude_defaults=True), indent=2, ensure_ascii=False)
+    )
 
 
 @fhir_app.command("export", cls=ReportingCommand, epilog=SUPPORTS)
 def export_command(
-    case_file: Annotated[Path | None, typer.Argument(metavar="[CASE.json]", help="A case as JSON (or give --fhir).", show_default=False)] = None,
-    fhir: Annotated[Path | None, typer.Option("--fhir", metavar="BUNDLE.json", help="Assess a FHIR Bundle instead of a case file; its resources become Provenance sources.", show_default=False)] = None,
+    case_file: Annotated[
+        Path | None, typer.Argument(metavar="[CASE.json]", help="A case as JSON (or give --fhir).", show_default=False)
+    ] = None,
+    fhir: Annotated[
+        Path | None,
+        typer.Option(
+            "--fhir",
+            metavar="BUNDLE.json",
+            help="Assess a FHIR Bundle instead of a case file; its resources become Provenance sources.",
+            show_default=False,
+        ),
+    ] = None,
     patient: PatientOption = None,
-    subject: Annotated[str | None, typer.Option("--subject", metavar="Patient/ID", help="The patient reference to write (default: the FHIR patient, else the case id as text).", show_default=False)] = None,
+    subject: Annotated[
+        str | None,
+        typer.Option(
+            "--subject",
+            metavar="Patient/ID",
+            help="The patient reference to write (default: the FHIR patient, else the case id as text).",
+            show_default=False,
+        ),
+    ] = None,
     recorded: RecordedOption = None,
-    today: Annotated[dt.datetime | None, typer.Option("--today", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help="The assessment date (default: today).", show_default=False)] = None,
+    today: Annotated[
+        dt.datetime | None,
+        typer.Option(
+            "--today",
+            formats=["%Y-%m-%d"],
+            metavar="YYYY-MM-DD",
+            help="The assessment date (default: today).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Assess a case and print the assessment as a FHIR R4 Bundle.
 
@@ -135,6 +181,9 @@ def export_command(
     management = None
     if assessment.staging is not None and assessment.plan is not None:
         staging_text = "## Staging\n\n" + format_staging(assessment.staging)
-        management = (staging_text, format_plan(assessment.plan, markdown=True).replace("# Management plan", "## Management plan", 1))
+        management = (
+            staging_text,
+            format_plan(assessment.plan, markdown=True).replace("# Management plan", "## Management plan", 1),
+        )
     bundle = assessment_bundle(assessment, recorded=when, subject=subject, mapping=mapping, management_text=management)
     typer.echo(json.dumps(bundle, indent=2, ensure_ascii=False))

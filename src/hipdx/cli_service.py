@@ -15,9 +15,13 @@ from hipdx.errors import InputError
 
 DatabaseOption = Annotated[
     str | None,
-    typer.Option("--database-url", metavar="URL", envvar="HIPDX_DATABASE_URL",
-                 help="The audit database, e.g. postgresql+psycopg://hipdx@127.0.0.1/hipdx (or HIPDX_DATABASE_URL).",
-                 show_default=False),
+    typer.Option(
+        "--database-url",
+        metavar="URL",
+        envvar="HIPDX_DATABASE_URL",
+        help="The audit database, e.g. postgresql+psycopg://hipdx@127.0.0.1/hipdx (or HIPDX_DATABASE_URL).",
+        show_default=False,
+    ),
 ]
 db_app = typer.Typer(help="The CDS service's audit database. " + SUPPORTS, epilog=SUPPORTS, no_args_is_help=True)
 
@@ -36,8 +40,13 @@ def db_upgrade_command(database_url: DatabaseOption = None) -> None:
 def serve_command(
     cds_issuers: Annotated[
         Path | None,
-        typer.Option("--cds-issuers", metavar="FILE", help="JSON allow-list of trusted CDS clients: issuer, pinned JWK Set "
-                     "(ES384/RS384 public keys), optional jku and tenants. See docs/service.md.", show_default=False),
+        typer.Option(
+            "--cds-issuers",
+            metavar="FILE",
+            help="JSON allow-list of trusted CDS clients: issuer, pinned JWK Set "
+            "(ES384/RS384 public keys), optional jku and tenants. See docs/service.md.",
+            show_default=False,
+        ),
     ] = None,
     insecure_no_auth: Annotated[
         bool, typer.Option("--insecure-no-auth", help="Accept calls without a JWT (local testing only).")
@@ -46,19 +55,32 @@ def serve_command(
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8080,
     public_url: Annotated[
         str | None,
-        typer.Option("--public-url", metavar="URL", help="The service's externally visible base URL (behind a proxy); "
-                     "JWT audiences are checked against it.", show_default=False),
+        typer.Option(
+            "--public-url",
+            metavar="URL",
+            help="The service's externally visible base URL (behind a proxy); JWT audiences are checked against it.",
+            show_default=False,
+        ),
     ] = None,
     fhir_server: Annotated[
         list[str] | None,
-        typer.Option("--fhir-server", metavar="URL", help="A FHIR server the service may fetch missing prefetch from "
-                     "(repeat for several). Without one, missing prefetch is answered 412.", show_default=False),
+        typer.Option(
+            "--fhir-server",
+            metavar="URL",
+            help="A FHIR server the service may fetch missing prefetch from "
+            "(repeat for several). Without one, missing prefetch is answered 412.",
+            show_default=False,
+        ),
     ] = None,
     database_url: DatabaseOption = None,
     cors_origin: Annotated[
         list[str] | None,
-        typer.Option("--cors-origin", metavar="ORIGIN", help="A browser origin allowed to call (repeat for several).",
-                     show_default=False),
+        typer.Option(
+            "--cors-origin",
+            metavar="ORIGIN",
+            help="A browser origin allowed to call (repeat for several).",
+            show_default=False,
+        ),
     ] = None,
 ) -> None:
     """Run the CDS Hooks 2.0 service: discovery at /cds-services and the patient-view service.

@@ -232,12 +232,23 @@ def _repeated_keys(data_dir: Path, names: Sequence[str]) -> list[Problem]:
             continue  # DataReader reports it
         finally:
             loader.dispose()
-        problems += [Problem(name, f"key {key!r} is given twice in one mapping (line {line})") for key, line in loader.repeats]
+        problems += [
+            Problem(name, f"key {key!r} is given twice in one mapping (line {line})") for key, line in loader.repeats
+        ]
     return problems
 
 
-_FILES = ("sources.yaml", "systems.yaml", "facts.yaml", "observations.yaml", "units.yaml", "medications.yaml",
-          "imaging.yaml", "findings.yaml", "conditions.yaml")
+_FILES = (
+    "sources.yaml",
+    "systems.yaml",
+    "facts.yaml",
+    "observations.yaml",
+    "units.yaml",
+    "medications.yaml",
+    "imaging.yaml",
+    "findings.yaml",
+    "conditions.yaml",
+)
 
 
 class CodeTables:
@@ -246,7 +257,9 @@ class CodeTables:
     def __init__(self, data_dir: Path) -> None:
         repeats = _repeated_keys(data_dir, _FILES)
         if repeats:
-            raise KnowledgeBaseError("a FHIR code table repeats a key: the later entry would silently replace the earlier one", repeats)
+            raise KnowledgeBaseError(
+                "a FHIR code table repeats a key: the later entry would silently replace the earlier one", repeats
+            )
         reader = DataReader(data_dir)
         sources = reader.read("sources.yaml", SourcesFile)
         systems = reader.read("systems.yaml", SystemsFile)
@@ -351,7 +364,9 @@ def _check(
         if code.source not in tables.sources:
             problems.append(Problem(where, f"source {code.source!r} is not in sources.yaml"))
     fields = _case_fields()
-    written = [f.field for f in facts] + [q.field for q in observations.quantities] + [a.field for a in observations.answers]
+    written = (
+        [f.field for f in facts] + [q.field for q in observations.quantities] + [a.field for a in observations.answers]
+    )
     written += [f.code for f in findings]
     for field in written:
         if field not in fields:

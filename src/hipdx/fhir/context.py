@@ -80,7 +80,9 @@ class Context:
         label = res.label if isinstance(res, Resource) else res
         self.unmapped.append(Unmapped(resource=label, element=element, reason=reason))
 
-    def offer(self, fieldname: str, value: Any, when: dt.date | None, res: Resource, element: str, shown: str, rank: int = 0) -> None:
+    def offer(
+        self, fieldname: str, value: Any, when: dt.date | None, res: Resource, element: str, shown: str, rank: int = 0
+    ) -> None:
         """Offer ``value`` for the case field ``fieldname`` (dotted), read from ``res.element``."""
         src = FactSource(field=fieldname, resource=res.label, element=element, value=shown)
         self.candidates.setdefault(fieldname, []).append(Candidate(value, when, src, rank))

@@ -76,7 +76,10 @@ def assessment_bundle(
     t = tables or load_code_tables()
     prov = assessment.provenance
     seed = f"{assessment.case_id}|{prov.knowledge_base_digest}|{recorded.isoformat()}|{assessment.headline.text}"
-    ids = {kind: str(uuid.uuid5(_NAMESPACE, f"{seed}|{kind}")) for kind in ("risk", "impression", "device", "provenance", "bundle")}
+    ids = {
+        kind: str(uuid.uuid5(_NAMESPACE, f"{seed}|{kind}"))
+        for kind in ("risk", "impression", "device", "provenance", "bundle")
+    }
     url = {kind: f"urn:uuid:{value}" for kind, value in ids.items()}
     subject_ref = _subject(subject, mapping, assessment)
     when = (mapping.assessed_on if mapping else None) or recorded.date()
@@ -98,10 +101,15 @@ def assessment_bundle(
         "id": ids["risk"],
         "text": _narrative(
             f"Differential diagnosis of atraumatic hip pain with bone marrow edema (hipdx {prov.hipdx_version}): "
-            + "; ".join(f"{d.name} {d.probability:.0%} (range {d.range[0]:.0%}-{d.range[1]:.0%})" for d in assessment.differential)
+            + "; ".join(
+                f"{d.name} {d.probability:.0%} (range {d.range[0]:.0%}-{d.range[1]:.0%})"
+                for d in assessment.differential
+            )
         ),
         "status": "final",
-        "method": {"text": f"hipdx Bayesian differential, knowledge base {prov.knowledge_base} {prov.knowledge_base_version} ({prov.knowledge_base_digest})"},
+        "method": {
+            "text": f"hipdx Bayesian differential, knowledge base {prov.knowledge_base} {prov.knowledge_base_version} ({prov.knowledge_base_digest})"
+        },
         "code": {"text": "Differential diagnosis of atraumatic hip pain with bone marrow edema"},
         "subject": subject_ref,
         "occurrenceDateTime": when.isoformat(),
@@ -134,11 +142,32 @@ def assessment_bundle(
         "id": ids["provenance"],
         "target": [{"reference": url["risk"]}, {"reference": url["impression"]}],
         "recorded": recorded.isoformat(),
-        "activity": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "CREATE", "display": "create"}]},
-        "agent": [{
-            "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": "assembler", "display": "Assembler"}]},
-            "who": {"reference": url["device"], "display": f"hipdx {prov.hipdx_version}, knowledge base {prov.knowledge_base_version} ({prov.knowledge_base_digest})"},
-        }],
+        "activity": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
+                    "code": "CREATE",
+                    "display": "create",
+                }
+            ]
+        },
+        "agent": [
+            {
+                "type": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                            "code": "assembler",
+                            "display": "Assembler",
+                        }
+                    ]
+                },
+                "who": {
+                    "reference": url["device"],
+                    "display": f"hipdx {prov.hipdx_version}, knowledge base {prov.knowledge_base_version} ({prov.knowledge_base_digest})",
+                },
+            }
+        ],
     }
     if mapping is not None:
         provenance["entity"] = [{"role": "source", "what": {"reference": ref}} for ref in _source_resources(mapping)]
@@ -147,7 +176,10 @@ def assessment_bundle(
         "id": ids["bundle"],
         "type": "collection",
         "timestamp": recorded.isoformat(),
-        "entry": [{"fullUrl": url[k], "resource": r} for k, r in (("risk", risk), ("impression", impression), ("device", device), ("provenance", provenance))],
+        "entry": [
+            {"fullUrl": url[k], "resource": r}
+            for k, r in (("risk", risk), ("impression", impression), ("device", device), ("provenance", provenance))
+        ],
     }
 
 
@@ -161,7 +193,9 @@ def _subject(subject: str | None, mapping: FhirMapping | None, assessment: Asses
 
 def _source_resources(mapping: FhirMapping) -> list[str]:
     """Every resource the case was read from, once, as a reference."""
-    return list(dict.fromkeys(s.resource for s in mapping.sources if "/" in s.resource or s.resource.startswith("urn:")))
+    return list(
+        dict.fromkeys(s.resource for s in mapping.sources if "/" in s.resource or s.resource.startswith("urn:"))
+    )
 
 
 def _codes(condition: str, t: CodeTables) -> list[dict[str, str]]:
@@ -176,10 +210,15 @@ def _prediction(item: DifferentialItem, t: CodeTables) -> dict[str, Any]:
         + ("; must not be missed" if item.must_not_miss else "")
     )
     return {
-        "extension": [{"url": RANGE_EXTENSION, "valueRange": {
-            "low": {"value": low, "system": _UCUM, "code": "1"},
-            "high": {"value": high, "system": _UCUM, "code": "1"},
-        }}],
+        "extension": [
+            {
+                "url": RANGE_EXTENSION,
+                "valueRange": {
+                    "low": {"value": low, "system": _UCUM, "code": "1"},
+                    "high": {"value": high, "system": _UCUM, "code": "1"},
+                },
+            }
+        ],
         "outcome": {"coding": _codes(item.id, t), "text": item.name},
         "probabilityDecimal": item.probability,
         "rationale": rationale,
@@ -199,22 +238,43 @@ def _notes(a: Assessment, management_text: tuple[str, str] | None) -> list[str]:
     differential = "\n".join(lines)
     explanation = ["## Explanation"]
     for cond in a.explanation.leading:
-        explanation.append(f"\n**{cond.name}** ({cond.probability:.0%}; prior {cond.prior:.0%}, for this patient {cond.patient_prior:.0%})")
+        explanation.append(
+            f"\n**{cond.name}** ({cond.probability:.0%}; prior {cond.prior:.0%}, for this patient {cond.patient_prior:.0%})"
+        )
         strongest = sorted([*cond.patient_factors, *cond.findings], key=lambda c: -abs(c.log10_lr))
         for c in strongest[:8]:
-            explanation.append(f"- {c.label} = {c.observed}: likelihood ratio {c.likelihood_ratio:g} ({c.direction}; {c.basis})")
+            explanation.append(
+                f"- {c.label} = {c.observed}: likelihood ratio {c.likelihood_ratio:g} ({c.direction}; {c.basis})"
+            )
     if a.explanation.missing_that_matter:
-        explanation.append("\nMissing findings that matter: " + "; ".join(
-            f"{m.label} ({', '.join(m.obtained_by) or '-'})" for m in a.explanation.missing_that_matter))
+        explanation.append(
+            "\nMissing findings that matter: "
+            + "; ".join(f"{m.label} ({', '.join(m.obtained_by) or '-'})" for m in a.explanation.missing_that_matter)
+        )
     flags = ["## Red flags"] + ([f"- [{h.urgency}] {h.title}: {h.action}" for h in a.red_flags] or ["None."])
-    tests = ["## Next tests"] + ([f"- {n.name}: {n.reason}" + (f" Warnings: {'; '.join(n.warnings)}" if n.warnings else "") for n in a.next_tests] or ["None proposed."])
+    tests = ["## Next tests"] + (
+        [
+            f"- {n.name}: {n.reason}" + (f" Warnings: {'; '.join(n.warnings)}" if n.warnings else "")
+            for n in a.next_tests
+        ]
+        or ["None proposed."]
+    )
     if management_text is not None:
         staging, plan = management_text
     else:
         staging = _staging_summary(a)
         plan = _plan_summary(a)
     warnings = ["## Warnings"] + [f"- {w}" for w in a.warnings] if a.warnings else []
-    return [differential, "\n".join(flags), "\n".join(explanation), "\n".join(tests), staging, plan, "\n".join(warnings), a.disclaimer]
+    return [
+        differential,
+        "\n".join(flags),
+        "\n".join(explanation),
+        "\n".join(tests),
+        staging,
+        plan,
+        "\n".join(warnings),
+        a.disclaimer,
+    ]
 
 
 def _staging_summary(a: Assessment) -> str:
@@ -224,7 +284,9 @@ def _staging_summary(a: Assessment) -> str:
     lines = ["## Staging"]
     lines += [f"- {r.name}: {r.stage or r.status.value.replace('_', ' ')}" for r in s.osteonecrosis]
     lines.append(f"- TOH phase (estimate): {s.toh_phase.phase}")
-    lines.append(f"- Subchondral band: {s.subchondral_band.verdict.value.replace('_', ' ')} - {s.subchondral_band.summary}")
+    lines.append(
+        f"- Subchondral band: {s.subchondral_band.verdict.value.replace('_', ' ')} - {s.subchondral_band.summary}"
+    )
     lines.append(f"- Femoral neck fracture: {s.femoral_neck_fracture.label}")
     return "\n".join(lines)
 
@@ -235,7 +297,10 @@ def _plan_summary(a: Assessment) -> str:
     lines = ["## Plan"]
     for section in a.plan.sections:
         lines.append(f"\n**{section.title}** [{section.urgency}]: {section.summary}")
-        lines += [f"- {item.title} ({item.status.value.replace('_', ' ')}; {item.evidence.replace('_', ' ')})" for item in section.items]
+        lines += [
+            f"- {item.title} ({item.status.value.replace('_', ' ')}; {item.evidence.replace('_', ' ')})"
+            for item in section.items
+        ]
     return "\n".join(lines)
 
 

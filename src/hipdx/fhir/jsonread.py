@@ -71,7 +71,9 @@ def read_json(raw: str | bytes, what: str = "the FHIR input") -> Any:
             f"{what} gives the key {dup.key!r} twice in one object; refusing to guess which one is meant"
         ) from None
     except json.JSONDecodeError as exc:
-        raise IntegrationError(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+        raise IntegrationError(
+            f"{what} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from None
     except ValueError as exc:
         raise IntegrationError(f"{what}: {exc}") from None
     except RecursionError:

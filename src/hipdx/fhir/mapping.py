@@ -108,7 +108,9 @@ def _choose_patient(resources: Resources, patient_id: str | None) -> tuple[Resou
         return None, subjects
     if not subjects:
         raise IntegrationError("the FHIR input holds no Patient and no resource about a patient")
-    raise IntegrationError(f"the FHIR input holds no Patient and resources about {len(subjects)} patients; send one patient's record")
+    raise IntegrationError(
+        f"the FHIR input holds no Patient and resources about {len(subjects)} patients; send one patient's record"
+    )
 
 
 def _subject_element(res: Resource) -> str:
@@ -148,8 +150,14 @@ def _read_patient(ctx: Context, res: Resource, raw: dict[str, Any], sources: lis
         return
     years = today.year - birth.day.year - ((today.month, today.day) < (birth.day.month, birth.day.day))
     raw["age_years"] = years
-    sources.append(FactSource(field="age_years", resource=res.label, element="birthDate",
-                              value=f"{years} years on {today.isoformat()} (born {birth.text})"))
+    sources.append(
+        FactSource(
+            field="age_years",
+            resource=res.label,
+            element="birthDate",
+            value=f"{years} years on {today.isoformat()} (born {birth.text})",
+        )
+    )
 
 
 def _resolve(ctx: Context, raw: dict[str, Any], sources: list[FactSource]) -> None:
@@ -158,8 +166,11 @@ def _resolve(ctx: Context, raw: dict[str, Any], sources: list[FactSource]) -> No
         chosen = latest(options)
         for other in options:
             if other is not chosen and other.value != chosen.value:
-                ctx.skip(other.source.resource, other.source.element,
-                         f"{fieldname} = {_brief(other.value)} superseded by {chosen.source.resource} ({_brief(chosen.value)}, the latest)")
+                ctx.skip(
+                    other.source.resource,
+                    other.source.element,
+                    f"{fieldname} = {_brief(other.value)} superseded by {chosen.source.resource} ({_brief(chosen.value)}, the latest)",
+                )
         _put(raw, fieldname, chosen.value)
         sources.append(chosen.source)
     studies = []
@@ -172,7 +183,10 @@ def _resolve(ctx: Context, raw: dict[str, Any], sources: list[FactSource]) -> No
     for index, (raw_study, study) in enumerate(studies[:50]):
         raw.setdefault("imaging", []).append(raw_study)
         found = [latest(options).source for options in study.findings.values()]
-        sources += [s.model_copy(update={"field": s.field.replace(f"imaging[{study.label}]", f"imaging.{index}")}) for s in study.sources + found]
+        sources += [
+            s.model_copy(update={"field": s.field.replace(f"imaging[{study.label}]", f"imaging.{index}")})
+            for s in study.sources + found
+        ]
 
 
 def _validate(ctx: Context, raw: dict[str, Any], sources: list[FactSource]) -> Case:
@@ -319,6 +333,8 @@ def map_fhir(
     )
 
 
-def read_fhir(raw: str | bytes, assessed_on: dt.date, *, patient_id: str | None = None, what: str = "the FHIR input") -> FhirMapping:
+def read_fhir(
+    raw: str | bytes, assessed_on: dt.date, *, patient_id: str | None = None, what: str = "the FHIR input"
+) -> FhirMapping:
     """:func:`map_fhir` on JSON text, read strictly (a key given twice is refused)."""
     return map_fhir(read_json(raw, what), assessed_on, patient_id=patient_id)

@@ -28,13 +28,16 @@ def _record_when(res: Resource, *elements: str) -> tuple[Date | None, str]:
             return start, "onsetPeriod.start"
     return None, ""
 
+
 def _verification(res: Resource) -> str | None:
     codes = [c for s, c in res.codings("verificationStatus") if "verification" in s or "ver-status" in s]
     return codes[0] if codes else None
 
+
 def _clinical(res: Resource) -> str | None:
     codes = [c for s, c in res.codings("clinicalStatus") if "clinical" in s]
     return codes[0] if codes else None
+
 
 def read_condition(ctx: Context, res: Resource) -> None:
     codes = res.codings("code")
@@ -66,9 +69,15 @@ def read_condition(ctx: Context, res: Resource) -> None:
                 if refuted:
                     ctx.offer("pregnancy.status", value, day, res, "verificationStatus", f"refuted {pregnancy.display}")
                 else:
-                    ctx.skip(res, "clinicalStatus", f"{pregnancy.display} is {clinical or 'without clinical status'}, not active")
+                    ctx.skip(
+                        res,
+                        "clinicalStatus",
+                        f"{pregnancy.display} is {clinical or 'without clinical status'}, not active",
+                    )
                 return
-            ctx.offer("pregnancy.status", pregnancy.status, day, res, "code", show_code(system, code, pregnancy.display))
+            ctx.offer(
+                "pregnancy.status", pregnancy.status, day, res, "code", show_code(system, code, pregnancy.display)
+            )
             return
         hit = ctx.t.fact_codes.find(system, code)
         if hit is not None and res.type in hit.entry.resources:  # type: ignore[attr-defined]
@@ -76,7 +85,18 @@ def read_condition(ctx: Context, res: Resource) -> None:
             return
     ctx.skip(res, "code", f"{codes_text(codes)} is not in hipdx's code tables")
 
-def _fact(ctx: Context, res: Resource, fact: Any, system: str, code: str, display: str, refuted: bool, clinical: str | None, when: Date | None) -> None:
+
+def _fact(
+    ctx: Context,
+    res: Resource,
+    fact: Any,
+    system: str,
+    code: str,
+    display: str,
+    refuted: bool,
+    clinical: str | None,
+    when: Date | None,
+) -> None:
     day = when.day if when else None
     if refuted:
         value = "absent" if fact.value == "present" else "present"
@@ -91,14 +111,29 @@ def _fact(ctx: Context, res: Resource, fact: Any, system: str, code: str, displa
             return
     if fact.within_days is not None:
         if day is None:
-            ctx.skip(res, "onset[x]", f"{display} has no date; {fact.field} counts only the last {fact.within_days} days")
+            ctx.skip(
+                res, "onset[x]", f"{display} has no date; {fact.field} counts only the last {fact.within_days} days"
+            )
             return
         if (ctx.today - day).days > fact.within_days:
-            ctx.skip(res, "onset[x]", f"{display} on {day.isoformat()} is older than the {fact.within_days} days {fact.field} counts")
+            ctx.skip(
+                res,
+                "onset[x]",
+                f"{display} on {day.isoformat()} is older than the {fact.within_days} days {fact.field} counts",
+            )
             return
     ctx.offer(fact.field, fact.value, day, res, "code", show_code(system, code, display), rank=1)
 
-def _complaint(ctx: Context, res: Resource, complaint: Any, refuted: bool, clinical: str | None, when: Date | None, when_element: str) -> None:
+
+def _complaint(
+    ctx: Context,
+    res: Resource,
+    complaint: Any,
+    refuted: bool,
+    clinical: str | None,
+    when: Date | None,
+    when_element: str,
+) -> None:
     if refuted:
         ctx.skip(res, "verificationStatus", "hip pain refuted")
         return
@@ -107,7 +142,14 @@ def _complaint(ctx: Context, res: Resource, complaint: Any, refuted: bool, clini
         return
     ctx.complaints.append(res.label)
     if complaint.side != "unknown":
-        ctx.offer("side", complaint.side, when.day if when else None, res, "code", show_code(ctx.t.uri(complaint.system), complaint.code, complaint.display))
+        ctx.offer(
+            "side",
+            complaint.side,
+            when.day if when else None,
+            res,
+            "code",
+            show_code(ctx.t.uri(complaint.system), complaint.code, complaint.display),
+        )
     onset = res.date("onsetDateTime")
     if onset is None:
         ctx.skip(res, "onset[x]", "hip pain without an onsetDateTime: the time since onset stays unknown")
@@ -115,6 +157,7 @@ def _complaint(ctx: Context, res: Resource, complaint: Any, refuted: bool, clini
         ctx.skip(res, "onsetDateTime", f"{onset.text!r} gives no day: the time since onset stays unknown")
     else:
         ctx.offer("onset.date", onset.day.isoformat(), onset.day, res, "onsetDateTime", onset.text)
+
 
 def read_allergy(ctx: Context, res: Resource) -> None:
     verification = _verification(res)
@@ -131,6 +174,7 @@ def read_allergy(ctx: Context, res: Resource) -> None:
             _fact(ctx, res, hit.entry, system, code, hit.display, verification == "refuted", None, when)  # type: ignore[attr-defined]
             return
     ctx.skip(res, "code", f"{codes_text(codes) or 'no coding'} is not in hipdx's code tables")
+
 
 def read_procedure(ctx: Context, res: Resource) -> None:
     codes = res.codings("code")

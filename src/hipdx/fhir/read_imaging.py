@@ -27,11 +27,15 @@ def _modality_from(ctx: Context, res: Resource, codes: Iterable[tuple[str, str]]
             return hit, show_code(system, code, hit.display)
     return None
 
+
 def read_imaging_study(ctx: Context, res: Resource) -> None:
     study = ctx.studies.setdefault(res.label, Study(res.label, res.id or res.label))
     codes = []
     for i, coding in enumerate(res.objects("modality")):
-        system, code = res.get("system", str, coding, f"modality[{i}].system"), res.get("code", str, coding, f"modality[{i}].code")
+        system, code = (
+            res.get("system", str, coding, f"modality[{i}].system"),
+            res.get("code", str, coding, f"modality[{i}].code"),
+        )
         if system and code:
             codes.append((system, code))
     for i, series in enumerate(res.objects("series")):
@@ -46,7 +50,9 @@ def read_imaging_study(ctx: Context, res: Resource) -> None:
     if len(modalities) == 1:
         hit, shown = next(iter(found))  # type: ignore[misc]
         study.modality = hit.modality
-        study.sources.append(FactSource(field=f"imaging[{study.label}].modality", resource=res.label, element="modality", value=shown))
+        study.sources.append(
+            FactSource(field=f"imaging[{study.label}].modality", resource=res.label, element="modality", value=shown)
+        )
     elif len(modalities) > 1:
         ctx.skip(res, "modality", f"several modalities ({', '.join(sorted(modalities))}) in one study")
     started = res.date("started")
@@ -56,7 +62,10 @@ def read_imaging_study(ctx: Context, res: Resource) -> None:
             del ctx.studies[res.label]
             return
         study.date = started.day
-        study.sources.append(FactSource(field=f"imaging[{study.label}].date", resource=res.label, element="started", value=started.text))
+        study.sources.append(
+            FactSource(field=f"imaging[{study.label}].date", resource=res.label, element="started", value=started.text)
+        )
+
 
 def read_report(ctx: Context, res: Resource) -> None:
     studies = [ref for _, ref in res.references("imagingStudy")]
@@ -81,26 +90,36 @@ def read_report(ctx: Context, res: Resource) -> None:
         hit, shown = modality
         if study.modality is None:
             study.modality = hit.modality
-            study.sources.append(FactSource(field=f"imaging[{study.label}].modality", resource=res.label, element="code", value=shown))
+            study.sources.append(
+                FactSource(field=f"imaging[{study.label}].modality", resource=res.label, element="code", value=shown)
+            )
         elif study.modality != hit.modality:
             ctx.skip(res, "code", f"says {hit.modality}, but the ImagingStudy says {study.modality}")
         if hit.contrast is not None:
             study.contrast = hit.contrast
-            study.sources.append(FactSource(field=f"imaging[{study.label}].contrast", resource=res.label, element="code", value=shown))
+            study.sources.append(
+                FactSource(field=f"imaging[{study.label}].contrast", resource=res.label, element="code", value=shown)
+            )
     when, element = observation_time(ctx, res)
     if when is not None and when.day is not None and study.date is None:
         if when.day > ctx.today:
             ctx.skip(res, element, f"{when.text} is after the assessment date")
             return
         study.date = when.day
-        study.sources.append(FactSource(field=f"imaging[{study.label}].date", resource=res.label, element=element, value=when.text))
+        study.sources.append(
+            FactSource(field=f"imaging[{study.label}].date", resource=res.label, element=element, value=when.text)
+        )
     for _, ref in res.references("result"):
         target = ctx.res.resolve(ref, res)
         label = target.label if isinstance(target, Resource) else (relative_reference(ref) or ref)
         ctx.result_of[label] = study.key
     for i, concept in enumerate(res.objects("conclusionCode")):
         for system, code in res.codings(f"conclusionCode[{i}]", {f"conclusionCode[{i}]": concept}):
-            ctx.skip(res, f"conclusionCode[{i}]", f"{system}|{code}: a coded diagnosis is a conclusion, not a finding hipdx reasons from")
+            ctx.skip(
+                res,
+                f"conclusionCode[{i}]",
+                f"{system}|{code}: a coded diagnosis is a conclusion, not a finding hipdx reasons from",
+            )
 
 
 def build_study(ctx: Context, study: Study, onset: str | None) -> tuple[dict[str, Any], Study] | None:
@@ -109,7 +128,11 @@ def build_study(ctx: Context, study: Study, onset: str | None) -> tuple[dict[str
             ctx.skip(study.key, "", "an imaging study without coded findings hipdx reads")
         return None
     if study.modality is None:
-        ctx.skip(study.key, "modality", "the study's modality is not coded (DICOM modality or an imaging report code): its findings cannot be read")
+        ctx.skip(
+            study.key,
+            "modality",
+            "the study's modality is not coded (DICOM modality or an imaging report code): its findings cannot be read",
+        )
         return None
     if onset and study.date and study.date.isoformat() < onset:
         ctx.skip(study.key, "started", f"{study.date.isoformat()} is before the onset of this episode ({onset})")

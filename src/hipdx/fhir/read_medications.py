@@ -51,7 +51,11 @@ def read_medication(ctx: Context, res: Resource) -> None:
         return
     last = end or start
     if last is not None and (ctx.today - last).days > ctx.t.exposure_window_days and (end is not None):
-        ctx.skip(res, when_element, f"{shown} ended {end.isoformat()}, more than {ctx.t.exposure_window_days} days before the assessment")
+        ctx.skip(
+            res,
+            when_element,
+            f"{shown} ended {end.isoformat()}, more than {ctx.t.exposure_window_days} days before the assessment",
+        )
         return
     when = start or end
     target = {
@@ -65,7 +69,15 @@ def read_medication(ctx: Context, res: Resource) -> None:
         if start is not None:
             weeks = ((end or ctx.today) - start).days / 7
             if weeks > 0:
-                ctx.offer("risk_factors.corticosteroids.duration_weeks", round(weeks, 1), when, res, when_element, f"{weeks:.1f} weeks from {start.isoformat()}")
+                ctx.offer(
+                    "risk_factors.corticosteroids.duration_weeks",
+                    round(weeks, 1),
+                    when,
+                    res,
+                    when_element,
+                    f"{weeks:.1f} weeks from {start.isoformat()}",
+                )
+
 
 def _medication_codes(ctx: Context, res: Resource) -> tuple[list[tuple[str, str]], str]:
     if "medicationCodeableConcept" in res.data:
@@ -76,11 +88,16 @@ def _medication_codes(ctx: Context, res: Resource) -> tuple[list[tuple[str, str]
     target = ctx.res.resolve(ref, res)
     if target is None:
         return [], "medicationReference"
-    med = target if isinstance(target, Resource) else Resource("Medication", target.get("id"), target, None, f"{res.label}#{target.get('id')}")
+    med = (
+        target
+        if isinstance(target, Resource)
+        else Resource("Medication", target.get("id"), target, None, f"{res.label}#{target.get('id')}")
+    )
     codes = med.codings("code")
     for i, ingredient in enumerate(med.objects("ingredient")):
         codes += med.codings("itemCodeableConcept", ingredient, f"ingredient[{i}].itemCodeableConcept")
     return codes, "medicationReference"
+
 
 def _systemic_route(ctx: Context, res: Resource, dosages: list[dict[str, Any]], element: str) -> bool:
     for i, dosage in enumerate(dosages):
@@ -89,14 +106,20 @@ def _systemic_route(ctx: Context, res: Resource, dosages: list[dict[str, Any]], 
                 return True
     return False
 
-def _medication_period(ctx: Context, res: Resource, dosages: list[dict[str, Any]], element: str) -> tuple[dt.date | None, dt.date | None, str]:
+
+def _medication_period(
+    ctx: Context, res: Resource, dosages: list[dict[str, Any]], element: str
+) -> tuple[dt.date | None, dt.date | None, str]:
     if res.type == "MedicationStatement":
         when = res.date("effectiveDateTime")
         if when is not None:
             return when.day, None, "effectiveDateTime"
         period = res.get("effectivePeriod", dict)
         if period is not None:
-            start, end = res.date("start", period, "effectivePeriod.start"), res.date("end", period, "effectivePeriod.end")
+            start, end = (
+                res.date("start", period, "effectivePeriod.start"),
+                res.date("end", period, "effectivePeriod.end"),
+            )
             return (start.day if start else None), (end.day if end else None), "effectivePeriod"
         return None, None, "effective[x]"
     for i, dosage in enumerate(dosages):
@@ -106,10 +129,23 @@ def _medication_period(ctx: Context, res: Resource, dosages: list[dict[str, Any]
         if bounds:
             start = res.date("start", bounds, f"{element}[{i}].timing.repeat.boundsPeriod.start")
             end = res.date("end", bounds, f"{element}[{i}].timing.repeat.boundsPeriod.end")
-            return (start.day if start else None), (end.day if end else None), f"{element}[{i}].timing.repeat.boundsPeriod"
+            return (
+                (start.day if start else None),
+                (end.day if end else None),
+                f"{element}[{i}].timing.repeat.boundsPeriod",
+            )
     return None, None, f"{element}.timing.repeat.boundsPeriod"
 
-def _steroid_dose(ctx: Context, res: Resource, hit: MedicationCode, dosages: list[dict[str, Any]], element: str, shown: str, when: dt.date | None) -> None:
+
+def _steroid_dose(
+    ctx: Context,
+    res: Resource,
+    hit: MedicationCode,
+    dosages: list[dict[str, Any]],
+    element: str,
+    shown: str,
+    when: dt.date | None,
+) -> None:
     if hit.prednisolone_factor is None:
         ctx.skip(res, element, f"{shown}: the ingredient is not named, so no prednisolone-equivalent dose")
         return
@@ -135,7 +171,9 @@ def _steroid_dose(ctx: Context, res: Resource, hit: MedicationCode, dosages: lis
         if period and unit in _PER_DAY:
             per_day = frequency / period * _PER_DAY[unit]
     if dose is None or per_day is None:
-        ctx.skip(res, f"{at}.doseAndRate", f"{shown}: no dose in UCUM mg with a frequency per period; the dose stays unknown")
+        ctx.skip(
+            res, f"{at}.doseAndRate", f"{shown}: no dose in UCUM mg with a frequency per period; the dose stays unknown"
+        )
         return
     mg = round(dose * per_day * hit.prednisolone_factor, 2)
     text = f"{dose:g} mg x {per_day:g}/day x {hit.prednisolone_factor:g} = {mg:g} mg/day prednisolone equivalent"

@@ -31,6 +31,7 @@ def observation_time(ctx: Context, res: Resource) -> tuple[Date | None, str]:
                 return when, f"effectivePeriod.{part}"
     return None, ""
 
+
 def read_observation(ctx: Context, res: Resource) -> None:
     status = res.get("status", str)
     if status not in FINAL:
@@ -62,11 +63,22 @@ def read_observation(ctx: Context, res: Resource) -> None:
         for system, code in res.codings("code", component, f"component[{i}].code"):
             quantity = ctx.t.quantity_codes.find(system, code)
             if quantity is not None:
-                _quantity(ctx, res, quantity.entry, component, f"component[{i}].", day, show_code(system, code, quantity.display))  # type: ignore[attr-defined]
+                _quantity(
+                    ctx,
+                    res,
+                    quantity.entry,
+                    component,
+                    f"component[{i}].",
+                    day,
+                    show_code(system, code, quantity.display),
+                )  # type: ignore[attr-defined]
                 return
     ctx.skip(res, "code", f"{codes_text(codes) or 'no coding'} is not in hipdx's code tables")
 
-def _quantity(ctx: Context, res: Resource, entry: Any, node: dict[str, Any], prefix: str, day: dt.date | None, what: str) -> None:
+
+def _quantity(
+    ctx: Context, res: Resource, entry: Any, node: dict[str, Any], prefix: str, day: dt.date | None, what: str
+) -> None:
     window = ctx.t.windows.get(entry.quantity)
     if day is None:
         ctx.skip(res, "effective[x]", f"{what}: no date, so it cannot be placed in this episode")
@@ -84,10 +96,17 @@ def _quantity(ctx: Context, res: Resource, entry: Any, node: dict[str, Any], pre
         number = number + (ctx.today - day).days / 7
         shown += f", {number:.1f} weeks on {ctx.today.isoformat()}"
         if number > 44:
-            ctx.skip(res, prefix + "valueQuantity", f"{what}: {number:.1f} weeks by the assessment date; the pregnancy has ended")
+            ctx.skip(
+                res,
+                prefix + "valueQuantity",
+                f"{what}: {number:.1f} weeks by the assessment date; the pregnancy has ended",
+            )
             return
-        ctx.offer("pregnancy.status", "pregnant", day, res, prefix + "valueQuantity", f"gestational age recorded ({what})")
+        ctx.offer(
+            "pregnancy.status", "pregnant", day, res, prefix + "valueQuantity", f"gestational age recorded ({what})"
+        )
     ctx.offer(entry.field, number, day, res, prefix + "valueQuantity", f"{shown} ({what}, {day.isoformat()})")
+
 
 def _number(ctx: Context, res: Resource, entry: Any, node: dict[str, Any], prefix: str, what: str) -> tuple[Any, str]:
     """The value in the unit the case takes: a Measurement dict for labs, a float otherwise."""
@@ -99,7 +118,11 @@ def _number(ctx: Context, res: Resource, entry: Any, node: dict[str, Any], prefi
                 value = res.get(alt, (int, float), node, prefix + alt)
                 return float(value), f"{value:g}"
         present = next((k for k in node if k.startswith("value")), None)
-        ctx.skip(res, prefix + (present or "value[x]"), f"{what}: {'a ' + present if present else 'no value'}, not a quantity")
+        ctx.skip(
+            res,
+            prefix + (present or "value[x]"),
+            f"{what}: {'a ' + present if present else 'no value'}, not a quantity",
+        )
         return None, ""
     value = res.get("value", (int, float), q, element + ".value")
     if value is None:
@@ -130,14 +153,17 @@ def _number(ctx: Context, res: Resource, entry: Any, node: dict[str, Any], prefi
         unit = None
     if unit is None:
         given = code or text
-        reason = "no unit: a number without its unit is not read" if given is None else (
-            f"unit {given!r} is not accepted for {entry.field} (UCUM: {', '.join(accepted)})"
+        reason = (
+            "no unit: a number without its unit is not read"
+            if given is None
+            else (f"unit {given!r} is not accepted for {entry.field} (UCUM: {', '.join(accepted)})")
         )
         ctx.skip(res, element, f"{what}: {reason}")
         return None, ""
     if entry.field == "weight_kg":
         return QUANTITIES["weight"].to_canonical(value, unit), f"{value:g} {unit}"
     return {"value": value, "unit": unit}, f"{value:g} {unit}"
+
 
 def _answer(ctx: Context, res: Resource, entry: Any, day: dt.date | None) -> None:
     values = res.codings("valueCodeableConcept")
@@ -147,9 +173,12 @@ def _answer(ctx: Context, res: Resource, entry: Any, day: dt.date | None) -> Non
                 if answer.value == "unknown":
                     ctx.skip(res, "valueCodeableConcept", f"{answer.display}: the fact stays unknown")
                     return
-                ctx.offer(entry.field, answer.value, day, res, "valueCodeableConcept", show_code(system, code, answer.display))
+                ctx.offer(
+                    entry.field, answer.value, day, res, "valueCodeableConcept", show_code(system, code, answer.display)
+                )
                 return
     ctx.skip(res, "valueCodeableConcept", f"{codes_text(values) or 'no coded answer'} is not an answer hipdx reads")
+
 
 def _finding(ctx: Context, res: Resource, finding: Finding, day: dt.date | None) -> None:
     value, shown = _finding_value(ctx, res, finding)
@@ -160,10 +189,17 @@ def _finding(ctx: Context, res: Resource, finding: Finding, day: dt.date | None)
         return
     study = study_of(ctx, res)
     if study is None:
-        ctx.skip(res, "derivedFrom", f"imaging finding {finding.code} is not linked to an ImagingStudy or an imaging DiagnosticReport")
+        ctx.skip(
+            res,
+            "derivedFrom",
+            f"imaging finding {finding.code} is not linked to an ImagingStudy or an imaging DiagnosticReport",
+        )
         return
-    src = FactSource(field=f"imaging[{study.label}].{finding.code[8:]}", resource=res.label, element=value_element(res), value=shown)
+    src = FactSource(
+        field=f"imaging[{study.label}].{finding.code[8:]}", resource=res.label, element=value_element(res), value=shown
+    )
     study.findings.setdefault(finding.code[8:], []).append(Candidate(value, day, src))
+
 
 def _finding_value(ctx: Context, res: Resource, finding: Finding) -> tuple[Any, str]:
     element = value_element(res)
@@ -198,6 +234,7 @@ def _finding_value(ctx: Context, res: Resource, finding: Finding) -> tuple[Any, 
     ctx.skip(res, element, f"{finding.code}: {codes_text(codes) or 'no coded value'} is not a value hipdx reads")
     return None, ""
 
+
 def study_of(ctx: Context, res: Resource) -> Study | None:
     key = ctx.result_of.get(res.label)
     if key is None:
@@ -205,7 +242,11 @@ def study_of(ctx: Context, res: Resource) -> Study | None:
             for _, ref in res.references(element):
                 target = ctx.res.resolve(ref, res)
                 label = target.label if isinstance(target, Resource) else relative_reference(ref)
-                if label and label.startswith("ImagingStudy/") or (isinstance(target, Resource) and target.type == "ImagingStudy"):
+                if (
+                    label
+                    and label.startswith("ImagingStudy/")
+                    or (isinstance(target, Resource) and target.type == "ImagingStudy")
+                ):
                     key = label
                     break
             if key:

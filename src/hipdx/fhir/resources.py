@@ -50,7 +50,9 @@ class Resource:
 
     # -- typed access to elements; each raises Malformed naming the element -----------------
 
-    def get(self, element: str, kind: type | tuple[type, ...], node: dict[str, Any] | None = None, path: str | None = None) -> Any:
+    def get(
+        self, element: str, kind: type | tuple[type, ...], node: dict[str, Any] | None = None, path: str | None = None
+    ) -> Any:
         """The element's value, or None when absent; Malformed when of the wrong JSON type."""
         value = (self.data if node is None else node).get(element)
         if value is None:
@@ -59,7 +61,9 @@ class Resource:
             raise Malformed(self.at(path or element), f"must be {_kind_name(kind)}, not {_json_type(value)}")
         return value
 
-    def objects(self, element: str, node: dict[str, Any] | None = None, path: str | None = None) -> list[dict[str, Any]]:
+    def objects(
+        self, element: str, node: dict[str, Any] | None = None, path: str | None = None
+    ) -> list[dict[str, Any]]:
         """An array of objects (a single object is refused: FHIR JSON arrays are arrays)."""
         items = self.get(element, list, node, path)
         if items is None:
@@ -69,7 +73,9 @@ class Resource:
                 raise Malformed(self.at(f"{path or element}[{i}]"), f"must be an object, not {_json_type(item)}")
         return items
 
-    def codings(self, element: str, node: dict[str, Any] | None = None, path: str | None = None) -> list[tuple[str, str]]:
+    def codings(
+        self, element: str, node: dict[str, Any] | None = None, path: str | None = None
+    ) -> list[tuple[str, str]]:
         """(system, code) of every coding of a CodeableConcept element that has both."""
         concept = self.get(element, dict, node, path)
         if concept is None:
@@ -126,14 +132,23 @@ def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number", bool: "true or false"}
+    names = {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        bool: "true or false",
+    }
     return " or ".join(dict.fromkeys(names.get(k, k.__name__) for k in _as_tuple(kind)))
 
 
 def _json_type(value: Any) -> str:
     if isinstance(value, bool):
         return "true/false"
-    return {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+    return {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number"}.get(
+        type(value), type(value).__name__
+    )
 
 
 class Resources:
@@ -237,7 +252,9 @@ def collect(data: Any) -> Resources:
     elif isinstance(data, dict):
         add(data, "(input)", None, 0)
     else:
-        raise IntegrationError(f"FHIR input must be a resource, a Bundle or an array of resources, not {_json_type(data)}")
+        raise IntegrationError(
+            f"FHIR input must be a resource, a Bundle or an array of resources, not {_json_type(data)}"
+        )
     if problems:
         raise IntegrationError("the FHIR input is malformed", problems)
     return Resources(out)

@@ -31,7 +31,9 @@ def format_mapping(mapping: FhirMapping, *, markdown: bool = False, listed: int 
         lines.append(f"{bullet}{where}: {item.reason}")
     if len(other) > listed:
         counts = Counter(u.reason.split(":")[0][:80] for u in other[listed:])
-        lines.append(f"{bullet}... and {len(other) - listed} more: " + "; ".join(f"{n} x {r}" for r, n in counts.most_common(8)))
+        lines.append(
+            f"{bullet}... and {len(other) - listed} more: " + "; ".join(f"{n} x {r}" for r, n in counts.most_common(8))
+        )
     if not_read:
         counts = Counter(u.reason.split(" is not read")[0] for u in not_read)
         lines.append("Resource types not read: " + ", ".join(f"{t} ({n})" for t, n in sorted(counts.items())))

@@ -81,7 +81,11 @@ def outcome(status: int, message: str, problems: Sequence[Problem] = ()) -> JSON
     """An OperationOutcome response: one issue for the message and one per problem."""
     code = {400: "invalid", 404: "not-found", 412: "incomplete", 422: "structure"}.get(status, "exception")
     issues = [{"severity": "error", "code": code, "diagnostics": message}]
-    issues += [{"severity": "error", "code": code, "diagnostics": p.reason, "expression": [p.field]} for p in problems if p.field]
+    issues += [
+        {"severity": "error", "code": code, "diagnostics": p.reason, "expression": [p.field]}
+        for p in problems
+        if p.field
+    ]
     issues += [{"severity": "error", "code": code, "diagnostics": p.reason} for p in problems if not p.field]
     return JSONResponse({"resourceType": "OperationOutcome", "issue": issues}, status_code=status)
 
@@ -125,8 +129,13 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
                 return response
             finally:
                 fields = {k: v for k, v in getattr(request.state, "audit", {}).items() if v is not None}
-                record = CallRecord(method=request.method, path=request.url.path, status_code=status,
-                                    latency_ms=round((time.perf_counter() - start) * 1000, 2), **fields)
+                record = CallRecord(
+                    method=request.method,
+                    path=request.url.path,
+                    status_code=status,
+                    latency_ms=round((time.perf_counter() - start) * 1000, 2),
+                    **fields,
+                )
                 try:
                     await run_in_threadpool(store.record_call, record)
                 except Exception:  # fail-open: the clinician still gets the answer; the failure is logged
@@ -166,17 +175,23 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
         if isinstance(body, dict):
             context = body.get("context") if isinstance(body.get("context"), dict) else {}
             patient = context.get("patientId")
-            audit |= {"hook_instance": str(body.get("hookInstance"))[:100] if body.get("hookInstance") else None,
-                      "patient": f"Patient/{patient}"[:100] if isinstance(patient, str) else None}
+            audit |= {
+                "hook_instance": str(body.get("hookInstance"))[:100] if body.get("hookInstance") else None,
+                "patient": f"Patient/{patient}"[:100] if isinstance(patient, str) else None,
+            }
         request.state.audit = audit
         response = patient_view(body, knowledge, config.today(), config.fhir_servers)
         cards = response["cards"]
-        request.state.audit = audit | {"cards": len(cards), "indicator": cards[0]["indicator"] if cards else None,
-                                       "card_uuid": cards[0]["uuid"] if cards else None}
+        request.state.audit = audit | {
+            "cards": len(cards),
+            "indicator": cards[0]["indicator"] if cards else None,
+            "card_uuid": cards[0]["uuid"] if cards else None,
+        }
         log.info(
             "patient-view hookInstance=%s iss=%s jti=%s cards=%s",
             body.get("hookInstance") if isinstance(body, dict) else None,
-            (claims or {}).get("iss"), (claims or {}).get("jti"),
+            (claims or {}).get("iss"),
+            (claims or {}).get("jti"),
             [c["indicator"] for c in response["cards"]],
         )
         return JSONResponse(response)

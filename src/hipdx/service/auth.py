@@ -51,10 +51,10 @@ class Issuer:
 class IssuerList:
     """The trusted CDS clients, read from a JSON file::
 
-        {"issuers": [{"iss": "https://ehr.example.org",
-                      "jwks": {"keys": [...]}          (or "jwks_file": "ehr-jwks.json"),
-                      "jku": ["https://ehr.example.org/jwks.json"],   (optional)
-                      "tenants": ["hospital-a"]}]}                     (optional)
+    {"issuers": [{"iss": "https://ehr.example.org",
+                  "jwks": {"keys": [...]}          (or "jwks_file": "ehr-jwks.json"),
+                  "jku": ["https://ehr.example.org/jwks.json"],   (optional)
+                  "tenants": ["hospital-a"]}]}                     (optional)
     """
 
     issuers: dict[str, Issuer]
@@ -101,7 +101,7 @@ class IssuerList:
         """The token's claims when it is trusted; :class:`Unauthorized` otherwise."""
         if not authorization or not authorization.startswith("Bearer "):
             raise Unauthorized("no bearer token")
-        token = authorization[len("Bearer "):].strip()
+        token = authorization[len("Bearer ") :].strip()
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})

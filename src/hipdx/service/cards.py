@@ -79,12 +79,16 @@ def detail(a: Assessment, mapping: FhirMapping) -> str:
         lines += [f"- {w}" for w in test.warnings]
         lines.append("")
     if a.plan is not None and a.plan.needs_information:
-        lines.append("**Not in the chart, needed for the plan:** " + "; ".join(r.fact for r in a.plan.needs_information[:6]))
+        lines.append(
+            "**Not in the chart, needed for the plan:** " + "; ".join(r.fact for r in a.plan.needs_information[:6])
+        )
         lines.append("")
     missing = [m.label for m in a.explanation.missing_that_matter[:4]]
     if missing:
         lines += ["**Findings that would change the ranking:** " + "; ".join(missing), ""]
     left_out = [u for u in mapping.unmapped if not u.reason.endswith("is not read by hipdx")]
-    lines.append(f"Read {len(mapping.sources)} facts from the chart; {len(left_out)} coded items were not used (see hipdx fhir map).")
+    lines.append(
+        f"Read {len(mapping.sources)} facts from the chart; {len(left_out)} coded items were not used (see hipdx fhir map)."
+    )
     lines += ["", a.uncertainty, "", f"_{a.disclaimer}_"]
     return "\n".join(lines)

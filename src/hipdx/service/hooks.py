@@ -138,9 +138,13 @@ def gather(request: Request, allowed_servers: Sequence[str], timeout_s: float = 
         return found
     server = request.fhir_server
     if server is None:
-        raise PreconditionFailed(missing, f"prefetch missing: {', '.join(missing)}; and no fhirServer to fetch them from")
+        raise PreconditionFailed(
+            missing, f"prefetch missing: {', '.join(missing)}; and no fhirServer to fetch them from"
+        )
     if not any(server.rstrip("/") == s.rstrip("/") for s in allowed_servers):
-        raise PreconditionFailed(missing, f"prefetch missing: {', '.join(missing)}; fhirServer is not one this service may call")
+        raise PreconditionFailed(
+            missing, f"prefetch missing: {', '.join(missing)}; fhirServer is not one this service may call"
+        )
     with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
         for key in missing:
             query = PREFETCH[key].replace("{{context.patientId}}", quote(request.patient_id, safe=""))
@@ -174,10 +178,18 @@ def _fetch(client: httpx.Client, server: str, query: str, token: str | None, key
             raise PreconditionFailed([key], f"{key}: the FHIR server's answer is not JSON") from None
         out.append(data)
         links = data.get("link") if isinstance(data, dict) else None
-        url = next(
-            (link.get("url") for link in links if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str)),
-            None,
-        ) if isinstance(links, list) else None
+        url = (
+            next(
+                (
+                    link.get("url")
+                    for link in links
+                    if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str)
+                ),
+                None,
+            )
+            if isinstance(links, list)
+            else None
+        )
     return out
 
 

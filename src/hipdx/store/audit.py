@@ -62,7 +62,9 @@ class AuditStore:
             outcome=outcome,
             override_reason_system=_clip(coding.get("system") if isinstance(coding.get("system"), str) else None),
             override_reason_code=_clip(coding.get("code") if isinstance(coding.get("code"), str) else None, 100),
-            outcome_timestamp=_clip(item.get("outcomeTimestamp") if isinstance(item.get("outcomeTimestamp"), str) else None, 40),
+            outcome_timestamp=_clip(
+                item.get("outcomeTimestamp") if isinstance(item.get("outcomeTimestamp"), str) else None, 40
+            ),
         )
         with Session(self.engine) as session, session.begin():
             session.add(row)

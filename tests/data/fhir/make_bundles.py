@@ -28,31 +28,58 @@ OUT = Path(__file__).resolve().parent
 TODAY = dt.date(2026, 11, 25)  # tests/conftest.py TODAY, for cases without assessed_on
 
 SCT, LOINC, ICD, ATC, UCUM = (
-    "http://snomed.info/sct", "http://loinc.org", "http://hl7.org/fhir/sid/icd-10-cm",
-    "http://www.whocc.no/atc", "http://unitsofmeasure.org",
+    "http://snomed.info/sct",
+    "http://loinc.org",
+    "http://hl7.org/fhir/sid/icd-10-cm",
+    "http://www.whocc.no/atc",
+    "http://unitsofmeasure.org",
 )
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 FINDING, VALUE = "urn:hipdx:codesystem:finding", "urn:hipdx:codesystem:finding-value"
-PRESENT = {"present": (SCT, "52101004", "Present (qualifier value)"), "absent": (SCT, "2667000", "Absent (qualifier value)")}
+PRESENT = {
+    "present": (SCT, "52101004", "Present (qualifier value)"),
+    "absent": (SCT, "2667000", "Absent (qualifier value)"),
+}
 
 #: present risk factors written as coded problems
 PROBLEMS = {
-    "risk_factors.alcohol_excess": [(SCT, "7200002", "Alcoholism"), (ICD, "F10.20", "Alcohol dependence, uncomplicated")],
-    "risk_factors.osteoporosis": [(SCT, "64859006", "Osteoporosis (disorder)"), (ICD, "M81.0", "Age-related osteoporosis without current pathological fracture")],
-    "risk_factors.cancer_history": [(SCT, "254837009", "Malignant neoplasm of breast (disorder)"), (ICD, "Z85.3", "Personal history of malignant neoplasm of breast")],
+    "risk_factors.alcohol_excess": [
+        (SCT, "7200002", "Alcoholism"),
+        (ICD, "F10.20", "Alcohol dependence, uncomplicated"),
+    ],
+    "risk_factors.osteoporosis": [
+        (SCT, "64859006", "Osteoporosis (disorder)"),
+        (ICD, "M81.0", "Age-related osteoporosis without current pathological fracture"),
+    ],
+    "risk_factors.cancer_history": [
+        (SCT, "254837009", "Malignant neoplasm of breast (disorder)"),
+        (ICD, "Z85.3", "Personal history of malignant neoplasm of breast"),
+    ],
     "risk_factors.inflammatory_disease": [(ICD, "M45.9", "Ankylosing spondylitis of unspecified sites in spine")],
 }
 LABS = {  # field: (LOINC, display, UCUM code by the case's unit)
     "crp": ("1988-5", "C reactive protein [Mass/volume] in Serum or Plasma", {"mg/L": "mg/L", "mg/dL": "mg/dL"}),
     "esr": ("4537-7", "Erythrocyte sedimentation rate by Westergren method", {"mm/h": "mm/h"}),
-    "wbc": ("6690-2", "Leukocytes [#/volume] in Blood by Automated count", {"10^9/L": "10*9/L", "x10^9/L": "10*9/L", "cells/uL": "/uL"}),
+    "wbc": (
+        "6690-2",
+        "Leukocytes [#/volume] in Blood by Automated count",
+        {"10^9/L": "10*9/L", "x10^9/L": "10*9/L", "cells/uL": "/uL"},
+    ),
     "temperature": ("8310-5", "Body temperature", {"degC": "Cel", "°F": "[degF]", "degF": "[degF]"}),
-    "vitamin_d": ("62292-8", "25-Hydroxyvitamin D2+25-Hydroxyvitamin D3 [Mass/volume] in Serum or Plasma", {"nmol/L": "nmol/L", "ng/mL": "ng/mL"}),
+    "vitamin_d": (
+        "62292-8",
+        "25-Hydroxyvitamin D2+25-Hydroxyvitamin D3 [Mass/volume] in Serum or Plasma",
+        {"nmol/L": "nmol/L", "ng/mL": "ng/mL"},
+    ),
     "calcium": ("17861-6", "Calcium [Mass/volume] in Serum or Plasma", {"mg/dL": "mg/dL", "mmol/L": "mmol/L"}),
     "creatinine": ("2160-0", "Creatinine [Mass/volume] in Serum or Plasma", {"umol/L": "umol/L", "mg/dL": "mg/dL"}),
     "alp": ("6768-6", "Alkaline phosphatase [Enzymatic activity/volume] in Serum or Plasma", {"U/L": "U/L"}),
 }
-MODALITY = {"mri": ("MR", "Magnetic Resonance"), "radiograph": ("DX", "Digital Radiography"), "ct": ("CT", "Computed Tomography")}
+MODALITY = {
+    "mri": ("MR", "Magnetic Resonance"),
+    "radiograph": ("DX", "Digital Radiography"),
+    "ct": ("CT", "Computed Tomography"),
+}
 REPORT_CODE = {"mri": ("30687-8", "MR Hip WO contrast"), "radiograph": ("30767-8", "XR Pelvis and Hip Views")}
 
 
@@ -107,19 +134,50 @@ class Writer:
         born = dt.date(self.today.year - age, self.today.month, 1) - dt.timedelta(days=40)
         if (self.today - born).days // 365.25 > age:  # keep the completed years equal to the case's age
             born = dt.date(self.today.year - age, self.today.month, self.today.day)
-        self.entries.append({"fullUrl": self.patient, "resource": {
-            "resourceType": "Patient", "id": self.uid("patient"),
-            "name": [{"family": "Example", "given": [self.name.replace("_", " ")]}],
-            "gender": c.get("sex", "unknown"), "birthDate": born.isoformat()}})
+        self.entries.append(
+            {
+                "fullUrl": self.patient,
+                "resource": {
+                    "resourceType": "Patient",
+                    "id": self.uid("patient"),
+                    "name": [{"family": "Example", "given": [self.name.replace("_", " ")]}],
+                    "gender": c.get("sex", "unknown"),
+                    "birthDate": born.isoformat(),
+                },
+            }
+        )
         onset = self.onset_date()
         side = c.get("side", "unknown")
-        icd = {"right": ("M25.551", "Pain in right hip"), "left": ("M25.552", "Pain in left hip")}.get(side, ("M25.559", "Pain in unspecified hip"))
+        icd = {"right": ("M25.551", "Pain in right hip"), "left": ("M25.552", "Pain in left hip")}.get(
+            side, ("M25.559", "Pain in unspecified hip")
+        )
         complaint = {
             "resourceType": "Condition",
-            "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
-            "verificationStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "confirmed"}]},
-            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-category", "code": "problem-list-item"}]}],
-            "code": {"coding": [{"system": ICD, "code": icd[0], "display": icd[1]}, {"system": SCT, "code": "49218002", "display": "Hip pain (finding)"}], "text": icd[1]},
+            "clinicalStatus": {
+                "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]
+            },
+            "verificationStatus": {
+                "coding": [
+                    {"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "confirmed"}
+                ]
+            },
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/condition-category",
+                            "code": "problem-list-item",
+                        }
+                    ]
+                }
+            ],
+            "code": {
+                "coding": [
+                    {"system": ICD, "code": icd[0], "display": icd[1]},
+                    {"system": SCT, "code": "49218002", "display": "Hip pain (finding)"},
+                ],
+                "text": icd[1],
+            },
             "subject": {"reference": self.patient},
             "recordedDate": self.today.isoformat(),
         }
@@ -127,74 +185,182 @@ class Writer:
             complaint["onsetDateTime"] = onset.isoformat()
         self.add(complaint, "complaint")
         # history and examination, as a structured form
-        for key in ("trauma", "limp", "unable_to_bear_weight", "range_of_motion", "systemic_symptoms", "morning_stiffness"):
+        for key in (
+            "trauma",
+            "limp",
+            "unable_to_bear_weight",
+            "range_of_motion",
+            "systemic_symptoms",
+            "morning_stiffness",
+        ):
             if key in c:
                 self.finding(key, c[key], key, self.today)
         if "type" in c.get("onset", {}):
             self.finding("onset.type", c["onset"]["type"], "onset.type", self.today)
         for key, value in c.get("pain", {}).items():
             if key == "severity_0_10":
-                self.add({"resourceType": "Observation", "status": "final",
-                          "code": {"coding": [{"system": LOINC, "code": "72514-3", "display": "Pain severity - 0-10 verbal numeric rating [Score] - Reported"}]},
-                          "subject": {"reference": self.patient}, "effectiveDateTime": self.today.isoformat(),
-                          "valueQuantity": {"value": value, "unit": "{score}", "system": UCUM, "code": "{score}"}}, "pain-score")
+                self.add(
+                    {
+                        "resourceType": "Observation",
+                        "status": "final",
+                        "code": {
+                            "coding": [
+                                {
+                                    "system": LOINC,
+                                    "code": "72514-3",
+                                    "display": "Pain severity - 0-10 verbal numeric rating [Score] - Reported",
+                                }
+                            ]
+                        },
+                        "subject": {"reference": self.patient},
+                        "effectiveDateTime": self.today.isoformat(),
+                        "valueQuantity": {"value": value, "unit": "{score}", "system": UCUM, "code": "{score}"},
+                    },
+                    "pain-score",
+                )
             else:
                 self.finding(f"pain.{key}", value, f"pain.{key}", self.today)
         preg = c.get("pregnancy", {})
         if preg.get("status") in ("pregnant", "not_pregnant"):
             answer = ("LA15173-0", "Pregnant") if preg["status"] == "pregnant" else ("LA26683-5", "Not pregnant")
-            self.add({"resourceType": "Observation", "status": "final",
-                      "code": {"coding": [{"system": LOINC, "code": "82810-3", "display": "Pregnancy status"}]},
-                      "subject": {"reference": self.patient}, "effectiveDateTime": self.today.isoformat(),
-                      "valueCodeableConcept": {"coding": [{"system": LOINC, "code": answer[0], "display": answer[1]}]}}, "pregnancy")
+            self.add(
+                {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "code": {"coding": [{"system": LOINC, "code": "82810-3", "display": "Pregnancy status"}]},
+                    "subject": {"reference": self.patient},
+                    "effectiveDateTime": self.today.isoformat(),
+                    "valueCodeableConcept": {"coding": [{"system": LOINC, "code": answer[0], "display": answer[1]}]},
+                },
+                "pregnancy",
+            )
         if "gestational_weeks" in preg:
-            self.add({"resourceType": "Observation", "status": "final",
-                      "code": {"coding": [{"system": LOINC, "code": "49051-6", "display": "Gestational age in weeks"}]},
-                      "subject": {"reference": self.patient}, "effectiveDateTime": self.today.isoformat(),
-                      "valueQuantity": {"value": preg["gestational_weeks"], "unit": "wk", "system": UCUM, "code": "wk"}}, "gestation")
+            self.add(
+                {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "code": {"coding": [{"system": LOINC, "code": "49051-6", "display": "Gestational age in weeks"}]},
+                    "subject": {"reference": self.patient},
+                    "effectiveDateTime": self.today.isoformat(),
+                    "valueQuantity": {"value": preg["gestational_weeks"], "unit": "wk", "system": UCUM, "code": "wk"},
+                },
+                "gestation",
+            )
         if "weight_kg" in c:
-            self.add({"resourceType": "Observation", "status": "final",
-                      "code": {"coding": [{"system": LOINC, "code": "29463-7", "display": "Body weight"}]},
-                      "subject": {"reference": self.patient}, "effectiveDateTime": self.today.isoformat(),
-                      "valueQuantity": {"value": c["weight_kg"], "unit": "kg", "system": UCUM, "code": "kg"}}, "weight")
+            self.add(
+                {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "code": {"coding": [{"system": LOINC, "code": "29463-7", "display": "Body weight"}]},
+                    "subject": {"reference": self.patient},
+                    "effectiveDateTime": self.today.isoformat(),
+                    "valueQuantity": {"value": c["weight_kg"], "unit": "kg", "system": UCUM, "code": "kg"},
+                },
+                "weight",
+            )
         self.risk_factors()
         self.labs()
         self.imaging(onset)
-        return {"resourceType": "Bundle", "id": self.uid("bundle"), "type": "collection",
-                "timestamp": f"{self.today.isoformat()}T12:00:00Z", "entry": self.entries}
+        return {
+            "resourceType": "Bundle",
+            "id": self.uid("bundle"),
+            "type": "collection",
+            "timestamp": f"{self.today.isoformat()}T12:00:00Z",
+            "entry": self.entries,
+        }
 
     def risk_factors(self) -> None:
         rf = dict(self.case.get("risk_factors", {}))
         steroids = rf.pop("corticosteroids", {})
         if steroids.get("status") == "present":
             start = self.today - dt.timedelta(weeks=steroids.get("duration_weeks", 4))
-            self.add({"resourceType": "MedicationStatement", "status": "active",
-                      "medicationCodeableConcept": {"coding": [{"system": ATC, "code": "H02AB06", "display": "prednisolone"}], "text": "prednisolone"},
-                      "subject": {"reference": self.patient}, "effectivePeriod": {"start": start.isoformat()},
-                      "dosage": [{"route": {"coding": [{"system": SCT, "code": "26643006", "display": "Oral route"}]},
-                                  "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
-                                  "doseAndRate": [{"doseQuantity": {"value": steroids.get("dose_mg_per_day", 5), "unit": "mg", "system": UCUM, "code": "mg"}}]}]},
-                     "prednisolone")
+            self.add(
+                {
+                    "resourceType": "MedicationStatement",
+                    "status": "active",
+                    "medicationCodeableConcept": {
+                        "coding": [{"system": ATC, "code": "H02AB06", "display": "prednisolone"}],
+                        "text": "prednisolone",
+                    },
+                    "subject": {"reference": self.patient},
+                    "effectivePeriod": {"start": start.isoformat()},
+                    "dosage": [
+                        {
+                            "route": {"coding": [{"system": SCT, "code": "26643006", "display": "Oral route"}]},
+                            "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+                            "doseAndRate": [
+                                {
+                                    "doseQuantity": {
+                                        "value": steroids.get("dose_mg_per_day", 5),
+                                        "unit": "mg",
+                                        "system": UCUM,
+                                        "code": "mg",
+                                    }
+                                }
+                            ],
+                        }
+                    ],
+                },
+                "prednisolone",
+            )
         elif steroids.get("status") == "absent":
             self.finding("risk_factors.corticosteroids.status", "absent", "steroids", self.today)
         for key, value in rf.items():
             field = f"risk_factors.{key}"
             if value == "present" and field in PROBLEMS:
-                self.add({"resourceType": "Condition",
-                          "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
-                          "verificationStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "confirmed"}]},
-                          "code": {"coding": [{"system": s, "code": k, "display": d} for s, k, d in PROBLEMS[field]]},
-                          "subject": {"reference": self.patient}, "recordedDate": (self.today - dt.timedelta(days=400)).isoformat()}, field)
+                self.add(
+                    {
+                        "resourceType": "Condition",
+                        "clinicalStatus": {
+                            "coding": [
+                                {"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}
+                            ]
+                        },
+                        "verificationStatus": {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+                                    "code": "confirmed",
+                                }
+                            ]
+                        },
+                        "code": {"coding": [{"system": s, "code": k, "display": d} for s, k, d in PROBLEMS[field]]},
+                        "subject": {"reference": self.patient},
+                        "recordedDate": (self.today - dt.timedelta(days=400)).isoformat(),
+                    },
+                    field,
+                )
             elif value == "present" and key == "immunosuppression" and steroids.get("status") == "present":
-                self.add({"resourceType": "MedicationStatement", "status": "active",
-                          "medicationCodeableConcept": {"coding": [{"system": ATC, "code": "L04AD02", "display": "tacrolimus"}], "text": "tacrolimus"},
-                          "subject": {"reference": self.patient}, "effectivePeriod": {"start": (self.today - dt.timedelta(weeks=104)).isoformat()},
-                          "dosage": [{"route": {"coding": [{"system": SCT, "code": "26643006", "display": "Oral route"}]}}]}, "tacrolimus")
+                self.add(
+                    {
+                        "resourceType": "MedicationStatement",
+                        "status": "active",
+                        "medicationCodeableConcept": {
+                            "coding": [{"system": ATC, "code": "L04AD02", "display": "tacrolimus"}],
+                            "text": "tacrolimus",
+                        },
+                        "subject": {"reference": self.patient},
+                        "effectivePeriod": {"start": (self.today - dt.timedelta(weeks=104)).isoformat()},
+                        "dosage": [
+                            {"route": {"coding": [{"system": SCT, "code": "26643006", "display": "Oral route"}]}}
+                        ],
+                    },
+                    "tacrolimus",
+                )
             elif value == "present" and key == "smoking":
-                self.add({"resourceType": "Observation", "status": "final",
-                          "code": {"coding": [{"system": LOINC, "code": "72166-2", "display": "Tobacco smoking status"}]},
-                          "subject": {"reference": self.patient}, "effectiveDateTime": self.today.isoformat(),
-                          "valueCodeableConcept": {"coding": [{"system": SCT, "code": "449868002", "display": "Current every day smoker"}]}}, "smoking")
+                self.add(
+                    {
+                        "resourceType": "Observation",
+                        "status": "final",
+                        "code": {"coding": [{"system": LOINC, "code": "72166-2", "display": "Tobacco smoking status"}]},
+                        "subject": {"reference": self.patient},
+                        "effectiveDateTime": self.today.isoformat(),
+                        "valueCodeableConcept": {
+                            "coding": [{"system": SCT, "code": "449868002", "display": "Current every day smoker"}]
+                        },
+                    },
+                    "smoking",
+                )
             else:
                 self.finding(field, value, field, self.today)
 
@@ -202,17 +368,48 @@ class Writer:
         labs = self.case.get("labs", {})
         for key, m in labs.items():
             if key == "bmd_t_score":
-                self.add({"resourceType": "Observation", "status": "final",
-                          "code": {"coding": [{"system": LOINC, "code": "38267-1", "display": "DXA Lumbar spine [T-score] Bone density"}]},
-                          "subject": {"reference": self.patient}, "effectiveDateTime": (self.today - dt.timedelta(days=240)).isoformat(),
-                          "valueQuantity": {"value": m, "unit": "{T-score}", "system": UCUM, "code": "{T-score}"}}, "dxa")
+                self.add(
+                    {
+                        "resourceType": "Observation",
+                        "status": "final",
+                        "code": {
+                            "coding": [
+                                {
+                                    "system": LOINC,
+                                    "code": "38267-1",
+                                    "display": "DXA Lumbar spine [T-score] Bone density",
+                                }
+                            ]
+                        },
+                        "subject": {"reference": self.patient},
+                        "effectiveDateTime": (self.today - dt.timedelta(days=240)).isoformat(),
+                        "valueQuantity": {"value": m, "unit": "{T-score}", "system": UCUM, "code": "{T-score}"},
+                    },
+                    "dxa",
+                )
                 continue
             loinc, display, units = LABS[key]
-            self.add({"resourceType": "Observation", "status": "final",
-                      "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs" if key == "temperature" else "laboratory"}]}],
-                      "code": {"coding": [{"system": LOINC, "code": loinc, "display": display}]},
-                      "subject": {"reference": self.patient}, "effectiveDateTime": self.today.isoformat(),
-                      "valueQuantity": {"value": m["value"], "unit": m["unit"], "system": UCUM, "code": units[m["unit"]]}}, f"lab-{key}")
+            self.add(
+                {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "category": [
+                        {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                    "code": "vital-signs" if key == "temperature" else "laboratory",
+                                }
+                            ]
+                        }
+                    ],
+                    "code": {"coding": [{"system": LOINC, "code": loinc, "display": display}]},
+                    "subject": {"reference": self.patient},
+                    "effectiveDateTime": self.today.isoformat(),
+                    "valueQuantity": {"value": m["value"], "unit": m["unit"], "system": UCUM, "code": units[m["unit"]]},
+                },
+                f"lab-{key}",
+            )
 
     def imaging(self, onset: dt.date | None) -> None:
         for i, study in enumerate(self.case.get("imaging", [])):
@@ -222,20 +419,45 @@ class Writer:
                 when = onset + dt.timedelta(days=study["days_since_onset"])
             modality = study["modality"]
             dcm = MODALITY[modality]
-            study_url = self.add({"resourceType": "ImagingStudy", "status": "available",
-                                  "modality": [{"system": DCM, "code": dcm[0], "display": dcm[1]}],
-                                  "subject": {"reference": self.patient}, "started": f"{when.isoformat()}T10:00:00Z",
-                                  "description": f"{dcm[1]} of the {self.case.get('side', '')} hip".replace("  ", " ")}, f"study-{i}")
+            study_url = self.add(
+                {
+                    "resourceType": "ImagingStudy",
+                    "status": "available",
+                    "modality": [{"system": DCM, "code": dcm[0], "display": dcm[1]}],
+                    "subject": {"reference": self.patient},
+                    "started": f"{when.isoformat()}T10:00:00Z",
+                    "description": f"{dcm[1]} of the {self.case.get('side', '')} hip".replace("  ", " "),
+                },
+                f"study-{i}",
+            )
             results = [
                 self.finding(f"imaging.{name}", value, f"study-{i}-{name}", when)
                 for name, value in study.get("findings", {}).items()
             ]
-            report = {"resourceType": "DiagnosticReport", "status": "final",
-                      "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0074", "code": "RAD", "display": "Radiology"}]}],
-                      "code": {"coding": [{"system": LOINC, "code": REPORT_CODE[modality][0], "display": REPORT_CODE[modality][1]}]} if modality in REPORT_CODE else {"text": dcm[1]},
-                      "subject": {"reference": self.patient}, "effectiveDateTime": when.isoformat(),
-                      "imagingStudy": [{"reference": study_url}],
-                      "result": [{"reference": r} for r in results]}
+            report = {
+                "resourceType": "DiagnosticReport",
+                "status": "final",
+                "category": [
+                    {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/v2-0074",
+                                "code": "RAD",
+                                "display": "Radiology",
+                            }
+                        ]
+                    }
+                ],
+                "code": {
+                    "coding": [{"system": LOINC, "code": REPORT_CODE[modality][0], "display": REPORT_CODE[modality][1]}]
+                }
+                if modality in REPORT_CODE
+                else {"text": dcm[1]},
+                "subject": {"reference": self.patient},
+                "effectiveDateTime": when.isoformat(),
+                "imagingStudy": [{"reference": study_url}],
+                "result": [{"reference": r} for r in results],
+            }
             self.add(report, f"report-{i}")
 
 
