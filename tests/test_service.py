@@ -608,3 +608,35 @@ def test_serve_starts_uvicorn_with_the_app(issuers_file: Path, monkeypatch: pyte
         },
     )
     assert preflight.headers.get("access-control-allow-origin") == "http://127.0.0.1:8080"
+
+
+def test_a_jku_header_must_be_one_the_allow_list_names(keys: dict[str, Any], tmp_path: Path, kb: hipdx.KnowledgeBase) -> None:
+    """The sandbox's header shape: alg, typ, kid and jku. hipdx never fetches the jku; it must be listed."""
+    listed = "https://ehr.example.org/.well-known/jwks.json"
+    path = tmp_path / "issuers.json"
+    path.write_text(json.dumps({"issuers": [{"iss": ISS, "jwks": keys["jwks"], "jku": [listed]}]}))
+    client = TestClient(create_app(ServiceConfig(issuers=IssuerList.from_file(path), today=lambda: TODAY), kb))
+    now = int(time.time())
+
+    def signed(jku: str) -> str:
+        claims = {"iss": ISS, "aud": URL, "exp": now + 300, "iat": now, "jti": str(uuid.uuid4())}
+        return jwt.encode(claims, keys["es"], algorithm="ES384", headers={"kid": "es-1", "typ": "JWT", "jku": jku})
+
+    body = request_for("toh_man_classic")
+    ok = client.post(f"/cds-services/{SERVICE_ID}", json=body, headers={"Authorization": f"Bearer {signed(listed)}"})
+    assert ok.status_code == 200
+    other = client.post(
+        f"/cds-services/{SERVICE_ID}", json=body, headers={"Authorization": f"Bearer {signed('https://evil.example.org/jwks')}"}
+    )
+    assert other.status_code == 401 and other.content == b""
+
+
+def test_tenants_are_checked_when_listed(keys: dict[str, Any], tmp_path: Path, kb: hipdx.KnowledgeBase) -> None:
+    path = tmp_path / "issuers.json"
+    path.write_text(json.dumps({"issuers": [{"iss": ISS, "jwks": keys["jwks"], "tenants": ["hospital-a"]}]}))
+    client = TestClient(create_app(ServiceConfig(issuers=IssuerList.from_file(path), today=lambda: TODAY), kb))
+    body = request_for("toh_man_classic")
+    good = client.post(f"/cds-services/{SERVICE_ID}", json=body, headers={"Authorization": f"Bearer {token(keys, tenant='hospital-a')}"})
+    bad = client.post(f"/cds-services/{SERVICE_ID}", json=body, headers={"Authorization": f"Bearer {token(keys, tenant='hospital-b')}"})
+    none = client.post(f"/cds-services/{SERVICE_ID}", json=body, headers={"Authorization": f"Bearer {token(keys)}"})
+    assert (good.status_code, bad.status_code, none.status_code) == (200, 401, 401)
