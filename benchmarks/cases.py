@@ -260,7 +260,7 @@ def _visits(d: _Draw, case: dict[str, Any], timing: str) -> None:
     for _ in range(rng.choices([0, 1, 2], weights=[80, 14, 6])[0]):
         visit: dict[str, Any] = {}
         if timing == "days":
-            visit["days_since_onset"] = d.uniform(0, onset["days_since_onset"], 0)
+            visit["days_since_onset"] = d.uniform(0, int(onset["days_since_onset"]), 0)  # not after the assessment
         elif timing.startswith("dates"):
             start = dt.date.fromisoformat(onset["date"])
             end = dt.date.fromisoformat(case["assessed_on"]) if "assessed_on" in case else TODAY
@@ -407,7 +407,8 @@ def _imaging(d: _Draw, case: dict[str, Any], timing: str) -> None:
         if timing == "days" and when < 0.8:
             study["days_since_onset"] = min(onset_days, round(rng.uniform(0, onset_days), rng.choice([0, 1])))
         elif timing == "days" and when < 0.9:  # dated study, onset in days: counted back from the assessment
-            study["date"] = (TODAY - dt.timedelta(days=rng.randint(0, int(onset_days)))).isoformat()
+            assessed = dt.date.fromisoformat(case["assessed_on"]) if "assessed_on" in case else TODAY
+            study["date"] = (assessed - dt.timedelta(days=rng.randint(0, int(onset_days)))).isoformat()
         elif timing.startswith("dates") and when < 0.9:
             start = dt.date.fromisoformat(onset_date)
             end = dt.date.fromisoformat(case["assessed_on"]) if "assessed_on" in case else TODAY

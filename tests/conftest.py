@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,33 @@ from hipdx.knowledge import KnowledgeBase, load_knowledge_base
 # Property tests are deterministic in every run (CI included): the same examples each time,
 # no example database carried between runs.
 settings.register_profile("hipdx", derandomize=True, database=None, deadline=None)
-settings.load_profile("hipdx")
+# `make fuzz`: the fuzz targets (tests/test_fuzz.py) with random examples, many of them.
+settings.register_profile(
+    "fuzz", database=None, deadline=None, max_examples=int(os.environ.get("HIPDX_FUZZ_EXAMPLES", "20000"))
+)
+settings.load_profile(os.environ.get("HIPDX_HYPOTHESIS_PROFILE", "hipdx"))
 
 #: Every assessment in the tests is made on this date, so nothing depends on the clock.
 TODAY = dt.date(2026, 11, 25)
 ROOT = Path(__file__).resolve().parent.parent
+
+#: A man with every safety fact of the plan known and normal, so that only the fact a test
+#: changes moves an option.
+SAFE_MAN: dict[str, Any] = {
+    "age_years": 45,
+    "sex": "male",
+    "weight_kg": 80,
+    "systolic_bp_mmhg": 125,
+    "labs": {
+        "creatinine": {"value": 1.0, "unit": "mg/dL"},
+        "egfr": {"value": 90, "unit": "mL/min/1.73m2"},
+        "calcium": {"value": 2.4, "unit": "mmol/L"},
+        "vitamin_d": {"value": 32, "unit": "ng/mL"},
+        "alp": {"value": 80, "unit": "U/L"},
+    },
+    "risk_factors": {"cancer_history": "absent"},
+    "comorbidities": {name: "absent" for name in hipdx.Case.model_fields["comorbidities"].annotation.model_fields},
+}
 EXAMPLES = ROOT / "examples"
 
 

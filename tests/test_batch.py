@@ -16,7 +16,7 @@ from hipdx.case import Case
 from hipdx.reasoning import assess
 from hipdx.reasoning.encode import encoder_for
 from hipdx.reasoning.batch import BatchResult, assess_batch, assess_batch_json, batch_encoder_for
-from hipdx.reasoning.differential import observation_keys, posterior
+from hipdx.reasoning.differential import observation_keys, observation_weights, posterior, undefined_folds
 
 
 def _load_generator():
@@ -53,14 +53,15 @@ EDGE_CASES = NOT_MEASURED_CASES + [
             {"modality": "mri", "days_since_onset": 20, "findings": {"edema": "absent", "effusion": "present"}},
         ],
     },
-    # a study of unknown time counts as -1 days; a study with a negative time comes before it
+    # a study of unknown time counts as -1 days; a study on the day of onset (day 0) comes after it
+    # (a study dated before the onset, a negative time, is refused since issue 12)
     {
         "assessed_on": "2026-01-10",
         "onset": {"days_since_onset": 10},
         "imaging": [
             {"modality": "radiograph", "findings": {"osteopenia": "present"}},
-            {"modality": "radiograph", "date": "2025-12-01", "findings": {"osteopenia": "absent"}},
-            {"modality": "ct", "date": "2025-12-01", "findings": {"femoral_neck_fracture_line": "present"}},
+            {"modality": "radiograph", "date": "2025-12-31", "findings": {"osteopenia": "absent"}},
+            {"modality": "ct", "date": "2025-12-31", "findings": {"femoral_neck_fracture_line": "present"}},
         ],
     },
     # the latest study does not report the finding: an earlier one does
@@ -173,7 +174,8 @@ def test_batch_posterior_equals_single_posterior(kb, cases):
     result = assess_batch(cases, kb, TODAY)
     encoder = encoder_for(kb)
     for i, case in enumerate(cases):
-        single = posterior(kb, observation_keys(kb, encoder.encode(case, TODAY)))
+        observations = encoder.encode(case, TODAY)
+        single = posterior(kb, observation_keys(kb, observations), observation_weights(kb, observations), undefined_folds(kb, observations))
         np.testing.assert_allclose(result.probabilities[i], single, rtol=0, atol=1e-9)
     np.testing.assert_allclose(result.probabilities.sum(axis=1), 1.0, rtol=0, atol=1e-12)
 
@@ -265,3 +267,11 @@ def test_batch_counts_dates_from_today_without_assessed_on(kb):
         results.append(assess_batch([case], kb, today).probabilities[0])
         np.testing.assert_allclose(results[-1], single, rtol=0, atol=1e-12)
     assert not np.allclose(results[0], results[1])  # day 5 vs day 1: another time band
+
+
+def test_a_line_with_a_key_twice_or_nested_too_deep_is_an_error_not_the_last_value(kb) -> None:
+    lines = ['{"age_years": 50, "sex": "male", "sex": "female"}', "[" * 990 + "]" * 990, '{"age_years": 50}']
+    result = assess_batch_json(lines, kb, TODAY)
+    assert [e.index for e in result.errors] == [0, 1] and result.input_index.tolist() == [2]
+    assert [p.field for p in result.errors[0].problems] == ["sex"]
+    assert "levels deep" in str(result.errors[1])

@@ -269,3 +269,132 @@ def test_a_lab_value_without_its_unit_is_refused_and_the_message_says_why() -> N
     (problem,) = err.value.problems
     assert problem.field == "labs.crp"
     assert "unit" in problem.reason and "cannot be guessed" in problem.reason
+
+
+# --- strict types: nothing converted (issue 12) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "reason_part"),
+    [
+        ({"age_years": True}, "age_years", "true is not a number"),
+        ({"age_years": False}, "age_years", "false is not a number"),
+        ({"age_years": "45"}, "age_years", '"45" is not a number'),
+        ({"labs": {"crp": {"value": True, "unit": "mg/L"}}}, "labs.crp.value", "true is not a number"),
+        ({"labs": {"bmd_t_score": True}}, "labs.bmd_t_score", "true is not a number"),
+        ({"pain": {"severity_0_10": True}}, "pain.severity_0_10", "not a number"),
+        ({"visits": [{"days_since_onset": True}]}, "visits.0.days_since_onset", "not a number"),
+        ({"imaging": [{"modality": "mri", "contrast": 1}]}, "imaging.0.contrast", "1 is not true or false"),
+        ({"imaging": [{"modality": "mri", "contrast": "yes"}]}, "imaging.0.contrast", "not true or false"),
+        ({"onset": {"date": 0}}, "onset.date", "YYYY-MM-DD"),
+        ({"onset": {"date": 1700000000}}, "onset.date", "a number is not read as a date"),
+        ({"assessed_on": 20260101}, "assessed_on", "YYYY-MM-DD"),
+        ({"assessed_on": "2026-01-01T00:00:00"}, "assessed_on", "YYYY-MM-DD"),
+        ({"imaging": [{"modality": "mri", "date": True}]}, "imaging.0.date", "YYYY-MM-DD"),
+        ({"visits": [{"date": 86400}]}, "visits.0.date", "YYYY-MM-DD"),
+        ({"assessed_on": "2026-02-30"}, "assessed_on", "not a calendar date"),
+    ],
+)
+def test_booleans_text_and_numbers_are_not_converted(raw: dict, field: str, reason_part: str) -> None:
+    problems = problems_of(raw)
+    assert [p.field for p in problems] == [field], problems
+    assert reason_part in problems[0].reason, problems[0].reason
+
+
+def test_integers_and_decimals_are_numbers_and_iso_dates_are_dates() -> None:
+    case = parse_case({"age_years": 45, "labs": {"crp": {"value": 5, "unit": "mg/L"}, "bmd_t_score": -2.5},
+                       "assessed_on": "2026-03-01", "onset": {"date": "2026-02-01"}})
+    assert case.age_years == 45.0 and isinstance(case.age_years, float)
+    assert case.labs.canonical("crp") == 5.0
+    assert case.onset.date is not None and case.onset.date.isoformat() == "2026-02-01"
+
+
+# --- free text: no control characters (issue 12) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ({"note": "fine\u001b[8m hidden"}, "note"),
+        ({"note": "overwritten\rALL CLEAR"}, "note"),
+        ({"note": "csi \u009b2J"}, "note"),
+        ({"note": "reads \u202eright to left"}, "note"),
+        ({"id": "case\u001b[31m"}, "id"),
+        ({"id": "line\nbreak"}, "id"),
+        ({"visits": [{"days_since_onset": 10, "new_joint_site": "knee\u001b[8m"}]}, "visits.0.new_joint_site"),
+        ({"visits": [{"days_since_onset": 10, "note": "\u0007bell"}]}, "visits.0.note"),
+        ({"labs": {"crp": {"value": 5, "unit": "mg/L\u001b[0m"}}}, "labs.crp.unit"),
+    ],
+)
+def test_control_characters_in_free_text_are_refused_naming_the_field(raw: dict, field: str) -> None:
+    problems = problems_of(raw)
+    assert [p.field for p in problems] == [field], problems
+    assert "not printable text" in problems[0].reason and "U+" in problems[0].reason
+    assert "\u001b" not in str(problems[0])
+
+
+def test_notes_keep_line_breaks_tabs_and_any_language() -> None:
+    case = parse_case({"note": "douleur de hanche\n\tdepuis 3 semaines, 5\u00a0mg", "id": "caf\u00e9-\u6771\u4eac"})
+    assert case.note is not None and "\n\t" in case.note
+
+
+# --- impossible times (issue 12) ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "reason_part"),
+    [
+        ({"onset": {"date": "0001-01-01"}}, "onset.date", "not a plausible date"),
+        ({"onset": {"date": "9999-12-31"}}, "onset.date", "not a plausible date"),
+        ({"assessed_on": "1900-01-01"}, "assessed_on", "not a plausible date"),
+        ({"assessed_on": "2026-11-25", "onset": {"date": "2010-01-01"}}, "onset.date", "more than 10 years"),
+        (
+            {"assessed_on": "2026-03-01", "onset": {"days_since_onset": 10},
+             "imaging": [{"modality": "mri", "date": "2026-01-01"}]},
+            "imaging.0.date",
+            "before the onset of pain",
+        ),
+        (
+            {"assessed_on": "2026-02-01", "onset": {"date": "2026-01-01"},
+             "imaging": [{"modality": "mri", "days_since_onset": 40}]},
+            "imaging.0.days_since_onset",
+            "later than the assessment (31 days)",
+        ),
+        (
+            {"assessed_on": "2026-03-01", "onset": {"date": "2026-01-01"}, "visits": [{"date": "2026-04-01"}]},
+            "visits.0.date",
+            "is after assessed_on",
+        ),
+        ({"onset": {"date": "2026-01-01"}, "visits": [{"date": "2025-12-01"}]}, "visits.0.date", "before onset.date"),
+        (
+            {"onset": {"days_since_onset": 30}, "visits": [{"days_since_onset": 10}, {"days_since_onset": 45}]},
+            "visits.1.days_since_onset",
+            "later than the assessment (30 days)",
+        ),
+    ],
+)
+def test_impossible_times_are_refused_naming_the_field(raw: dict, field: str, reason_part: str) -> None:
+    problems = problems_of(raw)
+    assert [p.field for p in problems] == [field], problems
+    assert reason_part in problems[0].reason, problems[0].reason
+
+
+def test_the_one_check_of_a_time_since_onset_is_public() -> None:
+    from hipdx.case import check_date, check_days_since_onset
+
+    assert check_days_since_onset(0, "x") == 0 and check_days_since_onset(3650, "x") == 3650
+    for days, assessed in ((-1, None), (3651, None), (40, 30)):
+        with pytest.raises(InputError) as info:
+            check_days_since_onset(days, "imaging.0.date", assessed)
+        assert info.value.problems[0].field == "imaging.0.date"
+    import datetime as dt
+
+    assert check_date(dt.date(2026, 1, 1), "--today") == dt.date(2026, 1, 1)
+    with pytest.raises(InputError, match="--today"):
+        check_date(dt.date(1, 1, 1), "--today")
+
+
+def test_an_unknown_field_with_control_characters_is_named_escaped() -> None:
+    # found by the fuzz target: the unknown key itself reached the terminal
+    problems = problems_of({"\u001b[8mlimp": "present"})
+    assert problems[0].field == "\\x1b[8mlimp" and "unknown field" in problems[0].reason

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -390,3 +391,147 @@ def test_colour_only_on_a_terminal_without_no_color(monkeypatch: pytest.MonkeyPa
     assert not cli.use_color(no_color=True)
     monkeypatch.setenv("NO_COLOR", "1")
     assert not cli.use_color(no_color=False)
+
+
+# -- hostile inputs (issue 12) --------------------------------------------------------------
+
+#: Documents that crashed every command with an internal error (exit 70) before issue 12.
+CRASHERS = {
+    "nested_990_deep": '{"labs": ' + '{"a": ' * 990 + "1" + "}" * 990 + "}",
+    "list_990_deep": '{"note": ' + "[" * 990 + "]" * 990 + "}",
+    "integer_of_4301_digits": '{"age_years": ' + "9" * 4301 + "}",
+}
+
+
+@pytest.mark.parametrize("command", ["assess", "plan", "course", "stage"])
+@pytest.mark.parametrize("name", sorted(CRASHERS))
+def test_deep_nesting_and_huge_integers_are_input_errors(write_case, command: str, name: str) -> None:
+    result = run(command, write_case(CRASHERS[name]), "--today", TODAY)
+    assert_clean_failure(result)
+    assert "internal error" not in result.stderr
+    assert "levels deep" in result.stderr or "number of 4,301 characters" in result.stderr
+
+
+def test_a_key_given_twice_is_refused_naming_it(write_case) -> None:
+    text = json.dumps(TOH_CASE)[:-1] + ', "sex": "female", "labs": {"crp": {"value": 5, "unit": "mg/L"}, "crp": {"value": 5, "unit": "mg/dL"}}}'
+    result = run("assess", write_case(text), "--today", TODAY)
+    assert_clean_failure(result)
+    assert "sex: given twice" in result.stderr and '"female"' in result.stderr
+    assert "labs: given twice" in result.stderr
+    inner = json.dumps(TOH_CASE)[:-1] + ', "labs": {"crp": {"value": 5, "unit": "mg/L"}, "crp": {"value": 5, "unit": "mg/dL"}}}'
+    inner = inner.replace('"labs": {"crp": {"value": 3, "unit": "mg/L"}}, ', "")
+    result = run("assess", write_case(inner), "--today", TODAY)
+    assert_clean_failure(result)
+    assert "labs.crp: given twice" in result.stderr
+
+
+def test_demo_goes_on_after_a_file_that_crashed_it(tmp_path: Path) -> None:
+    (tmp_path / "a_deep.json").write_text(CRASHERS["nested_990_deep"], encoding="utf-8")
+    (tmp_path / "b_huge.json").write_text(CRASHERS["integer_of_4301_digits"], encoding="utf-8")
+    (tmp_path / "c_toh.json").write_text(json.dumps(TOH_CASE), encoding="utf-8")
+    result = run("demo", tmp_path, "--today", TODAY)
+    assert_clean_failure(result)
+    assert "1 of 3 cases assessed; not assessed: a_deep.json, b_huge.json" in result.stdout
+    assert "toh-man" in result.stdout
+
+
+def test_evaluate_refuses_a_vignette_file_with_a_key_twice_or_too_deep(tmp_path: Path) -> None:
+    twice = tmp_path / "twice.json"
+    twice.write_text('[{"id": "v1", "patient": {"sex": "male", "sex": "female"}}]', encoding="utf-8")
+    result = run("evaluate", twice, "--today", TODAY)
+    assert_clean_failure(result, code=5)
+    assert "0.patient.sex: given twice" in result.stderr
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 990 + "]" * 990, encoding="utf-8")
+    result = run("evaluate", deep, "--today", TODAY)
+    assert_clean_failure(result, code=5)
+    assert "levels deep" in result.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+@pytest.mark.parametrize("command", ["assess", "evaluate"])
+def test_a_fifo_is_refused_not_waited_on(tmp_path: Path, command: str) -> None:
+    fifo = tmp_path / "case.json"
+    os.mkfifo(fifo)
+    done = subprocess.run(  # a separate process, so that a regression fails after the timeout instead of hanging
+        [sys.executable, "-m", "hipdx.cli", command, str(fifo), "--today", TODAY],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode in (2, 5), done.stderr
+    assert "not a regular file" in done.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero")
+def test_a_device_is_refused_not_read_until_memory_runs_out() -> None:
+    result = run("assess", "/dev/zero", "--today", TODAY)
+    assert_clean_failure(result)
+    assert "cannot read /dev/zero: it is not a regular file" in result.stderr
+
+
+def test_a_case_file_over_5_mb_is_refused(write_case) -> None:
+    result = run("assess", write_case('{"note": "' + "x" * (5 * 1024 * 1024) + '"}'), "--today", TODAY)
+    assert_clean_failure(result)
+    assert "larger than 5 MB" in result.stderr
+
+
+def test_an_escape_sequence_in_free_text_never_reaches_the_terminal(write_case, tmp_path: Path) -> None:
+    hidden = {**TOH_CASE, "note": "ok\u001b[8m", "id": "x"}
+    result = run("assess", write_case(hidden), "--today", TODAY)
+    assert_clean_failure(result)
+    assert "note: is not printable text" in result.stderr
+    assert "\u001b" not in result.output
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    (demo / "a.json").write_text(json.dumps(hidden), encoding="utf-8")
+    result = run("demo", demo, "--today", TODAY)
+    assert "\u001b" not in result.output and "0 of 1 cases assessed" in result.stdout
+    vignettes = tmp_path / "v.json"
+    vignettes.write_text(json.dumps([{"id": "v\u001b[8m", "final_diagnosis": {"category": "toh"}}]), encoding="utf-8")
+    result = run("evaluate", vignettes, "--today", TODAY)
+    assert result.exit_code == 0, result.output
+    assert "\u001b" not in result.output
+
+
+def test_markdown_escapes_html_from_the_case(write_case) -> None:
+    case = {**TOH_CASE, "id": '<img src=x onerror="alert(1)">',
+            "visits": [{"days_since_onset": 20, "new_joint_pain": "present", "new_joint_site": "<script>x</script>"}]}
+    for command in ("assess", "plan"):
+        result = run(command, write_case(case), "-f", "markdown", "--today", TODAY)
+        assert result.exit_code == 0, result.output
+        assert "<img" not in result.stdout and "<script" not in result.stdout
+        assert "&lt;img src=x" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "change", "field"),
+    [
+        # counted from --today (no assessed_on): the onset in the future, or 13,000 days ago
+        ("assess", {"onset": {"type": "sudden", "date": "2099-01-01"}, "imaging": []}, "onset.date: is after the date of the assessment"),
+        ("plan", {"onset": {"type": "sudden", "date": "1990-01-01"}, "imaging": []}, "onset.date: 13,477 days"),
+        # an MRI dated before the onset given as days before the assessment
+        ("stage", {"imaging": [{"modality": "mri", "date": "2026-09-01"}]}, "imaging.0.date: is 55 days before the onset"),
+        # a visit in the future of the assessment
+        ("course", {"visits": [{"date": "2026-12-20", "pain_0_10": 5}]}, "visits.0.date: is after the date of the assessment"),
+        ("course", {"visits": [{"days_since_onset": 60, "pain_0_10": 5}]}, "visits.0.days_since_onset: 60 days"),
+    ],
+)
+def test_impossible_times_counted_from_today_are_input_errors(write_case, command, change, field) -> None:
+    result = run(command, write_case({**TOH_CASE, **change}), "--today", TODAY)
+    assert_clean_failure(result)
+    assert field in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("today", ["0001-01-01", "9999-12-31"])
+def test_an_implausible_today_is_refused(write_case, today: str) -> None:
+    result = run("assess", write_case(TOH_CASE), "--today", today)
+    assert_clean_failure(result)
+    assert "--today" in result.stderr and "not a plausible date" in result.stderr
+
+
+def test_valid_times_are_unchanged(write_case) -> None:
+    case = {**TOH_CASE, "onset": {"type": "sudden", "days_since_onset": 30},
+            "imaging": [{"modality": "mri", "date": "2026-11-20", "findings": {"edema": "present"}}],
+            "visits": [{"date": "2026-11-25", "pain_0_10": 6}]}
+    result = run("course", write_case(case), "-f", "json", "--today", TODAY)
+    assert result.exit_code == 0, result.output
+    assert [p["days_since_onset"] for p in json.loads(result.stdout)["course"]["points"]] == [30]

@@ -161,8 +161,8 @@ def test_assess_dates_the_mri_by_its_study_date(dated_study: Path, tmp_path: Pat
     # Given days win over the date.
     result = runner.invoke(app, ["assess", str(case), "--mri", str(dated_study), "--mri-days", "5", "--format", "json"])
     assert result.exit_code == 0 and "DICOM StudyDate" not in result.stderr
-    # An MRI dated before the onset is an input error naming the field.
+    # An MRI dated before the onset is an input error naming the DICOM tag it was dated by.
     case.write_text(json.dumps({"age_years": 45, "sex": "male", "side": "left", "onset": {"date": "2026-10-25"}}))
     result = runner.invoke(app, ["assess", str(case), "--mri", str(dated_study)])
     assert result.exit_code != 0 and "Traceback" not in result.output
-    assert "imaging.0.date: is before onset.date" in result.output
+    assert "StudyDate (0008,0020) of the T1 series: is before onset.date" in result.output and "--mri-days" in result.output

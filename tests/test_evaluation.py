@@ -83,7 +83,17 @@ def test_a_non_boolean_flag_is_skipped_not_guessed():
 
 @pytest.mark.parametrize(
     ("text", "age"),
-    [("45-year-old", 45.0), ("aged 73 and 67", None), ("in her 40s", None), ("40-50 years", None), ("elderly", None)],
+    [
+        ("45-year-old", 45.0),
+        ("aged 73 and 67", None),
+        ("in her 40s", None),
+        ("40-50 years", None),
+        ("elderly", None),
+        ("18-month-old boy", 1.5),  # months, not years (issue 12)
+        ("an infant of 6 weeks", 0.115),
+        ("18 mo", 1.5),
+        ("72 yrs", 72.0),
+    ],
 )
 def test_age_text_gives_an_age_only_when_one_number_is_printed(text, age):
     assert age_from_text(text)[0] == age
@@ -220,6 +230,10 @@ def test_a_printed_lab_with_number_and_unit_becomes_a_measurement(name, printed,
         ("vitamin_d", "18 μg/ml", "accepted unit"),
         ("crp", "< 5 mg/L", "censored"),
         ("crp", "CRP 12 mg/L, then 80 mg/L", "ambiguous"),
+        ("crp", "CRP 5–10 mg/L", "a range or two values"),  # was read as 10 (issue 12)
+        ("crp", "CRP rose from 5 to 50 mg/L", "a range or two values"),  # was read as 50
+        ("esr", "between 40 and 60 mm/h", "a range or two values"),
+        ("wbc", "WBC 9-12 x10^9/L", "a range or two values"),
     ],
 )
 def test_a_lab_without_a_clear_number_and_unit_is_skipped(name, printed, reason):
@@ -714,3 +728,21 @@ def test_no_record_crashes_the_mapping(record):
     case, used, skipped = vignette_to_case(record)
     assert all(isinstance(line, str) for line in used + skipped)
     assert len(case.imaging) <= len(record.get("imaging") or []) if isinstance(record.get("imaging"), list) else True
+
+
+@pytest.mark.parametrize(
+    ("printed", "t_score"),
+    [
+        ("T-score: 2.5 below the mean", -2.5),  # was read as +2.5 (issue 12)
+        ("T-score 1.8 SD below the young-adult mean", -1.8),
+        ("T-score 1.0 above the mean", 1.0),
+        ("T-score +0.4", 0.4),
+        ("T-score -2.7", -2.7),
+        ("T-score 2.5", None),  # no sign, no direction: the minus may have been dropped
+        ("T-score -2.5 above the mean", None),  # the sign and the words disagree
+    ],
+)
+def test_a_t_score_is_read_with_its_sign_or_direction_or_refused(printed, t_score):
+    assert read_t_score(printed)[0] == t_score
+    if t_score is None:
+        assert read_t_score(printed)[1]

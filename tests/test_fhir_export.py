@@ -210,7 +210,7 @@ def test_duplicate_key_in_a_bundle_is_refused_by_the_cli(tmp_path: Path) -> None
     path.write_text('{"resourceType": "Patient", "id": "p", "birthDate": "1980-01-01", "birthDate": "1990-01-01"}')
     result = run("assess", "--fhir", path)
     assert result.exit_code == 5
-    assert "'birthDate' twice" in result.output
+    assert "birthDate: given twice" in result.output
 
 
 def test_fhir_export_prints_a_valid_bundle() -> None:

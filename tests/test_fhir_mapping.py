@@ -174,7 +174,7 @@ def test_shared_data_are_complete() -> None:
 
 def test_duplicate_keys_are_refused() -> None:
     text = '{"resourceType": "Patient", "id": "p", "gender": "male", "gender": "female"}'
-    with pytest.raises(IntegrationError, match="'gender' twice"):
+    with pytest.raises(IntegrationError, match="gives a key twice") as err:
         read_fhir(text, DAY)
 
 
@@ -183,7 +183,7 @@ def test_duplicate_keys_are_refused() -> None:
     [
         ("{", "not valid JSON"),
         (b"\xff\xfe", "not UTF-8"),
-        ('{"a": NaN}', "NaN is not valid JSON"),
+        ('{"a": NaN}', "NaN is not a number hipdx accepts"),
         ("42", "must be a resource, a Bundle or an array"),
         ('[{"id": "x"}]', "no valid resourceType"),
         ('{"resourceType": "Bundle", "entry": {"resource": {}}}', "entry: must be an array"),

@@ -218,3 +218,27 @@ def test_broken_multi_frame_files_are_named(studies, tmp_path):
     assert "39 per-frame functional groups for 40 frames" in problems["too_few.dcm"]
     assert "cannot decode multi-frame pixel data" in problems["truncated.dcm"]
     assert [s.files[0] for s in study.series] == ["ok/stir.dcm"]
+
+
+def test_damaged_frame_geometry_and_rescaling_are_refused_per_frame_naming_the_tag(studies, tmp_path):
+    _, _, converted = studies
+    damaged = copy.deepcopy(converted["T1"])
+    frames = damaged.PerFrameFunctionalGroupsSequence
+    measures = Dataset()
+    measures.PixelSpacing = [-0.9, 0.9]
+    measures.SliceThickness = 4.0
+    frames[4].PixelMeasuresSequence = Sequence([measures])
+    rescale = Dataset()
+    rescale.RescaleSlope, rescale.RescaleIntercept, rescale.RescaleType = 0, 0, "US"
+    frames[6].PixelValueTransformationSequence = Sequence([rescale])  # was read as slope 1
+    damaged.save_as(tmp_path / "t1.dcm")
+    study = read_study(tmp_path)
+    problems = {p.field: p.reason for p in study.problems}
+    assert "PixelSpacing (0028,0030) = -0.9\\0.9" in problems["t1.dcm frame 5"]
+    assert "RescaleSlope (0028,1053) = 0" in problems["t1.dcm frame 7"]
+    assert study.volumes[0].array.shape[0] == len(frames)  # both frames' places filled between neighbours
+    no_frames = copy.deepcopy(converted["STIR"])
+    no_frames.NumberOfFrames = 0
+    no_frames.save_as(tmp_path / "stir.dcm")
+    problems = {p.field: p.reason for p in read_study(tmp_path).problems}
+    assert "NumberOfFrames (0028,0008) = 0" in problems["stir.dcm"]

@@ -16,6 +16,7 @@ from hipdx.errors import InputError, KnowledgeBaseError
 from hipdx.knowledge import load_knowledge_base
 from hipdx.knowledge import default_data_dir
 from hipdx.knowledge.treatment import FACTS, SafetyRule, load_treatment_knowledge
+from conftest import SAFE_MAN
 from hipdx.reasoning.plan import Fact, ItemStatus, case_facts, cockcroft_gault, evaluate_option, make_plan
 
 TODAY = dt.date(2026, 11, 25)
@@ -34,24 +35,6 @@ def plan_for(raw: dict[str, Any], differential=(("toh", 0.7), ("onfh", 0.2), ("s
 
 def item(plan, option):
     return next(i for i in plan.items() if i.option == option)
-
-
-#: A man with every safety fact known and normal.
-SAFE_MAN: dict[str, Any] = {
-    "age_years": 45,
-    "sex": "male",
-    "weight_kg": 80,
-    "systolic_bp_mmhg": 125,
-    "labs": {
-        "creatinine": {"value": 1.0, "unit": "mg/dL"},
-        "egfr": {"value": 90, "unit": "mL/min/1.73m2"},
-        "calcium": {"value": 2.4, "unit": "mmol/L"},
-        "vitamin_d": {"value": 32, "unit": "ng/mL"},
-        "alp": {"value": 80, "unit": "U/L"},
-    },
-    "risk_factors": {"cancer_history": "absent"},
-    "comorbidities": {name: "absent" for name in Case.model_fields["comorbidities"].annotation.model_fields},
-}
 
 
 def with_(base: dict[str, Any], **changes: Any) -> dict[str, Any]:

@@ -367,8 +367,13 @@ def test_a_finding_more_likely_under_a_condition_does_not_lower_it(raw: dict[str
     added, removed = seen_after - seen_before, seen_before - seen_after
     assume(len(added) == 1 and not removed)  # exactly one new observation, nothing else changed
     [(variable, state, days)] = added
+    # a finding of a dependence group reweighs the group's other members: not one new factor
+    group = KB.dependence_group_of.get(variable)
+    assume(group is None or not any(KB.dependence_group_of.get(v) == group for v, _, _ in seen_before))
     like = likelihood(variable, state, days)
-    p, q = probabilities(before), probabilities(after)
+    eps, n = KB.info.structure.misspecification, len(KB.conditions)
+    # back from the hedged probabilities to the posterior the likelihood multiplies
+    p, q = (probabilities(before) - eps / n) / (1 - eps), (probabilities(after) - eps / n) / (1 - eps)
     for ci, condition in enumerate(KB.condition_ids):
         others = np.delete(like, ci) @ np.delete(p, ci)
         average = like @ p  # P(e | before), the likelihood the posterior is compared with

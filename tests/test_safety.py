@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import hipdx
+from conftest import SAFE_MAN
 from hipdx.case import Case
 from hipdx.cli import app
 from hipdx.knowledge import load_knowledge_base
@@ -32,22 +33,7 @@ TK = KB.treatment
 MEDICINE_OPTIONS = {key for key, option in TK.treatments.options.items() if option.kind in MEDICINES}
 COMORBIDITIES = list(Case.model_fields["comorbidities"].annotation.model_fields)
 
-#: every safety fact known and normal, so that only the fact under test moves an option
-SAFE: dict[str, Any] = {
-    "age_years": 45,
-    "sex": "male",
-    "weight_kg": 80,
-    "systolic_bp_mmhg": 125,
-    "labs": {
-        "creatinine": {"value": 1.0, "unit": "mg/dL"},
-        "egfr": {"value": 90, "unit": "mL/min/1.73m2"},
-        "calcium": {"value": 2.4, "unit": "mmol/L"},
-        "vitamin_d": {"value": 32, "unit": "ng/mL"},
-        "alp": {"value": 80, "unit": "U/L"},
-    },
-    "risk_factors": {"cancer_history": "absent"},
-    "comorbidities": {name: "absent" for name in COMORBIDITIES},
-}
+SAFE = SAFE_MAN
 TOH_MRI = [{"modality": "mri", "days_since_onset": 20, "findings": {"edema": "present", "edema_extent": "head_and_neck", "double_line_sign": "absent", "subchondral_band": "absent", "focal_lesion": "absent"}}]
 
 
@@ -339,3 +325,26 @@ def test_no_blocked_or_out_of_scope_medicine_is_ever_recommended(raw):
                     assert facts[rule.fact].known, (it.option, rule.id)
     sections = {s.condition for s in a.plan.sections}
     assert {f.condition for f in a.red_flags} <= sections
+
+
+# --- staging only what the differential supports ------------------------------------------------
+
+
+def test_a_toh_case_gets_no_osteonecrosis_stage_and_a_fracture_no_resolution_promise():
+    toh = assessed({"age_years": 44, "sex": "male", "onset": {"type": "sudden", "days_since_onset": 40},
+                    "labs": {"crp": {"value": 3, "unit": "mg/L"}},
+                    "imaging": [{"modality": "mri", "days_since_onset": 35, "findings": {"edema_extent": "head_and_neck", "double_line_sign": "absent", "subchondral_band": "absent", "effusion": "present"}}]})
+    assert "toh" in toh.staging.scope.conditions and "onfh" not in toh.staging.scope.conditions
+    assert all(r.status.value == "not_applicable" and "not staged" in r.notes[0] for r in toh.staging.osteonecrosis)
+    runner = assessed({"age_years": 24, "sex": "female", "onset": {"type": "gradual", "days_since_onset": 20}, "risk_factors": {"repetitive_loading": "present"},
+                       "imaging": [{"modality": "mri", "days_since_onset": 18, "findings": {"edema_extent": "femoral_neck", "femoral_neck_fracture_line": "present", "femoral_neck_fracture_side": "compression", "femoral_neck_fracture_width_percent": 30, "subchondral_band": "absent"}}]})
+    assert runner.differential[0].id == "fnsf"
+    assert "resolution is likely" not in runner.staging.subchondral_band.summary
+    assert runner.staging.toh_phase.phase == "not_staged"
+    assert runner.staging.femoral_neck_fracture.grade == "compression_narrow"  # a fact of the findings, always graded
+
+
+def test_an_onfh_with_collapse_gets_its_stage_and_no_toh_phase():
+    onfh = assessed(json.loads((Path(__file__).parent.parent / "examples" / "onfh_alcohol_collapse.json").read_text(encoding="utf-8")))
+    assert onfh.staging.system("arco_2019").stage is not None
+    assert onfh.staging.toh_phase.phase == "not_staged"

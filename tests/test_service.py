@@ -363,7 +363,7 @@ def test_missing_prefetch_is_fetched_from_an_allowed_fhir_server(fhir_server: st
     ("body", "status", "message"),
     [
         ("{not json", 400, "not valid JSON"),
-        ('{"hook": "patient-view", "hook": "order-sign"}', 400, "'hook' twice"),
+        ('{"hook": "patient-view", "hook": "order-sign"}', 400, "given twice"),
         ("[]", 400, "a CDS Hooks request is a JSON object"),
         (
             json.dumps({"hook": "order-sign", "hookInstance": "x", "context": {"patientId": "p"}}),

@@ -89,7 +89,7 @@ def test_an_unknown_unit_is_rejected_with_the_accepted_ones(name: str, unit: str
         ("wbc", 7.5, "cells/uL"),  # 0.0075 x10^9/L: a 10^9/L value typed as cells/uL
         ("calcium", 9.3, "mmol/L"),  # a mg/dL value typed as mmol/L
         ("esr", -4.0, "mm/h"),
-        ("vitamin_d", 700.0, "nmol/L"),
+        ("vitamin_d", 4000.0, "nmol/L"),  # 1603 ng/mL, beyond the reported intoxications
     ],
 )
 def test_plausibility_is_judged_after_conversion(name: str, value: float, unit: str) -> None:
@@ -147,3 +147,65 @@ def test_the_assessment_does_not_depend_on_the_unit(run, name, canonical_value, 
     # and the value counts: the same number in the other unit would mean something else
     without = run(base)
     assert in_canonical.differential != without.differential
+
+
+# --- plausible ranges in both units (issue 12) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "unit"),
+    [
+        ("calcium", 2.4, "mg/dL"),  # 0.6 mmol/L: a usual mmol/L value typed as mg/dL
+        ("calcium", 2.1, "mg/dL"),
+        ("calcium", 2.6, "mg/dL"),
+        ("calcium", 8.5, "mmol/L"),  # a usual mg/dL value typed as mmol/L
+        ("creatinine", 0.9, "umol/L"),  # a mg/dL value typed as umol/L
+        ("creatinine", 80.0, "mg/dL"),  # 7074 umol/L: a umol/L value typed as mg/dL
+        ("wbc", 7.0, "/uL"),
+        ("wbc", 7000.0, "10^9/L"),
+        ("temperature", 37.0, "degF"),  # 2.8 degC
+        ("temperature", 98.6, "C"),
+    ],
+)
+def test_a_usual_value_in_the_other_unit_is_refused(name: str, value: float, unit: str) -> None:
+    with pytest.raises(InputError) as info:
+        parse_case({"labs": {name: {"value": value, "unit": unit}}})
+    [problem] = info.value.problems
+    assert problem.field == f"labs.{name}" and "implausible" in problem.reason
+
+
+def test_the_refusal_gives_the_accepted_range_in_the_unit_given() -> None:
+    with pytest.raises(InputError) as info:
+        parse_case({"labs": {"calcium": {"value": 2.4, "unit": "mg/dL"}}})
+    assert "accepted 4.01-24 mg/dL, that is 1-6 mmol/L" in info.value.problems[0].reason
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "unit"),
+    [
+        ("vitamin_d", 1220.0, "ng/mL"),  # the highest reported intoxication (Galior 2018)
+        ("calcium", 23.1, "mg/dL"),  # 5.76 mmol/L, the same review
+        ("calcium", 1.2, "mmol/L"),
+        ("wbc", 500.0, "10^9/L"),  # leukaemic hyperleukocytosis
+        ("wbc", 500_000.0, "/uL"),
+    ],
+)
+def test_survivable_extremes_are_accepted_in_both_units(name: str, value: float, unit: str) -> None:
+    assert canonical(name, value, unit) is not None
+
+
+@pytest.mark.parametrize("name", sorted(QUANTITIES))
+def test_every_range_is_the_same_in_every_unit(name: str) -> None:
+    quantity = QUANTITIES[name]
+    for unit in quantity.accepted_units:
+        low, high = quantity.plausible_in(unit)
+        assert quantity.to_canonical(low, unit) == pytest.approx(quantity.plausible_min, abs=1e-9)
+        assert quantity.to_canonical(high, unit) == pytest.approx(quantity.plausible_max, rel=1e-9)
+
+
+def test_weight_has_one_plausible_range() -> None:
+    weight = QUANTITIES["weight"]
+    for bad in (weight.plausible_min - 1, weight.plausible_max + 1):
+        with pytest.raises(InputError):
+            parse_case({"weight_kg": bad})
+    assert parse_case({"weight_kg": weight.plausible_max}).weight_kg == weight.plausible_max

@@ -31,9 +31,11 @@ from typing import Annotated, Any
 import typer
 
 from hipdx import __version__
-from hipdx.case import Case, parse_case
-from hipdx.errors import InputError
+from hipdx.case import Case, check_date, parse_case
+from hipdx.errors import HipdxError, InputError
+from hipdx.jsonio import read_input_file
 from hipdx.knowledge import KnowledgeBase, load_knowledge_base
+from hipdx.output import check_outputs, write_file
 from hipdx.reasoning import Assessment, assess
 from hipdx.report import (
     describe_condition,
@@ -178,33 +180,20 @@ DataDirOption = Annotated[
 
 
 def read_bytes(path: Path) -> bytes:
-    """The content of a file.
+    """The content of an input file, through the one reader of input files.
 
     Raises
     ------
     InputError
-        ``cannot read FILE: reason`` when it is missing, a directory or unreadable.
+        ``cannot read FILE: reason`` when it is missing, a directory, a device or FIFO,
+        unreadable or larger than :data:`hipdx.jsonio.MAX_INPUT_BYTES`.
     """
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise _cannot_read(path, exc) from None
-
-
-def check_readable(path: Path) -> None:
-    """Raise the same :class:`InputError` as :func:`read_bytes` without reading the file."""
-    try:
-        path.open("rb").close()
-    except OSError as exc:
-        raise _cannot_read(path, exc) from None
-
-
-def _cannot_read(path: Path, exc: OSError) -> InputError:
-    return InputError(f"cannot read {path}: {exc.strerror or exc}")
+    return read_input_file(path)
 
 
 def _today(value: datetime | None) -> date:
-    return value.date() if value is not None else date.today()
+    """The date of the assessment: ``--today`` (checked like any date of a case) or the clock."""
+    return check_date(value.date(), "--today") if value is not None else date.today()
 
 
 def use_color(no_color: bool) -> bool:
@@ -274,6 +263,7 @@ def assess_command(
     Red flags are shown whatever the probability of their condition.
     """
     from hipdx.report.management import format_plan, format_staging
+    from hipdx.report.markdown import escape_html
 
     if mri is None and (mri_days is not None or mri_series):
         option = "--mri-days" if mri_days is not None else "--mri-series"
@@ -290,14 +280,14 @@ def assess_command(
         mapping = mapping_from_file(fhir, _today(today), patient)
         case = mapping.case
     else:
-        case = parse_case(read_bytes(case_file))  # type: ignore[arg-type]  # one of the two is given
+        case = parse_case(read_bytes(case_file), _today(today))  # type: ignore[arg-type]  # one of the two is given
     analysis = None
     if mri is not None:
         from hipdx.imaging.analyze import analyze_read_study, case_with_mri
         from hipdx.imaging.io import read_study
 
         analysis = analyze_read_study(read_study(mri, kinds=series_kinds(mri_series, "--mri-series")))
-        case, notes = case_with_mri(case, analysis, mri_days)
+        case, notes = case_with_mri(case, analysis, mri_days, _today(today))
         for note in notes:
             typer.echo(f"mri: {note}", err=True)
     assessment = assess(case, kb, _today(today))
@@ -320,7 +310,7 @@ def assess_command(
         _print(render_markdown(assessment, kb))
         if analysis is not None:
             _print(format_mri_analysis(analysis, markdown=True).replace("# Hip MRI", "## Hip MRI", 1))
-        _print("## Staging\n\n" + format_staging(assessment.staging))
+        _print("## Staging\n\n" + escape_html(format_staging(assessment.staging)))  # plain text: no raw HTML
         _print(format_plan(assessment.plan, markdown=True).replace("# Management plan", "## Management plan", 1))
     else:
         _print(render_text(assessment, kb, color=use_color(no_color), width=_width()))
@@ -401,13 +391,13 @@ def _case_files(directory: Path) -> list[Path]:
 
 
 def _demo_one(path: Path, kb: KnowledgeBase, today: date, color: bool) -> bool:
-    """Assess and summarise one case file; on an input error, report it and return False."""
+    """Assess and summarise one case file; on an error of this case, report it and return False."""
     try:
-        case = parse_case(read_bytes(path))
-    except InputError as err:
+        case = parse_case(read_bytes(path), today)
+        assessment: Assessment = assess(case, kb, today)
+    except HipdxError as err:
         typer.echo(f"error: {path.name}: {err}", err=True)
         return False
-    assessment: Assessment = assess(case, kb, today)
     title = f"{case.id or path.stem}  ({path.name})"
     _print(render_brief(assessment, title=title, note=case.note, color=color, width=_width()))
     return True
@@ -424,8 +414,6 @@ def evaluate_command(
     """Evaluate hipdx on vignettes with known final diagnoses (accuracy and calibration)."""
     from hipdx.evaluation import evaluate_files, render_text as render_evaluation
 
-    for path in files:
-        check_readable(path)
     report = evaluate_files(list(files), load_knowledge_base(), _today(today))
     if output is DataFormat.json:
         _print_json(report.model_dump(mode="json"))
@@ -450,6 +438,9 @@ def course_command(
             show_default=False,
         ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the --plot file if it exists (never the case file, never through a link).")
+    ] = False,
     today: TodayOption = None,
 ) -> None:
     """Compare the follow-up visits with the expected course of the leading diagnosis.
@@ -462,15 +453,18 @@ def course_command(
     """
     from hipdx.reasoning.course import compare_course
     from hipdx.report.course import render_course_text
-    from hipdx.report.plot import plot_course
+    from hipdx.report.plot import check_plot_path, plot_course
 
-    case = parse_case(read_bytes(case_file))
+    if plot is not None:
+        check_plot_path(plot)
+    check_outputs({"--plot": plot}, inputs=[case_file], force=force)
     day = _today(today)
+    case = parse_case(read_bytes(case_file), day)
     kb = load_knowledge_base()
     assessment = assess(case, kb, day)
     report = compare_course(case, assessment.differential[0].id, kb.course, day)
     if plot is not None:
-        plot_course(report, plot)
+        write_file(plot, lambda temporary: plot_course(report, temporary), option="--plot", force=force)
     if output is DataFormat.json:
         _print_json({
             "differential": [item.model_dump(mode="json") for item in assessment.differential[:3]],
@@ -498,11 +492,13 @@ def stage_command(
 
     ARCO 2019, Ficat-Arlet and Steinberg; TOH phase (an estimate) and migratory pattern;
     subchondral band; femoral neck fracture grade and urgency. Missing findings are named, never assumed normal.
+    Each part is staged only for a condition the differential supports (as in `assess`).
     """
-    from hipdx.reasoning.staging import stage_case
     from hipdx.report.management import format_staging
 
-    staging = stage_case(parse_case(read_bytes(case_file)), load_knowledge_base().treatment, _today(today))
+    # staged for the conditions the differential supports, as in `assess`
+    day = _today(today)
+    staging = assess(parse_case(read_bytes(case_file), day), load_knowledge_base(), day).staging
     if output is DataFormat.json:
         _print_json(staging.model_dump(mode="json"))
     else:
@@ -527,7 +523,8 @@ def plan_command(
     """
     from hipdx.report.management import format_plan
 
-    plan = assess(parse_case(read_bytes(case_file)), load_knowledge_base(), _today(today)).plan
+    day = _today(today)
+    plan = assess(parse_case(read_bytes(case_file), day), load_knowledge_base(), day).plan
     if output is OutputFormat.json:
         _print_json(plan.model_dump(mode="json"))
     else:

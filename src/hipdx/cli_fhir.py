@@ -56,10 +56,11 @@ def mapping_from_file(path: Path, assessed_on: dt.date, patient: str | None) -> 
     IntegrationError
         It is not FHIR, is malformed, or holds several patients and none was chosen.
     """
-    from hipdx.cli import read_bytes
     from hipdx.fhir import read_fhir
+    from hipdx.fhir.jsonread import MAX_FHIR_BYTES
+    from hipdx.jsonio import printable, read_input_file
 
-    return read_fhir(read_bytes(path), assessed_on, patient_id=patient, what=str(path))
+    return read_fhir(read_input_file(path, MAX_FHIR_BYTES), assessed_on, patient_id=patient, what=printable(str(path)))
 
 
 def mapping_json(mapping: Any) -> dict[str, Any]:
@@ -176,7 +177,7 @@ def export_command(
         mapping = mapping_from_file(fhir, day, patient)
         case = mapping.case
     elif case_file is not None:
-        case = parse_case(read_bytes(case_file))
+        case = parse_case(read_bytes(case_file), day)
     assessment = assess(case, load_knowledge_base(), day)
     management = None
     if assessment.staging is not None and assessment.plan is not None:

@@ -17,8 +17,13 @@ import typer
 from hipdx.cli_support import SERIES_HELP, SUPPORTS, ReportingCommand, series_kinds
 from hipdx.errors import ImagingError, InputError
 from hipdx.imaging.volume import Volume
+from hipdx.output import check_outputs, write_file, write_folder
 
 mri_app = typer.Typer(help="Hip MRI: femoral heads, bone marrow edema, subchondral bands.", no_args_is_help=True)
+
+FORCE_HELP = "Replace output files that exist (never an input, never through a symbolic link)."
+#: Suffixes of the edema mask written by ``mri edema --out``.
+MASK_SUFFIXES = (".nii", ".nii.gz")
 
 
 class OutputFormat(str, Enum):
@@ -64,17 +69,13 @@ def _read_mask(path: Path, what: str, like: Volume) -> np.ndarray:
     return mask.array > 0.5
 
 
-def _write_mask(mask: np.ndarray, like: Volume, out: Path) -> None:
-    """Write a mask as NIfTI on the grid of ``like`` (LPS affine converted to RAS)."""
+def _write_mask(mask: np.ndarray, like: Volume, out: Path, force: bool) -> None:
+    """Write a mask as NIfTI on the grid of ``like`` (LPS affine converted to RAS), atomically."""
     import nibabel as nib
 
     ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ like.affine
     image = nib.Nifti1Image(mask.astype(np.uint8).transpose(2, 1, 0), ras)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        nib.save(image, str(out))
-    except OSError as exc:
-        raise InputError(f"cannot write {out}: {exc.strerror or exc}") from None
+    write_file(out, lambda temporary: nib.save(image, str(temporary)), option="--out", force=force)
 
 
 @mri_app.command("edema", cls=ReportingCommand, epilog=SUPPORTS)
@@ -82,18 +83,23 @@ def edema_command(
     stir_image: Path = typer.Argument(..., help="Fluid-sensitive image (NIfTI file or DICOM folder)"),
     bone_mask: Path = typer.Option(..., "--bone-mask", help="Mask of the bone to search (same grid)"),
     reference: Path | None = typer.Option(None, "--reference", help="Mask of normal marrow (same grid)"),
-    out: Path | None = typer.Option(None, "--out", help="Write the edema mask here (NIfTI)"),
+    out: Path | None = typer.Option(None, "--out", help="Write the edema mask here (NIfTI: OUT.nii or OUT.nii.gz)"),
     output_format: OutputFormat = typer.Option(OutputFormat.text, "--format"),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ) -> None:
     """Segment bone marrow edema inside a bone mask (threshold relative to normal marrow)."""
     from hipdx.imaging.edema import segment_edema
 
+    if out is not None and not out.name.lower().endswith(MASK_SUFFIXES):
+        raise InputError(f"--out {out}: the edema mask is written as NIfTI; give a name ending in "
+                         f"{' or '.join(MASK_SUFFIXES)}")
+    check_outputs({"--out": out}, inputs=[stir_image, bone_mask, reference], force=force)
     stir = _read_image(stir_image, "image")
     bone = _read_mask(bone_mask, "bone mask", stir)
     ref = _read_mask(reference, "reference region", stir) if reference is not None else None
     result = segment_edema(stir, bone, ref)
     if out is not None:
-        _write_mask(result.mask, stir, out)
+        _write_mask(result.mask, stir, out, force)
     payload = {
         "volume_ml": round(result.volume_ml, 3),
         "fraction_of_bone": round(result.fraction, 4),
@@ -132,6 +138,7 @@ def analyze_command(
         None, "--sr", help="Write the measurements as a DICOM SR (TID 1500) file; it references the --seg segments"
     ),
     series: list[str] | None = typer.Option(None, "--series", metavar="SERIES=KIND", help=SERIES_HELP),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ) -> None:
     """Find both femoral heads, measure edema and subchondral bands.
 
@@ -149,6 +156,7 @@ def analyze_command(
             raise InputError(f"{option} {path} is a folder; give a file name such as {path / 'out.dcm'}")
     if overlays is not None and overlays.exists() and not overlays.is_dir():
         raise InputError(f"--overlays {overlays} is a file; give a folder")
+    check_outputs({"--seg": seg, "--sr": sr, "--overlays": overlays}, inputs=[directory], force=force)
     kinds = series_kinds(series, "--series")
     study = read_study(directory, kinds=kinds)
     analysis = analyze_read_study(study)
@@ -183,10 +191,13 @@ def analyze_command(
         if overlays is not None:
             from hipdx.report.overlay import write_overlays
 
-            written += write_overlays(list(study.volumes), analysis, overlays, masks=masks)
-        for dataset, path in ((segmentation, seg), (report, sr)):
+            with write_folder(overlays, option="--overlays", force=force, inputs=[directory]) as staging:
+                drawn = write_overlays(list(study.volumes), analysis, staging, masks=masks)
+            written += [overlays / p.relative_to(staging) for p in drawn]
+        for dataset, path, option in ((segmentation, seg, "--seg"), (report, sr, "--sr")):
             if dataset is not None and path is not None:
-                written.append(write_dicom(dataset, path))
+                written.append(write_file(path, lambda temporary, d=dataset: write_dicom(d, temporary),
+                                          option=option, force=force))
         analysis.provenance.parameters["files_written"] = [str(p) for p in written]
     if output_format is ReportFormat.json:
         typer.echo(analysis.model_dump_json(indent=2))
@@ -206,18 +217,25 @@ def phantom_command(
     edema_ml: float = typer.Option(0.0, "--edema-ml"),
     band_mm: float = typer.Option(0.0, "--band-mm"),
     noise: float = typer.Option(20.0, "--noise", help="Signal-to-noise ratio of marrow"),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ) -> None:
-    """Write a synthetic hip study (coronal T1 and STIR DICOM) and truth.json."""
+    """Write a synthetic hip study (coronal T1 and STIR DICOM) and truth.json.
+
+    Into an empty or new folder; files of the same names there are replaced only with --force.
+    """
     if side not in ("left", "right"):
         raise InputError(f"--side must be left or right, not {side!r}")
     try:
         from hipdx.imaging.phantom import write_phantom
     except ImportError:
         raise ImagingError("the phantom generator is not available in this version") from None
+    check_outputs({"OUTDIR": outdir}, force=force)
+    label = f"the phantom to {outdir}"
     try:
-        truth = write_phantom(outdir, seed=seed, side=side, edema_ml=edema_ml, band_mm=band_mm, snr=noise)
+        with write_folder(outdir, option="OUTDIR", force=force, label=label) as staging:
+            truth = write_phantom(staging, seed=seed, side=side, edema_ml=edema_ml, band_mm=band_mm, snr=noise)
     except OSError as exc:
-        raise InputError(f"cannot write the phantom to {outdir}: {exc.strerror or exc}") from None
+        raise InputError(f"cannot write {label}: {exc.strerror or exc}") from None
     typer.echo(f"wrote a synthetic study to {outdir}")
     if truth is not None and hasattr(truth, "model_dump_json"):
         typer.echo(truth.model_dump_json(indent=2))

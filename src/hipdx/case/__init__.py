@@ -28,7 +28,14 @@ from hipdx.case.model import (
     Visit,
     Walking,
 )
-from hipdx.case.parse import days_since_onset, parse_case, study_days_since_onset
+from hipdx.case.parse import (
+    check_date,
+    check_days_since_onset,
+    days_since_onset,
+    parse_case,
+    study_days_since_onset,
+    visit_days_since_onset,
+)
 
 __all__ = [
     "Case",
@@ -57,7 +64,10 @@ __all__ = [
     "Uptake",
     "Visit",
     "Walking",
+    "check_date",
+    "check_days_since_onset",
     "days_since_onset",
     "parse_case",
     "study_days_since_onset",
+    "visit_days_since_onset",
 ]

@@ -12,12 +12,27 @@ ignored fact.
 from __future__ import annotations
 
 import datetime as dt
+import re
+import unicodedata
 from enum import Enum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    Strict,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from hipdx.case.timeline import MAX_DAYS_SINCE_ONSET, date_problem, timeline_problems
 from hipdx.case.units import QUANTITIES
+from hipdx.jsonio import excerpt
 
 
 class Presence(str, Enum):
@@ -124,6 +139,13 @@ class FractureSide(str, Enum):
     unknown = "unknown"
 
 
+class Setting(str, Enum):
+    """Where the patient is seen: the prior of acute conditions depends on it."""
+
+    outpatient_clinic = "outpatient_clinic"
+    emergency_department = "emergency_department"
+
+
 class Walking(str, Enum):
     """Walking ability at a visit."""
 
@@ -135,7 +157,86 @@ class Walking(str, Enum):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False, str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, use_enum_values=False, str_strip_whitespace=True, allow_inf_nan=False
+    )
+
+
+# --- the value types: strict, nothing converted --------------------------------------------
+
+#: A number as JSON writes it, an integer or a decimal. ``true`` is not 1 and ``"45"`` is
+#: not 45: a boolean or a number in quotes is refused, never converted.
+Number = Annotated[float, Strict()]
+#: A yes/no flag: ``true`` or ``false`` only (not 1, 0, "yes").
+Flag = Annotated[bool, Strict()]
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date(value: Any) -> dt.date:
+    """A date given as ISO text ``"YYYY-MM-DD"`` (or a :class:`datetime.date` from Python)."""
+    if isinstance(value, dt.datetime):
+        raise ValueError(f"give a date without a time, not {value.isoformat()!r}")
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        try:
+            value = dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{excerpt(value)} is not a calendar date") from None
+    if isinstance(value, dt.date):
+        reason = date_problem(value)
+        if reason is not None:
+            raise ValueError(reason)
+        return value
+    raise ValueError(
+        f'give the date as text "YYYY-MM-DD", not {excerpt(value)} (a number is not read as a date)'
+    )
+
+
+#: Bidirectional embedding, override and isolate controls: they reorder what a terminal or
+#: a browser shows, so text can read differently from what it is.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def refused_character(text: str, multiline: bool) -> str | None:
+    """The reason ``text`` is refused as free text, or None when it is plain text.
+
+    Refused: control characters (``ESC`` starts the terminal sequences that recolour, hide
+    or erase what follows; a carriage return overwrites the line), lone surrogates and
+    bidirectional controls; line breaks and tabs are allowed in ``multiline`` text only.
+    """
+    for position, char in enumerate(text):
+        if multiline and char in "\n\t":
+            continue
+        if char in _BIDI_CONTROLS or (not char.isprintable() and unicodedata.category(char) != "Zs"):
+            name = "a line break" if char in "\n\r" else "a tab" if char == "\t" else "a control character"
+            return (
+                f"is not printable text: it contains {name} (U+{ord(char):04X}) at character {position + 1}; "
+                "remove it (control characters can hide or rewrite what a terminal shows)"
+            )
+    return None
+
+
+def _single_line(text: str) -> str:
+    reason = refused_character(text, multiline=False)
+    if reason:
+        raise ValueError(reason)
+    return text
+
+
+def _multiline(text: str) -> str:
+    reason = refused_character(text, multiline=True)
+    if reason:
+        raise ValueError(reason)
+    return text
+
+
+#: Free text on one line (an id, a site, a unit): printable characters only.
+Line = Annotated[str, AfterValidator(_single_line)]
+#: Free text that may span lines (a note): printable characters, line breaks and tabs.
+Paragraph = Annotated[str, AfterValidator(_multiline)]
+
+#: A calendar date, only as ISO text ``"YYYY-MM-DD"``; a number is never read as a Unix time.
+Date = Annotated[dt.date, BeforeValidator(_iso_date)]
 
 
 P = Presence
@@ -145,21 +246,23 @@ _U = Presence.unknown
 class Measurement(_Strict):
     """A value with its unit, as measured: ``{"value": 2.1, "unit": "mg/dL"}``."""
 
-    value: float
-    unit: str = Field(min_length=1)
+    value: Number
+    unit: Line = Field(min_length=1)
 
 
-_LAB_NAMES = ("esr", "crp", "wbc", "temperature", "vitamin_d", "calcium", "creatinine", "egfr", "alp")
+_LAB_NAMES = ("esr", "crp", "wbc", "temperature", "vitamin_d", "calcium", "creatinine", "egfr", "alp", "synovial_wbc")
 
 
 def _to_canonical(name: str, m: Measurement) -> float:
     quantity = QUANTITIES[name]
     value = quantity.to_canonical(m.value, m.unit)
     if not quantity.plausible_min <= value <= quantity.plausible_max:
+        accepted = f"{quantity.plausible_min:g}-{quantity.plausible_max:g} {quantity.canonical_unit}"
+        low, high = quantity.plausible_in(m.unit)
+        if (low, high) != (quantity.plausible_min, quantity.plausible_max):
+            accepted = f"{low:.3g}-{high:.3g} {m.unit}, that is {accepted}"
         raise ValueError(
-            f"{m.value:g} {m.unit} is implausible for {name} "
-            f"(accepted {quantity.plausible_min:g}-{quantity.plausible_max:g} {quantity.canonical_unit}); "
-            "check the value and its unit"
+            f"{m.value:g} {m.unit} is implausible for {name} (accepted {accepted}); check the value and its unit"
         )
     return value
 
@@ -181,7 +284,10 @@ class Labs(_Strict):
     creatinine: Measurement | None = None
     egfr: Measurement | None = None
     alp: Measurement | None = None
-    bmd_t_score: float | None = Field(default=None, ge=-8.0, le=6.0)
+    bmd_t_score: Number | None = Field(default=None, ge=-8.0, le=6.0)
+    synovial_wbc: Measurement | None = Field(default=None, description="White cells in hip joint fluid (aspiration), cells/uL or 10^9/L")
+    synovial_culture: Presence = Field(default=_U, description="Gram stain or culture of the joint fluid positive")
+    paraprotein: Presence = Field(default=_U, description="A monoclonal protein on serum protein electrophoresis")
 
     _canonical: dict[str, float] = PrivateAttr(default_factory=dict)
 
@@ -211,8 +317,8 @@ class Pregnancy(_Strict):
     """Pregnancy state. Weeks of gestation when pregnant, weeks since delivery when postpartum."""
 
     status: PregnancyStatus = PregnancyStatus.unknown
-    gestational_weeks: float | None = Field(default=None, ge=0, le=44)
-    postpartum_weeks: float | None = Field(default=None, ge=0, le=52)
+    gestational_weeks: Number | None = Field(default=None, ge=0, le=44)
+    postpartum_weeks: Number | None = Field(default=None, ge=0, le=52)
     breastfeeding: Presence = _U
 
     @model_validator(mode="after")
@@ -228,8 +334,8 @@ class Onset(_Strict):
     """When and how the pain began. Give a date or the days since onset, not both."""
 
     type: OnsetType = OnsetType.unknown
-    date: dt.date | None = None
-    days_since_onset: float | None = Field(default=None, ge=0, le=3650)
+    date: Date | None = None
+    days_since_onset: Number | None = Field(default=None, ge=0, le=MAX_DAYS_SINCE_ONSET)
 
     @model_validator(mode="after")
     def _one_time(self) -> Onset:
@@ -245,15 +351,15 @@ class Pain(_Strict):
     at_rest: Presence = _U
     at_night: Presence = _U
     relieved_by_lying_down: Presence = _U
-    severity_0_10: float | None = Field(default=None, ge=0, le=10)
+    severity_0_10: Number | None = Field(default=None, ge=0, le=10)
 
 
 class Corticosteroids(_Strict):
     """Systemic corticosteroid exposure, as prednisolone-equivalent dose."""
 
     status: Presence = _U
-    dose_mg_per_day: float | None = Field(default=None, gt=0, le=2000)
-    duration_weeks: float | None = Field(default=None, gt=0, le=5200)
+    dose_mg_per_day: Number | None = Field(default=None, gt=0, le=2000)
+    duration_weeks: Number | None = Field(default=None, gt=0, le=5200)
 
     @model_validator(mode="after")
     def _dose_needs_exposure(self) -> Corticosteroids:
@@ -346,6 +452,7 @@ FINDING_MODALITIES: dict[str, frozenset[Modality]] = {
     "subchondral_band_thickness_mm": _MRI,
     "subchondral_band_length_mm": _MRI,
     "contrast_pattern": _MRI,
+    "chemical_shift_signal_drop_percent": _MRI,
     "uptake": _SCAN,
 }
 
@@ -360,15 +467,15 @@ class ImagingFindings(_Strict):
     crescent_sign: Presence = _U
     # any structural modality
     collapse: Presence = Field(default=_U, description="Flattening or depression of the femoral head")
-    collapse_depth_mm: float | None = Field(default=None, ge=0, le=30)
+    collapse_depth_mm: Number | None = Field(default=None, ge=0, le=30)
     joint_space: JointSpace = JointSpace.unknown
     femoral_neck_fracture_line: Presence = _U
     femoral_neck_fracture_side: FractureSide = FractureSide.unknown
     fracture_displaced: Presence = _U
-    femoral_neck_fracture_width_percent: float | None = Field(
+    femoral_neck_fracture_width_percent: Number | None = Field(
         default=None, ge=0, le=100, description="Length of a neck fracture line as a percentage of the neck width"
     )
-    necrotic_extent_percent: float | None = Field(
+    necrotic_extent_percent: Number | None = Field(
         default=None, ge=0, le=100, description="Share of the femoral head occupied by a necrotic segment"
     )
     subchondral_fracture_line: Presence = _U
@@ -387,9 +494,12 @@ class ImagingFindings(_Strict):
     synovitis: Presence = _U
     double_line_sign: Presence = _U
     subchondral_band: Presence = Field(default=_U, description="Subchondral low-signal band or line on T1/T2")
-    subchondral_band_thickness_mm: float | None = Field(default=None, gt=0, le=30)
-    subchondral_band_length_mm: float | None = Field(default=None, gt=0, le=80)
+    subchondral_band_thickness_mm: Number | None = Field(default=None, gt=0, le=30)
+    subchondral_band_length_mm: Number | None = Field(default=None, gt=0, le=80)
     contrast_pattern: ContrastPattern = ContrastPattern.unknown
+    chemical_shift_signal_drop_percent: Number | None = Field(
+        default=None, ge=-50, le=100, description="Signal drop of the marrow lesion from in-phase to opposed-phase images (chemical-shift MRI), %"
+    )
     # bone scintigraphy
     uptake: Uptake = Uptake.unknown
 
@@ -419,9 +529,9 @@ class ImagingStudy(_Strict):
     """One dated imaging study of the hip."""
 
     modality: Modality
-    contrast: bool = Field(default=False, description="MRI with intravenous gadolinium")
-    date: dt.date | None = None
-    days_since_onset: float | None = Field(default=None, ge=0, le=3650)
+    contrast: Flag = Field(default=False, description="MRI with intravenous gadolinium")
+    date: Date | None = None
+    days_since_onset: Number | None = Field(default=None, ge=0, le=MAX_DAYS_SINCE_ONSET)
     findings: ImagingFindings = ImagingFindings()
 
     @model_validator(mode="after")
@@ -444,17 +554,17 @@ class ImagingStudy(_Strict):
 class Visit(_Strict):
     """One dated follow-up visit of the episode, for comparing the course with the expected one."""
 
-    date: dt.date | None = None
-    days_since_onset: float | None = Field(default=None, ge=0, le=3650)
-    pain_0_10: float | None = Field(default=None, ge=0, le=10)
+    date: Date | None = None
+    days_since_onset: Number | None = Field(default=None, ge=0, le=MAX_DAYS_SINCE_ONSET)
+    pain_0_10: Number | None = Field(default=None, ge=0, le=10)
     walking: Walking = Walking.unknown
     range_of_motion: RangeOfMotion = RangeOfMotion.unknown
     edema_extent: EdemaExtent = EdemaExtent.unknown
-    edema_volume_ml: float | None = Field(default=None, ge=0, le=500)
-    bmd_t_score: float | None = Field(default=None, ge=-8.0, le=6.0)
+    edema_volume_ml: Number | None = Field(default=None, ge=0, le=500)
+    bmd_t_score: Number | None = Field(default=None, ge=-8.0, le=6.0)
     new_joint_pain: Presence = Field(default=_U, description="New pain in another joint since the last visit")
-    new_joint_site: str | None = Field(default=None, max_length=100)
-    note: str | None = Field(default=None, max_length=2000)
+    new_joint_site: Line | None = Field(default=None, max_length=100)
+    note: Paragraph | None = Field(default=None, max_length=2000)
 
     @model_validator(mode="after")
     def _one_time(self) -> Visit:
@@ -474,12 +584,18 @@ class Case(_Strict):
     """
 
     schema_version: Literal["1"] = "1"
-    id: str | None = Field(default=None, max_length=200)
-    note: str | None = Field(default=None, max_length=5000, description="Free-text summary; not used by the reasoning")
-    assessed_on: dt.date | None = Field(default=None, description="Date of assessment; dates are counted from here")
-    age_years: float | None = Field(default=None, ge=0, le=120)
+    id: Line | None = Field(default=None, max_length=200)
+    setting: Setting = Field(
+        default=Setting.outpatient_clinic,
+        description="Where the patient is seen; the knowledge base's priors are those of the outpatient (referral) clinic",
+    )
+    note: Paragraph | None = Field(default=None, max_length=5000, description="Free-text summary; not used by the reasoning")
+    assessed_on: Date | None = Field(default=None, description="Date of assessment; dates are counted from here")
+    age_years: Number | None = Field(default=None, ge=0, le=120)
     sex: Sex = Sex.unknown
-    weight_kg: float | None = Field(default=None, ge=20, le=350)
+    weight_kg: Number | None = Field(
+        default=None, ge=QUANTITIES["weight"].plausible_min, le=QUANTITIES["weight"].plausible_max
+    )
     pregnancy: Pregnancy = Pregnancy()
     side: Side = Side.unknown
     onset: Onset = Onset()
@@ -492,17 +608,10 @@ class Case(_Strict):
     morning_stiffness: Presence = Field(default=_U, description="Morning stiffness longer than 30 minutes")
     risk_factors: RiskFactors = RiskFactors()
     comorbidities: Comorbidities = Comorbidities()
-    systolic_bp_mmhg: float | None = Field(default=None, ge=40, le=300)
+    systolic_bp_mmhg: Number | None = Field(default=None, ge=40, le=300)
     labs: Labs = Labs()
     imaging: Annotated[list[ImagingStudy], Field(max_length=50)] = []
     visits: Annotated[list[Visit], Field(max_length=200)] = []
-
-    @field_validator("id")
-    @classmethod
-    def _printable_id(cls, v: str | None) -> str | None:
-        if v is not None and not v.isprintable():
-            raise ValueError("id must be printable text")
-        return v
 
     @model_validator(mode="after")
     def _plausible(self) -> Case:
@@ -512,21 +621,7 @@ class Case(_Strict):
                 raise ValueError(f"pregnancy.status: {preg.value!r} is impossible for a male patient")
             if self.age_years is not None and not 10 <= self.age_years <= 60:
                 raise ValueError(f"pregnancy.status: {preg.value!r} at age {self.age_years:g} is implausible")
-        if self.onset.date and self.assessed_on and self.onset.date > self.assessed_on:
-            raise ValueError("onset.date: is after assessed_on")
-        for i, study in enumerate(self.imaging):
-            if study.date and self.onset.date and study.date < self.onset.date:
-                # imaging before the pain began is possible (incidental), but not for this tool's purpose
-                raise ValueError(f"imaging.{i}.date: is before onset.date; give studies of this episode only")
-            if study.date and self.assessed_on and study.date > self.assessed_on:
-                raise ValueError(f"imaging.{i}.date: is after assessed_on")
-            if (
-                study.days_since_onset is not None
-                and self.onset.days_since_onset is not None
-                and study.days_since_onset > self.onset.days_since_onset
-            ):
-                raise ValueError(
-                    f"imaging.{i}.days_since_onset: {study.days_since_onset:g} is later than "
-                    f"onset.days_since_onset ({self.onset.days_since_onset:g}), the time of assessment"
-                )
+        problems = timeline_problems(self, None)  # what can be judged without the date of assessment
+        if problems:
+            raise ValueError(f"{problems[0].field}: {problems[0].reason}")
         return self

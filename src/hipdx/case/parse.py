@@ -1,20 +1,31 @@
 """Turning raw input (JSON text or a mapping) into a validated :class:`Case`.
 
+The times of a case (days since the onset of pain) are derived and checked in
+:mod:`hipdx.case.timeline`; its public functions are available here as well.
+
 All problems are collected and reported together, each with the dotted path of the
 field and the reason, as one :class:`~hipdx.errors.InputError`.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import date
 from typing import Any
 
 from pydantic import ValidationError
 
-from hipdx.case.model import Case, ImagingStudy
+from hipdx.case.model import Case
+from hipdx.case.timeline import (
+    check_date,
+    check_days_since_onset,
+    days_since_onset,
+    study_days_since_onset,
+    timeline_problems,
+    visit_days_since_onset,
+)
 from hipdx.errors import InputError, Problem
+from hipdx.jsonio import excerpt, loads, printable
 
 
 #: Model-level checks name the offending field first: "pregnancy.status: impossible for ...".
@@ -25,7 +36,7 @@ def problems_from_validation(error: ValidationError) -> list[Problem]:
     """Translate pydantic's errors into field-named problems a clinician can read."""
     problems = []
     for item in error.errors(include_url=False):
-        field = ".".join(str(part) for part in item["loc"])
+        field = ".".join(printable(str(part)) for part in item["loc"])  # a key may come from the input
         message = item["msg"]
         if message.startswith("Value error, "):
             message = message[len("Value error, ") :]
@@ -35,61 +46,68 @@ def problems_from_validation(error: ValidationError) -> list[Problem]:
             message = prefixed.group(2)
         if item["type"] == "model_type" and "Measurement" in message:
             message = (
-                f"give the value with its unit, e.g. {{\"value\": {item.get('input')!r}, \"unit\": \"...\"}}; "
+                f"give the value with its unit, e.g. {{\"value\": {excerpt(item.get('input'))}, \"unit\": \"...\"}}; "
                 "a number alone is not accepted because the unit cannot be guessed"
             )
-        if item["type"] == "extra_forbidden":
+        if item["type"] in ("float_type", "finite_number"):
+            message = (
+                f"{excerpt(item.get('input'))} is not a number; give a number such as 45 or 2.1 "
+                "(true/false and numbers in quotes are not read as numbers)"
+            )
+        elif item["type"] == "bool_type":
+            message = f"{excerpt(item.get('input'))} is not true or false"
+        elif item["type"] == "string_type":
+            message = f"{excerpt(item.get('input'))} is not text; give it in quotes"
+        elif item["type"] == "extra_forbidden":
             message = "unknown field (check the spelling; `hipdx schema` lists every field)"
         elif item["type"] == "enum":
             expected = item.get("ctx", {}).get("expected", "")
-            message = f"{item.get('input')!r} is not one of {expected}"
+            message = f"{excerpt(item.get('input'))} is not one of {expected}"
         problems.append(Problem(field or "(case)", message))
     return problems
 
 
-def parse_case(raw: str | bytes | dict[str, Any]) -> Case:
+def parse_case(raw: str | bytes | dict[str, Any], today: date | None = None) -> Case:
     """Validate a case given as JSON text or an already decoded mapping.
+
+    Parameters
+    ----------
+    raw
+        The case.
+    today
+        The date the assessment is made, when known (the command line's ``--today``): the
+        times the case counts from it (an onset date without ``assessed_on``) are checked
+        too, by :func:`hipdx.case.timeline.timeline_problems`. Without it they are checked
+        when the reasoning derives them.
 
     Raises
     ------
     InputError
-        Malformed JSON, a field that does not exist, a value of the wrong type or
-        unit, or an implausible value; every problem is listed.
+        Malformed JSON (including a key given twice, see :func:`hipdx.jsonio.loads`), a
+        field that does not exist, a value of the wrong type or unit, an implausible value
+        or an impossible time; every problem is listed.
     """
     if isinstance(raw, (str, bytes)):
-        try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"the case is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
-        except UnicodeDecodeError:
-            raise InputError("the case is not UTF-8 text") from None
+        raw = loads(raw, "the case")
     if not isinstance(raw, dict):
         raise InputError(f"a case must be a JSON object, not {type(raw).__name__}")
     try:
-        return Case.model_validate(raw)
+        case = Case.model_validate(raw)
     except ValidationError as exc:
         raise InputError("the case is not valid", problems_from_validation(exc)) from None
+    problems = timeline_problems(case, today) if today is not None else []
+    if problems:
+        raise InputError("the case is not valid", problems)
+    return case
 
 
-def days_since_onset(case: Case, today: date) -> float | None:
-    """Days from the onset of pain to the assessment, or None when not known.
-
-    ``today`` is used only when the case gives an onset date but no ``assessed_on``.
-    """
-    if case.onset.days_since_onset is not None:
-        return case.onset.days_since_onset
-    if case.onset.date is not None:
-        return float(((case.assessed_on or today) - case.onset.date).days)
-    return None
-
-
-def study_days_since_onset(case: Case, study: ImagingStudy, today: date) -> float | None:
-    """Days from the onset of pain to an imaging study, or None when not known."""
-    if study.days_since_onset is not None:
-        return study.days_since_onset
-    if study.date is not None and case.onset.date is not None:
-        return float((study.date - case.onset.date).days)
-    if study.date is not None and case.onset.days_since_onset is not None:
-        assessed = case.assessed_on or today
-        return case.onset.days_since_onset - (assessed - study.date).days
-    return None
+__all__ = [
+    "check_date",
+    "check_days_since_onset",
+    "days_since_onset",
+    "parse_case",
+    "problems_from_validation",
+    "study_days_since_onset",
+    "timeline_problems",
+    "visit_days_since_onset",
+]

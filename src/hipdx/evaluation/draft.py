@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from hipdx.case.parse import problems_from_validation
+from hipdx.jsonio import excerpt, printable
 
 #: Keys of a vignette that hold narrative text (paraphrases), not facts.
 NARRATIVE_KEYS = frozenset(
@@ -29,9 +30,8 @@ def _show(value: Any) -> str:
 
 
 def raw_text(value: Any) -> str:
-    """A vignette value as JSON, shortened for the report."""
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 120 else text[:117] + "..."
+    """A vignette value as JSON, shortened for the report, control characters escaped."""
+    return excerpt(value, 120)
 
 
 def put_value(data: dict[str, Any], target: tuple[str | int, ...], value: Any) -> None:
@@ -94,12 +94,12 @@ class Draft:
         """Record that ``source`` gave ``value`` at ``target`` (already in the draft)."""
         where = ".".join(str(p) for p in target)
         self.seen.add(source)
-        line = f"{source} = {raw_text(raw)} -> {self.shown_as}{where} = {_show(value)}"
+        line = f"{printable(source)} = {raw_text(raw)} -> {self.shown_as}{where} = {printable(_show(value))}"
         self.used.append(f"{line} ({rule})" if rule else line)
 
     def skip(self, source: str, raw: Any, reason: str) -> None:
         self.seen.add(source)
-        self.skipped.append(f"{source} = {raw_text(raw)}: {reason}")
+        self.skipped.append(f"{printable(source)} = {raw_text(raw)}: {printable(reason)}")
 
     def has(self, target: tuple[str, ...]) -> bool:
         node: Any = self.data

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from hipdx import __version__
-from hipdx.errors import IntegrationError
+from hipdx.case.model import refused_character
+from hipdx.errors import InputError, IntegrationError
 from hipdx.evaluation.scoring import (
     NOT_ASSESSED,
     CaseResult,
@@ -24,6 +24,7 @@ from hipdx.evaluation.scoring import (
     summarise,
 )
 from hipdx.evaluation.vignette import vignette_to_case
+from hipdx.jsonio import loads, read_input_file
 from hipdx.knowledge import KnowledgeBase
 from hipdx.reasoning import assess
 
@@ -34,20 +35,15 @@ def read_vignette_file(path: Path) -> list[Any]:
     Raises
     ------
     IntegrationError
-        The file cannot be read, is not JSON, or is not a JSON array; the message names it.
+        The file cannot be read (not a regular file, larger than 5 MB), is not strict JSON
+        (see :func:`hipdx.jsonio.loads`), or is not a JSON array; the message names it.
     """
+    if not Path(path).exists():
+        raise IntegrationError(f"{path}: vignette file not found")
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise IntegrationError(f"{path}: vignette file not found") from None
-    except UnicodeDecodeError:
-        raise IntegrationError(f"{path}: not UTF-8 text") from None
-    except OSError as exc:
-        raise IntegrationError(f"{path}: cannot read the vignette file ({exc.strerror})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise IntegrationError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+        data = loads(read_input_file(path), "the vignette file")
+    except InputError as exc:  # an unreadable file or strict-JSON refusal, named with the file
+        raise IntegrationError(f"{path}: {exc.message}", exc.problems) from None
     if not isinstance(data, list):
         raise IntegrationError(f"{path}: expected a JSON array of vignettes, found a JSON {type(data).__name__}")
     return data
@@ -55,7 +51,8 @@ def read_vignette_file(path: Path) -> list[Any]:
 
 def _evaluate_one(record: Any, index: int, file: str, kb: KnowledgeBase, today: dt.date) -> CaseResult:
     raw_id = record.get("id") if isinstance(record, Mapping) else None
-    case_id = raw_id if isinstance(raw_id, str) and raw_id else f"{file}#{index}"
+    printable = isinstance(raw_id, str) and raw_id and refused_character(raw_id, multiline=False) is None
+    case_id = raw_id if printable else f"{file}#{index}"  # an id with control characters is not printed
     category = None
     if isinstance(record, Mapping) and isinstance(record.get("final_diagnosis"), Mapping):
         value = record["final_diagnosis"].get("category")

@@ -4,7 +4,8 @@ Vignettes keep values as the source printed them: ``"CRP 0.79 mg/dL"``, ``"leuco
 14.1×10^9/L"``, ``"ESR 55 mm/hour"``, ``"afebrile"``. These readers take a value only when a
 number *and* a unit that :mod:`hipdx.case.units` accepts for that quantity are both printed;
 anything else (a qualitative word, a number without a unit, a censored value such as
-``"< 5 mg/L"``, two candidate values) is refused with the reason. Nothing is guessed.
+``"< 5 mg/L"``, a range such as ``"5-10 mg/L"`` or ``"from 5 to 50 mg/L"``, two candidate
+values, a T-score without its sign) is refused with the reason. Nothing is guessed.
 
 Every reader returns ``(value, reason)``: the value when it was read, else None and a short
 reason a curator can check.
@@ -12,9 +13,12 @@ reason a curator can check.
 
 from __future__ import annotations
 
+import math
 import re
 
 from hipdx.case.model import Measurement
+
+_TOO_LONG = "a number too large to be a measurement"
 
 #: For each laboratory quantity, the spellings of its units found in print (a regular
 #: expression, matched case-insensitively right after the number) and the accepted unit
@@ -40,6 +44,9 @@ _NUMBER = r"(?<![\w.,^])(\d{1,3}(?:,\d{3})+(?![\d,])|\d+(?:[.,]\d+)?)"
 _ANY_NUMBER = re.compile(r"\d")
 _PARENTHESES = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")
 _CENSORED = re.compile(r"[<>≤≥]\s*=?\s*$|(?:less|more|greater|lower|higher)\s+than\s*$|up\s+to\s*$", re.IGNORECASE)
+#: A number joined to the one read by a range word: "5-10 mg/L", "from 5 to 50 mg/L",
+#: "between 5 and 10 mg/L", "5 or 10 mg/L".
+_RANGE_BEFORE = re.compile(r"\d\s*(?:-|to|and|or)\s*$", re.IGNORECASE)
 _MINUS = str.maketrans({"−": "-", "–": "-", "—": "-"})
 
 
@@ -78,14 +85,19 @@ def read_lab(name: str, printed: str) -> tuple[Measurement | None, str]:
     if not _ANY_NUMBER.search(text):
         return None, "no number: a qualitative result is not turned into a value"
     found: list[tuple[float, str]] = []
-    censored = False
+    censored = ranged = False
     for pattern, unit in units:
         for m in re.finditer(_NUMBER + r"\s*(?:" + pattern + ")", text, re.IGNORECASE):
+            if _RANGE_BEFORE.search(text[: m.start()]):
+                ranged = True
+                continue
             if _CENSORED.search(text[: m.start()]):
                 censored = True
                 continue
             found.append((number_from_print(m.group(1)), unit))
     found = sorted(set(found))
+    if ranged:
+        return None, "a range or two values (5-10, from 5 to 50): which one was measured is ambiguous"
     if censored and not found:
         return None, "a censored value (< or >): the number is a bound, not a measurement"
     if not found:
@@ -94,18 +106,38 @@ def read_lab(name: str, printed: str) -> tuple[Measurement | None, str]:
     if len(found) > 1:
         return None, "several values printed: which one was measured is ambiguous"
     value, unit = found[0]
+    if not math.isfinite(value):
+        return None, _TOO_LONG
     return Measurement(value=value, unit=unit), ""
 
 
-_T_SCORE = re.compile(r"t[\s-]*score\D{0,12}?(-?)\s*(\d+(?:[.,]\d+)?)", re.IGNORECASE)
+_T_SCORE = re.compile(r"t[\s-]*score\D{0,12}?([-+]?)\s*(\d+(?:[.,]\d+)?)", re.IGNORECASE)
+_BELOW = re.compile(r"\s*(?:sd\b|standard\s+deviations?)?\s*(below|under|less\s+than|lower\s+than)\b", re.IGNORECASE)
+_ABOVE = re.compile(r"\s*(?:sd\b|standard\s+deviations?)?\s*(above|over|more\s+than|higher\s+than)\b", re.IGNORECASE)
 
 
 def read_t_score(printed: str) -> tuple[float | None, str]:
-    """A bone-density T-score printed as a number, e.g. ``"T-score -2.7 at the spine"``."""
+    """A bone-density T-score printed with its sign, e.g. ``"T-score -2.7 at the spine"``.
+
+    ``"2.5 below the mean"`` is -2.5 and ``"1.0 above the mean"`` +1.0; a T-score printed
+    without a sign or a direction (``"T-score 2.5"``, often a dropped minus) is refused.
+    """
     text = _PARENTHESES.sub(" ", printed.translate(_MINUS))
-    found = {number_from_print(m.group(2)) * (-1.0 if m.group(1) else 1.0) for m in _T_SCORE.finditer(text)}
+    found = set()
+    for m in _T_SCORE.finditer(text):
+        value = number_from_print(m.group(2))
+        below, above = _BELOW.match(text, m.end()), _ABOVE.match(text, m.end())
+        if (below and m.group(1) == "+") or (above and m.group(1) == "-"):
+            return None, "the sign and the words (below/above the mean) disagree"
+        if m.group(1) == "-" or below:
+            value = -value
+        elif m.group(1) != "+" and not above and value != 0:
+            return None, "a T-score without a sign or 'below/above the mean': the minus may have been dropped"
+        found.add(value)
     if not found:
         return None, "no T-score printed as a number"
+    if not all(math.isfinite(v) for v in found):
+        return None, _TOO_LONG
     if len(found) > 1:
         return None, "several T-scores printed (sites differ): ambiguous"
     return found.pop(), ""
@@ -156,6 +188,8 @@ def days_after_onset(timing: str) -> tuple[float | None, str]:
         return None, "the timing is not stated as time since the onset of pain"
     low = _amount(m.group(1))
     high = _amount(m.group(2)) if m.group(2) else low
+    if not math.isfinite(low + high):
+        return None, _TOO_LONG
     return round((low + high) / 2 * DAYS_PER_UNIT[m.group(3).lower()], 1), ""
 
 
@@ -170,14 +204,24 @@ def is_at_presentation(timing: str) -> bool:
 
 
 _DECADE_OR_RANGE = re.compile(r"\d\s*'?s\b|\d\s*(?:-|–|to)\s*\d", re.IGNORECASE)
+_AGE_UNIT = re.compile(
+    r"\d\s*-?\s*(years?|yrs?|y|months?|mos?|weeks?|wks?|days?)\b(?!\s*(?:after|since|from|ago|before|later))",
+    re.IGNORECASE,
+)
+#: Units of an age printed in months, weeks or days, in those per year.
+_PER_YEAR = {"m": 12.0, "w": 365.25 / 7, "d": 365.25}
 
 
 def age_from_text(text: str) -> tuple[float | None, str]:
-    """An age from free text when exactly one age is printed (``"45-year-old"``).
+    """An age in years from free text when exactly one age is printed (``"45-year-old"``).
 
+    An age printed in months, weeks or days is converted: ``"18-month-old"`` is 1.5 years.
     A decade (``"in her 40s"``), a range (``"40-50"``) or two ages give None.
     """
     numbers = re.findall(r"\d+(?:\.\d+)?", text)
     if len(numbers) != 1 or _DECADE_OR_RANGE.search(text):
         return None, "not one single age (a range, a decade or several ages)"
-    return float(numbers[0]), ""
+    unit = _AGE_UNIT.search(text)
+    per_year = _PER_YEAR.get(unit.group(1)[0].lower(), 1.0) if unit else 1.0
+    age = float(numbers[0]) / per_year
+    return (round(age, 3), "") if math.isfinite(age) else (None, _TOO_LONG)

@@ -42,6 +42,7 @@ from hipdx.errors import IntegrationError
 from hipdx.evaluation.draft import NARRATIVE_KEYS, Draft, number, presence
 from hipdx.evaluation.imaging import map_imaging
 from hipdx.evaluation.text import age_from_text, read_lab, read_t_score
+from hipdx.jsonio import printable
 
 Mapped = tuple[Case, list[str], list[str]]
 
@@ -346,7 +347,7 @@ def _account_for_the_rest(record: Mapping[str, Any], draft: Draft) -> None:
             else:
                 draft.skip(path, leaf, "the case model has no field for it")
     if narrative:
-        draft.skipped.append(f"narrative text, not read as facts: {', '.join(narrative)}")
+        draft.skipped.append(f"narrative text, not read as facts: {', '.join(printable(p) for p in narrative)}")
 
 
 def vignette_to_case(record: Mapping[str, Any]) -> Mapped:

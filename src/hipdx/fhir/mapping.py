@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hipdx.case.model import Case
 from hipdx.case.parse import problems_from_validation
+from hipdx.case.timeline import timeline_problems
 from hipdx.errors import IntegrationError, Problem
 from hipdx.fhir.codes import CodeTables, load_code_tables
 from hipdx.fhir.context import Context, FactSource, Unmapped, latest
@@ -193,9 +194,13 @@ def _validate(ctx: Context, raw: dict[str, Any], sources: list[FactSource]) -> C
     """The case; a fact the case model refuses (implausible, contradictory) is left out with the model's reason."""
     for _ in range(_MAX_REFUSED):
         try:
-            return Case.model_validate(raw)
+            case = Case.model_validate(raw)
         except ValidationError as exc:
             problems = problems_from_validation(exc)
+        else:
+            problems = timeline_problems(case, ctx.today)  # an impossible time: the case's one timeline check
+            if not problems:
+                return case
         dropped = False
         for problem in problems:
             path = _droppable(raw, problem.field)

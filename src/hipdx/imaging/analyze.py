@@ -25,13 +25,14 @@ from pydantic import BaseModel, Field, PrivateAttr
 from scipy import ndimage
 
 from hipdx import __version__
-from hipdx.case import Case, parse_case
+from hipdx.case import Case, parse_case, study_days_since_onset
 from hipdx.case.model import EdemaExtent, Presence, Side
-from hipdx.errors import ImagingError
+from hipdx.errors import ImagingError, InputError, Problem
 from hipdx.imaging import band as band_module
 from hipdx.imaging import edema as edema_module
 from hipdx.imaging import heads as heads_module
 from hipdx.imaging import joint as joint_module
+from hipdx.imaging import validate
 from hipdx.imaging.anatomy import INTER_HEAD_DISTANCE_MM, MIN_HEAD_RADIUS_MM, head_problems, pair_problems
 from hipdx.imaging.band import measure_subchondral_band, undecided_because
 from hipdx.imaging.choose import choose_series
@@ -164,6 +165,11 @@ class MriAnalysis(BaseModel):
     side_to_side_edema_ml: float | None = Field(description="Left minus right edema volume (mL)")
     warnings: list[str]
     provenance: Provenance
+    damaged_pixels: list[str] = Field(
+        default_factory=list,
+        description="Each series used with more NaN or infinite voxels than the reader accepts (0.1%): the "
+        "measurements rest on damaged pixels and are not added to a case",
+    )
     _masks: StudyMasks | None = PrivateAttr(default=None)
 
     @property
@@ -438,6 +444,13 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
     if t1 is None:
         raise ImagingError("no T1-weighted series in the study: the femoral heads are found on coronal T1")
     warnings = list(choice.warnings)
+    damaged = [
+        f"{v.kind.value} series {v.description or v.source}: {100 * v.damaged_share:.1f}% of its voxels were NaN or "
+        f"infinite (read as 0), more than {100 * validate.MAX_DAMAGED_SHARE:g}%: the measurements rest on damaged "
+        "pixels and are not added to a case"
+        for v in (t1, fluid) if v is not None and v.damaged_share > validate.MAX_DAMAGED_SHARE
+    ]
+    warnings += damaged
     if fluid is None:
         warnings.append("no fluid-sensitive series (STIR, fat-saturated T2/PD): edema not measured")
     heads = _checked_heads(t1, warnings, fluid)
@@ -559,6 +572,7 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
         sides=Sides(left=sides[Side.left], right=sides[Side.right]),
         side_to_side_edema_ml=round(volumes_ml[Side.left] - volumes_ml[Side.right], 2) if len(volumes_ml) == 2 else None,
         warnings=warnings + list(t1.warnings) + (list(fluid.warnings) if fluid else []),
+        damaged_pixels=damaged,
         provenance=Provenance(
             hipdx_version=__version__,
             series_used=series_used,
@@ -613,8 +627,18 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
 def analyze_read_study(study: Study) -> MriAnalysis:
     """:func:`analyze_study` of a study read by :func:`hipdx.imaging.io.read_study`, keeping what
     the reader could not use: each unreadable file ("unreadable: FILE: why") and each skipped
-    file come first in the warnings, so nothing is dropped silently."""
-    analysis = analyze_study(list(study.volumes))
+    file come first in the warnings, so nothing is dropped silently.
+
+    Raises
+    ------
+    ImagingError
+        As :func:`analyze_study`; its problems then also name each file the reader refused (a
+        series whose every slice was refused is why there is no T1 series, for one).
+    """
+    try:
+        analysis = analyze_study(list(study.volumes))
+    except ImagingError as exc:
+        raise ImagingError(exc.message, exc.problems + list(study.problems)) from None
     analysis.warnings[:0] = [f"unreadable: {p}" for p in study.problems] + list(study.warnings)
     return analysis
 
@@ -654,16 +678,38 @@ def to_imaging_findings(analysis: MriAnalysis, side: Side | str) -> dict[str, An
     return findings
 
 
-def case_with_mri(case: Case, analysis: MriAnalysis, days_since_onset: float | None = None) -> tuple[Case, list[str]]:
+#: Days from the onset of pain at which an MRI of the episode can lie (the case model's range
+#: of ``days_since_onset``): a StudyDate outside it (19000101 from an anonymiser, say) dates nothing.
+MRI_DAYS_SINCE_ONSET = (0.0, 3650.0)
+
+
+def case_with_mri(case: Case, analysis: MriAnalysis, days_since_onset: float | None = None,
+                  today: dt.date | None = None) -> tuple[Case, list[str]]:
     """The case with the measured MRI added as one more imaging study, and what was decided.
 
     The side is the case's side; for a case whose side is not one hip (both or unknown),
     the side with more edema is used and a note says so. The study is timed by
     ``days_since_onset`` when given, else dated by the DICOM StudyDate of the T1 series (a date
     before the onset or after the assessment is then an input error naming it). The measured
-    study is validated like any other input.
+    study is validated like any other input. An analysis resting on damaged pixels
+    (``analysis.damaged_pixels``) adds nothing, and a note says why.
+
+    Parameters
+    ----------
+    today
+        The assessment date when the case gives no ``assessed_on`` (for checking the StudyDate).
+
+    Raises
+    ------
+    InputError
+        The case with the study is invalid, or the StudyDate puts the MRI before the onset, more
+        than 3,650 days after it or after the assessment (the message names StudyDate and
+        suggests ``--mri-days``).
     """
     notes: list[str] = []
+    if analysis.damaged_pixels:
+        notes += [f"the MRI adds no finding: {d}" for d in analysis.damaged_pixels]
+        return case, notes
     side = case.side
     if side not in (Side.left, Side.right):
         left, right = analysis.sides.left.edema.volume_ml or 0.0, analysis.sides.right.edema.volume_ml or 0.0
@@ -687,4 +733,16 @@ def case_with_mri(case: Case, analysis: MriAnalysis, days_since_onset: float | N
         held = (f"the band's thickness ({band.thickness_mm:g} mm measured) is not given: it counts as present, thickness unknown"
                 if band.present is Presence.present else "no band was found, but the band is not given as absent")
         notes.append(f"{held} ({band.undecided_because})")
-    return parse_case(raw), notes
+    try:
+        # the case's one timeline check (hipdx.case.timeline) judges the StudyDate like any date
+        measured = parse_case(raw, today)
+    except InputError as exc:
+        index = len(raw["imaging"]) - 1
+        dated = [p for p in exc.problems if p.field.startswith(f"imaging.{index}.")]
+        if "date" not in study or not dated:
+            raise
+        raise InputError(
+            "the MRI cannot be dated by its DICOM StudyDate; give the days from the onset to the MRI (--mri-days)",
+            [Problem(f"{validate.tag_name('StudyDate')} of the T1 series", p.reason) for p in dated],
+        ) from None
+    return measured, notes

@@ -20,11 +20,13 @@ Example
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
 import struct
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -45,7 +47,7 @@ from pydicom.uid import (
 )
 
 from hipdx.errors import ImagingError, InputError, Problem
-from hipdx.imaging import multiframe
+from hipdx.imaging import multiframe, validate
 from hipdx.imaging.volume import SeriesKind, Volume
 
 __all__ = ["Series", "Study", "classify", "classify_description", "describe_acquisition", "read_nifti", "read_study",
@@ -293,48 +295,87 @@ def _is_nifti(path: Path) -> bool:
     return path.name.lower().endswith(_NIFTI_SUFFIXES)
 
 
+@contextlib.contextmanager
+def _nibabel_log(messages: list[str]) -> Iterator[None]:
+    """Collect what nibabel logs (header fixes such as "pixdim[1,2,3] should be positive") into
+    ``messages`` instead of printing it on stderr."""
+    from nibabel.imageglobals import logger
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(_short(record.getMessage()))
+
+    handler, handlers, propagate = Collect(), list(logger.handlers), logger.propagate
+    logger.handlers, logger.propagate = [handler], False
+    try:
+        yield
+    finally:
+        logger.handlers, logger.propagate = handlers, propagate
+
+
 def read_nifti(path: str | os.PathLike[str], kind: SeriesKind | str | None = None) -> Volume:
     """One NIfTI file as a :class:`Volume` (array (k, j, i), affine to LPS mm).
 
     The kind comes from the file name (:func:`classify_description`) unless given.
-    A 4-D file keeps its first volume, with a warning.
+    A 4-D file keeps its first volume (the only one read), with a warning. The header's claims
+    (dimensions, voxel sizes, affine, scaling) are checked before any voxel is read
+    (:func:`hipdx.imaging.validate.nifti_header_problems`). NaN or infinite voxels are read as 0,
+    with a warning, and their share is the volume's ``damaged_share``.
 
     Raises
     ------
     ImagingError
-        The file cannot be read by nibabel.
+        The file is not a regular file or too large, its header is refused, or nibabel cannot
+        read it (the problem names the file and the header field).
     """
     import nibabel as nib
 
     path = Path(path)
+    refused = validate.file_problem(path)
+    if refused is not None:
+        raise ImagingError(f"cannot read NIfTI file {path.name}", [Problem(str(path), refused)])
+    caught: list[warnings.WarningMessage] = []
+    fixed: list[str] = []
     try:
-        image = nib.load(str(path))
+        # nibabel's warnings, and the header fixes it logs on stderr, are the file's notes.
+        with warnings.catch_warnings(record=True) as caught, _nibabel_log(fixed):
+            warnings.simplefilter("always")
+            image = nib.load(str(path))
         if np.issubdtype(image.get_data_dtype(), np.complexfloating):
             raise ImagingError(
                 f"cannot read NIfTI file {path.name}",
                 [Problem(str(path), "complex-valued image: give the magnitude image")],
             )
-        data = np.asarray(image.get_fdata(dtype=np.float32))
+        problems = validate.nifti_header_problems(image.header, image.affine)
+        if problems:
+            raise ImagingError(f"cannot read NIfTI file {path.name}: its header is refused",
+                               [Problem(str(path), p) for p in problems])
+        shape = image.shape
+        first = image.slicer[..., :1] if len(shape) == 4 else image
+        with np.errstate(all="ignore"):  # overflow in the file's own scaling: found as non-finite below
+            data = np.asarray(first.get_fdata(dtype=np.float32))
     except ImagingError:
         raise
     except Exception as exc:  # nibabel raises many types for broken files
         raise ImagingError(f"cannot read NIfTI file {path.name}", [Problem(str(path), str(exc))]) from None
-    notes: list[str] = []
+    notes: list[str] = list(dict.fromkeys([_short(str(w.message)) for w in caught] + fixed))
+    damaged = 0.0
     finite = np.isfinite(data)
     if not finite.all():
         if not finite.any():
             raise ImagingError(f"cannot read NIfTI file {path.name}", [Problem(str(path), "no voxel has a finite value")])
-        bad = int(data.size - finite.sum())
-        notes.append(f"{bad} voxels ({100 * bad / data.size:.1f}%) were NaN or infinite: read as 0 (no signal)")
-        data = np.where(finite, data, np.float32(0))
+        bad = int(data.size - np.count_nonzero(finite))
+        damaged = bad / data.size
+        notes.append(f"{bad} voxels ({100 * damaged:.1f}%) were NaN or infinite: read as 0 (no signal)")
+        np.logical_not(finite, out=finite)
+        data[finite] = 0
+    del finite
     if data.ndim == 4:
-        if data.shape[3] > 1:
-            notes.append(f"4-D file with {data.shape[3]} volumes: the first is used")
+        if shape[3] > 1:
+            notes.append(f"4-D file with {shape[3]} volumes: the first is used")
         data = data[..., 0]
     elif data.ndim == 2:
         data = data[..., np.newaxis]
-    elif data.ndim != 3:
-        raise ImagingError(f"cannot read NIfTI file {path.name}", [Problem(str(path), f"{data.ndim}-D image")])
     name = path.name[: -len(".nii.gz")] if path.name.lower().endswith(".nii.gz") else path.stem
     if kind is None:
         found, reason = classify_description(name)
@@ -350,6 +391,7 @@ def read_nifti(path: str | os.PathLike[str], kind: SeriesKind | str | None = Non
         warnings=tuple(notes) + (f"kind: {reason}",),
         fat_suppression=suppression,
         contrast_agent=agent,
+        damaged_share=damaged,
     )
 
 
@@ -378,7 +420,7 @@ class _Slice:
     file: str = ""
     frame: int | None = None  # index from 0
     headers: dict[str, Any] | None = None  # classic acquisition headers (multiframe.classic_headers)
-    rescale: tuple[float, float] | None = None  # (slope, intercept) from the functional groups
+    rescale: tuple[float, float] | None = None  # (slope, intercept), checked (validate.rescale_problems)
     source: _FrameSource | None = None  # the file's decoded frames, shared by its slices
 
 
@@ -464,13 +506,6 @@ def _text(ds: pydicom.Dataset, keyword: str) -> str | None:
     return text or None
 
 
-def _first_number(ds: pydicom.Dataset, keyword: str) -> float | None:
-    try:
-        return float(_first(ds, keyword))
-    except (TypeError, ValueError):
-        return None
-
-
 def _read_header(path: Path, reading: _Reading) -> _Slice | list[_Slice] | None:
     """The slice of one file (a list for a multi-frame file), or ``None`` with the reason noted."""
     name = reading.rel(path)
@@ -504,24 +539,37 @@ def _read_header(path: Path, reading: _Reading) -> _Slice | list[_Slice] | None:
             reading.warnings.append(f"{name}: no image ({_short(kind, 80)}), skipped")
         return None
     try:
-        frames = int(_first(ds, "NumberOfFrames") or 1)
+        frame_count = _first(ds, "NumberOfFrames") or 1
         geometry = {k: _values(ds, k) for k in _GEOMETRY}
+        rescale = {k: _values(ds, k) for k in ("RescaleSlope", "RescaleIntercept")}
     except Exception as exc:  # a malformed element: pydicom's conversion raises many types
         reading.problems.append(Problem(name, f"invalid header ({type(exc).__name__}: {exc}); file skipped"))
         return None
-    if frames > 1:
+    refused = validate.frame_count_problems(frame_count)
+    if refused:
+        reading.problems.append(Problem(name, "; ".join(refused) + "; file skipped"))
+        return None
+    if int(frame_count) > 1:
         return _frame_slices(ds, path, name, reading)
     missing = [k for k, v in geometry.items() if not v]
     if missing:
         reading.problems.append(Problem(name, f"missing geometry ({', '.join(missing)}); file skipped"))
         return None
+    refused = validate.slice_problems(
+        orientation=geometry["ImageOrientationPatient"], position=geometry["ImagePositionPatient"],
+        pixel_spacing=geometry["PixelSpacing"], rows=geometry["Rows"][0], columns=geometry["Columns"][0],
+        slope=rescale["RescaleSlope"], intercept=rescale["RescaleIntercept"],
+    )
+    if refused:
+        reading.problems.append(Problem(name, "; ".join(refused) + "; file skipped"))
+        return None
     try:
         orientation = np.asarray([float(v) for v in geometry["ImageOrientationPatient"]], dtype=float)
         position = np.asarray([float(v) for v in geometry["ImagePositionPatient"]], dtype=float)
         spacing = tuple(round(float(v), 4) for v in geometry["PixelSpacing"])
-        if orientation.shape != (6,) or position.shape != (3,) or len(spacing) != 2:
-            raise ValueError("wrong number of values")
         rows, columns = int(geometry["Rows"][0]), int(geometry["Columns"][0])
+        slope = float(rescale["RescaleSlope"][0]) if rescale["RescaleSlope"] else 1.0
+        intercept = float(rescale["RescaleIntercept"][0]) if rescale["RescaleIntercept"] else 0.0
         instance = _first(ds, "InstanceNumber")
         instance_number = int(instance) if instance not in (None, "") else 0
     except (TypeError, ValueError) as exc:
@@ -539,6 +587,7 @@ def _read_header(path: Path, reading: _Reading) -> _Slice | list[_Slice] | None:
         series_uid=str(_first(ds, "SeriesInstanceUID") or ""),
         sop_instance_uid=str(_first(ds, "SOPInstanceUID") or ""),
         instance_number=instance_number,
+        rescale=(slope, intercept),
     )
 
 
@@ -547,9 +596,25 @@ def _frame_slices(ds: pydicom.Dataset, path: Path, name: str, reading: _Reading)
     its functional groups do not give every frame's geometry."""
     try:
         frames = multiframe.frames_of(ds)
-        rows, columns = int(_first(ds, "Rows")), int(_first(ds, "Columns"))
+        rows, columns = _first(ds, "Rows"), _first(ds, "Columns")
     except (TypeError, ValueError, AttributeError, KeyError) as exc:
         reading.problems.append(Problem(name, f"multi-frame image without usable frame geometry ({exc}); file skipped"))
+        return None
+    refused = validate.matrix_problems(rows, columns)
+    if refused:
+        reading.problems.append(Problem(name, "; ".join(refused) + "; file skipped"))
+        return None
+    rows, columns = int(rows), int(columns)
+    kept = []
+    for f in frames:
+        refused = validate.slice_problems(orientation=f.orientation, position=f.position, pixel_spacing=f.spacing,
+                                          rows=rows, columns=columns, slope=(f.slope,), intercept=(f.intercept,))
+        if refused:
+            reading.problems.append(Problem(f"{name} frame {f.index + 1}", "; ".join(refused) + "; frame skipped"))
+        else:
+            kept.append(f)
+    frames = kept
+    if not frames:
         return None
     headers = multiframe.classic_headers(ds)
     source = _FrameSource(ds)
@@ -703,11 +768,8 @@ def _decode(s: _Slice, reading: _Reading) -> np.ndarray | None:
 def _rescaled(s: _Slice, out: np.ndarray) -> None:
     """Write the slice's stored values x RescaleSlope + RescaleIntercept into ``out`` (float32)."""
     out[...] = s.pixels
-    if s.rescale is not None:
-        slope, intercept = s.rescale
-    else:
-        slope, intercept = _first_number(s.ds, "RescaleSlope"), _first_number(s.ds, "RescaleIntercept")
-    if slope is not None and slope != 1.0:
+    slope, intercept = s.rescale if s.rescale is not None else (1.0, 0.0)
+    if slope != 1.0:
         out *= np.float32(slope)
     if intercept:
         out += np.float32(intercept)
@@ -775,8 +837,36 @@ def _build(slices: list[_Slice], uid: str, part: str, reading: _Reading) -> Seri
         regular = steps[steps <= steps.min() * (1 + GAP_TOLERANCE)]
         spacing = float(np.median(regular if 2 * len(regular) >= len(steps) else steps))
     else:
-        spacing = _number(slices[0].ds, "SpacingBetweenSlices") or _number(slices[0].ds, "SliceThickness") or 1.0
-        notes.append(f"single slice: slice spacing {spacing:g} mm taken from the headers")
+        low, high = validate.SLICE_SPACING_MM
+        given = (_number(slices[0].ds, k) for k in ("SpacingBetweenSlices", "SliceThickness"))
+        spacing = next((v for v in given if v is not None and low <= v <= high), None)  # NaN fails too
+        if spacing is None:
+            spacing = 1.0
+            notes.append("single slice: no valid SpacingBetweenSlices or SliceThickness, slice spacing taken as 1 mm")
+        else:
+            notes.append(f"single slice: slice spacing {spacing:g} mm taken from the headers")
+
+    # Slices beyond a gap too wide to fill leave the series (the largest run of slices stays).
+    if len(steps):
+        runs: list[list[_Slice]] = [[slices[0]]]
+        for step, after in zip(steps, slices[1:], strict=True):
+            if step / spacing > validate.MAX_GAP_SLICES + 1 + GAP_TOLERANCE:
+                runs.append([])
+            runs[-1].append(after)
+        if len(runs) > 1:
+            keep = max(runs, key=len)
+            span = (keep[0].along_normal, keep[-1].along_normal)
+            for run in runs:
+                if run is keep:
+                    continue
+                for s in run:
+                    away = min(abs(s.along_normal - span[0]), abs(s.along_normal - span[1]))
+                    reading.problems.append(Problem(s.name, (
+                        f"{validate.tag_name('ImagePositionPatient')} puts it {away:.1f} mm ({away / spacing:.0f} slice "
+                        f"steps of {spacing:.2f} mm) from the other {len(keep)} slices of the series: more than "
+                        f"{validate.MAX_GAP_SLICES} missing slices are not filled; slice excluded")))
+            kept_ids = {id(s) for s in keep}
+            return _build([s for s in in_file_order if id(s) in kept_ids], uid, part, reading)
 
     # Each row of the volume: a slice (index into ``slices``) or a gap filled between two slices.
     rows_of: list[int | tuple[int, int, float]] = [0]
@@ -806,6 +896,12 @@ def _build(slices: list[_Slice], uid: str, part: str, reading: _Reading) -> Seri
     # One float32 volume, filled slice by slice (no per-slice float copies, no stacking). Each
     # slice's pixel data is read (it was deferred), decoded, rescaled and released in turn, so the
     # pixel data of the whole series is never held at once.
+    refused = validate.volume_problems((len(rows_of), rows, cols))
+    if refused:
+        names = sorted(s.name for s in slices)
+        reading.problems.append(Problem(f"{names[0]} .. {names[-1]} ({len(names)} files of series {uid})",
+                                        "; ".join(refused) + "; series skipped"))
+        return None
     array = np.empty((len(rows_of), rows, cols), np.float32)
     where = {}
     failed: set[int] = set()
@@ -917,7 +1013,7 @@ def _read_dicom(paths: list[Path], reading: _Reading) -> list[Series]:
 
 
 def _files(root: Path) -> list[Path]:
-    if root.is_file():
+    if not root.is_dir():
         return [root]
     found = []
     for folder, dirs, names in os.walk(root):
@@ -991,6 +1087,10 @@ def read_study(path: str | os.PathLike[str], *, kinds: Mapping[str, str] | None 
     dicom_paths = []
     series: list[Series] = []
     for file in _files(root):
+        refused = validate.file_problem(file)
+        if refused is not None:
+            reading.problems.append(Problem(reading.rel(file), f"{refused}; file skipped"))
+            continue
         if _is_nifti(file):
             try:
                 volume = read_nifti(file)

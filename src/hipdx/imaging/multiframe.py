@@ -53,8 +53,15 @@ def _group(per_frame: pydicom.Dataset | None, shared: pydicom.Dataset | None, ma
     return None
 
 
+def _value(item: pydicom.Dataset | None, keyword: str, default: float) -> float:
+    value = item.get(keyword) if item is not None else None
+    return default if value is None or value == "" else float(value)
+
+
 def frames_of(ds: pydicom.Dataset) -> list[Frame]:
     """Each frame's position, orientation, pixel spacing and rescaling.
+
+    The values are as written: :mod:`hipdx.imaging.validate` checks them (``hipdx.imaging.io``).
 
     Raises
     ------
@@ -85,8 +92,9 @@ def frames_of(ds: pydicom.Dataset) -> list[Frame]:
         if pos.shape != (3,) or ori.shape != (6,) or len(spacing) != 2:
             raise ValueError(f"{where}: wrong number of position, orientation or spacing values")
         rescale = _group(groups, shared, "PixelValueTransformationSequence")
-        slope = float(rescale.get("RescaleSlope", 1.0) or 1.0) if rescale is not None else 1.0
-        intercept = float(rescale.get("RescaleIntercept", 0.0) or 0.0) if rescale is not None else 0.0
+        # An absent or empty value is the default; any other (0 included) is kept for the reader's checks.
+        slope = _value(rescale, "RescaleSlope", 1.0)
+        intercept = _value(rescale, "RescaleIntercept", 0.0)
         out.append(Frame(index, pos, ori, (spacing[0], spacing[1]), slope, intercept))
     return out
 

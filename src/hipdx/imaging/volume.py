@@ -47,6 +47,8 @@ class Volume:
     study_uid, frame_of_reference_uid, study_date
         StudyInstanceUID, FrameOfReferenceUID and StudyDate (YYYYMMDD) of a DICOM series; None
         when unknown (NIfTI). Series of one frame of reference share patient coordinates.
+    damaged_share
+        Share (0-1) of the voxels that were NaN or infinite as read, and are 0 in ``array``.
     """
 
     array: np.ndarray
@@ -61,6 +63,7 @@ class Volume:
     study_uid: str | None = None
     frame_of_reference_uid: str | None = None
     study_date: str | None = None
+    damaged_share: float = 0.0
 
     @property
     def plane(self) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import typing
+import zlib
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -140,6 +141,34 @@ class KnowledgeBase:
                 return c
         raise KeyError(condition_id)
 
+    @cached_property
+    def definitions(self) -> list[tuple[int, str, frozenset[str], int]]:
+        """(condition, defining variable, its defining states, the condition it is counted with
+        otherwise) for every condition ``defined_by`` a finding (``conditions.yaml``)."""
+        ids = self.condition_ids
+        return [
+            (ids.index(c.id), c.defined_by.variable, frozenset(c.defined_by.states), ids.index(c.defined_by.otherwise))
+            for c in self.conditions
+            if c.defined_by is not None
+        ]
+
+    @cached_property
+    def dependence_group_of(self) -> dict[str, str]:
+        """Variable id -> its dependence group (``kb.yaml`` ``structure``), for grouped variables."""
+        return {m: g for g, group in self.info.structure.dependence_groups.items() for m in group.members}
+
+    @cached_property
+    def group_column(self) -> np.ndarray:
+        """(variables,) index of each variable's dependence group, -1 when it has none (base order)."""
+        groups = list(self.info.structure.dependence_groups)
+        return np.array([groups.index(self.dependence_group_of[v]) if v in self.dependence_group_of else -1 for v in self.variables], dtype=np.intp)
+
+    @cached_property
+    def tempering(self) -> np.ndarray:
+        """(samples,) the factor each uncertainty sample tempers the likelihood by (model structure)."""
+        low = self.info.structure.tempering_min
+        return low + (1.0 - low) * (np.arange(N_SAMPLES) + 0.5) / N_SAMPLES
+
     def provenance_counts(self) -> dict[str, int]:
         """How many numbers of the base are reported, derived, transferred or estimated.
 
@@ -198,6 +227,22 @@ def load_knowledge_base(data_dir: Path | None = None) -> KnowledgeBase:
     references = bibliography.references
     _check_references(conditions_file, variables, tests_file, red_flags_file, references, problems)
     _check_cross(conditions_file, variables, tests_file, red_flags_file, problems)
+    known = {v.id for v in variables}
+    condition_ids = {c.id for c in conditions_file.conditions}
+    for c in conditions_file.conditions:
+        d = c.defined_by
+        if d is None:
+            continue
+        var = next((v for v in variables if v.id == d.variable), None)
+        if var is None or not set(d.states) <= set(var.states) or d.otherwise not in condition_ids or d.otherwise == c.id:
+            problems.append(Problem(f"conditions.yaml: {c.id}.defined_by", f"needs a known variable, its states and another condition (got {d.variable!r}, {d.states}, {d.otherwise!r})"))
+    for gid, group in info.structure.dependence_groups.items():
+        for member in group.members:
+            if member not in known:
+                problems.append(Problem(f"kb.yaml: structure.dependence_groups.{gid}", f"unknown variable {member!r}"))
+    for ref in info.structure.refs:
+        if ref not in references:
+            problems.append(Problem("kb.yaml: structure", f"cites {ref!r}, which is not in bibliography.yaml"))
     digest = reader.digest
     treatment = compile_treatment(staging_file, treatments_file, safety_file, references, digest, problems)
     names = {c.id: c.name for c in conditions_file.conditions}
@@ -304,6 +349,9 @@ def _compile(
     outcome_log_p: dict[str, list[np.ndarray]] = {}
 
     for index, v in enumerate(variables):
+        # one stream per variable, seeded by its id: adding or changing one variable does not
+        # move the draws of the others, so a knowledge-base diff shows only what changed
+        vrng = np.random.default_rng([_SEED, zlib.crc32(v.id.encode("utf-8"))])
         n_states = len(v.states)
         n_bands = v.band_count()
         probs = np.empty((n_bands, n_cond, n_states))
@@ -316,7 +364,7 @@ def _compile(
             for b, dist in enumerate(entries):
                 p = _full(dist, v.states)
                 probs[b, ci] = p
-                draw = rng.dirichlet(np.maximum(p * dist.effective_n, 0.05), size=N_SAMPLES).clip(_FLOOR)
+                draw = vrng.dirichlet(np.maximum(p * dist.effective_n, 0.05), size=N_SAMPLES).clip(_FLOOR)
                 samples[b, :, ci] = draw / draw.sum(axis=1, keepdims=True)
         if n_bands > 1:  # time since onset not known: the mean over the bands
             probs = np.concatenate([probs, probs.mean(axis=0, keepdims=True)])
@@ -331,7 +379,7 @@ def _compile(
                 log_rows.append(np.log(probs[b][:, idx].sum(axis=1)))
                 sample_rows.append(np.log(samples[b][:, :, idx].sum(axis=2)))
         compiled[v.id] = CompiledVariable(v, index, probs, keys, observables, provenance)
-        outcome_log_p[v.id] = [_outcome_table(probs[b], rng) for b in range(probs.shape[0])]
+        outcome_log_p[v.id] = [_outcome_table(probs[b], vrng) for b in range(probs.shape[0])]
 
     info_probs, info_log_probs, compiled = _info_tables(compiled, n_cond)
     # one padding row of zeros: "no observation"

@@ -140,12 +140,27 @@ class Distribution(Provenance):
         return p
 
 
+class Definition(_Data):
+    """A condition defined by a finding: without it the condition cannot be told from another.
+
+    When the case does not show ``variable`` in one of ``states`` (absent or not known), the
+    condition is at most as likely as ``otherwise`` and cannot lead (a first episode of
+    regional migratory osteoporosis cannot yet be told from transient osteoporosis).
+    """
+
+    variable: _ID
+    states: list[_ID] = Field(min_length=1)
+    otherwise: _ID
+    note: str
+
+
 class Condition(_Data):
     id: _ID
     name: str
     short: str
     description: str
     must_not_miss: bool = False
+    defined_by: Definition | None = None
     includes: list[str] = []
     icd10: list[str] = []
     snomed: str | None = None
@@ -174,7 +189,9 @@ class Source(_Data):
     bins: list[tuple[str, float | None]] | None = Field(
         default=None, description="[state, upper bound (exclusive) in the canonical unit, or null for the last bin]"
     )
-    map: dict[str, str] | None = Field(default=None, description="case value -> state (or aggregate)")
+    map: dict[str, str | None] | None = Field(
+        default=None, description="case value -> state (or aggregate); null: the value is no observation (the base population's own value)"
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> Source:
@@ -304,9 +321,36 @@ class Bibliography(_Data):
     references: dict[str, Reference]
 
 
+class DependenceGroup(_Data):
+    """Findings that travel together: counted as one piece of evidence, not as independent ones."""
+
+    members: list[_ID] = Field(min_length=2)
+    note: str
+
+
+class ModelStructure(Cited):
+    """How the model departs from naive independence, and how unsure it is of its own structure.
+
+    ``dependence_exponent``: when k findings of one group are known, each counts with the
+    weight k ** -exponent (a tempered, or power, likelihood), so k findings that share one
+    cause weigh as about sqrt(k) independent ones at 0.5. ``tempering_min``: the ranges
+    temper the whole likelihood by a factor drawn uniformly between this and 1 in each
+    sample, for the unknown dependence between the remaining findings; the point
+    probability uses 1. ``misspecification``: every probability is mixed with an even spread
+    over the conditions at this weight, so no output claims more certainty than the model's
+    structure supports (at 0.01 nothing exceeds 99.1% or falls below 0.1%).
+    """
+
+    dependence_exponent: float = Field(ge=0, le=1)
+    dependence_groups: dict[_ID, DependenceGroup]
+    tempering_min: float = Field(gt=0, le=1)
+    misspecification: float = Field(ge=0, lt=0.5, description="share of the probability spread evenly over the conditions: the model's structure may be wrong")
+
+
 class KbInfo(_Data):
     name: str
     version: str = Field(pattern=r"^\d{4}\.\d{1,2}\.\d+$")
     scope: str
     assumptions: list[str]
     disclaimer: str
+    structure: ModelStructure

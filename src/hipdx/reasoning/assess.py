@@ -30,10 +30,13 @@ from hipdx.reasoning.assessment import (
     MissingFinding,
     NextTest,
     Provenance,
+    RedFlagHit,
 )
 from hipdx.reasoning.differential import (
     likelihood_ratios,
     observation_keys,
+    observation_weights,
+    undefined_folds,
     posterior,
     posterior_range,
 )
@@ -42,7 +45,7 @@ from hipdx.reasoning.information import burden_of_test, information_of_tests, va
 from hipdx.reasoning.plan import make_plan
 from hipdx.reasoning.headline import flag_urgencies, headline
 from hipdx.reasoning.red_flags import URGENCY_ORDER, evaluate_red_flags, staging_flags
-from hipdx.reasoning.staging import stage_case
+from hipdx.reasoning.staging import scope_staging, stage_case
 
 #: How many conditions are explained, missing findings listed and tests proposed.
 N_EXPLAINED = 3
@@ -87,9 +90,11 @@ def assess(case: Case, kb: KnowledgeBase, today: dt.date, *, management: bool = 
     ids = kb.condition_ids
 
     patient_mask = np.array([kb.variables[o.variable].spec.group == "patient" for o in observations], dtype=bool)
-    patient_prior = posterior(kb, keys[patient_mask])
-    post = posterior(kb, keys)
-    ranges = posterior_range(kb, keys)
+    weights = observation_weights(kb, observations)
+    folds = undefined_folds(kb, observations)
+    patient_prior = posterior(kb, keys[patient_mask], weights[patient_mask], folds)
+    post = posterior(kb, keys, weights, folds)
+    ranges = posterior_range(kb, keys, weights, folds)
     order = np.argsort(-post, kind="stable")
 
     p_round = np.round(post, 4).tolist()
@@ -115,14 +120,17 @@ def assess(case: Case, kb: KnowledgeBase, today: dt.date, *, management: bool = 
     shown = _shown(kb, observations)
     missing_vars = [v for v in kb.variables if v not in observed]
     explanation = Explanation(
-        leading=[_explain(kb, shown, ratios, int(i), post, patient_prior) for i in order[:N_EXPLAINED]],
+        leading=[_explain(kb, shown, ratios, weights, int(i), post, patient_prior) for i in order[:N_EXPLAINED]],
         missing_that_matter=_missing(kb, post, missing_vars, days_now),
     )
     pregnant = case.pregnancy.status is PregnancyStatus.pregnant
     red_flags = evaluate_red_flags(kb, observations, post)
-    staging = stage_case(case, kb.treatment, today) if management else None
-    if staging is not None:
-        red_flags = sorted(red_flags + staging_flags(kb, staging, post, red_flags), key=lambda h: URGENCY_ORDER[h.urgency])
+    staging = None
+    if management:
+        # the fracture grade is a fact of the findings: it can add a flag before the staging is scoped
+        full = stage_case(case, kb.treatment, today)
+        red_flags = sorted(red_flags + staging_flags(kb, full, post, red_flags), key=lambda h: URGENCY_ORDER[h.urgency])
+        staging = scope_staging(full, supported_conditions(kb, differential, red_flags))
     plan = (
         make_plan(
             case,
@@ -162,6 +170,13 @@ def assess(case: Case, kb: KnowledgeBase, today: dt.date, *, management: bool = 
     )
 
 
+def supported_conditions(kb: KnowledgeBase, differential: Sequence[DifferentialItem], red_flags: Sequence[RedFlagHit]) -> set[str]:
+    """The conditions the staging describes: the leading one, any at or above the must-not-miss
+    threshold, and any flagged."""
+    threshold = kb.treatment.threshold("must_not_miss_probability").value
+    return {differential[0].id} | {d.id for d in differential if d.probability >= threshold} | {f.condition for f in red_flags}
+
+
 @dataclass(frozen=True)
 class _Shown:
     """What the explanation shows of one observation, whatever the condition."""
@@ -192,20 +207,25 @@ def _explain(
     kb: KnowledgeBase,
     shown: Sequence[_Shown],
     ratios: np.ndarray,
+    weights: np.ndarray,
     ci: int,
     post: np.ndarray,
     patient_prior: np.ndarray,
 ) -> ConditionExplanation:
-    """Each finding's likelihood ratio for one condition, strongest first."""
-    lrs = np.round(ratios[:, ci], 3).tolist()
-    log10s = np.round(np.log10(ratios[:, ci]), 3).tolist()
+    """Each finding's likelihood ratio for one condition, strongest first (as counted: a
+    finding of a dependence group with its weight)."""
+    counted = ratios[:, ci] ** weights
+    lrs = np.round(counted, 3).tolist()
+    log10s = np.round(np.log10(counted), 3).tolist()
+    rounded_weights = np.round(weights, 3).tolist()
     patient, findings = [], []
-    for item, lr, log10 in zip(shown, lrs, log10s):
+    for item, lr, log10, weight in zip(shown, lrs, log10s, rounded_weights):
         basis, refs = item.variable.cited[ci][item.band]
         row = {
             **item.row,
             "likelihood_ratio": lr,
             "log10_lr": log10,
+            "weight": weight,
             "direction": "for" if log10 > 0.05 else "against" if log10 < -0.05 else "neutral",
             "basis": basis,
             "refs": refs,

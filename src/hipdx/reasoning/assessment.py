@@ -35,8 +35,11 @@ class Contribution(_Out):
     label: str
     group: str
     observed: str
-    likelihood_ratio: float = Field(description="P(finding | condition) / P(finding | other conditions)")
+    likelihood_ratio: float = Field(
+        description="P(finding | condition) / P(finding | other conditions), as counted: raised to the finding's weight"
+    )
     log10_lr: float
+    weight: float = Field(default=1.0, description="below 1 for a finding of a dependence group (kb.yaml structure): counted with this weight")
     direction: str = Field(description="'for', 'against' or 'neutral'")
     basis: str = Field(description="reported, derived, transferred (measured in another population) or estimate")
     refs: list[str]

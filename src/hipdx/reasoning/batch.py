@@ -49,14 +49,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
 
 from hipdx.case import Case, Labs, Modality
-from hipdx.case.parse import days_since_onset, problems_from_validation, study_days_since_onset
+from hipdx.case.parse import days_since_onset, parse_case, study_days_since_onset
 from hipdx.case.units import QUANTITIES
-from hipdx.errors import Problem
+from hipdx.errors import InputError, Problem
+from hipdx.jsonio import loads
 from hipdx.knowledge.base import CompiledVariable, KnowledgeBase
-from hipdx.reasoning.differential import batch_posterior
+from hipdx.reasoning.differential import batch_posterior, batch_undefined, batch_weights
 from hipdx.reasoning.encode import CaseEncoder, state_of
 from hipdx.reasoning.red_flags import UNKNOWN, probability_flag_ids
 
@@ -437,7 +437,8 @@ def posterior_matrix(kb: KnowledgeBase, key_matrix: np.ndarray) -> np.ndarray:
     out = np.empty((len(key_matrix), len(kb.conditions)))
     for start in range(0, len(key_matrix), CHUNK_CASES):
         stop = start + CHUNK_CASES
-        out[start:stop] = batch_posterior(kb, key_matrix[start:stop])
+        chunk = key_matrix[start:stop]
+        out[start:stop] = batch_posterior(kb, chunk, batch_weights(kb, chunk), batch_undefined(kb, chunk))
     return out
 
 
@@ -459,6 +460,12 @@ def assess_batch(cases: Sequence[Case], kb: KnowledgeBase, today: dt.date) -> Ba
     BatchResult
         One row per case, in input order. ``probabilities`` equal the unrounded
         probabilities ``assess`` reports for the same case.
+
+    Raises
+    ------
+    InputError
+        A case whose times counted from ``today`` are impossible (an onset after it, say;
+        :mod:`hipdx.case.timeline`). :func:`assess_batch_json` reports such a line instead.
     """
     key_matrix = batch_encoder_for(kb).keys(cases, today)
     probabilities = posterior_matrix(kb, key_matrix)
@@ -494,11 +501,14 @@ def assess_batch_json(lines: Iterable[str | bytes], kb: KnowledgeBase, today: dt
         if not line.strip():
             continue
         try:
-            cases.append(Case.model_validate_json(line))
-        except ValidationError as exc:
-            invalid_json = any(e["type"] == "json_invalid" for e in exc.errors(include_url=False))
-            message = "the line is not valid JSON" if invalid_json else "the case is not valid"
-            errors.append(LineError(i, message, tuple(problems_from_validation(exc))))
+            data = loads(line, "the line")
+        except InputError as exc:  # the strict reader's reason (a key twice, too deep...) is kept as a problem
+            errors.append(LineError(i, "the line is not valid JSON", tuple(exc.problems or [Problem("", exc.message)])))
+            continue
+        try:
+            cases.append(parse_case(data, today))
+        except InputError as exc:
+            errors.append(LineError(i, exc.message, tuple(exc.problems)))
             continue
         index.append(i)
     result = assess_batch(cases, kb, today)

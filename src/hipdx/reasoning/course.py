@@ -28,7 +28,7 @@ from enum import Enum
 from pydantic import BaseModel, ConfigDict, Field
 
 from hipdx.case.model import Case, EdemaExtent, Presence, PregnancyStatus, Visit, Walking
-from hipdx.case.parse import days_since_onset
+from hipdx.case.parse import days_since_onset, visit_days_since_onset
 from hipdx.knowledge.course import (
     WALKING_ORDER,
     AlertKind,
@@ -169,6 +169,9 @@ def compare_course(
     ------
     KeyError
         ``leading_condition_id`` is not a condition of the knowledge base.
+    InputError
+        A visit comes before the onset of pain, after the assessment or more than 10 years
+        after onset (:func:`hipdx.case.parse.visit_days_since_onset`).
 
     Examples
     --------
@@ -185,13 +188,10 @@ def compare_course(
 
     dated: list[tuple[float, int, Visit]] = []
     unplaced: list[int] = []
-    before_onset: list[int] = []
     for index, visit in enumerate(case.visits):
-        days = visit_days_since_onset(case, visit, today)
+        days = visit_days_since_onset(case, visit, today)  # raises for a visit before onset or after the assessment
         if days is None:
             unplaced.append(index)
-        elif days < 0:
-            before_onset.append(index)
         else:
             dated.append((days, index, visit))
     dated.sort(key=lambda item: (item[0], item[1]))  # visits may be given in any order
@@ -200,8 +200,6 @@ def compare_course(
             f"Visit(s) {_numbers(unplaced)} cannot be placed in time (a date, but no onset date or "
             "days since onset in the case); they are left out."
         )
-    if before_onset:
-        warnings.append(f"Visit(s) {_numbers(before_onset)} are dated before the onset of pain; they are left out.")
     points = [_place(days, index, visit, course) for days, index, visit in dated]
 
     if not case.visits:
@@ -234,7 +232,7 @@ def compare_course(
         expected=_expected(course) if course is not None else None,
         points=points,
         alerts=alerts,
-        undated_visits=sorted(unplaced + before_onset),
+        undated_visits=unplaced,
         rules_evaluated=[r.id for r in rules],
         warnings=warnings,
         course_knowledge_version=course_knowledge.version,
@@ -244,24 +242,6 @@ def compare_course(
 
 def _numbers(indices: list[int]) -> str:
     return ", ".join(str(i + 1) for i in indices)
-
-
-def visit_days_since_onset(case: Case, visit: Visit, today: dt.date) -> float | None:
-    """Days from the onset of pain to a visit, or None when not known.
-
-    The same rule as :func:`hipdx.case.parse.study_days_since_onset` for imaging studies:
-    a visit date is counted from ``onset.date``, or back from the assessment
-    (``assessed_on``, else ``today``) when the onset is given as days before it.
-    """
-    if visit.days_since_onset is not None:
-        return visit.days_since_onset
-    if visit.date is None:
-        return None
-    if case.onset.date is not None:
-        return float((visit.date - case.onset.date).days)
-    if case.onset.days_since_onset is not None:
-        return case.onset.days_since_onset - ((case.assessed_on or today) - visit.date).days
-    return None
 
 
 # -- placing one visit ----------------------------------------------------------------------

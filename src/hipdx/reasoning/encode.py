@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from hipdx.case import Case, ImagingFindings, ImagingStudy, Modality
 from hipdx.case.model import EdemaExtent, PregnancyStatus, Presence, Sex
 from hipdx.case.parse import days_since_onset, study_days_since_onset
+from hipdx.case.units import QUANTITIES
 from hipdx.knowledge.base import KnowledgeBase
 from hipdx.knowledge.schema import Source, Variable
 
@@ -90,7 +91,7 @@ def state_of(value: Any, source: Source) -> str | None:
 
 def _field_reader(path: str, source: Source) -> Encoder:
     parts = path.split(".")
-    if parts[0] == "labs":
+    if parts[0] == "labs" and (parts[1] in QUANTITIES or parts[1] == "bmd_t_score"):  # a measured lab, in its canonical unit
         name = parts[1]
 
         def read_lab(case: Case, ctx: _Context) -> Reading:
@@ -238,7 +239,7 @@ def check_source(v: Variable) -> list[str]:
     observable = set(v.states) | set(v.aggregates)
     problems: list[str] = []
     if src.map:
-        bad = set(src.map.values()) - observable
+        bad = {v for v in src.map.values() if v is not None} - observable
         if bad:
             problems.append(f"map targets {sorted(bad)} are not states of the variable")
     if src.bins:

@@ -20,7 +20,7 @@ Staging does not depend on the differential: it describes what the images show.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from enum import Enum
 from typing import Any
 
@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hipdx import __version__
 from hipdx.case import Case, ImagingStudy, Modality
+from hipdx.case.parse import days_since_onset, study_days_since_onset
 from hipdx.case.model import ContrastPattern, EdemaExtent, FractureSide, JointSpace, Presence, Side, Uptake
 from hipdx.knowledge.treatment import TreatmentKnowledge
 
@@ -75,7 +76,7 @@ class StageResult(_Out):
 class TohPhase(_Out):
     """Phase of a transient-osteoporosis episode: a pragmatic estimate, not a published stage."""
 
-    phase: str = Field(description="early, established, resolving or undecidable")
+    phase: str = Field(description="early, established, resolving, undecidable, or not_staged (the differential does not support TOH)")
     beyond_expected_course: bool = False
     days_since_onset: float | None = None
     decided_by: list[StageInput] = []
@@ -145,6 +146,21 @@ class StagingProvenance(_Out):
     caveat: str
 
 
+class StagingScope(_Out):
+    """Which conditions the staging was done for, and which parts were left out and why."""
+
+    conditions: list[str] = Field(description="the conditions the differential supports; the parts of the staging apply to them")
+    not_staged: list[str] = Field(default=[], description="parts not staged because the differential does not support their condition")
+
+
+#: each part of the staging and the conditions it describes
+STAGED_FOR: dict[str, tuple[str, ...]] = {
+    "osteonecrosis": ("onfh",),
+    "toh_phase": ("toh", "rmo"),
+    "subchondral_band": ("toh", "rmo", "onfh", "sif"),
+}
+
+
 class Staging(_Out):
     """Everything hipdx stages in one case."""
 
@@ -154,6 +170,9 @@ class Staging(_Out):
     pattern: EpisodePattern
     subchondral_band: SubchondralBand
     femoral_neck_fracture: NeckFracture
+    scope: StagingScope | None = Field(
+        default=None, description="None: every part staged from the findings alone (no differential given)"
+    )
     provenance: StagingProvenance
 
     def system(self, name: str) -> StageResult:
@@ -172,25 +191,13 @@ _SCAN = frozenset({Modality.bone_scan})
 
 
 def onset_days(case: Case, today: dt.date | None) -> float | None:
-    """Days from onset to the assessment, or None (also when a needed date is missing)."""
-    if case.onset.days_since_onset is not None:
-        return case.onset.days_since_onset
-    reference = case.assessed_on or today
-    if case.onset.date is not None and reference is not None:
-        return float((reference - case.onset.date).days)
-    return None
+    """Days from onset to the assessment, or None: :func:`hipdx.case.parse.days_since_onset`."""
+    return days_since_onset(case, today)
 
 
 def study_days(case: Case, study: ImagingStudy, today: dt.date | None) -> float | None:
-    """Days from onset to a study, or None when not known."""
-    if study.days_since_onset is not None:
-        return study.days_since_onset
-    if study.date is not None and case.onset.date is not None:
-        return float((study.date - case.onset.date).days)
-    reference = case.assessed_on or today
-    if study.date is not None and case.onset.days_since_onset is not None and reference is not None:
-        return case.onset.days_since_onset - (reference - study.date).days
-    return None
+    """Days from onset to a study, or None: :func:`hipdx.case.parse.study_days_since_onset`."""
+    return study_days_since_onset(case, study, today)
 
 
 def _known(value: Any) -> bool:
@@ -870,7 +877,9 @@ def stage_neck_fracture(reader: _Reader, tk: TreatmentKnowledge) -> NeckFracture
 # --- the whole staging ------------------------------------------------------------------------
 
 
-def stage_case(case: Case, knowledge: TreatmentKnowledge, today: dt.date | None = None) -> Staging:
+def stage_case(
+    case: Case, knowledge: TreatmentKnowledge, today: dt.date | None = None, *, supported: Collection[str] | None = None
+) -> Staging:
     """Stage everything that applies to one case.
 
     Parameters
@@ -882,6 +891,13 @@ def stage_case(case: Case, knowledge: TreatmentKnowledge, today: dt.date | None 
     today
         Date of the assessment, used only when the case has dates but no ``assessed_on``;
         without it such day counts are treated as not known.
+    supported
+        The conditions the differential supports (the leading one, those at or above the
+        must-not-miss threshold and the flagged ones). A part of the staging that describes
+        none of them (:data:`STAGED_FOR`: osteonecrosis stages, the TOH phase, the band's
+        prognosis) is not staged, and ``scope`` says so; None stages every part from the
+        findings alone. The femoral neck fracture grade and the episode pattern are facts of
+        the findings and always given.
 
     Returns
     -------
@@ -910,7 +926,7 @@ def stage_case(case: Case, knowledge: TreatmentKnowledge, today: dt.date | None 
     for part in [*osteonecrosis, phase, pattern, band, fracture]:
         used.update(i.field for i in part.decided_by)
     missing = _dedupe(m for part in [*osteonecrosis, phase, pattern, band, fracture] for m in part.missing)
-    return Staging(
+    staging = Staging(
         case_id=case.id,
         osteonecrosis=osteonecrosis,
         toh_phase=phase,
@@ -926,3 +942,30 @@ def stage_case(case: Case, knowledge: TreatmentKnowledge, today: dt.date | None 
             caveat=" ".join(tk.staging.caveat.split()),
         ),
     )
+    return staging if supported is None else scope_staging(staging, supported)
+
+
+def scope_staging(staging: Staging, supported: Collection[str]) -> Staging:
+    """The staging with the parts the differential does not support left out, and ``scope`` set.
+
+    A part describes the conditions of :data:`STAGED_FOR`; when none of them is supported
+    (the leading condition, those at or above the must-not-miss threshold and the flagged
+    ones), its result is replaced by a note saying why it was not staged.
+    """
+    staged_for = set(supported)
+    left_out = [part for part, conditions in STAGED_FOR.items() if not staged_for & set(conditions)]
+    why = f"not staged: the differential does not support {{}} (supported: {', '.join(sorted(staged_for)) or 'none'})"
+    update: dict[str, Any] = {}
+    if "osteonecrosis" in left_out:
+        update["osteonecrosis"] = [
+            StageResult(system=r.system, name=r.name, status=StageStatus.not_applicable, notes=[why.format("osteonecrosis")], refs=r.refs)
+            for r in staging.osteonecrosis
+        ]
+    if "toh_phase" in left_out:
+        update["toh_phase"] = TohPhase(phase="not_staged", note=why.format("transient osteoporosis"), refs=staging.toh_phase.refs)
+    if "subchondral_band" in left_out:
+        update["subchondral_band"] = staging.subchondral_band.model_copy(
+            update={"summary": why.format("a femoral head condition (TOH, RMO, osteonecrosis, SIF)"), "caveats": []}
+        )
+    update["scope"] = StagingScope(conditions=sorted(staged_for), not_staged=[why.format(p.replace("_", " ")) for p in left_out])
+    return staging.model_copy(update=update)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hipdx.reasoning.plan import ItemStatus, Plan
 from hipdx.reasoning.staging import StageInput, StageStatus, Staging
+from hipdx.report.markdown import escape_html
 
 
 def format_staging(staging: Staging) -> str:
@@ -13,6 +14,10 @@ def format_staging(staging: Staging) -> str:
         return "; ".join(str(i) for i in items) or "-"
 
     lines = ["Staging" + (f" - {staging.case_id}" if staging.case_id else ""), ""]
+    if staging.scope is not None:
+        lines.append(f"Staged for: {', '.join(staging.scope.conditions)} (the conditions the differential supports)")
+        lines += [f"  {note}" for note in staging.scope.not_staged]
+        lines.append("")
     for r in staging.osteonecrosis:
         stage = {StageStatus.at_least: f"at least {r.stage}", StageStatus.staged: r.stage}.get(r.status, r.status.value.replace("_", " "))
         lines.append(f"{r.name}: {stage}" + (f" - {r.definition}" if r.definition else ""))
@@ -55,7 +60,8 @@ _STATUS_LABEL = {
 def format_plan(plan: Plan, markdown: bool = False) -> str:
     """The plan as plain text or Markdown: sections, items with status, evidence and sources."""
     h1, h2, bullet = ("# ", "## ", "- ") if markdown else ("", "", "  - ")
-    lines = [f"{h1}Management plan" + (f" - {plan.case_id}" if plan.case_id else ""), "", plan.disclaimer, ""]
+    case_id = (escape_html(plan.case_id) if markdown else plan.case_id) if plan.case_id else ""
+    lines = [f"{h1}Management plan" + (f" - {case_id}" if case_id else ""), "", plan.disclaimer, ""]
     if plan.scope:
         lines += [f"{'**' if markdown else ''}{plan.scope}{'**' if markdown else ''}", ""]
     for note in plan.governing:

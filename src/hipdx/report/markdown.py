@@ -21,6 +21,15 @@ from hipdx.reasoning.assessment import Assessment, ConditionExplanation
 from hipdx.report import view
 
 
+def escape_html(text: str) -> str:
+    """Text from the case made inert in Markdown: ``&``, ``<`` and ``>`` as entities, so no raw HTML.
+
+    >>> escape_html('<img src=x onerror="alert(1)">')
+    '&lt;img src=x onerror="alert(1)"&gt;'
+    """
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def cell(text: str) -> str:
     """Text made safe for one cell of a Markdown table (no pipe, no line break)."""
     return " ".join(text.split()).replace("|", "\\|")
@@ -47,7 +56,7 @@ def render_markdown(assessment: Assessment, kb: KnowledgeBase) -> str:
 
 
 def _report(a: Assessment, kb: KnowledgeBase) -> Iterator[str]:
-    title = "# hipdx assessment" + (f": case {a.case_id}" if a.case_id else "")
+    title = "# hipdx assessment" + (f": case {escape_html(a.case_id)}" if a.case_id else "")
     yield title
     yield f"> {' '.join(a.disclaimer.split())}"
     yield from _red_flags(a)

@@ -35,6 +35,20 @@ _SEVERITY_COLOURS = {Severity.emergency: "#7f0000", Severity.urgent: "#d62728", 
 _DAYS_PER_MONTH = 30.4375
 
 
+def check_plot_path(path: str | Path) -> str:
+    """The format (``png`` or ``svg``) a plot written to ``path`` takes from its suffix.
+
+    Raises
+    ------
+    InputError
+        The suffix is not ``.png`` or ``.svg``.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in SUFFIXES:
+        raise InputError(f"cannot write a plot to {path}: the file must end in .png or .svg")
+    return suffix[1:]
+
+
 def plot_course(report: CourseReport, path: str | Path) -> Path:
     """Draw the course in ``report`` and write it to ``path`` (``.png`` or ``.svg``).
 
@@ -66,9 +80,7 @@ def plot_course(report: CourseReport, path: str | Path) -> Path:
     PosixPath('course.png')
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in SUFFIXES:
-        raise InputError(f"cannot write a plot to {path}: the file must end in .png or .svg")
+    suffix = "." + check_plot_path(path)
     figure = course_figure(report)
     metadata = {"Software": None} if suffix == ".png" else {"Date": None, "Creator": None}
     try:

@@ -226,4 +226,4 @@ async def _json_body(request: Request) -> Any:
     try:
         return read_json(raw, "the request body")
     except HipdxError as err:
-        raise InputError(err.message) from None
+        raise InputError(err.message, err.problems) from None

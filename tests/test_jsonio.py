@@ -1,0 +1,120 @@
+"""The strict JSON reader and the input-file reader: every JSON document and input file enters here."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from hipdx.errors import InputError
+from hipdx.jsonio import MAX_DEPTH, MAX_INPUT_BYTES, excerpt, loads, read_input_file
+
+
+def test_a_plain_document_is_read_as_json_reads_it() -> None:
+    text = '{"a": [1, 2.5, -3e2, true, null, "x\\u00e9"], "b": {"c": {}}}'
+    assert loads(text) == json.loads(text)
+    assert loads(text.encode()) == json.loads(text)
+    assert loads("\ufeff[1]".encode()) == [1]  # a UTF-8 byte-order mark is allowed
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "values"),
+    [
+        ('{"sex": "male", "age_years": 40, "sex": "female"}', "sex", ('"male"', '"female"')),
+        ('{"labs": {"crp": {"value": 5, "unit": "mg/L"}, "crp": {"value": 5, "unit": "mg/dL"}}}', "labs.crp", ("mg/L", "mg/dL")),
+        ('{"imaging": [{"modality": "mri"}, {"modality": "ct", "modality": "mri"}]}', "imaging.1.modality", ('"ct"', '"mri"')),
+        ('[{"id": "v1"}, {"patient": {"sex": "male", "sex": "female"}}]', "1.patient.sex", ('"male"', '"female"')),
+    ],
+)
+def test_a_key_given_twice_is_refused_with_its_path_and_both_values(text: str, path: str, values: tuple[str, str]) -> None:
+    with pytest.raises(InputError, match="gives a key twice") as info:
+        loads(text)
+    (problem,) = info.value.problems
+    assert problem.field == path
+    assert all(v in problem.reason for v in values)
+
+
+def test_every_duplicated_key_is_listed() -> None:
+    with pytest.raises(InputError) as info:
+        loads('{"a": 1, "a": 2, "b": {"c": 1, "c": 1}}')
+    assert sorted(p.field for p in info.value.problems) == ["a", "b.c"]
+
+
+def test_nesting_is_bounded_before_decoding() -> None:
+    ok = "[" * MAX_DEPTH + "]" * MAX_DEPTH
+    assert loads(ok) is not None
+    for deep in ("[" * 990 + "]" * 990, '{"a": ' * 990 + "1" + "}" * 990, "[" * 200_000):
+        with pytest.raises(InputError, match=f"more than {MAX_DEPTH} levels deep"):
+            loads(deep)
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    text = json.dumps({"note": "[" * 500 + '\\"{' * 100})
+    assert loads(text) == json.loads(text)
+
+
+@pytest.mark.parametrize(
+    "number", ["9" * 4300, "9" * 4301, "-" + "1" * 100, "1." + "0" * 60, "1e" + "0" * 50], ids=["4300", "4301", "-100", "1.0", "1e0"]
+)
+def test_a_number_of_more_than_40_characters_is_refused(number: str) -> None:
+    with pytest.raises(InputError, match="number of .* characters at line 1, column 15"):
+        loads('{"age_years": ' + number + "}")
+
+
+@pytest.mark.parametrize("text", ["NaN", "[Infinity]", '{"a": -Infinity}', "1e400", "[-1e999]"])
+def test_nan_infinity_and_overflowing_numbers_are_refused(text: str) -> None:
+    with pytest.raises(InputError, match="not a number hipdx accepts|too large"):
+        loads(text)
+
+
+def test_not_utf8_and_lone_surrogates_are_refused() -> None:
+    with pytest.raises(InputError, match="not UTF-8"):
+        loads(b'{"note": "caf\xe9"}')
+    with pytest.raises(InputError, match="surrogate"):
+        loads('{"note": "\\ud800"}')
+    assert loads('{"note": "\\ud83d\\ude00"}') == {"note": "\U0001f600"}  # a pair is one character
+
+
+def test_excerpt_is_short_and_escapes_control_characters() -> None:
+    assert excerpt("\x1b[8mhidden") == '"\\u001b[8mhidden"'
+    assert len(excerpt("x" * 10_000)) <= 40
+
+
+# -- input files --------------------------------------------------------------------------
+
+
+def test_a_regular_file_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "case.json"
+    path.write_bytes(b'{"age_years": 40}')
+    assert read_input_file(path) == b'{"age_years": 40}'
+
+
+def test_a_file_over_the_size_cap_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "big.json"
+    path.write_bytes(b" " * (MAX_INPUT_BYTES + 1))
+    with pytest.raises(InputError, match="larger than 5 MB"):
+        read_input_file(path)
+    assert read_input_file(path, max_bytes=MAX_INPUT_BYTES + 1)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    fifo = tmp_path / "case.json"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="not a regular file"):
+        read_input_file(fifo)
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero")
+def test_a_device_is_refused_without_reading_it() -> None:
+    with pytest.raises(InputError, match="/dev/zero: it is not a regular file"):
+        read_input_file("/dev/zero")
+
+
+def test_a_directory_or_a_missing_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="a directory"):
+        read_input_file(tmp_path)
+    with pytest.raises(InputError, match="cannot read .*nowhere"):
+        read_input_file(tmp_path / "nowhere.json")
