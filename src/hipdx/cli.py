@@ -1,4 +1,4 @@
-"""The command line: ``hipdx assess``, ``schema``, ``kb check``, ``kb show``, ``demo``, ``evaluate``.
+"""The command line: ``hipdx assess``, ``schema``, ``kb check``, ``kb show``, ``demo``, ``evaluate``, ``fhir``, ``serve``.
 
 An adapter at the edge: it reads files, reads the clock (``--today``), loads the
 knowledge base, calls the pure core and prints what a renderer returns. Every error
@@ -106,6 +106,25 @@ def _mri_app() -> typer.Typer:
 app.add_typer(_mri_app(), name="mri", help="Hip MRI from DICOM or NIfTI: femoral heads, edema, subchondral bands. " + SUPPORTS)
 
 
+def _fhir_app() -> typer.Typer:
+    from hipdx.cli_fhir import fhir_app
+
+    return fhir_app
+
+
+app.add_typer(_fhir_app(), name="fhir", help="FHIR R4: map a patient's Bundle to a case; write an assessment as FHIR. " + SUPPORTS)
+
+
+def _serve() -> None:
+    from hipdx.cli_service import db_app, serve_command
+
+    app.command("serve", cls=ReportingCommand, epilog=SUPPORTS)(serve_command)
+    app.add_typer(db_app, name="db", help="The CDS service's audit database (hipdx db upgrade). " + SUPPORTS)
+
+
+_serve()
+
+
 class OutputFormat(str, Enum):
     text = "text"
     json = "json"
@@ -202,8 +221,10 @@ def _print_json(data: Any) -> None:
 @app.command("assess", cls=ReportingCommand, epilog=SUPPORTS)
 def assess_command(
     case_file: Annotated[
-        Path, typer.Argument(metavar="CASE.json", help="A case as JSON; `hipdx schema` describes the fields.")
-    ],
+        Path | None,
+        typer.Argument(metavar="[CASE.json]", help="A case as JSON; `hipdx schema` describes the fields. Or give --fhir.",
+                       show_default=False),
+    ] = None,
     output: Annotated[
         OutputFormat,
         typer.Option("--format", "-f", help="text: a report for the terminal; json: the assessment as data; "
@@ -224,6 +245,16 @@ def assess_command(
     mri_series: Annotated[
         list[str] | None, typer.Option("--mri-series", metavar="SERIES=KIND", help=SERIES_HELP)
     ] = None,
+    fhir: Annotated[
+        Path | None,
+        typer.Option("--fhir", metavar="BUNDLE.json", help="Read the case from one patient's FHIR R4 resources instead; "
+                     "the facts read (with their resources) and what was left out are shown.", show_default=False),
+    ] = None,
+    patient: Annotated[
+        str | None,
+        typer.Option("--patient", metavar="ID", help="With --fhir: the Patient to read when the input holds several.",
+                     show_default=False),
+    ] = None,
     today: TodayOption = None,
     no_color: NoColorOption = False,
 ) -> None:
@@ -237,8 +268,19 @@ def assess_command(
     if mri is None and (mri_days is not None or mri_series):
         option = "--mri-days" if mri_days is not None else "--mri-series"
         raise InputError(f"{option} describes the MRI given with --mri; give --mri DIR too")
+    if (case_file is None) == (fhir is None):
+        raise InputError("give a CASE.json or --fhir BUNDLE.json (one of them)")
+    if patient is not None and fhir is None:
+        raise InputError("--patient chooses a patient of the FHIR input; give --fhir BUNDLE.json too")
     kb = load_knowledge_base()
-    case = parse_case(read_bytes(case_file), _today(today))
+    mapping = None
+    if fhir is not None:
+        from hipdx.cli_fhir import mapping_from_file
+
+        mapping = mapping_from_file(fhir, _today(today), patient)
+        case = mapping.case
+    else:
+        case = parse_case(read_bytes(case_file), _today(today))  # type: ignore[arg-type]  # one of the two is given
     analysis = None
     if mri is not None:
         from hipdx.imaging.analyze import analyze_read_study, case_with_mri
@@ -253,9 +295,16 @@ def assess_command(
         data = assessment.model_dump(mode="json")
         if analysis is not None:  # the measurements behind the imaging findings, with their provenance
             data["mri_analysis"] = analysis.model_dump(mode="json")
+        if mapping is not None:  # the facts read from FHIR, each with its resource and element
+            data["fhir_mapping"] = mapping.model_dump(mode="json")
         _print_json(data)
         return
     from hipdx.report.mri import format_mri_analysis
+
+    if mapping is not None:
+        from hipdx.fhir.summary import format_mapping
+
+        _print(format_mapping(mapping, markdown=output is OutputFormat.markdown) + "\n")
 
     if output is OutputFormat.markdown:
         _print(render_markdown(assessment, kb))

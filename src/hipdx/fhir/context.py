@@ -1,0 +1,113 @@
+"""What the FHIR readers share while mapping one patient: the facts offered, what was left out, the studies.
+
+Each reader (``read_conditions``, ``read_observations``, ``read_medications``,
+``read_imaging``) looks at one resource and either offers facts (:meth:`Context.offer`) or
+records why it left something out (:meth:`Context.skip`). :mod:`hipdx.fhir.mapping` then
+chooses among the offers and builds the case.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from hipdx.fhir.codes import CodeTables
+from hipdx.fhir.resources import Date, Resource, Resources
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class FactSource(_Out):
+    """Where one fact of the case came from."""
+
+    field: str
+    resource: str
+    element: str
+    value: str
+
+
+class Unmapped(_Out):
+    """A resource or element not used, and why."""
+
+    resource: str
+    element: str
+    reason: str
+
+
+@dataclass
+class Candidate:
+    """One value offered for one fact, with its date; the latest offer wins."""
+
+    value: Any
+    when: dt.date | None
+    source: FactSource
+    rank: int = 0  # breaks ties between equally dated offers: higher wins
+
+
+@dataclass
+class Study:
+    """An imaging study being assembled from an ImagingStudy, its reports and their results."""
+
+    key: str
+    label: str
+    modality: str | None = None
+    contrast: bool | None = None
+    date: dt.date | None = None
+    findings: dict[str, list[Candidate]] = field(default_factory=dict)
+    sources: list[FactSource] = field(default_factory=list)
+
+
+class Context:
+    """The shared state of one mapping."""
+
+    def __init__(self, resources: Resources, tables: CodeTables, assessed_on: dt.date) -> None:
+        self.res = resources
+        self.t = tables
+        self.today = assessed_on
+        self.unmapped: list[Unmapped] = []
+        self.candidates: dict[str, list[Candidate]] = {}
+        self.studies: dict[str, Study] = {}
+        self.result_of: dict[str, str] = {}  # Observation label -> study key, from DiagnosticReport.result
+        self.complaints: list[str] = []  # resources that state hip pain
+
+    def skip(self, res: Resource | str, element: str, reason: str) -> None:
+        """Record that ``res.element`` is not used, and why."""
+        label = res.label if isinstance(res, Resource) else res
+        self.unmapped.append(Unmapped(resource=label, element=element, reason=reason))
+
+    def offer(
+        self, fieldname: str, value: Any, when: dt.date | None, res: Resource, element: str, shown: str, rank: int = 0
+    ) -> None:
+        """Offer ``value`` for the case field ``fieldname`` (dotted), read from ``res.element``."""
+        src = FactSource(field=fieldname, resource=res.label, element=element, value=shown)
+        self.candidates.setdefault(fieldname, []).append(Candidate(value, when, src, rank))
+
+    def in_future(self, res: Resource, element: str, when: Date | None) -> bool:
+        """True (and recorded) when ``when`` is after the assessment date."""
+        if when is not None and when.day is not None and when.day > self.today:
+            self.skip(res, element, f"dated {when.text}, after the assessment date {self.today.isoformat()}")
+            return True
+        return False
+
+
+def latest(options: list[Candidate]) -> Candidate:
+    """The latest offer; undated offers count as oldest; ties go to the higher rank, then to 'present'."""
+    return max(options, key=lambda c: (c.when or dt.date.min, c.rank, c.value == "present"))
+
+
+def show_code(system: str, code: str, display: str) -> str:
+    return f"{system}|{code} {display}"
+
+
+def codes_text(codes: list[tuple[str, str]]) -> str:
+    return ", ".join(f"{s}|{c}" for s, c in codes[:4])
+
+
+def value_element(res: Resource) -> str:
+    """The name of the resource's value[x] element as given (valueQuantity, valueBoolean, ...)."""
+    return next((k for k in res.data if k.startswith("value")), "value[x]")

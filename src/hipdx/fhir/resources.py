@@ -1,0 +1,260 @@
+"""FHIR resources as read from JSON: collected from a Bundle or a list, referenced, and checked.
+
+Only the elements hipdx reads are checked, each where it is read: an element of the wrong
+JSON type, a date that is not a FHIR date, or a reference that is not a string raises
+:class:`Malformed`, which names the resource and the element (``Observation/bp.valueQuantity.value``).
+The mapping collects these and reports them together as one
+:class:`~hipdx.errors.IntegrationError`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from hipdx.errors import IntegrationError, Problem
+
+#: FHIR date and dateTime (https://hl7.org/fhir/R4/datatypes.html#dateTime)
+_DATE = re.compile(
+    r"^(?P<y>[0-9]{4})(-(?P<m>0[1-9]|1[0-2])(-(?P<d>0[1-9]|[12][0-9]|3[01])"
+    r"(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?$"
+)
+#: resource types a Bundle of any kind may hold; the mapping reads some and lists the rest
+MAX_RESOURCES = 20000
+
+
+class Malformed(Exception):
+    """An element hipdx reads is not what FHIR R4 says it is."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(f"{where}: {reason}")
+        self.problem = Problem(where, reason)
+
+
+@dataclass
+class Resource:
+    """One resource and where it was found."""
+
+    type: str
+    id: str | None
+    data: dict[str, Any]
+    full_url: str | None
+    label: str  # "Observation/123", or the fullUrl, or "Observation at entry[4]"
+    contained: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def at(self, element: str) -> str:
+        return f"{self.label}.{element}" if element else self.label
+
+    # -- typed access to elements; each raises Malformed naming the element -----------------
+
+    def get(
+        self, element: str, kind: type | tuple[type, ...], node: dict[str, Any] | None = None, path: str | None = None
+    ) -> Any:
+        """The element's value, or None when absent; Malformed when of the wrong JSON type."""
+        value = (self.data if node is None else node).get(element)
+        if value is None:
+            return None
+        if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
+            raise Malformed(self.at(path or element), f"must be {_kind_name(kind)}, not {_json_type(value)}")
+        return value
+
+    def objects(
+        self, element: str, node: dict[str, Any] | None = None, path: str | None = None
+    ) -> list[dict[str, Any]]:
+        """An array of objects (a single object is refused: FHIR JSON arrays are arrays)."""
+        items = self.get(element, list, node, path)
+        if items is None:
+            return []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise Malformed(self.at(f"{path or element}[{i}]"), f"must be an object, not {_json_type(item)}")
+        return items
+
+    def codings(
+        self, element: str, node: dict[str, Any] | None = None, path: str | None = None
+    ) -> list[tuple[str, str]]:
+        """(system, code) of every coding of a CodeableConcept element that has both."""
+        concept = self.get(element, dict, node, path)
+        if concept is None:
+            return []
+        out = []
+        for i, coding in enumerate(self.objects("coding", concept, f"{path or element}.coding")):
+            system = self.get("system", str, coding, f"{path or element}.coding[{i}].system")
+            code = self.get("code", str, coding, f"{path or element}.coding[{i}].code")
+            if system and code:
+                out.append((system, code))
+        return out
+
+    def date(self, element: str, node: dict[str, Any] | None = None, path: str | None = None) -> Date | None:
+        """A FHIR date or dateTime element as a :class:`Date`, or None when absent."""
+        text = self.get(element, str, node, path)
+        if text is None:
+            return None
+        match = _DATE.match(text)
+        if match is None:
+            raise Malformed(self.at(path or element), f"{text!r} is not a FHIR date or dateTime")
+        if match["d"] is None:
+            return Date(None, text)
+        try:
+            return Date(dt.date(int(match["y"]), int(match["m"]), int(match["d"])), text)
+        except ValueError:
+            raise Malformed(self.at(path or element), f"{text!r} is not a calendar date") from None
+
+    def reference(self, element: str, node: dict[str, Any] | None = None, path: str | None = None) -> str | None:
+        ref = self.get(element, dict, node, path)
+        if ref is None:
+            return None
+        return self.get("reference", str, ref, f"{path or element}.reference")
+
+    def references(self, element: str) -> list[tuple[str, str]]:
+        """(element path, reference) of an array of References."""
+        out = []
+        for i, ref in enumerate(self.objects(element)):
+            target = self.get("reference", str, ref, f"{element}[{i}].reference")
+            if target:
+                out.append((f"{element}[{i}]", target))
+        return out
+
+
+@dataclass(frozen=True)
+class Date:
+    """A FHIR date: the calendar day when the text gives one, else None (year or month only)."""
+
+    day: dt.date | None
+    text: str
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        bool: "true or false",
+    }
+    return " or ".join(dict.fromkeys(names.get(k, k.__name__) for k in _as_tuple(kind)))
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    return {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number"}.get(
+        type(value), type(value).__name__
+    )
+
+
+class Resources:
+    """Every resource of the input, indexed for resolving references."""
+
+    def __init__(self, items: list[Resource]) -> None:
+        self.items = items
+        self._by_key: dict[str, Resource] = {}
+        for res in items:
+            if res.full_url:
+                self._by_key.setdefault(res.full_url, res)
+            if res.id:
+                self._by_key.setdefault(f"{res.type}/{res.id}", res)
+
+    def __iter__(self) -> Iterator[Resource]:
+        return iter(self.items)
+
+    def of_type(self, *types: str) -> list[Resource]:
+        return [r for r in self.items if r.type in types]
+
+    def resolve(self, reference: str, origin: Resource | None = None) -> Resource | dict[str, Any] | None:
+        """The resource a reference points to: contained (``#id``), by fullUrl, or by Type/id."""
+        if reference.startswith("#"):
+            if origin is None:
+                return None
+            return origin.contained.get(reference[1:])
+        hit = self._by_key.get(reference)
+        if hit is not None:
+            return hit
+        key = relative_reference(reference)
+        return self._by_key.get(key) if key else None
+
+
+_RELATIVE = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?$")
+
+
+def relative_reference(reference: str) -> str | None:
+    """``Type/id`` of a relative or absolute RESTful reference; None for others (urn:uuid, #)."""
+    match = _RELATIVE.search(reference)
+    return f"{match[1]}/{match[2]}" if match else None
+
+
+def collect(data: Any) -> Resources:
+    """Every resource of a Bundle (nested Bundles walked), a single resource, or a list of them.
+
+    Raises
+    ------
+    IntegrationError
+        The input is not a FHIR resource, a Bundle or an array of resources; or an entry is
+        malformed (every such entry is named).
+    """
+    problems: list[Problem] = []
+    out: list[Resource] = []
+
+    def add(item: Any, where: str, full_url: str | None, depth: int) -> None:
+        if len(out) > MAX_RESOURCES:
+            raise IntegrationError(f"the input holds more than {MAX_RESOURCES} resources; send one patient's record")
+        if not isinstance(item, dict):
+            problems.append(Problem(where, f"must be a FHIR resource (a JSON object), not {_json_type(item)}"))
+            return
+        rtype = item.get("resourceType")
+        if not isinstance(rtype, str) or not re.fullmatch(r"[A-Z][A-Za-z]+", rtype):
+            hint = " (it looks like a hipdx case: use `hipdx assess CASE.json`)" if "schema_version" in item else ""
+            problems.append(Problem(where, "has no valid resourceType: not a FHIR resource" + hint))
+            return
+        rid = item.get("id")
+        if rid is not None and (not isinstance(rid, str) or not re.fullmatch(r"[A-Za-z0-9\-.]{1,64}", rid)):
+            problems.append(Problem(f"{where} ({rtype})", "id must be 1-64 letters, digits, '-' or '.'"))
+            return
+        label = f"{rtype}/{rid}" if rid else (full_url or f"{rtype} at {where}")
+        contained = {}
+        for i, inner in enumerate(item.get("contained") or []):
+            if isinstance(inner, dict) and isinstance(inner.get("id"), str):
+                contained[inner["id"]] = inner
+            else:
+                problems.append(Problem(f"{label}.contained[{i}]", "must be a resource with an id"))
+        out.append(Resource(rtype, rid, item, full_url, label, contained))
+        if rtype == "Bundle":
+            if depth > 3:
+                problems.append(Problem(label, "Bundles nested more than 3 deep are not read"))
+                return
+            entries = item.get("entry") or []
+            if not isinstance(entries, list):
+                problems.append(Problem(f"{label}.entry", "must be an array"))
+                return
+            for i, entry in enumerate(entries):
+                at = f"{label}.entry[{i}]"
+                if not isinstance(entry, dict):
+                    problems.append(Problem(at, "must be an object"))
+                    continue
+                url = entry.get("fullUrl")
+                if url is not None and not isinstance(url, str):
+                    problems.append(Problem(f"{at}.fullUrl", "must be a string"))
+                    continue
+                if "resource" in entry:  # a transaction-response entry may have none
+                    add(entry["resource"], f"{at}.resource", url, depth + 1)
+
+    if isinstance(data, list):
+        for i, item in enumerate(data):
+            add(item, f"[{i}]", None, 0)
+    elif isinstance(data, dict):
+        add(data, "(input)", None, 0)
+    else:
+        raise IntegrationError(
+            f"FHIR input must be a resource, a Bundle or an array of resources, not {_json_type(data)}"
+        )
+    if problems:
+        raise IntegrationError("the FHIR input is malformed", problems)
+    return Resources(out)

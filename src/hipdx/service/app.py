@@ -1,0 +1,229 @@
+"""The web service: CDS Hooks 2.0 discovery and the patient-view service (FastAPI).
+
+==============================================  ==========================================
+call                                            answer
+==============================================  ==========================================
+``GET /cds-services``                           200 discovery
+``POST /cds-services/hipdx-patient-view``       200 ``{"cards": [...]}`` (at most one card)
+``POST /cds-services/hipdx-patient-view/feedback``  200 (acknowledged; logged without PHI)
+bad or missing JWT (when auth is on)            401, no body
+not JSON, not a valid patient-view request      400, OperationOutcome naming each problem
+unknown service                                 404
+prefetch missing and not fetchable              412, OperationOutcome naming the keys
+malformed FHIR in the prefetch                  422, OperationOutcome naming resource and element
+anything unexpected                             500, OperationOutcome without detail (logged)
+==============================================  ==========================================
+
+Errors are OperationOutcome bodies, as CDS Hooks 3.0 recommends; the service never logs a JWT
+or an access token, only the issuer, ``jti`` and ``hookInstance``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from hipdx.errors import HipdxError, InputError, Problem
+from hipdx.fhir.jsonread import read_json
+from hipdx.knowledge import KnowledgeBase, load_knowledge_base
+from hipdx.service.auth import IssuerList, Unauthorized
+from hipdx.service.hooks import DISCOVERY, SERVICE_ID, PreconditionFailed, patient_view
+from hipdx.store import AuditStore, CallRecord
+
+log = logging.getLogger("hipdx.service")
+MAX_BODY_BYTES = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """How the service runs.
+
+    issuers
+        The trusted CDS clients; None turns authentication off (only with ``insecure_no_auth``).
+    public_url
+        The service's externally visible base URL (what clients call, e.g. behind a proxy):
+        the JWT ``aud`` must equal it plus the path. Default: the URL of the request as received.
+    fhir_servers
+        FHIR servers the service may fetch missing prefetch from; empty: never fetch (412).
+    cors_origins
+        Browser origins allowed to call (e.g. a CDS Hooks sandbox).
+    today
+        Fixed assessment date (tests); default: the server's date at each call.
+    store
+        Where each call and feedback item is recorded (no token, no payload); None: the log only.
+        Recording is fail-open: if the database fails, the call is still answered and the
+        failure logged.
+    """
+
+    issuers: IssuerList | None
+    insecure_no_auth: bool = False
+    public_url: str | None = None
+    fhir_servers: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()
+    today: Callable[[], dt.date] = field(default=dt.date.today)
+    store: AuditStore | None = None
+
+    def __post_init__(self) -> None:
+        if self.issuers is None and not self.insecure_no_auth:
+            raise ValueError("give the trusted issuers, or turn authentication off explicitly (insecure_no_auth)")
+
+
+def outcome(status: int, message: str, problems: Sequence[Problem] = ()) -> JSONResponse:
+    """An OperationOutcome response: one issue for the message and one per problem."""
+    code = {400: "invalid", 404: "not-found", 412: "incomplete", 422: "structure"}.get(status, "exception")
+    issues = [{"severity": "error", "code": code, "diagnostics": message}]
+    issues += [
+        {"severity": "error", "code": code, "diagnostics": p.reason, "expression": [p.field]}
+        for p in problems
+        if p.field
+    ]
+    issues += [{"severity": "error", "code": code, "diagnostics": p.reason} for p in problems if not p.field]
+    return JSONResponse({"resourceType": "OperationOutcome", "issue": issues}, status_code=status)
+
+
+def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAPI:
+    """The FastAPI application of the CDS service."""
+    knowledge = kb or load_knowledge_base()
+    app = FastAPI(title="hipdx CDS Hooks service", docs_url=None, redoc_url=None, openapi_url=None)
+    if config.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.cors_origins),
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+
+    def audience(request: Request) -> str:
+        if config.public_url:
+            return config.public_url.rstrip("/") + request.url.path
+        return str(request.url.replace(query=""))
+
+    def check(request: Request) -> dict[str, Any] | None:
+        if config.issuers is None:
+            return None
+        claims = config.issuers.verify(request.headers.get("authorization"), audience(request))
+        request.state.audit = {"issuer": claims.get("iss"), "tenant": claims.get("tenant"), "jti": claims.get("jti")}
+        return claims
+
+    if config.store is not None:
+        store = config.store
+
+        @app.middleware("http")
+        async def _audit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+            if not request.url.path.startswith("/cds-services") or request.method == "OPTIONS":
+                return await call_next(request)
+            start = time.perf_counter()
+            status = 500
+            try:
+                response = await call_next(request)
+                status = response.status_code
+                return response
+            finally:
+                fields = {k: v for k, v in getattr(request.state, "audit", {}).items() if v is not None}
+                record = CallRecord(
+                    method=request.method,
+                    path=request.url.path,
+                    status_code=status,
+                    latency_ms=round((time.perf_counter() - start) * 1000, 2),
+                    **fields,
+                )
+                try:
+                    await run_in_threadpool(store.record_call, record)
+                except Exception:  # fail-open: the clinician still gets the answer; the failure is logged
+                    log.exception("could not record the call in the audit store")
+
+    @app.exception_handler(Unauthorized)
+    async def _unauthorized(request: Request, exc: Unauthorized) -> Response:
+        log.warning("401 %s %s: %s", request.method, request.url.path, exc)
+        return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(PreconditionFailed)
+    async def _precondition(request: Request, exc: PreconditionFailed) -> Response:
+        return outcome(412, exc.reason, [Problem(f"prefetch.{key}", "missing") for key in exc.missing])
+
+    @app.exception_handler(HipdxError)
+    async def _hipdx(request: Request, exc: HipdxError) -> Response:
+        status = 400 if isinstance(exc, InputError) else exc.http_status  # a bad request, not an unprocessable chart
+        return outcome(status, exc.message, exc.problems)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return outcome(500, "internal error (logged); please report")
+
+    @app.get("/cds-services")
+    def discovery(request: Request) -> dict[str, Any]:
+        check(request)
+        return {"services": [DISCOVERY]}
+
+    @app.post("/cds-services/{service_id}")
+    async def service(service_id: str, request: Request) -> Response:
+        claims = check(request)
+        if service_id != SERVICE_ID:
+            return outcome(404, f"no CDS service {service_id!r} here; GET /cds-services lists them")
+        body = await _json_body(request)
+        audit = getattr(request.state, "audit", {})
+        if isinstance(body, dict):
+            context = body.get("context") if isinstance(body.get("context"), dict) else {}
+            patient = context.get("patientId")
+            audit |= {
+                "hook_instance": str(body.get("hookInstance"))[:100] if body.get("hookInstance") else None,
+                "patient": f"Patient/{patient}"[:100] if isinstance(patient, str) else None,
+            }
+        request.state.audit = audit
+        response = patient_view(body, knowledge, config.today(), config.fhir_servers)
+        cards = response["cards"]
+        request.state.audit = audit | {
+            "cards": len(cards),
+            "indicator": cards[0]["indicator"] if cards else None,
+            "card_uuid": cards[0]["uuid"] if cards else None,
+        }
+        log.info(
+            "patient-view hookInstance=%s iss=%s jti=%s cards=%s",
+            body.get("hookInstance") if isinstance(body, dict) else None,
+            (claims or {}).get("iss"),
+            (claims or {}).get("jti"),
+            [c["indicator"] for c in response["cards"]],
+        )
+        return JSONResponse(response)
+
+    @app.post("/cds-services/{service_id}/feedback")
+    async def feedback(service_id: str, request: Request) -> Response:
+        check(request)
+        if service_id != SERVICE_ID:
+            return outcome(404, f"no CDS service {service_id!r} here")
+        body = await _json_body(request)
+        items = body.get("feedback") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            return outcome(400, 'feedback must be {"feedback": [...]}')
+        issuer = getattr(request.state, "audit", {}).get("issuer")
+        for item in items:
+            if isinstance(item, dict):
+                log.info("feedback card=%s outcome=%s", item.get("card"), item.get("outcome"))
+                if config.store is not None:
+                    try:
+                        await run_in_threadpool(config.store.record_feedback, item, issuer)
+                    except Exception:  # fail-open, as for calls
+                        log.exception("could not record feedback in the audit store")
+        return JSONResponse({})
+
+    return app
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise InputError(f"the request body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MB")
+    try:
+        return read_json(raw, "the request body")
+    except HipdxError as err:
+        raise InputError(err.message, err.problems) from None

@@ -1,0 +1,221 @@
+"""The ``patient-view`` CDS service: from a CDS Hooks request to at most one card.
+
+The request's prefetch (or, for keys the client did not prefetch, the client's FHIR server
+when the operator allows it) is read through the FHIR mapping into a case, assessed by the
+core, and rendered as one card. No card when the chart states neither hip pain nor marrow
+edema of the hip on MRI. A prefetch key is *missing* when it is omitted or holds an
+OperationOutcome (the client could not fetch it); ``null`` means "no data" and is fine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urljoin, urlsplit
+
+import httpx2 as httpx
+
+from hipdx.errors import InputError, Problem
+from hipdx.fhir.mapping import FhirMapping, map_fhir
+from hipdx.knowledge import KnowledgeBase
+from hipdx.reasoning import assess
+from hipdx.service.cards import card
+
+SERVICE_ID = "hipdx-patient-view"
+#: what the service asks the client to prefetch (CDS Hooks 2.0 prefetch templates)
+PREFETCH = {
+    "patient": "Patient/{{context.patientId}}",
+    "conditions": "Condition?patient={{context.patientId}}",
+    "observations": "Observation?patient={{context.patientId}}&_count=500",
+    "medicationStatements": "MedicationStatement?patient={{context.patientId}}",
+    "medicationRequests": "MedicationRequest?patient={{context.patientId}}",
+    "allergies": "AllergyIntolerance?patient={{context.patientId}}",
+    "imagingReports": "DiagnosticReport?patient={{context.patientId}}",
+    "imagingStudies": "ImagingStudy?patient={{context.patientId}}",
+}
+DISCOVERY = {
+    "hook": "patient-view",
+    "id": SERVICE_ID,
+    "title": "hipdx: atraumatic hip pain with bone marrow edema",
+    "description": (
+        "For a patient with hip pain or hip bone marrow edema in the chart: the ranked differential "
+        "(transient osteoporosis, osteonecrosis, fractures, infection, ...), red flags and the next useful test."
+    ),
+    "prefetch": PREFETCH,
+    "usageRequirements": "Reads coded data only (LOINC, SNOMED CT, ICD-10-CM, ATC, RxNorm, UCUM); see docs/fhir.md.",
+}
+MAX_PAGES = 5
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+
+
+class PreconditionFailed(Exception):
+    """Data the service needs was neither prefetched nor fetchable (HTTP 412)."""
+
+    def __init__(self, missing: Sequence[str], reason: str) -> None:
+        super().__init__(reason)
+        self.missing = list(missing)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Request:
+    hook_instance: str
+    patient_id: str
+    prefetch: dict[str, Any]
+    fhir_server: str | None
+    access_token: str | None
+
+
+def parse_request(body: Any) -> Request:
+    """The fields of a patient-view request this service uses, checked.
+
+    Raises
+    ------
+    InputError
+        A required field is missing or of the wrong type, or the hook is not patient-view.
+    """
+    problems = []
+    if not isinstance(body, dict):
+        raise InputError("a CDS Hooks request is a JSON object")
+    if body.get("hook") != "patient-view":
+        problems.append(Problem("hook", f"{body.get('hook')!r}: this service answers patient-view"))
+    if not isinstance(body.get("hookInstance"), str) or not body["hookInstance"]:
+        problems.append(Problem("hookInstance", "required (a UUID string)"))
+    context = body.get("context")
+    patient = context.get("patientId") if isinstance(context, dict) else None
+    if not isinstance(patient, str) or not _ID.fullmatch(patient):
+        problems.append(Problem("context.patientId", "required: a FHIR resource id"))
+    prefetch = body.get("prefetch", {})
+    if not isinstance(prefetch, dict):
+        problems.append(Problem("prefetch", "must be an object"))
+    server = body.get("fhirServer")
+    if server is not None and (not isinstance(server, str) or urlsplit(server).scheme not in ("http", "https")):
+        problems.append(Problem("fhirServer", "must be an http(s) URL"))
+    auth = body.get("fhirAuthorization")
+    token = None
+    if auth is not None:
+        if not isinstance(auth, dict) or not isinstance(auth.get("access_token"), str):
+            problems.append(Problem("fhirAuthorization", "must be an object with an access_token"))
+        else:
+            if server is None:
+                problems.append(Problem("fhirServer", "required when fhirAuthorization is given"))
+            token = auth["access_token"]
+    if problems:
+        raise InputError("the CDS Hooks request is not valid", problems)
+    return Request(body["hookInstance"], patient, prefetch, server, token)  # type: ignore[arg-type]
+
+
+def gather(request: Request, allowed_servers: Sequence[str], timeout_s: float = 5.0) -> list[Any]:
+    """Every resource or Bundle of the prefetch; what is missing fetched from the FHIR server.
+
+    Raises
+    ------
+    PreconditionFailed
+        Keys missing from the prefetch and no allowed FHIR server to fetch them from, or
+        the server did not answer them.
+    InputError
+        A prefetch value is neither a resource, a Bundle, nor null.
+    """
+    found: list[Any] = []
+    missing = []
+    for key in PREFETCH:
+        if key not in request.prefetch:
+            missing.append(key)
+            continue
+        value = request.prefetch[key]
+        if value is None:
+            continue  # the client says: no data
+        if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
+            raise InputError(f"prefetch.{key} must be a FHIR resource, a Bundle or null")
+        if value["resourceType"] == "OperationOutcome":
+            missing.append(key)  # the client tried and failed
+            continue
+        found.append(value)
+    if not missing:
+        return found
+    server = request.fhir_server
+    if server is None:
+        raise PreconditionFailed(
+            missing, f"prefetch missing: {', '.join(missing)}; and no fhirServer to fetch them from"
+        )
+    if not any(server.rstrip("/") == s.rstrip("/") for s in allowed_servers):
+        raise PreconditionFailed(
+            missing, f"prefetch missing: {', '.join(missing)}; fhirServer is not one this service may call"
+        )
+    with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
+        for key in missing:
+            query = PREFETCH[key].replace("{{context.patientId}}", quote(request.patient_id, safe=""))
+            found += _fetch(client, server, query, request.access_token, key)
+    return found
+
+
+def _fetch(client: httpx.Client, server: str, query: str, token: str | None, key: str) -> list[Any]:
+    base = server.rstrip("/") + "/"
+    url: str | None = urljoin(base, query)
+    headers = {"Accept": "application/fhir+json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    out = []
+    for _ in range(MAX_PAGES):
+        if url is None:
+            break
+        if not url.startswith(base):
+            raise PreconditionFailed([key], f"{key}: the FHIR server pointed to another host")
+        try:
+            response = client.get(url, headers=headers)
+        except httpx.HTTPError as exc:
+            raise PreconditionFailed([key], f"{key}: the FHIR server did not answer ({type(exc).__name__})") from None
+        if response.status_code == 404 and key == "patient":
+            raise PreconditionFailed([key], "the FHIR server has no such Patient")
+        if response.status_code != 200:
+            raise PreconditionFailed([key], f"{key}: the FHIR server answered {response.status_code}")
+        try:
+            data = response.json()
+        except ValueError:
+            raise PreconditionFailed([key], f"{key}: the FHIR server's answer is not JSON") from None
+        out.append(data)
+        links = data.get("link") if isinstance(data, dict) else None
+        url = (
+            next(
+                (
+                    link.get("url")
+                    for link in links
+                    if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str)
+                ),
+                None,
+            )
+            if isinstance(links, list)
+            else None
+        )
+    return out
+
+
+def about_the_hip(mapping: FhirMapping) -> bool:
+    """True when the chart states hip pain, or marrow edema on an MRI of the hip."""
+    if mapping.hip_pain:
+        return True
+    return any(s.modality.value == "mri" and s.findings.edema.value == "present" for s in mapping.case.imaging)
+
+
+def patient_view(body: Any, kb: KnowledgeBase, today: dt.date, allowed_servers: Sequence[str] = ()) -> dict[str, Any]:
+    """The response to a patient-view request: ``{"cards": [...]}`` with at most one card.
+
+    Raises
+    ------
+    InputError
+        The request is not a valid patient-view request.
+    PreconditionFailed
+        Prefetch missing and not fetchable.
+    IntegrationError
+        The prefetched FHIR is malformed (each problem named).
+    """
+    request = parse_request(body)
+    resources = gather(request, allowed_servers)
+    mapping = map_fhir(resources, today, patient_id=request.patient_id)
+    if not about_the_hip(mapping):
+        return {"cards": []}
+    assessment = assess(mapping.case, kb, today)
+    return {"cards": [card(assessment, mapping, request.hook_instance)]}

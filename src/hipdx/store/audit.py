@@ -1,0 +1,83 @@
+"""Writing and reading the audit log of the CDS service."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from hipdx.store.models import CdsCall, CdsFeedback
+
+
+@dataclass
+class CallRecord:
+    """What the service knows about one call when it answers it."""
+
+    method: str
+    path: str
+    status_code: int
+    latency_ms: float
+    issuer: str | None = None
+    tenant: str | None = None
+    jti: str | None = None
+    hook_instance: str | None = None
+    patient: str | None = None
+    cards: int | None = None
+    indicator: str | None = None
+    card_uuid: str | None = None
+
+
+class AuditStore:
+    """Writes and reads the audit tables."""
+
+    def __init__(self, engine: Engine, hipdx_version: str, knowledge_base_digest: str) -> None:
+        self.engine = engine
+        self.hipdx_version = hipdx_version
+        self.knowledge_base_digest = knowledge_base_digest
+
+    def record_call(self, record: CallRecord, when: dt.datetime | None = None) -> None:
+        row = CdsCall(
+            recorded_at=when or dt.datetime.now(dt.timezone.utc),
+            hipdx_version=self.hipdx_version,
+            knowledge_base_digest=self.knowledge_base_digest,
+            **{k: _clip(v) for k, v in vars(record).items()},
+        )
+        with Session(self.engine) as session, session.begin():
+            session.add(row)
+
+    def record_feedback(self, item: dict[str, Any], issuer: str | None, when: dt.datetime | None = None) -> bool:
+        """Store one feedback item; False (nothing stored) when it lacks a card or an outcome."""
+        card, outcome = item.get("card"), item.get("outcome")
+        if not isinstance(card, str) or outcome not in ("accepted", "overridden"):
+            return False
+        reason = item.get("overrideReason") if isinstance(item.get("overrideReason"), dict) else {}
+        coding = reason.get("reason") if isinstance(reason.get("reason"), dict) else {}
+        row = CdsFeedback(
+            recorded_at=when or dt.datetime.now(dt.timezone.utc),
+            issuer=_clip(issuer),
+            card_uuid=_clip(card, 100),
+            outcome=outcome,
+            override_reason_system=_clip(coding.get("system") if isinstance(coding.get("system"), str) else None),
+            override_reason_code=_clip(coding.get("code") if isinstance(coding.get("code"), str) else None, 100),
+            outcome_timestamp=_clip(
+                item.get("outcomeTimestamp") if isinstance(item.get("outcomeTimestamp"), str) else None, 40
+            ),
+        )
+        with Session(self.engine) as session, session.begin():
+            session.add(row)
+        return True
+
+    def calls(self, limit: int = 100) -> list[CdsCall]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            return list(session.scalars(select(CdsCall).order_by(CdsCall.id.desc()).limit(limit)))
+
+    def feedback(self, limit: int = 100) -> list[CdsFeedback]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            return list(session.scalars(select(CdsFeedback).order_by(CdsFeedback.id.desc()).limit(limit)))
+
+
+def _clip(value: Any, length: int = 200) -> Any:
+    return value[:length] if isinstance(value, str) else value

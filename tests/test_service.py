@@ -1,0 +1,642 @@
+"""The CDS Hooks 2.0 service: discovery, patient-view cards, prefetch rules, JWT checking, errors.
+
+Requests follow the spec's examples (https://cds-hooks.hl7.org/2.0/) and the request shape the
+CDS Hooks sandbox sends. A FHIR server the service fetches from is a real HTTP server on
+loopback, started by the test.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from fastapi.testclient import TestClient
+
+import hipdx
+from hipdx.errors import InputError
+from hipdx.service import IssuerList, ServiceConfig, create_app
+from hipdx.service.cards import SUMMARY_LIMIT, summary_text
+from hipdx.service.hooks import PREFETCH, SERVICE_ID
+
+from conftest import ROOT, TODAY
+
+BUNDLES = ROOT / "tests" / "data" / "fhir"
+BASE = "http://testserver"
+URL = f"{BASE}/cds-services/{SERVICE_ID}"
+ISS = "https://ehr.example.org"
+
+#: the spec's example request (CDS Hooks 2.0, "Calling a CDS Service"), prefetching its own key only
+SPEC_REQUEST: dict[str, Any] = {
+    "hookInstance": "23f1a303-991f-4118-86c5-11d99a39222e",
+    "fhirServer": "https://fhir.example.org",
+    "hook": "patient-view",
+    "fhirAuthorization": {
+        "access_token": "some-opaque-fhir-access-token",
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": "user/Patient.read user/Observation.read",
+        "subject": "cds-service4",
+    },
+    "context": {"userId": "Practitioner/example", "patientId": "1288992", "encounterId": "89284"},
+    "prefetch": {
+        "patientToGreet": {
+            "resourceType": "Patient",
+            "gender": "male",
+            "birthDate": "1925-12-23",
+            "id": "1288992",
+            "active": True,
+        }
+    },
+}
+
+
+def server_shaped(name: str) -> tuple[str, list[dict[str, Any]]]:
+    """The bundle's resources as a FHIR server holds them: references as Type/id."""
+    raw = json.loads((BUNDLES / f"{name}.bundle.json").read_text())
+    by_url = {e["fullUrl"]: f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in raw["entry"]}
+    text = json.dumps([e["resource"] for e in raw["entry"]])
+    for url, ref in by_url.items():
+        text = text.replace(f'"{url}"', f'"{ref}"')
+    resources = json.loads(text)
+    return resources[0]["id"], resources
+
+
+def searchset(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(resources),
+        "entry": [{"resource": r} for r in resources],
+    }
+
+
+def prefetch_of(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    types = {
+        "conditions": "Condition",
+        "observations": "Observation",
+        "medicationStatements": "MedicationStatement",
+        "medicationRequests": "MedicationRequest",
+        "allergies": "AllergyIntolerance",
+        "imagingReports": "DiagnosticReport",
+        "imagingStudies": "ImagingStudy",
+    }
+    out: dict[str, Any] = {"patient": next(r for r in resources if r["resourceType"] == "Patient")}
+    for key, rtype in types.items():
+        found = [r for r in resources if r["resourceType"] == rtype]
+        out[key] = searchset(found) if found else None
+    return out
+
+
+def request_for(name: str, **more: Any) -> dict[str, Any]:
+    patient, resources = server_shaped(name)
+    return {
+        "hook": "patient-view",
+        "hookInstance": str(uuid.uuid5(uuid.NAMESPACE_URL, name)),
+        "context": {"patientId": patient, "userId": "Practitioner/COREPRACTITIONER1"},
+        "prefetch": prefetch_of(resources),
+        **more,
+    }
+
+
+# -- keys and tokens ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def keys() -> dict[str, Any]:
+    es = ec.generate_private_key(ec.SECP384R1())
+    rs = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    es_jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(es.public_key()))
+    rs_jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(rs.public_key()))
+    return {
+        "es": es,
+        "rs": rs,
+        "jwks": {"keys": [{**es_jwk, "kid": "es-1", "alg": "ES384"}, {**rs_jwk, "kid": "rs-1", "alg": "RS384"}]},
+    }
+
+
+def token(
+    keys: dict[str, Any],
+    *,
+    alg: str = "ES384",
+    kid: str = "es-1",
+    aud: str = URL,
+    drop: str | None = None,
+    **claims: Any,
+) -> str:
+    now = int(time.time())
+    payload = {"iss": ISS, "aud": aud, "exp": now + 300, "iat": now, "jti": str(uuid.uuid4()), **claims}
+    if drop:
+        del payload[drop]
+    key = keys["es"] if alg == "ES384" else keys["rs"]
+    return jwt.encode(payload, key, algorithm=alg, headers={"kid": kid, "typ": "JWT"})
+
+
+@pytest.fixture(scope="module")
+def issuers_file(keys: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("issuers")
+    (folder / "ehr-jwks.json").write_text(json.dumps(keys["jwks"]))
+    path = folder / "issuers.json"
+    path.write_text(json.dumps({"issuers": [{"iss": ISS, "jwks_file": "ehr-jwks.json"}]}))
+    return path
+
+
+@pytest.fixture
+def secured(issuers_file: Path, kb: hipdx.KnowledgeBase) -> TestClient:
+    config = ServiceConfig(issuers=IssuerList.from_file(issuers_file), today=lambda: TODAY)
+    return TestClient(create_app(config, kb), raise_server_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def open_client(kb: hipdx.KnowledgeBase) -> TestClient:
+    config = ServiceConfig(issuers=None, insecure_no_auth=True, today=lambda: TODAY)
+    return TestClient(create_app(config, kb), raise_server_exceptions=False)
+
+
+# -- discovery -------------------------------------------------------------------------------------------
+
+
+def test_discovery(open_client: TestClient) -> None:
+    response = open_client.get("/cds-services")
+    assert response.status_code == 200
+    [service] = response.json()["services"]
+    assert service["hook"] == "patient-view" and service["id"] == SERVICE_ID
+    assert service["description"] and service["title"]
+    assert service["prefetch"] == PREFETCH
+    assert all("{{context.patientId}}" in template for template in service["prefetch"].values())
+
+
+# -- cards ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "indicator"),
+    [
+        ("toh_man_classic", "info"),
+        ("septic_febrile_crp_mg_dl", "critical"),
+        ("fnsf_runner_fracture_line", "critical"),
+        ("onfh_steroids_double_line", "warning"),
+        ("toh_pregnancy_34_weeks", None),
+    ],
+)
+def test_one_card_from_the_headline(
+    name: str, indicator: str | None, open_client: TestClient, kb: hipdx.KnowledgeBase
+) -> None:
+    response = open_client.post(f"/cds-services/{SERVICE_ID}", json=request_for(name))
+    assert response.status_code == 200, response.text
+    [card] = response.json()["cards"]
+    example = hipdx.parse_case((ROOT / "examples" / f"{name}.json").read_bytes())
+    assessment = hipdx.assess(example, kb, TODAY)
+    assert card["summary"] == summary_text(assessment.headline.text) and len(card["summary"]) < SUMMARY_LIMIT
+    assert card["indicator"] in ("info", "warning", "critical")
+    if indicator:
+        assert card["indicator"] == indicator
+    urgent = any(f.urgency in ("emergency", "urgent") for f in assessment.red_flags)
+    assert (card["indicator"] == "critical") == urgent
+    assert card["source"]["label"].startswith(f"hipdx {hipdx.__version__}")
+    assert "| Differential | Probability | Range |" in card["detail"]
+    assert assessment.differential[0].name in card["detail"]
+    for key in ("suggestions", "selectionBehavior", "links"):
+        assert key not in card  # no empty or null optional fields
+    assert uuid.UUID(card["uuid"])
+
+
+def test_all_bundles_give_a_valid_card(open_client: TestClient) -> None:
+    for path in sorted(BUNDLES.glob("*.bundle.json")):
+        name = path.name.removesuffix(".bundle.json")
+        response = open_client.post(f"/cds-services/{SERVICE_ID}", json=request_for(name))
+        assert response.status_code == 200, (name, response.text)
+        [card] = response.json()["cards"]
+        assert set(card) == {"uuid", "summary", "indicator", "detail", "source"}
+        assert 0 < len(card["summary"]) < 140 and "\n" not in card["summary"]
+
+
+def test_no_card_without_hip_pain_or_marrow_edema(open_client: TestClient) -> None:
+    body = request_for("toh_man_classic")
+    patient = body["prefetch"]["patient"]
+    body["prefetch"] = {key: None for key in PREFETCH} | {"patient": patient}
+    assert open_client.post(f"/cds-services/{SERVICE_ID}", json=body).json() == {"cards": []}
+    conditions = body["prefetch"]["conditions"] = searchset(
+        [
+            {
+                "resourceType": "Condition",
+                "id": "c",
+                "code": {"coding": [{"system": "http://snomed.info/sct", "code": "64859006"}]},
+                "clinicalStatus": {
+                    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]
+                },
+                "subject": {"reference": f"Patient/{patient['id']}"},
+            }
+        ]
+    )
+    assert conditions and open_client.post(f"/cds-services/{SERVICE_ID}", json=body).json() == {"cards": []}
+
+
+def test_marrow_edema_alone_is_enough_for_a_card(open_client: TestClient) -> None:
+    body = request_for("rmo_migratory")
+    complaint = [
+        e
+        for e in body["prefetch"]["conditions"]["entry"]
+        if e["resource"]["code"]["coding"][0]["code"].startswith("M25.55")
+    ]
+    for entry in complaint:
+        body["prefetch"]["conditions"]["entry"].remove(entry)
+    [card] = open_client.post(f"/cds-services/{SERVICE_ID}", json=body).json()["cards"]
+    assert card["summary"]
+
+
+def test_summary_is_cut_at_a_word() -> None:
+    long = "URGENT: " + "word " * 60
+    short = summary_text(long)
+    assert len(short) < 140 and short.endswith("…") and " wor…" not in short
+
+
+# -- prefetch ---------------------------------------------------------------------------------------------------
+
+
+def test_spec_example_without_our_prefetch_is_412(open_client: TestClient) -> None:
+    response = open_client.post(f"/cds-services/{SERVICE_ID}", json=SPEC_REQUEST)
+    assert response.status_code == 412
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert {"prefetch.conditions", "prefetch.patient"} <= {e for i in outcome["issue"] for e in i.get("expression", [])}
+    assert "not one this service may call" in outcome["issue"][0]["diagnostics"]
+
+
+def test_missing_prefetch_without_fhir_server_is_412(open_client: TestClient) -> None:
+    body = request_for("toh_man_classic")
+    del body["prefetch"]["observations"]
+    response = open_client.post(f"/cds-services/{SERVICE_ID}", json=body)
+    assert response.status_code == 412
+    assert "prefetch missing: observations; and no fhirServer" in response.json()["issue"][0]["diagnostics"]
+    body["prefetch"]["observations"] = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "exception"}],
+    }
+    assert open_client.post(f"/cds-services/{SERVICE_ID}", json=body).status_code == 412
+
+
+class _FhirServer(BaseHTTPRequestHandler):
+    resources: list[dict[str, Any]] = []
+    seen_tokens: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        self.seen_tokens.append(self.headers.get("Authorization", ""))
+        parts = urlsplit(self.path)
+        rtype, _, rid = parts.path.strip("/").partition("/")
+        if rid:
+            found = [r for r in self.resources if r["resourceType"] == rtype and r["id"] == rid]
+            status, body = (200, found[0]) if found else (404, {"resourceType": "OperationOutcome"})
+        else:
+            patient = parse_qs(parts.query).get("patient", [""])[0]
+            found = [
+                r
+                for r in self.resources
+                if r["resourceType"] == rtype
+                and r.get("subject", r.get("patient", {})).get("reference") == f"Patient/{patient}"
+            ]
+            status, body = 200, searchset(found)
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/fhir+json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def fhir_server() -> Iterator[str]:
+    _, _FhirServer.resources = server_shaped("septic_febrile_crp_mg_dl")
+    _FhirServer.seen_tokens = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FhirServer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_missing_prefetch_is_fetched_from_an_allowed_fhir_server(fhir_server: str, kb: hipdx.KnowledgeBase) -> None:
+    client = TestClient(
+        create_app(
+            ServiceConfig(issuers=None, insecure_no_auth=True, fhir_servers=(fhir_server,), today=lambda: TODAY), kb
+        )
+    )
+    body = request_for(
+        "septic_febrile_crp_mg_dl",
+        fhirServer=fhir_server,
+        fhirAuthorization={
+            "access_token": "opaque-token",
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "patient/*.read",
+            "subject": "hipdx",
+        },
+    )
+    body["prefetch"] = {"patient": body["prefetch"]["patient"]}  # the client prefetched the Patient only
+    response = client.post(f"/cds-services/{SERVICE_ID}", json=body)
+    assert response.status_code == 200, response.text
+    [card] = response.json()["cards"]
+    assert card["indicator"] == "critical" and "septic" in card["detail"].lower()
+    assert _FhirServer.seen_tokens and set(_FhirServer.seen_tokens) == {"Bearer opaque-token"}
+
+
+# -- bad requests ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ("{not json", 400, "not valid JSON"),
+        ('{"hook": "patient-view", "hook": "order-sign"}', 400, "given twice"),
+        ("[]", 400, "a CDS Hooks request is a JSON object"),
+        (
+            json.dumps({"hook": "order-sign", "hookInstance": "x", "context": {"patientId": "p"}}),
+            400,
+            "this service answers patient-view",
+        ),
+        (json.dumps({"hook": "patient-view", "context": {}}), 400, "context.patientId"),
+        (
+            json.dumps(
+                {"hook": "patient-view", "hookInstance": "x", "context": {"patientId": "p"}, "prefetch": {"patient": 3}}
+            ),
+            400,
+            "prefetch.patient must be",
+        ),
+    ],
+)
+def test_bad_requests_are_4xx_with_an_outcome(body: str, status: int, message: str, open_client: TestClient) -> None:
+    response = open_client.post(
+        f"/cds-services/{SERVICE_ID}", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == status
+    text = json.dumps(response.json())
+    assert message in text and "Traceback" not in text
+
+
+def test_malformed_fhir_in_prefetch_is_422(open_client: TestClient) -> None:
+    body = request_for("toh_man_classic")
+    body["prefetch"]["observations"]["entry"][0]["resource"]["effectiveDateTime"] = "yesterday"
+    response = open_client.post(f"/cds-services/{SERVICE_ID}", json=body)
+    assert response.status_code == 422
+    assert "effectiveDateTime" in json.dumps(response.json())
+
+
+def test_unknown_service_is_404(open_client: TestClient) -> None:
+    assert open_client.post("/cds-services/nope", json=SPEC_REQUEST).status_code == 404
+
+
+def test_feedback_is_acknowledged(open_client: TestClient) -> None:
+    feedback = {
+        "feedback": [
+            {
+                "card": "f6b95768-b1c8-40dc-8385-bf3504b82ffb",
+                "outcome": "accepted",
+                "acceptedSuggestions": [{"id": "e56e1945-20b3-4393-8503-a1a20fd73152"}],
+                "outcomeTimestamp": "2020-12-11T00:00:00Z",
+            }
+        ]
+    }
+    assert open_client.post(f"/cds-services/{SERVICE_ID}/feedback", json=feedback).status_code == 200
+    assert open_client.post(f"/cds-services/{SERVICE_ID}/feedback", json={"x": 1}).status_code == 400
+
+
+# -- JWT --------------------------------------------------------------------------------------------------------------
+
+
+def test_valid_es384_and_rs384_tokens_are_accepted(secured: TestClient, keys: dict[str, Any]) -> None:
+    body = request_for("toh_man_classic")
+    for alg, kid in (("ES384", "es-1"), ("RS384", "rs-1")):
+        response = secured.post(
+            f"/cds-services/{SERVICE_ID}",
+            json=body,
+            headers={"Authorization": f"Bearer {token(keys, alg=alg, kid=kid)}"},
+        )
+        assert response.status_code == 200, response.text
+    discovery = secured.get(
+        "/cds-services", headers={"Authorization": f"Bearer {token(keys, aud=f'{BASE}/cds-services')}"}
+    )
+    assert discovery.status_code == 200
+
+
+def _bad_tokens(keys: dict[str, Any]) -> list[tuple[str, str | None]]:
+    now = int(time.time())
+    hs = jwt.encode(
+        {"iss": ISS, "aud": URL, "exp": now + 300, "iat": now, "jti": "x"},
+        "secret-secret-secret-secret-secret",
+        algorithm="HS256",
+        headers={"kid": "es-1"},
+    )
+    unsigned = jwt.encode(
+        {"iss": ISS, "aud": URL, "exp": now + 300, "iat": now, "jti": "y"},
+        None,
+        algorithm="none",
+        headers={"kid": "es-1"},
+    )
+    other = ec.generate_private_key(ec.SECP384R1())
+    forged = jwt.encode(
+        {"iss": ISS, "aud": URL, "exp": now + 300, "iat": now, "jti": "z"},
+        other,
+        algorithm="ES384",
+        headers={"kid": "es-1"},
+    )
+    no_typ = jwt.encode(
+        {"iss": ISS, "aud": URL, "exp": now + 300, "iat": now, "jti": "t"},
+        keys["es"],
+        algorithm="ES384",
+        headers={"kid": "es-1", "typ": None},
+    )
+    return [
+        ("no typ", f"Bearer {no_typ}"),
+        ("no header", None),
+        ("not bearer", "Basic abc"),
+        ("garbage", "Bearer not.a.jwt"),
+        ("HS256", f"Bearer {hs}"),
+        ("none", f"Bearer {unsigned}"),
+        ("forged signature", f"Bearer {forged}"),
+        ("wrong audience", f"Bearer {token(keys, aud=BASE + '/cds-services/other')}"),
+        ("audience as a prefix", f"Bearer {token(keys, aud=BASE)}"),
+        ("unknown issuer", f"Bearer {token(keys, iss='https://evil.example.org')}"),
+        ("unknown kid", f"Bearer {token(keys, kid='nope')}"),
+        ("expired", f"Bearer {token(keys, exp=now - 600, iat=now - 900)}"),
+        ("issued in the future", f"Bearer {token(keys, iat=now + 600, exp=now + 900)}"),
+        ("too long-lived", f"Bearer {token(keys, exp=now + 7200)}"),
+        ("no jti", f"Bearer {token(keys, drop='jti')}"),
+        ("no exp", f"Bearer {token(keys, drop='exp')}"),
+        ("no iat", f"Bearer {token(keys, drop='iat')}"),
+    ]
+
+
+def test_every_bad_token_is_401_without_detail(secured: TestClient, keys: dict[str, Any]) -> None:
+    body = request_for("toh_man_classic")
+    for label, header in _bad_tokens(keys):
+        headers = {"Authorization": header} if header else {}
+        response = secured.post(f"/cds-services/{SERVICE_ID}", json=body, headers=headers)
+        assert response.status_code == 401, label
+        assert response.content == b"", label
+    assert secured.get("/cds-services").status_code == 401
+
+
+def test_a_replayed_token_is_refused(secured: TestClient, keys: dict[str, Any]) -> None:
+    body = request_for("toh_man_classic")
+    header = {"Authorization": f"Bearer {token(keys)}"}
+    assert secured.post(f"/cds-services/{SERVICE_ID}", json=body, headers=header).status_code == 200
+    assert secured.post(f"/cds-services/{SERVICE_ID}", json=body, headers=header).status_code == 401
+
+
+def test_public_url_sets_the_audience(issuers_file: Path, keys: dict[str, Any], kb: hipdx.KnowledgeBase) -> None:
+    config = ServiceConfig(
+        issuers=IssuerList.from_file(issuers_file), public_url="https://cds.hospital.org/hipdx", today=lambda: TODAY
+    )
+    client = TestClient(create_app(config, kb))
+    good = token(keys, aud=f"https://cds.hospital.org/hipdx/cds-services/{SERVICE_ID}")
+    assert (
+        client.post(
+            f"/cds-services/{SERVICE_ID}",
+            json=request_for("toh_man_classic"),
+            headers={"Authorization": f"Bearer {good}"},
+        ).status_code
+        == 200
+    )
+    assert (
+        client.post(
+            f"/cds-services/{SERVICE_ID}",
+            json=request_for("toh_man_classic"),
+            headers={"Authorization": f"Bearer {token(keys)}"},
+        ).status_code
+        == 401
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{}", "at least one issuer"),
+        ('{"issuers": [{"jwks": {"keys": []}}]}', "needs an 'iss'"),
+        (
+            '{"issuers": [{"iss": "x", "jwks": {"keys": [{"kty": "oct", "kid": "a", "k": "c2VjcmV0"}]}}]}',
+            "not an ES384 or RS384 key",
+        ),
+        ('{"issuers": [{"iss": "x", "jwks_file": "missing.json"}]}', "cannot read jwks_file"),
+    ],
+)
+def test_bad_issuer_files_are_clear_errors(content: str, message: str, tmp_path: Path) -> None:
+    path = tmp_path / "issuers.json"
+    path.write_text(content)
+    with pytest.raises(InputError) as err:
+        IssuerList.from_file(path)
+    assert message in str(err.value)
+
+
+def test_private_keys_are_refused_in_the_issuer_file(keys: dict[str, Any], tmp_path: Path) -> None:
+    private = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(keys["es"]))
+    path = tmp_path / "issuers.json"
+    path.write_text(json.dumps({"issuers": [{"iss": ISS, "jwks": {"keys": [{**private, "kid": "k"}]}}]}))
+    with pytest.raises(InputError, match="private key"):
+        IssuerList.from_file(path)
+
+
+def test_service_needs_issuers_or_an_explicit_opt_out() -> None:
+    with pytest.raises(ValueError, match="insecure_no_auth"):
+        ServiceConfig(issuers=None)
+
+
+def test_dates_default_to_the_clock(kb: hipdx.KnowledgeBase) -> None:
+    config = ServiceConfig(issuers=None, insecure_no_auth=True)
+    assert config.today() == dt.date.today()
+
+
+# -- hipdx serve ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "give --cds-issuers FILE"),
+        (["--insecure-no-auth", "--cds-issuers", "x.json"], "contradict each other"),
+        (["--cds-issuers", "missing.json"], "cannot read missing.json"),
+        (["--insecure-no-auth", "--fhir-server", "ftp://x"], "not an http(s) URL"),
+    ],
+)
+def test_serve_refuses_bad_options(args: list[str], message: str) -> None:
+    from typer.testing import CliRunner
+
+    from hipdx.cli import app
+
+    result = CliRunner().invoke(app, ["serve", *args], catch_exceptions=False)
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_serve_starts_uvicorn_with_the_app(issuers_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from hipdx.cli import app
+
+    started: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda application, **options: started.update(app=application, **options))
+    result = CliRunner().invoke(
+        app,
+        ["serve", "--cds-issuers", str(issuers_file), "--port", "9123", "--cors-origin", "http://127.0.0.1:8080"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert started["port"] == 9123 and started["host"] == "127.0.0.1"
+    client = TestClient(started["app"])
+    assert client.get("/cds-services").status_code == 401  # the issuers file turned authentication on
+    preflight = client.options(
+        "/cds-services",
+        headers={
+            "Origin": "http://127.0.0.1:8080",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "Authorization",
+        },
+    )
+    assert preflight.headers.get("access-control-allow-origin") == "http://127.0.0.1:8080"
+
+
+def test_a_jku_header_must_be_one_the_allow_list_names(keys: dict[str, Any], tmp_path: Path, kb: hipdx.KnowledgeBase) -> None:
+    """The sandbox's header shape: alg, typ, kid and jku. hipdx never fetches the jku; it must be listed."""
+    listed = "https://ehr.example.org/.well-known/jwks.json"
+    path = tmp_path / "issuers.json"
+    path.write_text(json.dumps({"issuers": [{"iss": ISS, "jwks": keys["jwks"], "jku": [listed]}]}))
+    client = TestClient(create_app(ServiceConfig(issuers=IssuerList.from_file(path), today=lambda: TODAY), kb))
+    now = int(time.time())
+
+    def signed(jku: str) -> str:
+        claims = {"iss": ISS, "aud": URL, "exp": now + 300, "iat": now, "jti": str(uuid.uuid4())}
+        return jwt.encode(claims, keys["es"], algorithm="ES384", headers={"kid": "es-1", "typ": "JWT", "jku": jku})
+
+    body = request_for("toh_man_classic")
+    ok = client.post(f"/cds-services/{SERVICE_ID}", json=body, headers={"Authorization": f"Bearer {signed(listed)}"})
+    assert ok.status_code == 200
+    other = client.post(
+        f"/cds-services/{SERVICE_ID}", json=body, headers={"Authorization": f"Bearer {signed('https://evil.example.org/jwks')}"}
+    )
+    assert other.status_code == 401 and other.content == b""
+
+
+def test_tenants_are_checked_when_listed(keys: dict[str, Any], tmp_path: Path, kb: hipdx.KnowledgeBase) -> None:
+    path = tmp_path / "issuers.json"
+    path.write_text(json.dumps({"issuers": [{"iss": ISS, "jwks": keys["jwks"], "tenants": ["hospital-a"]}]}))
+    client = TestClient(create_app(ServiceConfig(issuers=IssuerList.from_file(path), today=lambda: TODAY), kb))
+    body = request_for("toh_man_classic")
+    good = client.post(f"/cds-services/{SERVICE_ID}", json=body, headers={"Authorization": f"Bearer {token(keys, tenant='hospital-a')}"})
+    bad = client.post(f"/cds-services/{SERVICE_ID}", json=body, headers={"Authorization": f"Bearer {token(keys, tenant='hospital-b')}"})
+    none = client.post(f"/cds-services/{SERVICE_ID}", json=body, headers={"Authorization": f"Bearer {token(keys)}"})
+    assert (good.status_code, bad.status_code, none.status_code) == (200, 401, 401)

@@ -1,0 +1,148 @@
+"""The audit store: migrations up and down, and the CDS service recording its calls and feedback.
+
+Runs on SQLite always, and on PostgreSQL (127.0.0.1:5432, database test, or HIPDX_TEST_DATABASE_URL)
+when it answers, each run in a schema of its own that is dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import inspect
+from typer.testing import CliRunner
+
+import hipdx
+from hipdx.cli import app as cli_app
+from hipdx.errors import IntegrationError
+from hipdx.service import ServiceConfig, create_app
+from hipdx.service.hooks import SERVICE_ID
+from hipdx.store import AuditStore, connect, is_current, migrate
+
+from conftest import TODAY
+from test_service import request_for
+
+POSTGRES = os.environ.get("HIPDX_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_schema() -> Iterator[str]:
+    import psycopg
+
+    plain = POSTGRES.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        admin = psycopg.connect(plain, connect_timeout=3, autocommit=True)
+    except psycopg.Error as exc:
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES}: {type(exc).__name__}")
+    schema = f"hipdx_test_{uuid.uuid4().hex[:10]}"
+    admin.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
+    finally:
+        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'audit.db'}"
+    else:
+        yield from _postgres_schema()
+
+
+def test_migrations_up_and_down(database_url: str) -> None:
+    engine = connect(database_url)
+    assert not is_current(engine)
+    migrate(engine)
+    assert is_current(engine)
+    assert {"cds_call", "cds_feedback"} <= set(inspect(engine).get_table_names())
+    migrate(engine)  # idempotent
+    migrate(engine, "base")
+    assert not {"cds_call", "cds_feedback"} & set(inspect(engine).get_table_names())
+    engine.dispose()
+
+
+def test_the_service_records_calls_and_feedback(database_url: str, kb: hipdx.KnowledgeBase) -> None:
+    engine = connect(database_url)
+    migrate(engine)
+    store = AuditStore(engine, hipdx.__version__, kb.digest)
+    client = TestClient(
+        create_app(ServiceConfig(issuers=None, insecure_no_auth=True, today=lambda: TODAY, store=store), kb)
+    )
+    body = request_for("septic_febrile_crp_mg_dl")
+    card = client.post(f"/cds-services/{SERVICE_ID}", json=body).json()["cards"][0]
+    assert (
+        client.post(
+            f"/cds-services/{SERVICE_ID}", content="{bad", headers={"Content-Type": "application/json"}
+        ).status_code
+        == 400
+    )
+    feedback = {
+        "feedback": [
+            {
+                "card": card["uuid"],
+                "outcome": "overridden",
+                "outcomeTimestamp": "2026-11-25T12:00:00Z",
+                "overrideReason": {
+                    "reason": {
+                        "system": "http://example.org/override",
+                        "code": "already-aspirated",
+                        "display": "Already aspirated",
+                    }
+                },
+            },
+            {"outcome": "accepted"},  # no card: not stored
+        ]
+    }
+    assert client.post(f"/cds-services/{SERVICE_ID}/feedback", json=feedback).status_code == 200
+    calls = store.calls()
+    assert [c.status_code for c in calls] == [200, 400, 200]  # newest first: feedback, bad request, the card
+    answered = calls[2]
+    assert (
+        answered.hook_instance == body["hookInstance"] and answered.patient == f"Patient/{body['context']['patientId']}"
+    )
+    assert (answered.cards, answered.indicator, answered.card_uuid) == (1, "critical", card["uuid"])
+    assert answered.knowledge_base_digest == kb.digest and answered.latency_ms > 0
+    [stored] = store.feedback()
+    assert (stored.card_uuid, stored.outcome, stored.override_reason_code) == (
+        card["uuid"],
+        "overridden",
+        "already-aspirated",
+    )
+    engine.dispose()
+
+
+def test_a_failing_store_does_not_fail_the_call(tmp_path: Path, kb: hipdx.KnowledgeBase) -> None:
+    engine = connect(f"sqlite:///{tmp_path / 'never-migrated.db'}")  # no tables: every write fails
+    store = AuditStore(engine, hipdx.__version__, kb.digest)
+    client = TestClient(
+        create_app(ServiceConfig(issuers=None, insecure_no_auth=True, today=lambda: TODAY, store=store), kb)
+    )
+    assert client.post(f"/cds-services/{SERVICE_ID}", json=request_for("toh_man_classic")).status_code == 200
+
+
+def test_db_upgrade_command(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    result = CliRunner().invoke(cli_app, ["db", "upgrade", "--database-url", url], catch_exceptions=False)
+    assert result.exit_code == 0 and "current schema" in result.output
+    assert is_current(connect(url))
+    missing = CliRunner().invoke(cli_app, ["db", "upgrade"], catch_exceptions=False, env={"HIPDX_DATABASE_URL": ""})
+    assert missing.exit_code == 2 and "give --database-url" in missing.output
+
+
+def test_serve_refuses_a_database_not_upgraded(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli_app,
+        ["serve", "--insecure-no-auth", "--database-url", f"sqlite:///{tmp_path / 'new.db'}"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 2 and "run `hipdx db upgrade` first" in result.output
+
+
+def test_an_unusable_url_is_a_clear_error() -> None:
+    with pytest.raises(IntegrationError, match="database URL not usable"):
+        connect("nonsense://")
