@@ -36,6 +36,8 @@ def _postgres_schema() -> Iterator[str]:
     try:
         admin = psycopg.connect(plain, connect_timeout=3, autocommit=True)
     except psycopg.Error as exc:
+        if os.environ.get("CI") == "true":  # CI starts PostgreSQL (.ci/run): absent there is a failure
+            pytest.fail(f"PostgreSQL not reachable at {POSTGRES} in CI: {type(exc).__name__}")
         pytest.skip(f"PostgreSQL not reachable at {POSTGRES}: {type(exc).__name__}")
     schema = f"hipdx_test_{uuid.uuid4().hex[:10]}"
     admin.execute(f'CREATE SCHEMA "{schema}"')
