@@ -214,7 +214,7 @@ def _explain(
 ) -> ConditionExplanation:
     """Each finding's likelihood ratio for one condition, strongest first (as counted: a
     finding of a dependence group with its weight)."""
-    counted = ratios[:, ci] ** weights
+    counted = ratios[:, ci] ** weights if (weights != 1.0).any() else ratios[:, ci]
     lrs = np.round(counted, 3).tolist()
     log10s = np.round(np.log10(counted), 3).tolist()
     rounded_weights = np.round(weights, 3).tolist()

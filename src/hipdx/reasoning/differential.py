@@ -61,8 +61,14 @@ def _fold(p: np.ndarray, folds: Sequence[tuple[int, int]]) -> np.ndarray:
     cannot be told from: where it would be more likely, the two share their mass equally (the
     other one listed first)."""
     for ci, into in folds:
+        if p.ndim == 1:  # one case: plain floats are far cheaper than array operations
+            gap = float(p[ci] - p[into])
+            if gap > 0:
+                p[ci] -= gap / 2.0 + 1e-12  # the tilt keeps the other one first after rounding errors
+                p[into] += gap / 2.0 + 1e-12
+            continue
         gap = p[..., ci] - p[..., into]
-        excess = np.where(gap > 0, gap / 2.0 + 1e-12, 0.0)  # the tilt keeps the other one first after rounding errors
+        excess = np.where(gap > 0, gap / 2.0 + 1e-12, 0.0)
         p[..., ci] -= excess
         p[..., into] += excess
     return p
@@ -78,7 +84,7 @@ def posterior(
     defining finding is not shown with the condition it cannot yet be told from.
     """
     log_p = kb.log_p[keys]
-    if weights is not None:
+    if weights is not None and (weights != 1.0).any():
         log_p = log_p * weights[:, None]
     return _hedged(kb, kb.log_prior + log_p.sum(axis=0), folds)
 
@@ -96,13 +102,20 @@ def posterior_range(
     Each sample draws every number from its uncertainty and tempers the whole likelihood by
     its factor of ``kb.tempering`` (the uncertainty of the model's structure).
     """
-    log_p = kb.log_p_samples[keys]  # (observations, samples, conditions)
-    if weights is not None:
-        log_p = log_p * weights[:, None, None]
-    likelihood = log_p.sum(axis=0) * kb.tempering[:, None]
-    samples = np.sort(_hedged(kb, kb.log_prior_samples + likelihood, folds), axis=0)
+    if weights is not None and (weights != 1.0).any():
+        likelihood = np.einsum("o,osc->sc", weights, kb.log_p_samples[keys])
+    else:
+        likelihood = kb.log_p_samples[keys].sum(axis=0)  # (samples, conditions)
+    likelihood *= kb.tempering[:, None]
+    samples = softmax(kb.log_prior_samples + likelihood)
+    if folds:
+        _fold(samples, folds)
+    samples.sort(axis=0)
     last = samples.shape[0] - 1
-    return samples[[round(low * last), round(high * last)]].T
+    picked = samples[[round(low * last), round(high * last)]].T
+    # the hedge is the same increasing map for every sample: applied to the quantiles, not to all samples
+    eps = kb.info.structure.misspecification
+    return (1.0 - eps) * picked + eps / picked.shape[0]
 
 
 def likelihood_ratios(kb: KnowledgeBase, keys: np.ndarray) -> np.ndarray:

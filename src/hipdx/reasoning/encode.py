@@ -10,7 +10,7 @@ that is not known gives no observation at all: missing is not absent.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable
 
@@ -51,6 +51,13 @@ class _Context:
     today: dt.date
     days_now: float | None
     _latest: dict[tuple[frozenset[Modality], str], tuple[ImagingStudy, int] | None]
+    _study_days: dict[int, float | None] = field(default_factory=dict)
+
+    def study_days(self, case: Case, i: int) -> float | None:
+        """Days from onset to study ``i`` (checked once per study and assessment)."""
+        if i not in self._study_days:
+            self._study_days[i] = study_days_since_onset(case, case.imaging[i], self.today)
+        return self._study_days[i]
 
     def latest(self, case: Case, modalities: frozenset[Modality], finding: str) -> tuple[ImagingStudy, int] | None:
         """The most recent study of one of ``modalities`` that reports ``finding``."""
@@ -63,7 +70,7 @@ class _Context:
                 value = getattr(study.findings, finding)
                 if value is None or getattr(value, "value", None) == "unknown":
                     continue
-                days = study_days_since_onset(case, study, self.today)
+                days = self.study_days(case, i)
                 order = (days if days is not None else -1.0, i)
                 if best is None or order >= best:
                     best = order
@@ -123,7 +130,7 @@ def _imaging_reader(source: Source) -> Encoder:
         state = state_of(getattr(study.findings, finding), source)
         if state is None:
             return None
-        return state, study_days_since_onset(case, study, ctx.today), (f"imaging.{i}.findings.{finding}",)
+        return state, ctx.study_days(case, i), (f"imaging.{i}.findings.{finding}",)
 
     return read_imaging
 
@@ -168,7 +175,7 @@ def _mri_edema(case: Case, ctx: _Context) -> Reading:
         reading = _edema_of(study.findings)
         if reading is None:
             continue
-        days = study_days_since_onset(case, study, ctx.today)
+        days = ctx.study_days(case, i)
         order = (days if days is not None else -1.0, i)
         if best is None or order >= best[0]:
             best = (order, reading[0], f"imaging.{i}.findings.{reading[1]}", days)
@@ -184,7 +191,7 @@ def _subchondral_band(case: Case, ctx: _Context) -> Reading:
         return None
     study, i = found
     f = study.findings
-    days = study_days_since_onset(case, study, ctx.today)
+    days = ctx.study_days(case, i)
     where = f"imaging.{i}.findings.subchondral_band"
     if f.subchondral_band is Presence.absent:
         return "absent", days, (where,)
@@ -201,7 +208,7 @@ def _contrast_pattern(case: Case, ctx: _Context) -> Reading:
     study, i = found
     return (
         study.findings.contrast_pattern.value,
-        study_days_since_onset(case, study, ctx.today),
+        ctx.study_days(case, i),
         (f"imaging.{i}.findings.contrast_pattern",),
     )
 
