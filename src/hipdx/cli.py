@@ -23,7 +23,7 @@ import os
 import shutil
 import sys
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,7 +31,7 @@ from typing import Annotated, Any
 import typer
 
 from hipdx import __version__
-from hipdx.case import Case, check_date, parse_case
+from hipdx.case import Case, parse_case
 from hipdx.errors import HipdxError, InputError
 from hipdx.jsonio import read_input_file
 from hipdx.knowledge import KnowledgeBase, load_knowledge_base
@@ -45,7 +45,16 @@ from hipdx.report import (
     render_markdown,
     render_text,
 )
-from hipdx.cli_support import INTERNAL_ERROR, SERIES_HELP, SUPPORTS, ReportingCommand, report_error, series_kinds
+from hipdx.cli_support import (
+    INTERNAL_ERROR,
+    SERIES_HELP,
+    SUPPORTS,
+    ReportingCommand,
+    TodayOption,
+    assessment_date,
+    report_error,
+    series_kinds,
+)
 from hipdx.report.text import DEFAULT_WIDTH
 
 
@@ -152,16 +161,6 @@ def _root(
     """Clinical decision support for atraumatic hip pain with bone marrow edema."""
 
 
-TodayOption = Annotated[
-    datetime | None,
-    typer.Option(
-        "--today",
-        formats=["%Y-%m-%d"],
-        metavar="YYYY-MM-DD",
-        help="Date of the assessment, for cases that give dates but no assessed_on (default: today).",
-        show_default=False,
-    ),
-]
 NoColorOption = Annotated[
     bool,
     typer.Option("--no-color", help="No colour even on a terminal (NO_COLOR in the environment also turns it off)."),
@@ -191,9 +190,8 @@ def read_bytes(path: Path) -> bytes:
     return read_input_file(path)
 
 
-def _today(value: datetime | None) -> date:
-    """The date of the assessment: ``--today`` (checked like any date of a case) or the clock."""
-    return check_date(value.date(), "--today") if value is not None else date.today()
+#: the date of the assessment (``--today``, checked, or the clock)
+_today = assessment_date
 
 
 def use_color(no_color: bool) -> bool:

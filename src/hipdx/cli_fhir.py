@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hipdx.cli_support import SUPPORTS, ReportingCommand
+from hipdx.cli_support import SUPPORTS, ReportingCommand, TodayOption, assessment_date
 from hipdx.errors import InputError
 
 fhir_app = typer.Typer(
@@ -90,16 +90,7 @@ def map_command(
         typer.Option("--format", "-f", help="text for reading, json: the case, its sources and what was left out."),
     ] = MapFormat.text,
     patient: PatientOption = None,
-    today: Annotated[
-        dt.datetime | None,
-        typer.Option(
-            "--today",
-            formats=["%Y-%m-%d"],
-            metavar="YYYY-MM-DD",
-            help="The assessment date (default: today).",
-            show_default=False,
-        ),
-    ] = None,
+    today: TodayOption = None,
 ) -> None:
     """Read one patient's FHIR R4 resources into a case: each fact with the resource and element it came from.
 
@@ -108,7 +99,7 @@ def map_command(
     """
     from hipdx.fhir.summary import format_mapping
 
-    mapping = mapping_from_file(bundle, (today.date() if today else dt.date.today()), patient)
+    mapping = mapping_from_file(bundle, assessment_date(today), patient)
     if output is MapFormat.json:
         typer.echo(json.dumps(mapping_json(mapping), indent=2, ensure_ascii=False))
         return
@@ -144,16 +135,7 @@ def export_command(
         ),
     ] = None,
     recorded: RecordedOption = None,
-    today: Annotated[
-        dt.datetime | None,
-        typer.Option(
-            "--today",
-            formats=["%Y-%m-%d"],
-            metavar="YYYY-MM-DD",
-            help="The assessment date (default: today).",
-            show_default=False,
-        ),
-    ] = None,
+    today: TodayOption = None,
 ) -> None:
     """Assess a case and print the assessment as a FHIR R4 Bundle.
 
@@ -170,7 +152,7 @@ def export_command(
 
     if (case_file is None) == (fhir is None):
         raise InputError("give a CASE.json or --fhir BUNDLE.json (one of them)")
-    day = today.date() if today else dt.date.today()
+    day = assessment_date(today)
     when = _recorded(recorded)
     mapping = None
     if fhir is not None:

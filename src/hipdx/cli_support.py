@@ -6,7 +6,8 @@ exit code (a :class:`~hipdx.errors.HipdxError` maps to its own), never as a trac
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import date, datetime
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperCommand
@@ -68,3 +69,22 @@ class ReportingCommand(TyperCommand):
             raise  # typer's own handling: exit codes, "Aborted!", a closed pipe
         except Exception as exc:
             raise typer.Exit(report_error(exc)) from None
+
+
+TodayOption = Annotated[
+    datetime | None,
+    typer.Option(
+        "--today",
+        formats=["%Y-%m-%d"],
+        metavar="YYYY-MM-DD",
+        help="Date of the assessment, for cases that give dates but no assessed_on (default: today).",
+        show_default=False,
+    ),
+]
+
+
+def assessment_date(value: datetime | None) -> date:
+    """The date of the assessment: ``--today`` (checked like any date of a case) or the clock."""
+    from hipdx.case.timeline import check_date
+
+    return check_date(value.date(), "--today") if value is not None else date.today()
