@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field, PrivateAttr
 from scipy import ndimage
 
 from hipdx import __version__
-from hipdx.case import Case, parse_case, study_days_since_onset
+from hipdx.case import Case, parse_case
 from hipdx.case.model import EdemaExtent, Presence, Side
 from hipdx.errors import ImagingError, InputError, Problem
 from hipdx.imaging import band as band_module

@@ -22,7 +22,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hipdx.errors import Problem
-from hipdx.knowledge.schema import Basis, Cited, Reference
+from hipdx.knowledge.schema import Cited, Reference
 
 _ID = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=60)]
 

@@ -24,7 +24,6 @@ from hipdx.knowledge.schema import Test
 from hipdx.reasoning.assessment import (
     Assessment,
     ConditionExplanation,
-    Contribution,
     DifferentialItem,
     Explanation,
     MissingFinding,
