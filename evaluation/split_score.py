@@ -20,7 +20,9 @@ from pathlib import Path
 
 from hipdx.evaluation import evaluate_records
 from hipdx.evaluation.run import read_vignette_file
-from hipdx.knowledge import load_knowledge_base
+from hipdx.evaluation.vignette import vignette_to_case
+from hipdx.knowledge import KnowledgeBase, load_knowledge_base
+from hipdx.reasoning.encode import encoder_for
 
 HERE = Path(__file__).resolve().parent
 FILES = [
@@ -44,11 +46,26 @@ def parts() -> dict[str, list[str]]:
     return out
 
 
+def has_findings(record: dict, kb: KnowledgeBase, today: dt.date) -> bool:
+    """Whether the record gives the model any finding beyond who the patient is (age, sex,
+    pregnancy, risk factors): a record without one is ranked by the patient's prior alone."""
+    try:
+        case, _, _ = vignette_to_case(record)
+        observations = encoder_for(kb).encode(case, today)
+    except Exception:  # a record that cannot be mapped is scored as an error by evaluate_records
+        return False
+    return any(kb.variables[o.variable].spec.group != "patient" for o in observations)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--today", default="2026-11-25")
     parser.add_argument("--held-out-only", action="store_true", help="score the held-out parts only (aggregates)")
     parser.add_argument("--show-development-misses", action="store_true")
+    parser.add_argument(
+        "--by-findings", action="store_true",
+        help="also top-1/top-3 (aggregates) of the records with and without a finding beyond the patient's prior",
+    )
     args = parser.parse_args()
     records = [r for path in FILES for r in read_vignette_file(path)]
     by_id = {r["id"]: r for r in records}
@@ -64,6 +81,13 @@ def main() -> None:
             f"{part:16s} n={report.cases:3d} top-1 {report.top1:.3f} top-3 {report.top3:.3f} "
             f"mean rank {report.mean_rank:.2f} Brier {report.brier:.3f} log loss {report.log_loss:.3f}"
         )
+        if args.by_findings:
+            informative = {r["id"] for r in (by_id[i] for i in ids) if has_findings(r, kb, today)}
+            for label, keep in (("with findings", True), ("patient only", False)):
+                chosen = [i for i in ids if (i in informative) == keep]
+                if chosen:
+                    sub = evaluate_records([by_id[i] for i in chosen], kb, today, source=part)
+                    print(f"   {label:14s} n={sub.cases:3d} top-1 {sub.top1:.3f} top-3 {sub.top3:.3f}")
         if not held_out and part != "development-all" and args.show_development_misses:
             for miss in report.misses:
                 print(f"   miss {miss.id} {miss.category} rank {miss.rank} p={miss.probability:.3f}")
