@@ -1,9 +1,14 @@
-"""Score hipdx on the fixed split of the project's vignettes (evaluation/split.json).
+"""Score hipdx on the fixed splits of the project's vignettes (evaluation/split.json, split-2.json).
 
-The split was fixed on 2026-12-07, before any model change of the clinical-safety issue:
-`development` vignettes may be looked at while changing the model; `held_out` ones may not
-(only their summary metrics are printed, never a case). A change is kept only if it does not
-worsen the held-out metrics. Run: `.venv/bin/python evaluation/split_score.py [--today YYYY-MM-DD]`.
+`split.json` (the 60 vignettes of literature-dev.json and literature-hipdx.json) was fixed on
+2026-12-07 before any model change of the clinical-safety issue; `split-2.json` (the 90 of
+literature-hipdx-2.json and -3.json) was fixed the same day, by the same content-blind rule,
+before any model change of the accuracy part of that issue. `development` vignettes may be looked
+at while changing the model; `held_out` ones may not: only their summary metrics are ever printed,
+never a case. A change is kept only if it does not worsen the held-out metrics.
+
+Run: `.venv/bin/python evaluation/split_score.py [--today YYYY-MM-DD] [--held-out-only]
+[--show-development-misses]`.
 """
 
 from __future__ import annotations
@@ -15,29 +20,75 @@ from pathlib import Path
 
 from hipdx.evaluation import evaluate_records
 from hipdx.evaluation.run import read_vignette_file
-from hipdx.knowledge import load_knowledge_base
+from hipdx.evaluation.vignette import vignette_to_case
+from hipdx.knowledge import KnowledgeBase, load_knowledge_base
+from hipdx.reasoning.encode import encoder_for
 
 HERE = Path(__file__).resolve().parent
-FILES = [HERE.parent.parent / "shared" / "evaluation" / "literature-dev.json", HERE / "literature-hipdx.json"]
+FILES = [
+    HERE.parent.parent / "shared" / "evaluation" / "literature-dev.json",
+    HERE / "literature-hipdx.json",
+    HERE / "literature-hipdx-2.json",
+    HERE / "literature-hipdx-3.json",
+]
+SPLITS = {"": "split.json", "-2": "split-2.json"}
+
+
+def parts() -> dict[str, list[str]]:
+    """The ids of each part: development, held_out, development-2, held_out-2 and the unions."""
+    out: dict[str, list[str]] = {}
+    for suffix, name in SPLITS.items():
+        split = json.loads((HERE / name).read_text(encoding="utf-8"))
+        out[f"development{suffix}"] = split["development"]
+        out[f"held_out{suffix}"] = split["held_out"]
+    out["development-all"] = out["development"] + out["development-2"]
+    out["held_out-all"] = out["held_out"] + out["held_out-2"]
+    return out
+
+
+def has_findings(record: dict, kb: KnowledgeBase, today: dt.date) -> bool:
+    """Whether the record gives the model any finding beyond who the patient is (age, sex,
+    pregnancy, risk factors): a record without one is ranked by the patient's prior alone."""
+    try:
+        case, _, _ = vignette_to_case(record)
+        observations = encoder_for(kb).encode(case, today)
+    except Exception:  # a record that cannot be mapped is scored as an error by evaluate_records
+        return False
+    return any(kb.variables[o.variable].spec.group != "patient" for o in observations)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--today", default="2026-11-25")
+    parser.add_argument("--held-out-only", action="store_true", help="score the held-out parts only (aggregates)")
     parser.add_argument("--show-development-misses", action="store_true")
+    parser.add_argument(
+        "--by-findings", action="store_true",
+        help="also top-1/top-3 (aggregates) of the records with and without a finding beyond the patient's prior",
+    )
     args = parser.parse_args()
-    split = json.loads((HERE / "split.json").read_text(encoding="utf-8"))
     records = [r for path in FILES for r in read_vignette_file(path)]
     by_id = {r["id"]: r for r in records}
     kb = load_knowledge_base()
     today = dt.date.fromisoformat(args.today)
-    for part in ("development", "held_out"):
-        report = evaluate_records([by_id[i] for i in split[part]], kb, today, source=part)
+    print(f"knowledge base {kb.version}")
+    for part, ids in parts().items():
+        held_out = part.startswith("held_out")
+        if args.held_out_only and not held_out:
+            continue
+        report = evaluate_records([by_id[i] for i in ids], kb, today, source=part)
         print(
-            f"{part:12s} n={report.cases:3d} top-1 {report.top1:.3f} top-3 {report.top3:.3f} "
+            f"{part:16s} n={report.cases:3d} top-1 {report.top1:.3f} top-3 {report.top3:.3f} "
             f"mean rank {report.mean_rank:.2f} Brier {report.brier:.3f} log loss {report.log_loss:.3f}"
         )
-        if part == "development" and args.show_development_misses:
+        if args.by_findings:
+            informative = {r["id"] for r in (by_id[i] for i in ids) if has_findings(r, kb, today)}
+            for label, keep in (("with findings", True), ("patient only", False)):
+                chosen = [i for i in ids if (i in informative) == keep]
+                if chosen:
+                    sub = evaluate_records([by_id[i] for i in chosen], kb, today, source=part)
+                    print(f"   {label:14s} n={sub.cases:3d} top-1 {sub.top1:.3f} top-3 {sub.top3:.3f}")
+        if not held_out and part != "development-all" and args.show_development_misses:
             for miss in report.misses:
                 print(f"   miss {miss.id} {miss.category} rank {miss.rank} p={miss.probability:.3f}")
 

@@ -84,3 +84,14 @@ def test_adding_a_variable_does_not_move_the_draws_of_the_others(tmp_path: Path)
     for vid, var in KB.variables.items():
         for key, row in var.keys.items():
             np.testing.assert_array_equal(KB.log_p_samples[row], other.log_p_samples[other.variables[vid].keys[key]])
+
+
+def test_hypercalcaemia_raises_a_neoplasm_and_a_normal_calcium_lowers_it():
+    base = {"age_years": 67, "sex": "male", "labs": {"esr": {"value": 96, "unit": "mm/h"}, "crp": {"value": 6, "unit": "mg/L"}},
+            "imaging": [{"modality": "mri", "findings": {"edema_extent": "head_and_neck"}}]}
+    def with_calcium(mmol_l: float) -> float:
+        return probability(assessed({**base, "labs": {**base["labs"], "calcium": {"value": mmol_l, "unit": "mmol/L"}}}), "neoplasm")
+    unknown = probability(assessed(base), "neoplasm")
+    assert with_calcium(2.3) < unknown < with_calcium(2.65) < with_calcium(2.78)
+    same = {**base, "labs": {**base["labs"], "calcium": {"value": 11.2, "unit": "mg/dL"}}}
+    assert probability(assessed(same), "neoplasm") == with_calcium(11.2 / 4.008)

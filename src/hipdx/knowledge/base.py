@@ -62,7 +62,7 @@ class CompiledVariable:
     spec: Variable
     index: int
     #: (bands + 1, conditions, states): point probabilities; the last band is the
-    #: "time not known" mixture (the mean of the bands).
+    #: "time not known" mixture (the bands weighted by ``unknown_time``, equal without it).
     probs: np.ndarray
     #: (band, observable state or aggregate) -> row of the knowledge base's key tables
     keys: dict[tuple[int, str], int]
@@ -366,9 +366,10 @@ def _compile(
                 probs[b, ci] = p
                 draw = vrng.dirichlet(np.maximum(p * dist.effective_n, 0.05), size=N_SAMPLES).clip(_FLOOR)
                 samples[b, :, ci] = draw / draw.sum(axis=1, keepdims=True)
-        if n_bands > 1:  # time since onset not known: the mean over the bands
-            probs = np.concatenate([probs, probs.mean(axis=0, keepdims=True)])
-            samples = np.concatenate([samples, samples.mean(axis=0, keepdims=True)])
+        if n_bands > 1:  # time since onset not known: the bands mixed by their weights (equal unless given)
+            w = np.asarray(v.unknown_time.weights if v.unknown_time else [1.0 / n_bands] * n_bands)
+            probs = np.concatenate([probs, np.tensordot(w, probs, axes=1)[None]])
+            samples = np.concatenate([samples, np.tensordot(w, samples, axes=1)[None]])
 
         observables = {s: (s,) for s in v.states} | {a: tuple(m) for a, m in v.aggregates.items()}
         keys: dict[tuple[int, str], int] = {}

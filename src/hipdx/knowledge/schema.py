@@ -140,6 +140,26 @@ class Distribution(Provenance):
         return p
 
 
+class BandWeights(Cited):
+    """The share of observations made in each time band, for a finding whose time since onset
+    is not known: the likelihood is the mixture of the bands with these weights.
+
+    >>> BandWeights(weights=[0.05, 0.95], basis="estimate", note="few studies in the first days").weights
+    [0.05, 0.95]
+    """
+
+    weights: list[float] = Field(min_length=2)
+
+    @field_validator("weights")
+    @classmethod
+    def _shares(cls, weights: list[float]) -> list[float]:
+        if any(not 0.0 < w < 1.0 for w in weights):
+            raise ValueError("each band weight must lie strictly between 0 and 1")
+        if abs(sum(weights) - 1.0) > 1e-6:
+            raise ValueError(f"band weights sum to {sum(weights):g}, not 1")
+        return weights
+
+
 class Definition(_Data):
     """A condition defined by a finding: without it the condition cannot be told from another.
 
@@ -223,6 +243,10 @@ class Variable(_Data):
     time_bands_days: list[float] = Field(
         default=[], description="band boundaries on days from onset to the observation"
     )
+    unknown_time: BandWeights | None = Field(
+        default=None,
+        description="how the time bands are mixed when the time since onset is not known; equal weights without it",
+    )
     note: str | None = None
     likelihoods: dict[str, Distribution | list[Distribution]]
 
@@ -239,6 +263,8 @@ class Variable(_Data):
         if any(a >= b for a, b in zip(self.time_bands_days, self.time_bands_days[1:])):
             raise ValueError("time_bands_days must increase")
         n_bands = len(self.time_bands_days) + 1
+        if self.unknown_time is not None and len(self.unknown_time.weights) != n_bands:
+            raise ValueError(f"unknown_time: {len(self.unknown_time.weights)} weights given, {n_bands} time bands")
         for condition, entry in self.likelihoods.items():
             entries = entry if isinstance(entry, list) else [entry]
             if isinstance(entry, list) and len(entry) != n_bands:
