@@ -159,7 +159,7 @@ ROWS = [
 ("ct-003", "ct", "right", "Crescent sign in the anterosuperior right femoral head without collapse.", {"crescent_sign": P, "collapse": A}, []),
 ("ct-004", "ct", "left", "Sclerotic rim in the left femoral head with central lucency.", {"subchondral_sclerosis": P, "subchondral_lucency": P}, []),
 ("ct-005", "ct", "right", "No fracture of the right femoral neck.", {"femoral_neck_fracture_line": A}, []),
-("ct-006", "ct", "left", "Periarticular fluid collection adjacent to the left hip, concerning for abscess.", {}, ["soft_tissue_collection"]),
+("ct-006", "ct", "left", "Periarticular fluid collection adjacent to the left hip, concerning for abscess.", {"soft_tissue_collection": P}, []),
 ("ct-007", "ct", "right", "No soft tissue collection around the right hip.", {"soft_tissue_collection": A}, []),
 ("ct-008", "ct", "left", "Permeative lytic lesion of the left femoral neck.", {"focal_lesion": P}, []),
 ("ct-009", "ct", "right", "Osteopenia of the right femoral head without fracture.", {"osteopenia": P, "femoral_neck_fracture_line": A, "subchondral_fracture_line": A}, []),
