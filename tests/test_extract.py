@@ -261,3 +261,30 @@ def test_an_imaging_observation_value_string_is_read_as_report_text() -> None:
 def test_bad_base64_is_left_out_with_the_reason() -> None:
     m = _map(PATIENT, _pain("M25.551"), _report(presentedForm=[{"contentType": "text/plain", "data": "not base64!"}]))
     assert any(u.element == "presentedForm[0].data" and "base64" in u.reason for u in m.unmapped)
+
+
+# -- any text: no crash, every finding valid for the modality, every span the report's own words ---------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from hipdx.case.model import FINDING_MODALITIES, ImagingFindings  # noqa: E402
+
+_WORDS = st.sampled_from(
+    "no not possible cannot exclude edema marrow femoral head neck left right bilateral hip normal fracture line "
+    "double-line sign band collapse 3 mm effusion uptake increased history of if to exclude but ; , . \n".split(" ")
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(words=st.lists(_WORDS, max_size=60), modality=st.sampled_from(["mri", "radiograph", "ct", "bone_scan"]), side=st.sampled_from(["left", "right"]))
+def test_any_text_gives_findings_the_case_model_accepts(words: list[str], modality: str, side: str) -> None:
+    text = " ".join(words)
+    x = extract_findings(text, modality, side)
+    ImagingFindings.model_validate(x.findings)
+    for name in x.findings:
+        assert modality in {m.value for m in FINDING_MODALITIES[name]}
+    for item in x.evidence + x.to_confirm:
+        assert text[item["span"][0] : item["span"][1]] == item["text"]
+    used = {e["finding"] for e in x.evidence if e["used"]}
+    assert set(x.findings) - {"subchondral_band_thickness_mm", "subchondral_band_length_mm", "collapse_depth_mm"} <= used

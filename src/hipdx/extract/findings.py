@@ -41,7 +41,7 @@ _NORMAL_VALUES = {"absent", "normal", "preserved", "none"}
 _ATTRIBUTES = frozenset({"edema_extent", "fracture_displaced", "femoral_neck_fracture_side"})
 
 
-@dataclass
+@dataclass(eq=False)
 class Claim:
     """One finding value stated (or proposed) by one mention, for one or both hips."""
 
@@ -294,7 +294,8 @@ def resolve(rules: Rules, all_claims: list[Claim], modality: Modality, side: str
                     confirm.append(_confirm(c, side, "the report does not say which hip"))
             sure = stated
         values = {_key(c.value) for c in sure}
-        others = [c for c in group if c not in sure and c.side_stated and not c.confident and c.status != "implied"]
+        chosen_ids = {id(c) for c in sure}
+        others = [c for c in group if id(c) not in chosen_ids and c.side_stated and not c.confident and c.status != "implied"]
         if len(values) > 1 or (values and any(_key(c.value) not in values and c.status == "uncertain" for c in others)):
             for c in sure + [c for c in others if c.status == "uncertain"]:
                 confirm.append(_confirm(c, side, "the report states it in more than one way (conflicting)"))
