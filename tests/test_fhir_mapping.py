@@ -734,8 +734,12 @@ def _table_codes(system: str) -> list[Any]:
         tables.medications,
         tables.systemic_routes,
         tables.modalities,
+        tables.imaging_orders,
+        tables.drug_orders,
+        tables.hip_body_sites,
     ):
         found += [c for c in table.codes() if c.system == system]
+    found += [c for c in tables.suggestion_codes.values() if c.system == system]
     found += [v for answer in tables.answers for v in answer.values if v.system == system]
     found += [c for codes in tables.condition_codes.values() for c in codes if c.system == system]
     return found
@@ -760,7 +764,7 @@ def test_every_unverified_code_is_listed_in_the_docs() -> None:
     docs = (ROOT / "docs" / "fhir.md").read_text()
     unverified = {
         c.code
-        for system in ("sct", "loinc", "rxnorm", "atc")
+        for system in ("sct", "loinc", "rxnorm", "atc", "cpt")
         for c in _table_codes(system)
         if c.confidence == "unverified"
     }

@@ -169,7 +169,10 @@ def open_client(kb: hipdx.KnowledgeBase) -> TestClient:
 def test_discovery(open_client: TestClient) -> None:
     response = open_client.get("/cds-services")
     assert response.status_code == 200
-    [service] = response.json()["services"]
+    service, select, sign = response.json()["services"]
+    assert (select["hook"], select["id"], sign["hook"], sign["id"]) == (
+        "order-select", "hipdx-order-select", "order-sign", "hipdx-order-sign")
+    assert select["prefetch"] == sign["prefetch"] == PREFETCH
     assert service["hook"] == "patient-view" and service["id"] == SERVICE_ID
     assert service["description"] and service["title"]
     assert service["prefetch"] == PREFETCH
@@ -206,8 +209,8 @@ def test_one_card_from_the_headline(
     assert card["source"]["label"].startswith(f"hipdx {hipdx.__version__}")
     assert "| Differential | Probability | Range |" in card["detail"]
     assert assessment.differential[0].name in card["detail"]
-    for key in ("suggestions", "selectionBehavior", "links"):
-        assert key not in card  # no empty or null optional fields
+    for key in ("suggestions", "selectionBehavior", "links", "overrideReasons"):
+        assert key not in card or card[key]  # no empty or null optional fields
     assert uuid.UUID(card["uuid"])
 
 
@@ -217,7 +220,9 @@ def test_all_bundles_give_a_valid_card(open_client: TestClient) -> None:
         response = open_client.post(f"/cds-services/{SERVICE_ID}", json=request_for(name))
         assert response.status_code == 200, (name, response.text)
         [card] = response.json()["cards"]
-        assert set(card) == {"uuid", "summary", "indicator", "detail", "source"}
+        assert {"uuid", "summary", "indicator", "detail", "source"} <= set(card)
+        assert set(card) <= {"uuid", "summary", "indicator", "detail", "source", "suggestions", "selectionBehavior", "overrideReasons", "links"}
+        assert ("suggestions" in card) == ("selectionBehavior" in card)
         assert 0 < len(card["summary"]) < 140 and "\n" not in card["summary"]
 
 

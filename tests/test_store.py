@@ -61,10 +61,10 @@ def test_migrations_up_and_down(database_url: str) -> None:
     assert not is_current(engine)
     migrate(engine)
     assert is_current(engine)
-    assert {"cds_call", "cds_feedback"} <= set(inspect(engine).get_table_names())
+    assert {"cds_call", "cds_feedback", "cds_card_feedback"} <= set(inspect(engine).get_table_names())
     migrate(engine)  # idempotent
     migrate(engine, "base")
-    assert not {"cds_call", "cds_feedback"} & set(inspect(engine).get_table_names())
+    assert not {"cds_call", "cds_feedback", "cds_card_feedback"} & set(inspect(engine).get_table_names())
     engine.dispose()
 
 
@@ -97,23 +97,28 @@ def test_the_service_records_calls_and_feedback(database_url: str, kb: hipdx.Kno
                     }
                 },
             },
-            {"outcome": "accepted"},  # no card: not stored
+            {"outcome": "accepted"},  # no card: the request is refused, nothing of it stored
         ]
     }
+    assert client.post(f"/cds-services/{SERVICE_ID}/feedback", json=feedback).status_code == 400
+    assert store.card_feedback() == []
+    feedback["feedback"].pop()
     assert client.post(f"/cds-services/{SERVICE_ID}/feedback", json=feedback).status_code == 200
     calls = store.calls()
-    assert [c.status_code for c in calls] == [200, 400, 200]  # newest first: feedback, bad request, the card
-    answered = calls[2]
+    assert [c.status_code for c in calls] == [200, 400, 400, 200]  # newest first: feedback, bad feedback, bad request, the card
+    answered = calls[3]
     assert (
         answered.hook_instance == body["hookInstance"] and answered.patient == f"Patient/{body['context']['patientId']}"
     )
     assert (answered.cards, answered.indicator, answered.card_uuid) == (1, "critical", card["uuid"])
     assert answered.knowledge_base_digest == kb.digest and answered.latency_ms > 0
-    [stored] = store.feedback()
-    assert (stored.card_uuid, stored.outcome, stored.override_reason_code) == (
+    [stored] = store.card_feedback()
+    assert (stored.service_id, stored.card_uuid, stored.outcome, stored.override_reason_code, stored.override_reason_display) == (
+        SERVICE_ID,
         card["uuid"],
         "overridden",
         "already-aspirated",
+        "Already aspirated",
     )
     engine.dispose()
 

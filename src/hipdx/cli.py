@@ -132,6 +132,7 @@ def _serve() -> None:
 
 
 _serve()
+app.command("extract", cls=ReportingCommand, epilog=SUPPORTS)(__import__("hipdx.cli_extract", fromlist=["extract_command"]).extract_command)
 
 
 class OutputFormat(str, Enum):

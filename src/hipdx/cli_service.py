@@ -82,8 +82,26 @@ def serve_command(
             show_default=False,
         ),
     ] = None,
+    case_url: Annotated[
+        str | None,
+        typer.Option(
+            "--case-url",
+            metavar="URL",
+            help="Absolute URL that opens a patient's case in hipdx, {patient} replaced by the id (a card link).",
+            show_default=False,
+        ),
+    ] = None,
+    knowledge_base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--knowledge-base-url",
+            metavar="URL",
+            help="Absolute URL of the knowledge base the cards cite (default: this service's /knowledge-base).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Run the CDS Hooks 2.0 service: discovery at /cds-services and the patient-view service.
+    """Run the CDS Hooks 2.0 service: discovery at /cds-services, patient-view, order-select and order-sign.
 
     Every call must carry a JWT from an issuer of --cds-issuers (ES384 or RS384, aud = the exact URL called,
     exp, iat and jti, no replay); a bad token is answered 401 without detail.
@@ -96,7 +114,7 @@ def serve_command(
         raise InputError("give --cds-issuers FILE (the trusted CDS clients), or --insecure-no-auth for local testing")
     if cds_issuers is not None and insecure_no_auth:
         raise InputError("--cds-issuers and --insecure-no-auth contradict each other; give one")
-    for url in [public_url or "http://x", *(fhir_server or [])]:
+    for url in [public_url or "http://x", *(fhir_server or []), case_url or "http://x", knowledge_base_url or "http://x"]:
         if not url.startswith(("http://", "https://")):
             raise InputError(f"{url!r} is not an http(s) URL")
     issuers = IssuerList.from_file(cds_issuers) if cds_issuers is not None else None
@@ -117,6 +135,8 @@ def serve_command(
         public_url=public_url,
         fhir_servers=tuple(fhir_server or ()),
         cors_origins=tuple(cors_origin or ()),
+        case_url=case_url,
+        knowledge_base_url=knowledge_base_url,
     )
     if insecure_no_auth:
         typer.echo("warning: authentication is off (--insecure-no-auth): local testing only", err=True)

@@ -147,6 +147,22 @@ class ImagingFile(_Strict):
     modalities: list[ModalityCode]
 
 
+class OrderCode(Code):
+    """A code of a draft order (CDS Hooks order-select / order-sign): the imaging test or the drug option it orders."""
+
+    test: str | None = Field(default=None, description="the knowledge base's test id (tests.yaml) an imaging order is")
+    option: str | None = Field(default=None, description="the treatment option id (treatments.yaml) a drug order is")
+    hip: bool = Field(default=False, description="the code itself names the hip or pelvis")
+
+
+class OrdersFile(_Strict):
+    imaging_orders: list[OrderCode]
+    drug_orders: list[OrderCode]
+    hip_body_sites: list[Code]
+    #: the code a suggestion uses to order the knowledge base's next test (test id -> code)
+    suggestion_codes: dict[str, Code]
+
+
 class Finding(_Strict):
     code: str
     kind: Literal["presence", "choice", "number"]
@@ -248,6 +264,7 @@ _FILES = (
     "imaging.yaml",
     "findings.yaml",
     "conditions.yaml",
+    "orders.yaml",
 )
 
 
@@ -270,6 +287,7 @@ class CodeTables:
         imaging = reader.read("imaging.yaml", ImagingFile)
         findings = reader.read("findings.yaml", FindingsFile)
         conditions = reader.read("conditions.yaml", ConditionsFile)
+        orders = reader.read("orders.yaml", OrdersFile)
         if reader.problems:
             raise KnowledgeBaseError("the FHIR code tables do not follow their schema", reader.problems)
         self.digest = reader.digest
@@ -294,6 +312,10 @@ class CodeTables:
         self.medications = Table(medications.medications, uris)
         self.systemic_routes = Table(medications.systemic_routes, uris)
         self.modalities = Table(imaging.modalities, uris)
+        self.imaging_orders = Table(orders.imaging_orders, uris)
+        self.drug_orders = Table(orders.drug_orders, uris)
+        self.hip_body_sites = Table(orders.hip_body_sites, uris)
+        self.suggestion_codes: dict[str, Code] = dict(orders.suggestion_codes)
         every = [
             *(c for f in facts.facts for c in f.codes),
             *facts.complaints,
@@ -305,6 +327,10 @@ class CodeTables:
             *medications.systemic_routes,
             *imaging.modalities,
             *(c for cs in conditions.conditions for c in cs.codes),
+            *orders.imaging_orders,
+            *orders.drug_orders,
+            *orders.hip_body_sites,
+            *orders.suggestion_codes.values(),
         ]
         problems = _check(every, self, facts.facts, observations, findings.findings)
         if problems:

@@ -60,6 +60,7 @@ class Study:
     date: dt.date | None = None
     findings: dict[str, list[Candidate]] = field(default_factory=dict)
     sources: list[FactSource] = field(default_factory=list)
+    texts: list[tuple[str, str, str]] = field(default_factory=list)  # (resource, element, report text)
 
 
 class Context:

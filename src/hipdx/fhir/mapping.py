@@ -177,7 +177,7 @@ def _resolve(ctx: Context, raw: dict[str, Any], sources: list[FactSource]) -> No
     studies = []
     onset = raw.get("onset", {}).get("date")
     for study in ctx.studies.values():
-        built = build_study(ctx, study, onset)
+        built = build_study(ctx, study, onset, raw.get("side"))
         if built is not None:
             studies.append(built)
     studies.sort(key=lambda s: s[0].get("date") or "")

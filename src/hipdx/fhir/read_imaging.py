@@ -17,6 +17,7 @@ from hipdx.case.model import ImagingStudy
 from hipdx.case.parse import problems_from_validation
 from hipdx.fhir.context import Context, FactSource, Study, latest, show_code
 from hipdx.fhir.read_observations import FINAL, observation_time
+from hipdx.fhir.read_text import collect_report_text, read_study_texts
 from hipdx.fhir.resources import Resource, relative_reference
 
 
@@ -109,6 +110,7 @@ def read_report(ctx: Context, res: Resource) -> None:
         study.sources.append(
             FactSource(field=f"imaging[{study.label}].date", resource=res.label, element=element, value=when.text)
         )
+    collect_report_text(ctx, res, study)
     for _, ref in res.references("result"):
         target = ctx.res.resolve(ref, res)
         label = target.label if isinstance(target, Resource) else (relative_reference(ref) or ref)
@@ -122,10 +124,11 @@ def read_report(ctx: Context, res: Resource) -> None:
             )
 
 
-def build_study(ctx: Context, study: Study, onset: str | None) -> tuple[dict[str, Any], Study] | None:
+def build_study(ctx: Context, study: Study, onset: str | None, side: str | None = None) -> tuple[dict[str, Any], Study] | None:
+    read_study_texts(ctx, study, side)
     if not study.findings:
         if study.modality is not None:
-            ctx.skip(study.key, "", "an imaging study without coded findings hipdx reads")
+            ctx.skip(study.key, "", "an imaging study without findings hipdx reads (coded, or stated in its report text)")
         return None
     if study.modality is None:
         ctx.skip(
@@ -145,6 +148,13 @@ def build_study(ctx: Context, study: Study, onset: str | None) -> tuple[dict[str
     for name, options in study.findings.items():
         chosen = latest(options)
         raw["findings"][name] = chosen.value
+        for other in options:
+            if other is not chosen and other.value != chosen.value:
+                ctx.skip(
+                    other.source.resource,
+                    other.source.element,
+                    f"{name} = {other.value} superseded by {chosen.source.resource} ({chosen.value}; coded findings win over report text, then the latest)",
+                )
     try:
         ImagingStudy.model_validate(raw)
     except ValidationError as exc:

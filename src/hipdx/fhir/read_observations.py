@@ -12,6 +12,7 @@ from typing import Any
 from hipdx.case.units import QUANTITIES
 from hipdx.fhir.codes import Finding
 from hipdx.fhir.context import Candidate, Context, FactSource, Study, codes_text, show_code, value_element
+from hipdx.fhir.read_text import collect_observation_text
 from hipdx.fhir.resources import Date, Resource, relative_reference
 
 #: result statuses that are read; preliminary, registered, cancelled and entered-in-error are not
@@ -73,6 +74,11 @@ def read_observation(ctx: Context, res: Resource) -> None:
                     show_code(system, code, quantity.display),
                 )  # type: ignore[attr-defined]
                 return
+    if "valueString" in res.data:
+        study = study_of(ctx, res)
+        if study is not None:  # a finding of an imaging study given as text: read with the study's report text
+            collect_observation_text(ctx, res, study)
+            return
     ctx.skip(res, "code", f"{codes_text(codes) or 'no coding'} is not in hipdx's code tables")
 
 

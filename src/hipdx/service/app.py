@@ -5,7 +5,10 @@ call                                            answer
 ==============================================  ==========================================
 ``GET /cds-services``                           200 discovery
 ``POST /cds-services/hipdx-patient-view``       200 ``{"cards": [...]}`` (at most one card)
-``POST /cds-services/hipdx-patient-view/feedback``  200 (acknowledged; logged without PHI)
+``POST /cds-services/hipdx-order-select``       200 ``{"cards": [...]}`` (one per recognised order)
+``POST /cds-services/hipdx-order-sign``         200 ``{"cards": [...]}`` (one per recognised order)
+``POST /cds-services/{id}/feedback``            200 (each item checked; stored without PHI)
+``GET /knowledge-base``                         200 the knowledge base's version, digest and references
 bad or missing JWT (when auth is on)            401, no body
 not JSON, not a valid patient-view request      400, OperationOutcome naming each problem
 unknown service                                 404
@@ -36,7 +39,12 @@ from hipdx.errors import HipdxError, InputError, Problem
 from hipdx.fhir.jsonread import read_json
 from hipdx.knowledge import KnowledgeBase, load_knowledge_base
 from hipdx.service.auth import IssuerList, Unauthorized
+from hipdx.service.cards import CardLinks
+from hipdx.service.feedback import parse_feedback
 from hipdx.service.hooks import DISCOVERY, SERVICE_ID, PreconditionFailed, patient_view
+from hipdx.service.orders import DISCOVERY as ORDER_DISCOVERY
+from hipdx.service.orders import HOOKS as ORDER_HOOKS
+from hipdx.service.orders import order_service
 from hipdx.store import AuditStore, CallRecord
 
 log = logging.getLogger("hipdx.service")
@@ -58,6 +66,8 @@ class ServiceConfig:
         Browser origins allowed to call (e.g. a CDS Hooks sandbox).
     today
         Fixed assessment date (tests); default: the server's date at each call.
+    knowledge_base_url, case_url
+        The cards' links (absolute URLs; :class:`~hipdx.service.cards.CardLinks`).
     store
         Where each call and feedback item is recorded (no token, no payload); None: the log only.
         Recording is fail-open: if the database fails, the call is still answered and the
@@ -71,6 +81,10 @@ class ServiceConfig:
     cors_origins: tuple[str, ...] = ()
     today: Callable[[], dt.date] = field(default=dt.date.today)
     store: AuditStore | None = None
+    #: the absolute URL cards give as their source's link (default: this service's /knowledge-base)
+    knowledge_base_url: str | None = None
+    #: the absolute URL that opens a patient's case in hipdx, ``{patient}`` replaced by the id; None: no link
+    case_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.issuers is None and not self.insecure_no_auth:
@@ -160,15 +174,29 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return outcome(500, "internal error (logged); please report")
 
+    def links(request: Request) -> CardLinks:
+        base = (config.public_url or str(request.base_url)).rstrip("/")
+        return CardLinks(knowledge_base=config.knowledge_base_url or f"{base}/knowledge-base", case=config.case_url)
+
     @app.get("/cds-services")
     def discovery(request: Request) -> dict[str, Any]:
         check(request)
-        return {"services": [DISCOVERY]}
+        return {"services": [DISCOVERY, *ORDER_DISCOVERY]}
+
+    @app.get("/knowledge-base")
+    def knowledge_base() -> dict[str, Any]:
+        """What the cards rest on: the knowledge base's name, version, digest and references (public, no patient data)."""
+        return {
+            "name": "hipdx knowledge base",
+            "version": knowledge.version,
+            "digest": knowledge.digest,
+            "references": {k: r.model_dump(exclude_none=True) for k, r in sorted(knowledge.references.items())},
+        }
 
     @app.post("/cds-services/{service_id}")
     async def service(service_id: str, request: Request) -> Response:
         claims = check(request)
-        if service_id != SERVICE_ID:
+        if service_id != SERVICE_ID and service_id not in ORDER_HOOKS:
             return outcome(404, f"no CDS service {service_id!r} here; GET /cds-services lists them")
         body = await _json_body(request)
         audit = getattr(request.state, "audit", {})
@@ -180,7 +208,12 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
                 "patient": f"Patient/{patient}"[:100] if isinstance(patient, str) else None,
             }
         request.state.audit = audit
-        response = patient_view(body, knowledge, config.today(), config.fhir_servers)
+        if service_id == SERVICE_ID:
+            response = patient_view(body, knowledge, config.today(), config.fhir_servers, links(request))
+        else:
+            response = await run_in_threadpool(
+                order_service, service_id, body, knowledge, config.today(), config.fhir_servers, links(request)
+            )
         cards = response["cards"]
         request.state.audit = audit | {
             "cards": len(cards),
@@ -188,7 +221,8 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
             "card_uuid": cards[0]["uuid"] if cards else None,
         }
         log.info(
-            "patient-view hookInstance=%s iss=%s jti=%s cards=%s",
+            "%s hookInstance=%s iss=%s jti=%s cards=%s",
+            service_id,
             body.get("hookInstance") if isinstance(body, dict) else None,
             (claims or {}).get("iss"),
             (claims or {}).get("jti"),
@@ -199,21 +233,17 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
     @app.post("/cds-services/{service_id}/feedback")
     async def feedback(service_id: str, request: Request) -> Response:
         check(request)
-        if service_id != SERVICE_ID:
+        if service_id != SERVICE_ID and service_id not in ORDER_HOOKS:
             return outcome(404, f"no CDS service {service_id!r} here")
-        body = await _json_body(request)
-        items = body.get("feedback") if isinstance(body, dict) else None
-        if not isinstance(items, list):
-            return outcome(400, 'feedback must be {"feedback": [...]}')
+        items = parse_feedback(await _json_body(request), service_id)
         issuer = getattr(request.state, "audit", {}).get("issuer")
         for item in items:
-            if isinstance(item, dict):
-                log.info("feedback card=%s outcome=%s", item.get("card"), item.get("outcome"))
-                if config.store is not None:
-                    try:
-                        await run_in_threadpool(config.store.record_feedback, item, issuer)
-                    except Exception:  # fail-open, as for calls
-                        log.exception("could not record feedback in the audit store")
+            log.info("feedback service=%s card=%s outcome=%s reason=%s", service_id, item.card_uuid, item.outcome, item.override_reason_code)
+            if config.store is not None:
+                try:
+                    await run_in_threadpool(config.store.record_card_feedback, item, issuer)
+                except Exception:  # fail-open, as for calls
+                    log.exception("could not record feedback in the audit store")
         return JSONResponse({})
 
     return app

@@ -14,8 +14,11 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
+from hipdx.fhir.codes import load_code_tables
 from hipdx.fhir.mapping import FhirMapping
 from hipdx.reasoning.assessment import Assessment
 
@@ -48,19 +51,97 @@ def indicator(assessment: Assessment) -> str:
     return "info"
 
 
-def card(assessment: Assessment, mapping: FhirMapping, hook_instance: str) -> dict[str, Any]:
+#: why a clinician overrides a card (CDS Hooks 2.0 ``overrideReasons``: each Coding has a display)
+OVERRIDE_SYSTEM = "urn:hipdx:codesystem:override-reason"
+OVERRIDE_REASONS = [
+    {"system": OVERRIDE_SYSTEM, "code": "already-addressed", "display": "Already addressed"},
+    {"system": OVERRIDE_SYSTEM, "code": "not-applicable", "display": "Does not apply to this patient"},
+    {"system": OVERRIDE_SYSTEM, "code": "benefit-outweighs-risk", "display": "Clinical judgement: the benefit outweighs the risk"},
+    {"system": OVERRIDE_SYSTEM, "code": "patient-declined", "display": "Patient declined"},
+]
+
+
+@dataclass(frozen=True)
+class CardLinks:
+    """Absolute URLs the cards point to, from the service's configuration.
+
+    knowledge_base
+        The knowledge base the card rests on (``source.url``).
+    case
+        Opens the patient's case in hipdx (a card link of type ``absolute``); ``{patient}``
+        is replaced by the patient's id. None: no link (the web app is not configured).
+    """
+
+    knowledge_base: str | None = None
+    case: str | None = None
+
+
+def source(label: str, links: CardLinks, topic: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"label": label}
+    if links.knowledge_base:
+        out["url"] = links.knowledge_base
+    out["topic"] = {"system": "urn:hipdx:codesystem:condition", "code": topic}
+    return out
+
+
+def case_link(links: CardLinks, patient_reference: str) -> list[dict[str, Any]]:
+    """The link that opens the case in hipdx, when configured."""
+    if not links.case:
+        return []
+    patient = patient_reference.rsplit("/", 1)[-1]
+    return [{"label": "Open the case in hipdx", "url": links.case.replace("{patient}", quote(patient, safe="")), "type": "absolute"}]
+
+
+def next_test_suggestion(assessment: Assessment, patient_reference: str, hook_instance: str) -> list[dict[str, Any]]:
+    """The next test as a draft ServiceRequest to create (coded where the order tables hold a code)."""
+    if not assessment.next_tests:
+        return []
+    test = assessment.next_tests[0]
+    tables = load_code_tables()
+    code = tables.suggestion_codes.get(test.id)
+    concept: dict[str, Any] = {"text": test.name}
+    if code is not None:
+        concept["coding"] = [tables.coding(code)]
+    request = {
+        "resourceType": "ServiceRequest",
+        "status": "draft",
+        "intent": "order",
+        "subject": {"reference": patient_reference},
+        "code": concept,
+        "reasonCode": [{"text": summary_text(f"hipdx: {test.reason}", 250)}],
+    }
+    return [
+        {
+            "label": summary_text(f"Order: {test.name}", 140),
+            "uuid": str(uuid.uuid5(_NAMESPACE, f"{hook_instance}|suggest|{test.id}")),
+            "isRecommended": True,
+            "actions": [{"type": "create", "description": f"Create a draft order: {test.name}", "resource": request}],
+        }
+    ]
+
+
+def card(assessment: Assessment, mapping: FhirMapping, hook_instance: str, links: CardLinks | None = None) -> dict[str, Any]:
     """The one card for a patient-view call."""
+    links = links or CardLinks()
     prov = assessment.provenance
-    return {
+    level = indicator(assessment)
+    out: dict[str, Any] = {
         "uuid": str(uuid.uuid5(_NAMESPACE, f"{hook_instance}|{assessment.headline.text}")),
         "summary": summary_text(assessment.headline.text),
-        "indicator": indicator(assessment),
+        "indicator": level,
         "detail": detail(assessment, mapping),
-        "source": {
-            "label": f"hipdx {prov.hipdx_version} (knowledge base {prov.knowledge_base_version})",
-            "topic": {"system": "urn:hipdx:codesystem:condition", "code": assessment.headline.condition},
-        },
+        "source": source(f"hipdx {prov.hipdx_version} (knowledge base {prov.knowledge_base_version})", links, assessment.headline.condition),
     }
+    suggestions = next_test_suggestion(assessment, mapping.patient, hook_instance)
+    if suggestions:
+        out["suggestions"] = suggestions
+        out["selectionBehavior"] = "at-most-one"
+    if level != "info":
+        out["overrideReasons"] = OVERRIDE_REASONS
+    found_links = case_link(links, mapping.patient)
+    if found_links:
+        out["links"] = found_links
+    return out
 
 
 def detail(a: Assessment, mapping: FhirMapping) -> str:

@@ -22,7 +22,7 @@ from hipdx.errors import InputError, Problem
 from hipdx.fhir.mapping import FhirMapping, map_fhir
 from hipdx.knowledge import KnowledgeBase
 from hipdx.reasoning import assess
-from hipdx.service.cards import card
+from hipdx.service.cards import CardLinks, card
 
 SERVICE_ID = "hipdx-patient-view"
 #: what the service asks the client to prefetch (CDS Hooks 2.0 prefetch templates)
@@ -69,19 +69,19 @@ class Request:
     access_token: str | None
 
 
-def parse_request(body: Any) -> Request:
-    """The fields of a patient-view request this service uses, checked.
+def parse_request(body: Any, hook: str = "patient-view", extra: Sequence[Problem] = ()) -> Request:
+    """The fields of a CDS Hooks request this service uses, checked (``extra``: the hook's own problems).
 
     Raises
     ------
     InputError
-        A required field is missing or of the wrong type, or the hook is not patient-view.
+        A required field is missing or of the wrong type, or the hook is not ``hook``.
     """
-    problems = []
+    problems = list(extra)
     if not isinstance(body, dict):
         raise InputError("a CDS Hooks request is a JSON object")
-    if body.get("hook") != "patient-view":
-        problems.append(Problem("hook", f"{body.get('hook')!r}: this service answers patient-view"))
+    if body.get("hook") != hook:
+        problems.append(Problem("hook", f"{body.get('hook')!r}: this service answers {hook}"))
     if not isinstance(body.get("hookInstance"), str) or not body["hookInstance"]:
         problems.append(Problem("hookInstance", "required (a UUID string)"))
     context = body.get("context")
@@ -200,7 +200,9 @@ def about_the_hip(mapping: FhirMapping) -> bool:
     return any(s.modality.value == "mri" and s.findings.edema.value == "present" for s in mapping.case.imaging)
 
 
-def patient_view(body: Any, kb: KnowledgeBase, today: dt.date, allowed_servers: Sequence[str] = ()) -> dict[str, Any]:
+def patient_view(
+    body: Any, kb: KnowledgeBase, today: dt.date, allowed_servers: Sequence[str] = (), links: CardLinks | None = None
+) -> dict[str, Any]:
     """The response to a patient-view request: ``{"cards": [...]}`` with at most one card.
 
     Raises
@@ -218,4 +220,4 @@ def patient_view(body: Any, kb: KnowledgeBase, today: dt.date, allowed_servers: 
     if not about_the_hip(mapping):
         return {"cards": []}
     assessment = assess(mapping.case, kb, today)
-    return {"cards": [card(assessment, mapping, request.hook_instance)]}
+    return {"cards": [card(assessment, mapping, request.hook_instance, links or CardLinks())]}

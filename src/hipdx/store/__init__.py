@@ -6,7 +6,7 @@ request payload and no clinical content: who called, about which patient referen
 outcome, the card's indicator and uuid, the latency and the versions.
 """
 
-from hipdx.store.audit import AuditStore, CallRecord
+from hipdx.store.audit import AuditStore, CallRecord, CardFeedback
 from hipdx.store.migrate import connect, is_current, migrate
 
-__all__ = ["AuditStore", "CallRecord", "connect", "is_current", "migrate"]
+__all__ = ["AuditStore", "CallRecord", "CardFeedback", "connect", "is_current", "migrate"]

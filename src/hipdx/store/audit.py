@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from hipdx.store.models import CdsCall, CdsFeedback
+from hipdx.store.models import CdsCall, CdsCardFeedback, CdsFeedback
 
 
 @dataclass
@@ -28,6 +28,21 @@ class CallRecord:
     cards: int | None = None
     indicator: str | None = None
     card_uuid: str | None = None
+
+
+@dataclass
+class CardFeedback:
+    """One CDS Hooks feedback item, checked: which card of which service, accepted or overridden and why."""
+
+    service_id: str
+    card_uuid: str
+    outcome: str  # accepted or overridden
+    outcome_timestamp: str
+    accepted_suggestions: str | None = None  # the accepted suggestions' uuids, comma-separated
+    override_reason_system: str | None = None
+    override_reason_code: str | None = None
+    override_reason_display: str | None = None
+    user_comment_given: bool = False
 
 
 class AuditStore:
@@ -69,6 +84,20 @@ class AuditStore:
         with Session(self.engine) as session, session.begin():
             session.add(row)
         return True
+
+    def record_card_feedback(self, item: CardFeedback, issuer: str | None, when: dt.datetime | None = None) -> None:
+        """Store one checked feedback item (:func:`hipdx.service.feedback.parse_feedback`) in ``cds_card_feedback``."""
+        row = CdsCardFeedback(
+            recorded_at=when or dt.datetime.now(dt.timezone.utc),
+            issuer=_clip(issuer, 500),
+            **{k: _clip(v, 2000) for k, v in vars(item).items()},
+        )
+        with Session(self.engine) as session, session.begin():
+            session.add(row)
+
+    def card_feedback(self, limit: int = 100) -> list[CdsCardFeedback]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            return list(session.scalars(select(CdsCardFeedback).order_by(CdsCardFeedback.id.desc()).limit(limit)))
 
     def calls(self, limit: int = 100) -> list[CdsCall]:
         with Session(self.engine, expire_on_commit=False) as session:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import DateTime, Float, Integer, String
+from sqlalchemy import Boolean, DateTime, Float, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -50,3 +50,26 @@ class CdsFeedback(Base):
     override_reason_system: Mapped[str | None] = mapped_column(String(500))
     override_reason_code: Mapped[str | None] = mapped_column(String(100))
     outcome_timestamp: Mapped[str | None] = mapped_column(String(40))
+
+
+class CdsCardFeedback(Base):
+    """One CDS Hooks feedback item: the card accepted (with the suggestions taken) or overridden (with the coded reason).
+
+    The override's free-text ``userComment`` is not stored (it may hold patient data): only
+    whether one was given.
+    """
+
+    __tablename__ = "cds_card_feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    service_id: Mapped[str] = mapped_column(String(100), index=True)
+    issuer: Mapped[str | None] = mapped_column(String(500))
+    card_uuid: Mapped[str] = mapped_column(String(100), index=True)
+    outcome: Mapped[str] = mapped_column(String(20))
+    accepted_suggestions: Mapped[str | None] = mapped_column(String(2000))
+    override_reason_system: Mapped[str | None] = mapped_column(String(500))
+    override_reason_code: Mapped[str | None] = mapped_column(String(100))
+    override_reason_display: Mapped[str | None] = mapped_column(String(300))
+    user_comment_given: Mapped[bool] = mapped_column(Boolean, default=False)
+    outcome_timestamp: Mapped[str] = mapped_column(String(40))

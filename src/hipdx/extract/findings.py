@@ -1,0 +1,348 @@
+"""From ConText mentions to the findings of one hip: laterality, routing, conflicts, what to confirm.
+
+Policy (nothing uncertain is used silently):
+
+- affirmed or negated mentions about the hip asked for become findings (negated: the rule's
+  ``negated_value``, "absent" for presence findings);
+- uncertain, historical and hypothetical mentions, mentions whose side the text never states,
+  and findings stated with two different values (conflicting) go to ``to_confirm``;
+- a "normal hip" statement implies the findings of ``normal_implies``; an explicit statement
+  about the same finding wins over it;
+- a finding the case model does not see on the study's modality, an impression (a diagnosis
+  named) and an exclusion ("soft tissue edema") are evidence, never findings.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from hipdx.case.model import FINDING_MODALITIES, ImagingFindings, Modality
+from hipdx.extract.context import Mention, Sentence, Span, clauses
+from hipdx.extract.rules import Category, Rules
+
+#: stop words that end the phrase around a routed mention (its own noun phrase, not the sentence's)
+_STOP = re.compile(r"\b(?:with|without|no|not|but|which|however|though|although|whereas|given|because)\b|[;.]", re.IGNORECASE)
+_WINDOW = 90  # characters: how far after a mention its site and extent are looked for
+
+STATUS = {
+    None: "affirmed",
+    Category.negated: "negated",
+    Category.normal: "negated",
+    Category.uncertain: "uncertain",
+    Category.historical: "historical",
+    Category.hypothetical: "hypothetical",
+}
+_NORMAL_VALUES = {"absent", "normal", "preserved", "none"}
+#: findings that describe another (its extent, displacement, side): read only with it affirmed
+_ATTRIBUTES = frozenset({"edema_extent", "fracture_displaced", "femoral_neck_fracture_side"})
+
+
+@dataclass(eq=False)
+class Claim:
+    """One finding value stated (or proposed) by one mention, for one or both hips."""
+
+    finding: str
+    value: Any
+    sides: set[str]
+    status: str  # affirmed, negated, implied, uncertain, historical, hypothetical
+    mention: Mention
+    trigger: str | None
+    note: str = ""
+    side_stated: bool = True
+    numbers: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def confident(self) -> bool:
+        return self.status in ("affirmed", "negated")
+
+
+def _sides_in(rules: Rules, sentence: Sentence) -> list[tuple[int, str]]:
+    found = []
+    for side, pattern in rules.side_patterns.items():
+        for m in pattern.finditer(sentence.text):
+            found.append((sentence.start + m.start(), side))
+    found.sort()
+    # "both hips" also matches "both": keep one mention per position
+    return [f for i, f in enumerate(found) if i == 0 or f[0] != found[i - 1][0]]
+
+
+def _side_for(span: Span, sentence: Sentence, mentions: list[tuple[int, str]]) -> str | None:
+    """The side a phrase is about: its clause's side before it (or inside it), else after it, else the sentence's nearest."""
+    for low, high in clauses(sentence):
+        if low <= span.start < high:
+            inside = [m for m in mentions if low <= m[0] < high]
+            before = [m for m in inside if m[0] < span.end]
+            if before:
+                return before[-1][1]
+            if inside:
+                return inside[0][1]
+    if mentions:
+        return min(mentions, key=lambda m: abs(m[0] - span.start))[1]
+    return None
+
+
+def _expand(side: str) -> set[str]:
+    return {"left", "right"} if side == "both" else {side}
+
+
+def _window(text: str, span: Span, sentence: Sentence) -> str:
+    """The words of the phrase around a mention: back to the previous stop word, on to the next."""
+    rel_start, rel_end = span.start - sentence.start, span.end - sentence.start
+    before = sentence.text[:rel_start]
+    stops = list(_STOP.finditer(before))
+    before = before[stops[-1].end() :] if stops else before
+    after = sentence.text[rel_end : rel_end + _WINDOW]
+    stop = _STOP.search(after)
+    after = after[: stop.start()] if stop else after
+    return f"{before} {span.text} {after}"
+
+
+def _has(rules: Rules, group: str, key: str, text: str) -> bool:
+    return bool(rules.word_sets[group][key].search(text))
+
+
+def _route_edema(rules: Rules, m: Mention, window: str, value: Any, negated: bool) -> list[tuple[str, Any, str]]:
+    acetabulum = _has(rules, "sites", "acetabulum", window)
+    femur = _has(rules, "sites", "femur", window)
+    if not femur and not acetabulum and _has(rules, "sites", "other_bone", window):
+        return [("", None, "marrow edema of another bone than the hip's")]
+    out = []
+    if acetabulum:
+        out.append(("acetabular_edema", value, ""))
+    if femur or not acetabulum:
+        out.append(("edema", value, ""))
+        if not negated:
+            extent = _extent(rules, window)
+            if extent:
+                out.append(("edema_extent", extent, ""))
+    return out
+
+
+def _extent(rules: Rules, window: str) -> str | None:
+    has = lambda key: _has(rules, "extent", key, window)  # noqa: E731
+    if has("intertrochanteric"):
+        return "intertrochanteric"
+    if has("head") and has("neck"):
+        return "head_and_neck"
+    if has("neck"):
+        return "femoral_neck"
+    if has("head"):
+        return "focal" if has("focal") else "femoral_head"
+    return None
+
+
+def _route_fracture(rules: Rules, m: Mention, window: str, value: Any, negated: bool) -> list[tuple[str, Any, str]]:
+    clause = m.sentence.text
+    neck = _has(rules, "fracture", "neck", window)
+    head = _has(rules, "fracture", "head", window)
+    out: list[tuple[str, Any, str]] = []
+    if neck or not head:
+        note = "" if neck or negated else "the fracture's site is not stated: read as the femoral neck"
+        out.append(("femoral_neck_fracture_line", value, note))
+    if head or (not neck and negated):
+        out.append(("subchondral_fracture_line", value, ""))
+    if negated:
+        return out
+    if _has(rules, "fracture", "not_displaced", clause):
+        out.append(("fracture_displaced", "absent", ""))
+    elif _has(rules, "fracture", "displaced", clause):
+        out.append(("fracture_displaced", "present", ""))
+    if neck:
+        if _has(rules, "fracture", "compression", clause):
+            out.append(("femoral_neck_fracture_side", "compression", ""))
+        elif _has(rules, "fracture", "tension", clause):
+            out.append(("femoral_neck_fracture_side", "tension", ""))
+    return out
+
+
+def _route_uptake(rules: Rules, m: Mention, window: str, value: Any, negated: bool) -> list[tuple[str, Any, str]]:
+    if negated:
+        return [("uptake", value, "")]
+    return [("uptake", "diffuse_increased" if _has(rules, "uptake", "diffuse", window) else value, "")]
+
+
+ROUTES = {"edema": _route_edema, "fracture": _route_fracture, "uptake": _route_uptake}
+
+
+def _numbers(rules: Rules, m: Mention) -> dict[str, float]:
+    out = {}
+    for key in m.rule.numbers:
+        fieldname, patterns = rules.number_patterns[key]
+        for pattern in patterns:
+            hit = pattern.search(m.sentence.text)
+            if hit:
+                number = float(hit.group("n")) * (10.0 if hit.group("unit").lower() == "cm" else 1.0)
+                out[fieldname] = number
+                break
+    return out
+
+
+def claims(rules: Rules, text: str, mentions: list[Mention], sentences: list[Sentence]) -> tuple[list[Claim], list[dict[str, Any]]]:
+    """The claims of every mention, and the mentions that make none (impressions, exclusions, other bones)."""
+    sides_by_sentence = {s.start: _sides_in(rules, s) for s in sentences}
+    carried: str | None = None
+    side_of_sentence = {}
+    for s in sentences:
+        side_of_sentence[s.start] = carried
+        if sides_by_sentence[s.start]:
+            carried = sides_by_sentence[s.start][-1][1]
+    out: list[Claim] = []
+    unused: list[dict[str, Any]] = []
+    for m in mentions:
+        side = _side_for(m.span, m.sentence, sides_by_sentence[m.sentence.start]) or side_of_sentence[m.sentence.start]
+        status = STATUS[m.category]
+        trigger = m.modifier.span.text if m.modifier else None
+        if m.rule.kind in ("impression", "exclusion"):
+            reason = "a diagnosis named in the report, not a finding hipdx reasons from" if m.rule.kind == "impression" else "not a finding of the hip (excluded wording)"
+            unused.append(_unused(m, side, status, trigger, reason))
+            continue
+        sides = _expand(side) if side else {"left", "right"}
+        if m.rule.kind == "normal":
+            for_status = "implied" if status == "affirmed" else status
+            out.append(Claim("normal", "normal", sides, for_status, m, trigger, side_stated=side is not None))
+            continue
+        negated = status == "negated"
+        value: Any = m.rule.value
+        if negated:
+            if m.category is Category.normal and m.rule.value in _NORMAL_VALUES:
+                negated, status = False, "affirmed"
+            elif m.rule.negated_value is None:
+                status = "uncertain"
+            else:
+                value = m.rule.negated_value
+        route = ROUTES.get(m.rule.route or "")
+        routed = route(rules, m, _window(text, m.span, m.sentence), value, negated) if route else [(m.rule.finding, value, "")]
+        for finding, routed_value, note in routed:
+            if not finding:
+                unused.append(_unused(m, side, status, trigger, note))
+                continue
+            if finding in _ATTRIBUTES and status != "affirmed":
+                continue  # an extent or a fracture's side only describes a finding that is stated
+            claim = Claim(finding, routed_value, sides, status, m, trigger, note, side_stated=side is not None)
+            if status == "affirmed" and routed_value == m.rule.value:
+                claim.numbers = _numbers(rules, m)
+            out.append(claim)
+    return out, unused
+
+
+def _unused(m: Mention, side: str | None, status: str, trigger: str | None, reason: str) -> dict[str, Any]:
+    return {
+        "finding": None,
+        "value": None,
+        "side": side or "not stated",
+        "status": status,
+        "text": m.span.text,
+        "span": [m.span.start, m.span.end],
+        "sentence": m.sentence.text,
+        "trigger": trigger,
+        "rule": m.rule.id,
+        "used": False,
+        "reason": reason,
+    }
+
+
+def evidence_item(c: Claim, used: bool, reason: str = "", side: str | None = None) -> dict[str, Any]:
+    return {
+        "finding": c.finding,
+        "value": c.value,
+        "side": side or (("both" if len(c.sides) == 2 else next(iter(c.sides))) if c.side_stated else "not stated"),
+        "status": c.status,
+        "text": c.mention.span.text,
+        "span": [c.mention.span.start, c.mention.span.end],
+        "sentence": c.mention.sentence.text,
+        "trigger": c.trigger,
+        "rule": c.mention.rule.id,
+        "used": used,
+        "reason": reason or c.note,
+    }
+
+
+def resolve(rules: Rules, all_claims: list[Claim], modality: Modality, side: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The findings for one side, the evidence behind every claim, and what the clinician must confirm."""
+    findings: dict[str, Any] = {}
+    evidence: list[dict[str, Any]] = []
+    confirm: list[dict[str, Any]] = []
+    implied: list[Claim] = []
+    by_finding: dict[str, list[Claim]] = {}
+    for c in all_claims:
+        if side not in c.sides:
+            evidence.append(evidence_item(c, False, "about the other hip"))
+            continue
+        if c.finding == "normal":
+            for name, value in rules.targets.normal_implies.get(modality, {}).items():
+                implied.append(Claim(name, value, c.sides, c.status, c.mention, c.trigger, "implied by a normal hip", c.side_stated))
+            continue
+        if modality not in FINDING_MODALITIES[c.finding]:
+            evidence.append(evidence_item(c, False, f"the case model does not read {c.finding} on a {modality.value} study"))
+            continue
+        by_finding.setdefault(c.finding, []).append(c)
+    for c in implied:
+        if c.finding not in by_finding:
+            by_finding.setdefault(c.finding, []).append(c)
+        else:
+            evidence.append(evidence_item(c, False, "implied by a normal hip; the report states this finding explicitly"))
+    for name, group in by_finding.items():
+        sure = [c for c in group if c.confident or c.status == "implied"]
+        stated = [c for c in sure if c.side_stated]
+        if len(stated) < len(sure):
+            for c in sure:
+                if not c.side_stated:
+                    confirm.append(_confirm(c, side, "the report does not say which hip"))
+            sure = stated
+        values = {_key(c.value) for c in sure}
+        chosen_ids = {id(c) for c in sure}
+        others = [c for c in group if id(c) not in chosen_ids and c.side_stated and not c.confident and c.status != "implied"]
+        if len(values) > 1 or (values and any(_key(c.value) not in values and c.status == "uncertain" for c in others)):
+            for c in sure + [c for c in others if c.status == "uncertain"]:
+                confirm.append(_confirm(c, side, "the report states it in more than one way (conflicting)"))
+            continue
+        if values:
+            chosen = sure[-1]
+            findings[name] = chosen.value
+            for c in sure:
+                evidence.append(evidence_item(c, True, side=side))
+                for number_field, number in c.numbers.items():
+                    findings[number_field] = number
+            for c in others:
+                evidence.append(evidence_item(c, False, f"{c.status}; the finding is stated elsewhere"))
+            continue
+        for c in others:
+            confirm.append(_confirm(c, side, _WHY[c.status]))
+    return _validated(findings, evidence, confirm)
+
+
+_WHY = {
+    "uncertain": "stated with uncertainty",
+    "historical": "about the past, not this study",
+    "hypothetical": "a plan or a possibility, not a finding",
+}
+
+
+def _key(value: Any) -> str:
+    return str(value)
+
+
+def _confirm(c: Claim, side: str, reason: str) -> dict[str, Any]:
+    item = evidence_item(c, False, reason, side=side if c.side_stated else "not stated")
+    item["proposed"] = item.pop("value")
+    return item
+
+
+def _validated(findings: dict[str, Any], evidence: list[dict[str, Any]], confirm: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The findings if the case model accepts them together; otherwise all of them to confirm."""
+    try:
+        ImagingFindings.model_validate(findings)
+    except ValidationError as exc:
+        reason = "; ".join(e["msg"] for e in exc.errors())
+        for item in evidence:
+            if item["used"]:
+                item["used"] = False
+                moved = dict(item, reason=f"the findings do not fit together: {reason}")
+                moved["proposed"] = moved.pop("value")
+                confirm.append(moved)
+        return {}, evidence, confirm
+    return findings, evidence, confirm
