@@ -30,7 +30,7 @@ from hipdx.service.hooks import SERVICE_ID
 
 from api_support import PASSWORD, Api, api, build_api, database, shared_api  # noqa: F401  (fixtures)
 from conftest import EXAMPLES, ROOT
-from test_service import ISS, issuers_file, keys, request_for, token  # noqa: F401  (fixtures)
+from test_service import issuers_file, keys, request_for, token  # noqa: F401  (fixtures)
 
 CASE = json.loads((EXAMPLES / "toh_man_classic.json").read_text())
 BUNDLE = json.loads((ROOT / "tests" / "data" / "fhir" / "toh_man_classic.bundle.json").read_text())
