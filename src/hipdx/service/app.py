@@ -38,6 +38,8 @@ from starlette.concurrency import run_in_threadpool
 from hipdx.errors import HipdxError, InputError, Problem
 from hipdx.fhir.jsonread import read_json
 from hipdx.knowledge import KnowledgeBase, load_knowledge_base
+from hipdx.service.api import create_api, openapi
+from hipdx.service.api.context import ApiContext
 from hipdx.service.auth import IssuerList, Unauthorized
 from hipdx.service.cards import CardLinks
 from hipdx.service.feedback import parse_feedback
@@ -85,6 +87,8 @@ class ServiceConfig:
     knowledge_base_url: str | None = None
     #: the absolute URL that opens a patient's case in hipdx, ``{patient}`` replaced by the id; None: no link
     case_url: str | None = None
+    #: the REST API under /api/v1 (hipdx.service.api); None: the CDS services only
+    api: ApiContext | None = None
 
     def __post_init__(self) -> None:
         if self.issuers is None and not self.insecure_no_auth:
@@ -112,9 +116,15 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(config.cors_origins),
-            allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],  # PUT, DELETE: the REST API's cases
+            allow_headers=["Authorization", "Content-Type", "X-CSRF-Token"],
         )
+
+    if config.api is not None:
+        api = create_api(config.api)
+        app.mount("/api/v1", api)
+        description = openapi(api)
+        app.add_api_route("/openapi.json", lambda: JSONResponse(description), include_in_schema=False)
 
     def audience(request: Request) -> str:
         if config.public_url:

@@ -1,7 +1,7 @@
 """CDS Hooks feedback per card: accepted suggestions, coded override reason (issue 14, branch i14-hooks).
 
-Revision ID: hooks_0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-12-07
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "hooks_0002"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
