@@ -38,6 +38,7 @@ from hipdx.knowledge import KnowledgeBase, load_knowledge_base
 from hipdx.service.auth import IssuerList, Unauthorized
 from hipdx.service.hooks import DISCOVERY, SERVICE_ID, PreconditionFailed, patient_view
 from hipdx.store import AuditStore, CallRecord
+from hipdx.web import CaseLibrary, web_router
 
 log = logging.getLogger("hipdx.service")
 MAX_BODY_BYTES = 20 * 1024 * 1024
@@ -62,6 +63,8 @@ class ServiceConfig:
         Where each call and feedback item is recorded (no token, no payload); None: the log only.
         Recording is fail-open: if the database fails, the call is still answered and the
         failure logged.
+    cases
+        The cases the web pages list (:mod:`hipdx.web`); None: none.
     """
 
     issuers: IssuerList | None
@@ -71,6 +74,7 @@ class ServiceConfig:
     cors_origins: tuple[str, ...] = ()
     today: Callable[[], dt.date] = field(default=dt.date.today)
     store: AuditStore | None = None
+    cases: CaseLibrary | None = None
 
     def __post_init__(self) -> None:
         if self.issuers is None and not self.insecure_no_auth:
@@ -140,6 +144,8 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
                     await run_in_threadpool(store.record_call, record)
                 except Exception:  # fail-open: the clinician still gets the answer; the failure is logged
                     log.exception("could not record the call in the audit store")
+
+    app.include_router(web_router(knowledge, config.today, config.cases))  # the clinician's pages (hipdx.web)
 
     @app.exception_handler(Unauthorized)
     async def _unauthorized(request: Request, exc: Unauthorized) -> Response:
