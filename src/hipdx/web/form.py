@@ -178,6 +178,7 @@ class Widget:
     units: tuple[str, ...] = ()
     unit: str = ""
     hint: str = ""
+    default: str = ""
 
     @property
     def dom_id(self) -> str:
@@ -240,7 +241,8 @@ def _widgets(model: type[BaseModel], prefix: str, label_prefix: str, names: Iter
         if kind_type is Presence:
             out.append(Widget(path, label, "presence", hint=hint))
         elif isinstance(kind_type, type) and issubclass(kind_type, Enum):
-            out.append(Widget(path, label, "choice", tuple((e.value, choice_label(e.value)) for e in kind_type), hint=hint))
+            default = info.default.value if isinstance(info.default, Enum) else ""
+            out.append(Widget(path, label, "choice", tuple((e.value, choice_label(e.value)) for e in kind_type), hint=hint, default=default))
         elif kind_type is Measurement:
             quantity = QUANTITIES[name]
             out.append(Widget(path, label, "measurement", units=quantity.accepted_units, unit=quantity.canonical_unit, hint=hint))
@@ -360,7 +362,7 @@ def _widget_for(key: str, widgets: Mapping[str, Widget]) -> Widget | None:
     if m:
         w = _STUDY_WIDGETS.get(m.group(2))
         if w is not None:
-            return Widget(key, w.label, w.kind, w.choices, w.units, w.unit, w.hint)
+            return Widget(key, w.label, w.kind, w.choices, w.units, w.unit, w.hint, w.default)
     return None
 
 
