@@ -26,7 +26,8 @@ test: $(TSTAMP)  ## install with test extras and run the whole suite
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)  ## speed benchmarks (ratios against baselines measured in the same run); fails if a target fails
-	$(BIN)/python benchmarks/bench_reasoning.py; r1=$$?; $(BIN)/python benchmarks/bench_mri.py; r2=$$?; exit $$(( r1 || r2 ))
+	$(BIN)/python benchmarks/bench_reasoning.py; r1=$$?; $(BIN)/python benchmarks/bench_mri.py; r2=$$?; \
+	$(BIN)/python benchmarks/bench_web.py; r3=$$?; exit $$(( r1 || r2 || r3 ))
 
 FUZZ_EXAMPLES ?= 20000
 fuzz: $(TSTAMP)  ## the fuzz targets of tests/test_fuzz.py with FUZZ_EXAMPLES random inputs each (docs/reliability.md)
