@@ -23,18 +23,19 @@ DatabaseOption = Annotated[
         show_default=False,
     ),
 ]
-db_app = typer.Typer(help="The CDS service's audit database. " + SUPPORTS, epilog=SUPPORTS, no_args_is_help=True)
+db_app = typer.Typer(help="The service's database: schema, users, audit export. " + SUPPORTS, epilog=SUPPORTS,
+                     no_args_is_help=True)
 
 
 @db_app.command("upgrade", cls=ReportingCommand, epilog=SUPPORTS)
 def db_upgrade_command(database_url: DatabaseOption = None) -> None:
-    """Create or upgrade the audit tables (Alembic migrations) to the current schema."""
+    """Create or upgrade the service's tables (Alembic migrations) to the current schema."""
     from hipdx.store import connect, migrate
 
     if database_url is None:
         raise InputError("give --database-url URL (or set HIPDX_DATABASE_URL)")
     migrate(connect(database_url))
-    typer.echo("the audit database is at the current schema")
+    typer.echo("the database is at the current schema")
 
 
 def serve_command(
@@ -49,10 +50,13 @@ def serve_command(
         ),
     ] = None,
     insecure_no_auth: Annotated[
-        bool, typer.Option("--insecure-no-auth", help="Accept calls without a JWT (local testing only).")
+        bool, typer.Option("--insecure-no-auth", help="Accept CDS calls without a JWT (local testing only).")
     ] = False,
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8080,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, max=64, help="Worker processes (several: use PostgreSQL).")
+    ] = 1,
     public_url: Annotated[
         str | None,
         typer.Option(
@@ -72,7 +76,28 @@ def serve_command(
             show_default=False,
         ),
     ] = None,
-    database_url: DatabaseOption = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            "--database",
+            metavar="URL",
+            envvar="HIPDX_DATABASE_URL",
+            help="PostgreSQL (postgresql+psycopg://...) or SQLite URL (or HIPDX_DATABASE_URL); "
+            "default: an embedded SQLite database in the data folder, created on first start.",
+            show_default=False,
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", metavar="DIR", help="Embedded database, secret key, uploads "
+                     "(or HIPDX_DATA_DIR; default ~/.local/share/hipdx).", show_default=False),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", metavar="FILE", help="A TOML file of settings (or HIPDX_CONFIG); "
+                     "the environment's HIPDX_* win over it. See docs/service.md.", show_default=False),
+    ] = None,
     cors_origin: Annotated[
         list[str] | None,
         typer.Option(
@@ -83,41 +108,61 @@ def serve_command(
         ),
     ] = None,
 ) -> None:
-    """Run the CDS Hooks 2.0 service: discovery at /cds-services and the patient-view service.
+    """Run the CDS Hooks 2.0 services and the REST API (/api/v1, OpenAPI at /openapi.json).
 
-    Every call must carry a JWT from an issuer of --cds-issuers (ES384 or RS384, aud = the exact URL called,
-    exp, iat and jti, no replay); a bad token is answered 401 without detail.
+    Every CDS call must carry a JWT from an issuer of --cds-issuers (ES384 or RS384, aud = the exact URL called,
+    exp, iat and jti, no replay across workers); a bad token is answered 401 without detail. The REST API
+    needs a user (hipdx db user-add).
     """
+    import json
+    import os
+
     import uvicorn
 
-    from hipdx.service import IssuerList, ServiceConfig, create_app
+    from hipdx.service.factory import prepare_database
+    from hipdx.service.settings import load_settings
 
-    if cds_issuers is None and not insecure_no_auth:
+    if config is not None:
+        if not config.is_file():
+            raise InputError(f"--config: file not found: {config}")
+        os.environ["HIPDX_CONFIG"] = str(config.resolve())
+    overrides = {
+        "cds_issuers": cds_issuers.resolve() if cds_issuers else None,
+        "insecure_no_auth": insecure_no_auth or None,
+        "public_url": public_url,
+        "fhir_servers": fhir_server or None,
+        "database_url": database_url,
+        "data_dir": data_dir.resolve() if data_dir else None,
+        "cors_origins": cors_origin or None,
+    }
+    settings = load_settings(**overrides)
+    if settings.cds_issuers is None and not settings.insecure_no_auth:
         raise InputError("give --cds-issuers FILE (the trusted CDS clients), or --insecure-no-auth for local testing")
-    if cds_issuers is not None and insecure_no_auth:
+    if settings.cds_issuers is not None and settings.insecure_no_auth:
         raise InputError("--cds-issuers and --insecure-no-auth contradict each other; give one")
-    for url in [public_url or "http://x", *(fhir_server or [])]:
+    for url in [settings.public_url or "http://x", *settings.fhir_servers]:
         if not url.startswith(("http://", "https://")):
             raise InputError(f"{url!r} is not an http(s) URL")
-    issuers = IssuerList.from_file(cds_issuers) if cds_issuers is not None else None
-    store = None
-    if database_url is not None:
-        from hipdx import __version__
-        from hipdx.knowledge import load_knowledge_base
-        from hipdx.store import AuditStore, connect, is_current
+    if settings.cds_issuers is not None:
+        from hipdx.service import IssuerList
 
-        engine = connect(database_url)
-        if not is_current(engine):
-            raise InputError("the audit database is not at the current schema: run `hipdx db upgrade` first")
-        store = AuditStore(engine, __version__, load_knowledge_base().digest)
-    config = ServiceConfig(
-        store=store,
-        issuers=issuers,
-        insecure_no_auth=insecure_no_auth,
-        public_url=public_url,
-        fhir_servers=tuple(fhir_server or ()),
-        cors_origins=tuple(cors_origin or ()),
-    )
-    if insecure_no_auth:
-        typer.echo("warning: authentication is off (--insecure-no-auth): local testing only", err=True)
-    uvicorn.run(create_app(config), host=host, port=port, log_level="info")
+        IssuerList.from_file(settings.cds_issuers)  # refused here, before any worker starts
+    prepare_database(settings)
+    for name, value in overrides.items():  # the workers read the same settings from the environment
+        if value is not None:
+            os.environ[f"HIPDX_{name.upper()}"] = json.dumps(value) if isinstance(value, list) else str(value)
+    if settings.insecure_no_auth:
+        typer.echo("warning: CDS authentication is off (--insecure-no-auth): local testing only", err=True)
+    uvicorn.run("hipdx.service.factory:app_from_environment", factory=True, host=host, port=port,
+                workers=workers, log_level="info", access_log=False)
+
+
+def _register() -> None:
+    from hipdx import cli_db
+
+    for name, command in (("user-add", cli_db.user_add_command), ("demo-user", cli_db.demo_user_command),
+                          ("audit-export", cli_db.audit_export_command)):
+        db_app.command(name, cls=ReportingCommand, epilog=SUPPORTS)(command)
+
+
+_register()

@@ -35,6 +35,8 @@ from starlette.concurrency import run_in_threadpool
 from hipdx.errors import HipdxError, InputError, Problem
 from hipdx.fhir.jsonread import read_json
 from hipdx.knowledge import KnowledgeBase, load_knowledge_base
+from hipdx.service.api import create_api, openapi
+from hipdx.service.api.context import ApiContext
 from hipdx.service.auth import IssuerList, Unauthorized
 from hipdx.service.hooks import DISCOVERY, SERVICE_ID, PreconditionFailed, patient_view
 from hipdx.store import AuditStore, CallRecord
@@ -74,6 +76,8 @@ class ServiceConfig:
     cors_origins: tuple[str, ...] = ()
     today: Callable[[], dt.date] = field(default=dt.date.today)
     store: AuditStore | None = None
+    #: the REST API under /api/v1 (hipdx.service.api); None: the CDS services only
+    api: ApiContext | None = None
     cases: CaseLibrary | None = None
 
     def __post_init__(self) -> None:
@@ -105,6 +109,12 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type"],
         )
+
+    if config.api is not None:
+        api = create_api(config.api)
+        app.mount("/api/v1", api)
+        description = openapi(api)
+        app.add_api_route("/openapi.json", lambda: JSONResponse(description), include_in_schema=False)
 
     def audience(request: Request) -> str:
         if config.public_url:

@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 from jwt import PyJWK
@@ -33,6 +33,10 @@ from hipdx.fhir.jsonread import read_json
 ALGORITHMS = ("ES384", "RS384")
 LEEWAY_SECONDS = 60
 MAX_LIFETIME_SECONDS = 3600
+
+
+class ReplayCache(Protocol):
+    def first_use(self, issuer: str, jti: str, until: float, now: float) -> bool: ...
 
 
 class Unauthorized(Exception):
@@ -58,6 +62,9 @@ class IssuerList:
     """
 
     issuers: dict[str, Issuer]
+    #: a replay cache shared by every worker (``first_use(iss, jti, until, now) -> bool``, e.g.
+    #: :class:`hipdx.store.replay.DatabaseReplayCache`); None: this process's memory only
+    replay: ReplayCache | None = None
     _seen: dict[tuple[str, str], float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -146,6 +153,10 @@ class IssuerList:
         return claims
 
     def _remember(self, iss: str, jti: str, until: float, now: float) -> None:
+        if self.replay is not None:
+            if not self.replay.first_use(iss, jti, until, now):
+                raise Unauthorized("jti seen before (replay)")
+            return
         with self._lock:
             for key in [k for k, expiry in self._seen.items() if expiry < now]:
                 del self._seen[key]

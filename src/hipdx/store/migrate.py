@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 
 from hipdx.errors import IntegrationError
@@ -29,9 +29,22 @@ def connect(url: str) -> Engine:
         The URL is not one SQLAlchemy understands.
     """
     try:
-        return create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True)
     except (SQLAlchemyError, ValueError, ImportError) as exc:
         raise IntegrationError(f"database URL not usable: {type(exc).__name__}: {exc}") from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(connection, _record) -> None:  # type: ignore[no-untyped-def]
+    """Embedded SQLite: write-ahead log (readers do not block the writer; several workers share
+    the file), every commit synced to disk before it is acknowledged, foreign keys enforced, and
+    a writer waits up to 10 s for another worker's lock instead of failing."""
+    cursor = connection.cursor()
+    for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=10000"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import hipdx.store.tables  # noqa: F401  (registers the API tables on Base)
 from hipdx.store.models import Base
 
 connection = context.config.attributes["connection"]

@@ -1,0 +1,89 @@
+"""The audit trail as FHIR R4 AuditEvent resources (IHE Basic Audit Log Patterns in spirit).
+
+Two sources, one shape: an access of the REST API (``access_event``: a user, an action on a
+case, an assessment or an MRI job) and a call of the CDS services (``cds_call``: the CDS
+client's issuer, the patient reference). ``type`` is the DICOM audit event "rest" interaction,
+``action`` C/R/U/D/E, ``outcome`` 0 (success), 4 (the request was refused) or 8 (the server
+failed), ``agent`` who (a user name or the issuer) and from where, ``source`` hipdx,
+``entity`` what was touched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from hipdx.store.models import CdsCall
+from hipdx.store.tables import AccessEvent
+
+REST = {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest",
+        "display": "Restful Operation"}
+_SUBTYPE = {"C": "create", "R": "read", "U": "update", "D": "delete", "E": "operation"}
+
+
+def _outcome(status: int) -> str:
+    return "0" if status < 400 else "4" if status < 500 else "8"
+
+
+def _instant(value: dt.datetime) -> str:
+    value = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return value.isoformat()
+
+
+def _source(site: str) -> dict[str, Any]:
+    return {"site": site, "observer": {"display": "hipdx"},
+            "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4",
+                      "display": "Application Server"}]}
+
+
+def access_auditevent(event: AccessEvent, site: str = "hipdx") -> dict[str, Any]:
+    agent: dict[str, Any] = {"requestor": True, "who": {"display": event.username or "(not signed in)"}}
+    if event.role:
+        agent["role"] = [{"text": event.role}]
+    if event.source_address:
+        agent["network"] = {"address": event.source_address, "type": "2"}
+    return {
+        "resourceType": "AuditEvent",
+        "id": f"access-{event.id}",
+        "type": REST,
+        "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": _SUBTYPE[event.action]}],
+        "action": event.action,
+        "recorded": _instant(event.recorded_at),
+        "outcome": _outcome(event.status_code),
+        "outcomeDesc": f"{event.method} {event.path} -> {event.status_code}",
+        "agent": [agent],
+        "source": _source(site),
+        "entity": [{"what": {"display": event.what}, "type": {
+            "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object"}}],
+    }
+
+
+def cds_auditevent(call: CdsCall, site: str = "hipdx") -> dict[str, Any]:
+    agent: dict[str, Any] = {"requestor": True, "who": {"display": call.issuer or "(no JWT)"}}
+    entity: list[dict[str, Any]] = []
+    if call.patient:
+        entity.append({"what": {"reference": call.patient}, "type": {
+            "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1", "display": "Person"}})
+    if call.hook_instance:
+        entity.append({"what": {"identifier": {"value": call.hook_instance}}, "description": "hookInstance"})
+    return {
+        "resourceType": "AuditEvent",
+        "id": f"cds-{call.id}",
+        "type": REST,
+        "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": "operation"}],
+        "action": "E",
+        "recorded": _instant(call.recorded_at),
+        "outcome": _outcome(call.status_code),
+        "outcomeDesc": f"{call.method} {call.path} -> {call.status_code}",
+        "agent": [agent],
+        "source": _source(site),
+        **({"entity": entity} if entity else {}),
+    }
+
+
+def audit_bundle(access: list[AccessEvent], calls: list[CdsCall]) -> dict[str, Any]:
+    """A FHIR collection Bundle of AuditEvents, newest first."""
+    events = [access_auditevent(e) for e in access] + [cds_auditevent(c) for c in calls]
+    events.sort(key=lambda r: r["recorded"], reverse=True)
+    return {"resourceType": "Bundle", "type": "collection", "total": len(events),
+            "entry": [{"fullUrl": f"urn:hipdx:auditevent:{r['id']}", "resource": r} for r in events]}

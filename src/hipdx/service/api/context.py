@@ -1,0 +1,126 @@
+"""What every route of the REST API shares: the database, the knowledge base, the settings, who
+is calling (bearer token or session cookie with CSRF), the access log and the request body reader."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+
+from hipdx.errors import Problem
+from hipdx.jsonio import loads
+from hipdx.knowledge import KnowledgeBase
+from hipdx.service.api.problems import ApiProblem
+from hipdx.store import records, users
+from hipdx.store.users import Principal, Role
+
+log = logging.getLogger("hipdx.service.api")
+SESSION_COOKIE = "hipdx_session"
+CSRF_HEADER = "x-csrf-token"
+MAX_JSON_BYTES = 20 * 1024 * 1024
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+@dataclass
+class ApiContext:
+    engine: Engine
+    kb: KnowledgeBase
+    secret: bytes
+    upload_dir: Path
+    token_lifetime: dt.timedelta = dt.timedelta(hours=8)
+    session_cookie_secure: bool = True
+    max_upload_bytes: int = 1024 * 1024 * 1024
+    max_upload_files: int = 5000
+    today: Callable[[], dt.date] = dt.date.today
+    jobs: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="hipdx-mri"))
+
+    def csrf_token(self, session_hash: str) -> str:
+        """The CSRF token of a session: an HMAC of its stored hash (nothing more to keep)."""
+        return hmac.new(self.secret, session_hash.encode(), hashlib.sha256).hexdigest()
+
+
+def context(request: Request) -> ApiContext:
+    return request.app.state.api
+
+
+def _authenticate(request: Request) -> Principal:
+    ctx = context(request)
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        found = users.principal(ctx.engine, token.strip(), "bearer") if scheme.lower() == "bearer" and token else None
+        if found is None:
+            raise ApiProblem(401, "sign in: the bearer token is missing, unknown or expired",
+                             headers={"WWW-Authenticate": "Bearer"})
+        return found
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        found = users.principal(ctx.engine, cookie, "session")
+        if found is not None:
+            if request.method in UNSAFE and not hmac.compare_digest(
+                request.headers.get(CSRF_HEADER, ""), ctx.csrf_token(found.token_hash)
+            ):
+                raise ApiProblem(403, "the X-CSRF-Token header is missing or wrong for this session")
+            return found
+    raise ApiProblem(401, "sign in: POST /api/v1/auth/token, then send Authorization: Bearer <token>",
+                     headers={"WWW-Authenticate": "Bearer"})
+
+
+async def clinician(request: Request) -> Principal:
+    """Any signed-in user (clinicians and admins see patient data)."""
+    principal = await run_in_threadpool(_authenticate, request)
+    request.state.principal = principal
+    return principal
+
+
+async def admin(request: Request) -> Principal:
+    principal = await clinician(request)
+    if principal.role is not Role.admin:
+        raise ApiProblem(403, "this needs the admin role")
+    return principal
+
+
+def audit(request: Request, action: str, what: str, status: int = 200) -> None:
+    """Record one access to patient data: who, when (now), what (action C/R/U/D/E, the object), from where."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    client = request.client.host if request.client else None
+    records.record_access(context(request).engine, {
+        "username": principal.username if principal else None,
+        "role": principal.role.value if principal else None,
+        "action": action, "what": what[:100], "method": request.method, "path": request.url.path[:200],
+        "status_code": status, "source_address": (request.headers.get("x-forwarded-for") or client or "")[:100] or None,
+    })
+
+
+async def json_body(request: Request, what: str = "the request body") -> Any:
+    """The body as JSON, read strictly (a key given twice, NaN, excessive nesting are refused)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type and content_type not in ("application/json", "application/fhir+json") and not content_type.endswith("+json"):
+        raise ApiProblem(415, f"send JSON (Content-Type: application/json), not {content_type[:60]}",
+                         [Problem("header.content-type", "not JSON")])
+    raw = await request.body()
+    if len(raw) > MAX_JSON_BYTES:
+        raise ApiProblem(413, f"{what} is larger than {MAX_JSON_BYTES // (1024 * 1024)} MB")
+    if not raw:
+        raise ApiProblem(422, f"{what} is empty", [Problem("body", "a JSON object is required")])
+    return loads(raw, what)
+
+
+def object_field(body: Any, name: str, required: bool = True) -> Any:
+    if not isinstance(body, dict):
+        raise ApiProblem(422, "the request body must be a JSON object", [Problem("body", "not an object")])
+    if name not in body:
+        if required:
+            raise ApiProblem(422, f"the request body needs {name!r}", [Problem(name, "required")])
+        return None
+    return body[name]

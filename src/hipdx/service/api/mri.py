@@ -1,0 +1,151 @@
+"""MRI analysis of an uploaded DICOM study as a background job.
+
+``POST /api/v1/mri/jobs`` takes the files as ``multipart/form-data`` (field ``files``, repeated)
+or one ``application/zip``; each file is de-identified in memory (``hipdx.service.deid``) before
+it is written under the data folder, then the job is queued: 202 with ``Location`` the job's
+URL. ``GET /api/v1/mri/jobs/{id}`` gives its state (queued, running, done, failed), progress
+(0-1), stage, and when done the analysis (the JSON of ``hipdx mri analyze --format json``).
+Jobs run one at a time per worker process; their state is in the database, so any worker
+answers for any job.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import shutil
+import uuid
+import zipfile
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from hipdx.errors import HipdxError, Problem
+from hipdx.service.api.context import ApiContext, audit, clinician, context
+from hipdx.service.api.problems import ApiProblem
+from hipdx.service.deid import deidentify_files
+from hipdx.store import records
+from hipdx.store.users import Principal
+
+log = logging.getLogger("hipdx.service.api")
+router = APIRouter()
+JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+UPLOAD = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {"type": "object", "required": ["files"], "properties": {
+        "files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
+    "application/zip": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+def _imaging() -> tuple[Any, Any]:
+    """The imaging package's public reader and analysis."""
+    import hipdx.imaging as imaging
+
+    try:
+        return imaging.read_study, imaging.analyze_read_study
+    except AttributeError:  # until hipdx.imaging exports them (issue 13 splits the imaging modules)
+        from hipdx.imaging.analyze import analyze_read_study
+        from hipdx.imaging.io import read_study
+
+        return read_study, analyze_read_study
+
+
+def _unzip(raw: bytes, ctx: ApiContext) -> list[tuple[str, bytes]]:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(raw))
+        members = [m for m in archive.infolist() if not m.is_dir()]
+        if len(members) > ctx.max_upload_files:
+            raise ApiProblem(413, f"the zip holds more than {ctx.max_upload_files} files")
+        if sum(m.file_size for m in members) > ctx.max_upload_bytes:
+            raise ApiProblem(413, f"the zip unpacks to more than {ctx.max_upload_bytes // 2**20} MB")
+        out = []
+        for member in members:
+            with archive.open(member) as handle:
+                content = handle.read(member.file_size + 1)
+            if len(content) > member.file_size:
+                raise ApiProblem(422, "the zip is not valid", [Problem("body", "a member is larger than it says")])
+            out.append((member.filename, content))
+        return out
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, ValueError, EOFError,
+            OSError) as exc:
+        raise ApiProblem(422, "the upload is not a readable zip", [Problem("body", type(exc).__name__)]) from None
+
+
+async def _files(request: Request, ctx: ApiContext) -> list[tuple[str, bytes]]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > ctx.max_upload_bytes:
+        raise ApiProblem(413, f"the upload is larger than {ctx.max_upload_bytes // 2**20} MB")
+    if content_type == "application/zip":
+        raw = await request.body()
+        if len(raw) > ctx.max_upload_bytes:
+            raise ApiProblem(413, f"the upload is larger than {ctx.max_upload_bytes // 2**20} MB")
+        return await run_in_threadpool(_unzip, raw, ctx)
+    if content_type == "multipart/form-data":
+        try:
+            form = await request.form(max_files=ctx.max_upload_files, max_fields=10)
+        except (HipdxError, ApiProblem):
+            raise
+        except Exception as exc:  # the multipart parser's refusals (too many files, malformed)
+            raise ApiProblem(422, "the multipart body is not valid", [Problem("body", type(exc).__name__)]) from None
+        out = []
+        for item in form.getlist("files"):
+            if isinstance(item, str):
+                raise ApiProblem(422, "files must be file parts", [Problem("files", "a text field, not a file")])
+            out.append((item.filename or "", await item.read()))
+        await form.close()
+        if not out:
+            raise ApiProblem(422, "no file in the upload", [Problem("files", "required: one or more DICOM files")])
+        return out
+    raise ApiProblem(415, "send the study as multipart/form-data (files) or application/zip",
+                     [Problem("header.content-type", f"{content_type[:60] or 'missing'} is not accepted")])
+
+
+def _run(ctx: ApiContext, job_id: str) -> None:
+    folder = ctx.upload_dir / job_id
+    try:
+        read_study, analyze = _imaging()
+        records.update_job(ctx.engine, job_id, state="running", progress=0.2, stage="reading the study")
+        study = read_study(folder)
+        records.update_job(ctx.engine, job_id, progress=0.4, stage="analysing (femoral heads, edema, bands)")
+        analysis = analyze(study)
+        records.update_job(ctx.engine, job_id, state="done", progress=1.0, stage="done",
+                           result=analysis.model_dump(mode="json"))
+    except HipdxError as exc:
+        records.update_job(ctx.engine, job_id, state="failed", stage="failed", error=str(exc)[:4000])
+    except Exception as exc:  # noqa: BLE001 - a job must end in a state, never hang "running"
+        log.error("MRI job %s failed: %s", job_id, type(exc).__name__)
+        records.update_job(ctx.engine, job_id, state="failed", stage="failed",
+                           error=f"internal error ({type(exc).__name__}); please report")
+
+
+@router.post("/mri/jobs", status_code=202, openapi_extra=UPLOAD, tags=["mri"])
+async def submit(request: Request, user: Principal = Depends(clinician)) -> Response:
+    """Upload a study; it is de-identified, stored and analysed in the background."""
+    ctx = context(request)
+    files = await _files(request, ctx)
+    job_id = str(uuid.uuid4())
+    folder = ctx.upload_dir / job_id
+    try:
+        written, skipped = await run_in_threadpool(deidentify_files, files, folder)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    await run_in_threadpool(records.create_job, ctx.engine, job_id, written, user.username)
+    ctx.jobs.submit(_run, ctx, job_id)
+    await run_in_threadpool(audit, request, "C", f"MriJob/{job_id}", 202)
+    url = f"/api/v1/mri/jobs/{job_id}"
+    return JSONResponse({"id": job_id, "state": "queued", "url": url, "files": written, "left_out": skipped},
+                        status_code=202, headers={"Location": url})
+
+
+@router.get("/mri/jobs/{job_id}", tags=["mri"])
+async def job(request: Request, job_id: JobId, user: Principal = Depends(clinician)) -> dict[str, Any]:
+    """A job's state, progress and, when done, the analysis."""
+    ctx = context(request)
+    found = await run_in_threadpool(records.get_job, ctx.engine, job_id)
+    if found is None:
+        raise ApiProblem(404, f"no MRI job {job_id}", [Problem("path.job_id", "not found")])
+    await run_in_threadpool(audit, request, "R", f"MriJob/{job_id}")
+    return found

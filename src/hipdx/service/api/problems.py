@@ -1,0 +1,73 @@
+"""RFC 9457 problem details for every error of the REST API (``application/problem+json``).
+
+The body: ``type``, ``title``, ``status``, ``detail`` and ``errors`` (one ``{"field", "reason"}``
+per offending field, ``field`` a dotted path into the request, e.g. ``case.labs.crp.unit`` or
+``query.limit``). The status of a hipdx error is the one ``hipdx.errors`` gives its class.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Sequence
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hipdx.errors import HipdxError, Problem
+
+log = logging.getLogger("hipdx.service.api")
+MEDIA_TYPE = "application/problem+json"
+TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+          409: "Conflict", 413: "Content Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Content",
+          500: "Internal Server Error", 503: "Service Unavailable"}
+
+
+class ApiProblem(Exception):
+    """An error the API answers with a given status (401, 403, 404, 409, 413, 415...)."""
+
+    def __init__(self, status: int, detail: str, problems: Sequence[Problem] = (), headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.status, self.detail, self.problems, self.headers = status, detail, list(problems), headers
+
+
+def problem(status: int, detail: str, problems: Sequence[Problem] = (), headers: dict[str, str] | None = None) -> Response:
+    body = {"type": "about:blank", "title": TITLES.get(status, "Error"), "status": status, "detail": detail}
+    if problems:
+        body["errors"] = [{"field": p.field, "reason": p.reason} for p in problems]
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def _location(loc: Sequence[object]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def install(app: FastAPI) -> None:
+    """Answer every error of ``app`` with problem details."""
+
+    @app.exception_handler(ApiProblem)
+    async def _api(request: Request, exc: ApiProblem) -> Response:
+        return problem(exc.status, exc.detail, exc.problems, exc.headers)
+
+    @app.exception_handler(HipdxError)
+    async def _hipdx(request: Request, exc: HipdxError) -> Response:
+        return problem(exc.http_status, exc.message, exc.problems)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        problems = [Problem(_location(e.get("loc", ())), str(e.get("msg", "not valid"))) for e in exc.errors()]
+        return problem(422, "the request is not valid", problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        detail = exc.detail if isinstance(exc.detail, str) else TITLES.get(exc.status_code, "error")
+        return problem(exc.status_code, detail, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        # the frames, not the message: an exception's message may quote patient data
+        log.error("unexpected %s on %s %s\n%s", type(exc).__name__, request.method, request.url.path,
+                  "".join(traceback.format_tb(exc.__traceback__)))
+        return problem(500, "internal error (logged); please report")

@@ -1,0 +1,171 @@
+"""Cases with their visits, the assessments made of them, MRI jobs and the access log (the REST API's store).
+
+Every function takes the engine and commits before it returns: what it returns has been
+written (SQLite with ``synchronous=FULL``, PostgreSQL's default ``synchronous_commit``), so an
+acknowledged write survives a crash of the server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from hipdx.store.tables import AccessEvent, MriJob, StoredAssessment, StoredCase, StoredVisit
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    id: int
+    label: str
+    document: dict[str, Any]
+    visits: list[dict[str, Any]]
+    version: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    created_by: str
+
+    def full_case(self) -> dict[str, Any]:
+        """The case document with its stored visits appended to the visits it was created with."""
+        document = dict(self.document)
+        if self.visits:
+            document["visits"] = list(document.get("visits") or []) + self.visits
+        return document
+
+
+def _record(session: Session, row: StoredCase) -> CaseRecord:
+    visits = session.scalars(select(StoredVisit.document).where(StoredVisit.case_id == row.id).order_by(StoredVisit.id))
+    return CaseRecord(row.id, row.label, row.document, list(visits), row.version, _utc(row.created_at),
+                      _utc(row.updated_at), row.created_by)
+
+
+def create_case(engine: Engine, label: str, document: dict[str, Any], user: str) -> CaseRecord:
+    now = _now()
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        row = StoredCase(label=label, document=document, created_at=now, updated_at=now, created_by=user, version=1)
+        session.add(row)
+        session.flush()
+        return _record(session, row)
+
+
+def get_case(engine: Engine, case_id: int) -> CaseRecord | None:
+    with Session(engine) as session:
+        row = session.get(StoredCase, case_id)
+        return None if row is None else _record(session, row)
+
+
+def update_case(engine: Engine, case_id: int, label: str, document: dict[str, Any]) -> CaseRecord | None:
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        row = session.get(StoredCase, case_id, with_for_update=True)
+        if row is None:
+            return None
+        row.label, row.document, row.updated_at, row.version = label, document, _now(), row.version + 1
+        session.flush()
+        return _record(session, row)
+
+
+def delete_case(engine: Engine, case_id: int) -> bool:
+    with Session(engine) as session, session.begin():
+        row = session.get(StoredCase, case_id)
+        if row is None:
+            return False
+        for table in (StoredVisit, StoredAssessment):
+            for child in session.scalars(select(table).where(table.case_id == case_id)):
+                session.delete(child)
+        session.delete(row)
+        return True
+
+
+def add_visit(engine: Engine, case_id: int, visit: dict[str, Any], user: str) -> CaseRecord | None:
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        row = session.get(StoredCase, case_id, with_for_update=True)
+        if row is None:
+            return None
+        session.add(StoredVisit(case_id=case_id, document=visit, created_at=_now(), created_by=user))
+        row.updated_at, row.version = _now(), row.version + 1
+        session.flush()
+        return _record(session, row)
+
+
+def list_cases(engine: Engine, search: str | None, limit: int, offset: int) -> tuple[int, list[CaseRecord]]:
+    """Cases whose label contains ``search`` (case-insensitive), newest first, and how many match."""
+    query = select(StoredCase)
+    if search:
+        escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(func.lower(StoredCase.label).like(f"%{escaped.lower()}%", escape="\\"))
+    with Session(engine) as session:
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = session.scalars(query.order_by(StoredCase.id.desc()).limit(limit).offset(offset))
+        return total, [_record(session, row) for row in rows]
+
+
+def store_assessment(engine: Engine, case: CaseRecord, assessed_on: dt.date, document: dict[str, Any],
+                     hipdx_version: str, digest: str, user: str) -> int:
+    with Session(engine) as session, session.begin():
+        row = StoredAssessment(case_id=case.id, case_version=case.version, assessed_on=assessed_on.isoformat(),
+                               document=document, hipdx_version=hipdx_version, knowledge_base_digest=digest,
+                               created_at=_now(), created_by=user)
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def list_assessments(engine: Engine, case_id: int) -> list[dict[str, Any]]:
+    with Session(engine) as session:
+        rows = session.scalars(select(StoredAssessment).where(StoredAssessment.case_id == case_id)
+                               .order_by(StoredAssessment.id.desc()))
+        return [{"id": r.id, "case_version": r.case_version, "assessed_on": r.assessed_on,
+                 "created_at": _utc(r.created_at).isoformat(), "created_by": r.created_by,
+                 "provenance": {"hipdx_version": r.hipdx_version, "knowledge_base_digest": r.knowledge_base_digest},
+                 "assessment": r.document} for r in rows]
+
+
+def create_job(engine: Engine, job_id: str, files: int, user: str) -> None:
+    now = _now()
+    with Session(engine) as session, session.begin():
+        session.add(MriJob(id=job_id, state="queued", progress=0.0, stage="received", files=files,
+                           created_by=user, created_at=now, updated_at=now))
+
+
+def update_job(engine: Engine, job_id: str, **fields: Any) -> None:
+    with Session(engine) as session, session.begin():
+        row = session.get(MriJob, job_id)
+        if row is not None:
+            for key, value in fields.items():
+                setattr(row, key, value)
+            row.updated_at = _now()
+
+
+def get_job(engine: Engine, job_id: str) -> dict[str, Any] | None:
+    with Session(engine) as session:
+        row = session.get(MriJob, job_id)
+        if row is None:
+            return None
+        return {"id": row.id, "state": row.state, "progress": row.progress, "stage": row.stage, "files": row.files,
+                "created_by": row.created_by, "created_at": _utc(row.created_at).isoformat(),
+                "updated_at": _utc(row.updated_at).isoformat(), "result": row.result, "error": row.error}
+
+
+def record_access(engine: Engine, event: dict[str, Any]) -> None:
+    """One access to patient data (see :class:`hipdx.store.tables.AccessEvent`)."""
+    with Session(engine) as session, session.begin():
+        session.add(AccessEvent(recorded_at=_now(), **event))
+
+
+def access_events(engine: Engine, since: dt.datetime | None = None, limit: int = 1000) -> list[AccessEvent]:
+    query = select(AccessEvent)
+    if since is not None:
+        query = query.where(AccessEvent.recorded_at >= since)
+    with Session(engine, expire_on_commit=False) as session:
+        return list(session.scalars(query.order_by(AccessEvent.id.desc()).limit(limit)))

@@ -1,0 +1,69 @@
+"""Building the service with its REST API on a real database (SQLite, and PostgreSQL in a schema
+of its own), with a clinician and an admin, for the API tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+import hipdx
+from hipdx.service import ServiceConfig, create_app
+from hipdx.service.api.context import ApiContext
+from hipdx.store import AuditStore, connect, migrate
+from hipdx.store.users import Role, add_user
+
+from conftest import TODAY
+from test_store import _postgres_schema
+
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass
+class Api:
+    client: TestClient
+    engine: Engine
+    context: ApiContext
+
+    def sign_in(self, username: str = "clinician") -> dict[str, str]:
+        answer = self.client.post("/api/v1/auth/token", json={"username": username, "password": PASSWORD})
+        assert answer.status_code == 200, answer.text
+        return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+def database(kind: str, tmp_path: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'hipdx.db'}"
+    else:
+        yield from _postgres_schema()
+
+
+def build_api(url: str, kb: hipdx.KnowledgeBase, tmp_path: Path, users: bool = True, **config: Any) -> Api:
+    engine = connect(url)
+    migrate(engine)
+    if users:
+        add_user(engine, "clinician", PASSWORD, Role.clinician)
+        add_user(engine, "admin", PASSWORD, Role.admin)
+    context = ApiContext(engine=engine, kb=kb, secret=b"s" * 32, upload_dir=tmp_path / "uploads",
+                         today=lambda: TODAY, token_lifetime=dt.timedelta(hours=1))
+    config = {"issuers": None, "insecure_no_auth": True, **config}
+    app = create_app(ServiceConfig(today=lambda: TODAY, store=AuditStore(engine, hipdx.__version__, kb.digest),
+                                   api=context, **config), kb)
+    return Api(TestClient(app, raise_server_exceptions=False), engine, context)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def api(request: pytest.FixtureRequest, tmp_path: Path, kb: hipdx.KnowledgeBase) -> Iterator[Api]:
+    for url in database(request.param, tmp_path):
+        built = build_api(url, kb, tmp_path)
+        try:
+            yield built
+        finally:
+            built.context.jobs.shutdown(wait=True)
+            built.engine.dispose()
