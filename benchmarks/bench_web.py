@@ -45,7 +45,7 @@ TODAY = dt.date(2026, 11, 25)
 
 def _serve() -> tuple[str, uvicorn.Server, threading.Thread]:
     kb = load_knowledge_base()
-    library = CaseLibrary.from_folder(EXAMPLES, kb, TODAY)
+    library = CaseLibrary.from_folder(EXAMPLES, TODAY)
     app = create_app(ServiceConfig(issuers=None, insecure_no_auth=True, today=lambda: TODAY, cases=library), kb)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -52,7 +52,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(kb: KnowledgeBase) -> Iterator[str]:
     """The service with the web pages and the example cases, on a free loopback port."""
-    library = CaseLibrary.from_folder(EXAMPLES, kb, TODAY)
+    library = CaseLibrary.from_folder(EXAMPLES, TODAY)
     app = create_app(ServiceConfig(issuers=None, insecure_no_auth=True, today=lambda: TODAY, cases=library), kb)
     port = _free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")

@@ -23,7 +23,7 @@ from conftest import EXAMPLES, TODAY
 
 @pytest.fixture(scope="module")
 def library(kb: KnowledgeBase) -> CaseLibrary:
-    return CaseLibrary.from_folder(EXAMPLES, kb, TODAY)
+    return CaseLibrary.from_folder(EXAMPLES, TODAY)
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +57,8 @@ def test_every_example_is_listed_with_its_leading_diagnosis_and_red_flags(client
     page = client.get("/")
     assert page.status_code == 200
     body = text(page.text)
-    assert len(library.cases) == len(list(EXAMPLES.glob("*.json")))
-    for case in library.cases.values():
+    assert len(library.rows) == len(list(EXAMPLES.glob("*.json")))
+    for case in library.rows.values():
         assert case.id in body
     assert "Possible septic arthritis or osteomyelitis" in body  # the septic example's red flag
 

@@ -155,7 +155,7 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
                 except Exception:  # fail-open: the clinician still gets the answer; the failure is logged
                     log.exception("could not record the call in the audit store")
 
-    app.include_router(web_router(knowledge, config.today, config.cases))  # the clinician's pages (hipdx.web)
+    app.include_router(web_router(knowledge, config.today, config.cases, config.api))  # the clinician's pages (hipdx.web)
 
     @app.exception_handler(Unauthorized)
     async def _unauthorized(request: Request, exc: Unauthorized) -> Response:

@@ -28,7 +28,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from hipdx.case import Case, parse_case
-from hipdx.case.model import FINDING_MODALITIES, ImagingFindings, ImagingStudy, Measurement, Modality, Presence, Sex
+from hipdx.case.model import FINDING_MODALITIES, ImagingFindings, ImagingStudy, Measurement, Modality, Presence, Sex, Visit
 from hipdx.case.units import QUANTITIES
 from hipdx.errors import InputError, Problem
 from hipdx.jsonio import excerpt
@@ -124,6 +124,17 @@ LABELS: dict[str, str] = {
     "findings.contrast_pattern": "Enhancement pattern",
     "findings.chemical_shift_signal_drop_percent": "Chemical-shift signal drop",
     "findings.uptake": "Uptake at the hip",
+    "visit.date": "Date of the visit",
+    "visit.days_since_onset": "Days since onset",
+    "visit.pain_0_10": "Pain",
+    "visit.walking": "Walking",
+    "visit.range_of_motion": "Hip range of motion",
+    "visit.edema_extent": "Edema on MRI",
+    "visit.edema_volume_ml": "Edema volume",
+    "visit.bmd_t_score": "Bone density T-score",
+    "visit.new_joint_pain": "New pain in another joint",
+    "visit.new_joint_site": "Where",
+    "visit.note": "Note",
 }
 
 #: Units shown beside a plain number (the unit is in the field's name).
@@ -145,6 +156,10 @@ UNITS: dict[str, str] = {
     "findings.subchondral_band_thickness_mm": "mm",
     "findings.subchondral_band_length_mm": "mm",
     "findings.chemical_shift_signal_drop_percent": "%",
+    "visit.days_since_onset": "days",
+    "visit.pain_0_10": "0-10",
+    "visit.edema_volume_ml": "mL",
+    "visit.bmd_t_score": "SD",
 }
 
 MODALITY_NAMES = {"radiograph": "Radiograph", "mri": "MRI", "ct": "CT", "bone_scan": "Bone scan"}
@@ -281,6 +296,18 @@ def study_widgets(index: int, modality: Modality) -> tuple[Widget, ...]:
         timing += _widgets(ImagingStudy, prefix, "", ["contrast"])
     findings = [n for n in ImagingFindings.model_fields if _shown_for(n, modality)]
     return tuple(timing + _widgets(ImagingFindings, f"{prefix}findings.", "findings.", findings))
+
+
+def visit_widgets() -> tuple[Widget, ...]:
+    """The inputs of one follow-up visit (keys ``visit.<field>``)."""
+    return tuple(_widgets(Visit, "visit.", "visit."))
+
+
+def visit_from_form(values: Mapping[str, str], widgets: Mapping[str, Widget]) -> tuple[dict[str, Any], list[Problem]]:
+    """The visit JSON object the visit form describes, and the problems of values that are not
+    of the right kind; the case model checks the rest."""
+    raw, problems, _ = case_from_form(((k, v) for k, v in values.items() if k.startswith("visit.")), widgets)
+    return raw.get("visit", {}), problems
 
 
 #: every input a study can have, by its key below ``imaging.N.``
