@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: run test bench fuzz fuzz-imaging clean
+.PHONY: run demo test bench fuzz fuzz-imaging clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -19,7 +19,10 @@ $(TSTAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@ $(STAMP)
 
-run: $(STAMP)  ## assess the bundled example cases and print their differentials
+run: $(STAMP)  ## the web pages, REST API and CDS services on http://127.0.0.1:8000 with the example cases and a demo sign-in; Ctrl-C stops
+	$(BIN)/hipdx run --port 8000 --data-dir .hipdx-run --examples examples
+
+demo: $(STAMP)  ## assess the bundled example cases and print their differentials
 	$(BIN)/hipdx demo examples
 
 test: $(TSTAMP)  ## install with test extras and run the whole suite
@@ -38,4 +41,4 @@ fuzz-imaging: $(TSTAMP)  ## a longer run of the imaging readers' fuzz targets (d
 	HIPDX_FUZZ_EXAMPLES=$${HIPDX_FUZZ_EXAMPLES:-2000} $(BIN)/python -m pytest tests/test_fuzz_imaging.py -q --hypothesis-show-statistics
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis .hipdx-run

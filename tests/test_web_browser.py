@@ -34,6 +34,7 @@ expect = playwright_api.expect
 CHROMIUM = os.environ.get("HIPDX_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 AXE = (ROOT / "tests" / "data" / "web" / "axe.min.js").read_text(encoding="utf-8")
 SCREENSHOTS = ROOT / "tests" / "artifacts" / "screenshots"
+PASSWORD = "correct horse battery staple"
 TABLET = {"width": 820, "height": 1180}  # an iPad Air in portrait, CSS pixels
 DESKTOP = {"width": 1366, "height": 900}
 
@@ -69,6 +70,43 @@ def server(kb: KnowledgeBase) -> Iterator[str]:
     thread.join(timeout=10)
 
 
+def _start(app: Any) -> tuple[str, Any, threading.Thread]:
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the server did not start")
+        time.sleep(0.05)
+    return f"http://127.0.0.1:{port}", srv, thread
+
+
+@pytest.fixture(scope="module")
+def stored_server(kb: KnowledgeBase, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The whole service on an SQLite database holding the example cases, with a clinician."""
+    from hipdx.service.api.context import ApiContext
+    from hipdx.store import connect, migrate, records
+    from hipdx.store.users import Role, add_user
+
+    folder = tmp_path_factory.mktemp("stored")
+    engine = connect(f"sqlite:///{folder / 'hipdx.db'}")
+    migrate(engine)
+    add_user(engine, "clinician", PASSWORD, Role.clinician)
+    for path in sorted(EXAMPLES.glob("*.json")):
+        records.create_case(engine, path.stem, json.loads(path.read_text()), "seed")
+    context = ApiContext(engine=engine, kb=kb, secret=b"k" * 32, upload_dir=folder / "uploads", today=lambda: TODAY,
+                         session_cookie_secure=False)
+    app = create_app(ServiceConfig(issuers=None, insecure_no_auth=True, today=lambda: TODAY, api=context), kb)
+    url, srv, thread = _start(app)
+    yield url
+    srv.should_exit = True
+    thread.join(timeout=10)
+    context.jobs.shutdown(wait=True)
+    engine.dispose()
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     with playwright_api.sync_playwright() as p:
@@ -83,8 +121,9 @@ def page(browser: Any) -> Iterator[Any]:
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    # a 422 is the answer to input with a problem, shown on the page: not an error of the page
-    pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" and "status of 422" not in msg.text else None)
+    # a 422 (input with a problem) or 401 (a wrong password) is shown on the page: not an error of the page
+    expected = ("status of 422", "status of 401")
+    pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" and not any(e in msg.text for e in expected) else None)
     yield pg
     context.close()
     assert errors == [], errors  # no script error, no refused script or style (CSP)
@@ -277,3 +316,43 @@ def test_no_serious_accessibility_violation(browser: Any, server: str, viewport:
         assert pg.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
     context.close()
     assert found == {}, json.dumps(found, indent=1)
+
+
+def test_sign_in_change_save_and_add_visits(page: Any, stored_server: str) -> None:
+    server = stored_server
+    page.goto(f"{server}/")
+    page.wait_for_url(f"{server}/sign-in?next=/")
+    page.fill("#username", "clinician")
+    page.fill("#password", "not the password")
+    page.click("button:text('Sign in')")
+    expect(page.locator("#sign-in-error")).to_have_text("Unknown user or wrong password.")
+    page.fill("#password", PASSWORD)
+    page.click("button:text('Sign in')")
+    page.wait_for_url(f"{server}/")
+    page.fill("#q", "toh_man")
+    page.click("button:text('Search')")
+    assert page.locator("table.cases tbody tr").count() == 1
+    page.click("table.cases tbody tr th a >> nth=0")
+    page.wait_for_url(re.compile(rf"{server}/cases/\d+$"))
+    case_url = page.url
+    expect(page.locator("#differential .ddx .name").first).to_have_text("TOH")
+    shot(page, "case-page")
+    # the assessment is made today (the stored date is cleared): visits up to day 48 can be added
+    page.fill("#f-assessed_on", "")
+    radio(page, "limp", "present").check()
+    page.click("button:text('Save the case')")
+    page.wait_for_url(case_url)
+    assert radio(page, "limp", "present").is_checked()
+    for days, pain in [("20", "7"), ("35", "5"), ("47", "3")]:
+        page.fill("#f-visit-days_since_onset", days)
+        page.fill("#f-visit-pain_0_10", pain)
+        page.click("button:text('Add the visit')")
+        page.wait_for_url(case_url + "#visits")
+    course = page.locator("img.course")
+    expect(course).to_be_visible()
+    assert page.evaluate("document.querySelector('img.course').naturalWidth") > 100  # the SVG loaded
+    assert page.locator("#visits tbody tr").count() == 3
+    page.locator("#visits").scroll_into_view_if_needed()
+    shot(page, "case-visits")
+    page.click("button:text('Sign out')")
+    page.wait_for_url(f"{server}/sign-in")
