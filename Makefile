@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: run demo test bench fuzz fuzz-imaging clean
+.PHONY: run demo test bench fuzz fuzz-imaging fuzz-api bench-service clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -39,6 +39,15 @@ fuzz: $(TSTAMP)  ## the fuzz targets of tests/test_fuzz.py with FUZZ_EXAMPLES ra
 
 fuzz-imaging: $(TSTAMP)  ## a longer run of the imaging readers' fuzz targets (docs/reliability.md, "Imaging readers")
 	HIPDX_FUZZ_EXAMPLES=$${HIPDX_FUZZ_EXAMPLES:-2000} $(BIN)/python -m pytest tests/test_fuzz_imaging.py -q --hypothesis-show-statistics
+
+API_FUZZ_EXAMPLES ?= 100
+fuzz-api: $(TSTAMP)  ## requests generated from /openapi.json (schemathesis: coverage phase + fuzzing, > 10,000) on SQLite and PostgreSQL; fails on any 5xx
+	for db in sqlite postgresql; do \
+		HIPDX_API_FUZZ_DATABASE=$$db HIPDX_API_FUZZ_PHASES=examples,coverage,fuzzing HIPDX_API_FUZZ_EXAMPLES=$(API_FUZZ_EXAMPLES) \
+		$(BIN)/python -m pytest tests/test_api_schema.py -q -s -p no:cacheprovider || exit 1; done
+
+bench-service: $(STAMP)  ## patient-view under load (16 clients, 60 s) beside a no-op endpoint of the same server (benchmarks/README.md)
+	$(BIN)/python benchmarks/bench_service.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis .hipdx-run

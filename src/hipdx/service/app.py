@@ -106,8 +106,8 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(config.cors_origins),
-            allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],  # PUT, DELETE: the REST API's cases
+            allow_headers=["Authorization", "Content-Type", "X-CSRF-Token"],
         )
 
     if config.api is not None:
