@@ -582,12 +582,21 @@ def test_serve_refuses_bad_options(args: list[str], message: str) -> None:
     assert result.exit_code == 2 and message in result.output
 
 
-def test_serve_starts_uvicorn_with_the_app(issuers_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serve_starts_uvicorn_with_the_app(
+    issuers_file: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     import uvicorn
     from typer.testing import CliRunner
 
     from hipdx.cli import app
+    from hipdx.service.factory import app_from_environment
+    from hipdx.service.settings import Settings
 
+    # serve hands its settings to the workers in HIPDX_* variables: restored after the test
+    for name in Settings.model_fields:
+        monkeypatch.setenv(f"HIPDX_{name.upper()}", "")
+        monkeypatch.delenv(f"HIPDX_{name.upper()}")
+    monkeypatch.setenv("HIPDX_DATA_DIR", str(tmp_path / "data"))
     started: dict[str, Any] = {}
     monkeypatch.setattr(uvicorn, "run", lambda application, **options: started.update(app=application, **options))
     result = CliRunner().invoke(
@@ -596,8 +605,10 @@ def test_serve_starts_uvicorn_with_the_app(issuers_file: Path, monkeypatch: pyte
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
-    assert started["port"] == 9123 and started["host"] == "127.0.0.1"
-    client = TestClient(started["app"])
+    assert started["port"] == 9123 and started["host"] == "127.0.0.1" and started["factory"]
+    assert started["app"] == "hipdx.service.factory:app_from_environment"
+    client = TestClient(app_from_environment())  # what each worker builds
+    assert client.get("/api/v1/ready").status_code == 200  # the embedded database was created on start
     assert client.get("/cds-services").status_code == 401  # the issuers file turned authentication on
     preflight = client.options(
         "/cds-services",

@@ -127,7 +127,7 @@ def serve_command(
             raise InputError(f"--config: file not found: {config}")
         os.environ["HIPDX_CONFIG"] = str(config.resolve())
     overrides = {
-        "cds_issuers": cds_issuers.resolve() if cds_issuers else None,
+        "cds_issuers": cds_issuers,
         "insecure_no_auth": insecure_no_auth or None,
         "public_url": public_url,
         "fhir_servers": fhir_server or None,
@@ -149,6 +149,8 @@ def serve_command(
         IssuerList.from_file(settings.cds_issuers)  # refused here, before any worker starts
     prepare_database(settings)
     for name, value in overrides.items():  # the workers read the same settings from the environment
+        if isinstance(value, Path):
+            value = value.resolve()
         if value is not None:
             os.environ[f"HIPDX_{name.upper()}"] = json.dumps(value) if isinstance(value, list) else str(value)
     if settings.insecure_no_auth:
