@@ -150,3 +150,17 @@ def test_the_rest_api_reads_what_the_pages_saved(api: Api) -> None:
     answer = client.get(f"/api/v1/cases/{case_id}", headers=api.sign_in())
     assert answer.status_code == 200
     assert answer.json()["case"]["labs"]["crp"] == {"value": 18.5, "unit": "mg/dL"}
+
+
+def test_a_cds_card_link_opens_the_patients_case(api: Api) -> None:
+    client = api.client
+    token = sign_in(client)
+    first = client.get("/patients/pat-17", follow_redirects=False)
+    assert first.status_code == 303 and first.headers["location"] == "/cases/new?label=Patient/pat-17"
+    assert 'value="Patient/pat-17"' in client.get(first.headers["location"]).text
+    saved = client.post("/cases/save", data=example("toh_man_classic") | {"csrf_token": token, "id": "Patient/pat-17"},
+                        follow_redirects=False)
+    case_url = saved.headers["location"]
+    client.post("/cases/save", data=example("toh_man_classic") | {"csrf_token": token, "id": "Patient/pat-170"})
+    opened = client.get("/patients/pat-17", follow_redirects=False)
+    assert opened.status_code == 303 and opened.headers["location"] == case_url

@@ -17,6 +17,7 @@ page                                        what it shows
 ``POST /fragments/differential``            htmx: the differential panel for the form
 ``POST /fragments/pregnancy``               htmx: the pregnancy section, when it applies
 ``POST /fragments/study``                   htmx: one more imaging study in the form
+``GET /patients/{id}``                      a CDS card's link: the case labelled ``Patient/<id>`` (or a new one)
 ``POST /cases/save``                        save the posted case (stored cases only)
 ``POST /cases/{id}/visits``                 add a follow-up visit (stored cases only)
 ``GET /cases/{id}/course.svg``              the course plot of a case's visits
@@ -299,11 +300,25 @@ def web_router(
         record(request, "R", "case list")
         return page("cases.html", user=user, rows=listed, query=query, writable=source.writable)
 
+    @router.get("/patients/{patient_id}", response_class=HTMLResponse)
+    @guarded
+    def open_patient(request: Request, patient_id: str) -> Response:
+        """Where a CDS card's link lands (``hipdx serve --case-url .../patients/{patient}``): the
+        stored case labelled ``Patient/<id>``, or a new case with that label."""
+        user = signed_in(request)
+        reference = f"Patient/{patient_id[:64]}"
+        found = [r for r in source.search(reference) if r.label == reference or r.label.startswith(reference + " ")]
+        if len(found) == 1:
+            return RedirectResponse(f"/cases/{found[0].id}", status_code=303)
+        if found:
+            return RedirectResponse(f"/?q={quote(reference)}", status_code=303)
+        return RedirectResponse(f"/cases/new?label={quote(reference)}", status_code=303)
+
     @router.get("/cases/new", response_class=HTMLResponse)
     @guarded
-    def new_case(request: Request) -> HTMLResponse:
+    def new_case(request: Request, label: str = "") -> HTMLResponse:
         user = signed_in(request)
-        values: dict[str, str] = {}
+        values: dict[str, str] = {"id": label[:200]} if label and label.isprintable() else {}
         return page("entry.html", user=user, title="New case", **entry_context(values, forms.FormState(values), None, None))
 
     @router.get("/cases/{case_id}", response_class=HTMLResponse)
