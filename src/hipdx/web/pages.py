@@ -73,7 +73,9 @@ MAX_FORM_FIELDS = 2000
 SESSION_COOKIE = "hipdx_session"  # the REST API's session cookie (hipdx.service.api.context)
 
 
+@lru_cache(maxsize=1)
 def _environment() -> Environment:
+    """The templates, every one compiled once per process (not on a clinician's first request)."""
     env = Environment(
         loader=PackageLoader("hipdx.web", "templates"),
         autoescape=select_autoescape(["html"]),
@@ -90,6 +92,8 @@ def _environment() -> Environment:
         pct=lambda p: f"{max(0.0, min(1.0, float(p))) * 100:.1f}",
     )
     env.globals.update(version=__version__, modality_names=forms.MODALITY_NAMES)
+    for name in env.list_templates(extensions=["html"]):
+        env.get_template(name)
     return env
 
 
