@@ -164,3 +164,25 @@ def test_a_cds_card_link_opens_the_patients_case(api: Api) -> None:
     client.post("/cases/save", data=example("toh_man_classic") | {"csrf_token": token, "id": "Patient/pat-170"})
     opened = client.get("/patients/pat-17", follow_redirects=False)
     assert opened.status_code == 303 and opened.headers["location"] == case_url
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/cases/abc", "/cases/99999999999999999999", "/cases/0/assessment", "/cases/-1/course.svg", "/patients/" + "x" * 500,
+     "/cases/new?label=%1b%5b31m", "/?q=%25%5f%5c", "/sign-in?next=//evil.example/x"],
+)
+def test_odd_addresses_never_answer_5xx(api: Api, path: str) -> None:
+    client = api.client
+    sign_in(client)
+    answer = client.get(path, follow_redirects=False)
+    assert answer.status_code in (200, 303, 404), (path, answer.status_code)
+    if path.startswith("/sign-in"):
+        assert 'name="next" value="/"' in answer.text  # never sent on to another site
+
+
+def test_a_case_without_visits_has_no_course_plot(api: Api) -> None:
+    client = api.client
+    token = sign_in(client)
+    case_url = client.post("/cases/save", data=example("toh_man_classic") | {"csrf_token": token},
+                           follow_redirects=False).headers["location"]
+    assert client.get(case_url + "/course.svg").status_code == 404

@@ -36,7 +36,9 @@ recorded in the access log. Without it the pages show a read-only :class:`CaseLi
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hmac
+import inspect
 import io
 import logging
 from collections.abc import Callable, Iterable, Mapping
@@ -53,7 +55,6 @@ from starlette.concurrency import run_in_threadpool
 
 from hipdx import __version__
 from hipdx.case import Case, Modality, parse_case
-from hipdx.case.model import Visit
 from hipdx.errors import HipdxError, InputError, Problem
 from hipdx.knowledge import KnowledgeBase
 from hipdx.reasoning import Assessment, assess
@@ -230,16 +231,17 @@ def web_router(
         return RedirectResponse(f"/sign-in?next={quote(target)}", status_code=303)
 
     def guarded(handler: Callable[..., Any]) -> Callable[..., Any]:
-        """Sign-in and CSRF failures answered as pages, never as 5xx."""
-        import functools
-        import inspect
+        """Sign-in and CSRF failures answered as pages, never as 5xx. A plain function runs in
+        the thread pool (it reads the database and assesses), as FastAPI runs it unwrapped."""
+        is_async = inspect.iscoroutinefunction(handler)
 
         @functools.wraps(handler)
         async def run(*args: Any, **kwargs: Any) -> Response:
             request: Request = kwargs["request"]
             try:
-                result = handler(*args, **kwargs)
-                return await result if inspect.isawaitable(result) else result
+                if is_async:
+                    return await handler(*args, **kwargs)
+                return await run_in_threadpool(handler, *args, **kwargs)
             except _SignIn:
                 return sign_in_redirect(request)
             except _Refused:
