@@ -206,3 +206,27 @@ def test_pages_forbid_inline_scripts_and_serve_only_listed_static_files(client: 
     assert client.get("/static/htmx.min.js").status_code == 200
     assert client.get("/static/VENDORED.md").status_code == 404
     assert client.get("/static/%2e%2e%2fpages.py").status_code == 404
+
+
+def test_a_case_read_from_fhir_opens_with_each_facts_source(client: TestClient) -> None:
+    bundle = (EXAMPLES.parent / "tests" / "data" / "fhir" / "septic_febrile_crp_mg_dl.bundle.json").read_bytes()
+    answer = client.post("/cases/from-fhir", files={"bundle": ("chart.json", bundle, "application/fhir+json")})
+    assert answer.status_code == 200, text(answer.text)[:500]
+    html = answer.text
+    assert re.search(r'name="labs.crp.value"[^>]*value="18.5"', html)
+    assert re.search(r'<p class="source">from Observation/[0-9a-f-]+ value', html)  # the CRP's source, at the field
+    assert re.search(r'name="imaging.0.findings.effusion" value="present" checked', html)
+    assert "EMERGENCY" in html.split('id="differential"')[1]
+    body = text(html)
+    assert "Read from FHIR:" in body and "Patient/" in body
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [(b"{not json", "The FHIR file:"), (b'{"resourceType": "Banana"}', "The FHIR file:"), (b"", "The FHIR file:")],
+)
+def test_a_file_that_is_not_fhir_is_named_as_such(client: TestClient, content: bytes, words: str) -> None:
+    answer = client.post("/cases/from-fhir", files={"bundle": ("x.json", content, "application/json")})
+    assert answer.status_code == 422
+    assert words in text(answer.text)
+    assert client.post("/cases/from-fhir", data={"patient": "x"}).status_code == 422  # no file at all

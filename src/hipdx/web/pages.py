@@ -18,6 +18,7 @@ page                                        what it shows
 ``POST /fragments/pregnancy``               htmx: the pregnancy section, when it applies
 ``POST /fragments/study``                   htmx: one more imaging study in the form
 ``GET /patients/{id}``                      a CDS card's link: the case labelled ``Patient/<id>`` (or a new one)
+``POST /cases/from-fhir``                   a FHIR R4 file read into the form, each fact's source shown
 ``POST /cases/save``                        save the posted case (stored cases only)
 ``POST /cases/{id}/visits``                 add a follow-up visit (stored cases only)
 ``GET /cases/{id}/course.svg``              the course plot of a case's visits
@@ -177,7 +178,8 @@ def web_router(
         return HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store"})
 
     def entry_context(values: Mapping[str, str], state: forms.FormState, assessment: Assessment | None, case: Case | None,
-                      row: CaseRow | None = None, visit_state: forms.FormState | None = None) -> dict[str, Any]:
+                      row: CaseRow | None = None, visit_state: forms.FormState | None = None,
+                      fhir: Any | None = None) -> dict[str, Any]:
         return {
             "sections": sections,
             "state": state,
@@ -191,6 +193,8 @@ def web_router(
             "visit_widgets": list(visit_widgets.values()),
             "visits": _visits(row, case, assessment),
             "visit_state": visit_state or forms.FormState(),
+            "fhir": fhir,
+            "sources": _fact_sources(fhir),
         }
 
     async def form_items(request: Request) -> list[tuple[str, str]]:
@@ -360,6 +364,45 @@ def web_router(
         status = 422 if state.summary else 200
         row = source.get(values["case_key"]) if values.get("case_key") else None
         return page("entry.html", status, user=user, title="Case", **entry_context(values, state, assessment, case, row))
+
+    @router.post("/cases/from-fhir", response_class=HTMLResponse)
+    @guarded
+    async def from_fhir(request: Request) -> HTMLResponse:
+        """A FHIR R4 file (a Bundle, a resource or an array) read into the entry form, each fact
+        with the resource and element it came from."""
+        from hipdx.fhir import read_fhir
+        from hipdx.fhir.jsonread import MAX_FHIR_BYTES
+
+        user = signed_in(request)
+        try:
+            form = await request.form(max_files=1, max_fields=5, max_part_size=MAX_FHIR_BYTES)
+        except Exception:  # the multipart parser's refusals (malformed, too many parts)
+            form = None
+        values = {k: v for k, v in form.multi_items() if isinstance(v, str)} if form is not None else {}
+        check_csrf(user, values)
+        upload = form.get("bundle") if form is not None else None
+        problem = None
+        if upload is None or isinstance(upload, str):
+            problem = "choose a FHIR R4 JSON file (a Bundle of one patient's resources)"
+        else:
+            raw = await upload.read(MAX_FHIR_BYTES + 1)
+            await form.close()
+            if len(raw) > MAX_FHIR_BYTES:
+                problem = f"the file is larger than {MAX_FHIR_BYTES // 2**20} MB"
+        if problem is None:
+            patient = values.get("patient", "").strip() or None
+            try:
+                mapping = await run_in_threadpool(read_fhir, raw, today(), patient_id=patient, what="the FHIR file")
+            except HipdxError as err:
+                problem = "; ".join([err.message, *(str(p) for p in err.problems[:5])])
+        if problem is not None:
+            state = forms.FormState({}, summary=[("fhir-file", "The FHIR file", problem)])
+            return page("entry.html", 422, user=user, title="New case", **entry_context({}, state, None, None))
+        record(request, "E", f"FHIR read {mapping.patient}"[:100])
+        case_values = forms.values_from_case(mapping.case.model_dump(mode="json", exclude_defaults=True))
+        case, state, assessment = evaluate(list(case_values.items()))
+        return page("entry.html", user=user, title=f"Case read from FHIR ({mapping.patient})",
+                    **entry_context(case_values, state, assessment, case, fhir=mapping))
 
     @router.post("/cases/save", response_class=HTMLResponse)
     @guarded
@@ -574,6 +617,23 @@ def _svg(report: CourseReport) -> bytes:
     with matplotlib.rc_context({"svg.hashsalt": "hipdx", "svg.fonttype": "path"}):
         figure.savefig(out, format="svg", metadata={"Date": None, "Creator": None})
     return out.getvalue()
+
+
+_STUDY_PARTS = {"date", "days_since_onset", "contrast", "modality"}
+
+
+def _fact_sources(mapping: Any | None) -> dict[str, list[str]]:
+    """Form key -> "Resource/id element" for each fact of a case read from FHIR."""
+    out: dict[str, list[str]] = {}
+    if mapping is None:
+        return out
+    for source in mapping.sources:
+        key = source.field
+        parts = key.split(".")
+        if parts[0] == "imaging" and len(parts) == 3 and parts[2] not in _STUDY_PARTS:
+            key = f"imaging.{parts[1]}.findings.{parts[2]}"
+        out.setdefault(key, []).append(f"{source.resource} {source.element}")
+    return out
 
 
 def _next_study(values: Mapping[str, str]) -> int:
