@@ -356,3 +356,15 @@ def test_sign_in_change_save_and_add_visits(page: Any, stored_server: str) -> No
     shot(page, "case-visits")
     page.click("button:text('Sign out')")
     page.wait_for_url(f"{server}/sign-in")
+
+
+def test_a_fhir_file_opens_as_a_case_with_its_sources(page: Any, server: str) -> None:
+    page.goto(f"{server}/cases/new")
+    page.click("#fhir-file > summary")
+    page.set_input_files("#fhir-bundle", str(ROOT / "tests" / "data" / "fhir" / "neoplasm_metastasis.bundle.json"))
+    page.click("button:text('Read the file')")
+    page.wait_for_url(f"{server}/cases/from-fhir")
+    expect(page.locator("h1")).to_contain_text("Case read from FHIR")
+    assert page.locator("p.source").count() >= 10
+    expect(page.locator("#differential .ddx .name").first).to_have_text(re.compile(r"Neoplasm"))
+    shot(page, "case-from-fhir")
