@@ -40,7 +40,7 @@ fuzz: $(TSTAMP)  ## the fuzz targets of tests/test_fuzz.py with FUZZ_EXAMPLES ra
 fuzz-imaging: $(TSTAMP)  ## a longer run of the imaging readers' fuzz targets (docs/reliability.md, "Imaging readers")
 	HIPDX_FUZZ_EXAMPLES=$${HIPDX_FUZZ_EXAMPLES:-2000} $(BIN)/python -m pytest tests/test_fuzz_imaging.py -q --hypothesis-show-statistics
 
-API_FUZZ_EXAMPLES ?= 100
+API_FUZZ_EXAMPLES ?= 120
 fuzz-api: $(TSTAMP)  ## requests generated from /openapi.json (schemathesis: coverage phase + fuzzing, > 10,000) on SQLite and PostgreSQL; fails on any 5xx
 	for db in sqlite postgresql; do \
 		HIPDX_API_FUZZ_DATABASE=$$db HIPDX_API_FUZZ_PHASES=examples,coverage,fuzzing HIPDX_API_FUZZ_EXAMPLES=$(API_FUZZ_EXAMPLES) \

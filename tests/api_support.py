@@ -67,3 +67,17 @@ def api(request: pytest.FixtureRequest, tmp_path: Path, kb: hipdx.KnowledgeBase)
         finally:
             built.context.jobs.shutdown(wait=True)
             built.engine.dispose()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def shared_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+               kb: hipdx.KnowledgeBase) -> Iterator[tuple[Api, dict[str, str]]]:
+    """One service per module and database, signed in once: for tests that only read or refuse."""
+    folder = tmp_path_factory.mktemp(f"api-{request.param}")
+    for url in database(request.param, folder):
+        built = build_api(url, kb, folder)
+        try:
+            yield built, built.sign_in()
+        finally:
+            built.context.jobs.shutdown(wait=True)
+            built.engine.dispose()

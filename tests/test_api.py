@@ -28,9 +28,9 @@ from hipdx.service import IssuerList
 from hipdx.service.settings import load_settings, secret_key
 from hipdx.service.hooks import SERVICE_ID
 
-from api_support import PASSWORD, Api, api, build_api, database  # noqa: F401  (api is a fixture)
+from api_support import PASSWORD, Api, api, build_api, database, shared_api  # noqa: F401  (fixtures)
 from conftest import EXAMPLES, ROOT
-from test_service import ISS, issuers_file, keys, request_for, token  # noqa: F401  (fixtures)
+from test_service import issuers_file, keys, request_for, token  # noqa: F401  (fixtures)
 
 CASE = json.loads((EXAMPLES / "toh_man_classic.json").read_text())
 BUNDLE = json.loads((ROOT / "tests" / "data" / "fhir" / "toh_man_classic.bundle.json").read_text())
@@ -163,9 +163,10 @@ def test_assess_plan_and_course_of_json_and_fhir(api: Api) -> None:
     ],
 )
 def test_malformed_input_is_a_problem_naming_the_field(
-    api: Api, method: str, path: str, body: str | None, status: int, field: str | None
+    shared_api: tuple[Api, dict[str, str]], method: str, path: str, body: str | None, status: int, field: str | None
 ) -> None:
-    headers = api.sign_in() | {"Content-Type": "application/json"}
+    api, signed_in = shared_api
+    headers = signed_in | {"Content-Type": "application/json"}
     _problem(api.client.request(method, path, content=body, headers=headers), status, field)
 
 

@@ -1,8 +1,10 @@
-"""Persistence wing: the CDS service's audit log (SQLAlchemy 2, Alembic migrations; PostgreSQL or SQLite).
+"""Persistence wing (SQLAlchemy 2, Alembic migrations; PostgreSQL, or embedded SQLite in WAL mode).
 
 ``migrate(url)`` brings a database to the current schema (``hipdx db upgrade``);
-:class:`AuditStore` records each CDS call and feedback item. The store holds no token, no
-request payload and no clinical content: who called, about which patient reference, the
+:class:`AuditStore` records each CDS call and feedback item; ``records`` keeps the REST API's
+cases, visits, assessments (with provenance), MRI jobs and its access log; ``users`` the users
+(argon2 hashes) and their tokens; ``replay`` the JWT ``jti`` cache shared by all workers.
+The CDS call log holds no token, no request payload and no clinical content: who called, about which patient reference, the
 outcome, the card's indicator and uuid, the latency and the versions.
 """
 
