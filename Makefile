@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: run test bench fuzz fuzz-imaging fuzz-api bench-service clean
+.PHONY: run demo test bench fuzz fuzz-imaging fuzz-api bench-service clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -19,14 +19,18 @@ $(TSTAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@ $(STAMP)
 
-run: $(STAMP)  ## assess the bundled example cases and print their differentials
+run: $(STAMP)  ## the web pages, REST API and CDS services on http://127.0.0.1:8000 with the example cases and a demo sign-in; Ctrl-C stops
+	$(BIN)/hipdx run --port 8000 --data-dir .hipdx-run --examples examples
+
+demo: $(STAMP)  ## assess the bundled example cases and print their differentials
 	$(BIN)/hipdx demo examples
 
 test: $(TSTAMP)  ## install with test extras and run the whole suite
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)  ## speed benchmarks (ratios against baselines measured in the same run); fails if a target fails
-	$(BIN)/python benchmarks/bench_reasoning.py; r1=$$?; $(BIN)/python benchmarks/bench_mri.py; r2=$$?; exit $$(( r1 || r2 ))
+	$(BIN)/python benchmarks/bench_reasoning.py; r1=$$?; $(BIN)/python benchmarks/bench_mri.py; r2=$$?; \
+	$(BIN)/python benchmarks/bench_web.py; r3=$$?; exit $$(( r1 || r2 || r3 ))
 
 FUZZ_EXAMPLES ?= 20000
 fuzz: $(TSTAMP)  ## the fuzz targets of tests/test_fuzz.py with FUZZ_EXAMPLES random inputs each (docs/reliability.md)
@@ -46,4 +50,4 @@ bench-service: $(STAMP)  ## patient-view under load (16 clients, 60 s) beside a 
 	$(BIN)/python benchmarks/bench_service.py
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis .hipdx-run

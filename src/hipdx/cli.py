@@ -127,7 +127,10 @@ app.add_typer(_fhir_app(), name="fhir", help="FHIR R4: map a patient's Bundle to
 def _serve() -> None:
     from hipdx.cli_service import db_app, serve_command
 
+    from hipdx.cli_web import run_command
+
     app.command("serve", cls=ReportingCommand, epilog=SUPPORTS)(serve_command)
+    app.command("run", cls=ReportingCommand, epilog=SUPPORTS)(run_command)
     app.add_typer(db_app, name="db", help="The CDS service's audit database (hipdx db upgrade). " + SUPPORTS)
 
 

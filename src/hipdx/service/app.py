@@ -48,6 +48,7 @@ from hipdx.service.orders import DISCOVERY as ORDER_DISCOVERY
 from hipdx.service.orders import HOOKS as ORDER_HOOKS
 from hipdx.service.orders import order_service
 from hipdx.store import AuditStore, CallRecord
+from hipdx.web import CaseLibrary, web_router
 
 log = logging.getLogger("hipdx.service")
 MAX_BODY_BYTES = 20 * 1024 * 1024
@@ -74,6 +75,8 @@ class ServiceConfig:
         Where each call and feedback item is recorded (no token, no payload); None: the log only.
         Recording is fail-open: if the database fails, the call is still answered and the
         failure logged.
+    cases
+        The cases the web pages list (:mod:`hipdx.web`); None: none.
     """
 
     issuers: IssuerList | None
@@ -89,6 +92,7 @@ class ServiceConfig:
     case_url: str | None = None
     #: the REST API under /api/v1 (hipdx.service.api); None: the CDS services only
     api: ApiContext | None = None
+    cases: CaseLibrary | None = None
 
     def __post_init__(self) -> None:
         if self.issuers is None and not self.insecure_no_auth:
@@ -164,6 +168,8 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
                     await run_in_threadpool(store.record_call, record)
                 except Exception:  # fail-open: the clinician still gets the answer; the failure is logged
                     log.exception("could not record the call in the audit store")
+
+    app.include_router(web_router(knowledge, config.today, config.cases, config.api))  # the clinician's pages (hipdx.web)
 
     @app.exception_handler(Unauthorized)
     async def _unauthorized(request: Request, exc: Unauthorized) -> Response:

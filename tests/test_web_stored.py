@@ -1,0 +1,188 @@
+"""The web pages over the service's database (SQLite): sign in with a cookie session, CSRF on
+every post, the case list from the store, saving a case, adding visits and the course plot."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+import hipdx
+from hipdx.store import records
+
+from api_support import PASSWORD, Api, build_api
+from conftest import EXAMPLES
+from hipdx.web import form as forms
+from test_web_pages import text
+
+
+@pytest.fixture
+def api(tmp_path: Path, kb: hipdx.KnowledgeBase) -> Iterator[Api]:
+    built = build_api(f"sqlite:///{tmp_path / 'hipdx.db'}", kb, tmp_path)
+    built.context.session_cookie_secure = False  # the test client speaks plain HTTP
+    try:
+        yield built
+    finally:
+        built.context.jobs.shutdown(wait=True)
+        built.engine.dispose()
+
+
+def sign_in(client: TestClient) -> str:
+    """Sign in through the page; the CSRF token of the session, read from a page."""
+    answer = client.post("/sign-in", data={"username": "clinician", "password": PASSWORD, "next": "/"}, follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"] == "/"
+    cookie = answer.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+    page = client.get("/cases/new")
+    return re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text).group(1)
+
+
+def example(name: str) -> dict[str, str]:
+    return forms.values_from_case(json.loads((EXAMPLES / f"{name}.json").read_text()))
+
+
+def test_case_pages_need_a_signed_in_user(api: Api) -> None:
+    client = api.client
+    for path in ["/", "/cases/new", "/cases/1", "/cases/1/assessment"]:
+        answer = client.get(path, follow_redirects=False)
+        assert answer.status_code == 303 and answer.headers["location"].startswith("/sign-in?next="), path
+    assert client.post("/fragments/differential", data={}, headers={"HX-Request": "true"}).status_code == 401
+    assert client.get("/kb").status_code == 200  # the knowledge base holds no patient data
+
+
+def test_a_wrong_password_is_refused_in_words(api: Api) -> None:
+    answer = api.client.post("/sign-in", data={"username": "clinician", "password": "wrong password!"})
+    assert answer.status_code == 401
+    assert "Unknown user or wrong password." in text(answer.text)
+    assert "set-cookie" not in answer.headers
+
+
+def test_save_list_open_and_change_a_case(api: Api) -> None:
+    client = api.client
+    token = sign_in(client)
+    data = example("toh_pregnancy_34_weeks") | {"csrf_token": token}
+    saved = client.post("/cases/save", data=data, follow_redirects=False)
+    assert saved.status_code == 303
+    case_id = saved.headers["location"].rsplit("/", 1)[1]
+    stored = records.get_case(api.engine, int(case_id))
+    assert stored is not None and stored.label == "toh_pregnancy_34_weeks" and stored.created_by == "clinician"
+    listing = text(client.get("/").text)
+    assert "toh_pregnancy_34_weeks" in listing and "TOH" in listing
+    assert "Hip pain with marrow edema in pregnancy or after delivery" in listing  # its red flag in the row
+    assert "toh_pregnancy" not in text(client.get("/", params={"q": "septic"}).text)
+    opened = client.get(f"/cases/{case_id}").text
+    assert f'name="case_key" value="{case_id}"' in opened
+    # change it: a high CRP; the saved version changes and the list follows
+    changed = data | {"case_key": case_id, "labs.crp.value": "150", "labs.crp.unit": "mg/L", "labs.temperature.value": "39.5"}
+    assert client.post("/cases/save", data=changed, follow_redirects=False).status_code == 303
+    assert records.get_case(api.engine, int(case_id)).version == 2
+    assert "EMERGENCY" in client.get(f"/cases/{case_id}/assessment").text
+    # every read and write is in the access log
+    events = [(e.username, e.action, e.what) for e in records.access_events(api.engine)]
+    assert ("clinician", "C", f"case {case_id}") in events and ("clinician", "U", f"case {case_id}") in events
+
+
+def test_posts_without_the_session_csrf_token_are_refused(api: Api) -> None:
+    client = api.client
+    sign_in(client)
+    data = example("toh_man_classic")
+    for path in ["/cases/save", "/fragments/differential", "/assessment", "/cases/entry"]:
+        assert client.post(path, data=data | {"csrf_token": "0" * 64}).status_code == 403, path
+    assert records.list_cases(api.engine, None, 10, 0)[0] == 0
+
+
+def test_an_invalid_case_is_not_saved_and_the_field_is_named(api: Api) -> None:
+    client = api.client
+    token = sign_in(client)
+    answer = client.post("/cases/save", data=example("toh_man_classic") | {"csrf_token": token, "age_years": "-4"})
+    assert answer.status_code == 422
+    assert "Age: -4 is out of range; give a value at least 0" in text(answer.text)
+    assert records.list_cases(api.engine, None, 10, 0)[0] == 0
+
+
+def test_visits_over_time_with_the_course_plot(api: Api) -> None:
+    client = api.client
+    token = sign_in(client)
+    # onset 2026-10-08, assessed today (TODAY, day 48): visits up to day 48
+    data = example("toh_man_classic") | {"csrf_token": token, "assessed_on": ""}
+    case_id = client.post("/cases/save", data=data, follow_redirects=False).headers["location"].rsplit("/", 1)[1]
+    assert "No follow-up visit yet." in text(client.get(f"/cases/{case_id}").text)
+    for days, pain in [("20", "7"), ("35", "6"), ("47", "8")]:
+        added = client.post(f"/cases/{case_id}/visits", data={"csrf_token": token, "visit.days_since_onset": days, "visit.pain_0_10": pain,
+                                                              "visit.walking": "limp"}, follow_redirects=False)
+        assert added.status_code == 303, added.text[:500]
+    page = client.get(f"/cases/{case_id}")
+    body = text(page.text)
+    assert re.search(r"47 .*8 ", body)  # the visit on day 47 with a pain of 8
+    assert f'src="/cases/{case_id}/course.svg' in page.text
+    plot = client.get(f"/cases/{case_id}/course.svg")
+    assert plot.status_code == 200 and plot.headers["content-type"].startswith("image/svg+xml")
+    assert plot.text.lstrip().startswith("<?xml") and "<svg" in plot.text
+    # a visit before the onset or after today is refused, named at its field
+    refused = client.post(f"/cases/{case_id}/visits", data={"csrf_token": token, "visit.days_since_onset": "-5"})
+    assert refused.status_code == 422
+    assert "Days since onset: -5 is out of range; give a value at least 0" in text(refused.text)
+    later = client.post(f"/cases/{case_id}/visits", data={"csrf_token": token, "visit.date": "2027-03-01"})
+    assert later.status_code == 422 and "Date of the visit:" in text(later.text)
+    both = client.post(f"/cases/{case_id}/visits", data={"csrf_token": token, "visit.pain_0_10": "3"})
+    assert both.status_code == 422 and "give exactly one of date or days since onset" in text(both.text)
+    assert len(records.get_case(api.engine, int(case_id)).visits) == 3
+
+
+def test_sign_out_ends_the_session(api: Api) -> None:
+    client = api.client
+    token = sign_in(client)
+    out = client.post("/sign-out", data={"csrf_token": token}, follow_redirects=False)
+    assert out.status_code == 303 and out.headers["location"] == "/sign-in"
+    client.cookies.clear()
+    assert client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_the_rest_api_reads_what_the_pages_saved(api: Api) -> None:
+    client = api.client
+    token = sign_in(client)
+    case_id = client.post("/cases/save", data=example("septic_febrile_crp_mg_dl") | {"csrf_token": token},
+                          follow_redirects=False).headers["location"].rsplit("/", 1)[1]
+    answer = client.get(f"/api/v1/cases/{case_id}", headers=api.sign_in())
+    assert answer.status_code == 200
+    assert answer.json()["case"]["labs"]["crp"] == {"value": 18.5, "unit": "mg/dL"}
+
+
+def test_a_cds_card_link_opens_the_patients_case(api: Api) -> None:
+    client = api.client
+    token = sign_in(client)
+    first = client.get("/patients/pat-17", follow_redirects=False)
+    assert first.status_code == 303 and first.headers["location"] == "/cases/new?label=Patient/pat-17"
+    assert 'value="Patient/pat-17"' in client.get(first.headers["location"]).text
+    saved = client.post("/cases/save", data=example("toh_man_classic") | {"csrf_token": token, "id": "Patient/pat-17"},
+                        follow_redirects=False)
+    case_url = saved.headers["location"]
+    client.post("/cases/save", data=example("toh_man_classic") | {"csrf_token": token, "id": "Patient/pat-170"})
+    opened = client.get("/patients/pat-17", follow_redirects=False)
+    assert opened.status_code == 303 and opened.headers["location"] == case_url
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/cases/abc", "/cases/99999999999999999999", "/cases/0/assessment", "/cases/-1/course.svg", "/patients/" + "x" * 500,
+     "/cases/new?label=%1b%5b31m", "/?q=%25%5f%5c", "/sign-in?next=//evil.example/x"],
+)
+def test_odd_addresses_never_answer_5xx(api: Api, path: str) -> None:
+    client = api.client
+    sign_in(client)
+    answer = client.get(path, follow_redirects=False)
+    assert answer.status_code in (200, 303, 404), (path, answer.status_code)
+    if path.startswith("/sign-in"):
+        assert 'name="next" value="/"' in answer.text  # never sent on to another site
+
+
+def test_a_case_without_visits_has_no_course_plot(api: Api) -> None:
+    client = api.client
+    token = sign_in(client)
+    case_url = client.post("/cases/save", data=example("toh_man_classic") | {"csrf_token": token},
+                           follow_redirects=False).headers["location"]
+    assert client.get(case_url + "/course.svg").status_code == 404
