@@ -266,6 +266,29 @@ def test_toh_phase_resolving_from_mri_or_pain(tk):
     assert stage_case(v, tk).toh_phase.phase == "resolving"
 
 
+def test_toh_phase_orders_visits_given_by_date_by_their_date(tk):
+    """A visit given by its date has a time since onset like one given in days (one timeline)."""
+    import datetime as dt
+
+    v = Case.model_validate(
+        {
+            "onset": {"date": "2026-01-01"},
+            "assessed_on": "2026-04-01",
+            # listed out of order: the later visit, with half the pain, is first
+            "visits": [{"date": "2026-03-20", "pain_0_10": 3}, {"date": "2026-01-10", "pain_0_10": 8}],
+        }
+    )
+    phase = stage_case(v, tk, dt.date(2026, 4, 1)).toh_phase
+    assert phase.phase == "resolving"
+    pain = next(i for i in phase.decided_by if i.field.endswith("pain_0_10"))
+    assert (pain.field, pain.days_since_onset) == ("visits.0.pain_0_10", 78.0)
+    migratory = Case.model_validate(
+        {"onset": {"date": "2026-01-01"}, "visits": [{"date": "2026-02-01", "new_joint_pain": "present"}]}
+    )
+    seen = next(i for i in stage_case(migratory, tk, dt.date(2026, 4, 1)).pattern.decided_by if i.field == "visits.0.new_joint_pain")
+    assert seen.days_since_onset == 31.0
+
+
 def test_toh_phase_undecidable_without_onset(tk):
     phase = stage_case(Case(), tk).toh_phase
     assert phase.phase == "undecidable"

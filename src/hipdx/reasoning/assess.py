@@ -18,7 +18,7 @@ from pydantic import TypeAdapter
 from hipdx import __version__
 from hipdx.case import Case, Modality
 from hipdx.case.model import PregnancyStatus, Trauma
-from hipdx.case.parse import days_since_onset
+from hipdx.case.timeline import Timeline
 from hipdx.knowledge.base import N_SAMPLES, CompiledVariable, KnowledgeBase
 from hipdx.knowledge.schema import Test
 from hipdx.reasoning.assessment import (
@@ -83,9 +83,10 @@ def assess(case: Case, kb: KnowledgeBase, today: dt.date, *, management: bool = 
     >>> a.differential[0].id in {c.id for c in load_knowledge_base().conditions}
     True
     """
-    observations = encoder_for(kb).encode(case, today)
+    timeline = Timeline(case, today)  # every time of the case, derived once for this assessment
+    observations = encoder_for(kb).encode(case, today, timeline)
     keys = observation_keys(kb, observations)
-    days_now = days_since_onset(case, today)
+    days_now = timeline.onset
     ids = kb.condition_ids
 
     patient_mask = np.array([kb.variables[o.variable].spec.group == "patient" for o in observations], dtype=bool)
@@ -127,7 +128,7 @@ def assess(case: Case, kb: KnowledgeBase, today: dt.date, *, management: bool = 
     staging = None
     if management:
         # the fracture grade is a fact of the findings: it can add a flag before the staging is scoped
-        full = stage_case(case, kb.treatment, today)
+        full = stage_case(case, kb.treatment, today, timeline=timeline)
         red_flags = sorted(red_flags + staging_flags(kb, full, post, red_flags), key=lambda h: URGENCY_ORDER[h.urgency])
         staging = scope_staging(full, supported_conditions(kb, differential, red_flags))
     plan = (
@@ -138,6 +139,7 @@ def assess(case: Case, kb: KnowledgeBase, today: dt.date, *, management: bool = 
             today,
             red_flags=flag_urgencies(red_flags),
             staging=staging,
+            timeline=timeline,
         )
         if staging is not None
         else None

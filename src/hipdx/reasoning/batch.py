@@ -51,7 +51,8 @@ from typing import Any
 import numpy as np
 
 from hipdx.case import Case, Labs, Modality
-from hipdx.case.parse import days_since_onset, parse_case, study_days_since_onset
+from hipdx.case.parse import parse_case
+from hipdx.case.timeline import days_since_onset, study_days_since_onset
 from hipdx.case.units import QUANTITIES
 from hipdx.errors import InputError, Problem
 from hipdx.jsonio import loads

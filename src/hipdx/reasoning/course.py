@@ -28,7 +28,7 @@ from enum import Enum
 from pydantic import BaseModel, ConfigDict, Field
 
 from hipdx.case.model import Case, EdemaExtent, Presence, PregnancyStatus, Visit, Walking
-from hipdx.case.parse import days_since_onset, visit_days_since_onset
+from hipdx.case.timeline import Timeline
 from hipdx.knowledge.course import (
     WALKING_ORDER,
     AlertKind,
@@ -171,7 +171,7 @@ def compare_course(
         ``leading_condition_id`` is not a condition of the knowledge base.
     InputError
         A visit comes before the onset of pain, after the assessment or more than 10 years
-        after onset (:func:`hipdx.case.parse.visit_days_since_onset`).
+        after onset (:func:`hipdx.case.timeline.visit_days_since_onset`).
 
     Examples
     --------
@@ -186,10 +186,11 @@ def compare_course(
     course = course_knowledge.course(leading_condition_id)
     warnings: list[str] = []
 
+    timeline = Timeline(case, today)
     dated: list[tuple[float, int, Visit]] = []
     unplaced: list[int] = []
     for index, visit in enumerate(case.visits):
-        days = visit_days_since_onset(case, visit, today)  # raises for a visit before onset or after the assessment
+        days = timeline.visit(index)  # raises for a visit before onset or after the assessment
         if days is None:
             unplaced.append(index)
         else:
@@ -228,7 +229,7 @@ def compare_course(
         case_id=case.id,
         condition=leading_condition_id,
         condition_name=name,
-        days_since_onset=days_since_onset(case, today),
+        days_since_onset=timeline.onset,
         expected=_expected(course) if course is not None else None,
         points=points,
         alerts=alerts,

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from hipdx.case import Case, ImagingFindings, ImagingStudy, Modality
 from hipdx.case.model import EdemaExtent, PregnancyStatus, Presence, Sex
-from hipdx.case.parse import days_since_onset, study_days_since_onset
+from hipdx.case.timeline import Timeline
 from hipdx.case.units import QUANTITIES
 from hipdx.knowledge.base import KnowledgeBase
 from hipdx.knowledge.schema import Source, Variable
@@ -48,16 +48,13 @@ Encoder = Callable[[Case, "_Context"], Reading]
 
 @dataclass
 class _Context:
-    today: dt.date
+    timeline: Timeline
     days_now: float | None
-    _latest: dict[tuple[frozenset[Modality], str], tuple[ImagingStudy, int] | None]
-    _study_days: dict[int, float | None] = field(default_factory=dict)
+    _latest: dict[tuple[frozenset[Modality], str], tuple[ImagingStudy, int] | None] = field(default_factory=dict)
 
     def study_days(self, case: Case, i: int) -> float | None:
-        """Days from onset to study ``i`` (checked once per study and assessment)."""
-        if i not in self._study_days:
-            self._study_days[i] = study_days_since_onset(case, case.imaging[i], self.today)
-        return self._study_days[i]
+        """Days from onset to study ``i`` (derived once per study and assessment)."""
+        return self.timeline.study(i)
 
     def latest(self, case: Case, modalities: frozenset[Modality], finding: str) -> tuple[ImagingStudy, int] | None:
         """The most recent study of one of ``modalities`` that reports ``finding``."""
@@ -296,9 +293,14 @@ class CaseEncoder:
                 reader = _field_reader(src.field or "", src)
             self._readers.append((v.id, reader))
 
-    def encode(self, case: Case, today: dt.date) -> list[Observation]:
-        """The observations a case gives, in knowledge-base order."""
-        ctx = _Context(today, days_since_onset(case, today), {})
+    def encode(self, case: Case, today: dt.date, timeline: Timeline | None = None) -> list[Observation]:
+        """The observations a case gives, in knowledge-base order.
+
+        ``timeline`` holds the case's times for this assessment (:class:`~hipdx.case.timeline.Timeline`);
+        without it they are derived here.
+        """
+        timeline = Timeline.of(case, today, timeline)
+        ctx = _Context(timeline, timeline.onset)
         out = []
         for variable_id, reader in self._readers:
             reading = reader(case, ctx)

@@ -31,7 +31,8 @@ from hipdx.case import Case
 from hipdx.case.model import Presence, PregnancyStatus, Sex
 from hipdx.errors import InputError, Problem
 from hipdx.knowledge.treatment import Effect, FACTS, Option, SafetyRule, TreatmentKnowledge
-from hipdx.reasoning.staging import BandVerdict, Staging, StageStatus, onset_days, stage_case
+from hipdx.case.timeline import Timeline
+from hipdx.reasoning.staging import BandVerdict, Staging, StageStatus, stage_case
 
 #: Serum creatinine: 1 mg/dL = 88.42 umol/L (molar mass 113.12 g/mol), as in hipdx.case.units.
 CREATININE_UMOL_PER_MG_DL = 88.42
@@ -695,6 +696,7 @@ def make_plan(
     *,
     red_flags: Mapping[str, str] | None = None,
     staging: Staging | None = None,
+    timeline: Timeline | None = None,
 ) -> Plan:
     """An ordered, cited plan for the leading diagnosis and the must-not-miss conditions.
 
@@ -717,6 +719,9 @@ def make_plan(
         flag of its condition, so the flags, the plan's urgencies and the headline agree.
     staging
         The case's staging, if already computed (else it is computed here).
+    timeline
+        The case's times for this assessment (:class:`~hipdx.case.timeline.Timeline`), if
+        the caller has them (else derived here).
 
     Raises
     ------
@@ -754,8 +759,9 @@ def make_plan(
             [Problem("red_flags", f"unknown condition(s) {sorted(unknown_flags)} or urgency {sorted(bad_urgency)}")],
         )
     flagged = set(flag_urgency)
+    timeline = Timeline.of(case, today, timeline)
 
-    staging = staging if staging is not None else stage_case(case, knowledge, today)
+    staging = staging if staging is not None else stage_case(case, knowledge, today, timeline=timeline)
     probability = dict(differential)
     ranked = sorted(differential, key=lambda x: -x[1])
     leading = ranked[0][0]
@@ -837,7 +843,7 @@ def make_plan(
             treatment_knowledge_version=knowledge.version,
             knowledge_digest=knowledge.digest,
             assessed_on=case.assessed_on or today,
-            days_since_onset=onset_days(case, today),
+            days_since_onset=timeline.onset,
             must_not_miss_threshold=threshold,
             differential=[(c, round(p, 4)) for c, p in ranked],
             red_flag_conditions=sorted(flagged),

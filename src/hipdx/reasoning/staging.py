@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hipdx import __version__
 from hipdx.case import Case, ImagingStudy, Modality
-from hipdx.case.parse import days_since_onset, study_days_since_onset
+from hipdx.case.timeline import Timeline
 from hipdx.case.model import ContrastPattern, EdemaExtent, FractureSide, JointSpace, Presence, Side, Uptake
 from hipdx.knowledge.treatment import TreatmentKnowledge
 
@@ -190,16 +190,6 @@ _STRUCTURAL = frozenset({Modality.radiograph, Modality.ct, Modality.mri})
 _SCAN = frozenset({Modality.bone_scan})
 
 
-def onset_days(case: Case, today: dt.date | None) -> float | None:
-    """Days from onset to the assessment, or None: :func:`hipdx.case.parse.days_since_onset`."""
-    return days_since_onset(case, today)
-
-
-def study_days(case: Case, study: ImagingStudy, today: dt.date | None) -> float | None:
-    """Days from onset to a study, or None: :func:`hipdx.case.parse.study_days_since_onset`."""
-    return study_days_since_onset(case, study, today)
-
-
 def _known(value: Any) -> bool:
     return value is not None and getattr(value, "value", None) != "unknown"
 
@@ -207,16 +197,16 @@ def _known(value: Any) -> bool:
 class _Reader:
     """The most recent study reporting each finding (the knowledge base's rule)."""
 
-    def __init__(self, case: Case, today: dt.date | None) -> None:
-        self.case = case
-        self.today = today
+    def __init__(self, timeline: Timeline) -> None:
+        self.case = timeline.case
+        self.timeline = timeline
         self.used: dict[str, None] = {}
 
     def latest(self, finding: str, modalities: frozenset[Modality]) -> tuple[Any, StageInput] | None:
         best: tuple[float, int] | None = None
         for i, study in enumerate(self.case.imaging):
             if study.modality in modalities and _known(getattr(study.findings, finding)):
-                days = study_days(self.case, study, self.today)
+                days = self.timeline.study(i)
                 order = (days if days is not None else -1.0, i)
                 if best is None or order >= best:
                     best = order
@@ -228,7 +218,7 @@ class _Reader:
         field = f"imaging.{i}.findings.{finding}"
         self.used[field] = None
         shown = value.value if isinstance(value, Enum) else f"{value:g}" if isinstance(value, float) else str(value)
-        return value, StageInput(field=field, value=shown, days_since_onset=study_days(self.case, study, self.today))
+        return value, StageInput(field=field, value=shown, days_since_onset=self.timeline.study(i))
 
     def all_of(self, finding: str, modalities: frozenset[Modality]) -> list[tuple[float | None, int, Any]]:
         """Every study reporting ``finding``, oldest first: (days, index, value)."""
@@ -236,7 +226,7 @@ class _Reader:
         for i, study in enumerate(self.case.imaging):
             value = getattr(study.findings, finding)
             if study.modality in modalities and _known(value):
-                out.append((study_days(self.case, study, self.today), i, value))
+                out.append((self.timeline.study(i), i, value))
         out.sort(key=lambda x: (x[0] if x[0] is not None else -1.0, x[1]))
         return out
 
@@ -570,7 +560,7 @@ def _resolution(reader: _Reader) -> tuple[list[StageInput], list[str]]:
     for i, study in enumerate(case.imaging):
         rank = _edema_rank(study) if study.modality is Modality.mri else None
         if rank is not None:
-            mris.append((study_days(case, study, reader.today), i, rank))
+            mris.append((reader.timeline.study(i), i, rank))
     mris.sort(key=lambda x: (x[0] if x[0] is not None else -1.0, x[1]))
     evidence: list[StageInput] = []
     reasons: list[str] = []
@@ -581,7 +571,7 @@ def _resolution(reader: _Reader) -> tuple[list[StageInput], list[str]]:
             value = case.imaging[i].findings.edema_extent.value
             evidence.append(StageInput(field=field, value=value, days_since_onset=days))
         reasons.append("edema is smaller or gone on the latest MRI than on an earlier one")
-    visits = [(v.days_since_onset, j, v) for j, v in enumerate(case.visits) if v.pain_0_10 is not None]
+    visits = [(reader.timeline.visit(j), j, v) for j, v in enumerate(case.visits) if v.pain_0_10 is not None]
     visits = [x for x in visits if x[0] is not None] or visits
     visits.sort(key=lambda x: (x[0] if x[0] is not None else -1.0, x[1]))
     if len(visits) >= 2:
@@ -596,7 +586,7 @@ def _resolution(reader: _Reader) -> tuple[list[StageInput], list[str]]:
 def stage_toh_phase(reader: _Reader, tk: TreatmentKnowledge) -> TohPhase:
     """Phase of the episode (pragmatic estimate; see staging.yaml ``toh_phase``)."""
     spec = tk.staging.toh_phase
-    days = onset_days(reader.case, reader.today)
+    days = reader.timeline.onset
     early = tk.threshold("toh_early_max_days").value
     slow = tk.threshold("toh_established_max_days").value
     limit = tk.threshold("toh_expected_resolution_max_days").value
@@ -660,8 +650,9 @@ def stage_toh_phase(reader: _Reader, tk: TreatmentKnowledge) -> TohPhase:
     )
 
 
-def stage_pattern(case: Case, tk: TreatmentKnowledge) -> EpisodePattern:
+def stage_pattern(reader: _Reader, tk: TreatmentKnowledge) -> EpisodePattern:
     """Bilateral, recurrent or migratory involvement (regional migratory osteoporosis)."""
+    case = reader.case
     decided: list[StageInput] = []
     missing: list[str] = []
     notes: list[str] = []
@@ -680,7 +671,7 @@ def stage_pattern(case: Case, tk: TreatmentKnowledge) -> EpisodePattern:
         decided.append(StageInput(field="risk_factors.prior_episodes_other_joints", value=prior.value))
     for j, v in new_joint:
         where = f" ({v.new_joint_site})" if v.new_joint_site else ""
-        decided.append(StageInput(field=f"visits.{j}.new_joint_pain", value="present" + where, days_since_onset=v.days_since_onset))
+        decided.append(StageInput(field=f"visits.{j}.new_joint_pain", value="present" + where, days_since_onset=reader.timeline.visit(j)))
     if prior is Presence.present or new_joint:
         migratory = Presence.present
     elif prior is Presence.absent:
@@ -878,7 +869,12 @@ def stage_neck_fracture(reader: _Reader, tk: TreatmentKnowledge) -> NeckFracture
 
 
 def stage_case(
-    case: Case, knowledge: TreatmentKnowledge, today: dt.date | None = None, *, supported: Collection[str] | None = None
+    case: Case,
+    knowledge: TreatmentKnowledge,
+    today: dt.date | None = None,
+    *,
+    supported: Collection[str] | None = None,
+    timeline: Timeline | None = None,
 ) -> Staging:
     """Stage everything that applies to one case.
 
@@ -898,6 +894,9 @@ def stage_case(
         prognosis) is not staged, and ``scope`` says so; None stages every part from the
         findings alone. The femoral neck fracture grade and the episode pattern are facts of
         the findings and always given.
+    timeline
+        The case's times for this assessment (:class:`~hipdx.case.timeline.Timeline` of
+        ``case`` and ``today``), when the caller has one; else derived here.
 
     Returns
     -------
@@ -915,11 +914,11 @@ def stage_case(
     'IIIB'
     """
     tk = knowledge
-    reader = _Reader(case, today)
+    reader = _Reader(Timeline.of(case, today, timeline))
     f = _Findings(reader)
     osteonecrosis = [stage_arco_2019(f, tk), stage_ficat_arlet(f, tk), stage_steinberg(f, tk)]
     phase = stage_toh_phase(reader, tk)
-    pattern = stage_pattern(case, tk)
+    pattern = stage_pattern(reader, tk)
     band = stage_band(reader, tk)
     fracture = stage_neck_fracture(reader, tk)
     used = set(reader.used)
