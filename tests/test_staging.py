@@ -176,9 +176,26 @@ def test_band_thickness_verdicts(thickness, verdict, tk):
     assert any("12.5 mm" in c for c in band.caveats)
 
 
-def test_band_thresholds_match_the_encoder(tk):
-    assert tk.threshold("band_cutoff_mm").value == encode.BAND_CUTOFF_MM
-    assert tk.threshold("band_indeterminate_margin_mm").value == encode.BAND_INDETERMINATE_MM
+def test_the_encoder_reads_the_band_cutoff_from_the_data(tmp_path):
+    """One home for the cut-off: staging.yaml. A base with another cut-off encodes by it."""
+    import datetime as dt
+    import shutil
+
+    from hipdx.knowledge import default_data_dir, load_knowledge_base
+
+    data = tmp_path / "data"
+    shutil.copytree(default_data_dir(), data)
+    staging = data / "staging.yaml"
+    text = staging.read_text()
+    start = text.index("  band_cutoff_mm:\n")
+    assert text[start:].split("\n")[1] == "    value: 4.0"
+    staging.write_text(text[:start] + text[start:].replace("    value: 4.0", "    value: 6.0", 1))
+    c = case(mri(subchondral_band="present", subchondral_band_thickness_mm=5.0))
+    states = {}
+    for kb in (load_knowledge_base(), load_knowledge_base(data)):
+        observed = encode.encoder_for(kb).encode(c, dt.date(2026, 1, 1))
+        states[kb.treatment.threshold("band_cutoff_mm").value] = next(o.state for o in observed if o.variable == "subchondral_band")
+    assert states == {4.0: "thick", 6.0: "thin"}
 
 
 def test_band_without_thickness_and_not_reported(tk):

@@ -58,7 +58,7 @@ from hipdx.errors import InputError, Problem
 from hipdx.jsonio import loads
 from hipdx.knowledge.base import CompiledVariable, KnowledgeBase
 from hipdx.reasoning.differential import batch_posterior, batch_undefined, batch_weights
-from hipdx.reasoning.encode import CaseEncoder, state_of
+from hipdx.reasoning.encode import BandCutoff, CaseEncoder, state_of
 from hipdx.reasoning.red_flags import UNKNOWN, probability_flag_ids
 
 #: Cases scored per gather; bounds the (cases, variables, conditions) intermediate to a few MB.
@@ -249,8 +249,8 @@ class BatchEncoder:
         self._findings_getter = _tuple_getter(findings) if findings else None
         self._needs_days = any(c.banded for c in self._fields + self._labs)
         # computed findings are read by the knowledge base's own encoder
-        self._computed_any = CaseEncoder(computed_any)
-        self._computed_imaging = CaseEncoder(computed_imaging)
+        self._computed_any = CaseEncoder(computed_any, BandCutoff.of(kb))
+        self._computed_imaging = CaseEncoder(computed_imaging, BandCutoff.of(kb))
         self._column_of = {vid: i for i, vid in enumerate(self.variable_ids)}
         self._variables = kb.variables
 

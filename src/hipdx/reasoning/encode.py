@@ -23,11 +23,18 @@ from hipdx.case.units import QUANTITIES
 from hipdx.knowledge.base import KnowledgeBase
 from hipdx.knowledge.schema import Source, Variable
 
-#: Bands of the subchondral low-signal zone thickness; within this distance of the
-#: published 4 mm cut-off (Vande Berg et al. 2011) a measurement is "indeterminate"
-#: and counts as "band present, thickness not decided".
-BAND_CUTOFF_MM = 4.0
-BAND_INDETERMINATE_MM = 0.5
+
+
+def __getattr__(name: str) -> float:
+    """``BAND_CUTOFF_MM`` and ``BAND_INDETERMINATE_MM``: the bundled data's values, for the
+    imaging wing until it reads them from the knowledge base itself (the reasoning reads
+    ``staging.yaml`` ``band_cutoff_mm`` and ``band_indeterminate_margin_mm`` of its own base)."""
+    threshold = {"BAND_CUTOFF_MM": "band_cutoff_mm", "BAND_INDETERMINATE_MM": "band_indeterminate_margin_mm"}.get(name)
+    if threshold is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from hipdx.knowledge.base import load_knowledge_base
+
+    return load_knowledge_base().treatment.threshold(threshold).value
 
 
 @dataclass(frozen=True)
@@ -46,10 +53,28 @@ Reading = tuple[str, float | None, tuple[str, ...]] | None
 Encoder = Callable[[Case, "_Context"], Reading]
 
 
+@dataclass(frozen=True)
+class BandCutoff:
+    """The subchondral band's thickness cut-off and its indeterminate margin, in mm
+    (``staging.yaml``: ``band_cutoff_mm``, ``band_indeterminate_margin_mm``; Vande Berg et al. 2011).
+
+    Within the margin of the cut-off a measurement counts as "band present, thickness not decided".
+    """
+
+    cutoff_mm: float
+    indeterminate_mm: float
+
+    @classmethod
+    def of(cls, kb: KnowledgeBase) -> BandCutoff:
+        threshold = kb.treatment.threshold
+        return cls(threshold("band_cutoff_mm").value, threshold("band_indeterminate_margin_mm").value)
+
+
 @dataclass
 class _Context:
     timeline: Timeline
     days_now: float | None
+    band: BandCutoff
     _latest: dict[tuple[frozenset[Modality], str], tuple[ImagingStudy, int] | None] = field(default_factory=dict)
 
     def study_days(self, case: Case, i: int) -> float | None:
@@ -182,7 +207,7 @@ def _mri_edema(case: Case, ctx: _Context) -> Reading:
 
 
 def _subchondral_band(case: Case, ctx: _Context) -> Reading:
-    """Subchondral low-signal band: absent, thinner or at least 4 mm thick."""
+    """Subchondral low-signal band: absent, thinner than the cut-off or at least as thick."""
     found = ctx.latest(case, _MRI, "subchondral_band")
     if found is None:
         return None
@@ -193,9 +218,9 @@ def _subchondral_band(case: Case, ctx: _Context) -> Reading:
     if f.subchondral_band is Presence.absent:
         return "absent", days, (where,)
     t = f.subchondral_band_thickness_mm
-    if t is None or abs(t - BAND_CUTOFF_MM) < BAND_INDETERMINATE_MM:
+    if t is None or abs(t - ctx.band.cutoff_mm) < ctx.band.indeterminate_mm:
         return "present", days, (where,) if t is None else (where, f"{where}_thickness_mm")
-    return ("thick" if t >= BAND_CUTOFF_MM else "thin"), days, (where, f"{where}_thickness_mm")
+    return ("thick" if t >= ctx.band.cutoff_mm else "thin"), days, (where, f"{where}_thickness_mm")
 
 
 def _contrast_pattern(case: Case, ctx: _Context) -> Reading:
@@ -281,7 +306,8 @@ def check_source(v: Variable) -> list[str]:
 class CaseEncoder:
     """Reads every variable of a knowledge base from a case. One per knowledge base."""
 
-    def __init__(self, variables: list[Variable]) -> None:
+    def __init__(self, variables: list[Variable], band: BandCutoff) -> None:
+        self._band = band
         self._readers: list[tuple[str, Encoder]] = []
         for v in variables:
             src = v.source
@@ -300,7 +326,7 @@ class CaseEncoder:
         without it they are derived here.
         """
         timeline = Timeline.of(case, today, timeline)
-        ctx = _Context(timeline, timeline.onset)
+        ctx = _Context(timeline, timeline.onset, self._band)
         out = []
         for variable_id, reader in self._readers:
             reading = reader(case, ctx)
@@ -316,5 +342,5 @@ def encoder_for(kb: KnowledgeBase) -> CaseEncoder:
     """The case encoder of a knowledge base (built once per base, keyed by its digest)."""
     enc = _ENCODERS.get(kb.digest)
     if enc is None:
-        enc = _ENCODERS[kb.digest] = CaseEncoder([v.spec for v in kb.variables.values()])
+        enc = _ENCODERS[kb.digest] = CaseEncoder([v.spec for v in kb.variables.values()], BandCutoff.of(kb))
     return enc
