@@ -15,7 +15,8 @@ from hipdx.case import Case
 from hipdx.errors import InputError, KnowledgeBaseError
 from hipdx.knowledge import load_knowledge_base
 from hipdx.knowledge import default_data_dir
-from hipdx.knowledge.treatment import FACTS, SafetyRule, load_treatment_knowledge
+from hipdx.knowledge import load_treatment_knowledge
+from hipdx.knowledge.treatment import FACTS, SafetyRule
 from conftest import SAFE_MAN
 from hipdx.reasoning.plan import Fact, ItemStatus, case_facts, cockcroft_gault, evaluate_option, make_plan
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from hipdx.case import Case
-from hipdx.knowledge.treatment import load_treatment_knowledge
+from hipdx.knowledge import load_treatment_knowledge
 from hipdx.reasoning import encode
 from hipdx.reasoning.staging import BandVerdict, StageStatus, band_verdict, stage_case
 

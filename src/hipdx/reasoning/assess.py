@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import TypeAdapter
 
-from hipdx import __version__
+from hipdx._version import __version__
 from hipdx.case import Case, Modality
 from hipdx.case.model import PregnancyStatus, Trauma
 from hipdx.case.timeline import Timeline

@@ -362,15 +362,9 @@ class BatchEncoder:
             out[cases, c.column] = c.key_table[bands, observable[chosen]]
 
 
-_BATCH_ENCODERS: dict[str, BatchEncoder] = {}
-
-
 def batch_encoder_for(kb: KnowledgeBase) -> BatchEncoder:
-    """The batch encoder of a knowledge base (built once per base)."""
-    encoder = _BATCH_ENCODERS.get(kb.digest)
-    if encoder is None:
-        encoder = _BATCH_ENCODERS[kb.digest] = BatchEncoder(kb)
-    return encoder
+    """The batch encoder of a knowledge base (built once and kept with the base)."""
+    return kb.attached(BatchEncoder)
 
 
 class _RedFlagTable:
@@ -422,15 +416,12 @@ class _RedFlagTable:
         return out
 
 
-_RED_FLAG_TABLES: dict[str, _RedFlagTable] = {}
+def _build_red_flag_table(kb: KnowledgeBase) -> _RedFlagTable:
+    return _RedFlagTable(kb, {vid: i for i, vid in enumerate(kb.variables)})
 
 
 def _red_flag_table(kb: KnowledgeBase) -> _RedFlagTable:
-    table = _RED_FLAG_TABLES.get(kb.digest)
-    if table is None:
-        column = {vid: i for i, vid in enumerate(kb.variables)}
-        table = _RED_FLAG_TABLES[kb.digest] = _RedFlagTable(kb, column)
-    return table
+    return kb.attached(_build_red_flag_table)
 
 
 def posterior_matrix(kb: KnowledgeBase, key_matrix: np.ndarray) -> np.ndarray:

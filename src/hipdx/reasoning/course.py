@@ -175,7 +175,7 @@ def compare_course(
 
     Examples
     --------
-    >>> from hipdx.knowledge.course import load_course_knowledge
+    >>> from hipdx.knowledge import load_course_knowledge
     >>> case = Case.model_validate({"visits": [{"days_since_onset": 20, "pain_0_10": 8},
     ...                                        {"days_since_onset": 100, "pain_0_10": 8}]})
     >>> report = compare_course(case, "toh", load_course_knowledge(), dt.date(2026, 1, 1))

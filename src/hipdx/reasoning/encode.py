@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable
 
-from pydantic import BaseModel
-
 from hipdx.case import Case, ImagingFindings, ImagingStudy, Modality
 from hipdx.case.model import EdemaExtent, PregnancyStatus, Presence, Sex
 from hipdx.case.timeline import Timeline
@@ -235,72 +233,13 @@ def _contrast_pattern(case: Case, ctx: _Context) -> Reading:
     )
 
 
-COMPUTED: dict[str, tuple[Encoder, frozenset[str]]] = {
-    # name: (encoder, the states and aggregates it can return)
-    "sex_pregnancy": (_sex_pregnancy, frozenset({"male", "female", "female_not_pregnant", "pregnant_or_postpartum"})),
-    "mri_edema": (
-        _mri_edema,
-        frozenset({"none", "any_edema"} | {e.value for e in EdemaExtent if e.value not in ("unknown", "none")}),
-    ),
-    "subchondral_band": (_subchondral_band, frozenset({"absent", "thin", "thick", "present"})),
-    "contrast_pattern": (_contrast_pattern, frozenset({"homogeneous_enhancement", "subchondral_non_enhancement", "synovial_or_rim_enhancement"})),
+#: name -> the encoder of each computed source (``knowledge/sources.py`` lists the states each can return)
+COMPUTED: dict[str, Encoder] = {
+    "sex_pregnancy": _sex_pregnancy,
+    "mri_edema": _mri_edema,
+    "subchondral_band": _subchondral_band,
+    "contrast_pattern": _contrast_pattern,
 }
-
-
-def _resolve_field(path: str) -> Any:
-    """The annotation a dotted case path leads to, or raise KeyError."""
-    model: Any = Case
-    annotation: Any = None
-    for part in path.split("."):
-        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
-            raise KeyError(path)
-        annotation = model.model_fields[part].annotation
-        model = annotation
-        args = getattr(annotation, "__args__", None)
-        if args:  # X | None
-            model = next((a for a in args if a is not type(None)), annotation)
-    return model
-
-
-def check_source(v: Variable) -> list[str]:
-    """Problems with a variable's source: unknown field, finding, encoder or state."""
-    src = v.source
-    observable = set(v.states) | set(v.aggregates)
-    problems: list[str] = []
-    if src.map:
-        bad = {v for v in src.map.values() if v is not None} - observable
-        if bad:
-            problems.append(f"map targets {sorted(bad)} are not states of the variable")
-    if src.bins:
-        bad = {s for s, _ in src.bins} - observable
-        if bad:
-            problems.append(f"bins name {sorted(bad)}, which are not states of the variable")
-    if src.field is not None:
-        try:
-            target = _resolve_field(src.field)
-        except KeyError:
-            return problems + [f"the case has no field {src.field!r}"]
-        if isinstance(target, type) and issubclass(target, Enum):
-            values = {e.value for e in target} - {"unknown"}
-            unmapped = {x for x in values if x not in observable and not (src.map and x in src.map)}
-            if unmapped:
-                problems.append(f"{src.field} can be {sorted(unmapped)}, which no state or map covers")
-    elif src.imaging is not None:
-        try:
-            for m in src.imaging:
-                Modality(m)
-        except ValueError as exc:
-            problems.append(str(exc))
-        if src.finding not in ImagingFindings.model_fields:
-            problems.append(f"imaging findings have no {src.finding!r}")
-    elif src.computed is not None:
-        if src.computed not in COMPUTED:
-            problems.append(f"no computed encoder {src.computed!r}; known: {sorted(COMPUTED)}")
-        else:
-            bad = COMPUTED[src.computed][1] - observable
-            if bad:
-                problems.append(f"encoder {src.computed!r} can return {sorted(bad)}, not states or aggregates here")
-    return problems
 
 
 class CaseEncoder:
@@ -312,7 +251,7 @@ class CaseEncoder:
         for v in variables:
             src = v.source
             if src.computed is not None:
-                reader = COMPUTED[src.computed][0]
+                reader = COMPUTED[src.computed]
             elif src.imaging is not None:
                 reader = _imaging_reader(src)
             else:
@@ -335,12 +274,10 @@ class CaseEncoder:
         return out
 
 
-_ENCODERS: dict[str, CaseEncoder] = {}
+def _build_encoder(kb: KnowledgeBase) -> CaseEncoder:
+    return CaseEncoder([v.spec for v in kb.variables.values()], BandCutoff.of(kb))
 
 
 def encoder_for(kb: KnowledgeBase) -> CaseEncoder:
-    """The case encoder of a knowledge base (built once per base, keyed by its digest)."""
-    enc = _ENCODERS.get(kb.digest)
-    if enc is None:
-        enc = _ENCODERS[kb.digest] = CaseEncoder([v.spec for v in kb.variables.values()], BandCutoff.of(kb))
-    return enc
+    """The case encoder of a knowledge base (built once and kept with the base)."""
+    return kb.attached(_build_encoder)

@@ -32,23 +32,27 @@ def variable_information(kb: KnowledgeBase, post: np.ndarray, variables: list[st
     return terms.sum(axis=2) @ post / _LN2
 
 
-#: Summed outcome tables, by (variable, band) combination; bounded.
-_TABLES: dict[tuple[str, tuple[tuple[str, int], ...]], tuple[np.ndarray, np.ndarray]] = {}
+#: Summed outcome tables kept per knowledge base, at most this many (variable, band) combinations.
 _TABLES_MAX = 4096
 
 
+def _outcome_tables(kb: KnowledgeBase) -> dict[tuple[tuple[str, int], ...], tuple[np.ndarray, np.ndarray]]:
+    """The memo of one base's summed outcome tables (kept with the base)."""
+    return {}
+
+
 def _outcome_table(kb: KnowledgeBase, variables: Iterable[str], days: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """The joint outcome table of several variables and its diagonal, memoised."""
+    """The joint outcome table of several variables and its diagonal, memoised per base."""
     combo = tuple((v, kb.variables[v].band(days)) for v in variables)
-    key = (kb.digest, combo)
-    cached = _TABLES.get(key)
+    tables = kb.attached(_outcome_tables)
+    cached = tables.get(combo)
     if cached is None:
         table = np.add.reduce([kb.outcome_log_p[v][b] for v, b in combo])
         n = table.shape[0]
         cached = (table, table[np.arange(n), np.arange(n), :])
-        if len(_TABLES) >= _TABLES_MAX:
-            _TABLES.clear()
-        _TABLES[key] = cached
+        if len(tables) >= _TABLES_MAX:
+            tables.clear()
+        tables[combo] = cached
     return cached
 
 

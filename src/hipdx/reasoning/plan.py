@@ -26,7 +26,7 @@ from enum import Enum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hipdx import __version__
+from hipdx._version import __version__
 from hipdx.case import Case
 from hipdx.case.model import Presence, PregnancyStatus, Sex
 from hipdx.errors import InputError, Problem
@@ -731,7 +731,7 @@ def make_plan(
 
     Examples
     --------
-    >>> from hipdx.knowledge.treatment import load_treatment_knowledge
+    >>> from hipdx.knowledge import load_treatment_knowledge
     >>> c = Case.model_validate({"age_years": 45, "sex": "male"})
     >>> plan = make_plan(c, [("toh", 0.7), ("onfh", 0.2), ("septic", 0.02)], load_treatment_knowledge())
     >>> [s.condition for s in plan.sections]

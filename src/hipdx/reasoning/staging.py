@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hipdx import __version__
+from hipdx._version import __version__
 from hipdx.case import Case, ImagingStudy, Modality
 from hipdx.case.timeline import Timeline
 from hipdx.case.model import ContrastPattern, EdemaExtent, FractureSide, JointSpace, Presence, Side, Uptake
@@ -707,7 +707,7 @@ def stage_pattern(reader: _Reader, tk: TreatmentKnowledge) -> EpisodePattern:
 def band_verdict(thickness_mm: float, tk: TreatmentKnowledge) -> BandVerdict:
     """Verdict on a measured subchondral low-signal zone (Vande Berg et al. 2011).
 
-    >>> from hipdx.knowledge.treatment import load_treatment_knowledge
+    >>> from hipdx.knowledge import load_treatment_knowledge
     >>> tk = load_treatment_knowledge()
     >>> [band_verdict(t, tk).value for t in (3.4, 3.6, 4.4, 4.6)]
     ['reversible_pattern', 'indeterminate', 'indeterminate', 'irreversible_suggestive']
@@ -797,7 +797,7 @@ def neck_fracture_grade(
 ) -> str:
     """Grade of a femoral neck fracture line that is present.
 
-    >>> from hipdx.knowledge.treatment import load_treatment_knowledge
+    >>> from hipdx.knowledge import load_treatment_knowledge
     >>> tk = load_treatment_knowledge()
     >>> neck_fracture_grade(Presence.absent, FractureSide.compression, 49.9, tk)
     'compression_narrow'
