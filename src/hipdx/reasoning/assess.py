@@ -124,7 +124,7 @@ def assess(case: Case, kb: KnowledgeBase, today: dt.date, *, management: bool = 
         missing_that_matter=_missing(kb, post, missing_vars, days_now),
     )
     pregnant = case.pregnancy.status is PregnancyStatus.pregnant
-    red_flags = evaluate_red_flags(kb, observations, post)
+    red_flags = evaluate_red_flags(kb, observations, post, keys)
     staging = None
     if management:
         # the fracture grade is a fact of the findings: it can add a flag before the staging is scoped

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from enum import Enum
+from collections.abc import Sequence
 from typing import Any, Callable
 
 from hipdx.case import Case, ImagingFindings, ImagingStudy, Modality
@@ -116,9 +117,15 @@ def state_of(value: Any, source: Source) -> str | None:
     return str(value)
 
 
+def is_lab(path: str) -> bool:
+    """Whether a field source is a measured lab, read in its canonical unit (``Labs.canonical``)."""
+    parts = path.split(".")
+    return len(parts) == 2 and parts[0] == "labs" and (parts[1] in QUANTITIES or parts[1] == "bmd_t_score")
+
+
 def _field_reader(path: str, source: Source) -> Encoder:
     parts = path.split(".")
-    if parts[0] == "labs" and (parts[1] in QUANTITIES or parts[1] == "bmd_t_score"):  # a measured lab, in its canonical unit
+    if is_lab(path):  # a measured lab, in its canonical unit
         name = parts[1]
 
         def read_lab(case: Case, ctx: _Context) -> Reading:
@@ -240,23 +247,59 @@ COMPUTED: dict[str, Encoder] = {
     "subchondral_band": _subchondral_band,
     "contrast_pattern": _contrast_pattern,
 }
+#: The computed encoders that read only imaging studies (nothing for a case without one).
+IMAGING_ONLY = frozenset({"mri_edema", "subchondral_band", "contrast_pattern"})
+
+
+class SourceKind(str, Enum):
+    """Where in a case a variable is read."""
+
+    field = "field"
+    lab = "lab"
+    imaging = "imaging"
+    computed = "computed"
+
+
+@dataclass(frozen=True)
+class SourceReader:
+    """How one variable is read from a case: the one description every encoder follows.
+
+    :class:`CaseEncoder` calls ``read`` case by case; the batch encoder
+    (:class:`hipdx.reasoning.batch.BatchEncoder`) reads the same sources column-wise,
+    and computed ones through ``read`` itself.
+    """
+
+    variable: str
+    source: Source
+    kind: SourceKind
+    read: Encoder
+
+    @classmethod
+    def of(cls, v: Variable) -> SourceReader:
+        src = v.source
+        if src.computed is not None:
+            return cls(v.id, src, SourceKind.computed, COMPUTED[src.computed])
+        if src.imaging is not None:
+            return cls(v.id, src, SourceKind.imaging, _imaging_reader(src))
+        path = src.field or ""
+        return cls(v.id, src, SourceKind.lab if is_lab(path) else SourceKind.field, _field_reader(path, src))
 
 
 class CaseEncoder:
-    """Reads every variable of a knowledge base from a case. One per knowledge base."""
+    """Reads every variable of a knowledge base from a case. One per knowledge base (:func:`encoder_for`).
 
-    def __init__(self, variables: list[Variable], band: BandCutoff) -> None:
-        self._band = band
-        self._readers: list[tuple[str, Encoder]] = []
-        for v in variables:
-            src = v.source
-            if src.computed is not None:
-                reader = COMPUTED[src.computed]
-            elif src.imaging is not None:
-                reader = _imaging_reader(src)
-            else:
-                reader = _field_reader(src.field or "", src)
-            self._readers.append((v.id, reader))
+    Parameters
+    ----------
+    variables
+        The variables to read, in knowledge-base order (or readers already built for them).
+    band
+        The subchondral band's cut-off, from the same base.
+    """
+
+    def __init__(self, variables: Sequence[Variable | SourceReader], band: BandCutoff) -> None:
+        self.band = band
+        self.readers = [v if isinstance(v, SourceReader) else SourceReader.of(v) for v in variables]
+        self._readers = [(r.variable, r.read) for r in self.readers]
 
     def encode(self, case: Case, today: dt.date, timeline: Timeline | None = None) -> list[Observation]:
         """The observations a case gives, in knowledge-base order.
@@ -265,7 +308,7 @@ class CaseEncoder:
         without it they are derived here.
         """
         timeline = Timeline.of(case, today, timeline)
-        ctx = _Context(timeline, timeline.onset, self._band)
+        ctx = _Context(timeline, timeline.onset, self.band)
         out = []
         for variable_id, reader in self._readers:
             reading = reader(case, ctx)
