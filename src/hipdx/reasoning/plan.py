@@ -32,7 +32,7 @@ from hipdx.case.model import Presence, PregnancyStatus, Sex
 from hipdx.errors import InputError, Problem
 from hipdx.knowledge.treatment import Effect, FACTS, Option, SafetyRule, TreatmentKnowledge
 from hipdx.case.timeline import Timeline
-from hipdx.reasoning.staging import BandVerdict, Staging, StageStatus, stage_case
+from hipdx.reasoning.staging import BandVerdict, Staging, StageStatus, fracture_flag_urgency, stage_case
 
 #: Serum creatinine: 1 mg/dL = 88.42 umol/L (molar mass 113.12 g/mol), as in hipdx.case.units.
 CREATININE_UMOL_PER_MG_DL = 88.42
@@ -766,9 +766,10 @@ def make_plan(
     ranked = sorted(differential, key=lambda x: -x[1])
     leading = ranked[0][0]
     threshold = knowledge.threshold("must_not_miss_probability").value
-    if staging.femoral_neck_fracture.grade not in ("not_reported", "none"):
+    fracture_urgency = fracture_flag_urgency(staging.femoral_neck_fracture)
+    if fracture_urgency is not None:  # a graded fracture is flagged (the one rule: staging.fracture_flag_urgency)
         flagged.add("fnsf")
-        flag_urgency["fnsf"] = _most_urgent(flag_urgency.get("fnsf", "urgent"), staging.femoral_neck_fracture.urgency or "urgent")
+        flag_urgency["fnsf"] = _most_urgent(flag_urgency.get("fnsf", fracture_urgency), fracture_urgency)
     facts = case_facts(
         case,
         knowledge,
@@ -783,7 +784,7 @@ def make_plan(
         spec = plans[cid]
         why = []
         if cid in flagged:
-            fracture_line = cid == "fnsf" and staging.femoral_neck_fracture.grade not in ("not_reported", "none")
+            fracture_line = cid == "fnsf" and fracture_urgency is not None
             why.append("a femoral neck fracture line is reported" if fracture_line else f"a red flag holds ({flag_urgency[cid]})")
         if cid == leading:
             role, reason = "leading", f"Leading diagnosis ({p:.0%})" + (f"; {why[0]}." if why else ".")

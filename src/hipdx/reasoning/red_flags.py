@@ -23,7 +23,7 @@ import numpy as np
 from hipdx.knowledge.base import KnowledgeBase
 from hipdx.reasoning.assessment import RedFlagHit
 from hipdx.reasoning.encode import Observation
-from hipdx.reasoning.staging import Staging
+from hipdx.reasoning.staging import Staging, fracture_flag_urgency
 
 #: Trigger pseudo-state: the variable is not known.
 UNKNOWN = "unknown"
@@ -195,9 +195,9 @@ def staging_flags(kb: KnowledgeBase, staging: Staging, post: np.ndarray, flags: 
     (``staging.yaml``), so the flag and the plan's fracture pathway always agree.
     """
     fracture = staging.femoral_neck_fracture
-    if fracture.grade in ("not_reported", "none") or fracture.urgency is None:
+    urgency = fracture_flag_urgency(fracture)
+    if urgency is None:
         return []
-    urgency = fracture.urgency
     if any(f.condition == "fnsf" and URGENCY_ORDER[f.urgency] <= URGENCY_ORDER[urgency] for f in flags):
         return []
     ci = kb.condition_ids.index("fnsf")

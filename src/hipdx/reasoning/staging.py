@@ -865,6 +865,18 @@ def stage_neck_fracture(reader: _Reader, tk: TreatmentKnowledge) -> NeckFracture
     )
 
 
+def fracture_flag_urgency(fracture: NeckFracture) -> str | None:
+    """The urgency a graded femoral neck fracture is flagged at: its grade's (``staging.yaml``).
+
+    None when no fracture is graded (none reported, or a line reported absent). The one home
+    of the graded-fracture flag: the red flags (:func:`hipdx.reasoning.red_flags.staging_flags`)
+    and the plan's fracture pathway both take it from here.
+    """
+    if fracture.grade in ("not_reported", "none"):
+        return None
+    return fracture.urgency
+
+
 # --- the whole staging ------------------------------------------------------------------------
 
 
