@@ -164,3 +164,24 @@ def test_what_the_core_compiles_from_a_base_is_kept_with_that_base(tmp_path):
     assert encoder_for(bundled) is encoder_for(bundled)
     assert encoder_for(copy) is not encoder_for(bundled)
     assert batch_encoder_for(copy) is not batch_encoder_for(bundled)
+
+
+def _classes_named(names: set[str]) -> dict[str, list[str]]:
+    """Class name -> the modules that define a class of that name."""
+    found: dict[str, list[str]] = {name: [] for name in names}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and node.name in names:
+                found[node.name].append(_module_name(path))
+    return found
+
+
+def test_one_home_for_the_output_base_the_format_options_and_provenance():
+    """One frozen output base, one provenance base for outputs, one enum per kind of ``--format``."""
+    found = _classes_named({"_Out", "Frozen", "OutputProvenance", "OutputFormat", "DataFormat", "ReportFormat", "Provenance"})
+    assert found["_Out"] == [] and found["ReportFormat"] == []
+    assert found["Frozen"] == found["OutputProvenance"] == ["hipdx.reasoning.frozen"]
+    assert found["OutputFormat"] == found["DataFormat"] == ["hipdx.cli_support"]
+    # a number's source in the knowledge base; the MRI analysis' own becomes an OutputProvenance
+    # with the imaging split (issue 13), which owns hipdx.imaging.analyze
+    assert set(found["Provenance"]) <= {"hipdx.knowledge.schema", "hipdx.imaging.analyze"}

@@ -28,7 +28,7 @@ from hipdx.reasoning.assessment import (
     Explanation,
     MissingFinding,
     NextTest,
-    Provenance,
+    AssessmentProvenance,
     RedFlagHit,
 )
 from hipdx.reasoning.differential import (
@@ -156,7 +156,7 @@ def assess(case: Case, kb: KnowledgeBase, today: dt.date, *, management: bool = 
         plan=plan,
         uncertainty=_uncertainty(kb, differential, len(observations)),
         warnings=_warnings(case, observations, days_now, kb.treatment.threshold("scope_min_age_years").value),
-        provenance=Provenance(
+        provenance=AssessmentProvenance(
             hipdx_version=__version__,
             knowledge_base=kb.info.name,
             knowledge_base_version=kb.version,

@@ -25,8 +25,9 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from enum import Enum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from hipdx.reasoning.frozen import Frozen
 from hipdx.case.model import Case, EdemaExtent, Presence, PregnancyStatus, Visit, Walking
 from hipdx.case.timeline import Timeline
 from hipdx.knowledge.course import (
@@ -37,10 +38,6 @@ from hipdx.knowledge.course import (
     CourseKnowledge,
     Severity,
 )
-
-
-class _Out(BaseModel):
-    model_config = ConfigDict(frozen=True)
 
 
 class PainPosition(str, Enum):
@@ -71,7 +68,7 @@ class EdemaPosition(str, Enum):
     no_expectation = "no_expectation"
 
 
-class CoursePoint(_Out):
+class CoursePoint(Frozen):
     """One visit placed against the expected course."""
 
     visit: int = Field(description="index of the visit in the case as given")
@@ -91,7 +88,7 @@ class CoursePoint(_Out):
     new_joint_site: str | None
 
 
-class CourseAlert(_Out):
+class CourseAlert(Frozen):
     """A rule met by the visits: what was seen, what to do, and why."""
 
     id: str
@@ -106,13 +103,13 @@ class CourseAlert(_Out):
     threshold_basis: str = Field(description="reported, derived, transferred or estimate: the basis of the rule's thresholds")
 
 
-class ExpectedFollowUp(_Out):
+class ExpectedFollowUp(Frozen):
     what: str
     at_days: list[float]
     refs: list[str]
 
 
-class ExpectedCourse(_Out):
+class ExpectedCourse(Frozen):
     """The expected course of the leading diagnosis, as the knowledge base states it."""
 
     condition: str
@@ -128,7 +125,7 @@ class ExpectedCourse(_Out):
     follow_up: list[ExpectedFollowUp]
 
 
-class CourseReport(_Out):
+class CourseReport(Frozen):
     """The course of one case against the expected course of its leading diagnosis."""
 
     case_id: str | None

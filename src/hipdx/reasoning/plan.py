@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from enum import Enum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from hipdx.reasoning.frozen import Frozen, OutputProvenance
 from hipdx._version import __version__
 from hipdx.case import Case
 from hipdx.case.model import Presence, PregnancyStatus, Sex
@@ -38,10 +39,6 @@ from hipdx.reasoning.staging import BandVerdict, Staging, StageStatus, fracture_
 CREATININE_UMOL_PER_MG_DL = 88.42
 _IV_BISPHOSPHONATES = ("zoledronic_acid", "pamidronate", "neridronate", "ibandronate")
 _URGENCY_RANK = {"emergency": 0, "urgent": 1, "soon": 2, "routine": 3}
-
-
-class _Out(BaseModel):
-    model_config = ConfigDict(frozen=True)
 
 
 def cockcroft_gault(age_years: float, weight_kg: float, creatinine_umol_l: float, female: bool) -> float:
@@ -111,7 +108,7 @@ def _presence_fact(name: str, value: Presence, field: str) -> Fact:
     return Fact(name, value is Presence.present, known=True, source=field, inputs=(field,))
 
 
-class RenalFunction(_Out):
+class RenalFunction(Frozen):
     """Renal function and which value the renal safety rules used."""
 
     creatinine_clearance_ml_min: float | None = Field(description="Cockcroft-Gault, when computable")
@@ -359,7 +356,7 @@ class ItemStatus(str, Enum):
     deferred = "deferred"
 
 
-class SafetyFinding(_Out):
+class SafetyFinding(Frozen):
     """A safety rule that holds (or whose fact is not known) for one option."""
 
     rule: str
@@ -443,7 +440,7 @@ def evaluate_option(option: str, facts: dict[str, Fact], knowledge: TreatmentKno
 # --- the plan -------------------------------------------------------------------------------------
 
 
-class PlanItem(_Out):
+class PlanItem(Frozen):
     order: int
     option: str
     kind: str
@@ -468,7 +465,7 @@ class PlanItem(_Out):
         return self.status in (ItemStatus.recommended, ItemStatus.caution)
 
 
-class PlanSection(_Out):
+class PlanSection(Frozen):
     condition: str
     title: str
     role: str = Field(description="leading or exclude")
@@ -480,22 +477,21 @@ class PlanSection(_Out):
     items: list[PlanItem]
 
 
-class InformationRequest(_Out):
+class InformationRequest(Frozen):
     fact: str
     how: str
     blocking: bool = Field(description="True: options wait for it; False: a check before use")
     needed_for: list[str]
 
 
-class FactOut(_Out):
+class FactOut(Frozen):
     name: str
     value: str
     source: str
     inputs: list[str]
 
 
-class PlanProvenance(_Out):
-    hipdx_version: str
+class PlanProvenance(OutputProvenance):
     treatment_knowledge_version: str
     knowledge_digest: str
     assessed_on: dt.date | None
@@ -507,7 +503,7 @@ class PlanProvenance(_Out):
     facts: list[FactOut]
 
 
-class Plan(_Out):
+class Plan(Frozen):
     case_id: str | None
     disclaimer: str
     sections: list[PlanSection] = Field(description="most urgent first; the leading diagnosis first among equals")

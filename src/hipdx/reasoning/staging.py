@@ -24,17 +24,14 @@ from collections.abc import Collection, Iterable
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from hipdx.reasoning.frozen import Frozen, OutputProvenance
 from hipdx._version import __version__
 from hipdx.case import Case, ImagingStudy, Modality
 from hipdx.case.timeline import Timeline
 from hipdx.case.model import ContrastPattern, EdemaExtent, FractureSide, JointSpace, Presence, Side, Uptake
 from hipdx.knowledge.treatment import TreatmentKnowledge
-
-
-class _Out(BaseModel):
-    model_config = ConfigDict(frozen=True)
 
 
 class StageStatus(str, Enum):
@@ -48,7 +45,7 @@ class StageStatus(str, Enum):
     not_applicable = "not_applicable"
 
 
-class StageInput(_Out):
+class StageInput(Frozen):
     """One case input that decided a result: the dotted field, its value, and when it was seen."""
 
     field: str
@@ -59,7 +56,7 @@ class StageInput(_Out):
         return f"{self.field} = {self.value}"
 
 
-class StageResult(_Out):
+class StageResult(Frozen):
     """The stage of one published system."""
 
     system: str
@@ -73,7 +70,7 @@ class StageResult(_Out):
     refs: list[str] = []
 
 
-class TohPhase(_Out):
+class TohPhase(Frozen):
     """Phase of a transient-osteoporosis episode: a pragmatic estimate, not a published stage."""
 
     phase: str = Field(description="early, established, resolving, undecidable, or not_staged (the differential does not support TOH)")
@@ -86,7 +83,7 @@ class TohPhase(_Out):
     refs: list[str] = []
 
 
-class EpisodePattern(_Out):
+class EpisodePattern(Frozen):
     """Bilateral, recurrent or migratory involvement."""
 
     bilateral: Presence
@@ -107,7 +104,7 @@ class BandVerdict(str, Enum):
     thickness_not_measured = "thickness_not_measured"
 
 
-class SubchondralBand(_Out):
+class SubchondralBand(Frozen):
     """The subchondral low-signal zone on MRI and what its thickness suggests."""
 
     verdict: BandVerdict
@@ -121,7 +118,7 @@ class SubchondralBand(_Out):
     refs: list[str] = []
 
 
-class NeckFracture(_Out):
+class NeckFracture(Frozen):
     """Grade of a femoral neck stress fracture and the urgency it implies."""
 
     grade: str = Field(
@@ -137,8 +134,7 @@ class NeckFracture(_Out):
     refs: list[str] = []
 
 
-class StagingProvenance(_Out):
-    hipdx_version: str
+class StagingProvenance(OutputProvenance):
     staging_data_version: str
     knowledge_digest: str
     inputs_used: list[str]
@@ -146,7 +142,7 @@ class StagingProvenance(_Out):
     caveat: str
 
 
-class StagingScope(_Out):
+class StagingScope(Frozen):
     """Which conditions the staging was done for, and which parts were left out and why."""
 
     conditions: list[str] = Field(description="the conditions the differential supports; the parts of the staging apply to them")
@@ -161,7 +157,7 @@ STAGED_FOR: dict[str, tuple[str, ...]] = {
 }
 
 
-class Staging(_Out):
+class Staging(Frozen):
     """Everything hipdx stages in one case."""
 
     case_id: str | None
