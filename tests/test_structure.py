@@ -185,3 +185,16 @@ def test_one_home_for_the_output_base_the_format_options_and_provenance():
     # a number's source in the knowledge base; the MRI analysis' own becomes an OutputProvenance
     # with the imaging split (issue 13), which owns hipdx.imaging.analyze
     assert set(found["Provenance"]) <= {"hipdx.knowledge.schema", "hipdx.imaging.analyze"}
+
+
+#: The measure of issue 13 for the pure core (the imaging wing is split in its own step).
+MAX_MODULE_LINES = 600
+
+
+def test_no_module_of_the_core_is_over_600_lines():
+    long = {
+        _module_name(p): n
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if _within(_module_name(p), CORE[:3]) and (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}
