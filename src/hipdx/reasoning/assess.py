@@ -120,7 +120,7 @@ def assess(case: Case, kb: KnowledgeBase, today: dt.date, *, management: bool = 
     shown = _shown(kb, observations)
     missing_vars = [v for v in kb.variables if v not in observed]
     explanation = Explanation(
-        leading=[_explain(kb, shown, ratios, weights, int(i), post, patient_prior) for i in order[:N_EXPLAINED]],
+        leading=_explain_leading(kb, shown, ratios, weights, order[:N_EXPLAINED].tolist(), post, patient_prior),
         missing_that_matter=_missing(kb, post, missing_vars, days_now),
     )
     pregnant = case.pregnancy.status is PregnancyStatus.pregnant
@@ -204,21 +204,43 @@ def _shown(kb: KnowledgeBase, observations: Sequence[Observation]) -> list[_Show
     return out
 
 
-def _explain(
+def _explain_leading(
     kb: KnowledgeBase,
     shown: Sequence[_Shown],
     ratios: np.ndarray,
     weights: np.ndarray,
+    leading: list[int],
+    post: np.ndarray,
+    patient_prior: np.ndarray,
+) -> list[ConditionExplanation]:
+    """Each finding's likelihood ratio for each leading condition, strongest first (as counted: a
+    finding of a dependence group with its weight). The ratios of all leading conditions are
+    counted, rounded and logged together."""
+    counted = ratios[:, leading] ** weights[:, None] if (weights != 1.0).any() else ratios[:, leading]
+    lrs = np.round(counted, 3).T.tolist()
+    log10s = np.round(np.log10(counted), 3).T.tolist()
+    rounded_weights = np.round(weights, 3).tolist()
+    return [
+        _explain(kb, shown, lr, log10, rounded_weights, ci, post, patient_prior)
+        for ci, lr, log10 in zip(leading, lrs, log10s)
+    ]
+
+
+def _strongest_first(row: dict[str, object]) -> float:
+    return -abs(row["log10_lr"])  # type: ignore[arg-type]
+
+
+def _explain(
+    kb: KnowledgeBase,
+    shown: Sequence[_Shown],
+    lrs: list[float],
+    log10s: list[float],
+    rounded_weights: list[float],
     ci: int,
     post: np.ndarray,
     patient_prior: np.ndarray,
 ) -> ConditionExplanation:
-    """Each finding's likelihood ratio for one condition, strongest first (as counted: a
-    finding of a dependence group with its weight)."""
-    counted = ratios[:, ci] ** weights if (weights != 1.0).any() else ratios[:, ci]
-    lrs = np.round(counted, 3).tolist()
-    log10s = np.round(np.log10(counted), 3).tolist()
-    rounded_weights = np.round(weights, 3).tolist()
+    """The explanation of one condition from its findings' counted, rounded ratios."""
     patient, findings = [], []
     for item, lr, log10, weight in zip(shown, lrs, log10s, rounded_weights):
         basis, refs = item.variable.cited[ci][item.band]
@@ -232,7 +254,6 @@ def _explain(
             "refs": refs,
         }
         (patient if item.patient else findings).append(row)
-    strongest_first = lambda row: -abs(row["log10_lr"])  # noqa: E731
     # one validation of the whole explanation: far faster than a model per finding
     return ConditionExplanation.model_validate(
         {
@@ -241,15 +262,25 @@ def _explain(
             "probability": round(float(post[ci]), 4),
             "prior": round(float(kb.prior[ci]), 4),
             "patient_prior": round(float(patient_prior[ci]), 4),
-            "patient_factors": sorted(patient, key=strongest_first),
-            "findings": sorted(findings, key=strongest_first),
+            "patient_factors": sorted(patient, key=_strongest_first),
+            "findings": sorted(findings, key=_strongest_first),
         }
     )
 
 
+def _tests_revealing(kb: KnowledgeBase) -> dict[str, list[str]]:
+    """Variable -> the ids of the tests that reveal it, in base order (built once per base)."""
+    out: dict[str, list[str]] = {v: [] for v in kb.variables}
+    for t in kb.tests:
+        for v in t.reveals:
+            if t.id not in out.setdefault(v, []):
+                out[v].append(t.id)
+    return out
+
+
 def _revealing_tests(kb: KnowledgeBase, variable: str) -> list[str]:
     group = kb.variables[variable].spec.group
-    tests = [t.id for t in kb.tests if variable in t.reveals]
+    tests = list(kb.attached(_tests_revealing)[variable])
     if group in ("patient", "history"):
         return ["history"] + tests
     if group == "examination":

@@ -10,6 +10,7 @@ that is not known gives no observation at all: missing is not absent.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from dataclasses import dataclass, field
 from enum import Enum
 from collections.abc import Sequence
@@ -117,6 +118,9 @@ def state_of(value: Any, source: Source) -> str | None:
     return str(value)
 
 
+_UNSEEN: Any = object()
+
+
 def is_lab(path: str) -> bool:
     """Whether a field source is a measured lab, read in its canonical unit (``Labs.canonical``)."""
     parts = path.split(".")
@@ -135,12 +139,18 @@ def _field_reader(path: str, source: Source) -> Encoder:
 
         return read_lab
 
+    get = operator.attrgetter(path)
+    states: dict[Any, str | None] = {}  # an enum, flag or None -> its state (few; numbers are binned each time)
+
     def read_field(case: Case, ctx: _Context) -> Reading:
-        value: Any = case
-        for part in parts:
-            value = getattr(value, part)
-        state = state_of(value, source)
-        return None if state is None else (state, ctx.days_now, (path,))
+        value = get(case)
+        if value is None or isinstance(value, (Enum, bool)):
+            state = states.get(value, _UNSEEN)
+            if state is _UNSEEN:
+                state = states[value] = state_of(value, source)
+        else:
+            state = state_of(value, source)
+        return None if state is None else (state, ctx.days_now, (path,))  # type: ignore[return-value]
 
     return read_field
 
@@ -148,13 +158,20 @@ def _field_reader(path: str, source: Source) -> Encoder:
 def _imaging_reader(source: Source) -> Encoder:
     modalities = frozenset(Modality(m) for m in source.imaging or [])
     finding = source.finding or ""
+    states: dict[Any, str | None] = {}  # an enum or flag -> its state (numbers are binned each time)
 
     def read_imaging(case: Case, ctx: _Context) -> Reading:
         found = ctx.latest(case, modalities, finding)
         if found is None:
             return None
         study, i = found
-        state = state_of(getattr(study.findings, finding), source)
+        value = getattr(study.findings, finding)
+        if isinstance(value, (Enum, bool)):
+            state = states.get(value, _UNSEEN)
+            if state is _UNSEEN:
+                state = states[value] = state_of(value, source)
+        else:
+            state = state_of(value, source)
         if state is None:
             return None
         return state, ctx.study_days(case, i), (f"imaging.{i}.findings.{finding}",)

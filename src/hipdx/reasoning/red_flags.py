@@ -96,6 +96,8 @@ class RedFlagRules:
         #: must-not-miss conditions, in base order, and the ids of their probability flags
         self.must_not_miss = np.array([i for i, c in enumerate(kb.conditions) if c.must_not_miss], dtype=np.intp)
         self.ids = self.rule_ids + probability_flag_ids(kb)
+        #: (rule flags, must-not-miss conditions): whether a rule flags that condition
+        self.rules_of = (self.rule_conditions[:, None] == self.must_not_miss[None, :]).astype(np.int64)
         self.threshold = kb.treatment.threshold("must_not_miss_probability").value
         #: the columns of findings (not the patient's age, sex, pregnancy and risk factors)
         self.finding_columns = np.array(
@@ -121,14 +123,10 @@ class RedFlagRules:
 
     def _flags(self, triggers: np.ndarray, key_matrix: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
         rules = triggers.astype(np.int64) @ self.flag_of > 0  # (cases, rule flags)
-        out = np.zeros((len(key_matrix), len(self.ids)), dtype=bool)
-        n_rules = len(self.rule_ids)
-        out[:, :n_rules] = rules
+        ruled = rules.astype(np.int64) @ self.rules_of > 0  # (cases, must-not-miss): a rule flags it
         has_finding = np.any(key_matrix[:, self.finding_columns] != self.padding, axis=1)
-        for k, ci in enumerate(self.must_not_miss.tolist()):
-            ruled = np.any(rules[:, self.rule_conditions == ci], axis=1)
-            out[:, n_rules + k] = (probabilities[:, ci] >= self.threshold) & has_finding & ~ruled
-        return out
+        likely = probabilities[:, self.must_not_miss] >= self.threshold
+        return np.concatenate([rules, likely & has_finding[:, None] & ~ruled], axis=1)
 
 
 def red_flag_rules(kb: KnowledgeBase) -> RedFlagRules:
