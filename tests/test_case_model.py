@@ -181,7 +181,7 @@ def test_the_error_lists_each_problem_in_its_text() -> None:
         parse_case({"age_years": 300, "limp": "yes"})
     text = str(info.value)
     assert "age_years:" in text and "limp:" in text
-    assert info.value.http_status == 422 and info.value.exit_code == 2
+    assert info.value.http_status == 400 and info.value.exit_code == 2
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,8 @@ import yaml
 import hipdx
 from hipdx.errors import InputError, KnowledgeBaseError
 from hipdx.knowledge import default_data_dir, load_knowledge_base
-from hipdx.knowledge.course import THRESHOLDS, CourseKnowledge, load_course_knowledge
+from hipdx.knowledge import load_course_knowledge
+from hipdx.knowledge.course import THRESHOLDS, CourseKnowledge
 from hipdx.reasoning.course import CourseReport, PainPosition, compare_course
 from hipdx.report.course import render_course_text
 from hipdx.report.plot import DPI, FIGURE_SIZE_IN, plot_course

@@ -335,6 +335,23 @@ def test_a_citation_missing_from_the_bibliography_is_refused(data_copy: Path) ->
     assert "nobody2099" in error.problems[0].reason
 
 
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (b"p: {a: 1, a: 2}\n", "key 'a' is given twice, on line 1"),
+        (b"p: {a: 1, b: 2,\n    a: 3}\n", "key 'a' is given twice, on line 1 and line 2"),
+        (b"- {x: 1, y: 2, x: 3}\n", "key 'x' is given twice, on line 1"),
+    ],
+)
+def test_a_key_given_twice_on_one_line_is_refused(text: bytes, problem: str) -> None:
+    """Flow mappings put both keys on one line: the repeat is still found."""
+    from hipdx.knowledge.files import load_yaml
+
+    with pytest.raises(KnowledgeBaseError) as err:
+        load_yaml(text, "x.yaml")
+    assert [p.reason for p in err.value.problems] == [problem]
+
+
 def test_a_key_given_twice_in_any_knowledge_file_is_refused(data_copy: Path) -> None:
     path = data_copy / "variables" / "laboratory.yaml"
     text = path.read_text(encoding="utf-8")

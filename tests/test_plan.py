@@ -15,7 +15,8 @@ from hipdx.case import Case
 from hipdx.errors import InputError, KnowledgeBaseError
 from hipdx.knowledge import load_knowledge_base
 from hipdx.knowledge import default_data_dir
-from hipdx.knowledge.treatment import FACTS, SafetyRule, load_treatment_knowledge
+from hipdx.knowledge import load_treatment_knowledge
+from hipdx.knowledge.treatment import FACTS, SafetyRule
 from conftest import SAFE_MAN
 from hipdx.reasoning.plan import Fact, ItemStatus, case_facts, cockcroft_gault, evaluate_option, make_plan
 
@@ -480,3 +481,34 @@ def test_format_plan_text_and_markdown():
     text = format_plan(plan)
     assert "Blocked by gestational_weeks = 34.0" in text
     assert format_plan(plan, markdown=True).startswith("# Management plan")
+
+
+@pytest.mark.parametrize(
+    "fracture",
+    [
+        {"femoral_neck_fracture_line": "present", "femoral_neck_fracture_side": "compression",
+         "femoral_neck_fracture_width_percent": 20, "fracture_displaced": "absent"},
+        {"femoral_neck_fracture_line": "present", "femoral_neck_fracture_side": "tension", "fracture_displaced": "absent"},
+        {"fracture_displaced": "present"},
+        {"femoral_neck_fracture_line": "absent"},
+        {},
+    ],
+)
+def test_a_graded_fracture_is_flagged_by_one_rule_in_the_flags_and_the_plan(fracture: dict[str, Any]) -> None:
+    """One home for the graded-fracture flag (``staging.fracture_flag_urgency``): the plan drawn up
+    alone opens the fracture pathway exactly when the staging flags the fracture, at least as urgent."""
+    import numpy as np
+
+    from hipdx.reasoning.red_flags import URGENCY_ORDER, staging_flags
+    from hipdx.reasoning.staging import fracture_flag_urgency, stage_case
+
+    kb = load_knowledge_base()
+    case = Case.model_validate({"age_years": 30, "sex": "female", "imaging": [{"modality": "mri", "findings": fracture}]})
+    staging = stage_case(case, kb.treatment)
+    flags = staging_flags(kb, staging, np.full(len(kb.conditions), 1 / len(kb.conditions)), [])
+    plan = make_plan(case, [("toh", 0.8), ("fnsf", 0.2)], kb.treatment, staging=staging)
+    section = next((s for s in plan.sections if s.condition == "fnsf"), None)
+    assert [f.urgency for f in flags] == ([] if fracture_flag_urgency(staging.femoral_neck_fracture) is None else [staging.femoral_neck_fracture.urgency])
+    assert (section is not None) == bool(flags) == ("fnsf" in plan.provenance.red_flag_conditions)
+    if flags:
+        assert URGENCY_ORDER[section.urgency] <= URGENCY_ORDER[flags[0].urgency]

@@ -524,3 +524,30 @@ def test_a_must_not_miss_condition_the_model_ranks_high_is_flagged(raw: dict[str
             assert item.id in flagged, (item.id, item.probability)
     if not on_findings:
         assert all(f.kind == "rule" for f in a.red_flags)
+
+
+# --- the batch path is the single assessment, vectorised ---------------------------------------
+
+
+@DETERMINISTIC
+@given(st.lists(cases(), min_size=1, max_size=6))
+def test_the_batch_reads_scores_and_flags_each_case_as_the_single_assessment(raws: list[dict[str, Any]]) -> None:
+    """``assess_batch`` on several random cases gives each case's keys, posterior and red flags of
+    ``CaseEncoder`` and ``evaluate_red_flags``, whatever the other cases in the batch."""
+    from hipdx.reasoning.batch import assess_batch, batch_encoder_for
+    from hipdx.reasoning.differential import observation_keys, observation_weights, posterior, undefined_folds
+    from hipdx.reasoning.red_flags import evaluate_red_flags
+
+    batch = [hipdx.parse_case(raw) for raw in raws]
+    matrix = batch_encoder_for(KB).keys(batch, TODAY)
+    result = assess_batch(batch, KB, TODAY)
+    column = {v: i for i, v in enumerate(KB.variables)}
+    for i, case in enumerate(batch):
+        observations = encoder_for(KB).encode(case, TODAY)
+        keys = observation_keys(KB, observations)
+        expected = np.full(len(KB.variables), len(KB.log_p) - 1)
+        expected[[column[o.variable] for o in observations]] = keys
+        np.testing.assert_array_equal(matrix[i], expected)
+        post = posterior(KB, keys, observation_weights(KB, observations), undefined_folds(KB, observations))
+        np.testing.assert_allclose(result.probabilities[i], post, rtol=0, atol=1e-12)
+        assert set(result.red_flags_of(i)) == {h.id for h in evaluate_red_flags(KB, observations, post)}

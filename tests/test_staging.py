@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from hipdx.case import Case
-from hipdx.knowledge.treatment import load_treatment_knowledge
+from hipdx.knowledge import load_treatment_knowledge
 from hipdx.reasoning import encode
 from hipdx.reasoning.staging import BandVerdict, StageStatus, band_verdict, stage_case
 
@@ -176,9 +176,26 @@ def test_band_thickness_verdicts(thickness, verdict, tk):
     assert any("12.5 mm" in c for c in band.caveats)
 
 
-def test_band_thresholds_match_the_encoder(tk):
-    assert tk.threshold("band_cutoff_mm").value == encode.BAND_CUTOFF_MM
-    assert tk.threshold("band_indeterminate_margin_mm").value == encode.BAND_INDETERMINATE_MM
+def test_the_encoder_reads_the_band_cutoff_from_the_data(tmp_path):
+    """One home for the cut-off: staging.yaml. A base with another cut-off encodes by it."""
+    import datetime as dt
+    import shutil
+
+    from hipdx.knowledge import default_data_dir, load_knowledge_base
+
+    data = tmp_path / "data"
+    shutil.copytree(default_data_dir(), data)
+    staging = data / "staging.yaml"
+    text = staging.read_text()
+    start = text.index("  band_cutoff_mm:\n")
+    assert text[start:].split("\n")[1] == "    value: 4.0"
+    staging.write_text(text[:start] + text[start:].replace("    value: 4.0", "    value: 6.0", 1))
+    c = case(mri(subchondral_band="present", subchondral_band_thickness_mm=5.0))
+    states = {}
+    for kb in (load_knowledge_base(), load_knowledge_base(data)):
+        observed = encode.encoder_for(kb).encode(c, dt.date(2026, 1, 1))
+        states[kb.treatment.threshold("band_cutoff_mm").value] = next(o.state for o in observed if o.variable == "subchondral_band")
+    assert states == {4.0: "thick", 6.0: "thin"}
 
 
 def test_band_without_thickness_and_not_reported(tk):
@@ -264,6 +281,29 @@ def test_toh_phase_resolving_from_mri_or_pain(tk):
         {"onset": {"days_since_onset": 80}, "visits": [{"days_since_onset": 10, "pain_0_10": 8}, {"days_since_onset": 80, "pain_0_10": 3}]}
     )
     assert stage_case(v, tk).toh_phase.phase == "resolving"
+
+
+def test_toh_phase_orders_visits_given_by_date_by_their_date(tk):
+    """A visit given by its date has a time since onset like one given in days (one timeline)."""
+    import datetime as dt
+
+    v = Case.model_validate(
+        {
+            "onset": {"date": "2026-01-01"},
+            "assessed_on": "2026-04-01",
+            # listed out of order: the later visit, with half the pain, is first
+            "visits": [{"date": "2026-03-20", "pain_0_10": 3}, {"date": "2026-01-10", "pain_0_10": 8}],
+        }
+    )
+    phase = stage_case(v, tk, dt.date(2026, 4, 1)).toh_phase
+    assert phase.phase == "resolving"
+    pain = next(i for i in phase.decided_by if i.field.endswith("pain_0_10"))
+    assert (pain.field, pain.days_since_onset) == ("visits.0.pain_0_10", 78.0)
+    migratory = Case.model_validate(
+        {"onset": {"date": "2026-01-01"}, "visits": [{"date": "2026-02-01", "new_joint_pain": "present"}]}
+    )
+    seen = next(i for i in stage_case(migratory, tk, dt.date(2026, 4, 1)).pattern.decided_by if i.field == "visits.0.new_joint_pain")
+    assert seen.days_since_onset == 31.0
 
 
 def test_toh_phase_undecidable_without_onset(tk):

@@ -3,8 +3,7 @@
 hipdx supports a clinician's decision; it never replaces one.
 """
 
-__version__ = "0.1.0"
-
+from hipdx._version import __version__
 from hipdx.case import Case, parse_case  # noqa: E402
 from hipdx.errors import HipdxError, ImagingError, InputError, IntegrationError, KnowledgeBaseError  # noqa: E402
 from hipdx.knowledge import KnowledgeBase, load_knowledge_base  # noqa: E402

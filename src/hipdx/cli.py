@@ -24,13 +24,12 @@ import shutil
 import sys
 from collections.abc import Sequence
 from datetime import date
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from hipdx import __version__
+from hipdx._version import __version__
 from hipdx.case import Case, parse_case
 from hipdx.errors import HipdxError, InputError
 from hipdx.jsonio import read_input_file
@@ -49,6 +48,8 @@ from hipdx.cli_support import (
     INTERNAL_ERROR,
     SERIES_HELP,
     SUPPORTS,
+    DataFormat,
+    OutputFormat,
     ReportingCommand,
     TodayOption,
     assessment_date,
@@ -136,17 +137,6 @@ def _serve() -> None:
 
 _serve()
 app.command("extract", cls=ReportingCommand, epilog=SUPPORTS)(__import__("hipdx.cli_extract", fromlist=["extract_command"]).extract_command)
-
-
-class OutputFormat(str, Enum):
-    text = "text"
-    json = "json"
-    markdown = "markdown"
-
-
-class DataFormat(str, Enum):
-    text = "text"
-    json = "json"
 
 
 def _version(value: bool) -> None:

@@ -144,7 +144,7 @@ def export_command(
     version and the knowledge base's digest).
     """
     from hipdx.case import parse_case
-    from hipdx.cli import read_bytes
+    from hipdx.jsonio import read_input_file
     from hipdx.fhir.export import assessment_bundle
     from hipdx.knowledge import load_knowledge_base
     from hipdx.reasoning import assess
@@ -159,7 +159,7 @@ def export_command(
         mapping = mapping_from_file(fhir, day, patient)
         case = mapping.case
     elif case_file is not None:
-        case = parse_case(read_bytes(case_file), day)
+        case = parse_case(read_input_file(case_file), day)
     assessment = assess(case, load_knowledge_base(), day)
     management = None
     if assessment.staging is not None and assessment.plan is not None:

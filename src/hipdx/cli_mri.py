@@ -8,13 +8,12 @@ with the error's code.
 from __future__ import annotations
 
 import json
-from enum import Enum
 from pathlib import Path
 
 import numpy as np
 import typer
 
-from hipdx.cli_support import SERIES_HELP, SUPPORTS, ReportingCommand, series_kinds
+from hipdx.cli_support import SERIES_HELP, SUPPORTS, DataFormat, OutputFormat, ReportingCommand, series_kinds
 from hipdx.errors import ImagingError, InputError
 from hipdx.imaging.volume import Volume
 from hipdx.output import check_outputs, write_file, write_folder
@@ -24,17 +23,6 @@ mri_app = typer.Typer(help="Hip MRI: femoral heads, bone marrow edema, subchondr
 FORCE_HELP = "Replace output files that exist (never an input, never through a symbolic link)."
 #: Suffixes of the edema mask written by ``mri edema --out``.
 MASK_SUFFIXES = (".nii", ".nii.gz")
-
-
-class OutputFormat(str, Enum):
-    text = "text"
-    json = "json"
-
-
-class ReportFormat(str, Enum):
-    text = "text"
-    json = "json"
-    markdown = "markdown"
 
 
 def _read_image(path: Path, what: str) -> Volume:
@@ -84,7 +72,7 @@ def edema_command(
     bone_mask: Path = typer.Option(..., "--bone-mask", help="Mask of the bone to search (same grid)"),
     reference: Path | None = typer.Option(None, "--reference", help="Mask of normal marrow (same grid)"),
     out: Path | None = typer.Option(None, "--out", help="Write the edema mask here (NIfTI: OUT.nii or OUT.nii.gz)"),
-    output_format: OutputFormat = typer.Option(OutputFormat.text, "--format"),
+    output_format: DataFormat = typer.Option(DataFormat.text, "--format"),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ) -> None:
     """Segment bone marrow edema inside a bone mask (threshold relative to normal marrow)."""
@@ -114,7 +102,7 @@ def edema_command(
         "iqr_factor": result.iqr_factor,
         "mask": str(out) if out else None,
     }
-    if output_format is OutputFormat.json:
+    if output_format is DataFormat.json:
         typer.echo(json.dumps(payload, indent=2))
     else:
         ratio = f", signal {payload['signal_ratio']} x reference" if payload["signal_ratio"] else ""
@@ -129,7 +117,7 @@ def edema_command(
 @mri_app.command("analyze", cls=ReportingCommand, epilog=SUPPORTS)
 def analyze_command(
     directory: Path = typer.Argument(..., help="Folder of DICOM files or NIfTI files of one hip MRI study"),
-    output_format: ReportFormat = typer.Option(ReportFormat.text, "--format"),
+    output_format: OutputFormat = typer.Option(OutputFormat.text, "--format"),
     overlays: Path | None = typer.Option(None, "--overlays", help="Write PNG overlays of representative slices here"),
     seg: Path | None = typer.Option(
         None, "--seg", help="Write the femoral heads, edema, acetabular edema and effusion as a DICOM SEG file (OUT.dcm)"
@@ -199,12 +187,12 @@ def analyze_command(
                 written.append(write_file(path, lambda temporary, d=dataset: write_dicom(d, temporary),
                                           option=option, force=force))
         analysis.provenance.parameters["files_written"] = [str(p) for p in written]
-    if output_format is ReportFormat.json:
+    if output_format is OutputFormat.json:
         typer.echo(analysis.model_dump_json(indent=2))
         return
     from hipdx.report.mri import format_mri_analysis
 
-    typer.echo(format_mri_analysis(analysis, markdown=output_format is ReportFormat.markdown))
+    typer.echo(format_mri_analysis(analysis, markdown=output_format is OutputFormat.markdown))
     for path in written:
         typer.echo(f"wrote {path}", err=True)
 

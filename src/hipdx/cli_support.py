@@ -7,6 +7,7 @@ exit code (a :class:`~hipdx.errors.HipdxError` maps to its own), never as a trac
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import Enum
 from typing import Annotated, Any
 
 import typer
@@ -15,6 +16,22 @@ from typer.core import TyperCommand
 from hipdx.errors import HipdxError, InputError, Problem
 
 INTERNAL_ERROR = 70
+
+
+class OutputFormat(str, Enum):
+    """``--format`` of a command that renders a report: text for the terminal, json, or Markdown."""
+
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+class DataFormat(str, Enum):
+    """``--format`` of a command that prints data only: text for reading, json for tools."""
+
+    text = "text"
+    json = "json"
+
 SUPPORTS = "hipdx supports a clinician's decision; it does not replace it."
 SERIES_HELP = (
     "Set a series' kind: SERIES=KIND, SERIES being its description, SeriesInstanceUID or NIfTI file name, "

@@ -1,5 +1,10 @@
 """One hierarchy of errors, each mapped once to an exit code and an HTTP status.
 
+The status is the class's, and every entry point uses it as is (the web service answers
+``exc.http_status``): 400 for input the caller got wrong (malformed, invalid, implausible;
+RFC 9110 section 15.5.1), 422 for well-formed content that cannot be processed (a FHIR
+chart, an imaging study; section 15.5.21), 500 for a fault of hipdx or its knowledge base.
+
 Every error carries a message a clinician or integrator can act on; ``problems``
 lists each offending field with its reason, so no problem is lost when several
 fields are wrong at once.
@@ -43,7 +48,7 @@ class InputError(HipdxError):
     """The input is malformed, implausible, or uses a unit hipdx does not accept."""
 
     exit_code = 2
-    http_status = 422
+    http_status = 400
 
 
 class KnowledgeBaseError(HipdxError):

@@ -28,11 +28,11 @@ from hipdx.case.model import (
     Visit,
     Walking,
 )
-from hipdx.case.parse import (
+from hipdx.case.parse import parse_case
+from hipdx.case.timeline import (
     check_date,
     check_days_since_onset,
     days_since_onset,
-    parse_case,
     study_days_since_onset,
     visit_days_since_onset,
 )

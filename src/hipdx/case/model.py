@@ -7,247 +7,48 @@ implausible values and unknown units are rejected with the field and the reason.
 
 The model is strict (``extra="forbid"``): a misspelt field is an error, not a silently
 ignored fact.
+
+The value types and closed value sets are in :mod:`hipdx.case.values`, the imaging studies in
+:mod:`hipdx.case.studies`; their names are available here too, as the case's vocabulary.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import re
-import unicodedata
-from enum import Enum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    Strict,
-    ValidationInfo,
-    field_validator,
-    model_validator,
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+
+from hipdx.case.timeline import MAX_DAYS_SINCE_ONSET, timeline_problems
+from hipdx.case.units import QUANTITIES
+from hipdx.case.studies import FINDING_MODALITIES, ImagingFindings, ImagingStudy
+from hipdx.case.values import (
+    P,
+    ContrastPattern,
+    Date,
+    EdemaExtent,
+    Flag,
+    FractureSide,
+    JointSpace,
+    Line,
+    Measurement,
+    Modality,
+    Number,
+    OnsetType,
+    Paragraph,
+    PregnancyStatus,
+    Presence,
+    RangeOfMotion,
+    Setting,
+    Sex,
+    Side,
+    StrictModel,
+    Trauma,
+    Uptake,
+    Walking,
+    refused_character,
 )
 
-from hipdx.case.timeline import MAX_DAYS_SINCE_ONSET, date_problem, timeline_problems
-from hipdx.case.units import QUANTITIES
-from hipdx.jsonio import excerpt
-
-
-class Presence(str, Enum):
-    """A finding is present, absent, or not known: three different facts."""
-
-    present = "present"
-    absent = "absent"
-    unknown = "unknown"
-
-
-class Sex(str, Enum):
-    female = "female"
-    male = "male"
-    unknown = "unknown"
-
-
-class Side(str, Enum):
-    left = "left"
-    right = "right"
-    both = "both"
-    unknown = "unknown"
-
-
-class PregnancyStatus(str, Enum):
-    not_pregnant = "not_pregnant"
-    pregnant = "pregnant"
-    postpartum = "postpartum"
-    unknown = "unknown"
-
-
-class OnsetType(str, Enum):
-    sudden = "sudden"
-    gradual = "gradual"
-    unknown = "unknown"
-
-
-class Trauma(str, Enum):
-    none = "none"
-    minor = "minor"
-    major = "major"
-    unknown = "unknown"
-
-
-class RangeOfMotion(str, Enum):
-    """Hip range of motion on examination."""
-
-    full = "full"
-    painful_at_end_range = "painful_at_end_range"
-    restricted = "restricted"
-    severely_restricted = "severely_restricted"
-    unknown = "unknown"
-
-
-class Modality(str, Enum):
-    radiograph = "radiograph"
-    mri = "mri"
-    ct = "ct"
-    bone_scan = "bone_scan"
-
-
-class EdemaExtent(str, Enum):
-    """Extent of femoral bone marrow edema on MRI (T1 low, T2/STIR high)."""
-
-    none = "none"
-    focal = "focal"
-    femoral_head = "femoral_head"
-    head_and_neck = "head_and_neck"
-    intertrochanteric = "intertrochanteric"
-    femoral_neck = "femoral_neck"
-    unknown = "unknown"
-
-
-class JointSpace(str, Enum):
-    preserved = "preserved"
-    narrowed = "narrowed"
-    destroyed = "destroyed"
-    unknown = "unknown"
-
-
-class Uptake(str, Enum):
-    """Bone scintigraphy pattern at the symptomatic hip."""
-
-    normal = "normal"
-    diffuse_increased = "diffuse_increased"
-    focal_increased = "focal_increased"
-    photopenic = "photopenic"
-    unknown = "unknown"
-
-
-class ContrastPattern(str, Enum):
-    """Femoral-head enhancement after intravenous gadolinium."""
-
-    homogeneous_enhancement = "homogeneous_enhancement"
-    subchondral_non_enhancement = "subchondral_non_enhancement"
-    synovial_or_rim_enhancement = "synovial_or_rim_enhancement"
-    unknown = "unknown"
-
-
-class FractureSide(str, Enum):
-    """Side of the femoral neck a stress fracture starts on (Shin & Gillingham 1996)."""
-
-    tension = "tension"
-    compression = "compression"
-    unknown = "unknown"
-
-
-class Setting(str, Enum):
-    """Where the patient is seen: the prior of acute conditions depends on it."""
-
-    outpatient_clinic = "outpatient_clinic"
-    emergency_department = "emergency_department"
-
-
-class Walking(str, Enum):
-    """Walking ability at a visit."""
-
-    normal = "normal"
-    limp = "limp"
-    walking_aids = "walking_aids"
-    unable = "unable"
-    unknown = "unknown"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, use_enum_values=False, str_strip_whitespace=True, allow_inf_nan=False
-    )
-
-
-# --- the value types: strict, nothing converted --------------------------------------------
-
-#: A number as JSON writes it, an integer or a decimal. ``true`` is not 1 and ``"45"`` is
-#: not 45: a boolean or a number in quotes is refused, never converted.
-Number = Annotated[float, Strict()]
-#: A yes/no flag: ``true`` or ``false`` only (not 1, 0, "yes").
-Flag = Annotated[bool, Strict()]
-
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-def _iso_date(value: Any) -> dt.date:
-    """A date given as ISO text ``"YYYY-MM-DD"`` (or a :class:`datetime.date` from Python)."""
-    if isinstance(value, dt.datetime):
-        raise ValueError(f"give a date without a time, not {value.isoformat()!r}")
-    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
-        try:
-            value = dt.date.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"{excerpt(value)} is not a calendar date") from None
-    if isinstance(value, dt.date):
-        reason = date_problem(value)
-        if reason is not None:
-            raise ValueError(reason)
-        return value
-    raise ValueError(
-        f'give the date as text "YYYY-MM-DD", not {excerpt(value)} (a number is not read as a date)'
-    )
-
-
-#: Bidirectional embedding, override and isolate controls: they reorder what a terminal or
-#: a browser shows, so text can read differently from what it is.
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
-def refused_character(text: str, multiline: bool) -> str | None:
-    """The reason ``text`` is refused as free text, or None when it is plain text.
-
-    Refused: control characters (``ESC`` starts the terminal sequences that recolour, hide
-    or erase what follows; a carriage return overwrites the line), lone surrogates and
-    bidirectional controls; line breaks and tabs are allowed in ``multiline`` text only.
-    """
-    for position, char in enumerate(text):
-        if multiline and char in "\n\t":
-            continue
-        if char in _BIDI_CONTROLS or (not char.isprintable() and unicodedata.category(char) != "Zs"):
-            name = "a line break" if char in "\n\r" else "a tab" if char == "\t" else "a control character"
-            return (
-                f"is not printable text: it contains {name} (U+{ord(char):04X}) at character {position + 1}; "
-                "remove it (control characters can hide or rewrite what a terminal shows)"
-            )
-    return None
-
-
-def _single_line(text: str) -> str:
-    reason = refused_character(text, multiline=False)
-    if reason:
-        raise ValueError(reason)
-    return text
-
-
-def _multiline(text: str) -> str:
-    reason = refused_character(text, multiline=True)
-    if reason:
-        raise ValueError(reason)
-    return text
-
-
-#: Free text on one line (an id, a site, a unit): printable characters only.
-Line = Annotated[str, AfterValidator(_single_line)]
-#: Free text that may span lines (a note): printable characters, line breaks and tabs.
-Paragraph = Annotated[str, AfterValidator(_multiline)]
-
-#: A calendar date, only as ISO text ``"YYYY-MM-DD"``; a number is never read as a Unix time.
-Date = Annotated[dt.date, BeforeValidator(_iso_date)]
-
-
-P = Presence
 _U = Presence.unknown
-
-
-class Measurement(_Strict):
-    """A value with its unit, as measured: ``{"value": 2.1, "unit": "mg/dL"}``."""
-
-    value: Number
-    unit: Line = Field(min_length=1)
 
 
 _LAB_NAMES = ("esr", "crp", "wbc", "temperature", "vitamin_d", "calcium", "creatinine", "egfr", "alp", "synovial_wbc")
@@ -267,7 +68,7 @@ def _to_canonical(name: str, m: Measurement) -> float:
     return value
 
 
-class Labs(_Strict):
+class Labs(StrictModel):
     """Laboratory values and vital signs, each with its unit.
 
     Accepted units: ESR mm/h; CRP mg/L or mg/dL; WBC 10^9/L or cells/uL; temperature
@@ -313,7 +114,7 @@ class Labs(_Strict):
         return self.__pydantic_private__["_canonical"].get(name)  # type: ignore[index]
 
 
-class Pregnancy(_Strict):
+class Pregnancy(StrictModel):
     """Pregnancy state. Weeks of gestation when pregnant, weeks since delivery when postpartum."""
 
     status: PregnancyStatus = PregnancyStatus.unknown
@@ -330,7 +131,7 @@ class Pregnancy(_Strict):
         return self
 
 
-class Onset(_Strict):
+class Onset(StrictModel):
     """When and how the pain began. Give a date or the days since onset, not both."""
 
     type: OnsetType = OnsetType.unknown
@@ -344,7 +145,7 @@ class Onset(_Strict):
         return self
 
 
-class Pain(_Strict):
+class Pain(StrictModel):
     """Pain features."""
 
     weight_bearing: Presence = _U
@@ -354,7 +155,7 @@ class Pain(_Strict):
     severity_0_10: Number | None = Field(default=None, ge=0, le=10)
 
 
-class Corticosteroids(_Strict):
+class Corticosteroids(StrictModel):
     """Systemic corticosteroid exposure, as prednisolone-equivalent dose."""
 
     status: Presence = _U
@@ -368,7 +169,7 @@ class Corticosteroids(_Strict):
         return self
 
 
-class RiskFactors(_Strict):
+class RiskFactors(StrictModel):
     """Risk factors and relevant history."""
 
     corticosteroids: Corticosteroids = Corticosteroids()
@@ -393,7 +194,7 @@ class RiskFactors(_Strict):
     )
 
 
-class Comorbidities(_Strict):
+class Comorbidities(StrictModel):
     """Conditions that decide whether a treatment is safe (drug labels and guidelines)."""
 
     coronary_heart_disease: Presence = Field(default=_U, description="Severe coronary heart disease or unstable angina")
@@ -416,142 +217,7 @@ class Comorbidities(_Strict):
         default=_U, description="Growth plates not yet closed on radiographs (adolescents and young adults)"
     )
 
-
-_XR_CT = frozenset({Modality.radiograph, Modality.ct})
-_MRI = frozenset({Modality.mri})
-_STRUCTURAL = frozenset({Modality.radiograph, Modality.ct, Modality.mri})
-_SCAN = frozenset({Modality.bone_scan})
-
-#: The modalities on which each imaging finding can be seen; a finding reported on
-#: another modality is an input error.
-FINDING_MODALITIES: dict[str, frozenset[Modality]] = {
-    "osteopenia": _XR_CT,
-    "subchondral_sclerosis": _XR_CT,
-    "subchondral_lucency": _XR_CT,
-    "crescent_sign": _XR_CT,
-    "collapse": _STRUCTURAL,
-    "joint_space": _STRUCTURAL,
-    "femoral_neck_fracture_line": _STRUCTURAL,
-    "femoral_neck_fracture_side": _STRUCTURAL,
-    "fracture_displaced": _STRUCTURAL,
-    "femoral_neck_fracture_width_percent": _STRUCTURAL,
-    "necrotic_extent_percent": _STRUCTURAL,
-    "subchondral_fracture_line": _STRUCTURAL,
-    "focal_lesion": _STRUCTURAL,
-    "intra_articular_mass": _STRUCTURAL,
-    "soft_tissue_collection": frozenset({Modality.mri, Modality.ct}),
-    "edema": _MRI,
-    "t1_low": _MRI,
-    "stir_high": _MRI,
-    "edema_extent": _MRI,
-    "acetabular_edema": _MRI,
-    "effusion": _MRI,
-    "synovitis": _MRI,
-    "double_line_sign": _MRI,
-    "subchondral_band": _MRI,
-    "subchondral_band_thickness_mm": _MRI,
-    "subchondral_band_length_mm": _MRI,
-    "contrast_pattern": _MRI,
-    "chemical_shift_signal_drop_percent": _MRI,
-    "uptake": _SCAN,
-}
-
-
-class ImagingFindings(_Strict):
-    """Typed findings of one imaging study. Leave out what the report does not say."""
-
-    # radiograph / CT
-    osteopenia: Presence = _U
-    subchondral_sclerosis: Presence = _U
-    subchondral_lucency: Presence = _U
-    crescent_sign: Presence = _U
-    # any structural modality
-    collapse: Presence = Field(default=_U, description="Flattening or depression of the femoral head")
-    collapse_depth_mm: Number | None = Field(default=None, ge=0, le=30)
-    joint_space: JointSpace = JointSpace.unknown
-    femoral_neck_fracture_line: Presence = _U
-    femoral_neck_fracture_side: FractureSide = FractureSide.unknown
-    fracture_displaced: Presence = _U
-    femoral_neck_fracture_width_percent: Number | None = Field(
-        default=None, ge=0, le=100, description="Length of a neck fracture line as a percentage of the neck width"
-    )
-    necrotic_extent_percent: Number | None = Field(
-        default=None, ge=0, le=100, description="Share of the femoral head occupied by a necrotic segment"
-    )
-    subchondral_fracture_line: Presence = _U
-    focal_lesion: Presence = Field(default=_U, description="Lytic, sclerotic or marrow-replacing focal lesion")
-    intra_articular_mass: Presence = Field(default=_U, description="Nodular or villous mass within the joint")
-    soft_tissue_collection: Presence = Field(
-        default=_U, description="Fluid collection or abscess in the soft tissues around the hip"
-    )
-    # MRI
-    edema: Presence = Field(default=_U, description="Bone marrow edema of the proximal femur")
-    t1_low: Presence = _U
-    stir_high: Presence = Field(default=_U, description="High signal on STIR or fat-saturated T2/PD")
-    edema_extent: EdemaExtent = EdemaExtent.unknown
-    acetabular_edema: Presence = _U
-    effusion: Presence = _U
-    synovitis: Presence = _U
-    double_line_sign: Presence = _U
-    subchondral_band: Presence = Field(default=_U, description="Subchondral low-signal band or line on T1/T2")
-    subchondral_band_thickness_mm: Number | None = Field(default=None, gt=0, le=30)
-    subchondral_band_length_mm: Number | None = Field(default=None, gt=0, le=80)
-    contrast_pattern: ContrastPattern = ContrastPattern.unknown
-    chemical_shift_signal_drop_percent: Number | None = Field(
-        default=None, ge=-50, le=100, description="Signal drop of the marrow lesion from in-phase to opposed-phase images (chemical-shift MRI), %"
-    )
-    # bone scintigraphy
-    uptake: Uptake = Uptake.unknown
-
-    @model_validator(mode="after")
-    def _coherent(self) -> ImagingFindings:
-        measured = self.subchondral_band_thickness_mm is not None or self.subchondral_band_length_mm is not None
-        if measured and self.subchondral_band is Presence.absent:
-            raise ValueError("subchondral_band: measurements given but subchondral_band is 'absent'")
-        if self.edema is Presence.absent and self.edema_extent not in (EdemaExtent.unknown, EdemaExtent.none):
-            raise ValueError(f"edema_extent: edema is 'absent' but edema_extent is {self.edema_extent.value!r}")
-        if self.collapse_depth_mm is not None and self.collapse is Presence.absent:
-            raise ValueError("collapse_depth_mm: given but collapse is 'absent'")
-        return self
-
-    def reported(self) -> list[str]:
-        """Names of the findings this study reports (not left at unknown)."""
-        out = []
-        for name in FINDING_MODALITIES:
-            value = getattr(self, name)
-            if value is None or getattr(value, "value", None) == "unknown":
-                continue
-            out.append(name)
-        return out
-
-
-class ImagingStudy(_Strict):
-    """One dated imaging study of the hip."""
-
-    modality: Modality
-    contrast: Flag = Field(default=False, description="MRI with intravenous gadolinium")
-    date: Date | None = None
-    days_since_onset: Number | None = Field(default=None, ge=0, le=MAX_DAYS_SINCE_ONSET)
-    findings: ImagingFindings = ImagingFindings()
-
-    @model_validator(mode="after")
-    def _findings_fit_modality(self) -> ImagingStudy:
-        if self.date is not None and self.days_since_onset is not None:
-            raise ValueError("days_since_onset: give either date or days_since_onset, not both")
-        if self.contrast and self.modality is not Modality.mri:
-            raise ValueError(f"contrast: contrast is only modelled for MRI, not {self.modality.value}")
-        wrong = [n for n in self.findings.reported() if self.modality not in FINDING_MODALITIES[n]]
-        if wrong:
-            raise ValueError(
-                f"findings.{wrong[0]}: {', '.join(wrong)} cannot be reported on a {self.modality.value} study "
-                f"(seen on: {', '.join(sorted(m.value for m in FINDING_MODALITIES[wrong[0]]))})"
-            )
-        if self.findings.contrast_pattern is not ContrastPattern.unknown and not self.contrast:
-            raise ValueError("findings.contrast_pattern: given for an MRI without contrast; set contrast: true")
-        return self
-
-
-class Visit(_Strict):
+class Visit(StrictModel):
     """One dated follow-up visit of the episode, for comparing the course with the expected one."""
 
     date: Date | None = None
@@ -573,7 +239,7 @@ class Visit(_Strict):
         return self
 
 
-class Case(_Strict):
+class Case(StrictModel):
     """Everything hipdx is told about one patient; the single input of the reasoning core.
 
     Examples
@@ -625,3 +291,43 @@ class Case(_Strict):
         if problems:
             raise ValueError(f"{problems[0].field}: {problems[0].reason}")
         return self
+
+
+__all__ = [
+    "FINDING_MODALITIES",
+    "P",
+    "Case",
+    "Comorbidities",
+    "ContrastPattern",
+    "Corticosteroids",
+    "Date",
+    "EdemaExtent",
+    "Flag",
+    "FractureSide",
+    "ImagingFindings",
+    "ImagingStudy",
+    "JointSpace",
+    "Labs",
+    "Line",
+    "Measurement",
+    "Modality",
+    "Number",
+    "Onset",
+    "OnsetType",
+    "Pain",
+    "Paragraph",
+    "Pregnancy",
+    "PregnancyStatus",
+    "Presence",
+    "RangeOfMotion",
+    "RiskFactors",
+    "Setting",
+    "Sex",
+    "Side",
+    "StrictModel",
+    "Trauma",
+    "Uptake",
+    "Visit",
+    "Walking",
+    "refused_character",
+]

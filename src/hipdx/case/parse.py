@@ -1,7 +1,7 @@
 """Turning raw input (JSON text or a mapping) into a validated :class:`Case`.
 
 The times of a case (days since the onset of pain) are derived and checked in
-:mod:`hipdx.case.timeline`; its public functions are available here as well.
+:mod:`hipdx.case.timeline`, their one home.
 
 All problems are collected and reported together, each with the dotted path of the
 field and the reason, as one :class:`~hipdx.errors.InputError`.
@@ -16,14 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from hipdx.case.model import Case
-from hipdx.case.timeline import (
-    check_date,
-    check_days_since_onset,
-    days_since_onset,
-    study_days_since_onset,
-    timeline_problems,
-    visit_days_since_onset,
-)
+from hipdx.case.timeline import timeline_problems
 from hipdx.errors import InputError, Problem
 from hipdx.jsonio import excerpt, loads, printable
 
@@ -101,13 +94,4 @@ def parse_case(raw: str | bytes | dict[str, Any], today: date | None = None) -> 
     return case
 
 
-__all__ = [
-    "check_date",
-    "check_days_since_onset",
-    "days_since_onset",
-    "parse_case",
-    "problems_from_validation",
-    "study_days_since_onset",
-    "timeline_problems",
-    "visit_days_since_onset",
-]
+__all__ = ["parse_case", "problems_from_validation"]

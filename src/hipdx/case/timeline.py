@@ -28,6 +28,7 @@ hipdx.errors.InputError: a time in the case is impossible
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from hipdx.errors import InputError, Problem
@@ -161,7 +162,9 @@ def days_since_onset(case: Case, today: dt.date | None) -> float | None:
     return check_days_since_onset(days, "onset.date")
 
 
-def _event_days(case: Case, event: _Dated, field: str, today: dt.date | None, kind: str) -> float | None:
+def _event_days(
+    case: Case, event: _Dated, field: str, today: dt.date | None, kind: str, onset: Callable[[], float | None]
+) -> float | None:
     reference, name = _assessment(case, today)
     if event.days_since_onset is not None:
         days, where = float(event.days_since_onset), f"{field}.days_since_onset"
@@ -185,7 +188,7 @@ def _event_days(case: Case, event: _Dated, field: str, today: dt.date | None, ki
             return None
     else:
         return None
-    return check_days_since_onset(days, where, days_since_onset(case, today))
+    return check_days_since_onset(days, where, onset())
 
 
 def _index(items: list, item: object) -> str:
@@ -203,7 +206,9 @@ def study_days_since_onset(case: Case, study: ImagingStudy, today: dt.date | Non
     InputError
         The study comes before the onset, after the assessment or more than 10 years after onset.
     """
-    return _event_days(case, study, f"imaging.{_index(case.imaging, study)}", today, "studies")
+    return _event_days(
+        case, study, f"imaging.{_index(case.imaging, study)}", today, "studies", lambda: days_since_onset(case, today)
+    )
 
 
 def visit_days_since_onset(case: Case, visit: Visit, today: dt.date | None) -> float | None:
@@ -216,7 +221,72 @@ def visit_days_since_onset(case: Case, visit: Visit, today: dt.date | None) -> f
     InputError
         The visit comes before the onset, after the assessment or more than 10 years after onset.
     """
-    return _event_days(case, visit, f"visits.{_index(case.visits, visit)}", today, "visits")
+    return _event_days(
+        case, visit, f"visits.{_index(case.visits, visit)}", today, "visits", lambda: days_since_onset(case, today)
+    )
+
+
+_NOT_YET = object()
+
+
+class Timeline:
+    """The times of one case for one assessment, each derived once, when first asked for.
+
+    The same numbers as :func:`days_since_onset`, :func:`study_days_since_onset` and
+    :func:`visit_days_since_onset` (and the same errors, raised when a time is first asked
+    for); one assessment builds one and hands it to every step that needs a time, so no
+    time is derived twice.
+
+    Examples
+    --------
+    >>> from hipdx.case.model import Case
+    >>> t = Timeline(Case.model_validate({"onset": {"days_since_onset": 30},
+    ...     "imaging": [{"modality": "mri", "days_since_onset": 12}]}), None)
+    >>> t.onset, t.study(0)
+    (30.0, 12.0)
+    """
+
+    __slots__ = ("case", "today", "_onset", "_studies", "_visits")
+
+    def __init__(self, case: Case, today: dt.date | None) -> None:
+        self.case = case
+        self.today = today
+        self._onset: object = _NOT_YET
+        self._studies: dict[int, float | None] = {}
+        self._visits: dict[int, float | None] = {}
+
+    @classmethod
+    def of(cls, case: Case, today: dt.date | None, timeline: Timeline | None = None) -> Timeline:
+        """``timeline`` when it is the one of ``case`` and ``today``, else a new one."""
+        if timeline is not None and timeline.case is case and timeline.today == today:
+            return timeline
+        return cls(case, today)
+
+    @property
+    def onset(self) -> float | None:
+        """Days from the onset of pain to the assessment (:func:`days_since_onset`)."""
+        if self._onset is _NOT_YET:
+            self._onset = days_since_onset(self.case, self.today)
+        return self._onset  # type: ignore[return-value]
+
+    def _onset_days(self) -> float | None:
+        return self.onset
+
+    def study(self, i: int) -> float | None:
+        """Days from the onset to ``case.imaging[i]`` (:func:`study_days_since_onset`)."""
+        days = self._studies.get(i, _NOT_YET)
+        if days is _NOT_YET:
+            study = self.case.imaging[i]
+            days = self._studies[i] = _event_days(self.case, study, f"imaging.{i}", self.today, "studies", self._onset_days)
+        return days  # type: ignore[return-value]
+
+    def visit(self, j: int) -> float | None:
+        """Days from the onset to ``case.visits[j]`` (:func:`visit_days_since_onset`)."""
+        days = self._visits.get(j, _NOT_YET)
+        if days is _NOT_YET:
+            visit = self.case.visits[j]
+            days = self._visits[j] = _event_days(self.case, visit, f"visits.{j}", self.today, "visits", self._onset_days)
+        return days  # type: ignore[return-value]
 
 
 def timeline_problems(case: Case, today: dt.date | None) -> list[Problem]:

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hipdx import __version__
+from hipdx._version import __version__
 from hipdx.case.model import refused_character
 from hipdx.errors import InputError, IntegrationError
 from hipdx.evaluation.scoring import (

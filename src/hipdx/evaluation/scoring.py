@@ -26,7 +26,9 @@ import math
 from collections.abc import Sequence
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from hipdx.reasoning.frozen import Frozen, OutputProvenance
 
 #: final_diagnosis.category -> the knowledge-base condition(s) that count as correct.
 CATEGORY_CONDITIONS: dict[str, tuple[str, ...]] = {
@@ -52,16 +54,12 @@ def accepted_conditions(category: str, condition_ids: Sequence[str]) -> tuple[st
     return tuple(c for c in CATEGORY_CONDITIONS.get(category, ()) if c in condition_ids)
 
 
-class _Out(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class Prediction(_Out):
+class Prediction(Frozen):
     id: str
     probability: float
 
 
-class CaseScore(_Out):
+class CaseScore(Frozen):
     """How well one differential fits one true category."""
 
     rank: int | None = Field(description="rank of the true condition, 1 = first; None when it is not modelled")
@@ -96,7 +94,7 @@ def score_differential(accepted: Sequence[str], differential: Sequence[Predictio
 NOT_ASSESSED = CaseScore(rank=None, probability=0.0, brier=1.0, log_loss=-math.log(LOG_LOSS_FLOOR))
 
 
-class Metrics(_Out):
+class Metrics(Frozen):
     cases: int
     top1: float | None = Field(description="share of cases with the true condition ranked first")
     top3: float | None = Field(description="share of cases with the true condition in the first three")
@@ -134,7 +132,7 @@ def summarise(scores: Sequence[Scored], n_conditions: int) -> Metrics:
     )
 
 
-class CaseResult(_Out):
+class CaseResult(Frozen):
     """One vignette: what was predicted, how it scored, and which facts were used."""
 
     id: str
@@ -156,7 +154,7 @@ class CaseResult(_Out):
     error: str | None = None
 
 
-class Miss(_Out):
+class Miss(Frozen):
     id: str
     file: str
     category: str | None
@@ -171,8 +169,7 @@ class FileSummary(Metrics):
     path: str
 
 
-class ReportProvenance(_Out):
-    hipdx_version: str
+class ReportProvenance(OutputProvenance):
     knowledge_base: str
     knowledge_base_version: str
     knowledge_base_digest: str

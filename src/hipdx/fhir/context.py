@@ -12,17 +12,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from hipdx.fhir.codes import CodeTables
 from hipdx.fhir.resources import Date, Resource, Resources
+from hipdx.reasoning.frozen import Frozen
 
 
-class _Out(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class FactSource(_Out):
+class FactSource(Frozen):
     """Where one fact of the case came from."""
 
     field: str
@@ -31,7 +26,7 @@ class FactSource(_Out):
     value: str
 
 
-class Unmapped(_Out):
+class Unmapped(Frozen):
     """A resource or element not used, and why."""
 
     resource: str

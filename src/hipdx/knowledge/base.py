@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from hipdx.errors import KnowledgeBaseError, Problem
+from hipdx.knowledge.course import COURSE_FILE, CourseFile, CourseKnowledge, compile_course
 from hipdx.knowledge.files import DataReader, default_data_dir
 from hipdx.knowledge.schema import (
     Basis,
@@ -47,6 +48,10 @@ from hipdx.knowledge.schema import (
     Variable,
     VariablesFile,
 )
+from hipdx.knowledge.sources import check_source
+from hipdx.knowledge.treatment import SafetyFile, StagingFile, TreatmentKnowledge, TreatmentsFile, compile_treatment
+
+_T = typing.TypeVar("_T")
 
 N_SAMPLES = 200
 N_OUTCOMES = 32
@@ -123,9 +128,9 @@ class KnowledgeBase:
     info_log_probs: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 0, 0)))
     counts: dict[str, int] = field(default_factory=dict)
     #: staging thresholds, management options and safety rules (:mod:`hipdx.knowledge.treatment`)
-    treatment: typing.Any = field(default=None, repr=False)
+    treatment: TreatmentKnowledge = field(default=None, repr=False)  # type: ignore[assignment]
     #: expected course and follow-up alert rules (:mod:`hipdx.knowledge.course`)
-    course: typing.Any = field(default=None, repr=False)
+    course: CourseKnowledge = field(default=None, repr=False)  # type: ignore[assignment]
 
     @property
     def condition_ids(self) -> list[str]:
@@ -169,6 +174,29 @@ class KnowledgeBase:
         low = self.info.structure.tempering_min
         return low + (1.0 - low) * (np.arange(N_SAMPLES) + 0.5) / N_SAMPLES
 
+    @cached_property
+    def _attached(self) -> dict[typing.Callable[[KnowledgeBase], typing.Any], typing.Any]:
+        return {}
+
+    def attached(self, build: typing.Callable[[KnowledgeBase], _T]) -> _T:
+        """What ``build`` derives from this base, built on first use and kept with the base.
+
+        How the reasoning core keeps what it compiles from a base (its case encoder, the
+        red-flag triggers as tables): one per base and ``build``, living as long as the base,
+        with no module-level cache and without the data layer knowing the core.
+
+        Examples
+        --------
+        >>> kb = load_knowledge_base()
+        >>> kb.attached(lambda kb: len(kb.conditions)) == len(kb.conditions)
+        True
+        """
+        try:
+            return self._attached[build]
+        except KeyError:
+            value = self._attached[build] = build(self)
+            return value
+
     def provenance_counts(self) -> dict[str, int]:
         """How many numbers of the base are reported, derived, transferred or estimated.
 
@@ -202,9 +230,6 @@ def load_knowledge_base(data_dir: Path | None = None) -> KnowledgeBase:
         A file is missing or malformed, a number lacks its citation or reasoning, a
         cross-reference does not resolve; every problem is listed.
     """
-    from hipdx.knowledge.course import COURSE_FILE, CourseFile, compile_course
-    from hipdx.knowledge.treatment import SafetyFile, StagingFile, TreatmentsFile, compile_treatment
-
     reader = DataReader(Path(data_dir) if data_dir is not None else default_data_dir())
     info = reader.read("kb.yaml", KbInfo)
     bibliography = reader.read("bibliography.yaml", Bibliography)
@@ -281,8 +306,6 @@ def _check_references(conditions, variables, tests, red_flags, references, probl
 
 
 def _check_cross(conditions, variables, tests, red_flags, problems) -> None:
-    from hipdx.reasoning.encode import check_source  # the encoder owns the meaning of a source
-
     ids = [c.id for c in conditions.conditions]
     if len(set(ids)) != len(ids):
         problems.append(Problem("conditions.yaml", "condition ids must be unique"))
@@ -447,3 +470,36 @@ def _outcome_table(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     drawn = np.minimum(drawn, probs.shape[1] - 1)
     # float32: these tables are stacked per assessment; half the memory traffic, ample precision
     return np.ascontiguousarray(np.log(probs[:, drawn]), dtype=np.float32)  # [c', c, m]
+
+
+def load_treatment_knowledge(data_dir: Path | None = None) -> TreatmentKnowledge:
+    """The staging, treatment and safety part of the knowledge base in ``data_dir``.
+
+    Raises
+    ------
+    KnowledgeBaseError
+        As :func:`load_knowledge_base`: the whole base is checked.
+
+    Examples
+    --------
+    >>> tk = load_treatment_knowledge()
+    >>> tk.threshold("arco_iiia_max_depression_mm").value
+    2.0
+    """
+    return load_knowledge_base(data_dir).treatment
+
+
+def load_course_knowledge(data_dir: Path | None = None) -> CourseKnowledge:
+    """The expected course and follow-up alert rules of the knowledge base in ``data_dir``.
+
+    Raises
+    ------
+    KnowledgeBaseError
+        As :func:`load_knowledge_base`: the whole base is checked.
+
+    Examples
+    --------
+    >>> load_course_knowledge().course("toh").pain.at(0)
+    (3.0, 10.0)
+    """
+    return load_knowledge_base(data_dir).course

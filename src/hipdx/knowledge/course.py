@@ -22,7 +22,6 @@ import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -291,24 +290,6 @@ def compile_course(
         references={key: references[key] for key in sorted(cited) if key in references},
         condition_names=condition_names,
     )
-
-
-def load_course_knowledge(data_dir: Path | None = None) -> CourseKnowledge:
-    """The expected-course part of the knowledge base in ``data_dir`` (default: bundled).
-
-    Raises
-    ------
-    KnowledgeBaseError
-        As :func:`hipdx.knowledge.load_knowledge_base`: the whole base is checked.
-
-    Examples
-    --------
-    >>> load_course_knowledge().course("toh").pain.at(0)
-    (3.0, 10.0)
-    """
-    from hipdx.knowledge.base import load_knowledge_base
-
-    return load_knowledge_base(data_dir).course
 
 
 def _citations(course_file: CourseFile) -> typing.Iterator[tuple[str, list[str]]]:

@@ -38,10 +38,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=deep)
             line = key_node.start_mark.line + 1
             try:
-                earlier = first_line.setdefault(key, line)
+                earlier = first_line.get(key)
             except TypeError:  # an unhashable key; SafeLoader reports it below
                 continue
-            if earlier != line:
+            if earlier is None:
+                first_line[key] = line
+            else:  # also on the same line, as in a flow mapping ``{a: 1, a: 2}``
                 self.duplicates.append((str(key), earlier, line))
         return super().construct_mapping(node, deep=deep)
 
@@ -81,7 +83,7 @@ def load_yaml(text: bytes, name: str) -> typing.Any:
         raise KnowledgeBaseError(
             f"{name} repeats a key: the later entry would silently replace the earlier one",
             [
-                Problem(name, f"key {key!r} is given twice, on line {first} and line {second}")
+                Problem(name, f"key {key!r} is given twice, " + (f"on line {first}" if first == second else f"on line {first} and line {second}"))
                 for key, first, second in loader.duplicates
             ],
         )

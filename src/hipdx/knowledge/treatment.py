@@ -16,7 +16,6 @@ import typing
 from dataclasses import dataclass
 from functools import cached_property
 from enum import Enum
-from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -316,25 +315,6 @@ def compile_treatment(
     """
     _check(staging, treatments, safety, references, problems)
     return TreatmentKnowledge(staging, treatments, safety, references, digest)
-
-
-def load_treatment_knowledge(data_dir: Path | None = None) -> TreatmentKnowledge:
-    """The staging, treatment and safety part of the knowledge base in ``data_dir``.
-
-    Raises
-    ------
-    KnowledgeBaseError
-        As :func:`hipdx.knowledge.load_knowledge_base`: the whole base is checked.
-
-    Examples
-    --------
-    >>> tk = load_treatment_knowledge()
-    >>> tk.threshold("arco_iiia_max_depression_mm").value
-    2.0
-    """
-    from hipdx.knowledge.base import load_knowledge_base
-
-    return load_knowledge_base(data_dir).treatment
 
 
 def _cited_items(staging: StagingFile, treatments: TreatmentsFile, safety: SafetyFile) -> typing.Iterator[tuple[str, list[str]]]:

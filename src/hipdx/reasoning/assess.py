@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import TypeAdapter
 
-from hipdx import __version__
+from hipdx._version import __version__
 from hipdx.case import Case, Modality
 from hipdx.case.model import PregnancyStatus, Trauma
-from hipdx.case.parse import days_since_onset
+from hipdx.case.timeline import Timeline
 from hipdx.knowledge.base import N_SAMPLES, CompiledVariable, KnowledgeBase
 from hipdx.knowledge.schema import Test
 from hipdx.reasoning.assessment import (
@@ -28,7 +28,7 @@ from hipdx.reasoning.assessment import (
     Explanation,
     MissingFinding,
     NextTest,
-    Provenance,
+    AssessmentProvenance,
     RedFlagHit,
 )
 from hipdx.reasoning.differential import (
@@ -57,6 +57,8 @@ MIN_FALLBACK_BITS = 0.1
 
 #: validates the whole differential in one call (one model per condition is slower)
 _DIFFERENTIAL = TypeAdapter(list[DifferentialItem])
+#: and the explanations of the leading conditions
+_EXPLANATIONS = TypeAdapter(list[ConditionExplanation])
 
 
 def assess(case: Case, kb: KnowledgeBase, today: dt.date, *, management: bool = True) -> Assessment:
@@ -83,9 +85,10 @@ def assess(case: Case, kb: KnowledgeBase, today: dt.date, *, management: bool = 
     >>> a.differential[0].id in {c.id for c in load_knowledge_base().conditions}
     True
     """
-    observations = encoder_for(kb).encode(case, today)
+    timeline = Timeline(case, today)  # every time of the case, derived once for this assessment
+    observations = encoder_for(kb).encode(case, today, timeline)
     keys = observation_keys(kb, observations)
-    days_now = days_since_onset(case, today)
+    days_now = timeline.onset
     ids = kb.condition_ids
 
     patient_mask = np.array([kb.variables[o.variable].spec.group == "patient" for o in observations], dtype=bool)
@@ -119,15 +122,15 @@ def assess(case: Case, kb: KnowledgeBase, today: dt.date, *, management: bool = 
     shown = _shown(kb, observations)
     missing_vars = [v for v in kb.variables if v not in observed]
     explanation = Explanation(
-        leading=[_explain(kb, shown, ratios, weights, int(i), post, patient_prior) for i in order[:N_EXPLAINED]],
+        leading=_explain_leading(kb, shown, ratios, weights, order[:N_EXPLAINED].tolist(), post, patient_prior),
         missing_that_matter=_missing(kb, post, missing_vars, days_now),
     )
     pregnant = case.pregnancy.status is PregnancyStatus.pregnant
-    red_flags = evaluate_red_flags(kb, observations, post)
+    red_flags = evaluate_red_flags(kb, observations, post, keys)
     staging = None
     if management:
         # the fracture grade is a fact of the findings: it can add a flag before the staging is scoped
-        full = stage_case(case, kb.treatment, today)
+        full = stage_case(case, kb.treatment, today, timeline=timeline)
         red_flags = sorted(red_flags + staging_flags(kb, full, post, red_flags), key=lambda h: URGENCY_ORDER[h.urgency])
         staging = scope_staging(full, supported_conditions(kb, differential, red_flags))
     plan = (
@@ -138,6 +141,7 @@ def assess(case: Case, kb: KnowledgeBase, today: dt.date, *, management: bool = 
             today,
             red_flags=flag_urgencies(red_flags),
             staging=staging,
+            timeline=timeline,
         )
         if staging is not None
         else None
@@ -154,7 +158,7 @@ def assess(case: Case, kb: KnowledgeBase, today: dt.date, *, management: bool = 
         plan=plan,
         uncertainty=_uncertainty(kb, differential, len(observations)),
         warnings=_warnings(case, observations, days_now, kb.treatment.threshold("scope_min_age_years").value),
-        provenance=Provenance(
+        provenance=AssessmentProvenance(
             hipdx_version=__version__,
             knowledge_base=kb.info.name,
             knowledge_base_version=kb.version,
@@ -202,21 +206,43 @@ def _shown(kb: KnowledgeBase, observations: Sequence[Observation]) -> list[_Show
     return out
 
 
-def _explain(
+def _explain_leading(
     kb: KnowledgeBase,
     shown: Sequence[_Shown],
     ratios: np.ndarray,
     weights: np.ndarray,
+    leading: list[int],
+    post: np.ndarray,
+    patient_prior: np.ndarray,
+) -> list[ConditionExplanation]:
+    """Each finding's likelihood ratio for each leading condition, strongest first (as counted: a
+    finding of a dependence group with its weight). The ratios of all leading conditions are
+    counted, rounded and logged together."""
+    counted = ratios[:, leading] ** weights[:, None] if (weights != 1.0).any() else ratios[:, leading]
+    lrs = np.round(counted, 3).T.tolist()
+    log10s = np.round(np.log10(counted), 3).T.tolist()
+    rounded_weights = np.round(weights, 3).tolist()
+    # one validation of all the leading conditions' explanations: far faster than a model per finding
+    return _EXPLANATIONS.validate_python(
+        [_explain(kb, shown, lr, log10, rounded_weights, ci, post, patient_prior) for ci, lr, log10 in zip(leading, lrs, log10s)]
+    )
+
+
+def _strongest_first(row: dict[str, object]) -> float:
+    return -abs(row["log10_lr"])  # type: ignore[arg-type]
+
+
+def _explain(
+    kb: KnowledgeBase,
+    shown: Sequence[_Shown],
+    lrs: list[float],
+    log10s: list[float],
+    rounded_weights: list[float],
     ci: int,
     post: np.ndarray,
     patient_prior: np.ndarray,
-) -> ConditionExplanation:
-    """Each finding's likelihood ratio for one condition, strongest first (as counted: a
-    finding of a dependence group with its weight)."""
-    counted = ratios[:, ci] ** weights if (weights != 1.0).any() else ratios[:, ci]
-    lrs = np.round(counted, 3).tolist()
-    log10s = np.round(np.log10(counted), 3).tolist()
-    rounded_weights = np.round(weights, 3).tolist()
+) -> dict[str, object]:
+    """The explanation of one condition (as data) from its findings' counted, rounded ratios."""
     patient, findings = [], []
     for item, lr, log10, weight in zip(shown, lrs, log10s, rounded_weights):
         basis, refs = item.variable.cited[ci][item.band]
@@ -230,24 +256,30 @@ def _explain(
             "refs": refs,
         }
         (patient if item.patient else findings).append(row)
-    strongest_first = lambda row: -abs(row["log10_lr"])  # noqa: E731
-    # one validation of the whole explanation: far faster than a model per finding
-    return ConditionExplanation.model_validate(
-        {
-            "condition": kb.conditions[ci].id,
-            "name": kb.conditions[ci].name,
-            "probability": round(float(post[ci]), 4),
-            "prior": round(float(kb.prior[ci]), 4),
-            "patient_prior": round(float(patient_prior[ci]), 4),
-            "patient_factors": sorted(patient, key=strongest_first),
-            "findings": sorted(findings, key=strongest_first),
-        }
-    )
+    return {
+        "condition": kb.conditions[ci].id,
+        "name": kb.conditions[ci].name,
+        "probability": round(float(post[ci]), 4),
+        "prior": round(float(kb.prior[ci]), 4),
+        "patient_prior": round(float(patient_prior[ci]), 4),
+        "patient_factors": sorted(patient, key=_strongest_first),
+        "findings": sorted(findings, key=_strongest_first),
+    }
+
+
+def _tests_revealing(kb: KnowledgeBase) -> dict[str, list[str]]:
+    """Variable -> the ids of the tests that reveal it, in base order (built once per base)."""
+    out: dict[str, list[str]] = {v: [] for v in kb.variables}
+    for t in kb.tests:
+        for v in t.reveals:
+            if t.id not in out.setdefault(v, []):
+                out[v].append(t.id)
+    return out
 
 
 def _revealing_tests(kb: KnowledgeBase, variable: str) -> list[str]:
     group = kb.variables[variable].spec.group
-    tests = [t.id for t in kb.tests if variable in t.reveals]
+    tests = list(kb.attached(_tests_revealing)[variable])
     if group in ("patient", "history"):
         return ["history"] + tests
     if group == "examination":

@@ -5,17 +5,14 @@ Every way out (terminal, JSON, REST, CDS cards, FHIR, reports) renders this one 
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from hipdx.reasoning.frozen import Frozen, OutputProvenance
 from hipdx.reasoning.plan import Plan
 from hipdx.reasoning.staging import Staging
 
 
-class _Out(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class DifferentialItem(_Out):
+class DifferentialItem(Frozen):
     id: str
     name: str
     short: str
@@ -28,7 +25,7 @@ class DifferentialItem(_Out):
     must_not_miss: bool
 
 
-class Contribution(_Out):
+class Contribution(Frozen):
     """What one observed finding does to one condition."""
 
     variable: str
@@ -46,7 +43,7 @@ class Contribution(_Out):
     days_since_onset: float | None = None
 
 
-class ConditionExplanation(_Out):
+class ConditionExplanation(Frozen):
     condition: str
     name: str
     probability: float
@@ -56,19 +53,19 @@ class ConditionExplanation(_Out):
     findings: list[Contribution] = Field(description="history, examination, laboratory and imaging")
 
 
-class MissingFinding(_Out):
+class MissingFinding(Frozen):
     variable: str
     label: str
     expected_information_bits: float
     obtained_by: list[str] = Field(description="tests that would reveal it")
 
 
-class Explanation(_Out):
+class Explanation(Frozen):
     leading: list[ConditionExplanation]
     missing_that_matter: list[MissingFinding]
 
 
-class RedFlagHit(_Out):
+class RedFlagHit(Frozen):
     id: str
     kind: str = Field(description="'rule' (a rule of red_flags.yaml holds), 'staging' (the staging grades a femoral neck fracture) or 'probability' (the model ranks a must-not-miss condition at or above the must-not-miss threshold)")
     condition: str
@@ -81,7 +78,7 @@ class RedFlagHit(_Out):
     condition_probability: float
 
 
-class NextTest(_Out):
+class NextTest(Frozen):
     id: str
     name: str
     expected_information_bits: float
@@ -91,8 +88,9 @@ class NextTest(_Out):
     warnings: list[str]
 
 
-class Provenance(_Out):
-    hipdx_version: str
+class AssessmentProvenance(OutputProvenance):
+    """How the assessment was made: the knowledge base, the inputs used and missing, the assumptions."""
+
     knowledge_base: str
     knowledge_base_version: str
     knowledge_base_digest: str
@@ -104,7 +102,7 @@ class Provenance(_Out):
     n_uncertainty_samples: int
 
 
-class Headline(_Out):
+class Headline(Frozen):
     """What to do now, in one line: the most urgent of the red flags and the plan's sections."""
 
     urgency: str = Field(description="emergency, urgent, soon or routine: the most urgent red flag or plan section")
@@ -112,7 +110,7 @@ class Headline(_Out):
     text: str
 
 
-class Assessment(_Out):
+class Assessment(Frozen):
     case_id: str | None
     disclaimer: str
     headline: Headline
@@ -126,4 +124,4 @@ class Assessment(_Out):
     plan: Plan | None = Field(description="ordered, cited management plan with safety checks (None: not asked for)")
     uncertainty: str = Field(description="a sentence on how sure the model is, in words")
     warnings: list[str]
-    provenance: Provenance
+    provenance: AssessmentProvenance

@@ -14,18 +14,25 @@ Reading the cases, not the arithmetic, is what costs, so the batch reads them in
 :meth:`~hipdx.reasoning.encode.CaseEncoder.encode` (``tests/test_batch.py`` checks it on
 generated cases):
 
-- plain case fields and labs: one C-level attribute getter per case, then one table
-  lookup per column from value to knowledge-base row; numbers are binned with
-  :func:`numpy.searchsorted`; labs are put in their canonical unit by the same
-  :data:`~hipdx.case.units.QUANTITIES` that validated them;
+The batch encoder is built from the single encoder's own
+:class:`~hipdx.reasoning.encode.SourceReader` of each variable (one description of where
+a variable is read) and reads the same sources column-wise:
+
+- plain case fields and labs: one C-level attribute getter per case (labs through
+  ``Labs.canonical``, as the single encoder), then one table lookup per column from value
+  to knowledge-base row (the state by :func:`~hipdx.reasoning.encode.state_of`, memoised);
+  numbers are binned with :func:`numpy.searchsorted` on the source's bins;
 - imaging findings: every study of every case in one table, and for each variable the
   most recent study that reports it chosen by one sort (the rule of ``CaseEncoder``);
 - computed findings (sex and pregnancy, the MRI edema pattern, the subchondral band,
-  contrast): the base's own ``CaseEncoder``, case by case, the imaging ones only for
-  cases with a study.
+  contrast): the readers' own ``read``, case by case, the imaging ones only for cases
+  with a study.
 
-Red flags are evaluated on the same key matrix: each trigger is a boolean mask over the
-knowledge base's rows.
+``tests/test_properties.py`` checks on random cases that both give the same keys.
+
+Red flags are evaluated on the same key matrix by the base's compiled triggers
+(:class:`~hipdx.reasoning.red_flags.RedFlagRules`), the very tables the single assessment
+evaluates.
 
 Examples
 --------
@@ -50,15 +57,15 @@ from typing import Any
 
 import numpy as np
 
-from hipdx.case import Case, Labs, Modality
-from hipdx.case.parse import days_since_onset, parse_case, study_days_since_onset
-from hipdx.case.units import QUANTITIES
+from hipdx.case import Case, Modality
+from hipdx.case.parse import parse_case
+from hipdx.case.timeline import Timeline
 from hipdx.errors import InputError, Problem
 from hipdx.jsonio import loads
 from hipdx.knowledge.base import CompiledVariable, KnowledgeBase
 from hipdx.reasoning.differential import batch_posterior, batch_undefined, batch_weights
-from hipdx.reasoning.encode import CaseEncoder, state_of
-from hipdx.reasoning.red_flags import UNKNOWN, probability_flag_ids
+from hipdx.reasoning.encode import IMAGING_ONLY, CaseEncoder, SourceKind, SourceReader, encoder_for, state_of
+from hipdx.reasoning.red_flags import red_flag_rules
 
 #: Cases scored per gather; bounds the (cases, variables, conditions) intermediate to a few MB.
 CHUNK_CASES = 2048
@@ -133,8 +140,9 @@ class BatchResult:
 class _Column:
     """How one variable's value becomes a row of the knowledge base's tables."""
 
-    def __init__(self, column: int, var: CompiledVariable, pad: int) -> None:
-        source = var.spec.source
+    def __init__(self, column: int, var: CompiledVariable, pad: int, reader: SourceReader) -> None:
+        source = reader.source
+        self.reader = reader
         self.column = column
         self.var = var
         self.source = source
@@ -193,15 +201,11 @@ def _tuple_getter(names: Sequence[str]) -> Callable[[Any], tuple[Any, ...]]:
     return operator.attrgetter(*names)
 
 
-#: Computed encoders that read only imaging studies, so give nothing for a case without one.
-_IMAGING_COMPUTED = frozenset({"mri_edema", "subchondral_band", "contrast_pattern"})
-
-
 class _ImagingColumn(_Column):
     """A variable read from the most recent imaging study that reports its finding."""
 
-    def __init__(self, column: int, var: CompiledVariable, pad: int, finding: int) -> None:
-        super().__init__(column, var, pad)
+    def __init__(self, column: int, var: CompiledVariable, pad: int, reader: SourceReader, finding: int) -> None:
+        super().__init__(column, var, pad, reader)
         #: position of the finding in the tuple read from each study
         self.finding = finding
         #: modality -> whether a study of it can report the variable
@@ -219,37 +223,36 @@ class BatchEncoder:
     """
 
     def __init__(self, kb: KnowledgeBase) -> None:
+        single = encoder_for(kb)
         self.pad = len(kb.log_p) - 1
         self.variable_ids = list(kb.variables)
         self._fields: list[_Column] = []
         self._labs: list[_Column] = []
         self._imaging: list[_ImagingColumn] = []
-        computed_any, computed_imaging = [], []
+        computed_any: list[SourceReader] = []
+        computed_imaging: list[SourceReader] = []
         findings: list[str] = []
-        for column, var in enumerate(kb.variables.values()):
-            source = var.spec.source
-            if source.field is not None:
-                on_labs = source.field.startswith("labs.")
-                (self._labs if on_labs else self._fields).append(_Column(column, var, self.pad))
-            elif source.imaging is not None:
-                finding = source.finding or ""
+        for column, (reader, var) in enumerate(zip(single.readers, kb.variables.values(), strict=True)):
+            if reader.kind is SourceKind.field:
+                self._fields.append(_Column(column, var, self.pad, reader))
+            elif reader.kind is SourceKind.lab:
+                self._labs.append(_Column(column, var, self.pad, reader))
+            elif reader.kind is SourceKind.imaging:
+                finding = reader.source.finding or ""
                 if finding not in findings:
                     findings.append(finding)
-                self._imaging.append(_ImagingColumn(column, var, self.pad, findings.index(finding)))
-            elif source.computed in _IMAGING_COMPUTED:
-                computed_imaging.append(var.spec)
+                self._imaging.append(_ImagingColumn(column, var, self.pad, reader, findings.index(finding)))
+            elif reader.source.computed in IMAGING_ONLY:
+                computed_imaging.append(reader)
             else:
-                computed_any.append(var.spec)
+                computed_any.append(reader)
         self._field_getter = _tuple_getter([c.source.field or "" for c in self._fields]) if self._fields else None
         self._lab_names = [(c.source.field or "").split(".", 1)[1] for c in self._labs]
-        self._lab_getter = _tuple_getter(self._lab_names) if self._labs else None
-        #: a lab with a unit is converted by its quantity; one without (a T-score) is read as is
-        self._lab_quantities = [QUANTITIES.get(name) for name in self._lab_names]
         self._findings_getter = _tuple_getter(findings) if findings else None
         self._needs_days = any(c.banded for c in self._fields + self._labs)
-        # computed findings are read by the knowledge base's own encoder
-        self._computed_any = CaseEncoder(computed_any)
-        self._computed_imaging = CaseEncoder(computed_imaging)
+        # computed findings are read by the single encoder's own readers
+        self._computed_any = CaseEncoder(computed_any, single.band)
+        self._computed_imaging = CaseEncoder(computed_imaging, single.band)
         self._column_of = {vid: i for i, vid in enumerate(self.variable_ids)}
         self._variables = kb.variables
 
@@ -265,36 +268,25 @@ class BatchEncoder:
         """
         out = np.full((len(cases), self.n_columns), self.pad, dtype=np.intp)
         if len(cases):
-            self._read_fields(cases, today, out)
-            self._read_case_by_case(cases, today, out)
+            timelines = [Timeline(c, today) for c in cases]
+            self._read_fields(cases, timelines, out)
+            self._read_case_by_case(cases, timelines, today, out)
         return out
 
-    def _read_fields(self, cases: Sequence[Case], today: dt.date, out: np.ndarray) -> None:
+    def _read_fields(self, cases: Sequence[Case], timelines: Sequence[Timeline], out: np.ndarray) -> None:
         """Variables of plain case fields and labs, column by column."""
-        days_now = [days_since_onset(c, today) for c in cases] if self._needs_days else None
+        days_now = [t.onset for t in timelines] if self._needs_days else None
         if self._field_getter is not None:
             # read row by row (each case while it is in cache), then score column by column
             for c, values in zip(self._fields, zip(*map(self._field_getter, cases))):
                 out[:, c.column] = c.keys(c.observables(values), days_now)
-        if self._lab_getter is not None:
-            lab_rows = [self._canonical_labs(case.labs) for case in cases]
+        if self._lab_names:
+            names = self._lab_names
+            lab_rows = [tuple(map(case.labs.canonical, names)) for case in cases]
             for c, values in zip(self._labs, zip(*lab_rows)):
                 out[:, c.column] = c.keys(c.observables(values), days_now)
 
-    def _canonical_labs(self, labs: Labs) -> tuple[float | None, ...]:
-        """Every lab in its canonical unit (None when not measured), as ``Labs.canonical``.
-
-        Converted again with the same :data:`~hipdx.case.units.QUANTITIES` that validated
-        it: ``Labs.canonical`` reads a pydantic private attribute, which costs about 3 µs
-        a call, more than the conversion.
-        """
-        measured = self._lab_getter(labs)  # type: ignore[misc]
-        return tuple(
-            None if m is None else m if quantity is None else quantity.to_canonical(m.value, m.unit)
-            for quantity, m in zip(self._lab_quantities, measured)
-        )
-
-    def _read_case_by_case(self, cases: Sequence[Case], today: dt.date, out: np.ndarray) -> None:
+    def _read_case_by_case(self, cases: Sequence[Case], timelines: Sequence[Timeline], today: dt.date, out: np.ndarray) -> None:
         """Computed variables (by the base's encoder) and the imaging studies of each case."""
         rows: list[int] = []
         columns: list[int] = []
@@ -304,13 +296,13 @@ class BatchEncoder:
         study_modality: list[int] = []
         study_findings: list[tuple[Any, ...]] = []
         column_of, variables, read_findings = self._column_of, self._variables, self._findings_getter
-        for i, case in enumerate(cases):
-            observations = self._computed_any.encode(case, today)
+        for i, (case, timeline) in enumerate(zip(cases, timelines)):
+            observations = self._computed_any.encode(case, today, timeline)
             if case.imaging:
-                observations += self._computed_imaging.encode(case, today)
-                for study in case.imaging:
+                observations += self._computed_imaging.encode(case, today, timeline)
+                for k, study in enumerate(case.imaging):
                     study_case.append(i)
-                    study_days.append(study_days_since_onset(case, study, today))
+                    study_days.append(timeline.study(k))
                     study_modality.append(_MODALITY_CODE[study.modality])
                     if read_findings is not None:
                         study_findings.append(read_findings(study.findings))
@@ -361,75 +353,9 @@ class BatchEncoder:
             out[cases, c.column] = c.key_table[bands, observable[chosen]]
 
 
-_BATCH_ENCODERS: dict[str, BatchEncoder] = {}
-
-
 def batch_encoder_for(kb: KnowledgeBase) -> BatchEncoder:
-    """The batch encoder of a knowledge base (built once per base)."""
-    encoder = _BATCH_ENCODERS.get(kb.digest)
-    if encoder is None:
-        encoder = _BATCH_ENCODERS[kb.digest] = BatchEncoder(kb)
-    return encoder
-
-
-class _RedFlagTable:
-    """Each red flag as boolean masks over the knowledge base's rows, one per condition."""
-
-    def __init__(self, kb: KnowledgeBase, column: dict[str, int]) -> None:
-        n_rows = len(kb.log_p)
-        self.ids = tuple(rf.id for rf in kb.red_flags)
-        #: per red flag, per trigger: [(column, mask over rows)]
-        self.triggers: list[list[list[tuple[int, np.ndarray]]]] = []
-        for rf in kb.red_flags:
-            flag = []
-            for trigger in rf.triggers:
-                conditions = []
-                for variable, states in trigger.all_of.items():
-                    var = kb.variables[variable]
-                    allowed = {member for s in states if s != UNKNOWN for member in var.observables[s]}
-                    mask = np.zeros(n_rows, dtype=bool)
-                    mask[n_rows - 1] = UNKNOWN in states  # the padding row: the variable is not known
-                    for (_, observed), key in var.keys.items():
-                        mask[key] = set(var.observables[observed]) <= allowed
-                    conditions.append((column[variable], mask))
-                flag.append(conditions)
-            self.triggers.append(flag)
-
-        self.rule_conditions = np.array([kb.condition_ids.index(rf.condition) for rf in kb.red_flags], dtype=np.intp)
-        self.mnm = np.array([i for i, c in enumerate(kb.conditions) if c.must_not_miss], dtype=np.intp)
-        self.ids += probability_flag_ids(kb)
-        self.threshold = kb.treatment.threshold("must_not_miss_probability").value
-        #: the columns of findings (not the patient's age, sex and risk factors)
-        self.finding_columns = np.array([column[v] for v, var in kb.variables.items() if var.spec.group != "patient"], dtype=np.intp)
-        self.padding = n_rows - 1
-
-    def evaluate(self, key_matrix: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
-        """(cases, red flags): rule flags whose triggers hold, then probability flags (as
-        :func:`hipdx.reasoning.red_flags.evaluate_red_flags`)."""
-        n_rules = len(self.triggers)
-        out = np.zeros((len(key_matrix), len(self.ids)), dtype=bool)
-        for j, flag in enumerate(self.triggers):
-            for conditions in flag:
-                holds = np.ones(len(key_matrix), dtype=bool)
-                for column, mask in conditions:
-                    holds &= mask[key_matrix[:, column]]
-                out[:, j] |= holds
-        has_finding = np.any(key_matrix[:, self.finding_columns] != self.padding, axis=1)
-        for k, ci in enumerate(self.mnm.tolist()):
-            ruled = np.any(out[:, :n_rules][:, self.rule_conditions == ci], axis=1)
-            out[:, n_rules + k] = (probabilities[:, ci] >= self.threshold) & has_finding & ~ruled
-        return out
-
-
-_RED_FLAG_TABLES: dict[str, _RedFlagTable] = {}
-
-
-def _red_flag_table(kb: KnowledgeBase) -> _RedFlagTable:
-    table = _RED_FLAG_TABLES.get(kb.digest)
-    if table is None:
-        column = {vid: i for i, vid in enumerate(kb.variables)}
-        table = _RED_FLAG_TABLES[kb.digest] = _RedFlagTable(kb, column)
-    return table
+    """The batch encoder of a knowledge base (built once and kept with the base)."""
+    return kb.attached(BatchEncoder)
 
 
 def posterior_matrix(kb: KnowledgeBase, key_matrix: np.ndarray) -> np.ndarray:
@@ -473,8 +399,8 @@ def assess_batch(cases: Sequence[Case], kb: KnowledgeBase, today: dt.date) -> Ba
         condition_ids=tuple(kb.condition_ids),
         probabilities=probabilities,
         top=np.argmax(probabilities, axis=1) if len(cases) else np.zeros(0, dtype=np.intp),
-        red_flag_ids=_red_flag_table(kb).ids,
-        red_flags=_red_flag_table(kb).evaluate(key_matrix, probabilities),
+        red_flag_ids=red_flag_rules(kb).ids,
+        red_flags=red_flag_rules(kb).evaluate(key_matrix, probabilities),
         n_observations=np.count_nonzero(key_matrix != len(kb.log_p) - 1, axis=1),
         case_ids=tuple(c.id for c in cases),
         input_index=np.arange(len(cases)),

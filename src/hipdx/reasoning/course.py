@@ -25,10 +25,11 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from enum import Enum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from hipdx.reasoning.frozen import Frozen
 from hipdx.case.model import Case, EdemaExtent, Presence, PregnancyStatus, Visit, Walking
-from hipdx.case.parse import days_since_onset, visit_days_since_onset
+from hipdx.case.timeline import Timeline
 from hipdx.knowledge.course import (
     WALKING_ORDER,
     AlertKind,
@@ -37,10 +38,6 @@ from hipdx.knowledge.course import (
     CourseKnowledge,
     Severity,
 )
-
-
-class _Out(BaseModel):
-    model_config = ConfigDict(frozen=True)
 
 
 class PainPosition(str, Enum):
@@ -71,7 +68,7 @@ class EdemaPosition(str, Enum):
     no_expectation = "no_expectation"
 
 
-class CoursePoint(_Out):
+class CoursePoint(Frozen):
     """One visit placed against the expected course."""
 
     visit: int = Field(description="index of the visit in the case as given")
@@ -91,7 +88,7 @@ class CoursePoint(_Out):
     new_joint_site: str | None
 
 
-class CourseAlert(_Out):
+class CourseAlert(Frozen):
     """A rule met by the visits: what was seen, what to do, and why."""
 
     id: str
@@ -106,13 +103,13 @@ class CourseAlert(_Out):
     threshold_basis: str = Field(description="reported, derived, transferred or estimate: the basis of the rule's thresholds")
 
 
-class ExpectedFollowUp(_Out):
+class ExpectedFollowUp(Frozen):
     what: str
     at_days: list[float]
     refs: list[str]
 
 
-class ExpectedCourse(_Out):
+class ExpectedCourse(Frozen):
     """The expected course of the leading diagnosis, as the knowledge base states it."""
 
     condition: str
@@ -128,7 +125,7 @@ class ExpectedCourse(_Out):
     follow_up: list[ExpectedFollowUp]
 
 
-class CourseReport(_Out):
+class CourseReport(Frozen):
     """The course of one case against the expected course of its leading diagnosis."""
 
     case_id: str | None
@@ -171,11 +168,11 @@ def compare_course(
         ``leading_condition_id`` is not a condition of the knowledge base.
     InputError
         A visit comes before the onset of pain, after the assessment or more than 10 years
-        after onset (:func:`hipdx.case.parse.visit_days_since_onset`).
+        after onset (:func:`hipdx.case.timeline.visit_days_since_onset`).
 
     Examples
     --------
-    >>> from hipdx.knowledge.course import load_course_knowledge
+    >>> from hipdx.knowledge import load_course_knowledge
     >>> case = Case.model_validate({"visits": [{"days_since_onset": 20, "pain_0_10": 8},
     ...                                        {"days_since_onset": 100, "pain_0_10": 8}]})
     >>> report = compare_course(case, "toh", load_course_knowledge(), dt.date(2026, 1, 1))
@@ -186,10 +183,11 @@ def compare_course(
     course = course_knowledge.course(leading_condition_id)
     warnings: list[str] = []
 
+    timeline = Timeline(case, today)
     dated: list[tuple[float, int, Visit]] = []
     unplaced: list[int] = []
     for index, visit in enumerate(case.visits):
-        days = visit_days_since_onset(case, visit, today)  # raises for a visit before onset or after the assessment
+        days = timeline.visit(index)  # raises for a visit before onset or after the assessment
         if days is None:
             unplaced.append(index)
         else:
@@ -228,7 +226,7 @@ def compare_course(
         case_id=case.id,
         condition=leading_condition_id,
         condition_name=name,
-        days_since_onset=days_since_onset(case, today),
+        days_since_onset=timeline.onset,
         expected=_expected(course) if course is not None else None,
         points=points,
         alerts=alerts,

@@ -10,24 +10,31 @@ that is not known gives no observation at all: missing is not absent.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from dataclasses import dataclass, field
 from enum import Enum
+from collections.abc import Sequence
 from typing import Any, Callable
-
-from pydantic import BaseModel
 
 from hipdx.case import Case, ImagingFindings, ImagingStudy, Modality
 from hipdx.case.model import EdemaExtent, PregnancyStatus, Presence, Sex
-from hipdx.case.parse import days_since_onset, study_days_since_onset
+from hipdx.case.timeline import Timeline
 from hipdx.case.units import QUANTITIES
 from hipdx.knowledge.base import KnowledgeBase
 from hipdx.knowledge.schema import Source, Variable
 
-#: Bands of the subchondral low-signal zone thickness; within this distance of the
-#: published 4 mm cut-off (Vande Berg et al. 2011) a measurement is "indeterminate"
-#: and counts as "band present, thickness not decided".
-BAND_CUTOFF_MM = 4.0
-BAND_INDETERMINATE_MM = 0.5
+
+
+def __getattr__(name: str) -> float:
+    """``BAND_CUTOFF_MM`` and ``BAND_INDETERMINATE_MM``: the bundled data's values, for the
+    imaging wing until it reads them from the knowledge base itself (the reasoning reads
+    ``staging.yaml`` ``band_cutoff_mm`` and ``band_indeterminate_margin_mm`` of its own base)."""
+    threshold = {"BAND_CUTOFF_MM": "band_cutoff_mm", "BAND_INDETERMINATE_MM": "band_indeterminate_margin_mm"}.get(name)
+    if threshold is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from hipdx.knowledge.base import load_knowledge_base
+
+    return load_knowledge_base().treatment.threshold(threshold).value
 
 
 @dataclass(frozen=True)
@@ -46,18 +53,33 @@ Reading = tuple[str, float | None, tuple[str, ...]] | None
 Encoder = Callable[[Case, "_Context"], Reading]
 
 
+@dataclass(frozen=True)
+class BandCutoff:
+    """The subchondral band's thickness cut-off and its indeterminate margin, in mm
+    (``staging.yaml``: ``band_cutoff_mm``, ``band_indeterminate_margin_mm``; Vande Berg et al. 2011).
+
+    Within the margin of the cut-off a measurement counts as "band present, thickness not decided".
+    """
+
+    cutoff_mm: float
+    indeterminate_mm: float
+
+    @classmethod
+    def of(cls, kb: KnowledgeBase) -> BandCutoff:
+        threshold = kb.treatment.threshold
+        return cls(threshold("band_cutoff_mm").value, threshold("band_indeterminate_margin_mm").value)
+
+
 @dataclass
 class _Context:
-    today: dt.date
+    timeline: Timeline
     days_now: float | None
-    _latest: dict[tuple[frozenset[Modality], str], tuple[ImagingStudy, int] | None]
-    _study_days: dict[int, float | None] = field(default_factory=dict)
+    band: BandCutoff
+    _latest: dict[tuple[frozenset[Modality], str], tuple[ImagingStudy, int] | None] = field(default_factory=dict)
 
     def study_days(self, case: Case, i: int) -> float | None:
-        """Days from onset to study ``i`` (checked once per study and assessment)."""
-        if i not in self._study_days:
-            self._study_days[i] = study_days_since_onset(case, case.imaging[i], self.today)
-        return self._study_days[i]
+        """Days from onset to study ``i`` (derived once per study and assessment)."""
+        return self.timeline.study(i)
 
     def latest(self, case: Case, modalities: frozenset[Modality], finding: str) -> tuple[ImagingStudy, int] | None:
         """The most recent study of one of ``modalities`` that reports ``finding``."""
@@ -96,9 +118,18 @@ def state_of(value: Any, source: Source) -> str | None:
     return str(value)
 
 
+_UNSEEN: Any = object()
+
+
+def is_lab(path: str) -> bool:
+    """Whether a field source is a measured lab, read in its canonical unit (``Labs.canonical``)."""
+    parts = path.split(".")
+    return len(parts) == 2 and parts[0] == "labs" and (parts[1] in QUANTITIES or parts[1] == "bmd_t_score")
+
+
 def _field_reader(path: str, source: Source) -> Encoder:
     parts = path.split(".")
-    if parts[0] == "labs" and (parts[1] in QUANTITIES or parts[1] == "bmd_t_score"):  # a measured lab, in its canonical unit
+    if is_lab(path):  # a measured lab, in its canonical unit
         name = parts[1]
 
         def read_lab(case: Case, ctx: _Context) -> Reading:
@@ -108,12 +139,18 @@ def _field_reader(path: str, source: Source) -> Encoder:
 
         return read_lab
 
+    get = operator.attrgetter(path)
+    states: dict[Any, str | None] = {}  # an enum, flag or None -> its state (few; numbers are binned each time)
+
     def read_field(case: Case, ctx: _Context) -> Reading:
-        value: Any = case
-        for part in parts:
-            value = getattr(value, part)
-        state = state_of(value, source)
-        return None if state is None else (state, ctx.days_now, (path,))
+        value = get(case)
+        if value is None or isinstance(value, (Enum, bool)):
+            state = states.get(value, _UNSEEN)
+            if state is _UNSEEN:
+                state = states[value] = state_of(value, source)
+        else:
+            state = state_of(value, source)
+        return None if state is None else (state, ctx.days_now, (path,))  # type: ignore[return-value]
 
     return read_field
 
@@ -121,13 +158,20 @@ def _field_reader(path: str, source: Source) -> Encoder:
 def _imaging_reader(source: Source) -> Encoder:
     modalities = frozenset(Modality(m) for m in source.imaging or [])
     finding = source.finding or ""
+    states: dict[Any, str | None] = {}  # an enum or flag -> its state (numbers are binned each time)
 
     def read_imaging(case: Case, ctx: _Context) -> Reading:
         found = ctx.latest(case, modalities, finding)
         if found is None:
             return None
         study, i = found
-        state = state_of(getattr(study.findings, finding), source)
+        value = getattr(study.findings, finding)
+        if isinstance(value, (Enum, bool)):
+            state = states.get(value, _UNSEEN)
+            if state is _UNSEEN:
+                state = states[value] = state_of(value, source)
+        else:
+            state = state_of(value, source)
         if state is None:
             return None
         return state, ctx.study_days(case, i), (f"imaging.{i}.findings.{finding}",)
@@ -185,7 +229,7 @@ def _mri_edema(case: Case, ctx: _Context) -> Reading:
 
 
 def _subchondral_band(case: Case, ctx: _Context) -> Reading:
-    """Subchondral low-signal band: absent, thinner or at least 4 mm thick."""
+    """Subchondral low-signal band: absent, thinner than the cut-off or at least as thick."""
     found = ctx.latest(case, _MRI, "subchondral_band")
     if found is None:
         return None
@@ -196,9 +240,9 @@ def _subchondral_band(case: Case, ctx: _Context) -> Reading:
     if f.subchondral_band is Presence.absent:
         return "absent", days, (where,)
     t = f.subchondral_band_thickness_mm
-    if t is None or abs(t - BAND_CUTOFF_MM) < BAND_INDETERMINATE_MM:
+    if t is None or abs(t - ctx.band.cutoff_mm) < ctx.band.indeterminate_mm:
         return "present", days, (where,) if t is None else (where, f"{where}_thickness_mm")
-    return ("thick" if t >= BAND_CUTOFF_MM else "thin"), days, (where, f"{where}_thickness_mm")
+    return ("thick" if t >= ctx.band.cutoff_mm else "thin"), days, (where, f"{where}_thickness_mm")
 
 
 def _contrast_pattern(case: Case, ctx: _Context) -> Reading:
@@ -213,92 +257,75 @@ def _contrast_pattern(case: Case, ctx: _Context) -> Reading:
     )
 
 
-COMPUTED: dict[str, tuple[Encoder, frozenset[str]]] = {
-    # name: (encoder, the states and aggregates it can return)
-    "sex_pregnancy": (_sex_pregnancy, frozenset({"male", "female", "female_not_pregnant", "pregnant_or_postpartum"})),
-    "mri_edema": (
-        _mri_edema,
-        frozenset({"none", "any_edema"} | {e.value for e in EdemaExtent if e.value not in ("unknown", "none")}),
-    ),
-    "subchondral_band": (_subchondral_band, frozenset({"absent", "thin", "thick", "present"})),
-    "contrast_pattern": (_contrast_pattern, frozenset({"homogeneous_enhancement", "subchondral_non_enhancement", "synovial_or_rim_enhancement"})),
+#: name -> the encoder of each computed source (``knowledge/sources.py`` lists the states each can return)
+COMPUTED: dict[str, Encoder] = {
+    "sex_pregnancy": _sex_pregnancy,
+    "mri_edema": _mri_edema,
+    "subchondral_band": _subchondral_band,
+    "contrast_pattern": _contrast_pattern,
 }
+#: The computed encoders that read only imaging studies (nothing for a case without one).
+IMAGING_ONLY = frozenset({"mri_edema", "subchondral_band", "contrast_pattern"})
 
 
-def _resolve_field(path: str) -> Any:
-    """The annotation a dotted case path leads to, or raise KeyError."""
-    model: Any = Case
-    annotation: Any = None
-    for part in path.split("."):
-        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
-            raise KeyError(path)
-        annotation = model.model_fields[part].annotation
-        model = annotation
-        args = getattr(annotation, "__args__", None)
-        if args:  # X | None
-            model = next((a for a in args if a is not type(None)), annotation)
-    return model
+class SourceKind(str, Enum):
+    """Where in a case a variable is read."""
+
+    field = "field"
+    lab = "lab"
+    imaging = "imaging"
+    computed = "computed"
 
 
-def check_source(v: Variable) -> list[str]:
-    """Problems with a variable's source: unknown field, finding, encoder or state."""
-    src = v.source
-    observable = set(v.states) | set(v.aggregates)
-    problems: list[str] = []
-    if src.map:
-        bad = {v for v in src.map.values() if v is not None} - observable
-        if bad:
-            problems.append(f"map targets {sorted(bad)} are not states of the variable")
-    if src.bins:
-        bad = {s for s, _ in src.bins} - observable
-        if bad:
-            problems.append(f"bins name {sorted(bad)}, which are not states of the variable")
-    if src.field is not None:
-        try:
-            target = _resolve_field(src.field)
-        except KeyError:
-            return problems + [f"the case has no field {src.field!r}"]
-        if isinstance(target, type) and issubclass(target, Enum):
-            values = {e.value for e in target} - {"unknown"}
-            unmapped = {x for x in values if x not in observable and not (src.map and x in src.map)}
-            if unmapped:
-                problems.append(f"{src.field} can be {sorted(unmapped)}, which no state or map covers")
-    elif src.imaging is not None:
-        try:
-            for m in src.imaging:
-                Modality(m)
-        except ValueError as exc:
-            problems.append(str(exc))
-        if src.finding not in ImagingFindings.model_fields:
-            problems.append(f"imaging findings have no {src.finding!r}")
-    elif src.computed is not None:
-        if src.computed not in COMPUTED:
-            problems.append(f"no computed encoder {src.computed!r}; known: {sorted(COMPUTED)}")
-        else:
-            bad = COMPUTED[src.computed][1] - observable
-            if bad:
-                problems.append(f"encoder {src.computed!r} can return {sorted(bad)}, not states or aggregates here")
-    return problems
+@dataclass(frozen=True)
+class SourceReader:
+    """How one variable is read from a case: the one description every encoder follows.
+
+    :class:`CaseEncoder` calls ``read`` case by case; the batch encoder
+    (:class:`hipdx.reasoning.batch.BatchEncoder`) reads the same sources column-wise,
+    and computed ones through ``read`` itself.
+    """
+
+    variable: str
+    source: Source
+    kind: SourceKind
+    read: Encoder
+
+    @classmethod
+    def of(cls, v: Variable) -> SourceReader:
+        src = v.source
+        if src.computed is not None:
+            return cls(v.id, src, SourceKind.computed, COMPUTED[src.computed])
+        if src.imaging is not None:
+            return cls(v.id, src, SourceKind.imaging, _imaging_reader(src))
+        path = src.field or ""
+        return cls(v.id, src, SourceKind.lab if is_lab(path) else SourceKind.field, _field_reader(path, src))
 
 
 class CaseEncoder:
-    """Reads every variable of a knowledge base from a case. One per knowledge base."""
+    """Reads every variable of a knowledge base from a case. One per knowledge base (:func:`encoder_for`).
 
-    def __init__(self, variables: list[Variable]) -> None:
-        self._readers: list[tuple[str, Encoder]] = []
-        for v in variables:
-            src = v.source
-            if src.computed is not None:
-                reader = COMPUTED[src.computed][0]
-            elif src.imaging is not None:
-                reader = _imaging_reader(src)
-            else:
-                reader = _field_reader(src.field or "", src)
-            self._readers.append((v.id, reader))
+    Parameters
+    ----------
+    variables
+        The variables to read, in knowledge-base order (or readers already built for them).
+    band
+        The subchondral band's cut-off, from the same base.
+    """
 
-    def encode(self, case: Case, today: dt.date) -> list[Observation]:
-        """The observations a case gives, in knowledge-base order."""
-        ctx = _Context(today, days_since_onset(case, today), {})
+    def __init__(self, variables: Sequence[Variable | SourceReader], band: BandCutoff) -> None:
+        self.band = band
+        self.readers = [v if isinstance(v, SourceReader) else SourceReader.of(v) for v in variables]
+        self._readers = [(r.variable, r.read) for r in self.readers]
+
+    def encode(self, case: Case, today: dt.date, timeline: Timeline | None = None) -> list[Observation]:
+        """The observations a case gives, in knowledge-base order.
+
+        ``timeline`` holds the case's times for this assessment (:class:`~hipdx.case.timeline.Timeline`);
+        without it they are derived here.
+        """
+        timeline = Timeline.of(case, today, timeline)
+        ctx = _Context(timeline, timeline.onset, self.band)
         out = []
         for variable_id, reader in self._readers:
             reading = reader(case, ctx)
@@ -307,12 +334,10 @@ class CaseEncoder:
         return out
 
 
-_ENCODERS: dict[str, CaseEncoder] = {}
+def _build_encoder(kb: KnowledgeBase) -> CaseEncoder:
+    return CaseEncoder([v.spec for v in kb.variables.values()], BandCutoff.of(kb))
 
 
 def encoder_for(kb: KnowledgeBase) -> CaseEncoder:
-    """The case encoder of a knowledge base (built once per base, keyed by its digest)."""
-    enc = _ENCODERS.get(kb.digest)
-    if enc is None:
-        enc = _ENCODERS[kb.digest] = CaseEncoder([v.spec for v in kb.variables.values()])
-    return enc
+    """The case encoder of a knowledge base (built once and kept with the base)."""
+    return kb.attached(_build_encoder)

@@ -32,23 +32,28 @@ def variable_information(kb: KnowledgeBase, post: np.ndarray, variables: list[st
     return terms.sum(axis=2) @ post / _LN2
 
 
-#: Summed outcome tables, by (variable, band) combination; bounded.
-_TABLES: dict[tuple[str, tuple[tuple[str, int], ...]], tuple[np.ndarray, np.ndarray]] = {}
+#: Summed outcome tables kept per knowledge base, at most this many (variable, band) combinations.
 _TABLES_MAX = 4096
 
 
+def _outcome_tables(kb: KnowledgeBase) -> dict[tuple[tuple[str, int], ...], tuple[np.ndarray, np.ndarray]]:
+    """The memo of one base's summed outcome tables (kept with the base)."""
+    return {}
+
+
 def _outcome_table(kb: KnowledgeBase, variables: Iterable[str], days: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """The joint outcome table of several variables and its diagonal, memoised."""
+    """The joint outcome table of several variables and its diagonal, each (1, ...), memoised per base."""
     combo = tuple((v, kb.variables[v].band(days)) for v in variables)
-    key = (kb.digest, combo)
-    cached = _TABLES.get(key)
+    tables = kb.attached(_outcome_tables)
+    cached = tables.get(combo)
     if cached is None:
         table = np.add.reduce([kb.outcome_log_p[v][b] for v, b in combo])
         n = table.shape[0]
-        cached = (table, table[np.arange(n), np.arange(n), :])
-        if len(_TABLES) >= _TABLES_MAX:
-            _TABLES.clear()
-        _TABLES[key] = cached
+        # kept with a leading axis of one, so the tests of a case are joined by one concatenate
+        cached = (table[None], table[np.arange(n), np.arange(n), :][None])
+        if len(tables) >= _TABLES_MAX:
+            tables.clear()
+        tables[combo] = cached
     return cached
 
 
@@ -66,8 +71,8 @@ def information_of_tests(
         return np.zeros(0), np.zeros((0, len(post)))
     tables = [_outcome_table(kb, variables, days) for variables in tests]
     # table[t, c', c, m] = log P(outcome m drawn under c | c'); own[t, c, m] = table[t, c, c, m]
-    table = np.stack([t for t, _ in tables])
-    own = np.stack([o for _, o in tables])
+    table = np.concatenate([t for t, _ in tables])
+    own = np.concatenate([o for _, o in tables])
     post32 = post.astype(np.float32)
     log_joint = np.log(post32)[:, None, None] + table  # (T, C', C, M)
     peak = log_joint.max(axis=1)  # (T, C, M)

@@ -23,7 +23,7 @@ import numpy as np
 from hipdx.knowledge.base import KnowledgeBase
 from hipdx.reasoning.assessment import RedFlagHit
 from hipdx.reasoning.encode import Observation
-from hipdx.reasoning.staging import Staging
+from hipdx.reasoning.staging import Staging, fracture_flag_urgency
 
 #: Trigger pseudo-state: the variable is not known.
 UNKNOWN = "unknown"
@@ -41,20 +41,97 @@ def probability_flag_ids(kb: KnowledgeBase) -> tuple[str, ...]:
     return tuple(probability_flag_id(c.id) for c in kb.conditions if c.must_not_miss)
 
 
-def _holds(kb: KnowledgeBase, variable: str, states: list[str], observed: str | None) -> bool:
-    """Whether an observed state (or aggregate) lies within the listed states.
+class RedFlagRules:
+    """The red flags of one knowledge base compiled to tables over its key rows, once per base.
 
-    The pseudo-state ``unknown`` in a trigger matches a variable that was not observed,
-    so a rule can ask for "CRP raised, or not measured".
+    Every condition of a trigger ("``variable`` in ``states``") becomes a boolean mask over
+    the base's rows: a row holds when its observable lies within the listed states (an
+    aggregate only when all the states it covers are listed); the padding row, "variable
+    not known", holds when the trigger lists the pseudo-state ``unknown``. A trigger holds
+    when all its conditions hold, a flag when any trigger does. The single assessment
+    (:func:`evaluate_red_flags`, one row) and the batch (:func:`hipdx.reasoning.batch.assess_batch`,
+    a key matrix) evaluate these same tables.
+
+    Build it with :func:`red_flag_rules` (kept with the base).
     """
-    if observed is None:
-        return UNKNOWN in states
-    var = kb.variables[variable]
-    allowed: set[str] = set()
-    for s in states:
-        if s != UNKNOWN:
-            allowed.update(var.observables[s])
-    return set(var.observables[observed]) <= allowed
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        n_rows = len(kb.log_p)
+        self.padding = n_rows - 1
+        self.n_columns = len(kb.variables)
+        column = {vid: i for i, vid in enumerate(kb.variables)}
+        columns: list[int] = []
+        masks: list[np.ndarray] = []
+        condition_trigger: list[int] = []
+        trigger_flag: list[int] = []
+        #: per trigger: the variables it names, in order (for the text of a hit)
+        self.trigger_variables: list[tuple[str, ...]] = []
+        for f, rf in enumerate(kb.red_flags):
+            for trigger in rf.triggers:
+                t = len(trigger_flag)
+                trigger_flag.append(f)
+                self.trigger_variables.append(tuple(trigger.all_of))
+                for variable, states in trigger.all_of.items():
+                    var = kb.variables[variable]
+                    allowed = {member for s in states if s != UNKNOWN for member in var.observables[s]}
+                    mask = np.zeros(n_rows, dtype=bool)
+                    mask[self.padding] = UNKNOWN in states
+                    for (_, observed), key in var.keys.items():
+                        mask[key] = set(var.observables[observed]) <= allowed
+                    columns.append(column[variable])
+                    masks.append(mask)
+                    condition_trigger.append(t)
+        n_triggers, n_flags = len(trigger_flag), len(kb.red_flags)
+        self.columns = np.asarray(columns, dtype=np.intp)
+        self.masks = np.asarray(masks, dtype=bool).reshape(len(columns), n_rows)
+        self._condition_index = np.arange(len(columns))
+        #: (conditions, triggers) and (triggers, flags) membership, for "all of" and "any of"
+        self.trigger_of = np.zeros((len(columns), n_triggers), dtype=np.int64)
+        self.trigger_of[self._condition_index, condition_trigger] = 1
+        self.flag_of = np.zeros((n_triggers, n_flags), dtype=np.int64)
+        self.flag_of[np.arange(n_triggers), trigger_flag] = 1
+        self.trigger_flag = trigger_flag
+        self.rule_ids = tuple(rf.id for rf in kb.red_flags)
+        self.rule_conditions = np.array([kb.condition_ids.index(rf.condition) for rf in kb.red_flags], dtype=np.intp)
+        #: must-not-miss conditions, in base order, and the ids of their probability flags
+        self.must_not_miss = np.array([i for i, c in enumerate(kb.conditions) if c.must_not_miss], dtype=np.intp)
+        self.ids = self.rule_ids + probability_flag_ids(kb)
+        #: (rule flags, must-not-miss conditions): whether a rule flags that condition
+        self.rules_of = (self.rule_conditions[:, None] == self.must_not_miss[None, :]).astype(np.int64)
+        self.threshold = kb.treatment.threshold("must_not_miss_probability").value
+        #: the columns of findings (not the patient's age, sex, pregnancy and risk factors)
+        self.finding_columns = np.array(
+            [column[v] for v, var in kb.variables.items() if var.spec.group != "patient"], dtype=np.intp
+        )
+
+    def key_row(self, kb: KnowledgeBase, observations: Sequence[Observation], keys: np.ndarray) -> np.ndarray:
+        """(1, variables) key matrix of one case: ``keys`` are its observations' rows."""
+        row = np.full((1, self.n_columns), self.padding, dtype=np.intp)
+        row[0, [kb.variables[o.variable].index for o in observations]] = keys
+        return row
+
+    def triggers(self, key_matrix: np.ndarray) -> np.ndarray:
+        """(cases, triggers): whether each trigger holds for each case."""
+        holds = self.masks[self._condition_index, key_matrix[:, self.columns]]  # (cases, conditions)
+        return (~holds).astype(np.int64) @ self.trigger_of == 0
+
+    def evaluate(self, key_matrix: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+        """(cases, flags) in the order of :attr:`ids`: rule flags whose triggers hold, then the
+        probability flag of each must-not-miss condition that no rule flags, whose probability
+        reaches the threshold, in a case that rests on findings."""
+        return self._flags(self.triggers(key_matrix), key_matrix, probabilities)
+
+    def _flags(self, triggers: np.ndarray, key_matrix: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+        rules = triggers.astype(np.int64) @ self.flag_of > 0  # (cases, rule flags)
+        ruled = rules.astype(np.int64) @ self.rules_of > 0  # (cases, must-not-miss): a rule flags it
+        has_finding = np.any(key_matrix[:, self.finding_columns] != self.padding, axis=1)
+        likely = probabilities[:, self.must_not_miss] >= self.threshold
+        return np.concatenate([rules, likely & has_finding[:, None] & ~ruled], axis=1)
+
+
+def red_flag_rules(kb: KnowledgeBase) -> RedFlagRules:
+    """The compiled red flags of a knowledge base (built once and kept with the base)."""
+    return kb.attached(RedFlagRules)
 
 
 def rests_on_findings(kb: KnowledgeBase, observations: Sequence[Observation]) -> bool:
@@ -62,32 +139,48 @@ def rests_on_findings(kb: KnowledgeBase, observations: Sequence[Observation]) ->
     return any(kb.variables[o.variable].spec.group != "patient" for o in observations)
 
 
-def evaluate_red_flags(kb: KnowledgeBase, observations: Sequence[Observation], post: np.ndarray) -> list[RedFlagHit]:
-    """The red flags that hold, most urgent first: rule flags, then probability flags."""
+def evaluate_red_flags(
+    kb: KnowledgeBase, observations: Sequence[Observation], post: np.ndarray, keys: np.ndarray | None = None
+) -> list[RedFlagHit]:
+    """The red flags that hold, most urgent first: rule flags, then probability flags.
+
+    ``keys`` are the observations' rows (:func:`~hipdx.reasoning.differential.observation_keys`),
+    when the caller has them. The flags are those of :meth:`RedFlagRules.evaluate` on the
+    case's one row.
+    """
+    rules = red_flag_rules(kb)
+    if keys is None:
+        keys = np.asarray([kb.variables[o.variable].keys[(kb.variables[o.variable].band(o.days), o.state)] for o in observations], dtype=np.intp)
+    row = rules.key_row(kb, observations, keys)
+    triggers = rules.triggers(row)
+    flags = rules._flags(triggers, row, post[None, :])[0]
+    if not flags.any():
+        return []
     seen = {o.variable: o.state for o in observations}
+    triggered: dict[int, list[str]] = {}
+    for t in np.flatnonzero(triggers[0]).tolist():
+        text = " and ".join(f"{v} = {seen.get(v, UNKNOWN)}" for v in rules.trigger_variables[t])
+        triggered.setdefault(rules.trigger_flag[t], []).append(text)
     hits = []
-    for rf in kb.red_flags:
-        triggered = []
-        for trigger in rf.triggers:
-            if all(_holds(kb, v, states, seen.get(v)) for v, states in trigger.all_of.items()):
-                triggered.append(" and ".join(f"{v} = {seen.get(v, UNKNOWN)}" for v in trigger.all_of))
-        if triggered:
-            ci = kb.condition_ids.index(rf.condition)
-            hits.append(
-                RedFlagHit(
-                    id=rf.id,
-                    kind="rule",
-                    condition=rf.condition,
-                    condition_name=kb.conditions[ci].name,
-                    urgency=rf.urgency,
-                    title=rf.title,
-                    triggered_by=triggered,
-                    action=" ".join(rf.action.split()),
-                    refs=rf.refs,
-                    condition_probability=round(float(post[ci]), 4),
-                )
+    for f, texts in triggered.items():
+        rf = kb.red_flags[f]
+        ci = int(rules.rule_conditions[f])
+        hits.append(
+            RedFlagHit(
+                id=rf.id,
+                kind="rule",
+                condition=rf.condition,
+                condition_name=kb.conditions[ci].name,
+                urgency=rf.urgency,
+                title=rf.title,
+                triggered_by=texts,
+                action=" ".join(rf.action.split()),
+                refs=rf.refs,
+                condition_probability=round(float(post[ci]), 4),
             )
-    hits += _probability_flags(kb, observations, post, {h.condition for h in hits})
+        )
+    n_rules = len(rules.rule_ids)
+    hits += _probability_flags(kb, [int(rules.must_not_miss[k]) for k in np.flatnonzero(flags[n_rules:]).tolist()], post)
     hits.sort(key=lambda h: URGENCY_ORDER[h.urgency])
     return hits
 
@@ -100,9 +193,9 @@ def staging_flags(kb: KnowledgeBase, staging: Staging, post: np.ndarray, flags: 
     (``staging.yaml``), so the flag and the plan's fracture pathway always agree.
     """
     fracture = staging.femoral_neck_fracture
-    if fracture.grade in ("not_reported", "none") or fracture.urgency is None:
+    urgency = fracture_flag_urgency(fracture)
+    if urgency is None:
         return []
-    urgency = fracture.urgency
     if any(f.condition == "fnsf" and URGENCY_ORDER[f.urgency] <= URGENCY_ORDER[urgency] for f in flags):
         return []
     ci = kb.condition_ids.index("fnsf")
@@ -123,18 +216,14 @@ def staging_flags(kb: KnowledgeBase, staging: Staging, post: np.ndarray, flags: 
     ]
 
 
-def _probability_flags(
-    kb: KnowledgeBase, observations: Sequence[Observation], post: np.ndarray, ruled: set[str]
-) -> list[RedFlagHit]:
-    if not rests_on_findings(kb, observations):
-        return []
+def _probability_flags(kb: KnowledgeBase, flagged: Sequence[int], post: np.ndarray) -> list[RedFlagHit]:
+    """The probability flags of the ``flagged`` must-not-miss conditions (as :class:`RedFlagRules` finds them)."""
     threshold = kb.treatment.threshold("must_not_miss_probability").value
     plans = kb.treatment.treatments.plans
     hits = []
-    for ci, condition in enumerate(kb.conditions):
+    for ci in flagged:
+        condition = kb.conditions[ci]
         p = float(post[ci])
-        if not condition.must_not_miss or condition.id in ruled or p < threshold:
-            continue
         plan = plans[condition.id]
         hits.append(
             RedFlagHit(

@@ -182,8 +182,7 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
 
     @app.exception_handler(HipdxError)
     async def _hipdx(request: Request, exc: HipdxError) -> Response:
-        status = 400 if isinstance(exc, InputError) else exc.http_status  # a bad request, not an unprocessable chart
-        return outcome(status, exc.message, exc.problems)
+        return outcome(exc.http_status, exc.message, exc.problems)  # the class's one status (hipdx.errors)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

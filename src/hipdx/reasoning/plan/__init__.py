@@ -1,0 +1,463 @@
+"""A cited management plan with safety checks, for the leading diagnosis and for the
+must-not-miss conditions still to be excluded. Pure: no I/O, no clock.
+
+The plan is built from ``treatments.yaml`` (options and the ordered plan of each
+condition), the case's staging (:mod:`hipdx.reasoning.staging`: fracture grade, ARCO
+stage, subchondral band) and ``safety.yaml`` (rules evaluated on facts of the case).
+
+The facts of the case the rules test, and the renal function, are in :mod:`.facts`; how
+the safety rules judge an option on them is in :mod:`.safety`: a rule never assumes a
+missing fact is normal, and an option that needs one is never recommended.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+
+from pydantic import Field
+
+from hipdx._version import __version__
+from hipdx.case import Case
+from hipdx.case.timeline import Timeline
+from hipdx.errors import InputError, Problem
+from hipdx.knowledge.treatment import FACTS, Option, TreatmentKnowledge
+from hipdx.reasoning.frozen import Frozen, OutputProvenance
+from hipdx.reasoning.plan.facts import CREATININE_UMOL_PER_MG_DL, Fact, RenalFunction, case_facts, cockcroft_gault, renal_function
+from hipdx.reasoning.plan.safety import ItemStatus, SafetyFinding, Verdict, evaluate_option, fold_text
+from hipdx.reasoning.staging import BandVerdict, Staging, StageStatus, fracture_flag_urgency, stage_case
+
+
+_URGENCY_RANK = {"emergency": 0, "urgent": 1, "soon": 2, "routine": 3}
+# --- the plan -------------------------------------------------------------------------------------
+
+
+class PlanItem(Frozen):
+    order: int
+    option: str
+    kind: str
+    role: str = Field(description="core (part of the plan) or option (one of several choices)")
+    choice_group: str | None = None
+    title: str
+    regimen: str
+    status: ItemStatus
+    evidence: str = Field(description="randomised_trial, case_series, guideline, label or expert_opinion")
+    basis: str = Field(description="reported (as published), transferred (from another population) or estimate (a judgement of hipdx)")
+    off_label: bool
+    refs: list[str]
+    note: str | None = None
+    context: str | None = Field(default=None, description="why this item, from the staging of the case")
+    blocked_by: list[SafetyFinding] = []
+    cautions: list[SafetyFinding] = []
+    needs_information: list[SafetyFinding] = Field(default=[], description="safety checks whose fact is not known")
+    checks_before_use: list[SafetyFinding] = Field(default=[], description="cautions whose fact is not known")
+
+    @property
+    def recommended(self) -> bool:
+        return self.status in (ItemStatus.recommended, ItemStatus.caution)
+
+
+class PlanSection(Frozen):
+    condition: str
+    title: str
+    role: str = Field(description="leading or exclude")
+    reason: str
+    probability: float | None
+    urgency: str
+    summary: str
+    refs: list[str]
+    items: list[PlanItem]
+
+
+class InformationRequest(Frozen):
+    fact: str
+    how: str
+    blocking: bool = Field(description="True: options wait for it; False: a check before use")
+    needed_for: list[str]
+
+
+class FactOut(Frozen):
+    name: str
+    value: str
+    source: str
+    inputs: list[str]
+
+
+class PlanProvenance(OutputProvenance):
+    treatment_knowledge_version: str
+    knowledge_digest: str
+    assessed_on: dt.date | None
+    days_since_onset: float | None
+    must_not_miss_threshold: float
+    differential: list[tuple[str, float]]
+    red_flag_conditions: list[str]
+    inputs_used: list[str]
+    facts: list[FactOut]
+
+
+class Plan(Frozen):
+    case_id: str | None
+    disclaimer: str
+    sections: list[PlanSection] = Field(description="most urgent first; the leading diagnosis first among equals")
+    scope: str | None = Field(default=None, description="why the plan recommends no medicine: the patient is outside the knowledge base's scope")
+    governing: list[str] = Field(default=[], description="where one section's safer instruction governs another's (weight-bearing)")
+    needs_information: list[InformationRequest]
+    renal_function: RenalFunction
+    choice_groups: dict[str, str] = Field(description="group -> how to choose among its options")
+    staging: Staging
+    provenance: PlanProvenance
+
+    def items(self) -> list[PlanItem]:
+        return [item for section in self.sections for item in section.items]
+
+    def recommended(self) -> list[PlanItem]:
+        return [item for item in self.items() if item.recommended]
+
+
+def _fracture_option(staging: Staging) -> tuple[str, str] | None:
+    fracture = staging.femoral_neck_fracture
+    if fracture.grade in ("not_reported", "none"):
+        return None
+    option = {
+        "displaced": "fnsf_displaced",
+        "tension": "fnsf_tension",
+        "compression_wide": "fnsf_compression_wide",
+        "compression_narrow": "fnsf_compression_narrow",
+    }.get(fracture.grade, "fnsf_unmeasured")
+    decided = "; ".join(str(i) for i in fracture.decided_by)
+    return option, f"{fracture.label} ({decided})."
+
+
+def _on_referral(staging: Staging) -> tuple[str, str] | None:
+    arco = staging.system("arco_2019")
+    if arco.stage is None:
+        return None
+    option = {"I": "refer_on_precollapse", "II": "refer_on_precollapse", "IIIA": "refer_on_pericollapse", "III": "refer_on_pericollapse"}.get(
+        arco.stage, "refer_on_collapse"
+    )
+    prefix = "at least " if arco.status is StageStatus.at_least else ""
+    return option, f"ARCO 2019 stage {prefix}{arco.stage} ({'; '.join(str(i) for i in arco.decided_by)})."
+
+
+def _needs_ct(staging: Staging) -> bool:
+    arco = staging.system("arco_2019")
+    return arco.stage == "III" or any("collapse" in m for m in arco.missing) or any("MRI only" in n for n in arco.notes)
+
+
+def _irreversible(staging: Staging) -> str | None:
+    band = staging.subchondral_band
+    if band.verdict is BandVerdict.irreversible_suggestive or band.other_irreversible_signs:
+        return band.summary
+    return None
+
+
+def _section_items(
+    condition: str, knowledge: TreatmentKnowledge, staging: Staging, facts: dict[str, Fact]
+) -> tuple[list[PlanItem], str | None]:
+    """The ordered items of one condition's plan, with stage-specific substitutions.
+
+    Outside the knowledge base's scope (a child) the plan opens with the referral; its
+    medicines are blocked by the scope rule of ``safety.yaml``.
+    """
+    plan = knowledge.treatments.plans[condition]
+    chosen: list[tuple[str, str | None]] = []
+    outside = facts["outside_scope"]
+    if outside.known and outside.value is True:
+        chosen.append(("refer_outside_scope", f"Outside hipdx's scope: {outside.source}."))
+    urgency = None
+    for option in plan.items:
+        context = None
+        if option == "fnsf_pathway":
+            graded = _fracture_option(staging)
+            if graded is not None:
+                option, context = graded
+                urgency = staging.femoral_neck_fracture.urgency
+        elif option == "refer_on":
+            staged = _on_referral(staging)
+            if staged is not None:
+                option, context = staged
+        elif option == "ct_pericollapse" and not _needs_ct(staging):
+            continue
+        chosen.append((option, context))
+        if option.startswith("protected_weight_bearing") and condition in ("toh", "rmo", "sif"):
+            irreversible = _irreversible(staging)
+            if irreversible is not None:
+                chosen.append(("refer_irreversible_pattern", irreversible))
+    items = [_item(i + 1, option, knowledge.treatments.options[option], context, facts, knowledge) for i, (option, context) in enumerate(chosen)]
+    return items, urgency
+
+
+def _item(order: int, key: str, option: Option, context: str | None, facts: dict[str, Fact], knowledge: TreatmentKnowledge) -> PlanItem:
+    verdict = evaluate_option(key, facts, knowledge)
+    return PlanItem(
+        order=order,
+        option=key,
+        kind=option.kind.value,
+        role=option.role,
+        choice_group=option.choice_group,
+        title=option.title,
+        regimen=fold_text(option.regimen) or "",
+        status=verdict.status,
+        evidence=option.evidence.value,
+        basis=option.basis.value,
+        off_label=option.off_label,
+        refs=option.refs,
+        note=fold_text(option.note),
+        context=context,
+        blocked_by=verdict.blocked_by,
+        cautions=verdict.cautions,
+        needs_information=verdict.needs,
+        checks_before_use=verdict.checks,
+    )
+
+
+def _requests(sections: list[PlanSection]) -> list[InformationRequest]:
+    """What the plan asks for: facts that hold options back, then checks before use."""
+    blocking: dict[str, list[str]] = {}
+    checks: dict[str, list[str]] = {}
+    for section in sections:
+        for item in section.items:
+            if item.status is ItemStatus.blocked:
+                continue
+            for finding in item.needs_information:
+                blocking.setdefault(finding.fact, [])
+                if item.title not in blocking[finding.fact]:
+                    blocking[finding.fact].append(item.title)
+            for finding in item.checks_before_use:
+                checks.setdefault(finding.fact, [])
+                if item.title not in checks[finding.fact]:
+                    checks[finding.fact].append(item.title)
+    out = [InformationRequest(fact=f, how=FACTS[f][1], blocking=True, needed_for=v) for f, v in blocking.items()]
+    out += [InformationRequest(fact=f, how=FACTS[f][1], blocking=False, needed_for=v) for f, v in checks.items() if f not in blocking]
+    return out
+
+
+def _most_urgent(*urgencies: str) -> str:
+    return min(urgencies, key=_URGENCY_RANK.__getitem__)
+
+
+#: weight-bearing instructions, safest first
+_WEIGHT_BEARING_RANK = {"none": 0, "protected": 1}
+
+
+def _govern_weight_bearing(sections: list[PlanSection], knowledge: TreatmentKnowledge) -> tuple[list[PlanSection], list[str]]:
+    """One weight-bearing instruction for the patient: the safest one of the plan governs.
+
+    When one section says no weight-bearing (a fracture to exclude) and another says partial
+    weight-bearing (TOH), the partial one is ``deferred`` until the first condition is
+    excluded, and the plan says so: the two never stand side by side as instructions.
+    """
+    options = knowledge.treatments.options
+    instructing = [
+        (_WEIGHT_BEARING_RANK[level], section, item)
+        for section in sections
+        for item in section.items
+        if item.status is not ItemStatus.blocked and (level := options[item.option].weight_bearing) is not None
+    ]
+    if not instructing:
+        return sections, []
+    rank, governing_section, governing_item = min(instructing, key=lambda x: x[0])
+    notes: list[str] = []
+    out = []
+    for section in sections:
+        items = []
+        for item in section.items:
+            level = options[item.option].weight_bearing
+            if level is not None and _WEIGHT_BEARING_RANK[level] > rank and item.status is not ItemStatus.blocked:
+                now = "No weight-bearing now" if rank == _WEIGHT_BEARING_RANK["none"] else "Protected weight-bearing now"
+                why = (
+                    f"{now}: '{governing_item.title}' ({governing_section.title}) is the safer instruction and governs; "
+                    f"this item applies once {governing_section.title.lower()} is excluded or treated."
+                )
+                item = item.model_copy(update={"status": ItemStatus.deferred, "context": why})
+                notes.append(f"'{item.title}' ({section.title}) is deferred: {why}")
+            items.append(item)
+        out.append(section.model_copy(update={"items": items}))
+    return out, notes
+
+
+def make_plan(
+    case: Case,
+    differential: Sequence[tuple[str, float]],
+    knowledge: TreatmentKnowledge,
+    today: dt.date | None = None,
+    *,
+    red_flags: Mapping[str, str] | None = None,
+    staging: Staging | None = None,
+    timeline: Timeline | None = None,
+) -> Plan:
+    """An ordered, cited plan for the leading diagnosis and the must-not-miss conditions.
+
+    Parameters
+    ----------
+    case
+        A validated case.
+    differential
+        ``(condition id, probability)`` pairs, e.g. from an assessment's differential.
+    knowledge
+        :func:`hipdx.knowledge.treatment.load_treatment_knowledge`.
+    today
+        Date of the assessment (used only for dates in the case without ``assessed_on``).
+    red_flags
+        Condition -> the most urgent urgency of its red flags that hold (as
+        :func:`hipdx.reasoning.red_flags.evaluate_red_flags` finds them, probability flags
+        included). A flagged condition gets its section whatever its probability, at least
+        as urgent as its flag; a must-not-miss condition other than the leading one gets a
+        section only when flagged, and no section is ``emergency`` or ``urgent`` without a
+        flag of its condition, so the flags, the plan's urgencies and the headline agree.
+    staging
+        The case's staging, if already computed (else it is computed here).
+    timeline
+        The case's times for this assessment (:class:`~hipdx.case.timeline.Timeline`), if
+        the caller has them (else derived here).
+
+    Raises
+    ------
+    InputError
+        The differential is empty, names a condition without a plan, or gives a
+        probability outside 0-1.
+
+    Examples
+    --------
+    >>> from hipdx.knowledge import load_treatment_knowledge
+    >>> c = Case.model_validate({"age_years": 45, "sex": "male"})
+    >>> plan = make_plan(c, [("toh", 0.7), ("onfh", 0.2), ("septic", 0.02)], load_treatment_knowledge())
+    >>> [s.condition for s in plan.sections]
+    ['toh']
+    >>> next(i for i in plan.items() if i.option == "zoledronic_acid").status.value
+    'needs_information'
+    """
+    plans = knowledge.treatments.plans
+    problems = []
+    for i, (cid, p) in enumerate(differential):
+        if cid not in plans:
+            problems.append(Problem(f"differential.{i}", f"no plan for condition {cid!r}"))
+        if not 0.0 <= p <= 1.0:
+            problems.append(Problem(f"differential.{i}", f"probability {p!r} is outside 0-1"))
+    if not differential:
+        problems.append(Problem("differential", "is empty"))
+    if problems:
+        raise InputError("cannot make a plan from this differential", problems)
+    flag_urgency = dict(red_flags or {})
+    unknown_flags = set(flag_urgency) - set(plans)
+    bad_urgency = {u for u in flag_urgency.values() if u not in _URGENCY_RANK}
+    if unknown_flags or bad_urgency:
+        raise InputError(
+            "cannot make a plan",
+            [Problem("red_flags", f"unknown condition(s) {sorted(unknown_flags)} or urgency {sorted(bad_urgency)}")],
+        )
+    flagged = set(flag_urgency)
+    timeline = Timeline.of(case, today, timeline)
+
+    staging = staging if staging is not None else stage_case(case, knowledge, today, timeline=timeline)
+    probability = dict(differential)
+    ranked = sorted(differential, key=lambda x: -x[1])
+    leading = ranked[0][0]
+    threshold = knowledge.threshold("must_not_miss_probability").value
+    fracture_urgency = fracture_flag_urgency(staging.femoral_neck_fracture)
+    if fracture_urgency is not None:  # a graded fracture is flagged (the one rule: staging.fracture_flag_urgency)
+        flagged.add("fnsf")
+        flag_urgency["fnsf"] = _most_urgent(flag_urgency.get("fnsf", fracture_urgency), fracture_urgency)
+    facts = case_facts(
+        case,
+        knowledge,
+        neoplasm_probability=probability.get("neoplasm"),
+        neoplasm_red_flag="neoplasm" in flagged,
+        septic_probability=probability.get("septic"),
+        septic_red_flag="septic" in flagged,
+    )
+
+    sections: list[PlanSection] = []
+    for cid, p in [(leading, ranked[0][1])] + [(c, probability.get(c, 0.0)) for c in plans if c != leading]:
+        spec = plans[cid]
+        why = []
+        if cid in flagged:
+            fracture_line = cid == "fnsf" and fracture_urgency is not None
+            why.append("a femoral neck fracture line is reported" if fracture_line else f"a red flag holds ({flag_urgency[cid]})")
+        if cid == leading:
+            role, reason = "leading", f"Leading diagnosis ({p:.0%})" + (f"; {why[0]}." if why else ".")
+        elif cid in flagged:
+            role = "exclude" if spec.must_not_miss else "flagged"
+            if p >= threshold:
+                why.append(f"probability {p:.0%} is at or above the {threshold:.0%} threshold")
+            reason = ("Must not miss: " if spec.must_not_miss else "Red flag: ") + " and ".join(why) + "."
+        else:
+            continue
+        items, _ = _section_items(cid, knowledge, staging, facts)
+        urgency = spec.urgency
+        if cid in flagged:
+            urgency = _most_urgent(urgency, flag_urgency[cid])
+        elif _URGENCY_RANK[urgency] <= _URGENCY_RANK["urgent"]:
+            # an emergency or urgent pathway without a red flag: only the patient's age, sex and risk
+            # factors put it first (no finding yet); it is not announced as an emergency
+            urgency = "soon"
+            reason += " No finding raises a red flag yet: it leads on age, sex and risk factors alone; record the findings."
+        sections.append(
+            PlanSection(
+                condition=cid,
+                title=spec.title,
+                role=role,
+                reason=reason,
+                probability=probability.get(cid),
+                urgency=urgency,
+                summary=" ".join(spec.summary.split()),
+                refs=spec.refs,
+                items=items,
+            )
+        )
+    sections.sort(key=lambda s: (_URGENCY_RANK[s.urgency], s.role != "leading"))
+    sections, governing = _govern_weight_bearing(sections, knowledge)
+    outside = facts["outside_scope"]
+    scope = (
+        f"Outside hipdx's scope ({outside.source}): no medicine is recommended (each is blocked by the scope rule); "
+        "refer to a paediatric team."
+        if outside.known and outside.value is True
+        else None
+    )
+
+    used = sorted({i for f in facts.values() if f.known for i in f.inputs} | set(staging.provenance.inputs_used))
+    groups = {k: f"{g.title}: {' '.join(g.note.split())}" for k, g in knowledge.treatments.choice_groups.items()}
+    return Plan(
+        case_id=case.id,
+        disclaimer=" ".join(knowledge.treatments.disclaimer.split()),
+        sections=sections,
+        scope=scope,
+        governing=governing,
+        needs_information=_requests(sections),
+        renal_function=renal_function(case),
+        choice_groups=groups,
+        staging=staging,
+        provenance=PlanProvenance(
+            hipdx_version=__version__,
+            treatment_knowledge_version=knowledge.version,
+            knowledge_digest=knowledge.digest,
+            assessed_on=case.assessed_on or today,
+            days_since_onset=timeline.onset,
+            must_not_miss_threshold=threshold,
+            differential=[(c, round(p, 4)) for c, p in ranked],
+            red_flag_conditions=sorted(flagged),
+            inputs_used=used,
+            facts=[FactOut(name=f.name, value=f.shown(), source=f.source, inputs=list(f.inputs)) for f in facts.values()],
+        ),
+    )
+
+
+__all__ = [
+    "CREATININE_UMOL_PER_MG_DL",
+    "Fact",
+    "FactOut",
+    "InformationRequest",
+    "ItemStatus",
+    "Plan",
+    "PlanItem",
+    "PlanProvenance",
+    "PlanSection",
+    "RenalFunction",
+    "SafetyFinding",
+    "Verdict",
+    "case_facts",
+    "cockcroft_gault",
+    "evaluate_option",
+    "make_plan",
+    "renal_function",
+]
