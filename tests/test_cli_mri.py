@@ -84,7 +84,11 @@ def test_assess_with_mri_shows_the_measurements_behind_the_findings(study: Path,
     data = json.loads(as_json.stdout)
     left = data["mri_analysis"]["sides"]["left"]
     assert left["edema"]["volume_ml"] > 0 and data["mri_analysis"]["provenance"]["series_used"]
-    text = runner.invoke(app, ["assess", str(case), "--mri", str(study), "--no-color"])
+    brief = runner.invoke(app, ["assess", str(case), "--mri", str(study), "--no-color"])
+    assert brief.exit_code == 0, brief.output
+    assert "MRI, automatic (check the overlays): right edema" in brief.stdout
+    assert f"left edema {left['edema']['volume_ml']:.1f} mL" in brief.stdout
+    text = runner.invoke(app, ["assess", str(case), "--mri", str(study), "--no-color", "--detail"])
     assert text.exit_code == 0, text.output
     assert "Hip MRI - automatic measurements" in text.stdout
     assert f"{left['edema']['volume_ml']:.1f} mL" in text.stdout

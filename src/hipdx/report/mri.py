@@ -17,6 +17,7 @@ DISCLAIMER = (
 )
 
 _NOT = "not measured"
+MRI_TITLE = "Hip MRI - automatic measurements"
 
 
 def _num(value: float | None, unit: str, digits: int = 1) -> str:
@@ -115,8 +116,12 @@ def _notes(analysis: MriAnalysis) -> list[str]:
     return notes
 
 
-def format_mri_analysis(analysis: MriAnalysis, markdown: bool = False) -> str:
-    """The analysis as a side-by-side table with comparison, notes, warnings and provenance."""
+def format_mri_analysis(analysis: MriAnalysis, markdown: bool = False, *, heading_level: int = 1, title: bool = True) -> str:
+    """The analysis as a side-by-side table with comparison, notes, warnings and provenance.
+
+    ``heading_level`` is the Markdown level of its title; ``title=False`` leaves the title out
+    (for a report that gives the section its own heading).
+    """
     cells = [(label, render(analysis.sides.right), render(analysis.sides.left)) for label, render in ROWS]
     series = analysis.provenance.series_used
     used = ", ".join(f"{kind}: {desc}" for kind, desc in series.items()) or "none"
@@ -128,7 +133,8 @@ def format_mri_analysis(analysis: MriAnalysis, markdown: bool = False) -> str:
     ]
     lines: list[str] = []
     if markdown:
-        lines += ["# Hip MRI - automatic measurements", "", f"_{DISCLAIMER}_", "", f"Series used: {used}", ""]
+        lines += [f"{'#' * heading_level} {MRI_TITLE}", ""] if title else []
+        lines += [f"_{DISCLAIMER}_", "", f"Series used: {used}", ""]
         lines += [f"{p}\n" for p in passed_over]
         lines += ["| measure | right | left |", "|---|---|---|"]
         lines += [f"| {a} | {b} | {c} |" for a, b, c in cells]
@@ -138,7 +144,8 @@ def format_mri_analysis(analysis: MriAnalysis, markdown: bool = False) -> str:
     else:
         w0 = max(len(a) for a, _, _ in cells)
         w1 = max(len("right"), *(len(b) for _, b, _ in cells))
-        lines += ["Hip MRI - automatic measurements", DISCLAIMER, f"Series used: {used}", *passed_over, ""]
+        lines += [MRI_TITLE] if title else []
+        lines += [DISCLAIMER, f"Series used: {used}", *passed_over, ""]
         lines.append(f"{'':{w0}}  {'right':{w1}}  left")
         lines += [f"{a:{w0}}  {b:{w1}}  {c}" for a, b, c in cells]
         lines += ["", _comparison(analysis)]
@@ -146,3 +153,13 @@ def format_mri_analysis(analysis: MriAnalysis, markdown: bool = False) -> str:
         lines += [f"warning: {w}" for w in analysis.warnings]
     lines += ["", f"hipdx {analysis.provenance.hipdx_version}; method parameters in the JSON output (--format json)."]
     return "\n".join(lines)
+
+
+def mri_in_brief(analysis: MriAnalysis) -> str:
+    """One line for the one-screen report: edema and band on each side, to be checked on the overlays."""
+    sides = []
+    for name in ("right", "left"):
+        s = getattr(analysis.sides, name)
+        extent = f" ({_extent(s)})" if s.edema.volume_ml else ""
+        sides.append(f"{name} edema {_edema(s)}{extent}, band {_band(s)}")
+    return "MRI, automatic (check the overlays): " + "; ".join(sides) + "."
