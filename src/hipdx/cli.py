@@ -134,6 +134,15 @@ def _serve() -> None:
 _serve()
 
 
+def _reports() -> None:
+    from hipdx.cli_report import register_report_commands
+
+    register_report_commands(app)
+
+
+_reports()
+
+
 class OutputFormat(str, Enum):
     text = "text"
     json = "json"
@@ -217,11 +226,13 @@ def _print_json(data: Any) -> None:
 
 
 class Assessed(NamedTuple):
-    """An assessment with the MRI analysis and the FHIR mapping it was made from (None: not given)."""
+    """An assessment with the case, the MRI study and analysis and the FHIR mapping it was made from (None: not given)."""
 
     assessment: Assessment
+    case: Case
     analysis: Any
     mapping: Any
+    study: Any
 
 
 def assess_inputs(
@@ -256,17 +267,18 @@ def assess_inputs(
         case = mapping.case
     else:
         case = parse_case(read_bytes(case_file), _today(today))  # type: ignore[arg-type]  # one of the two is given
-    analysis = None
+    analysis = study = None
     if mri is not None:
         from hipdx.imaging.analyze import analyze_read_study, case_with_mri
         from hipdx.imaging.io import read_study
 
-        analysis = analyze_read_study(read_study(mri, kinds=series_kinds(mri_series, "--mri-series")))
+        study = read_study(mri, kinds=series_kinds(mri_series, "--mri-series"))
+        analysis = analyze_read_study(study)
         case, notes = case_with_mri(case, analysis, mri_days, _today(today))
         for note in notes:
             typer.echo(f"mri: {note}", err=True)
     assessment = assess(case, kb, _today(today))
-    return Assessed(assessment, analysis, mapping)
+    return Assessed(assessment, case, analysis, mapping, study)
 
 
 @app.command("assess", cls=ReportingCommand, epilog=SUPPORTS)
@@ -320,7 +332,7 @@ def assess_command(
     full report; --format json the whole assessment as data.
     """
     kb = load_knowledge_base()
-    assessment, analysis, mapping = assess_inputs(kb, case_file, fhir, patient, mri, mri_days, mri_series, today)
+    assessment, _, analysis, mapping, _ = assess_inputs(kb, case_file, fhir, patient, mri, mri_days, mri_series, today)
     if output is OutputFormat.json:
         data = assessment.model_dump(mode="json")
         if analysis is not None:  # the measurements behind the imaging findings, with their provenance

@@ -94,7 +94,7 @@ ROWS: tuple[tuple[str, Callable[[SideOut], str]], ...] = (
 )
 
 
-def _comparison(analysis: MriAnalysis) -> str:
+def side_to_side(analysis: MriAnalysis) -> str:
     d = analysis.side_to_side_edema_ml
     if d is None:
         return "Side-to-side: not comparable (edema measured on one side only or not at all)."
@@ -104,7 +104,7 @@ def _comparison(analysis: MriAnalysis) -> str:
     return f"Side-to-side: {abs(d):.1f} mL more edema on the {more}."
 
 
-def _notes(analysis: MriAnalysis) -> list[str]:
+def mri_notes(analysis: MriAnalysis) -> list[str]:
     notes = []
     for name in ("right", "left"):
         b = getattr(analysis.sides, name).subchondral_band
@@ -138,8 +138,8 @@ def format_mri_analysis(analysis: MriAnalysis, markdown: bool = False, *, headin
         lines += [f"{p}\n" for p in passed_over]
         lines += ["| measure | right | left |", "|---|---|---|"]
         lines += [f"| {a} | {b} | {c} |" for a, b, c in cells]
-        lines += ["", _comparison(analysis)]
-        lines += [f"- note: {n}" for n in _notes(analysis)]
+        lines += ["", side_to_side(analysis)]
+        lines += [f"- note: {n}" for n in mri_notes(analysis)]
         lines += [f"- **warning:** {w}" for w in analysis.warnings]
     else:
         w0 = max(len(a) for a, _, _ in cells)
@@ -148,8 +148,8 @@ def format_mri_analysis(analysis: MriAnalysis, markdown: bool = False, *, headin
         lines += [DISCLAIMER, f"Series used: {used}", *passed_over, ""]
         lines.append(f"{'':{w0}}  {'right':{w1}}  left")
         lines += [f"{a:{w0}}  {b:{w1}}  {c}" for a, b, c in cells]
-        lines += ["", _comparison(analysis)]
-        lines += [f"note: {n}" for n in _notes(analysis)]
+        lines += ["", side_to_side(analysis)]
+        lines += [f"note: {n}" for n in mri_notes(analysis)]
         lines += [f"warning: {w}" for w in analysis.warnings]
     lines += ["", f"hipdx {analysis.provenance.hipdx_version}; method parameters in the JSON output (--format json)."]
     return "\n".join(lines)
