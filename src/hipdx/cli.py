@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 
@@ -56,6 +56,11 @@ from hipdx.cli_support import (
     series_kinds,
 )
 from hipdx.report.text import DEFAULT_WIDTH
+
+if TYPE_CHECKING:
+    from hipdx.fhir import FhirMapping
+    from hipdx.imaging.analyze import MriAnalysis
+    from hipdx.imaging.io import Study
 
 
 #: Exit code of an unexpected error (EX_SOFTWARE in sysexits.h).
@@ -230,9 +235,9 @@ class Assessed(NamedTuple):
 
     assessment: Assessment
     case: Case
-    analysis: Any
-    mapping: Any
-    study: Any
+    analysis: MriAnalysis | None
+    mapping: FhirMapping | None
+    study: Study | None
 
 
 def assess_inputs(
@@ -328,8 +333,7 @@ def assess_command(
 ) -> None:
     """Assess one case: one screen with what to do now, red flags, the leading three, the next test, the plan.
 
-    Red flags are shown whatever the probability of their condition. --detail gives the
-    full report; --format json the whole assessment as data.
+    Red flags are shown whatever the probability of their condition. --detail gives the full report; --format json the whole assessment as data.
     """
     kb = load_knowledge_base()
     assessment, _, analysis, mapping, _ = assess_inputs(kb, case_file, fhir, patient, mri, mri_days, mri_series, today)

@@ -91,10 +91,9 @@ def report_command(
 ) -> None:
     """Write a printable report of one assessment, PDF or HTML.
 
-    Patient summary, red flags, the differential with the explanation (each finding's likelihood
-    ratio), the next test, stages, the plan (each blocked option with the fact that blocked it),
-    the course plot when the case has visits, the MRI measurements and key overlay images with
-    --mri, the sources and the provenance (hipdx version, knowledge-base digest, inputs).
+    Patient summary, red flags, the differential with each finding's likelihood ratio, the next test, stages, the plan (each blocked option with the fact that blocked it).
+
+    The course plot when the case has visits; the MRI measurements and key overlay images with --mri; sources and provenance (hipdx version, knowledge-base digest, inputs).
     """
     from hipdx.cli import assess_inputs
     from hipdx.knowledge import load_knowledge_base
@@ -126,8 +125,7 @@ def patient_sheet_command(
 ) -> None:
     """Write the one-page information sheet on transient osteoporosis of the hip for patients, PDF or HTML.
 
-    Plain language: what it is, what to expect, weight-bearing, when to come back; its sources
-    in the footer.
+    Plain language: what it is, what to expect, weight-bearing, when to come back; its sources in the footer.
     """
     from hipdx.knowledge import load_knowledge_base
     from hipdx.output import check_outputs

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from hipdx.imaging.analyze import MriAnalysis
 from hipdx.report import view
 from hipdx.report.markdown import escape_html
-from hipdx.report.mri import mri_in_brief
 from hipdx.report.text import DEFAULT_WIDTH, URGENCY_STYLE, capture, heading, probability_bar
 
 #: The leading conditions shown.
@@ -63,6 +62,8 @@ def _summary(a: Assessment, analysis: MriAnalysis | None, width: int) -> Iterato
     yield _title(a)
     yield Text.assemble(("Now: ", "bold"), (a.headline.text, URGENCY_STYLE.get(a.headline.urgency, "bold")))
     if analysis is not None:
+        from hipdx.report.mri import mri_in_brief  # the imaging package loads only when an MRI is given
+
         yield Text(mri_in_brief(analysis))
 
     yield heading("Red flags")
@@ -158,6 +159,8 @@ def _markdown(a: Assessment, analysis: MriAnalysis | None) -> Iterator[str]:
     yield title
     yield f"**Now ({a.headline.urgency}):** {a.headline.text}"
     if analysis is not None:
+        from hipdx.report.mri import mri_in_brief
+
         yield mri_in_brief(analysis)
     flags = view.red_flags_by_urgency(a)
     yield "## Red flags\n\n" + (
