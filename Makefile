@@ -51,3 +51,20 @@ bench-service: $(STAMP)  ## patient-view under load (16 clients, 60 s) beside a 
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis .hipdx-run
+
+# -- printable reports (hipdx report, hipdx patient-sheet) -----------------------------------------
+# WeasyPrint lays the PDF out with the system's Pango; the tests turn a page into PNG with pdftoppm.
+.PHONY: report-deps report-images
+REPORT_DEBS := poppler-utils libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
+
+report-deps:  ## the Debian packages the PDF reports and their tests need (Pango, poppler-utils, DejaVu fonts)
+	@if ! command -v pdftoppm >/dev/null 2>&1 || ! ldconfig -p 2>/dev/null | grep -q 'libpangoft2-1.0.so'; then \
+	  sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$sudo apt-get update -q && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends $(REPORT_DEBS); \
+	fi
+
+report-images: $(STAMP) report-deps  ## docs/report-page1.png and docs/patient-sheet.png from the example cases
+	$(BIN)/hipdx report examples/toh_pregnancy_34_weeks.json --today 2026-11-25 --out build/report.pdf --force
+	pdftoppm -png -r 80 -f 1 -l 1 -singlefile build/report.pdf docs/report-page1
+	$(BIN)/hipdx patient-sheet --out build/patient-sheet.pdf --force
+	pdftoppm -png -r 80 -singlefile build/patient-sheet.pdf docs/patient-sheet

@@ -20,6 +20,7 @@ from hipdx.cli import app, main
 from hipdx.knowledge import default_data_dir, load_knowledge_base
 
 TODAY = "2026-11-25"
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 #: A man of 45 with sudden hip pain and diffuse edema of the femoral head and neck on MRI.
 TOH_CASE: dict[str, Any] = {
@@ -81,11 +82,11 @@ def test_assess_json_is_the_whole_assessment(write_case) -> None:
 
 
 def test_assess_text_shows_every_section_in_order(write_case) -> None:
-    result = run("assess", write_case(TOH_CASE), "--today", TODAY)
+    result = run("assess", write_case(TOH_CASE), "--today", TODAY, "--detail")
     assert result.exit_code == 0, result.output
     text = result.stdout
-    sections = ["supports a clinician", "RED FLAGS", "Differential", "Why", "Missing findings", "Next tests",
-                "How sure", "Warnings", "knowledge base: "]
+    sections = ["Now: ", "RED FLAGS", "Differential", "Why", "Missing findings", "Next tests",
+                "How sure", "Warnings", "Staging", "Management plan", "knowledge base: ", "supports a clinician"]
     positions = [text.index(s) for s in sections]
     assert positions == sorted(positions)
     for condition in load_knowledge_base().conditions:
@@ -93,21 +94,53 @@ def test_assess_text_shows_every_section_in_order(write_case) -> None:
     assert "\x1b[" not in text  # not a terminal: no colour codes
 
 
+def test_assess_by_default_prints_one_screen(write_case) -> None:
+    """What to do now, red flags, the leading three with ranges, the next test and the plan: about 40 lines."""
+    for case in (TOH_CASE, FEBRILE_CASE, EXAMPLES / "toh_man_classic.json", EXAMPLES / "toh_pregnancy_34_weeks.json"):
+        path = case if isinstance(case, Path) else write_case(case)
+        text = run("assess", path, "--today", TODAY).stdout
+        assert len(text.splitlines()) <= 45, text
+        sections = ["Now: ", "Red flags", "Leading 3 (probability and 90% range)", "Next test", "Plan", "--detail"]
+        positions = [text.index(s) for s in sections]
+        assert positions == sorted(positions)
+        assert "Why: the leading conditions" not in text and "References" not in text
+
+
+@pytest.mark.parametrize("options", [[], ["--detail"], ["-f", "markdown"], ["--detail", "-f", "markdown"]])
+def test_the_decision_support_statement_appears_once(options: list[str]) -> None:
+    text = run("assess", EXAMPLES / "toh_man_classic.json", "--today", TODAY, *options).stdout
+    flat = " ".join(text.split())
+    assert flat.count("supports a clinician's decision") == 1, flat
+    assert flat.count("Check every output against the patient in front of you") == 1
+
+
+def test_the_one_screen_names_the_blocked_options_with_the_fact_that_blocked_them() -> None:
+    text = " ".join(run("assess", EXAMPLES / "toh_pregnancy_34_weeks.json", "--today", TODAY).stdout.split())
+    assert "URGENT: Hip pain with marrow edema in pregnancy" in text
+    assert "BLOCKED by pregnant = yes" in text and "Zoledronic acid" in text
+
+
 def test_assess_markdown(write_case) -> None:
-    result = run("assess", write_case(TOH_CASE), "-f", "markdown", "--today", TODAY)
+    result = run("assess", write_case(TOH_CASE), "-f", "markdown", "--today", TODAY, "--detail")
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("# hipdx assessment: case toh-man")
     assert "| # | Condition | Probability | 90% range |" in result.stdout
-    assert "## Provenance" in result.stdout
+    headings = [line for line in result.stdout.splitlines() if line.startswith("#")]
+    assert headings[0] == "# hipdx assessment: case toh-man"
+    assert all(h.startswith("## ") or h.startswith("### ") for h in headings[1:]), headings  # one title, rendered so
+    assert {"## Staging", "## Management plan", "## Provenance"} <= set(headings)
+    short = run("assess", write_case(TOH_CASE), "-f", "markdown", "--today", TODAY).stdout
+    assert short.startswith("# hipdx: case toh-man") and "## Leading 3" in short and len(short.splitlines()) < 60
 
 
 def test_febrile_case_shows_the_septic_red_flag_first(write_case) -> None:
     septic_flag = next(rf for rf in load_knowledge_base().red_flags if rf.condition == "septic")
-    result = run("assess", write_case(FEBRILE_CASE), "--today", TODAY)
-    assert result.exit_code == 0, result.output
-    assert septic_flag.title in result.stdout
-    assert "EMERGENCY" in result.stdout
-    assert result.stdout.index(septic_flag.title) < result.stdout.index("Differential")
+    for options in ([], ["--detail"]):
+        result = run("assess", write_case(FEBRILE_CASE), "--today", TODAY, *options)
+        assert result.exit_code == 0, result.output
+        assert septic_flag.title in result.stdout
+        assert "EMERGENCY" in result.stdout
+        assert result.stdout.index(septic_flag.title) < result.stdout.index("Leading 3" if not options else "Differential")
 
 
 def test_malformed_json(write_case) -> None:
@@ -495,8 +528,8 @@ def test_an_escape_sequence_in_free_text_never_reaches_the_terminal(write_case, 
 def test_markdown_escapes_html_from_the_case(write_case) -> None:
     case = {**TOH_CASE, "id": '<img src=x onerror="alert(1)">',
             "visits": [{"days_since_onset": 20, "new_joint_pain": "present", "new_joint_site": "<script>x</script>"}]}
-    for command in ("assess", "plan"):
-        result = run(command, write_case(case), "-f", "markdown", "--today", TODAY)
+    for command, options in (("assess", []), ("assess", ["--detail"]), ("plan", [])):
+        result = run(command, write_case(case), "-f", "markdown", "--today", TODAY, *options)
         assert result.exit_code == 0, result.output
         assert "<img" not in result.stdout and "<script" not in result.stdout
         assert "&lt;img src=x" in result.stdout

@@ -84,12 +84,28 @@ def test_assess_with_mri_shows_the_measurements_behind_the_findings(study: Path,
     data = json.loads(as_json.stdout)
     left = data["mri_analysis"]["sides"]["left"]
     assert left["edema"]["volume_ml"] > 0 and data["mri_analysis"]["provenance"]["series_used"]
-    text = runner.invoke(app, ["assess", str(case), "--mri", str(study), "--no-color"])
+    brief = runner.invoke(app, ["assess", str(case), "--mri", str(study), "--no-color"])
+    assert brief.exit_code == 0, brief.output
+    assert "MRI, automatic (check the overlays): right edema" in brief.stdout
+    assert f"left edema {left['edema']['volume_ml']:.1f} mL" in brief.stdout
+    text = runner.invoke(app, ["assess", str(case), "--mri", str(study), "--no-color", "--detail"])
     assert text.exit_code == 0, text.output
     assert "Hip MRI - automatic measurements" in text.stdout
     assert f"{left['edema']['volume_ml']:.1f} mL" in text.stdout
     without = runner.invoke(app, ["assess", str(case), "--format", "json"])
     assert "mri_analysis" not in json.loads(without.stdout)
+
+
+def test_the_report_shows_the_measurements_and_the_key_overlays(study: Path, tmp_path: Path) -> None:
+    case = tmp_path / "case.json"
+    case.write_text(json.dumps({"age_years": 45, "sex": "male", "side": "left", "onset": {"days_since_onset": 21}}))
+    out = tmp_path / "report.html"
+    result = runner.invoke(app, ["report", str(case), "--mri", str(study), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    page = out.read_text(encoding="utf-8")
+    assert "<h2>MRI: automatic measurements</h2>" in page and "subchondral low-signal band" in page
+    assert page.count('src="data:image/png;base64,') >= 1 and "through both femoral head centres" in page
+    assert f"MRI</th><td>{study.name} (series used: " in page
 
 
 def test_files_the_reader_could_not_use_are_named_in_the_analysis(study: Path, tmp_path: Path) -> None:

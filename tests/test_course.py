@@ -331,3 +331,17 @@ def test_hipdx_course_prints_alerts_and_writes_the_plot(tmp_path: Path, capsys: 
 
     assert main(["course", str(case_file), "--plot", str(tmp_path / "course.pdf")]) == InputError.exit_code
     assert ".png or .svg" in capsys.readouterr().err
+
+
+# -- the course table says what its numbers show -----------------------------------------------
+
+
+@pytest.mark.parametrize("day", [45, 95, 100, 150, 200])
+@pytest.mark.parametrize("pain", [0, 3, 4, 5, 6, 7])
+def test_the_table_labels_a_pain_by_the_band_it_shows(day: int, pain: int) -> None:
+    """A pain of 6 against a band shown as 0-6 is within it, never "ABOVE the band"."""
+    report = course_of([{"days_since_onset": day, "pain_0_10": pain}])
+    row = next(line for line in render_course_text(report).splitlines() if line.split()[:2] == [str(day), str(pain)])
+    low, high = (float(x) for x in row.split()[2].split("-"))
+    expected = "ABOVE the band" if pain > high else "below the band" if pain < low else "within the band"
+    assert expected in row, row

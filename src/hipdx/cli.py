@@ -23,9 +23,9 @@ import os
 import shutil
 import sys
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 
@@ -57,6 +57,11 @@ from hipdx.cli_support import (
     series_kinds,
 )
 from hipdx.report.text import DEFAULT_WIDTH
+
+if TYPE_CHECKING:
+    from hipdx.fhir import FhirMapping
+    from hipdx.imaging.analyze import MriAnalysis
+    from hipdx.imaging.io import Study
 
 
 #: Exit code of an unexpected error (EX_SOFTWARE in sysexits.h).
@@ -139,6 +144,16 @@ _serve()
 app.command("extract", cls=ReportingCommand, epilog=SUPPORTS)(__import__("hipdx.cli_extract", fromlist=["extract_command"]).extract_command)
 
 
+def _reports() -> None:
+    from hipdx.cli_report import register_report_commands
+
+    register_report_commands(app)
+
+
+_reports()
+
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"hipdx {__version__}")
@@ -210,6 +225,62 @@ def _print_json(data: Any) -> None:
 # -- commands -------------------------------------------------------------------------------
 
 
+class Assessed(NamedTuple):
+    """An assessment with the case, the MRI study and analysis and the FHIR mapping it was made from (None: not given)."""
+
+    assessment: Assessment
+    case: Case
+    analysis: MriAnalysis | None
+    mapping: FhirMapping | None
+    study: Study | None
+
+
+def assess_inputs(
+    kb: KnowledgeBase,
+    case_file: Path | None,
+    fhir: Path | None,
+    patient: str | None,
+    mri: Path | None,
+    mri_days: float | None,
+    mri_series: list[str] | None,
+    today: datetime | None,
+) -> Assessed:
+    """Read a case (a file or FHIR), add the findings of an MRI folder, assess it: ``hipdx assess`` and ``report``.
+
+    Raises
+    ------
+    InputError
+        Options that do not go together, or an input that cannot be read.
+    """
+    if mri is None and (mri_days is not None or mri_series):
+        option = "--mri-days" if mri_days is not None else "--mri-series"
+        raise InputError(f"{option} describes the MRI given with --mri; give --mri DIR too")
+    if (case_file is None) == (fhir is None):
+        raise InputError("give a CASE.json or --fhir BUNDLE.json (one of them)")
+    if patient is not None and fhir is None:
+        raise InputError("--patient chooses a patient of the FHIR input; give --fhir BUNDLE.json too")
+    mapping = None
+    if fhir is not None:
+        from hipdx.cli_fhir import mapping_from_file
+
+        mapping = mapping_from_file(fhir, _today(today), patient)
+        case = mapping.case
+    else:
+        case = parse_case(read_bytes(case_file), _today(today))  # type: ignore[arg-type]  # one of the two is given
+    analysis = study = None
+    if mri is not None:
+        from hipdx.imaging.analyze import analyze_read_study, case_with_mri
+        from hipdx.imaging.io import read_study
+
+        study = read_study(mri, kinds=series_kinds(mri_series, "--mri-series"))
+        analysis = analyze_read_study(study)
+        case, notes = case_with_mri(case, analysis, mri_days, _today(today))
+        for note in notes:
+            typer.echo(f"mri: {note}", err=True)
+    assessment = assess(case, kb, _today(today))
+    return Assessed(assessment, case, analysis, mapping, study)
+
+
 @app.command("assess", cls=ReportingCommand, epilog=SUPPORTS)
 def assess_command(
     case_file: Annotated[
@@ -247,42 +318,20 @@ def assess_command(
         typer.Option("--patient", metavar="ID", help="With --fhir: the Patient to read when the input holds several.",
                      show_default=False),
     ] = None,
+    detail: Annotated[
+        bool,
+        typer.Option("--detail", help="The full report: why (each finding's likelihood ratio), missing findings, all "
+                     "tests, how sure, MRI measurements, staging, the full plan, references. Without it: one screen."),
+    ] = False,
     today: TodayOption = None,
     no_color: NoColorOption = False,
 ) -> None:
-    """Assess one case: red flags, ranked differential with ranges, explanation, next tests.
+    """Assess one case: one screen with what to do now, red flags, the leading three, the next test, the plan.
 
-    Red flags are shown whatever the probability of their condition.
+    Red flags are shown whatever the probability of their condition. --detail gives the full report; --format json the whole assessment as data.
     """
-    from hipdx.report.management import format_plan, format_staging
-    from hipdx.report.markdown import escape_html
-
-    if mri is None and (mri_days is not None or mri_series):
-        option = "--mri-days" if mri_days is not None else "--mri-series"
-        raise InputError(f"{option} describes the MRI given with --mri; give --mri DIR too")
-    if (case_file is None) == (fhir is None):
-        raise InputError("give a CASE.json or --fhir BUNDLE.json (one of them)")
-    if patient is not None and fhir is None:
-        raise InputError("--patient chooses a patient of the FHIR input; give --fhir BUNDLE.json too")
     kb = load_knowledge_base()
-    mapping = None
-    if fhir is not None:
-        from hipdx.cli_fhir import mapping_from_file
-
-        mapping = mapping_from_file(fhir, _today(today), patient)
-        case = mapping.case
-    else:
-        case = parse_case(read_bytes(case_file), _today(today))  # type: ignore[arg-type]  # one of the two is given
-    analysis = None
-    if mri is not None:
-        from hipdx.imaging.analyze import analyze_read_study, case_with_mri
-        from hipdx.imaging.io import read_study
-
-        analysis = analyze_read_study(read_study(mri, kinds=series_kinds(mri_series, "--mri-series")))
-        case, notes = case_with_mri(case, analysis, mri_days, _today(today))
-        for note in notes:
-            typer.echo(f"mri: {note}", err=True)
-    assessment = assess(case, kb, _today(today))
+    assessment, _, analysis, mapping, _ = assess_inputs(kb, case_file, fhir, patient, mri, mri_days, mri_series, today)
     if output is OutputFormat.json:
         data = assessment.model_dump(mode="json")
         if analysis is not None:  # the measurements behind the imaging findings, with their provenance
@@ -291,25 +340,22 @@ def assess_command(
             data["fhir_mapping"] = mapping.model_dump(mode="json")
         _print_json(data)
         return
-    from hipdx.report.mri import format_mri_analysis
-
     if mapping is not None:
         from hipdx.fhir.summary import format_mapping
 
         _print(format_mapping(mapping, markdown=output is OutputFormat.markdown) + "\n")
+    markdown = output is OutputFormat.markdown
+    if not detail:
+        from hipdx.report.summary import render_summary, render_summary_markdown
 
-    if output is OutputFormat.markdown:
-        _print(render_markdown(assessment, kb))
-        if analysis is not None:
-            _print(format_mri_analysis(analysis, markdown=True).replace("# Hip MRI", "## Hip MRI", 1))
-        _print("## Staging\n\n" + escape_html(format_staging(assessment.staging)))  # plain text: no raw HTML
-        _print(format_plan(assessment.plan, markdown=True).replace("# Management plan", "## Management plan", 1))
+        if markdown:
+            _print(render_summary_markdown(assessment, analysis=analysis))
+        else:
+            _print(render_summary(assessment, analysis=analysis, color=use_color(no_color), width=_width()))
+    elif markdown:
+        _print(render_markdown(assessment, kb, analysis=analysis))
     else:
-        _print(render_text(assessment, kb, color=use_color(no_color), width=_width()))
-        if analysis is not None:
-            _print(format_mri_analysis(analysis))
-        _print(format_staging(assessment.staging))
-        _print(format_plan(assessment.plan))
+        _print(render_text(assessment, kb, analysis=analysis, color=use_color(no_color), width=_width()))
 
 
 @app.command("schema", cls=ReportingCommand, epilog=SUPPORTS)

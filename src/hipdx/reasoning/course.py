@@ -245,8 +245,15 @@ def _numbers(indices: list[int]) -> str:
 # -- placing one visit ----------------------------------------------------------------------
 
 
+#: The expected pain band is reported to one decimal of the 0-10 scale, and a visit's pain is
+#: placed against the band as reported, so that a reader who sees the band and the label never
+#: finds them disagreeing (a pain of 6 was once "above" a band shown as 0-6, its edge being 5.83).
+PAIN_BAND_DECIMALS = 1
+
+
 def _place(days: float, index: int, visit: Visit, course: ConditionCourse | None) -> CoursePoint:
-    expected_pain = course.pain.at(days) if course is not None and course.pain is not None else None
+    band = course.pain.at(days) if course is not None and course.pain is not None else None
+    expected_pain = (round(band[0], PAIN_BAND_DECIMALS), round(band[1], PAIN_BAND_DECIMALS)) if band else None
     if visit.pain_0_10 is None:
         pain_position = PainPosition.not_recorded
     elif expected_pain is None:
@@ -273,7 +280,7 @@ def _place(days: float, index: int, visit: Visit, course: ConditionCourse | None
         days_since_onset=days,
         date=visit.date,
         pain_0_10=visit.pain_0_10,
-        expected_pain=(round(expected_pain[0], 2), round(expected_pain[1], 2)) if expected_pain else None,
+        expected_pain=expected_pain,
         pain_position=pain_position,
         walking=visit.walking,
         walking_worst_expected=worst,

@@ -39,7 +39,7 @@ def render_course_text(report: CourseReport, width: int = 88) -> str:
         lines.append(f"  {'day':>6}  {'pain':>5}  {'expected':>9}  {'':<15}  {'walking':<13}  edema")
         for p in report.points:
             pain = f"{p.pain_0_10:g}" if p.pain_0_10 is not None else "-"
-            band = f"{p.expected_pain[0]:.0f}-{p.expected_pain[1]:.0f}" if p.expected_pain else "-"
+            band = f"{p.expected_pain[0]:g}-{p.expected_pain[1]:g}" if p.expected_pain else "-"  # as placed: never rounded further
             walking = p.walking.value.replace("_", " ") if p.walking.value != "unknown" else "-"
             edema = p.edema_extent.value.replace("_", " ") if p.edema_extent.value != "unknown" else "-"
             lines.append(

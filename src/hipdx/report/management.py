@@ -7,13 +7,17 @@ from hipdx.reasoning.staging import StageInput, StageStatus, Staging
 from hipdx.report.markdown import escape_html
 
 
-def format_staging(staging: Staging) -> str:
-    """The staging as plain text: each result, what decided it and what is missing."""
+def format_staging(staging: Staging, *, title: bool = True) -> str:
+    """The staging as plain text: each result, what decided it and what is missing.
+
+    ``title=False`` leaves out the first line (``Staging - case``), for a report that gives
+    the section its own heading.
+    """
 
     def inputs(items: list[StageInput]) -> str:
         return "; ".join(str(i) for i in items) or "-"
 
-    lines = ["Staging" + (f" - {staging.case_id}" if staging.case_id else ""), ""]
+    lines = ["Staging" + (f" - {staging.case_id}" if staging.case_id else ""), ""] if title else []
     if staging.scope is not None:
         lines.append(f"Staged for: {', '.join(staging.scope.conditions)} (the conditions the differential supports)")
         lines += [f"  {note}" for note in staging.scope.not_staged]
@@ -57,11 +61,28 @@ _STATUS_LABEL = {
 }
 
 
-def format_plan(plan: Plan, markdown: bool = False) -> str:
-    """The plan as plain text or Markdown: sections, items with status, evidence and sources."""
-    h1, h2, bullet = ("# ", "## ", "- ") if markdown else ("", "", "  - ")
+def format_plan(plan: Plan, markdown: bool = False, *, heading_level: int = 1, title: bool = True,
+                caveat: str | None = None) -> str:
+    """The plan as plain text or Markdown: sections, items with status, evidence and sources.
+
+    Parameters
+    ----------
+    plan
+        The plan.
+    markdown
+        Markdown instead of plain text.
+    heading_level
+        In Markdown, the level of the plan's title (its sections one below).
+    title
+        Give the title line (``Management plan - case``); a report with its own heading leaves it out.
+    caveat
+        The plan's caveat as shown instead of ``plan.disclaimer`` (a report that gives the
+        decision-support statement once passes the disclaimer without it).
+    """
+    h1, h2, bullet = ("#" * heading_level + " ", "#" * (heading_level + 1) + " ", "- ") if markdown else ("", "", "  - ")
     case_id = (escape_html(plan.case_id) if markdown else plan.case_id) if plan.case_id else ""
-    lines = [f"{h1}Management plan" + (f" - {case_id}" if case_id else ""), "", plan.disclaimer, ""]
+    lines = [f"{h1}Management plan" + (f" - {case_id}" if case_id else ""), ""] if title else []
+    lines += [plan.disclaimer if caveat is None else caveat, ""]
     if plan.scope:
         lines += [f"{'**' if markdown else ''}{plan.scope}{'**' if markdown else ''}", ""]
     for note in plan.governing:

@@ -15,10 +15,14 @@ True
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from hipdx.knowledge.base import KnowledgeBase
 from hipdx.reasoning.assessment import Assessment, ConditionExplanation
 from hipdx.report import view
+
+if TYPE_CHECKING:
+    from hipdx.imaging.analyze import MriAnalysis
 
 
 def escape_html(text: str) -> str:
@@ -42,7 +46,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def render_markdown(assessment: Assessment, kb: KnowledgeBase) -> str:
+def render_markdown(assessment: Assessment, kb: KnowledgeBase, *, analysis: MriAnalysis | None = None) -> str:
     """The full report of one assessment as a Markdown document.
 
     Parameters
@@ -51,14 +55,20 @@ def render_markdown(assessment: Assessment, kb: KnowledgeBase) -> str:
         The assessment to show.
     kb
         The knowledge base it was made with, for the citations of its references.
+    analysis
+        The MRI analysis whose measured findings the case holds, if any: its measurements are
+        a section of the report.
     """
-    return "\n\n".join(_report(assessment, kb)) + "\n"
+    return "\n\n".join(_report(assessment, kb, analysis)) + "\n"
 
 
-def _report(a: Assessment, kb: KnowledgeBase) -> Iterator[str]:
+def _report(a: Assessment, kb: KnowledgeBase, analysis: MriAnalysis | None) -> Iterator[str]:
+    from hipdx.report.management import format_plan, format_staging
+
     title = "# hipdx assessment" + (f": case {escape_html(a.case_id)}" if a.case_id else "")
     yield title
-    yield f"> {' '.join(a.disclaimer.split())}"
+    yield f"**Now ({a.headline.urgency}):** {a.headline.text}"
+    yield f"> {view.statement(a)}"
     yield from _red_flags(a)
     yield from _differential(a)
     yield from _explanations(a)
@@ -66,6 +76,15 @@ def _report(a: Assessment, kb: KnowledgeBase) -> Iterator[str]:
     yield from _next_tests(a)
     yield "## How sure\n\n" + a.uncertainty
     yield "## Warnings\n\n" + ("\n".join(f"- {w}" for w in a.warnings) or "None.")
+    if analysis is not None:
+        from hipdx.report.mri import format_mri_analysis
+
+        yield format_mri_analysis(analysis, markdown=True, heading_level=2)
+    if a.staging is not None:  # plain text, escaped: no raw HTML from the case
+        yield "## Staging\n\n" + escape_html(format_staging(a.staging, title=False))
+    if a.plan is not None:
+        caveat = view.without_statement(a.plan.disclaimer, a)
+        yield "## Management plan\n\n" + format_plan(a.plan, markdown=True, heading_level=2, title=False, caveat=caveat).rstrip()
     yield from _references(a, kb)
     yield "## Provenance\n\n" + "\n".join(f"- **{label}**: {value}" for label, value in view.provenance_items(a))
 

@@ -17,6 +17,7 @@ DISCLAIMER = (
 )
 
 _NOT = "not measured"
+MRI_TITLE = "Hip MRI - automatic measurements"
 
 
 def _num(value: float | None, unit: str, digits: int = 1) -> str:
@@ -93,7 +94,7 @@ ROWS: tuple[tuple[str, Callable[[SideOut], str]], ...] = (
 )
 
 
-def _comparison(analysis: MriAnalysis) -> str:
+def side_to_side(analysis: MriAnalysis) -> str:
     d = analysis.side_to_side_edema_ml
     if d is None:
         return "Side-to-side: not comparable (edema measured on one side only or not at all)."
@@ -103,7 +104,7 @@ def _comparison(analysis: MriAnalysis) -> str:
     return f"Side-to-side: {abs(d):.1f} mL more edema on the {more}."
 
 
-def _notes(analysis: MriAnalysis) -> list[str]:
+def mri_notes(analysis: MriAnalysis) -> list[str]:
     notes = []
     for name in ("right", "left"):
         b = getattr(analysis.sides, name).subchondral_band
@@ -115,8 +116,12 @@ def _notes(analysis: MriAnalysis) -> list[str]:
     return notes
 
 
-def format_mri_analysis(analysis: MriAnalysis, markdown: bool = False) -> str:
-    """The analysis as a side-by-side table with comparison, notes, warnings and provenance."""
+def format_mri_analysis(analysis: MriAnalysis, markdown: bool = False, *, heading_level: int = 1, title: bool = True) -> str:
+    """The analysis as a side-by-side table with comparison, notes, warnings and provenance.
+
+    ``heading_level`` is the Markdown level of its title; ``title=False`` leaves the title out
+    (for a report that gives the section its own heading).
+    """
     cells = [(label, render(analysis.sides.right), render(analysis.sides.left)) for label, render in ROWS]
     series = analysis.provenance.series_used
     used = ", ".join(f"{kind}: {desc}" for kind, desc in series.items()) or "none"
@@ -128,21 +133,33 @@ def format_mri_analysis(analysis: MriAnalysis, markdown: bool = False) -> str:
     ]
     lines: list[str] = []
     if markdown:
-        lines += ["# Hip MRI - automatic measurements", "", f"_{DISCLAIMER}_", "", f"Series used: {used}", ""]
+        lines += [f"{'#' * heading_level} {MRI_TITLE}", ""] if title else []
+        lines += [f"_{DISCLAIMER}_", "", f"Series used: {used}", ""]
         lines += [f"{p}\n" for p in passed_over]
         lines += ["| measure | right | left |", "|---|---|---|"]
         lines += [f"| {a} | {b} | {c} |" for a, b, c in cells]
-        lines += ["", _comparison(analysis)]
-        lines += [f"- note: {n}" for n in _notes(analysis)]
+        lines += ["", side_to_side(analysis)]
+        lines += [f"- note: {n}" for n in mri_notes(analysis)]
         lines += [f"- **warning:** {w}" for w in analysis.warnings]
     else:
         w0 = max(len(a) for a, _, _ in cells)
         w1 = max(len("right"), *(len(b) for _, b, _ in cells))
-        lines += ["Hip MRI - automatic measurements", DISCLAIMER, f"Series used: {used}", *passed_over, ""]
+        lines += [MRI_TITLE] if title else []
+        lines += [DISCLAIMER, f"Series used: {used}", *passed_over, ""]
         lines.append(f"{'':{w0}}  {'right':{w1}}  left")
         lines += [f"{a:{w0}}  {b:{w1}}  {c}" for a, b, c in cells]
-        lines += ["", _comparison(analysis)]
-        lines += [f"note: {n}" for n in _notes(analysis)]
+        lines += ["", side_to_side(analysis)]
+        lines += [f"note: {n}" for n in mri_notes(analysis)]
         lines += [f"warning: {w}" for w in analysis.warnings]
     lines += ["", f"hipdx {analysis.provenance.hipdx_version}; method parameters in the JSON output (--format json)."]
     return "\n".join(lines)
+
+
+def mri_in_brief(analysis: MriAnalysis) -> str:
+    """One line for the one-screen report: edema and band on each side, to be checked on the overlays."""
+    sides = []
+    for name in ("right", "left"):
+        s = getattr(analysis.sides, name)
+        extent = f" ({_extent(s)})" if s.edema.volume_ml else ""
+        sides.append(f"{name} edema {_edema(s)}{extent}, band {_band(s)}")
+    return "MRI, automatic (check the overlays): " + "; ".join(sides) + "."

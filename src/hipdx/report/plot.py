@@ -9,6 +9,7 @@ dates or software versions in the file metadata, fixed SVG element ids.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -89,6 +90,14 @@ def plot_course(report: CourseReport, path: str | Path) -> Path:
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
+
+
+def course_svg(report: CourseReport) -> bytes:
+    """The plot of :func:`plot_course` as SVG bytes, for embedding in a report (reproducible, no file)."""
+    buffer = io.BytesIO()
+    with matplotlib.rc_context({"svg.hashsalt": "hipdx", "svg.fonttype": "path"}):
+        course_figure(report).savefig(buffer, format="svg", dpi=DPI, metadata={"Date": None, "Creator": None})
+    return buffer.getvalue()
 
 
 def course_figure(report: CourseReport) -> Figure:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -30,6 +31,9 @@ from rich.text import Text
 from hipdx.knowledge.base import KnowledgeBase
 from hipdx.reasoning.assessment import Assessment, ConditionExplanation
 from hipdx.report import view
+
+if TYPE_CHECKING:
+    from hipdx.imaging.analyze import MriAnalysis
 
 #: Width of a report written anywhere but a terminal.
 DEFAULT_WIDTH = 100
@@ -71,8 +75,19 @@ def _table() -> Table:
     return Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, expand=True)
 
 
-def render_text(assessment: Assessment, kb: KnowledgeBase, *, color: bool = False, width: int = DEFAULT_WIDTH) -> str:
-    """The full report of one assessment for a terminal.
+def render_text(
+    assessment: Assessment,
+    kb: KnowledgeBase,
+    *,
+    analysis: MriAnalysis | None = None,
+    color: bool = False,
+    width: int = DEFAULT_WIDTH,
+) -> str:
+    """The full report of one assessment for a terminal (``hipdx assess --detail``).
+
+    The headline, red flags, differential, explanation, missing findings, next tests, how
+    sure, warnings, the MRI measurements (when ``analysis`` is given), staging, plan,
+    references and provenance; the decision-support statement once, at the end.
 
     Parameters
     ----------
@@ -80,15 +95,19 @@ def render_text(assessment: Assessment, kb: KnowledgeBase, *, color: bool = Fals
         The assessment to show.
     kb
         The knowledge base it was made with, for the citations of its references.
+    analysis
+        The MRI analysis whose measured findings the case holds, if any.
     color
         Emit ANSI colour codes.
     width
         Line width in characters.
     """
-    return capture(_report(assessment, kb), color=color, width=width)
+    return capture(_report(assessment, kb, analysis), color=color, width=width)
 
 
-def _report(a: Assessment, kb: KnowledgeBase) -> Iterator[RenderableType]:
+def _report(a: Assessment, kb: KnowledgeBase, analysis: MriAnalysis | None) -> Iterator[RenderableType]:
+    from hipdx.report.management import format_plan, format_staging
+
     yield _title(a)
     yield from _red_flags(a)
     yield from _differential(a)
@@ -96,6 +115,17 @@ def _report(a: Assessment, kb: KnowledgeBase) -> Iterator[RenderableType]:
     yield from _missing(a, kb)
     yield from _next_tests(a)
     yield from _uncertainty_and_warnings(a)
+    if analysis is not None:
+        from hipdx.report.mri import MRI_TITLE, format_mri_analysis
+
+        yield heading(MRI_TITLE)
+        yield Text(format_mri_analysis(analysis, title=False))
+    if a.staging is not None:
+        yield heading("Staging")
+        yield Text(format_staging(a.staging, title=False))
+    if a.plan is not None:
+        yield heading("Management plan")
+        yield Text(format_plan(a.plan, title=False, caveat=view.without_statement(a.plan.disclaimer, a)).rstrip())
     yield from _references(a, kb)
     yield from _footer(a)
 
@@ -105,7 +135,8 @@ def _title(a: Assessment) -> Text:
     if a.case_id:
         title.append(f" · case {a.case_id}")
     title.append("\n")
-    title.append(view.first_sentence(a.disclaimer), style="italic yellow")
+    title.append("Now: ", style="bold")
+    title.append(a.headline.text, style=URGENCY_STYLE.get(a.headline.urgency, "bold"))
     return title
 
 
@@ -257,7 +288,7 @@ def _references(a: Assessment, kb: KnowledgeBase) -> Iterator[RenderableType]:
 def _footer(a: Assessment) -> Iterator[RenderableType]:
     yield Rule(style="dim")
     yield Text(" · ".join(f"{label}: {value}" for label, value in view.provenance_items(a)), style="dim")
-    yield Text(" ".join(a.disclaimer.split()), style="dim italic")
+    yield Text(view.statement(a), style="dim italic")
 
 
 def render_brief(

@@ -279,3 +279,124 @@ def provenance_items(assessment: Assessment) -> list[tuple[str, str]]:
         ("model findings not known", str(len(p.inputs_missing))),
         ("uncertainty samples", str(p.n_uncertainty_samples)),
     ]
+
+
+# -- the statement and the plan in brief ----------------------------------------------------
+
+
+def statement(assessment: Assessment) -> str:
+    """The decision-support statement, on one line; every report shows it once."""
+    return " ".join(assessment.disclaimer.split())
+
+
+def without_statement(text: str, assessment: Assessment) -> str:
+    """``text`` without a leading copy of the statement's first sentence (shown once elsewhere).
+
+    >>> from types import SimpleNamespace
+    >>> a = SimpleNamespace(disclaimer="hipdx supports a decision. More.")
+    >>> without_statement("hipdx supports a decision. Drugs are off-label.", a)
+    'Drugs are off-label.'
+    """
+    text = " ".join(text.split())
+    first = first_sentence(statement(assessment))
+    return text[len(first):].strip() if text.startswith(first) else text
+
+
+PLAN_STATUS = {
+    "recommended": "recommended",
+    "caution": "recommended, with caution",
+    "needs_information": "needs information",
+    "blocked": "BLOCKED",
+    "deferred": "deferred (a safer instruction governs)",
+}
+
+
+class PlanStepRow(NamedTuple):
+    order: str
+    title: str
+    status: str
+
+
+class PlanSectionView(NamedTuple):
+    title: str
+    urgency: str
+    steps: list[PlanStepRow]
+    waiting: list[tuple[str, list[str]]]
+    blocked: list[tuple[str, list[str]]]
+
+    def blocked_by_fact(self) -> list[tuple[str, list[str]]]:
+        """(the fact that blocked, the short names of the options it blocked), in order of appearance."""
+        grouped: dict[str, list[str]] = {}
+        for title, facts in self.blocked:
+            for fact in facts:
+                grouped.setdefault(fact, []).append(short_title(title))
+        return list(grouped.items())
+
+
+def short_title(title: str) -> str:
+    """An option's name without its dose and qualifiers: ``Zoledronic acid 5 mg IV once`` -> ``Zoledronic acid``.
+
+    >>> short_title("Calcitonin (salmon) 100 IU SC daily"), short_title("NSAID for a short course, if not contraindicated")
+    ('Calcitonin', 'NSAID for a short course')
+    """
+    words: list[str] = []
+    for word in title.split():
+        if word[0].isdigit() or word.startswith("("):
+            break
+        words.append(word.rstrip(","))
+        if word.endswith(","):
+            break
+    return " ".join(words) or title
+
+
+def facts_most_needed(assessment: Assessment, limit: int = 4) -> list[str]:
+    """The unknown facts that most options wait for, in words, most needed first."""
+    if assessment.plan is None:
+        return []
+    blocking = [r for r in assessment.plan.needs_information if r.blocking]
+    ranked = sorted(blocking, key=lambda r: -len(r.needed_for))
+    return [fact_label(r.fact) for r in ranked[:limit]]
+
+
+_UNIT_SUFFIXES = ("_ml_min", "_mmol_l", "_ng_ml", "_u_l", "_mmhg")
+
+
+def fact_label(fact: str) -> str:
+    """A fact's name in words, without its unit: ``creatinine_clearance_ml_min`` -> ``creatinine clearance``."""
+    for suffix in _UNIT_SUFFIXES:
+        fact = fact.removesuffix(suffix)
+    return state_label(fact)
+
+
+def plan_in_brief(assessment: Assessment) -> list[PlanSectionView]:
+    """Per plan section: the steps to take now, the options waiting for a fact, the options blocked.
+
+    A step is a core item that is recommended (with or without caution). An option waiting
+    names the facts it needs; a blocked option names the facts that blocked it, with their values.
+    """
+    if assessment.plan is None:
+        return []
+    out = []
+    for section in assessment.plan.sections:
+        steps = [
+            PlanStepRow(str(i.order), i.title, PLAN_STATUS[i.status.value])
+            for i in section.items
+            if i.recommended and i.role == "core"
+        ]
+        waiting = [
+            (i.title, list(dict.fromkeys(f.fact for f in i.needs_information)))
+            for i in section.items
+            if i.status.value == "needs_information"
+        ]
+        blocked = [
+            (i.title, list(dict.fromkeys(f"{f.fact} = {f.value}" for f in i.blocked_by)))
+            for i in section.items
+            if i.status.value == "blocked"
+        ]
+        out.append(PlanSectionView(section.title, section.urgency, steps, waiting, blocked))
+    return out
+
+
+def must_not_miss_beyond(assessment: Assessment, shown: int = 3) -> list[DifferentialRow]:
+    """The must-not-miss conditions ranked below the first ``shown``: a short report names them too."""
+    return [row for row in differential_rows(assessment)[shown:] if row.must_not_miss]
