@@ -134,29 +134,29 @@ def test_assess_plan_and_course_of_json_and_fhir(api: Api) -> None:
 @pytest.mark.parametrize(
     ("method", "path", "body", "status", "field"),
     [
-        ("POST", "/api/v1/assess", '{"age_years": 45, "age_years": 46}', 422, "age_years"),
-        ("POST", "/api/v1/assess", '{"age_years": "45"}', 422, "body.age_years"),
-        ("POST", "/api/v1/assess", '{"labs": {"crp": {"value": 3, "unit": "furlongs"}}}', 422, None),
-        ("POST", "/api/v1/assess", "{not json", 422, None),
-        ("POST", "/api/v1/assess", "", 422, "body"),
-        ("POST", "/api/v1/assess?today=yesterday", "{}", 422, "query.today"),
-        ("POST", "/api/v1/assess?patient=a%20b", json.dumps(BUNDLE), 422, "query.patient"),
-        ("POST", "/api/v1/assess", '{"resourceType": "Bundle", "entry": 3}', 422, None),
-        ("POST", "/api/v1/cases", '{"label": "x"}', 422, "case"),
-        ("POST", "/api/v1/cases", '{"label": "", "case": {}}', 422, "label"),
-        ("POST", "/api/v1/cases", '{"label": "a\\u0000b", "case": {}}', 422, "label"),
-        ("POST", "/api/v1/cases", '{"label": "x", "case": {"sex": "unicorn"}}', 422, "case.sex"),
-        ("POST", "/api/v1/cases", '{"label": "x", "case": {}, "extra": 1}', 422, "extra"),
-        ("POST", "/api/v1/cases", "[1, 2]", 422, "body"),
-        ("GET", "/api/v1/cases?limit=0", None, 422, "query.limit"),
-        ("GET", "/api/v1/cases?offset=-1", None, 422, "query.offset"),
-        ("GET", "/api/v1/cases?q=%00", None, 422, "query.q"),
-        ("GET", "/api/v1/cases/0", None, 422, "path.case_id"),
-        ("GET", "/api/v1/cases/99999999999999", None, 422, "path.case_id"),
-        ("GET", "/api/v1/cases/abc", None, 422, "path.case_id"),
+        ("POST", "/api/v1/assess", '{"age_years": 45, "age_years": 46}', 400, "age_years"),
+        ("POST", "/api/v1/assess", '{"age_years": "45"}', 400, "body.age_years"),
+        ("POST", "/api/v1/assess", '{"labs": {"crp": {"value": 3, "unit": "furlongs"}}}', 400, None),
+        ("POST", "/api/v1/assess", "{not json", 400, None),
+        ("POST", "/api/v1/assess", "", 400, "body"),
+        ("POST", "/api/v1/assess?today=yesterday", "{}", 400, "query.today"),
+        ("POST", "/api/v1/assess?patient=a%20b", json.dumps(BUNDLE), 400, "query.patient"),
+        ("POST", "/api/v1/assess", '{"resourceType": "Bundle", "entry": 3}', 400, None),
+        ("POST", "/api/v1/cases", '{"label": "x"}', 400, "case"),
+        ("POST", "/api/v1/cases", '{"label": "", "case": {}}', 400, "label"),
+        ("POST", "/api/v1/cases", '{"label": "a\\u0000b", "case": {}}', 400, "label"),
+        ("POST", "/api/v1/cases", '{"label": "x", "case": {"sex": "unicorn"}}', 400, "case.sex"),
+        ("POST", "/api/v1/cases", '{"label": "x", "case": {}, "extra": 1}', 400, "extra"),
+        ("POST", "/api/v1/cases", "[1, 2]", 400, "body"),
+        ("GET", "/api/v1/cases?limit=0", None, 400, "query.limit"),
+        ("GET", "/api/v1/cases?offset=-1", None, 400, "query.offset"),
+        ("GET", "/api/v1/cases?q=%00", None, 400, "query.q"),
+        ("GET", "/api/v1/cases/0", None, 400, "path.case_id"),
+        ("GET", "/api/v1/cases/99999999999999", None, 400, "path.case_id"),
+        ("GET", "/api/v1/cases/abc", None, 400, "path.case_id"),
         ("GET", "/api/v1/cases/12345", None, 404, "path.case_id"),
         ("POST", "/api/v1/cases/12345/visits", '{"pain_0_10": 3}', 404, "path.case_id"),
-        ("GET", "/api/v1/mri/jobs/not-a-uuid", None, 422, "path.job_id"),
+        ("GET", "/api/v1/mri/jobs/not-a-uuid", None, 400, "path.job_id"),
         ("GET", "/api/v1/mri/jobs/00000000-0000-0000-0000-000000000000", None, 404, "path.job_id"),
         ("POST", "/api/v1/mri/jobs", "{}", 415, "header.content-type"),
         ("GET", "/api/v1/nowhere", None, 404, None),
@@ -174,9 +174,9 @@ def test_a_visit_against_the_timeline_is_refused(api: Api) -> None:
     headers = api.sign_in()
     number = api.client.post("/api/v1/cases", json={"label": "x", "case": CASE}, headers=headers).json()["id"]
     body = _problem(api.client.post(f"/api/v1/cases/{number}/visits", json={"days_since_onset": 4000},
-                                    headers=headers), 422)
+                                    headers=headers), 400)
     assert any("visits" in e["field"] for e in body["errors"])
-    _problem(api.client.post(f"/api/v1/cases/{number}/visits", json={"pain_0_10": 11}, headers=headers), 422)
+    _problem(api.client.post(f"/api/v1/cases/{number}/visits", json={"pain_0_10": 11}, headers=headers), 400)
 
 
 def test_roles_and_the_audit_trail_as_fhir_auditevents(api: Api, tmp_path: Path) -> None:
@@ -191,7 +191,7 @@ def test_roles_and_the_audit_trail_as_fhir_auditevents(api: Api, tmp_path: Path)
     assert api.client.post("/api/v1/users", json={"username": "nurse", "password": PASSWORD, "role": "clinician"},
                            headers=admin).status_code == 201
     _problem(api.client.post("/api/v1/users", json={"username": "nurse", "password": PASSWORD, "role": "clinician"},
-                             headers=admin), 422, "username")
+                             headers=admin), 409, "username")
 
     answer = api.client.get("/api/v1/audit/events", headers=admin)
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("application/fhir+json")
@@ -321,9 +321,9 @@ def test_mri_job_on_real_dicom_is_deidentified_and_analysed(tmp_path: Path, kb: 
     assert second.status_code == 202 and second.json()["files"] == 2
     assert _wait(built, second.headers["location"], headers)["state"] in ("done", "failed")
     _problem(built.client.post("/api/v1/mri/jobs", files=[("files", ("x.txt", b"hello", "text/plain"))],
-                               headers=headers), 422)
+                               headers=headers), 400)
     _problem(built.client.post("/api/v1/mri/jobs", content=b"PK\x03\x04broken",
-                               headers=headers | {"Content-Type": "application/zip"}), 422, "body")
+                               headers=headers | {"Content-Type": "application/zip"}), 400, "body")
     built.context.jobs.shutdown(wait=True)
     built.engine.dispose()
 

@@ -109,11 +109,11 @@ def test_the_differential_follows_the_findings(client: TestClient) -> None:
     ("field", "value", "label", "words"),
     [
         ("age_years", "abc", "Age", "is not a number"),
-        ("age_years", "200", "Age", "at most 120"),
+        ("age_years", "200", "Age", "above the accepted range; expected from 0 to 120 years"),
         ("labs.crp.value", "2,5", "CRP", "decimal point"),
-        ("pain.severity_0_10", "11", "Pain severity", "at most 10"),
+        ("pain.severity_0_10", "11", "Pain severity", "above the accepted range; expected from 0 to 10"),
         ("onset.date", "2027-01-01", "Date of onset", "after"),
-        ("imaging.0.days_since_onset", "-3", "MRI 1: Days since onset", "at least 0"),
+        ("imaging.0.days_since_onset", "-3", "MRI 1: Days since onset", "below the accepted range; expected from 0 to 3650 days"),
     ],
 )
 def test_bad_input_names_the_field_in_words(client: TestClient, field: str, value: str, label: str, words: str) -> None:

@@ -51,6 +51,12 @@ class InputError(HipdxError):
     http_status = 400
 
 
+class ConflictError(InputError):
+    """The input is valid but conflicts with what is stored (a user name taken; RFC 9110 section 15.5.10)."""
+
+    http_status = 409
+
+
 class KnowledgeBaseError(HipdxError):
     """The knowledge base is invalid: schema, missing citation, inconsistent numbers."""
 

@@ -21,7 +21,7 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from hipdx.errors import InputError, Problem
+from hipdx.errors import ConflictError, InputError, Problem
 from hipdx.store.tables import Token, User
 
 #: argon2id with the library's defaults (RFC 9106 "second recommended" parameters: 64 MiB, t=3, p=4)
@@ -71,7 +71,7 @@ def add_user(engine: Engine, username: str, password: str, role: Role) -> None:
         with Session(engine) as session, session.begin():
             session.add(row)
     except IntegrityError:
-        raise InputError("the user is not valid", [Problem("username", f"{username!r} exists already")]) from None
+        raise ConflictError("the user is not valid", [Problem("username", f"{username!r} exists already")]) from None
 
 
 def list_users(engine: Engine) -> list[tuple[str, str, bool]]:

@@ -34,7 +34,7 @@ async def _credentials(request: Request) -> tuple[str, str]:
     username, password = object_field(body, "username"), object_field(body, "password")
     if not isinstance(username, str) or not isinstance(password, str) or len(password) > 1000 \
             or not username.isprintable() or not 0 < len(username) <= 100:
-        raise ApiProblem(422, "give username and password as strings",
+        raise ApiProblem(400, "give username and password as strings",
                          [Problem("username", "a string"), Problem("password", "a string")])
     return username, password
 
@@ -91,7 +91,7 @@ async def add_user(request: Request, user: Principal = Depends(admin)) -> Respon
     body = await json_body(request, "the user")
     username, password, role = (object_field(body, k) for k in ("username", "password", "role"))
     if role not in ("clinician", "admin") or not isinstance(username, str) or not isinstance(password, str):
-        raise ApiProblem(422, "the user is not valid", [Problem("role", "clinician or admin"),
+        raise ApiProblem(400, "the user is not valid", [Problem("role", "clinician or admin"),
                                                         Problem("username", "a string"), Problem("password", "a string")])
     await run_in_threadpool(users.add_user, context(request).engine, username, password, Role(role))
     return JSONResponse({"username": username, "role": role}, status_code=201)

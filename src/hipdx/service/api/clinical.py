@@ -49,7 +49,7 @@ STORED_CASE = _body({"type": "object", "required": ["label", "case"], "additiona
                                     "case": _schema_ref("Case")}}, "a label and the case")
 VISIT = _body(_schema_ref("Visit"), "one follow-up visit (the case model's visits[] item)")
 ERRORS = {status: {"description": title, "content": {"application/problem+json": {"schema": _schema_ref("Problem")}}}
-          for status, title in ((401, "not signed in"), (404, "no such case"), (422, "the input is not valid"))}
+          for status, title in ((401, "not signed in"), (404, "no such case"), (400, "the input is not valid"))}
 
 
 def _day(ctx: ApiContext, today: dt.date | None) -> dt.date:
@@ -71,7 +71,7 @@ def _case_from(raw: Any, day: dt.date, patient: str | None, prefix: str = "body"
             mapping = map_fhir(raw, day, patient_id=patient)
             return mapping.case, {"sources": len(mapping.sources), "unmapped": len(mapping.unmapped)}
         if patient is not None:
-            raise ApiProblem(422, "patient= is for FHIR input only", [Problem("query.patient", "not FHIR input")])
+            raise ApiProblem(400, "patient= is for FHIR input only", [Problem("query.patient", "not FHIR input")])
         return parse_case(raw, day), None
     except HipdxError as exc:
         raise _prefixed(exc, prefix) from None
@@ -140,9 +140,9 @@ async def _stored_body(request: Request, day: dt.date) -> tuple[str, dict[str, A
     if not isinstance(label, str) or not _LABEL.match(label):
         problems.append(Problem("label", "1-200 printable characters"))
     if problems:
-        raise ApiProblem(422, "the stored case is not valid", problems)
+        raise ApiProblem(400, "the stored case is not valid", problems)
     if not isinstance(document, dict):
-        raise ApiProblem(422, "the stored case is not valid", [Problem("case", "a JSON object (hipdx schema)")])
+        raise ApiProblem(400, "the stored case is not valid", [Problem("case", "a JSON object (hipdx schema)")])
     _case_from(document, day, None, prefix="case")
     return label, document
 
@@ -214,7 +214,7 @@ async def add_visit(request: Request, case_id: CaseId, user: Principal = Depends
     ctx = context(request)
     visit = await json_body(request, "the visit")
     if not isinstance(visit, dict):
-        raise ApiProblem(422, "the visit must be a JSON object", [Problem("body", "not an object")])
+        raise ApiProblem(400, "the visit must be a JSON object", [Problem("body", "not an object")])
     record = _found(await run_in_threadpool(records.get_case, ctx.engine, case_id), case_id)
     whole = record.full_case()
     whole["visits"] = [*(whole.get("visits") or []), visit]

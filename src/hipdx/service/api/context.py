@@ -112,15 +112,15 @@ async def json_body(request: Request, what: str = "the request body") -> Any:
     if len(raw) > MAX_JSON_BYTES:
         raise ApiProblem(413, f"{what} is larger than {MAX_JSON_BYTES // (1024 * 1024)} MB")
     if not raw:
-        raise ApiProblem(422, f"{what} is empty", [Problem("body", "a JSON object is required")])
+        raise ApiProblem(400, f"{what} is empty", [Problem("body", "a JSON object is required")])
     return loads(raw, what)
 
 
 def object_field(body: Any, name: str, required: bool = True) -> Any:
     if not isinstance(body, dict):
-        raise ApiProblem(422, "the request body must be a JSON object", [Problem("body", "not an object")])
+        raise ApiProblem(400, "the request body must be a JSON object", [Problem("body", "not an object")])
     if name not in body:
         if required:
-            raise ApiProblem(422, f"the request body needs {name!r}", [Problem(name, "required")])
+            raise ApiProblem(400, f"the request body needs {name!r}", [Problem(name, "required")])
         return None
     return body[name]

@@ -64,12 +64,12 @@ def _unzip(raw: bytes, ctx: ApiContext) -> list[tuple[str, bytes]]:
             with archive.open(member) as handle:
                 content = handle.read(member.file_size + 1)
             if len(content) > member.file_size:
-                raise ApiProblem(422, "the zip is not valid", [Problem("body", "a member is larger than it says")])
+                raise ApiProblem(400, "the zip is not valid", [Problem("body", "a member is larger than it says")])
             out.append((member.filename, content))
         return out
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, ValueError, EOFError,
             OSError) as exc:
-        raise ApiProblem(422, "the upload is not a readable zip", [Problem("body", type(exc).__name__)]) from None
+        raise ApiProblem(400, "the upload is not a readable zip", [Problem("body", type(exc).__name__)]) from None
 
 
 async def _files(request: Request, ctx: ApiContext) -> list[tuple[str, bytes]]:
@@ -88,15 +88,15 @@ async def _files(request: Request, ctx: ApiContext) -> list[tuple[str, bytes]]:
         except (HipdxError, ApiProblem):
             raise
         except Exception as exc:  # the multipart parser's refusals (too many files, malformed)
-            raise ApiProblem(422, "the multipart body is not valid", [Problem("body", type(exc).__name__)]) from None
+            raise ApiProblem(400, "the multipart body is not valid", [Problem("body", type(exc).__name__)]) from None
         out = []
         for item in form.getlist("files"):
             if isinstance(item, str):
-                raise ApiProblem(422, "files must be file parts", [Problem("files", "a text field, not a file")])
+                raise ApiProblem(400, "files must be file parts", [Problem("files", "a text field, not a file")])
             out.append((item.filename or "", await item.read()))
         await form.close()
         if not out:
-            raise ApiProblem(422, "no file in the upload", [Problem("files", "required: one or more DICOM files")])
+            raise ApiProblem(400, "no file in the upload", [Problem("files", "required: one or more DICOM files")])
         return out
     raise ApiProblem(415, "send the study as multipart/form-data (files) or application/zip",
                      [Problem("header.content-type", f"{content_type[:60] or 'missing'} is not accepted")])

@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hipdx.errors import HipdxError, Problem
+from hipdx.errors import HipdxError, InputError, Problem
 
 log = logging.getLogger("hipdx.service.api")
 MEDIA_TYPE = "application/problem+json"
@@ -58,7 +58,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         problems = [Problem(_location(e.get("loc", ())), str(e.get("msg", "not valid"))) for e in exc.errors()]
-        return problem(422, "the request is not valid", problems)
+        return problem(InputError.http_status, "the request is not valid", problems)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
