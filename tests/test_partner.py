@@ -19,7 +19,8 @@ from hipdx.imaging.analyze import analyze_study
 from hipdx.imaging.heads import find_femoral_heads
 from hipdx.imaging.partner import find_partner
 from hipdx.imaging.volume import Volume
-from tests.test_heads import synthetic_pelvis
+
+from test_heads import synthetic_pelvis  # tests/ is on the path (conftest); no `tests` package, see docs/testing.md
 
 RIGHT, LEFT = (-70.0, 30.0, -20.0), (80.0, 34.0, -22.0)
 RADIUS = 22.0
