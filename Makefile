@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: run test bench fuzz fuzz-imaging clean
+.PHONY: run test test-fast bench fuzz fuzz-imaging clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -24,6 +24,9 @@ run: $(STAMP)  ## assess the bundled example cases and print their differentials
 
 test: $(TSTAMP)  ## install with test extras and run the whole suite
 	$(BIN)/python -m pytest
+
+test-fast: $(TSTAMP)  ## the fast suite to run after every change (under a minute): no `slow`, no `real_data` tests (docs/testing.md)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not real_data"
 
 bench: $(STAMP)  ## speed benchmarks (ratios against baselines measured in the same run); fails if a target fails
 	$(BIN)/python benchmarks/bench_reasoning.py; r1=$$?; $(BIN)/python benchmarks/bench_mri.py; r2=$$?; exit $$(( r1 || r2 ))
