@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: run demo test bench fuzz fuzz-imaging fuzz-api bench-service clean
+.PHONY: run demo test test-fast bench fuzz fuzz-imaging fuzz-api bench-service clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -27,6 +27,9 @@ demo: $(STAMP)  ## assess the bundled example cases and print their differential
 
 test: $(TSTAMP)  ## install with test extras and run the whole suite
 	$(BIN)/python -m pytest
+
+test-fast: $(TSTAMP)  ## the fast suite to run after every change (under a minute): no `slow`, no `real_data` tests (docs/testing.md)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not real_data"
 
 bench: $(STAMP)  ## speed benchmarks (ratios against baselines measured in the same run); fails if a target fails
 	$(BIN)/python benchmarks/bench_reasoning.py; r1=$$?; $(BIN)/python benchmarks/bench_mri.py; r2=$$?; \

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from hipdx.imaging.anatomy import INTER_HEAD_DISTANCE_MM, MAX_AP_OFFSET_MM, MAX_LEVEL_OFFSET_MM, pair_problems
+
+from conftest import SHARED, shared_data
 
 #: Head pairs found on the three real pelvis T1 series (left centre, right centre, radii), mm.
 REAL_PELVIS_PAIRS = [
@@ -40,13 +40,13 @@ def test_each_rule_names_its_measurement() -> None:
     assert pair_problems([80, MAX_AP_OFFSET_MM - 1, MAX_LEVEL_OFFSET_MM - 1], [-80, 0, 0], 20, 21.5) == []
 
 
-SIJ = Path(__file__).resolve().parents[2] / "shared" / "data" / "mri" / "sij-stir" / "1007"
+SIJ = SHARED / "data" / "mri" / "sij-stir" / "1007"
 
 
+@pytest.mark.real_data
 def test_a_sacroiliac_study_yields_no_hip_measurements() -> None:
     """Real SIJ T1 + STIR: round structures exist, but no femoral head pair, so nothing is measured."""
-    if not SIJ.is_dir():
-        pytest.skip(f"real SIJ data not found at {SIJ}")
+    shared_data(SIJ)
     from hipdx.imaging.analyze import analyze_study
     from hipdx.imaging.io import read_study
 
@@ -68,14 +68,14 @@ def test_a_circle_without_a_joint_medially_above_it_is_no_femoral_head() -> None
     assert len(head_problems(14.0, 0.1)) == 2
 
 
-PELVIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "mri" / "pelvis-t1"
+PELVIS = SHARED / "data" / "mri" / "pelvis-t1"
 
 
+@pytest.mark.real_data
 @pytest.mark.parametrize("series", ["series-01", "series-02", "series-03"])
 def test_every_real_head_has_its_joint_medially_above(series) -> None:
     """Measured 1.0 on all six (and on the 41 darkened heads of test_real_anatomy.py)."""
-    if not PELVIS.is_dir():
-        pytest.skip(f"real pelvis T1 data not found at {PELVIS}")
+    shared_data(PELVIS)
     from hipdx.imaging.anatomy import MIN_ROOF_SHARE
     from hipdx.imaging.heads import find_femoral_heads, roof_share
     from hipdx.imaging.io import read_study

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -13,6 +11,8 @@ from hipdx.case.model import Side
 from hipdx.imaging.band import MIN_BAND_LENGTH_MM, _smoothed_box, measure_subchondral_band
 from hipdx.imaging.heads import FemoralHead, find_femoral_heads
 from hipdx.imaging.volume import SeriesKind, Volume
+
+from conftest import SHARED, shared_data
 
 CENTRE = np.array([0.0, 0.0, 0.0])
 RADIUS_MM = 23.0
@@ -95,15 +95,15 @@ def test_smoothing_a_box_samples_like_smoothing_the_whole_volume():
     assert _smoothed_box(vol, inside)[0].size < whole.size / 2
 
 
-REAL_T1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "mri" / "pelvis-t1"
+REAL_T1 = SHARED / "data" / "mri" / "pelvis-t1"
 
 
+@pytest.mark.real_data
 @pytest.mark.parametrize("series", [
     "series-01", "series-02", "series-03",
 ])
 def test_no_band_on_real_normal_hips(series):
-    if not (REAL_T1 / series).is_dir():
-        pytest.skip(f"real pelvis T1 data not found at {REAL_T1}")
+    shared_data(REAL_T1 / series)
     from hipdx.imaging.io import read_study
 
     (volume,) = read_study(REAL_T1 / series).volumes

@@ -185,6 +185,7 @@ def examination(tmp_path_factory):
     return truth, plain, full
 
 
+@pytest.mark.slow  # writes and analyses MRI phantoms
 def test_the_examination_is_measured_on_the_coronal_t1_and_stir(examination):
     truth, plain, full = examination
     alone, whole = analyze_read_study(read_study(plain)), analyze_read_study(read_study(full))
@@ -198,6 +199,7 @@ def test_the_examination_is_measured_on_the_coronal_t1_and_stir(examination):
     assert getattr(whole.sides, truth.side).edema.volume_ml == pytest.approx(truth.edema_volume_ml, rel=0.1)
 
 
+@pytest.mark.slow  # writes and analyses MRI phantoms
 def test_the_text_report_names_the_series_not_used(examination):
     _, _, full = examination
     result = CliRunner().invoke(app, ["mri", "analyze", str(full)])
@@ -210,6 +212,7 @@ def test_the_text_report_names_the_series_not_used(examination):
     assert "'pd_tse_fs_tra' (axial, not coronal, fat-saturated)" in payload["provenance"]["series_choice"]["fluid"]
 
 
+@pytest.mark.slow  # writes and analyses MRI phantoms
 def test_an_axial_fat_saturated_pd_alone_is_used_with_a_warning(examination, tmp_path):
     truth, plain, full = examination
     shutil.copytree(plain / "T1", tmp_path / "T1")
@@ -240,6 +243,7 @@ def unlabelled_pd(examination, tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow  # writes and analyses MRI phantoms
 def test_series_override_on_the_command_line(examination, unlabelled_pd):
     truth, _, _ = examination
     runner = CliRunner()
@@ -259,6 +263,7 @@ def test_series_override_on_the_command_line(examination, unlabelled_pd):
     assert json.loads(assessed.stdout)["mri_analysis"]["provenance"]["series_used"]["fluid"] == "cor pd"
 
 
+@pytest.mark.slow  # writes and analyses MRI phantoms
 @pytest.mark.parametrize(
     "arguments, message",
     [
@@ -318,6 +323,7 @@ def test_a_fluid_series_of_the_t1s_frame_of_reference_is_preferred():
         "fluid-sensitive series used: 'STIR after moving' is another frame of reference than the T1 (not registered)",)
 
 
+@pytest.mark.slow  # writes and analyses MRI phantoms
 def test_two_studies_on_disk_are_not_mixed(tmp_path):
     # The prior study's STIR is larger: taking the largest of each kind measured the current T1's
     # femoral heads on the prior STIR (another session, another patient position).

@@ -16,6 +16,8 @@ from typer.testing import CliRunner
 
 from hipdx.cli import app
 
+from conftest import SHARED, shared_data
+
 runner = CliRunner()
 
 
@@ -27,6 +29,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow  # writes and analyses an MRI phantom
 def test_analyze_finds_both_heads_the_edema_and_the_band(study: Path) -> None:
     result = runner.invoke(app, ["mri", "analyze", str(study), "--format", "json"])
     assert result.exit_code == 0, result.output
@@ -45,6 +48,7 @@ def test_analyze_finds_both_heads_the_edema_and_the_band(study: Path) -> None:
     assert analysis["sides"]["right"]["edema"]["volume_ml"] < 0.1 * left["edema"]["volume_ml"]
 
 
+@pytest.mark.slow  # writes and analyses an MRI phantom
 def test_assess_with_an_mri_folder_adds_the_measured_findings(study: Path, tmp_path: Path) -> None:
     case = tmp_path / "case.json"
     case.write_text(json.dumps({"age_years": 45, "sex": "male", "side": "left", "onset": {"days_since_onset": 21}}))
@@ -67,6 +71,7 @@ def test_a_missing_or_unreadable_mri_folder_is_a_clear_error(tmp_path: Path) -> 
     assert "a.dcm" in result.output or "no " in result.output.lower()
 
 
+@pytest.mark.slow  # writes and analyses an MRI phantom
 @pytest.mark.parametrize("fmt, marker", [("text", "edema volume"), ("markdown", "| measure | right | left |")])
 def test_analyze_report_formats_show_both_sides_and_the_disclaimer(study: Path, fmt: str, marker: str) -> None:
     result = runner.invoke(app, ["mri", "analyze", str(study), "--format", fmt])
@@ -76,6 +81,7 @@ def test_analyze_report_formats_show_both_sides_and_the_disclaimer(study: Path, 
     assert "more edema on the left" in result.stdout
 
 
+@pytest.mark.slow  # writes and analyses an MRI phantom
 def test_assess_with_mri_shows_the_measurements_behind_the_findings(study: Path, tmp_path: Path) -> None:
     case = tmp_path / "case.json"
     case.write_text(json.dumps({"age_years": 45, "sex": "male", "side": "left", "onset": {"days_since_onset": 21}}))
@@ -96,6 +102,7 @@ def test_assess_with_mri_shows_the_measurements_behind_the_findings(study: Path,
     assert "mri_analysis" not in json.loads(without.stdout)
 
 
+@pytest.mark.slow  # writes and analyses an MRI phantom
 def test_the_report_shows_the_measurements_and_the_key_overlays(study: Path, tmp_path: Path) -> None:
     case = tmp_path / "case.json"
     case.write_text(json.dumps({"age_years": 45, "sex": "male", "side": "left", "onset": {"days_since_onset": 21}}))
@@ -108,6 +115,7 @@ def test_the_report_shows_the_measurements_and_the_key_overlays(study: Path, tmp
     assert f"MRI</th><td>{study.name} (series used: " in page
 
 
+@pytest.mark.slow  # writes and analyses an MRI phantom
 def test_files_the_reader_could_not_use_are_named_in_the_analysis(study: Path, tmp_path: Path) -> None:
     import shutil
 
@@ -132,12 +140,12 @@ def test_phantom_into_an_unwritable_place_is_a_clear_error() -> None:
     assert "Traceback" not in result.output and "internal error" not in result.output
 
 
-SIJ = Path(__file__).resolve().parents[2] / "shared" / "data" / "mri" / "sij-stir"
+SIJ = SHARED / "data" / "mri" / "sij-stir"
 
 
+@pytest.mark.real_data
 def test_edema_with_a_mask_from_another_scan_is_refused_not_guessed() -> None:
-    if not SIJ.is_dir():
-        pytest.skip(f"real SIJ data not found at {SIJ}")
+    shared_data(SIJ)
     stir = SIJ / "1007" / "1007_STIR.nii.gz"
     other = SIJ / "1013" / "1013_disease_region.nii.gz"  # same shape, another patient's grid
     result = runner.invoke(app, ["mri", "edema", str(stir), "--bone-mask", str(other)])
@@ -165,6 +173,7 @@ def dated_study(study: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow  # writes and analyses an MRI phantom
 def test_assess_dates_the_mri_by_its_study_date(dated_study: Path, tmp_path: Path) -> None:
     case = tmp_path / "case.json"
     case.write_text(json.dumps({"age_years": 45, "sex": "male", "side": "left", "assessed_on": "2026-11-20",

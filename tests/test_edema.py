@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -37,7 +35,9 @@ from hipdx.errors import ImagingError
 from hipdx.imaging.edema import ReferenceMarrow, segment_edema, vhi_iqr_factor
 from hipdx.imaging.volume import SeriesKind, Volume
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mri" / "sij-stir"
+from conftest import SHARED, shared_data
+
+DATA = SHARED / "data" / "mri" / "sij-stir"
 READERS = ("R11", "R12", "R21", "R22")
 
 
@@ -136,8 +136,7 @@ def test_mask_of_another_shape_is_refused():
 
 @pytest.fixture(scope="module")
 def sij():
-    if not DATA.is_dir():
-        pytest.skip(f"real SIJ STIR data not found at {DATA}")
+    shared_data(DATA)
     from hipdx.imaging.io import read_nifti
 
     cases = {}
@@ -170,6 +169,7 @@ def _spread(stir, readers):
     return volumes, pairwise
 
 
+@pytest.mark.real_data
 @pytest.mark.parametrize("case", list(MEASURED))
 def test_real_stir_volume_within_the_readers_range(sij, case):
     stir, readers, result = sij[case]
@@ -181,6 +181,7 @@ def test_real_stir_volume_within_the_readers_range(sij, case):
     assert result.signal_ratio > 1.5
 
 
+@pytest.mark.real_data
 @pytest.mark.parametrize("case", list(MEASURED))
 def test_real_stir_dice_as_measured(sij, case):
     stir, readers, result = sij[case]
@@ -188,6 +189,7 @@ def test_real_stir_dice_as_measured(sij, case):
         assert dice(result.mask, reader) == pytest.approx(expected, abs=0.01), name
 
 
+@pytest.mark.real_data
 @pytest.mark.parametrize(
     "case",
     [
@@ -201,6 +203,7 @@ def test_real_stir_dice_within_the_readers_pairwise_range(sij, case):
     assert min(dice(result.mask, reader) for reader in readers.values()) >= min(pairwise)
 
 
+@pytest.mark.real_data
 def test_cli_edema_json(tmp_path, sij):
     from typer.testing import CliRunner
 

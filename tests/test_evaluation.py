@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -28,8 +27,8 @@ from hipdx.evaluation import (
 from hipdx.evaluation.scoring import CaseScore, Prediction, accepted_conditions, score_differential, summarise
 from hipdx.evaluation.text import age_from_text, days_after_onset, read_lab, read_t_score
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+from conftest import ROOT, SHARED, shared_data
+
 DEV_SET = SHARED / "evaluation" / "literature-dev.json"
 HIPDX_SET = ROOT / "evaluation" / "literature-hipdx.json"
 TODAY = dt.date(2026, 11, 25)
@@ -606,9 +605,9 @@ def check_report(report: EvaluationReport, n: int) -> None:
     json.dumps(report.model_dump(mode="json"))  # what `hipdx evaluate --format json` prints
 
 
+@pytest.mark.real_data
 def test_development_set(kb):
-    if not DEV_SET.exists():
-        pytest.skip(f"the shared development set is not at {DEV_SET} (../shared is absent)")
+    shared_data(DEV_SET)
     report = evaluate_files([DEV_SET], kb, TODAY)
     check_report(report, 17)
     assert report.errors == [] and report.unmodelled == []
@@ -621,12 +620,16 @@ def test_project_set_and_per_file_totals(kb):
     report = evaluate_files([HIPDX_SET], kb, TODAY)
     check_report(report, 43)
     assert report.errors == [] and report.unmodelled == []
-    if DEV_SET.exists():
-        both = evaluate_files([DEV_SET, HIPDX_SET], kb, TODAY)
-        check_report(both, 60)
-        assert [(f.path, f.cases) for f in both.files] == [(str(DEV_SET), 17), (str(HIPDX_SET), 43)]
-        assert both.files[1].top1 == report.top1
-        assert "per file" in render_text(both)
+
+
+@pytest.mark.real_data
+def test_development_and_project_sets_per_file_totals(kb):
+    report = evaluate_files([HIPDX_SET], kb, TODAY)
+    both = evaluate_files([shared_data(DEV_SET), HIPDX_SET], kb, TODAY)
+    check_report(both, 60)
+    assert [(f.path, f.cases) for f in both.files] == [(str(DEV_SET), 17), (str(HIPDX_SET), 43)]
+    assert both.files[1].top1 == report.top1
+    assert "per file" in render_text(both)
 
 
 def test_bad_files_raise_naming_the_file(kb, tmp_path):
@@ -722,6 +725,7 @@ records = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.slow  # a long property run (300 records)
 @settings(max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(records)
 def test_no_record_crashes_the_mapping(record):

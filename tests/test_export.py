@@ -42,6 +42,8 @@ from hipdx.imaging.export import (  # noqa: E402
 from hipdx.imaging.io import read_study  # noqa: E402
 from hipdx.imaging.phantom import write_phantom  # noqa: E402
 
+pytestmark = pytest.mark.slow  # writes and analyses MRI phantoms: in `make test`, not in `make test-fast`
+
 SEG_STORAGE = UID("1.2.840.10008.5.1.4.1.1.66.4")
 COMPREHENSIVE_3D_SR = UID("1.2.840.10008.5.1.4.1.1.88.34")
 SMALL = dict(seed=2, edema_ml=25.0, band_mm=5.0, rows=256, cols=256, pixel_mm=1.35, slices=32)

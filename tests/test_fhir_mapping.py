@@ -1,7 +1,7 @@
 """FHIR R4 -> Case: the hip-pain bundles, the official examples and Synthea, and the rules.
 
-The shared data (../shared/data/fhir beside the checkout) are skipped when absent, except in
-CI (CI=true), where their absence is a failure.
+The shared data (../shared/data/fhir beside the checkout) are read through conftest.shared_data:
+absent, they fail in CI or beside ../shared, and are skipped with the path elsewhere.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import copy
 import datetime as dt
 import gzip
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -24,10 +23,9 @@ from hipdx.errors import IntegrationError, KnowledgeBaseError
 from hipdx.fhir import load_code_tables, map_fhir, read_fhir, read_json
 from hipdx.fhir.codes import CodeTables, default_codes_dir
 
-from conftest import EXAMPLES, ROOT, TODAY
+from conftest import EXAMPLES, ROOT, TODAY, shared_data, shared_files
 
 BUNDLES = ROOT / "tests" / "data" / "fhir"
-SHARED_FHIR = ROOT.parent / "shared" / "data" / "fhir"
 EXPECTED = {  # example file -> the condition it is written for
     p.stem: p.stem.split("_")[0] for p in sorted(EXAMPLES.glob("*.json"))
 }
@@ -38,16 +36,7 @@ SCT = "http://snomed.info/sct"
 ICD = "http://hl7.org/fhir/sid/icd-10-cm"
 
 
-def _shared_files() -> list[Path]:
-    files = sorted((SHARED_FHIR / "hl7-r4-examples").glob("*.json")) + sorted(
-        (SHARED_FHIR / "synthea-r4").glob("*.json.gz")
-    )
-    if not files and os.environ.get("CI") == "true":
-        raise RuntimeError(f"CI=true but the shared FHIR data are missing at {SHARED_FHIR}")
-    return files
-
-
-SHARED_FILES = _shared_files()
+SHARED_FILES = shared_files("data/fhir/hl7-r4-examples", "*.json") + shared_files("data/fhir/synthea-r4", "*.json.gz")
 
 
 def bundle(*resources: dict[str, Any], patient: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -145,11 +134,10 @@ def _leaves(prefix: str, value: Any) -> list[str]:
 # -- no crash on the official examples and Synthea -------------------------------------------------
 
 
-@pytest.mark.skipif(
-    not SHARED_FILES, reason=f"shared FHIR data not found at {SHARED_FHIR} (../shared beside the checkout)"
-)
+@pytest.mark.real_data
 @pytest.mark.parametrize("path", SHARED_FILES, ids=lambda p: p.name)
 def test_shared_fhir_maps_or_fails_clearly(path: Path) -> None:
+    shared_data(path)
     raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     try:
         mapping = read_fhir(raw, TODAY, what=path.name)
@@ -161,9 +149,10 @@ def test_shared_fhir_maps_or_fails_clearly(path: Path) -> None:
         assert source.resource and source.element
 
 
+@pytest.mark.real_data
 def test_shared_data_are_complete() -> None:
-    if not SHARED_FILES:
-        pytest.skip(f"shared FHIR data not found at {SHARED_FHIR}")
+    for path in SHARED_FILES:
+        shared_data(path)
     names = [p.name for p in SHARED_FILES]
     assert sum(n.endswith(".json") for n in names) == 283
     assert sum(n.endswith(".gz") for n in names) == 98
@@ -697,6 +686,7 @@ _JSON = st.recursive(
 )
 
 
+@pytest.mark.slow  # a long property run (300 changed bundles)
 @settings(max_examples=300)
 @given(changes=st.lists(st.tuples(st.sampled_from(_FUZZ_PATHS), _JSON | st.just(...)), min_size=1, max_size=3))
 def test_any_element_changed_maps_or_fails_clearly(changes: list[tuple[tuple[Any, ...], Any]]) -> None:
@@ -748,6 +738,7 @@ def _table_codes(system: str) -> list[Any]:
 @pytest.mark.filterwarnings(
     "ignore:(read|open)_text is deprecated:DeprecationWarning"
 )  # how simple-icd-10-cm 1.5.0 loads its data
+@pytest.mark.slow  # reads the whole ICD-10-CM tabular list
 def test_every_icd10cm_code_is_in_the_tabular_list() -> None:
     import simple_icd_10_cm as icd
 

@@ -1,7 +1,11 @@
 """Golden cases: the stored assessment summary of every example, compared exactly.
 
-A change of the knowledge base or of the reasoning shows up here as a diff to review. To
-accept it, regenerate the files and commit them with the change::
+A summary pins the differential (probabilities and ranges to 3 decimals), the red flags, the next
+tests, the headline's urgency, the staging (each part's stage or verdict and the findings that
+decided it) and the plan (each section's items with their status and the safety rules behind it).
+It pins decisions and ids, not prose: a reworded sentence does not change it, a changed stage,
+status, rule or number does. A change of the knowledge base or of the reasoning shows up here as
+a diff to review. To accept it, regenerate the files and commit them with the change::
 
     HIPDX_UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_golden.py
 """
@@ -32,7 +36,7 @@ def load_example(path: Path) -> hipdx.Case:
 
 
 def summarise(assessment: hipdx.Assessment, kb: KnowledgeBase) -> dict[str, Any]:
-    """What a golden file pins: the differential with ranges, red flags and next tests."""
+    """What a golden file pins: the differential with ranges, red flags, next tests, staging and plan."""
     return {
         "case_id": assessment.case_id,
         "knowledge_base_version": kb.version,
@@ -42,20 +46,110 @@ def summarise(assessment: hipdx.Assessment, kb: KnowledgeBase) -> dict[str, Any]
         ],
         "red_flags": [f.id for f in assessment.red_flags],
         "next_tests": [t.id for t in assessment.next_tests],
+        "headline": {"urgency": assessment.headline.urgency, "condition": assessment.headline.condition},
+        "staging": summarise_staging(assessment.staging),
+        "plan": summarise_plan(assessment.plan),
     }
 
 
+def _mm(value: float | None) -> float | None:
+    """A measure (mm, days, mL/min, %) to 0.1: finer than any input, coarse enough to read."""
+    return None if value is None else round(value, 1)
+
+
+def _inputs(part: Any) -> dict[str, list[str]]:
+    """The findings that decided a part of the staging (field = value, in the order used) and what is missing."""
+    return {"decided_by": [f"{i.field} = {i.value}" for i in part.decided_by], "missing": sorted(part.missing)}
+
+
+def summarise_staging(staging: Any) -> dict[str, Any] | None:
+    """Each part's stage, phase, verdict or grade and the findings behind it."""
+    if staging is None:
+        return None
+    toh, pattern, band, neck = staging.toh_phase, staging.pattern, staging.subchondral_band, staging.femoral_neck_fracture
+    return {
+        "scope": None if staging.scope is None else {
+            "conditions": sorted(staging.scope.conditions), "not_staged": sorted(staging.scope.not_staged)
+        },
+        "osteonecrosis": [
+            {"system": r.system, "status": r.status.value, "stage": r.stage, **_inputs(r)} for r in staging.osteonecrosis
+        ],
+        "toh_phase": {
+            "phase": toh.phase, "beyond_expected_course": toh.beyond_expected_course,
+            "days_since_onset": _mm(toh.days_since_onset), **_inputs(toh),
+        },
+        "pattern": {
+            "bilateral": pattern.bilateral.value, "migratory": pattern.migratory.value,
+            "regional_migratory_osteoporosis_pattern": pattern.regional_migratory_osteoporosis_pattern, **_inputs(pattern),
+        },
+        "subchondral_band": {
+            "verdict": band.verdict.value, "thickness_mm": _mm(band.thickness_mm), "length_mm": _mm(band.length_mm),
+            "other_irreversible_signs": sorted(band.other_irreversible_signs), **_inputs(band),
+        },
+        "femoral_neck_fracture": {
+            "grade": neck.grade, "urgency": neck.urgency, "width_percent": _mm(neck.width_percent), **_inputs(neck),
+        },
+    }
+
+
+def _item(item: Any) -> dict[str, Any]:
+    """One plan item: its option, role and status, and the safety rules behind the status (only those that apply)."""
+    out: dict[str, Any] = {"option": item.option, "role": item.role, "status": item.status.value}
+    for key in ("blocked_by", "cautions", "needs_information", "checks_before_use"):
+        if rules := [finding.rule for finding in getattr(item, key)]:
+            out[key] = rules
+    return out
+
+
+def summarise_plan(plan: Any) -> dict[str, Any] | None:
+    """Each section's urgency and items in the plan's order, the facts asked for and the renal function used."""
+    if plan is None:
+        return None
+    renal = plan.renal_function
+    return {
+        "scope": plan.scope,
+        "sections": [
+            {"condition": s.condition, "role": s.role, "urgency": s.urgency, "items": [_item(i) for i in s.items]}
+            for s in plan.sections
+        ],
+        "governing": plan.governing,
+        "facts_asked_for": {
+            "options_wait_for": [r.fact for r in plan.needs_information if r.blocking],
+            "checks_before_use": [r.fact for r in plan.needs_information if not r.blocking],
+        },
+        "renal_function": {
+            "creatinine_clearance_ml_min": _mm(renal.creatinine_clearance_ml_min),
+            "egfr_ml_min": _mm(renal.egfr_ml_min),
+            "used_for_clearance_labelled_drugs": renal.used_for_clearance_labelled_drugs,
+            "used_for_egfr_labelled_drugs": renal.used_for_egfr_labelled_drugs,
+        },
+    }
+
+
+#: A list or an object of plain values goes on one line when it fits this width; otherwise one
+#: entry per line. So a changed number or status is a one-line diff.
+WIDTH = 120
+
+
 def dump(summary: dict[str, Any]) -> str:
-    """JSON with one line per condition, so a changed number is a one-line diff."""
-    lines = ["{"]
-    for key, value in summary.items():
-        if key == "differential":
-            items = ",\n".join(f"    {json.dumps(item)}" for item in value)
-            lines.append(f'  "differential": [\n{items}\n  ],')
-        else:
-            lines.append(f"  {json.dumps(key)}: {json.dumps(value)},")
-    lines[-1] = lines[-1].rstrip(",")
-    return "\n".join(lines) + "\n}\n"
+    """JSON laid out for review: keys in the summary's order, short rows on one line."""
+    return _layout(summary, 0) + "\n"
+
+
+def _layout(value: Any, depth: int) -> str:
+    text = json.dumps(value)
+    plain = all(
+        not isinstance(v, dict | list) or (isinstance(v, list) and not any(isinstance(w, dict | list) for w in v))
+        for v in (value.values() if isinstance(value, dict) else value if isinstance(value, list) else [])
+    )
+    if not isinstance(value, dict | list) or not value or (plain and 2 * depth + len(text) <= WIDTH):
+        return text
+    pad = "  " * (depth + 1)
+    if isinstance(value, dict):
+        body = [f"{pad}{json.dumps(k)}: {_layout(v, depth + 1)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(body) + "\n" + "  " * depth + "}"
+    body = [f"{pad}{_layout(v, depth + 1)}" for v in value]
+    return "[\n" + ",\n".join(body) + "\n" + "  " * depth + "]"
 
 
 def readme_expectations() -> dict[str, str]:

@@ -11,7 +11,6 @@ Overlap measures on the real data (the labels are a manual femur mask, head + ne
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +20,9 @@ from hipdx.errors import ImagingError
 from hipdx.imaging.heads import find_femoral_heads
 from hipdx.imaging.volume import SeriesKind, Volume
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mri" / "pelvis-t1"
+from conftest import SHARED, shared_data
+
+DATA = SHARED / "data" / "mri" / "pelvis-t1"
 SERIES = ["series-01", "series-02", "series-03"]
 
 
@@ -77,8 +78,7 @@ def test_axial_series_is_refused():
 
 @pytest.fixture(scope="module")
 def pelvis():
-    if not DATA.is_dir():
-        pytest.skip(f"real pelvis T1 data not found at {DATA}")
+    shared_data(DATA)
     from hipdx.imaging.io import read_study
 
     out = {}
@@ -105,6 +105,7 @@ def overlap(volume: Volume, femur: np.ndarray, head) -> tuple[float, float, floa
     return float(head_precision), float(neck_precision), float(dice)
 
 
+@pytest.mark.real_data
 @pytest.mark.parametrize("name", SERIES)
 def test_real_t1_both_heads_inside_labelled_femur(pelvis, name):
     volume, labels, heads, seconds = pelvis[name]

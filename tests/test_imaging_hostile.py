@@ -135,6 +135,7 @@ def _case(tmp_path: Path, **fields: Any) -> Path:
     return case
 
 
+@pytest.mark.slow  # writes and analyses MRI phantoms
 def test_a_negative_pixel_spacing_on_the_phantom_is_refused_not_read_as_mirrored_edema(
         phantom: Path, tmp_path: Path) -> None:
     # Today's bug: left and right swapped, head centres ~350 mm off, 17 and 16 mL of edema found
@@ -224,6 +225,7 @@ def _as_nifti(volume: Any, path: Path, nan_share: float = 0.0) -> None:
     nib.save(nib.Nifti1Image(data.transpose(2, 1, 0), np.diag([-1.0, -1.0, 1.0, 1.0]) @ volume.affine), str(path))
 
 
+@pytest.mark.slow  # writes and analyses MRI phantoms
 def test_findings_resting_on_nan_pixels_are_not_added_to_the_case_and_the_warning_is_shown(
         phantom: Path, tmp_path: Path) -> None:
     # Today: 30% NaN voxels in the T1 give a 7 mm subchondral band, added to the case; the mri:
@@ -284,6 +286,7 @@ def test_a_file_larger_than_the_cap_is_not_read(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # writes and analyses MRI phantoms
 @pytest.mark.parametrize(("study_date", "why"), [("19000101", "1900-01-01 is not a plausible date"),
                                                  ("20990101", "is after the date of the assessment (2026-11-20)")])
 def test_an_impossible_study_date_does_not_date_the_mri(phantom: Path, tmp_path: Path, study_date: str,

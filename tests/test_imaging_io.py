@@ -16,12 +16,10 @@ from hipdx.errors import ImagingError, InputError
 from hipdx.imaging.io import classify, classify_description, read_nifti, read_study, volumes_of
 from hipdx.imaging.volume import SeriesKind
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"  # ../shared beside the checkout
+from conftest import SHARED, shared_data
+
 PELVIS = SHARED / "data" / "mri" / "pelvis-t1"
 SIJ = SHARED / "data" / "mri" / "sij-stir"
-needs_shared = pytest.mark.skipif(
-    not PELVIS.is_dir(), reason=f"real MRI test data not found at {PELVIS} (../shared beside the checkout)"
-)
 
 
 # --------------------------------------------------------------------------------------
@@ -31,13 +29,12 @@ needs_shared = pytest.mark.skipif(
 
 @pytest.fixture(scope="module", params=["series-01", "series-02", "series-03"])
 def pelvis(request):
-    if not PELVIS.is_dir():
-        pytest.skip(f"real MRI test data not found at {PELVIS} (../shared beside the checkout)")
-    folder = PELVIS / request.param
+    folder = shared_data(PELVIS / request.param)
     labels = np.load(PELVIS / f"{request.param}-labels.npz")
     return folder, read_study(folder), labels
 
 
+@pytest.mark.real_data
 def test_real_pelvis_series_reads_whole(pelvis):
     _, study, labels = pelvis
     assert len(study.series) == 1 and not study.problems and not study.warnings
@@ -49,11 +46,13 @@ def test_real_pelvis_series_reads_whole(pelvis):
     assert not volume.warnings
 
 
+@pytest.mark.real_data
 def test_real_pelvis_slice_order_matches_labels(pelvis):
     _, study, labels = pelvis
     assert list(study.series[0].sop_instance_uids) == [str(u) for u in labels["sop_instance_uids"]]
 
 
+@pytest.mark.real_data
 def test_real_pelvis_geometry(pelvis):
     folder, study, _ = pelvis
     volume = study.volumes[0]
@@ -68,6 +67,7 @@ def test_real_pelvis_geometry(pelvis):
         assert volume.to_patient(np.array([k, 0, 0])) == pytest.approx(ipp, abs=0.05)
 
 
+@pytest.mark.real_data
 def test_real_pelvis_classified_t1_after_contrast(pelvis):
     _, study, _ = pelvis
     series = study.series[0]
@@ -76,6 +76,7 @@ def test_real_pelvis_classified_t1_after_contrast(pelvis):
     assert volumes_of(study, "t1") == [series.volume] and volumes_of(study, SeriesKind.fluid) == []
 
 
+@pytest.mark.real_data
 def test_real_pelvis_pixels_equal_pydicom(pelvis):
     folder, study, _ = pelvis
     series = study.series[0]
@@ -84,8 +85,9 @@ def test_real_pelvis_pixels_equal_pydicom(pelvis):
     np.testing.assert_array_equal(series.volume.array[k], expected.astype(np.float32))
 
 
-@needs_shared
+@pytest.mark.real_data
 def test_real_sij_stir_nifti():
+    shared_data(SIJ / "1013")
     study = read_study(SIJ / "1013")
     by_name = {v.description: v for v in study.volumes}
     stir, t1 = by_name["1013_STIR"], by_name["1013_T1W"]
@@ -102,8 +104,9 @@ def test_real_sij_stir_nifti():
     assert stir.array[5, 20, 10] == pytest.approx(float(image.get_fdata()[10, 20, 5]))
 
 
-@needs_shared
+@pytest.mark.real_data
 def test_real_nifti_single_file_and_override():
+    shared_data(SIJ / "1007" / "1007_STIR.nii.gz")
     study = read_study(SIJ / "1007" / "1007_STIR.nii.gz", kinds={"1007_STIR": "t1"})
     assert len(study.volumes) == 1 and study.volumes[0].kind is SeriesKind.t1
     assert "set by the user" in study.series[0].kind_reason

@@ -29,6 +29,8 @@ from hipdx.imaging.io import read_study
 from hipdx.imaging.joint import acetabular_region, joint_box, measure_acetabular_edema
 from hipdx.imaging.phantom import FAT, MASKS_FILE, MUSCLE, PhantomTruth, load_truth, write_phantom
 
+pytestmark = pytest.mark.slow  # writes and analyses MRI phantoms: in `make test`, not in `make test-fast`
+
 REL_TOLERANCE = 0.25
 
 PHANTOMS = {

@@ -32,6 +32,8 @@ from hipdx.imaging.multiframe import classic_headers
 from hipdx.imaging.phantom import write_phantom
 from hipdx.imaging.volume import SeriesKind
 
+pytestmark = pytest.mark.slow  # writes and analyses MRI phantoms: in `make test`, not in `make test-fast`
+
 
 def convert(folder: Path) -> pydicom.Dataset:
     """The single-frame series in ``folder`` as one Legacy Converted Enhanced MR Image."""

@@ -17,6 +17,8 @@ from hipdx.imaging.io import read_study
 from hipdx.imaging.phantom import write_phantom
 from hipdx.imaging.volume import Volume
 
+pytestmark = pytest.mark.slow  # writes and analyses MRI phantoms: in `make test`, not in `make test-fast`
+
 
 @pytest.fixture(scope="module")
 def phantom(tmp_path_factory):

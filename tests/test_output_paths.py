@@ -17,6 +17,8 @@ from typer.testing import CliRunner
 
 from hipdx.cli import app
 
+pytestmark = pytest.mark.slow  # writes and analyses MRI phantoms: in `make test`, not in `make test-fast`
+
 runner = CliRunner()
 
 

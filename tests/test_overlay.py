@@ -19,6 +19,8 @@ from hipdx.imaging.io import read_study
 from hipdx.imaging.phantom import write_phantom
 from hipdx.report.overlay import DPI, FIGURE_SIZE_IN, _figure, _representative_slices, write_overlays
 
+pytestmark = pytest.mark.slow  # writes and analyses MRI phantoms: in `make test`, not in `make test-fast`
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: A small phantom (256 x 256 x 32) keeps the module under ten seconds.
 SMALL = dict(seed=2, edema_ml=25.0, band_mm=5.0, rows=256, cols=256, pixel_mm=1.35, slices=32)

@@ -19,7 +19,8 @@ from hipdx.imaging.analyze import analyze_study
 from hipdx.imaging.heads import find_femoral_heads
 from hipdx.imaging.partner import find_partner
 from hipdx.imaging.volume import Volume
-from tests.test_heads import synthetic_pelvis
+
+from test_heads import synthetic_pelvis  # tests/ is on the path (conftest); no `tests` package, see docs/testing.md
 
 RIGHT, LEFT = (-70.0, 30.0, -20.0), (80.0, 34.0, -22.0)
 RADIUS = 22.0
@@ -50,6 +51,7 @@ def right_head():
     return heads[Side.right]
 
 
+@pytest.mark.slow  # head searches on a synthetic pelvis (seconds)
 def test_a_head_darkened_to_muscle_level_is_found_beside_the_other(right_head):
     vol = _pelvis(0.45)
     search = find_partner(vol, right_head)
@@ -71,6 +73,7 @@ def test_heads_the_whole_image_search_finds_are_kept():
     assert not any("second search" in w for w in analysis.warnings)
 
 
+@pytest.mark.slow  # head searches on a synthetic pelvis (seconds)
 def test_a_signal_void_where_the_head_should_be_is_a_prosthesis_warning_not_a_head(right_head):
     vol = _pelvis(0.0)
     search = find_partner(vol, right_head)

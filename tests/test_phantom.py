@@ -14,6 +14,8 @@ from hipdx.imaging.io import read_study, volumes_of
 from hipdx.imaging.phantom import load_truth, write_phantom
 from hipdx.imaging.volume import SeriesKind
 
+pytestmark = pytest.mark.slow  # writes MRI phantoms: in `make test`, not in `make test-fast`
+
 #: A coarse grid covering the same field of view, for the quick tests.
 SMALL = dict(rows=192, cols=192, slices=20, pixel_mm=1.8, slice_thickness_mm=8.0, slice_gap_mm=2.4)
 

@@ -20,6 +20,8 @@ from conftest import analyse_phantoms, healthy_side
 from hipdx.imaging.analyze import REGION_INVOLVED_SHARE, MriAnalysis
 from hipdx.imaging.phantom import PhantomTruth
 
+pytestmark = pytest.mark.slow  # writes and analyses a grid of MRI phantoms: in `make test`, not in `make test-fast`
+
 #: Less than this (mL) counts as "no edema" on an edema-free hip.
 NO_EDEMA_ML = 1.0
 EDEMA_REL_TOLERANCE = 0.10

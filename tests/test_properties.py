@@ -286,6 +286,7 @@ def set_path(raw: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str
 # --- (a) a probability distribution -------------------------------------------------------------
 
 
+@pytest.mark.slow  # a long property run of whole assessments; the safety properties below stay in `make test-fast`
 @DETERMINISTIC
 @given(cases())
 def test_probabilities_sum_to_one_and_lie_in_the_unit_interval(raw: dict[str, Any]) -> None:
@@ -301,6 +302,7 @@ def test_probabilities_sum_to_one_and_lie_in_the_unit_interval(raw: dict[str, An
 # --- (b) unknown is the same as left out ----------------------------------------------------------
 
 
+@pytest.mark.slow  # a long property run of whole assessments; the safety properties below stay in `make test-fast`
 @DETERMINISTIC
 @given(cases(), st.data())
 def test_an_unknown_finding_gives_exactly_the_posterior_of_leaving_it_out(raw: dict[str, Any], data: st.DataObject) -> None:
@@ -354,6 +356,7 @@ def added_finding(draw: st.DrawFn, raw: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+@pytest.mark.slow  # a long property run of whole assessments; the safety properties below stay in `make test-fast`
 @settings(DETERMINISTIC, max_examples=250)
 @given(cases(), st.data())
 def test_a_finding_more_likely_under_a_condition_does_not_lower_it(raw: dict[str, Any], data: st.DataObject) -> None:
@@ -400,6 +403,7 @@ def summary(assessment: hipdx.Assessment) -> tuple:
     )
 
 
+@pytest.mark.slow  # a long property run of whole assessments; the safety properties below stay in `make test-fast`
 @DETERMINISTIC
 @given(cases(dated_studies=True, min_studies=2, max_mri=1), st.data())
 def test_the_order_of_imaging_studies_does_not_matter(raw: dict[str, Any], data: st.DataObject) -> None:
@@ -410,6 +414,7 @@ def test_the_order_of_imaging_studies_does_not_matter(raw: dict[str, Any], data:
     assert summary(assess_raw(permuted)) == summary(assess_raw(raw))
 
 
+@pytest.mark.slow  # a long property run of whole assessments; the safety properties below stay in `make test-fast`
 @settings(DETERMINISTIC, phases=[Phase.explicit, Phase.generate])  # no shrinking: the failure is known
 @given(cases(dated_studies=True, min_studies=2, modalities=[Modality.mri, Modality.radiograph]), st.data())
 def test_the_order_of_several_mri_studies_does_not_matter(raw: dict[str, Any], data: st.DataObject) -> None:
@@ -429,6 +434,7 @@ def shuffled(value: Any, rng: np.random.Generator) -> Any:
     return value
 
 
+@pytest.mark.slow  # a long property run of whole assessments; the safety properties below stay in `make test-fast`
 @DETERMINISTIC
 @given(cases(), st.integers(0, 2**32 - 1))
 def test_the_order_of_fields_in_the_input_does_not_matter(raw: dict[str, Any], seed: int) -> None:
@@ -456,6 +462,7 @@ def with_other_numbers(kb: KnowledgeBase) -> KnowledgeBase:
 OTHER_KB = with_other_numbers(KB)
 
 
+@pytest.mark.slow  # a long property run of whole assessments; the safety properties below stay in `make test-fast`
 @DETERMINISTIC
 @given(cases())
 def test_the_assessment_never_raises_and_red_flags_depend_only_on_the_findings(raw: dict[str, Any]) -> None:

@@ -20,7 +20,6 @@ measured as 0 mL (the estimate was the edema itself).
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,7 +30,11 @@ from hipdx.imaging.heads import find_femoral_heads
 from hipdx.imaging.io import read_study
 from hipdx.imaging.volume import SeriesKind, Volume
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mri" / "pelvis-t1"
+from conftest import SHARED, shared_data
+
+pytestmark = [pytest.mark.real_data, pytest.mark.slow]
+
+DATA = SHARED / "data" / "mri" / "pelvis-t1"
 SERIES = ("series-01", "series-02", "series-03")
 # T1 level (1 = fat) -> fluid-sensitive level, from the phantom's tissues (air, cortex, muscle,
 # cartilage-like, fatty marrow, fat); marrow and fat dark as on STIR.
@@ -46,8 +49,7 @@ CENTRE_MM = 3.5
 @pytest.fixture(scope="module")
 def real():
     """Per series: the T1 volume, its clean heads by side, and a fluid-sensitive volume made from it."""
-    if not DATA.is_dir():
-        pytest.skip(f"real pelvis T1 data not found at {DATA}")
+    shared_data(DATA)
     out = {}
     for series in SERIES:
         (t1,) = read_study(DATA / series).volumes

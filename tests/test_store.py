@@ -23,7 +23,7 @@ from hipdx.service import ServiceConfig, create_app
 from hipdx.service.hooks import SERVICE_ID
 from hipdx.store import AuditStore, connect, is_current, migrate
 
-from conftest import TODAY
+from conftest import TODAY, in_ci
 from test_service import request_for
 
 POSTGRES = os.environ.get("HIPDX_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -36,7 +36,7 @@ def _postgres_schema() -> Iterator[str]:
     try:
         admin = psycopg.connect(plain, connect_timeout=3, autocommit=True)
     except psycopg.Error as exc:
-        if os.environ.get("CI") == "true":  # CI starts PostgreSQL (.ci/run): absent there is a failure
+        if in_ci():  # CI starts PostgreSQL (.ci/run): absent there is a failure
             pytest.fail(f"PostgreSQL not reachable at {POSTGRES} in CI: {type(exc).__name__}")
         pytest.skip(f"PostgreSQL not reachable at {POSTGRES}: {type(exc).__name__}")
     schema = f"hipdx_test_{uuid.uuid4().hex[:10]}"
