@@ -17,8 +17,9 @@ marrow and band the dark run's start is the edge). The band is the largest conti
 profiles at least ``MIN_RAY_THICKNESS_MM`` deep and ``MIN_BAND_LENGTH_MM`` long; its length is that run's arc length and its
 thickness the 75th percentile of its profiles, both the maximum over slices.
 
-Cut-offs: a band of at least 4 mm predicts an irreversible lesion (Vande Berg et al.,
-Radiology 1999); within ``BAND_INDETERMINATE_MM`` of it the band is reported as indeterminate.
+Cut-offs: a subchondral T2-hypointense band, especially one 4 mm or thicker, suggests an
+irreversible lesion (Vande Berg et al., J Radiol 2011;92(6):557-566, bibliography
+``vandeberg2011``); within ``BAND_INDETERMINATE_MM`` of it the band is reported as indeterminate.
 
 Where it holds: the thickness is measured right under normal marrow and under edema that lowers
 the head's T1 marrow to 0.8 of normal, but not to 0.7. With the head's marrow at 0.7 (to the

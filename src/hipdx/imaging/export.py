@@ -505,7 +505,7 @@ def _parameters(analysis: MriAnalysis, finding: Finding) -> list[str]:
     prefixes = _PARAMETER_PREFIXES[finding]
     out = [f"{key}: {value}" for key, value in sorted(analysis.provenance.parameters.items()) if key.startswith(prefixes)]
     if finding is Finding.subchondral_band:
-        out.append(f"band_cutoff_mm: {BAND_CUTOFF_MM:g} (Vande Berg et al., Radiology 1999), "
+        out.append(f"band_cutoff_mm: {BAND_CUTOFF_MM:g} (Vande Berg et al., J Radiol 2011;92:557-566), "
                    f"indeterminate within {BAND_INDETERMINATE_MM:g} mm")
     return out
 
