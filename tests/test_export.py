@@ -28,8 +28,10 @@ from hipdx.errors import ImagingError, InputError  # noqa: E402
 from hipdx.imaging.analyze import analyze_study  # noqa: E402
 from hipdx.imaging.export import (  # noqa: E402
     ALGORITHM_NAME,
+    DicomOutputs,
     LOCAL_SCHEME,
     Finding,
+    build_dicom_outputs,
     build_measurement_report,
     build_segmentation,
     finding_masks,
@@ -526,3 +528,24 @@ def test_a_band_whose_absence_is_not_decided_is_indeterminate_not_absent(exporte
     found = _evaluations(sr)
     assert found[(_group_id(Side.right, Finding.subchondral_band), "Subchondral low-signal band")] == ("82334004", "SCT")
 
+
+
+def test_the_library_builds_both_outputs_the_sr_referencing_the_seg(exported):
+    analysis = exported.analysis.model_copy(deep=True)
+    analysis._masks = exported.analysis.masks
+    outputs = build_dicom_outputs(exported.study, analysis, seg=True, sr=True)
+    assert outputs.not_built is None and outputs.segmentation is not None and outputs.report is not None
+    referenced = set()
+    outputs.report.walk(lambda ds, elem: referenced.add(str(elem.value)) if elem.keyword == "ReferencedSOPInstanceUID" else None)
+    assert str(outputs.segmentation.SOPInstanceUID) in referenced
+    assert build_dicom_outputs(exported.study, analysis, seg=False, sr=False) == DicomOutputs()
+
+
+def test_no_seg_or_sr_for_an_analysis_resting_on_damaged_pixels(exported):
+    analysis = exported.analysis.model_copy(deep=True)
+    analysis._masks = exported.analysis.masks
+    analysis.damaged_pixels = ["t1 series T1: 30.0% of its voxels were NaN or infinite"]
+    outputs = build_dicom_outputs(exported.study, analysis, seg=True, sr=True)
+    assert outputs.segmentation is None and outputs.report is None
+    assert "damaged pixels" in outputs.not_built and "30.0%" in outputs.not_built
+    assert analysis.warnings[-1] == outputs.not_built

@@ -17,12 +17,10 @@ contrast (see :func:`hipdx.imaging.edema.segment_edema`); components under
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field, PrivateAttr
-from scipy import ndimage
 
 from hipdx import __version__
 from hipdx.case import Case, parse_case
@@ -42,8 +40,19 @@ from hipdx.imaging.joint import acetabular_reference, joint_box, measure_acetabu
 from hipdx.imaging.io import Study
 from hipdx.imaging import partner as partner_module
 from hipdx.imaging.partner import find_partner, find_partner_on_fluid
-from hipdx.imaging.volume import SeriesKind, Volume
-from hipdx.reasoning.encode import BAND_CUTOFF_MM, BAND_INDETERMINATE_MM
+from hipdx.imaging.results import (
+    BandOut,
+    EdemaOut,
+    FemoralHeadOut,
+    JointFindingOut,
+    MriAnalysis,
+    Provenance,
+    SideOut,
+    Sides,
+    StudyMasks,
+    to_imaging_findings,
+)
+from hipdx.imaging.volume import SeriesKind, Volume, resample_onto
 
 #: Edema components smaller than this (mL) are dropped in a study (noise, vessels, partial volume).
 EDEMA_MIN_COMPONENT_ML = 0.3
@@ -61,160 +70,6 @@ EFFUSION_MIN_ML = 2.0
 REFERENCE_ASYMMETRY = 0.25
 
 
-class FemoralHeadOut(BaseModel):
-    center_mm: list[float] = Field(description="Sphere centre [x, y, z] in DICOM patient coordinates (LPS), mm")
-    radius_mm: float
-    score: float = Field(description="Mean share of the circle perimeter on edges (0-1)")
-    found_by: Literal["image search", "partner search"] = Field(
-        "image search",
-        description="'image search' (whole T1 series) or 'partner search' (found beside the other head, when the "
-        "first search missed it; radius taken from the other head, score the share of marrow-edge rays on its sphere)",
-    )
-
-
-class EdemaOut(BaseModel):
-    volume_ml: float | None = Field(description="Edema volume in the head, neck and intertrochanteric region")
-    fraction: float | None = Field(description="Share of the head-and-neck region that is edematous (0-1)")
-    extent: EdemaExtent
-    signal_ratio: float | None = Field(description="Mean edema signal / median reference marrow signal")
-    head_fraction: float | None = None
-    neck_fraction: float | None = None
-    intertrochanteric_fraction: float | None = None
-
-
-class BandOut(BaseModel):
-    present: Presence
-    thickness_mm: float | None
-    length_mm: float | None
-    indeterminate: bool = Field(description="The thickness is measured but not decided against the 4 mm cut-off")
-    undecided_because: str | None = Field(
-        None, description="Why the thickness (present, indeterminate) or the absence (present unknown) is not decided: "
-        "near the cut-off, or under T1-dark marrow where the measurement is not reliable")
-
-
-class JointFindingOut(BaseModel):
-    """Acetabular edema or joint effusion of one side."""
-
-    volume_ml: float | None = Field(default=None, description="Volume in mL (None when not measured)")
-    present: Presence = Presence.unknown
-
-
-class SideOut(BaseModel):
-    femoral_head: FemoralHeadOut | None
-    edema: EdemaOut
-    subchondral_band: BandOut
-    acetabular_edema: JointFindingOut = Field(default_factory=JointFindingOut)
-    effusion: JointFindingOut = Field(default_factory=JointFindingOut)
-
-
-class Sides(BaseModel):
-    left: SideOut
-    right: SideOut
-
-
-class Provenance(BaseModel):
-    hipdx_version: str
-    series_used: dict[str, str]
-    study_date: dt.date | None = Field(default=None, description="StudyDate of the T1 series used (DICOM), if known")
-    series_choice: dict[str, str] = Field(
-        default_factory=dict,
-        description="Per kind (t1, fluid): why this series, and each series of that kind not used with why",
-    )
-    parameters: dict[str, Any]
-
-
-@dataclass(frozen=True, eq=False)
-class StudyMasks:
-    """Femoral heads and edema masks of an analysed study, on the grid of its T1 series.
-
-    Kept by :func:`analyze_study` with its :class:`MriAnalysis` (not serialised), so the
-    overlays, the DICOM SEG and the SR reuse the analysis instead of repeating it.
-
-    Attributes
-    ----------
-    t1, fluid
-        The series used (see :func:`hipdx.imaging.choose.choose_series`).
-    heads
-        Femoral head per side found on ``t1`` (centre, radius, head/neck/intertrochanteric masks).
-    edema_by_side
-        Boolean edema mask per side, full T1 grid; a side not measured is absent.
-    acetabular_edema_by_side, effusion_by_side
-        Boolean masks of acetabular edema and joint fluid per side, full T1 grid.
-    """
-
-    t1: Volume
-    fluid: Volume | None
-    heads: dict[Side, FemoralHead]
-    edema_by_side: dict[Side, np.ndarray] = field(default_factory=dict)
-    acetabular_edema_by_side: dict[Side, np.ndarray] = field(default_factory=dict)
-    effusion_by_side: dict[Side, np.ndarray] = field(default_factory=dict)
-
-    @property
-    def edema(self) -> np.ndarray:
-        """Edema of both sides as one boolean mask on the T1 grid."""
-        out = np.zeros(self.t1.array.shape, bool)
-        for mask in self.edema_by_side.values():
-            out |= mask
-        return out
-
-
-class MriAnalysis(BaseModel):
-    """What hipdx measured on one hip MRI study."""
-
-    sides: Sides
-    side_to_side_edema_ml: float | None = Field(description="Left minus right edema volume (mL)")
-    warnings: list[str]
-    provenance: Provenance
-    damaged_pixels: list[str] = Field(
-        default_factory=list,
-        description="Each series used with more NaN or infinite voxels than the reader accepts (0.1%): the "
-        "measurements rest on damaged pixels and are not added to a case",
-    )
-    _masks: StudyMasks | None = PrivateAttr(default=None)
-
-    @property
-    def masks(self) -> StudyMasks | None:
-        """The masks behind the numbers (``None`` for an analysis read back from JSON)."""
-        return self._masks
-
-
-def resample_onto(moving: Volume, fixed: Volume, box: tuple[slice, ...] | None = None) -> np.ndarray:
-    """Intensities of ``moving`` at the voxel centres of ``fixed`` (or of a box of it), through patient mm.
-
-    Outside the moving volume the value is 0. Linear interpolation; when the voxel centres of
-    ``fixed`` fall on those of ``moving`` (same grid, or one shifted by whole voxels: series of
-    one session usually share it) the values are copied without interpolation.
-    """
-    box = box or tuple(slice(0, n) for n in fixed.array.shape)
-    shape = tuple(max(b.stop - b.start, 0) for b in box)
-    # fixed voxel (i, j, k) -> moving voxel (i, j, k), as one affine map.
-    to_moving = np.linalg.inv(moving.affine) @ fixed.affine
-    linear, offset = to_moving[:3, :3], to_moving[:3, 3]
-    start_ijk = np.array([box[2].start, box[1].start, box[0].start], float)
-    origin_ijk = linear @ start_ijk + offset
-    if np.allclose(linear, np.eye(3), atol=1e-6) and np.allclose(origin_ijk, np.round(origin_ijk), atol=1e-4):
-        out = np.zeros(shape, np.float32)
-        i0, j0, k0 = (int(v) for v in np.round(origin_ijk))
-        src = [(k0, shape[0], moving.array.shape[0]), (j0, shape[1], moving.array.shape[1]), (i0, shape[2], moving.array.shape[2])]
-        lo = [max(0, -a) for a, _, _ in src]
-        hi = [min(n, m - a) for a, n, m in src]
-        if all(h > low for low, h in zip(lo, hi)):
-            out[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = moving.array[
-                src[0][0] + lo[0]:src[0][0] + hi[0], src[1][0] + lo[1]:src[1][0] + hi[1], src[2][0] + lo[2]:src[2][0] + hi[2]
-            ]
-        return out
-    # Moving (k, j, i) index of every voxel of the box: per-axis terms of the affine, broadcast.
-    steps = [np.arange(n, dtype=float) for n in shape]  # k, j, i offsets within the box
-    index = []
-    for row in (2, 1, 0):  # moving k, j, i
-        index.append(
-            origin_ijk[row]
-            + (steps[0] * linear[row, 2])[:, None, None]
-            + (steps[1] * linear[row, 1])[None, :, None]
-            + (steps[2] * linear[row, 0])[None, None, :]
-        )
-    values = ndimage.map_coordinates(moving.array, np.stack(index).reshape(3, -1), order=1, mode="constant", cval=0.0)
-    return values.reshape(shape).astype(np.float32)
 
 
 def _region_in(head: FemoralHead, box: tuple[slice, ...]) -> np.ndarray:
@@ -642,40 +497,6 @@ def analyze_read_study(study: Study) -> MriAnalysis:
     analysis.warnings[:0] = [f"unreadable: {p}" for p in study.problems] + list(study.warnings)
     return analysis
 
-
-def to_imaging_findings(analysis: MriAnalysis, side: Side | str) -> dict[str, Any]:
-    """The MRI findings of one side in the case model's terms (``ImagingFindings`` fields).
-
-    Only what was measured is given; anything not measured is left out (unknown).
-    """
-    side = Side(side)
-    if side not in (Side.left, Side.right):
-        raise ValueError(f"side must be left or right, not {side.value!r}")
-    out = getattr(analysis.sides, side.value)
-    findings: dict[str, Any] = {}
-    if out.edema.extent is not EdemaExtent.unknown:
-        present = out.edema.extent is not EdemaExtent.none
-        findings["edema"] = Presence.present.value if present else Presence.absent.value
-        findings["stir_high"] = findings["edema"]
-        findings["edema_extent"] = out.edema.extent.value
-    if out.subchondral_band.present is not Presence.unknown:
-        findings["subchondral_band"] = out.subchondral_band.present.value
-        if out.subchondral_band.present is Presence.present:
-            # A thickness not decided for another reason than the cut-off's margin (which the
-            # differential and the staging apply themselves) is not given: they then take the band
-            # as present, its thickness unknown.
-            t = out.subchondral_band.thickness_mm
-            trusted = not out.subchondral_band.indeterminate or (
-                t is not None and abs(t - BAND_CUTOFF_MM) < BAND_INDETERMINATE_MM)
-            if t and trusted:
-                findings["subchondral_band_thickness_mm"] = out.subchondral_band.thickness_mm
-            if out.subchondral_band.length_mm:
-                findings["subchondral_band_length_mm"] = out.subchondral_band.length_mm
-    if out.acetabular_edema.present is not Presence.unknown:
-        findings["acetabular_edema"] = out.acetabular_edema.present.value
-    if out.effusion.present is not Presence.unknown:
-        findings["effusion"] = out.effusion.present.value
-    return findings
 
 
 #: Days from the onset of pain at which an MRI of the episode can lie (the case model's range

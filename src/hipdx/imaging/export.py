@@ -34,7 +34,7 @@ Example
 from __future__ import annotations
 
 import os
-from enum import Enum
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +48,8 @@ from hipdx import __version__
 from hipdx.case.model import EdemaExtent, Presence, Side
 from hipdx.errors import ImagingError, InputError
 from hipdx.imaging import multiframe
-from hipdx.imaging.analyze import MriAnalysis, StudyMasks, analyze_study
+from hipdx.imaging.analyze import analyze_study
+from hipdx.imaging.results import SIDE_ORDER, DISPLAY_COLOURS, Finding, MriAnalysis, StudyMasks, masks_of, finding_masks
 from hipdx.imaging.volume import Volume
 from hipdx.reasoning.encode import BAND_CUTOFF_MM, BAND_INDETERMINATE_MM
 
@@ -60,17 +61,20 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "ALGORITHM_NAME",
     "DISPLAY_COLOURS",
+    "DicomOutputs",
     "Finding",
     "LOCAL_CODES",
     "LOCAL_SCHEME",
     "SEG_SERIES_NUMBER",
     "SR_SERIES_NUMBER",
     "StudyMasks",
+    "build_dicom_outputs",
     "build_measurement_report",
     "build_segmentation",
     "finding_masks",
     "frame_numbers",
     "local_code",
+    "record_files_written",
     "segment_tracking_id",
     "series_of",
     "source_datasets",
@@ -88,24 +92,6 @@ SR_SERIES_NUMBER = 902
 DEVICE_OBSERVER_UID = generate_uid(entropy_srcs=[ALGORITHM_NAME, __version__])
 
 
-class Finding(str, Enum):
-    """What a measurement group of the SR is about, one per side; all but the band are SEG segments too."""
-
-    femoral_head = "femoral head"
-    edema = "bone marrow edema"
-    acetabular_edema = "acetabular edema"
-    effusion = "joint effusion"
-    subchondral_band = "subchondral band"
-
-
-#: Colours of each finding, shared by the PNG overlays and the SEG's recommended display colour.
-DISPLAY_COLOURS: dict[Finding, str] = {
-    Finding.femoral_head: "#00d0ff",
-    Finding.edema: "#ff2020",
-    Finding.acetabular_edema: "#ff40ff",
-    Finding.effusion: "#2050ff",
-    Finding.subchondral_band: "#40ff40",
-}
 
 #: The private coding scheme of concepts that no bundled dictionary codes (PS3.3 8.2: a
 #: private scheme designator starts with "99").
@@ -136,7 +122,6 @@ _EXTENT_CODE = {
     EdemaExtent.head_and_neck: "extent-head-neck",
     EdemaExtent.intertrochanteric: "extent-trochant",
 }
-_SIDES = (Side.right, Side.left)
 _LATERALITY = {Side.right: codes.SCT.Right, Side.left: codes.SCT.Left}
 #: Finding -> (segmented property category, type, anatomic region, primary anatomic structure).
 _SEGMENT_CODES: dict[Finding, tuple[Code, Code, Code | None, Code | None]] = {
@@ -290,50 +275,6 @@ def _existing(datasets: list[pydicom.Dataset | None]) -> list[pydicom.Dataset]:
     return found
 
 
-def _masks_of(analysis: MriAnalysis, masks: StudyMasks | None) -> StudyMasks:
-    if masks is not None:
-        return masks
-    if analysis.masks is None:
-        raise ImagingError("the analysis carries no masks (read back from JSON?): pass study_masks(volumes, analysis)")
-    return analysis.masks
-
-
-def finding_masks(analysis: MriAnalysis, masks: StudyMasks | None = None) -> list[tuple[Side, Finding, np.ndarray]]:
-    """The masks of what the analysis reports, in segment order: per side (right, left) the femoral
-    head, then bone marrow edema, acetabular edema and joint effusion when reported present.
-
-    A finding below its reporting limit (``hipdx.imaging.analyze.EDEMA_MIN_ML`` ...) may still
-    have a few voxels; it is reported absent, so it is neither drawn nor segmented. The SEG,
-    the overlays and the SR's references all follow this one list.
-
-    Parameters
-    ----------
-    analysis
-        ``analyze_study(volumes)``: which findings are present.
-    masks
-        ``study_masks(volumes, analysis)``; by default those ``analysis`` kept.
-
-    Raises
-    ------
-    ImagingError
-        The analysis has no masks (read back from JSON) and none are given.
-    """
-    masks = _masks_of(analysis, masks)
-    out = []
-    for side in _SIDES:
-        reported = getattr(analysis.sides, side.value)
-        head = masks.heads.get(side)
-        found = [
-            (Finding.femoral_head, head.head_mask if head is not None else None),
-            (Finding.edema, masks.edema_by_side.get(side)
-             if reported.edema.extent not in (EdemaExtent.none, EdemaExtent.unknown) else None),
-            (Finding.acetabular_edema, masks.acetabular_edema_by_side.get(side)
-             if reported.acetabular_edema.present is Presence.present else None),
-            (Finding.effusion, masks.effusion_by_side.get(side) if reported.effusion.present is Presence.present else None),
-        ]
-        out += [(side, finding, mask) for finding, mask in found if mask is not None and mask.any()]
-    return out
-
 
 def _no_fluid_series() -> ImagingError:
     return ImagingError(
@@ -398,7 +339,7 @@ def build_segmentation(
     """
     import highdicom as hd
 
-    masks = _masks_of(analysis, masks)
+    masks = masks_of(analysis, masks)
     if masks.fluid is None:
         raise _no_fluid_series()
     found = finding_masks(analysis, masks)
@@ -699,10 +640,10 @@ def build_measurement_report(
     import highdicom as hd
 
     images = _existing(source)
-    if all(getattr(analysis.sides, side.value).edema.volume_ml is None for side in _SIDES):
+    if all(getattr(analysis.sides, side.value).edema.volume_ml is None for side in SIDE_ORDER):
         raise _no_fluid_series()
     builder = _ReportBuilder(analysis, source, segmentation)
-    for side in _SIDES:
+    for side in SIDE_ORDER:
         builder.side(side)
     evidence = images + _existing(fluid_source) if fluid_source else list(images)
     if segmentation is not None:
@@ -753,3 +694,69 @@ def write_dicom(dataset: pydicom.Dataset, path: str | os.PathLike[str]) -> Path:
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
+
+
+@dataclass(frozen=True)
+class DicomOutputs:
+    """The DICOM SEG and SR of one analysed study, built and not yet written (:func:`write_dicom`).
+
+    ``not_built`` says why neither was built when one was asked for (damaged pixels), else None.
+    """
+
+    segmentation: hd.seg.Segmentation | None = None
+    report: hd.sr.Comprehensive3DSR | None = None
+    not_built: str | None = None
+
+
+def build_dicom_outputs(study: Study, analysis: MriAnalysis, *, seg: bool, sr: bool) -> DicomOutputs:
+    """The SEG and/or SR of an analysed study, both built before anything is written.
+
+    The one path from an analysis to its DICOM outputs, for the command line, the service and
+    the PACS: the SR references the SEG's segments when both are asked for, and the
+    fluid-sensitive series is added to the SR's evidence when it can be read again (else a
+    warning is added to ``analysis.warnings`` saying why). An analysis resting on damaged pixels
+    (``analysis.damaged_pixels``: more non-finite voxels than the reader accepts) gets neither:
+    its numbers are not added to a case, so they are not sent to a PACS either; the reason is
+    added to the warnings and returned in ``not_built``.
+
+    Parameters
+    ----------
+    study
+        The study read by :func:`hipdx.imaging.io.read_study` that ``analysis`` was made on.
+    analysis
+        ``analyze_read_study(study)``, with its masks.
+    seg, sr
+        Which outputs to build.
+
+    Raises
+    ------
+    ImagingError
+        As :func:`build_segmentation` and :func:`build_measurement_report`; the T1 series is
+        not a DICOM series of ``study``.
+    """
+    if not (seg or sr):
+        return DicomOutputs()
+    if analysis.damaged_pixels:
+        asked = " and ".join(name for name, wanted in (("SEG", seg), ("SR", sr)) if wanted)
+        why = (f"no DICOM {asked} written: the analysis rests on damaged pixels (" + "; ".join(analysis.damaged_pixels)
+               + ")")
+        analysis.warnings.append(why)
+        return DicomOutputs(not_built=why)
+    masks = masks_of(analysis, None)
+    source = source_datasets(study, series_of(study, masks.t1))
+    segmentation = build_segmentation(source, analysis, masks=masks) if seg else None
+    report = None
+    if sr:
+        fluid_source = None
+        if masks.fluid is not None:
+            try:
+                fluid_source = source_datasets(study, series_of(study, masks.fluid))
+            except ImagingError as exc:
+                analysis.warnings.append(f"the fluid-sensitive series is not in the SR evidence: {exc}")
+        report = build_measurement_report(source, analysis, segmentation=segmentation, fluid_source=fluid_source)
+    return DicomOutputs(segmentation, report)
+
+
+def record_files_written(analysis: MriAnalysis, paths: list[Path]) -> None:
+    """Record the files written from ``analysis`` (SEG, SR, overlays) in its provenance."""
+    analysis.provenance.parameters["files_written"] = [str(p) for p in paths]
