@@ -19,7 +19,7 @@ from hipdx.imaging.analyze import analyze_study
 from hipdx.imaging.heads import find_femoral_heads
 from hipdx.imaging.partner import find_partner
 from hipdx.imaging.volume import Volume
-from tests.test_heads import synthetic_pelvis
+from test_heads import synthetic_pelvis
 
 RIGHT, LEFT = (-70.0, 30.0, -20.0), (80.0, 34.0, -22.0)
 RADIUS = 22.0
