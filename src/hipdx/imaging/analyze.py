@@ -37,7 +37,7 @@ from hipdx.imaging.choose import choose_series
 from hipdx.imaging.edema import ReferenceMarrow, estimate_reference, segment_edema
 from hipdx.imaging.heads import FemoralHead, find_femoral_heads, reconcile_neck_axes
 from hipdx.imaging.joint import acetabular_reference, joint_box, measure_acetabular_edema, measure_effusion
-from hipdx.imaging.io import Study
+from hipdx.imaging.series import Study
 from hipdx.imaging import partner as partner_module
 from hipdx.imaging.partner import find_partner, find_partner_on_fluid
 from hipdx.imaging.results import (

@@ -56,7 +56,7 @@ from hipdx.reasoning.encode import BAND_CUTOFF_MM, BAND_INDETERMINATE_MM
 if TYPE_CHECKING:  # pragma: no cover
     import highdicom as hd
 
-    from hipdx.imaging.io import Series, Study
+    from hipdx.imaging.series import Series, Study
 
 __all__ = [
     "ALGORITHM_NAME",

@@ -241,3 +241,9 @@ def nifti_header_problems(header: Any, affine: Any) -> list[str]:
     if intercept is not None and not (math.isfinite(intercept) and abs(intercept) <= MAX_RESCALE_INTERCEPT):
         problems.append(f"scl_inter = {intercept!r}: must be finite, within +-{MAX_RESCALE_INTERCEPT:g}")
     return problems
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """A message on one line, at most ``limit`` characters (binary junk in a value can be long)."""
+    text = " ".join(text.split()).encode("ascii", "backslashreplace").decode("ascii")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
