@@ -71,12 +71,12 @@ def analyse_phantoms(factory: pytest.TempPathFactory, phantoms: dict[str, dict[s
     """Write each phantom once and analyse it: name -> (truth, MriAnalysis)."""
     from hipdx.imaging.analyze import analyze_study
     from hipdx.imaging.io import read_study
-    from hipdx.imaging.phantom import write_phantom
+    from hipdx.imaging.phantom import PhantomSpec, write_phantom
 
     out = {}
     for name, parameters in phantoms.items():
         folder = factory.mktemp(name)
-        truth = write_phantom(folder, **parameters)
+        truth = write_phantom(folder, PhantomSpec(**parameters))
         out[name] = (truth, analyze_study(read_study(folder).volumes))
     return out
 

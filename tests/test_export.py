@@ -42,7 +42,7 @@ from hipdx.imaging.export import (  # noqa: E402
     write_dicom,
 )
 from hipdx.imaging.io import read_study  # noqa: E402
-from hipdx.imaging.phantom import write_phantom  # noqa: E402
+from hipdx.imaging.phantom import PhantomSpec, write_phantom  # noqa: E402
 
 SEG_STORAGE = UID("1.2.840.10008.5.1.4.1.1.66.4")
 COMPREHENSIVE_3D_SR = UID("1.2.840.10008.5.1.4.1.1.88.34")
@@ -86,14 +86,14 @@ class Exported:
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> Exported:
     folder = tmp_path_factory.mktemp("phantom")
-    write_phantom(folder, **JOINT)
+    write_phantom(folder, PhantomSpec(**JOINT))
     return Exported(folder, tmp_path_factory.mktemp("export"))
 
 
 @pytest.fixture(scope="module")
 def healthy(tmp_path_factory):
     folder = tmp_path_factory.mktemp("healthy")
-    write_phantom(folder, **HEALTHY)
+    write_phantom(folder, PhantomSpec(**HEALTHY))
     return folder
 
 

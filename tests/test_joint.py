@@ -27,7 +27,7 @@ from hipdx.imaging.analyze import (
 )
 from hipdx.imaging.io import read_study
 from hipdx.imaging.joint import acetabular_region, joint_box, measure_acetabular_edema
-from hipdx.imaging.phantom import FAT, MASKS_FILE, MUSCLE, PhantomTruth, load_truth, write_phantom
+from hipdx.imaging.phantom import FAT, MASKS_FILE, MUSCLE, PhantomSpec, PhantomTruth, load_truth, write_phantom
 
 REL_TOLERANCE = 0.25
 
@@ -110,7 +110,7 @@ RADIUS_ERROR_MM = 1.0
 
 @pytest.mark.parametrize(("grid", "seed"), EDEMA_FREE, ids=[f"{g}-{s}" for g, s in EDEMA_FREE])
 def test_no_joint_finding_on_edema_free_phantoms(tmp_path, grid, seed):
-    write_phantom(tmp_path, seed=seed, edema_ml=0.0, band_mm=0.0, **GRIDS[grid])
+    write_phantom(tmp_path, PhantomSpec(seed=seed, edema_ml=0.0, band_mm=0.0, **GRIDS[grid]))
     volumes = read_study(tmp_path).volumes
     analysis = analyze_study(volumes)
     for side in ("left", "right"):

@@ -16,7 +16,7 @@ from hipdx.errors import InputError
 from hipdx.imaging.analyze import analyze_study
 from hipdx.imaging.export import DISPLAY_COLOURS, Finding, finding_masks, study_masks
 from hipdx.imaging.io import read_study
-from hipdx.imaging.phantom import write_phantom
+from hipdx.imaging.phantom import PhantomSpec, write_phantom
 from hipdx.report.overlay import DPI, FIGURE_SIZE_IN, _figure, _representative_slices, write_overlays
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -27,7 +27,7 @@ SMALL = dict(seed=2, edema_ml=25.0, band_mm=5.0, rows=256, cols=256, pixel_mm=1.
 @pytest.fixture(scope="module")
 def analysed(tmp_path_factory):
     folder = tmp_path_factory.mktemp("phantom")
-    write_phantom(folder, **SMALL)
+    write_phantom(folder, PhantomSpec(**SMALL))
     volumes = list(read_study(folder).volumes)
     analysis = analyze_study(volumes)
     return volumes, analysis, study_masks(volumes)
@@ -116,7 +116,7 @@ FEMORAL_ONLY = dict(seed=13, side="left", edema_ml=30, band_mm=4, snr=20, bias=0
 
 def _analyse(factory, name, parameters):
     folder = factory.mktemp(name)
-    write_phantom(folder, **parameters)
+    write_phantom(folder, PhantomSpec(**parameters))
     volumes = list(read_study(folder).volumes)
     analysis = analyze_study(volumes)
     return volumes, analysis, analysis.masks

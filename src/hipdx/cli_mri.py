@@ -206,14 +206,15 @@ def phantom_command(
     if side not in ("left", "right"):
         raise InputError(f"--side must be left or right, not {side!r}")
     try:
-        from hipdx.imaging.phantom import write_phantom
+        from hipdx.imaging.phantom import PhantomSpec, write_phantom
     except ImportError:
         raise ImagingError("the phantom generator is not available in this version") from None
+    spec = PhantomSpec(seed=seed, side=side, edema_ml=edema_ml, band_mm=band_mm, snr=noise)
     check_outputs({"OUTDIR": outdir}, force=force)
     label = f"the phantom to {outdir}"
     try:
         with write_folder(outdir, option="OUTDIR", force=force, label=label) as staging:
-            truth = write_phantom(staging, seed=seed, side=side, edema_ml=edema_ml, band_mm=band_mm, snr=noise)
+            truth = write_phantom(staging, spec)
     except OSError as exc:
         raise InputError(f"cannot write {label}: {exc.strerror or exc}") from None
     typer.echo(f"wrote a synthetic study to {outdir}")
