@@ -26,20 +26,19 @@ from hipdx import __version__
 from hipdx.case import Case, parse_case
 from hipdx.case.model import EdemaExtent, Presence, Side
 from hipdx.errors import ImagingError, InputError, Problem
-from hipdx.imaging import band as band_module
 from hipdx.imaging import edema as edema_module
-from hipdx.imaging import heads as heads_module
 from hipdx.imaging import joint as joint_module
 from hipdx.imaging import validate
-from hipdx.imaging.anatomy import INTER_HEAD_DISTANCE_MM, MIN_HEAD_RADIUS_MM, head_problems, pair_problems
+from hipdx.imaging.anatomy import head_problems, pair_problems
 from hipdx.imaging.band import measure_subchondral_band, undecided_because
 from hipdx.imaging.choose import choose_series
 from hipdx.imaging.edema import ReferenceMarrow, estimate_reference, segment_edema
 from hipdx.imaging.heads import FemoralHead, find_femoral_heads, reconcile_neck_axes
 from hipdx.imaging.joint import acetabular_reference, joint_box, measure_acetabular_edema, measure_effusion
-from hipdx.imaging.series import Study
 from hipdx.imaging import partner as partner_module
+from hipdx.imaging.parameters import param, provenance_parameters
 from hipdx.imaging.partner import find_partner, find_partner_on_fluid
+from hipdx.imaging.series import Study
 from hipdx.imaging.results import (
     BandOut,
     EdemaOut,
@@ -54,22 +53,14 @@ from hipdx.imaging.results import (
 )
 from hipdx.imaging.volume import SeriesKind, Volume, resample_onto
 
-#: Edema components smaller than this (mL) are dropped in a study (noise, vessels, partial volume).
-EDEMA_MIN_COMPONENT_ML = 0.3
-#: Less edema than this (mL) is reported as none.
-EDEMA_MIN_ML = 0.5
-#: A region counts as involved when it holds this share of the edema volume.
-REGION_INVOLVED_SHARE = 0.10
+#: Tuned parameters (value, unit, basis and reason in imaging/data/parameters.yaml, "analysis").
+EDEMA_MIN_COMPONENT_ML = param("analysis.edema_min_component_ml")
+EDEMA_MIN_ML = param("analysis.edema_min_ml")
+REGION_INVOLVED_SHARE = param("analysis.region_involved_share")
 #: Acetabular edema below this volume (mL) is reported absent (the femoral edema's limit).
 ACETABULAR_EDEMA_MIN_ML = EDEMA_MIN_ML
-#: Joint fluid below this volume (mL) is reported as no effusion: a normal hip holds a little
-#: synovial fluid, and partial volume at the capsule adds some. A hipdx choice set on the
-#: phantom (no published MRI volume cut-off was found), not a calibrated figure.
-EFFUSION_MIN_ML = 2.0
-#: Reference marrow of the two sides differing by more than this share gives a warning.
-REFERENCE_ASYMMETRY = 0.25
-
-
+EFFUSION_MIN_ML = param("analysis.effusion_min_ml")
+REFERENCE_ASYMMETRY = param("analysis.reference_asymmetry")
 
 
 def _region_in(head: FemoralHead, box: tuple[slice, ...]) -> np.ndarray:
@@ -433,50 +424,37 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
             series_used=series_used,
             study_date=_study_date(t1, warnings),
             series_choice=choice.reasons,
-            parameters={
-                "hough_sphere_radii_mm": list(heads_module.HOUGH_RADII_MM),
-                "hough_pixel_mm": heads_module.HOUGH_PIXEL_MM,
-                "edema_threshold": f"Q3 + {edema_module.THRESHOLD_IQR_FACTOR} x IQR of reference marrow",
-                "edema_reference": (
-                    "each proximal femur's own normal marrow (darkest clear histogram peak); the other side's when "
-                    f"this one's is > {REFERENCE_ASYMMETRY:g} above it while its T1 marrow is darker; else its own "
-                    "acetabular marrow when the femoral estimate is that far above it while darker on T1"
-                ),
-                "edema_min_component_ml": EDEMA_MIN_COMPONENT_ML,
-                "edema_min_ml": EDEMA_MIN_ML,
-                "region_involved_share_of_edema": REGION_INVOLVED_SHARE,
-                "edema_delineation": "half contrast between the side's own normal marrow and the lesion",
-                "band_low_fraction": band_module.LOW_FRACTION,
-                "band_dome_half_angle_deg": band_module.DOME_HALF_ANGLE_DEG,
-                "band_min_length_mm": band_module.MIN_BAND_LENGTH_MM,
-                "band_thickness_decided_t1_ratio": band_module.DECIDED_T1_RATIO,
-                "band_absence_decided_t1_ratio": band_module.ABSENCE_DECIDED_T1_RATIO,
-                "head_pair_distance_mm": list(INTER_HEAD_DISTANCE_MM),
-                "head_min_marrow_radius_mm": MIN_HEAD_RADIUS_MM,
-                "partner_search": (
-                    f"a missed head searched for beside the other at ~{partner_module.PARTNER_PIXEL_MM:g} mm pixels within "
-                    "the pair limits, radius fixed at the other head's; a core below "
-                    f"{partner_module.PARTNER_VOID_RATIO:g} x the other head's T1 marrow is a signal void; when nothing "
-                    "is found on T1, the same search on a coronal fluid-sensitive series, a head there only with an edema "
-                    f"contrast (fluid-sensitive over T1 core ratio) of at least {partner_module.FLUID_EDEMA_CONTRAST:g}"
-                ),
-                "acetabular_shell_depth_mm": list(joint_module.ACETABULUM_DEPTH_MM),
-                "acetabular_cone_deg": [joint_module.ACETABULUM_TILT_DEG, joint_module.ACETABULUM_HALF_ANGLE_DEG],
-                "acetabular_edema_reference": (
-                    "quartiles of the acetabular shell's fatty marrow (T1 >= "
-                    f"{joint_module.ACETABULAR_REFERENCE_T1_RATIO:g} x the femoral head's fatty marrow); "
-                    "the shell's darkest clear histogram peak when too few such voxels"
-                ),
-                "acetabular_edema_min_ml": ACETABULAR_EDEMA_MIN_ML,
-                "effusion_stir_ratio_to_marrow": joint_module.EFFUSION_STIR_RATIO,
-                "effusion_t1_ratio_to_fat_marrow": joint_module.EFFUSION_T1_RATIO,
-                "effusion_min_component_ml": joint_module.EFFUSION_MIN_COMPONENT_ML,
-                "effusion_min_ml": EFFUSION_MIN_ML,
-            },
+            parameters=_method_parameters(),
         ),
     )
     analysis._masks = StudyMasks(t1, fluid, heads, edema_by_side, acetabular_by_side, effusion_by_side)
     return analysis
+
+
+def _method_parameters() -> dict[str, Any]:
+    """The method in words and every tuned parameter with the parameters file's digest (provenance)."""
+    return {
+        "edema_threshold": f"Q3 + {edema_module.THRESHOLD_IQR_FACTOR} x IQR of reference marrow",
+        "edema_reference": (
+            "each proximal femur's own normal marrow (darkest clear histogram peak); the other side's when "
+            f"this one's is > {REFERENCE_ASYMMETRY:g} above it while its T1 marrow is darker; else its own "
+            "acetabular marrow when the femoral estimate is that far above it while darker on T1"
+        ),
+        "edema_delineation": "half contrast between the side's own normal marrow and the lesion",
+        "partner_search": (
+            f"a missed head searched for beside the other at ~{partner_module.PARTNER_PIXEL_MM:g} mm pixels within "
+            "the pair limits, radius fixed at the other head's; a core below "
+            f"{partner_module.PARTNER_VOID_RATIO:g} x the other head's T1 marrow is a signal void; when nothing "
+            "is found on T1, the same search on a coronal fluid-sensitive series, a head there only with an edema "
+            f"contrast (fluid-sensitive over T1 core ratio) of at least {partner_module.FLUID_EDEMA_CONTRAST:g}"
+        ),
+        "acetabular_edema_reference": (
+            "quartiles of the acetabular shell's fatty marrow (T1 >= "
+            f"{joint_module.ACETABULAR_REFERENCE_T1_RATIO:g} x the femoral head's fatty marrow); "
+            "the shell's darkest clear histogram peak when too few such voxels"
+        ),
+        **provenance_parameters(),
+    }
 
 
 def analyze_read_study(study: Study) -> MriAnalysis:
@@ -496,7 +474,6 @@ def analyze_read_study(study: Study) -> MriAnalysis:
         raise ImagingError(exc.message, exc.problems + list(study.problems)) from None
     analysis.warnings[:0] = [f"unreadable: {p}" for p in study.problems] + list(study.warnings)
     return analysis
-
 
 
 #: Days from the onset of pain at which an MRI of the episode can lie (the case model's range

@@ -10,6 +10,7 @@ import numpy as np
 
 from hipdx.errors import Problem
 from hipdx.imaging import validate
+from hipdx.imaging.parameters import param
 from hipdx.imaging.volume import Volume
 from hipdx.imaging.classify import classify, describe_acquisition, header_number
 from hipdx.imaging.dicom_slices import (
@@ -25,16 +26,14 @@ from hipdx.imaging.series import Series
 from hipdx.imaging.validate import one_line
 
 
-#: Two slices closer than this along the normal are duplicates (mm).
-DUPLICATE_TOLERANCE_MM = 0.05
+#: Tuned parameters (value, unit, basis and reason in imaging/data/parameters.yaml, "reading").
+DUPLICATE_TOLERANCE_MM = param("reading.duplicate_tolerance_mm")
 
 
-#: Relative deviation of one slice step from the median step that counts as irregular.
-GAP_TOLERANCE = 0.10
+GAP_TOLERANCE = param("reading.gap_tolerance")
 
 
-#: Direction cosines that differ by more than this are different orientations.
-ORIENTATION_TOLERANCE = 1e-3
+ORIENTATION_TOLERANCE = param("reading.orientation_tolerance")
 
 
 def _cluster(slices: list[DicomSlice]) -> list[list[DicomSlice]]:

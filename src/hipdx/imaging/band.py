@@ -39,58 +39,30 @@ import numpy as np
 from scipy import ndimage
 
 from hipdx.imaging.heads import FemoralHead
+from hipdx.imaging.parameters import param
 from hipdx.imaging.volume import Volume
 from hipdx.reasoning.encode import BAND_CUTOFF_MM, BAND_INDETERMINATE_MM
 
-#: Low signal: below this fraction of the median central-head marrow signal (imaging.md 4).
-LOW_FRACTION = 0.55
-#: Dome: profiles up to this angle from the superior direction (degrees), every ANGLE_STEP_DEG.
-DOME_HALF_ANGLE_DEG = 60.0
-ANGLE_STEP_DEG = 3.0
-#: Sampling step along a profile (mm).
-STEP_MM = 0.25
-#: A profile counts as banded from this low-run depth (mm); a band needs MIN_BAND_PROFILES of them.
-MIN_RAY_THICKNESS_MM = 0.75
-MIN_BAND_PROFILES = 3
-#: A band is a line along the subchondral plate: a dark run shorter than this arc (mm) is a focus
-#: (a vessel, a trabecular shadow, the fovea's edge), not a band. Estimate: about four in-plane
-#: voxels at the usual 0.8-1 mm; no published minimum length was found. Shorter runs on the two
-#: normal hips where they occurred measured 2.3-2.4 mm.
-MIN_BAND_LENGTH_MM = 4.0
-#: Slices within this fraction of the radius from the centre are measured.
-SLICE_REACH_FRACTION = 0.6
-#: The marrow/cortex boundary is fitted on profiles up to this angle from superior (degrees).
-FIT_HALF_ANGLE_DEG = 90.0
-#: Profiles reach this far (mm) beyond the head radius found, to find the boundary.
-EDGE_SEARCH_MM = 2.0
-#: Profiles whose edge lies deeper than this (mm) below the fitted boundary are left out of the fit.
-TRIM_MM = 0.5
-#: Dark: below this fraction of the marrow reference (band and cortex; edema on T1 is not).
-DARK_FRACTION = 0.4
-#: The marrow -> band edge lies at most this far (mm) inside the start of the dark run.
-RAMP_MM = 0.75
-#: The subchondral plate (or band) is sought this deep under the head radius (mm), in dark runs of
-#: at least MIN_RAY_THICKNESS_MM. Estimate: deeper than the thickest bands of osteonecrosis the
-#: staging reads (4 mm cut-off, bands up to ~7 mm in the tests) with margin, shallower than the
-#: physeal scar under the dome (about half the radius, ~10 mm and more), which must stay ignored.
-PLATE_WINDOW_MM = 10.0
+#: Tuned parameters (value, unit, basis and reason in imaging/data/parameters.yaml, "band").
+LOW_FRACTION = param("band.low_fraction")
+DOME_HALF_ANGLE_DEG = param("band.dome_half_angle_deg")
+ANGLE_STEP_DEG = param("band.angle_step_deg")
+STEP_MM = param("band.step_mm")
+MIN_RAY_THICKNESS_MM = param("band.min_ray_thickness_mm")
+MIN_BAND_PROFILES = param("band.min_band_profiles")
+MIN_BAND_LENGTH_MM = param("band.min_band_length_mm")
+SLICE_REACH_FRACTION = param("band.slice_reach_fraction")
+FIT_HALF_ANGLE_DEG = param("band.fit_half_angle_deg")
+EDGE_SEARCH_MM = param("band.edge_search_mm")
+TRIM_MM = param("band.trim_mm")
+DARK_FRACTION = param("band.dark_fraction")
+RAMP_MM = param("band.ramp_mm")
+PLATE_WINDOW_MM = param("band.plate_window_mm")
 N_LONG = max(1, int(round(MIN_RAY_THICKNESS_MM / STEP_MM)))
-#: A band's thickness is decided only when the head's T1 marrow (median of its region) is at least
-#: this share of the other head's. Measured on the real T1 anatomy with one head's marrow lowered
-#: to the cortex: every 5 mm band read 4.7-5.5 mm at 0.8 of normal; at 0.7, 2 of 6 read thin
-#: (2.2 and 3.4 mm). The limit is halfway between the two lowerings. As a ratio to the other head
-#: the coil's left-right field moves them by up to 6 % on these series (0.8 read 0.75-0.84, 0.7
-#: read 0.66-0.74), so a larger coil asymmetry moves where the limit falls.
-DECIDED_T1_RATIO = 0.75
-#: No band found is reported as absent only when the head's T1 marrow is at least this share of
-#: the other head's. Measured the same way: at 0.7 every 5 and 2 mm band was found (12 of 12) and
-#: none on the six unbanded heads; at 0.6 two of ten were missed (a 5 mm band among them).
-#: Halfway, as above.
-ABSENCE_DECIDED_T1_RATIO = 0.65
-#: Marrow reference: this percentile of the slice's in-head samples.
-MARROW_PERCENTILE = 90.0
-#: The smoothed box reaches this many voxels beyond the outermost profile sample.
-BOX_MARGIN_VOXELS = 2
+DECIDED_T1_RATIO = param("band.decided_t1_ratio")
+ABSENCE_DECIDED_T1_RATIO = param("band.absence_decided_t1_ratio")
+MARROW_PERCENTILE = param("band.marrow_percentile")
+BOX_MARGIN_VOXELS = param("band.box_margin_voxels")
 
 
 @dataclass(frozen=True)

@@ -8,18 +8,18 @@ from typing import Any
 
 import pydicom
 
+from hipdx.imaging.parameters import param
 from hipdx.imaging.volume import SeriesKind
 
 
-#: STIR inversion times: fat nulls at about T1_fat x ln 2, ~150-170 ms at 1.5 T, ~200-230 ms at 3 T.
-STIR_INVERSION_TIME_MS = (80.0, 300.0)
+#: Tuned parameters (value, unit, basis and reason in imaging/data/parameters.yaml, "reading").
+STIR_INVERSION_TIME_MS = param("reading.stir_inversion_time_ms")
 
 
-#: T1-weighted spin echo: short TR and short TE.
-T1_MAX_REPETITION_TIME_MS = 800.0
+T1_MAX_REPETITION_TIME_MS = param("reading.t1_max_repetition_time_ms")
 
 
-T1_MAX_ECHO_TIME_MS = 30.0
+T1_MAX_ECHO_TIME_MS = param("reading.t1_max_echo_time_ms")
 
 
 _FAT_SAT_WORDS = {"fs", "fatsat", "fsat", "spair", "spir", "chess", "fatsup", "water", "dixonw"}

@@ -15,55 +15,42 @@ from scipy import ndimage
 
 from hipdx.case.model import Side
 from hipdx.imaging.intensity import intensity_bounds, scaled_intensity
+from hipdx.imaging.parameters import param
 from hipdx.imaging.volume import Volume
 
 
-#: Neck: cylinder along the neck axis, radius as a fraction of the head radius, from the head
-#: to NECK_END_FRACTION head radii from the centre (the neck base).
-NECK_RADIUS_FRACTION = 0.58
+#: Tuned parameters (value, unit, basis and reason in imaging/data/parameters.yaml, "femur").
+NECK_RADIUS_FRACTION = param("femur.neck_radius_fraction")
 
 
-NECK_END_FRACTION = 2.0
+NECK_END_FRACTION = param("femur.neck_end_fraction")
 
 
-#: Intertrochanteric region: the same tube continued beyond the neck base (never wider than the
-#: neck, so it does not reach the muscle around the neck base).
-INTERTROCHANTERIC_END_FRACTION = 2.8
+INTERTROCHANTERIC_END_FRACTION = param("femur.intertrochanteric_end_fraction")
 
 
-INTERTROCHANTERIC_RADIUS_FRACTION = 0.58
+INTERTROCHANTERIC_RADIUS_FRACTION = param("femur.intertrochanteric_radius_fraction")
 
 
-#: Head region: the sphere to just beyond the radius found (the marrow/cortex edge, which the
-#: Hough edge places ~0.5-1 mm inside the marrow); cartilage and joint fluid stay outside.
-HEAD_REGION_FRACTION = 0.98
+HEAD_REGION_FRACTION = param("femur.head_region_fraction")
 
 
-#: Neck axis: percentile of the T1 signal along a ray that scores it, and the plateau of rays
-#: averaged (share of the best score's lead over the median score).
-NECK_RAY_PERCENTILE = 20.0
+NECK_RAY_PERCENTILE = param("femur.neck_ray_percentile")
 
 
-NECK_PLATEAU = 0.25
+NECK_PLATEAU = param("femur.neck_plateau")
 
 
-#: Largest left-right difference of the neck axes (degrees) kept as measured. The two femora of
-#: healthy adults differ in anteversion by 4.3 +/- 3.8 degrees (0.2-17.3; CT models of 61 subjects,
-#: PMID 26867707); 10 is about the mean + 1.5 SD. Was 6: the real pair of series-01 differs by 6.0,
-#: and a neck darkened by edema, whose own axis drifted 1-3 degrees (measured on the three real
-#: series), then took the mirrored 6-degree-off axis and lost a fifth of its edema.
-NECK_AXIS_MAX_ASYMMETRY_DEG = 10.0
+NECK_AXIS_MAX_ASYMMETRY_DEG = param("femur.neck_axis_max_asymmetry_deg")
 
 
-#: Neck axis angle below the horizontal in the coronal plane (degrees): searched range and default.
-NECK_ANGLE_RANGE_DEG = (25.0, 65.0)
+NECK_ANGLE_RANGE_DEG = param("femur.neck_angle_range_deg")
 
 
-NECK_ANGLE_DEFAULT_DEG = 45.0
+NECK_ANGLE_DEFAULT_DEG = param("femur.neck_angle_default_deg")
 
 
-#: Neck tilt backwards from the head towards the shaft (femoral anteversion), searched range (degrees).
-ANTEVERSION_RANGE_DEG = (-10.0, 30.0)
+ANTEVERSION_RANGE_DEG = param("femur.anteversion_range_deg")
 
 
 @dataclass(frozen=True, eq=False)
@@ -281,6 +268,4 @@ def reconcile_candidate_neck_axes(found: dict[Side, tuple]) -> None:
     found[weak] = found[weak][:3] + (found[strong][3] * mirror, found[weak][4])
 
 
-#: Sphere radii searched (mm); the edge found is the marrow/cortex boundary (research/imaging.md 2.2),
-#: in steps of SPHERE_RADIUS_STEP_MM (the full-resolution fit sets the radius found).
-HOUGH_RADII_MM = (16.0, 28.0)
+HOUGH_RADII_MM = param("femur.hough_radii_mm")

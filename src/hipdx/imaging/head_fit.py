@@ -14,67 +14,54 @@ from scipy import ndimage
 from hipdx.case.model import Side
 from hipdx.imaging.femur import HOUGH_RADII_MM
 from hipdx.imaging.intensity import intensity_bounds
+from hipdx.imaging.parameters import param
 from hipdx.imaging.volume import Volume
 
 
-#: Full-resolution fit of the marrow edge: rays per slice, search window around the coarse
-#: circle (mm), sample step and profile smoothing (mm), least signal fall of an edge (normalised
-#: intensity per mm), least number of edge points, largest shift from the coarse centre (mm).
-FIT_RAYS = 48
+#: Tuned parameters (value, unit, basis and reason in imaging/data/parameters.yaml, "head_fit").
+FIT_RAYS = param("head_fit.fit_rays")
 
 
-FIT_WINDOW_MM = (-5.0, 8.0)
+FIT_WINDOW_MM = param("head_fit.fit_window_mm")
 
 
-FIT_STEP_MM = 0.4
+FIT_STEP_MM = param("head_fit.fit_step_mm")
 
 
-FIT_SMOOTH_MM = 0.6
+FIT_SMOOTH_MM = param("head_fit.fit_smooth_mm")
 
 
-FIT_MIN_FALL_PER_MM = 0.08
+FIT_MIN_FALL_PER_MM = param("head_fit.fit_min_fall_per_mm")
 
 
-#: Cortex on T1: below this normalised signal; the edge lies at most FIT_BEFORE_DARK_MM before it.
-FIT_DARK = 0.25
+FIT_DARK = param("head_fit.fit_dark")
 
 
-FIT_BEFORE_DARK_MM = 3.0
+FIT_BEFORE_DARK_MM = param("head_fit.fit_before_dark_mm")
 
 
-FIT_MIN_POINTS = 40
+FIT_MIN_POINTS = param("head_fit.fit_min_points")
 
 
-FIT_MAX_SHIFT_MM = 12.0
+FIT_MAX_SHIFT_MM = param("head_fit.fit_max_shift_mm")
 
 
-FIT_ROUNDS = 6
+FIT_ROUNDS = param("head_fit.fit_rounds")
 
 
-#: Slices within this share of the radius from the centre carry edge rays (their cut is >= 0.6 R).
-FIT_SLICE_REACH = 0.8
+FIT_SLICE_REACH = param("head_fit.fit_slice_reach")
 
 
-#: The joint medially above a femoral head: rays leave the centre towards the midline and upwards
-#: (ROOF_ANGLES_DEG above the horizontal, in the coronal plane) on the central plane and ROOF_PLANES
-#: x R in front of and behind it; between ROOF_REACH x R from the centre, a femoral head's ray crosses
-#: its cortex, the joint space or the acetabular plate, dark on T1 (below FIT_DARK). The greater
-#: trochanter, which the whole-image search takes when edema darkens the head, has the femoral neck
-#: there, whose marrow runs on (:func:`roof_share`; the limit is in :mod:`hipdx.imaging.anatomy`).
-#: Reach: from inside the marrow edge (0.8 R) to beyond the joint space and acetabular plate
-#: (1.6 R, ~13 mm past the marrow edge), short of the pelvis's inner wall. 10-80 degrees: from the
-#: medial wall to the roof over the dome; the fovea lies below the horizontal, the lateral rim and
-#: labrum beyond the vertical.
-ROOF_ANGLES_DEG = (10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0)
+ROOF_ANGLES_DEG = param("head_fit.roof_angles_deg")
 
 
-ROOF_PLANES = (-0.3, 0.0, 0.3)
+ROOF_PLANES = param("head_fit.roof_planes")
 
 
-ROOF_REACH = (0.8, 1.6)
+ROOF_REACH = param("head_fit.roof_reach")
 
 
-ROOF_STEP_MM = 0.4
+ROOF_STEP_MM = param("head_fit.roof_step_mm")
 
 
 def roof_share(

@@ -20,43 +20,36 @@ from hipdx.imaging.femur import (
 )
 from hipdx.imaging.head_fit import fit_sphere, roof_share
 from hipdx.imaging.intensity import block_mean, intensity_bounds, scaled_intensity
+from hipdx.imaging.parameters import param
 from hipdx.imaging.volume import Volume
 
 
-
-SPHERE_RADIUS_STEP_MM = 3.0
-
-
-#: Circle radii voted on each slice (mm): off-centre slices cut the sphere in smaller circles.
-SLICE_RADII_MM = (10.0, 29.0)
+#: Tuned parameters (value, unit, basis and reason in imaging/data/parameters.yaml, "head_search").
+SPHERE_RADIUS_STEP_MM = param("head_search.sphere_radius_step_mm")
 
 
-#: Penalty on the sphere score per mm of height/depth difference between left and right heads.
-ASYMMETRY_PENALTY_PER_MM = 0.002
+SLICE_RADII_MM = param("head_search.slice_radii_mm")
 
 
-#: Below this mean circle vote no head is reported on a side.
-MIN_SCORE = 0.08
+ASYMMETRY_PENALTY_PER_MM = param("head_search.asymmetry_penalty_per_mm")
 
 
-#: In-plane pixel size the coarse Hough search runs at (mm).
-HOUGH_PIXEL_MM = 3.6
+MIN_SCORE = param("head_search.min_score")
 
 
-#: Edge detection at the Hough pixel size: Gaussian smoothing (pixels) and the least Sobel
-#: gradient magnitude of an edge (normalised intensity change over two pixels).
-EDGE_SIGMA_PX = 0.8
+HOUGH_PIXEL_MM = param("head_search.hough_pixel_mm")
 
 
-EDGE_THRESHOLD = 0.05
+EDGE_SIGMA_PX = param("head_search.edge_sigma_px")
 
 
-#: An edge with air (normalised signal below 0.1) this many pixels outwards is the body outline.
-OUTLINE_PX = 2.5
+EDGE_THRESHOLD = param("head_search.edge_threshold")
 
 
-#: A femoral head centre lies at least this far from the body midline (mm).
-MIN_MIDLINE_DISTANCE_MM = 45.0
+OUTLINE_PX = param("head_search.outline_px")
+
+
+MIN_MIDLINE_DISTANCE_MM = param("head_search.min_midline_distance_mm")
 
 
 def _check_coronal(volume: Volume) -> None:

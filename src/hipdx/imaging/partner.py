@@ -73,40 +73,17 @@ from hipdx.imaging.head_fit import (
 )
 from hipdx.imaging.head_search import SLICE_RADII_MM, circle_votes, sphere_scores_all_slices
 from hipdx.imaging.intensity import block_mean, intensity_bounds, scaled_intensity
+from hipdx.imaging.parameters import param
 from hipdx.imaging.volume import Volume
 
-#: In-plane pixel size of the second search (mm): the T1 series' own pixels, or whole multiples of
-#: them near this size. The coarse step put the darkened real heads (T1 x 0.7 / 0.6 / 0.5) within
-#: 6 mm of the truth in 12 of 18 cases at 2.7 mm pixels, 14 at 1.8 mm, 17 at 0.9 mm (the
-#: whole-image search's best circle on that side: 6 of 18); ``docs/imaging-analysis.md``.
-PARTNER_PIXEL_MM = 0.9
-#: Sphere radii tried in the coarse step (mm apart).
-PARTNER_RADIUS_STEP_MM = 1.0
-#: A core (the inner 0.7 of the sphere) whose median T1 signal is below this share of the other
-#: head's has no marrow signal. Estimate: edematous marrow (T1 600-1200 ms) gives 0.45-0.7 of the
-#: T1 spin-echo signal of fatty marrow (T1 250-300 ms) at TR 550 / TE 10 ms (``research/imaging.md``
-#: 3), muscle about 0.4; a metal implant's signal void is near zero (0.02 on the simulated
-#: prosthesis here).
-PARTNER_VOID_RATIO = 0.2
-#: The least fall of the marrow edge (``FIT_MIN_FALL_PER_MM``) is scaled by the darker core's T1
-#: ratio to the anchor's, down to this share. Estimate: the fall from marrow into the dark cortex
-#: shrinks in proportion to the marrow signal; 0.4 is the darkest edematous marrow expected (T1
-#: 1200 ms, ``PARTNER_VOID_RATIO``), below which a fall is noise.
-MIN_FALL_SCALE = 0.4
-#: Share of the sphere's radius whose core signal is compared: the inner 0.7 R (a third of the
-#: volume) stays clear of the cortex and the band under the dome (at most ~0.3 R deep).
-CORE_FRACTION = 0.7
-#: Edge points within this distance of the fitted sphere support it (mm), as in the main fit.
-INLIER_MM = 1.5
-#: A head found on the fluid-sensitive series (:func:`find_partner_on_fluid`) must show edema: its
-#: core's fluid-sensitive signal over the other head's, divided by the same ratio on T1, at least
-#: this. Edema raises the one and lowers the other; the coil's left-right field moves both
-#: together, so it cancels. Measured on the three real series (fluid-sensitive series made from
-#: the T1): untouched heads 0.95-1.09, also with one side of both series x 0.7 or x 1.3 (a coil
-#: field); edematous heads (fluid x 1.6-2.0, T1 x 0.7-0.5) 2.08-4.33. Estimate: between the two,
-#: below the edema contrast of 1.6 measured on real STIR (``research/imaging.md`` 1.6) over a T1
-#: lowered to 0.9.
-FLUID_EDEMA_CONTRAST = 1.5
+#: Tuned parameters (value, unit, basis and reason in imaging/data/parameters.yaml, "partner").
+PARTNER_PIXEL_MM = param("partner.partner_pixel_mm")
+PARTNER_RADIUS_STEP_MM = param("partner.partner_radius_step_mm")
+PARTNER_VOID_RATIO = param("partner.partner_void_ratio")
+MIN_FALL_SCALE = param("partner.min_fall_scale")
+CORE_FRACTION = param("partner.core_fraction")
+INLIER_MM = param("partner.inlier_mm")
+FLUID_EDEMA_CONTRAST = param("partner.fluid_edema_contrast")
 
 
 @dataclass(frozen=True)

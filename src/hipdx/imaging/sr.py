@@ -69,13 +69,14 @@ def _segments_of(segmentation: pydicom.Dataset, images: list[pydicom.Dataset]) -
             for item in segmentation.SegmentSequence}
 
 
-#: Finding -> prefixes of the analysis parameters (``MriAnalysis.provenance.parameters``) of its method.
+#: Finding -> prefixes of the analysis parameters (``MriAnalysis.provenance.parameters``: the method in
+#: words and every tuned parameter as "group.name", groups of ``imaging/data/parameters.yaml``) of its method.
 _PARAMETER_PREFIXES = {
-    Finding.femoral_head: ("hough_",),
-    Finding.edema: ("edema_", "region_involved"),
-    Finding.subchondral_band: ("band_",),
-    Finding.acetabular_edema: ("acetabular_",),
-    Finding.effusion: ("effusion_",),
+    Finding.femoral_head: ("femur.", "head_search.", "head_fit.", "anatomy.", "partner", "parameters_file"),
+    Finding.edema: ("edema_", "edema.", "analysis.edema_", "analysis.region_", "analysis.reference_", "parameters_file"),
+    Finding.subchondral_band: ("band.", "parameters_file"),
+    Finding.acetabular_edema: ("acetabular_", "joint.acetabul", "parameters_file"),
+    Finding.effusion: ("joint.effusion", "joint.capsule", "analysis.effusion_", "parameters_file"),
 }
 
 
