@@ -51,6 +51,12 @@ NECK_ANGLE_DEFAULT_DEG = param("femur.neck_angle_default_deg")
 
 
 ANTEVERSION_RANGE_DEG = param("femur.anteversion_range_deg")
+NECK_RAY_SPAN_RADII = param("femur.neck_ray_span_radii")
+NECK_RAY_OFFSET_MM = param("femur.neck_ray_offset_mm")
+NECK_ANGLE_STEP_DEG = param("femur.neck_angle_step_deg")
+ANTEVERSION_STEP_DEG = param("femur.anteversion_step_deg")
+NECK_MIN_LEAD = param("femur.neck_min_lead")
+NECK_SURROUND_RADII = param("femur.neck_surround_radii")
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,11 +140,11 @@ def neck_axis(
     lateral_v = np.array([float(lateral), 0.0, 0.0])
     inferior = np.array([0.0, 0.0, -1.0])
     posterior = np.array([0.0, 1.0, 0.0])
-    dist = np.linspace(1.1 * radius_mm, 2.0 * radius_mm, 10)
-    offsets = np.array([[0, 0, 0], [0, 3.0, 0], [0, -3.0, 0]], float)
+    dist = np.linspace(NECK_RAY_SPAN_RADII[0] * radius_mm, NECK_RAY_SPAN_RADII[1] * radius_mm, 10)
+    offsets = np.array([[0, 0, 0], [0, NECK_RAY_OFFSET_MM, 0], [0, -NECK_RAY_OFFSET_MM, 0]], float)
     elev, tilt = np.meshgrid(
-        np.deg2rad(np.arange(NECK_ANGLE_RANGE_DEG[0], NECK_ANGLE_RANGE_DEG[1] + 0.1, 2.5)),
-        np.deg2rad(np.arange(ANTEVERSION_RANGE_DEG[0], ANTEVERSION_RANGE_DEG[1] + 0.1, 5.0)),
+        np.deg2rad(np.arange(NECK_ANGLE_RANGE_DEG[0], NECK_ANGLE_RANGE_DEG[1] + 0.1, NECK_ANGLE_STEP_DEG)),
+        np.deg2rad(np.arange(ANTEVERSION_RANGE_DEG[0], ANTEVERSION_RANGE_DEG[1] + 0.1, ANTEVERSION_STEP_DEG)),
         indexing="ij",
     )
     elev, tilt = elev.ravel()[:, None], tilt.ravel()[:, None]
@@ -150,7 +156,7 @@ def neck_axis(
     values = scaled_intensity(values, lo, hi).reshape(len(axes), -1)
     scores_a = np.percentile(values, NECK_RAY_PERCENTILE, axis=1)
     best = float(scores_a.max())
-    if best - float(np.median(scores_a)) < 0.05:
+    if best - float(np.median(scores_a)) < NECK_MIN_LEAD:
         elev = np.deg2rad(NECK_ANGLE_DEFAULT_DEG)
         axis = np.cos(elev) * lateral_v + np.sin(elev) * inferior
         return axis / np.linalg.norm(axis), 0.0
@@ -158,7 +164,7 @@ def neck_axis(
     plateau = scores_a >= best - NECK_PLATEAU * lead
     axis = axes[plateau].mean(axis=0)
     c = np.round(t1.to_index(center)).astype(int)
-    reach = np.ceil(3.0 * radius_mm / np.array(t1.spacing_mm)).astype(int)
+    reach = np.ceil(NECK_SURROUND_RADII * radius_mm / np.array(t1.spacing_mm)).astype(int)
     around = t1.array[tuple(slice(max(a - r, 0), a + r + 1) for a, r in zip(c, reach))][:, ::2, ::2]
     around = around[around > lo]
     local = float(scaled_intensity(np.percentile(around, 90, keepdims=True, overwrite_input=True), lo, hi)[0]) if around.size else 1.0

@@ -50,6 +50,9 @@ FIT_ROUNDS = param("head_fit.fit_rounds")
 
 
 FIT_SLICE_REACH = param("head_fit.fit_slice_reach")
+FIT_MIN_INLIER_MM = param("head_fit.fit_min_inlier_mm")
+FIT_INLIER_MADS = param("head_fit.fit_inlier_mads")
+FIT_SETTLED_MM = param("head_fit.fit_settled_mm")
 
 
 ROOF_ANGLES_DEG = param("head_fit.roof_angles_deg")
@@ -175,7 +178,7 @@ def fit_sphere(t1: Volume, lo: float, hi: float, center: np.ndarray, radius_mm: 
         centre, radius = _sphere_through(points)
         for _ in range(3):
             residual = np.abs(np.linalg.norm(points - centre, axis=1) - radius)
-            limit = max(1.5, 3.0 * 1.4826 * float(np.median(residual)))
+            limit = max(FIT_MIN_INLIER_MM, FIT_INLIER_MADS * 1.4826 * float(np.median(residual)))  # 1.4826 MAD = SD
             keep = residual <= limit
             if keep.sum() < FIT_MIN_POINTS:
                 break
@@ -185,6 +188,6 @@ def fit_sphere(t1: Volume, lo: float, hi: float, center: np.ndarray, radius_mm: 
             break
         step = float(np.linalg.norm(centre - best_centre)) + abs(radius - best_radius)
         best_centre, best_radius = centre, radius
-        if step < 0.1:
+        if step < FIT_SETTLED_MM:
             break
     return best_centre, best_radius

@@ -50,12 +50,18 @@ OUTLINE_PX = param("head_search.outline_px")
 
 
 MIN_MIDLINE_DISTANCE_MM = param("head_search.min_midline_distance_mm")
+SLICE_CUT_FRACTION = param("head_search.slice_cut_fraction")
+DISTINCT_CANDIDATES_MM = param("head_search.distinct_candidates_mm")
+REFINE_PEAK_SHARE = param("head_search.refine_peak_share")
+CORONAL_MIN_COSINE = param("head_search.coronal_min_cosine")
+BODY_LEVEL = param("head_search.body_level")
+AIR_LEVEL = param("head_search.air_level")
 
 
 def _check_coronal(volume: Volume) -> None:
     normal = volume.affine[:3, 2] / np.linalg.norm(volume.affine[:3, 2])
     row = volume.affine[:3, 1] / np.linalg.norm(volume.affine[:3, 1])
-    if abs(normal[1]) < 0.7 or abs(row[2]) < 0.7:
+    if abs(normal[1]) < CORONAL_MIN_COSINE or abs(row[2]) < CORONAL_MIN_COSINE:
         raise ImagingError(
             f"series {volume.description or volume.source!r} is not coronal "
             f"(slice normal {np.round(normal, 2).tolist()}); femoral heads are searched on coronal T1"
@@ -66,7 +72,7 @@ def _check_coronal(volume: Volume) -> None:
 
 def _midline_column(img: np.ndarray) -> float:
     """Column of the body midline: the centroid of the body outline summed over slices."""
-    profile = (img > 0.15).sum(axis=(0, 1)).astype(float)
+    profile = (img > BODY_LEVEL).sum(axis=(0, 1)).astype(float)
     if profile.sum() == 0:
         return (img.shape[2] - 1) / 2.0
     return float(np.sum(profile * np.arange(profile.size)) / profile.sum())
@@ -113,7 +119,7 @@ def circle_votes(img: np.ndarray, radii_px: np.ndarray) -> np.ndarray:
     j, i = np.divmod(within, cols)
     # The body outline (and air inside the body) casts no votes: air OUTLINE_PX outwards of the edge.
     outside = img[k, np.rint(j - OUTLINE_PX * y / g).astype(np.int64), np.rint(i - OUTLINE_PX * x / g).astype(np.int64)]
-    keep = outside > 0.1
+    keep = outside > AIR_LEVEL
     flat, k, j, i, g, y, x = flat[keep], k[keep], j[keep], i[keep], g[keep], y[keep], x[keep]
     # Non-maximum suppression along the gradient, rounded to one of the 4 neighbour axes.
     ay, ax = np.abs(y), np.abs(x)
@@ -157,7 +163,7 @@ def _sphere_score(votes: np.ndarray, radii_px: np.ndarray, z0: float, radius_px:
     ks = np.arange(votes.shape[0], dtype=float)
     d = np.abs(ks - z0) * dz_px
     r = np.sqrt(np.clip(radius_px**2 - d**2, 0, None))
-    use = (d < 0.9 * radius_px) & (r >= radii_px[0]) & (r <= radii_px[-1])
+    use = (d < SLICE_CUT_FRACTION * radius_px) & (r >= radii_px[0]) & (r <= radii_px[-1])
     if not use.any():
         return np.zeros(votes.shape[2:], np.float32)
     total = np.zeros(votes.shape[2:], np.float32)
@@ -184,7 +190,7 @@ def sphere_scores_all_slices(votes: np.ndarray, radii_px: np.ndarray, radius_px:
     count = np.zeros(n, np.int64)
     for m in range(-(n - 1), n):
         d = abs(m) * dz_px
-        if not d < 0.9 * radius_px:
+        if not d < SLICE_CUT_FRACTION * radius_px:
             continue
         r = float(np.sqrt(max(radius_px**2 - d**2, 0.0)))
         if not radii_px[0] <= r <= radii_px[-1]:
@@ -210,7 +216,7 @@ def _distinct(cands: list[tuple[float, float, float, int, int]], pix: float, dz:
     """The best ``n`` candidates whose centres are at least 20 mm apart."""
     out: list[tuple[float, float, float, int, int]] = []
     for c in sorted(cands, reverse=True):
-        if all(np.hypot(np.hypot((c[3] - o[3]) * pix, (c[4] - o[4]) * pix), (c[1] - o[1]) * dz) > 20.0 for o in out):
+        if all(np.hypot(np.hypot((c[3] - o[3]) * pix, (c[4] - o[4]) * pix), (c[1] - o[1]) * dz) > DISTINCT_CANDIDATES_MM for o in out):
             out.append(c)
         if len(out) == n:
             break
@@ -256,7 +262,7 @@ def _refine(votes: np.ndarray, radii_px: np.ndarray, cand: tuple, pix: float, dz
     radius_px = np.array([r for _, r in pairs])[:, None] / pix
     d = np.abs(np.arange(patch.shape[0], dtype=float)[None, :] - z0s) * dz_px  # (pair, slice)
     r = np.sqrt(np.clip(radius_px**2 - d**2, 0, None))
-    use = (d < 0.9 * radius_px) & (r >= radii_px[0]) & (r <= radii_px[-1])
+    use = (d < SLICE_CUT_FRACTION * radius_px) & (r >= radii_px[0]) & (r <= radii_px[-1])
     pos = r - radii_px[0]
     lo = np.floor(pos).astype(int)
     frac = pos - lo
@@ -275,7 +281,7 @@ def _refine(votes: np.ndarray, radii_px: np.ndarray, cand: tuple, pix: float, dz
     best = int(np.argmax(peaks))
     sub = total[best]
     j, i = np.unravel_index(int(np.argmax(sub)), sub.shape)
-    weight = np.clip(sub - 0.8 * sub[j, i], 0, None)
+    weight = np.clip(sub - REFINE_PEAK_SHARE * sub[j, i], 0, None)
     gy, gx = np.mgrid[0 : sub.shape[0], 0 : sub.shape[1]]
     mass = float(weight.sum())
     if mass <= 0:  # no votes at all around the candidate (a nearly empty image): the peak itself
