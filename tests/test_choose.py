@@ -165,10 +165,9 @@ PD_FS_HEADERS = dict(ScanningSequence="SE", RepetitionTime=3200, EchoTime=32, Sc
 
 
 @pytest.fixture(scope="module")
-def examination(tmp_path_factory):
+def examination(phantoms, tmp_path_factory):
     """A phantom's coronal T1 + STIR, alone and with four more series of a real protocol."""
-    plain = tmp_path_factory.mktemp("plain")
-    truth = write_phantom(plain, PhantomSpec(seed=3, edema_ml=20.0, band_mm=4.0))
+    plain, truth = phantoms.write("default-20ml-4mm")
     t1, stir = (next(v for v in read_study(plain).volumes if v.kind is kind) for kind in (SeriesKind.t1, SeriesKind.fluid))
     full = tmp_path_factory.mktemp("full")
     for name in ("T1", "STIR"):

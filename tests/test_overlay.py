@@ -13,10 +13,7 @@ from scipy import ndimage
 
 from hipdx.case.model import Presence, Side
 from hipdx.errors import InputError
-from hipdx.imaging.analyze import analyze_study
 from hipdx.imaging.export import DISPLAY_COLOURS, Finding, finding_masks, study_masks
-from hipdx.imaging.io import read_study
-from hipdx.imaging.phantom import PhantomSpec, write_phantom
 from hipdx.report.overlay import DPI, FIGURE_SIZE_IN, _figure, _representative_slices, write_overlays
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -25,11 +22,9 @@ SMALL = dict(seed=2, edema_ml=25.0, band_mm=5.0, rows=256, cols=256, pixel_mm=1.
 
 
 @pytest.fixture(scope="module")
-def analysed(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("phantom")
-    write_phantom(folder, PhantomSpec(**SMALL))
-    volumes = list(read_study(folder).volumes)
-    analysis = analyze_study(volumes)
+def analysed(phantoms):
+    study, analysis = phantoms.analysed(SMALL)
+    volumes = list(study.volumes)
     return volumes, analysis, study_masks(volumes)
 
 
@@ -114,22 +109,19 @@ NEAR_MASK_PX = 2.0
 FEMORAL_ONLY = dict(seed=13, side="left", edema_ml=30, band_mm=4, snr=20, bias=0.2)
 
 
-def _analyse(factory, name, parameters):
-    folder = factory.mktemp(name)
-    write_phantom(folder, PhantomSpec(**parameters))
-    volumes = list(read_study(folder).volumes)
-    analysis = analyze_study(volumes)
-    return volumes, analysis, analysis.masks
+def _analyse(phantoms, parameters):
+    study, analysis = phantoms.analysed(parameters)
+    return list(study.volumes), analysis, analysis.masks
 
 
 @pytest.fixture(scope="module")
-def joint_analysed(tmp_path_factory):
-    return _analyse(tmp_path_factory, "joint", JOINT)
+def joint_analysed(phantoms):
+    return _analyse(phantoms, JOINT)
 
 
 @pytest.fixture(scope="module")
-def femoral_only_analysed(tmp_path_factory):
-    return _analyse(tmp_path_factory, "femoral-only", FEMORAL_ONLY)
+def femoral_only_analysed(phantoms):
+    return _analyse(phantoms, FEMORAL_ONLY)
 
 
 def _coloured_pixels(png: Path, colour: str, figure) -> np.ndarray:

@@ -8,13 +8,13 @@ from hipdx.case.model import Presence
 from hipdx.imaging.analyze import MriAnalysis
 from hipdx.report.mri import DISCLAIMER, format_mri_analysis
 
-from conftest import analyse_phantoms
+from conftest import Phantoms
 
 
 @pytest.fixture(scope="module")
-def analysis(tmp_path_factory: pytest.TempPathFactory) -> MriAnalysis:
-    phantoms = {"report": dict(seed=5, side="right", edema_ml=20.0, band_mm=4.0, slices=30, rows=256, cols=256, pixel_mm=1.2)}
-    return analyse_phantoms(tmp_path_factory, phantoms)["report"][1]
+def analysis(phantoms: Phantoms) -> MriAnalysis:
+    report = {"report": dict(seed=5, side="right", edema_ml=20.0, band_mm=4.0, slices=30, rows=256, cols=256, pixel_mm=1.2)}
+    return phantoms.analyse(report)["report"][1]
 
 
 def _row(text: str, label: str) -> str:
