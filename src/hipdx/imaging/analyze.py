@@ -290,62 +290,18 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
     if t1 is None:
         raise ImagingError("no T1-weighted series in the study: the femoral heads are found on coronal T1")
     warnings = list(choice.warnings)
-    damaged = [
-        f"{v.kind.value} series {v.description or v.source}: {100 * v.damaged_share:.1f}% of its voxels were NaN or "
-        f"infinite (read as 0), more than {100 * validate.MAX_DAMAGED_SHARE:g}%: the measurements rest on damaged "
-        "pixels and are not added to a case"
-        for v in (t1, fluid) if v is not None and v.damaged_share > validate.MAX_DAMAGED_SHARE
-    ]
+    damaged = _damaged_series(t1, fluid)
     warnings += damaged
     if fluid is None:
         warnings.append("no fluid-sensitive series (STIR, fat-saturated T2/PD): edema not measured")
     heads = _checked_heads(t1, warnings, fluid)
-
-    # Fluid-sensitive signal on the T1 grid, only where it is needed.
-    # Per side: the femur box, the fluid-sensitive values in it and the head, neck and
-    # intertrochanteric region in it.
-    fluid_on_t1: dict[Side, tuple[tuple[slice, ...], np.ndarray, np.ndarray]] = {}
-    references: dict[Side, ReferenceMarrow] = {}
-    if fluid is not None:
-        for side, head in heads.items():
-            box = _femur_box(head)
-            if box is None:
-                continue
-            values = resample_onto(fluid, t1, box)
-            region = _region_in(head, box)
-            inside = region & (values > 0)
-            if inside.sum() < edema_module.MIN_MASK_VOXELS:
-                warnings.append(f"{side.value}: the fluid-sensitive series does not cover the proximal femur")
-                continue
-            fluid_on_t1[side] = (box, values, region)
-            references[side] = estimate_reference(values[inside])
-    # The fluid-sensitive signal of each joint box (both joint measurements read no more) and the
-    # acetabular shells' references.
-    joint_values: dict[Side, tuple[tuple[slice, ...], np.ndarray]] = {}
-    shell_references: dict[Side, ReferenceMarrow] = {}
-    shell_t1: dict[Side, float] = {}
-    for side in fluid_on_t1:
-        jbox = joint_box(t1, heads[side])
-        joint_values[side] = (jbox, resample_onto(fluid, t1, jbox))
-        found = acetabular_reference(joint_values[side][1], t1, heads[side], stir_box=jbox)
-        if found is not None:
-            shell_references[side], shell_t1[side] = found
-    # Normal-marrow estimates that are edema: against the other side, then against the pelvis.
-    femur_t1 = {side: float(np.median(t1.array[box][region])) for side, (box, _, region) in fluid_on_t1.items()}
-    borrowed = None
-    if len(references) == 2:
-        found_warnings, borrowed = _check_references(references, femur_t1, "proximal femur's normal-marrow estimate")
-        warnings += found_warnings
-    if len(shell_references) == 2:
-        warnings += _check_references(shell_references, shell_t1, "acetabular normal-marrow estimate")[0]
-    for side in sorted(set(references) & set(shell_references) - {borrowed}, key=lambda s: s.value):
-        warnings += _check_against_pelvis(side, references, shell_references[side], femur_t1[side], shell_t1[side])
+    fluid_on_t1, references = _fluid_on_t1(t1, fluid, heads, warnings)
+    joint_values, shell_references, shell_t1 = _joint_references(t1, fluid, heads, fluid_on_t1)
+    warnings += _settle_references(t1, fluid_on_t1, references, shell_references, shell_t1)
 
     sides: dict[Side, SideOut] = {}
     volumes_ml: dict[Side, float] = {}
-    edema_by_side: dict[Side, np.ndarray] = {}
-    acetabular_by_side: dict[Side, np.ndarray] = {}
-    effusion_by_side: dict[Side, np.ndarray] = {}
+    masks = StudyMasks(t1, fluid, heads)
     # Each head's T1 marrow against the other's: a band's thickness under darker marrow is not decided.
     head_t1 = {side: _head_marrow_t1(t1, head) for side, head in heads.items()}
     for side in (Side.left, Side.right):
@@ -353,71 +309,23 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
         if head is None:
             sides[side] = _unknown_side(None)
             continue
-        band = measure_subchondral_band(t1, head)
         other_t1 = head_t1.get(Side.left if side is Side.right else Side.right)
-        t1_ratio = head_t1[side] / other_t1 if other_t1 and np.isfinite(other_t1) and other_t1 > 0 else None
-        because = undecided_because(band, t1_ratio)
-        band_out = BandOut(
-            present=Presence.present if band.present else Presence.unknown if because else Presence.absent,
-            thickness_mm=band.thickness_mm,
-            length_mm=band.length_mm,
-            indeterminate=band.present and because is not None,
-            undecided_because=because,
-        )
-        if because is not None and not band.present:
-            warnings.append(f"{side.value}: no subchondral band found, but its absence is not decided ({because})")
-        elif because is not None and because != undecided_because(band, None):  # not just the cut-off's margin
-            warnings.append(f"{side.value}: subchondral band {band.thickness_mm:g} mm, thickness not decided ({because})")
+        band_out = _band_out(side, t1, head, head_t1[side], other_t1, warnings)
         if side not in fluid_on_t1 or side not in references:
             out = _unknown_side(head)
             sides[side] = out.model_copy(update={"subchondral_band": band_out})
             continue
-        box, values, region = fluid_on_t1[side]
-        sub = Volume(values, t1.affine, SeriesKind.fluid, fluid.description if fluid else "")
-        result = segment_edema(sub, region, reference_marrow=references[side], half_contrast=True,
-                               min_component_ml=EDEMA_MIN_COMPONENT_ML)
-        m = result.mask
-        edema_by_side[side] = np.zeros(t1.array.shape, bool)
-        edema_by_side[side][box] = m
-        regions = (head.head_mask[box], head.neck_mask[box], head.intertrochanteric_mask[box])
-        in_region = [(np.count_nonzero(m & r), np.count_nonzero(r)) for r in regions]  # (edema, region) voxels
-        fractions = [float(n_edema / max(n_region, 1)) for n_edema, n_region in in_region]
-        region_ml = [float(n_edema * t1.voxel_volume_ml) for n_edema, _ in in_region]
-        head_and_neck = regions[0] | regions[1]
-        fraction = float((m & head_and_neck).sum() / max(head_and_neck.sum(), 1))
-        volumes_ml[side] = result.volume_ml
-        jbox, joint_signal = joint_values[side]
-        acetabular_ml, acetabular_by_side[side] = measure_acetabular_edema(
-            joint_signal, t1, head, shell_references.get(side), stir_box=jbox)
-        effusion_ml, effusion_by_side[side] = measure_effusion(joint_signal, t1, head, references[side], stir_box=jbox)
-        sides[side] = SideOut(
-            femoral_head=_head_out(head),
-            acetabular_edema=JointFindingOut(
-                volume_ml=round(acetabular_ml, 2),
-                present=Presence.present if acetabular_ml >= ACETABULAR_EDEMA_MIN_ML else Presence.absent,
-            ),
-            effusion=JointFindingOut(
-                volume_ml=round(effusion_ml, 2),
-                present=Presence.present if effusion_ml >= EFFUSION_MIN_ML else Presence.absent,
-            ),
-            edema=EdemaOut(
-                volume_ml=round(result.volume_ml, 2),
-                fraction=round(fraction, 3),
-                extent=_extent(*region_ml, result.volume_ml),
-                signal_ratio=round(result.signal_ratio, 2) if result.signal_ratio else None,
-                head_fraction=round(fractions[0], 3),
-                neck_fraction=round(fractions[1], 3),
-                intertrochanteric_fraction=round(fractions[2], 3),
-            ),
-            subchondral_band=band_out,
-        )
+        sides[side], volumes_ml[side] = _measure_side(
+            side, t1, fluid, head, band_out, fluid_on_t1[side], references[side], joint_values[side],
+            shell_references.get(side), masks)
     series_used = {"t1": t1.description or t1.source}
     if fluid is not None:
         series_used["fluid"] = fluid.description or fluid.source
+    reported_warnings = warnings + list(t1.warnings) + (list(fluid.warnings) if fluid else [])
     analysis = MriAnalysis(
         sides=Sides(left=sides[Side.left], right=sides[Side.right]),
         side_to_side_edema_ml=round(volumes_ml[Side.left] - volumes_ml[Side.right], 2) if len(volumes_ml) == 2 else None,
-        warnings=warnings + list(t1.warnings) + (list(fluid.warnings) if fluid else []),
+        warnings=reported_warnings,
         damaged_pixels=damaged,
         provenance=Provenance(
             hipdx_version=__version__,
@@ -427,8 +335,143 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
             parameters=_method_parameters(),
         ),
     )
-    analysis._masks = StudyMasks(t1, fluid, heads, edema_by_side, acetabular_by_side, effusion_by_side)
+    analysis._masks = masks
     return analysis
+
+
+def _damaged_series(t1: Volume, fluid: Volume | None) -> list[str]:
+    """Each series used with more NaN or infinite voxels than the reader accepts, said why."""
+    return [
+        f"{v.kind.value} series {v.description or v.source}: {100 * v.damaged_share:.1f}% of its voxels were NaN or "
+        f"infinite (read as 0), more than {100 * validate.MAX_DAMAGED_SHARE:g}%: the measurements rest on damaged "
+        "pixels and are not added to a case"
+        for v in (t1, fluid) if v is not None and v.damaged_share > validate.MAX_DAMAGED_SHARE
+    ]
+
+
+def _fluid_on_t1(t1: Volume, fluid: Volume | None, heads: dict[Side, FemoralHead], warnings: list[str]
+                 ) -> tuple[dict[Side, tuple[tuple[slice, ...], np.ndarray, np.ndarray]], dict[Side, ReferenceMarrow]]:
+    """Fluid-sensitive signal on the T1 grid, only where it is needed, and each side's normal marrow.
+
+    Per side: the femur box, the fluid-sensitive values in it and the head, neck and
+    intertrochanteric region in it; the normal-marrow estimate of that region.
+    """
+    fluid_on_t1: dict[Side, tuple[tuple[slice, ...], np.ndarray, np.ndarray]] = {}
+    references: dict[Side, ReferenceMarrow] = {}
+    if fluid is None:
+        return fluid_on_t1, references
+    for side, head in heads.items():
+        box = _femur_box(head)
+        if box is None:
+            continue
+        values = resample_onto(fluid, t1, box)
+        region = _region_in(head, box)
+        inside = region & (values > 0)
+        if inside.sum() < edema_module.MIN_MASK_VOXELS:
+            warnings.append(f"{side.value}: the fluid-sensitive series does not cover the proximal femur")
+            continue
+        fluid_on_t1[side] = (box, values, region)
+        references[side] = estimate_reference(values[inside])
+    return fluid_on_t1, references
+
+
+def _joint_references(t1: Volume, fluid: Volume | None, heads: dict[Side, FemoralHead], fluid_on_t1: dict
+                      ) -> tuple[dict[Side, tuple[tuple[slice, ...], np.ndarray]], dict[Side, ReferenceMarrow],
+                                 dict[Side, float]]:
+    """The fluid-sensitive signal of each joint box (both joint measurements read no more) and the
+    acetabular shells' references with their T1 marrow."""
+    joint_values: dict[Side, tuple[tuple[slice, ...], np.ndarray]] = {}
+    shell_references: dict[Side, ReferenceMarrow] = {}
+    shell_t1: dict[Side, float] = {}
+    for side in fluid_on_t1:
+        jbox = joint_box(t1, heads[side])
+        joint_values[side] = (jbox, resample_onto(fluid, t1, jbox))
+        found = acetabular_reference(joint_values[side][1], t1, heads[side], stir_box=jbox)
+        if found is not None:
+            shell_references[side], shell_t1[side] = found
+    return joint_values, shell_references, shell_t1
+
+
+def _settle_references(t1: Volume, fluid_on_t1: dict, references: dict[Side, ReferenceMarrow],
+                       shell_references: dict[Side, ReferenceMarrow], shell_t1: dict[Side, float]) -> list[str]:
+    """Normal-marrow estimates that are edema replaced (in place): against the other side, then the pelvis."""
+    warnings: list[str] = []
+    femur_t1 = {side: float(np.median(t1.array[box][region])) for side, (box, _, region) in fluid_on_t1.items()}
+    borrowed = None
+    if len(references) == 2:
+        found_warnings, borrowed = _check_references(references, femur_t1, "proximal femur's normal-marrow estimate")
+        warnings += found_warnings
+    if len(shell_references) == 2:
+        warnings += _check_references(shell_references, shell_t1, "acetabular normal-marrow estimate")[0]
+    for side in sorted(set(references) & set(shell_references) - {borrowed}, key=lambda s: s.value):
+        warnings += _check_against_pelvis(side, references, shell_references[side], femur_t1[side], shell_t1[side])
+    return warnings
+
+
+def _band_out(side: Side, t1: Volume, head: FemoralHead, head_t1: float, other_t1: float | None,
+              warnings: list[str]) -> BandOut:
+    """The subchondral band of one head, decided or not against its T1 marrow ratio to the other head's."""
+    band = measure_subchondral_band(t1, head)
+    t1_ratio = head_t1 / other_t1 if other_t1 and np.isfinite(other_t1) and other_t1 > 0 else None
+    because = undecided_because(band, t1_ratio)
+    band_out = BandOut(
+        present=Presence.present if band.present else Presence.unknown if because else Presence.absent,
+        thickness_mm=band.thickness_mm,
+        length_mm=band.length_mm,
+        indeterminate=band.present and because is not None,
+        undecided_because=because,
+    )
+    if because is not None and not band.present:
+        warnings.append(f"{side.value}: no subchondral band found, but its absence is not decided ({because})")
+    elif because is not None and because != undecided_because(band, None):  # not just the cut-off's margin
+        warnings.append(f"{side.value}: subchondral band {band.thickness_mm:g} mm, thickness not decided ({because})")
+    return band_out
+
+
+def _measure_side(side: Side, t1: Volume, fluid: Volume | None, head: FemoralHead, band_out: BandOut,
+                  on_t1: tuple[tuple[slice, ...], np.ndarray, np.ndarray], reference: ReferenceMarrow,
+                  joint: tuple[tuple[slice, ...], np.ndarray], shell_reference: ReferenceMarrow | None,
+                  masks: StudyMasks) -> tuple[SideOut, float]:
+    """Edema, acetabular edema and effusion of one side (their masks added to ``masks``); the edema volume."""
+    box, values, region = on_t1
+    sub = Volume(values, t1.affine, SeriesKind.fluid, fluid.description if fluid else "")
+    result = segment_edema(sub, region, reference_marrow=reference, half_contrast=True,
+                           min_component_ml=EDEMA_MIN_COMPONENT_ML)
+    m = result.mask
+    masks.edema_by_side[side] = np.zeros(t1.array.shape, bool)
+    masks.edema_by_side[side][box] = m
+    regions = (head.head_mask[box], head.neck_mask[box], head.intertrochanteric_mask[box])
+    in_region = [(np.count_nonzero(m & r), np.count_nonzero(r)) for r in regions]  # (edema, region) voxels
+    fractions = [float(n_edema / max(n_region, 1)) for n_edema, n_region in in_region]
+    region_ml = [float(n_edema * t1.voxel_volume_ml) for n_edema, _ in in_region]
+    head_and_neck = regions[0] | regions[1]
+    fraction = float((m & head_and_neck).sum() / max(head_and_neck.sum(), 1))
+    jbox, joint_signal = joint
+    acetabular_ml, masks.acetabular_edema_by_side[side] = measure_acetabular_edema(
+        joint_signal, t1, head, shell_reference, stir_box=jbox)
+    effusion_ml, masks.effusion_by_side[side] = measure_effusion(joint_signal, t1, head, reference, stir_box=jbox)
+    out = SideOut(
+        femoral_head=_head_out(head),
+        acetabular_edema=JointFindingOut(
+            volume_ml=round(acetabular_ml, 2),
+            present=Presence.present if acetabular_ml >= ACETABULAR_EDEMA_MIN_ML else Presence.absent,
+        ),
+        effusion=JointFindingOut(
+            volume_ml=round(effusion_ml, 2),
+            present=Presence.present if effusion_ml >= EFFUSION_MIN_ML else Presence.absent,
+        ),
+        edema=EdemaOut(
+            volume_ml=round(result.volume_ml, 2),
+            fraction=round(fraction, 3),
+            extent=_extent(*region_ml, result.volume_ml),
+            signal_ratio=round(result.signal_ratio, 2) if result.signal_ratio else None,
+            head_fraction=round(fractions[0], 3),
+            neck_fraction=round(fractions[1], 3),
+            intertrochanteric_fraction=round(fractions[2], 3),
+        ),
+        subchondral_band=band_out,
+    )
+    return out, result.volume_ml
 
 
 def _method_parameters() -> dict[str, Any]:

@@ -54,20 +54,13 @@ def _size(s: DicomSlice) -> tuple[int, int, float, float]:
 
 
 def build_series(slices: list[DicomSlice], uid: str, part: str, reading: Reading) -> Series | None:
+    """One series' slices (one orientation) as a :class:`Series`, or None when nothing is left.
+
+    Slices of another size, beyond a gap too wide to fill or with undecodable pixels leave the
+    series (each named in ``reading.problems``) and the rest is planned again.
+    """
     notes: list[str] = []
-    # One size per series: keep the commonest, name the others.
-    sizes: dict[tuple[int, int, float, float], list[DicomSlice]] = {}
-    for s in slices:
-        sizes.setdefault(_size(s), []).append(s)
-    if len(sizes) > 1:
-        keep = max(sizes, key=lambda k: len(sizes[k]))
-        for k, group in sizes.items():
-            if k != keep:
-                for s in group:
-                    reading.problems.append(
-                        Problem(s.name, f"image size/spacing {k} differs from the series' {keep}; slice excluded")
-                    )
-        slices = sizes[keep]
+    slices = _one_size(slices, reading)
     rows, cols, row_mm, col_mm = _size(slices[0])
     in_file_order = slices
     slices = list(slices)
@@ -78,7 +71,64 @@ def build_series(slices: list[DicomSlice], uid: str, part: str, reading: Reading
     for s in slices:
         s.along_normal = float(s.position @ normal)
     slices.sort(key=lambda s: (s.along_normal, s.instance_number))
+    slices = _without_duplicates(slices, notes)
 
+    positions = np.array([s.along_normal for s in slices])
+    steps = np.diff(positions)
+    spacing = _slice_spacing(slices, steps, notes)
+
+    # Slices beyond a gap too wide to fill leave the series (the largest run of slices stays).
+    keep = _largest_run(slices, steps, spacing, reading)
+    if keep is not None:
+        kept_ids = {id(s) for s in keep}
+        return build_series([s for s in in_file_order if id(s) in kept_ids], uid, part, reading)
+
+    rows_of, files, uids = _row_plan(slices, steps, spacing, notes)
+    refused = validate.volume_problems((len(rows_of), rows, cols))
+    if refused:
+        names = sorted(s.name for s in slices)
+        reading.problems.append(Problem(f"{names[0]} .. {names[-1]} ({len(names)} files of series {uid})",
+                                        "; ".join(refused) + "; series skipped"))
+        return None
+    array, failed = _filled_volume(slices, rows_of, (rows, cols), reading)
+    if failed:
+        # Undecodable slices (noted in the problems) leave the series: plan it again without them.
+        rest = [s for s in in_file_order if id(s) not in failed]
+        return build_series(rest, uid, part, reading) if rest else None
+
+    if len(slices) > 1:
+        mean_step = (slices[-1].position - slices[0].position) / (positions[-1] - positions[0])
+        shear = float(np.linalg.norm(mean_step - normal))
+        if shear > 0.01:
+            notes.append(f"slices are sheared (gantry tilt?): step deviates {shear:.3f} from the normal")
+
+    affine = np.eye(4)
+    affine[:3, 0] = row_cos * col_mm
+    affine[:3, 1] = col_cos * row_mm
+    affine[:3, 2] = normal * spacing
+    affine[:3, 3] = slices[0].position
+    return _series(slices, array, affine, uid, part, notes, files, uids)
+
+
+def _one_size(slices: list[DicomSlice], reading: Reading) -> list[DicomSlice]:
+    """One size per series: the commonest is kept, the others named."""
+    sizes: dict[tuple[int, int, float, float], list[DicomSlice]] = {}
+    for s in slices:
+        sizes.setdefault(_size(s), []).append(s)
+    if len(sizes) <= 1:
+        return slices
+    keep = max(sizes, key=lambda k: len(sizes[k]))
+    for k, group in sizes.items():
+        if k != keep:
+            for s in group:
+                reading.problems.append(
+                    Problem(s.name, f"image size/spacing {k} differs from the series' {keep}; slice excluded")
+                )
+    return sizes[keep]
+
+
+def _without_duplicates(slices: list[DicomSlice], notes: list[str]) -> list[DicomSlice]:
+    """Sorted slices less those at the position of the one before (the first kept, noted)."""
     kept = [slices[0]]
     for s in slices[1:]:
         if s.along_normal - kept[-1].along_normal < DUPLICATE_TOLERANCE_MM:
@@ -88,48 +138,55 @@ def build_series(slices: list[DicomSlice], uid: str, part: str, reading: Reading
             )
         else:
             kept.append(s)
-    slices = kept
+    return kept
 
-    positions = np.array([s.along_normal for s in slices])
-    steps = np.diff(positions)
+
+def _slice_spacing(slices: list[DicomSlice], steps: np.ndarray, notes: list[str]) -> float:
+    """The regular slice step (mm); for a single slice, from its headers (or 1 mm, noted)."""
     if len(steps):
         # The regular step: the smallest steps when they are at least half of them (so missing
         # slices do not inflate it), else the median.
         regular = steps[steps <= steps.min() * (1 + GAP_TOLERANCE)]
-        spacing = float(np.median(regular if 2 * len(regular) >= len(steps) else steps))
-    else:
-        low, high = validate.SLICE_SPACING_MM
-        given = (header_number(slices[0].ds, k) for k in ("SpacingBetweenSlices", "SliceThickness"))
-        spacing = next((v for v in given if v is not None and low <= v <= high), None)  # NaN fails too
-        if spacing is None:
-            spacing = 1.0
-            notes.append("single slice: no valid SpacingBetweenSlices or SliceThickness, slice spacing taken as 1 mm")
-        else:
-            notes.append(f"single slice: slice spacing {spacing:g} mm taken from the headers")
+        return float(np.median(regular if 2 * len(regular) >= len(steps) else steps))
+    low, high = validate.SLICE_SPACING_MM
+    given = (header_number(slices[0].ds, k) for k in ("SpacingBetweenSlices", "SliceThickness"))
+    spacing = next((v for v in given if v is not None and low <= v <= high), None)  # NaN fails too
+    if spacing is None:
+        notes.append("single slice: no valid SpacingBetweenSlices or SliceThickness, slice spacing taken as 1 mm")
+        return 1.0
+    notes.append(f"single slice: slice spacing {spacing:g} mm taken from the headers")
+    return spacing
 
-    # Slices beyond a gap too wide to fill leave the series (the largest run of slices stays).
-    if len(steps):
-        runs: list[list[DicomSlice]] = [[slices[0]]]
-        for step, after in zip(steps, slices[1:], strict=True):
-            if step / spacing > validate.MAX_GAP_SLICES + 1 + GAP_TOLERANCE:
-                runs.append([])
-            runs[-1].append(after)
-        if len(runs) > 1:
-            keep = max(runs, key=len)
-            span = (keep[0].along_normal, keep[-1].along_normal)
-            for run in runs:
-                if run is keep:
-                    continue
-                for s in run:
-                    away = min(abs(s.along_normal - span[0]), abs(s.along_normal - span[1]))
-                    reading.problems.append(Problem(s.name, (
-                        f"{validate.tag_name('ImagePositionPatient')} puts it {away:.1f} mm ({away / spacing:.0f} slice "
-                        f"steps of {spacing:.2f} mm) from the other {len(keep)} slices of the series: more than "
-                        f"{validate.MAX_GAP_SLICES} missing slices are not filled; slice excluded")))
-            kept_ids = {id(s) for s in keep}
-            return build_series([s for s in in_file_order if id(s) in kept_ids], uid, part, reading)
 
-    # Each row of the volume: a slice (index into ``slices``) or a gap filled between two slices.
+def _largest_run(slices: list[DicomSlice], steps: np.ndarray, spacing: float, reading: Reading) -> list[DicomSlice] | None:
+    """The largest run of slices when gaps too wide to fill split the series (the others named); None when none do."""
+    if not len(steps):
+        return None
+    runs: list[list[DicomSlice]] = [[slices[0]]]
+    for step, after in zip(steps, slices[1:], strict=True):
+        if step / spacing > validate.MAX_GAP_SLICES + 1 + GAP_TOLERANCE:
+            runs.append([])
+        runs[-1].append(after)
+    if len(runs) <= 1:
+        return None
+    keep = max(runs, key=len)
+    span = (keep[0].along_normal, keep[-1].along_normal)
+    for run in runs:
+        if run is keep:
+            continue
+        for s in run:
+            away = min(abs(s.along_normal - span[0]), abs(s.along_normal - span[1]))
+            reading.problems.append(Problem(s.name, (
+                f"{validate.tag_name('ImagePositionPatient')} puts it {away:.1f} mm ({away / spacing:.0f} slice "
+                f"steps of {spacing:.2f} mm) from the other {len(keep)} slices of the series: more than "
+                f"{validate.MAX_GAP_SLICES} missing slices are not filled; slice excluded")))
+    return keep
+
+
+def _row_plan(slices: list[DicomSlice], steps: np.ndarray, spacing: float, notes: list[str]
+              ) -> tuple[list[int | tuple[int, int, float]], list[str], list[str]]:
+    """Each row of the volume: a slice (index into ``slices``) or a gap filled between two slices
+    (before, after, weight); with the file and SOP Instance UID of each row ("" when filled)."""
     rows_of: list[int | tuple[int, int, float]] = [0]
     files = [slices[0].file or slices[0].name]
     uids = [slices[0].sop_instance_uid]
@@ -153,17 +210,18 @@ def build_series(slices: list[DicomSlice], uid: str, part: str, reading: Reading
         rows_of.append(n + 1)
         files.append(after.file or after.name)
         uids.append(after.sop_instance_uid)
+    return rows_of, files, uids
 
-    # One float32 volume, filled slice by slice (no per-slice float copies, no stacking). Each
-    # slice's pixel data is read (it was deferred), decoded, rescaled and released in turn, so the
-    # pixel data of the whole series is never held at once.
-    refused = validate.volume_problems((len(rows_of), rows, cols))
-    if refused:
-        names = sorted(s.name for s in slices)
-        reading.problems.append(Problem(f"{names[0]} .. {names[-1]} ({len(names)} files of series {uid})",
-                                        "; ".join(refused) + "; series skipped"))
-        return None
-    array = np.empty((len(rows_of), rows, cols), np.float32)
+
+def _filled_volume(slices: list[DicomSlice], rows_of: list[int | tuple[int, int, float]], size: tuple[int, int],
+                   reading: Reading) -> tuple[np.ndarray, set[int]]:
+    """One float32 volume, filled slice by slice; the ids of the slices that could not be decoded.
+
+    No per-slice float copies, no stacking: each slice's pixel data is read (it was deferred),
+    decoded, rescaled and released in turn, so the pixel data of the whole series is never held
+    at once. Filled rows are interpolated once every slice is in.
+    """
+    array = np.empty((len(rows_of), *size), np.float32)
     where = {}
     failed: set[int] = set()
     for k, row in enumerate(rows_of):
@@ -183,26 +241,18 @@ def build_series(slices: list[DicomSlice], uid: str, part: str, reading: Reading
             s.pixels = None  # the stored values are no longer needed
             release_pixel_data(s)
     if failed:
-        # Undecodable slices (noted in the problems) leave the series: plan it again without them.
-        rest = [s for s in in_file_order if id(s) not in failed]
-        return build_series(rest, uid, part, reading) if rest else None
+        return array, failed
     for k, row in enumerate(rows_of):
         if not isinstance(row, int):
             a, b, weight = row
             w = np.float32(weight)
             array[k] = (1 - w) * array[where[a]] + w * array[where[b]]
+    return array, failed
 
-    if len(slices) > 1:
-        mean_step = (slices[-1].position - slices[0].position) / (positions[-1] - positions[0])
-        shear = float(np.linalg.norm(mean_step - normal))
-        if shear > 0.01:
-            notes.append(f"slices are sheared (gantry tilt?): step deviates {shear:.3f} from the normal")
 
-    affine = np.eye(4)
-    affine[:3, 0] = row_cos * col_mm
-    affine[:3, 1] = col_cos * row_mm
-    affine[:3, 2] = normal * spacing
-    affine[:3, 3] = slices[0].position
+def _series(slices: list[DicomSlice], array: np.ndarray, affine: np.ndarray, uid: str, part: str, notes: list[str],
+            files: list[str], uids: list[str]) -> Series:
+    """The volume with its description, kind (from the headers) and identity."""
     first = slices[0].ds
     description = str(first.get("SeriesDescription") or first.get("ProtocolName") or f"series {first.get('SeriesNumber', '?')}")
     if part:

@@ -179,7 +179,6 @@ def measure_subchondral_band(t1_or_stir: Volume, head: FemoralHead) -> Band:
     dome = np.abs(fan) <= np.deg2rad(DOME_HALF_ANGLE_DEG) + 1e-9
     dirs = np.cos(fan)[:, None] * superior + np.sin(fan)[:, None] * col_dir
     design = np.column_stack([np.ones(len(fan)), np.cos(fan), np.sin(fan)])  # circle: r0 + a cos + b sin
-    rays = np.arange(len(fan))
     # The profiles of every slice first, so only the box around them is smoothed.
     slices = []
     for k in ks:
@@ -199,80 +198,110 @@ def measure_subchondral_band(t1_or_stir: Volume, head: FemoralHead) -> Band:
     best_thickness, best_length = 0.0, 0.0
     for (offset, r_slice, radii, _), start in zip(slices, starts):
         profiles = values[start: start + len(fan) * len(radii)].reshape(len(fan), -1)
-        # Marrow reference: bright marrow of this slice (a high percentile resists edema, low on T1).
-        marrow = _percentile(profiles[:, radii < r_slice - 1.0].ravel(), MARROW_PERCENTILE)
-        if marrow <= 0:
+        found = _band_on_slice(profiles, radii, r_slice, offset, design, dome)
+        if found is None:
             continue
-        low = profiles < LOW_FRACTION * marrow
-        # Inner edge of the dark run under the surface: the outermost marrow -> low crossing.
-        crossing = ~low[:, :-1] & low[:, 1:]
-        has = crossing.any(axis=1)
-        last = crossing.shape[1] - 1 - np.argmax(crossing[:, ::-1], axis=1)
-        # ... but not beyond the plate: when edema lowers the marrow (and with it the LOW level),
-        # cartilage outside the plate is no longer low and the outermost crossing lies beyond the
-        # plate or band. Then the crossing before the first long dark run within PLATE_WINDOW_MM
-        # of the surface is the edge (deeper dark lines, the physeal scar, stay ignored).
-        dark = profiles < DARK_FRACTION * marrow
-        long_dark = ndimage.minimum_filter1d(dark.view(np.int8), N_LONG, axis=1,
-                                             origin=-(N_LONG // 2)).astype(bool)  # a run of N_LONG starts here
-        window = radii >= r_slice - PLATE_WINDOW_MM
-        starts_dark = long_dark[:, :-1] & window[None, :-1]
-        first_dark = np.where(starts_dark.any(axis=1), np.argmax(starts_dark, axis=1), crossing.shape[1])
-        before = crossing & (np.arange(crossing.shape[1])[None, :] < first_dark[:, None])
-        moved = has & (last >= first_dark) & before.any(axis=1)
-        last = np.where(moved, crossing.shape[1] - 1 - np.argmax(before[:, ::-1], axis=1), last)
-        lo, hi = profiles[rays, last], profiles[rays, last + 1]
-        frac = np.clip((lo - LOW_FRACTION * marrow) / np.maximum(lo - hi, 1e-6), 0, 1)
-        edge = np.where(has, radii[last] + frac * STEP_MM, np.nan)
-        # Marrow/cortex boundary of the head on this slice: a circle fitted to the edges of the
-        # profiles without a band (iteratively trimming profiles whose edge lies deeper).
-        use = has.copy()
-        for _ in range(4):
-            if use.sum() < 6:
-                break
-            coef, *_ = np.linalg.lstsq(design[use], edge[use], rcond=None)
-            resid = edge - design @ coef
-            kept, use = use, has & (resid > -TRIM_MM)
-            if np.array_equal(use, kept):  # converged: another round would fit the same profiles again
-                break
-        if use.sum() < 6:
-            continue
-        boundary = design @ coef
-        # A band is dark: its run must hold a crossing of DARK_FRACTION (edema on T1, about half
-        # the marrow signal, is low but not dark). The edge is the LOW_FRACTION crossing unless
-        # that lies more than RAMP_MM inside the dark run's start (edema between marrow and band);
-        # then the dark run's start is the edge.
-        dark_crossing = ~dark[:, :-1] & dark[:, 1:]
-        has_dark = dark_crossing.any(axis=1)
-        last_dark = dark_crossing.shape[1] - 1 - np.argmax(dark_crossing[:, ::-1], axis=1)
-        # The dark run is the plate's (or band's): the first long one within the window, not a
-        # dark structure beyond the joint (the acetabular plate) that the outermost crossing may be.
-        in_window = first_dark < crossing.shape[1]
-        last_dark = np.where(in_window, np.minimum(last_dark, np.maximum(first_dark - 1, 0)), last_dark)
-        edge_dark = radii[last_dark] + STEP_MM
-        inner = np.where(has & has_dark, np.where(edge_dark - edge <= RAMP_MM, edge, edge_dark), boundary)
-        # Depth along the sphere radius (off-centre slices cut the shell obliquely).
-        depth = np.sqrt(boundary**2 + offset**2) - np.sqrt(np.clip(inner, 0, None) ** 2 + offset**2)
-        depth = np.where(dome, depth, 0.0)
-        # The longest run of adjacent banded profiles (the first of equally long ones).
-        steps = np.diff(np.concatenate([[0], (depth >= MIN_RAY_THICKNESS_MM).view(np.int8), [0]]))
-        run_starts, run_stops = np.flatnonzero(steps == 1), np.flatnonzero(steps == -1)
-        if not run_starts.size:
-            continue
-        longest = int(np.argmax(run_stops - run_starts))
-        n_run = int(run_stops[longest] - run_starts[longest])
-        if n_run < MIN_BAND_PROFILES:
-            continue
-        in_run = slice(int(run_starts[longest]), int(run_stops[longest]))
-        thickness = _percentile(depth[in_run], 75)
-        r_mid = float(np.mean(boundary[in_run]))
-        length = float((n_run - 1) * np.deg2rad(ANGLE_STEP_DEG) * r_mid) if n_run > 1 else 0.0
-        if length < MIN_BAND_LENGTH_MM:
-            continue
-        best_thickness = max(best_thickness, thickness)
-        best_length = max(best_length, length)
+        best_thickness = max(best_thickness, found[0])
+        best_length = max(best_length, found[1])
     if best_thickness <= 0:
         return Band(False, None, None, False)
     thickness = round(best_thickness, 1)
     indeterminate = abs(thickness - BAND_CUTOFF_MM) < BAND_INDETERMINATE_MM
     return Band(True, thickness, round(best_length, 1) or None, indeterminate)
+
+
+def _band_on_slice(profiles: np.ndarray, radii: np.ndarray, r_slice: float, offset: float, design: np.ndarray,
+                   dome: np.ndarray) -> tuple[float, float] | None:
+    """(thickness, length) in mm of the band on one slice's fan of profiles; None when there is none."""
+    # Marrow reference: bright marrow of this slice (a high percentile resists edema, low on T1).
+    marrow = _percentile(profiles[:, radii < r_slice - 1.0].ravel(), MARROW_PERCENTILE)
+    if marrow <= 0:
+        return None
+    edge, has, dark, first_dark = _marrow_edges(profiles, radii, r_slice, marrow)
+    boundary = _fitted_boundary(design, edge, has)
+    if boundary is None:
+        return None
+    # A band is dark: its run must hold a crossing of DARK_FRACTION (edema on T1, about half
+    # the marrow signal, is low but not dark). The edge is the LOW_FRACTION crossing unless
+    # that lies more than RAMP_MM inside the dark run's start (edema between marrow and band);
+    # then the dark run's start is the edge.
+    dark_crossing = ~dark[:, :-1] & dark[:, 1:]
+    has_dark = dark_crossing.any(axis=1)
+    last_dark = dark_crossing.shape[1] - 1 - np.argmax(dark_crossing[:, ::-1], axis=1)
+    # The dark run is the plate's (or band's): the first long one within the window, not a
+    # dark structure beyond the joint (the acetabular plate) that the outermost crossing may be.
+    in_window = first_dark < dark_crossing.shape[1]
+    last_dark = np.where(in_window, np.minimum(last_dark, np.maximum(first_dark - 1, 0)), last_dark)
+    edge_dark = radii[last_dark] + STEP_MM
+    inner = np.where(has & has_dark, np.where(edge_dark - edge <= RAMP_MM, edge, edge_dark), boundary)
+    # Depth along the sphere radius (off-centre slices cut the shell obliquely).
+    depth = np.sqrt(boundary**2 + offset**2) - np.sqrt(np.clip(inner, 0, None) ** 2 + offset**2)
+    depth = np.where(dome, depth, 0.0)
+    return _longest_band(depth, boundary)
+
+
+def _marrow_edges(profiles: np.ndarray, radii: np.ndarray, r_slice: float, marrow: float
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per profile: the marrow -> low edge (mm from the centre, nan when none), whether there is one,
+    the dark samples and the index of the first long dark run within the plate window."""
+    rays = np.arange(profiles.shape[0])
+    low = profiles < LOW_FRACTION * marrow
+    # Inner edge of the dark run under the surface: the outermost marrow -> low crossing.
+    crossing = ~low[:, :-1] & low[:, 1:]
+    has = crossing.any(axis=1)
+    last = crossing.shape[1] - 1 - np.argmax(crossing[:, ::-1], axis=1)
+    # ... but not beyond the plate: when edema lowers the marrow (and with it the LOW level),
+    # cartilage outside the plate is no longer low and the outermost crossing lies beyond the
+    # plate or band. Then the crossing before the first long dark run within PLATE_WINDOW_MM
+    # of the surface is the edge (deeper dark lines, the physeal scar, stay ignored).
+    dark = profiles < DARK_FRACTION * marrow
+    long_dark = ndimage.minimum_filter1d(dark.view(np.int8), N_LONG, axis=1,
+                                         origin=-(N_LONG // 2)).astype(bool)  # a run of N_LONG starts here
+    window = radii >= r_slice - PLATE_WINDOW_MM
+    starts_dark = long_dark[:, :-1] & window[None, :-1]
+    first_dark = np.where(starts_dark.any(axis=1), np.argmax(starts_dark, axis=1), crossing.shape[1])
+    before = crossing & (np.arange(crossing.shape[1])[None, :] < first_dark[:, None])
+    moved = has & (last >= first_dark) & before.any(axis=1)
+    last = np.where(moved, crossing.shape[1] - 1 - np.argmax(before[:, ::-1], axis=1), last)
+    lo, hi = profiles[rays, last], profiles[rays, last + 1]
+    frac = np.clip((lo - LOW_FRACTION * marrow) / np.maximum(lo - hi, 1e-6), 0, 1)
+    edge = np.where(has, radii[last] + frac * STEP_MM, np.nan)
+    return edge, has, dark, first_dark
+
+
+def _fitted_boundary(design: np.ndarray, edge: np.ndarray, has: np.ndarray) -> np.ndarray | None:
+    """Marrow/cortex boundary of the head on one slice, per profile: a circle fitted to the edges of
+    the profiles without a band (iteratively trimming profiles whose edge lies deeper); None with
+    fewer than six profiles to fit."""
+    use = has.copy()
+    for _ in range(4):
+        if use.sum() < 6:
+            break
+        coef, *_ = np.linalg.lstsq(design[use], edge[use], rcond=None)
+        resid = edge - design @ coef
+        kept, use = use, has & (resid > -TRIM_MM)
+        if np.array_equal(use, kept):  # converged: another round would fit the same profiles again
+            break
+    if use.sum() < 6:
+        return None
+    return design @ coef
+
+
+def _longest_band(depth: np.ndarray, boundary: np.ndarray) -> tuple[float, float] | None:
+    """(thickness, length) of the longest run of adjacent banded profiles (the first of equally long
+    ones), None when it is shorter than MIN_BAND_PROFILES or MIN_BAND_LENGTH_MM."""
+    steps = np.diff(np.concatenate([[0], (depth >= MIN_RAY_THICKNESS_MM).view(np.int8), [0]]))
+    run_starts, run_stops = np.flatnonzero(steps == 1), np.flatnonzero(steps == -1)
+    if not run_starts.size:
+        return None
+    longest = int(np.argmax(run_stops - run_starts))
+    n_run = int(run_stops[longest] - run_starts[longest])
+    if n_run < MIN_BAND_PROFILES:
+        return None
+    in_run = slice(int(run_starts[longest]), int(run_stops[longest]))
+    thickness = _percentile(depth[in_run], 75)
+    r_mid = float(np.mean(boundary[in_run]))
+    length = float((n_run - 1) * np.deg2rad(ANGLE_STEP_DEG) * r_mid) if n_run > 1 else 0.0
+    if length < MIN_BAND_LENGTH_MM:
+        return None
+    return thickness, length

@@ -167,14 +167,7 @@ def read_header(path: Path, reading: Reading) -> DicomSlice | list[DicomSlice] |
         reading.warnings.append(f"{name}: DICOMDIR index skipped (the image files are read directly)")
         return None
     if _TAG["PixelData"] not in ds:
-        # The file meta's SOP class when the dataset's own is damaged (its value is then junk).
-        kinds = [ds.get("SOPClassUID"), meta.get("MediaStorageSOPClassUID") if meta is not None else None]
-        names = [getattr(k, "name", str(k)) for k in kinds if k]
-        kind = next((n for n in names if "Image Storage" in n), names[0] if names else "unknown SOP class")
-        if "Image Storage" in kind:
-            reading.problems.append(Problem(name, f"{kind} without readable pixel data (truncated or damaged file?); file skipped"))
-        else:
-            reading.warnings.append(f"{name}: no image ({one_line(kind, 80)}), skipped")
+        _note_no_pixel_data(ds, meta, name, reading)
         return None
     try:
         frame_count = _first(ds, "NumberOfFrames") or 1
@@ -227,6 +220,18 @@ def read_header(path: Path, reading: Reading) -> DicomSlice | list[DicomSlice] |
         instance_number=instance_number,
         rescale=(slope, intercept),
     )
+
+
+def _note_no_pixel_data(ds: pydicom.Dataset, meta: Any, name: str, reading: Reading) -> None:
+    """A file without pixel data: a problem when it is an image (damaged), else a skipped non-image."""
+    # The file meta's SOP class when the dataset's own is damaged (its value is then junk).
+    kinds = [ds.get("SOPClassUID"), meta.get("MediaStorageSOPClassUID") if meta is not None else None]
+    names = [getattr(k, "name", str(k)) for k in kinds if k]
+    kind = next((n for n in names if "Image Storage" in n), names[0] if names else "unknown SOP class")
+    if "Image Storage" in kind:
+        reading.problems.append(Problem(name, f"{kind} without readable pixel data (truncated or damaged file?); file skipped"))
+    else:
+        reading.warnings.append(f"{name}: no image ({one_line(kind, 80)}), skipped")
 
 
 def _frame_slices(ds: pydicom.Dataset, path: Path, name: str, reading: Reading) -> list[DicomSlice] | None:

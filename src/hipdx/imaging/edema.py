@@ -302,13 +302,7 @@ def segment_edema(
     image = stir.array
     if not np.isfinite(image[bone]).all():
         raise ImagingError("the image has NaN or infinite values inside the bone mask: no threshold can be set")
-    if reference_marrow is not None:
-        ref = reference_marrow
-    elif reference is not None:
-        ref_mask = _check_mask(stir, reference, "the reference region")
-        ref = reference_from_region(image[ref_mask])
-    else:
-        ref = estimate_reference(image[bone])
+    ref = _reference(stir, bone, reference, reference_marrow)
     if iqr_factor is None:
         vhi = vhi_iqr_factor(ref)
         iqr_factor = THRESHOLD_IQR_FACTOR if vhi is None else vhi
@@ -329,3 +323,14 @@ def segment_edema(
         bone_volume_ml=float(bone.sum() * stir.voxel_volume_ml),
         iqr_factor=iqr_factor,
     )
+
+
+def _reference(stir: Volume, bone: np.ndarray, reference: np.ndarray | None,
+               reference_marrow: ReferenceMarrow | None) -> ReferenceMarrow:
+    """Normal marrow: as given, else from the drawn reference region, else estimated inside the bone."""
+    if reference_marrow is not None:
+        return reference_marrow
+    if reference is not None:
+        ref_mask = _check_mask(stir, reference, "the reference region")
+        return reference_from_region(stir.array[ref_mask])
+    return estimate_reference(stir.array[bone])

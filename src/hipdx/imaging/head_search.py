@@ -338,21 +338,7 @@ def find_femoral_heads(t1: Volume, reconcile: bool = True) -> list[FemoralHead]:
     # The columns of each side (a contiguous run: the offset is monotonic in the column).
     side_columns = {side: slice(int(np.flatnonzero(a)[0]), int(np.flatnonzero(a)[-1]) + 1) for side, a in sides.items() if a.any()}
 
-    # Coarse search over sphere radius and centre slice; candidates per side.
-    candidates: dict[Side, list[tuple[float, float, float, int, int]]] = {Side.right: [], Side.left: []}
-    # Each side's votes, radius first (see sphere_scores_all_slices).
-    side_votes = {side: np.ascontiguousarray(votes[..., columns]) for side, columns in side_columns.items()}
-    for radius_mm in np.arange(HOUGH_RADII_MM[0], HOUGH_RADII_MM[1] + 0.01, SPHERE_RADIUS_STEP_MM):
-        for side, columns in side_columns.items():
-            scores = sphere_scores_all_slices(side_votes[side], radii_px, radius_mm / pix, dz_px)
-            flat = scores.reshape(scores.shape[0], -1)
-            best_at = np.argmax(flat, axis=1)
-            best_score = flat[np.arange(flat.shape[0]), best_at]
-            rows_at, cols_at = np.unravel_index(best_at, scores.shape[1:])
-            for z0 in range(flat.shape[0]):
-                candidates[side].append(
-                    (float(best_score[z0]), float(z0), float(radius_mm), int(rows_at[z0]), int(cols_at[z0]) + columns.start)
-                )
+    candidates = _coarse_candidates(votes, radii_px, side_columns, pix, dz_px)
     best = {side: _distinct(cands, pix, dz) for side, cands in candidates.items()}
     pair = _choose_pair(best, pix, dz)
 
@@ -377,3 +363,24 @@ def find_femoral_heads(t1: Volume, reconcile: bool = True) -> list[FemoralHead]:
         heads.append(FemoralHead(side, center, radius_mm, score, axis, head, neck, inter, box,
                                  neck_brightness=float(brightness), roof_share=roof))
     return heads
+
+
+def _coarse_candidates(votes: np.ndarray, radii_px: np.ndarray, side_columns: dict[Side, slice], pix: float,
+                       dz_px: float) -> dict[Side, list[tuple[float, float, float, int, int]]]:
+    """Coarse search over sphere radius and centre slice: per side, for every radius and slice, the
+    best-scored centre (score, slice, radius mm, row, column)."""
+    candidates: dict[Side, list[tuple[float, float, float, int, int]]] = {Side.right: [], Side.left: []}
+    # Each side's votes, radius first (see sphere_scores_all_slices).
+    side_votes = {side: np.ascontiguousarray(votes[..., columns]) for side, columns in side_columns.items()}
+    for radius_mm in np.arange(HOUGH_RADII_MM[0], HOUGH_RADII_MM[1] + 0.01, SPHERE_RADIUS_STEP_MM):
+        for side, columns in side_columns.items():
+            scores = sphere_scores_all_slices(side_votes[side], radii_px, radius_mm / pix, dz_px)
+            flat = scores.reshape(scores.shape[0], -1)
+            best_at = np.argmax(flat, axis=1)
+            best_score = flat[np.arange(flat.shape[0]), best_at]
+            rows_at, cols_at = np.unravel_index(best_at, scores.shape[1:])
+            for z0 in range(flat.shape[0]):
+                candidates[side].append(
+                    (float(best_score[z0]), float(z0), float(radius_mm), int(rows_at[z0]), int(cols_at[z0]) + columns.start)
+                )
+    return candidates

@@ -92,17 +92,7 @@ def read_nifti(path: str | os.PathLike[str], kind: SeriesKind | str | None = Non
     except Exception as exc:  # nibabel raises many types for broken files
         raise ImagingError(f"cannot read NIfTI file {path.name}", [Problem(str(path), str(exc))]) from None
     notes: list[str] = list(dict.fromkeys([one_line(str(w.message)) for w in caught] + fixed))
-    damaged = 0.0
-    finite = np.isfinite(data)
-    if not finite.all():
-        if not finite.any():
-            raise ImagingError(f"cannot read NIfTI file {path.name}", [Problem(str(path), "no voxel has a finite value")])
-        bad = int(data.size - np.count_nonzero(finite))
-        damaged = bad / data.size
-        notes.append(f"{bad} voxels ({100 * damaged:.1f}%) were NaN or infinite: read as 0 (no signal)")
-        np.logical_not(finite, out=finite)
-        data[finite] = 0
-    del finite
+    damaged = _zero_non_finite(data, path, notes)
     if data.ndim == 4:
         if shape[3] > 1:
             notes.append(f"4-D file with {shape[3]} volumes: the first is used")
@@ -128,3 +118,25 @@ def read_nifti(path: str | os.PathLike[str], kind: SeriesKind | str | None = Non
         contrast_agent=agent,
         damaged_share=damaged,
     )
+
+
+def _zero_non_finite(data: np.ndarray, path: Path, notes: list[str]) -> float:
+    """NaN or infinite voxels set to 0 in place, noted; their share of the voxels (the damaged share).
+
+    Raises
+    ------
+    ImagingError
+        No voxel has a finite value.
+    """
+    damaged = 0.0
+    finite = np.isfinite(data)
+    if not finite.all():
+        if not finite.any():
+            raise ImagingError(f"cannot read NIfTI file {path.name}", [Problem(str(path), "no voxel has a finite value")])
+        bad = int(data.size - np.count_nonzero(finite))
+        damaged = bad / data.size
+        notes.append(f"{bad} voxels ({100 * damaged:.1f}%) were NaN or infinite: read as 0 (no signal)")
+        np.logical_not(finite, out=finite)
+        data[finite] = 0
+    del finite
+    return damaged

@@ -1,4 +1,14 @@
-"""The findings of an analysed study as a binary DICOM Segmentation on its T1 series (highdicom)."""
+"""The findings of an analysed study as a binary DICOM Segmentation on its T1 series (highdicom).
+
+One segment per side (right first) and reported finding (:func:`finding_masks`): femoral head (SCT Anatomical
+structure / Femoral head, laterality as a property type modifier), bone marrow edema (SCT
+Morphologically abnormal structure / Edema, region Proximal femur, structure Bone marrow),
+acetabular edema (Edema, region Acetabulum, structure Bone marrow) and joint effusion
+(Effusion, region Hip joint); lesions carry the laterality as an anatomic region modifier.
+Each segment has the tracking identifier :func:`segment_tracking_id`, a new tracking UID,
+the recommended display colour of the overlays and the algorithm identification (hipdx
+and its version, algorithm type AUTOMATIC). Slices without any segment are left out.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +22,6 @@ from pydicom.sr.coding import Code
 from hipdx import __version__
 from hipdx.case.model import Side
 from hipdx.errors import ImagingError
-from hipdx.imaging.results import DISPLAY_COLOURS, Finding, MriAnalysis, StudyMasks, masks_of, finding_masks
 from hipdx.imaging.dicom_out import (
     ALGORITHM_NAME,
     LATERALITY,
@@ -24,6 +33,8 @@ from hipdx.imaging.dicom_out import (
     segment_tracking_id,
     with_type2_attributes,
 )
+from hipdx.imaging.results import DISPLAY_COLOURS, Finding, MriAnalysis, StudyMasks, finding_masks, masks_of
+from hipdx.imaging.volume import Volume
 
 if TYPE_CHECKING:  # pragma: no cover
     import highdicom as hd
@@ -53,14 +64,7 @@ def build_segmentation(
 ) -> hd.seg.Segmentation:
     """The findings of an analysed study as a binary DICOM Segmentation on its T1 series.
 
-    One segment per side (right first) and reported finding (:func:`finding_masks`): femoral head (SCT Anatomical
-    structure / Femoral head, laterality as a property type modifier), bone marrow edema (SCT
-    Morphologically abnormal structure / Edema, region Proximal femur, structure Bone marrow),
-    acetabular edema (Edema, region Acetabulum, structure Bone marrow) and joint effusion
-    (Effusion, region Hip joint); lesions carry the laterality as an anatomic region modifier.
-    Each segment has the tracking identifier :func:`segment_tracking_id`, a new tracking UID,
-    the recommended display colour of the overlays and the algorithm identification (hipdx
-    and its version, algorithm type AUTOMATIC). Slices without any segment are left out.
+    The segments, their codes and identification are in the module's description.
 
     Parameters
     ----------
@@ -107,8 +111,36 @@ def build_segmentation(
     marked = [k + 1 for k in missing if stack[k].any()]
     if marked:
         raise ImagingError(f"the masks mark slices without a source image: {marked}")
+    images, pixels = _images_and_pixels(source, masks.t1, stack, first)
+    descriptions = _segment_descriptions(found)
+    try:
+        seg = hd.seg.Segmentation(
+            source_images=images,  # type: ignore[arg-type]
+            pixel_array=pixels,
+            segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+            segment_descriptions=descriptions,
+            series_instance_uid=hd.UID(),
+            series_number=SEG_SERIES_NUMBER,
+            sop_instance_uid=hd.UID(),
+            instance_number=1,
+            manufacturer=MANUFACTURER,
+            manufacturer_model_name=ALGORITHM_NAME,
+            software_versions=__version__,
+            device_serial_number="0",
+            content_label="HIPDX",
+            content_description="hipdx hip MRI findings",
+            series_description="hipdx hip MRI findings",
+        )
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ImagingError(f"the DICOM SEG cannot be built from the source series: {exc}") from None
+    return seg
+
+
+def _images_and_pixels(source: list[pydicom.Dataset | None], t1: Volume, stack: np.ndarray, first: pydicom.Dataset
+                       ) -> tuple[list[pydicom.Dataset], np.ndarray]:
+    """The source images the SEG references and its pixels in their order (a multi-frame T1: by frame)."""
     keep = [k for k, ds in enumerate(source) if ds is not None]
-    frames = frame_numbers(source, masks.t1)
+    frames = frame_numbers(source, t1)
     if any(f is not None for f in frames):
         # One multi-frame T1: the SEG's frames follow its frames (highdicom references each).
         if len({id(source[k]) for k in keep}) != 1:
@@ -116,9 +148,14 @@ def build_segmentation(
         by_frame = np.zeros((int(first.NumberOfFrames),) + stack.shape[1:], np.uint8)
         for k in keep:
             by_frame[frames[k] - 1] = stack[k]
-        images, pixels = [with_type2_attributes(source[keep[0]])], by_frame
-    else:
-        images, pixels = [with_type2_attributes(source[k]) for k in keep], stack[keep]
+        return [with_type2_attributes(source[keep[0]])], by_frame
+    return [with_type2_attributes(source[k]) for k in keep], stack[keep]
+
+
+def _segment_descriptions(found: list[tuple[Side, Finding, np.ndarray]]) -> list[hd.seg.SegmentDescription]:
+    """One segment description per reported finding, coded, coloured and tracked, in segment order."""
+    import highdicom as hd
+
     algorithm = hd.AlgorithmIdentificationSequence(name=ALGORITHM_NAME, family=codes.DCM.ArtificialIntelligence,
                                                    version=__version__, source=MANUFACTURER)
     descriptions = []
@@ -144,24 +181,4 @@ def build_segmentation(
         else:
             _with_laterality(description.AnatomicRegionSequence[0], "AnatomicRegionModifierSequence", side)
         descriptions.append(description)
-    try:
-        seg = hd.seg.Segmentation(
-            source_images=images,  # type: ignore[arg-type]
-            pixel_array=pixels,
-            segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-            segment_descriptions=descriptions,
-            series_instance_uid=hd.UID(),
-            series_number=SEG_SERIES_NUMBER,
-            sop_instance_uid=hd.UID(),
-            instance_number=1,
-            manufacturer=MANUFACTURER,
-            manufacturer_model_name=ALGORITHM_NAME,
-            software_versions=__version__,
-            device_serial_number="0",
-            content_label="HIPDX",
-            content_description="hipdx hip MRI findings",
-            series_description="hipdx hip MRI findings",
-        )
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise ImagingError(f"the DICOM SEG cannot be built from the source series: {exc}") from None
-    return seg
+    return descriptions

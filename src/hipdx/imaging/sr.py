@@ -1,4 +1,32 @@
-"""The measurements of an analysed study as a TID 1500 Measurement Report (Comprehensive 3D SR, highdicom)."""
+"""The measurements of an analysed study as a TID 1500 Measurement Report (Comprehensive 3D SR, highdicom).
+
+Per side (right first), each group with the finding site and its laterality (SCT Right /
+Left), the tracking identifier :func:`segment_tracking_id` and the algorithm
+identification (hipdx, its version and the method parameters of the analysis):
+
+========================  ==========================  ================================================
+group                     finding site                content
+========================  ==========================  ================================================
+femoral head              SCT Femoral head            SCT Radius (mm), inferred from the centre
+                                                      (SCOORD3D POINT, patient LPS mm)
+bone marrow edema         SCT Proximal femur          SCT Volume (mL, DCM Sum of segmented voxel
+                                                      method), fraction of head and neck (%),
+                                                      signal ratio; SCT Edema = Present/Absent,
+                                                      SCT Extent = extent class
+subchondral band          SCT Femoral head            thickness (mm), SCT Length (mm); band =
+                                                      Present/Absent (Indeterminate when none
+                                                      was found under T1-dark marrow); cut-off
+                                                      class or SCT Indeterminate
+acetabular edema          SCT Acetabulum              SCT Volume (mL); SCT Edema = Present/Absent
+joint effusion            SCT Hip joint               SCT Volume (mL); SCT Effusion = Present/Absent
+========================  ==========================  ================================================
+
+With ``segmentation``, every group is a TID 1411 volumetric ROI group referencing the
+segment it was measured on (the band: the femoral head) and carrying that segment's
+tracking UID; a finding without a segment (nothing segmented) and every group without
+``segmentation`` is a TID 1501 group listing the source images it was measured on.
+What was not measured (no femoral head, no fluid-sensitive coverage) has no group.
+"""
 
 from __future__ import annotations
 
@@ -226,32 +254,7 @@ def build_measurement_report(
 ) -> hd.sr.Comprehensive3DSR:
     """The measurements of both hips as a TID 1500 Measurement Report (Comprehensive 3D SR).
 
-    Per side (right first), each group with the finding site and its laterality (SCT Right /
-    Left), the tracking identifier :func:`segment_tracking_id` and the algorithm
-    identification (hipdx, its version and the method parameters of the analysis):
-
-    ========================  ==========================  ================================================
-    group                     finding site                content
-    ========================  ==========================  ================================================
-    femoral head              SCT Femoral head            SCT Radius (mm), inferred from the centre
-                                                          (SCOORD3D POINT, patient LPS mm)
-    bone marrow edema         SCT Proximal femur          SCT Volume (mL, DCM Sum of segmented voxel
-                                                          method), fraction of head and neck (%),
-                                                          signal ratio; SCT Edema = Present/Absent,
-                                                          SCT Extent = extent class
-    subchondral band          SCT Femoral head            thickness (mm), SCT Length (mm); band =
-                                                          Present/Absent (Indeterminate when none
-                                                          was found under T1-dark marrow); cut-off
-                                                          class or SCT Indeterminate
-    acetabular edema          SCT Acetabulum              SCT Volume (mL); SCT Edema = Present/Absent
-    joint effusion            SCT Hip joint               SCT Volume (mL); SCT Effusion = Present/Absent
-    ========================  ==========================  ================================================
-
-    With ``segmentation``, every group is a TID 1411 volumetric ROI group referencing the
-    segment it was measured on (the band: the femoral head) and carrying that segment's
-    tracking UID; a finding without a segment (nothing segmented) and every group without
-    ``segmentation`` is a TID 1501 group listing the source images it was measured on.
-    What was not measured (no femoral head, no fluid-sensitive coverage) has no group.
+    The groups and their content are in the module's description.
 
     Parameters
     ----------
