@@ -209,12 +209,12 @@ def phantom_command(
         from hipdx.imaging.phantom import PhantomSpec, write_phantom
     except ImportError:
         raise ImagingError("the phantom generator is not available in this version") from None
-    spec = PhantomSpec(seed=seed, side=side, edema_ml=edema_ml, band_mm=band_mm, snr=noise)
     check_outputs({"OUTDIR": outdir}, force=force)
     label = f"the phantom to {outdir}"
     try:
         with write_folder(outdir, option="OUTDIR", force=force, label=label) as staging:
-            truth = write_phantom(staging, spec)
+            truth = write_phantom(staging, PhantomSpec(seed=seed, side=side, edema_ml=edema_ml, band_mm=band_mm,
+                                                         snr=noise))
     except OSError as exc:
         raise InputError(f"cannot write {label}: {exc.strerror or exc}") from None
     typer.echo(f"wrote a synthetic study to {outdir}")
