@@ -51,8 +51,8 @@ PHANTOM = dict(seed=3, side="left", edema_ml=30.0, band_mm=5.0, slices=45, rows=
 def _write_phantom(folder: Path) -> None:
     """Write the phantom in a child process, so its memory does not count in this one's peak RSS."""
     code = (
-        "import sys, json; from hipdx.imaging.phantom import write_phantom; "
-        "write_phantom(sys.argv[1], **json.loads(sys.argv[2]))"
+        "import sys, json; from hipdx.imaging.phantom import PhantomSpec, write_phantom; "
+        "write_phantom(sys.argv[1], PhantomSpec(**json.loads(sys.argv[2])))"
     )
     import json
 

@@ -67,18 +67,74 @@ def run(kb: KnowledgeBase) -> Callable[[dict[str, Any]], hipdx.Assessment]:
     return _run
 
 
-def analyse_phantoms(factory: pytest.TempPathFactory, phantoms: dict[str, dict[str, Any]]) -> dict[str, tuple[Any, Any]]:
-    """Write each phantom once and analyse it: name -> (truth, MriAnalysis)."""
-    from hipdx.imaging.analyze import analyze_study
-    from hipdx.imaging.io import read_study
-    from hipdx.imaging.phantom import write_phantom
+#: Named phantoms that several test modules use (``PhantomSpec`` fields): written once per session.
+PHANTOM_SPECS: dict[str, dict[str, Any]] = {
+    #: 256 x 256 x 32: femoral edema and a band on the left.
+    "small": dict(seed=2, edema_ml=25.0, band_mm=5.0, rows=256, cols=256, pixel_mm=1.35, slices=32),
+    #: The same with acetabular edema and an effusion on the left.
+    "small-joint": dict(seed=2, edema_ml=25.0, band_mm=5.0, rows=256, cols=256, pixel_mm=1.35, slices=32,
+                        acetabular_edema_ml=5.0, effusion_ml=10.0),
+    #: No edema, band, acetabular edema or effusion.
+    "small-healthy": dict(seed=3, edema_ml=0.0, band_mm=0.0, rows=256, cols=256, pixel_mm=1.35, slices=32),
+    #: Femoral edema and a band, no acetabular edema or effusion (default 384 x 384 x 40 grid).
+    "femoral-only": dict(seed=13, side="left", edema_ml=30, band_mm=4, snr=20, bias=0.2),
+    #: The default grid, 20 mL of edema and a 4 mm band on the left.
+    "default-20ml-4mm": dict(seed=3, edema_ml=20.0, band_mm=4.0),
+}
 
-    out = {}
-    for name, parameters in phantoms.items():
-        folder = factory.mktemp(name)
-        truth = write_phantom(folder, **parameters)
-        out[name] = (truth, analyze_study(read_study(folder).volumes))
-    return out
+
+class Phantoms:
+    """Phantoms written, read and analysed at most once per test session.
+
+    Ask by name (:data:`PHANTOM_SPECS`) or by the ``PhantomSpec`` fields: the same spec asked
+    twice, under any name and from any module, is the same folder and the same analysis. The
+    folders, studies and analyses are shared: a test that changes one copies it first.
+    """
+
+    def __init__(self, factory: pytest.TempPathFactory) -> None:
+        self._factory = factory
+        self._written: dict[Any, tuple[Path, Any]] = {}
+        self._analysed: dict[Any, tuple[Any, Any]] = {}
+
+    @staticmethod
+    def spec(phantom: str | dict[str, Any]) -> Any:
+        from hipdx.imaging.phantom import PhantomSpec
+
+        return PhantomSpec(**(PHANTOM_SPECS[phantom] if isinstance(phantom, str) else phantom))
+
+    def write(self, phantom: str | dict[str, Any]) -> tuple[Path, Any]:
+        """(folder, truth) of the phantom, written on first use."""
+        from hipdx.imaging.phantom import write_phantom
+
+        spec = self.spec(phantom)
+        if spec not in self._written:
+            folder = self._factory.mktemp(phantom if isinstance(phantom, str) else f"phantom-seed{spec.seed}")
+            self._written[spec] = (folder, write_phantom(folder, spec))
+        return self._written[spec]
+
+    def folder(self, phantom: str | dict[str, Any]) -> Path:
+        return self.write(phantom)[0]
+
+    def analysed(self, phantom: str | dict[str, Any]) -> tuple[Any, Any]:
+        """(study, MriAnalysis) of the phantom: ``read_study`` and ``analyze_study`` on first use."""
+        from hipdx.imaging.analyze import analyze_study
+        from hipdx.imaging.io import read_study
+
+        spec = self.spec(phantom)
+        if spec not in self._analysed:
+            study = read_study(self.folder(phantom))
+            self._analysed[spec] = (study, analyze_study(list(study.volumes)))
+        return self._analysed[spec]
+
+    def analyse(self, phantoms: dict[str, dict[str, Any]]) -> dict[str, tuple[Any, Any]]:
+        """name -> (truth, MriAnalysis) of each phantom."""
+        return {name: (self.write(spec)[1], self.analysed(spec)[1]) for name, spec in phantoms.items()}
+
+
+@pytest.fixture(scope="session")
+def phantoms(tmp_path_factory: pytest.TempPathFactory) -> Phantoms:
+    """The session's phantoms (:class:`Phantoms`)."""
+    return Phantoms(tmp_path_factory)
 
 
 def healthy_side(truth: Any) -> str:

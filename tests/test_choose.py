@@ -22,7 +22,7 @@ from hipdx.cli import app
 from hipdx.imaging.analyze import analyze_read_study, resample_onto
 from hipdx.imaging.choose import BILATERAL_FIELD_MM, choose_series, left_right_field_mm
 from hipdx.imaging.io import describe_acquisition, read_study
-from hipdx.imaging.phantom import write_phantom
+from hipdx.imaging.phantom import PhantomSpec, write_phantom
 from hipdx.imaging.volume import SeriesKind, Volume
 
 # Voxel index (i = column, j = row, k = slice) -> LPS directions of each plane.
@@ -165,10 +165,9 @@ PD_FS_HEADERS = dict(ScanningSequence="SE", RepetitionTime=3200, EchoTime=32, Sc
 
 
 @pytest.fixture(scope="module")
-def examination(tmp_path_factory):
+def examination(phantoms, tmp_path_factory):
     """A phantom's coronal T1 + STIR, alone and with four more series of a real protocol."""
-    plain = tmp_path_factory.mktemp("plain")
-    truth = write_phantom(plain, seed=3, edema_ml=20.0, band_mm=4.0)
+    plain, truth = phantoms.write("default-20ml-4mm")
     t1, stir = (next(v for v in read_study(plain).volumes if v.kind is kind) for kind in (SeriesKind.t1, SeriesKind.fluid))
     full = tmp_path_factory.mktemp("full")
     for name in ("T1", "STIR"):
@@ -329,7 +328,7 @@ def test_two_studies_on_disk_are_not_mixed(tmp_path):
     # femoral heads on the prior STIR (another session, another patient position).
     truths = {}
     for folder, seed, edema, slices, date in (("a_prior", 1, 0.0, 44, "20260801"), ("b_current", 3, 20.0, 40, "20261120")):
-        truths[folder] = write_phantom(tmp_path / folder, seed=seed, edema_ml=edema, slices=slices)
+        truths[folder] = write_phantom(tmp_path / folder, PhantomSpec(seed=seed, edema_ml=edema, slices=slices))
         for path in (tmp_path / folder).rglob("*.dcm"):
             ds = pydicom.dcmread(path)
             ds.StudyDate = date

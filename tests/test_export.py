@@ -28,8 +28,10 @@ from hipdx.errors import ImagingError, InputError  # noqa: E402
 from hipdx.imaging.analyze import analyze_study  # noqa: E402
 from hipdx.imaging.export import (  # noqa: E402
     ALGORITHM_NAME,
+    DicomOutputs,
     LOCAL_SCHEME,
     Finding,
+    build_dicom_outputs,
     build_measurement_report,
     build_segmentation,
     finding_masks,
@@ -40,7 +42,6 @@ from hipdx.imaging.export import (  # noqa: E402
     write_dicom,
 )
 from hipdx.imaging.io import read_study  # noqa: E402
-from hipdx.imaging.phantom import write_phantom  # noqa: E402
 
 pytestmark = pytest.mark.slow  # writes and analyses MRI phantoms: in `make test`, not in `make test-fast`
 
@@ -61,10 +62,10 @@ SITE_CODE = {  # SCT codes of the finding sites
 class Exported:
     """One analysed phantom, its SEG, its SR with and without the SEG, written and read back."""
 
-    def __init__(self, folder: Path, out: Path) -> None:
-        self.study = read_study(folder)
+    def __init__(self, study, analysis, out: Path) -> None:
+        self.study = study
         volumes = list(self.study.volumes)
-        self.analysis = analyze_study(volumes)
+        self.analysis = analysis
         self.masks = study_masks(volumes, self.analysis)
         self.source = source_datasets(self.study, series_of(self.study, self.masks.t1))
         self.fluid_source = source_datasets(self.study, series_of(self.study, self.masks.fluid))
@@ -84,17 +85,13 @@ class Exported:
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory) -> Exported:
-    folder = tmp_path_factory.mktemp("phantom")
-    write_phantom(folder, **JOINT)
-    return Exported(folder, tmp_path_factory.mktemp("export"))
+def exported(phantoms, tmp_path_factory) -> Exported:
+    return Exported(*phantoms.analysed(JOINT), tmp_path_factory.mktemp("export"))
 
 
 @pytest.fixture(scope="module")
-def healthy(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("healthy")
-    write_phantom(folder, **HEALTHY)
-    return folder
+def healthy(phantoms):
+    return phantoms.folder(HEALTHY)
 
 
 def _groups(sr) -> dict[str, object]:
@@ -528,3 +525,33 @@ def test_a_band_whose_absence_is_not_decided_is_indeterminate_not_absent(exporte
     found = _evaluations(sr)
     assert found[(_group_id(Side.right, Finding.subchondral_band), "Subchondral low-signal band")] == ("82334004", "SCT")
 
+
+def test_the_library_builds_both_outputs_the_sr_referencing_the_seg(exported):
+    analysis = exported.analysis.model_copy(deep=True)
+    analysis._masks = exported.analysis.masks
+    outputs = build_dicom_outputs(exported.study, analysis, seg=True, sr=True)
+    assert outputs.not_built is None and outputs.segmentation is not None and outputs.report is not None
+    referenced = set()
+    outputs.report.walk(lambda ds, elem: referenced.add(str(elem.value)) if elem.keyword == "ReferencedSOPInstanceUID" else None)
+    assert str(outputs.segmentation.SOPInstanceUID) in referenced
+    assert build_dicom_outputs(exported.study, analysis, seg=False, sr=False) == DicomOutputs()
+
+
+def test_no_seg_or_sr_for_an_analysis_resting_on_damaged_pixels(exported):
+    analysis = exported.analysis.model_copy(deep=True)
+    analysis._masks = exported.analysis.masks
+    analysis.damaged_pixels = ["t1 series T1: 30.0% of its voxels were NaN or infinite"]
+    outputs = build_dicom_outputs(exported.study, analysis, seg=True, sr=True)
+    assert outputs.segmentation is None and outputs.report is None
+    assert "damaged pixels" in outputs.not_built and "30.0%" in outputs.not_built
+    assert analysis.warnings[-1] == outputs.not_built
+
+
+def test_the_band_cutoff_cites_a_paper_the_bibliography_holds(exported):
+    import yaml
+
+    bibliography = yaml.safe_load((Path(__file__).parents[1] / "src/hipdx/knowledge/data/bibliography.yaml").read_text())
+    paper = bibliography["references"]["vandeberg2011"]
+    group = _groups(exported.sr)[segment_tracking_id(Side.left, Finding.subchondral_band)]
+    cited = " ".join(_texts(group, "111002"))
+    assert f"Vande Berg et al., {paper['journal']} {paper['year']}" in cited and "Radiology 1999" not in cited

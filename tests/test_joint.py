@@ -16,7 +16,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from conftest import analyse_phantoms, healthy_side
+from conftest import Phantoms, healthy_side
 from hipdx.imaging.analyze import (
     ACETABULAR_EDEMA_MIN_ML,
     EFFUSION_MIN_ML,
@@ -27,7 +27,7 @@ from hipdx.imaging.analyze import (
 )
 from hipdx.imaging.io import read_study
 from hipdx.imaging.joint import acetabular_region, joint_box, measure_acetabular_edema
-from hipdx.imaging.phantom import FAT, MASKS_FILE, MUSCLE, PhantomTruth, load_truth, write_phantom
+from hipdx.imaging.phantom import FAT, MASKS_FILE, MUSCLE, PhantomSpec, PhantomTruth, load_truth, write_phantom
 
 pytestmark = pytest.mark.slow  # writes and analyses MRI phantoms: in `make test`, not in `make test-fast`
 
@@ -41,8 +41,8 @@ PHANTOMS = {
 
 
 @pytest.fixture(scope="module")
-def analysed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[PhantomTruth, MriAnalysis]]:
-    return analyse_phantoms(tmp_path_factory, PHANTOMS)
+def analysed(phantoms: Phantoms) -> dict[str, tuple[PhantomTruth, MriAnalysis]]:
+    return phantoms.analyse(PHANTOMS)
 
 
 def _within_25_percent_or_absent(analysed, name: str, finding: str, true_ml: str, min_ml: float) -> None:
@@ -90,9 +90,9 @@ def test_masks_are_kept_with_the_analysis(analysed):
     assert not (masks.acetabular_edema_by_side[lesion_side] & masks.edema_by_side[lesion_side]).any()
 
 
-def test_truth_records_the_joint_findings_only_when_requested(analysed, tmp_path_factory):
+def test_truth_records_the_joint_findings_only_when_requested(analysed, phantoms):
     for name, (truth, _) in analysed.items():
-        folder = next(p for p in tmp_path_factory.getbasetemp().iterdir() if p.name.startswith(name))
+        folder = phantoms.folder(PHANTOMS[name])
         again = load_truth(folder)
         assert again.acetabular_edema_ml == truth.acetabular_edema_ml
         assert again.effusion_ml == truth.effusion_ml
@@ -112,7 +112,7 @@ RADIUS_ERROR_MM = 1.0
 
 @pytest.mark.parametrize(("grid", "seed"), EDEMA_FREE, ids=[f"{g}-{s}" for g, s in EDEMA_FREE])
 def test_no_joint_finding_on_edema_free_phantoms(tmp_path, grid, seed):
-    write_phantom(tmp_path, seed=seed, edema_ml=0.0, band_mm=0.0, **GRIDS[grid])
+    write_phantom(tmp_path, PhantomSpec(seed=seed, edema_ml=0.0, band_mm=0.0, **GRIDS[grid]))
     volumes = read_study(tmp_path).volumes
     analysis = analyze_study(volumes)
     for side in ("left", "right"):

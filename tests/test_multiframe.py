@@ -29,7 +29,6 @@ from hipdx.cli import app
 from hipdx.imaging.analyze import analyze_read_study
 from hipdx.imaging.io import read_study
 from hipdx.imaging.multiframe import classic_headers
-from hipdx.imaging.phantom import write_phantom
 from hipdx.imaging.volume import SeriesKind
 
 pytestmark = pytest.mark.slow  # writes and analyses MRI phantoms: in `make test`, not in `make test-fast`
@@ -49,10 +48,9 @@ def convert(folder: Path) -> pydicom.Dataset:
 
 
 @pytest.fixture(scope="module")
-def studies(tmp_path_factory):
+def studies(phantoms, tmp_path_factory):
     """(single-frame phantom folder, the same as two multi-frame files, their datasets)."""
-    single = tmp_path_factory.mktemp("single")
-    write_phantom(single, seed=1, edema_ml=12.0, band_mm=4.0)
+    single = phantoms.folder(dict(seed=1, edema_ml=12.0, band_mm=4.0))
     multi = tmp_path_factory.mktemp("multi")
     converted = {}
     for name in ("T1", "STIR"):

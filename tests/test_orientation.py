@@ -13,19 +13,16 @@ import numpy as np
 import pytest
 
 from hipdx.imaging.analyze import analyze_study, resample_onto
-from hipdx.imaging.io import read_study
-from hipdx.imaging.phantom import write_phantom
 from hipdx.imaging.volume import Volume
 
 pytestmark = pytest.mark.slow  # writes and analyses MRI phantoms: in `make test`, not in `make test-fast`
 
 
 @pytest.fixture(scope="module")
-def phantom(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("phantom")
-    truth = write_phantom(folder, seed=3, edema_ml=20.0, band_mm=4.0)
-    volumes = list(read_study(folder).volumes)
-    return truth, volumes, analyze_study(volumes)
+def phantom(phantoms):
+    _, truth = phantoms.write("default-20ml-4mm")
+    study, analysis = phantoms.analysed("default-20ml-4mm")
+    return truth, list(study.volumes), analysis
 
 
 def flipped(volume: Volume, axis: int) -> Volume:

@@ -13,10 +13,7 @@ from scipy import ndimage
 
 from hipdx.case.model import Presence, Side
 from hipdx.errors import InputError
-from hipdx.imaging.analyze import analyze_study
 from hipdx.imaging.export import DISPLAY_COLOURS, Finding, finding_masks, study_masks
-from hipdx.imaging.io import read_study
-from hipdx.imaging.phantom import write_phantom
 from hipdx.report.overlay import DPI, FIGURE_SIZE_IN, _figure, _representative_slices, write_overlays
 
 pytestmark = pytest.mark.slow  # writes and analyses MRI phantoms: in `make test`, not in `make test-fast`
@@ -27,11 +24,9 @@ SMALL = dict(seed=2, edema_ml=25.0, band_mm=5.0, rows=256, cols=256, pixel_mm=1.
 
 
 @pytest.fixture(scope="module")
-def analysed(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("phantom")
-    write_phantom(folder, **SMALL)
-    volumes = list(read_study(folder).volumes)
-    analysis = analyze_study(volumes)
+def analysed(phantoms):
+    study, analysis = phantoms.analysed(SMALL)
+    volumes = list(study.volumes)
     return volumes, analysis, study_masks(volumes)
 
 
@@ -49,7 +44,7 @@ def _ihdr(path: Path) -> tuple[int, int]:
 
 def test_one_valid_png_of_the_stated_size_per_representative_slice(analysed, tmp_path):
     volumes, analysis, masks = analysed
-    paths = write_overlays(volumes, analysis, tmp_path / "ov", masks=masks)
+    paths = write_overlays(analysis, tmp_path / "ov", masks=masks)
     assert paths and all(p.parent == tmp_path / "ov" for p in paths)
     assert sorted(p.name for p in (tmp_path / "ov").iterdir()) == sorted(p.name for p in paths)
     size = (int(FIGURE_SIZE_IN[0] * DPI), int(FIGURE_SIZE_IN[1] * DPI))
@@ -67,8 +62,8 @@ def test_one_valid_png_of_the_stated_size_per_representative_slice(analysed, tmp
 
 def test_same_input_same_bytes(analysed, tmp_path):
     volumes, analysis, masks = analysed
-    first = write_overlays(volumes, analysis, tmp_path / "a", masks=masks)
-    second = write_overlays(volumes, analysis, tmp_path / "b", masks=masks)
+    first = write_overlays(analysis, tmp_path / "a", masks=masks)
+    second = write_overlays(analysis, tmp_path / "b", masks=masks)
     assert [p.name for p in first] == [p.name for p in second]
     assert all(a.read_bytes() == b.read_bytes() for a, b in zip(first, second))
 
@@ -88,8 +83,8 @@ def test_overlays_reuse_the_masks_the_analysis_kept(analysed, tmp_path, monkeypa
         raise AssertionError("the femoral heads were searched again")
 
     monkeypatch.setattr("hipdx.imaging.analyze.find_femoral_heads", no_second_search)
-    paths = write_overlays(volumes, analysis, tmp_path / "ov")
-    assert [p.name for p in paths] == [p.name for p in write_overlays(volumes, analysis, tmp_path / "b", masks=masks)]
+    paths = write_overlays(analysis, tmp_path / "ov")
+    assert [p.name for p in paths] == [p.name for p in write_overlays(analysis, tmp_path / "b", masks=masks)]
     for side, mask in analysis.masks.edema_by_side.items():
         assert (mask == masks.edema_by_side[side]).all()
 
@@ -99,7 +94,7 @@ def test_a_file_as_outdir_is_a_clear_error(analysed, tmp_path):
     not_a_folder = tmp_path / "report.png"
     not_a_folder.write_text("x")
     with pytest.raises(InputError, match="is a file, not a folder"):
-        write_overlays(volumes, analysis, not_a_folder, masks=masks)
+        write_overlays(analysis, not_a_folder, masks=masks)
 
 
 # Acetabular edema and joint effusion: drawn in their own colours where the masks are, and
@@ -116,22 +111,19 @@ NEAR_MASK_PX = 2.0
 FEMORAL_ONLY = dict(seed=13, side="left", edema_ml=30, band_mm=4, snr=20, bias=0.2)
 
 
-def _analyse(factory, name, parameters):
-    folder = factory.mktemp(name)
-    write_phantom(folder, **parameters)
-    volumes = list(read_study(folder).volumes)
-    analysis = analyze_study(volumes)
-    return volumes, analysis, analysis.masks
+def _analyse(phantoms, parameters):
+    study, analysis = phantoms.analysed(parameters)
+    return list(study.volumes), analysis, analysis.masks
 
 
 @pytest.fixture(scope="module")
-def joint_analysed(tmp_path_factory):
-    return _analyse(tmp_path_factory, "joint", JOINT)
+def joint_analysed(phantoms):
+    return _analyse(phantoms, JOINT)
 
 
 @pytest.fixture(scope="module")
-def femoral_only_analysed(tmp_path_factory):
-    return _analyse(tmp_path_factory, "femoral-only", FEMORAL_ONLY)
+def femoral_only_analysed(phantoms):
+    return _analyse(phantoms, FEMORAL_ONLY)
 
 
 def _coloured_pixels(png: Path, colour: str, figure) -> np.ndarray:
@@ -171,7 +163,7 @@ def test_joint_findings_are_drawn_in_their_colour_on_their_mask(joint_analysed, 
     reported = {(side, f): mask for side, f, mask in finding_masks(analysis, masks)}
     lesion = reported[(Side.left, finding)]  # the phantom's lesion side
     assert (Side.right, finding) not in reported
-    paths = write_overlays(volumes, analysis, tmp_path, masks=masks)
+    paths = write_overlays(analysis, tmp_path, masks=masks)
     figures = _figures(masks, analysis, paths)
     drawn_on = []
     for path in paths:
@@ -192,7 +184,7 @@ def test_no_joint_finding_colour_on_a_study_without_them(femoral_only_analysed, 
     reported = {f for _, f, _ in finding_masks(analysis, masks)}
     assert Finding.edema in reported  # red contours drawn: not to be mistaken for the joint colours
     assert finding not in reported, "analysis false positive on a phantom without it (see tests/test_joint.py)"
-    paths = write_overlays(volumes, analysis, tmp_path, masks=masks)
+    paths = write_overlays(analysis, tmp_path, masks=masks)
     figures = _figures(masks, analysis, paths)
     for path in paths:
         k = int(path.name.split("_")[1]) - 1

@@ -11,7 +11,7 @@ import pytest
 
 from hipdx.errors import InputError
 from hipdx.imaging.io import read_study, volumes_of
-from hipdx.imaging.phantom import load_truth, write_phantom
+from hipdx.imaging.phantom import PhantomSpec, load_truth, write_phantom
 from hipdx.imaging.volume import SeriesKind
 
 pytestmark = pytest.mark.slow  # writes MRI phantoms: in `make test`, not in `make test-fast`
@@ -24,7 +24,7 @@ SMALL = dict(rows=192, cols=192, slices=20, pixel_mm=1.8, slice_thickness_mm=8.0
 def phantom(tmp_path_factory):
     out = tmp_path_factory.mktemp("phantom")
     start = time.perf_counter()
-    truth = write_phantom(out, seed=5, side="right", edema_ml=25.0, band_mm=3.0, band_length_mm=18.0)
+    truth = write_phantom(out, PhantomSpec(seed=5, side="right", edema_ml=25.0, band_mm=3.0, band_length_mm=18.0))
     seconds = time.perf_counter() - start
     return out, truth, read_study(out), seconds
 
@@ -98,7 +98,7 @@ def test_signal_contrast(phantom):
 
 
 def test_no_edema_and_no_band(tmp_path):
-    truth = write_phantom(tmp_path, seed=2, edema_ml=0, band_mm=0, **SMALL)
+    truth = write_phantom(tmp_path, PhantomSpec(seed=2, edema_ml=0, band_mm=0, **SMALL))
     masks = np.load(tmp_path / "truth_masks.npz")
     assert truth.edema_volume_ml == 0 and truth.edema_mask_volume_ml == 0 and not masks["edema_mask"].any()
     assert truth.band_volume_ml == 0 and not masks["band_mask"].any()
@@ -107,12 +107,12 @@ def test_no_edema_and_no_band(tmp_path):
 
 
 def test_small_edema_volume_is_exact(tmp_path):
-    truth = write_phantom(tmp_path, seed=4, side="left", edema_ml=8.0, **SMALL)
+    truth = write_phantom(tmp_path, PhantomSpec(seed=4, side="left", edema_ml=8.0, **SMALL))
     assert truth.edema_volume_ml == pytest.approx(8.0, rel=0.05)
 
 
 def test_deterministic_for_a_seed(tmp_path):
-    a, b, c = (write_phantom(tmp_path / name, seed=s, edema_ml=10, band_mm=2, **SMALL)
+    a, b, c = (write_phantom(tmp_path / name, PhantomSpec(seed=s, edema_ml=10, band_mm=2, **SMALL))
                for name, s in (("a", 7), ("b", 7), ("c", 8)))
     assert a == b and a != c
     for folder in ("T1", "STIR"):
@@ -128,5 +128,5 @@ def test_deterministic_for_a_seed(tmp_path):
 )
 def test_invalid_parameters(tmp_path, arguments, field):
     with pytest.raises(InputError) as info:
-        write_phantom(tmp_path, **arguments)
+        write_phantom(tmp_path, PhantomSpec(**arguments))
     assert info.value.problems[0].field == field

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import analyse_phantoms, healthy_side
+from conftest import Phantoms, healthy_side
 from hipdx.imaging.analyze import REGION_INVOLVED_SHARE, MriAnalysis
 from hipdx.imaging.phantom import PhantomTruth
 
@@ -51,8 +51,8 @@ def _cases(misses: dict[str, str]) -> list:
 
 
 @pytest.fixture(scope="module")
-def analysed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[PhantomTruth, MriAnalysis]]:
-    return analyse_phantoms(tmp_path_factory, GRID)
+def analysed(phantoms: Phantoms) -> dict[str, tuple[PhantomTruth, MriAnalysis]]:
+    return phantoms.analyse(GRID)
 
 
 @pytest.mark.parametrize("name", list(GRID))

@@ -8,13 +8,13 @@ from hipdx.case.model import Presence
 from hipdx.imaging.analyze import MriAnalysis
 from hipdx.report.mri import DISCLAIMER, format_mri_analysis
 
-from conftest import analyse_phantoms
+from conftest import Phantoms
 
 
 @pytest.fixture(scope="module")
-def analysis(tmp_path_factory: pytest.TempPathFactory) -> MriAnalysis:
-    phantoms = {"report": dict(seed=5, side="right", edema_ml=20.0, band_mm=4.0, slices=30, rows=256, cols=256, pixel_mm=1.2)}
-    return analyse_phantoms(tmp_path_factory, phantoms)["report"][1]
+def analysis(phantoms: Phantoms) -> MriAnalysis:
+    report = {"report": dict(seed=5, side="right", edema_ml=20.0, band_mm=4.0, slices=30, rows=256, cols=256, pixel_mm=1.2)}
+    return phantoms.analyse(report)["report"][1]
 
 
 def _row(text: str, label: str) -> str:
@@ -79,3 +79,14 @@ def test_an_indeterminate_band_is_flagged_with_a_note(analysis: MriAnalysis) -> 
         "present": Presence.unknown, "thickness_mm": None, "length_mm": None, "indeterminate": False})
     row = _row(format_mri_analysis(edited), "subchondral low-signal band")
     assert "none found, absence not decided" in row  # the right column; the left one stays "absent"
+
+
+def test_markdown_escapes_series_descriptions_and_warnings(analysis: MriAnalysis) -> None:
+    hostile = analysis.model_copy(deep=True)
+    hostile.provenance.series_used = {"t1": '<img src=x onerror="alert(1)">'}
+    hostile.provenance.series_choice = {"t1": "coronal; not used: <script>x</script> (fat-suppressed)"}
+    hostile.warnings = ["t1 series <b>T1</b>: & more"]
+    md = format_mri_analysis(hostile, markdown=True)
+    assert "<img" not in md and "<script>" not in md and "<b>" not in md
+    assert "&lt;img src=x" in md and "&lt;script&gt;" in md and "&lt;b&gt;T1&lt;/b&gt;: &amp; more" in md
+    assert "<img" in format_mri_analysis(hostile)  # the terminal text is not Markdown: shown as it is

@@ -150,43 +150,23 @@ def analyze_command(
     analysis = analyze_read_study(study)
     written: list[Path] = []
     if overlays is not None or seg is not None or sr is not None:
-        from hipdx.imaging.export import (
-            build_measurement_report,
-            build_segmentation,
-            series_of,
-            source_datasets,
-            study_masks,
-            write_dicom,
-        )
+        from hipdx.imaging.export import build_dicom_outputs, record_files_written, write_dicom
 
-        masks = study_masks(list(study.volumes), analysis)
         # SEG and SR are built before anything is written: a refusal leaves no partial output.
-        # The SR references the SEG's segments when both are asked for.
-        segmentation = report = None
-        if seg is not None or sr is not None:
-            source = source_datasets(study, series_of(study, masks.t1))
-            if seg is not None:
-                segmentation = build_segmentation(source, analysis, masks=masks)
-            if sr is not None:
-                fluid_source = None
-                if masks.fluid is not None:
-                    try:
-                        fluid_source = source_datasets(study, series_of(study, masks.fluid))
-                    except ImagingError as exc:
-                        analysis.warnings.append(f"the fluid-sensitive series is not in the SR evidence: {exc}")
-                report = build_measurement_report(source, analysis, segmentation=segmentation,
-                                                  fluid_source=fluid_source)
+        outputs = build_dicom_outputs(study, analysis, seg=seg is not None, sr=sr is not None)
+        if outputs.not_built:
+            typer.echo(f"not written: {outputs.not_built}", err=True)
         if overlays is not None:
             from hipdx.report.overlay import write_overlays
 
             with write_folder(overlays, option="--overlays", force=force, inputs=[directory]) as staging:
-                drawn = write_overlays(list(study.volumes), analysis, staging, masks=masks)
+                drawn = write_overlays(analysis, staging)
             written += [overlays / p.relative_to(staging) for p in drawn]
-        for dataset, path, option in ((segmentation, seg, "--seg"), (report, sr, "--sr")):
+        for dataset, path, option in ((outputs.segmentation, seg, "--seg"), (outputs.report, sr, "--sr")):
             if dataset is not None and path is not None:
                 written.append(write_file(path, lambda temporary, d=dataset: write_dicom(d, temporary),
                                           option=option, force=force))
-        analysis.provenance.parameters["files_written"] = [str(p) for p in written]
+        record_files_written(analysis, written)
     if output_format is OutputFormat.json:
         typer.echo(analysis.model_dump_json(indent=2))
         return
@@ -214,14 +194,15 @@ def phantom_command(
     if side not in ("left", "right"):
         raise InputError(f"--side must be left or right, not {side!r}")
     try:
-        from hipdx.imaging.phantom import write_phantom
+        from hipdx.imaging.phantom import PhantomSpec, write_phantom
     except ImportError:
         raise ImagingError("the phantom generator is not available in this version") from None
     check_outputs({"OUTDIR": outdir}, force=force)
     label = f"the phantom to {outdir}"
     try:
         with write_folder(outdir, option="OUTDIR", force=force, label=label) as staging:
-            truth = write_phantom(staging, seed=seed, side=side, edema_ml=edema_ml, band_mm=band_mm, snr=noise)
+            truth = write_phantom(staging, PhantomSpec(seed=seed, side=side, edema_ml=edema_ml, band_mm=band_mm,
+                                                         snr=noise))
     except OSError as exc:
         raise InputError(f"cannot write {label}: {exc.strerror or exc}") from None
     typer.echo(f"wrote a synthetic study to {outdir}")

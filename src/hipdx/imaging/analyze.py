@@ -17,204 +17,50 @@ contrast (see :func:`hipdx.imaging.edema.segment_edema`); components under
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field, PrivateAttr
-from scipy import ndimage
 
 from hipdx import __version__
 from hipdx.case import Case, parse_case
 from hipdx.case.model import EdemaExtent, Presence, Side
 from hipdx.errors import ImagingError, InputError, Problem
-from hipdx.imaging import band as band_module
 from hipdx.imaging import edema as edema_module
-from hipdx.imaging import heads as heads_module
 from hipdx.imaging import joint as joint_module
 from hipdx.imaging import validate
-from hipdx.imaging.anatomy import INTER_HEAD_DISTANCE_MM, MIN_HEAD_RADIUS_MM, head_problems, pair_problems
+from hipdx.imaging.anatomy import head_problems, pair_problems
 from hipdx.imaging.band import measure_subchondral_band, undecided_because
 from hipdx.imaging.choose import choose_series
 from hipdx.imaging.edema import ReferenceMarrow, estimate_reference, segment_edema
 from hipdx.imaging.heads import FemoralHead, find_femoral_heads, reconcile_neck_axes
 from hipdx.imaging.joint import acetabular_reference, joint_box, measure_acetabular_edema, measure_effusion
-from hipdx.imaging.io import Study
 from hipdx.imaging import partner as partner_module
+from hipdx.imaging.parameters import param, provenance_parameters
 from hipdx.imaging.partner import find_partner, find_partner_on_fluid
-from hipdx.imaging.volume import SeriesKind, Volume
-from hipdx.reasoning.encode import BAND_CUTOFF_MM, BAND_INDETERMINATE_MM
+from hipdx.imaging.series import Study
+from hipdx.imaging.results import (
+    BandOut,
+    EdemaOut,
+    FemoralHeadOut,
+    JointFindingOut,
+    MriAnalysis,
+    Provenance,
+    SideOut,
+    Sides,
+    StudyMasks,
+    to_imaging_findings,
+)
+from hipdx.imaging.volume import SeriesKind, Volume, resample_onto
 
-#: Edema components smaller than this (mL) are dropped in a study (noise, vessels, partial volume).
-EDEMA_MIN_COMPONENT_ML = 0.3
-#: Less edema than this (mL) is reported as none.
-EDEMA_MIN_ML = 0.5
-#: A region counts as involved when it holds this share of the edema volume.
-REGION_INVOLVED_SHARE = 0.10
+#: Tuned parameters (value, unit, basis and reason in imaging/data/parameters.yaml, "analysis").
+EDEMA_MIN_COMPONENT_ML = param("analysis.edema_min_component_ml")
+EDEMA_MIN_ML = param("analysis.edema_min_ml")
+REGION_INVOLVED_SHARE = param("analysis.region_involved_share")
 #: Acetabular edema below this volume (mL) is reported absent (the femoral edema's limit).
 ACETABULAR_EDEMA_MIN_ML = EDEMA_MIN_ML
-#: Joint fluid below this volume (mL) is reported as no effusion: a normal hip holds a little
-#: synovial fluid, and partial volume at the capsule adds some. A hipdx choice set on the
-#: phantom (no published MRI volume cut-off was found), not a calibrated figure.
-EFFUSION_MIN_ML = 2.0
-#: Reference marrow of the two sides differing by more than this share gives a warning.
-REFERENCE_ASYMMETRY = 0.25
-
-
-class FemoralHeadOut(BaseModel):
-    center_mm: list[float] = Field(description="Sphere centre [x, y, z] in DICOM patient coordinates (LPS), mm")
-    radius_mm: float
-    score: float = Field(description="Mean share of the circle perimeter on edges (0-1)")
-    found_by: Literal["image search", "partner search"] = Field(
-        "image search",
-        description="'image search' (whole T1 series) or 'partner search' (found beside the other head, when the "
-        "first search missed it; radius taken from the other head, score the share of marrow-edge rays on its sphere)",
-    )
-
-
-class EdemaOut(BaseModel):
-    volume_ml: float | None = Field(description="Edema volume in the head, neck and intertrochanteric region")
-    fraction: float | None = Field(description="Share of the head-and-neck region that is edematous (0-1)")
-    extent: EdemaExtent
-    signal_ratio: float | None = Field(description="Mean edema signal / median reference marrow signal")
-    head_fraction: float | None = None
-    neck_fraction: float | None = None
-    intertrochanteric_fraction: float | None = None
-
-
-class BandOut(BaseModel):
-    present: Presence
-    thickness_mm: float | None
-    length_mm: float | None
-    indeterminate: bool = Field(description="The thickness is measured but not decided against the 4 mm cut-off")
-    undecided_because: str | None = Field(
-        None, description="Why the thickness (present, indeterminate) or the absence (present unknown) is not decided: "
-        "near the cut-off, or under T1-dark marrow where the measurement is not reliable")
-
-
-class JointFindingOut(BaseModel):
-    """Acetabular edema or joint effusion of one side."""
-
-    volume_ml: float | None = Field(default=None, description="Volume in mL (None when not measured)")
-    present: Presence = Presence.unknown
-
-
-class SideOut(BaseModel):
-    femoral_head: FemoralHeadOut | None
-    edema: EdemaOut
-    subchondral_band: BandOut
-    acetabular_edema: JointFindingOut = Field(default_factory=JointFindingOut)
-    effusion: JointFindingOut = Field(default_factory=JointFindingOut)
-
-
-class Sides(BaseModel):
-    left: SideOut
-    right: SideOut
-
-
-class Provenance(BaseModel):
-    hipdx_version: str
-    series_used: dict[str, str]
-    study_date: dt.date | None = Field(default=None, description="StudyDate of the T1 series used (DICOM), if known")
-    series_choice: dict[str, str] = Field(
-        default_factory=dict,
-        description="Per kind (t1, fluid): why this series, and each series of that kind not used with why",
-    )
-    parameters: dict[str, Any]
-
-
-@dataclass(frozen=True, eq=False)
-class StudyMasks:
-    """Femoral heads and edema masks of an analysed study, on the grid of its T1 series.
-
-    Kept by :func:`analyze_study` with its :class:`MriAnalysis` (not serialised), so the
-    overlays, the DICOM SEG and the SR reuse the analysis instead of repeating it.
-
-    Attributes
-    ----------
-    t1, fluid
-        The series used (see :func:`hipdx.imaging.choose.choose_series`).
-    heads
-        Femoral head per side found on ``t1`` (centre, radius, head/neck/intertrochanteric masks).
-    edema_by_side
-        Boolean edema mask per side, full T1 grid; a side not measured is absent.
-    acetabular_edema_by_side, effusion_by_side
-        Boolean masks of acetabular edema and joint fluid per side, full T1 grid.
-    """
-
-    t1: Volume
-    fluid: Volume | None
-    heads: dict[Side, FemoralHead]
-    edema_by_side: dict[Side, np.ndarray] = field(default_factory=dict)
-    acetabular_edema_by_side: dict[Side, np.ndarray] = field(default_factory=dict)
-    effusion_by_side: dict[Side, np.ndarray] = field(default_factory=dict)
-
-    @property
-    def edema(self) -> np.ndarray:
-        """Edema of both sides as one boolean mask on the T1 grid."""
-        out = np.zeros(self.t1.array.shape, bool)
-        for mask in self.edema_by_side.values():
-            out |= mask
-        return out
-
-
-class MriAnalysis(BaseModel):
-    """What hipdx measured on one hip MRI study."""
-
-    sides: Sides
-    side_to_side_edema_ml: float | None = Field(description="Left minus right edema volume (mL)")
-    warnings: list[str]
-    provenance: Provenance
-    damaged_pixels: list[str] = Field(
-        default_factory=list,
-        description="Each series used with more NaN or infinite voxels than the reader accepts (0.1%): the "
-        "measurements rest on damaged pixels and are not added to a case",
-    )
-    _masks: StudyMasks | None = PrivateAttr(default=None)
-
-    @property
-    def masks(self) -> StudyMasks | None:
-        """The masks behind the numbers (``None`` for an analysis read back from JSON)."""
-        return self._masks
-
-
-def resample_onto(moving: Volume, fixed: Volume, box: tuple[slice, ...] | None = None) -> np.ndarray:
-    """Intensities of ``moving`` at the voxel centres of ``fixed`` (or of a box of it), through patient mm.
-
-    Outside the moving volume the value is 0. Linear interpolation; when the voxel centres of
-    ``fixed`` fall on those of ``moving`` (same grid, or one shifted by whole voxels: series of
-    one session usually share it) the values are copied without interpolation.
-    """
-    box = box or tuple(slice(0, n) for n in fixed.array.shape)
-    shape = tuple(max(b.stop - b.start, 0) for b in box)
-    # fixed voxel (i, j, k) -> moving voxel (i, j, k), as one affine map.
-    to_moving = np.linalg.inv(moving.affine) @ fixed.affine
-    linear, offset = to_moving[:3, :3], to_moving[:3, 3]
-    start_ijk = np.array([box[2].start, box[1].start, box[0].start], float)
-    origin_ijk = linear @ start_ijk + offset
-    if np.allclose(linear, np.eye(3), atol=1e-6) and np.allclose(origin_ijk, np.round(origin_ijk), atol=1e-4):
-        out = np.zeros(shape, np.float32)
-        i0, j0, k0 = (int(v) for v in np.round(origin_ijk))
-        src = [(k0, shape[0], moving.array.shape[0]), (j0, shape[1], moving.array.shape[1]), (i0, shape[2], moving.array.shape[2])]
-        lo = [max(0, -a) for a, _, _ in src]
-        hi = [min(n, m - a) for a, n, m in src]
-        if all(h > low for low, h in zip(lo, hi)):
-            out[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = moving.array[
-                src[0][0] + lo[0]:src[0][0] + hi[0], src[1][0] + lo[1]:src[1][0] + hi[1], src[2][0] + lo[2]:src[2][0] + hi[2]
-            ]
-        return out
-    # Moving (k, j, i) index of every voxel of the box: per-axis terms of the affine, broadcast.
-    steps = [np.arange(n, dtype=float) for n in shape]  # k, j, i offsets within the box
-    index = []
-    for row in (2, 1, 0):  # moving k, j, i
-        index.append(
-            origin_ijk[row]
-            + (steps[0] * linear[row, 2])[:, None, None]
-            + (steps[1] * linear[row, 1])[None, :, None]
-            + (steps[2] * linear[row, 0])[None, None, :]
-        )
-    values = ndimage.map_coordinates(moving.array, np.stack(index).reshape(3, -1), order=1, mode="constant", cval=0.0)
-    return values.reshape(shape).astype(np.float32)
+EFFUSION_MIN_ML = param("analysis.effusion_min_ml")
+REFERENCE_ASYMMETRY = param("analysis.reference_asymmetry")
 
 
 def _region_in(head: FemoralHead, box: tuple[slice, ...]) -> np.ndarray:
@@ -444,37 +290,96 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
     if t1 is None:
         raise ImagingError("no T1-weighted series in the study: the femoral heads are found on coronal T1")
     warnings = list(choice.warnings)
-    damaged = [
+    damaged = _damaged_series(t1, fluid)
+    warnings += damaged
+    if fluid is None:
+        warnings.append("no fluid-sensitive series (STIR, fat-saturated T2/PD): edema not measured")
+    heads = _checked_heads(t1, warnings, fluid)
+    fluid_on_t1, references = _fluid_on_t1(t1, fluid, heads, warnings)
+    joint_values, shell_references, shell_t1 = _joint_references(t1, fluid, heads, fluid_on_t1)
+    warnings += _settle_references(t1, fluid_on_t1, references, shell_references, shell_t1)
+
+    sides: dict[Side, SideOut] = {}
+    volumes_ml: dict[Side, float] = {}
+    masks = StudyMasks(t1, fluid, heads)
+    # Each head's T1 marrow against the other's: a band's thickness under darker marrow is not decided.
+    head_t1 = {side: _head_marrow_t1(t1, head) for side, head in heads.items()}
+    for side in (Side.left, Side.right):
+        head = heads.get(side)
+        if head is None:
+            sides[side] = _unknown_side(None)
+            continue
+        other_t1 = head_t1.get(Side.left if side is Side.right else Side.right)
+        band_out = _band_out(side, t1, head, head_t1[side], other_t1, warnings)
+        if side not in fluid_on_t1 or side not in references:
+            out = _unknown_side(head)
+            sides[side] = out.model_copy(update={"subchondral_band": band_out})
+            continue
+        sides[side], volumes_ml[side] = _measure_side(
+            side, t1, fluid, head, band_out, fluid_on_t1[side], references[side], joint_values[side],
+            shell_references.get(side), masks)
+    series_used = {"t1": t1.description or t1.source}
+    if fluid is not None:
+        series_used["fluid"] = fluid.description or fluid.source
+    reported_warnings = warnings + list(t1.warnings) + (list(fluid.warnings) if fluid else [])
+    analysis = MriAnalysis(
+        sides=Sides(left=sides[Side.left], right=sides[Side.right]),
+        side_to_side_edema_ml=round(volumes_ml[Side.left] - volumes_ml[Side.right], 2) if len(volumes_ml) == 2 else None,
+        warnings=reported_warnings,
+        damaged_pixels=damaged,
+        provenance=Provenance(
+            hipdx_version=__version__,
+            series_used=series_used,
+            study_date=_study_date(t1, warnings),
+            series_choice=choice.reasons,
+            parameters=_method_parameters(),
+        ),
+    )
+    analysis._masks = masks
+    return analysis
+
+
+def _damaged_series(t1: Volume, fluid: Volume | None) -> list[str]:
+    """Each series used with more NaN or infinite voxels than the reader accepts, said why."""
+    return [
         f"{v.kind.value} series {v.description or v.source}: {100 * v.damaged_share:.1f}% of its voxels were NaN or "
         f"infinite (read as 0), more than {100 * validate.MAX_DAMAGED_SHARE:g}%: the measurements rest on damaged "
         "pixels and are not added to a case"
         for v in (t1, fluid) if v is not None and v.damaged_share > validate.MAX_DAMAGED_SHARE
     ]
-    warnings += damaged
-    if fluid is None:
-        warnings.append("no fluid-sensitive series (STIR, fat-saturated T2/PD): edema not measured")
-    heads = _checked_heads(t1, warnings, fluid)
 
-    # Fluid-sensitive signal on the T1 grid, only where it is needed.
-    # Per side: the femur box, the fluid-sensitive values in it and the head, neck and
-    # intertrochanteric region in it.
+
+def _fluid_on_t1(t1: Volume, fluid: Volume | None, heads: dict[Side, FemoralHead], warnings: list[str]
+                 ) -> tuple[dict[Side, tuple[tuple[slice, ...], np.ndarray, np.ndarray]], dict[Side, ReferenceMarrow]]:
+    """Fluid-sensitive signal on the T1 grid, only where it is needed, and each side's normal marrow.
+
+    Per side: the femur box, the fluid-sensitive values in it and the head, neck and
+    intertrochanteric region in it; the normal-marrow estimate of that region.
+    """
     fluid_on_t1: dict[Side, tuple[tuple[slice, ...], np.ndarray, np.ndarray]] = {}
     references: dict[Side, ReferenceMarrow] = {}
-    if fluid is not None:
-        for side, head in heads.items():
-            box = _femur_box(head)
-            if box is None:
-                continue
-            values = resample_onto(fluid, t1, box)
-            region = _region_in(head, box)
-            inside = region & (values > 0)
-            if inside.sum() < edema_module.MIN_MASK_VOXELS:
-                warnings.append(f"{side.value}: the fluid-sensitive series does not cover the proximal femur")
-                continue
-            fluid_on_t1[side] = (box, values, region)
-            references[side] = estimate_reference(values[inside])
-    # The fluid-sensitive signal of each joint box (both joint measurements read no more) and the
-    # acetabular shells' references.
+    if fluid is None:
+        return fluid_on_t1, references
+    for side, head in heads.items():
+        box = _femur_box(head)
+        if box is None:
+            continue
+        values = resample_onto(fluid, t1, box)
+        region = _region_in(head, box)
+        inside = region & (values > 0)
+        if inside.sum() < edema_module.MIN_MASK_VOXELS:
+            warnings.append(f"{side.value}: the fluid-sensitive series does not cover the proximal femur")
+            continue
+        fluid_on_t1[side] = (box, values, region)
+        references[side] = estimate_reference(values[inside])
+    return fluid_on_t1, references
+
+
+def _joint_references(t1: Volume, fluid: Volume | None, heads: dict[Side, FemoralHead], fluid_on_t1: dict
+                      ) -> tuple[dict[Side, tuple[tuple[slice, ...], np.ndarray]], dict[Side, ReferenceMarrow],
+                                 dict[Side, float]]:
+    """The fluid-sensitive signal of each joint box (both joint measurements read no more) and the
+    acetabular shells' references with their T1 marrow."""
     joint_values: dict[Side, tuple[tuple[slice, ...], np.ndarray]] = {}
     shell_references: dict[Side, ReferenceMarrow] = {}
     shell_t1: dict[Side, float] = {}
@@ -484,7 +389,13 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
         found = acetabular_reference(joint_values[side][1], t1, heads[side], stir_box=jbox)
         if found is not None:
             shell_references[side], shell_t1[side] = found
-    # Normal-marrow estimates that are edema: against the other side, then against the pelvis.
+    return joint_values, shell_references, shell_t1
+
+
+def _settle_references(t1: Volume, fluid_on_t1: dict, references: dict[Side, ReferenceMarrow],
+                       shell_references: dict[Side, ReferenceMarrow], shell_t1: dict[Side, float]) -> list[str]:
+    """Normal-marrow estimates that are edema replaced (in place): against the other side, then the pelvis."""
+    warnings: list[str] = []
     femur_t1 = {side: float(np.median(t1.array[box][region])) for side, (box, _, region) in fluid_on_t1.items()}
     borrowed = None
     if len(references) == 2:
@@ -494,134 +405,99 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
         warnings += _check_references(shell_references, shell_t1, "acetabular normal-marrow estimate")[0]
     for side in sorted(set(references) & set(shell_references) - {borrowed}, key=lambda s: s.value):
         warnings += _check_against_pelvis(side, references, shell_references[side], femur_t1[side], shell_t1[side])
+    return warnings
 
-    sides: dict[Side, SideOut] = {}
-    volumes_ml: dict[Side, float] = {}
-    edema_by_side: dict[Side, np.ndarray] = {}
-    acetabular_by_side: dict[Side, np.ndarray] = {}
-    effusion_by_side: dict[Side, np.ndarray] = {}
-    # Each head's T1 marrow against the other's: a band's thickness under darker marrow is not decided.
-    head_t1 = {side: _head_marrow_t1(t1, head) for side, head in heads.items()}
-    for side in (Side.left, Side.right):
-        head = heads.get(side)
-        if head is None:
-            sides[side] = _unknown_side(None)
-            continue
-        band = measure_subchondral_band(t1, head)
-        other_t1 = head_t1.get(Side.left if side is Side.right else Side.right)
-        t1_ratio = head_t1[side] / other_t1 if other_t1 and np.isfinite(other_t1) and other_t1 > 0 else None
-        because = undecided_because(band, t1_ratio)
-        band_out = BandOut(
-            present=Presence.present if band.present else Presence.unknown if because else Presence.absent,
-            thickness_mm=band.thickness_mm,
-            length_mm=band.length_mm,
-            indeterminate=band.present and because is not None,
-            undecided_because=because,
-        )
-        if because is not None and not band.present:
-            warnings.append(f"{side.value}: no subchondral band found, but its absence is not decided ({because})")
-        elif because is not None and because != undecided_because(band, None):  # not just the cut-off's margin
-            warnings.append(f"{side.value}: subchondral band {band.thickness_mm:g} mm, thickness not decided ({because})")
-        if side not in fluid_on_t1 or side not in references:
-            out = _unknown_side(head)
-            sides[side] = out.model_copy(update={"subchondral_band": band_out})
-            continue
-        box, values, region = fluid_on_t1[side]
-        sub = Volume(values, t1.affine, SeriesKind.fluid, fluid.description if fluid else "")
-        result = segment_edema(sub, region, reference_marrow=references[side], half_contrast=True,
-                               min_component_ml=EDEMA_MIN_COMPONENT_ML)
-        m = result.mask
-        edema_by_side[side] = np.zeros(t1.array.shape, bool)
-        edema_by_side[side][box] = m
-        regions = (head.head_mask[box], head.neck_mask[box], head.intertrochanteric_mask[box])
-        in_region = [(np.count_nonzero(m & r), np.count_nonzero(r)) for r in regions]  # (edema, region) voxels
-        fractions = [float(n_edema / max(n_region, 1)) for n_edema, n_region in in_region]
-        region_ml = [float(n_edema * t1.voxel_volume_ml) for n_edema, _ in in_region]
-        head_and_neck = regions[0] | regions[1]
-        fraction = float((m & head_and_neck).sum() / max(head_and_neck.sum(), 1))
-        volumes_ml[side] = result.volume_ml
-        jbox, joint_signal = joint_values[side]
-        acetabular_ml, acetabular_by_side[side] = measure_acetabular_edema(
-            joint_signal, t1, head, shell_references.get(side), stir_box=jbox)
-        effusion_ml, effusion_by_side[side] = measure_effusion(joint_signal, t1, head, references[side], stir_box=jbox)
-        sides[side] = SideOut(
-            femoral_head=_head_out(head),
-            acetabular_edema=JointFindingOut(
-                volume_ml=round(acetabular_ml, 2),
-                present=Presence.present if acetabular_ml >= ACETABULAR_EDEMA_MIN_ML else Presence.absent,
-            ),
-            effusion=JointFindingOut(
-                volume_ml=round(effusion_ml, 2),
-                present=Presence.present if effusion_ml >= EFFUSION_MIN_ML else Presence.absent,
-            ),
-            edema=EdemaOut(
-                volume_ml=round(result.volume_ml, 2),
-                fraction=round(fraction, 3),
-                extent=_extent(*region_ml, result.volume_ml),
-                signal_ratio=round(result.signal_ratio, 2) if result.signal_ratio else None,
-                head_fraction=round(fractions[0], 3),
-                neck_fraction=round(fractions[1], 3),
-                intertrochanteric_fraction=round(fractions[2], 3),
-            ),
-            subchondral_band=band_out,
-        )
-    series_used = {"t1": t1.description or t1.source}
-    if fluid is not None:
-        series_used["fluid"] = fluid.description or fluid.source
-    analysis = MriAnalysis(
-        sides=Sides(left=sides[Side.left], right=sides[Side.right]),
-        side_to_side_edema_ml=round(volumes_ml[Side.left] - volumes_ml[Side.right], 2) if len(volumes_ml) == 2 else None,
-        warnings=warnings + list(t1.warnings) + (list(fluid.warnings) if fluid else []),
-        damaged_pixels=damaged,
-        provenance=Provenance(
-            hipdx_version=__version__,
-            series_used=series_used,
-            study_date=_study_date(t1, warnings),
-            series_choice=choice.reasons,
-            parameters={
-                "hough_sphere_radii_mm": list(heads_module.HOUGH_RADII_MM),
-                "hough_pixel_mm": heads_module.HOUGH_PIXEL_MM,
-                "edema_threshold": f"Q3 + {edema_module.THRESHOLD_IQR_FACTOR} x IQR of reference marrow",
-                "edema_reference": (
-                    "each proximal femur's own normal marrow (darkest clear histogram peak); the other side's when "
-                    f"this one's is > {REFERENCE_ASYMMETRY:g} above it while its T1 marrow is darker; else its own "
-                    "acetabular marrow when the femoral estimate is that far above it while darker on T1"
-                ),
-                "edema_min_component_ml": EDEMA_MIN_COMPONENT_ML,
-                "edema_min_ml": EDEMA_MIN_ML,
-                "region_involved_share_of_edema": REGION_INVOLVED_SHARE,
-                "edema_delineation": "half contrast between the side's own normal marrow and the lesion",
-                "band_low_fraction": band_module.LOW_FRACTION,
-                "band_dome_half_angle_deg": band_module.DOME_HALF_ANGLE_DEG,
-                "band_min_length_mm": band_module.MIN_BAND_LENGTH_MM,
-                "band_thickness_decided_t1_ratio": band_module.DECIDED_T1_RATIO,
-                "band_absence_decided_t1_ratio": band_module.ABSENCE_DECIDED_T1_RATIO,
-                "head_pair_distance_mm": list(INTER_HEAD_DISTANCE_MM),
-                "head_min_marrow_radius_mm": MIN_HEAD_RADIUS_MM,
-                "partner_search": (
-                    f"a missed head searched for beside the other at ~{partner_module.PARTNER_PIXEL_MM:g} mm pixels within "
-                    "the pair limits, radius fixed at the other head's; a core below "
-                    f"{partner_module.PARTNER_VOID_RATIO:g} x the other head's T1 marrow is a signal void; when nothing "
-                    "is found on T1, the same search on a coronal fluid-sensitive series, a head there only with an edema "
-                    f"contrast (fluid-sensitive over T1 core ratio) of at least {partner_module.FLUID_EDEMA_CONTRAST:g}"
-                ),
-                "acetabular_shell_depth_mm": list(joint_module.ACETABULUM_DEPTH_MM),
-                "acetabular_cone_deg": [joint_module.ACETABULUM_TILT_DEG, joint_module.ACETABULUM_HALF_ANGLE_DEG],
-                "acetabular_edema_reference": (
-                    "quartiles of the acetabular shell's fatty marrow (T1 >= "
-                    f"{joint_module.ACETABULAR_REFERENCE_T1_RATIO:g} x the femoral head's fatty marrow); "
-                    "the shell's darkest clear histogram peak when too few such voxels"
-                ),
-                "acetabular_edema_min_ml": ACETABULAR_EDEMA_MIN_ML,
-                "effusion_stir_ratio_to_marrow": joint_module.EFFUSION_STIR_RATIO,
-                "effusion_t1_ratio_to_fat_marrow": joint_module.EFFUSION_T1_RATIO,
-                "effusion_min_component_ml": joint_module.EFFUSION_MIN_COMPONENT_ML,
-                "effusion_min_ml": EFFUSION_MIN_ML,
-            },
-        ),
+
+def _band_out(side: Side, t1: Volume, head: FemoralHead, head_t1: float, other_t1: float | None,
+              warnings: list[str]) -> BandOut:
+    """The subchondral band of one head, decided or not against its T1 marrow ratio to the other head's."""
+    band = measure_subchondral_band(t1, head)
+    t1_ratio = head_t1 / other_t1 if other_t1 and np.isfinite(other_t1) and other_t1 > 0 else None
+    because = undecided_because(band, t1_ratio)
+    band_out = BandOut(
+        present=Presence.present if band.present else Presence.unknown if because else Presence.absent,
+        thickness_mm=band.thickness_mm,
+        length_mm=band.length_mm,
+        indeterminate=band.present and because is not None,
+        undecided_because=because,
     )
-    analysis._masks = StudyMasks(t1, fluid, heads, edema_by_side, acetabular_by_side, effusion_by_side)
-    return analysis
+    if because is not None and not band.present:
+        warnings.append(f"{side.value}: no subchondral band found, but its absence is not decided ({because})")
+    elif because is not None and because != undecided_because(band, None):  # not just the cut-off's margin
+        warnings.append(f"{side.value}: subchondral band {band.thickness_mm:g} mm, thickness not decided ({because})")
+    return band_out
+
+
+def _measure_side(side: Side, t1: Volume, fluid: Volume | None, head: FemoralHead, band_out: BandOut,
+                  on_t1: tuple[tuple[slice, ...], np.ndarray, np.ndarray], reference: ReferenceMarrow,
+                  joint: tuple[tuple[slice, ...], np.ndarray], shell_reference: ReferenceMarrow | None,
+                  masks: StudyMasks) -> tuple[SideOut, float]:
+    """Edema, acetabular edema and effusion of one side (their masks added to ``masks``); the edema volume."""
+    box, values, region = on_t1
+    sub = Volume(values, t1.affine, SeriesKind.fluid, fluid.description if fluid else "")
+    result = segment_edema(sub, region, reference_marrow=reference, half_contrast=True,
+                           min_component_ml=EDEMA_MIN_COMPONENT_ML)
+    m = result.mask
+    masks.edema_by_side[side] = np.zeros(t1.array.shape, bool)
+    masks.edema_by_side[side][box] = m
+    regions = (head.head_mask[box], head.neck_mask[box], head.intertrochanteric_mask[box])
+    in_region = [(np.count_nonzero(m & r), np.count_nonzero(r)) for r in regions]  # (edema, region) voxels
+    fractions = [float(n_edema / max(n_region, 1)) for n_edema, n_region in in_region]
+    region_ml = [float(n_edema * t1.voxel_volume_ml) for n_edema, _ in in_region]
+    head_and_neck = regions[0] | regions[1]
+    fraction = float((m & head_and_neck).sum() / max(head_and_neck.sum(), 1))
+    jbox, joint_signal = joint
+    acetabular_ml, masks.acetabular_edema_by_side[side] = measure_acetabular_edema(
+        joint_signal, t1, head, shell_reference, stir_box=jbox)
+    effusion_ml, masks.effusion_by_side[side] = measure_effusion(joint_signal, t1, head, reference, stir_box=jbox)
+    out = SideOut(
+        femoral_head=_head_out(head),
+        acetabular_edema=JointFindingOut(
+            volume_ml=round(acetabular_ml, 2),
+            present=Presence.present if acetabular_ml >= ACETABULAR_EDEMA_MIN_ML else Presence.absent,
+        ),
+        effusion=JointFindingOut(
+            volume_ml=round(effusion_ml, 2),
+            present=Presence.present if effusion_ml >= EFFUSION_MIN_ML else Presence.absent,
+        ),
+        edema=EdemaOut(
+            volume_ml=round(result.volume_ml, 2),
+            fraction=round(fraction, 3),
+            extent=_extent(*region_ml, result.volume_ml),
+            signal_ratio=round(result.signal_ratio, 2) if result.signal_ratio else None,
+            head_fraction=round(fractions[0], 3),
+            neck_fraction=round(fractions[1], 3),
+            intertrochanteric_fraction=round(fractions[2], 3),
+        ),
+        subchondral_band=band_out,
+    )
+    return out, result.volume_ml
+
+
+def _method_parameters() -> dict[str, Any]:
+    """The method in words and every tuned parameter with the parameters file's digest (provenance)."""
+    return {
+        "edema_threshold": f"Q3 + {edema_module.THRESHOLD_IQR_FACTOR} x IQR of reference marrow",
+        "edema_reference": (
+            "each proximal femur's own normal marrow (darkest clear histogram peak); the other side's when "
+            f"this one's is > {REFERENCE_ASYMMETRY:g} above it while its T1 marrow is darker; else its own "
+            "acetabular marrow when the femoral estimate is that far above it while darker on T1"
+        ),
+        "edema_delineation": "half contrast between the side's own normal marrow and the lesion",
+        "partner_search": (
+            f"a missed head searched for beside the other at ~{partner_module.PARTNER_PIXEL_MM:g} mm pixels within "
+            "the pair limits, radius fixed at the other head's; a core below "
+            f"{partner_module.PARTNER_VOID_RATIO:g} x the other head's T1 marrow is a signal void; when nothing "
+            "is found on T1, the same search on a coronal fluid-sensitive series, a head there only with an edema "
+            f"contrast (fluid-sensitive over T1 core ratio) of at least {partner_module.FLUID_EDEMA_CONTRAST:g}"
+        ),
+        "acetabular_edema_reference": (
+            "quartiles of the acetabular shell's fatty marrow (T1 >= "
+            f"{joint_module.ACETABULAR_REFERENCE_T1_RATIO:g} x the femoral head's fatty marrow); "
+            "the shell's darkest clear histogram peak when too few such voxels"
+        ),
+        **provenance_parameters(),
+    }
 
 
 def analyze_read_study(study: Study) -> MriAnalysis:
@@ -641,41 +517,6 @@ def analyze_read_study(study: Study) -> MriAnalysis:
         raise ImagingError(exc.message, exc.problems + list(study.problems)) from None
     analysis.warnings[:0] = [f"unreadable: {p}" for p in study.problems] + list(study.warnings)
     return analysis
-
-
-def to_imaging_findings(analysis: MriAnalysis, side: Side | str) -> dict[str, Any]:
-    """The MRI findings of one side in the case model's terms (``ImagingFindings`` fields).
-
-    Only what was measured is given; anything not measured is left out (unknown).
-    """
-    side = Side(side)
-    if side not in (Side.left, Side.right):
-        raise ValueError(f"side must be left or right, not {side.value!r}")
-    out = getattr(analysis.sides, side.value)
-    findings: dict[str, Any] = {}
-    if out.edema.extent is not EdemaExtent.unknown:
-        present = out.edema.extent is not EdemaExtent.none
-        findings["edema"] = Presence.present.value if present else Presence.absent.value
-        findings["stir_high"] = findings["edema"]
-        findings["edema_extent"] = out.edema.extent.value
-    if out.subchondral_band.present is not Presence.unknown:
-        findings["subchondral_band"] = out.subchondral_band.present.value
-        if out.subchondral_band.present is Presence.present:
-            # A thickness not decided for another reason than the cut-off's margin (which the
-            # differential and the staging apply themselves) is not given: they then take the band
-            # as present, its thickness unknown.
-            t = out.subchondral_band.thickness_mm
-            trusted = not out.subchondral_band.indeterminate or (
-                t is not None and abs(t - BAND_CUTOFF_MM) < BAND_INDETERMINATE_MM)
-            if t and trusted:
-                findings["subchondral_band_thickness_mm"] = out.subchondral_band.thickness_mm
-            if out.subchondral_band.length_mm:
-                findings["subchondral_band_length_mm"] = out.subchondral_band.length_mm
-    if out.acetabular_edema.present is not Presence.unknown:
-        findings["acetabular_edema"] = out.acetabular_edema.present.value
-    if out.effusion.present is not Presence.unknown:
-        findings["effusion"] = out.effusion.present.value
-    return findings
 
 
 #: Days from the onset of pain at which an MRI of the episode can lie (the case model's range

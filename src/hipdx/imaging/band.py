@@ -17,8 +17,9 @@ marrow and band the dark run's start is the edge). The band is the largest conti
 profiles at least ``MIN_RAY_THICKNESS_MM`` deep and ``MIN_BAND_LENGTH_MM`` long; its length is that run's arc length and its
 thickness the 75th percentile of its profiles, both the maximum over slices.
 
-Cut-offs: a band of at least 4 mm predicts an irreversible lesion (Vande Berg et al.,
-Radiology 1999); within ``BAND_INDETERMINATE_MM`` of it the band is reported as indeterminate.
+Cut-offs: a subchondral T2-hypointense band, especially one 4 mm or thicker, suggests an
+irreversible lesion (Vande Berg et al., J Radiol 2011;92(6):557-566, bibliography
+``vandeberg2011``); within ``BAND_INDETERMINATE_MM`` of it the band is reported as indeterminate.
 
 Where it holds: the thickness is measured right under normal marrow and under edema that lowers
 the head's T1 marrow to 0.8 of normal, but not to 0.7. With the head's marrow at 0.7 (to the
@@ -38,58 +39,30 @@ import numpy as np
 from scipy import ndimage
 
 from hipdx.imaging.heads import FemoralHead
+from hipdx.imaging.parameters import param
 from hipdx.imaging.volume import Volume
 from hipdx.reasoning.encode import BAND_CUTOFF_MM, BAND_INDETERMINATE_MM
 
-#: Low signal: below this fraction of the median central-head marrow signal (imaging.md 4).
-LOW_FRACTION = 0.55
-#: Dome: profiles up to this angle from the superior direction (degrees), every ANGLE_STEP_DEG.
-DOME_HALF_ANGLE_DEG = 60.0
-ANGLE_STEP_DEG = 3.0
-#: Sampling step along a profile (mm).
-STEP_MM = 0.25
-#: A profile counts as banded from this low-run depth (mm); a band needs MIN_BAND_PROFILES of them.
-MIN_RAY_THICKNESS_MM = 0.75
-MIN_BAND_PROFILES = 3
-#: A band is a line along the subchondral plate: a dark run shorter than this arc (mm) is a focus
-#: (a vessel, a trabecular shadow, the fovea's edge), not a band. Estimate: about four in-plane
-#: voxels at the usual 0.8-1 mm; no published minimum length was found. Shorter runs on the two
-#: normal hips where they occurred measured 2.3-2.4 mm.
-MIN_BAND_LENGTH_MM = 4.0
-#: Slices within this fraction of the radius from the centre are measured.
-SLICE_REACH_FRACTION = 0.6
-#: The marrow/cortex boundary is fitted on profiles up to this angle from superior (degrees).
-FIT_HALF_ANGLE_DEG = 90.0
-#: Profiles reach this far (mm) beyond the head radius found, to find the boundary.
-EDGE_SEARCH_MM = 2.0
-#: Profiles whose edge lies deeper than this (mm) below the fitted boundary are left out of the fit.
-TRIM_MM = 0.5
-#: Dark: below this fraction of the marrow reference (band and cortex; edema on T1 is not).
-DARK_FRACTION = 0.4
-#: The marrow -> band edge lies at most this far (mm) inside the start of the dark run.
-RAMP_MM = 0.75
-#: The subchondral plate (or band) is sought this deep under the head radius (mm), in dark runs of
-#: at least MIN_RAY_THICKNESS_MM. Estimate: deeper than the thickest bands of osteonecrosis the
-#: staging reads (4 mm cut-off, bands up to ~7 mm in the tests) with margin, shallower than the
-#: physeal scar under the dome (about half the radius, ~10 mm and more), which must stay ignored.
-PLATE_WINDOW_MM = 10.0
+#: Tuned parameters (value, unit, basis and reason in imaging/data/parameters.yaml, "band").
+LOW_FRACTION = param("band.low_fraction")
+DOME_HALF_ANGLE_DEG = param("band.dome_half_angle_deg")
+ANGLE_STEP_DEG = param("band.angle_step_deg")
+STEP_MM = param("band.step_mm")
+MIN_RAY_THICKNESS_MM = param("band.min_ray_thickness_mm")
+MIN_BAND_PROFILES = param("band.min_band_profiles")
+MIN_BAND_LENGTH_MM = param("band.min_band_length_mm")
+SLICE_REACH_FRACTION = param("band.slice_reach_fraction")
+FIT_HALF_ANGLE_DEG = param("band.fit_half_angle_deg")
+EDGE_SEARCH_MM = param("band.edge_search_mm")
+TRIM_MM = param("band.trim_mm")
+DARK_FRACTION = param("band.dark_fraction")
+RAMP_MM = param("band.ramp_mm")
+PLATE_WINDOW_MM = param("band.plate_window_mm")
 N_LONG = max(1, int(round(MIN_RAY_THICKNESS_MM / STEP_MM)))
-#: A band's thickness is decided only when the head's T1 marrow (median of its region) is at least
-#: this share of the other head's. Measured on the real T1 anatomy with one head's marrow lowered
-#: to the cortex: every 5 mm band read 4.7-5.5 mm at 0.8 of normal; at 0.7, 2 of 6 read thin
-#: (2.2 and 3.4 mm). The limit is halfway between the two lowerings. As a ratio to the other head
-#: the coil's left-right field moves them by up to 6 % on these series (0.8 read 0.75-0.84, 0.7
-#: read 0.66-0.74), so a larger coil asymmetry moves where the limit falls.
-DECIDED_T1_RATIO = 0.75
-#: No band found is reported as absent only when the head's T1 marrow is at least this share of
-#: the other head's. Measured the same way: at 0.7 every 5 and 2 mm band was found (12 of 12) and
-#: none on the six unbanded heads; at 0.6 two of ten were missed (a 5 mm band among them).
-#: Halfway, as above.
-ABSENCE_DECIDED_T1_RATIO = 0.65
-#: Marrow reference: this percentile of the slice's in-head samples.
-MARROW_PERCENTILE = 90.0
-#: The smoothed box reaches this many voxels beyond the outermost profile sample.
-BOX_MARGIN_VOXELS = 2
+DECIDED_T1_RATIO = param("band.decided_t1_ratio")
+ABSENCE_DECIDED_T1_RATIO = param("band.absence_decided_t1_ratio")
+MARROW_PERCENTILE = param("band.marrow_percentile")
+BOX_MARGIN_VOXELS = param("band.box_margin_voxels")
 
 
 @dataclass(frozen=True)
@@ -206,7 +179,6 @@ def measure_subchondral_band(t1_or_stir: Volume, head: FemoralHead) -> Band:
     dome = np.abs(fan) <= np.deg2rad(DOME_HALF_ANGLE_DEG) + 1e-9
     dirs = np.cos(fan)[:, None] * superior + np.sin(fan)[:, None] * col_dir
     design = np.column_stack([np.ones(len(fan)), np.cos(fan), np.sin(fan)])  # circle: r0 + a cos + b sin
-    rays = np.arange(len(fan))
     # The profiles of every slice first, so only the box around them is smoothed.
     slices = []
     for k in ks:
@@ -226,80 +198,110 @@ def measure_subchondral_band(t1_or_stir: Volume, head: FemoralHead) -> Band:
     best_thickness, best_length = 0.0, 0.0
     for (offset, r_slice, radii, _), start in zip(slices, starts):
         profiles = values[start: start + len(fan) * len(radii)].reshape(len(fan), -1)
-        # Marrow reference: bright marrow of this slice (a high percentile resists edema, low on T1).
-        marrow = _percentile(profiles[:, radii < r_slice - 1.0].ravel(), MARROW_PERCENTILE)
-        if marrow <= 0:
+        found = _band_on_slice(profiles, radii, r_slice, offset, design, dome)
+        if found is None:
             continue
-        low = profiles < LOW_FRACTION * marrow
-        # Inner edge of the dark run under the surface: the outermost marrow -> low crossing.
-        crossing = ~low[:, :-1] & low[:, 1:]
-        has = crossing.any(axis=1)
-        last = crossing.shape[1] - 1 - np.argmax(crossing[:, ::-1], axis=1)
-        # ... but not beyond the plate: when edema lowers the marrow (and with it the LOW level),
-        # cartilage outside the plate is no longer low and the outermost crossing lies beyond the
-        # plate or band. Then the crossing before the first long dark run within PLATE_WINDOW_MM
-        # of the surface is the edge (deeper dark lines, the physeal scar, stay ignored).
-        dark = profiles < DARK_FRACTION * marrow
-        long_dark = ndimage.minimum_filter1d(dark.view(np.int8), N_LONG, axis=1,
-                                             origin=-(N_LONG // 2)).astype(bool)  # a run of N_LONG starts here
-        window = radii >= r_slice - PLATE_WINDOW_MM
-        starts_dark = long_dark[:, :-1] & window[None, :-1]
-        first_dark = np.where(starts_dark.any(axis=1), np.argmax(starts_dark, axis=1), crossing.shape[1])
-        before = crossing & (np.arange(crossing.shape[1])[None, :] < first_dark[:, None])
-        moved = has & (last >= first_dark) & before.any(axis=1)
-        last = np.where(moved, crossing.shape[1] - 1 - np.argmax(before[:, ::-1], axis=1), last)
-        lo, hi = profiles[rays, last], profiles[rays, last + 1]
-        frac = np.clip((lo - LOW_FRACTION * marrow) / np.maximum(lo - hi, 1e-6), 0, 1)
-        edge = np.where(has, radii[last] + frac * STEP_MM, np.nan)
-        # Marrow/cortex boundary of the head on this slice: a circle fitted to the edges of the
-        # profiles without a band (iteratively trimming profiles whose edge lies deeper).
-        use = has.copy()
-        for _ in range(4):
-            if use.sum() < 6:
-                break
-            coef, *_ = np.linalg.lstsq(design[use], edge[use], rcond=None)
-            resid = edge - design @ coef
-            kept, use = use, has & (resid > -TRIM_MM)
-            if np.array_equal(use, kept):  # converged: another round would fit the same profiles again
-                break
-        if use.sum() < 6:
-            continue
-        boundary = design @ coef
-        # A band is dark: its run must hold a crossing of DARK_FRACTION (edema on T1, about half
-        # the marrow signal, is low but not dark). The edge is the LOW_FRACTION crossing unless
-        # that lies more than RAMP_MM inside the dark run's start (edema between marrow and band);
-        # then the dark run's start is the edge.
-        dark_crossing = ~dark[:, :-1] & dark[:, 1:]
-        has_dark = dark_crossing.any(axis=1)
-        last_dark = dark_crossing.shape[1] - 1 - np.argmax(dark_crossing[:, ::-1], axis=1)
-        # The dark run is the plate's (or band's): the first long one within the window, not a
-        # dark structure beyond the joint (the acetabular plate) that the outermost crossing may be.
-        in_window = first_dark < crossing.shape[1]
-        last_dark = np.where(in_window, np.minimum(last_dark, np.maximum(first_dark - 1, 0)), last_dark)
-        edge_dark = radii[last_dark] + STEP_MM
-        inner = np.where(has & has_dark, np.where(edge_dark - edge <= RAMP_MM, edge, edge_dark), boundary)
-        # Depth along the sphere radius (off-centre slices cut the shell obliquely).
-        depth = np.sqrt(boundary**2 + offset**2) - np.sqrt(np.clip(inner, 0, None) ** 2 + offset**2)
-        depth = np.where(dome, depth, 0.0)
-        # The longest run of adjacent banded profiles (the first of equally long ones).
-        steps = np.diff(np.concatenate([[0], (depth >= MIN_RAY_THICKNESS_MM).view(np.int8), [0]]))
-        run_starts, run_stops = np.flatnonzero(steps == 1), np.flatnonzero(steps == -1)
-        if not run_starts.size:
-            continue
-        longest = int(np.argmax(run_stops - run_starts))
-        n_run = int(run_stops[longest] - run_starts[longest])
-        if n_run < MIN_BAND_PROFILES:
-            continue
-        in_run = slice(int(run_starts[longest]), int(run_stops[longest]))
-        thickness = _percentile(depth[in_run], 75)
-        r_mid = float(np.mean(boundary[in_run]))
-        length = float((n_run - 1) * np.deg2rad(ANGLE_STEP_DEG) * r_mid) if n_run > 1 else 0.0
-        if length < MIN_BAND_LENGTH_MM:
-            continue
-        best_thickness = max(best_thickness, thickness)
-        best_length = max(best_length, length)
+        best_thickness = max(best_thickness, found[0])
+        best_length = max(best_length, found[1])
     if best_thickness <= 0:
         return Band(False, None, None, False)
     thickness = round(best_thickness, 1)
     indeterminate = abs(thickness - BAND_CUTOFF_MM) < BAND_INDETERMINATE_MM
     return Band(True, thickness, round(best_length, 1) or None, indeterminate)
+
+
+def _band_on_slice(profiles: np.ndarray, radii: np.ndarray, r_slice: float, offset: float, design: np.ndarray,
+                   dome: np.ndarray) -> tuple[float, float] | None:
+    """(thickness, length) in mm of the band on one slice's fan of profiles; None when there is none."""
+    # Marrow reference: bright marrow of this slice (a high percentile resists edema, low on T1).
+    marrow = _percentile(profiles[:, radii < r_slice - 1.0].ravel(), MARROW_PERCENTILE)
+    if marrow <= 0:
+        return None
+    edge, has, dark, first_dark = _marrow_edges(profiles, radii, r_slice, marrow)
+    boundary = _fitted_boundary(design, edge, has)
+    if boundary is None:
+        return None
+    # A band is dark: its run must hold a crossing of DARK_FRACTION (edema on T1, about half
+    # the marrow signal, is low but not dark). The edge is the LOW_FRACTION crossing unless
+    # that lies more than RAMP_MM inside the dark run's start (edema between marrow and band);
+    # then the dark run's start is the edge.
+    dark_crossing = ~dark[:, :-1] & dark[:, 1:]
+    has_dark = dark_crossing.any(axis=1)
+    last_dark = dark_crossing.shape[1] - 1 - np.argmax(dark_crossing[:, ::-1], axis=1)
+    # The dark run is the plate's (or band's): the first long one within the window, not a
+    # dark structure beyond the joint (the acetabular plate) that the outermost crossing may be.
+    in_window = first_dark < dark_crossing.shape[1]
+    last_dark = np.where(in_window, np.minimum(last_dark, np.maximum(first_dark - 1, 0)), last_dark)
+    edge_dark = radii[last_dark] + STEP_MM
+    inner = np.where(has & has_dark, np.where(edge_dark - edge <= RAMP_MM, edge, edge_dark), boundary)
+    # Depth along the sphere radius (off-centre slices cut the shell obliquely).
+    depth = np.sqrt(boundary**2 + offset**2) - np.sqrt(np.clip(inner, 0, None) ** 2 + offset**2)
+    depth = np.where(dome, depth, 0.0)
+    return _longest_band(depth, boundary)
+
+
+def _marrow_edges(profiles: np.ndarray, radii: np.ndarray, r_slice: float, marrow: float
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per profile: the marrow -> low edge (mm from the centre, nan when none), whether there is one,
+    the dark samples and the index of the first long dark run within the plate window."""
+    rays = np.arange(profiles.shape[0])
+    low = profiles < LOW_FRACTION * marrow
+    # Inner edge of the dark run under the surface: the outermost marrow -> low crossing.
+    crossing = ~low[:, :-1] & low[:, 1:]
+    has = crossing.any(axis=1)
+    last = crossing.shape[1] - 1 - np.argmax(crossing[:, ::-1], axis=1)
+    # ... but not beyond the plate: when edema lowers the marrow (and with it the LOW level),
+    # cartilage outside the plate is no longer low and the outermost crossing lies beyond the
+    # plate or band. Then the crossing before the first long dark run within PLATE_WINDOW_MM
+    # of the surface is the edge (deeper dark lines, the physeal scar, stay ignored).
+    dark = profiles < DARK_FRACTION * marrow
+    long_dark = ndimage.minimum_filter1d(dark.view(np.int8), N_LONG, axis=1,
+                                         origin=-(N_LONG // 2)).astype(bool)  # a run of N_LONG starts here
+    window = radii >= r_slice - PLATE_WINDOW_MM
+    starts_dark = long_dark[:, :-1] & window[None, :-1]
+    first_dark = np.where(starts_dark.any(axis=1), np.argmax(starts_dark, axis=1), crossing.shape[1])
+    before = crossing & (np.arange(crossing.shape[1])[None, :] < first_dark[:, None])
+    moved = has & (last >= first_dark) & before.any(axis=1)
+    last = np.where(moved, crossing.shape[1] - 1 - np.argmax(before[:, ::-1], axis=1), last)
+    lo, hi = profiles[rays, last], profiles[rays, last + 1]
+    frac = np.clip((lo - LOW_FRACTION * marrow) / np.maximum(lo - hi, 1e-6), 0, 1)
+    edge = np.where(has, radii[last] + frac * STEP_MM, np.nan)
+    return edge, has, dark, first_dark
+
+
+def _fitted_boundary(design: np.ndarray, edge: np.ndarray, has: np.ndarray) -> np.ndarray | None:
+    """Marrow/cortex boundary of the head on one slice, per profile: a circle fitted to the edges of
+    the profiles without a band (iteratively trimming profiles whose edge lies deeper); None with
+    fewer than six profiles to fit."""
+    use = has.copy()
+    for _ in range(4):
+        if use.sum() < 6:
+            break
+        coef, *_ = np.linalg.lstsq(design[use], edge[use], rcond=None)
+        resid = edge - design @ coef
+        kept, use = use, has & (resid > -TRIM_MM)
+        if np.array_equal(use, kept):  # converged: another round would fit the same profiles again
+            break
+    if use.sum() < 6:
+        return None
+    return design @ coef
+
+
+def _longest_band(depth: np.ndarray, boundary: np.ndarray) -> tuple[float, float] | None:
+    """(thickness, length) of the longest run of adjacent banded profiles (the first of equally long
+    ones), None when it is shorter than MIN_BAND_PROFILES or MIN_BAND_LENGTH_MM."""
+    steps = np.diff(np.concatenate([[0], (depth >= MIN_RAY_THICKNESS_MM).view(np.int8), [0]]))
+    run_starts, run_stops = np.flatnonzero(steps == 1), np.flatnonzero(steps == -1)
+    if not run_starts.size:
+        return None
+    longest = int(np.argmax(run_stops - run_starts))
+    n_run = int(run_stops[longest] - run_starts[longest])
+    if n_run < MIN_BAND_PROFILES:
+        return None
+    in_run = slice(int(run_starts[longest]), int(run_stops[longest]))
+    thickness = _percentile(depth[in_run], 75)
+    r_mid = float(np.mean(boundary[in_run]))
+    length = float((n_run - 1) * np.deg2rad(ANGLE_STEP_DEG) * r_mid) if n_run > 1 else 0.0
+    if length < MIN_BAND_LENGTH_MM:
+        return None
+    return thickness, length

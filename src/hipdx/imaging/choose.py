@@ -39,12 +39,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hipdx.imaging.parameters import param
 from hipdx.imaging.volume import SeriesKind, Volume
 
-#: A series covers both hips when its field of view spans this much from left to right (mm): the
-#: femoral head centres are 125-210 mm apart (``anatomy.INTER_HEAD_DISTANCE_MM``), plus a head
-#: radius of about 25 mm on each side. An estimate from those figures, not a published cut-off.
-BILATERAL_FIELD_MM = 260.0
+#: Tuned parameters (value, unit, basis and reason in imaging/data/parameters.yaml, "series_choice").
+BILATERAL_FIELD_MM = param("series_choice.bilateral_field_mm")
 
 
 @dataclass(frozen=True)

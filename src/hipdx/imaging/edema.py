@@ -30,32 +30,21 @@ import numpy as np
 from scipy import ndimage
 
 from hipdx.errors import ImagingError
+from hipdx.imaging.parameters import param
 from hipdx.imaging.volume import Volume
 
-#: k in Q3 + k * IQR of the reference marrow when only its quartiles are known (k = 2: best mean
-#: Dice of a fixed k on the SIJ data, imaging.md 1.6).
-THRESHOLD_IQR_FACTOR = 2.0
-#: Hepburn's VHI rule for a drawn reference region: k starts here ...
-VHI_START_FACTOR = 1.5
-#: ... and moves in these steps ...
-VHI_FACTOR_STEP = 0.05
-#: ... until max(normal marrow) - threshold < this many IQR (and stays > 0).
-VHI_MAX_GAP_IQR = 0.5
-#: VHI residue rule: in-plane 8-connected regions with fewer pixels are removed, slice by slice.
-VHI_MIN_REGION_PIXELS = 4
-#: Connected components smaller than this are dropped (mL); about 5 in-plane voxels of 0.6 mm x 3.3 mm.
-MIN_COMPONENT_ML = 0.01
-#: Half-contrast delineation: the lesion level is this percentile of the detected voxels.
-LESION_LEVEL_PERCENTILE = 75.0
-#: A histogram peak at least this share of the highest one can be the normal-marrow peak.
-PEAK_SHARE = 0.3
-#: ... and lies at least at this fraction of the highest peak's signal (darker peaks are cortex
-#: and fat partial volume; edema is at most ~2.5 x normal marrow on STIR).
-PEAK_MIN_POSITION = 0.4
-#: Two peaks are distinct when the histogram between them dips below this share of the darker one.
-PEAK_DIP = 0.8
-#: Bone masks smaller than this many voxels are refused: no reference can be estimated.
-MIN_MASK_VOXELS = 50
+#: Tuned parameters (value, unit, basis and reason in imaging/data/parameters.yaml, "edema").
+THRESHOLD_IQR_FACTOR = param("edema.threshold_iqr_factor")
+VHI_START_FACTOR = param("edema.vhi_start_factor")
+VHI_FACTOR_STEP = param("edema.vhi_factor_step")
+VHI_MAX_GAP_IQR = param("edema.vhi_max_gap_iqr")
+VHI_MIN_REGION_PIXELS = param("edema.vhi_min_region_pixels")
+MIN_COMPONENT_ML = param("edema.min_component_ml")
+LESION_LEVEL_PERCENTILE = param("edema.lesion_level_percentile")
+PEAK_SHARE = param("edema.peak_share")
+PEAK_MIN_POSITION = param("edema.peak_min_position")
+PEAK_DIP = param("edema.peak_dip")
+MIN_MASK_VOXELS = param("edema.min_mask_voxels")
 
 
 @dataclass(frozen=True, eq=False)
@@ -313,13 +302,7 @@ def segment_edema(
     image = stir.array
     if not np.isfinite(image[bone]).all():
         raise ImagingError("the image has NaN or infinite values inside the bone mask: no threshold can be set")
-    if reference_marrow is not None:
-        ref = reference_marrow
-    elif reference is not None:
-        ref_mask = _check_mask(stir, reference, "the reference region")
-        ref = reference_from_region(image[ref_mask])
-    else:
-        ref = estimate_reference(image[bone])
+    ref = _reference(stir, bone, reference, reference_marrow)
     if iqr_factor is None:
         vhi = vhi_iqr_factor(ref)
         iqr_factor = THRESHOLD_IQR_FACTOR if vhi is None else vhi
@@ -340,3 +323,14 @@ def segment_edema(
         bone_volume_ml=float(bone.sum() * stir.voxel_volume_ml),
         iqr_factor=iqr_factor,
     )
+
+
+def _reference(stir: Volume, bone: np.ndarray, reference: np.ndarray | None,
+               reference_marrow: ReferenceMarrow | None) -> ReferenceMarrow:
+    """Normal marrow: as given, else from the drawn reference region, else estimated inside the bone."""
+    if reference_marrow is not None:
+        return reference_marrow
+    if reference is not None:
+        ref_mask = _check_mask(stir, reference, "the reference region")
+        return reference_from_region(stir.array[ref_mask])
+    return estimate_reference(stir.array[bone])

@@ -32,6 +32,7 @@ from scipy import ndimage
 
 from hipdx.imaging.edema import MIN_MASK_VOXELS, ReferenceMarrow, estimate_reference, segment_edema
 from hipdx.imaging.heads import FemoralHead
+from hipdx.imaging.parameters import param
 from hipdx.imaging.volume import SeriesKind, Volume
 
 __all__ = [
@@ -43,31 +44,19 @@ __all__ = [
     "measure_effusion",
 ]
 
-#: Acetabular shell: from the head radius found (marrow edge, ~1.7 mm inside the articular surface)
-#: + the first value to + the second (mm). Skips the head cortex, both cartilages (~2.5 mm joint
-#: space) and the acetabular subchondral cortex, and ends inside the acetabular wall's outer cortex
-#: (on the phantom: marrow from surface + 4 to + 12 mm, outer cortex to + 13.5 mm, then muscle).
-ACETABULUM_DEPTH_MM = (6.0, 14.0)
-#: Axis of the acetabular cone: degrees medial of vertical in the coronal plane, and its half angle.
-ACETABULUM_TILT_DEG = 20.0
-ACETABULUM_HALF_ANGLE_DEG = 45.0
-#: Acetabular edema components smaller than this (mL) are dropped (as femoral edema in a study).
-ACETABULAR_MIN_COMPONENT_ML = 0.3
-#: Normal acetabular marrow (the reference): T1 at least this share of the head's fatty marrow.
-ACETABULAR_REFERENCE_T1_RATIO = 0.7
-#: Fluid: STIR at least this multiple of the side's normal femoral marrow (median).
-EFFUSION_STIR_RATIO = 4.0
-#: Fluid: T1 below this share of the head's fatty marrow (90th percentile of the head region).
-EFFUSION_T1_RATIO = 0.5
-#: Capsule band: outside the head sphere (x HEAD_OUTSIDE) up to CAPSULE_REACH_MM beyond the head
-#: radius found, and around the neck from its region radius to CAPSULE_REACH_MM beyond it, along the
-#: neck axis up to CAPSULE_NECK_END x the radius (the capsule's attachment near the neck base).
-CAPSULE_HEAD_OUTSIDE = 1.03
-CAPSULE_REACH_MM = 14.0
-CAPSULE_NECK_RADIUS = 0.58
-CAPSULE_NECK_END = 2.0
-#: Fluid components smaller than this (mL) are dropped (vessels, noise).
-EFFUSION_MIN_COMPONENT_ML = 0.2
+#: Tuned parameters (value, unit, basis and reason in imaging/data/parameters.yaml, "joint").
+ACETABULUM_DEPTH_MM = param("joint.acetabulum_depth_mm")
+ACETABULUM_TILT_DEG = param("joint.acetabulum_tilt_deg")
+ACETABULUM_HALF_ANGLE_DEG = param("joint.acetabulum_half_angle_deg")
+ACETABULAR_MIN_COMPONENT_ML = param("joint.acetabular_min_component_ml")
+ACETABULAR_REFERENCE_T1_RATIO = param("joint.acetabular_reference_t1_ratio")
+EFFUSION_STIR_RATIO = param("joint.effusion_stir_ratio")
+EFFUSION_T1_RATIO = param("joint.effusion_t1_ratio")
+CAPSULE_HEAD_OUTSIDE = param("joint.capsule_head_outside")
+CAPSULE_REACH_MM = param("joint.capsule_reach_mm")
+CAPSULE_NECK_RADIUS = param("joint.capsule_neck_radius")
+CAPSULE_NECK_END = param("joint.capsule_neck_end")
+EFFUSION_MIN_COMPONENT_ML = param("joint.effusion_min_component_ml")
 
 
 def _index_box(t1: Volume, lo_mm: np.ndarray, hi_mm: np.ndarray) -> tuple[slice, ...]:

@@ -60,59 +60,30 @@ from hipdx.imaging.anatomy import (
     head_problems,
     pair_problems,
 )
-from hipdx.imaging.heads import (
+from hipdx.imaging.femur import FemoralHead, femur_regions, neck_axis
+from hipdx.imaging.head_fit import (
     FIT_MAX_SHIFT_MM,
     FIT_MIN_FALL_PER_MM,
     FIT_MIN_POINTS,
     FIT_RAYS,
     FIT_ROUNDS,
     FIT_SLICE_REACH,
-    SLICE_RADII_MM,
-    FemoralHead,
-    _block_mean,
-    _circle_votes,
-    _edge_points,
-    _intensity_range,
-    _neck_axis,
-    _regions,
-    _scaled,
-    _sphere_scores_all_slices,
+    edge_points,
     roof_share,
 )
+from hipdx.imaging.head_search import SLICE_RADII_MM, circle_votes, sphere_scores_all_slices
+from hipdx.imaging.intensity import block_mean, intensity_bounds, scaled_intensity
+from hipdx.imaging.parameters import param
 from hipdx.imaging.volume import Volume
 
-#: In-plane pixel size of the second search (mm): the T1 series' own pixels, or whole multiples of
-#: them near this size. The coarse step put the darkened real heads (T1 x 0.7 / 0.6 / 0.5) within
-#: 6 mm of the truth in 12 of 18 cases at 2.7 mm pixels, 14 at 1.8 mm, 17 at 0.9 mm (the
-#: whole-image search's best circle on that side: 6 of 18); ``docs/imaging-analysis.md``.
-PARTNER_PIXEL_MM = 0.9
-#: Sphere radii tried in the coarse step (mm apart).
-PARTNER_RADIUS_STEP_MM = 1.0
-#: A core (the inner 0.7 of the sphere) whose median T1 signal is below this share of the other
-#: head's has no marrow signal. Estimate: edematous marrow (T1 600-1200 ms) gives 0.45-0.7 of the
-#: T1 spin-echo signal of fatty marrow (T1 250-300 ms) at TR 550 / TE 10 ms (``research/imaging.md``
-#: 3), muscle about 0.4; a metal implant's signal void is near zero (0.02 on the simulated
-#: prosthesis here).
-PARTNER_VOID_RATIO = 0.2
-#: The least fall of the marrow edge (``FIT_MIN_FALL_PER_MM``) is scaled by the darker core's T1
-#: ratio to the anchor's, down to this share. Estimate: the fall from marrow into the dark cortex
-#: shrinks in proportion to the marrow signal; 0.4 is the darkest edematous marrow expected (T1
-#: 1200 ms, ``PARTNER_VOID_RATIO``), below which a fall is noise.
-MIN_FALL_SCALE = 0.4
-#: Share of the sphere's radius whose core signal is compared: the inner 0.7 R (a third of the
-#: volume) stays clear of the cortex and the band under the dome (at most ~0.3 R deep).
-CORE_FRACTION = 0.7
-#: Edge points within this distance of the fitted sphere support it (mm), as in the main fit.
-INLIER_MM = 1.5
-#: A head found on the fluid-sensitive series (:func:`find_partner_on_fluid`) must show edema: its
-#: core's fluid-sensitive signal over the other head's, divided by the same ratio on T1, at least
-#: this. Edema raises the one and lowers the other; the coil's left-right field moves both
-#: together, so it cancels. Measured on the three real series (fluid-sensitive series made from
-#: the T1): untouched heads 0.95-1.09, also with one side of both series x 0.7 or x 1.3 (a coil
-#: field); edematous heads (fluid x 1.6-2.0, T1 x 0.7-0.5) 2.08-4.33. Estimate: between the two,
-#: below the edema contrast of 1.6 measured on real STIR (``research/imaging.md`` 1.6) over a T1
-#: lowered to 0.9.
-FLUID_EDEMA_CONTRAST = 1.5
+#: Tuned parameters (value, unit, basis and reason in imaging/data/parameters.yaml, "partner").
+PARTNER_PIXEL_MM = param("partner.partner_pixel_mm")
+PARTNER_RADIUS_STEP_MM = param("partner.partner_radius_step_mm")
+PARTNER_VOID_RATIO = param("partner.partner_void_ratio")
+MIN_FALL_SCALE = param("partner.min_fall_scale")
+CORE_FRACTION = param("partner.core_fraction")
+INLIER_MM = param("partner.inlier_mm")
+FLUID_EDEMA_CONTRAST = param("partner.fluid_edema_contrast")
 
 
 @dataclass(frozen=True)
@@ -157,14 +128,14 @@ def _fit_centre(
 ) -> tuple[np.ndarray, int]:
     """The sphere centre fitted to the marrow edge with the radius fixed; the number of edge points supporting it.
 
-    Rounds of :func:`hipdx.imaging.heads._edge_points` around the current sphere, each followed by
+    Rounds of :func:`hipdx.imaging.head_fit.edge_points` around the current sphere, each followed by
     a robust geometric fit of the centre (each point pulled back by the radius along its direction;
     points more than max(1.5 mm, 3 MAD) off dropped), until it moves less than 0.1 mm.
     """
     centre = np.asarray(start, float)
     support = 0
     for _ in range(FIT_ROUNDS):
-        points = _edge_points(t1, lo, hi, centre, radius_mm, min_fall)
+        points = edge_points(t1, lo, hi, centre, radius_mm, min_fall)
         if len(points) < FIT_MIN_POINTS:
             break
         fitted = centre.copy()
@@ -186,7 +157,7 @@ def _fit_centre(
         centre = fitted
         if step < 0.1:
             break
-    points = _edge_points(t1, lo, hi, centre, radius_mm, min_fall)
+    points = edge_points(t1, lo, hi, centre, radius_mm, min_fall)
     if len(points):
         support = int((np.abs(np.linalg.norm(points - centre, axis=1) - radius_mm) <= INLIER_MM).sum())
     return centre, support
@@ -214,10 +185,10 @@ def _coarse_centre(t1: Volume, lo: float, hi: float, anchor: FemoralHead, side: 
         return None
     box = tuple(slice(a, b) for a, b in zip(start, stop))
     factor = max(1, int(round(PARTNER_PIXEL_MM / min(dy, dx))))
-    img = _scaled(_block_mean(t1.array[box], factor), lo, hi)
+    img = scaled_intensity(block_mean(t1.array[box], factor), lo, hi)
     pix = min(dy, dx) * factor
     radii_px = np.arange(max(2, int(np.floor(SLICE_RADII_MM[0] / pix))), int(np.ceil(min(SLICE_RADII_MM[1], largest + 1) / pix)) + 1)
-    votes = _circle_votes(img, radii_px)
+    votes = circle_votes(img, radii_px)
     # Patient position of every centre on the search grid, and whether the pair would be plausible.
     k, j, i = np.indices(img.shape)
     grid = np.stack([k + start[0], j * factor + (factor - 1) / 2.0 + start[1], i * factor + (factor - 1) / 2.0 + start[2]], -1)
@@ -234,7 +205,7 @@ def _coarse_centre(t1: Volume, lo: float, hi: float, anchor: FemoralHead, side: 
         return None
     best_score, best_at = -1.0, -1
     for radius_mm in np.arange(anchor.radius_mm / MAX_RADIUS_RATIO, largest + 1e-6, PARTNER_RADIUS_STEP_MM):
-        scores = _sphere_scores_all_slices(votes, radii_px, radius_mm / pix, dz / pix).reshape(-1)
+        scores = sphere_scores_all_slices(votes, radii_px, radius_mm / pix, dz / pix).reshape(-1)
         at = int(np.argmax(np.where(allowed, scores, -1.0)))
         if scores[at] > best_score:
             best_score, best_at = float(scores[at]), at
@@ -258,7 +229,7 @@ def find_partner(t1: Volume, anchor: FemoralHead) -> PartnerSearch:
         accepted.
     """
     side = Side.left if anchor.side is Side.right else Side.right
-    lo, hi = _intensity_range(t1.array)
+    lo, hi = intensity_bounds(t1.array)
     coarse = _coarse_centre(t1, lo, hi, anchor, side)
     if coarse is None:
         return PartnerSearch(None, None, False, f"the {side.value} hip is outside the T1 series' field of view")
@@ -308,15 +279,15 @@ def _head_at(t1: Volume, lo_hi: tuple[float, float], side: Side, centre: np.ndar
     """The head accepted at ``centre``: its own neck axis (the caller reconciles the pair,
     :func:`hipdx.imaging.heads.reconcile_neck_axes`), regions, and score (share of edge rays supporting it)."""
     lateral = -1 if side is Side.right else 1
-    axis, brightness = _neck_axis(t1, *lo_hi, centre, radius, lateral)
-    head, neck, inter, box = _regions(t1, centre, radius, axis)
+    axis, brightness = neck_axis(t1, *lo_hi, centre, radius, lateral)
+    head, neck, inter, box = femur_regions(t1, centre, radius, axis)
     rays = _rays_on_sphere(t1, centre, radius)
     return FemoralHead(side, centre, radius, support / rays if rays else 0.0, axis, head, neck, inter, box,
                        found_by="partner search", neck_brightness=float(brightness), roof_share=roof)
 
 
 def _rays_on_sphere(t1: Volume, centre: np.ndarray, radius_mm: float) -> int:
-    """How many edge rays :func:`hipdx.imaging.heads._edge_points` casts on a sphere (the score's denominator)."""
+    """How many edge rays :func:`hipdx.imaging.head_fit.edge_points` casts on a sphere (the score's denominator)."""
     kc = float(t1.to_index(centre)[0])
     d = (np.arange(t1.array.shape[0]) - kc) * t1.spacing_mm[0]
     return int((np.abs(d) < FIT_SLICE_REACH * radius_mm).sum()) * FIT_RAYS
@@ -337,11 +308,11 @@ def find_partner_on_fluid(t1: Volume, fluid: Volume, anchor: FemoralHead) -> Par
         ``t1_ratio`` is the core's T1 signal over the anchor's, as for :func:`find_partner`.
     """
     side = Side.left if anchor.side is Side.right else Side.right
-    lo, hi = _intensity_range(fluid.array)
+    lo, hi = intensity_bounds(fluid.array)
     coarse = _coarse_centre(fluid, lo, hi, anchor, side)
     if coarse is None:
         return PartnerSearch(None, None, False, f"the {side.value} hip is outside the fluid-sensitive series")
-    t1_lo_hi = _intensity_range(t1.array)
+    t1_lo_hi = intensity_bounds(t1.array)
     centre, support = _fit_beside(t1, t1_lo_hi, anchor, coarse[0])
     t1_ratio, fluid_ratio = _core_ratio(t1, centre, anchor), _core_ratio(fluid, centre, anchor)
     problems = []

@@ -43,6 +43,8 @@ from typing import Any
 from pydicom.datadict import tag_for_keyword
 from pydicom.tag import Tag
 
+from hipdx.imaging.parameters import param
+
 MAX_MATRIX = 2048
 MAX_SLICES = 1024
 MAX_VOXELS = 2**27
@@ -61,9 +63,8 @@ COSINE_TOLERANCE = 1e-3
 #: last. Stored values up to 2**32 x 1e6 stay far inside float32.
 RESCALE_SLOPE = (1e-6, 1e6)
 MAX_RESCALE_INTERCEPT = 1e6
-#: Share of an image's voxels that may be NaN or infinite (read as 0) before a result resting
-#: on the image is called damaged: 0.1%, a few stray voxels; 30% NaN leaves a band 7 mm thick.
-MAX_DAMAGED_SHARE = 0.001
+#: Tuned parameters (value, unit, basis and reason in imaging/data/parameters.yaml, "reading").
+MAX_DAMAGED_SHARE = param("reading.max_damaged_share")
 
 
 def tag_name(keyword: str) -> str:
@@ -241,3 +242,9 @@ def nifti_header_problems(header: Any, affine: Any) -> list[str]:
     if intercept is not None and not (math.isfinite(intercept) and abs(intercept) <= MAX_RESCALE_INTERCEPT):
         problems.append(f"scl_inter = {intercept!r}: must be finite, within +-{MAX_RESCALE_INTERCEPT:g}")
     return problems
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """A message on one line, at most ``limit`` characters (binary junk in a value can be long)."""
+    text = " ".join(text.split()).encode("ascii", "backslashreplace").decode("ascii")
+    return text if len(text) <= limit else text[: limit - 3] + "..."

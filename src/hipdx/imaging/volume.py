@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 import numpy as np
+from scipy import ndimage
 
 
 class SeriesKind(str, Enum):
@@ -97,3 +98,42 @@ class Volume:
         pts = np.asarray(point_lps, dtype=float)
         ijk = (np.concatenate([pts, np.ones(pts.shape[:-1] + (1,))], axis=-1) @ np.linalg.inv(self.affine).T)[..., :3]
         return ijk[..., ::-1]
+
+
+def resample_onto(moving: Volume, fixed: Volume, box: tuple[slice, ...] | None = None) -> np.ndarray:
+    """Intensities of ``moving`` at the voxel centres of ``fixed`` (or of a box of it), through patient mm.
+
+    Outside the moving volume the value is 0. Linear interpolation; when the voxel centres of
+    ``fixed`` fall on those of ``moving`` (same grid, or one shifted by whole voxels: series of
+    one session usually share it) the values are copied without interpolation.
+    """
+    box = box or tuple(slice(0, n) for n in fixed.array.shape)
+    shape = tuple(max(b.stop - b.start, 0) for b in box)
+    # fixed voxel (i, j, k) -> moving voxel (i, j, k), as one affine map.
+    to_moving = np.linalg.inv(moving.affine) @ fixed.affine
+    linear, offset = to_moving[:3, :3], to_moving[:3, 3]
+    start_ijk = np.array([box[2].start, box[1].start, box[0].start], float)
+    origin_ijk = linear @ start_ijk + offset
+    if np.allclose(linear, np.eye(3), atol=1e-6) and np.allclose(origin_ijk, np.round(origin_ijk), atol=1e-4):
+        out = np.zeros(shape, np.float32)
+        i0, j0, k0 = (int(v) for v in np.round(origin_ijk))
+        src = [(k0, shape[0], moving.array.shape[0]), (j0, shape[1], moving.array.shape[1]), (i0, shape[2], moving.array.shape[2])]
+        lo = [max(0, -a) for a, _, _ in src]
+        hi = [min(n, m - a) for a, n, m in src]
+        if all(h > low for low, h in zip(lo, hi)):
+            out[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = moving.array[
+                src[0][0] + lo[0]:src[0][0] + hi[0], src[1][0] + lo[1]:src[1][0] + hi[1], src[2][0] + lo[2]:src[2][0] + hi[2]
+            ]
+        return out
+    # Moving (k, j, i) index of every voxel of the box: per-axis terms of the affine, broadcast.
+    steps = [np.arange(n, dtype=float) for n in shape]  # k, j, i offsets within the box
+    index = []
+    for row in (2, 1, 0):  # moving k, j, i
+        index.append(
+            origin_ijk[row]
+            + (steps[0] * linear[row, 2])[:, None, None]
+            + (steps[1] * linear[row, 1])[None, :, None]
+            + (steps[2] * linear[row, 0])[None, None, :]
+        )
+    values = ndimage.map_coordinates(moving.array, np.stack(index).reshape(3, -1), order=1, mode="constant", cval=0.0)
+    return values.reshape(shape).astype(np.float32)

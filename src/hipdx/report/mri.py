@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from hipdx.imaging.analyze import MriAnalysis, SideOut
+from hipdx.report.markdown import escape_html
 
 #: Said on every rendering: the numbers are automatic and must be checked on the images.
 DISCLAIMER = (
@@ -132,15 +133,15 @@ def format_mri_analysis(analysis: MriAnalysis, markdown: bool = False, *, headin
         if "; not used: " in reason
     ]
     lines: list[str] = []
-    if markdown:
+    if markdown:  # series descriptions and warnings come from the files: made inert, as in the rest of the Markdown
         lines += [f"{'#' * heading_level} {MRI_TITLE}", ""] if title else []
-        lines += [f"_{DISCLAIMER}_", "", f"Series used: {used}", ""]
-        lines += [f"{p}\n" for p in passed_over]
+        lines += [f"_{DISCLAIMER}_", "", f"Series used: {escape_html(used)}", ""]
+        lines += [f"{escape_html(p)}\n" for p in passed_over]
         lines += ["| measure | right | left |", "|---|---|---|"]
         lines += [f"| {a} | {b} | {c} |" for a, b, c in cells]
         lines += ["", side_to_side(analysis)]
         lines += [f"- note: {n}" for n in mri_notes(analysis)]
-        lines += [f"- **warning:** {w}" for w in analysis.warnings]
+        lines += [f"- **warning:** {escape_html(w)}" for w in analysis.warnings]
     else:
         w0 = max(len(a) for a, _, _ in cells)
         w1 = max(len("right"), *(len(b) for _, b, _ in cells))

@@ -13,8 +13,8 @@ with a legend, the patient's right and left (from the DICOM LPS geometry, radiol
 convention: patient right on the viewer's left) and the caption "hipdx supports a
 clinician's decision".
 
-Masks come from :func:`hipdx.imaging.export.study_masks`: those the analysis kept (the
-femoral heads are not searched again). Drawn with matplotlib's Agg canvas (no display, no pyplot state), fixed size
+The masks are handed in (:class:`~hipdx.imaging.results.StudyMasks`, by default those the
+analysis kept): the renderer draws them and never analyses, searches or rebuilds anything. Drawn with matplotlib's Agg canvas (no display, no pyplot state), fixed size
 (``800 x 800`` pixels), no dates or versions in the file: the same input gives the same bytes.
 """
 
@@ -30,10 +30,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, Polygon
 
 from hipdx.case.model import Presence, Side
-from hipdx.errors import InputError
-from hipdx.imaging.analyze import MriAnalysis, resample_onto
+from hipdx.errors import ImagingError, InputError
 from hipdx.imaging.band import DOME_HALF_ANGLE_DEG
-from hipdx.imaging.export import DISPLAY_COLOURS, Finding, StudyMasks, finding_masks, study_masks
+from hipdx.imaging.results import DISPLAY_COLOURS, Finding, MriAnalysis, StudyMasks, finding_masks
 from hipdx.imaging.volume import Volume
 
 #: Figure size in inches and resolution: 800 x 800 pixels.
@@ -51,10 +50,9 @@ _BAND = DISPLAY_COLOURS[Finding.subchondral_band]
 
 def _slice_image(masks: StudyMasks, k: int) -> tuple[np.ndarray, str]:
     t1 = masks.t1
-    if masks.fluid is None:
+    image = masks.fluid_on_t1_slice(k)
+    if image is None or masks.fluid is None:
         return t1.array[k].astype(np.float32), f"T1 ({t1.description or 'series'})"
-    box = (slice(k, k + 1), slice(0, t1.array.shape[1]), slice(0, t1.array.shape[2]))
-    image = resample_onto(masks.fluid, t1, box)[0]
     return image, f"fluid-sensitive ({masks.fluid.description or 'series'}) on the T1 grid"
 
 
@@ -219,7 +217,6 @@ def _prepare(outdir: Path) -> None:
 
 
 def write_overlays(
-    volumes: list[Volume],
     analysis: MriAnalysis,
     outdir: str | os.PathLike[str],
     *,
@@ -229,15 +226,13 @@ def write_overlays(
 
     Parameters
     ----------
-    volumes
-        The volumes the analysis was made on (``read_study(path).volumes``).
     analysis
         ``analyze_study(volumes)``: band thickness and length, and the numbers in the titles.
     outdir
         Folder for the images; created if needed.
     masks
-        The study's masks, when the caller already has them (``study_masks(volumes, analysis)``);
-        by default those ``analysis`` kept.
+        The study's masks (:class:`~hipdx.imaging.results.StudyMasks`); by default those
+        ``analysis`` kept. Nothing is analysed again here.
 
     Returns
     -------
@@ -252,16 +247,18 @@ def write_overlays(
     InputError
         ``outdir`` is a file or cannot be created or written.
     ImagingError
-        No T1-weighted series (see :func:`~hipdx.imaging.export.study_masks`).
+        No masks are given and the analysis carries none (read back from JSON).
 
     Example
     -------
-    >>> write_overlays(list(study.volumes), analysis, "overlays/")   # doctest: +SKIP
+    >>> write_overlays(analysis, "overlays/")   # doctest: +SKIP
     [PosixPath('overlays/overlay_23_heads.png'), PosixPath('overlays/overlay_26_max_edema.png')]
     """
+    masks = masks if masks is not None else analysis.masks
+    if masks is None:
+        raise ImagingError("the analysis carries no masks (read back from JSON?): hand write_overlays its masks")
     outdir = Path(outdir)
     _prepare(outdir)
-    masks = masks if masks is not None else study_masks(list(volumes), analysis)
     written = []
     for k, reasons in _representative_slices(masks).items():
         path = outdir / f"overlay_{k + 1:02d}_{_tag(reasons)}.png"
