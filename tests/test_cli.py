@@ -15,7 +15,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner, Result
 
-from hipdx import __version__, cli
+from hipdx import __version__, cli, cli_inputs
 from hipdx.cli import app, main
 from hipdx.knowledge import default_data_dir, load_knowledge_base
 
@@ -212,7 +212,7 @@ def test_unexpected_error_is_an_internal_error(write_case, monkeypatch: pytest.M
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cli, "assess", broken)
+    monkeypatch.setattr(cli_inputs, "assess", broken)  # where `hipdx assess` assesses
     result = run("assess", write_case(TOH_CASE))
     assert_clean_failure(result, code=cli.INTERNAL_ERROR)
     assert "internal error: RuntimeError: boom (please report)" in result.stderr

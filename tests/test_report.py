@@ -19,7 +19,7 @@ from hipdx.report import (
     render_text,
 )
 from hipdx.report import view
-from hipdx.report.markdown import cell, table
+from hipdx.report.markup import cell, table
 from hipdx.report.text import probability_bar
 
 KB = load_knowledge_base()

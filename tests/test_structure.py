@@ -182,9 +182,8 @@ def test_one_home_for_the_output_base_the_format_options_and_provenance():
     assert found["_Out"] == [] and found["ReportFormat"] == []
     assert found["Frozen"] == found["OutputProvenance"] == ["hipdx.reasoning.frozen"]
     assert found["OutputFormat"] == found["DataFormat"] == ["hipdx.cli_support"]
-    # a number's source in the knowledge base; the MRI analysis' own becomes an OutputProvenance
-    # with the imaging split (issue 13), which owns hipdx.imaging.analyze
-    assert set(found["Provenance"]) <= {"hipdx.knowledge.schema", "hipdx.imaging.analyze"}
+    # a number's source in the knowledge base; the MRI analysis' own is an OutputProvenance (MriProvenance)
+    assert found["Provenance"] == ["hipdx.knowledge.schema"]
 
 
 #: The measure of issue 13 for the pure core (the imaging wing is split in its own step).

@@ -10,29 +10,23 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from hipdx.cli_support import SERIES_HELP, SUPPORTS, ReportingCommand, TodayOption, assessment_date
+from hipdx.cli_support import SERIES_HELP, SUPPORTS, DocumentFormat, ReportingCommand, TodayOption, assessment_date
 from hipdx.errors import InputError
 
 
-class ReportFormat(str, Enum):
-    html = "html"
-    pdf = "pdf"
-
-
-_SUFFIXES = {".html": ReportFormat.html, ".htm": ReportFormat.html, ".pdf": ReportFormat.pdf}
+_SUFFIXES = {".html": DocumentFormat.html, ".htm": DocumentFormat.html, ".pdf": DocumentFormat.pdf}
 
 OutOption = Annotated[
     Path,
     typer.Option("--out", "-o", metavar="FILE.pdf|FILE.html", help="Where to write the report.", show_default=False),
 ]
 FormatOption = Annotated[
-    ReportFormat | None,
+    DocumentFormat | None,
     typer.Option("--format", "-f", help="pdf or html (default: by the suffix of --out).", show_default=False),
 ]
 ForceOption = Annotated[
@@ -46,7 +40,7 @@ def register_report_commands(app: typer.Typer) -> None:
     app.command("patient-sheet", cls=ReportingCommand, epilog=SUPPORTS)(patient_sheet_command)
 
 
-def output_format(out: Path, given: ReportFormat | None) -> ReportFormat:
+def output_format(out: Path, given: DocumentFormat | None) -> DocumentFormat:
     """The format of the report: ``--format``, else the suffix of ``--out``; they must agree.
 
     Raises
@@ -95,7 +89,7 @@ def report_command(
 
     The course plot when the case has visits; the MRI measurements and key overlay images with --mri; sources and provenance (hipdx version, knowledge-base digest, inputs).
     """
-    from hipdx.cli import assess_inputs
+    from hipdx.cli_inputs import assess_inputs
     from hipdx.knowledge import load_knowledge_base
     from hipdx.output import check_outputs
     from hipdx.report.html import ReportContent, render_html
@@ -139,11 +133,11 @@ def patient_sheet_command(
 # -- what goes with the assessment --------------------------------------------------------------
 
 
-def _write(html: str, out: Path, fmt: ReportFormat, force: bool) -> None:
+def _write(html: str, out: Path, fmt: DocumentFormat, force: bool) -> None:
     from hipdx.output import write_file
     from hipdx.report.html import render_pdf
 
-    data = render_pdf(html) if fmt is ReportFormat.pdf else html.encode("utf-8")
+    data = render_pdf(html) if fmt is DocumentFormat.pdf else html.encode("utf-8")
     write_file(out, lambda temporary: temporary.write_bytes(data), option="--out", force=force)
     typer.echo(f"wrote {out} ({fmt.value}, {len(data):,} bytes)")
 
@@ -179,7 +173,7 @@ def _overlays(study: Any, analysis: Any) -> tuple[Any, ...]:
 
     images = []
     with tempfile.TemporaryDirectory(prefix="hipdx-overlays-") as folder:
-        for path in write_overlays(list(study.volumes), analysis, folder):
+        for path in write_overlays(analysis, folder):
             _, number, tag = path.stem.split("_", 2)
             reasons = " and ".join(_SLICE_REASONS.get(t, t) for t in _split_tag(tag))
             images.append(Image(f"Coronal slice {int(number)}, {reasons}: contours to check on the images.", path.read_bytes()))

@@ -32,6 +32,14 @@ class DataFormat(str, Enum):
     text = "text"
     json = "json"
 
+
+class DocumentFormat(str, Enum):
+    """``--format`` of a printable document (``hipdx report``, ``patient-sheet``): one HTML page or a PDF."""
+
+    html = "html"
+    pdf = "pdf"
+
+
 SUPPORTS = "hipdx supports a clinician's decision; it does not replace it."
 SERIES_HELP = (
     "Set a series' kind: SERIES=KIND, SERIES being its description, SeriesInstanceUID or NIfTI file name, "

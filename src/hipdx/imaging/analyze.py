@@ -45,7 +45,7 @@ from hipdx.imaging.results import (
     FemoralHeadOut,
     JointFindingOut,
     MriAnalysis,
-    Provenance,
+    MriProvenance,
     SideOut,
     Sides,
     StudyMasks,
@@ -327,7 +327,7 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
         side_to_side_edema_ml=round(volumes_ml[Side.left] - volumes_ml[Side.right], 2) if len(volumes_ml) == 2 else None,
         warnings=reported_warnings,
         damaged_pixels=damaged,
-        provenance=Provenance(
+        provenance=MriProvenance(
             hipdx_version=__version__,
             series_used=series_used,
             study_date=_study_date(t1, warnings),

@@ -21,6 +21,7 @@ from hipdx.errors import ImagingError
 from hipdx.imaging.heads import FemoralHead
 from hipdx.imaging.volume import Volume, resample_onto
 from hipdx.reasoning.encode import BAND_CUTOFF_MM, BAND_INDETERMINATE_MM
+from hipdx.reasoning.frozen import OutputProvenance
 
 
 class FemoralHeadOut(BaseModel):
@@ -74,8 +75,9 @@ class Sides(BaseModel):
     right: SideOut
 
 
-class Provenance(BaseModel):
-    hipdx_version: str
+class MriProvenance(OutputProvenance):
+    """What an MRI analysis records of its making: hipdx's version (the base), the series used and why, every parameter."""
+
     series_used: dict[str, str]
     study_date: dt.date | None = Field(default=None, description="StudyDate of the T1 series used (DICOM), if known")
     series_choice: dict[str, str] = Field(
@@ -133,7 +135,7 @@ class MriAnalysis(BaseModel):
     sides: Sides
     side_to_side_edema_ml: float | None = Field(description="Left minus right edema volume (mL)")
     warnings: list[str]
-    provenance: Provenance
+    provenance: MriProvenance
     damaged_pixels: list[str] = Field(
         default_factory=list,
         description="Each series used with more NaN or infinite voxels than the reader accepts (0.1%): the "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hipdx.reasoning.plan import ItemStatus, Plan
 from hipdx.reasoning.staging import StageInput, StageStatus, Staging
-from hipdx.report.markdown import escape_html
+from hipdx.report.markup import escape_html
 
 
 def format_staging(staging: Staging, *, title: bool = True) -> str:

@@ -14,36 +14,16 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from hipdx.knowledge.base import KnowledgeBase
 from hipdx.reasoning.assessment import Assessment, ConditionExplanation
 from hipdx.report import view
+from hipdx.report.markup import escape_html, table
 
 if TYPE_CHECKING:
     from hipdx.imaging.analyze import MriAnalysis
-
-
-def escape_html(text: str) -> str:
-    """Text from the case made inert in Markdown: ``&``, ``<`` and ``>`` as entities, so no raw HTML.
-
-    >>> escape_html('<img src=x onerror="alert(1)">')
-    '&lt;img src=x onerror="alert(1)"&gt;'
-    """
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def cell(text: str) -> str:
-    """Text made safe for one cell of a Markdown table (no pipe, no line break)."""
-    return " ".join(text.split()).replace("|", "\\|")
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A Markdown (GitHub) table."""
-    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def render_markdown(assessment: Assessment, kb: KnowledgeBase, *, analysis: MriAnalysis | None = None) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from hipdx.imaging.analyze import MriAnalysis, SideOut
-from hipdx.report.markdown import escape_html
+from hipdx.report.markup import escape_html
 
 #: Said on every rendering: the numbers are automatic and must be checked on the images.
 DISCLAIMER = (

@@ -29,7 +29,7 @@ from hipdx.reasoning.assessment import Assessment
 if TYPE_CHECKING:
     from hipdx.imaging.analyze import MriAnalysis
 from hipdx.report import view
-from hipdx.report.markdown import escape_html
+from hipdx.report.markup import escape_html
 from hipdx.report.text import DEFAULT_WIDTH, URGENCY_STYLE, capture, heading, probability_bar
 
 #: The leading conditions shown.
