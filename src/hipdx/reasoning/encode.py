@@ -152,25 +152,6 @@ def _sex_pregnancy(case: Case, ctx: _Context) -> Reading:
     return None
 
 
-#: Age bands of the joint age, sex and pregnancy variable: (state suffix, upper bound in years)
-AGE_BANDS: tuple[tuple[str, float | None], ...] = (("under_18", 18), ("18_to_39", 40), ("40_to_59", 60), ("60_or_more", None))
-_SEXES = ("male", "female_not_pregnant", "pregnant_or_postpartum", "female")
-
-
-def _age_sex_pregnancy(case: Case, ctx: _Context) -> Reading:
-    """Age, sex and pregnancy as one variable: the age of a condition can depend on the sex
-    (TOH: pregnant women around 34, men of 30-60, older non-pregnant women). Whatever is not
-    known widens the observation to an aggregate: ``female_40_to_59``, ``age_40_to_59``, ``male``."""
-    sex = _sex_pregnancy(case, ctx)
-    age = case.age_years
-    if age is None:
-        return sex
-    band = next(name for name, upper in AGE_BANDS if upper is None or age < upper)
-    if sex is None:
-        return f"age_{band}", None, ("age_years",)
-    return f"{sex[0]}_{band}", None, ("age_years", *sex[2])
-
-
 _MRI = frozenset({Modality.mri})
 
 
@@ -234,12 +215,7 @@ def _contrast_pattern(case: Case, ctx: _Context) -> Reading:
 
 COMPUTED: dict[str, tuple[Encoder, frozenset[str]]] = {
     # name: (encoder, the states and aggregates it can return)
-    "age_sex_pregnancy": (
-        _age_sex_pregnancy,
-        frozenset(_SEXES)
-        | {f"age_{band}" for band, _ in AGE_BANDS}
-        | {f"{sex}_{band}" for sex in _SEXES for band, _ in AGE_BANDS},
-    ),
+    "sex_pregnancy": (_sex_pregnancy, frozenset({"male", "female", "female_not_pregnant", "pregnant_or_postpartum"})),
     "mri_edema": (
         _mri_edema,
         frozenset({"none", "any_edema"} | {e.value for e in EdemaExtent if e.value not in ("unknown", "none")}),
