@@ -57,7 +57,7 @@ from hipdx.errors import InputError, Problem
 from hipdx.jsonio import loads
 from hipdx.knowledge.base import CompiledVariable, KnowledgeBase
 from hipdx.reasoning.differential import batch_posterior, batch_undefined, batch_weights
-from hipdx.reasoning.encode import CaseEncoder, state_of
+from hipdx.reasoning.encode import CaseEncoder, qualitative_reading, state_of
 from hipdx.reasoning.red_flags import UNKNOWN, probability_flag_ids
 
 #: Cases scored per gather; bounds the (cases, variables, conditions) intermediate to a few MB.
@@ -280,6 +280,20 @@ class BatchEncoder:
             lab_rows = [self._canonical_labs(case.labs) for case in cases]
             for c, values in zip(self._labs, zip(*lab_rows)):
                 out[:, c.column] = c.keys(c.observables(values), days_now)
+            self._read_qualitative_labs(cases, today, out)
+
+    def _read_qualitative_labs(self, cases: Sequence[Case], today: dt.date, out: np.ndarray) -> None:
+        """Labs reported only in words, for the few cases that give one (as ``CaseEncoder``)."""
+        in_words = [(i, case) for i, case in enumerate(cases) if case.labs.qualitative]
+        for c, name in zip(self._labs, self._lab_names):
+            if not c.source.qualitative:
+                continue
+            for i, case in in_words:
+                if out[i, c.column] != self.pad:
+                    continue  # a measured value was read; a case cannot give both
+                reading = qualitative_reading(case, name, c.source, days_since_onset(case, today))
+                if reading is not None:
+                    out[i, c.column] = c.var.keys[(c.var.band(reading[1]), reading[0])]
 
     def _canonical_labs(self, labs: Labs) -> tuple[float | None, ...]:
         """Every lab in its canonical unit (None when not measured), as ``Labs.canonical``.
@@ -390,7 +404,8 @@ class _RedFlagTable:
                     mask = np.zeros(n_rows, dtype=bool)
                     mask[n_rows - 1] = UNKNOWN in states  # the padding row: the variable is not known
                     for (_, observed), key in var.keys.items():
-                        mask[key] = set(var.observables[observed]) <= allowed
+                        covered = set(var.observables[observed])  # the rule of red_flags._holds
+                        mask[key] = covered <= allowed or (UNKNOWN in states and bool(covered & allowed))
                     conditions.append((column[variable], mask))
                 flag.append(conditions)
             self.triggers.append(flag)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Callable
+from typing import Any, Callable, get_args
 
 from pydantic import BaseModel
 
 from hipdx.case import Case, ImagingFindings, ImagingStudy, Modality
-from hipdx.case.model import EdemaExtent, PregnancyStatus, Presence, Sex
+from hipdx.case.model import EdemaExtent, LabResult, PregnancyStatus, Presence, QualitativeLab, Sex
 from hipdx.case.parse import days_since_onset, study_days_since_onset
 from hipdx.case.units import QUANTITIES
 from hipdx.knowledge.base import KnowledgeBase
@@ -96,6 +96,15 @@ def state_of(value: Any, source: Source) -> str | None:
     return str(value)
 
 
+def qualitative_reading(case: Case, name: str, source: Source, days: float | None) -> Reading:
+    """A laboratory result given only in words (``labs.qualitative``) as the state or aggregate
+    its variable maps it to (``source.qualitative``: "raised" CRP covers the raised and high bins)."""
+    result = case.labs.qualitative.get(name)  # type: ignore[call-overload]
+    if result is None or not source.qualitative or result.value not in source.qualitative:
+        return None
+    return source.qualitative[result.value], days, (f"labs.qualitative.{name}",)
+
+
 def _field_reader(path: str, source: Source) -> Encoder:
     parts = path.split(".")
     if parts[0] == "labs" and (parts[1] in QUANTITIES or parts[1] == "bmd_t_score"):  # a measured lab, in its canonical unit
@@ -103,6 +112,8 @@ def _field_reader(path: str, source: Source) -> Encoder:
 
         def read_lab(case: Case, ctx: _Context) -> Reading:
             value = case.labs.canonical(name)
+            if value is None:  # a result reported only in words covers the bins it names
+                return qualitative_reading(case, name, source, ctx.days_now)
             state = state_of(value, source)
             return None if state is None else (state, ctx.days_now, (path,))
 
@@ -253,6 +264,16 @@ def check_source(v: Variable) -> list[str]:
         bad = {s for s, _ in src.bins} - observable
         if bad:
             problems.append(f"bins name {sorted(bad)}, which are not states of the variable")
+    if src.qualitative:
+        bad = {v for v in src.qualitative.values()} - observable
+        if bad:
+            problems.append(f"qualitative targets {sorted(bad)} are not states or aggregates of the variable")
+        results = {r.value for r in LabResult}
+        if set(src.qualitative) - results:
+            problems.append(f"qualitative results {sorted(set(src.qualitative) - results)}: a result in words is one of {sorted(results)}")
+        lab = (src.field or "").split(".", 1)[-1]
+        if lab not in get_args(QualitativeLab):
+            problems.append(f"{src.field} cannot be given in words (labs.qualitative takes {list(get_args(QualitativeLab))})")
     if src.field is not None:
         try:
             target = _resolve_field(src.field)

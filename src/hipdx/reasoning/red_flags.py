@@ -45,7 +45,9 @@ def _holds(kb: KnowledgeBase, variable: str, states: list[str], observed: str | 
     """Whether an observed state (or aggregate) lies within the listed states.
 
     The pseudo-state ``unknown`` in a trigger matches a variable that was not observed,
-    so a rule can ask for "CRP raised, or not measured".
+    so a rule can ask for "CRP raised, or not measured". It also matches an aggregate that
+    is only partly known and may lie within the states: a CRP reported as "raised" without
+    a value may be below 50 mg/L, so "CRP not above 50, or not known" still holds.
     """
     if observed is None:
         return UNKNOWN in states
@@ -54,7 +56,8 @@ def _holds(kb: KnowledgeBase, variable: str, states: list[str], observed: str | 
     for s in states:
         if s != UNKNOWN:
             allowed.update(var.observables[s])
-    return set(var.observables[observed]) <= allowed
+    covered = set(var.observables[observed])
+    return covered <= allowed or (UNKNOWN in states and bool(covered & allowed))
 
 
 def rests_on_findings(kb: KnowledgeBase, observations: Sequence[Observation]) -> bool:
