@@ -90,6 +90,18 @@ EDGE_CASES = NOT_MEASURED_CASES + [
             }
         ]
     },
+    # labs reported only in words (labs.qualitative), beside measured ones
+    {"labs": {"qualitative": {"crp": "raised", "temperature": "raised", "esr": "normal", "wbc": "normal", "calcium": "raised"}}},
+    {"labs": {"crp": {"value": 60, "unit": "mg/L"}, "qualitative": {"esr": "raised", "temperature": "normal", "wbc": "raised"}}},
+    # a CRP raised in words may be below 50 mg/L: the infiltration pattern still holds (neoplasm_signs)
+    {
+        "age_years": 55,
+        "pain": {"at_rest": "present", "at_night": "present"},
+        "labs": {"qualitative": {"crp": "raised"}},
+        "imaging": [{"modality": "mri", "findings": {"edema_extent": "head_and_neck"}}],
+    },
+    # corticosteroids with a CRP raised in words (septic_signs)
+    {"risk_factors": {"corticosteroids": {"status": "present"}}, "labs": {"qualitative": {"crp": "raised"}}},
     # labs exactly on bin edges, in other units
     {
         "age_years": 40,
@@ -202,6 +214,32 @@ def test_red_flags_that_ask_for_a_finding_not_measured(kb):
     assert "septic_signs" not in result.red_flags_of(1)
     assert "neoplasm_signs" in result.red_flags_of(2)
     assert "neoplasm_signs" not in result.red_flags_of(3)
+
+
+def test_labs_in_words_every_combination_read_as_by_the_case_encoder(kb):
+    import itertools
+
+    labs = ("esr", "crp", "wbc", "temperature", "calcium")
+    raw = [
+        {"age_years": 50, "labs": {"qualitative": {lab: r for lab, r in zip(labs, results) if r is not None}}}
+        for results in itertools.product((None, "normal", "raised"), repeat=len(labs))
+    ]
+    cases = [Case.model_validate(c) for c in raw]
+    matrix = batch_encoder_for(kb).keys(cases, TODAY)
+    for i, case in enumerate(cases):
+        np.testing.assert_array_equal(matrix[i], _reference_keys(kb, case), err_msg=str(raw[i]))
+
+
+def test_red_flags_of_labs_in_words(kb):
+    """A CRP raised in words counts as raised (steroids: septic signs) and may be below 50 mg/L
+    (the marrow-infiltration pattern, which a CRP above 50 would explain, still holds)."""
+    start = EDGE_CASES.index({"labs": {"qualitative": {"crp": "raised", "temperature": "raised", "esr": "normal", "wbc": "normal", "calcium": "raised"}}})
+    sample = [Case.model_validate(c) for c in EDGE_CASES[start : start + 4]]
+    result = assess_batch(sample, kb, TODAY)
+    assert "neoplasm_signs" in result.red_flags_of(2)
+    assert "septic_signs" in result.red_flags_of(3)
+    for i, case in enumerate(sample):
+        assert set(result.red_flags_of(i)) == {hit.id for hit in assess(case, kb, TODAY).red_flags if hit.kind != "staging"}
 
 
 def test_empty_batch(kb):

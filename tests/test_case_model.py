@@ -398,3 +398,19 @@ def test_an_unknown_field_with_control_characters_is_named_escaped() -> None:
     # found by the fuzz target: the unknown key itself reached the terminal
     problems = problems_of({"\u001b[8mlimp": "present"})
     assert problems[0].field == "\\x1b[8mlimp" and "unknown field" in problems[0].reason
+
+
+# --- laboratory results reported only in words -------------------------------------------
+
+
+def test_a_lab_result_in_words_is_normal_or_raised_for_a_lab_with_a_reference_range() -> None:
+    case = parse_case({"labs": {"qualitative": {"crp": "raised", "temperature": "normal"}}})
+    assert {k: v.value for k, v in case.labs.qualitative.items()} == {"crp": "raised", "temperature": "normal"}
+    assert case.labs.canonical("crp") is None  # never turned into a number
+    assert fields_of({"labs": {"qualitative": {"crp": "high"}}}) == ["labs.qualitative.crp"]
+    assert fields_of({"labs": {"qualitative": {"egfr": "raised"}}})[0].startswith("labs.qualitative.egfr")
+
+
+def test_a_lab_given_as_a_value_and_in_words_is_refused_naming_it() -> None:
+    problems = problems_of({"labs": {"crp": {"value": 12, "unit": "mg/L"}, "qualitative": {"crp": "normal"}}})
+    assert len(problems) == 1 and "qualitative.crp" in str(problems[0]) and "one or the other" in str(problems[0])

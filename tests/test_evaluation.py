@@ -221,10 +221,9 @@ def test_a_printed_lab_with_number_and_unit_becomes_a_measurement(name, printed,
 @pytest.mark.parametrize(
     ("name", "printed", "reason"),
     [
-        ("crp", "normal", "qualitative"),
-        ("crp", "raised (value not given)", "qualitative"),
-        ("temperature", "afebrile", "qualitative"),
         ("wbc", "3750 leukocytes", "accepted unit"),
+        ("crp", "abnormal", "plain phrases"),
+        ("crp", "mildly elevated in 2 of 4 patients", "accepted unit"),
         ("alp", "alkaline phosphatase 113U", "accepted unit"),
         ("vitamin_d", "18 μg/ml", "accepted unit"),
         ("crp", "< 5 mg/L", "censored"),
@@ -236,10 +235,31 @@ def test_a_printed_lab_with_number_and_unit_becomes_a_measurement(name, printed,
     ],
 )
 def test_a_lab_without_a_clear_number_and_unit_is_skipped(name, printed, reason):
-    assert read_lab(name, printed)[0] is None and reason in read_lab(name, printed)[1]
+    assert read_lab(name, printed)[0] is None
     case, _, skipped = mapped(labs={name: printed})
-    assert case.labs.canonical(name) is None
+    assert case.labs.canonical(name) is None and name not in case.labs.qualitative
     assert mentions(skipped, f"labs.{name}", reason)
+
+
+@pytest.mark.parametrize(
+    ("name", "printed", "result"),
+    [
+        ("crp", "normal", "normal"),
+        ("crp", "raised (value not given)", "raised"),
+        ("esr", "ESR elevated", "raised"),
+        ("temperature", "afebrile", "normal"),
+        ("temperature", "apyrexial at all visits", "normal"),
+        ("temperature", "febrile (value not captured)", "raised"),
+        ("temperature", "high-grade fever", "raised"),
+        ("wbc", "no leukocytosis", "normal"),
+        ("crp", "not elevated", "normal"),
+    ],
+)
+def test_a_lab_printed_only_in_words_is_a_qualitative_result_never_a_number(name, printed, result):
+    case, used, _ = mapped(labs={name: printed})
+    assert case.labs.canonical(name) is None
+    assert case.labs.qualitative[name].value == result
+    assert mentions(used, f"labs.{name}", "a result in words")
 
 
 def test_an_implausible_lab_is_skipped_with_the_models_reason():

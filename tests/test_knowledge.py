@@ -493,3 +493,16 @@ def test_vande_berg_2011_carries_its_french_title(kb: KnowledgeBase) -> None:
     ref = kb.references["vandeberg2011"]
     assert ref.title == "Le syndrome d'œdème médullaire de la tête fémorale"
     assert (ref.journal, ref.volume_pages, ref.pmid) == ("J Radiol", "92(6):557-566", "21704251")
+
+
+def test_a_result_in_words_must_map_to_a_state_of_its_variable(data_copy: Path) -> None:
+    edit_yaml(data_copy / "variables" / "laboratory.yaml", lambda d: variable(d, "crp")["source"]["qualitative"].update(raised="very_high"))
+    error = load_error(data_copy)
+    assert any("crp" in p.field and "very_high" in p.reason for p in error.problems), error
+
+
+def test_a_raised_crp_in_words_counts_as_both_raised_bins(kb: KnowledgeBase) -> None:
+    crp = kb.variables["crp"]
+    assert crp.spec.source.qualitative == {"normal": "normal", "raised": "above_normal"}
+    assert crp.observables["above_normal"] == ("raised", "high")
+    assert kb.variables["temperature"].observables[kb.variables["temperature"].spec.source.qualitative["raised"]] == ("low_grade", "fever")

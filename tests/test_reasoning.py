@@ -429,3 +429,23 @@ def test_without_suspicion_of_infection_contrast_mri_is_not_the_first_study(run)
         "labs": {"temperature": {"value": 36.8, "unit": "degC"}, "crp": {"value": 3, "unit": "mg/L"}},
     }
     assert run(afebrile).next_tests[0].id in ("radiograph", "mri")
+
+
+def test_a_lab_raised_in_words_counts_as_every_raised_bin_and_is_provenanced(run, kb: KnowledgeBase) -> None:
+    """"CRP elevated" with no value: its likelihood is the sum over the raised and high bins,
+    between what a CRP of 20 and one of 80 would count, and the input is named."""
+    in_words = run({**MAN_44, "labs": {"qualitative": {"crp": "raised"}}})
+    assert "labs.qualitative.crp" in in_words.provenance.inputs_used and "crp" not in in_words.provenance.inputs_missing
+    septic = {
+        label: probability(run({**MAN_44, "labs": labs}), "septic")
+        for label, labs in (
+            ("normal", {"crp": {"value": 3, "unit": "mg/L"}}),
+            ("unknown", {}),
+            ("raised", {"crp": {"value": 20, "unit": "mg/L"}}),
+            ("high", {"crp": {"value": 80, "unit": "mg/L"}}),
+        )
+    }
+    words = probability(in_words, "septic")
+    assert septic["unknown"] < words and septic["raised"] < words < septic["high"]
+    normal_in_words = probability(run({**MAN_44, "labs": {"qualitative": {"crp": "normal"}}}), "septic")
+    assert normal_in_words == septic["normal"]

@@ -54,6 +54,18 @@ _U = Presence.unknown
 _LAB_NAMES = ("esr", "crp", "wbc", "temperature", "vitamin_d", "calcium", "creatinine", "egfr", "alp", "synovial_wbc")
 
 
+class LabResult(str, Enum):
+    """A laboratory result reported only in words, against the laboratory's reference range."""
+
+    normal = "normal"
+    raised = "raised"
+
+
+#: Labs whose result can be given in words (``Labs.qualitative``): those the reasoning reads
+#: against a reference range (a fever counts as a raised temperature).
+QualitativeLab = Literal["esr", "crp", "wbc", "temperature", "calcium"]
+
+
 def _to_canonical(name: str, m: Measurement) -> float:
     quantity = QUANTITIES[name]
     value = quantity.to_canonical(m.value, m.unit)
@@ -89,6 +101,13 @@ class Labs(StrictModel):
     synovial_wbc: Measurement | None = Field(default=None, description="White cells in hip joint fluid (aspiration), cells/uL or 10^9/L")
     synovial_culture: Presence = Field(default=_U, description="Gram stain or culture of the joint fluid positive")
     paraprotein: Presence = Field(default=_U, description="A monoclonal protein on serum protein electrophoresis")
+    qualitative: dict[QualitativeLab, LabResult] = Field(
+        default_factory=dict,
+        description=(
+            "Results reported only in words, when no value was given: {\"crp\": \"raised\", "
+            "\"temperature\": \"normal\"} (afebrile). Not for a lab that is also given as a value."
+        ),
+    )
 
     _canonical: dict[str, float] = PrivateAttr(default_factory=dict)
 
@@ -101,6 +120,9 @@ class Labs(StrictModel):
 
     @model_validator(mode="after")
     def _convert(self) -> Labs:
+        for name in self.qualitative:
+            if getattr(self, name) is not None:
+                raise ValueError(f"qualitative.{name}: {name} is also given as a value; give one or the other")
         self._canonical = {
             name: _to_canonical(name, m) for name in _LAB_NAMES if (m := getattr(self, name)) is not None
         }

@@ -111,6 +111,56 @@ def read_lab(name: str, printed: str) -> tuple[Measurement | None, str]:
     return Measurement(value=value, unit=unit), ""
 
 
+#: Words that report a laboratory result against its reference range, without a value.
+_QUALITATIVE_WORDS: dict[str, tuple[str, str]] = {
+    # lab: (raised, normal), each a regular expression matched against the whole cleaned text
+    "esr": (r"raised|elevated|increased|high", r"normal|within normal limits|unremarkable|not (?:raised|elevated|increased)"),
+    "crp": (r"raised|elevated|increased|high|positive", r"normal|within normal limits|unremarkable|not (?:raised|elevated|increased)|negative"),
+    "wbc": (r"raised|elevated|increased|high|leu[ck]ocytosis", r"normal|within normal limits|unremarkable|no leu[ck]ocytosis"),
+    "temperature": (
+        r"raised|elevated|high|febrile|pyrexial|(?:(?:high|low)[- ]grade )?(?:fever|pyrexia)",
+        r"normal|afebrile|apyrexial|no fever|not febrile",
+    ),
+    "calcium": (r"raised|elevated|increased|high", r"normal|within normal limits|unremarkable"),
+}
+_LAB_WORDS = (
+    r"(?:serum |blood |body )?(?:crp|c[- ]reactive protein|esr|(?:erythrocyte )?sedimentation rate|wbc|"
+    r"white (?:blood )?cell count|leu[ck]ocytes?|temperature|calcium)\s*(?:was |is |were )?"
+)
+_DEGREE = r"(?:mildly|slightly|moderately|markedly|highly|very|significantly) "
+_WHEN = r"(?: at (?:all visits|presentation|admission)| on admission| reported| throughout)?"
+
+
+def read_qualitative(name: str, printed: str) -> tuple[str | None, str]:
+    """A laboratory result printed only in words: ``"raised"``, ``"normal"`` or None.
+
+    The whole text (parenthesised remarks dropped) must be one of a few unambiguous phrases:
+    ``"elevated"``, ``"CRP raised"``, ``"mildly elevated"``, ``"afebrile"``, ``"high-grade
+    fever"``, ``"no leukocytosis"``. Anything more (``"elevated in 2 of 4 patients"``, a
+    number, "abnormal") is refused: it is the reader's job to keep what was reported, not to
+    guess.
+
+    Examples
+    --------
+    >>> read_qualitative("crp", "raised (value not given)")
+    ('raised', '')
+    >>> read_qualitative("temperature", "apyrexial at all visits")
+    ('normal', '')
+    >>> read_qualitative("crp", "mildly elevated in 2 of 4 patients")[0] is None
+    True
+    """
+    words = _QUALITATIVE_WORDS.get(name)
+    if words is None:
+        return None, f"hipdx reads no result in words for {name!r}"
+    text = " ".join(_PARENTHESES.sub(" ", printed).lower().split()).strip(" .;,")
+    if _ANY_NUMBER.search(text):
+        return None, "a number is printed: a result in words is read only without one"
+    for result, pattern in zip(("raised", "normal"), words):
+        if re.fullmatch(f"(?:{_LAB_WORDS})?(?:{_DEGREE})?(?:{pattern}){_WHEN}", text):
+            return result, ""
+    return None, "not one of the plain phrases read as raised or normal (elevated, normal, afebrile...)"
+
+
 _T_SCORE = re.compile(r"t[\s-]*score\D{0,12}?([-+]?)\s*(\d+(?:[.,]\d+)?)", re.IGNORECASE)
 _BELOW = re.compile(r"\s*(?:sd\b|standard\s+deviations?)?\s*(below|under|less\s+than|lower\s+than)\b", re.IGNORECASE)
 _ABOVE = re.compile(r"\s*(?:sd\b|standard\s+deviations?)?\s*(above|over|more\s+than|higher\s+than)\b", re.IGNORECASE)

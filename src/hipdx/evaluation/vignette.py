@@ -13,8 +13,10 @@ Rules worth knowing (``docs/evaluation.md`` lists them all):
 - ``pregnancy.status = peripartum`` becomes ``pregnant``: the knowledge base scores
   pregnancy and the puerperium as one state, and ``pregnant`` keeps the radiation and
   contrast warnings of the next-test advice.
-- Laboratory strings give a value only when a number and an accepted unit are printed;
-  ``"normal"``, ``"afebrile"`` and ``"raised"`` are skipped, never turned into numbers.
+- Laboratory strings give a value only when a number and an accepted unit are printed.
+  A result printed only in words (``"elevated"``, ``"normal"``, ``"afebrile"``, ``"fever
+  reported"``) becomes ``labs.qualitative`` (raised or normal), never a number; anything
+  vaguer is skipped.
 - ``fracture_line`` counts as a femoral-neck fracture line only when the study's findings
   text names the neck; a ``mass`` counts as a bone lesion unless the text places it in the
   soft tissues or the joint.
@@ -41,7 +43,7 @@ from hipdx.case import Case
 from hipdx.errors import IntegrationError
 from hipdx.evaluation.draft import NARRATIVE_KEYS, Draft, number, presence
 from hipdx.evaluation.imaging import map_imaging
-from hipdx.evaluation.text import age_from_text, read_lab, read_t_score
+from hipdx.evaluation.text import age_from_text, read_lab, read_qualitative, read_t_score
 from hipdx.jsonio import printable
 
 Mapped = tuple[Case, list[str], list[str]]
@@ -291,7 +293,11 @@ def _labs(labs: Mapping[str, Any], draft: Draft) -> None:
             continue
         measurement, reason = read_lab(name, printed)
         if measurement is None:
-            draft.skip(f"labs.{name}", printed, reason)
+            result, why_not = read_qualitative(name, printed)
+            if result is None:
+                draft.skip(f"labs.{name}", printed, f"{reason}; {why_not}")
+            else:
+                draft.offer(f"labs.{name}", printed, ("labs", "qualitative", name), result, "a result in words")
         else:
             draft.offer(f"labs.{name}", printed, ("labs", name), measurement.model_dump(), "number and unit as printed")
     if isinstance(labs.get("bmd"), str):

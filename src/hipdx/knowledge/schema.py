@@ -212,6 +212,13 @@ class Source(_Data):
     map: dict[str, str | None] | None = Field(
         default=None, description="case value -> state (or aggregate); null: the value is no observation (the base population's own value)"
     )
+    qualitative: dict[str, str] | None = Field(
+        default=None,
+        description=(
+            "a laboratory result reported only in words (case labs.qualitative: normal, raised) -> the state or "
+            "aggregate of the bins it covers; read only when no value is given"
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> Source:
@@ -220,6 +227,8 @@ class Source(_Data):
             raise ValueError("a source has exactly one of field, imaging or computed")
         if self.imaging is not None and not self.finding:
             raise ValueError("an imaging source names its finding")
+        if self.qualitative is not None and not (self.bins and (self.field or "").startswith("labs.")):
+            raise ValueError("qualitative: only a binned laboratory field can be reported in words")
         if self.bins:
             bounds = [b for _, b in self.bins]
             if bounds[-1] is not None or any(b is None for b in bounds[:-1]):

@@ -10,11 +10,11 @@ here, with the data layer, and a test keeps the two lists of encoders equal.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel
 
-from hipdx.case.model import Case, EdemaExtent, ImagingFindings, Modality
+from hipdx.case.model import Case, EdemaExtent, ImagingFindings, LabResult, Modality, QualitativeLab
 from hipdx.knowledge.schema import Variable
 
 #: name -> the states and aggregates each computed encoder (:data:`hipdx.reasoning.encode.COMPUTED`) can return
@@ -54,6 +54,16 @@ def check_source(v: Variable) -> list[str]:
         bad = {s for s, _ in src.bins} - observable
         if bad:
             problems.append(f"bins name {sorted(bad)}, which are not states of the variable")
+    if src.qualitative:
+        bad = set(src.qualitative.values()) - observable
+        if bad:
+            problems.append(f"qualitative targets {sorted(bad)} are not states or aggregates of the variable")
+        results = {r.value for r in LabResult}
+        if set(src.qualitative) - results:
+            problems.append(f"qualitative results {sorted(set(src.qualitative) - results)}: a result in words is one of {sorted(results)}")
+        lab = (src.field or "").split(".", 1)[-1]
+        if lab not in get_args(QualitativeLab):
+            problems.append(f"{src.field} cannot be given in words (labs.qualitative takes {list(get_args(QualitativeLab))})")
     if src.field is not None:
         try:
             target = _resolve_field(src.field)

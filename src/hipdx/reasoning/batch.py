@@ -64,7 +64,15 @@ from hipdx.errors import InputError, Problem
 from hipdx.jsonio import loads
 from hipdx.knowledge.base import CompiledVariable, KnowledgeBase
 from hipdx.reasoning.differential import batch_posterior, batch_undefined, batch_weights
-from hipdx.reasoning.encode import IMAGING_ONLY, CaseEncoder, SourceKind, SourceReader, encoder_for, state_of
+from hipdx.reasoning.encode import (
+    IMAGING_ONLY,
+    CaseEncoder,
+    SourceKind,
+    SourceReader,
+    encoder_for,
+    qualitative_reading,
+    state_of,
+)
 from hipdx.reasoning.red_flags import red_flag_rules
 
 #: Cases scored per gather; bounds the (cases, variables, conditions) intermediate to a few MB.
@@ -285,6 +293,20 @@ class BatchEncoder:
             lab_rows = [tuple(map(case.labs.canonical, names)) for case in cases]
             for c, values in zip(self._labs, zip(*lab_rows)):
                 out[:, c.column] = c.keys(c.observables(values), days_now)
+            self._read_qualitative_labs(cases, timelines, out)
+
+    def _read_qualitative_labs(self, cases: Sequence[Case], timelines: Sequence[Timeline], out: np.ndarray) -> None:
+        """Labs reported only in words, for the few cases that give one (as ``CaseEncoder``)."""
+        in_words = [i for i, case in enumerate(cases) if case.labs.qualitative]
+        for c, name in zip(self._labs, self._lab_names):
+            if not c.source.qualitative:
+                continue
+            for i in in_words:
+                if out[i, c.column] != self.pad:
+                    continue  # a measured value was read; a case cannot give both
+                reading = qualitative_reading(cases[i], name, c.source, timelines[i].onset)
+                if reading is not None:
+                    out[i, c.column] = c.var.keys[(c.var.band(reading[1]), reading[0])]
 
     def _read_case_by_case(self, cases: Sequence[Case], timelines: Sequence[Timeline], today: dt.date, out: np.ndarray) -> None:
         """Computed variables (by the base's encoder) and the imaging studies of each case."""

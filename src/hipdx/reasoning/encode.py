@@ -127,6 +127,15 @@ def is_lab(path: str) -> bool:
     return len(parts) == 2 and parts[0] == "labs" and (parts[1] in QUANTITIES or parts[1] == "bmd_t_score")
 
 
+def qualitative_reading(case: Case, name: str, source: Source, days: float | None) -> Reading:
+    """A laboratory result given only in words (``labs.qualitative``) as the state or aggregate
+    its variable maps it to (``source.qualitative``: "raised" CRP covers the raised and high bins)."""
+    result = case.labs.qualitative.get(name)  # type: ignore[call-overload]
+    if result is None or not source.qualitative or result.value not in source.qualitative:
+        return None
+    return source.qualitative[result.value], days, (f"labs.qualitative.{name}",)
+
+
 def _field_reader(path: str, source: Source) -> Encoder:
     parts = path.split(".")
     if is_lab(path):  # a measured lab, in its canonical unit
@@ -134,6 +143,8 @@ def _field_reader(path: str, source: Source) -> Encoder:
 
         def read_lab(case: Case, ctx: _Context) -> Reading:
             value = case.labs.canonical(name)
+            if value is None and source.qualitative:  # a result reported only in words covers the bins it names
+                return qualitative_reading(case, name, source, ctx.days_now)
             state = state_of(value, source)
             return None if state is None else (state, ctx.days_now, (path,))
 

@@ -77,7 +77,10 @@ class RedFlagRules:
                     mask = np.zeros(n_rows, dtype=bool)
                     mask[self.padding] = UNKNOWN in states
                     for (_, observed), key in var.keys.items():
-                        mask[key] = set(var.observables[observed]) <= allowed
+                        covered = set(var.observables[observed])
+                        # "unknown" also matches an aggregate only partly known that may lie within the
+                        # states: a CRP reported as "raised" without a value may be below 50 mg/L
+                        mask[key] = covered <= allowed or (UNKNOWN in states and bool(covered & allowed))
                     columns.append(column[variable])
                     masks.append(mask)
                     condition_trigger.append(t)
