@@ -29,6 +29,7 @@ from hipdx.case.values import (
     Flag,
     FractureSide,
     JointSpace,
+    LabResult,
     Line,
     Measurement,
     Modality,
@@ -36,6 +37,7 @@ from hipdx.case.values import (
     OnsetType,
     Paragraph,
     PregnancyStatus,
+    QualitativeLab,
     Presence,
     RangeOfMotion,
     Setting,
@@ -52,18 +54,6 @@ _U = Presence.unknown
 
 
 _LAB_NAMES = ("esr", "crp", "wbc", "temperature", "vitamin_d", "calcium", "creatinine", "egfr", "alp", "synovial_wbc")
-
-
-class LabResult(str, Enum):
-    """A laboratory result reported only in words, against the laboratory's reference range."""
-
-    normal = "normal"
-    raised = "raised"
-
-
-#: Labs whose result can be given in words (``Labs.qualitative``): those the reasoning reads
-#: against a reference range (a fever counts as a raised temperature).
-QualitativeLab = Literal["esr", "crp", "wbc", "temperature", "calcium"]
 
 
 def _to_canonical(name: str, m: Measurement) -> float:
@@ -329,6 +319,7 @@ __all__ = [
     "ImagingFindings",
     "ImagingStudy",
     "JointSpace",
+    "LabResult",
     "Labs",
     "Line",
     "Measurement",
@@ -341,6 +332,7 @@ __all__ = [
     "Pregnancy",
     "PregnancyStatus",
     "Presence",
+    "QualitativeLab",
     "RangeOfMotion",
     "RiskFactors",
     "Setting",

@@ -11,7 +11,7 @@ import datetime as dt
 import re
 import unicodedata
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
@@ -234,3 +234,15 @@ class Measurement(StrictModel):
 
     value: Number
     unit: Line = Field(min_length=1)
+
+
+class LabResult(str, Enum):
+    """A laboratory result reported only in words, against the laboratory's reference range."""
+
+    normal = "normal"
+    raised = "raised"
+
+
+#: Labs whose result can be given in words (``Labs.qualitative``): those the reasoning reads
+#: against a reference range (a fever counts as a raised temperature).
+QualitativeLab = Literal["esr", "crp", "wbc", "temperature", "calcium"]
