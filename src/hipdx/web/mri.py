@@ -181,7 +181,8 @@ def mri_router(api: Any, source: Any, today: Callable[[], Any], *, page: Callabl
         if refused:
             return refused
         if job["state"] in ("done", "failed"):
-            return Response(status_code=200, headers={"HX-Refresh": "true"})
+            # 286: htmx stops polling; then it reloads the page, which shows the result
+            return Response(status_code=286, headers={"HX-Refresh": "true"})
         return page("_mri_progress.html", user=user, row=row, job=job)
 
     @router.get("/cases/{case_id}/mri/{job_id}/view/{side}", response_class=HTMLResponse)
