@@ -1,18 +1,14 @@
 """The MRI pages of a stored case: upload a study, follow its analysis, read the measurements,
 scroll through the slices of both hips, and add the findings to the case.
 
-==============================================  ===========================================
-page                                            what it does
-==============================================  ===========================================
-``GET /static/mri/mri.css``                     the pages' stylesheet
-``GET /cases/{id}/mri``                         the upload form (a folder of DICOM files, or a zip)
-``POST /cases/{id}/mri``                        the upload: de-identified, stored, queued; 303 to the job
-``GET /cases/{id}/mri/{job}``                   the job: progress, then measurements and the slice viewer
-``GET /cases/{id}/mri/{job}/progress``          htmx: the progress, polled; reloads the page when it ends
-``GET /cases/{id}/mri/{job}/view/{side}?{side}=n``  htmx: one hip's image at slice ``n`` (1-based)
-``GET /cases/{id}/mri/{job}/slices/{side}/{n}.png``  the image of a slice
-``POST /cases/{id}/mri/{job}/confirm``          the clinician confirms: the findings join the case
-==============================================  ===========================================
+- ``GET /static/mri/mri.css``: the pages' stylesheet
+- ``GET /cases/{id}/mri``: the upload form (a folder of DICOM files, DICOM files, or a zip)
+- ``POST /cases/{id}/mri``: the upload, de-identified, stored and queued; 303 to the job
+- ``GET /cases/{id}/mri/{job}``: the job: progress, then the measurements and the slice viewer
+- ``GET /cases/{id}/mri/{job}/progress``: htmx, the progress polled; 286 and a reload when it ends
+- ``GET /cases/{id}/mri/{job}/view/{side}?{side}=n``: htmx, one hip's image at slice ``n`` (1-based)
+- ``GET /cases/{id}/mri/{job}/slices/{side}/{n}.png``: the image of a slice
+- ``POST /cases/{id}/mri/{job}/confirm``: the clinician confirms; the findings join the case
 
 The upload and the analysis are the REST API's (:func:`hipdx.service.api.mri.submit_study`,
 :func:`~hipdx.service.api.mri.run_job`): one de-identification, one job runner. Without
@@ -25,8 +21,8 @@ the problem named.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request

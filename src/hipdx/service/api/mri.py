@@ -6,7 +6,11 @@ it is written under the data folder, then the job is queued: 202 with ``Location
 URL. ``GET /api/v1/mri/jobs/{id}`` gives its state (queued, running, done, failed), progress
 (0-1), stage, and when done the analysis (the JSON of ``hipdx mri analyze --format json``).
 Jobs run one at a time per worker process; their state is in the database, so any worker
-answers for any job.
+answers for any job. ``GET /api/v1/mri/jobs/{id}/slices/{side}/{n}.png``: a finished job's
+coronal slice ``n`` of one hip with the outlines of the findings (:mod:`hipdx.report.slices`).
+
+:func:`submit_study` (de-identify, store, queue) and :func:`run_job` (read, analyse, draw the
+slices) are the one way in and the one runner for this API and the web pages (``hipdx.web.mri``).
 """
 
 from __future__ import annotations
