@@ -14,6 +14,7 @@ import pytest
 from test_web_browser import (  # noqa: F401 - fixtures
     DESKTOP,
     PASSWORD,
+    TABLET,
     axe_violations,
     browser,
     expect,
@@ -109,14 +110,21 @@ def test_the_mri_page_reads_without_javascript_and_has_no_serious_violation(
     assert f"/slices/left/{before + 2}.png" in pg.locator("#slice-image-left img").get_attribute("src")
     context.close()
 
-    checked = browser.new_context(viewport=DESKTOP, bypass_csp=True)  # axe is an inline script
-    cp = checked.new_page()
-    sign_in_and_open(cp, server, "toh_man")
     found = {}
-    for path in (f"{case_url.removeprefix(server)}/mri", job_url.removeprefix(server)):
-        cp.goto(server + path)
-        violations = axe_violations(cp)
-        if violations:
-            found[path] = violations
-    checked.close()
+    for viewport in (DESKTOP, TABLET):
+        checked = browser.new_context(viewport=viewport, bypass_csp=True)  # axe is an inline script
+        cp = checked.new_page()
+        sign_in_and_open(cp, server, "toh_man")
+        for path in (f"{case_url.removeprefix(server)}/mri", job_url.removeprefix(server)):
+            cp.goto(server + path)
+            violations = axe_violations(cp)
+            if violations:
+                found[f"{path} at {viewport['width']} px"] = violations
+            # nothing wider than a tablet's screen
+            assert cp.evaluate("document.documentElement.scrollWidth") <= viewport["width"], (path, viewport)
+        if viewport is TABLET:
+            cp.goto(job_url)
+            cp.locator("#h-slices").scroll_into_view_if_needed()
+            shot(cp, "mri-viewer-tablet")
+        checked.close()
     assert found == {}, json.dumps(found, indent=1)
