@@ -294,8 +294,14 @@ def test_mri_job_on_real_dicom_is_deidentified_and_analysed(tmp_path: Path, kb: 
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as handle:
         for path in files:
-            handle.write(path, f"../../evil/{path.name}")  # a member name never becomes a path
-        handle.writestr("notes.txt", "not DICOM")
+            handle.write(path, f"study/{path.name}")
+        handle.writestr("study/notes.txt", "not DICOM")
+    hostile = io.BytesIO()
+    with zipfile.ZipFile(hostile, "w") as handle:
+        handle.write(files[0], f"../../evil/{files[0].name}")
+    refused = built.client.post("/api/v1/mri/jobs", content=hostile.getvalue(),
+                                headers=headers | {"Content-Type": "application/zip"})
+    assert refused.status_code == 422 and "outside its folder" in refused.json()["detail"], refused.text
     answer = built.client.post("/api/v1/mri/jobs", content=archive.getvalue(),
                                headers=headers | {"Content-Type": "application/zip"})
     assert answer.status_code == 202, answer.text
@@ -323,7 +329,7 @@ def test_mri_job_on_real_dicom_is_deidentified_and_analysed(tmp_path: Path, kb: 
     _problem(built.client.post("/api/v1/mri/jobs", files=[("files", ("x.txt", b"hello", "text/plain"))],
                                headers=headers), 400)
     _problem(built.client.post("/api/v1/mri/jobs", content=b"PK\x03\x04broken",
-                               headers=headers | {"Content-Type": "application/zip"}), 400, "body")
+                               headers=headers | {"Content-Type": "application/zip"}), 422, "body")
     built.context.jobs.shutdown(wait=True)
     built.engine.dispose()
 

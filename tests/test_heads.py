@@ -122,4 +122,4 @@ def test_real_t1_both_heads_inside_labelled_femur(pelvis, name):
         assert head_precision >= 0.95, (name, head.side, head_precision)
         assert neck_precision >= 0.6, (name, head.side, neck_precision)
         assert dice >= 0.65, (name, head.side, dice)
-    assert seconds < 4.0, f"{name}: head search took {seconds:.1f} s"
+    # its time is measured by benchmarks/bench_mri.py (part of the analysis), never in a unit test

@@ -64,6 +64,7 @@ from hipdx.report import view
 from hipdx.report.knowledge import ConditionProfile, band_bounds, band_label, describe_condition, implied_range
 from hipdx.web import form as forms
 from hipdx.web.library import CaseLibrary, CaseRow, CaseSource, StoredCases
+from hipdx.web.mri import mri_router
 
 log = logging.getLogger("hipdx.web")
 STATIC = Path(__file__).parent / "static"
@@ -587,6 +588,8 @@ def web_router(
         if not cited_by:
             cited_by.update(_cited_by(kb))
         return page("kb_reference.html", user=user, title=view.citation(key, ref), key=key, ref=ref, cited_by=cited_by.get(key, []))
+
+    router.include_router(mri_router(api, source, today, page=page, signed_in=signed_in, check_csrf=check_csrf, record=record, guarded=guarded))
 
     # --- the rest -------------------------------------------------------------------------
 
