@@ -31,10 +31,10 @@ REAL_SERIES = ROOT.parent / "shared" / "data" / "mri" / "pelvis-t1" / "series-01
 @pytest.fixture(scope="module")
 def phantom(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, list[Path]]:
     """A small phantom study (T1 and STIR DICOM), edema of the right hip: its truth and files."""
-    from hipdx.imaging.phantom import write_phantom
+    from hipdx.imaging.phantom import PhantomSpec, write_phantom
 
     folder = tmp_path_factory.mktemp("phantom")
-    truth = write_phantom(folder, seed=3, side="right", edema_ml=20.0, slices=24, rows=192, cols=192, pixel_mm=1.6)
+    truth = write_phantom(folder, PhantomSpec(seed=3, side="right", edema_ml=20.0, slices=24, rows=192, cols=192, pixel_mm=1.6))
     return truth, sorted(p for p in folder.rglob("*.dcm"))
 
 
@@ -149,7 +149,7 @@ def test_a_job_runs_once_for_the_api_and_the_pages(api: Api, phantom: tuple[Any,
     assert image.status_code == 200 and image.content[:4] == b"\x89PNG"
     missing = api.client.get(f"{url}/slices/left/99.png", headers=headers)
     assert missing.status_code == 404 and "no slice 99 of the left hip" in missing.json()["detail"]
-    assert api.client.get(f"{url}/slices/middle/3.png", headers=headers).status_code == 422
+    assert api.client.get(f"{url}/slices/middle/3.png", headers=headers).status_code == 400
     assert api.client.get(f"{url}/slices/left/3.png").status_code == 401
 
 

@@ -26,10 +26,10 @@ from test_web_browser import (  # noqa: F401 - fixtures
 
 @pytest.fixture(scope="module")
 def phantom_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    from hipdx.imaging.phantom import write_phantom
+    from hipdx.imaging.phantom import PhantomSpec, write_phantom
 
     folder = tmp_path_factory.mktemp("phantom")
-    write_phantom(folder, seed=4, side="right", edema_ml=20.0, band_mm=5.0, slices=24, rows=192, cols=192, pixel_mm=1.6)
+    write_phantom(folder, PhantomSpec(seed=4, side="right", edema_ml=20.0, band_mm=5.0, slices=24, rows=192, cols=192, pixel_mm=1.6))
     return sorted(folder.rglob("*.dcm"))
 
 

@@ -48,7 +48,7 @@ _EFFUSION = DISPLAY_COLOURS[Finding.effusion]
 _BAND = DISPLAY_COLOURS[Finding.subchondral_band]
 
 
-def _slice_image(masks: StudyMasks, k: int) -> tuple[np.ndarray, str]:
+def slice_image(masks: StudyMasks, k: int) -> tuple[np.ndarray, str]:
     t1 = masks.t1
     image = masks.fluid_on_t1_slice(k)
     if image is None or masks.fluid is None:
@@ -72,7 +72,7 @@ def _representative_slices(masks: StudyMasks) -> dict[int, list[str]]:
     return chosen
 
 
-def _display_flips(volume: Volume) -> tuple[bool, bool]:
+def display_flips(volume: Volume) -> tuple[bool, bool]:
     """Flip columns so patient right is on the viewer's left, rows so superior is up."""
     col_dir, row_dir = volume.affine[:3, 0], volume.affine[:3, 1]
     return bool(col_dir[0] < 0), bool(row_dir[2] > 0)
@@ -110,8 +110,8 @@ def _figure(masks: StudyMasks, analysis: MriAnalysis, k: int, reasons: list[str]
     """The overlay of slice ``k``: its axes keep image (column, row) pixel coordinates."""
     t1 = masks.t1
     reported = {(side, finding): mask for side, finding, mask in finding_masks(analysis, masks)}
-    image, image_name = _slice_image(masks, k)
-    flip_cols, flip_rows = _display_flips(t1)
+    image, image_name = slice_image(masks, k)
+    flip_cols, flip_rows = display_flips(t1)
     rows, cols = image.shape
     dz, dy, dx = t1.spacing_mm
 

@@ -32,7 +32,7 @@ from hipdx.case.model import Side
 from hipdx.errors import InputError
 from hipdx.imaging.analyze import MriAnalysis, StudyMasks
 from hipdx.imaging.export import DISPLAY_COLOURS, Finding, finding_masks
-from hipdx.report.overlay import _display_flips, _slice_image
+from hipdx.report.overlay import display_flips, slice_image
 
 #: Most slices drawn per hip (those nearest the femoral head centre).
 MAX_SLICES = 160
@@ -91,7 +91,7 @@ def _draw(masks: StudyMasks, reported: dict[tuple[Side, Finding], np.ndarray], s
           window: tuple[slice, slice]) -> bytes:
     t1, head = masks.t1, masks.heads[side]
     rs, cs = window
-    image = _slice_image(masks, k)[0][rs, cs]
+    image = slice_image(masks, k)[0][rs, cs]
     lo, hi = (float(v) for v in np.percentile(image, (1.0, 99.5)))
     grey = np.clip((image - lo) / max(hi - lo, 1e-6) * 255.0, 0, 255).astype(np.uint8)
     rgb = np.repeat(grey[:, :, None], 3, axis=2)
@@ -112,7 +112,7 @@ def _draw(masks: StudyMasks, reported: dict[tuple[Side, Finding], np.ndarray], s
         if mask is not None and mask[k][rs, cs].any():
             rgb[_outline(mask[k][rs, cs])] = _rgb(DISPLAY_COLOURS[finding])
 
-    flip_cols, flip_rows = _display_flips(t1)
+    flip_cols, flip_rows = display_flips(t1)
     if flip_cols:
         rgb = rgb[:, ::-1]
     if flip_rows:
