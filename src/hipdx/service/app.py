@@ -41,6 +41,7 @@ from hipdx.service.auth import IssuerList, Unauthorized
 from hipdx.service.hooks import DISCOVERY, SERVICE_ID, PreconditionFailed, patient_view
 from hipdx.store import AuditStore, CallRecord
 from hipdx.web import CaseLibrary, web_router
+from hipdx.web.smart import SmartConfig
 
 log = logging.getLogger("hipdx.service")
 MAX_BODY_BYTES = 20 * 1024 * 1024
@@ -79,6 +80,8 @@ class ServiceConfig:
     #: the REST API under /api/v1 (hipdx.service.api); None: the CDS services only
     api: ApiContext | None = None
     cases: CaseLibrary | None = None
+    #: the FHIR servers the web pages may be SMART-launched from (hipdx.web.smart)
+    smart: SmartConfig | None = None
 
     def __post_init__(self) -> None:
         if self.issuers is None and not self.insecure_no_auth:
@@ -155,7 +158,7 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
                 except Exception:  # fail-open: the clinician still gets the answer; the failure is logged
                     log.exception("could not record the call in the audit store")
 
-    app.include_router(web_router(knowledge, config.today, config.cases, config.api))  # the clinician's pages (hipdx.web)
+    app.include_router(web_router(knowledge, config.today, config.cases, config.api, config.smart))  # the clinician's pages (hipdx.web)
 
     @app.exception_handler(Unauthorized)
     async def _unauthorized(request: Request, exc: Unauthorized) -> Response:

@@ -20,6 +20,7 @@ from hipdx.service.auth import IssuerList
 from hipdx.service.settings import Settings, load_settings, secret_key
 from hipdx.store import AuditStore, connect, is_current, migrate
 from hipdx.store.replay import DatabaseReplayCache
+from hipdx.web.smart import SmartConfig, SmartServer
 
 
 def prepare_database(settings: Settings) -> None:
@@ -67,6 +68,7 @@ def build_app(settings: Settings) -> FastAPI:
         cors_origins=tuple(settings.cors_origins),
         store=AuditStore(engine, hipdx.__version__, kb.digest),
         api=api,
+        smart=SmartConfig(tuple(SmartServer(**s.model_dump()) for s in settings.smart_servers), settings.public_url),
     )
     return create_app(config, kb)
 
