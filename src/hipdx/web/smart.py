@@ -57,7 +57,7 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx2 as httpx
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from hipdx.errors import HipdxError
@@ -326,7 +326,10 @@ def smart_router(
                   "state": state, "aud": server.iss, "code_challenge": challenge, "code_challenge_method": "S256"}
         if launch is not None:
             params["launch"] = launch
-        response = RedirectResponse(f"{authorize}{'&' if '?' in authorize else '?'}{urlencode(params)}", status_code=303)
+        # a page that continues there, not a redirect: the pages' Content-Security-Policy (form-action 'self')
+        # stops a form's redirect chain (sign-in, the server choice) at another site
+        response = hop(f"{authorize}{'&' if '?' in authorize else '?'}{urlencode(params)}", f"Signing in to {server.label}",
+                       f"Continuing to {server.label} to open the patient's record…")
         response.set_cookie(FLOW_COOKIE, browser, max_age=FLOW_SECONDS, httponly=True, samesite="lax", path="/smart",
                             secure=urlsplit(uri).scheme == "https")
         return response
