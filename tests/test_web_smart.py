@@ -176,6 +176,18 @@ def test_ehr_launch_reads_the_patient_into_the_case(client: httpx.Client, peer: 
         assert all(token not in v for v in client.cookies.values())
 
 
+def test_the_cds_cards_link_launches_hipdx_on_the_patients_chart(client: httpx.Client, peer: Peer, hipdx_url: str) -> None:
+    """patient-view answers a card whose SMART link, launched by the record system, opens the case read."""
+    from test_service import request_for
+
+    answer = client.post(f"{hipdx_url}/cds-services/hipdx-patient-view", json=request_for("toh_man_classic"))
+    assert answer.status_code == 200, answer.text
+    [card] = answer.json()["cards"]
+    assert card["links"] == [{"label": "Open the case in hipdx", "url": f"{hipdx_url}/smart/launch", "type": "smart"}]
+    page, _ = drive(client, ehr_launch_url(client, peer, card["links"][0]["url"].removesuffix("/smart/launch")))
+    assert page.status_code == 200 and f"Case read from FHIR (Patient/{TOH_MAN})" in text(page)
+
+
 def test_standalone_launch_offers_only_the_allowed_servers(client: httpx.Client, peer: Peer, hipdx_url: str) -> None:
     choose = client.get(f"{hipdx_url}/smart/start")
     assert choose.status_code == 200 and "Test hospital" in choose.text and peer.fhir in choose.text

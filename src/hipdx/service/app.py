@@ -201,6 +201,10 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
         request.state.audit = audit
         response = patient_view(body, knowledge, config.today(), config.fhir_servers)
         cards = response["cards"]
+        if config.smart is not None and config.smart.servers:  # the card's link: a SMART launch of the pages (hipdx.web.smart)
+            base = (config.public_url or str(request.base_url)).rstrip("/")
+            for item in cards:
+                item["links"] = [{"label": "Open the case in hipdx", "url": f"{base}/smart/launch", "type": "smart"}]
         request.state.audit = audit | {
             "cards": len(cards),
             "indicator": cards[0]["indicator"] if cards else None,
