@@ -66,6 +66,9 @@ class Peer:
     standalone_patient: str = ""  # the patient the "picker" chooses in a standalone launch
     #: hostile switches: "deny", "no-patient", "garbage-fhir", "no-s256", "html-config", "token-500"
     behaviour: set[str] = field(default_factory=set)
+    #: show an approval page (a form on this site) before redirecting back, as a record system does
+    consent: bool = False
+    approvals: dict[str, str] = field(default_factory=dict)
     authorize_requests: list[dict[str, str]] = field(default_factory=list)
     token_requests: list[dict[str, str]] = field(default_factory=list)
     fhir_requests: list[str] = field(default_factory=list)
@@ -142,7 +145,19 @@ def create_peer(peer: Peer) -> FastAPI:
         code = secrets.token_urlsafe(24)
         peer.codes[code] = {"client_id": CLIENT_ID, "redirect_uri": redirect, "challenge": q["code_challenge"],
                             "patient": patient, "scope": " ".join(scopes)}
-        return RedirectResponse(f"{redirect}?{urlencode({'code': code, 'state': state})}", 302)
+        back = f"{redirect}?{urlencode({'code': code, 'state': state})}"
+        if peer.consent:  # the user approves on the record system's own page: the redirect back starts on its site
+            ticket = secrets.token_urlsafe(16)
+            peer.approvals[ticket] = back
+            return HTMLResponse(f'<!doctype html><html lang="en"><title>Allow?</title><form method="post" action="/auth/approve">'
+                                f'<input type="hidden" name="ticket" value="{ticket}"><button id="allow">Allow hipdx</button></form></html>')
+        return RedirectResponse(back, 302)
+
+    @app.post("/auth/approve")
+    async def approve(request: Request) -> Response:
+        ticket = (await request.form()).get("ticket")
+        back = peer.approvals.pop(ticket, None) if isinstance(ticket, str) else None
+        return RedirectResponse(back, 302) if back else HTMLResponse("unknown ticket", 400)
 
     @app.post("/auth/token")
     async def token(request: Request) -> Response:

@@ -317,7 +317,14 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
-def test_ehr_launch_in_the_browser_signs_in_then_opens_the_case(browser: Any, peer: Peer, hipdx_url: str) -> None:
+@pytest.fixture
+def consent(peer: Peer) -> Iterator[None]:
+    peer.consent = True
+    yield
+    peer.consent = False
+
+
+def test_ehr_launch_in_the_browser_signs_in_then_opens_the_case(browser: Any, peer: Peer, hipdx_url: str, consent: None) -> None:
     peer.behaviour.clear()
     context = browser.new_context(viewport={"width": 1366, "height": 900})
     pg = context.new_page()
@@ -329,6 +336,7 @@ def test_ehr_launch_in_the_browser_signs_in_then_opens_the_case(browser: Any, pe
     pg.fill("#username", "clinician")
     pg.fill("#password", PASSWORD)
     pg.click("button[type=submit]")
+    pg.click("#allow")  # on the record system's page
     pg.wait_for_url(re.compile(r".*/smart/case\?read=.*"), timeout=20000)
     assert pg.locator("h1").first.inner_text() == f"Case read from FHIR (Patient/{TOH_MAN})"
     assert pg.locator("#fhir-sources").count() == 1
@@ -337,13 +345,14 @@ def test_ehr_launch_in_the_browser_signs_in_then_opens_the_case(browser: Any, pe
     # signed in now, a second EHR launch from the other site goes straight through
     pg.goto(f"{peer.base}/ehr?{urlencode({'patient': TOH_MAN, 'app_url': f'{hipdx_url}/smart/launch'})}")
     pg.click("#launch")
+    pg.click("#allow")
     pg.wait_for_url(re.compile(r".*/smart/case\?read=.*"), timeout=20000)
     assert "Case read from FHIR" in pg.locator("h1").first.inner_text()
     context.close()
     assert errors == []
 
 
-def test_standalone_launch_in_the_browser(browser: Any, peer: Peer, hipdx_url: str) -> None:
+def test_standalone_launch_in_the_browser(browser: Any, peer: Peer, hipdx_url: str, consent: None) -> None:
     peer.behaviour.clear()
     peer.standalone_patient = TOH_MAN
     context = browser.new_context(viewport={"width": 1366, "height": 900})
@@ -355,6 +364,7 @@ def test_standalone_launch_in_the_browser(browser: Any, peer: Peer, hipdx_url: s
     pg.wait_for_url(f"{hipdx_url}/smart/start")
     pg.get_by_label(re.compile("Test hospital")).check()
     pg.get_by_role("button", name="Open a patient").click()
+    pg.click("#allow")
     pg.wait_for_url(re.compile(r".*/smart/case\?read=.*"), timeout=20000)
     assert pg.locator("h1").first.inner_text() == f"Case read from FHIR (Patient/{TOH_MAN})"
     context.close()
