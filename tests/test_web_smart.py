@@ -189,6 +189,7 @@ def test_the_cds_cards_link_launches_hipdx_on_the_patients_chart(client: httpx.C
 
 
 def test_standalone_launch_offers_only_the_allowed_servers(client: httpx.Client, peer: Peer, hipdx_url: str) -> None:
+    assert 'href="/smart/start"' in client.get(f"{hipdx_url}/cases/new").text
     choose = client.get(f"{hipdx_url}/smart/start")
     assert choose.status_code == 200 and "Test hospital" in choose.text and peer.fhir in choose.text
     page, _ = drive(client, f"{hipdx_url}/smart/start?{urlencode({'iss': peer.fhir})}")
@@ -203,6 +204,17 @@ def test_an_issuer_not_on_the_allow_list_is_never_contacted(client: httpx.Client
         page = client.get(hipdx_url + path)
         assert page.status_code == 403 and "not on the list of allowed servers" in text(page)
     assert len(peer.authorize_requests) == before
+
+
+def test_the_settings_name_a_bad_smart_server() -> None:
+    from hipdx.errors import InputError
+    from hipdx.service.settings import load_settings
+
+    settings = load_settings(smart_servers=[{"iss": "https://ehr.example.org/fhir", "client_id": "hipdx"}])
+    assert settings.smart_servers[0].scopes == "v2"
+    with pytest.raises(InputError) as raised:
+        load_settings(smart_servers=[{"iss": "ehr.example.org", "client_id": ""}])
+    assert {p.field for p in raised.value.problems} == {"smart_servers.0.iss", "smart_servers.0.client_id"}
 
 
 def test_missing_or_forged_state_is_refused_and_the_real_one_still_works(client: httpx.Client, peer: Peer, hipdx_url: str) -> None:

@@ -4,7 +4,7 @@
 ==========================================  ===========================================
 page                                        what it does
 ==========================================  ===========================================
-``GET /smart/launch?iss=..&launch=..``      EHR launch: discovery, then the authorize redirect
+``GET /smart/launch?iss=..&launch=..``      EHR launch: discovery, then on to the authorize endpoint
 ``GET /smart/start``                        standalone launch: choose one of the configured servers
 ``GET /smart/start?iss=..``                 standalone launch of that server
 ``GET /smart/callback?code=..&state=..``    the authorization server's answer: token, FHIR reads
@@ -286,6 +286,7 @@ def smart_router(
         """A page that continues to ``target`` on this site (so the SameSite=Strict session comes along)."""
         response = page("smart_continue.html", 200, title=title, message=message, target=target)
         response.headers["Refresh"] = f"0; url={target}"
+        response.headers["Referrer-Policy"] = "no-referrer"  # the callback's address holds the code
         return response
 
     def begin(request: Request, iss: str, launch: str | None) -> Response:
