@@ -64,7 +64,8 @@ class Peer:
     tokens: dict[str, str] = field(default_factory=dict)  # access token -> patient
     used_codes: set[str] = field(default_factory=set)
     standalone_patient: str = ""  # the patient the "picker" chooses in a standalone launch
-    #: hostile switches: "deny", "no-patient", "garbage-fhir", "no-s256", "html-config", "token-500"
+    #: hostile switches: "deny", "no-patient", "garbage-fhir", "no-s256", "html-config", "token-500", "foreign-next",
+    #: "refuse-procedures"
     behaviour: set[str] = field(default_factory=set)
     #: show an approval page (a form on this site) before redirecting back, as a record system does
     consent: bool = False
@@ -217,6 +218,11 @@ def create_peer(peer: Peer) -> FastAPI:
         if patient != allowed:
             return JSONResponse({"resourceType": "OperationOutcome"}, 403)
         found = [r for r in peer.patients.get(patient, [])[1:] if r["resourceType"] == kind]
+        if "foreign-next" in peer.behaviour:
+            return JSONResponse({"resourceType": "Bundle", "type": "searchset",
+                                 "link": [{"relation": "next", "url": f"http://elsewhere.example/fhir/{kind}?page=2"}]})
+        if "refuse-procedures" in peer.behaviour and kind == "Procedure":
+            return JSONResponse({"resourceType": "OperationOutcome"}, 403)
         return JSONResponse({"resourceType": "Bundle", "type": "searchset", "total": len(found),
                              "entry": [{"fullUrl": f"{peer.fhir}/{kind}/{r['id']}", "resource": r, "search": {"mode": "match"}}
                                        for r in found]}, media_type="application/fhir+json")

@@ -277,6 +277,8 @@ def test_the_peer_checks_the_verifier(peer: Peer, hipdx_url: str) -> None:
     ("no-s256", 424, "does not offer PKCE with S256"),
     ("html-config", 424, "The SMART configuration (.well-known/smart-configuration): the answer is not JSON"),
     ("token-500", 424, "was refused (HTTP 500)"),
+    ("foreign-next", 424, "The Condition search: the next page is on another server (elsewhere.example)"),
+    ("refuse-procedures", 200, "Procedure: not read (the server refused access)"),
 ])
 def test_hostile_answers_are_named_on_a_page(client: httpx.Client, peer: Peer, hipdx_url: str,
                                              behaviour: str, status: int, words: str) -> None:

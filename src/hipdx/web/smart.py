@@ -224,7 +224,9 @@ def _bundle_resources(client: httpx.Client, iss: str, url: str, what: str, token
             resource = entry.get("resource") if isinstance(entry, dict) else None
             if isinstance(resource, dict) and resource.get("resourceType") != "OperationOutcome":
                 out.append(resource)
-        links = [link.get("url") for link in bundle.get("link", []) if isinstance(link, dict) and link.get("relation") == "next"]
+        given = bundle.get("link")
+        links = [link.get("url") for link in (given if isinstance(given, list) else [])
+                 if isinstance(link, dict) and link.get("relation") == "next"]
         url = links[0] if links and isinstance(links[0], str) else ""
         if not url:
             return out
@@ -309,7 +311,8 @@ def smart_router(
                                    "The SMART configuration (.well-known/smart-configuration)")
         if not isinstance(discovered, dict):
             raise SmartFailure("Not a SMART server", f"The SMART configuration of {server.iss} is not a JSON object.", 424)
-        if "S256" not in (discovered.get("code_challenge_methods_supported") or []):
+        methods = discovered.get("code_challenge_methods_supported")
+        if not isinstance(methods, list) or "S256" not in methods:
             raise SmartFailure("PKCE not supported",
                                f"{server.label} does not offer PKCE with S256 (code_challenge_methods_supported); "
                                "hipdx launches only with it.", 424)
@@ -346,6 +349,12 @@ def smart_router(
             except SmartFailure as failure:
                 log.info("SMART launch stopped: %s", failure.title)
                 return failure_page(failure, user_of(kwargs["request"]))
+            except HipdxError:
+                raise
+            except Exception:  # a defect: logged (no token: it is never in a message), answered as a page
+                log.exception("SMART launch failed")
+                return failure_page(SmartFailure("Launch failed", "hipdx could not finish the launch (an error of hipdx, "
+                                                 "recorded in its log). Start the launch again.", 424), None)
 
         return run
 
