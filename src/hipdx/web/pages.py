@@ -64,7 +64,6 @@ from hipdx.report import view
 from hipdx.report.knowledge import ConditionProfile, band_bounds, band_label, describe_condition, implied_range
 from hipdx.web import form as forms
 from hipdx.web.library import CaseLibrary, CaseRow, CaseSource, StoredCases
-from hipdx.web.smart import SmartConfig, smart_router
 
 log = logging.getLogger("hipdx.web")
 STATIC = Path(__file__).parent / "static"
@@ -113,14 +112,14 @@ def web_router(
     today: Callable[[], dt.date],
     library: CaseLibrary | None = None,
     api: Any | None = None,
-    smart: SmartConfig | None = None,
+    smart: Any | None = None,
 ) -> APIRouter:
     """The pages, for one knowledge base; ``today`` dates each assessment.
 
     ``api`` (:class:`hipdx.service.api.context.ApiContext`): the service's database; the cases
     are the stored ones and the pages need a signed-in user. Without it the pages show
     ``library`` (read-only; none by default) to anyone. ``smart``: the FHIR servers hipdx may
-    be launched from (:mod:`hipdx.web.smart`; none by default).
+    be launched from (:class:`hipdx.web.smart.SmartConfig`; none by default).
     """
     env = _environment()
     source: CaseSource = StoredCases(api.engine) if api is not None else (library or CaseLibrary.empty())
@@ -607,6 +606,8 @@ def web_router(
 
     def not_found(message: str, back: str, back_label: str, user: Any | None = None) -> HTMLResponse:
         return page("message.html", 404, user=user, title="Not found", message=message, back=back, back_label=back_label)
+
+    from hipdx.web.smart import SmartConfig, smart_router
 
     router.include_router(smart_router(smart or SmartConfig(), page=page, user_of=principal, needs_sign_in=api is not None,  # SMART launch
                                        guarded=guarded, signed_in=signed_in, today=today,
