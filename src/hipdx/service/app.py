@@ -204,7 +204,8 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
         if config.smart is not None and config.smart.servers:  # the card's link: a SMART launch of the pages (hipdx.web.smart)
             base = (config.public_url or str(request.base_url)).rstrip("/")
             for item in cards:
-                item["links"] = [{"label": "Open the case in hipdx", "url": f"{base}/smart/launch", "type": "smart"}]
+                item["links"] = [*item.get("links", []),
+                                 {"label": "Open the case in hipdx", "url": f"{base}/smart/launch", "type": "smart"}]
         request.state.audit = audit | {
             "cards": len(cards),
             "indicator": cards[0]["indicator"] if cards else None,
