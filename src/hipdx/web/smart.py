@@ -43,6 +43,7 @@ sessions (or one worker).
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -50,7 +51,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -154,6 +155,20 @@ class _Flows:
         with self._lock:
             flow = self._items.pop(key, None)
         return flow if flow is not None and flow.expires >= time.monotonic() else None
+
+
+@contextlib.contextmanager
+def _defects() -> Iterator[None]:
+    """A defect of hipdx during a launch: logged (never with the token: it is in no message) and
+    answered as a page, never a 5xx."""
+    try:
+        yield
+    except SmartFailure:
+        raise
+    except Exception:
+        log.exception("SMART launch failed")
+        raise SmartFailure("Launch failed", "hipdx could not finish the launch (an error of hipdx, recorded in its log). "
+                           "Start the launch again.", 424) from None
 
 
 def _b64(raw: bytes) -> str:
@@ -299,6 +314,10 @@ def smart_router(
                 query = urlencode({k: v for k, v in request.query_params.items() if k != "hop"} | {"hop": "1"})
                 return hop(f"{request.url.path}?{query}", "Opening hipdx", "Opening hipdx for the launch…")
             signed_in(request)  # raises: the sign-in page, then back here
+        with _defects():
+            return _begin(request, user, iss, launch)
+
+    def _begin(request: Request, user: Any | None, iss: str, launch: str | None) -> Response:
         server = config.server(iss) if iss else None
         if server is None:
             raise SmartFailure("Server not allowed",
@@ -349,12 +368,6 @@ def smart_router(
             except SmartFailure as failure:
                 log.info("SMART launch stopped: %s", failure.title)
                 return failure_page(failure, user_of(kwargs["request"]))
-            except HipdxError:
-                raise
-            except Exception:  # a defect: logged (no token: it is never in a message), answered as a page
-                log.exception("SMART launch failed")
-                return failure_page(SmartFailure("Launch failed", "hipdx could not finish the launch (an error of hipdx, "
-                                                 "recorded in its log). Start the launch again.", 424), None)
 
         return run
 
@@ -380,6 +393,10 @@ def smart_router(
     @guarded
     @answered
     def callback(request: Request, state: str = "", code: str = "", error: str = "", error_description: str = "") -> Response:
+        with _defects():
+            return _callback(request, state, code, error, error_description)
+
+    def _callback(request: Request, state: str, code: str, error: str, error_description: str) -> Response:
         flow = flows.take(state) if state else None
         if flow is None or not hmac.compare_digest(flow.browser, request.cookies.get(FLOW_COOKIE, "")):
             raise SmartFailure("Launch not recognised",
