@@ -49,6 +49,7 @@ from hipdx.service.orders import HOOKS as ORDER_HOOKS
 from hipdx.service.orders import order_service
 from hipdx.store import AuditStore, CallRecord
 from hipdx.web import CaseLibrary, web_router
+from hipdx.web.smart import SmartConfig
 
 log = logging.getLogger("hipdx.service")
 MAX_BODY_BYTES = 20 * 1024 * 1024
@@ -93,6 +94,8 @@ class ServiceConfig:
     #: the REST API under /api/v1 (hipdx.service.api); None: the CDS services only
     api: ApiContext | None = None
     cases: CaseLibrary | None = None
+    #: the FHIR servers the web pages may be SMART-launched from (hipdx.web.smart)
+    smart: SmartConfig | None = None
 
     def __post_init__(self) -> None:
         if self.issuers is None and not self.insecure_no_auth:
@@ -169,7 +172,7 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
                 except Exception:  # fail-open: the clinician still gets the answer; the failure is logged
                     log.exception("could not record the call in the audit store")
 
-    app.include_router(web_router(knowledge, config.today, config.cases, config.api))  # the clinician's pages (hipdx.web)
+    app.include_router(web_router(knowledge, config.today, config.cases, config.api, config.smart))  # the clinician's pages (hipdx.web)
 
     @app.exception_handler(Unauthorized)
     async def _unauthorized(request: Request, exc: Unauthorized) -> Response:
@@ -230,6 +233,11 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
                 order_service, service_id, body, knowledge, config.today(), config.fhir_servers, links(request)
             )
         cards = response["cards"]
+        if config.smart is not None and config.smart.servers:  # the card's link: a SMART launch of the pages (hipdx.web.smart)
+            base = (config.public_url or str(request.base_url)).rstrip("/")
+            for item in cards:
+                item["links"] = [*item.get("links", []),
+                                 {"label": "Open the case in hipdx", "url": f"{base}/smart/launch", "type": "smart"}]
         request.state.audit = audit | {
             "cards": len(cards),
             "indicator": cards[0]["indicator"] if cards else None,

@@ -20,6 +20,7 @@ from hipdx.service.auth import IssuerList
 from hipdx.service.settings import Settings, load_settings, secret_key
 from hipdx.store import AuditStore, connect, is_current, migrate
 from hipdx.store.replay import DatabaseReplayCache
+from hipdx.web.smart import SmartConfig, SmartServer
 
 
 def prepare_database(settings: Settings) -> None:
@@ -69,6 +70,7 @@ def build_app(settings: Settings) -> FastAPI:
         knowledge_base_url=settings.knowledge_base_url,
         store=AuditStore(engine, hipdx.__version__, kb.digest),
         api=api,
+        smart=SmartConfig(tuple(SmartServer(**s.model_dump()) for s in settings.smart_servers), settings.public_url),
     )
     return create_app(config, kb)
 

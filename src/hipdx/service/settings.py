@@ -20,9 +20,9 @@ import os
 import secrets
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -38,6 +38,16 @@ def _default_data_dir() -> Path:
     return Path(base) / "hipdx"
 
 
+class SmartServerSetting(BaseModel):
+    """One FHIR server of the SMART launch allow-list: its ``iss`` and hipdx's client id there."""
+
+    model_config = ConfigDict(extra="forbid")
+    iss: str = Field(pattern=r"^https?://[^\s?#]+$")
+    client_id: str = Field(min_length=1, max_length=200)
+    name: str = ""
+    scopes: Literal["v1", "v2"] = "v2"
+
+
 class Settings(BaseSettings):
     """Every setting of ``hipdx serve``; each is also ``HIPDX_<NAME>`` in the environment."""
 
@@ -51,6 +61,7 @@ class Settings(BaseSettings):
     insecure_no_auth: bool = Field(False, description="CDS calls without a JWT (local testing only)")
     public_url: str | None = None
     fhir_servers: list[str] = []
+    smart_servers: list[SmartServerSetting] = Field([], description="FHIR servers hipdx may be SMART-launched from (docs/web.md)")
     cors_origins: list[str] = []
     #: the absolute URL that opens a patient's case in hipdx, ``{patient}`` replaced by the id (card links)
     case_url: str | None = None

@@ -113,12 +113,14 @@ def web_router(
     today: Callable[[], dt.date],
     library: CaseLibrary | None = None,
     api: Any | None = None,
+    smart: Any | None = None,
 ) -> APIRouter:
     """The pages, for one knowledge base; ``today`` dates each assessment.
 
     ``api`` (:class:`hipdx.service.api.context.ApiContext`): the service's database; the cases
     are the stored ones and the pages need a signed-in user. Without it the pages show
-    ``library`` (read-only; none by default) to anyone.
+    ``library`` (read-only; none by default) to anyone. ``smart``: the FHIR servers hipdx may
+    be launched from (:class:`hipdx.web.smart.SmartConfig`; none by default).
     """
     env = _environment()
     source: CaseSource = StoredCases(api.engine) if api is not None else (library or CaseLibrary.empty())
@@ -399,10 +401,16 @@ def web_router(
         if problem is not None:
             state = forms.FormState({}, summary=[("fhir-file", "The FHIR file", problem)])
             return page("entry.html", 422, user=user, title="New case", **entry_context({}, state, None, None))
+        return fhir_case_page(request, user, mapping)
+
+    def fhir_case_page(request: Request, user: Any | None, mapping: Any, label: str = "", notes: Iterable[str] = ()) -> HTMLResponse:
+        """The entry form filled in from a FHIR mapping, each fact with its source (a file or a SMART launch)."""
         record(request, "E", f"FHIR read {mapping.patient}"[:100])
         case_values = forms.values_from_case(mapping.case.model_dump(mode="json", exclude_defaults=True))
+        if label and "id" not in case_values:
+            case_values["id"] = label
         case, state, assessment = evaluate(list(case_values.items()))
-        return page("entry.html", user=user, title=f"Case read from FHIR ({mapping.patient})",
+        return page("entry.html", user=user, title=f"Case read from FHIR ({mapping.patient})", fhir_notes=list(notes),
                     **entry_context(case_values, state, assessment, case, fhir=mapping))
 
     @router.post("/cases/save", response_class=HTMLResponse)
@@ -602,6 +610,11 @@ def web_router(
     def not_found(message: str, back: str, back_label: str, user: Any | None = None) -> HTMLResponse:
         return page("message.html", 404, user=user, title="Not found", message=message, back=back, back_label=back_label)
 
+    from hipdx.web.smart import SmartConfig, smart_router
+
+    router.include_router(smart_router(smart or SmartConfig(), page=page, user_of=principal, needs_sign_in=api is not None,  # SMART launch
+                                       guarded=guarded, signed_in=signed_in, today=today,
+                                       show_mapping=lambda rq, u, m, patient, notes: fhir_case_page(rq, u, m, f"Patient/{patient}", notes)))
     return router
 
 

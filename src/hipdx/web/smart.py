@@ -1,0 +1,468 @@
+"""SMART App Launch 2.0: hipdx launched from a record system (EHR launch) or on its own
+(standalone launch), reading the patient from the FHIR server into the case-entry form.
+
+==========================================  ===========================================
+page                                        what it does
+==========================================  ===========================================
+``GET /smart/launch?iss=..&launch=..``      EHR launch: discovery, then on to the authorize endpoint
+``GET /smart/start``                        standalone launch: choose one of the configured servers
+``GET /smart/start?iss=..``                 standalone launch of that server
+``GET /smart/callback?code=..&state=..``    the authorization server's answer: token, FHIR reads
+``GET /smart/case?read=..``                 the patient read, in the entry form (each fact's source)
+==========================================  ===========================================
+
+The flow follows SMART App Launch 2.0 (https://hl7.org/fhir/smart-app-launch/) as a public
+client with PKCE:
+
+- Only servers on the allow-list (:class:`SmartConfig`, from the service's settings) are
+  launched; an ``iss`` not on it is refused before any request is made to it.
+- ``{iss}/.well-known/smart-configuration`` gives the endpoints; a server that does not list
+  ``S256`` in ``code_challenge_methods_supported`` is refused (SMART 2.0 requires S256; hipdx
+  never sends ``plain``).
+- The authorize request carries ``response_type=code``, ``client_id``, ``redirect_uri``,
+  ``launch`` (EHR launch), ``scope``, ``state``, ``aud`` (= ``iss``), ``code_challenge`` and
+  ``code_challenge_method=S256``. ``state`` (32 random bytes) and the ``code_verifier`` stay on
+  the server, in this process's memory, for ten minutes, tied to the browser by a cookie
+  (``hipdx_smart``: HttpOnly, SameSite=Lax so it comes back with the authorization server's
+  redirect, path ``/smart``) and to the hipdx user who started the launch.
+- The callback checks ``state`` (once: a state is forgotten when used), exchanges the code
+  with the ``code_verifier``, requires ``token_type`` Bearer, an ``access_token`` and a
+  ``patient``, reads the Patient and the chart resources the FHIR mapping uses, and forgets
+  the token. The token is never logged, shown, stored or put in a cookie.
+- The session cookie of the pages is SameSite=Strict, so it does not come with a redirect
+  from another site: the callback answers a short page that continues (same site) to
+  ``/smart/case``, where the signed-in user who started the launch sees the case.
+
+``openid fhirUser`` is not asked for: hipdx has its own users and does not use the record
+system's identity (an ``id_token`` would otherwise have to be verified).
+
+The launch state lives in one process: with several uvicorn workers, the launch needs sticky
+sessions (or one worker).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import httpx2 as httpx
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from hipdx.errors import HipdxError
+
+log = logging.getLogger("hipdx.web.smart")
+
+FLOW_COOKIE = "hipdx_smart"
+FLOW_SECONDS = 600
+MAX_FLOWS = 1000
+MAX_RESPONSE_BYTES = 20 * 2**20
+MAX_PAGES = 20  # search result pages followed per resource type
+#: The chart resources the FHIR mapping reads (hipdx.fhir.mapping), searched by patient.
+CHART_TYPES = ("Condition", "Observation", "MedicationStatement", "MedicationRequest", "DiagnosticReport",
+               "ImagingStudy", "Procedure", "AllergyIntolerance")
+#: SMART 2.0 scopes: read and search of the patient's chart (``.rs``), and the launch context.
+SCOPES_V2 = " ".join(["patient/Patient.r", *(f"patient/{t}.rs" for t in CHART_TYPES)])
+#: The SMART 1.0 form, for servers that only know it.
+SCOPES_V1 = " ".join(["patient/Patient.read", *(f"patient/{t}.read" for t in CHART_TYPES)])
+
+
+@dataclass(frozen=True)
+class SmartServer:
+    """One FHIR server hipdx may be launched from, as registered with its record system."""
+
+    iss: str
+    client_id: str
+    name: str = ""
+    #: "v2" (``patient/Condition.rs``) or "v1" (``patient/Condition.read``)
+    scopes: str = "v2"
+
+    @property
+    def label(self) -> str:
+        return self.name or self.iss
+
+
+@dataclass(frozen=True)
+class SmartConfig:
+    """The allow-list of FHIR servers, and the address the record system sends the browser back to.
+
+    public_url
+        The service's external base URL (``https://hipdx.example.org``): the redirect URL is
+        ``{public_url}/smart/callback``. Default: the address of the request as received.
+    """
+
+    servers: tuple[SmartServer, ...] = ()
+    public_url: str | None = None
+    timeout_s: float = 10.0
+
+    def server(self, iss: str) -> SmartServer | None:
+        wanted = iss.rstrip("/")
+        return next((s for s in self.servers if s.iss.rstrip("/") == wanted), None)
+
+
+class SmartFailure(Exception):
+    """A launch that cannot go on: the title and message are shown to the clinician."""
+
+    def __init__(self, title: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.title, self.message, self.status = title, message, status
+
+
+@dataclass
+class _Flow:
+    server: SmartServer
+    state: str
+    verifier: str
+    browser: str  # the value of the flow cookie
+    user: str | None  # the hipdx session's token hash
+    redirect_uri: str
+    token_endpoint: str
+    expires: float
+    mapping: Any | None = None
+    patient: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class _Flows:
+    """Launches under way, by state (and, once read, by a read id); each used once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[str, _Flow] = {}
+
+    def put(self, key: str, flow: _Flow) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for k in [k for k, f in self._items.items() if f.expires < now]:
+                del self._items[k]
+            if len(self._items) >= MAX_FLOWS:
+                raise SmartFailure("Too many launches", "Too many SMART launches are under way; try again in a few minutes.", 429)
+            self._items[key] = flow
+
+    def take(self, key: str) -> _Flow | None:
+        with self._lock:
+            flow = self._items.pop(key, None)
+        return flow if flow is not None and flow.expires >= time.monotonic() else None
+
+
+@contextlib.contextmanager
+def _defects() -> Iterator[None]:
+    """A defect of hipdx during a launch: logged (never with the token: it is in no message) and
+    answered as a page, never a 5xx."""
+    try:
+        yield
+    except SmartFailure:
+        raise
+    except Exception:
+        log.exception("SMART launch failed")
+        raise SmartFailure("Launch failed", "hipdx could not finish the launch (an error of hipdx, recorded in its log). "
+                           "Start the launch again.", 424) from None
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def pkce_pair() -> tuple[str, str]:
+    """A PKCE ``code_verifier`` (43 characters of 32 random bytes) and its S256 ``code_challenge``.
+
+    >>> v, c = pkce_pair()
+    >>> len(v), c == _b64(hashlib.sha256(v.encode()).digest())
+    (43, True)
+    """
+    verifier = _b64(secrets.token_bytes(32))
+    return verifier, _b64(hashlib.sha256(verifier.encode("ascii")).digest())
+
+
+def _https_or_loopback(url: str) -> bool:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return parts.scheme == "https" or (parts.scheme == "http" and host in {"127.0.0.1", "localhost", "::1"})
+
+
+def _endpoint(config: dict[str, Any], key: str, iss: str) -> str:
+    value = config.get(key)
+    if not isinstance(value, str) or not _https_or_loopback(value):
+        raise SmartFailure("Not a SMART server",
+                           f"The SMART configuration of {iss} gives no usable {key} (an https address).", 424)
+    return value
+
+
+def _get_json(client: httpx.Client, url: str, what: str, token: str | None = None) -> Any:
+    """GET a JSON document; every failure named (never the token)."""
+    from hipdx.fhir.jsonread import read_json
+
+    headers = {"Accept": "application/fhir+json, application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    try:
+        with client.stream("GET", url, headers=headers) as response:
+            body = b""
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_RESPONSE_BYTES:
+                    raise SmartFailure("Answer too large", f"{what} is larger than {MAX_RESPONSE_BYTES // 2**20} MB.", 424)
+    except httpx.TimeoutException:
+        raise SmartFailure("Server not answering", f"{what}: the server did not answer in time.", 424) from None
+    except httpx.HTTPError as exc:
+        raise SmartFailure("Server unreachable", f"{what}: the server cannot be reached ({type(exc).__name__}).", 424) from None
+    if response.status_code in (401, 403):
+        raise SmartFailure("Access refused", f"{what}: the server refused access (HTTP {response.status_code}).", 424)
+    if response.status_code != 200:
+        raise SmartFailure("Server error", f"{what}: the server answered HTTP {response.status_code}.", 424)
+    try:
+        return read_json(body, what)
+    except HipdxError:
+        raise SmartFailure("Not a FHIR answer", f"{what}: the answer is not JSON.", 424) from None
+
+
+def _bundle_resources(client: httpx.Client, iss: str, url: str, what: str, token: str) -> list[dict[str, Any]]:
+    """The resources of a search, following ``next`` links on the same server."""
+    out: list[dict[str, Any]] = []
+    for _ in range(MAX_PAGES):
+        bundle = _get_json(client, url, what, token)
+        if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle" or not isinstance(bundle.get("entry", []), list):
+            raise SmartFailure("Not a FHIR answer", f"{what}: the answer is not a FHIR Bundle.", 424)
+        for entry in bundle.get("entry", []):
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            if isinstance(resource, dict) and resource.get("resourceType") != "OperationOutcome":
+                out.append(resource)
+        given = bundle.get("link")
+        links = [link.get("url") for link in (given if isinstance(given, list) else [])
+                 if isinstance(link, dict) and link.get("relation") == "next"]
+        url = links[0] if links and isinstance(links[0], str) else ""
+        if not url:
+            return out
+        if not url.startswith(iss.rstrip("/") + "/"):
+            raise SmartFailure("Not a FHIR answer", f"{what}: the next page is on another server ({urlsplit(url).netloc}).", 424)
+    return out
+
+
+def read_chart(client: httpx.Client, iss: str, patient: str, token: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The Patient and the chart resources the mapping reads; a type the server refuses is
+    left out and named in the notes."""
+    base = iss.rstrip("/")
+    record = _get_json(client, f"{base}/Patient/{patient}", "The patient's record", token)
+    if not isinstance(record, dict) or record.get("resourceType") != "Patient" or record.get("id") != patient:
+        raise SmartFailure("Not a FHIR answer", "The patient's record: the answer is not the Patient the launch named.", 424)
+    resources, notes = [record], []
+    for kind in CHART_TYPES:
+        try:
+            resources += _bundle_resources(client, base, f"{base}/{kind}?{urlencode({'patient': patient, '_count': 200})}",
+                                           f"The {kind} search", token)
+        except SmartFailure as failure:
+            if failure.title != "Access refused":
+                raise
+            notes.append(f"{kind}: not read (the server refused access)")
+    return resources, notes
+
+
+def smart_router(
+    config: SmartConfig,
+    *,
+    page: Callable[..., HTMLResponse],
+    user_of: Callable[[Request], Any | None],
+    needs_sign_in: bool,
+    guarded: Callable[[Callable[..., Any]], Callable[..., Any]],
+    signed_in: Callable[[Request], Any | None],
+    show_mapping: Callable[[Request, Any, Any, str, list[str]], HTMLResponse],
+    today: Callable[[], dt.date],
+) -> APIRouter:
+    """The SMART launch pages; the helpers come from :func:`hipdx.web.pages.web_router`.
+
+    ``user_of`` gives the signed-in user or None; ``signed_in`` raises for the pages' sign-in
+    redirect; ``show_mapping(request, user, mapping, patient, notes)`` answers the entry page.
+    """
+    router = APIRouter(include_in_schema=False)
+    flows = _Flows()
+
+    def failure_page(failure: SmartFailure, user: Any | None = None) -> HTMLResponse:
+        return page("message.html", failure.status, user=user, title=failure.title, message=failure.message,
+                    back="/smart/start", back_label="the SMART launch")
+
+    def client() -> httpx.Client:
+        return httpx.Client(timeout=config.timeout_s, follow_redirects=False)
+
+    def redirect_uri(request: Request) -> str:
+        base = config.public_url.rstrip("/") if config.public_url else str(request.base_url).rstrip("/")
+        return f"{base}/smart/callback"
+
+    def hop(target: str, title: str, message: str) -> HTMLResponse:
+        """A page that continues to ``target`` on this site (so the SameSite=Strict session comes along)."""
+        response = page("smart_continue.html", 200, title=title, message=message, target=target)
+        response.headers["Refresh"] = f"0; url={target}"
+        response.headers["Referrer-Policy"] = "no-referrer"  # the callback's address holds the code
+        return response
+
+    def begin(request: Request, iss: str, launch: str | None) -> Response:
+        user = user_of(request)
+        if needs_sign_in and user is None:
+            if request.query_params.get("hop") != "1":
+                # from the record system's page the Strict session cookie did not come along: once more, same site
+                query = urlencode({k: v for k, v in request.query_params.items() if k != "hop"} | {"hop": "1"})
+                return hop(f"{request.url.path}?{query}", "Opening hipdx", "Opening hipdx for the launch…")
+            signed_in(request)  # raises: the sign-in page, then back here
+        with _defects():
+            return _begin(request, user, iss, launch)
+
+    def _begin(request: Request, user: Any | None, iss: str, launch: str | None) -> Response:
+        server = config.server(iss) if iss else None
+        if server is None:
+            raise SmartFailure("Server not allowed",
+                               f"hipdx is not registered with the FHIR server {iss[:200]!r}: it is not on the list of allowed "
+                               "servers (ask the administrator to add it to smart_servers).", 403)
+        if launch is not None and (not launch or len(launch) > 2000 or not launch.isprintable()):
+            raise SmartFailure("Bad launch", "The record system's launch has no usable launch parameter.")
+        with client() as http:
+            discovered = _get_json(http, f"{server.iss.rstrip('/')}/.well-known/smart-configuration",
+                                   "The SMART configuration (.well-known/smart-configuration)")
+        if not isinstance(discovered, dict):
+            raise SmartFailure("Not a SMART server", f"The SMART configuration of {server.iss} is not a JSON object.", 424)
+        methods = discovered.get("code_challenge_methods_supported")
+        if not isinstance(methods, list) or "S256" not in methods:
+            raise SmartFailure("PKCE not supported",
+                               f"{server.label} does not offer PKCE with S256 (code_challenge_methods_supported); "
+                               "hipdx launches only with it.", 424)
+        authorize = _endpoint(discovered, "authorization_endpoint", server.iss)
+        token_endpoint = _endpoint(discovered, "token_endpoint", server.iss)
+        verifier, challenge = pkce_pair()
+        state = secrets.token_urlsafe(32)
+        browser = request.cookies.get(FLOW_COOKIE) or secrets.token_urlsafe(32)
+        uri = redirect_uri(request)
+        flows.put(state, _Flow(server=server, state=state, verifier=verifier, browser=browser,
+                               user=getattr(user, "token_hash", None), redirect_uri=uri, token_endpoint=token_endpoint,
+                               expires=time.monotonic() + FLOW_SECONDS))
+        scope = ["launch" if launch is not None else "launch/patient", SCOPES_V1 if server.scopes == "v1" else SCOPES_V2]
+        params = {"response_type": "code", "client_id": server.client_id, "redirect_uri": uri, "scope": " ".join(scope),
+                  "state": state, "aud": server.iss, "code_challenge": challenge, "code_challenge_method": "S256"}
+        if launch is not None:
+            params["launch"] = launch
+        # a page that continues there, not a redirect: the pages' Content-Security-Policy (form-action 'self')
+        # stops a form's redirect chain (sign-in, the server choice) at another site
+        response = hop(f"{authorize}{'&' if '?' in authorize else '?'}{urlencode(params)}", f"Signing in to {server.label}",
+                       f"Continuing to {server.label} to open the patient's record…")
+        response.set_cookie(FLOW_COOKIE, browser, max_age=FLOW_SECONDS, httponly=True, samesite="lax", path="/smart",
+                            secure=urlsplit(uri).scheme == "https")
+        return response
+
+    def answered(handler: Callable[..., Any]) -> Callable[..., Any]:
+        """Every SmartFailure as its page (status 4xx), after the pages' own sign-in handling."""
+        import functools
+
+        @functools.wraps(handler)
+        def run(*args: Any, **kwargs: Any) -> Response:
+            try:
+                return handler(*args, **kwargs)
+            except SmartFailure as failure:
+                log.info("SMART launch stopped: %s", failure.title)
+                return failure_page(failure, user_of(kwargs["request"]))
+
+        return run
+
+    @router.get("/smart/launch", response_class=HTMLResponse)
+    @guarded
+    @answered
+    def ehr_launch(request: Request, iss: str = "", launch: str = "") -> Response:
+        if not iss or not launch:
+            raise SmartFailure("Bad launch", "An EHR launch needs both iss (the FHIR server) and launch; "
+                               "to start hipdx on its own, use the SMART launch page.")
+        return begin(request, iss[:2000], launch)
+
+    @router.get("/smart/start", response_class=HTMLResponse)
+    @guarded
+    @answered
+    def standalone(request: Request, iss: str = "") -> Response:
+        if not iss:
+            user = signed_in(request)
+            return page("smart_start.html", user=user, title="Open a patient from a FHIR server", servers=config.servers)
+        return begin(request, iss[:2000], None)
+
+    @router.get("/smart/callback", response_class=HTMLResponse)
+    @guarded
+    @answered
+    def callback(request: Request, state: str = "", code: str = "", error: str = "", error_description: str = "") -> Response:
+        with _defects():
+            return _callback(request, state, code, error, error_description)
+
+    def _callback(request: Request, state: str, code: str, error: str, error_description: str) -> Response:
+        flow = flows.take(state) if state else None
+        if flow is None or not hmac.compare_digest(flow.browser, request.cookies.get(FLOW_COOKIE, "")):
+            raise SmartFailure("Launch not recognised",
+                               "This answer does not belong to a launch started here in this browser (its state is "
+                               "missing, unknown, used already or older than ten minutes). Start the launch again.")
+        if error:
+            described = f" ({error_description[:300]})" if error_description and error_description.isprintable() else ""
+            if error == "access_denied":
+                raise SmartFailure("Access not granted", f"{flow.server.label} did not grant hipdx access{described}.", 403)
+            raise SmartFailure("Authorization failed", f"{flow.server.label} answered the authorization with the error "
+                               f"{error[:100]!r}{described}.")
+        if not code:
+            raise SmartFailure("Authorization failed", f"{flow.server.label} answered without an authorization code.")
+        with client() as http:
+            token, patient = exchange(http, flow, code)
+            resources, notes = read_chart(http, flow.server.iss, patient, token)
+            del token
+        from hipdx.fhir import map_fhir
+
+        try:
+            mapping = map_fhir(resources, today(), patient_id=patient)
+        except HipdxError as err:
+            raise SmartFailure("Record not readable", "; ".join([err.message, *(str(p) for p in err.problems[:5])]), 424) from None
+        read_id = secrets.token_urlsafe(32)
+        flow.mapping, flow.patient, flow.notes = mapping, patient, notes
+        flow.expires = time.monotonic() + FLOW_SECONDS
+        flows.put(read_id, flow)
+        return hop(f"/smart/case?{urlencode({'read': read_id})}", "Patient read",
+                   f"The patient's record was read from {flow.server.label}; opening the case…")
+
+    def exchange(http: httpx.Client, flow: _Flow, code: str) -> tuple[str, str]:
+        form = {"grant_type": "authorization_code", "code": code[:4000], "redirect_uri": flow.redirect_uri,
+                "client_id": flow.server.client_id, "code_verifier": flow.verifier}
+        what = f"The token request to {flow.server.label}"
+        try:
+            response = http.post(flow.token_endpoint, data=form, headers={"Accept": "application/json"})
+        except httpx.TimeoutException:
+            raise SmartFailure("Server not answering", f"{what}: the server did not answer in time.", 424) from None
+        except httpx.HTTPError as exc:
+            raise SmartFailure("Server unreachable", f"{what}: the server cannot be reached ({type(exc).__name__}).", 424) from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code != 200:
+            error = body.get("error") if isinstance(body, dict) and isinstance(body.get("error"), str) else f"HTTP {response.status_code}"
+            raise SmartFailure("Authorization failed", f"{what} was refused ({error[:100]}): the code may be used "
+                               "already or expired. Start the launch again.", 424)
+        if not isinstance(body, dict):
+            raise SmartFailure("Wrong token response", f"{what}: the answer is not a JSON object.", 424)
+        token, patient = body.get("access_token"), body.get("patient")
+        if not isinstance(token, str) or not token or str(body.get("token_type", "")).lower() != "bearer":
+            raise SmartFailure("Wrong token response", f"{what}: the answer has no bearer access_token.", 424)
+        if not isinstance(patient, str) or not patient or len(patient) > 64 or not all(c.isalnum() or c in "-." for c in patient):
+            raise SmartFailure("No patient chosen", f"{what}: the answer names no patient (the launch context "
+                               "'patient' is missing), so hipdx does not know whose record to read.", 424)
+        return token, patient
+
+    @router.get("/smart/case", response_class=HTMLResponse)
+    @guarded
+    def read_case(request: Request, read: str = "") -> Response:
+        user = signed_in(request)
+        flow = flows.take(read) if read else None
+        if flow is None or flow.mapping is None or (needs_sign_in and flow.user != getattr(user, "token_hash", None)):
+            return failure_page(SmartFailure("Nothing to open", "There is no patient read for you under this address "
+                                             "(it is used once and kept ten minutes). Start the launch again."), user)
+        return show_mapping(request, user, flow.mapping, flow.patient or "", flow.notes)
+
+    return router
