@@ -19,6 +19,8 @@ import hipdx
 
 from api_support import Api, build_api, database
 
+pytestmark = pytest.mark.slow  # hundreds of generated requests (schemathesis): in `make test`, not in `make test-fast`
+
 EXAMPLES = int(os.environ.get("HIPDX_API_FUZZ_EXAMPLES", "12"))
 #: the coverage phase (every boundary and type the schema defines, about 8,000 requests) runs in `make fuzz-api`
 PHASES = os.environ.get("HIPDX_API_FUZZ_PHASES", "examples,fuzzing").split(",")

@@ -95,6 +95,7 @@ def test_a_report_without_the_case_leaves_the_patient_summary_out(kb: KnowledgeB
 # -- PDF ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # lays out a PDF (WeasyPrint, seconds)
 def test_the_pdf_says_what_the_assessment_says(pregnancy_pdf: bytes, kb: KnowledgeBase) -> None:
     assert pregnancy_pdf.startswith(b"%PDF-")
     text = pdf_text(pregnancy_pdf)
@@ -105,6 +106,7 @@ def test_the_pdf_says_what_the_assessment_says(pregnancy_pdf: bytes, kb: Knowled
     assert text.count("supports a clinician's decision") == 1
 
 
+@pytest.mark.slow  # lays out a PDF (WeasyPrint, seconds)
 def test_the_pdf_fetches_nothing_and_lays_out_without_warnings(kb: KnowledgeBase, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="weasyprint"):
         render_pdf(render_html(content_of("toh_man_classic", kb), kb))
@@ -114,6 +116,7 @@ def test_the_pdf_fetches_nothing_and_lays_out_without_warnings(kb: KnowledgeBase
             render_pdf(f'<html><body><img src="{url}"></body></html>')
 
 
+@pytest.mark.slow  # lays out a PDF (WeasyPrint, seconds)
 def test_the_first_page_as_png_is_a4_and_drawn(pregnancy_pdf: bytes, tmp_path: Path) -> None:
     pdftoppm = shutil.which("pdftoppm")
     assert pdftoppm, "pdftoppm (Debian poppler-utils) is needed: .ci/run installs it"
@@ -131,6 +134,7 @@ def test_the_first_page_as_png_is_a4_and_drawn(pregnancy_pdf: bytes, tmp_path: P
 # -- the command line -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # lays out a PDF (WeasyPrint, seconds)
 def test_hipdx_report_writes_the_pdf_and_refuses_to_overwrite_it(tmp_path: Path) -> None:
     out = tmp_path / "report.pdf"
     args = ["report", str(EXAMPLES / "toh_man_classic.json"), "--out", str(out), "--today", TODAY.isoformat()]
@@ -193,6 +197,7 @@ def sheet_pdf(kb: KnowledgeBase) -> bytes:
     return render_pdf(render_patient_sheet(kb))
 
 
+@pytest.mark.slow  # lays out a PDF (WeasyPrint, seconds)
 def test_the_patient_sheet_is_one_page(sheet_pdf: bytes) -> None:
     assert len(PdfReader(io.BytesIO(sheet_pdf)).pages) == 1
 
@@ -232,6 +237,7 @@ def test_the_patient_sheet_reads_at_grade_8_or_below() -> None:
         assert flesch_kincaid_grade(point.text) <= 8, point.text
 
 
+@pytest.mark.slow  # lays out a PDF (WeasyPrint, seconds)
 def test_the_patient_sheet_covers_what_a_patient_needs(sheet_pdf: bytes) -> None:
     text = pdf_text(sheet_pdf)
     for phrase in ("What is it?", "What to expect", "6 to 12 months", "Walking and weight on the leg", "two crutches",

@@ -27,6 +27,8 @@ from hipdx.web import CaseLibrary
 
 from conftest import EXAMPLES, ROOT, TODAY
 
+pytestmark = pytest.mark.slow  # a real browser (Debian chromium) against a real server: in `make test`, not in `make test-fast`
+
 playwright_api = pytest.importorskip("playwright.sync_api")
 uvicorn = pytest.importorskip("uvicorn")
 expect = playwright_api.expect

@@ -25,6 +25,8 @@ from conftest import EXAMPLES, ROOT
 from test_web_pages import text
 from test_web_stored import sign_in
 
+pytestmark = pytest.mark.slow  # MRI phantoms written and analysed: in `make test`, not in `make test-fast`
+
 REAL_SERIES = ROOT.parent / "shared" / "data" / "mri" / "pelvis-t1" / "series-01"
 
 

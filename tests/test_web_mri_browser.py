@@ -23,6 +23,8 @@ from test_web_browser import (  # noqa: F401 - fixtures
     stored_server,
 )
 
+pytestmark = pytest.mark.slow  # a real browser and an MRI phantom analysed: in `make test`, not in `make test-fast`
+
 
 @pytest.fixture(scope="module")
 def phantom_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:

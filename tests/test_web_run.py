@@ -17,6 +17,8 @@ from hipdx.store.users import sign_in
 
 from conftest import EXAMPLES
 
+pytestmark = pytest.mark.slow  # `hipdx run` as a real process: in `make test`, not in `make test-fast`
+
 
 def test_run_stores_the_examples_once_and_prints_a_working_demo_sign_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import uvicorn

@@ -338,6 +338,7 @@ def consent(peer: Peer) -> Iterator[None]:
     peer.consent = False
 
 
+@pytest.mark.slow  # a real browser
 def test_ehr_launch_in_the_browser_signs_in_then_opens_the_case(browser: Any, peer: Peer, hipdx_url: str, consent: None) -> None:
     peer.behaviour.clear()
     context = browser.new_context(viewport={"width": 1366, "height": 900})
@@ -366,6 +367,7 @@ def test_ehr_launch_in_the_browser_signs_in_then_opens_the_case(browser: Any, pe
     assert errors == []
 
 
+@pytest.mark.slow  # a real browser
 def test_standalone_launch_in_the_browser(browser: Any, peer: Peer, hipdx_url: str, consent: None) -> None:
     peer.behaviour.clear()
     peer.standalone_patient = TOH_MAN
