@@ -58,7 +58,11 @@ def build_api(url: str, kb: hipdx.KnowledgeBase, tmp_path: Path, users: bool = T
     return Api(TestClient(app, raise_server_exceptions=False), engine, context)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+#: the embedded database in the fast suite; PostgreSQL too in `make test` (docs/testing.md)
+DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)]
+
+
+@pytest.fixture(params=DATABASES)
 def api(request: pytest.FixtureRequest, tmp_path: Path, kb: hipdx.KnowledgeBase) -> Iterator[Api]:
     for url in database(request.param, tmp_path):
         built = build_api(url, kb, tmp_path)
@@ -69,7 +73,7 @@ def api(request: pytest.FixtureRequest, tmp_path: Path, kb: hipdx.KnowledgeBase)
             built.engine.dispose()
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=DATABASES)
 def shared_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
                kb: hipdx.KnowledgeBase) -> Iterator[tuple[Api, dict[str, str]]]:
     """One service per module and database, signed in once: for tests that only read or refuse."""

@@ -29,12 +29,12 @@ from hipdx.service.settings import load_settings, secret_key
 from hipdx.service.hooks import SERVICE_ID
 
 from api_support import PASSWORD, Api, api, build_api, database, shared_api  # noqa: F401  (fixtures)
-from conftest import EXAMPLES, ROOT
+from conftest import EXAMPLES, ROOT, shared_data
 from test_service import issuers_file, keys, request_for, token  # noqa: F401  (fixtures)
 
 CASE = json.loads((EXAMPLES / "toh_man_classic.json").read_text())
 BUNDLE = json.loads((ROOT / "tests" / "data" / "fhir" / "toh_man_classic.bundle.json").read_text())
-SERIES = ROOT.parent / "shared" / "data" / "mri" / "pelvis-t1" / "series-01"
+SERIES = "data/mri/pelvis-t1/series-01"  # in ../shared
 LABEL = "Zebediah Quuxworth MRN-7731"  # a name no log line may ever hold
 
 
@@ -285,11 +285,12 @@ def _wait(api: Api, url: str, headers: dict[str, str], seconds: float = 240) -> 
     raise AssertionError(f"the job did not end in {seconds} s: {job}")
 
 
-@pytest.mark.skipif(not SERIES.is_dir(), reason=f"real DICOM not found at {SERIES}")
+@pytest.mark.real_data
+@pytest.mark.slow  # analyses a real MRI series
 def test_mri_job_on_real_dicom_is_deidentified_and_analysed(tmp_path: Path, kb: hipdx.KnowledgeBase) -> None:
     built = build_api(f"sqlite:///{tmp_path / 'mri.db'}", kb, tmp_path)
     headers = built.sign_in()
-    files = sorted(SERIES.iterdir())
+    files = sorted(shared_data(SERIES).iterdir())
     original = pydicom.dcmread(files[0], stop_before_pixels=True)
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as handle:

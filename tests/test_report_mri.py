@@ -82,9 +82,11 @@ def test_an_indeterminate_band_is_flagged_with_a_note(analysis: MriAnalysis) -> 
 
 
 def test_markdown_escapes_series_descriptions_and_warnings(analysis: MriAnalysis) -> None:
-    hostile = analysis.model_copy(deep=True)
-    hostile.provenance.series_used = {"t1": '<img src=x onerror="alert(1)">'}
-    hostile.provenance.series_choice = {"t1": "coronal; not used: <script>x</script> (fat-suppressed)"}
+    provenance = analysis.provenance.model_copy(update={
+        "series_used": {"t1": '<img src=x onerror="alert(1)">'},
+        "series_choice": {"t1": "coronal; not used: <script>x</script> (fat-suppressed)"},
+    })  # the provenance is a frozen output: a changed copy
+    hostile = analysis.model_copy(deep=True, update={"provenance": provenance})
     hostile.warnings = ["t1 series <b>T1</b>: & more"]
     md = format_mri_analysis(hostile, markdown=True)
     assert "<img" not in md and "<script>" not in md and "<b>" not in md
