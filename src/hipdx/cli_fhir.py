@@ -166,7 +166,7 @@ def export_command(
         staging_text = "## Staging\n\n" + format_staging(assessment.staging)
         management = (
             staging_text,
-            format_plan(assessment.plan, markdown=True).replace("# Management plan", "## Management plan", 1),
+            format_plan(assessment.plan, markdown=True, heading_level=2),
         )
     bundle = assessment_bundle(assessment, recorded=when, subject=subject, mapping=mapping, management_text=management)
     typer.echo(json.dumps(bundle, indent=2, ensure_ascii=False))

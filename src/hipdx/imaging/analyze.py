@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from hipdx import __version__
+from hipdx._version import __version__
 from hipdx.case import Case, parse_case
 from hipdx.case.model import EdemaExtent, Presence, Side
 from hipdx.errors import ImagingError, InputError, Problem

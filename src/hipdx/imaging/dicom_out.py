@@ -12,7 +12,7 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
 
-from hipdx import __version__
+from hipdx._version import __version__
 from hipdx.case.model import Side
 from hipdx.errors import ImagingError, InputError
 from hipdx.imaging import multiframe

@@ -19,7 +19,7 @@ import pydicom
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
-from hipdx import __version__
+from hipdx._version import __version__
 from hipdx.case.model import Side
 from hipdx.errors import ImagingError
 from hipdx.imaging.dicom_out import (

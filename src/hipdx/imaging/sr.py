@@ -38,7 +38,7 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 from pydicom.uid import SegmentationStorage
 
-from hipdx import __version__
+from hipdx._version import __version__
 from hipdx.case.model import EdemaExtent, Presence, Side
 from hipdx.errors import ImagingError
 from hipdx.imaging.results import SIDE_ORDER, Finding, MriAnalysis, finding_masks
