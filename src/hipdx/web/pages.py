@@ -32,6 +32,11 @@ are the stored ones and every page with patient data needs a signed-in user: the
 the REST API's cookie (``hipdx_session``, HttpOnly, SameSite=Strict), and every form carries
 the session's CSRF token, checked on each POST. Every read and write of a stored case is
 recorded in the access log. Without it the pages show a read-only :class:`CaseLibrary`.
+
+What the pages share (session, CSRF, access log, rendering) is one
+:class:`~hipdx.web.context.PageContext`; each concept answers its URLs in its own module:
+:mod:`~hipdx.web.sign_in`, :mod:`~hipdx.web.cases`, :mod:`~hipdx.web.fragments`,
+:mod:`~hipdx.web.kb_pages`, :mod:`~hipdx.web.mri` and :mod:`~hipdx.web.static_files`.
 """
 
 from __future__ import annotations
