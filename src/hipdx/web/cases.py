@@ -5,6 +5,8 @@ service's database every page needs a signed-in user and every read and write is
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -50,7 +52,7 @@ def _browse(router: APIRouter, ctx: PageContext) -> None:
     def open_patient(request: Request, patient_id: str) -> Response:
         """Where a CDS card's link lands (``hipdx serve --case-url .../patients/{patient}``): the
         stored case labelled ``Patient/<id>``, or a new case with that label."""
-        user = ctx.signed_in(request)
+        ctx.signed_in(request)
         reference = f"Patient/{patient_id[:64]}"
         found = [r for r in ctx.source.search(reference) if r.label == reference or r.label.startswith(reference + " ")]
         if len(found) == 1:
@@ -138,10 +140,20 @@ def _entry(router: APIRouter, ctx: PageContext) -> None:
         if problem is not None:
             state = forms.FormState({}, summary=[("fhir-file", "The FHIR file", problem)])
             return page("entry.html", 422, user=user, title="New case", **ctx.entry_context({}, state, None, None))
-        ctx.record(request, "E", f"FHIR read {mapping.patient}"[:100])
-        case_values = forms.values_from_case(mapping.case.model_dump(mode="json", exclude_defaults=True))
-        case, state, assessment = ctx.evaluate(list(case_values.items()))
-        return page("entry.html", user=user, title=f"Case read from FHIR ({mapping.patient})",
+        return fhir_case_page(ctx, request, user, mapping)
+
+
+def fhir_case_page(ctx: PageContext, request: Request, user: Any | None, mapping: Any, label: str = "",
+                   notes: Iterable[str] = ()) -> HTMLResponse:
+    """The entry form filled in from a FHIR mapping (:class:`hipdx.fhir.FhirMapping`), each fact with
+    the resource and element it came from; ``label``: the case's label when the mapping gives none,
+    ``notes``: what the reader noted (as ``fhir_notes``)."""
+    ctx.record(request, "E", f"FHIR read {mapping.patient}"[:100])
+    case_values = forms.values_from_case(mapping.case.model_dump(mode="json", exclude_defaults=True))
+    if label and "id" not in case_values:
+        case_values["id"] = label
+    case, state, assessment = ctx.evaluate(list(case_values.items()))
+    return ctx.page("entry.html", user=user, title=f"Case read from FHIR ({mapping.patient})", fhir_notes=list(notes),
                     **ctx.entry_context(case_values, state, assessment, case, fhir=mapping))
 
 
