@@ -59,7 +59,6 @@ from urllib.parse import urlencode, urlsplit
 import httpx2 as httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from hipdx.errors import HipdxError
 
@@ -269,63 +268,59 @@ def read_chart(client: httpx.Client, iss: str, patient: str, token: str) -> tupl
     return resources, notes
 
 
-def smart_router(
-    config: SmartConfig,
-    *,
-    page: Callable[..., HTMLResponse],
-    user_of: Callable[[Request], Any | None],
-    needs_sign_in: bool,
-    guarded: Callable[[Callable[..., Any]], Callable[..., Any]],
-    signed_in: Callable[[Request], Any | None],
-    show_mapping: Callable[[Request, Any, Any, str, list[str]], HTMLResponse],
-    today: Callable[[], dt.date],
-) -> APIRouter:
-    """The SMART launch pages; the helpers come from :func:`hipdx.web.pages.web_router`.
+@dataclass
+class SmartPages:
+    """What the SMART launch pages share: the configuration, the pages' helpers (see
+    :func:`smart_router`) and the launches under way."""
 
-    ``user_of`` gives the signed-in user or None; ``signed_in`` raises for the pages' sign-in
-    redirect; ``show_mapping(request, user, mapping, patient, notes)`` answers the entry page.
-    """
-    router = APIRouter(include_in_schema=False)
-    flows = _Flows()
+    config: SmartConfig
+    page: Callable[..., HTMLResponse]
+    user_of: Callable[[Request], Any | None]
+    needs_sign_in: bool
+    guarded: Callable[[Callable[..., Any]], Callable[..., Any]]
+    signed_in: Callable[[Request], Any | None]
+    show_mapping: Callable[[Request, Any, Any, str, list[str]], HTMLResponse]
+    today: Callable[[], dt.date]
+    flows: _Flows = field(default_factory=lambda: _Flows())
 
-    def failure_page(failure: SmartFailure, user: Any | None = None) -> HTMLResponse:
-        return page("message.html", failure.status, user=user, title=failure.title, message=failure.message,
+    def failure_page(self, failure: SmartFailure, user: Any | None = None) -> HTMLResponse:
+        return self.page("message.html", failure.status, user=user, title=failure.title, message=failure.message,
                     back="/smart/start", back_label="the SMART launch")
 
-    def client() -> httpx.Client:
-        return httpx.Client(timeout=config.timeout_s, follow_redirects=False)
+    def client(self) -> httpx.Client:
+        return httpx.Client(timeout=self.config.timeout_s, follow_redirects=False)
 
-    def redirect_uri(request: Request) -> str:
-        base = config.public_url.rstrip("/") if config.public_url else str(request.base_url).rstrip("/")
+    def redirect_uri(self, request: Request) -> str:
+        base = self.config.public_url.rstrip("/") if self.config.public_url else str(request.base_url).rstrip("/")
         return f"{base}/smart/callback"
 
-    def hop(target: str, title: str, message: str) -> HTMLResponse:
+    def hop(self, target: str, title: str, message: str) -> HTMLResponse:
         """A page that continues to ``target`` on this site (so the SameSite=Strict session comes along)."""
-        response = page("smart_continue.html", 200, title=title, message=message, target=target)
+        response = self.page("smart_continue.html", 200, title=title, message=message, target=target)
         response.headers["Refresh"] = f"0; url={target}"
         response.headers["Referrer-Policy"] = "no-referrer"  # the callback's address holds the code
         return response
 
-    def begin(request: Request, iss: str, launch: str | None) -> Response:
-        user = user_of(request)
-        if needs_sign_in and user is None:
+    def begin(self, request: Request, iss: str, launch: str | None) -> Response:
+        user = self.user_of(request)
+        if self.needs_sign_in and user is None:
             if request.query_params.get("hop") != "1":
                 # from the record system's page the Strict session cookie did not come along: once more, same site
                 query = urlencode({k: v for k, v in request.query_params.items() if k != "hop"} | {"hop": "1"})
-                return hop(f"{request.url.path}?{query}", "Opening hipdx", "Opening hipdx for the launch…")
-            signed_in(request)  # raises: the sign-in page, then back here
+                return self.hop(f"{request.url.path}?{query}", "Opening hipdx", "Opening hipdx for the launch…")
+            self.signed_in(request)  # raises: the sign-in page, then back here
         with _defects():
-            return _begin(request, user, iss, launch)
+            return self.start(request, user, iss, launch)
 
-    def _begin(request: Request, user: Any | None, iss: str, launch: str | None) -> Response:
-        server = config.server(iss) if iss else None
+    def start(self, request: Request, user: Any | None, iss: str, launch: str | None) -> Response:
+        server = self.config.server(iss) if iss else None
         if server is None:
             raise SmartFailure("Server not allowed",
                                f"hipdx is not registered with the FHIR server {iss[:200]!r}: it is not on the list of allowed "
                                "servers (ask the administrator to add it to smart_servers).", 403)
         if launch is not None and (not launch or len(launch) > 2000 or not launch.isprintable()):
             raise SmartFailure("Bad launch", "The record system's launch has no usable launch parameter.")
-        with client() as http:
+        with self.client() as http:
             discovered = _get_json(http, f"{server.iss.rstrip('/')}/.well-known/smart-configuration",
                                    "The SMART configuration (.well-known/smart-configuration)")
         if not isinstance(discovered, dict):
@@ -340,8 +335,8 @@ def smart_router(
         verifier, challenge = pkce_pair()
         state = secrets.token_urlsafe(32)
         browser = request.cookies.get(FLOW_COOKIE) or secrets.token_urlsafe(32)
-        uri = redirect_uri(request)
-        flows.put(state, _Flow(server=server, state=state, verifier=verifier, browser=browser,
+        uri = self.redirect_uri(request)
+        self.flows.put(state, _Flow(server=server, state=state, verifier=verifier, browser=browser,
                                user=getattr(user, "token_hash", None), redirect_uri=uri, token_endpoint=token_endpoint,
                                expires=time.monotonic() + FLOW_SECONDS))
         scope = ["launch" if launch is not None else "launch/patient", SCOPES_V1 if server.scopes == "v1" else SCOPES_V2]
@@ -351,13 +346,13 @@ def smart_router(
             params["launch"] = launch
         # a page that continues there, not a redirect: the pages' Content-Security-Policy (form-action 'self')
         # stops a form's redirect chain (sign-in, the server choice) at another site
-        response = hop(f"{authorize}{'&' if '?' in authorize else '?'}{urlencode(params)}", f"Signing in to {server.label}",
+        response = self.hop(f"{authorize}{'&' if '?' in authorize else '?'}{urlencode(params)}", f"Signing in to {server.label}",
                        f"Continuing to {server.label} to open the patient's record…")
         response.set_cookie(FLOW_COOKIE, browser, max_age=FLOW_SECONDS, httponly=True, samesite="lax", path="/smart",
                             secure=urlsplit(uri).scheme == "https")
         return response
 
-    def answered(handler: Callable[..., Any]) -> Callable[..., Any]:
+    def answered(self, handler: Callable[..., Any]) -> Callable[..., Any]:
         """Every SmartFailure as its page (status 4xx), after the pages' own sign-in handling."""
         import functools
 
@@ -367,37 +362,12 @@ def smart_router(
                 return handler(*args, **kwargs)
             except SmartFailure as failure:
                 log.info("SMART launch stopped: %s", failure.title)
-                return failure_page(failure, user_of(kwargs["request"]))
+                return self.failure_page(failure, self.user_of(kwargs["request"]))
 
         return run
 
-    @router.get("/smart/launch", response_class=HTMLResponse)
-    @guarded
-    @answered
-    def ehr_launch(request: Request, iss: str = "", launch: str = "") -> Response:
-        if not iss or not launch:
-            raise SmartFailure("Bad launch", "An EHR launch needs both iss (the FHIR server) and launch; "
-                               "to start hipdx on its own, use the SMART launch page.")
-        return begin(request, iss[:2000], launch)
-
-    @router.get("/smart/start", response_class=HTMLResponse)
-    @guarded
-    @answered
-    def standalone(request: Request, iss: str = "") -> Response:
-        if not iss:
-            user = signed_in(request)
-            return page("smart_start.html", user=user, title="Open a patient from a FHIR server", servers=config.servers)
-        return begin(request, iss[:2000], None)
-
-    @router.get("/smart/callback", response_class=HTMLResponse)
-    @guarded
-    @answered
-    def callback(request: Request, state: str = "", code: str = "", error: str = "", error_description: str = "") -> Response:
-        with _defects():
-            return _callback(request, state, code, error, error_description)
-
-    def _callback(request: Request, state: str, code: str, error: str, error_description: str) -> Response:
-        flow = flows.take(state) if state else None
+    def finish(self, request: Request, state: str, code: str, error: str, error_description: str) -> Response:
+        flow = self.flows.take(state) if state else None
         if flow is None or not hmac.compare_digest(flow.browser, request.cookies.get(FLOW_COOKIE, "")):
             raise SmartFailure("Launch not recognised",
                                "This answer does not belong to a launch started here in this browser (its state is "
@@ -410,24 +380,24 @@ def smart_router(
                                f"{error[:100]!r}{described}.")
         if not code:
             raise SmartFailure("Authorization failed", f"{flow.server.label} answered without an authorization code.")
-        with client() as http:
-            token, patient = exchange(http, flow, code)
+        with self.client() as http:
+            token, patient = self.exchange(http, flow, code)
             resources, notes = read_chart(http, flow.server.iss, patient, token)
             del token
         from hipdx.fhir import map_fhir
 
         try:
-            mapping = map_fhir(resources, today(), patient_id=patient)
+            mapping = map_fhir(resources, self.today(), patient_id=patient)
         except HipdxError as err:
             raise SmartFailure("Record not readable", "; ".join([err.message, *(str(p) for p in err.problems[:5])]), 424) from None
         read_id = secrets.token_urlsafe(32)
         flow.mapping, flow.patient, flow.notes = mapping, patient, notes
         flow.expires = time.monotonic() + FLOW_SECONDS
-        flows.put(read_id, flow)
-        return hop(f"/smart/case?{urlencode({'read': read_id})}", "Patient read",
+        self.flows.put(read_id, flow)
+        return self.hop(f"/smart/case?{urlencode({'read': read_id})}", "Patient read",
                    f"The patient's record was read from {flow.server.label}; opening the case…")
 
-    def exchange(http: httpx.Client, flow: _Flow, code: str) -> tuple[str, str]:
+    def exchange(self, http: httpx.Client, flow: _Flow, code: str) -> tuple[str, str]:
         form = {"grant_type": "authorization_code", "code": code[:4000], "redirect_uri": flow.redirect_uri,
                 "client_id": flow.server.client_id, "code_verifier": flow.verifier}
         what = f"The token request to {flow.server.label}"
@@ -455,14 +425,59 @@ def smart_router(
                                "'patient' is missing), so hipdx does not know whose record to read.", 424)
         return token, patient
 
+
+def smart_router(
+    config: SmartConfig,
+    *,
+    page: Callable[..., HTMLResponse],
+    user_of: Callable[[Request], Any | None],
+    needs_sign_in: bool,
+    guarded: Callable[[Callable[..., Any]], Callable[..., Any]],
+    signed_in: Callable[[Request], Any | None],
+    show_mapping: Callable[[Request, Any, Any, str, list[str]], HTMLResponse],
+    today: Callable[[], dt.date],
+) -> APIRouter:
+    """The SMART launch pages; the helpers come from :func:`hipdx.web.pages.web_router`.
+
+    ``user_of`` gives the signed-in user or None; ``signed_in`` raises for the pages' sign-in
+    redirect; ``show_mapping(request, user, mapping, patient, notes)`` answers the entry page.
+    """
+    pages = SmartPages(config, page, user_of, needs_sign_in, guarded, signed_in, show_mapping, today)
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/smart/launch", response_class=HTMLResponse)
+    @pages.guarded
+    @pages.answered
+    def ehr_launch(request: Request, iss: str = "", launch: str = "") -> Response:
+        if not iss or not launch:
+            raise SmartFailure("Bad launch", "An EHR launch needs both iss (the FHIR server) and launch; "
+                               "to start hipdx on its own, use the SMART launch page.")
+        return pages.begin(request, iss[:2000], launch)
+
+    @router.get("/smart/start", response_class=HTMLResponse)
+    @pages.guarded
+    @pages.answered
+    def standalone(request: Request, iss: str = "") -> Response:
+        if not iss:
+            user = pages.signed_in(request)
+            return pages.page("smart_start.html", user=user, title="Open a patient from a FHIR server", servers=pages.config.servers)
+        return pages.begin(request, iss[:2000], None)
+
+    @router.get("/smart/callback", response_class=HTMLResponse)
+    @pages.guarded
+    @pages.answered
+    def callback(request: Request, state: str = "", code: str = "", error: str = "", error_description: str = "") -> Response:
+        with _defects():
+            return pages.finish(request, state, code, error, error_description)
+
     @router.get("/smart/case", response_class=HTMLResponse)
-    @guarded
+    @pages.guarded
     def read_case(request: Request, read: str = "") -> Response:
-        user = signed_in(request)
-        flow = flows.take(read) if read else None
-        if flow is None or flow.mapping is None or (needs_sign_in and flow.user != getattr(user, "token_hash", None)):
-            return failure_page(SmartFailure("Nothing to open", "There is no patient read for you under this address "
+        user = pages.signed_in(request)
+        flow = pages.flows.take(read) if read else None
+        if flow is None or flow.mapping is None or (pages.needs_sign_in and flow.user != getattr(user, "token_hash", None)):
+            return pages.failure_page(SmartFailure("Nothing to open", "There is no patient read for you under this address "
                                              "(it is used once and kept ten minutes). Start the launch again."), user)
-        return show_mapping(request, user, flow.mapping, flow.patient or "", flow.notes)
+        return pages.show_mapping(request, user, flow.mapping, flow.patient or "", flow.notes)
 
     return router

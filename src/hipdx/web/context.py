@@ -1,0 +1,302 @@
+"""What every page shares: the knowledge base, the cases, the templates, the session and the
+rendering (:class:`PageContext`). The route modules (:mod:`hipdx.web.sign_in`,
+:mod:`~hipdx.web.cases`, :mod:`~hipdx.web.fragments`, :mod:`~hipdx.web.kb_pages`,
+:mod:`~hipdx.web.static_files`, :mod:`~hipdx.web.mri`) each take one and answer their URLs;
+:func:`hipdx.web.pages.web_router` assembles them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hmac
+import inspect
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+
+from hipdx import __version__
+from hipdx.case import Case, Modality, parse_case
+from hipdx.errors import HipdxError
+from hipdx.knowledge import KnowledgeBase
+from hipdx.reasoning import Assessment, assess
+from hipdx.reasoning.course import compare_course
+from hipdx.report import view
+from hipdx.report.knowledge import ConditionProfile, describe_condition
+from hipdx.web import form as forms
+from hipdx.web.library import CaseLibrary, CaseRow, CaseSource, StoredCases
+
+log = logging.getLogger("hipdx.web")
+#: Scripts and styles only from this server: no inline script, no CDN.
+CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"
+MAX_FORM_FIELDS = 2000
+SESSION_COOKIE = "hipdx_session"  # the REST API's session cookie (hipdx.service.api.context)
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> Environment:
+    """The templates, every one compiled once per process (not on a clinician's first request)."""
+    env = Environment(
+        loader=PackageLoader("hipdx.web", "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        percent=view.percent,
+        percent_range=lambda r: view.percent_range(*r),
+        lr=view.likelihood_ratio,
+        words=forms.choice_label,
+        days=view.days,
+        first_sentence=view.first_sentence,
+        pct=lambda p: f"{max(0.0, min(1.0, float(p))) * 100:.1f}",
+    )
+    env.globals.update(version=__version__, modality_names=forms.MODALITY_NAMES)
+    for name in env.list_templates(extensions=["html"]):
+        env.get_template(name)
+    return env
+
+
+class _SignIn(Exception):
+    """The page needs a signed-in user."""
+
+
+class _Refused(Exception):
+    """The form's CSRF token is missing or wrong."""
+
+
+class PageContext:
+    """The pages' shared state and helpers, for one knowledge base; ``today`` dates each assessment.
+
+    ``api`` (:class:`hipdx.service.api.context.ApiContext`): the service's database; the cases
+    are the stored ones and the pages need a signed-in user. Without it the pages show
+    ``library`` (read-only; none by default) to anyone.
+    """
+
+    def __init__(self, kb: KnowledgeBase, today: Callable[[], dt.date], library: CaseLibrary | None = None,
+                 api: Any | None = None) -> None:
+        self.kb = kb
+        self.today = today
+        self.api = api
+        self.env = _environment()
+        self.source: CaseSource = StoredCases(api.engine) if api is not None else (library or CaseLibrary.empty())
+        self.sections = forms.case_sections()
+        self.widgets = forms.all_widgets(self.sections)
+        self.visit_widgets = {w.name: w for w in forms.visit_widgets()}
+        self.condition_ids = set(kb.condition_ids)
+        #: (case id, version, day) -> the stored case's assessment, or None when no longer valid
+        self.row_assessment: Callable[[str, int, dt.date], Assessment | None] = functools.lru_cache(maxsize=512)(self._row_assessment)
+        #: condition id -> what the knowledge base says of it
+        self.profile: Callable[[str], ConditionProfile] = functools.lru_cache(maxsize=64)(self._profile)
+
+    # --- sessions ---------------------------------------------------------------------------
+
+    def principal(self, request: Request) -> Any | None:
+        if self.api is None:
+            return None
+        from hipdx.store import users
+
+        cookie = request.cookies.get(SESSION_COOKIE)
+        return users.principal(self.api.engine, cookie, "session") if cookie else None
+
+    def signed_in(self, request: Request) -> Any | None:
+        """The signed-in user (None when the pages need no sign-in); raises _SignIn otherwise."""
+        if self.api is None:
+            return None
+        user = self.principal(request)
+        if user is None:
+            raise _SignIn()
+        request.state.principal = user
+        return user
+
+    def csrf(self, user: Any | None) -> str:
+        return self.api.csrf_token(user.token_hash) if self.api is not None and user is not None else ""
+
+    def check_csrf(self, user: Any | None, values: Mapping[str, str]) -> None:
+        if self.api is not None and not hmac.compare_digest(values.get("csrf_token", ""), self.csrf(user)):
+            raise _Refused()
+
+    def record(self, request: Request, action: str, what: str, status: int = 200) -> None:
+        """One access to patient data in the service's access log (as the REST API records them)."""
+        if self.api is None:
+            return
+        from hipdx.store import records
+
+        user = getattr(request.state, "principal", None)
+        client = request.client.host if request.client else None
+        try:
+            records.record_access(self.api.engine, {
+                "username": user.username if user else None, "role": user.role.value if user else None,
+                "action": action, "what": what[:100], "method": request.method, "path": request.url.path[:200],
+                "status_code": status, "source_address": (request.headers.get("x-forwarded-for") or client or "")[:100] or None,
+            })
+        except Exception:  # the page is still answered; the failure is logged
+            log.exception("could not record the access")
+
+    # --- rendering --------------------------------------------------------------------------
+
+    def page(self, template: str, status: int = 200, user: Any | None = None, **context: Any) -> HTMLResponse:
+        html = self.env.get_template(template).render(kb=self.kb, user=user, csrf_token=self.csrf(user),
+                                                      storage=self.api is not None, **context)
+        return HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store"})
+
+    def not_found(self, message: str, back: str, back_label: str, user: Any | None = None) -> HTMLResponse:
+        return self.page("message.html", 404, user=user, title="Not found", message=message, back=back, back_label=back_label)
+
+    def entry_context(self, values: Mapping[str, str], state: forms.FormState, assessment: Assessment | None, case: Case | None,
+                      row: CaseRow | None = None, visit_state: forms.FormState | None = None,
+                      fhir: Any | None = None) -> dict[str, Any]:
+        return {
+            "sections": self.sections,
+            "state": state,
+            "studies": [(i, m, forms.study_widgets(i, m)) for i, m in forms.studies(values)],
+            "pregnancy_shown": forms.pregnancy_relevant(values),
+            "assessment": assessment,
+            "conversions": conversions(case),
+            "modalities": [m.value for m in Modality],
+            "row": row,
+            "writable": self.source.writable,
+            "visit_widgets": list(self.visit_widgets.values()),
+            "visits": self._visits(row, case, assessment),
+            "visit_state": visit_state or forms.FormState(),
+            "fhir": fhir,
+            "sources": _fact_sources(fhir),
+        }
+
+    def assessment_page(self, assessment: Assessment, case: Case, values: Mapping[str, str], user: Any,
+                        case_id: str | None = None) -> HTMLResponse:
+        keys = _cited_keys(assessment)
+        return self.page(
+            "assessment.html",
+            user=user,
+            title=f"Assessment {assessment.case_id or ''}".strip(),
+            a=assessment,
+            case=case,
+            case_id=case_id,
+            hidden=[(k, v) for k, v in values.items() if k not in ("add_study", "csrf_token")],
+            sources=[(k, view.citation(k, self.kb.references.get(k))) for k in keys],
+            test_names={t.id: t.name for t in self.kb.tests},
+        )
+
+    # --- the case ---------------------------------------------------------------------------
+
+    async def form_items(self, request: Request) -> list[tuple[str, str]]:
+        data = await request.form(max_fields=MAX_FORM_FIELDS, max_files=0)
+        return [(k, v) for k, v in data.multi_items() if isinstance(v, str)]
+
+    def evaluate(self, items: list[tuple[str, str]]) -> tuple[Case | None, forms.FormState, Assessment | None]:
+        case, state = forms.read_form(items, self.widgets, self.today())
+        return case, state, assess(case, self.kb, self.today()) if case is not None else None
+
+    def _row_assessment(self, case_id: str, version: int, day: dt.date) -> Assessment | None:
+        row = self.source.get(case_id)
+        if row is None:
+            return None
+        try:
+            return assess(parse_case(row.full, day), self.kb, day)
+        except HipdxError:
+            return None  # a stored case no longer valid on this day: the list says so
+
+    def _visits(self, row: CaseRow | None, case: Case | None, assessment: Assessment | None) -> dict[str, Any] | None:
+        if row is None or case is None or assessment is None or not case.visits:
+            return None
+        try:
+            report = compare_course(case, assessment.differential[0].id, self.kb.course, self.today())
+        except (HipdxError, KeyError):
+            return None
+        return {"report": report, "visits": case.visits}
+
+    def _profile(self, condition_id: str) -> ConditionProfile:
+        return describe_condition(self.kb, condition_id)
+
+    # --- errors of the session ------------------------------------------------------------
+
+    def sign_in_redirect(self, request: Request) -> Response:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.headers.get("hx-request"):
+            return Response(status_code=401, headers={"HX-Redirect": "/sign-in"})
+        if request.method != "GET":
+            target = "/"
+        return RedirectResponse(f"/sign-in?next={quote(target)}", status_code=303)
+
+    def guarded(self, handler: Callable[..., Any]) -> Callable[..., Any]:
+        """Sign-in and CSRF failures answered as pages, never as 5xx. A plain function runs in
+        the thread pool (it reads the database and assesses), as FastAPI runs it unwrapped."""
+        is_async = inspect.iscoroutinefunction(handler)
+
+        @functools.wraps(handler)
+        async def run(*args: Any, **kwargs: Any) -> Response:
+            request: Request = kwargs["request"]
+            try:
+                if is_async:
+                    return await handler(*args, **kwargs)
+                return await run_in_threadpool(handler, *args, **kwargs)
+            except _SignIn:
+                return self.sign_in_redirect(request)
+            except _Refused:
+                return self.page("message.html", 403, title="Form expired",
+                                 message="This form is from an earlier session or another site. Reload the page and try again.",
+                                 back="/", back_label="the case list")
+
+        return run
+
+
+def next_study(values: Mapping[str, str]) -> int:
+    """The index of one more imaging study in the form."""
+    return max((i for i, _ in forms.studies(values)), default=-1) + 1
+
+
+def conversions(case: Case | None) -> dict[str, str]:
+    """Dom id -> "= 60 mg/L" for every measured value given in another unit than the canonical."""
+    if case is None:
+        return {}
+    out = {}
+    for name in ("esr", "crp", "wbc", "temperature", "vitamin_d", "calcium", "creatinine", "egfr", "alp", "synovial_wbc"):
+        measured = getattr(case.labs, name)
+        if measured is None:
+            continue
+        canonical_unit = forms.QUANTITIES[name].canonical_unit
+        value = case.labs.canonical(name)
+        if value is not None and measured.unit.replace(" ", "") != canonical_unit:
+            out[f"f-labs-{name}"] = f"= {value:.3g} {canonical_unit}"
+    return out
+
+
+_STUDY_PARTS = {"date", "days_since_onset", "contrast", "modality"}
+
+
+def _fact_sources(mapping: Any | None) -> dict[str, list[str]]:
+    """Form key -> "Resource/id element" for each fact of a case read from FHIR."""
+    out: dict[str, list[str]] = {}
+    if mapping is None:
+        return out
+    for source in mapping.sources:
+        key = source.field
+        parts = key.split(".")
+        if parts[0] == "imaging" and len(parts) == 3 and parts[2] not in _STUDY_PARTS:
+            key = f"imaging.{parts[1]}.findings.{parts[2]}"
+        out.setdefault(key, []).append(f"{source.resource} {source.element}")
+    return out
+
+
+def _cited_keys(assessment: Assessment) -> list[str]:
+    """Every reference the assessment cites: red flags, explanation, staging and plan."""
+    keys = list(view.cited_keys(assessment))
+    if assessment.staging is not None:
+        s = assessment.staging
+        for part in [*s.osteonecrosis, s.toh_phase, s.pattern, s.subchondral_band, s.femoral_neck_fracture]:
+            keys.extend(part.refs)
+    if assessment.plan is not None:
+        for section in assessment.plan.sections:
+            keys.extend(section.refs)
+            for item in section.items:
+                keys.extend(item.refs)
+                for finding in [*item.blocked_by, *item.cautions]:
+                    keys.extend(finding.refs)
+    return list(dict.fromkeys(keys))
