@@ -44,12 +44,41 @@ def database(kind: str, tmp_path: Path) -> Iterator[str]:
         yield from _postgres_schema()
 
 
-def build_api(url: str, kb: hipdx.KnowledgeBase, tmp_path: Path, users: bool = True, **config: Any) -> Api:
-    engine = connect(url)
+#: an embedded database migrated (and with its users) once per session, copied for each test: the
+#: migrations and two argon2 hashes are the cost of a test otherwise (PostgreSQL migrates each time)
+_SQLITE_TEMPLATES: dict[bool, bytes] = {}
+
+
+def _migrated(engine: Engine, users: bool) -> None:
     migrate(engine)
     if users:
         add_user(engine, "clinician", PASSWORD, Role.clinician)
         add_user(engine, "admin", PASSWORD, Role.admin)
+
+
+def _sqlite_copy(url: str, users: bool) -> bool:
+    """Write a migrated SQLite database at ``url`` from the session's template; False if not SQLite or present."""
+    path = Path(url.removeprefix("sqlite:///"))
+    if not url.startswith("sqlite:///") or path.exists():
+        return False
+    if users not in _SQLITE_TEMPLATES:
+        template = path.with_name(f"template-{users}.db")
+        engine = connect(f"sqlite:///{template}")
+        _migrated(engine, users)
+        with engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        engine.dispose()
+        _SQLITE_TEMPLATES[users] = template.read_bytes()
+        template.unlink()
+    path.write_bytes(_SQLITE_TEMPLATES[users])
+    return True
+
+
+def build_api(url: str, kb: hipdx.KnowledgeBase, tmp_path: Path, users: bool = True, **config: Any) -> Api:
+    copied = _sqlite_copy(url, users)
+    engine = connect(url)
+    if not copied:
+        _migrated(engine, users)
     context = ApiContext(engine=engine, kb=kb, secret=b"s" * 32, upload_dir=tmp_path / "uploads",
                          today=lambda: TODAY, token_lifetime=dt.timedelta(hours=1))
     config = {"issuers": None, "insecure_no_auth": True, **config}
