@@ -186,3 +186,24 @@ def test_a_case_without_visits_has_no_course_plot(api: Api) -> None:
     case_url = client.post("/cases/save", data=example("toh_man_classic") | {"csrf_token": token},
                            follow_redirects=False).headers["location"]
     assert client.get(case_url + "/course.svg").status_code == 404
+
+
+@pytest.mark.slow  # lays out a PDF (WeasyPrint)
+def test_the_assessment_links_the_printable_report_of_the_case(api: Api) -> None:
+    import io
+
+    from pypdf import PdfReader
+
+    client = api.client
+    token = sign_in(client)
+    saved = client.post("/cases/save", data=example("toh_pregnancy_34_weeks") | {"csrf_token": token}, follow_redirects=False)
+    case_id = saved.headers["location"].rsplit("/", 1)[1]
+    assert f'href="/cases/{case_id}/report.pdf"' in client.get(f"/cases/{case_id}/assessment").text
+    answer = client.get(f"/cases/{case_id}/report.pdf")
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/pdf"
+    words = " ".join(" ".join(page.extract_text().split()) for page in PdfReader(io.BytesIO(answer.content)).pages)
+    assert "toh_pregnancy_34_weeks" in words and "TOH" in words and "supports a clinician's decision" in words
+    assert ("clinician", "R", f"case {case_id} report") in [(e.username, e.action, e.what) for e in records.access_events(api.engine)]
+    assert client.get("/cases/99999/report.pdf").status_code == 404
+    client.post("/sign-out", data={"csrf_token": token})
+    assert client.get(f"/cases/{case_id}/report.pdf", follow_redirects=False).status_code in (303, 401)

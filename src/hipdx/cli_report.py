@@ -92,14 +92,14 @@ def report_command(
     from hipdx.cli_inputs import assess_inputs
     from hipdx.knowledge import load_knowledge_base
     from hipdx.output import check_outputs
-    from hipdx.report.html import ReportContent, render_html
+    from hipdx.report.html import ReportContent, course_content, render_html
 
     fmt = output_format(out, output)
     check_outputs({"--out": out}, inputs=[case_file, fhir, mri], force=force)
     kb = load_knowledge_base()
     day = assessment_date(today)
     assessed = assess_inputs(kb, case_file, fhir, patient, mri, mri_days, mri_series, today)
-    course, course_plot = _course(assessed.case, assessed.assessment, kb, day)
+    course, course_plot = course_content(assessed.case, assessed.assessment, kb, day)
     content = ReportContent(
         assessment=assessed.assessment,
         case=assessed.case,
@@ -140,19 +140,6 @@ def _write(html: str, out: Path, fmt: DocumentFormat, force: bool) -> None:
     data = render_pdf(html) if fmt is DocumentFormat.pdf else html.encode("utf-8")
     write_file(out, lambda temporary: temporary.write_bytes(data), option="--out", force=force)
     typer.echo(f"wrote {out} ({fmt.value}, {len(data):,} bytes)")
-
-
-def _course(case: Any, assessment: Any, kb: Any, day: Any) -> tuple[Any, Any]:
-    """The course against the expected course and its plot, when the case has visits."""
-    if not case.visits:
-        return None, None
-    from hipdx.reasoning.course import compare_course
-    from hipdx.report.html import Image
-    from hipdx.report.plot import course_svg
-
-    report = compare_course(case, assessment.differential[0].id, kb.course, day)
-    caption = f"Pain at each visit against the expected course of {report.condition_name}."
-    return report, Image(caption, course_svg(report), "image/svg+xml")
 
 
 #: What an overlay's file name says about its slice (hipdx.report.overlay names them so).

@@ -23,6 +23,7 @@ True
 from __future__ import annotations
 
 import base64
+import datetime as dt
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -236,6 +237,19 @@ def report_references(a: Assessment, kb: KnowledgeBase) -> list[tuple[str, str]]
             for item in section.items:
                 keys += item.refs + [r for f in item.blocked_by for r in f.refs]
     return [(key, view.citation(key, kb.references.get(key))) for key in dict.fromkeys(keys)]
+
+
+def course_content(case: Case, assessment: Assessment, kb: KnowledgeBase, day: dt.date) -> tuple[CourseReport | None, Image | None]:
+    """The course of a case with visits against the expected course of its leading condition, and its plot
+    (None, None without visits): what a report shows of the course, for ``hipdx report`` and the pages."""
+    if not case.visits:
+        return None, None
+    from hipdx.reasoning.course import compare_course
+    from hipdx.report.plot import course_svg
+
+    report = compare_course(case, assessment.differential[0].id, kb.course, day)
+    caption = f"Pain at each visit against the expected course of {report.condition_name}."
+    return report, Image(caption, course_svg(report), "image/svg+xml")
 
 
 def render_pdf(html: str) -> bytes:

@@ -29,6 +29,7 @@ def routes(ctx: PageContext) -> APIRouter:
     _entry(router, ctx)
     _stored(router, ctx)
     _assessment(router, ctx)
+    _report(router, ctx)
     return router
 
 
@@ -260,6 +261,34 @@ def _assessment(router: APIRouter, ctx: PageContext) -> None:
         ctx.record(request, "R", f"case {row.id} assessment")
         values = forms.values_from_case(row.document)
         return ctx.assessment_page(assess(case, ctx.kb, ctx.today()), case, values, user, case_id=row.id)
+
+
+def _report(router: APIRouter, ctx: PageContext) -> None:
+    """The printable report of a stored case (PDF), as ``hipdx report`` writes it."""
+
+    @router.get("/cases/{case_id}/report.pdf")
+    @ctx.guarded
+    def case_report(request: Request, case_id: str) -> Response:
+        from hipdx.report.html import ReportContent, course_content, render_html, render_pdf
+
+        user = ctx.signed_in(request)
+        row = ctx.source.get(case_id)
+        if row is None:
+            return ctx.not_found(f"There is no case {case_id!r}.", "/", "the case list", user)
+        day = ctx.today()
+        try:
+            case = parse_case(row.full, day)
+        except InputError as err:
+            return ctx.page("message.html", 422, user=user, title="Case not valid today", message=str(err),
+                            back=f"/cases/{row.id}", back_label="the case")
+        ctx.record(request, "R", f"case {row.id} report")
+        assessment = assess(case, ctx.kb, day)
+        course, plot = course_content(case, assessment, ctx.kb, day)
+        content = ReportContent(assessment=assessment, case=case, course=course, course_plot=plot,
+                                inputs=(("Case", f"{row.label} (stored case {row.id})"), ("Date of the assessment", day.isoformat())))
+        pdf = render_pdf(render_html(content, ctx.kb))
+        return Response(pdf, media_type="application/pdf",
+                        headers={"Content-Disposition": f'inline; filename="hipdx-case-{row.id}.pdf"'})
 
 
 def _svg(report: CourseReport) -> bytes:
