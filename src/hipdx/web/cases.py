@@ -251,13 +251,10 @@ def _assessment(router: APIRouter, ctx: PageContext) -> None:
     @ctx.guarded
     def case_assessment(request: Request, case_id: str) -> HTMLResponse:
         user = ctx.signed_in(request)
-        row = ctx.source.get(case_id)
-        if row is None:
-            return ctx.not_found(f"There is no case {case_id!r}.", "/", "the case list", user)
-        try:
-            case = parse_case(row.full, ctx.today())
-        except InputError as err:
-            return page("message.html", 422, user=user, title="Case not valid today", message=str(err), back=f"/cases/{row.id}", back_label="the case")
+        found = _case_of(ctx, user, case_id)
+        if isinstance(found, HTMLResponse):
+            return found
+        row, case = found
         ctx.record(request, "R", f"case {row.id} assessment")
         values = forms.values_from_case(row.document)
         return ctx.assessment_page(assess(case, ctx.kb, ctx.today()), case, values, user, case_id=row.id)
@@ -272,15 +269,11 @@ def _report(router: APIRouter, ctx: PageContext) -> None:
         from hipdx.report.html import ReportContent, course_content, render_html, render_pdf
 
         user = ctx.signed_in(request)
-        row = ctx.source.get(case_id)
-        if row is None:
-            return ctx.not_found(f"There is no case {case_id!r}.", "/", "the case list", user)
+        found = _case_of(ctx, user, case_id)
+        if isinstance(found, HTMLResponse):
+            return found
+        row, case = found
         day = ctx.today()
-        try:
-            case = parse_case(row.full, day)
-        except InputError as err:
-            return ctx.page("message.html", 422, user=user, title="Case not valid today", message=str(err),
-                            back=f"/cases/{row.id}", back_label="the case")
         ctx.record(request, "R", f"case {row.id} report")
         assessment = assess(case, ctx.kb, day)
         course, plot = course_content(case, assessment, ctx.kb, day)
@@ -289,6 +282,18 @@ def _report(router: APIRouter, ctx: PageContext) -> None:
         pdf = render_pdf(render_html(content, ctx.kb))
         return Response(pdf, media_type="application/pdf",
                         headers={"Content-Disposition": f'inline; filename="hipdx-case-{row.id}.pdf"'})
+
+
+def _case_of(ctx: PageContext, user: Any | None, case_id: str) -> tuple[Any, Any] | HTMLResponse:
+    """A stored case and its Case as of today, or the page that says why not (no such case; not valid today)."""
+    row = ctx.source.get(case_id)
+    if row is None:
+        return ctx.not_found(f"There is no case {case_id!r}.", "/", "the case list", user)
+    try:
+        return row, parse_case(row.full, ctx.today())
+    except InputError as err:
+        return ctx.page("message.html", 422, user=user, title="Case not valid today", message=str(err),
+                        back=f"/cases/{row.id}", back_label="the case")
 
 
 def _svg(report: CourseReport) -> bytes:
