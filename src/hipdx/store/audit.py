@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from hipdx.store.models import CdsCall, CdsCardFeedback, CdsFeedback
+from hipdx.store.models import CdsCall, CdsCardFeedback
 
 
 @dataclass
@@ -63,28 +63,6 @@ class AuditStore:
         with Session(self.engine) as session, session.begin():
             session.add(row)
 
-    def record_feedback(self, item: dict[str, Any], issuer: str | None, when: dt.datetime | None = None) -> bool:
-        """Store one feedback item; False (nothing stored) when it lacks a card or an outcome."""
-        card, outcome = item.get("card"), item.get("outcome")
-        if not isinstance(card, str) or outcome not in ("accepted", "overridden"):
-            return False
-        reason = item.get("overrideReason") if isinstance(item.get("overrideReason"), dict) else {}
-        coding = reason.get("reason") if isinstance(reason.get("reason"), dict) else {}
-        row = CdsFeedback(
-            recorded_at=when or dt.datetime.now(dt.timezone.utc),
-            issuer=_clip(issuer),
-            card_uuid=_clip(card, 100),
-            outcome=outcome,
-            override_reason_system=_clip(coding.get("system") if isinstance(coding.get("system"), str) else None),
-            override_reason_code=_clip(coding.get("code") if isinstance(coding.get("code"), str) else None, 100),
-            outcome_timestamp=_clip(
-                item.get("outcomeTimestamp") if isinstance(item.get("outcomeTimestamp"), str) else None, 40
-            ),
-        )
-        with Session(self.engine) as session, session.begin():
-            session.add(row)
-        return True
-
     def record_card_feedback(self, item: CardFeedback, issuer: str | None, when: dt.datetime | None = None) -> None:
         """Store one checked feedback item (:func:`hipdx.service.feedback.parse_feedback`) in ``cds_card_feedback``."""
         row = CdsCardFeedback(
@@ -102,10 +80,6 @@ class AuditStore:
     def calls(self, limit: int = 100) -> list[CdsCall]:
         with Session(self.engine, expire_on_commit=False) as session:
             return list(session.scalars(select(CdsCall).order_by(CdsCall.id.desc()).limit(limit)))
-
-    def feedback(self, limit: int = 100) -> list[CdsFeedback]:
-        with Session(self.engine, expire_on_commit=False) as session:
-            return list(session.scalars(select(CdsFeedback).order_by(CdsFeedback.id.desc()).limit(limit)))
 
 
 def _clip(value: Any, length: int = 200) -> Any:
