@@ -67,15 +67,15 @@ RMO_LIKE = {"age_years": 55, "sex": "male", "onset": {"type": "sudden", "days_si
 
 @pytest.fixture(scope="module")
 def rmo_heavy_kb(tmp_path_factory):
-    """The bundled base with the priors of TOH (0.20) and RMO (0.03) swapped, so that the model
+    """The bundled base with the priors of TOH (0.225) and RMO (0.03) swapped, so that the model
     alone would rank RMO first."""
     data = tmp_path_factory.mktemp("kb") / "data"
     shutil.copytree(default_data_dir(), data)
     conditions = data / "conditions.yaml"
     text = conditions.read_text(encoding="utf-8")
     toh, rmo = text.index("  - id: toh\n"), text.index("  - id: rmo\n")
-    assert text.count("    prior: 0.20\n", toh, rmo) == 1 and "    prior: 0.03\n" in text[rmo:]
-    text = text[:toh] + text[toh:rmo].replace("    prior: 0.20\n", "    prior: 0.03\n") + text[rmo:].replace("    prior: 0.03\n", "    prior: 0.20\n", 1)
+    assert text.count("    prior: 0.225\n", toh, rmo) == 1 and "    prior: 0.03\n" in text[rmo:]
+    text = text[:toh] + text[toh:rmo].replace("    prior: 0.225\n", "    prior: 0.03\n") + text[rmo:].replace("    prior: 0.03\n", "    prior: 0.225\n", 1)
     conditions.write_text(text, encoding="utf-8")
     return load_knowledge_base(data)
 
