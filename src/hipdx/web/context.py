@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import gc
 import hmac
+import importlib
 import inspect
 import logging
 from collections.abc import Callable, Mapping
@@ -37,6 +39,10 @@ log = logging.getLogger("hipdx.web")
 CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"
 MAX_FORM_FIELDS = 2000
 SESSION_COOKIE = "hipdx_session"  # the REST API's session cookie (hipdx.service.api.context)
+#: Imported by a page on its first use; imported at start-up instead (:meth:`PageContext.warm`).
+_LAZY_MODULES = ("hipdx.store.records", "hipdx.store.users", "hipdx.fhir", "hipdx.fhir.jsonread", "matplotlib.pyplot",
+                 "hipdx.report.plot", "hipdx.report.html", "weasyprint", "hipdx.report.slices", "hipdx.imaging.analyze",
+                 "hipdx.service.api.mri")
 
 
 @functools.lru_cache(maxsize=1)
@@ -94,6 +100,7 @@ class PageContext:
         self.row_assessment: Callable[[str, int, dt.date], Assessment | None] = functools.lru_cache(maxsize=512)(self._row_assessment)
         #: condition id -> what the knowledge base says of it
         self.profile: Callable[[str], ConditionProfile] = functools.lru_cache(maxsize=64)(self._profile)
+        self._warmers: list[Callable[[], Any]] = []
 
     # --- sessions ---------------------------------------------------------------------------
 
@@ -214,6 +221,48 @@ class PageContext:
 
     def _profile(self, condition_id: str) -> ConditionProfile:
         return describe_condition(self.kb, condition_id)
+
+    # --- start-up ---------------------------------------------------------------------------
+
+    def warm_also(self, warmer: Callable[[], Any]) -> None:
+        """Run ``warmer`` in :meth:`warm` (a route module's own derived tables)."""
+        self._warmers.append(warmer)
+
+    def warm(self) -> None:
+        """Pay at start-up what the first clinician would otherwise pay on a first request.
+
+        The modules the pages import on first use (the FHIR reader, the course plot's
+        matplotlib, the PDF renderer, the MRI analysis), what the knowledge-base pages derive
+        (each condition's profile, each finding's table), the assessment of every case the case list shows (kept per
+        case version and day) and one full render of a listed case's entry and assessment pages.
+        Then every object alive is moved out of the garbage collector's reach
+        (:func:`gc.freeze`): a full collection of the ~300,000 objects of the knowledge base and
+        the libraries took 160-400 ms, and fell on whichever request triggered it. A failure
+        here is logged and never stops the service (the page then pays on first use, as before).
+        """
+        started = dt.datetime.now()
+        try:
+            for module in _LAZY_MODULES:
+                importlib.import_module(module)
+            for condition_id in self.kb.condition_ids:
+                self.profile(condition_id)
+            for warmer in self._warmers:
+                warmer()
+            day = self.today()
+            rows = self.source.search("")
+            for row in rows:
+                self.row_assessment(row.id, row.version, day)
+            for row in rows[:1]:
+                values = forms.values_from_case(row.document)
+                case, state, assessment = self.evaluate(list(values.items()))
+                if case is not None and assessment is not None:
+                    self.page("entry.html", **self.entry_context(values, state, assessment, case, row))
+                    self.assessment_page(assessment, case, values, None)
+        except Exception:  # noqa: BLE001 - start-up goes on; the first request pays instead
+            log.exception("could not warm the pages at start-up")
+        gc.collect()
+        gc.freeze()
+        log.info("pages warmed in %.1f s", (dt.datetime.now() - started).total_seconds())
 
     # --- errors of the session ------------------------------------------------------------
 

@@ -42,11 +42,13 @@ What the pages share (session, CSRF, access log, rendering) is one
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
 
 from hipdx.knowledge import KnowledgeBase
 from hipdx.web import cases, fragments, kb_pages, sign_in, static_files
@@ -71,7 +73,13 @@ def web_router(
     be launched from (:class:`hipdx.web.smart.SmartConfig`; none by default).
     """
     ctx = PageContext(kb, today, library, api)
-    router = APIRouter(include_in_schema=False)
+
+    @contextlib.asynccontextmanager
+    async def warm_at_start_up(app: Any) -> AsyncIterator[None]:
+        await run_in_threadpool(ctx.warm)  # before the server accepts its first request
+        yield
+
+    router = APIRouter(include_in_schema=False, lifespan=warm_at_start_up)
     router.include_router(sign_in.routes(ctx))
     router.include_router(cases.routes(ctx))
     router.include_router(fragments.routes(ctx))
