@@ -78,11 +78,13 @@ def display_flips(volume: Volume) -> tuple[bool, bool]:
     return bool(col_dir[0] < 0), bool(row_dir[2] > 0)
 
 
-def _band_polygon(masks: StudyMasks, side: Side, k: int, thickness_mm: float, length_mm: float | None) -> np.ndarray | None:
+def band_outline(masks: StudyMasks, side: Side, k: int, thickness_mm: float, length_mm: float | None) -> np.ndarray | None:
     """The measured band as a ring sector under the dome, centred on the superior direction, in (col, row) pixels.
 
     The band's angular position is not part of the analysis output; it is drawn centred on
     the top of the head, with the measured depth and arc length (the whole dome without a length).
+    None when slice ``k`` does not cut the head. The overlays and the viewer's slices
+    (:mod:`hipdx.report.slices`) both draw this one outline.
     """
     t1, head = masks.t1, masks.heads[side]
     normal = t1.affine[:3, 2] / np.linalg.norm(t1.affine[:3, 2])
@@ -143,7 +145,7 @@ def _figure(masks: StudyMasks, analysis: MriAnalysis, k: int, reasons: list[str]
                 ax.contour(mask[k].astype(np.float32), levels=[0.5], colors=DISPLAY_COLOURS[finding], linewidths=1.5)
         band = getattr(analysis.sides, side.value).subchondral_band
         if band.thickness_mm:
-            polygon = _band_polygon(masks, side, k, band.thickness_mm, band.length_mm)
+            polygon = band_outline(masks, side, k, band.thickness_mm, band.length_mm)
             if polygon is not None:
                 ax.add_patch(Polygon(polygon, closed=True, facecolor=_BAND, alpha=0.45, edgecolor=_BAND, linewidth=1.0))
 
