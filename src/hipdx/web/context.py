@@ -159,6 +159,7 @@ class PageContext:
     def entry_context(self, values: Mapping[str, str], state: forms.FormState, assessment: Assessment | None, case: Case | None,
                       row: CaseRow | None = None, visit_state: forms.FormState | None = None,
                       fhir: Any | None = None) -> dict[str, Any]:
+        jobs = self.source.mri_jobs(row.id) if row is not None and isinstance(self.source, StoredCases) else []
         return {
             "sections": self.sections,
             "state": state,
@@ -173,7 +174,8 @@ class PageContext:
             "visits": self._visits(row, case, assessment),
             "visit_state": visit_state or forms.FormState(),
             "fhir": fhir,
-            "sources": _fact_sources(fhir),
+            "sources": _fact_sources(fhir) | mri_sources(values, jobs),
+            "mri_jobs": jobs,
         }
 
     def assessment_page(self, assessment: Assessment, case: Case, values: Mapping[str, str], user: Any,
@@ -331,6 +333,26 @@ def _fact_sources(mapping: Any | None) -> dict[str, list[str]]:
         if parts[0] == "imaging" and len(parts) == 3 and parts[2] not in _STUDY_PARTS:
             key = f"imaging.{parts[1]}.findings.{parts[2]}"
         out.setdefault(key, []).append(f"{source.resource} {source.element}")
+    return out
+
+
+def mri_sources(values: Mapping[str, str], jobs: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Form key -> "MRI analysis of <date>" for each finding of an MRI study of the form that is
+    the one a confirmed analysis of the case added (its value unchanged since); the study that
+    matches most of an analysis's findings is its study."""
+    out: dict[str, list[str]] = {}
+    studies = [i for i, m in forms.studies(values) if m is Modality.mri]
+    for job in jobs:
+        added = job.get("added_findings")
+        if not added or not studies:
+            continue
+        given = {k.split(".", 3)[-1]: v for k, v in forms.values_from_case({"imaging": [{"modality": "mri", "findings": added}]}).items()
+                 if k.startswith("imaging.0.findings.")}
+        matching = {i: [n for n, v in given.items() if values.get(f"imaging.{i}.findings.{n}") == v] for i in studies}
+        best = max(studies, key=lambda i: len(matching[i]))
+        for name in matching[best]:
+            out.setdefault(f"imaging.{best}.findings.{name}", []).append(
+                f"the MRI analysis of {job['created_at'][:10]} ({job['id'][:8]}), confirmed into the case")
     return out
 
 
