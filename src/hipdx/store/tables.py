@@ -103,7 +103,7 @@ class SmartLaunch(Base):
     state: Mapped[str] = mapped_column(String(64), primary_key=True)
     verifier: Mapped[str | None] = mapped_column(String(128), nullable=True)
     issuer: Mapped[str] = mapped_column(String(500))
-    launch: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    launch: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     document: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -92,5 +92,6 @@ def web_router(
     router.include_router(smart_router(smart or SmartConfig(), page=ctx.page, user_of=ctx.principal,
                                        needs_sign_in=api is not None, guarded=ctx.guarded, signed_in=ctx.signed_in,
                                        today=today, show_mapping=lambda rq, u, m, patient, notes: cases.fhir_case_page(
-                                           ctx, rq, u, m, f"Patient/{patient}", notes)))
+                                           ctx, rq, u, m, f"Patient/{patient}", notes),
+                                   engine=api.engine if api is not None else None))
     return router

@@ -37,7 +37,7 @@ def upgrade() -> None:
         sa.Column("state", sa.String(64), primary_key=True),
         sa.Column("verifier", sa.String(128)),
         sa.Column("issuer", sa.String(500), nullable=False),
-        sa.Column("launch", sa.String(500)),
+        sa.Column("launch", sa.String(2000)),
         sa.Column("document", sa.JSON(), nullable=False),
         sa.Column("created_at", WHEN, nullable=False),
         sa.Column("expires_at", WHEN, nullable=False),
