@@ -259,3 +259,17 @@ def test_the_viewer_slices_shade_the_measured_subchondral_band_in_its_colour(ana
     pixels = np.asarray(Image.open(slice_file(tmp_path, centre.side, centre.centre)).convert("RGB")).astype(int)
     rows = np.nonzero(np.all(pixels == green, axis=2))[0]
     assert rows.mean() < pixels.shape[0] / 2  # under the dome: the upper half of the crop, superior up
+
+
+def test_an_overlay_in_a_report_leaves_the_statement_to_the_report(analysed, tmp_path):
+    from hipdx.report.overlay import CAPTION
+
+    volumes, analysis, masks = analysed
+    k, reasons = next(iter(_representative_slices(masks).items()))
+    alone = [t.get_text() for t in _figure(masks, analysis, k, reasons).texts]
+    placed = [t.get_text() for t in _figure(masks, analysis, k, reasons, statement=False).texts]
+    assert CAPTION in alone and CAPTION not in placed and len(placed) == len(alone) - 1
+    kept = write_overlays(analysis, tmp_path / "alone", masks=masks)
+    left = write_overlays(analysis, tmp_path / "report", masks=masks, statement=False)
+    assert [p.name for p in kept] == [p.name for p in left]
+    assert all(a.read_bytes() != b.read_bytes() for a, b in zip(kept, left))

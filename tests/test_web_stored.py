@@ -100,7 +100,7 @@ def test_an_invalid_case_is_not_saved_and_the_field_is_named(api: Api) -> None:
     token = sign_in(client)
     answer = client.post("/cases/save", data=example("toh_man_classic") | {"csrf_token": token, "age_years": "-4"})
     assert answer.status_code == 422
-    assert "Age: -4.0 is below the accepted range; expected from 0 to 120 years" in text(answer.text)
+    assert "Age: -4 is below the accepted range; expected from 0 to 120 years" in text(answer.text)
     assert records.list_cases(api.engine, None, 10, 0)[0] == 0
 
 
@@ -125,7 +125,7 @@ def test_visits_over_time_with_the_course_plot(api: Api) -> None:
     # a visit before the onset or after today is refused, named at its field
     refused = client.post(f"/cases/{case_id}/visits", data={"csrf_token": token, "visit.days_since_onset": "-5"})
     assert refused.status_code == 422
-    assert "Days since onset: -5.0 is below the accepted range; expected from 0 to 3650 days" in text(refused.text)
+    assert "Days since onset: -5 is below the accepted range; expected from 0 to 3650 days" in text(refused.text)
     later = client.post(f"/cases/{case_id}/visits", data={"csrf_token": token, "visit.date": "2027-03-01"})
     assert later.status_code == 422 and "Date of the visit:" in text(later.text)
     both = client.post(f"/cases/{case_id}/visits", data={"csrf_token": token, "visit.pain_0_10": "3"})

@@ -108,7 +108,7 @@ def band_outline(masks: StudyMasks, side: Side, k: int, thickness_mm: float, len
     return kji[:, [2, 1]]  # (column, row)
 
 
-def _figure(masks: StudyMasks, analysis: MriAnalysis, k: int, reasons: list[str]) -> Figure:
+def _figure(masks: StudyMasks, analysis: MriAnalysis, k: int, reasons: list[str], statement: bool = True) -> Figure:
     """The overlay of slice ``k``: its axes keep image (column, row) pixel coordinates."""
     t1 = masks.t1
     reported = {(side, finding): mask for side, finding, mask in finding_masks(analysis, masks)}
@@ -189,12 +189,13 @@ def _figure(masks: StudyMasks, analysis: MriAnalysis, k: int, reasons: list[str]
     figure.text(0.5, 0.975, f"Coronal slice {k + 1} of {t1.array.shape[0]}: {', '.join(reasons)}",
                 ha="center", va="top", fontsize=11)
     figure.text(0.5, 0.948, f"{image_name}\n" + "; ".join(summary), ha="center", va="top", fontsize=8, linespacing=1.3)
-    figure.text(0.5, 0.03, CAPTION, ha="center", va="bottom", fontsize=11, style="italic")
+    if statement:  # an image on its own says it; inside a report, the report says it once
+        figure.text(0.5, 0.03, CAPTION, ha="center", va="bottom", fontsize=11, style="italic")
     return figure
 
 
-def _draw(masks: StudyMasks, analysis: MriAnalysis, k: int, reasons: list[str], path: Path) -> None:
-    figure = _figure(masks, analysis, k, reasons)
+def _draw(masks: StudyMasks, analysis: MriAnalysis, k: int, reasons: list[str], path: Path, statement: bool) -> None:
+    figure = _figure(masks, analysis, k, reasons, statement)
     try:
         figure.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
     except OSError as exc:
@@ -223,6 +224,7 @@ def write_overlays(
     outdir: str | os.PathLike[str],
     *,
     masks: StudyMasks | None = None,
+    statement: bool = True,
 ) -> list[Path]:
     """Write PNG overlays of the representative coronal slices of an analysed study.
 
@@ -235,6 +237,9 @@ def write_overlays(
     masks
         The study's masks (:class:`~hipdx.imaging.results.StudyMasks`); by default those
         ``analysis`` kept. Nothing is analysed again here.
+    statement
+        Caption each image with the decision-support statement (an image exported on its own);
+        False for images placed in a report, which states it once.
 
     Returns
     -------
@@ -264,6 +269,6 @@ def write_overlays(
     written = []
     for k, reasons in _representative_slices(masks).items():
         path = outdir / f"overlay_{k + 1:02d}_{_tag(reasons)}.png"
-        _draw(masks, analysis, k, reasons, path)
+        _draw(masks, analysis, k, reasons, path, statement)
         written.append(path)
     return written
