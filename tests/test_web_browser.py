@@ -356,6 +356,26 @@ def test_sign_in_change_save_and_add_visits(page: Any, stored_server: str) -> No
     assert page.locator("#visits tbody tr").count() == 3
     page.locator("#visits").scroll_into_view_if_needed()
     shot(page, "case-visits")
+    # a visit corrected: the table and the plot follow
+    plot_before = page.evaluate("document.querySelector('img.course').src")
+    page.click("#visits tbody tr >> nth=1 >> text=Correct or delete")
+    page.wait_for_url(re.compile(rf"{case_url}/visits/2$"))
+    expect(page.locator("#f-visit-pain_0_10")).to_have_value("5")
+    page.fill("#f-visit-pain_0_10", "9")
+    shot(page, "visit-edit")
+    page.click("button:text('Save the visit')")
+    page.wait_for_url(case_url + "#visits")
+    assert "9" in page.locator("#visits tbody tr >> nth=1").inner_text()
+    assert page.evaluate("document.querySelector('img.course').src") != plot_before  # a new version of the plot
+    # a visit deleted, after the confirmation page
+    page.click("#visits tbody tr >> nth=2 >> text=Correct or delete")
+    page.click("text=Delete this visit…")
+    page.wait_for_url(re.compile(rf"{case_url}/visits/3/delete$"))
+    expect(page.locator("h1")).to_contain_text("Delete visit 3")
+    shot(page, "visit-delete")
+    page.click("button:text('Delete visit 3')")
+    page.wait_for_url(case_url + "#visits")
+    assert page.locator("#visits tbody tr").count() == 2
     page.click("button:text('Sign out')")
     page.wait_for_url(f"{server}/sign-in")
 

@@ -65,7 +65,7 @@ def routes(ctx: PageContext) -> APIRouter:
         row, index, visit = found
         ctx.record(request, "R", f"case {row.id} visit {index + 1}")
         return ctx.page("visit_delete.html", user=user, title=f"Delete visit {index + 1} of {row.label}?", row=row,
-                        index=index, described=_described(visit))
+                        index=index, described=_described(visit, ctx.visit_widgets))
 
     @router.post("/cases/{case_id}/visits/{number}/delete", response_class=HTMLResponse)
     @ctx.guarded
@@ -151,7 +151,12 @@ def _delete(ctx: PageContext, request: Request, user: Any, case_id: str, number:
     return RedirectResponse(f"/cases/{row.id}#visits", status_code=303)
 
 
-def _described(visit: dict[str, Any]) -> list[tuple[str, str]]:
-    """The visit's values in words, for the confirmation page."""
-    return [(forms.choice_label(k.removeprefix("visit.")), forms.choice_label(v))
-            for k, v in forms.values_from_case({"visit": visit}).items() if v]
+def _described(visit: dict[str, Any], widgets: dict[str, Any]) -> list[tuple[str, str]]:
+    """The visit's values in words, each under its field's label, for the confirmation page."""
+    out = []
+    for key, value in forms.values_from_case({"visit": visit}).items():
+        widget = widgets.get(key.removesuffix(".value"))
+        if value and not key.endswith(".unit"):
+            label = widget.label if widget is not None else forms.choice_label(key.removeprefix("visit."))
+            out.append((label, forms.choice_label(value)))
+    return out
