@@ -67,11 +67,14 @@ def _serve(folder: Path) -> tuple[str, uvicorn.Server, threading.Thread, dict[st
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    # lifespan on, as `make run` and `hipdx serve` start it: the pages warm up before the first request
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
+    started = time.perf_counter()
     while not server.started:
         time.sleep(0.05)
+    print(f"server started (start-up with the warm-up) in {time.perf_counter() - started:.1f} s")
     return f"http://127.0.0.1:{port}", server, thread, ids
 
 

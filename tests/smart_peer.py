@@ -9,6 +9,13 @@ once and bound to the client, the redirect URL and the PKCE challenge, and the F
 with a valid bearer token, only inside the patient's compartment. The patients are the
 project's hip-pain bundles (``tests/data/fhir``), served with ``Type/id`` references as a FHIR
 server does. ``Peer.behaviour`` switches on the hostile answers the tests need.
+
+OpenID Connect: when ``openid`` is in the granted scope the token response carries an
+``id_token`` (RS256, its key published at ``/auth/jwks``, named by ``jwks_uri`` in the
+discovery) whose ``fhirUser`` is :data:`FHIR_USER`. A confidential client: with
+``Peer.client_secret`` set, the token request must authenticate with HTTP Basic
+(``client_secret_basic``) and nothing else; without it, a public client sends its
+``client_id`` in the form and a Basic header is refused.
 """
 
 from __future__ import annotations
@@ -19,17 +26,25 @@ import html
 import json
 import re
 import secrets
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote_plus, urlencode
 
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 BUNDLES = Path(__file__).parent / "data" / "fhir"
 CLIENT_ID = "hipdx-test"
 VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
+FHIR_USER_ID = "Practitioner/dr-lee"
+#: the peer's signing key and a key it does not publish (for a forged id_token)
+SIGNING_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+KID = "peer-key-1"
 
 
 def _relative(value: Any, ids: dict[str, str]) -> Any:
@@ -65,8 +80,12 @@ class Peer:
     used_codes: set[str] = field(default_factory=set)
     standalone_patient: str = ""  # the patient the "picker" chooses in a standalone launch
     #: hostile switches: "deny", "no-patient", "garbage-fhir", "no-s256", "html-config", "token-500", "foreign-next",
-    #: "refuse-procedures"
+    #: "refuse-procedures", "no-jwks" (no jwks_uri in the discovery), "forged-id-token" (signed with an unpublished key)
     behaviour: set[str] = field(default_factory=set)
+    #: a confidential client's secret: the token request must come with HTTP Basic (client_secret_basic)
+    client_secret: str | None = None
+    #: how each token request authenticated the client: "client_id" (public) or "client_secret_basic"
+    token_auth: list[str] = field(default_factory=list)
     #: show an approval page (a form on this site) before redirecting back, as a record system does
     consent: bool = False
     approvals: dict[str, str] = field(default_factory=dict)
@@ -92,16 +111,23 @@ def create_peer(peer: Peer) -> FastAPI:
             return HTMLResponse("<html><body>Welcome to our portal</body></html>")
         return JSONResponse({
             "issuer": peer.base,
+            **({} if "no-jwks" in peer.behaviour else {"jwks_uri": f"{peer.base}/auth/jwks"}),
             "authorization_endpoint": f"{peer.base}/auth/authorize",
             "token_endpoint": f"{peer.base}/auth/token",
-            "token_endpoint_auth_methods_supported": ["none"],
+            "token_endpoint_auth_methods_supported": ["none", "client_secret_basic"],
             "grant_types_supported": ["authorization_code"],
             "scopes_supported": ["launch", "launch/patient", "openid", "fhirUser", "patient/*.rs"],
             "response_types_supported": ["code"],
             "code_challenge_methods_supported": ["plain"] if "no-s256" in peer.behaviour else ["S256"],
-            "capabilities": ["launch-ehr", "launch-standalone", "client-public", "context-ehr-patient",
+            "capabilities": ["launch-ehr", "launch-standalone", "client-public", "client-confidential-symmetric",
+                             "sso-openid-connect", "context-ehr-patient",
                              "context-standalone-patient", "permission-patient", "permission-v2"],
         })
+
+    @app.get("/auth/jwks")
+    def jwks() -> Response:
+        key = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(SIGNING_KEY.public_key()))
+        return JSONResponse({"keys": [key | {"kid": KID, "use": "sig", "alg": "RS256"}]})
 
     @app.get("/ehr", response_class=HTMLResponse)
     def ehr(patient: str, app_url: str) -> HTMLResponse:
@@ -179,7 +205,21 @@ def create_peer(peer: Peer) -> FastAPI:
         if grant is None:
             return refuse("invalid_grant")
         peer.used_codes.add(code)  # a code is used once, even when the request fails below
-        if form.get("client_id") != grant["client_id"] or form.get("redirect_uri") != grant["redirect_uri"]:
+        basic = request.headers.get("authorization", "")
+        if peer.client_secret is not None:  # confidential: HTTP Basic, and only that (RFC 6749 2.3.1)
+            try:  # each part form-urlencoded, then joined and base64-encoded
+                given = [unquote_plus(part) for part in base64.b64decode(basic.removeprefix("Basic ")).decode().split(":", 1)]
+            except ValueError:
+                given = []
+            if not basic.startswith("Basic ") or given != [CLIENT_ID, peer.client_secret] or "client_id" in form:
+                return JSONResponse({"error": "invalid_client"}, 401, headers={"WWW-Authenticate": 'Basic realm="token"'})
+            client, method = CLIENT_ID, "client_secret_basic"
+        else:
+            if basic:
+                return JSONResponse({"error": "invalid_client"}, 401)
+            client, method = form.get("client_id"), "client_id"
+        peer.token_auth.append(method)
+        if client != grant["client_id"] or form.get("redirect_uri") != grant["redirect_uri"]:
             return refuse("invalid_grant")
         verifier = form.get("code_verifier", "")
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
@@ -191,6 +231,12 @@ def create_peer(peer: Peer) -> FastAPI:
                 "patient": grant["patient"]}
         if "no-patient" in peer.behaviour:
             del body["patient"]
+        if "openid" in grant["scope"].split():
+            now = int(time.time())
+            claims = {"iss": peer.base, "sub": "dr-lee", "aud": CLIENT_ID, "iat": now, "exp": now + 300,
+                      "fhirUser": f"{peer.fhir}/{FHIR_USER_ID}"}
+            key = OTHER_KEY if "forged-id-token" in peer.behaviour else SIGNING_KEY
+            body["id_token"] = jwt.encode(claims, key, algorithm="RS256", headers={"kid": KID})
         return JSONResponse(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
     def bearer(request: Request) -> str | None:

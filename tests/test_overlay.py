@@ -226,3 +226,50 @@ def test_the_summary_says_when_a_head_was_not_found_or_found_by_the_second_searc
                              "undecided_because": because}, "no band found (absence not decided")):
         changed = right.model_copy(update={"subchondral_band": right.subchondral_band.model_copy(update=band)})
         assert expected in summary(analysis.model_copy(update={"sides": analysis.sides.model_copy(update={"right": changed})}))
+
+
+def test_the_viewer_slices_shade_the_measured_subchondral_band_in_its_colour(analysed, tmp_path):
+    """The slice viewer draws the band as the overlays do (same outline, same colour), on the
+    slices that cut the head of the side where it was measured, and nowhere else; the legend
+    names it."""
+    from PIL import Image
+
+    from hipdx.report.slices import LEGEND, slice_file, write_slices
+
+    volumes, analysis, masks = analysed
+    measured = [s for s in (Side.right, Side.left) if getattr(analysis.sides, s.value).subchondral_band.thickness_mm]
+    assert measured, "the phantom's band (5 mm) was not measured"
+    hips = write_slices(analysis, tmp_path, masks=masks)
+    green = np.array([int(DISPLAY_COLOURS[Finding.subchondral_band][i:i + 2], 16) for i in (1, 3, 5)])
+    assert ("band", DISPLAY_COLOURS[Finding.subchondral_band]) in [(name, colour) for name, colour, _ in LEGEND]
+    for name, hip in hips.items():
+        on = hip.with_finding.get(Finding.subchondral_band.value, [])
+        if Side(name) not in measured:
+            assert not on
+        else:
+            assert hip.centre in on and set(on) <= set(hip.slices)
+        for k in hip.slices:
+            pixels = np.asarray(Image.open(slice_file(tmp_path, name, k)).convert("RGB")).astype(int)
+            outlined = int(np.all(pixels == green, axis=2).sum())
+            if k in on:
+                assert outlined > 20, (name, k)
+            else:
+                assert outlined == 0, (name, k)
+    centre = next(hip for name, hip in hips.items() if Side(name) in measured)
+    pixels = np.asarray(Image.open(slice_file(tmp_path, centre.side, centre.centre)).convert("RGB")).astype(int)
+    rows = np.nonzero(np.all(pixels == green, axis=2))[0]
+    assert rows.mean() < pixels.shape[0] / 2  # under the dome: the upper half of the crop, superior up
+
+
+def test_an_overlay_in_a_report_leaves_the_statement_to_the_report(analysed, tmp_path):
+    from hipdx.report.overlay import CAPTION
+
+    volumes, analysis, masks = analysed
+    k, reasons = next(iter(_representative_slices(masks).items()))
+    alone = [t.get_text() for t in _figure(masks, analysis, k, reasons).texts]
+    placed = [t.get_text() for t in _figure(masks, analysis, k, reasons, statement=False).texts]
+    assert CAPTION in alone and CAPTION not in placed and len(placed) == len(alone) - 1
+    kept = write_overlays(analysis, tmp_path / "alone", masks=masks)
+    left = write_overlays(analysis, tmp_path / "report", masks=masks, statement=False)
+    assert [p.name for p in kept] == [p.name for p in left]
+    assert all(a.read_bytes() != b.read_bytes() for a, b in zip(kept, left))

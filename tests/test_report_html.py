@@ -261,3 +261,24 @@ def test_hipdx_patient_sheet_writes_it(tmp_path: Path, kb: KnowledgeBase) -> Non
     result = runner.invoke(app, ["patient-sheet", "--out", str(out)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert out.read_text(encoding="utf-8") == render_patient_sheet(kb)
+
+
+def test_the_statement_is_said_once_per_report_not_again_in_its_images(kb: KnowledgeBase) -> None:
+    """The course plot placed in a report leaves the decision-support statement to the report;
+    the plot exported on its own keeps it (its footnote)."""
+    from hipdx.report.html import course_content
+    from hipdx.report.plot import course_figure, course_svg
+
+    case = hipdx.parse_case({"age_years": 45, "sex": "male", "onset": {"type": "sudden", "days_since_onset": 120},
+                             "visits": [{"days_since_onset": 14, "pain_0_10": 7}, {"days_since_onset": 95, "pain_0_10": 6}]}, TODAY)
+    assessment = hipdx.assess(case, kb, TODAY)
+    report, image = course_content(case, assessment, kb, TODAY)
+    assert image is not None and image.data == course_svg(report, statement=False) != course_svg(report)
+
+    def footnote(statement: bool) -> str:
+        return " ".join(t.get_text() for t in course_figure(report, statement).texts)
+
+    assert "supports a clinician's decision" in footnote(True) and "supports a clinician's decision" not in footnote(False)
+    assert "course knowledge" in footnote(False)  # the rest of the footnote stays
+    page = render_html(ReportContent(assessment, case=case, course=report, course_plot=image), kb)
+    assert page.count("supports a clinician&#39;s decision") == 1

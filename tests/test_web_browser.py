@@ -209,7 +209,7 @@ def test_bad_input_is_named_at_its_field(page: Any, server: str) -> None:
     page.locator("#f-age_years").blur()
     summary = page.locator("#differential .error-summary")
     summary.wait_for()
-    assert "Age: 200.0 is above the accepted range; expected from 0 to 120 years" in summary.inner_text()
+    assert "Age: 200 is above the accepted range; expected from 0 to 120 years" in summary.inner_text()
     # without the live panel too: the posted form comes back with the message at the field
     page.click("text=Update the differential")
     page.locator("#err-age_years").wait_for()
@@ -356,6 +356,26 @@ def test_sign_in_change_save_and_add_visits(page: Any, stored_server: str) -> No
     assert page.locator("#visits tbody tr").count() == 3
     page.locator("#visits").scroll_into_view_if_needed()
     shot(page, "case-visits")
+    # a visit corrected: the table and the plot follow
+    plot_before = page.evaluate("document.querySelector('img.course').src")
+    page.click("#visits tbody tr >> nth=1 >> text=Correct or delete")
+    page.wait_for_url(re.compile(rf"{case_url}/visits/2$"))
+    expect(page.locator("#f-visit-pain_0_10")).to_have_value("5")
+    page.fill("#f-visit-pain_0_10", "9")
+    shot(page, "visit-edit")
+    page.click("button:text('Save the visit')")
+    page.wait_for_url(case_url + "#visits")
+    assert "9" in page.locator("#visits tbody tr >> nth=1").inner_text()
+    assert page.evaluate("document.querySelector('img.course').src") != plot_before  # a new version of the plot
+    # a visit deleted, after the confirmation page
+    page.click("#visits tbody tr >> nth=2 >> text=Correct or delete")
+    page.click("text=Delete this visit…")
+    page.wait_for_url(re.compile(rf"{case_url}/visits/3/delete$"))
+    expect(page.locator("h1")).to_contain_text("Delete visit 3")
+    shot(page, "visit-delete")
+    page.click("button:text('Delete visit 3')")
+    page.wait_for_url(case_url + "#visits")
+    assert page.locator("#visits tbody tr").count() == 2
     page.click("button:text('Sign out')")
     page.wait_for_url(f"{server}/sign-in")
 

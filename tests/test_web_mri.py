@@ -98,6 +98,14 @@ def test_a_phantom_upload_gives_measurements_slices_and_findings(api: Api, phant
     assert len(stored) == len(paths) and pydicom.dcmread(stored[0]).PatientIdentityRemoved == "YES"
     job = wait(api, job_id)
     assert job["state"] == "done", job
+    # the job is the case's: listed on its page, not reachable from another case
+    assert job["case_id"] == case_id and [j["id"] for j in records.jobs_of_case(api.engine, int(case_id))] == [job_id]
+    listed = api.client.get(f"/cases/{case_id}").text
+    assert f'href="/cases/{case_id}/mri/{job_id}"' in listed and "not added to the case" in text(listed)
+    other = stored_case(api, "toh_man_classic")
+    assert f"/mri/{job_id}" not in api.client.get(f"/cases/{other}").text
+    for foreign in ("", "/view/right?right=3", "/slices/right/3.png"):
+        assert api.client.get(f"/cases/{other}/mri/{job_id}{foreign}").status_code == 404, foreign
 
     page = api.client.get(job_url)
     assert page.status_code == 200
@@ -135,6 +143,13 @@ def test_a_phantom_upload_gives_measurements_slices_and_findings(api: Api, phant
     study = records.get_case(api.engine, int(case_id)).document["imaging"][-1]
     assert study["modality"] == "mri" and study["days_since_onset"] == 20
     assert study["findings"]["edema"] == "present" and study["findings"]["edema_extent"] != "none"
+    # the case page says which facts came from the MRI, as a FHIR read names each fact's source
+    assert records.get_job(api.engine, job_id)["added_findings"] == study["findings"]
+    case_page = api.client.get(f"/cases/{case_id}").text
+    index = len(records.get_case(api.engine, int(case_id)).document["imaging"]) - 1
+    edema_field = re.search(r'name="imaging\.%d\.findings\.edema".*?(?=name="imaging\.%d\.findings\.(?!edema"))' % (index, index), case_page, re.S)
+    assert edema_field and "from the MRI analysis of" in edema_field.group(0), case_page[-3000:]
+    assert "confirmed into the case: " in text(case_page) and "edema = present" in text(case_page)
 
 
 def test_a_job_runs_once_for_the_api_and_the_pages(api: Api, phantom: tuple[Any, list[Path]]) -> None:

@@ -230,3 +230,39 @@ def test_a_file_that_is_not_fhir_is_named_as_such(client: TestClient, content: b
     assert answer.status_code == 422
     assert words in text(answer.text)
     assert client.post("/cases/from-fhir", data={"patient": "x"}).status_code == 422  # no file at all
+
+
+
+def test_the_warm_up_pays_what_a_first_request_would(kb: KnowledgeBase, library: CaseLibrary) -> None:
+    """Every case the list shows is assessed, every condition profiled, every finding's table
+    derived, and the objects alive then are out of the garbage collector's full collections."""
+    import gc
+
+    from hipdx.web.context import PageContext
+
+    ctx = PageContext(kb, lambda: TODAY, library)
+    tables: list[int] = []
+    ctx.warm_also(lambda: tables.append(1))
+    assert ctx.row_assessment.cache_info().currsize == 0  # type: ignore[attr-defined]
+    ctx.warm()
+    listed = ctx.source.search("")
+    assert listed and ctx.row_assessment.cache_info().currsize == len(listed)  # type: ignore[attr-defined]
+    assert all(ctx.row_assessment(r.id, r.version, TODAY) is not None for r in listed)
+    assert ctx.profile.cache_info().currsize == len(kb.condition_ids)  # type: ignore[attr-defined]
+    assert tables == [1]
+    assert gc.get_freeze_count() > 100_000
+
+
+def test_the_server_warms_the_pages_before_its_first_request(kb: KnowledgeBase, library: CaseLibrary,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The router's lifespan runs the warm-up (counted here, not run: the test above runs it)."""
+    from hipdx.web.context import PageContext
+
+    calls: list[PageContext] = []
+    monkeypatch.setattr(PageContext, "warm", lambda self: calls.append(self))
+    app = create_app(ServiceConfig(issuers=None, insecure_no_auth=True, today=lambda: TODAY, cases=library), kb)
+    TestClient(app).get("/kb")
+    assert calls == []  # no lifespan, no warm-up: the app still answers
+    with TestClient(app) as started:
+        assert len(calls) == 1
+        assert started.get("/").status_code == 200

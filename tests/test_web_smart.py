@@ -26,13 +26,16 @@ from hipdx.service import ServiceConfig, create_app
 from hipdx.web.smart import FLOW_COOKIE, SmartConfig, SmartServer
 
 from conftest import ROOT, TODAY
-from smart_peer import CLIENT_ID, Peer, create_peer
+from smart_peer import CLIENT_ID, FHIR_USER_ID, Peer, create_peer
 
 uvicorn = pytest.importorskip("uvicorn")
 PASSWORD = "correct horse battery staple"
 #: the project's bundle of a classic TOH in a man (tests/data/fhir/toh_man_classic.bundle.json)
 TOH_MAN = "df2f9c74-cf43-5ca0-bdf2-d0fb0473f326"
 SCREENSHOTS = ROOT / "tests" / "artifacts" / "screenshots"
+#: the database of the service under test (a second worker opens it too)
+DATABASE: dict[str, str] = {}
+PEER_SECRET = "peer secret: 7f1c / ü"  # characters that must be form-urlencoded before Basic
 
 
 def _free_port() -> int:
@@ -77,7 +80,8 @@ def hipdx_url(peer: Peer, closed_iss: str, kb: KnowledgeBase, tmp_path_factory: 
     from hipdx.store.users import Role, add_user
 
     folder = tmp_path_factory.mktemp("smart")
-    engine = connect(f"sqlite:///{folder / 'hipdx.db'}")
+    DATABASE["url"] = f"sqlite:///{folder / 'hipdx.db'}"
+    engine = connect(DATABASE["url"])
     migrate(engine)
     add_user(engine, "clinician", PASSWORD, Role.clinician)
     add_user(engine, "other", PASSWORD, Role.clinician)
@@ -384,3 +388,96 @@ def test_standalone_launch_in_the_browser(browser: Any, peer: Peer, hipdx_url: s
     pg.wait_for_url(re.compile(r".*/smart/case\?read=.*"), timeout=20000)
     assert pg.locator("h1").first.inner_text() == f"Case read from FHIR (Patient/{TOH_MAN})"
     context.close()
+
+
+@pytest.fixture(scope="module")
+def second_worker(hipdx_url: str, peer: Peer, kb: KnowledgeBase, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Another worker of the same service: its own process state and engine on the same database,
+    behind the same public address; it knows hipdx's secret at the peer (a confidential client)."""
+    from hipdx.service.api.context import ApiContext
+    from hipdx.store import connect
+
+    engine = connect(DATABASE["url"])
+    port = _free_port()
+    smart = SmartConfig((SmartServer(peer.fhir, CLIENT_ID, "Test hospital", client_secret=PEER_SECRET),),
+                        public_url=hipdx_url, timeout_s=5)
+    context = ApiContext(engine=engine, kb=kb, secret=b"k" * 32, upload_dir=tmp_path_factory.mktemp("second") / "uploads",
+                         today=lambda: TODAY, session_cookie_secure=False)
+    srv, thread = _serve(create_app(ServiceConfig(issuers=None, insecure_no_auth=True, today=lambda: TODAY, api=context,
+                                                  smart=smart), kb), port)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+    context.jobs.shutdown(wait=True)
+    engine.dispose()
+
+
+def _launches() -> int:
+    from sqlalchemy import create_engine, text as sql
+
+    engine = create_engine(DATABASE["url"])
+    try:
+        with engine.connect() as connection:
+            return int(connection.execute(sql("SELECT count(*) FROM smart_launch")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def test_a_launch_started_by_one_worker_is_finished_by_another_as_a_confidential_client(
+        client: httpx.Client, peer: Peer, hipdx_url: str, second_worker: str) -> None:
+    """The launch state is in the database: the callback reaches another worker, which finishes
+    it; that worker's configuration is a confidential client, so its token request carries HTTP
+    Basic (client_secret_basic) and no client_id; the state is used once."""
+    peer.client_secret = PEER_SECRET
+    peer.token_auth.clear()
+    try:
+        before = _launches()
+        callback = to_callback(client, ehr_launch_url(client, peer, hipdx_url), hipdx_url)
+        assert _launches() == before + 1  # the state and verifier, in the database
+        elsewhere = callback.replace(hipdx_url, second_worker)
+        page, _ = drive(client, elsewhere)
+        assert page.status_code == 200 and f"Case read from FHIR (Patient/{TOH_MAN})" in text(page), text(page)[:500]
+        assert peer.token_auth == ["client_secret_basic"] and "client_id" not in peer.token_requests[-1]
+        assert _launches() == before  # the state taken, the patient read taken: nothing left
+        again, _ = drive(client, elsewhere)
+        assert again.status_code == 400 and "Launch not recognised" in text(again)
+        # the first worker has no secret: the peer refuses its public token request, named on the page
+        callback = to_callback(client, ehr_launch_url(client, peer, hipdx_url), hipdx_url)
+        refused, _ = drive(client, callback)
+        assert refused.status_code == 424 and "was refused (invalid_client)" in text(refused), text(refused)[:400]
+        assert PEER_SECRET not in refused.text
+    finally:
+        peer.client_secret = None
+
+
+def test_an_expired_launch_is_not_finished(peer: Peer, hipdx_url: str) -> None:
+    from hipdx.store import connect
+    from hipdx.store.launches import put_launch, take_launch
+
+    engine = connect(DATABASE["url"])
+    try:
+        put_launch(engine, "old-state", issuer=peer.fhir, verifier="v" * 43, launch=None, document={}, seconds=-1, cap=1000)
+        put_launch(engine, "new-state", issuer=peer.fhir, verifier="v" * 43, launch="l", document={"a": 1}, seconds=60, cap=1000)
+        assert take_launch(engine, "old-state") is None
+        taken = take_launch(engine, "new-state")
+        assert taken is not None and taken["document"] == {"a": 1} and taken["launch"] == "l"
+        assert take_launch(engine, "new-state") is None  # once
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(("behaviour", "shown", "said"), [
+    (set(), True, "its signature verified against the server's published keys"),
+    ({"no-jwks"}, True, "not verified (the server's SMART configuration publishes no jwks_uri), shown for information only"),
+    ({"forged-id-token"}, False, "did not verify against its keys"),
+])
+def test_the_launching_users_fhir_user_is_shown_as_far_as_it_is_verified(client: httpx.Client, peer: Peer, hipdx_url: str,
+                                                                          behaviour: set[str], shown: bool, said: str) -> None:
+    peer.behaviour |= behaviour
+    peer.authorize_requests.clear()
+    page, _ = drive(client, ehr_launch_url(client, peer, hipdx_url))
+    assert page.status_code == 200, text(page)[:400]
+    assert {"openid", "fhirUser"} <= set(peer.authorize_requests[-1]["scope"].split())
+    words = text(page)
+    assert said in words
+    assert (FHIR_USER_ID in words) is shown

@@ -160,7 +160,7 @@ def _overlays(study: Any, analysis: Any) -> tuple[Any, ...]:
 
     images = []
     with tempfile.TemporaryDirectory(prefix="hipdx-overlays-") as folder:
-        for path in write_overlays(analysis, folder):
+        for path in write_overlays(analysis, folder, statement=False):  # the report states it once
             _, number, tag = path.stem.split("_", 2)
             reasons = " and ".join(_SLICE_REASONS.get(t, t) for t in _split_tag(tag))
             images.append(Image(f"Coronal slice {int(number)}, {reasons}: contours to check on the images.", path.read_bytes()))

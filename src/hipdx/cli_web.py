@@ -56,7 +56,7 @@ def run_command(
         engine.dispose()
     url = f"http://127.0.0.1:{port}"
     typer.echo(
-        f"\nhipdx is running at {url}\n"
+        f"\nhipdx is starting at {url} (it answers once its pages are warmed up: 5-20 s)\n"
         f"  sign in as: {DEMO_USER}\n"
         f"  password:   {password}\n"
         f"  cases:      {stored} example cases in {settings.data_dir / 'hipdx.db'}\n"

@@ -249,7 +249,7 @@ def course_content(case: Case, assessment: Assessment, kb: KnowledgeBase, day: d
 
     report = compare_course(case, assessment.differential[0].id, kb.course, day)
     caption = f"Pain at each visit against the expected course of {report.condition_name}."
-    return report, Image(caption, course_svg(report), "image/svg+xml")
+    return report, Image(caption, course_svg(report, statement=False), "image/svg+xml")  # the report states it once
 
 
 def render_pdf(html: str) -> bytes:

@@ -78,11 +78,13 @@ def display_flips(volume: Volume) -> tuple[bool, bool]:
     return bool(col_dir[0] < 0), bool(row_dir[2] > 0)
 
 
-def _band_polygon(masks: StudyMasks, side: Side, k: int, thickness_mm: float, length_mm: float | None) -> np.ndarray | None:
+def band_outline(masks: StudyMasks, side: Side, k: int, thickness_mm: float, length_mm: float | None) -> np.ndarray | None:
     """The measured band as a ring sector under the dome, centred on the superior direction, in (col, row) pixels.
 
     The band's angular position is not part of the analysis output; it is drawn centred on
     the top of the head, with the measured depth and arc length (the whole dome without a length).
+    None when slice ``k`` does not cut the head. The overlays and the viewer's slices
+    (:mod:`hipdx.report.slices`) both draw this one outline.
     """
     t1, head = masks.t1, masks.heads[side]
     normal = t1.affine[:3, 2] / np.linalg.norm(t1.affine[:3, 2])
@@ -106,7 +108,7 @@ def _band_polygon(masks: StudyMasks, side: Side, k: int, thickness_mm: float, le
     return kji[:, [2, 1]]  # (column, row)
 
 
-def _figure(masks: StudyMasks, analysis: MriAnalysis, k: int, reasons: list[str]) -> Figure:
+def _figure(masks: StudyMasks, analysis: MriAnalysis, k: int, reasons: list[str], statement: bool = True) -> Figure:
     """The overlay of slice ``k``: its axes keep image (column, row) pixel coordinates."""
     t1 = masks.t1
     reported = {(side, finding): mask for side, finding, mask in finding_masks(analysis, masks)}
@@ -143,7 +145,7 @@ def _figure(masks: StudyMasks, analysis: MriAnalysis, k: int, reasons: list[str]
                 ax.contour(mask[k].astype(np.float32), levels=[0.5], colors=DISPLAY_COLOURS[finding], linewidths=1.5)
         band = getattr(analysis.sides, side.value).subchondral_band
         if band.thickness_mm:
-            polygon = _band_polygon(masks, side, k, band.thickness_mm, band.length_mm)
+            polygon = band_outline(masks, side, k, band.thickness_mm, band.length_mm)
             if polygon is not None:
                 ax.add_patch(Polygon(polygon, closed=True, facecolor=_BAND, alpha=0.45, edgecolor=_BAND, linewidth=1.0))
 
@@ -187,12 +189,13 @@ def _figure(masks: StudyMasks, analysis: MriAnalysis, k: int, reasons: list[str]
     figure.text(0.5, 0.975, f"Coronal slice {k + 1} of {t1.array.shape[0]}: {', '.join(reasons)}",
                 ha="center", va="top", fontsize=11)
     figure.text(0.5, 0.948, f"{image_name}\n" + "; ".join(summary), ha="center", va="top", fontsize=8, linespacing=1.3)
-    figure.text(0.5, 0.03, CAPTION, ha="center", va="bottom", fontsize=11, style="italic")
+    if statement:  # an image on its own says it; inside a report, the report says it once
+        figure.text(0.5, 0.03, CAPTION, ha="center", va="bottom", fontsize=11, style="italic")
     return figure
 
 
-def _draw(masks: StudyMasks, analysis: MriAnalysis, k: int, reasons: list[str], path: Path) -> None:
-    figure = _figure(masks, analysis, k, reasons)
+def _draw(masks: StudyMasks, analysis: MriAnalysis, k: int, reasons: list[str], path: Path, statement: bool) -> None:
+    figure = _figure(masks, analysis, k, reasons, statement)
     try:
         figure.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
     except OSError as exc:
@@ -221,6 +224,7 @@ def write_overlays(
     outdir: str | os.PathLike[str],
     *,
     masks: StudyMasks | None = None,
+    statement: bool = True,
 ) -> list[Path]:
     """Write PNG overlays of the representative coronal slices of an analysed study.
 
@@ -233,6 +237,9 @@ def write_overlays(
     masks
         The study's masks (:class:`~hipdx.imaging.results.StudyMasks`); by default those
         ``analysis`` kept. Nothing is analysed again here.
+    statement
+        Caption each image with the decision-support statement (an image exported on its own);
+        False for images placed in a report, which states it once.
 
     Returns
     -------
@@ -262,6 +269,6 @@ def write_overlays(
     written = []
     for k, reasons in _representative_slices(masks).items():
         path = outdir / f"overlay_{k + 1:02d}_{_tag(reasons)}.png"
-        _draw(masks, analysis, k, reasons, path)
+        _draw(masks, analysis, k, reasons, path, statement)
         written.append(path)
     return written

@@ -92,16 +92,18 @@ def plot_course(report: CourseReport, path: str | Path) -> Path:
     return path
 
 
-def course_svg(report: CourseReport) -> bytes:
-    """The plot of :func:`plot_course` as SVG bytes, for embedding in a report (reproducible, no file)."""
+def course_svg(report: CourseReport, statement: bool = True) -> bytes:
+    """The plot of :func:`plot_course` as SVG bytes, for embedding in a report (reproducible, no
+    file); ``statement=False`` leaves the decision-support statement to the report around it."""
     buffer = io.BytesIO()
     with matplotlib.rc_context({"svg.hashsalt": "hipdx", "svg.fonttype": "path"}):
-        course_figure(report).savefig(buffer, format="svg", dpi=DPI, metadata={"Date": None, "Creator": None})
+        course_figure(report, statement).savefig(buffer, format="svg", dpi=DPI, metadata={"Date": None, "Creator": None})
     return buffer.getvalue()
 
 
-def course_figure(report: CourseReport) -> Figure:
-    """The figure of :func:`plot_course`, not yet written (for embedding in other reports)."""
+def course_figure(report: CourseReport, statement: bool = True) -> Figure:
+    """The figure of :func:`plot_course`, not yet written (for embedding in other reports); with
+    ``statement`` (an image on its own) its footnote ends with the decision-support statement."""
     # constrained layout keeps the figure size; the bottom 3% is left for the footnote
     figure = Figure(figsize=FIGURE_SIZE_IN, dpi=DPI, layout=ConstrainedLayoutEngine(rect=(0, 0.03, 1, 0.97)))
     FigureCanvasAgg(figure)
@@ -170,7 +172,7 @@ def course_figure(report: CourseReport) -> Figure:
         ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
     figure.text(
         0.01, 0.005,
-        footnote + "hipdx supports a clinician's decision; it does not replace it.",
+        footnote + ("hipdx supports a clinician's decision; it does not replace it." if statement else ""),
         fontsize=7, color="#777777", ha="left", va="bottom",
     )
     return figure

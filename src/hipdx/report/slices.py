@@ -5,8 +5,10 @@ coronal slice of the T1 grid: the image the overlays show (the fluid-sensitive s
 resampled onto the T1 slice, the T1 image without one; :mod:`hipdx.report.overlay`),
 cropped to a square around the femoral head, oriented as the overlays are (patient right on
 the viewer's left, superior up), with the outlines of the femoral head (the sphere cut by the
-slice), the head-neck-intertrochanteric region, and the edema, acetabular edema and
-effusion reported present, in the colours of the overlays and the SEG
+slice), the head-neck-intertrochanteric region, the edema, acetabular edema and
+effusion reported present, and the subchondral band measured (shaded at its measured depth
+under the dome, as the overlays draw it: :func:`hipdx.report.overlay.band_outline`), in the
+colours of the overlays and the SEG
 (:data:`hipdx.imaging.export.DISPLAY_COLOURS`). Pixels only (Pillow, no matplotlib): a
 slice costs a few milliseconds, so a whole study is drawn when its analysis ends and the
 viewer serves files.
@@ -25,14 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from hipdx.case.model import Side
 from hipdx.errors import InputError
 from hipdx.imaging.analyze import MriAnalysis, StudyMasks
 from hipdx.imaging.export import DISPLAY_COLOURS, Finding, finding_masks
-from hipdx.report.overlay import display_flips, slice_image
+from hipdx.report.overlay import band_outline, display_flips, slice_image
 
 #: Most slices drawn per hip (those nearest the femoral head centre).
 MAX_SLICES = 160
@@ -51,7 +53,10 @@ LEGEND = (
     ("edema", DISPLAY_COLOURS[Finding.edema], "bone marrow edema"),
     ("acetabular_edema", DISPLAY_COLOURS[Finding.acetabular_edema], "acetabular edema"),
     ("effusion", DISPLAY_COLOURS[Finding.effusion], "joint effusion"),
+    ("band", DISPLAY_COLOURS[Finding.subchondral_band], "subchondral band (measured depth, at the dome; shaded)"),
 )
+#: Opacity of the band's shading (the overlays' alpha): the marrow under it stays readable.
+BAND_ALPHA = 0.45
 MANIFEST = "slices.json"
 
 
@@ -87,8 +92,35 @@ def _window(masks: StudyMasks, side: Side) -> tuple[slice, slice, int]:
     return slice(r0, min(r0 + 2 * half, rows)), slice(c0, min(c0 + 2 * half, cols)), int(round(centre[0]))
 
 
-def _draw(masks: StudyMasks, reported: dict[tuple[Side, Finding], np.ndarray], side: Side, k: int,
-          window: tuple[slice, slice]) -> bytes:
+def band_mask(masks: StudyMasks, band_of: dict[Side, tuple[float, float | None]], side: Side, k: int,
+              window: tuple[slice, slice]) -> np.ndarray | None:
+    """The pixels of the window inside the band outline of one hip on slice ``k`` (None: no band
+    measured, or the slice misses the head). ``band_of``: side -> (thickness, length) in mm."""
+    if side not in band_of:
+        return None
+    polygon = band_outline(masks, side, k, *band_of[side])
+    if polygon is None:
+        return None
+    rs, cs = window
+    image = Image.new("1", (cs.stop - cs.start, rs.stop - rs.start), 0)
+    points = [(float(c) - cs.start, float(r) - rs.start) for c, r in polygon]
+    ImageDraw.Draw(image).polygon(points, fill=1, outline=1)
+    mask = np.array(image, dtype=bool)
+    return mask if mask.any() else None
+
+
+def _bands(analysis: MriAnalysis) -> dict[Side, tuple[float, float | None]]:
+    """Side -> (thickness, length) of each subchondral band measured, as the overlays draw them."""
+    out = {}
+    for side in (Side.right, Side.left):
+        band = getattr(analysis.sides, side.value).subchondral_band
+        if band.thickness_mm:
+            out[side] = (band.thickness_mm, band.length_mm)
+    return out
+
+
+def _draw(masks: StudyMasks, reported: dict[tuple[Side, Finding], np.ndarray], band_of: dict[Side, tuple[float, float | None]],
+          side: Side, k: int, window: tuple[slice, slice]) -> bytes:
     t1, head = masks.t1, masks.heads[side]
     rs, cs = window
     image = slice_image(masks, k)[0][rs, cs]
@@ -111,6 +143,11 @@ def _draw(masks: StudyMasks, reported: dict[tuple[Side, Finding], np.ndarray], s
         mask = reported.get((side, finding))
         if mask is not None and mask[k][rs, cs].any():
             rgb[_outline(mask[k][rs, cs])] = _rgb(DISPLAY_COLOURS[finding])
+    band = band_mask(masks, band_of, side, k, (rs, cs))
+    if band is not None:
+        colour = _rgb(DISPLAY_COLOURS[Finding.subchondral_band]).astype(np.float32)
+        rgb[band] = ((1 - BAND_ALPHA) * rgb[band] + BAND_ALPHA * colour).astype(np.uint8)
+        rgb[_outline(band)] = colour.astype(np.uint8)
 
     flip_cols, flip_rows = display_flips(t1)
     if flip_cols:
@@ -156,6 +193,7 @@ def write_slices(analysis: MriAnalysis, folder: Path, masks: StudyMasks | None =
     except OSError as exc:
         raise InputError(f"cannot create the slice folder {folder}: {exc.strerror or exc}") from None
     reported = {(side, finding): mask for side, finding, mask in finding_masks(analysis, masks)}
+    band_of = _bands(analysis)
     n = masks.t1.array.shape[0]
     out: dict[str, HipSlices] = {}
     for side in (Side.right, Side.left):
@@ -166,7 +204,7 @@ def write_slices(analysis: MriAnalysis, folder: Path, masks: StudyMasks | None =
         chosen = sorted(sorted(range(n), key=lambda k: (abs(k - centre), k))[:MAX_SLICES])
         for k in chosen:
             try:
-                slice_file(folder, side.value, k).write_bytes(_draw(masks, reported, side, k, (rs, cs)))
+                slice_file(folder, side.value, k).write_bytes(_draw(masks, reported, band_of, side, k, (rs, cs)))
             except OSError as exc:
                 raise InputError(f"cannot write the slice images to {folder}: {exc.strerror or exc}") from None
         with_finding = {}
@@ -174,6 +212,8 @@ def write_slices(analysis: MriAnalysis, folder: Path, masks: StudyMasks | None =
             mask = reported.get((side, finding))
             if mask is not None:
                 with_finding[finding.value] = [k for k in chosen if mask[k].any()]
+        if side in band_of:
+            with_finding[Finding.subchondral_band.value] = [k for k in chosen if band_mask(masks, band_of, side, k, (rs, cs)) is not None]
         out[side.value] = HipSlices(side.value, chosen, centre, n, with_finding)
     manifest = {name: vars(hip) for name, hip in out.items()}
     (folder / MANIFEST).write_text(json.dumps(manifest, sort_keys=True), encoding="utf-8")

@@ -46,6 +46,8 @@ class SmartServerSetting(BaseModel):
     client_id: str = Field(min_length=1, max_length=200)
     name: str = ""
     scopes: Literal["v1", "v2"] = "v2"
+    #: a confidential client's secret at that server (client_secret_basic); none: a public client
+    client_secret: SecretStr | None = None
 
 
 class Settings(BaseSettings):

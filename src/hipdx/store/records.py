@@ -131,6 +131,53 @@ def list_assessments(engine: Engine, case_id: int) -> list[dict[str, Any]]:
                  "assessment": r.document} for r in rows]
 
 
+class StaleVersion(Exception):
+    """The case changed since the version the writer read (another write came in between)."""
+
+
+def change_visit(engine: Engine, case_id: int, index: int, visit: dict[str, Any] | None, version: int) -> CaseRecord | None:
+    """Replace (``visit`` given) or delete (None) visit ``index`` (0-based) of the case's full
+    visit list (:meth:`CaseRecord.full_case`: the visits it was created with, then those added).
+
+    Returns the case as written, or None when there is no such case or visit.
+
+    Raises
+    ------
+    StaleVersion
+        The case is no longer at ``version``: the index may name another visit now.
+    """
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        row = session.get(StoredCase, case_id, with_for_update=True)
+        if row is None or index < 0:
+            return None
+        if row.version != version:
+            raise StaleVersion(f"case {case_id} is at version {row.version}, not {version}")
+        own = list(row.document.get("visits") or [])
+        if index < len(own):
+            if visit is None:
+                del own[index]
+            else:
+                own[index] = visit
+            document = dict(row.document)
+            if own:
+                document["visits"] = own
+            else:
+                document.pop("visits", None)
+            row.document = document
+        else:
+            stored = list(session.scalars(select(StoredVisit).where(StoredVisit.case_id == case_id).order_by(StoredVisit.id)))
+            if index - len(own) >= len(stored):
+                return None
+            target = stored[index - len(own)]
+            if visit is None:
+                session.delete(target)
+            else:
+                target.document = visit
+        row.updated_at, row.version = _now(), row.version + 1
+        session.flush()
+        return _record(session, row)
+
+
 def create_job(engine: Engine, job_id: str, files: int, user: str) -> None:
     now = _now()
     with Session(engine) as session, session.begin():
@@ -152,9 +199,26 @@ def get_job(engine: Engine, job_id: str) -> dict[str, Any] | None:
         row = session.get(MriJob, job_id)
         if row is None:
             return None
-        return {"id": row.id, "state": row.state, "progress": row.progress, "stage": row.stage, "files": row.files,
-                "created_by": row.created_by, "created_at": _utc(row.created_at).isoformat(),
-                "updated_at": _utc(row.updated_at).isoformat(), "result": row.result, "error": row.error}
+        return _job(row)
+
+
+def _job(row: MriJob) -> dict[str, Any]:
+    return {"id": row.id, "state": row.state, "progress": row.progress, "stage": row.stage, "files": row.files,
+            "created_by": row.created_by, "created_at": _utc(row.created_at).isoformat(),
+            "updated_at": _utc(row.updated_at).isoformat(), "result": row.result, "error": row.error,
+            "case_id": None if row.case_id is None else str(row.case_id), "added_findings": row.added_findings}
+
+
+def tie_job(engine: Engine, job_id: str, case_id: int) -> None:
+    """The MRI job ``job_id`` was uploaded from case ``case_id``: its analysis belongs to that case."""
+    update_job(engine, job_id, case_id=case_id)
+
+
+def jobs_of_case(engine: Engine, case_id: int) -> list[dict[str, Any]]:
+    """The MRI jobs uploaded from a case, newest first."""
+    with Session(engine) as session:
+        rows = session.scalars(select(MriJob).where(MriJob.case_id == case_id).order_by(MriJob.created_at.desc()))
+        return [_job(row) for row in rows]
 
 
 def record_access(engine: Engine, event: dict[str, Any]) -> None:

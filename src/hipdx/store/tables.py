@@ -89,6 +89,24 @@ class MriJob(Base):
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    #: the case the MRI was uploaded from (None: a REST API upload, or the case was deleted)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("patient_case.id", ondelete="SET NULL"), index=True, nullable=True)
+    #: the imaging findings the clinician confirmed into that case (which facts came from this MRI)
+    added_findings: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+
+class SmartLaunch(Base):
+    """A SMART App Launch under way (hipdx.web.smart): read once, then deleted; expires."""
+
+    __tablename__ = "smart_launch"
+
+    state: Mapped[str] = mapped_column(String(64), primary_key=True)
+    verifier: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    issuer: Mapped[str] = mapped_column(String(500))
+    launch: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    document: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 class AccessEvent(Base):

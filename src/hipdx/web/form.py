@@ -328,9 +328,13 @@ def pregnancy_relevant(values: Mapping[str, str]) -> bool:
     return age is None or CHILD_BEARING_AGES[0] <= age <= CHILD_BEARING_AGES[1]
 
 
-def _number_or_none(text: str) -> float | None:
+def _number_or_none(text: str) -> float | int | None:
+    """The number written, as written: "200" is the integer 200 (so that every message quotes
+    it back as "200", not "200.0"), "2.5" a float; None when the text is not a number."""
     text = text.strip()
-    return float(text) if _DIGITS.fullmatch(text) else None
+    if not _DIGITS.fullmatch(text):
+        return None
+    return int(text) if text.lstrip("+-").isdigit() else float(text)
 
 
 def studies(values: Mapping[str, str]) -> list[tuple[int, Modality]]:

@@ -126,6 +126,22 @@ class StoredCases:
         record = records.update_case(self.engine, int(case_id), label, document)
         return None if record is None else self._row(record)
 
+    def change_visit(self, case_id: str, index: int, visit: dict[str, Any] | None, version: int) -> CaseRow | None:
+        """Replace (or, with None, delete) visit ``index`` of the case; None when there is no such
+        case or visit; raises :class:`hipdx.store.records.StaleVersion` when the case changed."""
+        from hipdx.store import records
+
+        if not case_id.isdigit():
+            return None
+        record = records.change_visit(self.engine, int(case_id), index, visit, version)
+        return None if record is None else self._row(record)
+
+    def mri_jobs(self, case_id: str) -> list[dict[str, Any]]:
+        """The MRI analyses uploaded from a case, newest first (:func:`hipdx.store.records.jobs_of_case`)."""
+        from hipdx.store import records
+
+        return records.jobs_of_case(self.engine, int(case_id)) if case_id.isdigit() else []
+
     def add_visit(self, case_id: str, visit: dict[str, Any], user: str) -> CaseRow | None:
         from hipdx.store import records
 

@@ -73,10 +73,15 @@ class _MriPages:
         from hipdx.store import records
 
         found = records.get_job(self.api.engine, job_id) if JOB_ID.match(job_id) else None
-        if found is None:
+        if found is None or found["case_id"] != row.id:  # each case shows only the MRIs uploaded from it
             return None, self.message(user, 404, "Not found", f"There is no MRI analysis {job_id[:40]!r}.",
                                       f"/cases/{row.id}/mri", "the MRI upload")
         return found, None
+
+    def tie(self, job_id: str, case_id: str) -> None:
+        from hipdx.store import records
+
+        records.tie_job(self.api.engine, job_id, int(case_id))
 
     def upload_page(self, user: Any, row: Any, status: int = 200, error: str = "") -> HTMLResponse:
         return self.page("mri_upload.html", status, user=user, title=f"MRI of {row.label}", row=row, error=error,
@@ -134,6 +139,9 @@ class _MriPages:
         saved = self.source.save(row.id, row.label, document, user.username)
         if saved is None:
             return self.message(user, 404, "Not found", f"There is no case {case_id[:40]!r} to save.")
+        from hipdx.store import records
+
+        records.update_job(self.api.engine, job_id, added_findings=study["findings"])
         self.record(request, "U", f"case {row.id} MRI {job_id} findings", 200)
         return self.page("mri_added.html", user=user, title="MRI findings added", row=saved, job=job, added=True, notes=notes)
 
@@ -198,6 +206,7 @@ def _upload_routes(router: APIRouter, m: _MriPages) -> None:
         except InputError as exc:
             text = "None of the files is DICOM" if "no DICOM" in exc.message else exc.message
             return m.upload_page(user, row, 422, f"{text}: upload the MRI study's DICOM files (a folder of .dcm files, or a zip of it).")
+        await run_in_threadpool(m.tie, submitted["id"], row.id)
         await run_in_threadpool(m.record, request, "C", f"case {row.id} MRI {submitted['id']}", 303)
         return RedirectResponse(f"/cases/{row.id}/mri/{submitted['id']}", status_code=303)
 
@@ -243,7 +252,10 @@ def _slice_routes(router: APIRouter, m: _MriPages) -> None:
         row, refused = m.stored_case(user, case_id)
         if refused:
             return refused
-        hip = m.hips(job_id).get(side) if JOB_ID.match(job_id) and side in SIDES else None
+        job, refused = m.job_of(user, row, job_id)
+        if refused:
+            return refused
+        hip = m.hips(job_id).get(side) if side in SIDES else None
         if hip is None:
             return m.page("_message.html", 404, user=user, message=f"No slices of the {side[:10]} hip for this analysis.")
         return m.page("_mri_slice.html", user=user, row=row, job={"id": job_id}, side=side, hip=hip,
@@ -254,10 +266,11 @@ def _slice_routes(router: APIRouter, m: _MriPages) -> None:
     def slice_png(request: Request, case_id: str, job_id: str, side: str, name: str) -> Response:
         from hipdx.service.api.mri import read_slice
 
-        m.signed_in(request)
+        user = m.signed_in(request)
         number = name.removesuffix(".png")
         image = None
-        if JOB_ID.match(job_id) and side in SIDES and name.endswith(".png") and number.isdigit() and m.source.get(case_id):
+        row = m.source.get(case_id)
+        if row is not None and side in SIDES and name.endswith(".png") and number.isdigit() and m.job_of(user, row, job_id)[1] is None:
             image = read_slice(m.api, job_id, side, int(number) - 1)
         if image is None:
             return Response("no such slice", status_code=404, media_type="text/plain")

@@ -21,6 +21,7 @@ page                                        what it shows
 ``POST /cases/from-fhir``                   a FHIR R4 file read into the form, each fact's source shown
 ``POST /cases/save``                        save the posted case (stored cases only)
 ``POST /cases/{id}/visits``                 add a follow-up visit (stored cases only)
+``GET, POST /cases/{id}/visits/{n}[/delete]``  correct or delete a visit (:mod:`~hipdx.web.visits`)
 ``GET /cases/{id}/course.svg``              the course plot of a case's visits
 ``GET, POST /sign-in``; ``POST /sign-out``  a browser session (stored cases only)
 ``GET /kb`` and below                       the knowledge base: conditions, findings, references
@@ -42,14 +43,16 @@ What the pages share (session, CSRF, access log, rendering) is one
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
 
 from hipdx.knowledge import KnowledgeBase
-from hipdx.web import cases, fragments, kb_pages, sign_in, static_files
+from hipdx.web import cases, fragments, kb_pages, sign_in, static_files, visits
 from hipdx.web.context import PageContext
 from hipdx.web.library import CaseLibrary
 from hipdx.web.mri import mri_router
@@ -71,9 +74,16 @@ def web_router(
     be launched from (:class:`hipdx.web.smart.SmartConfig`; none by default).
     """
     ctx = PageContext(kb, today, library, api)
-    router = APIRouter(include_in_schema=False)
+
+    @contextlib.asynccontextmanager
+    async def warm_at_start_up(app: Any) -> AsyncIterator[None]:
+        await run_in_threadpool(ctx.warm)  # before the server accepts its first request
+        yield
+
+    router = APIRouter(include_in_schema=False, lifespan=warm_at_start_up)
     router.include_router(sign_in.routes(ctx))
     router.include_router(cases.routes(ctx))
+    router.include_router(visits.routes(ctx))
     router.include_router(fragments.routes(ctx))
     router.include_router(kb_pages.routes(ctx))
     router.include_router(mri_router(api, ctx.source, today, page=ctx.page, signed_in=ctx.signed_in, check_csrf=ctx.check_csrf,
@@ -82,5 +92,6 @@ def web_router(
     router.include_router(smart_router(smart or SmartConfig(), page=ctx.page, user_of=ctx.principal,
                                        needs_sign_in=api is not None, guarded=ctx.guarded, signed_in=ctx.signed_in,
                                        today=today, show_mapping=lambda rq, u, m, patient, notes: cases.fhir_case_page(
-                                           ctx, rq, u, m, f"Patient/{patient}", notes)))
+                                           ctx, rq, u, m, f"Patient/{patient}", notes),
+                                   engine=api.engine if api is not None else None))
     return router

@@ -22,7 +22,8 @@ client with PKCE:
 - The authorize request carries ``response_type=code``, ``client_id``, ``redirect_uri``,
   ``launch`` (EHR launch), ``scope``, ``state``, ``aud`` (= ``iss``), ``code_challenge`` and
   ``code_challenge_method=S256``. ``state`` (32 random bytes) and the ``code_verifier`` stay on
-  the server, in this process's memory, for ten minutes, tied to the browser by a cookie
+  the server, in its database (:mod:`hipdx.web.smart_flows`: any worker finishes the launch;
+  in memory for the pages without a database), for ten minutes, tied to the browser by a cookie
   (``hipdx_smart``: HttpOnly, SameSite=Lax so it comes back with the authorization server's
   redirect, path ``/smart``) and to the hipdx user who started the launch.
 - The callback checks ``state`` (once: a state is forgotten when used), exchanges the code
@@ -33,11 +34,14 @@ client with PKCE:
   from another site: the callback answers a short page that continues (same site) to
   ``/smart/case``, where the signed-in user who started the launch sees the case.
 
-``openid fhirUser`` is not asked for: hipdx has its own users and does not use the record
-system's identity (an ``id_token`` would otherwise have to be verified).
-
-The launch state lives in one process: with several uvicorn workers, the launch needs sticky
-sessions (or one worker).
+- A confidential client (a ``client_secret`` in the server's configuration) authenticates the
+  token request with HTTP Basic (``client_secret_basic``, RFC 6749 2.3.1); a public client
+  sends its ``client_id`` in the form.
+- When the server offers OpenID Connect (``openid`` in ``scopes_supported`` or
+  ``sso-openid-connect`` in ``capabilities``), ``openid fhirUser`` are asked for too and the
+  ``id_token``'s ``fhirUser`` is shown beside the patient read (:mod:`hipdx.web.smart_identity`:
+  verified against the server's ``jwks_uri`` when it publishes one, else labelled unverified,
+  for information only). hipdx's own sign-in stays who the user is for hipdx.
 """
 
 from __future__ import annotations
@@ -49,24 +53,22 @@ import hashlib
 import hmac
 import logging
 import secrets
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote_plus, urlencode, urlsplit
 
 import httpx2 as httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from hipdx.errors import HipdxError
+from hipdx.web.smart_flows import FLOW_SECONDS, Flow, MemoryFlows, StoredFlows, TooMany, flows_for
+from hipdx.web.smart_identity import launch_user
 
 log = logging.getLogger("hipdx.web.smart")
 
 FLOW_COOKIE = "hipdx_smart"
-FLOW_SECONDS = 600
-MAX_FLOWS = 1000
 MAX_RESPONSE_BYTES = 20 * 2**20
 MAX_PAGES = 20  # search result pages followed per resource type
 #: The chart resources the FHIR mapping reads (hipdx.fhir.mapping), searched by patient.
@@ -87,6 +89,14 @@ class SmartServer:
     name: str = ""
     #: "v2" (``patient/Condition.rs``) or "v1" (``patient/Condition.read``)
     scopes: str = "v2"
+    #: a confidential client's secret (``client_secret_basic``); None: a public client. A
+    #: ``pydantic.SecretStr`` from the settings is accepted as it is.
+    client_secret: Any = field(default=None, repr=False)
+
+    def secret(self) -> str | None:
+        value = self.client_secret
+        value = value.get_secret_value() if hasattr(value, "get_secret_value") else value
+        return value or None
 
     @property
     def label(self) -> str:
@@ -119,43 +129,6 @@ class SmartFailure(Exception):
         self.title, self.message, self.status = title, message, status
 
 
-@dataclass
-class _Flow:
-    server: SmartServer
-    state: str
-    verifier: str
-    browser: str  # the value of the flow cookie
-    user: str | None  # the hipdx session's token hash
-    redirect_uri: str
-    token_endpoint: str
-    expires: float
-    mapping: Any | None = None
-    patient: str | None = None
-    notes: list[str] = field(default_factory=list)
-
-
-class _Flows:
-    """Launches under way, by state (and, once read, by a read id); each used once."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._items: dict[str, _Flow] = {}
-
-    def put(self, key: str, flow: _Flow) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for k in [k for k, f in self._items.items() if f.expires < now]:
-                del self._items[k]
-            if len(self._items) >= MAX_FLOWS:
-                raise SmartFailure("Too many launches", "Too many SMART launches are under way; try again in a few minutes.", 429)
-            self._items[key] = flow
-
-    def take(self, key: str) -> _Flow | None:
-        with self._lock:
-            flow = self._items.pop(key, None)
-        return flow if flow is not None and flow.expires >= time.monotonic() else None
-
-
 @contextlib.contextmanager
 def _defects() -> Iterator[None]:
     """A defect of hipdx during a launch: logged (never with the token: it is in no message) and
@@ -168,6 +141,13 @@ def _defects() -> Iterator[None]:
         log.exception("SMART launch failed")
         raise SmartFailure("Launch failed", "hipdx could not finish the launch (an error of hipdx, recorded in its log). "
                            "Start the launch again.", 424) from None
+
+
+def _offers_openid(discovered: dict[str, Any]) -> bool:
+    """The server offers OpenID Connect (an id_token with fhirUser) in its SMART configuration."""
+    scopes, capabilities = discovered.get("scopes_supported"), discovered.get("capabilities")
+    return (isinstance(scopes, list) and "openid" in scopes and "fhirUser" in scopes) or (
+        isinstance(capabilities, list) and "sso-openid-connect" in capabilities)
 
 
 def _b64(raw: bytes) -> str:
@@ -281,7 +261,13 @@ class SmartPages:
     signed_in: Callable[[Request], Any | None]
     show_mapping: Callable[[Request, Any, Any, str, list[str]], HTMLResponse]
     today: Callable[[], dt.date]
-    flows: _Flows = field(default_factory=lambda: _Flows())
+    flows: MemoryFlows | StoredFlows = field(default_factory=MemoryFlows)
+
+    def keep(self, key: str, flow: Flow) -> None:
+        try:
+            self.flows.put(key, flow)
+        except TooMany:
+            raise SmartFailure("Too many launches", "Too many SMART launches are under way; try again in a few minutes.", 429) from None
 
     def failure_page(self, failure: SmartFailure, user: Any | None = None) -> HTMLResponse:
         return self.page("message.html", failure.status, user=user, title=failure.title, message=failure.message,
@@ -336,10 +322,16 @@ class SmartPages:
         state = secrets.token_urlsafe(32)
         browser = request.cookies.get(FLOW_COOKIE) or secrets.token_urlsafe(32)
         uri = self.redirect_uri(request)
-        self.flows.put(state, _Flow(server=server, state=state, verifier=verifier, browser=browser,
-                               user=getattr(user, "token_hash", None), redirect_uri=uri, token_endpoint=token_endpoint,
-                               expires=time.monotonic() + FLOW_SECONDS))
+        jwks_uri = discovered.get("jwks_uri") if isinstance(discovered.get("jwks_uri"), str) else None
+        flow = Flow(iss=server.iss, state=state, verifier=verifier, browser=browser, user=getattr(user, "token_hash", None),
+                    redirect_uri=uri, token_endpoint=token_endpoint, launch=launch,
+                    jwks_uri=jwks_uri if jwks_uri and _https_or_loopback(jwks_uri) else None,
+                    issuer=discovered.get("issuer") if isinstance(discovered.get("issuer"), str) else None,
+                    openid=_offers_openid(discovered))
+        self.keep(state, flow)
         scope = ["launch" if launch is not None else "launch/patient", SCOPES_V1 if server.scopes == "v1" else SCOPES_V2]
+        if flow.openid:
+            scope.append("openid fhirUser")
         params = {"response_type": "code", "client_id": server.client_id, "redirect_uri": uri, "scope": " ".join(scope),
                   "state": state, "aud": server.iss, "code_challenge": challenge, "code_challenge_method": "S256"}
         if launch is not None:
@@ -368,41 +360,55 @@ class SmartPages:
 
     def finish(self, request: Request, state: str, code: str, error: str, error_description: str) -> Response:
         flow = self.flows.take(state) if state else None
-        if flow is None or not hmac.compare_digest(flow.browser, request.cookies.get(FLOW_COOKIE, "")):
+        server = self.config.server(flow.iss) if flow is not None else None
+        if flow is None or server is None or not hmac.compare_digest(flow.browser, request.cookies.get(FLOW_COOKIE, "")):
             raise SmartFailure("Launch not recognised",
                                "This answer does not belong to a launch started here in this browser (its state is "
                                "missing, unknown, used already or older than ten minutes). Start the launch again.")
         if error:
             described = f" ({error_description[:300]})" if error_description and error_description.isprintable() else ""
             if error == "access_denied":
-                raise SmartFailure("Access not granted", f"{flow.server.label} did not grant hipdx access{described}.", 403)
-            raise SmartFailure("Authorization failed", f"{flow.server.label} answered the authorization with the error "
+                raise SmartFailure("Access not granted", f"{server.label} did not grant hipdx access{described}.", 403)
+            raise SmartFailure("Authorization failed", f"{server.label} answered the authorization with the error "
                                f"{error[:100]!r}{described}.")
         if not code:
-            raise SmartFailure("Authorization failed", f"{flow.server.label} answered without an authorization code.")
+            raise SmartFailure("Authorization failed", f"{server.label} answered without an authorization code.")
         with self.client() as http:
-            token, patient = self.exchange(http, flow, code)
-            resources, notes = read_chart(http, flow.server.iss, patient, token)
+            token, patient, id_token = self.exchange(http, server, flow, code)
+            resources, notes = read_chart(http, server.iss, patient, token)
             del token
+            who = launch_user(id_token, client_id=server.client_id, issuer=flow.issuer, jwks_uri=flow.jwks_uri,
+                              fetch=lambda url, what: _get_json(http, url, what)) if id_token is not None else None
+        self.mapped(resources, patient)  # a chart that cannot be read is refused here, before anything is kept
+        read_id = secrets.token_urlsafe(32)
+        flow.resources, flow.patient, flow.notes = resources, patient, ([who.note] if who else []) + notes
+        self.keep(read_id, flow)
+        return self.hop(f"/smart/case?{urlencode({'read': read_id})}", "Patient read",
+                   f"The patient's record was read from {server.label}; opening the case…")
+
+    def mapped(self, resources: list[dict[str, Any]], patient: str) -> Any:
+        """The chart read, as a case (:func:`hipdx.fhir.map_fhir`); a record it cannot read is a failure page."""
         from hipdx.fhir import map_fhir
 
         try:
-            mapping = map_fhir(resources, self.today(), patient_id=patient)
+            return map_fhir(resources, self.today(), patient_id=patient)
         except HipdxError as err:
             raise SmartFailure("Record not readable", "; ".join([err.message, *(str(p) for p in err.problems[:5])]), 424) from None
-        read_id = secrets.token_urlsafe(32)
-        flow.mapping, flow.patient, flow.notes = mapping, patient, notes
-        flow.expires = time.monotonic() + FLOW_SECONDS
-        self.flows.put(read_id, flow)
-        return self.hop(f"/smart/case?{urlencode({'read': read_id})}", "Patient read",
-                   f"The patient's record was read from {flow.server.label}; opening the case…")
 
-    def exchange(self, http: httpx.Client, flow: _Flow, code: str) -> tuple[str, str]:
+    def exchange(self, http: httpx.Client, server: SmartServer, flow: Flow, code: str) -> tuple[str, str, Any]:
+        """The access token, the patient and the id_token (None when openid was not asked) of the code."""
         form = {"grant_type": "authorization_code", "code": code[:4000], "redirect_uri": flow.redirect_uri,
-                "client_id": flow.server.client_id, "code_verifier": flow.verifier}
-        what = f"The token request to {flow.server.label}"
+                "code_verifier": flow.verifier}
+        headers = {"Accept": "application/json"}
+        secret = server.secret()
+        if secret is None:
+            form["client_id"] = server.client_id
+        else:  # client_secret_basic: id and secret form-urlencoded, then Basic (RFC 6749 2.3.1)
+            pair = f"{quote_plus(server.client_id, safe='')}:{quote_plus(secret, safe='')}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+        what = f"The token request to {server.label}"
         try:
-            response = http.post(flow.token_endpoint, data=form, headers={"Accept": "application/json"})
+            response = http.post(flow.token_endpoint, data=form, headers=headers)
         except httpx.TimeoutException:
             raise SmartFailure("Server not answering", f"{what}: the server did not answer in time.", 424) from None
         except httpx.HTTPError as exc:
@@ -423,7 +429,7 @@ class SmartPages:
         if not isinstance(patient, str) or not patient or len(patient) > 64 or not all(c.isalnum() or c in "-." for c in patient):
             raise SmartFailure("No patient chosen", f"{what}: the answer names no patient (the launch context "
                                "'patient' is missing), so hipdx does not know whose record to read.", 424)
-        return token, patient
+        return token, patient, body.get("id_token", "") if flow.openid else None
 
 
 def smart_router(
@@ -436,13 +442,14 @@ def smart_router(
     signed_in: Callable[[Request], Any | None],
     show_mapping: Callable[[Request, Any, Any, str, list[str]], HTMLResponse],
     today: Callable[[], dt.date],
+    engine: Any | None = None,
 ) -> APIRouter:
     """The SMART launch pages; the helpers come from :func:`hipdx.web.pages.web_router`.
 
     ``user_of`` gives the signed-in user or None; ``signed_in`` raises for the pages' sign-in
     redirect; ``show_mapping(request, user, mapping, patient, notes)`` answers the entry page.
     """
-    pages = SmartPages(config, page, user_of, needs_sign_in, guarded, signed_in, show_mapping, today)
+    pages = SmartPages(config, page, user_of, needs_sign_in, guarded, signed_in, show_mapping, today, flows_for(engine)())
     router = APIRouter(include_in_schema=False)
 
     @router.get("/smart/launch", response_class=HTMLResponse)
@@ -475,9 +482,13 @@ def smart_router(
     def read_case(request: Request, read: str = "") -> Response:
         user = pages.signed_in(request)
         flow = pages.flows.take(read) if read else None
-        if flow is None or flow.mapping is None or (pages.needs_sign_in and flow.user != getattr(user, "token_hash", None)):
+        if flow is None or flow.resources is None or (pages.needs_sign_in and flow.user != getattr(user, "token_hash", None)):
             return pages.failure_page(SmartFailure("Nothing to open", "There is no patient read for you under this address "
                                              "(it is used once and kept ten minutes). Start the launch again."), user)
-        return pages.show_mapping(request, user, flow.mapping, flow.patient or "", flow.notes)
+        try:
+            mapping = pages.mapped(flow.resources, flow.patient or "")
+        except SmartFailure as failure:
+            return pages.failure_page(failure, user)
+        return pages.show_mapping(request, user, mapping, flow.patient or "", flow.notes)
 
     return router
