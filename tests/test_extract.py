@@ -153,6 +153,25 @@ def test_question_marks_and_trailing_uncertainty_send_the_finding_to_confirm(tex
     assert [(c["finding"], c["status"]) for c in x.to_confirm] == [(finding, "uncertain")]
 
 
+@pytest.mark.parametrize(
+    ("text", "modality", "findings", "confirm"),
+    [
+        # "not excluded" after the finding (it used to tie with its forward twin and leave the finding affirmed)
+        ("Osteopenia of the right hip not excluded.", "radiograph", {}, ["osteopenia"]),
+        ("Right femoral head edema; collapse not excluded.", "mri", {"edema": "present", "edema_extent": "femoral_head"}, ["collapse"]),
+        ("Not excluded: early collapse of the right femoral head.", "mri", {}, ["collapse"]),
+        # a question mark after a comma or a space starts no sentence: it doubts what follows
+        ("Subchondral lucency in the right femoral head, ? crescent sign.", "radiograph", {"subchondral_lucency": "present"}, ["crescent_sign"]),
+        # physiological fluid is no effusion, whichever side of the word "fluid" it stands
+        ("Trace physiological fluid in the right hip joint.", "mri", {"effusion": "absent"}, []),
+    ],
+)
+def test_uncertain_or_physiological_wording_is_never_read_as_a_finding_present(text: str, modality: str, findings: dict[str, str], confirm: list[str]) -> None:
+    x = extract_findings(text, modality, "right")
+    assert x.findings == findings
+    assert confirm_names(x) == confirm
+
+
 def test_post_is_history_but_post_contrast_is_not() -> None:
     x = extract_findings("Post right femoral neck stress fracture.", "mri", "right")
     assert x.findings == {} and [(c["finding"], c["status"]) for c in x.to_confirm] == [("femoral_neck_fracture_line", "historical")]

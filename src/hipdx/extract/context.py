@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 from hipdx.extract.rules import Category, ModifierRule, Rules, TargetRule
 
-#: a sentence ends at . ! ? followed by white space, or at a line break
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n\s*")
+#: a sentence ends at . ! ? followed by white space, or at a line break; a question mark that
+#: follows a space or a comma ("..., ? crescent sign") doubts what follows it and ends nothing
+_SENTENCE_END = re.compile(r"(?:(?<=[.!])|(?<=[^\s,]\?))\s+|\n\s*")
 #: a comma before a stated amount starts a new assertion ("No fracture, small effusion.")
 _COMMA_ASSERTION = re.compile(
     r",\s*(?=(?:small|moderate|large|mild|marked|extensive|severe|trace|minimal|there (?:is|are))\b)", re.IGNORECASE
