@@ -100,6 +100,122 @@ def test_measurements_are_read_with_their_unit() -> None:
     assert x.findings == {"subchondral_band": "present", "subchondral_band_thickness_mm": 5.0, "subchondral_band_length_mm": 14.0}
 
 
+# -- second round (session 18): report forms beyond the first lexicon (development wording only) --
+
+
+@pytest.mark.parametrize(
+    ("text", "side", "findings"),
+    [
+        ("R hip: diffuse BME involving the femoral head and neck.", "right", {"edema": "present", "edema_extent": "head_and_neck"}),
+        ("R hip: diffuse BME involving the femoral head and neck.", "left", {}),
+        ("Right-sided hip effusion, moderate in size.", "right", {"effusion": "present"}),
+        ("Rt. femoral head: subchondral fracture line. Lt. hip normal.", "right", {"subchondral_fracture_line": "present"}),
+        ("Rt. femoral head: subchondral fracture line. Lt. hip normal.", "left", {"edema": "absent"}),
+        ("Bilateral BME, L>R.", "right", {"edema": "present"}),
+    ],
+)
+def test_laterality_abbreviations_and_sided_forms(text: str, side: str, findings: dict[str, str]) -> None:
+    x = extract_findings(text, "mri", side)
+    assert x.findings == findings
+    assert x.to_confirm == []
+
+
+def test_an_abbreviation_stop_does_not_end_the_sentence_but_a_capital_after_it_does() -> None:
+    x = extract_findings("Effusion on the rt. No fracture.", "mri", "right")
+    assert x.findings == {"effusion": "present", "femoral_neck_fracture_line": "absent", "subchondral_fracture_line": "absent"}
+    (edema,) = [e for e in extract_findings("Lt. femoral head BME.", "mri", "left").evidence if e["finding"] == "edema"]
+    assert edema["sentence"] == "Lt. femoral head BME."
+
+
+def test_r_in_r_slash_o_is_not_a_side() -> None:
+    text = "MRI to r/o fracture of the left femoral neck."
+    left = extract_findings(text, "mri", "left")
+    assert left.findings == {} and [(c["finding"], c["status"], c["side"]) for c in left.to_confirm] == [("femoral_neck_fracture_line", "hypothetical", "left")]
+    right = extract_findings(text, "mri", "right")
+    assert right.findings == {} and right.to_confirm == []
+
+
+@pytest.mark.parametrize(
+    ("text", "finding"),
+    [
+        ("?SIF right femoral head.", "subchondral_fracture_line"),
+        ("Left: effusion?", "effusion"),
+        ("Right femoral head oedema, equivocal.", "edema"),
+        ("Right hip: marrow oedema possible, not definite.", "edema"),
+        ("Left hip joint: small volume joint fluid, likely physiological.", "effusion"),
+        ("Trace left hip fluid, probably physiological.", "effusion"),
+    ],
+)
+def test_question_marks_and_trailing_uncertainty_send_the_finding_to_confirm(text: str, finding: str) -> None:
+    side = "right" if "right" in text.lower() else "left"
+    x = extract_findings(text, "mri", side)
+    assert x.findings == {}
+    assert [(c["finding"], c["status"]) for c in x.to_confirm] == [(finding, "uncertain")]
+
+
+@pytest.mark.parametrize(
+    ("text", "modality", "findings", "confirm"),
+    [
+        # "not excluded" after the finding (it used to tie with its forward twin and leave the finding affirmed)
+        ("Osteopenia of the right hip not excluded.", "radiograph", {}, ["osteopenia"]),
+        ("Right femoral head edema; collapse not excluded.", "mri", {"edema": "present", "edema_extent": "femoral_head"}, ["collapse"]),
+        ("Not excluded: early collapse of the right femoral head.", "mri", {}, ["collapse"]),
+        # a question mark after a comma or a space starts no sentence: it doubts what follows
+        ("Subchondral lucency in the right femoral head, ? crescent sign.", "radiograph", {"subchondral_lucency": "present"}, ["crescent_sign"]),
+        # physiological fluid is no effusion, whichever side of the word "fluid" it stands
+        ("Trace physiological fluid in the right hip joint.", "mri", {"effusion": "absent"}, []),
+    ],
+)
+def test_uncertain_or_physiological_wording_is_never_read_as_a_finding_present(text: str, modality: str, findings: dict[str, str], confirm: list[str]) -> None:
+    x = extract_findings(text, modality, "right")
+    assert x.findings == findings
+    assert confirm_names(x) == confirm
+
+
+def test_post_is_history_but_post_contrast_is_not() -> None:
+    x = extract_findings("Post right femoral neck stress fracture.", "mri", "right")
+    assert x.findings == {} and [(c["finding"], c["status"]) for c in x.to_confirm] == [("femoral_neck_fracture_line", "historical")]
+    x = extract_findings("Post-contrast images show homogeneous enhancement of the right femoral head.", "mri", "right")
+    assert x.findings == {"contrast_pattern": "homogeneous_enhancement"}
+
+
+@pytest.mark.parametrize(
+    ("text", "modality", "side", "findings"),
+    [
+        ("Right femoral head demonstrates normal marrow signal.", "mri", "right", {"edema": "absent"}),
+        ("Left acetabulum: normal marrow signal. Left femoral head BME.", "mri", "left", {"acetabular_edema": "absent", "edema": "present", "edema_extent": "femoral_head"}),
+        ("Left hip radiographs are within normal limits.", "radiograph", "left", {"osteopenia": "absent", "collapse": "absent", "femoral_neck_fracture_line": "absent"}),
+        ("No scintigraphic abnormality of the left hip.", "bone_scan", "left", {"uptake": "normal"}),
+        ("Right femoral head maintains its normal contour.", "radiograph", "right", {"collapse": "absent"}),
+        ("Right hip joint space appears well maintained.", "radiograph", "right", {"joint_space": "preserved"}),
+        ("Right femoral head: subchondral fracture without depression.", "ct", "right", {"subchondral_fracture_line": "present", "collapse": "absent"}),
+        ("SIF of the left femoral head without collapse.", "mri", "left", {"subchondral_fracture_line": "present", "collapse": "absent"}),
+        ("Lt hip: crescent and subtle flattening.", "radiograph", "left", {"crescent_sign": "present", "collapse": "present"}),
+        ("L femoral head shows ill-defined T2 hyperintense marrow signal.", "mri", "left", {"edema": "present", "edema_extent": "femoral_head"}),
+        ("Right femoral head: high signal on fat-saturated PD-weighted images.", "mri", "right", {"stir_high": "present"}),
+    ],
+)
+def test_wording_of_normal_statements_synonyms_and_sequences(text: str, modality: str, side: str, findings: dict[str, str]) -> None:
+    assert extract_findings(text, modality, side).findings == findings
+
+
+def test_plain_t2_signal_is_not_read_as_stir_high() -> None:
+    """stir_high is high signal on STIR or fat-suppressed T2/PD (the case model's definition)."""
+    assert extract_findings("Right femoral head T2 hyperintense.", "mri", "right").findings == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "modality", "findings"),
+    [
+        ("Early articular collapse of the right femoral head, approximately 2 mm.", "ct", {"collapse": "present", "collapse_depth_mm": 2.0}),
+        ("Right femoral head: subchondral fracture line, cortical depression 2mm.", "ct", {"subchondral_fracture_line": "present", "collapse": "present", "collapse_depth_mm": 2.0}),
+        ("Right subchondral low signal band measuring 5 mm thick, length approx. 15 mm.", "mri", {"subchondral_band": "present", "subchondral_band_thickness_mm": 5.0, "subchondral_band_length_mm": 15.0}),
+    ],
+)
+def test_measurements_after_approximately_and_without_a_connecting_word(text: str, modality: str, findings: dict[str, Any]) -> None:
+    assert extract_findings(text, modality, "right").findings == findings
+
+
 @pytest.mark.parametrize(
     ("modality", "side", "text", "message"),
     [
@@ -144,8 +260,10 @@ def test_the_sentence_set_is_large_and_split() -> None:
     assert modalities == {"mri", "radiograph", "ct", "bone_scan"}
 
 
-def test_development_part_floor() -> None:
-    s = score.score(score.load("development"))
+@pytest.mark.parametrize("part", ["development", "fresh"])
+def test_development_part_floor(part: str) -> None:
+    """fresh.json became development wording in session 18 (its misses were tuned on); fresh-2 has no floor."""
+    s = score.score(score.load(part))
     for key in ("all_findings", "negation_absent", "affirmed_present", "to_confirm"):
         assert s[key]["precision"] >= 0.95, (key, s[key])
         assert s[key]["recall"] >= 0.95, (key, s[key])

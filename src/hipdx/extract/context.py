@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 from hipdx.extract.rules import Category, ModifierRule, Rules, TargetRule
 
-#: a sentence ends at . ! ? followed by white space, or at a line break
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n\s*")
+#: a sentence ends at . ! ? followed by white space, or at a line break; a question mark that
+#: follows a space or a comma ("..., ? crescent sign") doubts what follows it and ends nothing
+_SENTENCE_END = re.compile(r"(?:(?<=[.!])|(?<=[^\s,]\?))\s+|\n\s*")
 #: a comma before a stated amount starts a new assertion ("No fracture, small effusion.")
 _COMMA_ASSERTION = re.compile(
     r",\s*(?=(?:small|moderate|large|mild|marked|extensive|severe|trace|minimal|there (?:is|are))\b)", re.IGNORECASE
@@ -62,17 +63,30 @@ class Mention:
         return self.modifier.rule.category if self.modifier else None
 
 
-def sentences(text: str) -> list[Sentence]:
-    """The sentences of ``text`` with their character offsets."""
+def sentences(text: str, abbreviation: re.Pattern[str] | None = None) -> list[Sentence]:
+    """The sentences of ``text`` with their character offsets.
+
+    A full stop after an abbreviation matched by ``abbreviation`` ("Rt.", "approx.") does not end
+    a sentence when a lower-case word or a number follows it.
+    """
     out = []
     start = 0
     for m in _SENTENCE_END.finditer(text):
+        if abbreviation and _abbreviated(text, m, abbreviation):
+            continue
         if text[start : m.start()].strip():
             out.append(_trimmed(text, start, m.start()))
         start = m.end()
     if text[start:].strip():
         out.append(_trimmed(text, start, len(text)))
     return out
+
+
+def _abbreviated(text: str, stop: re.Match[str], abbreviation: re.Pattern[str]) -> bool:
+    following = text[stop.end() : stop.end() + 1]
+    if not (following.islower() or following.isdigit()) or not text[: stop.start()].endswith("."):
+        return False
+    return bool(abbreviation.search(text[max(0, stop.start() - 12) : stop.start() - 1]))
 
 
 def _trimmed(text: str, start: int, end: int) -> Sentence:
@@ -156,7 +170,7 @@ def _in_scope(mod: Modifier, target: Span, modifiers: list[Modifier]) -> bool:
 def mentions(rules: Rules, text: str) -> tuple[list[Mention], list[Sentence]]:
     """Every target phrase of ``text`` with the modifier that holds it (the nearest in scope)."""
     out = []
-    all_sentences = sentences(text)
+    all_sentences = sentences(text, rules.abbreviation_pattern)
     for sentence in all_sentences:
         targets = find_targets(rules, sentence)
         modifiers = find_modifiers(rules, sentence, targets)

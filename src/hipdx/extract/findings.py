@@ -115,7 +115,7 @@ def _route_edema(rules: Rules, m: Mention, window: str, value: Any, negated: boo
         out.append(("acetabular_edema", value, ""))
     if femur or not acetabulum:
         out.append(("edema", value, ""))
-        if not negated:
+        if not negated and value == "present":  # "normal marrow signal" states no extent
             extent = _extent(rules, window)
             if extent:
                 out.append(("edema_extent", extent, ""))

@@ -44,11 +44,13 @@ class ModifierRule(_Data):
     direction: Literal["forward", "backward", "bidirectional"]
     source: str
     patterns: list[str]
+    bounded: bool = True  # False: the patterns are matched as written, not wrapped in word boundaries
 
 
 class ContextFile(_Data):
     version: str
     sources: dict[str, str]
+    abbreviations: list[str] = []
     modifiers: list[ModifierRule]
 
 
@@ -107,6 +109,7 @@ class Rules:
     number_patterns: dict[str, tuple[str, tuple[re.Pattern[str], ...]]]
     side_patterns: dict[str, re.Pattern[str]]
     word_sets: dict[str, dict[str, re.Pattern[str]]]
+    abbreviation_pattern: re.Pattern[str] | None = None  # the word before a full stop that does not end a sentence
 
     @property
     def version(self) -> str:
@@ -148,11 +151,22 @@ def _finding_problems(targets: TargetsFile) -> list[Problem]:
     return problems
 
 
-def _compile(pattern: str, where: str, problems: list[Problem]) -> re.Pattern[str] | None:
+def _compile(pattern: str, where: str, problems: list[Problem], bounded: bool = True) -> re.Pattern[str] | None:
     try:
-        return words([pattern])
+        return words([pattern]) if bounded else re.compile(pattern, re.IGNORECASE)
     except re.error as err:
         problems.append(Problem(where, f"pattern {pattern!r} does not compile: {err}"))
+        return None
+
+
+def _abbreviations(patterns: list[str], problems: list[Problem]) -> re.Pattern[str] | None:
+    """The abbreviations as one pattern matching the whole word at the end of the text before a full stop."""
+    if not patterns:
+        return None
+    try:
+        return re.compile(r"(?<![\w.])(?:" + "|".join(f"(?:{p})" for p in patterns) + r")$", re.IGNORECASE)
+    except re.error as err:
+        problems.append(Problem("context.yaml: abbreviations", f"a pattern does not compile: {err}"))
         return None
 
 
@@ -183,7 +197,7 @@ def load_rules(data_dir: Path | None = None) -> Rules:
     modifiers = []
     for m in context.modifiers:
         for p in m.patterns:
-            compiled = _compile(p, f"context.yaml: {m.category.value}", problems)
+            compiled = _compile(p, f"context.yaml: {m.category.value}", problems, m.bounded)
             if compiled:
                 modifiers.append((m, compiled))
     target_patterns = []
@@ -197,6 +211,7 @@ def load_rules(data_dir: Path | None = None) -> Rules:
     }
     groups = {"sites": targets.sites, "extent": targets.extent, "fracture": targets.fracture, "uptake": targets.uptake}
     word_sets = {g: {k: words(v) for k, v in d.items()} for g, d in groups.items()}  # type: ignore[attr-defined]
+    abbreviation = _abbreviations(context.abbreviations, problems)
     if problems:
         raise KnowledgeBaseError("the extraction rules are not valid", problems)
     digest = hashlib.sha256(b"".join(raw[n] for n in sorted(raw))).hexdigest()
@@ -209,6 +224,7 @@ def load_rules(data_dir: Path | None = None) -> Rules:
         number_patterns=numbers,
         side_patterns={side: words(p) for side, p in targets.sides.items()},
         word_sets=word_sets,
+        abbreviation_pattern=abbreviation,
     )
 
 
