@@ -123,7 +123,7 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(config.cors_origins),
-            allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],  # PUT, DELETE: the REST API's cases
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],  # PUT, PATCH, DELETE: the REST API
             allow_headers=["Authorization", "Content-Type", "X-CSRF-Token"],
         )
 

@@ -93,13 +93,18 @@ async def admin(request: Request) -> Principal:
 def audit(request: Request, action: str, what: str, status: int = 200) -> None:
     """Record one access to patient data: who, when (now), what (action C/R/U/D/E, the object), from where."""
     principal: Principal | None = getattr(request.state, "principal", None)
-    client = request.client.host if request.client else None
     records.record_access(context(request).engine, {
         "username": principal.username if principal else None,
         "role": principal.role.value if principal else None,
         "action": action, "what": what[:100], "method": request.method, "path": request.url.path[:200],
-        "status_code": status, "source_address": (request.headers.get("x-forwarded-for") or client or "")[:100] or None,
+        "status_code": status, "source_address": client_address(request),
     })
+
+
+def client_address(request: Request) -> str | None:
+    """Where the request came from: the proxy's ``X-Forwarded-For``, else the peer's address."""
+    client = request.client.host if request.client else None
+    return (request.headers.get("x-forwarded-for") or client or "")[:100] or None
 
 
 async def json_body(request: Request, what: str = "the request body") -> Any:
