@@ -117,31 +117,32 @@ def _read_password(password_stdin: bool) -> str:
 
 
 def _change(command: str, username: str, database_url: str | None, data_dir: Path | None, **change: object) -> None:
-    """Apply one change to a user, record it in the access audit, and say what was done."""
+    """Apply one change to a user, record it (done or refused) in the access audit."""
     from hipdx.errors import HipdxError
     from hipdx.store.records import record_access
     from hipdx.store.users import change_user
 
     engine = _engine(database_url, data_dir)
-    status = 200
     try:
         try:
-            found = change_user(engine, username, **change)  # type: ignore[arg-type]
+            status = 200 if change_user(engine, username, **change) else 404  # type: ignore[arg-type]
         except HipdxError as exc:
-            status = exc.http_status
+            _record_change(record_access, engine, command, username, exc.http_status)
             raise
-        finally:
-            try:
-                who = f"os:{getpass.getuser()}"
-            except (KeyError, OSError):
-                who = "os:unknown"
-            record_access(engine, {"username": who[:100], "role": None, "action": "U", "what": f"User/{username}"[:100],
-                                   "method": "CLI", "path": f"hipdx db {command}", "status_code": status,
-                                   "source_address": None})
+        _record_change(record_access, engine, command, username, status)
     finally:
         engine.dispose()
-    if not found:
+    if status == 404:
         raise InputError(f"no user {username!r} (hipdx db users lists them)")
+
+
+def _record_change(record_access, engine, command: str, username: str, status: int) -> None:  # type: ignore[no-untyped-def]
+    try:
+        who = f"os:{getpass.getuser()}"
+    except (KeyError, OSError):
+        who = "os:unknown"
+    record_access(engine, {"username": who[:100], "role": None, "action": "U", "what": f"User/{username}"[:100],
+                           "method": "CLI", "path": f"hipdx db {command}", "status_code": status, "source_address": None})
 
 
 def users_command(database_url: DatabaseOption = None, data_dir: DataDirOption = None) -> None:

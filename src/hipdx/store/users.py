@@ -85,8 +85,8 @@ def describe_users(engine: Engine) -> list[dict[str, Any]]:
     """Every user (name, role, enabled or not, created when, live tokens), by name; no hash."""
     now = dt.datetime.now(dt.timezone.utc)
     with Session(engine) as session:
-        live = dict(session.execute(select(Token.user_id, func.count()).where(Token.expires_at >= now)
-                                    .group_by(Token.user_id)).tuples().all())
+        live = {user_id: count for user_id, count in session.execute(
+            select(Token.user_id, func.count()).where(Token.expires_at >= now).group_by(Token.user_id))}
         return [{"username": u.username, "role": u.role, "active": u.active,
                  "created_at": (u.created_at if u.created_at.tzinfo else u.created_at.replace(tzinfo=dt.timezone.utc))
                  .isoformat(), "live_tokens": live.get(u.id, 0)}
