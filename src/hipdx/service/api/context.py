@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from hipdx.errors import Problem
 from hipdx.jsonio import loads
 from hipdx.knowledge import KnowledgeBase
+from hipdx.service.api.jobwatch import JobWatch
 from hipdx.service.api.problems import ApiProblem
 from hipdx.store import records, users
 from hipdx.store.users import Principal, Role
@@ -43,6 +44,8 @@ class ApiContext:
     max_upload_files: int = 5000
     today: Callable[[], dt.date] = dt.date.today
     jobs: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="hipdx-mri"))
+    #: the heartbeats of the jobs this process holds (:mod:`hipdx.service.api.jobwatch`)
+    watch: JobWatch = field(default_factory=JobWatch)
 
     def csrf_token(self, session_hash: str) -> str:
         """The CSRF token of a session: an HMAC of its stored hash (nothing more to keep)."""
