@@ -95,6 +95,7 @@ def test_a_killed_worker_s_job_is_failed_and_a_live_one_is_not(migrated) -> None
         assert records.get_job(engine, alive)["state"] == "running"  # its worker beats: not failed
     finally:
         watch.release(alive)
+        assert watch.wait_idle(5)  # no beat left in flight when the database goes
 
 
 def _stale(engine, job_id: str, state: str = "running", age: dt.timedelta = dt.timedelta(hours=1)) -> None:  # type: ignore[no-untyped-def]

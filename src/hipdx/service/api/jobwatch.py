@@ -50,6 +50,13 @@ class JobWatch:
         with self._lock:
             self._held.discard(job_id)
 
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until the beating thread has ended (it ends one interval after the last release)."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout_s)
+        return thread is None or not thread.is_alive()
+
     def held(self) -> list[str]:
         with self._lock:
             return sorted(self._held)
