@@ -156,6 +156,7 @@ def test_the_throttle_per_account_is_shared_by_two_app_instances(api: Api, tmp_p
         other.engine.dispose()
 
 
+@pytest.mark.slow  # a dozen argon2 hashes
 def test_the_throttle_per_address_and_a_success_resets_the_account(api: Api) -> None:
     for _ in range(signin.MAX_FAILURES_PER_ACCOUNT - 1):
         _problem(_token(api, "clinician", "wrong password!"), 401)
@@ -187,6 +188,7 @@ def test_web_sign_in_is_recorded_and_throttled(api: Api) -> None:
     assert [r.outcome for r in rows] == ["wrong-password"] * 5 + ["throttled"]
 
 
+@pytest.mark.slow  # a migrated database and a dozen command runs
 def test_user_administration_from_the_command_line(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'users.db'}"
     runner = CliRunner()
