@@ -241,3 +241,47 @@ def test_the_issuers_file_is_checked_naming_entry_and_field(content: Any, field:
     assert reason in str(err.value)
     if field:
         assert any(p.field == field and reason in p.reason for p in err.value.problems), err.value.problems
+
+
+@pytest.mark.slow  # a real server and a 3 s wait
+def test_a_slow_jwks_does_not_stall_the_server(server: JwksServer, tmp_path: Path, kb: hipdx.KnowledgeBase) -> None:
+    """Real HTTP on loopback: while a hook call waits for a slow issuer's JWK Set, the same worker answers others."""
+    import httpx2 as httpx
+    import uvicorn
+
+    good = _key()
+    server.document, server.delay_s = {"keys": [_jwk(good, "k1")]}, 3.0
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = create_app(ServiceConfig(issuers=_issuers(tmp_path, server.url), today=lambda: TODAY,
+                                   public_url=f"http://127.0.0.1:{port}"), kb)
+    service = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=service.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not service.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+    answers: dict[str, Any] = {}
+
+    def hook_call() -> None:
+        with httpx.Client(timeout=10) as client:
+            answers["hook"] = client.post(f"{base}/cds-services/{SERVICE_ID}", json=request_for("toh_man_classic"),
+                                          headers={"Authorization": _auth(_token(good, "k1", aud=f"{base}/cds-services/{SERVICE_ID}"))})
+
+    try:
+        caller = threading.Thread(target=hook_call)
+        caller.start()
+        while server.requests == 0 and caller.is_alive():  # the hook call is now waiting for the JWK Set
+            time.sleep(0.01)
+        start = time.monotonic()
+        with httpx.Client(timeout=10) as client:
+            other = client.get(f"{base}/knowledge-base")
+        waited = time.monotonic() - start
+        caller.join(10)
+        assert other.status_code == 200 and waited < 1.5, waited  # not queued behind the 3 s fetch
+        assert answers["hook"].status_code == 200
+    finally:
+        service.should_exit = True
+        thread.join(timeout=10)
