@@ -147,6 +147,9 @@ def update_job(engine: Engine, job_id: str, **fields: Any) -> None:
             row.updated_at = _now()
 
 
+#: a queued or running job whose heartbeat is older than this has lost its worker: ten missed beats
+#: of hipdx.service.api.jobwatch (every 30 s; a beat is one small UPDATE, never queued behind the analysis)
+STALE_JOB_AFTER = dt.timedelta(minutes=5)
 #: what a user reads on a job whose worker died (:func:`fail_stale_jobs`)
 STALE_JOB_ERROR = ("the analysis stopped: the server process running it ended (a restart, a crash or lack of "
                    "memory) before it finished. Nothing was kept of it; submit the study again.")
@@ -174,6 +177,8 @@ def fail_stale_jobs(engine: Engine, older_than: dt.timedelta, job_id: str | None
 
 
 def get_job(engine: Engine, job_id: str) -> dict[str, Any] | None:
+    """The job, failed first if its worker died (:func:`fail_stale_jobs`), or None."""
+    fail_stale_jobs(engine, STALE_JOB_AFTER, job_id)
     with Session(engine) as session:
         row = session.get(MriJob, job_id)
         if row is None:

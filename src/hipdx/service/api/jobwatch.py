@@ -6,7 +6,8 @@ running job whose heartbeat is older than :data:`STALE_AFTER` has lost its worke
 crash, the out-of-memory killer: nothing else stops the beat, which runs beside the analysis)
 and is failed with a reason the user can read (:data:`hipdx.store.records.STALE_JOB_ERROR`).
 The rule is applied when a service starts (:func:`hipdx.service.factory.build_app`), whenever a
-job is read, and by every beating worker for all jobs, so it holds with several workers: a
+job is read (:func:`hipdx.store.records.get_job`, for the API and the web pages alike), and by every
+beating worker for all jobs, so it holds with several workers: a
 worker restarting does not fail the jobs another live worker is running.
 """
 
@@ -24,8 +25,7 @@ from hipdx.store import records
 
 log = logging.getLogger("hipdx.service.api")
 HEARTBEAT_INTERVAL = dt.timedelta(seconds=30)
-#: ten missed beats: a worker this late is gone (a beat is one small UPDATE, never queued behind the analysis)
-STALE_AFTER = dt.timedelta(minutes=5)
+STALE_AFTER = records.STALE_JOB_AFTER  # five minutes: ten missed beats
 
 
 class JobWatch:

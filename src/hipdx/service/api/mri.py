@@ -30,7 +30,6 @@ from starlette.concurrency import run_in_threadpool
 
 from hipdx.errors import HipdxError, Problem
 from hipdx.service.api.context import ApiContext, audit, clinician, context
-from hipdx.service.api.jobwatch import fail_stale
 from hipdx.service.api.problems import ApiProblem
 from hipdx.report.slices import read_manifest, slice_file, write_slices
 from hipdx.service.deid import deidentify_files
@@ -228,7 +227,6 @@ async def submit(request: Request, user: Principal = Depends(clinician)) -> Resp
 async def job(request: Request, job_id: JobId, user: Principal = Depends(clinician)) -> dict[str, Any]:
     """A job's state, progress and, when done, the analysis."""
     ctx = context(request)
-    await run_in_threadpool(fail_stale, ctx.engine, ctx.watch.stale_after, job_id)  # its worker may have died
     found = await run_in_threadpool(records.get_job, ctx.engine, job_id)
     if found is None:
         raise ApiProblem(404, f"no MRI job {job_id}", [Problem("path.job_id", "not found")])
