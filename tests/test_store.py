@@ -61,10 +61,21 @@ def test_migrations_up_and_down(database_url: str) -> None:
     assert not is_current(engine)
     migrate(engine)
     assert is_current(engine)
-    assert {"cds_call", "cds_feedback", "cds_card_feedback"} <= set(inspect(engine).get_table_names())
+    tables = set(inspect(engine).get_table_names())
+    assert {"cds_call", "cds_card_feedback", "sign_in_attempt", "app_user", "smart_launch"} <= tables
+    assert "cds_feedback" not in tables  # obsolete since 0003, dropped by 0004
+    assert "heartbeat_at" in {c["name"] for c in inspect(engine).get_columns("mri_job")}
     migrate(engine)  # idempotent
+    migrate(engine, "0003")  # 0004 down: the old table comes back (empty), the new ones go
+    tables = set(inspect(engine).get_table_names())
+    assert "cds_feedback" in tables and "sign_in_attempt" not in tables
+    assert "heartbeat_at" not in {c["name"] for c in inspect(engine).get_columns("mri_job")}
+    assert {i["name"] for i in inspect(engine).get_indexes("cds_feedback")} == {
+        "ix_cds_feedback_recorded_at", "ix_cds_feedback_card_uuid"}
+    migrate(engine)  # and up again
+    assert is_current(engine) and "cds_feedback" not in set(inspect(engine).get_table_names())
     migrate(engine, "base")
-    assert not {"cds_call", "cds_feedback", "cds_card_feedback"} & set(inspect(engine).get_table_names())
+    assert not {"cds_call", "cds_feedback", "cds_card_feedback", "sign_in_attempt"} & set(inspect(engine).get_table_names())
     engine.dispose()
 
 

@@ -1,9 +1,12 @@
-"""``hipdx db user-add``, ``hipdx db demo-user`` and ``hipdx db audit-export``: the service's users
-and its audit trail, from the command line (registered on ``hipdx db`` by ``cli_service``)."""
+"""``hipdx db user-add``, ``users``, ``user-role``, ``user-disable``, ``user-enable``,
+``user-password``, ``demo-user`` and ``audit-export``: the service's users and its audit trail,
+from the command line (registered on ``hipdx db`` by ``cli_service``). Every change of a user is
+recorded in the access audit as done by ``os:<the system user>`` through ``CLI``."""
 
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import json
 import secrets
 import sys
@@ -105,3 +108,97 @@ def audit_export_command(
         engine.dispose()
     write_file(out, lambda temporary: temporary.write_text(json.dumps(bundle, indent=1)), option="--out", force=False)
     typer.echo(f"wrote {bundle['total']} AuditEvents to {out}")
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return typer.prompt("password", hide_input=True, confirmation_prompt=True)
+
+
+def _change(command: str, username: str, database_url: str | None, data_dir: Path | None, **change: object) -> None:
+    """Apply one change to a user, record it (done or refused) in the access audit."""
+    from hipdx.errors import HipdxError
+    from hipdx.store.records import record_access
+    from hipdx.store.users import change_user
+
+    engine = _engine(database_url, data_dir)
+    try:
+        try:
+            status = 200 if change_user(engine, username, **change) else 404  # type: ignore[arg-type]
+        except HipdxError as exc:
+            _record_change(record_access, engine, command, username, exc.http_status)
+            raise
+        _record_change(record_access, engine, command, username, status)
+    finally:
+        engine.dispose()
+    if status == 404:
+        raise InputError(f"no user {username!r} (hipdx db users lists them)")
+
+
+def _record_change(record_access, engine, command: str, username: str, status: int) -> None:  # type: ignore[no-untyped-def]
+    try:
+        who = f"os:{getpass.getuser()}"
+    except (KeyError, OSError):
+        who = "os:unknown"
+    record_access(engine, {"username": who[:100], "role": None, "action": "U", "what": f"User/{username}"[:100],
+                           "method": "CLI", "path": f"hipdx db {command}", "status_code": status, "source_address": None})
+
+
+def users_command(database_url: DatabaseOption = None, data_dir: DataDirOption = None) -> None:
+    """List the users: name, role, enabled or disabled, live tokens."""
+    from hipdx.store.users import describe_users
+
+    engine = _engine(database_url, data_dir)
+    try:
+        rows = describe_users(engine)
+    finally:
+        engine.dispose()
+    for row in rows:
+        state = "enabled" if row["active"] else "disabled"
+        typer.echo(f"{row['username']}\t{row['role']}\t{state}\t{row['live_tokens']} live tokens")
+
+
+def user_role_command(
+    username: Annotated[str, typer.Argument(help="The user's sign-in name.")],
+    role: Annotated[RoleChoice, typer.Option("--role", help="The new role: clinician or admin.")],
+    database_url: DatabaseOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Change a user's role (the last enabled admin cannot be demoted)."""
+    from hipdx.store.users import Role
+
+    _change("user-role", username, database_url, data_dir, role=Role(role.value))
+    typer.echo(f"user {username} is now {role.value}")
+
+
+def user_disable_command(
+    username: Annotated[str, typer.Argument(help="The user's sign-in name.")],
+    database_url: DatabaseOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Disable a user: they cannot sign in, and their tokens and sessions end now."""
+    _change("user-disable", username, database_url, data_dir, active=False)
+    typer.echo(f"user {username} disabled; their tokens and sessions ended")
+
+
+def user_enable_command(
+    username: Annotated[str, typer.Argument(help="The user's sign-in name.")],
+    database_url: DatabaseOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Enable a disabled user again."""
+    _change("user-enable", username, database_url, data_dir, active=True)
+    typer.echo(f"user {username} enabled")
+
+
+def user_password_command(
+    username: Annotated[str, typer.Argument(help="The user's sign-in name.")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input.")]
+    = False,
+    database_url: DatabaseOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Set a user's password (asked for, hidden, or read from standard input); their tokens and sessions end."""
+    _change("user-password", username, database_url, data_dir, password=_read_password(password_stdin))
+    typer.echo(f"password of {username} set; their tokens and sessions ended")

@@ -76,3 +76,17 @@ class IntegrationError(HipdxError):
 
     exit_code = 5
     http_status = 422
+
+
+class TooManyAttempts(HipdxError):
+    """Too many refused sign-ins for this account or from this address lately (RFC 6585 section 4).
+
+    ``retry_after_s``: how long to wait before the next attempt can be considered.
+    """
+
+    exit_code = 2
+    http_status = 429
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -3,8 +3,9 @@
 Every call carries ``Authorization: Bearer <JWT>``. A token is accepted only when:
 
 - its issuer (``iss``) is on the allow-list (``--cds-issuers FILE``), and its signature
-  verifies against that issuer's pinned JWK Set, by the header's ``kid``; a ``jku`` header
-  must be one the allow-list names for the issuer (hipdx never fetches an arbitrary ``jku``);
+  verifies against that issuer's JWK Set, by the header's ``kid``: pinned in the file, or
+  fetched from the issuer's configured ``jwks_url`` and cached (:mod:`hipdx.service.jwks`); a
+  ``jku`` header must be one the allow-list names for the issuer (hipdx never fetches a ``jku``);
 - ``alg`` is ES384 or RS384 (never ``none``, never a symmetric HS*), ``typ`` is JWT;
 - ``aud`` is exactly the URL being called; ``exp``, ``iat`` and ``jti`` are present; ``exp``
   has not passed and ``iat`` is not in the future (60 s leeway); the token lives at most an hour;
@@ -29,8 +30,8 @@ from jwt import PyJWK
 
 from hipdx.errors import InputError, Problem
 from hipdx.fhir.jsonread import read_json
+from hipdx.service.jwks import ALGORITHMS, JwksUnavailable, RemoteJwks, https_or_loopback, public_keys
 
-ALGORITHMS = ("ES384", "RS384")
 LEEWAY_SECONDS = 60
 MAX_LIFETIME_SECONDS = 3600
 
@@ -49,16 +50,28 @@ class Issuer:
     keys: dict[str, PyJWK]
     jku: tuple[str, ...] = ()
     tenants: tuple[str, ...] = ()
+    #: the issuer's JWK Set by URL (then ``keys`` is empty)
+    remote: RemoteJwks | None = None
+
+    def key(self, kid: str, now: float) -> PyJWK | None:
+        """The key of this ``kid``; :class:`Unauthorized` when the remote set cannot be fetched."""
+        if self.remote is None:
+            return self.keys.get(kid)
+        try:
+            return self.remote.key(kid, now)
+        except JwksUnavailable as exc:
+            raise Unauthorized(f"issuer {self.iss!r}: {exc}") from None
 
 
 @dataclass
 class IssuerList:
-    """The trusted CDS clients, read from a JSON file::
+    """The trusted CDS clients, read from a JSON file: a list of issuers, or ``{"issuers": [...]}``::
 
-    {"issuers": [{"iss": "https://ehr.example.org",
-                  "jwks": {"keys": [...]}          (or "jwks_file": "ehr-jwks.json"),
-                  "jku": ["https://ehr.example.org/jwks.json"],   (optional)
-                  "tenants": ["hospital-a"]}]}                     (optional)
+    [{"iss": "https://ehr.example.org",
+      "jwks_url": "https://ehr.example.org/.well-known/jwks.json"   (or "jwks": {"keys": [...]},
+                                                                      or "jwks_file": "ehr-jwks.json"),
+      "jku": ["https://ehr.example.org/jwks.json"],                 (optional)
+      "tenants": ["hospital-a"]}]                                   (optional)
     """
 
     issuers: dict[str, Issuer]
@@ -88,17 +101,21 @@ class IssuerList:
 
     @classmethod
     def from_data(cls, raw: Any, folder: Path, name: str = "the issuer list") -> IssuerList:
-        if not isinstance(raw, dict) or not isinstance(raw.get("issuers"), list) or not raw["issuers"]:
-            raise InputError(f'{name} must be {{"issuers": [...]}} with at least one issuer')
+        entries = raw.get("issuers") if isinstance(raw, dict) and set(raw) == {"issuers"} else raw
+        if not isinstance(entries, list) or not entries:
+            raise InputError(f'{name} must be a list of issuers [{{"iss": ..., "jwks_url": ...}}] '
+                             f'(or {{"issuers": [...]}}) with at least one issuer')
         issuers: dict[str, Issuer] = {}
         problems = []
-        for i, item in enumerate(raw["issuers"]):
+        for i, item in enumerate(entries):
             where = f"issuers[{i}]"
             try:
-                issuer = _issuer(item, folder, where)
-            except ValueError as exc:
-                problems.append(Problem(where, str(exc)))
+                issuer = _issuer(item, folder)
+            except _Bad as exc:
+                problems.append(Problem(f"{where}.{exc.field}" if exc.field else where, exc.reason))
                 continue
+            if issuer.iss in issuers:
+                problems.append(Problem(f"{where}.iss", f"{issuer.iss!r} is listed twice"))
             issuers[issuer.iss] = issuer
         if problems:
             raise InputError(f"{name} is not valid", problems)
@@ -123,12 +140,12 @@ class IssuerList:
             raise Unauthorized(f"issuer {unverified.get('iss')!r} is not on the allow-list")
         if "jku" in header and header["jku"] not in issuer.jku:
             raise Unauthorized("jku is not one the allow-list names for this issuer")
-        key = issuer.keys.get(str(header.get("kid")))
+        now = time.time() if now is None else now
+        key = issuer.key(str(header.get("kid")), now)
         if key is None:
-            raise Unauthorized("no pinned key with this kid")
+            raise Unauthorized("no key of this issuer has this kid")
         if key.algorithm_name != header["alg"]:
             raise Unauthorized("the key's algorithm does not match the token's")
-        now = time.time() if now is None else now
         try:
             claims = jwt.decode(
                 token,
@@ -165,37 +182,54 @@ class IssuerList:
             self._seen[(iss, jti)] = until
 
 
-def _issuer(item: Any, folder: Path, where: str) -> Issuer:
-    if not isinstance(item, dict) or not isinstance(item.get("iss"), str) or not item["iss"]:
-        raise ValueError("needs an 'iss' (the client's issuer URI)")
+class _Bad(Exception):
+    """One field of one issuer entry is wrong."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(reason)
+        self.field, self.reason = field, reason
+
+
+_FIELDS = ("iss", "jwks", "jwks_file", "jwks_url", "jku", "tenants")
+
+
+def _issuer(item: Any, folder: Path) -> Issuer:
+    if not isinstance(item, dict):
+        raise _Bad("", 'an issuer is an object {"iss": ..., "jwks_url": ...}')
+    for name in item:
+        if name not in _FIELDS:
+            hint = " (did you mean 'jwks_url'?)" if name in ("jwks_uri", "jwksUrl", "jwks_uri_url") else ""
+            raise _Bad(str(name), f"not a known field{hint}; known: {', '.join(_FIELDS)}")
+    if not isinstance(item.get("iss"), str) or not item["iss"]:
+        raise _Bad("iss", "needs an 'iss' (the client's issuer URI)")
+    given = [k for k in ("jwks", "jwks_file", "jwks_url") if k in item]
+    if len(given) != 1:
+        raise _Bad("jwks_url", "needs exactly one of 'jwks_url' (the client's JWK Set URL), 'jwks' (a JWK Set) "
+                               f"or 'jwks_file'{'; given: ' + ', '.join(given) if given else ''}")
+    jku, tenants = item.get("jku", []), item.get("tenants", [])
+    if not isinstance(jku, list) or not all(isinstance(u, str) for u in jku):
+        raise _Bad("jku", "'jku' must be a list of URLs")
+    if not isinstance(tenants, list) or not all(isinstance(t, str) for t in tenants):
+        raise _Bad("tenants", "'tenants' must be a list of strings")
+    if given == ["jwks_url"]:
+        url = item["jwks_url"]
+        if not isinstance(url, str) or not https_or_loopback(url):
+            raise _Bad("jwks_url", "must be an https URL (http only on a loopback address)")
+        return Issuer(item["iss"], {}, tuple(jku), tuple(tenants), RemoteJwks(item["iss"], url))
     jwks = item.get("jwks")
-    if jwks is None and isinstance(item.get("jwks_file"), str):
+    if given == ["jwks_file"]:
+        if not isinstance(item["jwks_file"], str):
+            raise _Bad("jwks_file", "must be a file name")
         path = folder / item["jwks_file"]
         try:
             jwks = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise ValueError(f"cannot read jwks_file {path}: {exc}") from None
-    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
-        raise ValueError("needs 'jwks' (a JWK Set with keys) or 'jwks_file'")
-    keys = {}
-    for j, jwk in enumerate(jwks["keys"]):
-        if not isinstance(jwk, dict) or not isinstance(jwk.get("kid"), str):
-            raise ValueError(f"jwks.keys[{j}] needs a 'kid'")
-        if "d" in jwk:
-            raise ValueError(f"jwks.keys[{j}] holds a private key; pin the public key only")
-        algorithm = jwk.get("alg") or {"EC": "ES384", "RSA": "RS384"}.get(jwk.get("kty", ""))
-        if algorithm not in ALGORITHMS:
-            raise ValueError(f"jwks.keys[{j}] is not an ES384 or RS384 key")
-        try:
-            keys[jwk["kid"]] = PyJWK(jwk, algorithm=algorithm)
-        except jwt.PyJWTError as exc:
-            raise ValueError(f"jwks.keys[{j}]: {exc}") from None
-        if algorithm == "ES384" and jwk.get("crv") != "P-384":
-            raise ValueError(f"jwks.keys[{j}]: ES384 needs curve P-384")
-    jku = item.get("jku", [])
-    tenants = item.get("tenants", [])
-    if not isinstance(jku, list) or not all(isinstance(u, str) for u in jku):
-        raise ValueError("'jku' must be a list of URLs")
-    if not isinstance(tenants, list) or not all(isinstance(t, str) for t in tenants):
-        raise ValueError("'tenants' must be a list of strings")
+            raise _Bad("jwks_file", f"cannot read jwks_file {path}: {exc}") from None
+    field = given[0]
+    try:
+        keys = public_keys(jwks, strict=True, where=field)
+    except ValueError as exc:
+        raise _Bad(field, str(exc)) from None
+    if not keys:
+        raise _Bad(field, f"needs '{field}' with at least one key (a JWK Set)")
     return Issuer(item["iss"], keys, tuple(jku), tuple(tenants))

@@ -10,11 +10,13 @@ import datetime as dt
 import logging
 
 from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
 
 import hipdx
 from hipdx.errors import InputError
 from hipdx.knowledge import load_knowledge_base
 from hipdx.service.api.context import ApiContext
+from hipdx.service.api.jobwatch import fail_stale
 from hipdx.service.app import ServiceConfig, create_app
 from hipdx.service.auth import IssuerList
 from hipdx.service.settings import Settings, load_settings, secret_key
@@ -47,6 +49,10 @@ def build_app(settings: Settings) -> FastAPI:
     logging.getLogger("httpx2").setLevel(logging.WARNING)
     kb = load_knowledge_base()
     engine = connect(settings.effective_database_url())
+    try:
+        fail_stale(engine)  # MRI jobs left queued or running by a worker that died (their heartbeat stopped)
+    except SQLAlchemyError as exc:  # the database away at start-up: every job read applies the rule again
+        logging.getLogger("hipdx.service").warning("stale MRI jobs not checked at start-up: %s", type(exc).__name__)
     issuers = IssuerList.from_file(settings.cds_issuers) if settings.cds_issuers is not None else None
     if issuers is not None:
         issuers.replay = DatabaseReplayCache(engine)

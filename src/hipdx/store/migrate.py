@@ -59,13 +59,22 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     try:
         with engine.begin() as connection:
             config.attributes["connection"] = connection
-            if revision == "base":
-                command.downgrade(config, "base")
+            if revision == "base" or _below_current(connection, config, revision):
+                command.downgrade(config, revision)
             else:
                 command.upgrade(config, revision)
     except SQLAlchemyError as exc:
         first_line = str(exc).splitlines()[0] if str(exc) else ""
         raise IntegrationError(f"database migration failed: {type(exc).__name__}: {first_line}") from None
+
+
+def _below_current(connection, config: Config, revision: str) -> bool:  # type: ignore[no-untyped-def]
+    """True when ``revision`` is an ancestor of the database's current revision (a downgrade)."""
+    current = MigrationContext.configure(connection).get_current_revision()
+    if current is None or revision in ("head", current):
+        return False
+    older = ScriptDirectory.from_config(config).iterate_revisions(current, "base")
+    return revision in {script.revision for script in older if script.revision != current}
 
 
 def is_current(engine: Engine) -> bool:

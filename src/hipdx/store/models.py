@@ -1,4 +1,4 @@
-"""The audit tables: one row per CDS call and per feedback item. No token, no payload, no clinical content.
+"""The audit tables: one row per CDS call and per card feedback item. No token, no payload, no clinical content.
 
 Following IHE Basic Audit Log Patterns in spirit: who called (issuer, tenant, jti), about
 whom (the patient reference), what for (service, hook instance), what came back (HTTP
@@ -37,19 +37,6 @@ class CdsCall(Base):
     card_uuid: Mapped[str | None] = mapped_column(String(40), index=True)
     hipdx_version: Mapped[str] = mapped_column(String(40))
     knowledge_base_digest: Mapped[str] = mapped_column(String(40))
-
-
-class CdsFeedback(Base):
-    __tablename__ = "cds_feedback"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
-    issuer: Mapped[str | None] = mapped_column(String(500))
-    card_uuid: Mapped[str] = mapped_column(String(100), index=True)
-    outcome: Mapped[str] = mapped_column(String(20))
-    override_reason_system: Mapped[str | None] = mapped_column(String(500))
-    override_reason_code: Mapped[str | None] = mapped_column(String(100))
-    outcome_timestamp: Mapped[str | None] = mapped_column(String(40))
 
 
 class CdsCardFeedback(Base):

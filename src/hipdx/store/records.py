@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from hipdx.store.tables import AccessEvent, MriJob, StoredAssessment, StoredCase, StoredVisit
@@ -182,7 +182,7 @@ def create_job(engine: Engine, job_id: str, files: int, user: str) -> None:
     now = _now()
     with Session(engine) as session, session.begin():
         session.add(MriJob(id=job_id, state="queued", progress=0.0, stage="received", files=files,
-                           created_by=user, created_at=now, updated_at=now))
+                           created_by=user, created_at=now, updated_at=now, heartbeat_at=now))
 
 
 def update_job(engine: Engine, job_id: str, **fields: Any) -> None:
@@ -194,7 +194,38 @@ def update_job(engine: Engine, job_id: str, **fields: Any) -> None:
             row.updated_at = _now()
 
 
+#: a queued or running job whose heartbeat is older than this has lost its worker: ten missed beats
+#: of hipdx.service.api.jobwatch (every 30 s; a beat is one small UPDATE, never queued behind the analysis)
+STALE_JOB_AFTER = dt.timedelta(minutes=5)
+#: what a user reads on a job whose worker died (:func:`fail_stale_jobs`)
+STALE_JOB_ERROR = ("the analysis stopped: the server process running it ended (a restart, a crash or lack of "
+                   "memory) before it finished. Nothing was kept of it; submit the study again.")
+
+
+def beat_jobs(engine: Engine, job_ids: list[str]) -> None:
+    """The worker holding these jobs (queued or running) is alive: their heartbeat is now."""
+    with Session(engine) as session, session.begin():
+        session.execute(update(MriJob).where(MriJob.id.in_(job_ids), MriJob.state.in_(("queued", "running")))
+                        .values(heartbeat_at=_now()))
+
+
+def fail_stale_jobs(engine: Engine, older_than: dt.timedelta, job_id: str | None = None) -> int:
+    """Fail the queued or running jobs whose heartbeat is older than ``older_than`` (their worker
+    died: nothing else stops the heartbeat); ``job_id``: that job only. Returns how many."""
+    now = _now()
+    stale = MriJob.state.in_(("queued", "running")) & or_(
+        MriJob.heartbeat_at < now - older_than, MriJob.heartbeat_at.is_(None) & (MriJob.updated_at < now - older_than))
+    if job_id is not None:
+        stale = stale & (MriJob.id == job_id)
+    with Session(engine) as session, session.begin():
+        result = session.execute(update(MriJob).where(stale).values(
+            state="failed", stage="failed", error=STALE_JOB_ERROR, updated_at=now))
+        return result.rowcount or 0
+
+
 def get_job(engine: Engine, job_id: str) -> dict[str, Any] | None:
+    """The job, failed first if its worker died (:func:`fail_stale_jobs`), or None."""
+    fail_stale_jobs(engine, STALE_JOB_AFTER, job_id)
     with Session(engine) as session:
         row = session.get(MriJob, job_id)
         if row is None:
@@ -215,7 +246,8 @@ def tie_job(engine: Engine, job_id: str, case_id: int) -> None:
 
 
 def jobs_of_case(engine: Engine, case_id: int) -> list[dict[str, Any]]:
-    """The MRI jobs uploaded from a case, newest first."""
+    """The MRI jobs uploaded from a case, newest first (those whose worker died failed first)."""
+    fail_stale_jobs(engine, STALE_JOB_AFTER)
     with Session(engine) as session:
         rows = session.scalars(select(MriJob).where(MriJob.case_id == case_id).order_by(MriJob.created_at.desc()))
         return [_job(row) for row in rows]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hipdx.store.models import Base
@@ -93,6 +93,8 @@ class MriJob(Base):
     case_id: Mapped[int | None] = mapped_column(ForeignKey("patient_case.id", ondelete="SET NULL"), index=True, nullable=True)
     #: the imaging findings the clinician confirmed into that case (which facts came from this MRI)
     added_findings: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    #: when the worker holding the job (queued or running) last said it is alive (revision 0004)
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class SmartLaunch(Base):
@@ -136,3 +138,22 @@ class SeenJti(Base):
     issuer: Mapped[str] = mapped_column(String(500))
     jti: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class SignInAttempt(Base):
+    """One sign-in, refused or not: who tried, when, from where, through which door, the outcome.
+
+    Never the password. ``outcome`` is ``signed-in``, ``unknown-user``, ``wrong-password``,
+    ``disabled`` or ``throttled``; the throttle counts the refusals of every worker here.
+    """
+
+    __tablename__ = "sign_in_attempt"
+    __table_args__ = (Index("ix_sign_in_attempt_username", "username", "attempted_at"),
+                      Index("ix_sign_in_attempt_source_address", "source_address", "attempted_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    attempted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    username: Mapped[str] = mapped_column(String(100))
+    source_address: Mapped[str | None] = mapped_column(String(100))
+    channel: Mapped[str] = mapped_column(String(20))  # api-token, api-session, web
+    outcome: Mapped[str] = mapped_column(String(20))

@@ -34,7 +34,17 @@ def routes(ctx: PageContext) -> APIRouter:
         if not username or not password or len(username) > 100 or len(password) > 1000 or not username.isprintable():
             return page("sign_in.html", 422, title="Sign in", next=target, username=username[:100],
                         error="Give your user name and your password.")
-        token = await run_in_threadpool(users.sign_in, api.engine, username, password, "session", api.token_lifetime)
+        from hipdx.errors import TooManyAttempts
+        from hipdx.service.api.context import client_address
+
+        try:  # the attempt is recorded and throttled with the API's (hipdx.store.signin)
+            token = await run_in_threadpool(users.sign_in, api.engine, username, password, "session", api.token_lifetime,
+                                            client_address(request), "web")
+        except TooManyAttempts as exc:
+            response = page("sign_in.html", 429, title="Sign in", next=target, username=username[:100],
+                            error=f"Too many refused sign-ins: try again in {-(-exc.retry_after_s // 60)} minutes.")
+            response.headers["Retry-After"] = str(exc.retry_after_s)
+            return response
         if token is None:
             return page("sign_in.html", 401, title="Sign in", next=target, username=username,
                         error="Unknown user or wrong password.")

@@ -12,7 +12,9 @@ call                                        what
 ``/api/v1/cases[/{id}[/visits|/assessments|/course]]``  stored cases: create, search, read, update, delete, add a visit, re-assess
 ``POST /api/v1/mri/jobs``, ``GET .../{id}``  MRI analysis of an uploaded (de-identified) DICOM study, in the background
 ``GET  /api/v1/audit/events``               the audit trail as FHIR AuditEvents (admins)
-``POST /api/v1/users``                      add a user (admins)
+``GET|POST /api/v1/users``                  list the users, add one (admins)
+``PATCH /api/v1/users/{name}``              change a role, disable or enable (admins)
+``PUT  /api/v1/users/{name}/password``      set a new password (admins)
 ==========================================  ================================================
 
 Errors are RFC 9457 problem details (``hipdx.service.api.problems``).
@@ -31,7 +33,7 @@ from starlette.concurrency import run_in_threadpool
 import hipdx
 from hipdx.case import Case
 from hipdx.errors import HipdxError
-from hipdx.service.api import accounts, clinical, mri, problems
+from hipdx.service.api import accounts, clinical, mri, problems, user_admin
 from hipdx.service.api.context import ApiContext
 from hipdx.store import is_current
 
@@ -49,7 +51,7 @@ def create_api(ctx: ApiContext) -> FastAPI:
     api = FastAPI(title="hipdx REST API", version=hipdx.__version__, openapi_url=None, docs_url=None, redoc_url=None)
     api.state.api = ctx
     problems.install(api)
-    for module in (clinical, accounts, mri):
+    for module in (clinical, accounts, user_admin, mri):
         api.include_router(module.router)
 
     @api.get("/health", tags=["service"])

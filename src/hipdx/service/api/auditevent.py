@@ -1,8 +1,10 @@
 """The audit trail as FHIR R4 AuditEvent resources (IHE Basic Audit Log Patterns in spirit).
 
-Two sources, one shape: an access of the REST API (``access_event``: a user, an action on a
-case, an assessment or an MRI job) and a call of the CDS services (``cds_call``: the CDS
-client's issuer, the patient reference). ``type`` is the DICOM audit event "rest" interaction,
+Three sources, one shape: an access of the REST API (``access_event``: a user, an action on a
+case, an assessment, an MRI job or a user), a call of the CDS services (``cds_call``: the CDS
+client's issuer, the patient reference) and a sign-in attempt (``sign_in_attempt``: type DICOM
+110114 "User Authentication", subtype 110122 "Login", DICOM PS3.16 CID 400 and 401; outcome 4
+when refused, with the reason; never the password). ``type`` is the DICOM audit event "rest" interaction,
 ``action`` C/R/U/D/E, ``outcome`` 0 (success), 4 (the request was refused) or 8 (the server
 failed), ``agent`` who (a user name or the issuer) and from where, ``source`` hipdx,
 ``entity`` what was touched.
@@ -14,10 +16,13 @@ import datetime as dt
 from typing import Any
 
 from hipdx.store.models import CdsCall
-from hipdx.store.tables import AccessEvent
+from hipdx.store.tables import AccessEvent, SignInAttempt
 
 REST = {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest",
         "display": "Restful Operation"}
+LOGIN_TYPE = {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110114",
+              "display": "User Authentication"}
+LOGIN = {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110122", "display": "Login"}
 _SUBTYPE = {"C": "create", "R": "read", "U": "update", "D": "delete", "E": "operation"}
 
 
@@ -81,9 +86,30 @@ def cds_auditevent(call: CdsCall, site: str = "hipdx") -> dict[str, Any]:
     }
 
 
-def audit_bundle(access: list[AccessEvent], calls: list[CdsCall]) -> dict[str, Any]:
+def signin_auditevent(attempt: SignInAttempt, site: str = "hipdx") -> dict[str, Any]:
+    agent: dict[str, Any] = {"requestor": True, "who": {"display": attempt.username}, "name": attempt.username}
+    if attempt.source_address:
+        agent["network"] = {"address": attempt.source_address, "type": "2"}
+    refused = attempt.outcome != "signed-in"
+    return {
+        "resourceType": "AuditEvent",
+        "id": f"signin-{attempt.id}",
+        "type": LOGIN_TYPE,
+        "subtype": [LOGIN],
+        "action": "E",
+        "recorded": _instant(attempt.attempted_at),
+        "outcome": "4" if refused else "0",
+        "outcomeDesc": f"sign-in {'refused: ' if refused else ''}{attempt.outcome} ({attempt.channel})",
+        "agent": [agent],
+        "source": _source(site),
+    }
+
+
+def audit_bundle(access: list[AccessEvent], calls: list[CdsCall],
+                 sign_ins: list[SignInAttempt] = ()) -> dict[str, Any]:  # type: ignore[assignment]
     """A FHIR collection Bundle of AuditEvents, newest first."""
-    events = [access_auditevent(e) for e in access] + [cds_auditevent(c) for c in calls]
+    events = ([access_auditevent(e) for e in access] + [cds_auditevent(c) for c in calls]
+              + [signin_auditevent(a) for a in sign_ins])
     events.sort(key=lambda r: r["recorded"], reverse=True)
     return {"resourceType": "Bundle", "type": "collection", "total": len(events),
             "entry": [{"fullUrl": f"urn:hipdx:auditevent:{r['id']}", "resource": r} for r in events]}

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from hipdx.errors import Problem
 from hipdx.jsonio import loads
 from hipdx.knowledge import KnowledgeBase
+from hipdx.service.api.jobwatch import JobWatch
 from hipdx.service.api.problems import ApiProblem
 from hipdx.store import records, users
 from hipdx.store.users import Principal, Role
@@ -43,6 +44,8 @@ class ApiContext:
     max_upload_files: int = 5000
     today: Callable[[], dt.date] = dt.date.today
     jobs: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="hipdx-mri"))
+    #: the heartbeats of the jobs this process holds (:mod:`hipdx.service.api.jobwatch`)
+    watch: JobWatch = field(default_factory=JobWatch)
 
     def csrf_token(self, session_hash: str) -> str:
         """The CSRF token of a session: an HMAC of its stored hash (nothing more to keep)."""
@@ -93,13 +96,18 @@ async def admin(request: Request) -> Principal:
 def audit(request: Request, action: str, what: str, status: int = 200) -> None:
     """Record one access to patient data: who, when (now), what (action C/R/U/D/E, the object), from where."""
     principal: Principal | None = getattr(request.state, "principal", None)
-    client = request.client.host if request.client else None
     records.record_access(context(request).engine, {
         "username": principal.username if principal else None,
         "role": principal.role.value if principal else None,
         "action": action, "what": what[:100], "method": request.method, "path": request.url.path[:200],
-        "status_code": status, "source_address": (request.headers.get("x-forwarded-for") or client or "")[:100] or None,
+        "status_code": status, "source_address": client_address(request),
     })
+
+
+def client_address(request: Request) -> str | None:
+    """Where the request came from: the proxy's ``X-Forwarded-For``, else the peer's address."""
+    client = request.client.host if request.client else None
+    return (request.headers.get("x-forwarded-for") or client or "")[:100] or None
 
 
 async def json_body(request: Request, what: str = "the request body") -> Any:

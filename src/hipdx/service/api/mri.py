@@ -6,7 +6,8 @@ it is written under the data folder, then the job is queued: 202 with ``Location
 URL. ``GET /api/v1/mri/jobs/{id}`` gives its state (queued, running, done, failed), progress
 (0-1), stage, and when done the analysis (the JSON of ``hipdx mri analyze --format json``).
 Jobs run one at a time per worker process; their state is in the database, so any worker
-answers for any job. ``GET /api/v1/mri/jobs/{id}/slices/{side}/{n}.png``: a finished job's
+answers for any job. A job whose worker died is failed, with the reason, once its heartbeat is
+older than five minutes (:mod:`hipdx.service.api.jobwatch`). ``GET /api/v1/mri/jobs/{id}/slices/{side}/{n}.png``: a finished job's
 coronal slice ``n`` of one hip with the outlines of the findings (:mod:`hipdx.report.slices`).
 
 :func:`submit_study` (de-identify, store, queue) and :func:`run_job` (read, analyse, draw the
@@ -168,6 +169,8 @@ def run_job(ctx: ApiContext, job_id: str) -> None:
         log.error("MRI job %s failed: %s", job_id, type(exc).__name__)
         records.update_job(ctx.engine, job_id, state="failed", stage="failed",
                            error=f"internal error ({type(exc).__name__}); please report")
+    finally:
+        ctx.watch.release(job_id)
 
 
 def read_slice(ctx: ApiContext, job_id: str, side: str, k: int) -> bytes | None:
@@ -201,6 +204,7 @@ def submit_study(ctx: ApiContext, files: list[tuple[str, bytes]], username: str)
         shutil.rmtree(folder, ignore_errors=True)
         raise
     records.create_job(ctx.engine, job_id, written, username)
+    ctx.watch.hold(ctx.engine, job_id)  # heartbeats while queued and running: a dead worker's jobs are failed
     ctx.jobs.submit(run_job, ctx, job_id)
     return {"id": job_id, "files": written, "left_out": skipped}
 

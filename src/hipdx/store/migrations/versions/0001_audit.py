@@ -1,4 +1,4 @@
-"""The audit tables: cds_call and cds_feedback.
+"""The audit tables: cds_call and cds_feedback (dropped again by 0004).
 
 Revision ID: 0001
 Revises:

@@ -9,7 +9,7 @@
   any worker of the service can finish a launch another worker started.
 
 Revision ID: 0005
-Revises: 0003 (the merger chains it after 0004)
+Revises: 0004
 Create Date: 2026-12-07
 """
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
