@@ -17,12 +17,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 
-#: a row to insert: its table's class and its values (built afresh for each try)
+#: a row to insert: its table (an ORM class) and its values
 Row = tuple[type, dict[str, Any]]
 
 
@@ -45,7 +44,7 @@ class GroupCommit:
     """
 
     def __init__(
-        self, engine: Engine, housekeeping: Callable[[Session], None] | None = None, housekeeping_every_s: float = 60.0
+        self, engine: Engine, housekeeping: Callable[[Connection], None] | None = None, housekeeping_every_s: float = 60.0
     ) -> None:
         self.engine = engine
         self._housekeeping = housekeeping
@@ -77,10 +76,9 @@ class GroupCommit:
 
     def _commit(self, batch: list[_Item]) -> None:
         try:
-            with Session(self.engine) as session, session.begin():
-                self._tidy(session)
-                for item in batch:
-                    session.add_all(_built(item))
+            with self.engine.begin() as connection:
+                self._tidy(connection)
+                _insert(connection, [row for item in batch for row in item.rows])
         except IntegrityError as exc:
             if len(batch) == 1:
                 batch[0].error = exc
@@ -95,17 +93,22 @@ class GroupCommit:
 
     def _alone(self, item: _Item) -> None:
         try:
-            with Session(self.engine) as session, session.begin():
-                session.add_all(_built(item))
+            with self.engine.begin() as connection:
+                _insert(connection, item.rows)
         except BaseException as exc:  # noqa: BLE001
             item.error = exc
 
-    def _tidy(self, session: Session) -> None:
+    def _tidy(self, connection: Connection) -> None:
         now = time.monotonic()
         if self._housekeeping is not None and now - self._last_housekeeping >= self._every:
-            self._housekeeping(session)
+            self._housekeeping(connection)
             self._last_housekeeping = now
 
 
-def _built(item: _Item) -> list[object]:
-    return [table(**values) for table, values in item.rows]
+def _insert(connection: Connection, rows: Sequence[Row]) -> None:
+    """One multi-row INSERT per table, in the order the tables first appear."""
+    by_table: dict[type, list[dict[str, Any]]] = {}
+    for table, values in rows:
+        by_table.setdefault(table, []).append(values)
+    for table, values in by_table.items():
+        connection.execute(insert(table), values)

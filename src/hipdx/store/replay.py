@@ -20,7 +20,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Connection, Engine, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -34,8 +34,14 @@ def seen_jti_row(issuer: str, jti: str, until: float) -> dict[str, Any]:
     return {"issuer": issuer[:500], "jti": jti[:200], "expires_at": until}
 
 
-def delete_expired(session: Session, now: float) -> None:
-    session.execute(delete(SeenJti).where(SeenJti.expires_at < now))
+#: is the pair recorded and not expired (one statement, compiled once)
+_SEEN = select(SeenJti.id).where(
+    SeenJti.issuer == bindparam("issuer"), SeenJti.jti == bindparam("jti"), SeenJti.expires_at >= bindparam("now")
+)
+
+
+def delete_expired(connection: Session | Connection, now: float) -> None:
+    connection.execute(delete(SeenJti).where(SeenJti.expires_at < now))
 
 
 class DatabaseReplayCache:
@@ -48,12 +54,8 @@ class DatabaseReplayCache:
         row = seen_jti_row(issuer, jti, until)
         pending = PENDING_JTI.get()
         if pending is not None:
-            with Session(self.engine) as session:
-                hit = session.scalar(
-                    select(SeenJti.id).where(
-                        SeenJti.issuer == row["issuer"], SeenJti.jti == row["jti"], SeenJti.expires_at >= now
-                    )
-                )
+            with self.engine.connect() as connection:
+                hit = connection.execute(_SEEN, {"issuer": row["issuer"], "jti": row["jti"], "now": now}).first()
             if hit is not None:
                 return False
             pending.append(row)
