@@ -21,7 +21,7 @@ Targets (issue 14): p95 of (3) under 50 ms, its median at most twice the no-op's
 information. Before the load, the CPU time of one patient-view call (the body read by the strict
 JSON reader, mapped, assessed, the card built; no HTTP, no token, no database) is measured
 in-process (``thread_time``, median of repeats of 20 calls, the lower of two rounds) for this
-tree and for ``--before`` (a git revision, default ``main``), in alternating child processes,
+tree and for ``--before`` (a git revision, default the merge base with ``main``), in alternating child processes,
 so the gain of a change is a ratio of the same run whatever the machine's load.
 Exits 1 when a target fails.
 """
@@ -355,10 +355,14 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--databases", default="sqlite,postgresql", help="comma-separated: sqlite (1 worker), postgresql")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="workers with PostgreSQL")
-    parser.add_argument("--before", default="main", help="git revision whose in-process cost is the 'before' ('': none)")
+    parser.add_argument("--before", default=None, help="git revision whose in-process cost is the 'before' "
+                        "(default: where this branch left main, git merge-base HEAD main; '': none)")
     parser.add_argument("--repeats", type=int, default=15, help="in-process: repeats of 20 calls")
     parser.add_argument("--max-rate", type=int, default=800, help="signed tokens per second of load (a pool per run)")
     args = parser.parse_args()
+    if args.before is None:
+        base = subprocess.run(["git", "-C", str(ROOT), "merge-base", "HEAD", "main"], capture_output=True, text=True)
+        args.before = base.stdout.strip()[:10] if base.returncode == 0 else "main"
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk (Debian package)", file=sys.stderr)
         return 2
