@@ -61,7 +61,9 @@ _DIFFERENTIAL = TypeAdapter(list[DifferentialItem])
 _EXPLANATIONS = TypeAdapter(list[ConditionExplanation])
 
 
-def assess(case: Case, kb: KnowledgeBase, today: dt.date, *, management: bool = True, explain: bool = True) -> Assessment:
+def assess(
+    case: Case, kb: KnowledgeBase, today: dt.date, *, management: bool = True, explain: bool = True
+) -> Assessment:
     """Assess one case.
 
     Parameters

@@ -266,7 +266,9 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
     return app
 
 
-async def _record(store: AuditStore, request: Request, start: float, status: int, pending: list[dict[str, Any]]) -> Response | None:
+async def _record(
+    store: AuditStore, request: Request, start: float, status: int, pending: list[dict[str, Any]]
+) -> Response | None:
     """Record the call with its token's jti in one (group) commit; the answer that replaces the call's, if any.
 
     Fail-open for the record alone (the clinician still gets the answer; the failure is

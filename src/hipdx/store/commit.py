@@ -44,7 +44,10 @@ class GroupCommit:
     """
 
     def __init__(
-        self, engine: Engine, housekeeping: Callable[[Connection], None] | None = None, housekeeping_every_s: float = 60.0
+        self,
+        engine: Engine,
+        housekeeping: Callable[[Connection], None] | None = None,
+        housekeeping_every_s: float = 60.0,
     ) -> None:
         self.engine = engine
         self._housekeeping = housekeeping
