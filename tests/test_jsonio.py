@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hipdx.errors import InputError
 from hipdx.jsonio import MAX_DEPTH, MAX_INPUT_BYTES, excerpt, loads, read_input_file
@@ -118,3 +120,18 @@ def test_a_directory_or_a_missing_file_is_refused(tmp_path: Path) -> None:
         read_input_file(tmp_path)
     with pytest.raises(InputError, match="cannot read .*nowhere"):
         read_input_file(tmp_path / "nowhere.json")
+
+
+_PIECES = ['"', "\\", "[", "]", "{", "}", "1", "-", "e", ".", "9" * 45, "x", ":", ",", " ", "\\u", '"a\\"b"']
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=120), st.integers(0, 40))
+def test_the_quick_limits_check_never_passes_what_the_token_scan_refuses(pieces: list[str], nesting: int) -> None:
+    """The C-speed proof (``_plainly_within_limits``) may send a document to the token scan for nothing,
+    but never lets through a document the scan refuses: same strings cut out, same brackets counted."""
+    from hipdx.jsonio import _check_tokens, _plainly_within_limits
+
+    text = "[" * nesting + "".join(pieces) + "]" * nesting
+    if _plainly_within_limits(text):
+        _check_tokens(text, "the input")  # raises InputError if the scan refuses it

@@ -656,3 +656,20 @@ def test_tenants_are_checked_when_listed(keys: dict[str, Any], tmp_path: Path, k
     bad = client.post(f"/cds-services/{SERVICE_ID}", json=body, headers={"Authorization": f"Bearer {token(keys, tenant='hospital-b')}"})
     none = client.post(f"/cds-services/{SERVICE_ID}", json=body, headers={"Authorization": f"Bearer {token(keys)}"})
     assert (good.status_code, bad.status_code, none.status_code) == (200, 401, 401)
+
+
+def test_the_card_is_the_same_without_the_explanation_it_does_not_show(kb: hipdx.KnowledgeBase) -> None:
+    """patient-view assesses with ``explain=False`` (speed): for every bundle, the card built from the
+    full assessment and the one the service answers are equal, and only the explanation differs."""
+    from hipdx.fhir.mapping import map_fhir
+    from hipdx.reasoning import assess
+    from hipdx.service.cards import card
+    from hipdx.service.hooks import gather, parse_request, patient_view
+
+    for path in sorted(BUNDLES.glob("*.bundle.json")):
+        body = request_for(path.name.removesuffix(".bundle.json"))
+        mapping = map_fhir(gather(parse_request(body), ()), TODAY, patient_id=body["context"]["patientId"])
+        full, lean = assess(mapping.case, kb, TODAY), assess(mapping.case, kb, TODAY, explain=False)
+        assert full.explanation.leading and not lean.explanation.leading
+        assert lean.model_copy(update={"explanation": full.explanation}) == full, path.name
+        assert patient_view(body, kb, TODAY)["cards"] == [card(full, mapping, body["hookInstance"])], path.name

@@ -24,7 +24,7 @@ from hipdx.service.hooks import SERVICE_ID
 from hipdx.store import AuditStore, connect, is_current, migrate
 
 from conftest import TODAY, in_ci
-from test_service import request_for
+from test_service import issuers_file, keys, request_for  # noqa: F401 - fixtures
 
 POSTGRES = os.environ.get("HIPDX_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -164,3 +164,80 @@ def test_serve_refuses_a_database_not_upgraded(tmp_path: Path) -> None:
 def test_an_unusable_url_is_a_clear_error() -> None:
     with pytest.raises(IntegrationError, match="database URL not usable"):
         connect("nonsense://")
+
+
+def test_calls_recorded_at_once_share_commits_and_a_racing_replay_is_refused(database_url: str) -> None:
+    """Group commit (hipdx.store.commit): 24 threads record a call each, two of them with the same
+    token's jti; every call is recorded, one of the two is refused (False), and the jti check of a
+    call in flight reads the database, so a token already recorded is refused before any work."""
+    import threading
+    import time
+
+    from hipdx.store import CallRecord
+    from hipdx.store.replay import PENDING_JTI, DatabaseReplayCache, seen_jti_row
+
+    engine = connect(database_url)
+    migrate(engine)
+    store = AuditStore(engine, "test", "digest")
+    until = time.time() + 300
+    results: dict[int, bool] = {}
+    start = threading.Barrier(24)
+
+    def call(n: int) -> None:
+        start.wait()
+        jti = "same" if n in (3, 17) else f"jti-{n}"
+        record = CallRecord(method="POST", path="/cds-services/x", status_code=200, latency_ms=1.0, jti=jti)
+        results[n] = store.record_call(record, jti=[seen_jti_row("https://ehr", jti, until)])
+
+    threads = [threading.Thread(target=call, args=(n,)) for n in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(n for n, ok in results.items() if not ok) in ([3], [17])
+    assert len(results) == 24 and len(store.calls(limit=100)) == 23  # the refused call left no row (the service records its 401)
+    cache = DatabaseReplayCache(engine)
+    pending: list[dict[str, object]] = []
+    opened = PENDING_JTI.set(pending)
+    try:
+        assert cache.first_use("https://ehr", "jti-5", until, time.time()) is False  # recorded above: refused at once
+        assert cache.first_use("https://ehr", "fresh", until, time.time()) is True
+    finally:
+        PENDING_JTI.reset(opened)
+    assert [p["jti"] for p in pending] == ["fresh"]  # left for the call's record, not yet written
+    assert cache.first_use("https://ehr", "fresh", until, time.time()) is True  # outside a call: written at once
+    assert cache.first_use("https://ehr", "fresh", until, time.time()) is False
+    engine.dispose()
+
+
+def test_a_replay_racing_past_the_check_is_refused_when_its_jti_is_committed(
+    database_url: str, kb: hipdx.KnowledgeBase, issuers_file: Path, keys: dict[str, object]
+) -> None:
+    """Two calls with one token, both past the jti read (as two workers at the same instant): the first
+    is answered, the second refused 401 at the commit of its record, and both calls are recorded."""
+    from hipdx.service import IssuerList
+    from hipdx.store.replay import PENDING_JTI, seen_jti_row
+
+    from test_service import URL, token
+
+    class PastTheRead:  # the read of DatabaseReplayCache, as if the other call had not committed yet
+        def first_use(self, issuer: str, jti: str, until: float, now: float) -> bool:
+            pending = PENDING_JTI.get()
+            assert pending is not None  # the service records its calls: the jti goes with the record
+            pending.append(seen_jti_row(issuer, jti, until))
+            return True
+
+    engine = connect(database_url)
+    migrate(engine)
+    store = AuditStore(engine, hipdx.__version__, kb.digest)
+    issuers = IssuerList.from_file(issuers_file)
+    issuers.replay = PastTheRead()
+    client = TestClient(create_app(ServiceConfig(issuers=issuers, today=lambda: TODAY, store=store), kb))
+    headers = {"Authorization": f"Bearer {token(keys, aud=URL)}"}
+    body = request_for("toh_man_classic")
+    first = client.post(f"/cds-services/{SERVICE_ID}", json=body, headers=headers)
+    again = client.post(f"/cds-services/{SERVICE_ID}", json=body, headers=headers)
+    assert (first.status_code, again.status_code) == (200, 401) and again.content == b""
+    assert [c.status_code for c in store.calls()] == [401, 200]
+    assert store.calls()[0].cards is None  # the refused call is recorded without the card it did not get
+    engine.dispose()

@@ -61,7 +61,9 @@ _DIFFERENTIAL = TypeAdapter(list[DifferentialItem])
 _EXPLANATIONS = TypeAdapter(list[ConditionExplanation])
 
 
-def assess(case: Case, kb: KnowledgeBase, today: dt.date, *, management: bool = True) -> Assessment:
+def assess(
+    case: Case, kb: KnowledgeBase, today: dt.date, *, management: bool = True, explain: bool = True
+) -> Assessment:
     """Assess one case.
 
     Parameters
@@ -77,6 +79,11 @@ def assess(case: Case, kb: KnowledgeBase, today: dt.date, *, management: bool = 
         Also stage the findings and draw up the management plan (default). Without it
         ``staging`` and ``plan`` are None: the diagnostic part alone, for screening many
         cases.
+    explain
+        Explain the leading conditions finding by finding (default). Without it
+        ``explanation.leading`` is empty and everything else is the same: for an answer that
+        shows the differential, red flags, plan and next test but not the explanation (the
+        CDS card, :mod:`hipdx.service.cards`).
 
     Examples
     --------
@@ -118,11 +125,15 @@ def assess(case: Case, kb: KnowledgeBase, today: dt.date, *, management: bool = 
         ]
     )
     observed = {o.variable for o in observations}
-    ratios = likelihood_ratios(kb, keys)
-    shown = _shown(kb, observations)
     missing_vars = [v for v in kb.variables if v not in observed]
+    leading = order[:N_EXPLAINED].tolist()
+    ratios = likelihood_ratios(kb, keys) if explain else None
     explanation = Explanation(
-        leading=_explain_leading(kb, shown, ratios, weights, order[:N_EXPLAINED].tolist(), post, patient_prior),
+        leading=(
+            _explain_leading(kb, _shown(kb, observations), ratios, weights, leading, post, patient_prior)
+            if ratios is not None
+            else []
+        ),
         missing_that_matter=_missing(kb, post, missing_vars, days_now),
     )
     pregnant = case.pregnancy.status is PregnancyStatus.pregnant

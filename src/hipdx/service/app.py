@@ -48,6 +48,7 @@ from hipdx.service.orders import DISCOVERY as ORDER_DISCOVERY
 from hipdx.service.orders import HOOKS as ORDER_HOOKS
 from hipdx.service.orders import order_service
 from hipdx.store import AuditStore, CallRecord
+from hipdx.store.replay import PENDING_JTI
 from hipdx.web import CaseLibrary, web_router
 from hipdx.web.smart import SmartConfig
 
@@ -153,24 +154,17 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
             if not request.url.path.startswith("/cds-services") or request.method == "OPTIONS":
                 return await call_next(request)
             start = time.perf_counter()
-            status = 500
+            pending: list[dict[str, Any]] = []  # the token's jti, written with the call's record (hipdx.store.replay)
+            opened = PENDING_JTI.set(pending)
             try:
                 response = await call_next(request)
-                status = response.status_code
-                return response
-            finally:
-                fields = {k: v for k, v in getattr(request.state, "audit", {}).items() if v is not None}
-                record = CallRecord(
-                    method=request.method,
-                    path=request.url.path,
-                    status_code=status,
-                    latency_ms=round((time.perf_counter() - start) * 1000, 2),
-                    **fields,
-                )
-                try:
-                    await run_in_threadpool(store.record_call, record)
-                except Exception:  # fail-open: the clinician still gets the answer; the failure is logged
-                    log.exception("could not record the call in the audit store")
+            except BaseException:
+                PENDING_JTI.reset(opened)
+                await _record(store, request, start, 500, pending)
+                raise
+            PENDING_JTI.reset(opened)
+            refused = await _record(store, request, start, response.status_code, pending)
+            return refused or response
 
     app.include_router(web_router(knowledge, config.today, config.cases, config.api, config.smart))  # the clinician's pages (hipdx.web)
 
@@ -270,6 +264,34 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
         return JSONResponse({})
 
     return app
+
+
+async def _record(
+    store: AuditStore, request: Request, start: float, status: int, pending: list[dict[str, Any]]
+) -> Response | None:
+    """Record the call with its token's jti in one (group) commit; the answer that replaces the call's, if any.
+
+    Fail-open for the record alone (the clinician still gets the answer; the failure is
+    logged), but a token whose jti could not be recorded is not accepted (500), and a replay
+    that raced past the token check is refused when its jti is committed (401, recorded).
+    """
+    fields = {k: v for k, v in getattr(request.state, "audit", {}).items() if v is not None}
+    latency = round((time.perf_counter() - start) * 1000, 2)
+    record = CallRecord(method=request.method, path=request.url.path, status_code=status, latency_ms=latency, **fields)
+    try:
+        first_use = await run_in_threadpool(store.record_call, record, None, pending)
+    except Exception:
+        log.exception("could not record the call in the audit store")
+        return outcome(500, "internal error (logged); please report") if pending else None
+    if first_use:
+        return None
+    log.warning("401 %s %s: jti seen before (replay, refused at commit)", request.method, request.url.path)
+    record.status_code, record.cards, record.indicator, record.card_uuid = 401, None, None, None
+    try:
+        await run_in_threadpool(store.record_call, record)
+    except Exception:
+        log.exception("could not record the call in the audit store")
+    return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
 
 async def _json_body(request: Request) -> Any:

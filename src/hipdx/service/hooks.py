@@ -219,5 +219,5 @@ def patient_view(
     mapping = map_fhir(resources, today, patient_id=request.patient_id)
     if not about_the_hip(mapping):
         return {"cards": []}
-    assessment = assess(mapping.case, kb, today)
+    assessment = assess(mapping.case, kb, today, explain=False)  # the card shows no finding-by-finding explanation
     return {"cards": [card(assessment, mapping, request.hook_instance, links or CardLinks())]}

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hipdx.store.commit import GroupCommit
 from hipdx.store.models import CdsCall, CdsCardFeedback
+from hipdx.store.replay import delete_expired
+from hipdx.store.tables import SeenJti
 
 
 @dataclass
@@ -52,16 +58,32 @@ class AuditStore:
         self.engine = engine
         self.hipdx_version = hipdx_version
         self.knowledge_base_digest = knowledge_base_digest
+        #: the calls of concurrent requests committed together (expired jti rows deleted now and then)
+        self.writer = GroupCommit(engine, housekeeping=lambda session: delete_expired(session, time.time()))
 
-    def record_call(self, record: CallRecord, when: dt.datetime | None = None) -> None:
-        row = CdsCall(
-            recorded_at=when or dt.datetime.now(dt.timezone.utc),
-            hipdx_version=self.hipdx_version,
-            knowledge_base_digest=self.knowledge_base_digest,
+    def record_call(
+        self, record: CallRecord, when: dt.datetime | None = None, jti: Sequence[dict[str, Any]] = ()
+    ) -> bool:
+        """Record one call, with the JWT ``jti`` pairs its token check left (:data:`hipdx.store.replay.PENDING_JTI`),
+        in one transaction shared with the calls being recorded at the same time.
+
+        Returns False, having recorded nothing, when a pair of ``jti`` is already in the
+        database (a replay that raced past the check): the caller answers 401 and records that.
+        Raises what the database raised otherwise.
+        """
+        values = {
+            "recorded_at": when or dt.datetime.now(dt.timezone.utc),
+            "hipdx_version": self.hipdx_version,
+            "knowledge_base_digest": self.knowledge_base_digest,
             **{k: _clip(v) for k, v in vars(record).items()},
-        )
-        with Session(self.engine) as session, session.begin():
-            session.add(row)
+        }
+        try:
+            self.writer.write([(CdsCall, values), *((SeenJti, pair) for pair in jti)])
+        except IntegrityError:
+            if not jti:
+                raise
+            return False
+        return True
 
     def record_card_feedback(self, item: CardFeedback, issuer: str | None, when: dt.datetime | None = None) -> None:
         """Store one checked feedback item (:func:`hipdx.service.feedback.parse_feedback`) in ``cds_card_feedback``."""
