@@ -81,7 +81,8 @@ def build_api(url: str, kb: hipdx.KnowledgeBase, tmp_path: Path, users: bool = T
         _migrated(engine, users)
     context = ApiContext(engine=engine, kb=kb, secret=b"s" * 32, upload_dir=tmp_path / "uploads",
                          today=lambda: TODAY, token_lifetime=dt.timedelta(hours=1))
-    config = {"issuers": None, "insecure_no_auth": True, **config}
+    # the test client stands for a trusted reverse proxy, so tests can give a client's address in X-Forwarded-For
+    config = {"issuers": None, "insecure_no_auth": True, "trusted_proxies": ("testclient",), **config}
     app = create_app(ServiceConfig(today=lambda: TODAY, store=AuditStore(engine, hipdx.__version__, kb.digest),
                                    api=context, **config), kb)
     return Api(TestClient(app, raise_server_exceptions=False), engine, context)

@@ -221,3 +221,25 @@ def test_user_administration_from_the_command_line(tmp_path: Path) -> None:
         ("User/dr.ray", "CLI hipdx db user-password -> 200"), ("User/dr.ray", "CLI hipdx db user-password -> 400"),
         ("User/nobody", "CLI hipdx db user-disable -> 404")}
     assert all(c["agent"][0]["who"]["display"].startswith("os:") for c in changes)
+
+
+def test_a_clients_own_forwarded_address_is_not_believed(tmp_path: Path, kb: Any) -> None:
+    """Only a trusted proxy's X-Forwarded-For names the client (the default trusts loopback only):
+    otherwise a client could choose the address the audit trail records and the throttle counts."""
+    untrusted = build_api(f"sqlite:///{tmp_path / 'proxies.db'}", kb, tmp_path, trusted_proxies=("127.0.0.1", "::1"))
+    try:
+        _problem(_token(untrusted, "nobody", "wrong password!", "192.0.2.50"), 401)
+        with Session(untrusted.engine) as session:
+            addresses = {row.source_address for row in session.scalars(select(SignInAttempt))}
+        assert addresses == {"testclient"}  # the peer's own address, not the header's
+    finally:
+        untrusted.context.jobs.shutdown(wait=True)
+        untrusted.engine.dispose()
+    trusted = build_api(f"sqlite:///{tmp_path / 'proxied.db'}", kb, tmp_path)  # the test client as the proxy
+    try:
+        _problem(_token(trusted, "nobody", "wrong password!", "192.0.2.50"), 401)
+        with Session(trusted.engine) as session:
+            assert {row.source_address for row in session.scalars(select(SignInAttempt))} == {"192.0.2.50"}
+    finally:
+        trusted.context.jobs.shutdown(wait=True)
+        trusted.engine.dispose()

@@ -177,7 +177,8 @@ def serve_command(
     if settings.insecure_no_auth:
         typer.echo("warning: CDS authentication is off (--insecure-no-auth): local testing only", err=True)
     uvicorn.run("hipdx.service.factory:app_from_environment", factory=True, host=host, port=port,
-                workers=workers, log_level="info", access_log=False)
+                workers=workers, log_level="info", access_log=False,
+                proxy_headers=False)  # the app believes forwarded addresses (ServiceConfig.trusted_proxies)
 
 
 def _register() -> None:

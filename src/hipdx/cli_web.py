@@ -64,7 +64,8 @@ def run_command(
         "Local demonstration only (CDS calls without a JWT, cookies over plain HTTP). Ctrl-C stops it.\n"
     )
     uvicorn.run("hipdx.service.factory:app_from_environment", factory=True, host="127.0.0.1", port=port,
-                workers=1, log_level="warning", access_log=False)
+                workers=1, log_level="warning", access_log=False,
+                proxy_headers=False)  # the app believes forwarded addresses (ServiceConfig.trusted_proxies)
 
 
 def _store_examples(engine: object, folder: Path) -> int:

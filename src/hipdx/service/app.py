@@ -34,6 +34,7 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from hipdx.errors import HipdxError, InputError, Problem
 from hipdx.fhir.jsonread import read_json
@@ -79,6 +80,10 @@ class ServiceConfig:
         failure logged.
     cases
         The cases the web pages list (:mod:`hipdx.web`); None: none.
+    trusted_proxies
+        The peers whose ``X-Forwarded-For`` / ``X-Forwarded-Proto`` are believed (addresses or
+        networks; ``*`` every peer). The client address the access audit and the sign-in throttle
+        see is the peer's own otherwise: a client cannot choose it by sending the header.
     """
 
     issuers: IssuerList | None
@@ -97,6 +102,7 @@ class ServiceConfig:
     cases: CaseLibrary | None = None
     #: the FHIR servers the web pages may be SMART-launched from (hipdx.web.smart)
     smart: SmartConfig | None = None
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
 
     def __post_init__(self) -> None:
         if self.issuers is None and not self.insecure_no_auth:
@@ -120,6 +126,8 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
     """The FastAPI application of the CDS service."""
     knowledge = kb or load_knowledge_base()
     app = FastAPI(title="hipdx CDS Hooks service", docs_url=None, redoc_url=None, openapi_url=None)
+    # the one place a forwarded client address is believed (uvicorn runs with proxy_headers off)
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(config.trusted_proxies))
     if config.cors_origins:
         app.add_middleware(
             CORSMiddleware,

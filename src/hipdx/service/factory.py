@@ -72,6 +72,7 @@ def build_app(settings: Settings) -> FastAPI:
         public_url=settings.public_url,
         fhir_servers=tuple(settings.fhir_servers),
         cors_origins=tuple(settings.cors_origins),
+        trusted_proxies=tuple(settings.trusted_proxies),
         case_url=settings.case_url,
         knowledge_base_url=settings.knowledge_base_url,
         store=AuditStore(engine, hipdx.__version__, kb.digest),

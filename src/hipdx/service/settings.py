@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     fhir_servers: list[str] = []
     smart_servers: list[SmartServerSetting] = Field([], description="FHIR servers hipdx may be SMART-launched from (docs/web.md)")
     cors_origins: list[str] = []
+    trusted_proxies: list[str] = Field(["127.0.0.1", "::1"], description=(
+        "reverse proxies whose X-Forwarded-For is believed (addresses or networks; '*' every peer)"))
     #: the absolute URL that opens a patient's case in hipdx, ``{patient}`` replaced by the id (card links)
     case_url: str | None = None
     #: the absolute URL cards give as their source's link (default: this service's /knowledge-base)

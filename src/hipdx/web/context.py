@@ -133,15 +133,15 @@ class PageContext:
         """One access to patient data in the service's access log (as the REST API records them)."""
         if self.api is None:
             return
+        from hipdx.service.api.context import client_address
         from hipdx.store import records
 
         user = getattr(request.state, "principal", None)
-        client = request.client.host if request.client else None
         try:
             records.record_access(self.api.engine, {
                 "username": user.username if user else None, "role": user.role.value if user else None,
                 "action": action, "what": what[:100], "method": request.method, "path": request.url.path[:200],
-                "status_code": status, "source_address": (request.headers.get("x-forwarded-for") or client or "")[:100] or None,
+                "status_code": status, "source_address": client_address(request),
             })
         except Exception:  # the page is still answered; the failure is logged
             log.exception("could not record the access")

@@ -105,9 +105,9 @@ def audit(request: Request, action: str, what: str, status: int = 200) -> None:
 
 
 def client_address(request: Request) -> str | None:
-    """Where the request came from: the proxy's ``X-Forwarded-For``, else the peer's address."""
-    client = request.client.host if request.client else None
-    return (request.headers.get("x-forwarded-for") or client or "")[:100] or None
+    """Where the request came from: the peer's address, which a trusted proxy's ``X-Forwarded-For``
+    has replaced (``ServiceConfig.trusted_proxies``); a client's own header is not believed."""
+    return ((request.client.host if request.client else None) or "")[:100] or None
 
 
 async def json_body(request: Request, what: str = "the request body") -> Any:
