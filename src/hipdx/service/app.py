@@ -133,46 +133,45 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
         description = openapi(api)
         app.add_api_route("/openapi.json", lambda: JSONResponse(description), include_in_schema=False)
 
-    def audience(request: Request) -> str:
-        if config.public_url:
-            return config.public_url.rstrip("/") + request.url.path
-        return str(request.url.replace(query=""))
-
-    def check(request: Request) -> dict[str, Any] | None:
-        if config.issuers is None:
-            return None
-        claims = config.issuers.verify(request.headers.get("authorization"), audience(request))
-        request.state.audit = {"issuer": claims.get("iss"), "tenant": claims.get("tenant"), "jti": claims.get("jti")}
-        return claims
-
     if config.store is not None:
-        store = config.store
-
-        @app.middleware("http")
-        async def _audit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-            if not request.url.path.startswith("/cds-services") or request.method == "OPTIONS":
-                return await call_next(request)
-            start = time.perf_counter()
-            status = 500
-            try:
-                response = await call_next(request)
-                status = response.status_code
-                return response
-            finally:
-                fields = {k: v for k, v in getattr(request.state, "audit", {}).items() if v is not None}
-                record = CallRecord(
-                    method=request.method,
-                    path=request.url.path,
-                    status_code=status,
-                    latency_ms=round((time.perf_counter() - start) * 1000, 2),
-                    **fields,
-                )
-                try:
-                    await run_in_threadpool(store.record_call, record)
-                except Exception:  # fail-open: the clinician still gets the answer; the failure is logged
-                    log.exception("could not record the call in the audit store")
-
+        _add_audit(app, config.store)
     app.include_router(web_router(knowledge, config.today, config.cases, config.api, config.smart))  # the clinician's pages (hipdx.web)
+
+    _add_error_handlers(app)
+    _add_cds_routes(app, config, knowledge)
+    return app
+
+
+def _add_audit(app: FastAPI, store: AuditStore) -> None:
+    """Record every CDS Hooks call (method, path, status, latency and who) in the audit store, fail-open."""
+
+    @app.middleware("http")
+    async def _audit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if not request.url.path.startswith("/cds-services") or request.method == "OPTIONS":
+            return await call_next(request)
+        start = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            fields = {k: v for k, v in getattr(request.state, "audit", {}).items() if v is not None}
+            record = CallRecord(
+                method=request.method,
+                path=request.url.path,
+                status_code=status,
+                latency_ms=round((time.perf_counter() - start) * 1000, 2),
+                **fields,
+            )
+            try:
+                await run_in_threadpool(store.record_call, record)
+            except Exception:  # fail-open: the clinician still gets the answer; the failure is logged
+                log.exception("could not record the call in the audit store")
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Each error answered once: 401 with a Bearer challenge, 412 for missing prefetch, a hipdx error with its class's status, else a logged 500."""
 
     @app.exception_handler(Unauthorized)
     async def _unauthorized(request: Request, exc: Unauthorized) -> Response:
@@ -192,13 +191,34 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return outcome(500, "internal error (logged); please report")
 
-    def links(request: Request) -> CardLinks:
-        base = (config.public_url or str(request.base_url)).rstrip("/")
-        return CardLinks(knowledge_base=config.knowledge_base_url or f"{base}/knowledge-base", case=config.case_url)
+
+def _audience(config: ServiceConfig, request: Request) -> str:
+    """The audience a token must name: the public URL of this request."""
+    if config.public_url:
+        return config.public_url.rstrip("/") + request.url.path
+    return str(request.url.replace(query=""))
+
+
+def _check(config: ServiceConfig, request: Request) -> dict[str, Any] | None:
+    """The claims of the request's bearer token (raises ``Unauthorized``), or ``None`` without authentication."""
+    if config.issuers is None:
+        return None
+    claims = config.issuers.verify(request.headers.get("authorization"), _audience(config, request))
+    request.state.audit = {"issuer": claims.get("iss"), "tenant": claims.get("tenant"), "jti": claims.get("jti")}
+    return claims
+
+
+def _links(config: ServiceConfig, request: Request) -> CardLinks:
+    base = (config.public_url or str(request.base_url)).rstrip("/")
+    return CardLinks(knowledge_base=config.knowledge_base_url or f"{base}/knowledge-base", case=config.case_url)
+
+
+def _add_cds_routes(app: FastAPI, config: ServiceConfig, knowledge: KnowledgeBase) -> None:
+    """Discovery, the knowledge base's description, the CDS services and their feedback."""
 
     @app.get("/cds-services")
     def discovery(request: Request) -> dict[str, Any]:
-        check(request)
+        _check(config, request)
         return {"services": [DISCOVERY, *ORDER_DISCOVERY]}
 
     @app.get("/knowledge-base")
@@ -213,7 +233,7 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
 
     @app.post("/cds-services/{service_id}")
     async def service(service_id: str, request: Request) -> Response:
-        claims = check(request)
+        claims = _check(config, request)
         if service_id != SERVICE_ID and service_id not in ORDER_HOOKS:
             return outcome(404, f"no CDS service {service_id!r} here; GET /cds-services lists them")
         body = await _json_body(request)
@@ -227,10 +247,10 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
             }
         request.state.audit = audit
         if service_id == SERVICE_ID:
-            response = patient_view(body, knowledge, config.today(), config.fhir_servers, links(request))
+            response = patient_view(body, knowledge, config.today(), config.fhir_servers, _links(config, request))
         else:
             response = await run_in_threadpool(
-                order_service, service_id, body, knowledge, config.today(), config.fhir_servers, links(request)
+                order_service, service_id, body, knowledge, config.today(), config.fhir_servers, _links(config, request)
             )
         cards = response["cards"]
         if config.smart is not None and config.smart.servers:  # the card's link: a SMART launch of the pages (hipdx.web.smart)
@@ -255,7 +275,7 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
 
     @app.post("/cds-services/{service_id}/feedback")
     async def feedback(service_id: str, request: Request) -> Response:
-        check(request)
+        _check(config, request)
         if service_id != SERVICE_ID and service_id not in ORDER_HOOKS:
             return outcome(404, f"no CDS service {service_id!r} here")
         items = parse_feedback(await _json_body(request), service_id)
@@ -268,8 +288,6 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
                 except Exception:  # fail-open, as for calls
                     log.exception("could not record feedback in the audit store")
         return JSONResponse({})
-
-    return app
 
 
 async def _json_body(request: Request) -> Any:
