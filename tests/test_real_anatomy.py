@@ -488,7 +488,7 @@ def test_a_thick_band_under_darker_edema_is_never_reported_thin(real, t1_factor)
     is not reported absent. Before, series-02's left band went into the case as 2.2 mm at 0.7 and
     2.3 mm at 0.6 (thin, towards transient osteoporosis), and series-02's right one as absent at 0.6."""
     from hipdx.imaging.analyze import to_imaging_findings
-    from hipdx.reasoning.encode import BAND_CUTOFF_MM, BAND_INDETERMINATE_MM
+    from hipdx.imaging.parameters import BAND_CUTOFF_MM, BAND_INDETERMINATE_MM
 
     undecided = 0
     for series, (t1, heads, _) in real.items():

@@ -20,7 +20,7 @@ from hipdx.case.model import EdemaExtent, Presence, Side
 from hipdx.errors import ImagingError
 from hipdx.imaging.heads import FemoralHead
 from hipdx.imaging.volume import Volume, resample_onto
-from hipdx.reasoning.encode import BAND_CUTOFF_MM, BAND_INDETERMINATE_MM
+from hipdx.imaging.parameters import BAND_CUTOFF_MM, BAND_INDETERMINATE_MM
 from hipdx.reasoning.frozen import OutputProvenance
 
 
