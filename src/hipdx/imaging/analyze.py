@@ -321,6 +321,7 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
     series_used = {"t1": t1.description or t1.source}
     if fluid is not None:
         series_used["fluid"] = fluid.description or fluid.source
+    study_date = _study_date(t1, warnings)  # before the warnings are gathered: a malformed date adds one
     reported_warnings = warnings + list(t1.warnings) + (list(fluid.warnings) if fluid else [])
     analysis = MriAnalysis(
         sides=Sides(left=sides[Side.left], right=sides[Side.right]),
@@ -330,7 +331,7 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
         provenance=MriProvenance(
             hipdx_version=__version__,
             series_used=series_used,
-            study_date=_study_date(t1, warnings),
+            study_date=study_date,
             series_choice=choice.reasons,
             parameters=_method_parameters(),
         ),
