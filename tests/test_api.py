@@ -75,7 +75,7 @@ def test_patient_data_needs_a_signed_in_user(api: Api) -> None:
     _problem(api.client.get("/api/v1/cases", headers={"Authorization": "Bearer nonsense"}), 401)
     _problem(api.client.post("/api/v1/auth/token", json={"username": "clinician", "password": "wrong password!"}), 401)
     _problem(api.client.post("/api/v1/auth/token", json={"username": "nobody", "password": PASSWORD}), 401)
-    headers = api.sign_in()
+    headers = api.sign_in(fresh=True)  # through POST /api/v1/auth/token
     assert api.client.get("/api/v1/me", headers=headers).json() == {"username": "clinician", "role": "clinician",
                                                                     "via": "bearer"}
     assert api.client.delete("/api/v1/auth/token", headers=headers).status_code == 204
