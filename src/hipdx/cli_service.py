@@ -41,17 +41,15 @@ def db_upgrade_command(database_url: DatabaseOption = None) -> None:
     typer.echo("the database is at the current schema")
 
 
+def _given(*flags: str, metavar: str, help: str, **more: Any) -> Any:
+    """An option of hipdx serve that takes a value and has no default shown."""
+    return typer.Option(*flags, metavar=metavar, help=help, show_default=False, **more)
+
+
 # the options of hipdx serve
-CdsIssuersOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--cds-issuers",
-        metavar="FILE",
-        help="JSON allow-list of trusted CDS clients: issuer, pinned JWK Set "
-        "(ES384/RS384 public keys), optional jku and tenants. See docs/service.md.",
-        show_default=False,
-    ),
-]
+CdsIssuersOption = Annotated[Path | None, _given(
+    "--cds-issuers", metavar="FILE", help="JSON allow-list of trusted CDS clients: issuer, pinned JWK Set "
+    "(ES384/RS384 public keys), optional jku and tenants. See docs/service.md.")]
 InsecureNoAuthOption = Annotated[
     bool, typer.Option("--insecure-no-auth", help="Accept CDS calls without a JWT (local testing only).")
 ]
@@ -60,75 +58,30 @@ PortOption = Annotated[int, typer.Option("--port", min=1, max=65535, help="Port 
 WorkersOption = Annotated[
     int, typer.Option("--workers", min=1, max=64, help="Worker processes (several: use PostgreSQL).")
 ]
-PublicUrlOption = Annotated[
-    str | None,
-    typer.Option(
-        "--public-url",
-        metavar="URL",
-        help="The service's externally visible base URL (behind a proxy); JWT audiences are checked against it.",
-        show_default=False,
-    ),
-]
-FhirServerOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--fhir-server",
-        metavar="URL",
-        help="A FHIR server the service may fetch missing prefetch from "
-        "(repeat for several). Without one, missing prefetch is answered 412.",
-        show_default=False,
-    ),
-]
-DatabaseUrlOption = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        "--database",
-        metavar="URL",
-        envvar="HIPDX_DATABASE_URL",
-        help="PostgreSQL (postgresql+psycopg://...) or SQLite URL (or HIPDX_DATABASE_URL); "
-        "default: an embedded SQLite database in the data folder, created on first start.",
-        show_default=False,
-    ),
-]
-DataDirOption = Annotated[
-    Path | None,
-    typer.Option("--data-dir", metavar="DIR", help="Embedded database, secret key, uploads "
-                 "(or HIPDX_DATA_DIR; default ~/.local/share/hipdx).", show_default=False),
-]
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", metavar="FILE", help="A TOML file of settings (or HIPDX_CONFIG); "
-                 "the environment's HIPDX_* win over it. See docs/service.md.", show_default=False),
-]
-CorsOriginOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--cors-origin",
-        metavar="ORIGIN",
-        help="A browser origin allowed to call (repeat for several).",
-        show_default=False,
-    ),
-]
-CaseUrlOption = Annotated[
-    str | None,
-    typer.Option(
-        "--case-url",
-        metavar="URL",
-        help="Absolute URL that opens a patient's case in hipdx, {patient} replaced by the id (a card link).",
-        show_default=False,
-    ),
-]
-KnowledgeBaseUrlOption = Annotated[
-    str | None,
-    typer.Option(
-        "--knowledge-base-url",
-        metavar="URL",
-        help="Absolute URL of the knowledge base the cards cite (default: this service's /knowledge-base).",
-        show_default=False,
-    ),
-]
-
+PublicUrlOption = Annotated[str | None, _given(
+    "--public-url", metavar="URL",
+    help="The service's externally visible base URL (behind a proxy); JWT audiences are checked against it.")]
+FhirServerOption = Annotated[list[str] | None, _given(
+    "--fhir-server", metavar="URL", help="A FHIR server the service may fetch missing prefetch from "
+    "(repeat for several). Without one, missing prefetch is answered 412.")]
+DatabaseUrlOption = Annotated[str | None, _given(
+    "--database-url", "--database", metavar="URL", envvar="HIPDX_DATABASE_URL",
+    help="PostgreSQL (postgresql+psycopg://...) or SQLite URL (or HIPDX_DATABASE_URL); "
+    "default: an embedded SQLite database in the data folder, created on first start.")]
+DataDirOption = Annotated[Path | None, _given(
+    "--data-dir", metavar="DIR", help="Embedded database, secret key, uploads "
+    "(or HIPDX_DATA_DIR; default ~/.local/share/hipdx).")]
+ConfigOption = Annotated[Path | None, _given(
+    "--config", metavar="FILE", help="A TOML file of settings (or HIPDX_CONFIG); "
+    "the environment's HIPDX_* win over it. See docs/service.md.")]
+CorsOriginOption = Annotated[list[str] | None, _given(
+    "--cors-origin", metavar="ORIGIN", help="A browser origin allowed to call (repeat for several).")]
+CaseUrlOption = Annotated[str | None, _given(
+    "--case-url", metavar="URL",
+    help="Absolute URL that opens a patient's case in hipdx, {patient} replaced by the id (a card link).")]
+KnowledgeBaseUrlOption = Annotated[str | None, _given(
+    "--knowledge-base-url", metavar="URL",
+    help="Absolute URL of the knowledge base the cards cite (default: this service's /knowledge-base).")]
 
 def serve_command(
     cds_issuers: CdsIssuersOption = None,

@@ -13,6 +13,7 @@ missing fact is normal, and an option that needs one is never recommended.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
 
 from pydantic import Field
@@ -340,10 +341,8 @@ def make_plan(
         case, knowledge, neoplasm_probability=probability.get("neoplasm"), neoplasm_red_flag="neoplasm" in flag_urgency,
         septic_probability=probability.get("septic"), septic_red_flag="septic" in flag_urgency,
     )
-    sections, governing = _ordered_sections(
-        ranked, probability, flag_urgency, fracture_graded=fracture_urgency is not None, threshold=threshold,
-        knowledge=knowledge, staging=staging, facts=facts,
-    )
+    context = _SectionContext(ranked[0][0], flag_urgency, fracture_urgency is not None, threshold, knowledge, staging, facts)
+    sections, governing = _ordered_sections(ranked, probability, context)
     return Plan(
         case_id=case.id,
         disclaimer=" ".join(knowledge.treatments.disclaimer.split()),
@@ -415,59 +414,48 @@ def _checked_flags(differential: Sequence[tuple[str, float]], red_flags: Mapping
     return flag_urgency
 
 
+@dataclass(frozen=True)
+class _SectionContext:
+    """What every section of one plan is decided on."""
+
+    leading: str
+    flag_urgency: Mapping[str, str]
+    fracture_graded: bool
+    threshold: float
+    knowledge: TreatmentKnowledge
+    staging: Staging
+    facts: dict[str, Fact]
+
+
 def _ordered_sections(
-    ranked: Sequence[tuple[str, float]],
-    probability: Mapping[str, float],
-    flag_urgency: Mapping[str, str],
-    *,
-    fracture_graded: bool,
-    threshold: float,
-    knowledge: TreatmentKnowledge,
-    staging: Staging,
-    facts: dict[str, Fact],
+    ranked: Sequence[tuple[str, float]], probability: Mapping[str, float], context: _SectionContext
 ) -> tuple[list[PlanSection], list[str]]:
     """The sections (the leading condition's, then every flagged one's), most urgent first, and
     the notes of the weight-bearing instruction that governs (:func:`_govern_weight_bearing`)."""
-    leading = ranked[0]
+    plans = context.knowledge.treatments.plans
     sections = [
         section
-        for cid, p in [leading] + [(c, probability.get(c, 0.0)) for c in knowledge.treatments.plans if c != leading[0]]
-        if (
-            section := _section(
-                cid, p, probability.get(cid), leading=leading[0], flag_urgency=flag_urgency,
-                fracture_graded=fracture_graded, threshold=threshold, knowledge=knowledge, staging=staging, facts=facts,
-            )
-        )
+        for cid, p in [ranked[0]] + [(c, probability.get(c, 0.0)) for c in plans if c != context.leading]
+        if (section := _section(cid, p, probability.get(cid), context))
     ]
     sections.sort(key=lambda s: (_URGENCY_RANK[s.urgency], s.role != "leading"))
-    return _govern_weight_bearing(sections, knowledge)
+    return _govern_weight_bearing(sections, context.knowledge)
 
 
-def _section(
-    cid: str,
-    p: float,
-    shown_probability: float | None,
-    *,
-    leading: str,
-    flag_urgency: Mapping[str, str],
-    fracture_graded: bool,
-    threshold: float,
-    knowledge: TreatmentKnowledge,
-    staging: Staging,
-    facts: dict[str, Fact],
-) -> PlanSection | None:
+def _section(cid: str, p: float, shown_probability: float | None, context: _SectionContext) -> PlanSection | None:
     """The section of one condition: the leading one, or a flagged one; ``None`` for any other.
 
     ``p`` is the probability that decides (0 for a condition not in the differential),
     ``shown_probability`` the one the section shows (``None`` for such a condition).
     """
+    flag_urgency, threshold, knowledge = context.flag_urgency, context.threshold, context.knowledge
     spec = knowledge.treatments.plans[cid]
     flagged = cid in flag_urgency
     why = []
     if flagged:
-        fracture_line = cid == "fnsf" and fracture_graded
+        fracture_line = cid == "fnsf" and context.fracture_graded
         why.append("a femoral neck fracture line is reported" if fracture_line else f"a red flag holds ({flag_urgency[cid]})")
-    if cid == leading:
+    if cid == context.leading:
         role, reason = "leading", f"Leading diagnosis ({p:.0%})" + (f"; {why[0]}." if why else ".")
     elif flagged:
         role = "exclude" if spec.must_not_miss else "flagged"
@@ -476,7 +464,7 @@ def _section(
         reason = ("Must not miss: " if spec.must_not_miss else "Red flag: ") + " and ".join(why) + "."
     else:
         return None
-    items, _ = _section_items(cid, knowledge, staging, facts)
+    items, _ = _section_items(cid, knowledge, context.staging, context.facts)
     urgency = spec.urgency
     if flagged:
         urgency = _most_urgent(urgency, flag_urgency[cid])
