@@ -16,6 +16,7 @@ The import graph of every module under ``src/hipdx`` is read from the source (ev
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,12 @@ PACKAGE = SRC / "hipdx"
 
 CORE = ("hipdx.case", "hipdx.knowledge", "hipdx.reasoning", "hipdx.imaging")
 WINGS = ("hipdx.fhir", "hipdx.service", "hipdx.store", "hipdx.report", "hipdx.web", "hipdx.cli")
+
+
+@functools.cache
+def _tree(path: Path) -> ast.Module:
+    """The parsed source of one file, parsed once per run for all the measures below."""
+    return ast.parse(path.read_text(encoding="utf-8"), str(path))
 
 
 def _module_name(path: Path) -> str:
@@ -66,7 +73,7 @@ def _imports(path: Path, modules: set[str]) -> set[str]:
         for child in ast.iter_child_nodes(node):
             visit(child)
 
-    visit(ast.parse(path.read_text(encoding="utf-8"), str(path)))
+    visit(_tree(path))
     found.discard(name)
     return {m for m in found if m in modules}
 
@@ -172,7 +179,7 @@ def _classes_named(names: set[str]) -> dict[str, list[str]]:
     """Class name -> the modules that define a class of that name."""
     found: dict[str, list[str]] = {name: [] for name in names}
     for path in sorted(PACKAGE.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(_tree(path)):
             if isinstance(node, ast.ClassDef) and node.name in names:
                 found[node.name].append(_module_name(path))
     return found
@@ -211,11 +218,11 @@ LONG_FUNCTIONS_ALLOWED = {
 }
 
 
-def _long_functions(source: str, module: str, limit: int = MAX_FUNCTION_LINES) -> dict[str, int]:
+def _long_functions(tree: ast.Module, module: str, limit: int = MAX_FUNCTION_LINES) -> dict[str, int]:
     """``module:function`` -> its lines, for every function (nested ones included) over ``limit`` lines."""
     return {
         f"{module}:{node.name}": node.end_lineno - node.lineno + 1
-        for node in ast.walk(ast.parse(source))
+        for node in ast.walk(tree)
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > limit
     }
 
@@ -223,12 +230,12 @@ def _long_functions(source: str, module: str, limit: int = MAX_FUNCTION_LINES) -
 def test_the_function_measure_finds_a_long_function():
     body = "\n".join(f"        x{i} = {i}" for i in range(85))
     source = f"def outer():\n    def inner():\n{body}\n    return inner\n\n\ndef short():\n    return 1\n"
-    assert _long_functions(source, "m") == {"m:outer": 88, "m:inner": 86}
+    assert _long_functions(ast.parse(source), "m") == {"m:outer": 88, "m:inner": 86}
 
 
 def test_no_function_in_src_is_over_80_lines():
     long: dict[str, int] = {}
     for path in sorted(PACKAGE.rglob("*.py")):
-        long |= _long_functions(path.read_text(encoding="utf-8"), _module_name(path))
+        long |= _long_functions(_tree(path), _module_name(path))
     assert {name: n for name, n in long.items() if name not in LONG_FUNCTIONS_ALLOWED} == {}
     assert sorted(LONG_FUNCTIONS_ALLOWED) == sorted(name for name in long if name in LONG_FUNCTIONS_ALLOWED), "an exception no longer needed"
