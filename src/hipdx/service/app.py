@@ -24,6 +24,7 @@ or an access token, only the issuer, ``jti`` and ``hookInstance``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -130,8 +131,8 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
     if config.api is not None:
         api = create_api(config.api)
         app.mount("/api/v1", api)
-        description = openapi(api)
-        app.add_api_route("/openapi.json", lambda: JSONResponse(description), include_in_schema=False)
+        description = functools.cache(lambda: openapi(api))  # built on the first request: half the app's start
+        app.add_api_route("/openapi.json", lambda: JSONResponse(description()), include_in_schema=False)
 
     if config.store is not None:
         _add_audit(app, config.store)
