@@ -29,7 +29,7 @@ test: $(TSTAMP)  ## install with test extras and run the whole suite
 	$(BIN)/python -m pytest
 
 test-fast: $(TSTAMP)  ## the fast suite to run after every change (under a minute): no `slow`, no `real_data` tests (docs/testing.md)
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not real_data"
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not real_data"
 
 bench: $(STAMP)  ## speed benchmarks (ratios against baselines measured in the same run); fails if a target fails
 	$(BIN)/python benchmarks/bench_reasoning.py; r1=$$?; $(BIN)/python benchmarks/bench_mri.py; r2=$$?; \

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import hipdx
 from hipdx.service import ServiceConfig, create_app
 from hipdx.service.api.context import ApiContext
 from hipdx.store import AuditStore, connect, migrate
-from hipdx.store.users import Role, add_user
+from hipdx.store.users import Role, add_user, sign_in
 
 from conftest import TODAY
 from test_store import _postgres_schema
@@ -30,8 +30,14 @@ class Api:
     client: TestClient
     engine: Engine
     context: ApiContext
+    #: (user, kind) -> a live token issued into the database before the test (the SQLite template's)
+    issued: dict[tuple[str, str], str] = field(default_factory=dict)
 
-    def sign_in(self, username: str = "clinician") -> dict[str, str]:
+    def sign_in(self, username: str = "clinician", *, fresh: bool = False) -> dict[str, str]:
+        """A bearer token's header: one issued before the test when there is one (argon2 is the
+        cost of a sign-in), else (or ``fresh``) signed in through POST /api/v1/auth/token."""
+        if not fresh and (username, "bearer") in self.issued:
+            return {"Authorization": f"Bearer {self.issued[(username, 'bearer')]}"}
         answer = self.client.post("/api/v1/auth/token", json={"username": username, "password": PASSWORD})
         assert answer.status_code == 200, answer.text
         return {"Authorization": f"Bearer {answer.json()['access_token']}"}
@@ -47,6 +53,9 @@ def database(kind: str, tmp_path: Path) -> Iterator[str]:
 #: an embedded database migrated (and with its users) once per session, copied for each test: the
 #: migrations and two argon2 hashes are the cost of a test otherwise (PostgreSQL migrates each time)
 _SQLITE_TEMPLATES: dict[bool, bytes] = {}
+#: a browser session and a bearer token of each user, signed in once into the template with users
+_SQLITE_TOKENS: dict[tuple[str, str], str] = {}
+TOKEN_LIFETIME = dt.timedelta(hours=1)
 
 
 def _migrated(engine: Engine, users: bool) -> None:
@@ -65,6 +74,10 @@ def _sqlite_copy(url: str, users: bool) -> bool:
         template = path.with_name(f"template-{users}.db")
         engine = connect(f"sqlite:///{template}")
         _migrated(engine, users)
+        if users:
+            for username in ("clinician", "admin"):
+                for kind in ("session", "bearer"):
+                    _SQLITE_TOKENS[(username, kind)] = sign_in(engine, username, PASSWORD, kind, TOKEN_LIFETIME)
         with engine.connect() as connection:
             connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         engine.dispose()
@@ -80,12 +93,13 @@ def build_api(url: str, kb: hipdx.KnowledgeBase, tmp_path: Path, users: bool = T
     if not copied:
         _migrated(engine, users)
     context = ApiContext(engine=engine, kb=kb, secret=b"s" * 32, upload_dir=tmp_path / "uploads",
-                         today=lambda: TODAY, token_lifetime=dt.timedelta(hours=1))
+                         today=lambda: TODAY, token_lifetime=TOKEN_LIFETIME)
     # the test client stands for a trusted reverse proxy, so tests can give a client's address in X-Forwarded-For
     config = {"issuers": None, "insecure_no_auth": True, "trusted_proxies": ("testclient",), **config}
     app = create_app(ServiceConfig(today=lambda: TODAY, store=AuditStore(engine, hipdx.__version__, kb.digest),
                                    api=context, **config), kb)
-    return Api(TestClient(app, raise_server_exceptions=False), engine, context)
+    issued = dict(_SQLITE_TOKENS) if copied and users else {}
+    return Api(TestClient(app, raise_server_exceptions=False), engine, context, issued)
 
 
 #: the embedded database in the fast suite; PostgreSQL too in `make test` (docs/testing.md)

@@ -22,6 +22,24 @@ settings.register_profile(
     "fuzz", database=None, deadline=None, max_examples=int(os.environ.get("HIPDX_FUZZ_EXAMPLES", "20000"))
 )
 settings.load_profile(os.environ.get("HIPDX_HYPOTHESIS_PROFILE", "hipdx"))
+# The fast suite (a selection without the `slow` tests, as `make test-fast` runs it) draws a
+# quarter of each property test's examples (at least 10): the same properties, explored less in
+# the loop run after every change; `make test` draws them all.
+settings.register_profile("hipdx-fast", parent=settings.get_profile("hipdx"), max_examples=25)
+FAST_EXAMPLE_SHARE = 4
+_fast_suite = [False]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    markexpr = config.getoption("markexpr", "") or ""
+    _fast_suite[0] = "not slow" in markexpr and "HIPDX_HYPOTHESIS_PROFILE" not in os.environ
+    if _fast_suite[0]:
+        settings.load_profile("hipdx-fast")
+
+
+def examples(n: int) -> int:
+    """A property test's ``max_examples``: ``n``, or a quarter of it (at least 10) in the fast suite."""
+    return max(10, n // FAST_EXAMPLE_SHARE) if _fast_suite[0] else n
 
 #: Every assessment in the tests is made on this date, so nothing depends on the clock.
 TODAY = dt.date(2026, 11, 25)

@@ -28,7 +28,7 @@ from hipdx.service import IssuerList
 from hipdx.service.settings import load_settings, secret_key
 from hipdx.service.hooks import SERVICE_ID
 
-from api_support import PASSWORD, Api, api, build_api, database, shared_api  # noqa: F401  (fixtures)
+from api_support import DATABASES, PASSWORD, Api, api, build_api, database, shared_api  # noqa: F401  (fixtures)
 from conftest import EXAMPLES, ROOT, shared_data
 from test_service import issuers_file, keys, request_for, token  # noqa: F401  (fixtures)
 
@@ -75,7 +75,7 @@ def test_patient_data_needs_a_signed_in_user(api: Api) -> None:
     _problem(api.client.get("/api/v1/cases", headers={"Authorization": "Bearer nonsense"}), 401)
     _problem(api.client.post("/api/v1/auth/token", json={"username": "clinician", "password": "wrong password!"}), 401)
     _problem(api.client.post("/api/v1/auth/token", json={"username": "nobody", "password": PASSWORD}), 401)
-    headers = api.sign_in()
+    headers = api.sign_in(fresh=True)  # through POST /api/v1/auth/token
     assert api.client.get("/api/v1/me", headers=headers).json() == {"username": "clinician", "role": "clinician",
                                                                     "via": "bearer"}
     assert api.client.delete("/api/v1/auth/token", headers=headers).status_code == 204
@@ -247,31 +247,31 @@ def test_no_patient_data_and_no_token_in_the_logs(api: Api, caplog: pytest.LogCa
         assert forbidden not in text
 
 
+@pytest.mark.parametrize("kind", DATABASES)  # PostgreSQL (slow: it migrates each time) in `make test`
 def test_the_replay_cache_is_shared_by_two_app_instances(
-    tmp_path: Path, kb: hipdx.KnowledgeBase, keys: dict[str, Any], issuers_file: Path
+    tmp_path: Path, kb: hipdx.KnowledgeBase, keys: dict[str, Any], issuers_file: Path, kind: str
 ) -> None:
     from hipdx.store.replay import DatabaseReplayCache
 
-    for kind in ("sqlite", "postgresql"):
-        for url in database(kind, tmp_path / kind):
-            (tmp_path / kind).mkdir(exist_ok=True)
-            instances = []
-            for n in range(2):
-                issuers = IssuerList.from_file(issuers_file)
-                built = build_api(url, kb, tmp_path / kind, users=n == 0, issuers=issuers, insecure_no_auth=False)
-                issuers.replay = DatabaseReplayCache(built.engine)
-                instances.append(built)
-            url_called = f"http://testserver/cds-services/{SERVICE_ID}"
-            jwt = token(keys, aud=url_called)
-            body = request_for("toh_man_classic")
-            first = instances[0].client.post(url_called, json=body, headers={"Authorization": f"Bearer {jwt}"})
-            again = instances[1].client.post(url_called, json=body, headers={"Authorization": f"Bearer {jwt}"})
-            assert (first.status_code, again.status_code) == (200, 401)
-            fresh = token(keys, aud=url_called)
-            assert instances[1].client.post(url_called, json=body,
-                                            headers={"Authorization": f"Bearer {fresh}"}).status_code == 200
-            for built in instances:
-                built.engine.dispose()
+    for url in database(kind, tmp_path / kind):
+        (tmp_path / kind).mkdir(exist_ok=True)
+        instances = []
+        for n in range(2):
+            issuers = IssuerList.from_file(issuers_file)
+            built = build_api(url, kb, tmp_path / kind, users=n == 0, issuers=issuers, insecure_no_auth=False)
+            issuers.replay = DatabaseReplayCache(built.engine)
+            instances.append(built)
+        url_called = f"http://testserver/cds-services/{SERVICE_ID}"
+        jwt = token(keys, aud=url_called)
+        body = request_for("toh_man_classic")
+        first = instances[0].client.post(url_called, json=body, headers={"Authorization": f"Bearer {jwt}"})
+        again = instances[1].client.post(url_called, json=body, headers={"Authorization": f"Bearer {jwt}"})
+        assert (first.status_code, again.status_code) == (200, 401)
+        fresh = token(keys, aud=url_called)
+        assert instances[1].client.post(url_called, json=body,
+                                        headers={"Authorization": f"Bearer {fresh}"}).status_code == 200
+        for built in instances:
+            built.engine.dispose()
 
 
 def _wait(api: Api, url: str, headers: dict[str, str], seconds: float = 240) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from conftest import examples
 
 from hipdx.case import Case
 from hipdx.reasoning import assess
@@ -164,7 +165,7 @@ def test_batch_keys_equal_case_encoder(kb, cases):
         np.testing.assert_array_equal(matrix[i], _reference_keys(kb, case), err_msg=f"case {i}")
 
 
-@settings(max_examples=25, deadline=None, derandomize=True, database=None)
+@settings(max_examples=examples(25), deadline=None, derandomize=True, database=None)
 @given(seed=st.integers(min_value=0, max_value=2**32 - 1))
 def test_batch_keys_equal_case_encoder_for_any_seed(kb, seed):
     cases = [Case.model_validate(c) for c in generator.generate_cases(20, seed=seed)]

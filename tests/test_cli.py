@@ -484,13 +484,23 @@ def test_evaluate_refuses_a_vignette_file_with_a_key_twice_or_too_deep(tmp_path:
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
 @pytest.mark.parametrize("command", ["assess", "evaluate"])
 def test_a_fifo_is_refused_not_waited_on(tmp_path: Path, command: str) -> None:
+    import threading
+
     fifo = tmp_path / "case.json"
     os.mkfifo(fifo)
-    done = subprocess.run(  # a separate process, so that a regression fails after the timeout instead of hanging
-        [sys.executable, "-m", "hipdx.cli", command, str(fifo), "--today", TODAY],
-        capture_output=True, text=True, timeout=120, check=False,
-    )
-    assert done.returncode in (2, 5), done.stderr
+
+    def feed() -> None:  # a regression that reads the FIFO gets a valid case (and fails below) instead of hanging
+        with open(fifo, "w", encoding="utf-8") as writer:
+            writer.write(json.dumps(TOH_CASE))
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    try:
+        done = CliRunner().invoke(app, [command, str(fifo), "--today", TODAY], catch_exceptions=False)
+    finally:
+        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # releases the writer when nothing opened the FIFO
+        writer.join(timeout=10)
+    assert done.exit_code in (2, 5), done.stderr
     assert "not a regular file" in done.stderr
 
 

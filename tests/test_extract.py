@@ -385,6 +385,7 @@ def test_bad_base64_is_left_out_with_the_reason() -> None:
 
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from conftest import examples  # noqa: E402
 
 from hipdx.case.model import FINDING_MODALITIES, ImagingFindings  # noqa: E402
 
@@ -394,7 +395,7 @@ _WORDS = st.sampled_from(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(words=st.lists(_WORDS, max_size=60), modality=st.sampled_from(["mri", "radiograph", "ct", "bone_scan"]), side=st.sampled_from(["left", "right"]))
 def test_any_text_gives_findings_the_case_model_accepts(words: list[str], modality: str, side: str) -> None:
     text = " ".join(words)

@@ -18,6 +18,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from conftest import examples
 
 import hipdx
 from hipdx.case import Case
@@ -38,7 +39,7 @@ VIGNETTES = json.loads((ROOT / "evaluation" / "literature-hipdx.json").read_text
 
 FUZZING = os.environ.get("HIPDX_HYPOTHESIS_PROFILE") == "fuzz"  # the fuzz profile of conftest.py
 FUZZ = settings(
-    max_examples=settings.default.max_examples if FUZZING else 60,
+    max_examples=settings.default.max_examples if FUZZING else examples(60),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )

@@ -286,6 +286,25 @@ def test_a_file_larger_than_the_cap_is_not_read(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("study_date", "dated"), [("2026-10-20", None), ("20261345", None), ("Oct 2026", None),
+                                                   (" 20261020 ", "2026-10-20")])
+def test_a_malformed_study_date_leaves_the_mri_undated_and_says_so(study_date: str, dated: str | None) -> None:
+    """A StudyDate that is not a DICOM DA (YYYYMMDD) dates nothing, and the analysis' warnings say why."""
+    import dataclasses
+
+    from hipdx.imaging.analyze import analyze_study
+    from test_heads import synthetic_pelvis
+
+    t1 = dataclasses.replace(synthetic_pelvis([(-70.0, 30.0, -20.0), (80.0, 34.0, -22.0)]), study_date=study_date)
+    analysis = analyze_study([t1])
+    said = [w for w in analysis.warnings if "StudyDate" in w]
+    if dated is None:
+        assert analysis.provenance.study_date is None
+        assert said == [f"StudyDate {study_date!r} of the T1 series is not a date (YYYYMMDD): the MRI is undated"]
+    else:
+        assert analysis.provenance.study_date.isoformat() == dated and said == []
+
+
 @pytest.mark.slow  # writes and analyses MRI phantoms
 @pytest.mark.parametrize(("study_date", "why"), [("19000101", "1900-01-01 is not a plausible date"),
                                                  ("20990101", "is after the date of the assessment (2026-11-20)")])

@@ -74,3 +74,18 @@ def test_a_parameter_off_the_schema_is_refused_naming_where(tmp_path: Path, entr
 def test_the_bundled_file_loads_the_same_values_twice() -> None:
     again = load_parameters()
     assert again.flat() == PARAMETERS.flat() and again.sha256 == PARAMETERS.sha256
+
+
+def test_the_band_cutoff_has_one_home_the_staging_data() -> None:
+    """The imaging wing reads the band's cut-off and margin from staging.yaml, as the staging and the
+    encoder do, and not through the reasoning (which no longer exports them)."""
+    import hipdx.reasoning.encode as encode
+    from hipdx.imaging.parameters import BAND_CUTOFF_MM, BAND_INDETERMINATE_MM
+    from hipdx.knowledge import load_knowledge_base
+
+    staging = load_knowledge_base().treatment
+    assert (BAND_CUTOFF_MM, BAND_INDETERMINATE_MM) == (
+        staging.threshold("band_cutoff_mm").value, staging.threshold("band_indeterminate_margin_mm").value)
+    assert not hasattr(encode, "BAND_CUTOFF_MM")
+    imports = [path.name for path in IMAGING.glob("*.py") if "hipdx.reasoning.encode" in path.read_text()]
+    assert imports == []

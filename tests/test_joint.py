@@ -23,11 +23,11 @@ from hipdx.imaging.analyze import (
     MriAnalysis,
     analyze_study,
     resample_onto,
-    to_imaging_findings,
 )
 from hipdx.imaging.io import read_study
 from hipdx.imaging.joint import acetabular_region, joint_box, measure_acetabular_edema
 from hipdx.imaging.phantom import FAT, MASKS_FILE, MUSCLE, PhantomSpec, PhantomTruth, load_truth, write_phantom
+from hipdx.imaging.to_case import to_imaging_findings
 
 pytestmark = pytest.mark.slow  # writes and analyses MRI phantoms: in `make test`, not in `make test-fast`
 

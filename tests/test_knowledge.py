@@ -377,6 +377,44 @@ def test_the_bundled_files_repeat_no_key() -> None:
         load_yaml(path.read_bytes(), path.name)  # raises on a repeated key
 
 
+def _same_parse(path: Path) -> None:
+    from hipdx.knowledge.files import _FastUniqueKeyLoader, _parse, _UniqueKeyLoader
+
+    assert _FastUniqueKeyLoader is not None, "PyYAML without libyaml: the knowledge base loads about three times slower"
+    fast, pure = _parse(path.read_bytes(), _FastUniqueKeyLoader), _parse(path.read_bytes(), _UniqueKeyLoader)
+    assert (fast.data, fast.duplicates) == (pure.data, pure.duplicates), path
+
+
+def test_the_fast_parser_reads_a_knowledge_file_and_refuses_bad_yaml_as_the_pure_python_one_does() -> None:
+    """libyaml parses when PyYAML has it: the same data as the pure-Python parser (every file: below)."""
+    from hipdx.knowledge.files import _FastUniqueKeyLoader, _parse, _UniqueKeyLoader
+
+    _same_parse(default_data_dir() / "staging.yaml")
+    text = b"a: 1\nb: {c: 2\nd: 3\n"
+    fast, pure = _parse(text, _FastUniqueKeyLoader), _parse(text, _UniqueKeyLoader)
+    assert isinstance(fast, yaml.YAMLError) and isinstance(pure, yaml.YAMLError)
+
+
+@pytest.mark.slow  # the pure-Python parser on every file: about a second and a half
+def test_the_fast_parser_reads_every_bundled_file_as_the_pure_python_one_does() -> None:
+    """The same data and the same repeated keys from both parsers on every bundled YAML file
+    (knowledge, imaging parameters, FHIR tables, extraction rules)."""
+    files = sorted(default_data_dir().parents[1].rglob("*.yaml"))
+    assert len(files) > 15
+    for path in files:
+        _same_parse(path)
+
+
+def test_invalid_yaml_is_named_with_the_pure_python_parsers_message() -> None:
+    from hipdx.knowledge.files import _parse, _UniqueKeyLoader, load_yaml
+
+    text = b"a: 1\nb: {c: 2\nd: 3\n"
+    with pytest.raises(KnowledgeBaseError) as err:
+        load_yaml(text, "x.yaml")
+    assert err.value.message == f"x.yaml is not valid YAML: {_parse(text, _UniqueKeyLoader)}"
+    assert "line 3" in err.value.message  # it quotes where
+
+
 def test_removing_a_cited_reference_is_refused_wherever_it_is_cited(data_copy: Path) -> None:
     """rmo2008 is cited by a prior, a likelihood, the staging data and the course data."""
 

@@ -17,7 +17,7 @@ from hipdx.knowledge import load_knowledge_base
 from hipdx.knowledge import default_data_dir
 from hipdx.knowledge import load_treatment_knowledge
 from hipdx.knowledge.treatment import FACTS, SafetyRule
-from conftest import SAFE_MAN
+from conftest import SAFE_MAN, examples
 from hipdx.reasoning.plan import Fact, ItemStatus, case_facts, cockcroft_gault, evaluate_option, make_plan
 
 TODAY = dt.date(2026, 11, 25)
@@ -435,7 +435,7 @@ def random_differential(draw) -> list[tuple[str, float]]:
     return [(c, draw(st.floats(0, 1))) for c in chosen]
 
 
-SETTINGS = settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(150), deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 
 @SETTINGS

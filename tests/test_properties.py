@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, assume, given, reject, settings
 from hypothesis import strategies as st
+from conftest import examples
 
 import hipdx
 from hipdx.case import Case, Comorbidities, ImagingFindings, Labs, Modality, Pain, Presence, RiskFactors
@@ -33,7 +34,7 @@ DETERMINISTIC = settings(
     derandomize=True,
     database=None,
     deadline=None,
-    max_examples=120,
+    max_examples=examples(120),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 

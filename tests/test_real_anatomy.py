@@ -487,8 +487,8 @@ def test_a_thick_band_under_darker_edema_is_never_reported_thin(real, t1_factor)
     the differential and the staging never take it as thin. A band missed under marrow that dark
     is not reported absent. Before, series-02's left band went into the case as 2.2 mm at 0.7 and
     2.3 mm at 0.6 (thin, towards transient osteoporosis), and series-02's right one as absent at 0.6."""
-    from hipdx.imaging.analyze import to_imaging_findings
-    from hipdx.reasoning.encode import BAND_CUTOFF_MM, BAND_INDETERMINATE_MM
+    from hipdx.imaging.to_case import to_imaging_findings
+    from hipdx.imaging.parameters import BAND_CUTOFF_MM, BAND_INDETERMINATE_MM
 
     undecided = 0
     for series, (t1, heads, _) in real.items():
@@ -520,7 +520,7 @@ def test_a_thick_band_under_darker_edema_is_never_reported_thin(real, t1_factor)
 def test_a_band_under_normal_marrow_keeps_its_thickness(real):
     """The rule above stays out of the way where the measurement holds: untouched marrow (the
     other head's T1 ratio 0.94-1.06, the coil's field), 5 mm bands are measured and decided."""
-    from hipdx.imaging.analyze import to_imaging_findings
+    from hipdx.imaging.to_case import to_imaging_findings
 
     for series, (t1, heads, _) in real.items():
         for side, head in heads.items():

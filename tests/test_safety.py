@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import hipdx
-from conftest import SAFE_MAN
+from conftest import SAFE_MAN, examples
 from hipdx.case import Case
 from hipdx.cli import app
 from hipdx.knowledge import load_knowledge_base
@@ -307,7 +307,7 @@ def safety_cases(draw) -> dict[str, Any]:
     return raw
 
 
-@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(safety_cases())
 def test_no_blocked_or_out_of_scope_medicine_is_ever_recommended(raw):
     c = hipdx.parse_case(raw)

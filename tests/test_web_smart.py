@@ -102,13 +102,21 @@ def hipdx_url(peer: Peer, closed_iss: str, kb: KnowledgeBase, tmp_path_factory: 
     engine.dispose()
 
 
-@pytest.fixture
-def client(hipdx_url: str, peer: Peer) -> Iterator[httpx.Client]:
-    peer.behaviour.clear()
-    peer.standalone_patient = TOH_MAN
+@pytest.fixture(scope="module")
+def signed_in(hipdx_url: str) -> httpx.Cookies:
+    """The clinician's session, signed in once through the page for the module (argon2 is the cost of a sign-in)."""
     with httpx.Client(timeout=20, follow_redirects=False) as c:
         signed = c.post(f"{hipdx_url}/sign-in", data={"username": "clinician", "password": PASSWORD, "next": "/"})
         assert signed.status_code == 303
+        return httpx.Cookies(c.cookies)
+
+
+@pytest.fixture
+def client(hipdx_url: str, peer: Peer, signed_in: httpx.Cookies) -> Iterator[httpx.Client]:
+    """A browser of the signed-in clinician: the module's session cookie, nothing else carried over."""
+    peer.behaviour.clear()
+    peer.standalone_patient = TOH_MAN
+    with httpx.Client(timeout=20, follow_redirects=False, cookies=httpx.Cookies(signed_in)) as c:
         yield c
 
 

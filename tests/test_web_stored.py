@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
 import hipdx
 from hipdx.store import records
@@ -17,6 +16,7 @@ from hipdx.store import records
 from api_support import PASSWORD, Api, build_api
 from conftest import EXAMPLES
 from hipdx.web import form as forms
+from hipdx.web.context import SESSION_COOKIE
 from test_web_pages import text
 
 
@@ -31,12 +31,20 @@ def api(tmp_path: Path, kb: hipdx.KnowledgeBase) -> Iterator[Api]:
         built.engine.dispose()
 
 
-def sign_in(client: TestClient) -> str:
-    """Sign in through the page; the CSRF token of the session, read from a page."""
-    answer = client.post("/sign-in", data={"username": "clinician", "password": PASSWORD, "next": "/"}, follow_redirects=False)
-    assert answer.status_code == 303 and answer.headers["location"] == "/"
-    cookie = answer.headers["set-cookie"]
-    assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+def sign_in(api: Api, *, fresh: bool = False) -> str:
+    """The clinician signed in; the CSRF token of the session, read from a page.
+
+    Through the sign-in page when ``fresh`` (or no session was issued before the test), else with
+    the session the database was copied with (argon2 is the cost of a sign-in)."""
+    client = api.client
+    if fresh or ("clinician", "session") not in api.issued:
+        answer = client.post("/sign-in", data={"username": "clinician", "password": PASSWORD, "next": "/"},
+                             follow_redirects=False)
+        assert answer.status_code == 303 and answer.headers["location"] == "/"
+        cookie = answer.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+    else:
+        client.cookies.set(SESSION_COOKIE, api.issued[("clinician", "session")])
     page = client.get("/cases/new")
     return re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text).group(1)
 
@@ -63,7 +71,7 @@ def test_a_wrong_password_is_refused_in_words(api: Api) -> None:
 
 def test_save_list_open_and_change_a_case(api: Api) -> None:
     client = api.client
-    token = sign_in(client)
+    token = sign_in(api)
     data = example("toh_pregnancy_34_weeks") | {"csrf_token": token}
     saved = client.post("/cases/save", data=data, follow_redirects=False)
     assert saved.status_code == 303
@@ -88,7 +96,7 @@ def test_save_list_open_and_change_a_case(api: Api) -> None:
 
 def test_posts_without_the_session_csrf_token_are_refused(api: Api) -> None:
     client = api.client
-    sign_in(client)
+    sign_in(api)
     data = example("toh_man_classic")
     for path in ["/cases/save", "/fragments/differential", "/assessment", "/cases/entry"]:
         assert client.post(path, data=data | {"csrf_token": "0" * 64}).status_code == 403, path
@@ -97,7 +105,7 @@ def test_posts_without_the_session_csrf_token_are_refused(api: Api) -> None:
 
 def test_an_invalid_case_is_not_saved_and_the_field_is_named(api: Api) -> None:
     client = api.client
-    token = sign_in(client)
+    token = sign_in(api)
     answer = client.post("/cases/save", data=example("toh_man_classic") | {"csrf_token": token, "age_years": "-4"})
     assert answer.status_code == 422
     assert "Age: -4 is below the accepted range; expected from 0 to 120 years" in text(answer.text)
@@ -106,7 +114,7 @@ def test_an_invalid_case_is_not_saved_and_the_field_is_named(api: Api) -> None:
 
 def test_visits_over_time_with_the_course_plot(api: Api) -> None:
     client = api.client
-    token = sign_in(client)
+    token = sign_in(api)
     # onset 2026-10-08, assessed today (TODAY, day 48): visits up to day 48
     data = example("toh_man_classic") | {"csrf_token": token, "assessed_on": ""}
     case_id = client.post("/cases/save", data=data, follow_redirects=False).headers["location"].rsplit("/", 1)[1]
@@ -135,7 +143,7 @@ def test_visits_over_time_with_the_course_plot(api: Api) -> None:
 
 def test_sign_out_ends_the_session(api: Api) -> None:
     client = api.client
-    token = sign_in(client)
+    token = sign_in(api, fresh=True)  # through the page: the cookie's flags are checked
     out = client.post("/sign-out", data={"csrf_token": token}, follow_redirects=False)
     assert out.status_code == 303 and out.headers["location"] == "/sign-in"
     client.cookies.clear()
@@ -144,7 +152,7 @@ def test_sign_out_ends_the_session(api: Api) -> None:
 
 def test_the_rest_api_reads_what_the_pages_saved(api: Api) -> None:
     client = api.client
-    token = sign_in(client)
+    token = sign_in(api)
     case_id = client.post("/cases/save", data=example("septic_febrile_crp_mg_dl") | {"csrf_token": token},
                           follow_redirects=False).headers["location"].rsplit("/", 1)[1]
     answer = client.get(f"/api/v1/cases/{case_id}", headers=api.sign_in())
@@ -154,7 +162,7 @@ def test_the_rest_api_reads_what_the_pages_saved(api: Api) -> None:
 
 def test_a_cds_card_link_opens_the_patients_case(api: Api) -> None:
     client = api.client
-    token = sign_in(client)
+    token = sign_in(api)
     first = client.get("/patients/pat-17", follow_redirects=False)
     assert first.status_code == 303 and first.headers["location"] == "/cases/new?label=Patient/pat-17"
     assert 'value="Patient/pat-17"' in client.get(first.headers["location"]).text
@@ -173,7 +181,7 @@ def test_a_cds_card_link_opens_the_patients_case(api: Api) -> None:
 )
 def test_odd_addresses_never_answer_5xx(api: Api, path: str) -> None:
     client = api.client
-    sign_in(client)
+    sign_in(api)
     answer = client.get(path, follow_redirects=False)
     assert answer.status_code in (200, 303, 404), (path, answer.status_code)
     if path.startswith("/sign-in"):
@@ -182,7 +190,7 @@ def test_odd_addresses_never_answer_5xx(api: Api, path: str) -> None:
 
 def test_a_case_without_visits_has_no_course_plot(api: Api) -> None:
     client = api.client
-    token = sign_in(client)
+    token = sign_in(api)
     case_url = client.post("/cases/save", data=example("toh_man_classic") | {"csrf_token": token},
                            follow_redirects=False).headers["location"]
     assert client.get(case_url + "/course.svg").status_code == 404
@@ -195,7 +203,7 @@ def test_the_assessment_links_the_printable_report_of_the_case(api: Api) -> None
     from pypdf import PdfReader
 
     client = api.client
-    token = sign_in(client)
+    token = sign_in(api)
     saved = client.post("/cases/save", data=example("toh_pregnancy_34_weeks") | {"csrf_token": token}, follow_redirects=False)
     case_id = saved.headers["location"].rsplit("/", 1)[1]
     assert f'href="/cases/{case_id}/report.pdf"' in client.get(f"/cases/{case_id}/assessment").text

@@ -72,8 +72,9 @@ def assess_inputs(
         case = parse_case(read_bytes(case_file), _today(today))  # type: ignore[arg-type]  # one of the two is given
     analysis = study = None
     if mri is not None:
-        from hipdx.imaging.analyze import analyze_read_study, case_with_mri
+        from hipdx.imaging.analyze import analyze_read_study
         from hipdx.imaging.io import read_study
+        from hipdx.imaging.to_case import case_with_mri
 
         study = read_study(mri, kinds=series_kinds(mri_series, "--mri-series"))
         analysis = analyze_read_study(study)

@@ -84,9 +84,28 @@ def assessment_bundle(
     subject_ref = _subject(subject, mapping, assessment)
     when = (mapping.assessed_on if mapping else None) or recorded.date()
 
-    device = {
+    device = _device(ids["device"], assessment, t)
+    risk = _risk_assessment(ids["risk"], url["device"], assessment, t, subject_ref, when, mapping)
+    impression = _clinical_impression(ids["impression"], url["risk"], assessment, t, subject_ref, when, recorded, management_text)
+    provenance = _provenance(ids["provenance"], url, assessment, recorded, mapping)
+    return {
+        "resourceType": "Bundle",
+        "id": ids["bundle"],
+        "type": "collection",
+        "timestamp": recorded.isoformat(),
+        "entry": [
+            {"fullUrl": url[k], "resource": r}
+            for k, r in (("risk", risk), ("impression", impression), ("device", device), ("provenance", provenance))
+        ],
+    }
+
+
+def _device(device_id: str, assessment: Assessment, t: CodeTables) -> dict[str, Any]:
+    """hipdx as a Device: its version, the knowledge base's version and digest, the code tables' digest."""
+    prov = assessment.provenance
+    return {
         "resourceType": "Device",
-        "id": ids["device"],
+        "id": device_id,
         "deviceName": [{"name": "hipdx", "type": "manufacturer-name"}],
         "version": [
             {"type": {"text": "software"}, "value": prov.hipdx_version},
@@ -96,9 +115,22 @@ def assessment_bundle(
         ],
         "note": [{"text": "hipdx supports a clinician's decision; it does not replace it."}],
     }
+
+
+def _risk_assessment(
+    risk_id: str,
+    device_url: str,
+    assessment: Assessment,
+    t: CodeTables,
+    subject_ref: dict[str, str],
+    when: dt.date,
+    mapping: FhirMapping | None,
+) -> dict[str, Any]:
+    """The differential as a RiskAssessment, one prediction per condition, based on the case's sources."""
+    prov = assessment.provenance
     risk = {
         "resourceType": "RiskAssessment",
-        "id": ids["risk"],
+        "id": risk_id,
         "text": _narrative(
             f"Differential diagnosis of atraumatic hip pain with bone marrow edema (hipdx {prov.hipdx_version}): "
             + "; ".join(
@@ -113,15 +145,29 @@ def assessment_bundle(
         "code": {"text": "Differential diagnosis of atraumatic hip pain with bone marrow edema"},
         "subject": subject_ref,
         "occurrenceDateTime": when.isoformat(),
-        "performer": {"reference": url["device"]},
+        "performer": {"reference": device_url},
         "prediction": [_prediction(item, t) for item in assessment.differential],
         "note": [{"text": assessment.uncertainty}, {"text": assessment.disclaimer}],
     }
     if mapping is not None:
         risk["basis"] = [{"reference": ref} for ref in _source_resources(mapping)][:100]
+    return risk
+
+
+def _clinical_impression(
+    impression_id: str,
+    risk_url: str,
+    assessment: Assessment,
+    t: CodeTables,
+    subject_ref: dict[str, str],
+    when: dt.date,
+    recorded: dt.datetime,
+    management_text: tuple[str, str] | None,
+) -> dict[str, Any]:
+    """The headline, the uncertainty, the red flags as findings and the rest as Markdown notes."""
     impression = {
         "resourceType": "ClinicalImpression",
-        "id": ids["impression"],
+        "id": impression_id,
         "extension": [{"url": URGENCY_EXTENSION, "valueCode": assessment.headline.urgency}],
         "text": _narrative(assessment.headline.text),
         "status": "completed",
@@ -131,15 +177,23 @@ def assessment_bundle(
         "date": recorded.isoformat(),
         "summary": assessment.uncertainty,
         "finding": [_finding(hit, t) for hit in assessment.red_flags],
-        "supportingInfo": [{"reference": url["risk"], "display": "hipdx differential (RiskAssessment)"}],
+        "supportingInfo": [{"reference": risk_url, "display": "hipdx differential (RiskAssessment)"}],
         "note": [{"text": text} for text in _notes(assessment, management_text) if text],
     }
     # no assessor: it must be a Practitioner; the author, a Device, is named in the Provenance
     if not impression["finding"]:
         del impression["finding"]
+    return impression
+
+
+def _provenance(
+    provenance_id: str, url: dict[str, str], assessment: Assessment, recorded: dt.datetime, mapping: FhirMapping | None
+) -> dict[str, Any]:
+    """Who made the RiskAssessment and the ClinicalImpression (hipdx's Device), when, and from which resources."""
+    prov = assessment.provenance
     provenance: dict[str, Any] = {
         "resourceType": "Provenance",
-        "id": ids["provenance"],
+        "id": provenance_id,
         "target": [{"reference": url["risk"]}, {"reference": url["impression"]}],
         "recorded": recorded.isoformat(),
         "activity": {
@@ -171,16 +225,7 @@ def assessment_bundle(
     }
     if mapping is not None:
         provenance["entity"] = [{"role": "source", "what": {"reference": ref}} for ref in _source_resources(mapping)]
-    return {
-        "resourceType": "Bundle",
-        "id": ids["bundle"],
-        "type": "collection",
-        "timestamp": recorded.isoformat(),
-        "entry": [
-            {"fullUrl": url[k], "resource": r}
-            for k, r in (("risk", risk), ("impression", impression), ("device", device), ("provenance", provenance))
-        ],
-    }
+    return provenance
 
 
 def _subject(subject: str | None, mapping: FhirMapping | None, assessment: Assessment) -> dict[str, str]:

@@ -23,9 +23,8 @@ from typing import Any
 import numpy as np
 
 from hipdx._version import __version__
-from hipdx.case import Case, parse_case
 from hipdx.case.model import EdemaExtent, Presence, Side
-from hipdx.errors import ImagingError, InputError, Problem
+from hipdx.errors import ImagingError
 from hipdx.imaging import edema as edema_module
 from hipdx.imaging import joint as joint_module
 from hipdx.imaging import validate
@@ -39,6 +38,7 @@ from hipdx.imaging import partner as partner_module
 from hipdx.imaging.parameters import param, provenance_parameters
 from hipdx.imaging.partner import find_partner, find_partner_on_fluid
 from hipdx.imaging.series import Study
+from hipdx.imaging.to_case import case_with_mri  # noqa: F401  (re-exported: hipdx.web.mri imports it from here)
 from hipdx.imaging.results import (
     BandOut,
     EdemaOut,
@@ -49,7 +49,6 @@ from hipdx.imaging.results import (
     SideOut,
     Sides,
     StudyMasks,
-    to_imaging_findings,
 )
 from hipdx.imaging.volume import SeriesKind, Volume, resample_onto
 
@@ -321,6 +320,7 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
     series_used = {"t1": t1.description or t1.source}
     if fluid is not None:
         series_used["fluid"] = fluid.description or fluid.source
+    study_date = _study_date(t1, warnings)  # before the warnings are gathered: a malformed date adds one
     reported_warnings = warnings + list(t1.warnings) + (list(fluid.warnings) if fluid else [])
     analysis = MriAnalysis(
         sides=Sides(left=sides[Side.left], right=sides[Side.right]),
@@ -330,7 +330,7 @@ def analyze_study(volumes: list[Volume]) -> MriAnalysis:
         provenance=MriProvenance(
             hipdx_version=__version__,
             series_used=series_used,
-            study_date=_study_date(t1, warnings),
+            study_date=study_date,
             series_choice=choice.reasons,
             parameters=_method_parameters(),
         ),
@@ -522,68 +522,3 @@ def analyze_read_study(study: Study) -> MriAnalysis:
 #: Days from the onset of pain at which an MRI of the episode can lie (the case model's range
 #: of ``days_since_onset``): a StudyDate outside it (19000101 from an anonymiser, say) is refused.
 MRI_DAYS_SINCE_ONSET = (0.0, 3650.0)
-
-
-def case_with_mri(case: Case, analysis: MriAnalysis, days_since_onset: float | None = None,
-                  today: dt.date | None = None) -> tuple[Case, list[str]]:
-    """The case with the measured MRI added as one more imaging study, and what was decided.
-
-    The side is the case's side; for a case whose side is not one hip (both or unknown),
-    the side with more edema is used and a note says so. The study is timed by
-    ``days_since_onset`` when given, else dated by the DICOM StudyDate of the T1 series (a date
-    before the onset or after the assessment is then an input error naming it). The measured
-    study is validated like any other input. An analysis resting on damaged pixels
-    (``analysis.damaged_pixels``) adds nothing, and a note says why.
-
-    Parameters
-    ----------
-    today
-        The assessment date when the case gives no ``assessed_on`` (for checking the StudyDate).
-
-    Raises
-    ------
-    InputError
-        The case with the study is invalid, or the StudyDate puts the MRI before the onset, more
-        than 3,650 days after it or after the assessment (the message names StudyDate and
-        suggests ``--mri-days``).
-    """
-    notes: list[str] = []
-    if analysis.damaged_pixels:
-        notes += [f"the MRI adds no finding: {d}" for d in analysis.damaged_pixels]
-        return case, notes
-    side = case.side
-    if side not in (Side.left, Side.right):
-        left, right = analysis.sides.left.edema.volume_ml or 0.0, analysis.sides.right.edema.volume_ml or 0.0
-        side = Side.left if left >= right else Side.right
-        notes.append(f"the case gives no single side; the MRI findings of the {side.value} hip (more edema) were used")
-    findings = to_imaging_findings(analysis, side)
-    if not findings:
-        notes.append(f"nothing could be measured on the {side.value} hip; the MRI adds no finding")
-        return case, notes
-    raw = case.model_dump(mode="json", exclude_defaults=True)
-    study: dict[str, Any] = {"modality": "mri", "findings": findings}
-    if days_since_onset is not None:
-        study["days_since_onset"] = days_since_onset
-    elif analysis.provenance.study_date is not None:
-        study["date"] = analysis.provenance.study_date.isoformat()
-        notes.append(f"the MRI is dated {study['date']} (its DICOM StudyDate); --mri-days would override it")
-    raw["imaging"] = [*raw.get("imaging", []), study]
-    notes.append(f"MRI findings measured on the {side.value} hip: " + ", ".join(f"{k} = {v}" for k, v in findings.items()))
-    band = getattr(analysis.sides, side.value).subchondral_band
-    if band.undecided_because and "subchondral_band_thickness_mm" not in findings:
-        held = (f"the band's thickness ({band.thickness_mm:g} mm measured) is not given: it counts as present, thickness unknown"
-                if band.present is Presence.present else "no band was found, but the band is not given as absent")
-        notes.append(f"{held} ({band.undecided_because})")
-    try:
-        # the case's one timeline check (hipdx.case.timeline) judges the StudyDate like any date
-        measured = parse_case(raw, today)
-    except InputError as exc:
-        index = len(raw["imaging"]) - 1
-        dated = [p for p in exc.problems if p.field.startswith(f"imaging.{index}.")]
-        if "date" not in study or not dated:
-            raise
-        raise InputError(
-            "the MRI cannot be dated by its DICOM StudyDate; give the days from the onset to the MRI (--mri-days)",
-            [Problem(f"{validate.tag_name('StudyDate')} of the T1 series", p.reason) for p in dated],
-        ) from None
-    return measured, notes

@@ -39,9 +39,8 @@ import numpy as np
 from scipy import ndimage
 
 from hipdx.imaging.heads import FemoralHead
-from hipdx.imaging.parameters import param
+from hipdx.imaging.parameters import BAND_CUTOFF_MM, BAND_INDETERMINATE_MM, param
 from hipdx.imaging.volume import Volume
-from hipdx.reasoning.encode import BAND_CUTOFF_MM, BAND_INDETERMINATE_MM
 
 #: Tuned parameters (value, unit, basis and reason in imaging/data/parameters.yaml, "band").
 LOW_FRACTION = param("band.low_fraction")

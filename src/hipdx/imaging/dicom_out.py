@@ -18,7 +18,7 @@ from hipdx.errors import ImagingError, InputError
 from hipdx.imaging import multiframe
 from hipdx.imaging.results import Finding
 from hipdx.imaging.volume import Volume
-from hipdx.reasoning.encode import BAND_CUTOFF_MM
+from hipdx.imaging.parameters import BAND_CUTOFF_MM
 
 if TYPE_CHECKING:  # pragma: no cover
     from hipdx.imaging.series import Series, Study

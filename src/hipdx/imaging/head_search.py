@@ -53,6 +53,14 @@ MIN_MIDLINE_DISTANCE_MM = param("head_search.min_midline_distance_mm")
 SLICE_CUT_FRACTION = param("head_search.slice_cut_fraction")
 DISTINCT_CANDIDATES_MM = param("head_search.distinct_candidates_mm")
 REFINE_PEAK_SHARE = param("head_search.refine_peak_share")
+#: the refinement around a coarse candidate: in-plane window (Hough pixels), centre slice and radius ranges and steps
+REFINE_WINDOW_PX = param("head_search.refine_window_px")
+REFINE_SLICE_SPAN = param("head_search.refine_slice_span")
+REFINE_SLICE_STEP = param("head_search.refine_slice_step")
+REFINE_RADIUS_SPAN_MM = param("head_search.refine_radius_span_mm")
+REFINE_RADIUS_STEP_MM = param("head_search.refine_radius_step_mm")
+#: np.arange's stop is exclusive: this much past the last value keeps it in the range
+_INCLUDE_STOP = 0.01
 CORONAL_MIN_COSINE = param("head_search.coronal_min_cosine")
 BODY_LEVEL = param("head_search.body_level")
 AIR_LEVEL = param("head_search.air_level")
@@ -247,14 +255,16 @@ def _refine(votes: np.ndarray, radii_px: np.ndarray, cand: tuple, pix: float, dz
     the first pair with the highest score wins.
     """
     _, z0c, rc, jc, ic = cand
-    j0, j1 = max(jc - 3, 0), min(jc + 4, votes.shape[2])
-    i0, i1 = max(ic - 3, 0), min(ic + 4, votes.shape[3])
+    w = REFINE_WINDOW_PX
+    j0, j1 = max(jc - w, 0), min(jc + w + 1, votes.shape[2])
+    i0, i1 = max(ic - w, 0), min(ic + w + 1, votes.shape[3])
     patch = votes[:, :, j0:j1, i0:i1].transpose(1, 0, 2, 3)  # (slice, radius, row, col)
+    span_z, span_r = REFINE_SLICE_SPAN, REFINE_RADIUS_SPAN_MM
     pairs = [
         (z0, radius_mm)
-        for z0 in np.arange(z0c - 1.0, z0c + 1.01, 0.5)
-        for radius_mm in np.arange(rc - 2.0, rc + 2.01, 1.0)
-        if HOUGH_RADII_MM[0] - 2 <= radius_mm <= HOUGH_RADII_MM[1] + 2
+        for z0 in np.arange(z0c - span_z, z0c + span_z + _INCLUDE_STOP, REFINE_SLICE_STEP)
+        for radius_mm in np.arange(rc - span_r, rc + span_r + _INCLUDE_STOP, REFINE_RADIUS_STEP_MM)
+        if HOUGH_RADII_MM[0] - span_r <= radius_mm <= HOUGH_RADII_MM[1] + span_r
     ]
     if not pairs:
         return (-1.0, z0c, rc, float(jc), float(ic))

@@ -14,7 +14,11 @@ content, loaded for every assessment and versioned by its own digest; these are 
 analysis's method parameters, needed without a knowledge base (``hipdx mri analyze``) and
 changed with the imaging code. ``fhir/data`` holds the FHIR code maps the same way.
 
-Array indices, axis numbers and physical constants stay in the code.
+Array indices, axis numbers and physical constants stay in the code. The subchondral band's
+cut-off and its indeterminate margin are not method parameters but clinical thresholds: their one
+home is the knowledge base's ``staging.yaml`` (``band_cutoff_mm``, ``band_indeterminate_margin_mm``),
+read there by the staging and the differential's encoder, and here, as :data:`BAND_CUTOFF_MM` and
+:data:`BAND_INDETERMINATE_MM`, by the imaging wing.
 
 Example
 -------
@@ -33,9 +37,19 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError
 
 from hipdx.errors import KnowledgeBaseError, Problem
+from hipdx.knowledge.base import load_knowledge_base
 from hipdx.knowledge.files import load_yaml
 
-__all__ = ["ImagingParameters", "Parameter", "ParametersFile", "load_parameters", "param", "provenance_parameters"]
+__all__ = [
+    "BAND_CUTOFF_MM",
+    "BAND_INDETERMINATE_MM",
+    "ImagingParameters",
+    "Parameter",
+    "ParametersFile",
+    "load_parameters",
+    "param",
+    "provenance_parameters",
+]
 
 #: The file, relative to the package.
 PARAMETERS_FILE = "imaging/data/parameters.yaml"
@@ -123,6 +137,12 @@ def load_parameters(path: str | Path | None = None) -> ImagingParameters:
 
 #: The bundled parameters, read once on import (immutable data, not configuration).
 PARAMETERS = load_parameters()
+
+
+#: The subchondral band's thickness cut-off (mm), from the bundled knowledge base's ``staging.yaml``.
+BAND_CUTOFF_MM: float = load_knowledge_base().treatment.threshold("band_cutoff_mm").value
+#: Within this distance (mm) of the cut-off a thickness is not decided (``staging.yaml``).
+BAND_INDETERMINATE_MM: float = load_knowledge_base().treatment.threshold("band_indeterminate_margin_mm").value
 
 
 def param(key: str) -> float | int | tuple[float | int, ...]:

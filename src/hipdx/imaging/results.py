@@ -3,7 +3,7 @@
 :class:`MriAnalysis` is the serialisable result (pydantic); :class:`StudyMasks` the masks behind
 its numbers, kept with it (not serialised) so the overlays, the DICOM SEG and the SR reuse the
 analysis instead of repeating it. :func:`finding_masks` is the one list of what is drawn and
-segmented; :func:`to_imaging_findings` puts one side in the case model's terms.
+segmented (:mod:`hipdx.imaging.to_case` puts one side in the case model's terms).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from hipdx.case.model import EdemaExtent, Presence, Side
 from hipdx.errors import ImagingError
 from hipdx.imaging.heads import FemoralHead
 from hipdx.imaging.volume import Volume, resample_onto
-from hipdx.reasoning.encode import BAND_CUTOFF_MM, BAND_INDETERMINATE_MM
 from hipdx.reasoning.frozen import OutputProvenance
 
 
@@ -147,41 +146,6 @@ class MriAnalysis(BaseModel):
     def masks(self) -> StudyMasks | None:
         """The masks behind the numbers (``None`` for an analysis read back from JSON)."""
         return self._masks
-
-
-def to_imaging_findings(analysis: MriAnalysis, side: Side | str) -> dict[str, Any]:
-    """The MRI findings of one side in the case model's terms (``ImagingFindings`` fields).
-
-    Only what was measured is given; anything not measured is left out (unknown).
-    """
-    side = Side(side)
-    if side not in (Side.left, Side.right):
-        raise ValueError(f"side must be left or right, not {side.value!r}")
-    out = getattr(analysis.sides, side.value)
-    findings: dict[str, Any] = {}
-    if out.edema.extent is not EdemaExtent.unknown:
-        present = out.edema.extent is not EdemaExtent.none
-        findings["edema"] = Presence.present.value if present else Presence.absent.value
-        findings["stir_high"] = findings["edema"]
-        findings["edema_extent"] = out.edema.extent.value
-    if out.subchondral_band.present is not Presence.unknown:
-        findings["subchondral_band"] = out.subchondral_band.present.value
-        if out.subchondral_band.present is Presence.present:
-            # A thickness not decided for another reason than the cut-off's margin (which the
-            # differential and the staging apply themselves) is not given: they then take the band
-            # as present, its thickness unknown.
-            t = out.subchondral_band.thickness_mm
-            trusted = not out.subchondral_band.indeterminate or (
-                t is not None and abs(t - BAND_CUTOFF_MM) < BAND_INDETERMINATE_MM)
-            if t and trusted:
-                findings["subchondral_band_thickness_mm"] = out.subchondral_band.thickness_mm
-            if out.subchondral_band.length_mm:
-                findings["subchondral_band_length_mm"] = out.subchondral_band.length_mm
-    if out.acetabular_edema.present is not Presence.unknown:
-        findings["acetabular_edema"] = out.acetabular_edema.present.value
-    if out.effusion.present is not Presence.unknown:
-        findings["effusion"] = out.effusion.present.value
-    return findings
 
 
 class Finding(str, Enum):

@@ -42,7 +42,7 @@ from hipdx._version import __version__
 from hipdx.case.model import EdemaExtent, Presence, Side
 from hipdx.errors import ImagingError
 from hipdx.imaging.results import SIDE_ORDER, Finding, MriAnalysis, finding_masks
-from hipdx.reasoning.encode import BAND_CUTOFF_MM, BAND_INDETERMINATE_MM
+from hipdx.imaging.parameters import BAND_CUTOFF_MM, BAND_INDETERMINATE_MM
 from hipdx.imaging.dicom_out import (
     ALGORITHM_NAME,
     DEVICE_OBSERVER_UID,

@@ -20,11 +20,13 @@ from pydantic import BaseModel, ValidationError
 from hipdx.errors import KnowledgeBaseError, Problem
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe YAML loader that records every key given twice in one mapping.
+class _UniqueKeys:
+    """What a safe YAML loader adds to record every key given twice in one mapping.
 
     ``duplicates`` collects (key, first line, second line), 1-based.
     """
+
+    duplicates: list[tuple[str, int, int]]
 
     def __init__(self, stream: bytes) -> None:
         super().__init__(stream)
@@ -45,7 +47,18 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 first_line[key] = line
             else:  # also on the same line, as in a flow mapping ``{a: 1, a: 2}``
                 self.duplicates.append((str(key), earlier, line))
-        return super().construct_mapping(node, deep=deep)
+        return super().construct_mapping(node, deep=deep)  # type: ignore[misc]
+
+
+class _UniqueKeyLoader(_UniqueKeys, yaml.SafeLoader):
+    """The pure-Python safe loader with the duplicate check; its error messages quote the text."""
+
+
+#: libyaml's parser when PyYAML was built with it (about five times faster on the knowledge base);
+#: the same constructor and resolver, so the same data (pinned by a test on every bundled file)
+_FastUniqueKeyLoader: type | None = (
+    type("_FastUniqueKeyLoader", (_UniqueKeys, yaml.CSafeLoader), {}) if getattr(yaml, "__with_libyaml__", False) else None
+)
 
 
 def load_yaml(text: bytes, name: str) -> typing.Any:
@@ -72,13 +85,13 @@ def load_yaml(text: bytes, name: str) -> typing.Any:
     hipdx.errors.KnowledgeBaseError: x.yaml repeats a key: the later entry would silently replace the earlier one
       - x.yaml: key 'a' is given twice, on line 1 and line 3
     """
-    loader = _UniqueKeyLoader(text)
-    try:
-        raw = loader.get_single_data()
-    except yaml.YAMLError as exc:
-        raise KnowledgeBaseError(f"{name} is not valid YAML: {exc}") from None
-    finally:
-        loader.dispose()
+    loader = _parse(text, _FastUniqueKeyLoader or _UniqueKeyLoader)
+    if isinstance(loader, yaml.YAMLError):
+        # the message of the pure-Python parser, which quotes the offending line, whichever parsed first
+        loader = _parse(text, _UniqueKeyLoader)
+    if isinstance(loader, yaml.YAMLError):
+        raise KnowledgeBaseError(f"{name} is not valid YAML: {loader}") from None
+    raw = loader.data
     if loader.duplicates:
         raise KnowledgeBaseError(
             f"{name} repeats a key: the later entry would silently replace the earlier one",
@@ -88,6 +101,18 @@ def load_yaml(text: bytes, name: str) -> typing.Any:
             ],
         )
     return raw
+
+
+def _parse(text: bytes, kind: type) -> typing.Any:
+    """A loader of ``kind`` that has parsed ``text`` (its ``data`` and ``duplicates``), or the YAML error."""
+    loader = kind(text)
+    try:
+        loader.data = loader.get_single_data()
+        return loader
+    except yaml.YAMLError as exc:
+        return exc
+    finally:
+        loader.dispose()
 
 
 def default_data_dir() -> Path:

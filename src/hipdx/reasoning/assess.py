@@ -41,10 +41,10 @@ from hipdx.reasoning.differential import (
 )
 from hipdx.reasoning.encode import Observation, encoder_for
 from hipdx.reasoning.information import burden_of_test, information_of_tests, variable_information
-from hipdx.reasoning.plan import make_plan
+from hipdx.reasoning.plan import Plan, make_plan
 from hipdx.reasoning.headline import flag_urgencies, headline
 from hipdx.reasoning.red_flags import URGENCY_ORDER, evaluate_red_flags, staging_flags
-from hipdx.reasoning.staging import scope_staging, stage_case
+from hipdx.reasoning.staging import Staging, scope_staging, stage_case
 
 #: How many conditions are explained, missing findings listed and tests proposed.
 N_EXPLAINED = 3
@@ -96,7 +96,6 @@ def assess(
     observations = encoder_for(kb).encode(case, today, timeline)
     keys = observation_keys(kb, observations)
     days_now = timeline.onset
-    ids = kb.condition_ids
 
     patient_mask = np.array([kb.variables[o.variable].spec.group == "patient" for o in observations], dtype=bool)
     weights = observation_weights(kb, observations)
@@ -106,10 +105,47 @@ def assess(
     ranges = posterior_range(kb, keys, weights, folds)
     order = np.argsort(-post, kind="stable")
 
+    differential = _differential(kb, post, ranges, patient_prior, order)
+    observed = {o.variable for o in observations}
+    missing_vars = [v for v in kb.variables if v not in observed]
+    leading = order[:N_EXPLAINED].tolist()
+    explanation = Explanation(
+        leading=(
+            _explain_leading(kb, _shown(kb, observations), likelihood_ratios(kb, keys), weights, leading, post,
+                             patient_prior)
+            if explain
+            else []
+        ),
+        missing_that_matter=_missing(kb, post, missing_vars, days_now),
+    )
+    pregnant = case.pregnancy.status is PregnancyStatus.pregnant
+    red_flags = evaluate_red_flags(kb, observations, post, keys)
+    staging = plan = None
+    if management:
+        red_flags, staging, plan = _management(case, kb, today, timeline, differential, red_flags, post)
+    return Assessment(
+        case_id=case.id,
+        disclaimer=kb.info.disclaimer.strip(),
+        headline=headline(differential, red_flags, plan),
+        differential=differential,
+        red_flags=red_flags,
+        explanation=explanation,
+        next_tests=_next_tests(kb, case, post, observed, days_now, pregnant),
+        staging=staging,
+        plan=plan,
+        uncertainty=_uncertainty(kb, differential, len(observations)),
+        warnings=_warnings(case, observations, days_now, kb.treatment.threshold("scope_min_age_years").value),
+        provenance=_provenance(kb, observations, missing_vars, days_now),
+    )
+
+
+def _differential(kb: KnowledgeBase, post: np.ndarray, ranges: np.ndarray, patient_prior: np.ndarray, order: np.ndarray) -> list[DifferentialItem]:
+    """The differential, most probable first, to 4 decimals."""
     p_round = np.round(post, 4).tolist()
     range_round = np.round(ranges, 4).tolist()
     patient_round = np.round(patient_prior, 4).tolist()
-    differential = _DIFFERENTIAL.validate_python(
+    ids = kb.condition_ids
+    return _DIFFERENTIAL.validate_python(
         [
             {
                 "id": ids[i],
@@ -124,63 +160,47 @@ def assess(
             for i in order.tolist()
         ]
     )
-    observed = {o.variable for o in observations}
-    missing_vars = [v for v in kb.variables if v not in observed]
-    leading = order[:N_EXPLAINED].tolist()
-    ratios = likelihood_ratios(kb, keys) if explain else None
-    explanation = Explanation(
-        leading=(
-            _explain_leading(kb, _shown(kb, observations), ratios, weights, leading, post, patient_prior)
-            if ratios is not None
-            else []
-        ),
-        missing_that_matter=_missing(kb, post, missing_vars, days_now),
-    )
-    pregnant = case.pregnancy.status is PregnancyStatus.pregnant
-    red_flags = evaluate_red_flags(kb, observations, post, keys)
-    staging = None
-    if management:
-        # the fracture grade is a fact of the findings: it can add a flag before the staging is scoped
-        full = stage_case(case, kb.treatment, today, timeline=timeline)
-        red_flags = sorted(red_flags + staging_flags(kb, full, post, red_flags), key=lambda h: URGENCY_ORDER[h.urgency])
-        staging = scope_staging(full, supported_conditions(kb, differential, red_flags))
-    plan = (
-        make_plan(
-            case,
-            [(d.id, d.probability) for d in differential],
-            kb.treatment,
-            today,
-            red_flags=flag_urgencies(red_flags),
-            staging=staging,
-            timeline=timeline,
-        )
-        if staging is not None
-        else None
-    )
-    return Assessment(
-        case_id=case.id,
-        disclaimer=kb.info.disclaimer.strip(),
-        headline=headline(differential, red_flags, plan),
-        differential=differential,
-        red_flags=red_flags,
-        explanation=explanation,
-        next_tests=_next_tests(kb, case, post, observed, days_now, pregnant),
+
+
+def _management(
+    case: Case,
+    kb: KnowledgeBase,
+    today: dt.date,
+    timeline: Timeline,
+    differential: list[DifferentialItem],
+    red_flags: list[RedFlagHit],
+    post: np.ndarray,
+) -> tuple[list[RedFlagHit], Staging, Plan]:
+    """The red flags with those of the staging, the staging scoped to the supported conditions, and the plan."""
+    # the fracture grade is a fact of the findings: it can add a flag before the staging is scoped
+    full = stage_case(case, kb.treatment, today, timeline=timeline)
+    red_flags = sorted(red_flags + staging_flags(kb, full, post, red_flags), key=lambda h: URGENCY_ORDER[h.urgency])
+    staging = scope_staging(full, supported_conditions(kb, differential, red_flags))
+    plan = make_plan(
+        case,
+        [(d.id, d.probability) for d in differential],
+        kb.treatment,
+        today,
+        red_flags=flag_urgencies(red_flags),
         staging=staging,
-        plan=plan,
-        uncertainty=_uncertainty(kb, differential, len(observations)),
-        warnings=_warnings(case, observations, days_now, kb.treatment.threshold("scope_min_age_years").value),
-        provenance=AssessmentProvenance(
-            hipdx_version=__version__,
-            knowledge_base=kb.info.name,
-            knowledge_base_version=kb.version,
-            knowledge_base_digest=kb.digest,
-            population=kb.population.strip(),
-            inputs_used=sorted({field for o in observations for field in o.inputs}),
-            inputs_missing=missing_vars,
-            days_since_onset=days_now,
-            assumptions=list(kb.info.assumptions),
-            n_uncertainty_samples=N_SAMPLES,
-        ),
+        timeline=timeline,
+    )
+    return red_flags, staging, plan
+
+
+def _provenance(kb: KnowledgeBase, observations: Sequence[Observation], missing_vars: list[str], days_now: int | None) -> AssessmentProvenance:
+    """What the assessment was made from: versions, the inputs used and missing, the assumptions."""
+    return AssessmentProvenance(
+        hipdx_version=__version__,
+        knowledge_base=kb.info.name,
+        knowledge_base_version=kb.version,
+        knowledge_base_digest=kb.digest,
+        population=kb.population.strip(),
+        inputs_used=sorted({field for o in observations for field in o.inputs}),
+        inputs_missing=missing_vars,
+        days_since_onset=days_now,
+        assumptions=list(kb.info.assumptions),
+        n_uncertainty_samples=N_SAMPLES,
     )
 
 

@@ -184,15 +184,7 @@ def compare_course(
     warnings: list[str] = []
 
     timeline = Timeline(case, today)
-    dated: list[tuple[float, int, Visit]] = []
-    unplaced: list[int] = []
-    for index, visit in enumerate(case.visits):
-        days = timeline.visit(index)  # raises for a visit before onset or after the assessment
-        if days is None:
-            unplaced.append(index)
-        else:
-            dated.append((days, index, visit))
-    dated.sort(key=lambda item: (item[0], item[1]))  # visits may be given in any order
+    dated, unplaced = _dated_visits(case, timeline)
     if unplaced:
         warnings.append(
             f"Visit(s) {_numbers(unplaced)} cannot be placed in time (a date, but no onset date or "
@@ -211,16 +203,7 @@ def compare_course(
         )
 
     rules = course_knowledge.alerts_for(leading_condition_id)
-    pregnant_or_postpartum = case.pregnancy.status in (PregnancyStatus.pregnant, PregnancyStatus.postpartum)
-    alerts = []
-    for rule in rules:
-        if rule.kind is AlertKind.pregnancy_rising_pain and not pregnant_or_postpartum:
-            continue
-        hit = _EVALUATORS[rule.kind](rule, points, course)
-        if hit is not None:
-            finding, triggering = hit
-            alerts.append(_alert(rule, finding, triggering))
-    alerts.sort(key=lambda a: _SEVERITY_ORDER[a.severity])
+    alerts = _alerts(case, rules, points, course)
 
     return CourseReport(
         case_id=case.id,
@@ -236,6 +219,37 @@ def compare_course(
         course_knowledge_version=course_knowledge.version,
         course_knowledge_digest=course_knowledge.digest,
     )
+
+
+def _dated_visits(case: Case, timeline: Timeline) -> tuple[list[tuple[float, int, Visit]], list[int]]:
+    """``(days since onset, index, visit)`` of the visits placed in time, in time order, and the
+    indices of those that cannot be placed."""
+    dated: list[tuple[float, int, Visit]] = []
+    unplaced: list[int] = []
+    for index, visit in enumerate(case.visits):
+        days = timeline.visit(index)  # raises for a visit before onset or after the assessment
+        if days is None:
+            unplaced.append(index)
+        else:
+            dated.append((days, index, visit))
+    dated.sort(key=lambda item: (item[0], item[1]))  # visits may be given in any order
+    return dated, unplaced
+
+
+def _alerts(case: Case, rules: Sequence[AlertRule], points: list[CoursePoint], course: ConditionCourse | None) -> list[CourseAlert]:
+    """The alerts of the rules that hold on the placed visits, most severe first (the pregnancy
+    rule only in pregnancy or post partum)."""
+    pregnant_or_postpartum = case.pregnancy.status in (PregnancyStatus.pregnant, PregnancyStatus.postpartum)
+    alerts = []
+    for rule in rules:
+        if rule.kind is AlertKind.pregnancy_rising_pain and not pregnant_or_postpartum:
+            continue
+        hit = _EVALUATORS[rule.kind](rule, points, course)
+        if hit is not None:
+            finding, triggering = hit
+            alerts.append(_alert(rule, finding, triggering))
+    alerts.sort(key=lambda a: _SEVERITY_ORDER[a.severity])
+    return alerts
 
 
 def _numbers(indices: list[int]) -> str:

@@ -25,18 +25,6 @@ from hipdx.knowledge.schema import Source, Variable
 
 
 
-def __getattr__(name: str) -> float:
-    """``BAND_CUTOFF_MM`` and ``BAND_INDETERMINATE_MM``: the bundled data's values, for the
-    imaging wing until it reads them from the knowledge base itself (the reasoning reads
-    ``staging.yaml`` ``band_cutoff_mm`` and ``band_indeterminate_margin_mm`` of its own base)."""
-    threshold = {"BAND_CUTOFF_MM": "band_cutoff_mm", "BAND_INDETERMINATE_MM": "band_indeterminate_margin_mm"}.get(name)
-    if threshold is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from hipdx.knowledge.base import load_knowledge_base
-
-    return load_knowledge_base().treatment.threshold(threshold).value
-
-
 @dataclass(frozen=True)
 class Observation:
     """One variable observed in one state (or aggregate of states)."""

@@ -24,6 +24,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -115,7 +116,7 @@ def _figure(masks: StudyMasks, analysis: MriAnalysis, k: int, reasons: list[str]
     image, image_name = slice_image(masks, k)
     flip_cols, flip_rows = display_flips(t1)
     rows, cols = image.shape
-    dz, dy, dx = t1.spacing_mm
+    _, dy, dx = t1.spacing_mm
 
     figure = Figure(figsize=FIGURE_SIZE_IN, dpi=DPI)
     FigureCanvasAgg(figure)
@@ -128,26 +129,7 @@ def _figure(masks: StudyMasks, analysis: MriAnalysis, k: int, reasons: list[str]
     ax.set_axis_off()
 
     for side in (Side.right, Side.left):
-        head = masks.heads.get(side)
-        if head is None:
-            continue
-        offset = (k - t1.to_index(head.center_mm)[0]) * dz
-        if abs(offset) < head.radius_mm:
-            r_mm = float(np.sqrt(head.radius_mm**2 - offset**2))
-            centre = t1.to_index(head.center_mm)
-            ax.add_patch(Circle((centre[2], centre[1]), r_mm / dx, fill=False, edgecolor=_HEAD, linewidth=1.5))
-        region = head.proximal_femur_mask[k]
-        if region.any():
-            ax.contour(region.astype(np.float32), levels=[0.5], colors=_REGION, linewidths=1.0, linestyles="dashed")
-        for finding in (Finding.edema, Finding.acetabular_edema, Finding.effusion):
-            mask = reported.get((side, finding))
-            if mask is not None and mask[k].any():
-                ax.contour(mask[k].astype(np.float32), levels=[0.5], colors=DISPLAY_COLOURS[finding], linewidths=1.5)
-        band = getattr(analysis.sides, side.value).subchondral_band
-        if band.thickness_mm:
-            polygon = band_outline(masks, side, k, band.thickness_mm, band.length_mm)
-            if polygon is not None:
-                ax.add_patch(Polygon(polygon, closed=True, facecolor=_BAND, alpha=0.45, edgecolor=_BAND, linewidth=1.0))
+        _draw_side(ax, masks, analysis, side, k, reported)
 
     # Patient sides at the image edges: after the flips, the viewer's left is the patient's right.
     for x, label in ((0.03, "R"), (0.97, "L")):
@@ -164,34 +146,62 @@ def _figure(masks: StudyMasks, analysis: MriAnalysis, k: int, reasons: list[str]
     ]
     ax.legend(handles=handles, loc="lower center", fontsize=8, framealpha=0.8, ncols=2)
 
-    summary = []
-    for side in (Side.right, Side.left):
-        out = getattr(analysis.sides, side.value)
-        if out.femoral_head is None:
-            summary.append(f"{side.value}: femoral head not found, nothing measured")
-            continue
-        text = f"{side.value}: edema {out.edema.volume_ml if out.edema.volume_ml is not None else 'not measured'}"
-        if out.femoral_head.found_by == "partner search":
-            text = f"{side.value}: head found beside the other (check its circle), edema " + text.split(": edema ", 1)[1]
-        if out.edema.volume_ml is not None:
-            text += " mL"
-        band = out.subchondral_band
-        if band.thickness_mm:
-            text += f", band {band.thickness_mm} mm"
-            if band.indeterminate:
-                text += " (thickness not decided: read it on the image)"
-        elif band.present is Presence.unknown and band.undecided_because:
-            text += ", no band found (absence not decided: read it on the image)"
-        for name, joint in (("acetabulum", out.acetabular_edema), ("effusion", out.effusion)):
-            if joint.present is Presence.present:
-                text += f", {name} {joint.volume_ml} mL"
-        summary.append(text)
+    summary = [_side_summary(analysis, side) for side in (Side.right, Side.left)]
     figure.text(0.5, 0.975, f"Coronal slice {k + 1} of {t1.array.shape[0]}: {', '.join(reasons)}",
                 ha="center", va="top", fontsize=11)
     figure.text(0.5, 0.948, f"{image_name}\n" + "; ".join(summary), ha="center", va="top", fontsize=8, linespacing=1.3)
     if statement:  # an image on its own says it; inside a report, the report says it once
         figure.text(0.5, 0.03, CAPTION, ha="center", va="bottom", fontsize=11, style="italic")
     return figure
+
+
+def _draw_side(ax: Axes, masks: StudyMasks, analysis: MriAnalysis, side: Side, k: int, reported: dict) -> None:
+    """One side on slice ``k``: the head's circle, its region, the reported findings' outlines and the band."""
+    t1 = masks.t1
+    dz, _, dx = t1.spacing_mm
+    head = masks.heads.get(side)
+    if head is None:
+        return
+    offset = (k - t1.to_index(head.center_mm)[0]) * dz
+    if abs(offset) < head.radius_mm:
+        r_mm = float(np.sqrt(head.radius_mm**2 - offset**2))
+        centre = t1.to_index(head.center_mm)
+        ax.add_patch(Circle((centre[2], centre[1]), r_mm / dx, fill=False, edgecolor=_HEAD, linewidth=1.5))
+    region = head.proximal_femur_mask[k]
+    if region.any():
+        ax.contour(region.astype(np.float32), levels=[0.5], colors=_REGION, linewidths=1.0, linestyles="dashed")
+    for finding in (Finding.edema, Finding.acetabular_edema, Finding.effusion):
+        mask = reported.get((side, finding))
+        if mask is not None and mask[k].any():
+            ax.contour(mask[k].astype(np.float32), levels=[0.5], colors=DISPLAY_COLOURS[finding], linewidths=1.5)
+    band = getattr(analysis.sides, side.value).subchondral_band
+    if band.thickness_mm:
+        polygon = band_outline(masks, side, k, band.thickness_mm, band.length_mm)
+        if polygon is not None:
+            ax.add_patch(Polygon(polygon, closed=True, facecolor=_BAND, alpha=0.45, edgecolor=_BAND, linewidth=1.0))
+
+
+def _side_summary(analysis: MriAnalysis, side: Side) -> str:
+    """One side's line above the image: edema, band and joint findings, or that the head was not found."""
+    out = getattr(analysis.sides, side.value)
+    if out.femoral_head is None:
+        return f"{side.value}: femoral head not found, nothing measured"
+    text = f"{side.value}: edema {out.edema.volume_ml if out.edema.volume_ml is not None else 'not measured'}"
+    if out.femoral_head.found_by == "partner search":
+        text = f"{side.value}: head found beside the other (check its circle), edema " + text.split(": edema ", 1)[1]
+    if out.edema.volume_ml is not None:
+        text += " mL"
+    band = out.subchondral_band
+    if band.thickness_mm:
+        text += f", band {band.thickness_mm} mm"
+        if band.indeterminate:
+            text += " (thickness not decided: read it on the image)"
+    elif band.present is Presence.unknown and band.undecided_because:
+        text += ", no band found (absence not decided: read it on the image)"
+    for name, joint in (("acetabulum", out.acetabular_edema), ("effusion", out.effusion)):
+        if joint.present is Presence.present:
+            text += f", {name} {joint.volume_ml} mL"
+    return text
 
 
 def _draw(masks: StudyMasks, analysis: MriAnalysis, k: int, reasons: list[str], path: Path, statement: bool) -> None:

@@ -24,6 +24,7 @@ or an access token, only the issuer, ``jti`` and ``hookInstance``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -139,42 +140,41 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
     if config.api is not None:
         api = create_api(config.api)
         app.mount("/api/v1", api)
-        description = openapi(api)
-        app.add_api_route("/openapi.json", lambda: JSONResponse(description), include_in_schema=False)
-
-    def audience(request: Request) -> str:
-        if config.public_url:
-            return config.public_url.rstrip("/") + request.url.path
-        return str(request.url.replace(query=""))
-
-    def check(request: Request) -> dict[str, Any] | None:
-        if config.issuers is None:
-            return None
-        claims = config.issuers.verify(request.headers.get("authorization"), audience(request))
-        request.state.audit = {"issuer": claims.get("iss"), "tenant": claims.get("tenant"), "jti": claims.get("jti")}
-        return claims
+        description = functools.cache(lambda: openapi(api))  # built on the first request: half the app's start
+        app.add_api_route("/openapi.json", lambda: JSONResponse(description()), include_in_schema=False)
 
     if config.store is not None:
-        store = config.store
-
-        @app.middleware("http")
-        async def _audit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-            if not request.url.path.startswith("/cds-services") or request.method == "OPTIONS":
-                return await call_next(request)
-            start = time.perf_counter()
-            pending: list[dict[str, Any]] = []  # the token's jti, written with the call's record (hipdx.store.replay)
-            opened = PENDING_JTI.set(pending)
-            try:
-                response = await call_next(request)
-            except BaseException:
-                PENDING_JTI.reset(opened)
-                await _record(store, request, start, 500, pending)
-                raise
-            PENDING_JTI.reset(opened)
-            refused = await _record(store, request, start, response.status_code, pending)
-            return refused or response
-
+        _add_audit(app, config.store)
     app.include_router(web_router(knowledge, config.today, config.cases, config.api, config.smart))  # the clinician's pages (hipdx.web)
+
+    _add_error_handlers(app)
+    _add_cds_routes(app, config, knowledge)
+    return app
+
+
+def _add_audit(app: FastAPI, store: AuditStore) -> None:
+    """Record every CDS Hooks call (method, path, status, latency and who) with its token's jti (:func:`_record`)."""
+
+    @app.middleware("http")
+    async def _audit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if not request.url.path.startswith("/cds-services") or request.method == "OPTIONS":
+            return await call_next(request)
+        start = time.perf_counter()
+        pending: list[dict[str, Any]] = []  # the token's jti, written with the call's record (hipdx.store.replay)
+        opened = PENDING_JTI.set(pending)
+        try:
+            response = await call_next(request)
+        except BaseException:
+            PENDING_JTI.reset(opened)
+            await _record(store, request, start, 500, pending)
+            raise
+        PENDING_JTI.reset(opened)
+        refused = await _record(store, request, start, response.status_code, pending)
+        return refused or response
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Each error answered once: 401 with a Bearer challenge, 412 for missing prefetch, a hipdx error with its class's status, else a logged 500."""
 
     @app.exception_handler(Unauthorized)
     async def _unauthorized(request: Request, exc: Unauthorized) -> Response:
@@ -194,13 +194,34 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return outcome(500, "internal error (logged); please report")
 
-    def links(request: Request) -> CardLinks:
-        base = (config.public_url or str(request.base_url)).rstrip("/")
-        return CardLinks(knowledge_base=config.knowledge_base_url or f"{base}/knowledge-base", case=config.case_url)
+
+def _audience(config: ServiceConfig, request: Request) -> str:
+    """The audience a token must name: the public URL of this request."""
+    if config.public_url:
+        return config.public_url.rstrip("/") + request.url.path
+    return str(request.url.replace(query=""))
+
+
+def _check(config: ServiceConfig, request: Request) -> dict[str, Any] | None:
+    """The claims of the request's bearer token (raises ``Unauthorized``), or ``None`` without authentication."""
+    if config.issuers is None:
+        return None
+    claims = config.issuers.verify(request.headers.get("authorization"), _audience(config, request))
+    request.state.audit = {"issuer": claims.get("iss"), "tenant": claims.get("tenant"), "jti": claims.get("jti")}
+    return claims
+
+
+def _links(config: ServiceConfig, request: Request) -> CardLinks:
+    base = (config.public_url or str(request.base_url)).rstrip("/")
+    return CardLinks(knowledge_base=config.knowledge_base_url or f"{base}/knowledge-base", case=config.case_url)
+
+
+def _add_cds_routes(app: FastAPI, config: ServiceConfig, knowledge: KnowledgeBase) -> None:
+    """Discovery, the knowledge base's description, the CDS services and their feedback."""
 
     @app.get("/cds-services")
     def discovery(request: Request) -> dict[str, Any]:
-        check(request)
+        _check(config, request)
         return {"services": [DISCOVERY, *ORDER_DISCOVERY]}
 
     @app.get("/knowledge-base")
@@ -215,7 +236,7 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
 
     @app.post("/cds-services/{service_id}")
     async def service(service_id: str, request: Request) -> Response:
-        claims = await run_in_threadpool(check, request)  # may fetch a JWK Set and writes the replay cache: off the loop
+        claims = await run_in_threadpool(_check, config, request)  # may fetch a JWK Set: off the event loop
         if service_id != SERVICE_ID and service_id not in ORDER_HOOKS:
             return outcome(404, f"no CDS service {service_id!r} here; GET /cds-services lists them")
         body = await _json_body(request)
@@ -229,10 +250,10 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
             }
         request.state.audit = audit
         if service_id == SERVICE_ID:
-            response = patient_view(body, knowledge, config.today(), config.fhir_servers, links(request))
+            response = patient_view(body, knowledge, config.today(), config.fhir_servers, _links(config, request))
         else:
             response = await run_in_threadpool(
-                order_service, service_id, body, knowledge, config.today(), config.fhir_servers, links(request)
+                order_service, service_id, body, knowledge, config.today(), config.fhir_servers, _links(config, request)
             )
         cards = response["cards"]
         if config.smart is not None and config.smart.servers:  # the card's link: a SMART launch of the pages (hipdx.web.smart)
@@ -257,7 +278,7 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
 
     @app.post("/cds-services/{service_id}/feedback")
     async def feedback(service_id: str, request: Request) -> Response:
-        await run_in_threadpool(check, request)
+        await run_in_threadpool(_check, config, request)
         if service_id != SERVICE_ID and service_id not in ORDER_HOOKS:
             return outcome(404, f"no CDS service {service_id!r} here")
         items = parse_feedback(await _json_body(request), service_id)
@@ -270,8 +291,6 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
                 except Exception:  # fail-open, as for calls
                     log.exception("could not record feedback in the audit store")
         return JSONResponse({})
-
-    return app
 
 
 async def _record(

@@ -13,6 +13,7 @@ missing fact is normal, and an option that needs one is never recommended.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
 
 from pydantic import Field
@@ -327,7 +328,71 @@ def make_plan(
     >>> next(i for i in plan.items() if i.option == "zoledronic_acid").status.value
     'needs_information'
     """
-    plans = knowledge.treatments.plans
+    flag_urgency = _checked_flags(differential, red_flags, knowledge.treatments.plans)
+    timeline = Timeline.of(case, today, timeline)
+    staging = staging if staging is not None else stage_case(case, knowledge, today, timeline=timeline)
+    probability = dict(differential)
+    ranked = sorted(differential, key=lambda x: -x[1])
+    threshold = knowledge.threshold("must_not_miss_probability").value
+    fracture_urgency = fracture_flag_urgency(staging.femoral_neck_fracture)
+    if fracture_urgency is not None:  # a graded fracture is flagged (the one rule: staging.fracture_flag_urgency)
+        flag_urgency["fnsf"] = _most_urgent(flag_urgency.get("fnsf", fracture_urgency), fracture_urgency)
+    facts = case_facts(
+        case, knowledge, neoplasm_probability=probability.get("neoplasm"), neoplasm_red_flag="neoplasm" in flag_urgency,
+        septic_probability=probability.get("septic"), septic_red_flag="septic" in flag_urgency,
+    )
+    context = _SectionContext(ranked[0][0], flag_urgency, fracture_urgency is not None, threshold, knowledge, staging, facts)
+    sections, governing = _ordered_sections(ranked, probability, context)
+    return Plan(
+        case_id=case.id,
+        disclaimer=" ".join(knowledge.treatments.disclaimer.split()),
+        sections=sections,
+        scope=_scope_note(facts),
+        governing=governing,
+        needs_information=_requests(sections),
+        renal_function=renal_function(case),
+        choice_groups={k: f"{g.title}: {' '.join(g.note.split())}" for k, g in knowledge.treatments.choice_groups.items()},
+        staging=staging,
+        provenance=_provenance(case, today, knowledge, timeline, staging, facts, ranked, flag_urgency, threshold),
+    )
+
+
+def _provenance(
+    case: Case,
+    today: dt.date | None,
+    knowledge: TreatmentKnowledge,
+    timeline: Timeline,
+    staging: Staging,
+    facts: dict[str, Fact],
+    ranked: Sequence[tuple[str, float]],
+    flag_urgency: Mapping[str, str],
+    threshold: float,
+) -> PlanProvenance:
+    """What the plan was made from: versions, date, differential, flags, the facts and the inputs they used."""
+    used = sorted({i for f in facts.values() if f.known for i in f.inputs} | set(staging.provenance.inputs_used))
+    return PlanProvenance(
+        hipdx_version=__version__,
+        treatment_knowledge_version=knowledge.version,
+        knowledge_digest=knowledge.digest,
+        assessed_on=case.assessed_on or today,
+        days_since_onset=timeline.onset,
+        must_not_miss_threshold=threshold,
+        differential=[(c, round(p, 4)) for c, p in ranked],
+        red_flag_conditions=sorted(flag_urgency),
+        inputs_used=used,
+        facts=[FactOut(name=f.name, value=f.shown(), source=f.source, inputs=list(f.inputs)) for f in facts.values()],
+    )
+
+
+def _checked_flags(differential: Sequence[tuple[str, float]], red_flags: Mapping[str, str] | None, plans: Mapping) -> dict[str, str]:
+    """The red flags' urgency by condition, after the differential and the flags are checked.
+
+    Raises
+    ------
+    InputError
+        The differential is empty, names a condition without a plan, or gives a probability
+        outside 0-1; a flag names an unknown condition or urgency.
+    """
     problems = []
     for i, (cid, p) in enumerate(differential):
         if cid not in plans:
@@ -346,101 +411,90 @@ def make_plan(
             "cannot make a plan",
             [Problem("red_flags", f"unknown condition(s) {sorted(unknown_flags)} or urgency {sorted(bad_urgency)}")],
         )
-    flagged = set(flag_urgency)
-    timeline = Timeline.of(case, today, timeline)
+    return flag_urgency
 
-    staging = staging if staging is not None else stage_case(case, knowledge, today, timeline=timeline)
-    probability = dict(differential)
-    ranked = sorted(differential, key=lambda x: -x[1])
-    leading = ranked[0][0]
-    threshold = knowledge.threshold("must_not_miss_probability").value
-    fracture_urgency = fracture_flag_urgency(staging.femoral_neck_fracture)
-    if fracture_urgency is not None:  # a graded fracture is flagged (the one rule: staging.fracture_flag_urgency)
-        flagged.add("fnsf")
-        flag_urgency["fnsf"] = _most_urgent(flag_urgency.get("fnsf", fracture_urgency), fracture_urgency)
-    facts = case_facts(
-        case,
-        knowledge,
-        neoplasm_probability=probability.get("neoplasm"),
-        neoplasm_red_flag="neoplasm" in flagged,
-        septic_probability=probability.get("septic"),
-        septic_red_flag="septic" in flagged,
-    )
 
-    sections: list[PlanSection] = []
-    for cid, p in [(leading, ranked[0][1])] + [(c, probability.get(c, 0.0)) for c in plans if c != leading]:
-        spec = plans[cid]
-        why = []
-        if cid in flagged:
-            fracture_line = cid == "fnsf" and fracture_urgency is not None
-            why.append("a femoral neck fracture line is reported" if fracture_line else f"a red flag holds ({flag_urgency[cid]})")
-        if cid == leading:
-            role, reason = "leading", f"Leading diagnosis ({p:.0%})" + (f"; {why[0]}." if why else ".")
-        elif cid in flagged:
-            role = "exclude" if spec.must_not_miss else "flagged"
-            if p >= threshold:
-                why.append(f"probability {p:.0%} is at or above the {threshold:.0%} threshold")
-            reason = ("Must not miss: " if spec.must_not_miss else "Red flag: ") + " and ".join(why) + "."
-        else:
-            continue
-        items, _ = _section_items(cid, knowledge, staging, facts)
-        urgency = spec.urgency
-        if cid in flagged:
-            urgency = _most_urgent(urgency, flag_urgency[cid])
-        elif _URGENCY_RANK[urgency] <= _URGENCY_RANK["urgent"]:
-            # an emergency or urgent pathway without a red flag: only the patient's age, sex and risk
-            # factors put it first (no finding yet); it is not announced as an emergency
-            urgency = "soon"
-            reason += " No finding raises a red flag yet: it leads on age, sex and risk factors alone; record the findings."
-        sections.append(
-            PlanSection(
-                condition=cid,
-                title=spec.title,
-                role=role,
-                reason=reason,
-                probability=probability.get(cid),
-                urgency=urgency,
-                summary=" ".join(spec.summary.split()),
-                refs=spec.refs,
-                items=items,
-            )
-        )
+@dataclass(frozen=True)
+class _SectionContext:
+    """What every section of one plan is decided on."""
+
+    leading: str
+    flag_urgency: Mapping[str, str]
+    fracture_graded: bool
+    threshold: float
+    knowledge: TreatmentKnowledge
+    staging: Staging
+    facts: dict[str, Fact]
+
+
+def _ordered_sections(
+    ranked: Sequence[tuple[str, float]], probability: Mapping[str, float], context: _SectionContext
+) -> tuple[list[PlanSection], list[str]]:
+    """The sections (the leading condition's, then every flagged one's), most urgent first, and
+    the notes of the weight-bearing instruction that governs (:func:`_govern_weight_bearing`)."""
+    plans = context.knowledge.treatments.plans
+    sections = [
+        section
+        for cid, p in [ranked[0]] + [(c, probability.get(c, 0.0)) for c in plans if c != context.leading]
+        if (section := _section(cid, p, probability.get(cid), context))
+    ]
     sections.sort(key=lambda s: (_URGENCY_RANK[s.urgency], s.role != "leading"))
-    sections, governing = _govern_weight_bearing(sections, knowledge)
+    return _govern_weight_bearing(sections, context.knowledge)
+
+
+def _section(cid: str, p: float, shown_probability: float | None, context: _SectionContext) -> PlanSection | None:
+    """The section of one condition: the leading one, or a flagged one; ``None`` for any other.
+
+    ``p`` is the probability that decides (0 for a condition not in the differential),
+    ``shown_probability`` the one the section shows (``None`` for such a condition).
+    """
+    flag_urgency, threshold, knowledge = context.flag_urgency, context.threshold, context.knowledge
+    spec = knowledge.treatments.plans[cid]
+    flagged = cid in flag_urgency
+    why = []
+    if flagged:
+        fracture_line = cid == "fnsf" and context.fracture_graded
+        why.append("a femoral neck fracture line is reported" if fracture_line else f"a red flag holds ({flag_urgency[cid]})")
+    if cid == context.leading:
+        role, reason = "leading", f"Leading diagnosis ({p:.0%})" + (f"; {why[0]}." if why else ".")
+    elif flagged:
+        role = "exclude" if spec.must_not_miss else "flagged"
+        if p >= threshold:
+            why.append(f"probability {p:.0%} is at or above the {threshold:.0%} threshold")
+        reason = ("Must not miss: " if spec.must_not_miss else "Red flag: ") + " and ".join(why) + "."
+    else:
+        return None
+    items, _ = _section_items(cid, knowledge, context.staging, context.facts)
+    urgency = spec.urgency
+    if flagged:
+        urgency = _most_urgent(urgency, flag_urgency[cid])
+    elif _URGENCY_RANK[urgency] <= _URGENCY_RANK["urgent"]:
+        # an emergency or urgent pathway without a red flag: only the patient's age, sex and risk
+        # factors put it first (no finding yet); it is not announced as an emergency
+        urgency = "soon"
+        reason += " No finding raises a red flag yet: it leads on age, sex and risk factors alone; record the findings."
+    return PlanSection(
+        condition=cid,
+        title=spec.title,
+        role=role,
+        reason=reason,
+        probability=shown_probability,
+        urgency=urgency,
+        summary=" ".join(spec.summary.split()),
+        refs=spec.refs,
+        items=items,
+    )
+
+
+def _scope_note(facts: Mapping[str, Fact]) -> str | None:
+    """The plan's note when the patient is outside hipdx's scope (a child), else ``None``."""
     outside = facts["outside_scope"]
-    scope = (
-        f"Outside hipdx's scope ({outside.source}): no medicine is recommended (each is blocked by the scope rule); "
-        "refer to a paediatric team."
-        if outside.known and outside.value is True
-        else None
-    )
-
-    used = sorted({i for f in facts.values() if f.known for i in f.inputs} | set(staging.provenance.inputs_used))
-    groups = {k: f"{g.title}: {' '.join(g.note.split())}" for k, g in knowledge.treatments.choice_groups.items()}
-    return Plan(
-        case_id=case.id,
-        disclaimer=" ".join(knowledge.treatments.disclaimer.split()),
-        sections=sections,
-        scope=scope,
-        governing=governing,
-        needs_information=_requests(sections),
-        renal_function=renal_function(case),
-        choice_groups=groups,
-        staging=staging,
-        provenance=PlanProvenance(
-            hipdx_version=__version__,
-            treatment_knowledge_version=knowledge.version,
-            knowledge_digest=knowledge.digest,
-            assessed_on=case.assessed_on or today,
-            days_since_onset=timeline.onset,
-            must_not_miss_threshold=threshold,
-            differential=[(c, round(p, 4)) for c, p in ranked],
-            red_flag_conditions=sorted(flagged),
-            inputs_used=used,
-            facts=[FactOut(name=f.name, value=f.shown(), source=f.source, inputs=list(f.inputs)) for f in facts.values()],
-        ),
-    )
-
+    if outside.known and outside.value is True:
+        return (
+            f"Outside hipdx's scope ({outside.source}): no medicine is recommended (each is blocked by the scope rule); "
+            "refer to a paediatric team."
+        )
+    return None
 
 __all__ = [
     "CREATININE_UMOL_PER_MG_DL",

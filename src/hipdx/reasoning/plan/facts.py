@@ -162,6 +162,23 @@ def case_facts(
     breastfeeding are taken as not possible only for men and for women outside the
     child-bearing ages of ``treatments.yaml`` (an estimate).
     """
+    facts = _reproductive_facts(case, knowledge)
+    facts |= _renal_facts(case)
+    facts |= _lab_facts(case, knowledge)
+    for name in type(case.comorbidities).model_fields:
+        facts[name] = _presence_fact(name, getattr(case.comorbidities, name), f"comorbidities.{name}")
+    facts["open_epiphyses"] = _open_epiphyses(case, knowledge, facts["open_epiphyses"])
+    facts |= _age_facts(case, knowledge)
+    facts["skeletal_malignancy_not_excluded"] = _malignancy_fact(case, knowledge, neoplasm_probability, neoplasm_red_flag)
+    facts["infection_not_excluded"] = _infection_fact(knowledge, septic_probability, septic_red_flag)
+    missing = set(FACTS) - set(facts)
+    if missing:  # a new fact in FACTS without code here is a programming error
+        raise RuntimeError(f"facts not computed: {sorted(missing)}")
+    return facts
+
+
+def _reproductive_facts(case: Case, knowledge: TreatmentKnowledge) -> dict[str, Fact]:
+    """Child-bearing potential, pregnancy, gestational weeks and breastfeeding."""
     facts: dict[str, Fact] = {}
     low = knowledge.threshold("child_bearing_age_min_years").value
     high = knowledge.threshold("child_bearing_age_max_years").value
@@ -208,7 +225,12 @@ def case_facts(
         facts["breastfeeding"] = Fact("breastfeeding", False, True, source=f"not possible ({potential.source})", inputs=potential.inputs)
     else:
         facts["breastfeeding"] = _unknown("breastfeeding", "breastfeeding not stated for a woman of child-bearing age")
+    return facts
 
+
+def _renal_facts(case: Case) -> dict[str, Fact]:
+    """Creatinine clearance and eGFR, each standing in for the other when only one is known."""
+    facts: dict[str, Fact] = {}
     renal = renal_function(case)
     crcl, egfr = renal.creatinine_clearance_ml_min, renal.egfr_ml_min
     crcl_inputs = ("age_years", "sex", "weight_kg", "labs.creatinine")
@@ -226,7 +248,13 @@ def case_facts(
         facts["egfr_ml_min"] = Fact("egfr_ml_min", crcl, True, source="Cockcroft-Gault clearance (eGFR not given)", inputs=crcl_inputs)
     else:
         facts["egfr_ml_min"] = _unknown("egfr_ml_min", "no eGFR and no serum creatinine with age, sex and weight")
+    return facts
 
+
+def _lab_facts(case: Case, knowledge: TreatmentKnowledge) -> dict[str, Fact]:
+    """Calcium, vitamin D and ALP (an adult interval not applied under adult age), and the systolic pressure."""
+    facts: dict[str, Fact] = {}
+    age = case.age_years
     adult_from = knowledge.threshold("adult_reference_interval_min_age_years").value
     for name, lab, adult_interval in (("calcium_mmol_l", "calcium", True), ("vitamin_d_ng_ml", "vitamin_d", False), ("alp_u_l", "alp", True)):
         value = case.labs.canonical(lab)
@@ -249,9 +277,13 @@ def case_facts(
         if case.systolic_bp_mmhg is not None
         else _unknown("systolic_bp_mmhg", "blood pressure not given")
     )
-    for name in type(case.comorbidities).model_fields:
-        facts[name] = _presence_fact(name, getattr(case.comorbidities, name), f"comorbidities.{name}")
-    facts["open_epiphyses"] = _open_epiphyses(case, knowledge, facts["open_epiphyses"])
+    return facts
+
+
+def _age_facts(case: Case, knowledge: TreatmentKnowledge) -> dict[str, Fact]:
+    """The age, and whether it puts the patient outside hipdx's scope."""
+    facts: dict[str, Fact] = {}
+    age = case.age_years
     scope = knowledge.threshold("scope_min_age_years").value
     if age is None:
         facts["age_years"] = _unknown("age_years", "age not given")
@@ -261,25 +293,24 @@ def case_facts(
         facts["outside_scope"] = Fact(
             "outside_scope", age < scope, True, source=f"age {age:g} (hipdx's knowledge: {scope:g} years and over)", inputs=("age_years",)
         )
+    return facts
 
-    facts["skeletal_malignancy_not_excluded"] = _malignancy_fact(case, knowledge, neoplasm_probability, neoplasm_red_flag)
+
+def _infection_fact(knowledge: TreatmentKnowledge, septic_probability: float | None, septic_red_flag: bool) -> Fact:
+    """Infection not excluded: a septic red flag, or septic arthritis at or above the must-not-miss threshold."""
     threshold = knowledge.threshold("must_not_miss_probability").value
     septic_reasons = []
     if septic_red_flag:
         septic_reasons.append("septic red flag")
     if septic_probability is not None and septic_probability >= threshold:
         septic_reasons.append(f"septic arthritis {septic_probability:.0%} in the differential (threshold {threshold:.0%})")
-    facts["infection_not_excluded"] = Fact(
+    return Fact(
         "infection_not_excluded",
         bool(septic_reasons),
         True,
         source="; ".join(septic_reasons) or f"septic arthritis below {threshold:.0%} and no red flag",
         inputs=("differential.septic",),
     )
-    missing = set(FACTS) - set(facts)
-    if missing:  # a new fact in FACTS without code here is a programming error
-        raise RuntimeError(f"facts not computed: {sorted(missing)}")
-    return facts
 
 
 def _open_epiphyses(case: Case, knowledge: TreatmentKnowledge, stated: Fact) -> Fact:
