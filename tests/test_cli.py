@@ -498,8 +498,11 @@ def test_a_fifo_is_refused_not_waited_on(tmp_path: Path, command: str) -> None:
     try:
         done = CliRunner().invoke(app, [command, str(fifo), "--today", TODAY], catch_exceptions=False)
     finally:
-        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # releases the writer when nothing opened the FIFO
+        # a reader lets the writer's open return when nothing opened the FIFO; it stays open until the
+        # writer has written and closed (closed earlier, the writer's write would break the pipe)
+        release = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
         writer.join(timeout=10)
+        os.close(release)
     assert done.exit_code in (2, 5), done.stderr
     assert "not a regular file" in done.stderr
 
