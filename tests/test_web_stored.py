@@ -219,7 +219,7 @@ def test_the_assessment_links_the_printable_report_of_the_case(api: Api) -> None
 
 def test_a_visit_is_corrected_and_deleted_with_a_confirmation_and_both_are_audited(api: Api) -> None:
     client = api.client
-    token = sign_in(client)
+    token = sign_in(api)
     document = json.loads((EXAMPLES / "toh_man_classic.json").read_text()) | {"assessed_on": None}
     document.pop("assessed_on")
     document["visits"] = [{"days_since_onset": 10, "pain_0_10": 7}]  # a visit the case was created with
