@@ -38,44 +38,51 @@ def routes(ctx: PageContext) -> APIRouter:
     @router.get("/cases/{case_id}/visits/{number}", response_class=HTMLResponse)
     @ctx.guarded
     def edit_form(request: Request, case_id: str, number: str) -> HTMLResponse:
-        user = ctx.signed_in(request)
-        found = _visit(ctx, user, case_id, number)
+        user, found = _opened(ctx, request, case_id, number)
         if isinstance(found, HTMLResponse):
             return found
         row, index, visit = found
-        ctx.record(request, "R", f"case {row.id} visit {index + 1}")
         values = {k: v for k, v in forms.values_from_case({"visit": visit}).items()}
         return _edit_page(ctx, user, row, index, forms.FormState(values))
 
     @router.post("/cases/{case_id}/visits/{number}", response_class=HTMLResponse)
     @ctx.guarded
     async def save(request: Request, case_id: str, number: str) -> Response:
-        user = ctx.signed_in(request)
-        values = dict(await ctx.form_items(request))
-        ctx.check_csrf(user, values)
-        return await run_in_threadpool(_save, ctx, request, user, case_id, number, values)
+        return await _posted(ctx, request, _save, case_id, number)
 
     @router.get("/cases/{case_id}/visits/{number}/delete", response_class=HTMLResponse)
     @ctx.guarded
     def ask(request: Request, case_id: str, number: str) -> HTMLResponse:
-        user = ctx.signed_in(request)
-        found = _visit(ctx, user, case_id, number)
+        user, found = _opened(ctx, request, case_id, number)
         if isinstance(found, HTMLResponse):
             return found
         row, index, visit = found
-        ctx.record(request, "R", f"case {row.id} visit {index + 1}")
         return ctx.page("visit_delete.html", user=user, title=f"Delete visit {index + 1} of {row.label}?", row=row,
                         index=index, described=_described(visit, ctx.visit_widgets))
 
     @router.post("/cases/{case_id}/visits/{number}/delete", response_class=HTMLResponse)
     @ctx.guarded
     async def delete(request: Request, case_id: str, number: str) -> Response:
-        user = ctx.signed_in(request)
-        values = dict(await ctx.form_items(request))
-        ctx.check_csrf(user, values)
-        return await run_in_threadpool(_delete, ctx, request, user, case_id, number, values)
+        return await _posted(ctx, request, _delete, case_id, number)
 
     return router
+
+
+def _opened(ctx: PageContext, request: Request, case_id: str, number: str) -> tuple[Any, Any]:
+    """The signed-in user and the visit ``number`` of the case (its read recorded), or the page that says why not."""
+    user = ctx.signed_in(request)
+    found = _visit(ctx, user, case_id, number)
+    if not isinstance(found, HTMLResponse):
+        ctx.record(request, "R", f"case {found[0].id} visit {found[1] + 1}")
+    return user, found
+
+
+async def _posted(ctx: PageContext, request: Request, write: Any, case_id: str, number: str) -> Response:
+    """A visit's form posted by the signed-in user, its CSRF token checked, handed to ``write`` off the event loop."""
+    user = ctx.signed_in(request)
+    values = dict(await ctx.form_items(request))
+    ctx.check_csrf(user, values)
+    return await run_in_threadpool(write, ctx, request, user, case_id, number, values)
 
 
 def _visit(ctx: PageContext, user: Any, case_id: str, number: str) -> tuple[CaseRow, int, dict[str, Any]] | HTMLResponse:
@@ -108,8 +115,6 @@ def _version(values: dict[str, str]) -> int:
 
 
 def _save(ctx: PageContext, request: Request, user: Any, case_id: str, number: str, values: dict[str, str]) -> Response:
-    from hipdx.store.records import StaleVersion
-
     found = _visit(ctx, user, case_id, number)
     if isinstance(found, HTMLResponse):
         return found
@@ -124,30 +129,29 @@ def _save(ctx: PageContext, request: Request, user: Any, case_id: str, number: s
             problems = [Problem(p.field.replace(f"visits.{index}", "visit", 1), p.reason) for p in err.problems] or [Problem("", err.message)]
     if problems:
         return _edit_page(ctx, user, row, index, forms.form_state(values, ctx.visit_widgets, problems), 422)
+    return _change(ctx, request, user, row, index, number, visit, values)
+
+
+def _delete(ctx: PageContext, request: Request, user: Any, case_id: str, number: str, values: dict[str, str]) -> Response:
+    found = _visit(ctx, user, case_id, number)
+    if isinstance(found, HTMLResponse):
+        return found
+    row, index, _ = found
+    return _change(ctx, request, user, row, index, number, None, values)
+
+
+def _change(ctx: PageContext, request: Request, user: Any, row: CaseRow, index: int, number: str,
+            visit: dict[str, Any] | None, values: dict[str, str]) -> Response:
+    """Store the corrected visit (None: delete it) if the case is still the version the form was opened on."""
+    from hipdx.store.records import StaleVersion
+
     try:
         saved = ctx.source.change_visit(row.id, index, visit, _version(values))
     except StaleVersion:
         return _stale(ctx, user, row)
     if saved is None:
         return ctx.not_found(f"Case {row.label} has no visit {number[:20]!r}.", f"/cases/{row.id}#visits", "the case", user)
-    ctx.record(request, "U", f"case {row.id} visit {index + 1}", 303)
-    return RedirectResponse(f"/cases/{row.id}#visits", status_code=303)
-
-
-def _delete(ctx: PageContext, request: Request, user: Any, case_id: str, number: str, values: dict[str, str]) -> Response:
-    from hipdx.store.records import StaleVersion
-
-    found = _visit(ctx, user, case_id, number)
-    if isinstance(found, HTMLResponse):
-        return found
-    row, index, _ = found
-    try:
-        saved = ctx.source.change_visit(row.id, index, None, _version(values))
-    except StaleVersion:
-        return _stale(ctx, user, row)
-    if saved is None:
-        return ctx.not_found(f"Case {row.label} has no visit {number[:20]!r}.", f"/cases/{row.id}#visits", "the case", user)
-    ctx.record(request, "D", f"case {row.id} visit {index + 1}", 303)
+    ctx.record(request, "U" if visit is not None else "D", f"case {row.id} visit {index + 1}", 303)
     return RedirectResponse(f"/cases/{row.id}#visits", status_code=303)
 
 
