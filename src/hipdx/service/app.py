@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,7 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from hipdx.errors import HipdxError, InputError, Problem
@@ -155,24 +156,7 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
         return claims
 
     if config.store is not None:
-        store = config.store
-
-        @app.middleware("http")
-        async def _audit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-            if not request.url.path.startswith("/cds-services") or request.method == "OPTIONS":
-                return await call_next(request)
-            start = time.perf_counter()
-            pending: list[dict[str, Any]] = []  # the token's jti, written with the call's record (hipdx.store.replay)
-            opened = PENDING_JTI.set(pending)
-            try:
-                response = await call_next(request)
-            except BaseException:
-                PENDING_JTI.reset(opened)
-                await _record(store, request, start, 500, pending)
-                raise
-            PENDING_JTI.reset(opened)
-            refused = await _record(store, request, start, response.status_code, pending)
-            return refused or response
+        app.add_middleware(AuditCalls, store=config.store)  # the outermost of ours: sees every answer, even a 500
 
     app.include_router(web_router(knowledge, config.today, config.cases, config.api, config.smart))  # the clinician's pages (hipdx.web)
 
@@ -272,6 +256,50 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
         return JSONResponse({})
 
     return app
+
+
+class AuditCalls:
+    """Records every CDS Hooks call (``/cds-services...``, not its CORS preflight) in the audit store.
+
+    Plain ASGI rather than Starlette's ``BaseHTTPMiddleware``, which runs the app in a task of
+    its own with memory streams between them on every request (about 0.5 ms of CPU, the no-op
+    endpoint's included). The call's answer is held until its record, with the token's ``jti``,
+    is committed (:func:`_record`): a replay refused at that commit is answered 401 instead.
+    """
+
+    def __init__(self, app: ASGIApp, store: AuditStore) -> None:
+        self.app, self.store = app, store
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/cds-services") or scope["method"] == "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        request = Request(scope)
+        pending: list[dict[str, Any]] = []  # the token's jti, written with the call's record (hipdx.store.replay)
+        held: list[Message] = []
+
+        async def hold(message: Message) -> None:
+            held.append(message)
+
+        opened = PENDING_JTI.set(pending)
+        try:
+            await self.app(scope, receive, hold)
+        except BaseException:
+            PENDING_JTI.reset(opened)
+            await _record(self.store, request, start, 500, pending)
+            raise
+        PENDING_JTI.reset(opened)
+        status = next((m["status"] for m in held if m["type"] == "http.response.start"), None)
+        if status is None:
+            await _record(self.store, request, start, 500, pending)
+            raise RuntimeError("no response returned")
+        refused = await _record(self.store, request, start, status, pending)
+        if refused is not None:
+            await refused(scope, receive, send)
+            return
+        for message in held:
+            await send(message)
 
 
 async def _record(
