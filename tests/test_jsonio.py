@@ -135,3 +135,24 @@ def test_the_quick_limits_check_never_passes_what_the_token_scan_refuses(pieces:
     text = "[" * nesting + "".join(pieces) + "]" * nesting
     if _plainly_within_limits(text):
         _check_tokens(text, "the input")  # raises InputError if the scan refuses it
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.sampled_from([*_PIECES, "\n", "\\\n", "\\\\", "]]", '"x"']), max_size=120))
+def test_the_quick_cut_of_strings_is_the_pattern_s_cut(pieces: list[str]) -> None:
+    """The split on quotes, when it applies, cuts out exactly what the string pattern cuts out."""
+    from hipdx.jsonio import _STRINGS, _outside_strings
+
+    text = "".join(pieces)
+    assert _outside_strings(text) == _STRINGS.sub("", text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([*_PIECES, "é", "\u2028", "[é", "\ud800"]), max_size=80), st.integers(0, 40))
+def test_the_quick_limits_check_agrees_with_the_scan_beyond_ascii(pieces: list[str], nesting: int) -> None:
+    """Characters beyond ASCII outside strings do not upset the bracket count (they go to the pattern)."""
+    from hipdx.jsonio import _check_tokens, _plainly_within_limits
+
+    text = "[" * nesting + "".join(pieces) + "]" * nesting
+    if _plainly_within_limits(text):
+        _check_tokens(text, "the input")

@@ -53,6 +53,7 @@ _TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]|[-+0-9.eE]{%d,}' % (MAX
 _STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _LONG_NUMBER = re.compile(r"[-+0-9.eE]{%d,}" % (MAX_NUMBER_CHARS + 1))
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_ONLY_BRACKETS = str.maketrans({chr(c): None for c in range(128) if chr(c) not in "[]{}"})
 _DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _MAYBE_SURROGATE = re.compile("[\ud800-\udfff]|\\\\u[dD][89a-fA-F]")
@@ -98,6 +99,18 @@ def _where(text: str, pos: int) -> str:
     return f"line {line}, column {column}"
 
 
+def _outside_strings(text: str) -> str:
+    """``text`` with its strings cut out, as ``_STRINGS.sub("", text)`` cuts them.
+
+    When no quote is escaped (no backslash before a quote), no backslash precedes a line
+    break (``_STRINGS``'s ``.`` does not cross one) and the quotes pair up, every quote opens or
+    closes a string, so the strings are the odd pieces of a split on quotes: the same cut, at
+    C speed (the pattern costs about 0.5 ms on a 30 kB chart of many short strings)."""
+    if text.count('"') % 2 == 0 and ("\\" not in text or ('\\"' not in text and "\\\n" not in text)):
+        return "".join(text.split('"')[0::2])
+    return _STRINGS.sub("", text)
+
+
 def _plainly_within_limits(text: str) -> bool:
     """True when ``text`` has no number too long and no nesting too deep, proved at C speed.
 
@@ -106,10 +119,12 @@ def _plainly_within_limits(text: str) -> bool:
     (cutting a string out can only join two runs, so a run found here may be a false alarm:
     the scan then decides), and the depth is the running sum of its brackets. False sends
     the document to :func:`_check_tokens`, which names the place."""
-    outside = _STRINGS.sub("", text)
+    outside = _outside_strings(text)
     if _LONG_NUMBER.search(outside):
         return False
-    brackets = _NOT_BRACKET.sub("", outside)
+    brackets = outside.translate(_ONLY_BRACKETS)  # every ASCII character but a bracket deleted, at C speed
+    if not brackets.isascii():  # a character beyond ASCII outside the strings (not JSON): the pattern removes it
+        brackets = _NOT_BRACKET.sub("", brackets)
     return not brackets or max(accumulate(map(_DEPTH_STEP.__getitem__, brackets))) <= MAX_DEPTH
 
 
@@ -197,6 +212,9 @@ def loads(text: str | bytes, what: str = "the input") -> Any:
     duplicated: dict[int, list[tuple[str, Any, Any]]] = {}
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        fast = dict(items)  # at C speed; a key given twice makes it shorter, and the loop below names it
+        if len(fast) == len(items):
+            return fast
         out: dict[str, Any] = {}
         for key, value in items:
             if key in out:

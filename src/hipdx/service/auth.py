@@ -126,9 +126,9 @@ class IssuerList:
         if not authorization or not authorization.startswith("Bearer "):
             raise Unauthorized("no bearer token")
         token = authorization[len("Bearer ") :].strip()
-        try:
-            header = jwt.get_unverified_header(token)
-            unverified = jwt.decode(token, options={"verify_signature": False})
+        try:  # one unverified parse for the header and the issuer; the signed decode below is the only check
+            parsed = jwt.decode_complete(token, options={"verify_signature": False})
+            header, unverified = parsed["header"], parsed["payload"]
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"not a JWT: {exc}") from None
         if header.get("alg") not in ALGORITHMS:
