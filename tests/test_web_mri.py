@@ -84,7 +84,7 @@ def upload(api: Api, case_id: str, token: str, files: list[tuple[str, bytes]] = 
 
 def test_a_phantom_upload_gives_measurements_slices_and_findings(api: Api, phantom: tuple[Any, list[Path]]) -> None:
     truth, paths = phantom
-    token = sign_in(api.client)
+    token = sign_in(api)
     case_id = stored_case(api)
     assert "Upload an MRI study" in api.client.get(f"/cases/{case_id}").text
     form = api.client.get(f"/cases/{case_id}/mri").text
@@ -187,7 +187,7 @@ def _bomb() -> bytes:
 ])
 def test_every_bad_upload_is_named(api: Api, phantom: tuple[Any, list[Path]], case: str, status: int, named: str) -> None:
     _, paths = phantom
-    token = sign_in(api.client)
+    token = sign_in(api)
     case_id = stored_case(api)
     dicom = paths[0].read_bytes()
     uploads: dict[str, dict[str, Any]] = {
@@ -214,7 +214,7 @@ def test_every_bad_upload_is_named(api: Api, phantom: tuple[Any, list[Path]], ca
 def test_damaged_pixels_end_in_words_not_a_5xx(api: Api, phantom: tuple[Any, list[Path]]) -> None:
     """DICOM whose pixel data is cut short: stored, then the analysis says what is wrong."""
     _, paths = phantom
-    token = sign_in(api.client)
+    token = sign_in(api)
     case_id = stored_case(api)
     damaged = []
     for path in paths:
@@ -238,7 +238,7 @@ def test_damaged_pixels_end_in_words_not_a_5xx(api: Api, phantom: tuple[Any, lis
 
 @pytest.mark.real_data
 def test_a_real_study_through_the_page(api: Api) -> None:
-    token = sign_in(api.client)
+    token = sign_in(api)
     case_id = stored_case(api)
     files = [(p.name, p.read_bytes()) for p in sorted(shared_data(REAL_SERIES).iterdir())]
     answer = upload(api, case_id, token, files=files)

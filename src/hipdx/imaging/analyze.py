@@ -38,7 +38,6 @@ from hipdx.imaging import partner as partner_module
 from hipdx.imaging.parameters import param, provenance_parameters
 from hipdx.imaging.partner import find_partner, find_partner_on_fluid
 from hipdx.imaging.series import Study
-from hipdx.imaging.to_case import case_with_mri  # noqa: F401  (re-exported: hipdx.web.mri imports it from here)
 from hipdx.imaging.results import (
     BandOut,
     EdemaOut,

@@ -110,7 +110,8 @@ class _MriPages:
                          legend=LEGEND, confirm_error=confirm_error, days=days)
 
     def add_findings(self, request: Request, user: Any, case_id: str, job_id: str, days: str) -> Response:
-        from hipdx.imaging.analyze import MriAnalysis, case_with_mri
+        from hipdx.imaging.results import MriAnalysis
+        from hipdx.imaging.to_case import case_with_mri
 
         row, refused = self.stored_case(user, case_id)
         if refused:
