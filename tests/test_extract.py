@@ -407,3 +407,13 @@ def test_any_text_gives_findings_the_case_model_accepts(words: list[str], modali
         assert text[item["span"][0] : item["span"][1]] == item["text"]
     used = {e["finding"] for e in x.evidence if e["used"]}
     assert set(x.findings) - {"subchondral_band_thickness_mm", "subchondral_band_length_mm", "collapse_depth_mm"} <= used
+
+
+def test_the_sclerotic_margin_of_a_lesion_is_not_subchondral_sclerosis() -> None:
+    """A wrong value is worse than a miss: the rim of a lytic lesion or cyst is the lesion's own."""
+    lesion = extract_findings("Well-defined lytic lesion with a thin sclerotic rim in the right femoral neck.", "radiograph", "right")
+    assert lesion.findings == {"focal_lesion": "present"}
+    cyst = extract_findings("Small cysts with sclerotic borders at the left head-neck junction.", "radiograph", "left")
+    assert "subchondral_sclerosis" not in cyst.findings
+    necrosis = extract_findings("Right femoral head: a sclerotic margin around the necrotic segment.", "radiograph", "right")
+    assert necrosis.findings == {"subchondral_sclerosis": "present"}  # the zone's margin in osteonecrosis still counts
