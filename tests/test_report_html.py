@@ -99,8 +99,12 @@ def test_a_report_without_the_case_leaves_the_patient_summary_out(kb: KnowledgeB
 def test_the_pdf_says_what_the_assessment_says(pregnancy_pdf: bytes, kb: KnowledgeBase) -> None:
     assert pregnancy_pdf.startswith(b"%PDF-")
     text = pdf_text(pregnancy_pdf)
+    leading = content_of("toh_pregnancy_34_weeks", kb).assessment.differential[0]
+    low, high = leading.range  # the leading condition's range, as the assessment gives it (not a copied figure)
+    assert leading.short == "TOH"
     for phrase in ("Now: URGENT: Hip pain with marrow edema in pregnancy or after delivery",
-                   "Red flags", "Differential", "TOH", "80-99%", "Why: each finding's likelihood ratio, for and against",
+                   "Red flags", "Differential", "TOH", f"{low * 100:.0f}-{high * 100:.0f}%",
+                   "Why: each finding's likelihood ratio, for and against",
                    "Stages", "ARCO 2019", "Plan", "Blocked by pregnant = yes", "Provenance", kb.digest, "page 1 of"):
         assert phrase in text, phrase
     assert text.count("supports a clinician's decision") == 1
