@@ -95,10 +95,7 @@ def _entry(router: APIRouter, ctx: PageContext) -> None:
     @router.post("/cases/entry", response_class=HTMLResponse)
     @ctx.guarded
     async def post_entry(request: Request) -> HTMLResponse:
-        user = ctx.signed_in(request)
-        items = await ctx.form_items(request)
-        values = dict(items)
-        ctx.check_csrf(user, values)
+        user, items, values = await ctx.posted(request)
         added = values.get("add_study")
         if added in Modality._value2member_map_:
             values[f"imaging.{next_study(values)}.modality"] = added
@@ -165,10 +162,7 @@ def _stored(router: APIRouter, ctx: PageContext) -> None:
     @router.post("/cases/save", response_class=HTMLResponse)
     @ctx.guarded
     async def save_case(request: Request) -> Response:
-        user = ctx.signed_in(request)
-        items = await ctx.form_items(request)
-        values = dict(items)
-        ctx.check_csrf(user, values)
+        user, items, values = await ctx.posted(request)
         case, state, assessment = ctx.evaluate(items)
         if not isinstance(ctx.source, StoredCases):
             return page("message.html", 405, user=user, title="Not saved", message="These cases are read-only (no database).",
@@ -187,9 +181,7 @@ def _stored(router: APIRouter, ctx: PageContext) -> None:
     @router.post("/cases/{case_id}/visits", response_class=HTMLResponse)
     @ctx.guarded
     async def add_visit(request: Request, case_id: str) -> Response:
-        user = ctx.signed_in(request)
-        values = dict(await ctx.form_items(request))
-        ctx.check_csrf(user, values)
+        user, _, values = await ctx.posted(request)
         row = ctx.source.get(case_id)
         if row is None or not isinstance(ctx.source, StoredCases):
             return ctx.not_found(f"There is no stored case {case_id!r}.", "/", "the case list", user)
@@ -238,10 +230,7 @@ def _assessment(router: APIRouter, ctx: PageContext) -> None:
     @router.post("/assessment", response_class=HTMLResponse)
     @ctx.guarded
     async def post_assessment(request: Request) -> HTMLResponse:
-        user = ctx.signed_in(request)
-        items = await ctx.form_items(request)
-        values = dict(items)
-        ctx.check_csrf(user, values)
+        user, items, values = await ctx.posted(request)
         case, state, assessment = ctx.evaluate(items)
         if assessment is None or case is None:
             return page("entry.html", 422, user=user, title="Case", **ctx.entry_context(values, state, None, None))

@@ -30,18 +30,14 @@ def routes(ctx: PageContext) -> APIRouter:
     @router.post("/fragments/pregnancy", response_class=HTMLResponse)
     @ctx.guarded
     async def pregnancy_fragment(request: Request) -> HTMLResponse:
-        user = ctx.signed_in(request)
-        values = dict(await ctx.form_items(request))
-        ctx.check_csrf(user, values)
+        user, _, values = await ctx.posted(request)
         section = next(s for s in ctx.sections if s.id == "pregnancy")
         return page("_pregnancy.html", user=user, section=section, state=forms.FormState(values), pregnancy_shown=forms.pregnancy_relevant(values))
 
     @router.post("/fragments/study", response_class=HTMLResponse)
     @ctx.guarded
     async def study_fragment(request: Request) -> HTMLResponse:
-        user = ctx.signed_in(request)
-        values = dict(await ctx.form_items(request))
-        ctx.check_csrf(user, values)
+        user, _, values = await ctx.posted(request)
         modality = values.get("add_study", "")
         if modality not in Modality._value2member_map_:
             return page("_message.html", 422, user=user, message=f"{modality[:40]!r} is not an imaging modality; choose radiograph, MRI, CT or bone scan.")

@@ -78,6 +78,14 @@ class _MriPages:
                                       f"/cases/{row.id}/mri", "the MRI upload")
         return found, None
 
+    def case_job(self, user: Any, case_id: str, job_id: str) -> tuple[Any, dict[str, Any] | None, HTMLResponse | None]:
+        """The stored case and its MRI job, or the page that says which is not there."""
+        row, refused = self.stored_case(user, case_id)
+        if refused:
+            return None, None, refused
+        job, refused = self.job_of(user, row, job_id)
+        return row, job, refused
+
     def tie(self, job_id: str, case_id: str) -> None:
         from hipdx.store import records
 
@@ -218,10 +226,7 @@ def _job_routes(router: APIRouter, m: _MriPages) -> None:
     @m.guarded
     def job_view(request: Request, case_id: str, job_id: str) -> HTMLResponse:
         user = m.signed_in(request)
-        row, refused = m.stored_case(user, case_id)
-        if refused:
-            return refused
-        job, refused = m.job_of(user, row, job_id)
+        row, job, refused = m.case_job(user, case_id, job_id)
         if refused:
             return refused
         m.record(request, "R", f"case {row.id} MRI {job_id}")
@@ -231,10 +236,7 @@ def _job_routes(router: APIRouter, m: _MriPages) -> None:
     @m.guarded
     def progress(request: Request, case_id: str, job_id: str) -> Response:
         user = m.signed_in(request)
-        row, refused = m.stored_case(user, case_id)
-        if refused:
-            return refused
-        job, refused = m.job_of(user, row, job_id)
+        row, job, refused = m.case_job(user, case_id, job_id)
         if refused:
             return refused
         if job["state"] in ("done", "failed"):
@@ -250,10 +252,7 @@ def _slice_routes(router: APIRouter, m: _MriPages) -> None:
     @m.guarded
     def viewer(request: Request, case_id: str, job_id: str, side: str) -> Response:
         user = m.signed_in(request)
-        row, refused = m.stored_case(user, case_id)
-        if refused:
-            return refused
-        job, refused = m.job_of(user, row, job_id)
+        row, job, refused = m.case_job(user, case_id, job_id)
         if refused:
             return refused
         hip = m.hips(job_id).get(side) if side in SIDES else None

@@ -79,9 +79,7 @@ def _opened(ctx: PageContext, request: Request, case_id: str, number: str) -> tu
 
 async def _posted(ctx: PageContext, request: Request, write: Any, case_id: str, number: str) -> Response:
     """A visit's form posted by the signed-in user, its CSRF token checked, handed to ``write`` off the event loop."""
-    user = ctx.signed_in(request)
-    values = dict(await ctx.form_items(request))
-    ctx.check_csrf(user, values)
+    user, _, values = await ctx.posted(request)
     return await run_in_threadpool(write, ctx, request, user, case_id, number, values)
 
 
