@@ -417,3 +417,28 @@ def test_the_sclerotic_margin_of_a_lesion_is_not_subchondral_sclerosis() -> None
     assert "subchondral_sclerosis" not in cyst.findings
     necrosis = extract_findings("Right femoral head: a sclerotic margin around the necrotic segment.", "radiograph", "right")
     assert necrosis.findings == {"subchondral_sclerosis": "present"}  # the zone's margin in osteonecrosis still counts
+
+
+# -- the known limits of rules version 2, fixed in round 3 (tests in other wording than the sets) --
+
+
+def test_an_unsided_hypothetical_or_uncertain_mention_is_listed_to_confirm_not_lost() -> None:
+    x = extract_findings("Study requested to exclude collapse. Query effusion.", "mri", "right")
+    assert x.findings == {}
+    assert {(c["finding"], c["status"], c["side"]) for c in x.to_confirm} == {
+        ("collapse", "hypothetical", "not stated"), ("effusion", "uncertain", "not stated")}
+    assert {c["reason"] for c in x.to_confirm} == {"the report does not say which hip"}
+
+
+def test_an_unsided_question_does_not_overrule_a_sided_answer() -> None:
+    x = extract_findings("Query collapse. Left femoral head: no collapse.", "mri", "left")
+    assert x.findings == {"collapse": "absent"} and x.to_confirm == []
+
+
+def test_a_doubted_fracture_without_a_site_asks_about_both_lines() -> None:
+    x = extract_findings("Left hip pain after a fall; assess for fracture.", "radiograph", "left")
+    assert x.findings == {}
+    assert confirm_names(x) == ["femoral_neck_fracture_line", "subchondral_fracture_line"]
+    # an affirmed fracture without a site is still read as the neck's (with the note saying so)
+    y = extract_findings("Left hip: acute fracture.", "radiograph", "left")
+    assert y.findings == {"femoral_neck_fracture_line": "present"}

@@ -39,6 +39,8 @@ STATUS = {
 _NORMAL_VALUES = {"absent", "normal", "preserved", "none"}
 #: findings that describe another (its extent, displacement, side): read only with it affirmed
 _ATTRIBUTES = frozenset({"edema_extent", "fracture_displaced", "femoral_neck_fracture_side"})
+#: the categories of a mention that is neither stated nor denied
+_DOUBT = frozenset({Category.uncertain, Category.historical, Category.hypothetical})
 
 
 @dataclass(eq=False)
@@ -139,11 +141,14 @@ def _route_fracture(rules: Rules, m: Mention, window: str, value: Any, negated: 
     clause = m.sentence.text
     neck = _has(rules, "fracture", "neck", window)
     head = _has(rules, "fracture", "head", window)
+    # a fracture without a site that is negated or only doubted ("r/o fracture") is about both lines;
+    # an affirmed one is read as the neck's, with a note
+    both = not neck and not head and (negated or m.category in _DOUBT)
     out: list[tuple[str, Any, str]] = []
     if neck or not head:
-        note = "" if neck or negated else "the fracture's site is not stated: read as the femoral neck"
+        note = "" if neck or both else "the fracture's site is not stated: read as the femoral neck"
         out.append(("femoral_neck_fracture_line", value, note))
-    if head or (not neck and negated):
+    if head or both:
         out.append(("subchondral_fracture_line", value, ""))
     if negated:
         return out
@@ -295,7 +300,9 @@ def resolve(rules: Rules, all_claims: list[Claim], modality: Modality, side: str
             sure = stated
         values = {_key(c.value) for c in sure}
         chosen_ids = {id(c) for c in sure}
-        others = [c for c in group if id(c) not in chosen_ids and c.side_stated and not c.confident and c.status != "implied"]
+        doubtful = [c for c in group if id(c) not in chosen_ids and not c.confident and c.status != "implied"]
+        others = [c for c in doubtful if c.side_stated]
+        unsided = [c for c in doubtful if not c.side_stated]  # "MRI to r/o fracture.": listed, never a finding
         if len(values) > 1 or (values and any(_key(c.value) not in values and c.status == "uncertain" for c in others)):
             for c in sure + [c for c in others if c.status == "uncertain"]:
                 confirm.append(_confirm(c, side, "the report states it in more than one way (conflicting)"))
@@ -307,11 +314,13 @@ def resolve(rules: Rules, all_claims: list[Claim], modality: Modality, side: str
                 evidence.append(evidence_item(c, True, side=side))
                 for number_field, number in c.numbers.items():
                     findings[number_field] = number
-            for c in others:
+            for c in others + unsided:
                 evidence.append(evidence_item(c, False, f"{c.status}; the finding is stated elsewhere"))
             continue
         for c in others:
             confirm.append(_confirm(c, side, _WHY[c.status]))
+        for c in unsided:
+            confirm.append(_confirm(c, side, "the report does not say which hip"))
     return _validated(findings, evidence, confirm)
 
 
