@@ -442,3 +442,21 @@ def test_a_doubted_fracture_without_a_site_asks_about_both_lines() -> None:
     # an affirmed fracture without a site is still read as the neck's (with the note saying so)
     y = extract_findings("Left hip: acute fracture.", "radiograph", "left")
     assert y.findings == {"femoral_neck_fracture_line": "present"}
+
+
+def test_each_member_of_a_list_is_routed_by_its_own_words() -> None:
+    # the SIF of the list does not make the stress fracture a line of the head
+    x = extract_findings("Right hip: negative for SIF or insufficiency fracture.", "mri", "right")
+    assert x.findings == {"subchondral_fracture_line": "absent", "femoral_neck_fracture_line": "absent"}
+    # a site word inside another finding's phrase ("subchondral collapse") is that finding's, not the fracture's
+    y = extract_findings("Left femoral head and neck: no fracture line and no subchondral collapse.", "mri", "left")
+    assert y.findings == {"subchondral_fracture_line": "absent", "femoral_neck_fracture_line": "absent", "collapse": "absent"}
+
+
+def test_a_negated_fracture_line_without_a_site_after_a_neck_phrase_is_the_necks() -> None:
+    x = extract_findings("Endosteal thickening of the left femoral neck, with no visible fracture line.", "mri", "left")
+    assert x.findings["femoral_neck_fracture_line"] == "absent"
+    assert "subchondral_fracture_line" not in x.findings
+    # after a head phrase, or with no site at all, it still denies both lines
+    y = extract_findings("Left femoral head: no fracture line.", "mri", "left")
+    assert y.findings == {"subchondral_fracture_line": "absent", "femoral_neck_fracture_line": "absent"}

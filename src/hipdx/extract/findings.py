@@ -91,13 +91,22 @@ def _expand(side: str) -> set[str]:
     return {"left", "right"} if side == "both" else {side}
 
 
-def _window(text: str, span: Span, sentence: Sentence) -> str:
-    """The words of the phrase around a mention: back to the previous stop word, on to the next."""
+def _window(span: Span, sentence: Sentence, others: list[Span]) -> str:
+    """The words of the phrase around a mention: back to the previous stop word, on to the next.
+
+    The words of the sentence's other target phrases are left out: in "no SIF or stress fracture"
+    the SIF is not the stress fracture's site, nor the "subchondral" of "subchondral collapse" a
+    fracture's.
+    """
+    chars = list(sentence.text)
+    for other in others:
+        chars[other.start - sentence.start : other.end - sentence.start] = " " * (other.end - other.start)
+    own = "".join(chars)
     rel_start, rel_end = span.start - sentence.start, span.end - sentence.start
-    before = sentence.text[:rel_start]
+    before = own[:rel_start]
     stops = list(_STOP.finditer(before))
     before = before[stops[-1].end() :] if stops else before
-    after = sentence.text[rel_end : rel_end + _WINDOW]
+    after = own[rel_end : rel_end + _WINDOW]
     stop = _STOP.search(after)
     after = after[: stop.start()] if stop else after
     return f"{before} {span.text} {after}"
@@ -144,6 +153,11 @@ def _route_fracture(rules: Rules, m: Mention, window: str, value: Any, negated: 
     # a fracture without a site that is negated or only doubted ("r/o fracture") is about both lines;
     # an affirmed one is read as the neck's, with a note
     both = not neck and not head and (negated or m.category in _DOUBT)
+    if both and negated:
+        # "femoral neck oedema without fracture line": the sentence's site before it, when it is the neck only
+        earlier = m.sentence.text[: m.span.start - m.sentence.start]
+        if _has(rules, "fracture", "neck", earlier) and not _has(rules, "fracture", "head", earlier):
+            neck, both = True, False
     out: list[tuple[str, Any, str]] = []
     if neck or not head:
         note = "" if neck or both else "the fracture's site is not stated: read as the femoral neck"
@@ -195,6 +209,9 @@ def claims(rules: Rules, text: str, mentions: list[Mention], sentences: list[Sen
         side_of_sentence[s.start] = carried
         if sides_by_sentence[s.start]:
             carried = sides_by_sentence[s.start][-1][1]
+    by_sentence: dict[int, list[Mention]] = {}
+    for m in mentions:
+        by_sentence.setdefault(m.sentence.start, []).append(m)
     out: list[Claim] = []
     unused: list[dict[str, Any]] = []
     for m in mentions:
@@ -220,7 +237,8 @@ def claims(rules: Rules, text: str, mentions: list[Mention], sentences: list[Sen
             else:
                 value = m.rule.negated_value
         route = ROUTES.get(m.rule.route or "")
-        routed = route(rules, m, _window(text, m.span, m.sentence), value, negated) if route else [(m.rule.finding, value, "")]
+        others = [o.span for o in by_sentence[m.sentence.start] if o is not m]
+        routed = route(rules, m, _window(m.span, m.sentence, others), value, negated) if route else [(m.rule.finding, value, "")]
         for finding, routed_value, note in routed:
             if not finding:
                 unused.append(_unused(m, side, status, trigger, note))
