@@ -62,14 +62,43 @@ class Claim:
         return self.status in ("affirmed", "negated")
 
 
-def _sides_in(rules: Rules, sentence: Sentence) -> list[tuple[int, str]]:
+_OPPOSITE = {"left": "right", "right": "left"}
+
+
+def _sides_in(rules: Rules, sentence: Sentence, carried: str | None) -> list[tuple[int, str]]:
+    """The sides a sentence names, in order; "contralateral" is the other side than the one named last."""
     found = []
     for side, pattern in rules.side_patterns.items():
         for m in pattern.finditer(sentence.text):
-            found.append((sentence.start + m.start(), side))
-    found.sort()
-    # "both hips" also matches "both": keep one mention per position
-    return [f for i, f in enumerate(found) if i == 0 or f[0] != found[i - 1][0]]
+            found.append((sentence.start + m.start(), sentence.start + m.end(), side))
+    found.sort(key=lambda f: (f[0], -f[1], f[2]))
+    out: list[tuple[int, str]] = []
+    covered = -1  # "both hips" also matches "both", "R>L" also "R" and "L": keep the longest
+    last = carried
+    for start, end, side in found:
+        if start < covered:
+            continue
+        covered = end
+        if side == "contralateral":
+            if last not in _OPPOSITE:
+                continue  # no side named before it: it says nothing
+            side = _OPPOSITE[last]
+        out.append((start, side))
+        last = side
+    return out
+
+
+def _sentence_sides(rules: Rules, sentences: list[Sentence]) -> tuple[dict[int, list[tuple[int, str]]], dict[int, str | None]]:
+    """The sides each sentence names, and the side carried into it from the sentences before (a heading)."""
+    sides_by_sentence: dict[int, list[tuple[int, str]]] = {}
+    side_of_sentence: dict[int, str | None] = {}
+    carried: str | None = None
+    for s in sentences:
+        side_of_sentence[s.start] = carried
+        sides_by_sentence[s.start] = _sides_in(rules, s, carried)
+        if sides_by_sentence[s.start]:
+            carried = sides_by_sentence[s.start][-1][1]
+    return sides_by_sentence, side_of_sentence
 
 
 def _side_for(span: Span, sentence: Sentence, mentions: list[tuple[int, str]]) -> str | None:
@@ -202,13 +231,7 @@ def _numbers(rules: Rules, m: Mention) -> dict[str, float]:
 
 def claims(rules: Rules, text: str, mentions: list[Mention], sentences: list[Sentence]) -> tuple[list[Claim], list[dict[str, Any]]]:
     """The claims of every mention, and the mentions that make none (impressions, exclusions, other bones)."""
-    sides_by_sentence = {s.start: _sides_in(rules, s) for s in sentences}
-    carried: str | None = None
-    side_of_sentence = {}
-    for s in sentences:
-        side_of_sentence[s.start] = carried
-        if sides_by_sentence[s.start]:
-            carried = sides_by_sentence[s.start][-1][1]
+    sides_by_sentence, side_of_sentence = _sentence_sides(rules, sentences)
     by_sentence: dict[int, list[Mention]] = {}
     for m in mentions:
         by_sentence.setdefault(m.sentence.start, []).append(m)
