@@ -503,3 +503,10 @@ def test_round_3_wording(text: str, modality: str, side: str, findings: dict[str
 def test_contralateral_with_no_side_named_before_it_says_nothing() -> None:
     x = extract_findings("Contralateral hip effusion.", "mri", "left")
     assert x.findings == {} and confirm_names(x) == ["effusion"]
+
+
+def test_a_neck_fracture_width_is_read_as_a_percentage_but_a_bound_is_not() -> None:
+    x = extract_findings("Incomplete fracture line of the left femoral neck involving about 25% of the neck.", "mri", "left")
+    assert x.findings == {"femoral_neck_fracture_line": "present", "femoral_neck_fracture_width_percent": 25.0}
+    y = extract_findings("Left femoral neck fracture line over 50% of the neck width.", "mri", "left")
+    assert y.findings == {"femoral_neck_fracture_line": "present"}
