@@ -473,6 +473,9 @@ def test_a_negated_fracture_line_without_a_site_after_a_neck_phrase_is_the_necks
         # "partially resolved" leaves the finding present (it was read as absent)
         ("Right femoral neck BME, partially resolved.", "mri", "right", {"edema": "present", "edema_extent": "femoral_neck"}),
         ("Left femoral head edema is not completely resolved.", "mri", "left", {"edema": "present", "edema_extent": "femoral_head"}),
+        ("Near-complete resolution of the right acetabular oedema.", "mri", "right", {"acetabular_edema": "present"}),
+        ("The left hip effusion has almost completely resolved.", "mri", "left", {"effusion": "present"}),
+        ("Complete resolution of the right hip effusion.", "mri", "right", {"effusion": "absent"}),
         # the contralateral / other hip is the other side than the one named last
         ("Left hip: small joint effusion. The other hip is unremarkable.", "mri", "right", {"edema": "absent"}),
         ("Left hip: small joint effusion. The other hip is unremarkable.", "mri", "left", {"effusion": "present"}),
