@@ -451,6 +451,9 @@ def test_each_member_of_a_list_is_routed_by_its_own_words() -> None:
     # a site word inside another finding's phrase ("subchondral collapse") is that finding's, not the fracture's
     y = extract_findings("Left femoral head and neck: no fracture line and no subchondral collapse.", "mri", "left")
     assert y.findings == {"subchondral_fracture_line": "absent", "femoral_neck_fracture_line": "absent", "collapse": "absent"}
+    # but an adjective before a list of findings is shared by them
+    z = extract_findings("Right hip: subchondral sclerosis and fracture.", "ct", "right")
+    assert z.findings == {"subchondral_sclerosis": "present", "subchondral_fracture_line": "present"}
 
 
 def test_a_negated_fracture_line_without_a_site_after_a_neck_phrase_is_the_necks() -> None:
@@ -513,3 +516,12 @@ def test_a_neck_fracture_width_is_read_as_a_percentage_but_a_bound_is_not() -> N
     assert x.findings == {"femoral_neck_fracture_line": "present", "femoral_neck_fracture_width_percent": 25.0}
     y = extract_findings("Left femoral neck fracture line over 50% of the neck width.", "mri", "left")
     assert y.findings == {"femoral_neck_fracture_line": "present"}
+
+
+def test_rule_out_asks_but_rules_out_denies() -> None:
+    """medspaCy's ConText rules: "rule out" is possible existence, "rules out" / "ruled out" negation
+    ("Rule out fracture" was read as both fracture lines absent)."""
+    x = extract_findings("Rule out fracture of the right hip.", "radiograph", "right")
+    assert x.findings == {} and confirm_names(x) == ["femoral_neck_fracture_line", "subchondral_fracture_line"]
+    y = extract_findings("MRI rules out a fracture of the right femoral neck.", "mri", "right")
+    assert y.findings == {"femoral_neck_fracture_line": "absent"}

@@ -123,9 +123,9 @@ def _expand(side: str) -> set[str]:
 def _window(span: Span, sentence: Sentence, others: list[Span]) -> str:
     """The words of the phrase around a mention: back to the previous stop word, on to the next.
 
-    The words of the sentence's other target phrases are left out: in "no SIF or stress fracture"
-    the SIF is not the stress fracture's site, nor the "subchondral" of "subchondral collapse" a
-    fracture's.
+    The words of ``others`` (other target phrases of the sentence) are left out: in "no SIF or
+    stress fracture" the SIF is not the stress fracture's site, nor the "subchondral" of a later
+    "subchondral collapse" a fracture's.
     """
     chars = list(sentence.text)
     for other in others:
@@ -260,7 +260,11 @@ def claims(rules: Rules, text: str, mentions: list[Mention], sentences: list[Sen
             else:
                 value = m.rule.negated_value
         route = ROUTES.get(m.rule.route or "")
-        others = [o.span for o in by_sentence[m.sentence.start] if o is not m]
+        # another member of a list of the same finding has its own site ("SIF or stress fracture"), and so
+        # has a later phrase of another finding ("no fracture line or subchondral collapse"); an earlier
+        # one's adjective may be shared ("subchondral sclerosis and fracture")
+        others = [o.span for o in by_sentence[m.sentence.start]
+                  if o is not m and (o.rule.finding == m.rule.finding or o.span.start >= m.span.end)]
         routed = route(rules, m, _window(m.span, m.sentence, others), value, negated) if route else [(m.rule.finding, value, "")]
         for finding, routed_value, note in routed:
             if not finding:
