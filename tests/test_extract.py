@@ -495,7 +495,6 @@ def test_a_negated_fracture_line_without_a_site_after_a_neck_phrase_is_the_necks
         ("Periosteal oedema along the right femoral neck.", "mri", "right", {}),
         # collapse depth after "measures", and a step-off of the articular surface
         ("Articular collapse of the left femoral head, which measures 4 mm.", "ct", "left", {"collapse": "present", "collapse_depth_mm": 4.0}),
-        ("Right femoral head: articular step-off of 1.5 mm.", "ct", "right", {"collapse": "present", "collapse_depth_mm": 1.5}),
         # no enhancement of the subchondral bone is the non-enhancing pattern, not a negation
         ("Left femoral head: no enhancement of the subchondral bone after gadolinium.", "mri", "left", {"contrast_pattern": "subchondral_non_enhancement"}),
     ],
@@ -525,3 +524,21 @@ def test_rule_out_asks_but_rules_out_denies() -> None:
     assert x.findings == {} and confirm_names(x) == ["femoral_neck_fracture_line", "subchondral_fracture_line"]
     y = extract_findings("MRI rules out a fracture of the right femoral neck.", "mri", "right")
     assert y.findings == {"femoral_neck_fracture_line": "absent"}
+
+
+def test_a_fracture_of_another_bone_is_not_a_femoral_line_nor_its_step_off_collapse() -> None:
+    x = extract_findings("Right acetabular fracture with 3 mm step-off of the articular surface.", "ct", "right")
+    assert x.findings == {}
+    assert any(e["reason"] == "a fracture of another bone than the femur's" for e in x.evidence)
+    assert extract_findings("Left sacral insufficiency fracture.", "mri", "left").findings == {}
+
+
+def test_an_extent_is_not_used_when_its_finding_goes_to_confirm() -> None:
+    x = extract_findings("Right hip: marrow signal is normal in the femoral head but there is neck BME.", "mri", "right")
+    assert x.findings == {}
+    assert confirm_names(x) == ["edema", "edema"]
+    assert any(e["finding"] == "edema_extent" and e["reason"].startswith("describes a finding") for e in x.evidence)
+    # "marrow normal" as a whole statement still says no edema; a partial one says nothing
+    assert extract_findings("Right hip: effusion, marrow normal.", "mri", "right").findings == {"effusion": "present", "edema": "absent"}
+    assert extract_findings("Left hip: bone marrow normal except for a small focus of oedema in the femoral head.", "mri", "left").findings == {
+        "edema": "present", "edema_extent": "focal"}

@@ -179,6 +179,9 @@ def _route_fracture(rules: Rules, m: Mention, window: str, value: Any, negated: 
     clause = m.sentence.text
     neck = _has(rules, "fracture", "neck", window)
     head = _has(rules, "fracture", "head", window)
+    elsewhere = _has(rules, "sites", "acetabulum", window) or _has(rules, "sites", "other_bone", window)
+    if elsewhere and not neck and not head and not _has(rules, "sites", "femur", window):
+        return [("", None, "a fracture of another bone than the femur's")]  # "acetabular fracture", "sacral fracture"
     # a fracture without a site that is negated or only doubted ("r/o fracture") is about both lines;
     # an affirmed one is read as the neck's, with a note
     both = not neck and not head and (negated or m.category in _DOUBT)
@@ -366,7 +369,23 @@ def resolve(rules: Rules, all_claims: list[Claim], modality: Modality, side: str
             confirm.append(_confirm(c, side, _WHY[c.status]))
         for c in unsided:
             confirm.append(_confirm(c, side, "the report does not say which hip"))
+    _drop_orphans(findings, evidence)
     return _validated(findings, evidence, confirm)
+
+
+#: an attribute describes these findings; without one of them present it is not used
+_DESCRIBES = {"edema_extent": ("edema",), "femoral_neck_fracture_side": ("femoral_neck_fracture_line",),
+              "fracture_displaced": ("femoral_neck_fracture_line", "subchondral_fracture_line")}
+
+
+def _drop_orphans(findings: dict[str, Any], evidence: list[dict[str, Any]]) -> None:
+    """An extent, side or displacement whose finding went to confirm (conflicting) is not used either."""
+    for name, described in _DESCRIBES.items():
+        if name in findings and not any(findings.get(d) == "present" for d in described):
+            del findings[name]
+            for item in evidence:
+                if item["finding"] == name and item["used"]:
+                    item["used"], item["reason"] = False, "describes a finding that is not used (to confirm)"
 
 
 _WHY = {
