@@ -1,5 +1,5 @@
 """``hipdx db user-add``, ``users``, ``user-role``, ``user-disable``, ``user-enable``,
-``user-password``, ``demo-user`` and ``audit-export``: the service's users and its audit trail,
+``user-password``, ``demo-user``, ``audit-export`` and ``audit-prune-sign-ins``: the service's users and its audit trail,
 from the command line (registered on ``hipdx db`` by ``cli_service``). Every change of a user is
 recorded in the access audit as done by ``os:<the system user>`` through ``CLI``."""
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import json
+import os
 import secrets
 import sys
 from enum import Enum
@@ -110,6 +111,68 @@ def audit_export_command(
     typer.echo(f"wrote {bundle['total']} AuditEvents to {out}")
 
 
+def audit_prune_sign_ins_command(
+    older_than_days: Annotated[int, typer.Option("--older-than-days", min=1, metavar="DAYS",
+                                                 help="Remove the sign-in attempts older than this many days (the site's retention).")],
+    archive: Annotated[Path, typer.Option("--archive", metavar="FILE",
+                                          help="Write them here first, as FHIR AuditEvents, one per line (NDJSON; a new file).")],
+    database_url: DatabaseOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Archive, then delete, the sign-in attempts older than a retention period: the archive is on disk before any row goes, only archived rows go, the prune is audited."""
+    from hipdx.output import check_outputs, write_file
+    from hipdx.service.api.auditevent import signin_auditevent
+    from hipdx.store import signin
+    from hipdx.store.records import record_access
+
+    check_outputs({"--archive": archive}, force=False)
+    now = dt.datetime.now(dt.timezone.utc)
+    before = now - dt.timedelta(days=older_than_days)
+    engine = _engine(database_url, data_dir)
+    found: dict[str, list[tuple[int, int]]] = {}
+
+    def write(temporary: Path) -> None:
+        with temporary.open("w", encoding="utf-8") as out:
+            found["ranges"] = signin.archive_before(
+                engine, before, lambda row: out.write(json.dumps(signin_auditevent(row), separators=(",", ":")) + "\n"))
+            out.flush()
+            os.fsync(out.fileno())
+
+    try:
+        write_file(archive, write, option="--archive", force=False)
+        _sync_folder(archive.parent)
+        archived = sum(last - first + 1 for first, last in found["ranges"])
+        deleted = signin.delete_archived(engine, before, found["ranges"], now)
+        record_access(engine, {"username": _system_user()[:100], "role": None, "action": "D",
+                               "what": f"SignInAttempt: {deleted} before {before:%Y-%m-%dT%H:%MZ}"[:100], "method": "CLI",
+                               "path": "hipdx db audit-prune-sign-ins", "status_code": 200, "source_address": None})
+    finally:
+        engine.dispose()
+    typer.echo(f"archived {archived} sign-in attempts older than {before:%Y-%m-%d %H:%M} UTC to {archive}; "
+               f"deleted {deleted} from the database")
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a new file's name durable (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
+
+
+def _system_user() -> str:
+    try:
+        return f"os:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "os:unknown"
+
+
 def _read_password(password_stdin: bool) -> str:
     if password_stdin:
         return sys.stdin.readline().rstrip("\n")
@@ -137,11 +200,7 @@ def _change(command: str, username: str, database_url: str | None, data_dir: Pat
 
 
 def _record_change(record_access, engine, command: str, username: str, status: int) -> None:  # type: ignore[no-untyped-def]
-    try:
-        who = f"os:{getpass.getuser()}"
-    except (KeyError, OSError):
-        who = "os:unknown"
-    record_access(engine, {"username": who[:100], "role": None, "action": "U", "what": f"User/{username}"[:100],
+    record_access(engine, {"username": _system_user()[:100], "role": None, "action": "U", "what": f"User/{username}"[:100],
                            "method": "CLI", "path": f"hipdx db {command}", "status_code": status, "source_address": None})
 
 

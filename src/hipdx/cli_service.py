@@ -174,7 +174,8 @@ def _register() -> None:
     for name, command in (("user-add", cli_db.user_add_command), ("users", cli_db.users_command),
                           ("user-role", cli_db.user_role_command), ("user-disable", cli_db.user_disable_command),
                           ("user-enable", cli_db.user_enable_command), ("user-password", cli_db.user_password_command),
-                          ("demo-user", cli_db.demo_user_command), ("audit-export", cli_db.audit_export_command)):
+                          ("demo-user", cli_db.demo_user_command), ("audit-export", cli_db.audit_export_command),
+                          ("audit-prune-sign-ins", cli_db.audit_prune_sign_ins_command)):
         db_app.command(name, cls=ReportingCommand, epilog=SUPPORTS)(command)
 
 

@@ -39,6 +39,8 @@ STATUS = {
 _NORMAL_VALUES = {"absent", "normal", "preserved", "none"}
 #: findings that describe another (its extent, displacement, side): read only with it affirmed
 _ATTRIBUTES = frozenset({"edema_extent", "fracture_displaced", "femoral_neck_fracture_side"})
+#: the categories of a mention that is neither stated nor denied
+_DOUBT = frozenset({Category.uncertain, Category.historical, Category.hypothetical})
 
 
 @dataclass(eq=False)
@@ -60,14 +62,43 @@ class Claim:
         return self.status in ("affirmed", "negated")
 
 
-def _sides_in(rules: Rules, sentence: Sentence) -> list[tuple[int, str]]:
+_OPPOSITE = {"left": "right", "right": "left"}
+
+
+def _sides_in(rules: Rules, sentence: Sentence, carried: str | None) -> list[tuple[int, str]]:
+    """The sides a sentence names, in order; "contralateral" is the other side than the one named last."""
     found = []
     for side, pattern in rules.side_patterns.items():
         for m in pattern.finditer(sentence.text):
-            found.append((sentence.start + m.start(), side))
-    found.sort()
-    # "both hips" also matches "both": keep one mention per position
-    return [f for i, f in enumerate(found) if i == 0 or f[0] != found[i - 1][0]]
+            found.append((sentence.start + m.start(), sentence.start + m.end(), side))
+    found.sort(key=lambda f: (f[0], -f[1], f[2]))
+    out: list[tuple[int, str]] = []
+    covered = -1  # "both hips" also matches "both", "R>L" also "R" and "L": keep the longest
+    last = carried
+    for start, end, side in found:
+        if start < covered:
+            continue
+        covered = end
+        if side == "contralateral":
+            if last not in _OPPOSITE:
+                continue  # no side named before it: it says nothing
+            side = _OPPOSITE[last]
+        out.append((start, side))
+        last = side
+    return out
+
+
+def _sentence_sides(rules: Rules, sentences: list[Sentence]) -> tuple[dict[int, list[tuple[int, str]]], dict[int, str | None]]:
+    """The sides each sentence names, and the side carried into it from the sentences before (a heading)."""
+    sides_by_sentence: dict[int, list[tuple[int, str]]] = {}
+    side_of_sentence: dict[int, str | None] = {}
+    carried: str | None = None
+    for s in sentences:
+        side_of_sentence[s.start] = carried
+        sides_by_sentence[s.start] = _sides_in(rules, s, carried)
+        if sides_by_sentence[s.start]:
+            carried = sides_by_sentence[s.start][-1][1]
+    return sides_by_sentence, side_of_sentence
 
 
 def _side_for(span: Span, sentence: Sentence, mentions: list[tuple[int, str]]) -> str | None:
@@ -89,13 +120,22 @@ def _expand(side: str) -> set[str]:
     return {"left", "right"} if side == "both" else {side}
 
 
-def _window(text: str, span: Span, sentence: Sentence) -> str:
-    """The words of the phrase around a mention: back to the previous stop word, on to the next."""
+def _window(span: Span, sentence: Sentence, others: list[Span]) -> str:
+    """The words of the phrase around a mention: back to the previous stop word, on to the next.
+
+    The words of ``others`` (other target phrases of the sentence) are left out: in "no SIF or
+    stress fracture" the SIF is not the stress fracture's site, nor the "subchondral" of a later
+    "subchondral collapse" a fracture's.
+    """
+    chars = list(sentence.text)
+    for other in others:
+        chars[other.start - sentence.start : other.end - sentence.start] = " " * (other.end - other.start)
+    own = "".join(chars)
     rel_start, rel_end = span.start - sentence.start, span.end - sentence.start
-    before = sentence.text[:rel_start]
+    before = own[:rel_start]
     stops = list(_STOP.finditer(before))
     before = before[stops[-1].end() :] if stops else before
-    after = sentence.text[rel_end : rel_end + _WINDOW]
+    after = own[rel_end : rel_end + _WINDOW]
     stop = _STOP.search(after)
     after = after[: stop.start()] if stop else after
     return f"{before} {span.text} {after}"
@@ -139,11 +179,22 @@ def _route_fracture(rules: Rules, m: Mention, window: str, value: Any, negated: 
     clause = m.sentence.text
     neck = _has(rules, "fracture", "neck", window)
     head = _has(rules, "fracture", "head", window)
+    elsewhere = _has(rules, "sites", "acetabulum", window) or _has(rules, "sites", "other_bone", window)
+    if elsewhere and not neck and not head and not _has(rules, "sites", "femur", window):
+        return [("", None, "a fracture of another bone than the femur's")]  # "acetabular fracture", "sacral fracture"
+    # a fracture without a site that is negated or only doubted ("r/o fracture") is about both lines;
+    # an affirmed one is read as the neck's, with a note
+    both = not neck and not head and (negated or m.category in _DOUBT)
+    if both and negated:
+        # "femoral neck oedema without fracture line": the sentence's site before it, when it is the neck only
+        earlier = m.sentence.text[: m.span.start - m.sentence.start]
+        if _has(rules, "fracture", "neck", earlier) and not _has(rules, "fracture", "head", earlier):
+            neck, both = True, False
     out: list[tuple[str, Any, str]] = []
     if neck or not head:
-        note = "" if neck or negated else "the fracture's site is not stated: read as the femoral neck"
+        note = "" if neck or both else "the fracture's site is not stated: read as the femoral neck"
         out.append(("femoral_neck_fracture_line", value, note))
-    if head or (not neck and negated):
+    if head or both:
         out.append(("subchondral_fracture_line", value, ""))
     if negated:
         return out
@@ -183,13 +234,10 @@ def _numbers(rules: Rules, m: Mention) -> dict[str, float]:
 
 def claims(rules: Rules, text: str, mentions: list[Mention], sentences: list[Sentence]) -> tuple[list[Claim], list[dict[str, Any]]]:
     """The claims of every mention, and the mentions that make none (impressions, exclusions, other bones)."""
-    sides_by_sentence = {s.start: _sides_in(rules, s) for s in sentences}
-    carried: str | None = None
-    side_of_sentence = {}
-    for s in sentences:
-        side_of_sentence[s.start] = carried
-        if sides_by_sentence[s.start]:
-            carried = sides_by_sentence[s.start][-1][1]
+    sides_by_sentence, side_of_sentence = _sentence_sides(rules, sentences)
+    by_sentence: dict[int, list[Mention]] = {}
+    for m in mentions:
+        by_sentence.setdefault(m.sentence.start, []).append(m)
     out: list[Claim] = []
     unused: list[dict[str, Any]] = []
     for m in mentions:
@@ -215,7 +263,12 @@ def claims(rules: Rules, text: str, mentions: list[Mention], sentences: list[Sen
             else:
                 value = m.rule.negated_value
         route = ROUTES.get(m.rule.route or "")
-        routed = route(rules, m, _window(text, m.span, m.sentence), value, negated) if route else [(m.rule.finding, value, "")]
+        # another member of a list of the same finding has its own site ("SIF or stress fracture"), and so
+        # has a later phrase of another finding ("no fracture line or subchondral collapse"); an earlier
+        # one's adjective may be shared ("subchondral sclerosis and fracture")
+        others = [o.span for o in by_sentence[m.sentence.start]
+                  if o is not m and (o.rule.finding == m.rule.finding or o.span.start >= m.span.end)]
+        routed = route(rules, m, _window(m.span, m.sentence, others), value, negated) if route else [(m.rule.finding, value, "")]
         for finding, routed_value, note in routed:
             if not finding:
                 unused.append(_unused(m, side, status, trigger, note))
@@ -295,7 +348,9 @@ def resolve(rules: Rules, all_claims: list[Claim], modality: Modality, side: str
             sure = stated
         values = {_key(c.value) for c in sure}
         chosen_ids = {id(c) for c in sure}
-        others = [c for c in group if id(c) not in chosen_ids and c.side_stated and not c.confident and c.status != "implied"]
+        doubtful = [c for c in group if id(c) not in chosen_ids and not c.confident and c.status != "implied"]
+        others = [c for c in doubtful if c.side_stated]
+        unsided = [c for c in doubtful if not c.side_stated]  # "MRI to r/o fracture.": listed, never a finding
         if len(values) > 1 or (values and any(_key(c.value) not in values and c.status == "uncertain" for c in others)):
             for c in sure + [c for c in others if c.status == "uncertain"]:
                 confirm.append(_confirm(c, side, "the report states it in more than one way (conflicting)"))
@@ -307,12 +362,30 @@ def resolve(rules: Rules, all_claims: list[Claim], modality: Modality, side: str
                 evidence.append(evidence_item(c, True, side=side))
                 for number_field, number in c.numbers.items():
                     findings[number_field] = number
-            for c in others:
+            for c in others + unsided:
                 evidence.append(evidence_item(c, False, f"{c.status}; the finding is stated elsewhere"))
             continue
         for c in others:
             confirm.append(_confirm(c, side, _WHY[c.status]))
+        for c in unsided:
+            confirm.append(_confirm(c, side, "the report does not say which hip"))
+    _drop_orphans(findings, evidence)
     return _validated(findings, evidence, confirm)
+
+
+#: an attribute describes these findings; without one of them present it is not used
+_DESCRIBES = {"edema_extent": ("edema",), "femoral_neck_fracture_side": ("femoral_neck_fracture_line",),
+              "fracture_displaced": ("femoral_neck_fracture_line", "subchondral_fracture_line")}
+
+
+def _drop_orphans(findings: dict[str, Any], evidence: list[dict[str, Any]]) -> None:
+    """An extent, side or displacement whose finding went to confirm (conflicting) is not used either."""
+    for name, described in _DESCRIBES.items():
+        if name in findings and not any(findings.get(d) == "present" for d in described):
+            del findings[name]
+            for item in evidence:
+                if item["finding"] == name and item["used"]:
+                    item["used"], item["reason"] = False, "describes a finding that is not used (to confirm)"
 
 
 _WHY = {

@@ -76,7 +76,7 @@ class TargetsFile(_Data):
     targets: list[TargetRule]
     normal_implies: dict[Modality, dict[str, str]]
     numbers: dict[str, NumberRule]
-    sides: dict[Literal["left", "right", "both"], list[str]]
+    sides: dict[Literal["left", "right", "both", "contralateral"], list[str]]  # contralateral: the other side than the one named last
     sites: dict[Literal["acetabulum", "femur", "other_bone"], list[str]]
     extent: dict[Literal["intertrochanteric", "head", "neck", "focal"], list[str]]
     fracture: dict[Literal["neck", "head", "displaced", "not_displaced", "compression", "tension"], list[str]]

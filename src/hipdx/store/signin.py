@@ -12,15 +12,23 @@ being checked until the oldest of those refusals leaves the window (429 with ``R
 The address limit is higher because one hospital proxy or NAT may carry many users. Two
 attempts racing on two workers may both be checked: the limit holds to within the number of
 workers. A ``throttled`` refusal is recorded but not counted (it would extend the lock forever).
+
+Retention: the attempts are audit records (exported as FHIR AuditEvents with the rest of the
+trail), so hipdx never deletes them on its own. A site that bounds the table runs
+``hipdx db audit-prune-sign-ins`` (its policy: how old, how often): :func:`archive_before` writes
+every attempt older than a cutoff to an archive first, then :func:`delete_archived` deletes
+exactly the rows archived; a cutoff inside the throttle's window is refused.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, or_, select
 from sqlalchemy.orm import Session
 
+from hipdx.errors import InputError
 from hipdx.store.tables import SignInAttempt
 
 WINDOW = dt.timedelta(minutes=15)
@@ -77,3 +85,49 @@ def attempts(engine: Engine, since: dt.datetime | None = None, limit: int = 1000
         query = query.where(SignInAttempt.attempted_at >= since)
     with Session(engine, expire_on_commit=False) as session:
         return list(session.scalars(query.order_by(SignInAttempt.id.desc()).limit(limit)))
+
+
+def archive_before(engine: Engine, before: dt.datetime, write: Callable[[SignInAttempt], None],
+                   batch: int = 1000) -> list[tuple[int, int]]:
+    """Pass every attempt older than ``before`` to ``write``, oldest first; the id ranges passed.
+
+    Read in batches by id (any size of table); each returned range ``(first, last)`` holds only
+    ids that were passed, so deleting those ranges deletes nothing that was not archived.
+    """
+    ranges: list[tuple[int, int]] = []
+    last_id = 0
+    while True:
+        with Session(engine, expire_on_commit=False) as session:
+            rows = list(session.scalars(select(SignInAttempt).where(
+                SignInAttempt.attempted_at < before, SignInAttempt.id > last_id).order_by(SignInAttempt.id).limit(batch)))
+        if not rows:
+            return ranges
+        for row in rows:
+            write(row)
+            if ranges and ranges[-1][1] == row.id - 1:
+                ranges[-1] = (ranges[-1][0], row.id)
+            else:
+                ranges.append((row.id, row.id))
+        last_id = rows[-1].id
+
+
+def delete_archived(engine: Engine, before: dt.datetime, ranges: list[tuple[int, int]], now: dt.datetime) -> int:
+    """Delete the attempts of ``ranges`` (from :func:`archive_before`) older than ``before``, in one transaction.
+
+    Raises
+    ------
+    InputError
+        ``before`` is inside the throttle's window (the throttle counts those rows).
+    """
+    if before > now - WINDOW:
+        raise InputError(f"sign-in attempts newer than {int(WINDOW.total_seconds() // 60)} minutes are the throttle's: "
+                         "give an older cutoff")
+    deleted = 0
+    with Session(engine) as session, session.begin():
+        for i in range(0, len(ranges), 200):
+            chunk = ranges[i: i + 200]
+            result = session.execute(delete(SignInAttempt).where(
+                SignInAttempt.attempted_at < before,
+                or_(*(SignInAttempt.id.between(first, last) for first, last in chunk))))
+            deleted += result.rowcount  # type: ignore[attr-defined]
+    return deleted
