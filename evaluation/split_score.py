@@ -1,11 +1,12 @@
-"""Score hipdx on the fixed splits of the project's vignettes (evaluation/split.json, -2, -3).
+"""Score hipdx on the fixed splits of the project's vignettes (evaluation/split.json, -2, -3, -4).
 
 `split.json` (the 60 vignettes of literature-dev.json and literature-hipdx.json) was fixed on
 2026-12-07 before any model change of the clinical-safety issue; `split-2.json` (the 90 of
 literature-hipdx-2.json and -3.json) was fixed the same day, by the same content-blind rule,
 before any model change of the accuracy part of that issue; `split-3.json` (the 30 of
 literature-hipdx-4.json, all held out) was fixed on the same day after three rounds had used the
-first two held-out parts. `development` vignettes may be looked
+first two held-out parts; `split-4.json` (the 31 of literature-hipdx-5.json, all held out) was
+fixed the same day after split-3 had judged the fourth round. `development` vignettes may be looked
 at while changing the model; `held_out` ones may not: only their summary metrics are ever printed,
 never a case. A change is kept only if it does not worsen the held-out metrics.
 
@@ -33,14 +34,15 @@ FILES = [
     HERE / "literature-hipdx-2.json",
     HERE / "literature-hipdx-3.json",
     HERE / "literature-hipdx-4.json",
+    HERE / "literature-hipdx-5.json",
 ]
-SPLITS = {"": "split.json", "-2": "split-2.json", "-3": "split-3.json"}
+SPLITS = {"": "split.json", "-2": "split-2.json", "-3": "split-3.json", "-4": "split-4.json"}
 
 
 def parts() -> dict[str, list[str]]:
-    """The ids of each non-empty part: development, held_out, development-2, held_out-2, held_out-3
-    and the unions of the first two splits (``held_out-all`` stays the 71 of split.json and
-    split-2.json; split-3.json, all held out, is reported on its own)."""
+    """The ids of each non-empty part: development, held_out, development-2, held_out-2, held_out-3,
+    held_out-4 and the unions of the first two splits (``held_out-all`` stays the 71 of split.json
+    and split-2.json; split-3.json and split-4.json, all held out, are reported on their own)."""
     out: dict[str, list[str]] = {}
     for suffix, name in SPLITS.items():
         split = json.loads((HERE / name).read_text(encoding="utf-8"))
