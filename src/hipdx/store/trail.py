@@ -92,7 +92,8 @@ def _after(column: Any, table: Any, rank: int, key: TrailKey | None) -> Any:
         return column >= key.at
     if rank < key.rank:
         return column > key.at
-    return or_(column > key.at, and_(column == key.at, table.id > key.id))
+    # the time alone bounds the index range (both databases scan it in order, then the ties by id)
+    return and_(column >= key.at, or_(column > key.at, table.id > key.id))
 
 
 def _kind(engine: Engine, kind: str, since: dt.datetime | None, until: dt.datetime | None,
