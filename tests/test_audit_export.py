@@ -146,6 +146,9 @@ def test_the_api_pages_with_next_links_to_every_event(api: Api) -> None:  # noqa
     assert [e["resource"]["id"] for e in first["entry"] + second["entry"]] == window[:8]
 
     _problem(api.client.get("/api/v1/audit/events?cursor=12", headers=admin), 400, "query.cursor")
+    _problem(api.client.get(f"/api/v1/audit/events?cursor=2026-03-01T08:00:00.000000Z~cds~{'9' * 30}",
+                            headers=admin), 400, "query.cursor")
+    _problem(api.client.get("/api/v1/audit/events?since=0001-01-01T00:00:00%2B05:00", headers=admin), 400, "query.since")
     _problem(api.client.get(f"/api/v1/audit/events?since={until}&until={since}".replace("+", "%2B"), headers=admin),
              400, "query.until")
     _problem(api.client.get("/api/v1/audit/events?_count=0", headers=admin), 400, "query._count")

@@ -67,7 +67,7 @@ class TrailKey:
         parts = text.split("~")
         try:
             at = dt.datetime.strptime(parts[0], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.timezone.utc)
-            if len(parts) != 3 or parts[1] not in KINDS or not parts[2].isdigit():
+            if len(parts) != 3 or parts[1] not in KINDS or not (parts[2].isdigit() and len(parts[2]) <= 18):
                 raise ValueError(text)
             return cls(at, KINDS.index(parts[1]), int(parts[2]))
         except ValueError:
