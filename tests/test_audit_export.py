@@ -145,6 +145,10 @@ def test_the_api_pages_with_next_links_to_every_event(api: Api) -> None:  # noqa
     window = _expected(api.engine, T0 + dt.timedelta(minutes=2), T0 + dt.timedelta(minutes=8))
     assert [e["resource"]["id"] for e in first["entry"] + second["entry"]] == window[:8]
 
+    api.context.public_url = "https://hipdx.example.org/"  # behind a proxy: the links a client can follow
+    proxied = {lk["relation"]: lk["url"] for lk in _page(api, admin, "/api/v1/audit/events?_count=2")["link"]}
+    assert proxied["next"].startswith("https://hipdx.example.org/api/v1/audit/events?_count=2&cursor=")
+    api.context.public_url = None
     _problem(api.client.get("/api/v1/audit/events?cursor=12", headers=admin), 400, "query.cursor")
     _problem(api.client.get(f"/api/v1/audit/events?cursor=2026-03-01T08:00:00.000000Z~cds~{'9' * 30}",
                             headers=admin), 400, "query.cursor")

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import URL
 
 from hipdx.errors import Problem, TooManyAttempts
 from hipdx.service.api.auditevent import bundle_entry, trail_auditevent
@@ -108,14 +109,22 @@ async def audit_events(
         raise ApiProblem(400, "until must be later than since", [Problem("query.until", "later than since")])
     after = None if cursor is None else TrailKey.parse(cursor, "query.cursor")
     events, more = await run_in_threadpool(audit_page, ctx.engine, since, until, after, count)
-    links = [{"relation": "self", "url": str(request.url)}]
+    links = [{"relation": "self", "url": _public(request, request.url)}]
     if more:
-        links.append({"relation": "next", "url": str(request.url.include_query_params(cursor=events[-1].key.token()))})
+        links.append({"relation": "next", "url": _public(request, request.url.include_query_params(cursor=events[-1].key.token()))})
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset",
                               "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(), "link": links}
     if events:
         bundle["entry"] = [bundle_entry(trail_auditevent(e)) | {"search": {"mode": "match"}} for e in events]
     return JSONResponse(bundle, media_type="application/fhir+json")
+
+
+def _public(request: Request, url: URL) -> str:
+    """``url`` as a client calls it: on the configured public URL (behind a proxy), else as received."""
+    base = context(request).public_url
+    if not base:
+        return str(url)
+    return base.rstrip("/") + url.path + (f"?{url.query}" if url.query else "")
 
 
 def _instant(value: dt.datetime | None, name: str) -> dt.datetime | None:
