@@ -156,6 +156,7 @@ def test_the_api_pages_with_next_links_to_every_event(api: Api) -> None:  # noqa
     _problem(api.client.get(f"/api/v1/audit/events?since={until}&until={since}".replace("+", "%2B"), headers=admin),
              400, "query.until")
     _problem(api.client.get("/api/v1/audit/events?_count=0", headers=admin), 400, "query._count")
+    _problem(api.client.get("/api/v1/audit/events?limit=10", headers=admin), 400, "query.limit")  # the old cut
 
 
 def test_the_command_line_exports_every_event_of_the_period(database_url: str, tmp_path: Path) -> None:  # noqa: F811

@@ -104,6 +104,9 @@ async def audit_events(
     AuditEvents, oldest first, ``_count`` a page (admins only). A page with more events after it
     has a ``next`` link; the last page has none."""
     ctx = context(request)
+    if "limit" in request.query_params:  # before paging, limit cut the trail; said so rather than ignored
+        raise ApiProblem(400, "limit is now _count, the size of a page: follow the next link for the rest",
+                         [Problem("query.limit", "use _count")])
     since, until = _instant(since, "since"), _instant(until, "until")
     if since is not None and until is not None and until <= since:
         raise ApiProblem(400, "until must be later than since", [Problem("query.until", "later than since")])
