@@ -19,6 +19,7 @@ from typing import Any
 import pydicom
 import pytest
 from fhir.resources.R4B.auditevent import AuditEvent
+from fhir.resources.R4B.bundle import Bundle
 from typer.testing import CliRunner
 
 import hipdx
@@ -212,7 +213,10 @@ def test_roles_and_the_audit_trail_as_fhir_auditevents(api: Api, tmp_path: Path)
     result = CliRunner().invoke(cli_app, ["db", "audit-export", "--out", str(out), "--database-url", url],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert json.loads(out.read_text())["total"] == len(events)
+    exported = json.loads(out.read_text())
+    Bundle.model_validate(exported)  # written an entry at a time: still one valid FHIR Bundle
+    assert [e["resource"]["id"] for e in exported["entry"]] == [e["id"] for e in events]  # the same trail, same order
+    assert f"wrote {len(events)} AuditEvents" in result.output
 
 
 def test_session_cookie_needs_the_csrf_token(api: Api) -> None:

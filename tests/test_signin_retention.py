@@ -86,3 +86,16 @@ def test_only_the_rows_archived_are_deleted_and_never_the_throttles(database_url
     with pytest.raises(InputError, match="throttle"):
         signin.delete_archived(engine, NOW - dt.timedelta(minutes=5), [(1, 10**9)], NOW)
     engine.dispose()
+
+
+def test_the_archive_holds_every_old_attempt_whatever_the_batch(database_url: str) -> None:  # noqa: F811
+    """The archive is read by keyset in batches, never capped: 7 old attempts in batches of 2 are all archived, once, oldest first."""
+    engine = connect(database_url)
+    migrate(engine)
+    day = dt.timedelta(days=1)
+    _add(engine, *(day * (40 - i) for i in range(4)), dt.timedelta(minutes=1), *(day * (30 - i) for i in range(3)))
+    written: list[int] = []
+    ranges = signin.archive_before(engine, NOW - 7 * day, lambda row: written.append(row.id), batch=2)
+    assert written == [1, 2, 3, 4, 6, 7, 8] and ranges == [(1, 4), (6, 8)]
+    assert signin.delete_archived(engine, NOW - 7 * day, ranges, NOW) == 7 and len(_left(engine)) == 1
+    engine.dispose()

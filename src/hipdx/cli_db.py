@@ -86,29 +86,64 @@ def demo_user_command(database_url: DatabaseOption = None, data_dir: DataDirOpti
 
 def audit_export_command(
     out: Annotated[Path, typer.Option("--out", metavar="FILE", help="Write the FHIR Bundle here (a new file).")],
-    since: Annotated[str | None, typer.Option("--since", metavar="YYYY-MM-DD", help="Only events from this day on.")]
+    since: Annotated[str | None, typer.Option("--since", metavar="YYYY-MM-DD", help="Only events from this day on (UTC).")]
+    = None,
+    until: Annotated[str | None, typer.Option("--until", metavar="YYYY-MM-DD",
+                                              help="Only events up to the end of this day (UTC); default: up to now.")]
     = None,
     database_url: DatabaseOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Export the audit trail (REST accesses and CDS calls) as a FHIR R4 Bundle of AuditEvents."""
+    """Export the audit trail (REST accesses, user changes, CDS calls, sign-in attempts) as a FHIR R4
+    Bundle of AuditEvents, oldest first: every event of the period, read in batches (any size of trail)."""
     from hipdx.output import check_outputs, write_file
-    from hipdx.service.api.accounts import export_audit
 
-    start = None
-    if since is not None:
-        try:
-            start = dt.datetime.combine(dt.date.fromisoformat(since), dt.time(), dt.timezone.utc)
-        except ValueError:
-            raise InputError(f"--since {since!r} is not a date YYYY-MM-DD") from None
+    start, end = _day(since, "--since"), _day(until, "--until")
+    if start is not None and end is not None and end < start:
+        raise InputError(f"--until {until} is before --since {since}: give a period that ends after it starts")
+    now = dt.datetime.now(dt.timezone.utc)
+    if start is not None and start > now:
+        raise InputError(f"--since {since} is in the future: no event is recorded there yet")
+    stop = now if end is None or end > now else min(now, end + dt.timedelta(days=1))
     check_outputs({"--out": out}, force=False)
     engine = _engine(database_url, data_dir)
+    counts: dict[str, int] = {}
     try:
-        bundle = export_audit(engine, start, 100000)
+        write_file(out, lambda temporary: _write_trail_bundle(temporary, engine, start, stop, now, counts),
+                   option="--out", force=False)
     finally:
         engine.dispose()
-    write_file(out, lambda temporary: temporary.write_text(json.dumps(bundle, indent=1)), option="--out", force=False)
-    typer.echo(f"wrote {bundle['total']} AuditEvents to {out}")
+    _sync_folder(out.parent)
+    period = f"from {start:%Y-%m-%d} " if start is not None else "from the first event "
+    typer.echo(f"wrote {sum(counts.values())} AuditEvents ({counts.get('access', 0)} accesses, {counts.get('cds', 0)} CDS calls, "
+               f"{counts.get('signin', 0)} sign-in attempts) {period}to before {stop:%Y-%m-%d %H:%M:%S} UTC to {out}")
+
+
+def _day(text: str | None, option: str) -> dt.datetime | None:
+    """The start (UTC) of the day ``text`` names, for ``option``."""
+    if text is None:
+        return None
+    try:
+        return dt.datetime.combine(dt.date.fromisoformat(text), dt.time(), dt.timezone.utc)
+    except ValueError:
+        raise InputError(f"{option} {text!r} is not a date YYYY-MM-DD") from None
+
+
+def _write_trail_bundle(path: Path, engine, since: dt.datetime | None, until: dt.datetime,  # type: ignore[no-untyped-def]
+                        now: dt.datetime, counts: dict[str, int]) -> None:
+    """Write the trail of the period as one collection Bundle, an entry at a time (constant memory), durable."""
+    from hipdx.service.api.auditevent import bundle_entry, trail_auditevent
+    from hipdx.store.trail import trail
+
+    with path.open("w", encoding="utf-8") as handle:
+        handle.write(json.dumps({"resourceType": "Bundle", "type": "collection", "timestamp": now.isoformat()})[:-1])
+        for event in trail(engine, since, until):
+            handle.write(",\n\"entry\": [\n" if not counts else ",\n")
+            handle.write(json.dumps(bundle_entry(trail_auditevent(event))))
+            counts[event.kind] = counts.get(event.kind, 0) + 1
+        handle.write("\n]}\n" if counts else "}\n")
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def audit_prune_sign_ins_command(

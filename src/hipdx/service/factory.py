@@ -65,6 +65,7 @@ def build_app(settings: Settings) -> FastAPI:
         session_cookie_secure=settings.session_cookie_secure,
         max_upload_bytes=settings.max_upload_mb * 2**20,
         max_upload_files=settings.max_upload_files,
+        public_url=settings.public_url,
     )
     config = ServiceConfig(
         issuers=issuers,

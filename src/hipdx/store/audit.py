@@ -100,6 +100,7 @@ class AuditStore:
             return list(session.scalars(select(CdsCardFeedback).order_by(CdsCardFeedback.id.desc()).limit(limit)))
 
     def calls(self, limit: int = 100) -> list[CdsCall]:
+        """The newest ``limit`` calls (a look at recent calls; an export reads :mod:`hipdx.store.trail`, uncapped)."""
         with Session(self.engine, expire_on_commit=False) as session:
             return list(session.scalars(select(CdsCall).order_by(CdsCall.id.desc()).limit(limit)))
 

@@ -260,6 +260,7 @@ def record_access(engine: Engine, event: dict[str, Any]) -> None:
 
 
 def access_events(engine: Engine, since: dt.datetime | None = None, limit: int = 1000) -> list[AccessEvent]:
+    """The newest ``limit`` access events (a look at recent activity; an export reads :mod:`hipdx.store.trail`, uncapped)."""
     query = select(AccessEvent)
     if since is not None:
         query = query.where(AccessEvent.recorded_at >= since)

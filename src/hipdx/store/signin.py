@@ -75,18 +75,6 @@ def record(session: Session, username: str, address: str | None, channel: str, o
                               channel=channel[:20], outcome=outcome))
 
 
-def attempts(engine: Engine, since: dt.datetime | None = None, limit: int = 1000,
-             refused_only: bool = True) -> list[SignInAttempt]:
-    """The recorded attempts, newest first (by default the refused ones: the audit trail's)."""
-    query = select(SignInAttempt)
-    if refused_only:
-        query = query.where(SignInAttempt.outcome != "signed-in")
-    if since is not None:
-        query = query.where(SignInAttempt.attempted_at >= since)
-    with Session(engine, expire_on_commit=False) as session:
-        return list(session.scalars(query.order_by(SignInAttempt.id.desc()).limit(limit)))
-
-
 def archive_before(engine: Engine, before: dt.datetime, write: Callable[[SignInAttempt], None],
                    batch: int = 1000) -> list[tuple[int, int]]:
     """Pass every attempt older than ``before`` to ``write``, oldest first; the id ranges passed.

@@ -5,20 +5,20 @@ as FHIR AuditEvents (admins only). The users' administration is :mod:`hipdx.serv
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import URL
 
 from hipdx.errors import Problem, TooManyAttempts
-from hipdx.service.api.auditevent import audit_bundle
+from hipdx.service.api.auditevent import bundle_entry, trail_auditevent
 from hipdx.service.api.context import SESSION_COOKIE, admin, client_address, clinician, context, json_body, object_field
 from hipdx.service.api.problems import ApiProblem
 from hipdx.store import users
-from hipdx.store.audit import AuditStore
-from hipdx.store.records import access_events
-from hipdx.store.signin import attempts
+from hipdx.store.trail import BATCH, TrailEvent, TrailKey, trail, utc
 from hipdx.store.users import Principal
 
 router = APIRouter()
@@ -92,20 +92,54 @@ async def me(user: Principal = Depends(clinician)) -> dict[str, Any]:
 
 
 @router.get("/audit/events", tags=["admin"])
-async def audit_events(request: Request, since: Annotated[dt.datetime | None, Query()] = None,
-                       limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
-                       user: Principal = Depends(admin)) -> Response:
-    """The audit trail (REST accesses and CDS calls) as a FHIR Bundle of AuditEvents (admins only)."""
+async def audit_events(
+    request: Request,
+    since: Annotated[dt.datetime | None, Query(description="Only events recorded at or after this instant.")] = None,
+    until: Annotated[dt.datetime | None, Query(description="Only events recorded before this instant.")] = None,
+    count: Annotated[int, Query(alias="_count", ge=1, le=10000, description="Events per page.")] = 1000,
+    cursor: Annotated[str | None, Query(max_length=100, description="Where the page starts: from a next link.")] = None,
+    user: Principal = Depends(admin),
+) -> Response:
+    """The audit trail (REST accesses, CDS calls, sign-in attempts) as FHIR searchset Bundles of
+    AuditEvents, oldest first, ``_count`` a page (admins only). A page with more events after it
+    has a ``next`` link; the last page has none."""
     ctx = context(request)
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=dt.timezone.utc)
-    bundle = await run_in_threadpool(export_audit, ctx.engine, since, limit)
+    if "limit" in request.query_params:  # before paging, limit cut the trail; said so rather than ignored
+        raise ApiProblem(400, "limit is now _count, the size of a page: follow the next link for the rest",
+                         [Problem("query.limit", "use _count")])
+    since, until = _instant(since, "since"), _instant(until, "until")
+    if since is not None and until is not None and until <= since:
+        raise ApiProblem(400, "until must be later than since", [Problem("query.until", "later than since")])
+    after = None if cursor is None else TrailKey.parse(cursor, "query.cursor")
+    events, more = await run_in_threadpool(audit_page, ctx.engine, since, until, after, count)
+    links = [{"relation": "self", "url": _public(request, request.url)}]
+    if more:
+        links.append({"relation": "next", "url": _public(request, request.url.include_query_params(cursor=events[-1].key.token()))})
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset",
+                              "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(), "link": links}
+    if events:
+        bundle["entry"] = [bundle_entry(trail_auditevent(e)) | {"search": {"mode": "match"}} for e in events]
     return JSONResponse(bundle, media_type="application/fhir+json")
 
 
-def export_audit(engine: Any, since: dt.datetime | None, limit: int) -> dict[str, Any]:
-    calls = AuditStore(engine, "", "").calls(limit)
-    if since is not None:
-        calls = [c for c in calls if (c.recorded_at if c.recorded_at.tzinfo
-                                      else c.recorded_at.replace(tzinfo=dt.timezone.utc)) >= since]
-    return audit_bundle(access_events(engine, since, limit), calls, attempts(engine, since, limit, refused_only=False))
+def _public(request: Request, url: URL) -> str:
+    """``url`` as a client calls it: on the configured public URL (behind a proxy), else as received."""
+    base = context(request).public_url
+    if not base:
+        return str(url)
+    return base.rstrip("/") + url.path + (f"?{url.query}" if url.query else "")
+
+
+def _instant(value: dt.datetime | None, name: str) -> dt.datetime | None:
+    """A query's instant in UTC (without an offset: UTC)."""
+    try:
+        return None if value is None else utc(value)
+    except OverflowError:
+        raise ApiProblem(400, f"{name} is out of range", [Problem(f"query.{name}", "a date-time from year 1 to 9999")]) from None
+
+
+def audit_page(engine: Any, since: dt.datetime | None, until: dt.datetime | None, after: TrailKey | None,
+               count: int) -> tuple[list[TrailEvent], bool]:
+    """The first ``count`` events of the period after ``after``, and whether more follow (one more is read)."""
+    events = list(itertools.islice(trail(engine, since, until, after, batch=min(count + 1, BATCH)), count + 1))
+    return events[:count], len(events) > count

@@ -17,6 +17,7 @@ from typing import Any
 
 from hipdx.store.models import CdsCall
 from hipdx.store.tables import AccessEvent, SignInAttempt
+from hipdx.store.trail import TrailEvent
 
 REST = {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest",
         "display": "Restful Operation"}
@@ -105,11 +106,14 @@ def signin_auditevent(attempt: SignInAttempt, site: str = "hipdx") -> dict[str, 
     }
 
 
-def audit_bundle(access: list[AccessEvent], calls: list[CdsCall],
-                 sign_ins: list[SignInAttempt] = ()) -> dict[str, Any]:  # type: ignore[assignment]
-    """A FHIR collection Bundle of AuditEvents, newest first."""
-    events = ([access_auditevent(e) for e in access] + [cds_auditevent(c) for c in calls]
-              + [signin_auditevent(a) for a in sign_ins])
-    events.sort(key=lambda r: r["recorded"], reverse=True)
-    return {"resourceType": "Bundle", "type": "collection", "total": len(events),
-            "entry": [{"fullUrl": f"urn:hipdx:auditevent:{r['id']}", "resource": r} for r in events]}
+_RESOURCE = {"access": access_auditevent, "cds": cds_auditevent, "signin": signin_auditevent}
+
+
+def trail_auditevent(event: TrailEvent, site: str = "hipdx") -> dict[str, Any]:
+    """The AuditEvent of one event of the trail (:func:`hipdx.store.trail.trail`), whatever its kind."""
+    return _RESOURCE[event.kind](event.row, site)
+
+
+def bundle_entry(resource: dict[str, Any]) -> dict[str, Any]:
+    """A Bundle entry of an AuditEvent, with its stable ``urn:hipdx:auditevent:<id>`` full URL."""
+    return {"fullUrl": f"urn:hipdx:auditevent:{resource['id']}", "resource": resource}

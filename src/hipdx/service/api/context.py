@@ -42,6 +42,8 @@ class ApiContext:
     session_cookie_secure: bool = True
     max_upload_bytes: int = 1024 * 1024 * 1024
     max_upload_files: int = 5000
+    #: the service's externally visible base URL (behind a proxy): the base of the links it gives; None: the request's
+    public_url: str | None = None
     today: Callable[[], dt.date] = dt.date.today
     jobs: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="hipdx-mri"))
     #: the heartbeats of the jobs this process holds (:mod:`hipdx.service.api.jobwatch`)
