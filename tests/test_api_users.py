@@ -156,7 +156,6 @@ def test_the_throttle_per_account_is_shared_by_two_app_instances(api: Api, tmp_p
         other.engine.dispose()
 
 
-@pytest.mark.slow  # a dozen argon2 hashes
 def test_the_throttle_per_address_and_a_success_resets_the_account(api: Api) -> None:
     for _ in range(signin.MAX_FAILURES_PER_ACCOUNT - 1):
         _problem(_token(api, "clinician", "wrong password!"), 401)
