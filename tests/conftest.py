@@ -183,6 +183,7 @@ PRODUCTION_PASSWORD_HASHER = hipdx.store.users._HASHER
 
 @pytest.fixture(scope="session", autouse=True)
 def cheap_password_hashes() -> Iterator[None]:
+    """argon2id at its least cost (t=1, 64 KiB, p=1) for every password the tests hash, the whole session."""
     from argon2 import PasswordHasher
 
     with pytest.MonkeyPatch.context() as patch:
