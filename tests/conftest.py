@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import typer.main
+import typer.testing
 from hypothesis import settings
+from typer.testing import Result
 
 import hipdx
+import hipdx.store.users
 from hipdx.knowledge import KnowledgeBase, load_knowledge_base
 
 # Property tests are deterministic in every run (CI included): the same examples each time,
@@ -147,6 +152,43 @@ class Phantoms:
     def analyse(self, phantoms: dict[str, dict[str, Any]]) -> dict[str, tuple[Any, Any]]:
         """name -> (truth, MriAnalysis) of each phantom."""
         return {name: (self.write(spec)[1], self.analysed(spec)[1]) for name, spec in phantoms.items()}
+
+
+# -- the command line: typer's CliRunner, the app turned into its click command once ---------------
+# typer's CliRunner builds the click command of the app on every invoke (about 15 ms for hipdx's);
+# the suite invokes the command line about 140 times. The command is kept per app; each invoke still
+# parses its arguments and runs its own click context.
+
+_command_of = functools.cache(typer.main.get_command)
+
+
+class CliRunner(typer.testing.CliRunner):
+    """typer's test runner, with the click command of each app built once per session."""
+
+    def invoke(self, app: typer.Typer, *args: Any, **kwargs: Any) -> Result:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(typer.testing, "_get_command", _command_of)
+            return super().invoke(app, *args, **kwargs)
+
+
+# -- passwords: a cheap argon2id in the tests, the real cost pinned --------------------------------
+# An argon2id hash at the production cost (64 MiB, t=3, p=4) costs about 0.17 s of CPU; the suite
+# hashes and verifies about 50 passwords. The tests hash with the same algorithm at its least cost
+# (a hash records its parameters, so verification is unchanged); test_api_users pins that the
+# service itself hashes at the production cost (PRODUCTION_PASSWORD_HASHER, its own hasher).
+
+#: the service's own hasher (hipdx.store.users), kept before the tests swap in the cheap one
+PRODUCTION_PASSWORD_HASHER = hipdx.store.users._HASHER
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashes() -> Iterator[None]:
+    """argon2id at its least cost (t=1, 64 KiB, p=1) for every password the tests hash, the whole session."""
+    from argon2 import PasswordHasher
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("hipdx.store.users._HASHER", PasswordHasher(time_cost=1, memory_cost=64, parallelism=1))
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,6 @@ import pydicom
 import pytest
 from fhir.resources.R4B.auditevent import AuditEvent
 from fhir.resources.R4B.bundle import Bundle
-from typer.testing import CliRunner
 
 import hipdx
 from hipdx.cli import app as cli_app
@@ -30,7 +29,7 @@ from hipdx.service.settings import load_settings, secret_key
 from hipdx.service.hooks import SERVICE_ID
 
 from api_support import DATABASES, PASSWORD, Api, api, build_api, database, shared_api  # noqa: F401  (fixtures)
-from conftest import EXAMPLES, ROOT, shared_data
+from conftest import EXAMPLES, ROOT, CliRunner, shared_data
 from test_service import issuers_file, keys, request_for, token  # noqa: F401  (fixtures)
 
 CASE = json.loads((EXAMPLES / "toh_man_classic.json").read_text())

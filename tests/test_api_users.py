@@ -15,13 +15,13 @@ import pytest
 from fhir.resources.R4B.auditevent import AuditEvent
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
-from typer.testing import CliRunner
 
 from hipdx.cli import app as cli_app
 from hipdx.store import signin
 from hipdx.store.tables import SignInAttempt
 
 from api_support import PASSWORD, Api, api, build_api, shared_api  # noqa: F401  (fixtures)
+from conftest import CliRunner
 from test_api import _problem
 
 NEW_PASSWORD = "a quite different passphrase"
@@ -156,7 +156,6 @@ def test_the_throttle_per_account_is_shared_by_two_app_instances(api: Api, tmp_p
         other.engine.dispose()
 
 
-@pytest.mark.slow  # a dozen argon2 hashes
 def test_the_throttle_per_address_and_a_success_resets_the_account(api: Api) -> None:
     for _ in range(signin.MAX_FAILURES_PER_ACCOUNT - 1):
         _problem(_token(api, "clinician", "wrong password!"), 401)
@@ -186,6 +185,32 @@ def test_web_sign_in_is_recorded_and_throttled(api: Api) -> None:
     with Session(api.engine) as session:
         rows = list(session.scalars(select(SignInAttempt).where(SignInAttempt.channel == "web")))
     assert [r.outcome for r in rows] == ["wrong-password"] * 5 + ["throttled"]
+
+
+def test_passwords_are_hashed_at_the_production_cost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests hash with a cheap argon2id (conftest); the service's own hasher is argon2id at RFC 9106's
+    64 MiB, t=3, p=4, and a sign-in with a cheaper hash stores the password again at that cost."""
+    from hipdx.store import connect, migrate, users
+    from hipdx.store.tables import User
+
+    from conftest import PRODUCTION_PASSWORD_HASHER
+
+    production = "$argon2id$v=19$m=65536,t=3,p=4$"
+    engine = connect(f"sqlite:///{tmp_path / 'users.db'}")
+    migrate(engine)
+    users.add_user(engine, "dr.cheap", PASSWORD, users.Role.clinician)  # the tests' hasher
+
+    def stored(username: str) -> str:
+        with Session(engine) as session:
+            return session.scalars(select(User.password_hash).where(User.username == username)).one()
+
+    assert not stored("dr.cheap").startswith(production)
+    monkeypatch.setattr(users, "_HASHER", PRODUCTION_PASSWORD_HASHER)
+    users.add_user(engine, "dr.lee", PASSWORD, users.Role.clinician)
+    assert stored("dr.lee").startswith(production)
+    assert users.sign_in(engine, "dr.cheap", PASSWORD, "bearer", dt.timedelta(hours=1)) is not None
+    assert stored("dr.cheap").startswith(production)
+    engine.dispose()
 
 
 @pytest.mark.slow  # a migrated database and a dozen command runs

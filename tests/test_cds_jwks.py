@@ -77,7 +77,8 @@ class JwksServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/.well-known/jwks.json"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        # polled every 10 ms for the shutdown (the default half second is most of a test's time)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.01,), daemon=True)
 
     def close(self) -> None:
         self.httpd.shutdown()
@@ -193,7 +194,9 @@ def test_a_jwks_that_cannot_be_fetched_is_401_without_detail(
     else:
         server.delay_s = 2.0
     issuers = _issuers(tmp_path, url)
-    issuers.issuers[ISS].remote.timeout_s = 0.5
+    # the server that answers answers at once, but leave it half a second on a loaded machine; the one
+    # that does not answer within its 2 s is not waited for longer than needed
+    issuers.issuers[ISS].remote.timeout_s = 0.1 if failure == "too slow" else 0.5
     client = TestClient(create_app(ServiceConfig(issuers=issuers, today=lambda: TODAY), kb), raise_server_exceptions=False)
     caplog.set_level(logging.INFO)
     secret = _token(good, "k1")

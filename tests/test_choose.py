@@ -16,7 +16,6 @@ import numpy as np
 import pydicom
 import pytest
 from dicom_files import write_dicom
-from typer.testing import CliRunner
 
 from hipdx.cli import app
 from hipdx.imaging.analyze import analyze_read_study, resample_onto
@@ -24,6 +23,8 @@ from hipdx.imaging.choose import BILATERAL_FIELD_MM, choose_series, left_right_f
 from hipdx.imaging.io import describe_acquisition, read_study
 from hipdx.imaging.phantom import PhantomSpec, write_phantom
 from hipdx.imaging.volume import SeriesKind, Volume
+
+from conftest import CliRunner
 
 # Voxel index (i = column, j = row, k = slice) -> LPS directions of each plane.
 PLANES = {

@@ -13,11 +13,13 @@ from typing import Any
 
 import pytest
 import yaml
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from hipdx import __version__, cli, cli_inputs
 from hipdx.cli import app, main
 from hipdx.knowledge import default_data_dir, load_knowledge_base
+
+from conftest import CliRunner
 
 TODAY = "2026-11-25"
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from hipdx.cli import app
 
-from conftest import SHARED, shared_data
+from conftest import SHARED, CliRunner, shared_data
 
 runner = CliRunner()
 

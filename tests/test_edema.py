@@ -205,7 +205,7 @@ def test_real_stir_dice_within_the_readers_pairwise_range(sij, case):
 
 @pytest.mark.real_data
 def test_cli_edema_json(tmp_path, sij):
-    from typer.testing import CliRunner
+    from conftest import CliRunner
 
     from hipdx.cli_mri import mri_app
 
@@ -233,7 +233,7 @@ def test_cli_edema_json(tmp_path, sij):
 
 
 def test_cli_edema_bad_inputs(tmp_path):
-    from typer.testing import CliRunner
+    from conftest import CliRunner
 
     from hipdx.cli_mri import mri_app
     from hipdx.errors import InputError

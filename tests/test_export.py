@@ -447,7 +447,7 @@ def test_a_source_series_of_another_shape_is_refused(exported):
 
 
 def _analyze(*args: str):
-    from typer.testing import CliRunner
+    from conftest import CliRunner
 
     from hipdx.cli import app
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from hipdx.cli import app
 from hipdx.errors import InputError, KnowledgeBaseError
@@ -19,6 +18,8 @@ from hipdx.extract import extract_findings, load_rules
 from hipdx.extract.rules import DATA_DIR
 from hipdx.fhir import map_fhir
 from hipdx.knowledge import default_data_dir
+
+from conftest import CliRunner
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "evaluation" / "extraction"))

@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 import hipdx
 from hipdx.cli import app
 from hipdx.fhir import read_fhir
 from hipdx.fhir.export import RANGE_EXTENSION, URGENCY_EXTENSION, assessment_bundle
 
-from conftest import EXAMPLES, ROOT, TODAY
+from conftest import EXAMPLES, ROOT, TODAY, CliRunner
 
 BUNDLES = ROOT / "tests" / "data" / "fhir"
 RECORDED = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.timezone.utc)

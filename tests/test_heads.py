@@ -10,6 +10,7 @@ Overlap measures on the real data (the labels are a manual femur mask, head + ne
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
@@ -37,7 +38,18 @@ def coronal_affine(pixel_mm: float, slice_mm: float, origin=(-160.0, -60.0, 80.0
 
 
 def synthetic_pelvis(centres_mm, radius_mm=22.0, seed=0, shape=(24, 200, 320), pixel_mm=1.0, slice_mm=4.0):
-    """A T1-like volume: a body of muscle, two bright marrow spheres with a dark cortical shell."""
+    """A T1-like volume: a body of muscle, two bright marrow spheres with a dark cortical shell.
+
+    Built once per session for the same arguments (test_heads, test_partner and
+    test_imaging_hostile ask for the same pelvis), its arrays read-only: a test that changes one
+    copies it.
+    """
+    return _synthetic_pelvis(tuple(tuple(float(x) for x in c) for c in centres_mm), float(radius_mm), seed,
+                             tuple(shape), float(pixel_mm), float(slice_mm))
+
+
+@functools.cache
+def _synthetic_pelvis(centres_mm, radius_mm, seed, shape, pixel_mm, slice_mm):
     rng = np.random.default_rng(seed)
     affine = coronal_affine(pixel_mm, slice_mm)
     vol = Volume(np.zeros(shape, np.float32), affine, SeriesKind.t1, "synthetic T1")
@@ -51,8 +63,9 @@ def synthetic_pelvis(centres_mm, radius_mm=22.0, seed=0, shape=(24, 200, 320), p
     border = 6
     img[:, :border] = img[:, -border:] = 0
     img[:, :, :border] = img[:, :, -border:] = 0
-    img = img + rng.normal(0, 0.05, shape).astype(np.float32)
-    return Volume(np.clip(img, 0, None).astype(np.float32), affine, SeriesKind.t1, "synthetic T1")
+    img = np.clip(img + rng.normal(0, 0.05, shape).astype(np.float32), 0, None).astype(np.float32)
+    img.flags.writeable = affine.flags.writeable = False
+    return Volume(img, affine, SeriesKind.t1, "synthetic T1")
 
 
 def test_synthetic_heads_centre_within_2_mm():

@@ -24,12 +24,13 @@ import pydicom
 import pydicom.config
 import pytest
 from pydicom.uid import generate_uid
-from typer.testing import CliRunner
 
 from dicom_files import write_mr_slice
 from hipdx.cli import app
 from hipdx.errors import ImagingError
 from hipdx.imaging.io import read_nifti, read_study
+
+from conftest import CliRunner
 
 runner = CliRunner()
 CORONAL = (1.0, 0.0, 0.0, 0.0, 0.0, -1.0)

@@ -23,13 +23,14 @@ from highdicom.legacy import LegacyConvertedEnhancedMRImage
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import EnhancedMRImageStorage, generate_uid
-from typer.testing import CliRunner
 
 from hipdx.cli import app
 from hipdx.imaging.analyze import analyze_read_study
 from hipdx.imaging.io import read_study
 from hipdx.imaging.multiframe import classic_headers
 from hipdx.imaging.volume import SeriesKind
+
+from conftest import CliRunner
 
 pytestmark = pytest.mark.slow  # writes and analyses MRI phantoms: in `make test`, not in `make test-fast`
 

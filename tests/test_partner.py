@@ -9,6 +9,7 @@ level), or to a signal void (a metal implant); the real-anatomy cases are in
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 import numpy as np
@@ -26,9 +27,10 @@ RIGHT, LEFT = (-70.0, 30.0, -20.0), (80.0, 34.0, -22.0)
 RADIUS = 22.0
 
 
+@functools.cache
 def _pelvis(left_marrow: float | None) -> Volume:
     """Both heads in their joints; the left head's marrow set to ``left_marrow`` (None: no left head
-    and no left joint, only muscle)."""
+    and no left joint, only muscle). Built once per value, its array read-only."""
     vol = synthetic_pelvis([RIGHT] if left_marrow is None else [RIGHT, LEFT], radius_mm=RADIUS)
     k, j, i = np.indices(vol.array.shape)
     points = vol.to_patient(np.stack([k, j, i], -1).astype(float))
@@ -42,6 +44,7 @@ def _pelvis(left_marrow: float | None) -> Volume:
     if left_marrow is not None:
         inside = np.linalg.norm(points - np.asarray(LEFT), axis=-1) <= RADIUS - 1.0
         array[inside] = np.clip(array[inside] - 1.0 + left_marrow, 0, None)
+    array.flags.writeable = False
     return replace(vol, array=array)
 
 

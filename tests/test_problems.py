@@ -13,13 +13,14 @@ from typing import Any, get_args, get_origin
 
 import pytest
 from pydantic import BaseModel
-from typer.testing import CliRunner
 
 import hipdx
 from hipdx.case import model as case_model
 from hipdx.case.problems import _unwrap, example
 from hipdx.cli import app
 from hipdx.errors import InputError
+
+from conftest import CliRunner
 
 BASE: dict[str, Any] = {"age_years": 45, "sex": "male"}
 #: Words of the validation library that must never reach a clinician.

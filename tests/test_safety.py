@@ -17,10 +17,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 import hipdx
-from conftest import SAFE_MAN, examples
+from conftest import SAFE_MAN, CliRunner, examples
 from hipdx.case import Case
 from hipdx.cli import app
 from hipdx.knowledge import load_knowledge_base

@@ -327,7 +327,8 @@ def fhir_server() -> Iterator[str]:
     _, _FhirServer.resources = server_shaped("septic_febrile_crp_mg_dl")
     _FhirServer.seen_tokens = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _FhirServer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # polled every 10 ms for the shutdown (the default half second is most of the test's time)
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -579,7 +580,7 @@ def test_dates_default_to_the_clock(kb: hipdx.KnowledgeBase) -> None:
     ],
 )
 def test_serve_refuses_bad_options(args: list[str], message: str) -> None:
-    from typer.testing import CliRunner
+    from conftest import CliRunner
 
     from hipdx.cli import app
 
@@ -591,7 +592,7 @@ def test_serve_starts_uvicorn_with_the_app(
     issuers_file: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     import uvicorn
-    from typer.testing import CliRunner
+    from conftest import CliRunner
 
     from hipdx.cli import app
     from hipdx.service.factory import app_from_environment

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import inspect
-from typer.testing import CliRunner
 
 import hipdx
 from hipdx.cli import app as cli_app
@@ -23,7 +22,7 @@ from hipdx.service import ServiceConfig, create_app
 from hipdx.service.hooks import SERVICE_ID
 from hipdx.store import AuditStore, connect, is_current, migrate
 
-from conftest import TODAY, in_ci
+from conftest import TODAY, CliRunner, in_ci
 from test_service import issuers_file, keys, request_for  # noqa: F401 - fixtures
 
 POSTGRES = os.environ.get("HIPDX_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from hipdx.store import connect, records
 from hipdx.store.users import sign_in
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, CliRunner
 
 pytestmark = pytest.mark.slow  # `hipdx run` as a real process: in `make test`, not in `make test-fast`
 
