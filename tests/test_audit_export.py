@@ -21,7 +21,6 @@ from fhir.resources.R4B.auditevent import AuditEvent
 from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import Engine, event, insert, select
 from sqlalchemy.orm import Session
-from typer.testing import CliRunner
 
 from hipdx.cli import app as cli_app
 from hipdx.errors import InputError
@@ -29,6 +28,8 @@ from hipdx.store import connect, migrate
 from hipdx.store.models import CdsCall
 from hipdx.store.tables import AccessEvent, SignInAttempt
 from hipdx.store.trail import KINDS, TrailKey, trail
+
+from conftest import CliRunner
 
 from api_support import Api, api  # noqa: F401  (fixture)
 from test_api import _problem

@@ -15,13 +15,14 @@ import pytest
 from fhir.resources.R4B.auditevent import AuditEvent
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from typer.testing import CliRunner
 
 from hipdx.cli import app as cli_app
 from hipdx.errors import InputError
 from hipdx.store import connect, migrate, signin
 from hipdx.store.records import access_events
 from hipdx.store.tables import SignInAttempt
+
+from conftest import CliRunner
 
 from test_store import database_url  # noqa: F401 - fixture (SQLite and PostgreSQL)
 
