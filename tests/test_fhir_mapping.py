@@ -371,6 +371,12 @@ def test_components_are_read() -> None:
             {"valueQuantity": {"value": True, "unit": "mg/L"}},
             "Observation/o.valueQuantity.value: must be a number, not true/false",
         ),
+        # a Coding read in one pass (Resource.codings' fast path) is still named element by element when wrong
+        ({"code": {"coding": [{"system": LOINC, "code": "1988-5"}, "1988-5"]}}, "Observation/o.code.coding[1]: must be an object, not a string"),
+        ({"code": {"coding": [{"system": LOINC, "code": 1988}]}}, "Observation/o.code.coding[0].code: must be a string, not a number"),
+        ({"code": {"coding": [{"system": True, "code": "1988-5"}]}}, "Observation/o.code.coding[0].system: must be a string, not true/false"),
+        ({"code": {"coding": [{"code": "x"}, {"system": [LOINC], "code": "1988-5"}]}}, "Observation/o.code.coding[1].system: must be a string, not an array"),
+        ({"code": ["1988-5"]}, "Observation/o.code: must be an object, not an array"),
     ],
 )
 def test_malformed_fhir_names_resource_and_element(change: dict[str, Any], where: str) -> None:

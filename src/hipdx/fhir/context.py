@@ -106,4 +106,7 @@ def codes_text(codes: list[tuple[str, str]]) -> str:
 
 def value_element(res: Resource) -> str:
     """The name of the resource's value[x] element as given (valueQuantity, valueBoolean, ...)."""
-    return next((k for k in res.data if k.startswith("value")), "value[x]")
+    for key in res.data:
+        if key.startswith("value"):
+            return key
+    return "value[x]"

@@ -57,6 +57,7 @@ READERS: dict[str, Callable[[Context, Resource], None]] = {
     "AllergyIntolerance": read_allergy,
     "Procedure": read_procedure,
 }
+_READ_ORDER = {rtype: i for i, rtype in enumerate(READERS)}
 #: read only through others (the Patient itself, a referenced Medication, a Bundle's entries)
 _CARRIERS = frozenset({"Patient", "Medication", "Bundle"})
 #: how many facts the case model may refuse before the mapping gives up (each is left out with its reason)
@@ -308,7 +309,7 @@ def map_fhir(
     patient, keys = _choose_patient(resources, patient_id)
     ctx = Context(resources, tables or load_code_tables(), assessed_on)
     problems: list[Problem] = []
-    order = sorted(resources, key=lambda r: list(READERS).index(r.type) if r.type in READERS else len(READERS))
+    order = sorted(resources, key=lambda r: _READ_ORDER.get(r.type, len(READERS)))
     for res in order:
         reader = READERS.get(res.type)
         if reader is None:

@@ -57,8 +57,8 @@ class Resource:
     ) -> Any:
         """The element's value, or None when absent; Malformed when of the wrong JSON type."""
         value = (self.data if node is None else node).get(element)
-        if value is None:
-            return None
+        if value is None or type(value) is kind:  # absent, or exactly the JSON type asked for: the common cases
+            return value
         if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
             raise Malformed(self.at(path or element), f"must be {_kind_name(kind)}, not {_json_type(value)}")
         return value
@@ -82,7 +82,10 @@ class Resource:
         concept = self.get(element, dict, node, path)
         if concept is None:
             return []
-        out = []
+        out = _plain_codings(concept.get("coding"))
+        if out is not None:
+            return out
+        out = []  # something is not of its JSON type: read it element by element to name it
         for i, coding in enumerate(self.objects("coding", concept, f"{path or element}.coding")):
             system = self.get("system", str, coding, f"{path or element}.coding[{i}].system")
             code = self.get("code", str, coding, f"{path or element}.coding[{i}].code")
@@ -119,6 +122,29 @@ class Resource:
             if target:
                 out.append((f"{element}[{i}]", target))
         return out
+
+
+def _plain_codings(codings: Any) -> list[tuple[str, str]] | None:
+    """(system, code) of each Coding that has both; None when an element is not of its JSON type.
+
+    The fast path of :meth:`Resource.codings`: a well-formed array read in one pass, leaving
+    the element-by-element checks (and their messages) to the slow path.
+    """
+    out: list[tuple[str, str]] = []
+    if codings is None:
+        return out
+    if type(codings) is not list:
+        return None
+    for coding in codings:
+        if type(coding) is not dict:
+            return None
+        system, code = coding.get("system"), coding.get("code")
+        if type(system) is str and type(code) is str:
+            if system and code:
+                out.append((system, code))
+        elif (system is not None and type(system) is not str) or (code is not None and type(code) is not str):
+            return None
+    return out
 
 
 @dataclass(frozen=True)
