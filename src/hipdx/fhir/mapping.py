@@ -174,7 +174,7 @@ def _resolve(ctx: Context, raw: dict[str, Any], sources: list[FactSource]) -> No
                     f"{fieldname} = {_brief(other.value)} superseded by {chosen.source.resource} ({_brief(chosen.value)}, the latest)",
                 )
         _put(raw, fieldname, chosen.value)
-        sources.append(chosen.source)
+        sources.append(chosen.source.fact_source())
     studies = []
     onset = raw.get("onset", {}).get("date")
     for study in ctx.studies.values():
@@ -185,15 +185,7 @@ def _resolve(ctx: Context, raw: dict[str, Any], sources: list[FactSource]) -> No
     for index, (raw_study, study) in enumerate(studies[:50]):
         raw.setdefault("imaging", []).append(raw_study)
         found = [latest(options).source for options in study.findings.values()]
-        sources += [  # a new FactSource, not model_copy: validating four strings is about 5x cheaper than copying
-            FactSource(
-                field=s.field.replace(f"imaging[{study.label}]", f"imaging.{index}"),
-                resource=s.resource,
-                element=s.element,
-                value=s.value,
-            )
-            for s in study.sources + found
-        ]
+        sources += [s.fact_source(s.field.replace(f"imaging[{study.label}]", f"imaging.{index}")) for s in study.sources + found]
 
 
 def _validate(ctx: Context, raw: dict[str, Any], sources: list[FactSource]) -> Case:

@@ -11,7 +11,7 @@ from typing import Any
 
 from hipdx.case.units import QUANTITIES
 from hipdx.fhir.codes import Finding
-from hipdx.fhir.context import Candidate, Context, FactSource, Study, codes_text, show_code, value_element
+from hipdx.fhir.context import Candidate, Context, Origin, Study, codes_text, show_code, value_element
 from hipdx.fhir.read_text import collect_observation_text
 from hipdx.fhir.resources import Date, Resource, relative_reference
 
@@ -202,7 +202,7 @@ def _finding(ctx: Context, res: Resource, finding: Finding, day: dt.date | None)
             f"imaging finding {finding.code} is not linked to an ImagingStudy or an imaging DiagnosticReport",
         )
         return
-    src = FactSource(field=f"imaging[{study.label}].{finding.code[8:]}", resource=res.label, element=element, value=shown)
+    src = Origin(f"imaging[{study.label}].{finding.code[8:]}", res.label, element, shown)
     study.findings.setdefault(finding.code[8:], []).append(Candidate(value, day, src))
 
 
