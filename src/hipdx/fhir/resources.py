@@ -13,6 +13,7 @@ import datetime as dt
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from hipdx.errors import IntegrationError, Problem
@@ -98,15 +99,10 @@ class Resource:
         text = self.get(element, str, node, path)
         if text is None:
             return None
-        match = _DATE.match(text)
-        if match is None:
-            raise Malformed(self.at(path or element), f"{text!r} is not a FHIR date or dateTime")
-        if match["d"] is None:
-            return Date(None, text)
-        try:
-            return Date(dt.date(int(match["y"]), int(match["m"]), int(match["d"])), text)
-        except ValueError:
-            raise Malformed(self.at(path or element), f"{text!r} is not a calendar date") from None
+        parsed = _parse_date(text)
+        if isinstance(parsed, str):
+            raise Malformed(self.at(path or element), parsed)
+        return parsed
 
     def reference(self, element: str, node: dict[str, Any] | None = None, path: str | None = None) -> str | None:
         ref = self.get(element, dict, node, path)
@@ -153,6 +149,24 @@ class Date:
 
     day: dt.date | None
     text: str
+
+
+@lru_cache(maxsize=4096)
+def _parse_date(text: str) -> Date | str:
+    """The :class:`Date` a FHIR date or dateTime text gives, or why it gives none.
+
+    Memoised (a chart repeats its dates: one imaging date for all of a study's findings);
+    a ``Date`` is frozen, so one is shared safely.
+    """
+    match = _DATE.match(text)
+    if match is None:
+        return f"{text!r} is not a FHIR date or dateTime"
+    if match["d"] is None:
+        return Date(None, text)
+    try:
+        return Date(dt.date(int(match["y"]), int(match["m"]), int(match["d"])), text)
+    except ValueError:
+        return f"{text!r} is not a calendar date"
 
 
 def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
