@@ -99,7 +99,7 @@ class Resource:
         text = self.get(element, str, node, path)
         if text is None:
             return None
-        parsed = _parse_date(text)
+        parsed = _parse_date_memo(text) if len(text) <= _MEMO_DATE_CHARS else _parse_date(text)
         if isinstance(parsed, str):
             raise Malformed(self.at(path or element), parsed)
         return parsed
@@ -151,13 +151,8 @@ class Date:
     text: str
 
 
-@lru_cache(maxsize=4096)
 def _parse_date(text: str) -> Date | str:
-    """The :class:`Date` a FHIR date or dateTime text gives, or why it gives none.
-
-    Memoised (a chart repeats its dates: one imaging date for all of a study's findings);
-    a ``Date`` is frozen, so one is shared safely.
-    """
+    """The :class:`Date` a FHIR date or dateTime text gives, or why it gives none."""
     match = _DATE.match(text)
     if match is None:
         return f"{text!r} is not a FHIR date or dateTime"
@@ -167,6 +162,13 @@ def _parse_date(text: str) -> Date | str:
         return Date(dt.date(int(match["y"]), int(match["m"]), int(match["d"])), text)
     except ValueError:
         return f"{text!r} is not a calendar date"
+
+
+#: a chart repeats its dates (one imaging date for all of a study's findings), so a date text is
+#: parsed once (a ``Date`` is frozen: shared safely); only texts as long as a dateTime with
+#: nanoseconds and an offset are kept, so what a client sends cannot fill the memory
+_MEMO_DATE_CHARS = 40
+_parse_date_memo = lru_cache(maxsize=4096)(_parse_date)
 
 
 def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
