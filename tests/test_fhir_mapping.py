@@ -371,6 +371,12 @@ def test_components_are_read() -> None:
             {"valueQuantity": {"value": True, "unit": "mg/L"}},
             "Observation/o.valueQuantity.value: must be a number, not true/false",
         ),
+        # a Coding read in one pass (Resource.codings' fast path) is still named element by element when wrong
+        ({"code": {"coding": [{"system": LOINC, "code": "1988-5"}, "1988-5"]}}, "Observation/o.code.coding[1]: must be an object, not a string"),
+        ({"code": {"coding": [{"system": LOINC, "code": 1988}]}}, "Observation/o.code.coding[0].code: must be a string, not a number"),
+        ({"code": {"coding": [{"system": True, "code": "1988-5"}]}}, "Observation/o.code.coding[0].system: must be a string, not true/false"),
+        ({"code": {"coding": [{"code": "x"}, {"system": [LOINC], "code": "1988-5"}]}}, "Observation/o.code.coding[1].system: must be a string, not an array"),
+        ({"code": ["1988-5"]}, "Observation/o.code: must be an object, not an array"),
     ],
 )
 def test_malformed_fhir_names_resource_and_element(change: dict[str, Any], where: str) -> None:
@@ -381,6 +387,21 @@ def test_malformed_fhir_names_resource_and_element(change: dict[str, Any], where
     with pytest.raises(IntegrationError) as err:
         map_fhir(bundle(crp), DAY)
     assert where in str(err.value)
+
+
+def test_a_long_date_text_is_refused_by_name_and_not_kept() -> None:
+    """Date texts are parsed once per distinct text (a memo); one longer than any FHIR dateTime is
+    refused with the same message and never kept, so what a client sends cannot fill the memory."""
+    from hipdx.fhir.resources import _parse_date_memo
+
+    long_text = "2026-11-20T10:30:00Z" + "0" * 100_000
+    crp = obs("o", LOINC, "1988-5", valueQuantity={"value": 3, "unit": "mg/L", "system": UCUM, "code": "mg/L"})
+    before = _parse_date_memo.cache_info().currsize
+    with pytest.raises(IntegrationError) as err:
+        map_fhir(bundle({**crp, "effectiveDateTime": long_text}), DAY)
+    assert "Observation/o.effectiveDateTime: '2026-11-20T10:30:00Z000" in str(err.value)
+    assert "is not a FHIR date or dateTime" in str(err.value)
+    assert _parse_date_memo.cache_info().currsize == before
 
 
 # -- conditions -----------------------------------------------------------------------------------------------

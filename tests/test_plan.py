@@ -445,6 +445,9 @@ def test_invariants_over_random_cases(raw, differential, flags):
     c = Case.model_validate(raw)
     plan = make_plan(c, differential, tk, TODAY, red_flags={f: tk.treatments.plans[f].urgency for f in flags})
     facts = case_facts(c, tk)
+    shared: dict = {}  # one finding per rule, built once and shared across the options (as make_plan does)
+    for option in tk.treatments.options:
+        assert evaluate_option(option, facts, tk, shared) == evaluate_option(option, facts, tk), option
     pregnant = c.pregnancy.status.value == "pregnant"
     weeks = c.pregnancy.gestational_weeks
     no_renal = c.labs.canonical("egfr") is None and c.labs.canonical("creatinine") is None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from hipdx.fhir.codes import CodeTables
 from hipdx.fhir.resources import Date, Resource, Resources
@@ -34,13 +34,29 @@ class Unmapped(Frozen):
     reason: str
 
 
+class Origin(NamedTuple):
+    """Where an offered value came from: a :class:`FactSource` once the value is chosen.
+
+    Offers are many and most are not chosen (superseded, or an imaging finding relabelled
+    with its study's place in the case), so the validated model is built only for the chosen.
+    """
+
+    field: str
+    resource: str
+    element: str
+    value: str
+
+    def fact_source(self, field: str | None = None) -> FactSource:
+        return FactSource(field=self.field if field is None else field, resource=self.resource, element=self.element, value=self.value)
+
+
 @dataclass
 class Candidate:
     """One value offered for one fact, with its date; the latest offer wins."""
 
     value: Any
     when: dt.date | None
-    source: FactSource
+    source: Origin
     rank: int = 0  # breaks ties between equally dated offers: higher wins
 
 
@@ -54,7 +70,7 @@ class Study:
     contrast: bool | None = None
     date: dt.date | None = None
     findings: dict[str, list[Candidate]] = field(default_factory=dict)
-    sources: list[FactSource] = field(default_factory=list)
+    sources: list[Origin] = field(default_factory=list)
     texts: list[tuple[str, str, str]] = field(default_factory=list)  # (resource, element, report text)
 
 
@@ -80,7 +96,7 @@ class Context:
         self, fieldname: str, value: Any, when: dt.date | None, res: Resource, element: str, shown: str, rank: int = 0
     ) -> None:
         """Offer ``value`` for the case field ``fieldname`` (dotted), read from ``res.element``."""
-        src = FactSource(field=fieldname, resource=res.label, element=element, value=shown)
+        src = Origin(fieldname, res.label, element, shown)
         self.candidates.setdefault(fieldname, []).append(Candidate(value, when, src, rank))
 
     def in_future(self, res: Resource, element: str, when: Date | None) -> bool:
@@ -106,4 +122,7 @@ def codes_text(codes: list[tuple[str, str]]) -> str:
 
 def value_element(res: Resource) -> str:
     """The name of the resource's value[x] element as given (valueQuantity, valueBoolean, ...)."""
-    return next((k for k in res.data if k.startswith("value")), "value[x]")
+    for key in res.data:
+        if key.startswith("value"):
+            return key
+    return "value[x]"

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from hipdx.case.model import ImagingStudy
 from hipdx.case.parse import problems_from_validation
-from hipdx.fhir.context import Context, FactSource, Study, latest, show_code
+from hipdx.fhir.context import Context, Origin, Study, latest, show_code
 from hipdx.fhir.read_observations import FINAL, observation_time
 from hipdx.fhir.read_text import collect_report_text, read_study_texts
 from hipdx.fhir.resources import Resource, relative_reference
@@ -52,7 +52,7 @@ def read_imaging_study(ctx: Context, res: Resource) -> None:
         hit, shown = next(iter(found))  # type: ignore[misc]
         study.modality = hit.modality
         study.sources.append(
-            FactSource(field=f"imaging[{study.label}].modality", resource=res.label, element="modality", value=shown)
+            Origin(f"imaging[{study.label}].modality", res.label, "modality", shown)
         )
     elif len(modalities) > 1:
         ctx.skip(res, "modality", f"several modalities ({', '.join(sorted(modalities))}) in one study")
@@ -64,7 +64,7 @@ def read_imaging_study(ctx: Context, res: Resource) -> None:
             return
         study.date = started.day
         study.sources.append(
-            FactSource(field=f"imaging[{study.label}].date", resource=res.label, element="started", value=started.text)
+            Origin(f"imaging[{study.label}].date", res.label, "started", started.text)
         )
 
 
@@ -92,14 +92,14 @@ def read_report(ctx: Context, res: Resource) -> None:
         if study.modality is None:
             study.modality = hit.modality
             study.sources.append(
-                FactSource(field=f"imaging[{study.label}].modality", resource=res.label, element="code", value=shown)
+                Origin(f"imaging[{study.label}].modality", res.label, "code", shown)
             )
         elif study.modality != hit.modality:
             ctx.skip(res, "code", f"says {hit.modality}, but the ImagingStudy says {study.modality}")
         if hit.contrast is not None:
             study.contrast = hit.contrast
             study.sources.append(
-                FactSource(field=f"imaging[{study.label}].contrast", resource=res.label, element="code", value=shown)
+                Origin(f"imaging[{study.label}].contrast", res.label, "code", shown)
             )
     when, element = observation_time(ctx, res)
     if when is not None and when.day is not None and study.date is None:
@@ -108,7 +108,7 @@ def read_report(ctx: Context, res: Resource) -> None:
             return
         study.date = when.day
         study.sources.append(
-            FactSource(field=f"imaging[{study.label}].date", resource=res.label, element=element, value=when.text)
+            Origin(f"imaging[{study.label}].date", res.label, element, when.text)
         )
     collect_report_text(ctx, res, study)
     for _, ref in res.references("result"):

@@ -11,7 +11,7 @@ from typing import Any
 
 from hipdx.case.units import QUANTITIES
 from hipdx.fhir.codes import Finding
-from hipdx.fhir.context import Candidate, Context, FactSource, Study, codes_text, show_code, value_element
+from hipdx.fhir.context import Candidate, Context, Origin, Study, codes_text, show_code, value_element
 from hipdx.fhir.read_text import collect_observation_text
 from hipdx.fhir.resources import Date, Resource, relative_reference
 
@@ -187,11 +187,12 @@ def _answer(ctx: Context, res: Resource, entry: Any, day: dt.date | None) -> Non
 
 
 def _finding(ctx: Context, res: Resource, finding: Finding, day: dt.date | None) -> None:
-    value, shown = _finding_value(ctx, res, finding)
+    element = value_element(res)
+    value, shown = _finding_value(ctx, res, finding, element)
     if value is None:
         return
     if not finding.code.startswith("imaging."):
-        ctx.offer(finding.code, value, day, res, value_element(res), shown)
+        ctx.offer(finding.code, value, day, res, element, shown)
         return
     study = study_of(ctx, res)
     if study is None:
@@ -201,14 +202,11 @@ def _finding(ctx: Context, res: Resource, finding: Finding, day: dt.date | None)
             f"imaging finding {finding.code} is not linked to an ImagingStudy or an imaging DiagnosticReport",
         )
         return
-    src = FactSource(
-        field=f"imaging[{study.label}].{finding.code[8:]}", resource=res.label, element=value_element(res), value=shown
-    )
+    src = Origin(f"imaging[{study.label}].{finding.code[8:]}", res.label, element, shown)
     study.findings.setdefault(finding.code[8:], []).append(Candidate(value, day, src))
 
 
-def _finding_value(ctx: Context, res: Resource, finding: Finding) -> tuple[Any, str]:
-    element = value_element(res)
+def _finding_value(ctx: Context, res: Resource, finding: Finding, element: str) -> tuple[Any, str]:
     if finding.kind == "number":
         q = res.get("valueQuantity", dict)
         if q is None:

@@ -16,7 +16,7 @@ import binascii
 from typing import Any
 
 from hipdx.errors import HipdxError
-from hipdx.fhir.context import Candidate, Context, FactSource, Study
+from hipdx.fhir.context import Candidate, Context, Origin, Study
 from hipdx.fhir.resources import Resource
 
 #: text offers lose ties against coded findings of the same date
@@ -72,7 +72,7 @@ def read_study_texts(ctx: Context, study: Study, side: str | None) -> None:
         for label, element, _ in study.texts:
             ctx.skip(label, element, "report text not read: the side of the hip pain is not known (findings of which hip?)")
         return
-    offers: dict[str, list[tuple[Any, FactSource]]] = {}
+    offers: dict[str, list[tuple[Any, Origin]]] = {}
     for label, element, text in study.texts:
         clean = "".join(ch if ch >= " " or ch in "\n\t" else " " for ch in text.replace("\r\n", "\n"))
         try:
@@ -85,12 +85,7 @@ def read_study_texts(ctx: Context, study: Study, side: str | None) -> None:
             e = used.get(name) or next((x for x in result.evidence if x["used"]), None)
             words = f' from "{e["text"]}" at {e["span"][0]}-{e["span"][1]}' if e else ""
             trigger = f' ({e["trigger"]})' if e and e["trigger"] else ""
-            src = FactSource(
-                field=f"imaging[{study.label}].{name}",
-                resource=label,
-                element=element,
-                value=f"{value}{words}{trigger} (report text)",
-            )
+            src = Origin(f"imaging[{study.label}].{name}", label, element, f"{value}{words}{trigger} (report text)")
             offers.setdefault(name, []).append((value, src))
         for c in result.to_confirm:
             ctx.skip(

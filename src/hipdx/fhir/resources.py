@@ -13,6 +13,7 @@ import datetime as dt
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from hipdx.errors import IntegrationError, Problem
@@ -57,8 +58,8 @@ class Resource:
     ) -> Any:
         """The element's value, or None when absent; Malformed when of the wrong JSON type."""
         value = (self.data if node is None else node).get(element)
-        if value is None:
-            return None
+        if value is None or type(value) is kind:  # absent, or exactly the JSON type asked for: the common cases
+            return value
         if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
             raise Malformed(self.at(path or element), f"must be {_kind_name(kind)}, not {_json_type(value)}")
         return value
@@ -82,7 +83,10 @@ class Resource:
         concept = self.get(element, dict, node, path)
         if concept is None:
             return []
-        out = []
+        out = _plain_codings(concept.get("coding"))
+        if out is not None:
+            return out
+        out = []  # something is not of its JSON type: read it element by element to name it
         for i, coding in enumerate(self.objects("coding", concept, f"{path or element}.coding")):
             system = self.get("system", str, coding, f"{path or element}.coding[{i}].system")
             code = self.get("code", str, coding, f"{path or element}.coding[{i}].code")
@@ -95,15 +99,10 @@ class Resource:
         text = self.get(element, str, node, path)
         if text is None:
             return None
-        match = _DATE.match(text)
-        if match is None:
-            raise Malformed(self.at(path or element), f"{text!r} is not a FHIR date or dateTime")
-        if match["d"] is None:
-            return Date(None, text)
-        try:
-            return Date(dt.date(int(match["y"]), int(match["m"]), int(match["d"])), text)
-        except ValueError:
-            raise Malformed(self.at(path or element), f"{text!r} is not a calendar date") from None
+        parsed = _parse_date_memo(text) if len(text) <= _MEMO_DATE_CHARS else _parse_date(text)
+        if isinstance(parsed, str):
+            raise Malformed(self.at(path or element), parsed)
+        return parsed
 
     def reference(self, element: str, node: dict[str, Any] | None = None, path: str | None = None) -> str | None:
         ref = self.get(element, dict, node, path)
@@ -121,12 +120,55 @@ class Resource:
         return out
 
 
+def _plain_codings(codings: Any) -> list[tuple[str, str]] | None:
+    """(system, code) of each Coding that has both; None when an element is not of its JSON type.
+
+    The fast path of :meth:`Resource.codings`: a well-formed array read in one pass, leaving
+    the element-by-element checks (and their messages) to the slow path.
+    """
+    out: list[tuple[str, str]] = []
+    if codings is None:
+        return out
+    if type(codings) is not list:
+        return None
+    for coding in codings:
+        if type(coding) is not dict:
+            return None
+        system, code = coding.get("system"), coding.get("code")
+        if type(system) is str and type(code) is str:
+            if system and code:
+                out.append((system, code))
+        elif (system is not None and type(system) is not str) or (code is not None and type(code) is not str):
+            return None
+    return out
+
+
 @dataclass(frozen=True)
 class Date:
     """A FHIR date: the calendar day when the text gives one, else None (year or month only)."""
 
     day: dt.date | None
     text: str
+
+
+def _parse_date(text: str) -> Date | str:
+    """The :class:`Date` a FHIR date or dateTime text gives, or why it gives none."""
+    match = _DATE.match(text)
+    if match is None:
+        return f"{text!r} is not a FHIR date or dateTime"
+    if match["d"] is None:
+        return Date(None, text)
+    try:
+        return Date(dt.date(int(match["y"]), int(match["m"]), int(match["d"])), text)
+    except ValueError:
+        return f"{text!r} is not a calendar date"
+
+
+#: a chart repeats its dates (one imaging date for all of a study's findings), so a date text is
+#: parsed once (a ``Date`` is frozen: shared safely); only texts as long as a dateTime with
+#: nanoseconds and an offset are kept, so what a client sends cannot fill the memory
+_MEMO_DATE_CHARS = 40
+_parse_date_memo = lru_cache(maxsize=4096)(_parse_date)
 
 
 def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:

@@ -153,7 +153,11 @@ def _irreversible(staging: Staging) -> str | None:
 
 
 def _section_items(
-    condition: str, knowledge: TreatmentKnowledge, staging: Staging, facts: dict[str, Fact]
+    condition: str,
+    knowledge: TreatmentKnowledge,
+    staging: Staging,
+    facts: dict[str, Fact],
+    found: dict[str, SafetyFinding] | None = None,
 ) -> tuple[list[PlanItem], str | None]:
     """The ordered items of one condition's plan, with stage-specific substitutions.
 
@@ -184,12 +188,23 @@ def _section_items(
             irreversible = _irreversible(staging)
             if irreversible is not None:
                 chosen.append(("refer_irreversible_pattern", irreversible))
-    items = [_item(i + 1, option, knowledge.treatments.options[option], context, facts, knowledge) for i, (option, context) in enumerate(chosen)]
+    items = [
+        _item(i + 1, option, knowledge.treatments.options[option], context, facts, knowledge, found)
+        for i, (option, context) in enumerate(chosen)
+    ]
     return items, urgency
 
 
-def _item(order: int, key: str, option: Option, context: str | None, facts: dict[str, Fact], knowledge: TreatmentKnowledge) -> PlanItem:
-    verdict = evaluate_option(key, facts, knowledge)
+def _item(
+    order: int,
+    key: str,
+    option: Option,
+    context: str | None,
+    facts: dict[str, Fact],
+    knowledge: TreatmentKnowledge,
+    found: dict[str, SafetyFinding] | None = None,
+) -> PlanItem:
+    verdict = evaluate_option(key, facts, knowledge, found)
     return PlanItem(
         order=order,
         option=key,
@@ -341,7 +356,7 @@ def make_plan(
         case, knowledge, neoplasm_probability=probability.get("neoplasm"), neoplasm_red_flag="neoplasm" in flag_urgency,
         septic_probability=probability.get("septic"), septic_red_flag="septic" in flag_urgency,
     )
-    context = _SectionContext(ranked[0][0], flag_urgency, fracture_urgency is not None, threshold, knowledge, staging, facts)
+    context = _SectionContext(ranked[0][0], flag_urgency, fracture_urgency is not None, threshold, knowledge, staging, facts, {})
     sections, governing = _ordered_sections(ranked, probability, context)
     return Plan(
         case_id=case.id,
@@ -425,6 +440,7 @@ class _SectionContext:
     knowledge: TreatmentKnowledge
     staging: Staging
     facts: dict[str, Fact]
+    found: dict[str, SafetyFinding]  # the safety findings built so far, by rule id (evaluate_option)
 
 
 def _ordered_sections(
@@ -464,7 +480,7 @@ def _section(cid: str, p: float, shown_probability: float | None, context: _Sect
         reason = ("Must not miss: " if spec.must_not_miss else "Red flag: ") + " and ".join(why) + "."
     else:
         return None
-    items, _ = _section_items(cid, knowledge, context.staging, context.facts)
+    items, _ = _section_items(cid, knowledge, context.staging, context.facts, context.found)
     urgency = spec.urgency
     if flagged:
         urgency = _most_urgent(urgency, flag_urgency[cid])

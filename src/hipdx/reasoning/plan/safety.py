@@ -94,16 +94,28 @@ class Verdict:
     checks: list[SafetyFinding]
 
 
-def evaluate_option(option: str, facts: dict[str, Fact], knowledge: TreatmentKnowledge) -> Verdict:
-    """Apply every safety rule of ``option`` to the facts."""
+def evaluate_option(
+    option: str, facts: dict[str, Fact], knowledge: TreatmentKnowledge, found: dict[str, SafetyFinding] | None = None
+) -> Verdict:
+    """Apply every safety rule of ``option`` to the facts.
+
+    ``found``: the findings of the rules already applied to these same ``facts``, by rule id
+    (a plan applies one rule to many options; its finding is built once and shared, frozen).
+    """
     blocked, cautions, needs, checks = [], [], [], []
     for rule in knowledge.rules_for(option):
         fact = facts[rule.fact]
         holds = _holds(rule, fact)
-        if holds is None:
-            (needs if rule.effect is Effect.block else checks).append(_finding(rule, fact))
-        elif holds:
-            (blocked if rule.effect is Effect.block else cautions).append(_finding(rule, fact))
+        if holds is None or holds:
+            finding = found.get(rule.id) if found is not None else None
+            if finding is None:
+                finding = _finding(rule, fact)
+                if found is not None:
+                    found[rule.id] = finding
+            if holds is None:
+                (needs if rule.effect is Effect.block else checks).append(finding)
+            else:
+                (blocked if rule.effect is Effect.block else cautions).append(finding)
     if blocked:
         status = ItemStatus.blocked
     elif needs:
