@@ -18,7 +18,9 @@ call record are written for each call) and driven by 16 closed-loop connections 
 
 Targets (issue 14): p95 of (3) under 50 ms, its median at most twice the no-op's (1), no error
 (socket error, timeout or an answer other than 200). The median's ratio to (2) is printed for
-information. Before the load, the CPU time of one patient-view call (the body read by the strict
+information. The server's CPU time per request is printed (its processes, from ``/proc``), and
+with PostgreSQL the PostgreSQL server's own (its backends alive and ended; other clients of that
+server counted too, so an upper bound). Before the load, the CPU time of one patient-view call (the body read by the strict
 JSON reader, mapped, assessed, the card built; no HTTP, no token, no database) is measured
 in-process (``thread_time``, median of repeats of 20 calls, the lower of two rounds) for this
 tree and for ``--before`` (a git revision, default the merge base with ``main``), in alternating child processes,
