@@ -25,7 +25,7 @@ def _alembic_config() -> Config:
 #: opened and closed as needed) the CDS load (16 clients, each call reading its token's jti in a
 #: thread of its own) opened and closed a PostgreSQL connection for about one call in three:
 #: about 2.2 ms of the server's CPU and 0.5 ms of the worker's each, measured here (and a new
-#: SQLite connection costs 0.3 ms for its pragmas). The cap stays what it was (15) plus 5: a
+#: SQLite connection costs 0.3 ms for its pragmas). The cap rises from 15 to 20 per engine: a
 #: worker holds at most 20 connections to PostgreSQL, so ``--workers`` x 20 must stay below
 #: its ``max_connections`` (100 by default).
 POOL_SIZE = 20
