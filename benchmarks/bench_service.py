@@ -18,7 +18,9 @@ call record are written for each call) and driven by 16 closed-loop connections 
 
 Targets (issue 14): p95 of (3) under 50 ms, its median at most twice the no-op's (1), no error
 (socket error, timeout or an answer other than 200). The median's ratio to (2) is printed for
-information. Before the load, the CPU time of one patient-view call (the body read by the strict
+information. The server's CPU time per request is printed (its processes, from ``/proc``), and
+with PostgreSQL the PostgreSQL server's own (its backends alive and ended; other clients of that
+server counted too, so an upper bound). Before the load, the CPU time of one patient-view call (the body read by the strict
 JSON reader, mapped, assessed, the card built; no HTTP, no token, no database) is measured
 in-process (``thread_time``, median of repeats of 20 calls, the lower of two rounds) for this
 tree and for ``--before`` (a git revision, default the merge base with ``main``), in alternating child processes,
@@ -224,25 +226,53 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and its descendants (Linux /proc)."""
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
+def _proc_stats() -> dict[int, list[str]]:
+    """The fields of ``/proc/PID/stat`` after the command, by process id (Linux)."""
+    out: dict[int, list[str]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                out[int(entry.name)] = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            parents[int(entry.name)] = int(fields[1])
-            times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its descendants (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = _proc_stats()
+    parents = {p: int(fields[1]) for p, fields in stats.items()}
+    times = {p: (int(fields[11]) + int(fields[12])) / tick for p, fields in stats.items()}
     family, grew = {pid}, True
     while grew:
         more = {p for p, parent in parents.items() if parent in family} - family
         grew = bool(more)
         family |= more
     return sum(times.get(p, 0.0) for p in family)
+
+
+def postgres_cpu_seconds() -> float | None:
+    """CPU seconds of the local PostgreSQL server: its backends alive now plus those that ended
+    (the postmaster's children's time), or None when no postmaster is seen. Other clients of
+    the same server are counted too: an upper bound of what the service cost it."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = _proc_stats()
+    names = {}
+    for pid in stats:
+        try:
+            names[pid] = (Path("/proc") / str(pid) / "comm").read_text().strip()
+        except OSError:
+            continue
+    masters = [p for p, name in names.items() if name == "postgres" and names.get(int(stats[p][1])) != "postgres"]
+    if not masters:
+        return None
+    total = 0.0
+    for master in masters:
+        fields = stats[master]
+        total += (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / tick
+        total += sum((int(f[11]) + int(f[12])) / tick for p, f in stats.items() if int(f[1]) == master)
+    return total
 
 
 def wrk(url: str, script: Path, connections: int, seconds: int) -> dict[str, Any]:
@@ -309,9 +339,11 @@ def run_server(kind: str, workers: int, work: Path, scripts: dict[str, Path], wa
                 assert (status, len(cards)) == (200, expected), (name, status, cards)
         for name, path in (("noop", "/api/v1/health"), ("no_hip", VIEW_PATH), ("view", VIEW_PATH)):
             load = os.getloadavg()[0]
-            cpu = tree_cpu_seconds(server.pid)
+            cpu, database = tree_cpu_seconds(server.pid), postgres_cpu_seconds() if kind == "postgresql" else None
             results[name] = wrk(base + path, scripts[name], args.connections, args.seconds)
             results[name]["server_cpu_s"] = tree_cpu_seconds(server.pid) - cpu
+            after = postgres_cpu_seconds() if database is not None else None
+            results[name]["postgres_cpu_s"] = None if after is None or database is None else after - database
             results[name]["load"] = load
     finally:
         server.send_signal(signal.SIGINT)
@@ -332,11 +364,16 @@ def rows_for(label: str, r: dict[str, dict[str, Any]], args: argparse.Namespace)
     def cpu(x: dict[str, Any]) -> str:
         return f"{x['server_cpu_s'] / max(x['requests'], 1) * 1000:.2f} ms"
 
+    def pg(x: dict[str, Any]) -> str:
+        return f"{x['postgres_cpu_s'] / max(x['requests'], 1) * 1000:.2f} ms"
+
     return [
         Row(f"{label}: throughput, {args.connections} clients x {args.seconds} s",
             f"{view['requests'] / view['seconds']:.0f}/s", f"no-op {noop['requests'] / noop['seconds']:.0f}/s, "
             f"no-hip chart {base['requests'] / base['seconds']:.0f}/s"),
         Row(f"{label}: server CPU per request (all workers)", cpu(view), f"no-op {cpu(noop)}, no-hip chart {cpu(base)}"),
+        *([Row(f"{label}: PostgreSQL's CPU per request (all its processes)", pg(view),
+               f"no-op {pg(noop)}, no-hip chart {pg(base)}")] if view.get("postgres_cpu_s") is not None else []),
         Row(f"{label}: patient-view p95", f"{view['p95_ms']:.1f} ms", f"no-op {noop['p95_ms']:.1f} ms", "", "< 50 ms",
             view["p95_ms"] < 50),
         Row(f"{label}: patient-view median vs no-op", f"{view['p50_ms']:.1f} ms", f"no-op {noop['p50_ms']:.1f} ms",

@@ -407,6 +407,22 @@ def test_unknown_service_is_404(open_client: TestClient) -> None:
     assert open_client.post("/cds-services/nope", json=SPEC_REQUEST).status_code == 404
 
 
+def test_a_cds_call_is_routed_before_the_pages_are_tried(open_client: TestClient) -> None:
+    """The CDS routes come before the pages' (about 35 routes, 0.065 ms of CPU a call to try them
+    all first); no page has a CDS path, so the order changes no answer."""
+    from starlette.routing import Match
+
+    scope = {"type": "http", "method": "POST", "path": f"/cds-services/{SERVICE_ID}", "root_path": "", "headers": []}
+    tried = []
+    for route in open_client.app.router.routes:  # type: ignore[attr-defined]
+        tried.append(route)
+        if route.matches(scope)[0] == Match.FULL:
+            break
+    assert [getattr(r, "path", None) for r in tried][-1] == "/cds-services/{service_id}"
+    assert all(isinstance(getattr(r, "path", None), str) for r in tried)  # no included router (the pages') before it
+    assert open_client.get("/kb").status_code == 200 and open_client.get("/knowledge-base").json()["digest"]
+
+
 def test_feedback_is_acknowledged(open_client: TestClient) -> None:
     feedback = {
         "feedback": [

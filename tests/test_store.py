@@ -240,3 +240,37 @@ def test_a_replay_racing_past_the_check_is_refused_when_its_jti_is_committed(
     assert [c.status_code for c in store.calls()] == [401, 200]
     assert store.calls()[0].cards is None  # the refused call is recorded without the card it did not get
     engine.dispose()
+
+
+def test_connections_held_at_once_are_kept_not_reopened(database_url: str) -> None:
+    """16 threads holding a connection at once (16 CDS calls reading their jti), twice: the second
+    time every connection comes from the pool. SQLAlchemy's default pool kept 5 and closed the
+    others, so a worker under load opened a connection for about one call in three (a PostgreSQL
+    backend started and stopped each time)."""
+    import threading
+
+    from sqlalchemy import event, text
+
+    engine = connect(database_url)
+    opened: list[object] = []
+    event.listen(engine, "connect", lambda connection, record: opened.append(connection))
+
+    def burst() -> None:
+        together = threading.Barrier(16)
+
+        def hold() -> None:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+                together.wait(30)
+
+        threads = [threading.Thread(target=hold) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+
+    burst()
+    assert len(opened) == 16
+    burst()
+    assert len(opened) == 16  # none opened again
+    engine.dispose()

@@ -146,10 +146,12 @@ def create_app(config: ServiceConfig, kb: KnowledgeBase | None = None) -> FastAP
 
     if config.store is not None:
         app.add_middleware(AuditCalls, store=config.store)  # the outermost of ours: sees every answer, even a 500
+    # the CDS routes before the pages': a call is routed without trying the pages' ~35 routes
+    # first (0.065 ms of CPU per call, measured); no path of the pages starts /cds-services or is /knowledge-base
+    _add_cds_routes(app, config, knowledge)
     app.include_router(web_router(knowledge, config.today, config.cases, config.api, config.smart))  # the clinician's pages (hipdx.web)
 
     _add_error_handlers(app)
-    _add_cds_routes(app, config, knowledge)
     return app
 
 
