@@ -132,8 +132,11 @@ def test_the_api_pages_with_next_links_to_every_event(api: Api) -> None:  # noqa
         links = {link["relation"]: link["url"] for link in bundle["link"]}
         url = links.get("next")
         assert bundle["type"] == "searchset" and (url is None or len(pages[-1]) == 5)  # a cut page says so
-    assert [name for page in pages for name in page] == expected  # every event, once, oldest first
-    assert len(pages) == -(-len(expected) // 5)
+    read = [name for page in pages for name in page]
+    assert [name for name in read if name in expected] == expected  # every event, once, oldest first
+    # and the reads of the earlier pages, each recorded as it happened (now, after the seeded events)
+    assert read[len(expected):] == [f"access-{15 + i}" for i in range(len(read) - len(expected))] and len(read) > len(expected)
+    assert len(pages) == -(-len(read) // 5)
 
     since, until = (T0 + dt.timedelta(minutes=2)).isoformat(), (T0 + dt.timedelta(minutes=8)).isoformat()
     first = _page(api, admin, f"/api/v1/audit/events?_count=4&since={since}&until={until}".replace("+", "%2B"))
@@ -210,3 +213,33 @@ def test_more_than_a_hundred_thousand_events_of_one_kind_are_all_exported(databa
     assert result.exit_code == 0, result.output
     ids = [e["resource"]["id"] for e in json.loads(out.read_text())["entry"]]
     assert len(ids) == 100_001 and ids[0] == "access-1" and ids[-1] == "access-100001" and len(set(ids)) == len(ids)
+
+
+def test_reading_the_trail_is_itself_recorded(database_url: str, tmp_path: Path) -> None:  # noqa: F811
+    """Who exported the audit trail, when, which period: recorded as any other read, and in the next export.
+    Before, an export left no trace of itself."""
+    engine = connect(database_url)
+    migrate(engine)
+    _seed(engine, access=[0.0, 1.0], signin=[0.5])
+    engine.dispose()
+
+    def export(name: str, *args: str) -> dict[str, Any]:
+        result = CliRunner().invoke(cli_app, ["db", "audit-export", "--out", str(tmp_path / name), *args,
+                                              "--database-url", database_url], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return json.loads((tmp_path / name).read_text())
+
+    first = export("march.json", "--since", "2026-03-01", "--until", "2026-03-01")
+    assert len(first["entry"]) == 3  # the export does not contain its own record
+    engine = connect(database_url)
+    with engine.connect() as connection:
+        [row] = list(connection.execute(select(AccessEvent).where(AccessEvent.path == "hipdx db audit-export")))
+    engine.dispose()
+    assert row.action == "R" and row.username.startswith("os:") and row.method == "CLI" and row.status_code == 200
+    assert row.what == "AuditEvent: 2026-03-01T00:00:00Z to 2026-03-02T00:00:00Z, 3 events"
+    later = export("all.json")
+    [recorded] = [e["resource"] for e in later["entry"]
+                  if e["resource"].get("entity", [{}])[0].get("what", {}).get("display", "").startswith("AuditEvent")]
+    AuditEvent.model_validate(recorded)
+    assert recorded["action"] == "R" and recorded["agent"][0]["who"]["display"] == row.username
+    assert recorded["outcomeDesc"] == "CLI hipdx db audit-export -> 200"
