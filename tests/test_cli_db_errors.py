@@ -119,3 +119,27 @@ def test_a_subprocess_sees_the_message_on_stderr_and_no_traceback(tmp_path: Path
     assert done.returncode == DatabaseError.exit_code
     assert done.stdout == "" and "Traceback" not in done.stderr and "s3cret-pw" not in done.stderr
     assert done.stderr.startswith("error: cannot connect to the database postgresql+psycopg://hipdx:***@127.0.0.1:1/hipdx")
+
+
+def test_a_user_change_whose_audit_record_fails_is_rolled_back(tmp_path: Path) -> None:
+    """A database that refuses the audit row (a real trigger, as a full disk would): before, the change
+    was committed first and stayed, unrecorded; now the change and its record are one transaction."""
+    path = tmp_path / "service.db"
+    url = f"sqlite:///{path}"
+    assert _db(["upgrade"], url, tmp_path)[0] == 0
+    for name, role in (("alice", "admin"), ("bob", "clinician")):
+        result = CliRunner().invoke(cli_app, ["db", "user-add", name, "--role", role, "--password-stdin",
+                                              "--database-url", url], input="a-long-password-1\n")
+        assert result.exit_code == 0, result.output
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TRIGGER refuse BEFORE INSERT ON access_event BEGIN SELECT RAISE(ABORT, 'no room left'); END")
+    code, output = _db(["user-disable", "bob"], url, tmp_path)
+    _clean(code, output, f"the database {url} failed while changing the user: IntegrityError: no room left", tmp_path)
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT active FROM app_user WHERE username = 'bob'").fetchone() == (1,)
+
+
+def test_serve_names_the_database_it_cannot_reach(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli_app, ["serve", "--insecure-no-auth", "--database-url", REFUSED])
+    _clean(result.exit_code, result.output, "cannot connect to the database postgresql+psycopg://hipdx:***@127.0.0.1:1/hipdx", tmp_path)
+    assert "s3cret-pw" not in result.output

@@ -235,25 +235,22 @@ def _read_password(password_stdin: bool) -> str:
 
 
 def _change(command: str, username: str, database_url: str | None, data_dir: Path | None, **change: object) -> None:
-    """Apply one change to a user, record it (done or refused) in the access audit."""
+    """Apply one change to a user and record it in the access audit, in one transaction; a refused
+    change is recorded with its status (nothing of the change is written)."""
     from hipdx.errors import HipdxError
     from hipdx.store.records import record_access
     from hipdx.store.users import change_user
 
+    audit = {"username": _system_user()[:100], "role": None, "action": "U", "what": f"User/{username}"[:100],
+             "method": "CLI", "path": f"hipdx db {command}", "source_address": None}
     with _database(database_url, data_dir, "changing the user") as engine:
         try:
-            status = 200 if change_user(engine, username, **change) else 404  # type: ignore[arg-type]
+            found = change_user(engine, username, audit=audit, **change)  # type: ignore[arg-type]
         except HipdxError as exc:
-            _record_change(record_access, engine, command, username, exc.http_status)
+            record_access(engine, audit | {"status_code": exc.http_status})
             raise
-        _record_change(record_access, engine, command, username, status)
-    if status == 404:
+    if not found:
         raise InputError(f"no user {username!r} (hipdx db users lists them)")
-
-
-def _record_change(record_access, engine, command: str, username: str, status: int) -> None:  # type: ignore[no-untyped-def]
-    record_access(engine, {"username": _system_user()[:100], "role": None, "action": "U", "what": f"User/{username}"[:100],
-                           "method": "CLI", "path": f"hipdx db {command}", "status_code": status, "source_address": None})
 
 
 def users_command(database_url: DatabaseOption = None, data_dir: DataDirOption = None) -> None:
