@@ -143,3 +143,28 @@ def test_serve_names_the_database_it_cannot_reach(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli_app, ["serve", "--insecure-no-auth", "--database-url", REFUSED])
     _clean(result.exit_code, result.output, "cannot connect to the database postgresql+psycopg://hipdx:***@127.0.0.1:1/hipdx", tmp_path)
     assert "s3cret-pw" not in result.output
+
+
+def test_a_prune_whose_audit_record_fails_deletes_nothing_and_leaves_no_archive(tmp_path: Path) -> None:
+    """Before, the sign-in attempts were deleted first and the prune's record, refused, never written."""
+    import datetime as dt
+
+    from sqlalchemy import func, insert, select
+
+    from hipdx.store import connect
+    from hipdx.store.tables import SignInAttempt
+
+    path = tmp_path / "service.db"
+    url = f"sqlite:///{path}"
+    assert _db(["upgrade"], url, tmp_path)[0] == 0
+    engine = connect(url)
+    old = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=90)
+    with engine.begin() as connection:
+        connection.execute(insert(SignInAttempt), [{"attempted_at": old, "username": f"user{i}", "source_address": None,
+                                                    "channel": "api-token", "outcome": "wrong-password"} for i in range(3)])
+        connection.exec_driver_sql("CREATE TRIGGER refuse BEFORE INSERT ON access_event BEGIN SELECT RAISE(ABORT, 'no room left'); END")
+    code, output = _db(["audit-prune-sign-ins", "--older-than-days", "30", "--archive", "{tmp}/archive.ndjson"], url, tmp_path)
+    _clean(code, output, f"the database {url} failed while pruning the sign-in attempts: IntegrityError: no room left", tmp_path)
+    with engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(SignInAttempt)) == 3
+    engine.dispose()

@@ -1,7 +1,9 @@
 """``hipdx db user-add``, ``users``, ``user-role``, ``user-disable``, ``user-enable``,
 ``user-password``, ``demo-user``, ``audit-export`` and ``audit-prune-sign-ins``: the service's users and its audit trail,
-from the command line (registered on ``hipdx db`` by ``cli_service``). Every change of a user is
-recorded in the access audit as done by ``os:<the system user>`` through ``CLI``."""
+from the command line (registered on ``hipdx db`` by ``cli_service``). Every change of a user (in
+the change's own transaction), every export of the audit trail and every prune is recorded in the
+access audit as done by ``os:<the system user>`` through ``CLI``. A database the command cannot use
+leaves as one message naming it (``hipdx.store.failures``), never a traceback."""
 
 from __future__ import annotations
 
@@ -11,10 +13,10 @@ import json
 import os
 import secrets
 import sys
-from enum import Enum
-from pathlib import Path
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -177,7 +179,6 @@ def audit_prune_sign_ins_command(
     from hipdx.output import check_outputs, write_file
     from hipdx.service.api.auditevent import signin_auditevent
     from hipdx.store import signin
-    from hipdx.store.records import record_access
 
     check_outputs({"--archive": archive}, force=False)
     now = dt.datetime.now(dt.timezone.utc)
@@ -196,13 +197,13 @@ def audit_prune_sign_ins_command(
         _sync_folder(archive.parent)
         archived = sum(last - first + 1 for first, last in found["ranges"])
         try:
-            deleted = signin.delete_archived(engine, before, found["ranges"], now)
+            deleted = signin.delete_archived(engine, before, found["ranges"], now, lambda count: {
+                "username": _system_user()[:100], "role": None, "action": "D", "what": f"SignInAttempt: {count} before "
+                f"{before:%Y-%m-%dT%H:%MZ}"[:100], "method": "CLI", "path": "hipdx db audit-prune-sign-ins",
+                "status_code": 200, "source_address": None})
         except Exception:
-            archive.unlink(missing_ok=True)  # one transaction, rolled back: nothing deleted, the archive would only block a retry
+            archive.unlink(missing_ok=True)  # one transaction with its record, rolled back: nothing deleted, the archive would only block a retry
             raise
-        record_access(engine, {"username": _system_user()[:100], "role": None, "action": "D",
-                               "what": f"SignInAttempt: {deleted} before {before:%Y-%m-%dT%H:%MZ}"[:100], "method": "CLI",
-                               "path": "hipdx db audit-prune-sign-ins", "status_code": 200, "source_address": None})
     typer.echo(f"archived {archived} sign-in attempts older than {before:%Y-%m-%d %H:%M} UTC to {archive}; "
                f"deleted {deleted} from the database")
 
