@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from pathlib import Path
 
 from fastapi import FastAPI
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 import hipdx
@@ -60,10 +61,6 @@ def prepare_database(settings: Settings) -> None:
 
 def _sqlite_file_exists(url: str) -> None:
     """An SQLite database given by URL is a file that exists (connecting would create an empty one)."""
-    from pathlib import Path
-
-    from sqlalchemy import make_url
-
     parsed = make_url(url)
     name = parsed.database or ""
     if parsed.get_backend_name() != "sqlite" or name in ("", ":memory:") or name.startswith("file:"):
