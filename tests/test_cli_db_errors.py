@@ -14,6 +14,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,12 @@ REFUSED = "postgresql+psycopg://hipdx:s3cret-pw@127.0.0.1:1/hipdx"
 COMMANDS = [["users"], ["user-role", "alice", "--role", "admin"], ["user-disable", "alice"], ["user-enable", "alice"],
             ["audit-export", "--out", "{tmp}/trail.json"],
             ["audit-prune-sign-ins", "--older-than-days", "30", "--archive", "{tmp}/archive.ndjson"]]
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh schema on the test server (tests/test_store.py)."""
+    yield from _postgres_schema()
 
 
 def _db(args: list[str], url: str, tmp_path: Path) -> tuple[int, str]:
@@ -51,8 +58,8 @@ def test_a_refused_connection_names_the_server_and_masks_the_password(args: list
 
 
 @pytest.mark.parametrize("args", [["upgrade"], ["users"], ["audit-export", "--out", "{tmp}/trail.json"]], ids=lambda a: a[0])
-def test_a_database_missing_on_the_server_is_named_with_what_to_do(args: list[str], tmp_path: Path) -> None:
-    next(_postgres_schema(), None)  # skips (or fails in CI) when the test server is away
+def test_a_database_missing_on_the_server_is_named_with_what_to_do(args: list[str], postgres_url: str, tmp_path: Path) -> None:
+    # postgres_url: skips (or fails in CI) when the test server is away
     url = POSTGRES.rsplit("/", 1)[0] + "/hipdx_no_such_database"
     code, output = _db(args, url, tmp_path)
     _clean(code, output, "the database 'hipdx_no_such_database' does not exist on the server of "
@@ -168,3 +175,14 @@ def test_a_prune_whose_audit_record_fails_deletes_nothing_and_leaves_no_archive(
     with engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(SignInAttempt)) == 3
     engine.dispose()
+
+
+def test_a_read_only_postgresql_database_is_named_and_nothing_is_written(postgres_url: str, tmp_path: Path) -> None:
+    assert _db(["upgrade"], postgres_url, tmp_path)[0] == 0
+    read_only = postgres_url + "%20-cdefault_transaction_read_only%3Don"  # the server refuses every write
+    result = CliRunner().invoke(cli_app, ["db", "user-add", "alice", "--password-stdin", "--database-url", read_only],
+                                input="a-long-password-1\n")
+    _clean(result.exit_code, result.output, "is read-only, so adding the user failed", tmp_path)
+    code, output = _db(["audit-export", "--out", "{tmp}/trail.json"], read_only, tmp_path)
+    _clean(code, output, "is read-only, so exporting the audit trail failed", tmp_path)
+    assert _db(["users"], postgres_url, tmp_path) == (0, "")
