@@ -162,6 +162,20 @@ def test_the_api_pages_with_next_links_to_every_event(api: Api) -> None:  # noqa
     _problem(api.client.get("/api/v1/audit/events?limit=10", headers=admin), 400, "query.limit")  # the old cut
 
 
+def test_each_page_read_through_the_api_is_recorded_with_its_period(api: Api) -> None:  # noqa: F811
+    """Before, reading the audit trail left no trace: an admin could read it unseen."""
+    admin = api.sign_in("admin")
+    _seed(api.engine, access=[0.0, 1.0, 2.0])
+    _page(api, admin, "/api/v1/audit/events?_count=2&since=2026-03-01T08:00:00Z&until=2026-03-01T10:00:00%2B01:00")
+    with api.engine.connect() as connection:
+        rows = list(connection.execute(select(AccessEvent).where(AccessEvent.path == "/api/v1/audit/events")))
+    assert [(r.username, r.role, r.action, r.method, r.status_code) for r in rows] == [("admin", "admin", "R", "GET", 200)]
+    assert rows[0].what == "AuditEvent: 2026-03-01T08:00:00Z to 2026-03-01T09:00:00Z, 2 events, more follow"
+    assert rows[0].source_address  # from where: the client's address
+    answer = api.client.get("/api/v1/audit/events", headers=api.sign_in("clinician"))
+    assert answer.status_code == 403
+
+
 def test_the_command_line_exports_every_event_of_the_period(database_url: str, tmp_path: Path) -> None:  # noqa: F811
     engine = connect(database_url)
     migrate(engine)
