@@ -214,8 +214,14 @@ def test_roles_and_the_audit_trail_as_fhir_auditevents(api: Api, tmp_path: Path)
     assert result.exit_code == 0, result.output
     exported = json.loads(out.read_text())
     Bundle.model_validate(exported)  # written an entry at a time: still one valid FHIR Bundle
-    assert [e["resource"]["id"] for e in exported["entry"]] == [e["id"] for e in events]  # the same trail, same order
-    assert f"wrote {len(events)} AuditEvents" in result.output
+    exported_ids = [e["resource"]["id"] for e in exported["entry"]]
+    assert exported_ids[:-1] == [e["id"] for e in events]  # the same trail, same order
+    assert f"wrote {len(events) + 1} AuditEvents" in result.output
+    # then the admin's read of the trail above, recorded as it happened: who, from where, which period
+    reading = exported["entry"][-1]["resource"]
+    assert reading["action"] == "R" and reading["agent"][0]["who"]["display"] == "admin"
+    assert reading["entity"][0]["what"]["display"] == f"AuditEvent: first event to now, {len(events)} events"
+    assert reading["outcomeDesc"] == "GET /api/v1/audit/events -> 200" and reading["agent"][0]["network"]["address"]
 
 
 def test_session_cookie_needs_the_csrf_token(api: Api) -> None:

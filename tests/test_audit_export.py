@@ -133,8 +133,11 @@ def test_the_api_pages_with_next_links_to_every_event(api: Api) -> None:  # noqa
         links = {link["relation"]: link["url"] for link in bundle["link"]}
         url = links.get("next")
         assert bundle["type"] == "searchset" and (url is None or len(pages[-1]) == 5)  # a cut page says so
-    assert [name for page in pages for name in page] == expected  # every event, once, oldest first
-    assert len(pages) == -(-len(expected) // 5)
+    read = [name for page in pages for name in page]
+    assert [name for name in read if name in expected] == expected  # every event, once, oldest first
+    # and the reads of the earlier pages, each recorded as it happened (now, after the seeded events)
+    assert read[len(expected):] == [f"access-{15 + i}" for i in range(len(read) - len(expected))] and len(read) > len(expected)
+    assert len(pages) == -(-len(read) // 5)
 
     since, until = (T0 + dt.timedelta(minutes=2)).isoformat(), (T0 + dt.timedelta(minutes=8)).isoformat()
     first = _page(api, admin, f"/api/v1/audit/events?_count=4&since={since}&until={until}".replace("+", "%2B"))
@@ -158,6 +161,20 @@ def test_the_api_pages_with_next_links_to_every_event(api: Api) -> None:  # noqa
              400, "query.until")
     _problem(api.client.get("/api/v1/audit/events?_count=0", headers=admin), 400, "query._count")
     _problem(api.client.get("/api/v1/audit/events?limit=10", headers=admin), 400, "query.limit")  # the old cut
+
+
+def test_each_page_read_through_the_api_is_recorded_with_its_period(api: Api) -> None:  # noqa: F811
+    """Before, reading the audit trail left no trace: an admin could read it unseen."""
+    admin = api.sign_in("admin")
+    _seed(api.engine, access=[0.0, 1.0, 2.0])
+    _page(api, admin, "/api/v1/audit/events?_count=2&since=2026-03-01T08:00:00Z&until=2026-03-01T10:00:00%2B01:00")
+    with api.engine.connect() as connection:
+        rows = list(connection.execute(select(AccessEvent).where(AccessEvent.path == "/api/v1/audit/events")))
+    assert [(r.username, r.role, r.action, r.method, r.status_code) for r in rows] == [("admin", "admin", "R", "GET", 200)]
+    assert rows[0].what == "AuditEvent: 2026-03-01T08:00:00Z to 2026-03-01T09:00:00Z, 2 events, more follow"
+    assert rows[0].source_address  # from where: the client's address
+    answer = api.client.get("/api/v1/audit/events", headers=api.sign_in("clinician"))
+    assert answer.status_code == 403
 
 
 def test_the_command_line_exports_every_event_of_the_period(database_url: str, tmp_path: Path) -> None:  # noqa: F811
@@ -211,3 +228,33 @@ def test_more_than_a_hundred_thousand_events_of_one_kind_are_all_exported(databa
     assert result.exit_code == 0, result.output
     ids = [e["resource"]["id"] for e in json.loads(out.read_text())["entry"]]
     assert len(ids) == 100_001 and ids[0] == "access-1" and ids[-1] == "access-100001" and len(set(ids)) == len(ids)
+
+
+def test_reading_the_trail_is_itself_recorded(database_url: str, tmp_path: Path) -> None:  # noqa: F811
+    """Who exported the audit trail, when, which period: recorded as any other read, and in the next export.
+    Before, an export left no trace of itself."""
+    engine = connect(database_url)
+    migrate(engine)
+    _seed(engine, access=[0.0, 1.0], signin=[0.5])
+    engine.dispose()
+
+    def export(name: str, *args: str) -> dict[str, Any]:
+        result = CliRunner().invoke(cli_app, ["db", "audit-export", "--out", str(tmp_path / name), *args,
+                                              "--database-url", database_url], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return json.loads((tmp_path / name).read_text())
+
+    first = export("march.json", "--since", "2026-03-01", "--until", "2026-03-01")
+    assert len(first["entry"]) == 3  # the export does not contain its own record
+    engine = connect(database_url)
+    with engine.connect() as connection:
+        [row] = list(connection.execute(select(AccessEvent).where(AccessEvent.path == "hipdx db audit-export")))
+    engine.dispose()
+    assert row.action == "R" and row.username.startswith("os:") and row.method == "CLI" and row.status_code == 200
+    assert row.what == "AuditEvent: 2026-03-01T00:00:00Z to 2026-03-02T00:00:00Z, 3 events"
+    later = export("all.json")
+    [recorded] = [e["resource"] for e in later["entry"]
+                  if e["resource"].get("entity", [{}])[0].get("what", {}).get("display", "").startswith("AuditEvent")]
+    AuditEvent.model_validate(recorded)
+    assert recorded["action"] == "R" and recorded["agent"][0]["who"]["display"] == row.username
+    assert recorded["outcomeDesc"] == "CLI hipdx db audit-export -> 200"

@@ -7,14 +7,16 @@ import datetime as dt
 import pytest
 from fastapi.testclient import TestClient
 
-from hipdx.errors import HipdxError, ImagingError, InputError, IntegrationError, KnowledgeBaseError
+from hipdx.errors import DatabaseError, HipdxError, ImagingError, InputError, IntegrationError, KnowledgeBaseError
 from hipdx.knowledge import load_knowledge_base
 from hipdx.service import ServiceConfig, create_app
 
 #: RFC 9110: 400 a request the client got wrong (malformed, invalid, implausible), 422 a
-#: well-formed request whose content (a FHIR chart, a study) cannot be processed, 500 ours.
-STATUS = {HipdxError: 500, InputError: 400, KnowledgeBaseError: 500, ImagingError: 422, IntegrationError: 422}
-EXIT = {HipdxError: 1, InputError: 2, KnowledgeBaseError: 3, ImagingError: 4, IntegrationError: 5}
+#: well-formed request whose content (a FHIR chart, a study) cannot be processed, 500 ours, 503 a
+#: database the service cannot use (unavailable, not migrated).
+STATUS = {HipdxError: 500, InputError: 400, KnowledgeBaseError: 500, ImagingError: 422, IntegrationError: 422,
+          DatabaseError: 503}
+EXIT = {HipdxError: 1, InputError: 2, KnowledgeBaseError: 3, ImagingError: 4, IntegrationError: 5, DatabaseError: 6}
 
 
 def test_each_error_class_has_one_status_and_one_exit_code() -> None:

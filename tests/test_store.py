@@ -157,7 +157,8 @@ def test_serve_refuses_a_database_not_upgraded(tmp_path: Path) -> None:
         ["serve", "--insecure-no-auth", "--database-url", f"sqlite:///{tmp_path / 'new.db'}"],
         catch_exceptions=False,
     )
-    assert result.exit_code == 2 and "run `hipdx db upgrade` first" in result.output
+    assert result.exit_code == 2 and "create it with `hipdx db upgrade --database-url" in result.output
+    assert not (tmp_path / "new.db").exists()  # not created empty by connecting
 
 
 def test_an_unusable_url_is_a_clear_error() -> None:

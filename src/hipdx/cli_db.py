@@ -1,7 +1,9 @@
 """``hipdx db user-add``, ``users``, ``user-role``, ``user-disable``, ``user-enable``,
 ``user-password``, ``demo-user``, ``audit-export`` and ``audit-prune-sign-ins``: the service's users and its audit trail,
-from the command line (registered on ``hipdx db`` by ``cli_service``). Every change of a user is
-recorded in the access audit as done by ``os:<the system user>`` through ``CLI``."""
+from the command line (registered on ``hipdx db`` by ``cli_service``). Every change of a user (in
+the change's own transaction), every export of the audit trail and every prune is recorded in the
+access audit as done by ``os:<the system user>`` through ``CLI``. A database the command cannot use
+leaves as one message naming it (``hipdx.store.failures``), never a traceback."""
 
 from __future__ import annotations
 
@@ -11,13 +13,18 @@ import json
 import os
 import secrets
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from hipdx.errors import InputError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 DatabaseOption = Annotated[
     str | None,
@@ -37,14 +44,24 @@ class RoleChoice(str, Enum):
     admin = "admin"
 
 
-def _engine(database_url: str | None, data_dir: Path | None):  # type: ignore[no-untyped-def]
+@contextmanager
+def _database(database_url: str | None, data_dir: Path | None, doing: str) -> Iterator[Engine]:
+    """The service's database, checked current, for one command: a failure of the database while
+    ``doing`` leaves as a :class:`~hipdx.errors.DatabaseError` naming it (password masked) and what to do."""
     from hipdx.service.factory import prepare_database
     from hipdx.service.settings import load_settings
     from hipdx.store import connect
+    from hipdx.store.failures import reported
 
     settings = load_settings(database_url=database_url, data_dir=data_dir)
     prepare_database(settings)
-    return connect(settings.effective_database_url())
+    url = settings.effective_database_url()
+    engine = connect(url)
+    try:
+        with reported(url, doing):
+            yield engine
+    finally:
+        engine.dispose()
 
 
 def user_add_command(
@@ -63,11 +80,8 @@ def user_add_command(
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
-    engine = _engine(database_url, data_dir)
-    try:
+    with _database(database_url, data_dir, "adding the user") as engine:
         add_user(engine, username, password, Role(role.value))
-    finally:
-        engine.dispose()
     typer.echo(f"user {username} ({role.value}) added")
 
 
@@ -76,11 +90,8 @@ def demo_user_command(database_url: DatabaseOption = None, data_dir: DataDirOpti
     from hipdx.store.users import Role, add_user
 
     password = secrets.token_urlsafe(12)
-    engine = _engine(database_url, data_dir)
-    try:
+    with _database(database_url, data_dir, "adding the user") as engine:
         add_user(engine, "demo", password, Role.clinician)
-    finally:
-        engine.dispose()
     typer.echo(f"user demo (clinician) added; password: {password}")
 
 
@@ -106,17 +117,27 @@ def audit_export_command(
         raise InputError(f"--since {since} is in the future: no event is recorded there yet")
     stop = now if end is None or end > now else min(now, end + dt.timedelta(days=1))
     check_outputs({"--out": out}, force=False)
-    engine = _engine(database_url, data_dir)
     counts: dict[str, int] = {}
-    try:
-        write_file(out, lambda temporary: _write_trail_bundle(temporary, engine, start, stop, now, counts),
-                   option="--out", force=False)
-    finally:
-        engine.dispose()
+
+    def write(temporary: Path) -> None:  # the read is recorded before the file appears; if it cannot be, no file
+        _write_trail_bundle(temporary, engine, start, stop, now, counts)
+        _record_trail_read(engine, start, stop, sum(counts.values()))
+
+    with _database(database_url, data_dir, "exporting the audit trail") as engine:
+        write_file(out, write, option="--out", force=False)
     _sync_folder(out.parent)
     period = f"from {start:%Y-%m-%d} " if start is not None else "from the first event "
     typer.echo(f"wrote {sum(counts.values())} AuditEvents ({counts.get('access', 0)} accesses, {counts.get('cds', 0)} CDS calls, "
                f"{counts.get('signin', 0)} sign-in attempts) {period}to before {stop:%Y-%m-%d %H:%M:%S} UTC to {out}")
+
+
+def _record_trail_read(engine: Engine, since: dt.datetime | None, until: dt.datetime, events: int) -> None:
+    """Record in the access audit that the system user read the trail of this period (as the API does)."""
+    from hipdx.store.records import record_access, trail_read
+
+    record_access(engine, {"username": _system_user()[:100], "role": None, "action": "R",
+                           "what": trail_read(since, until, events), "method": "CLI", "path": "hipdx db audit-export",
+                           "status_code": 200, "source_address": None})
 
 
 def _day(text: str | None, option: str) -> dt.datetime | None:
@@ -158,12 +179,10 @@ def audit_prune_sign_ins_command(
     from hipdx.output import check_outputs, write_file
     from hipdx.service.api.auditevent import signin_auditevent
     from hipdx.store import signin
-    from hipdx.store.records import record_access
 
     check_outputs({"--archive": archive}, force=False)
     now = dt.datetime.now(dt.timezone.utc)
     before = now - dt.timedelta(days=older_than_days)
-    engine = _engine(database_url, data_dir)
     found: dict[str, list[tuple[int, int]]] = {}
 
     def write(temporary: Path) -> None:
@@ -173,16 +192,18 @@ def audit_prune_sign_ins_command(
             out.flush()
             os.fsync(out.fileno())
 
-    try:
+    with _database(database_url, data_dir, "pruning the sign-in attempts") as engine:
         write_file(archive, write, option="--archive", force=False)
         _sync_folder(archive.parent)
         archived = sum(last - first + 1 for first, last in found["ranges"])
-        deleted = signin.delete_archived(engine, before, found["ranges"], now)
-        record_access(engine, {"username": _system_user()[:100], "role": None, "action": "D",
-                               "what": f"SignInAttempt: {deleted} before {before:%Y-%m-%dT%H:%MZ}"[:100], "method": "CLI",
-                               "path": "hipdx db audit-prune-sign-ins", "status_code": 200, "source_address": None})
-    finally:
-        engine.dispose()
+        try:
+            deleted = signin.delete_archived(engine, before, found["ranges"], now, lambda count: {
+                "username": _system_user()[:100], "role": None, "action": "D", "what": f"SignInAttempt: {count} before "
+                f"{before:%Y-%m-%dT%H:%MZ}"[:100], "method": "CLI", "path": "hipdx db audit-prune-sign-ins",
+                "status_code": 200, "source_address": None})
+        except Exception:
+            archive.unlink(missing_ok=True)  # one transaction with its record, rolled back: nothing deleted, the archive would only block a retry
+            raise
     typer.echo(f"archived {archived} sign-in attempts older than {before:%Y-%m-%d %H:%M} UTC to {archive}; "
                f"deleted {deleted} from the database")
 
@@ -215,39 +236,30 @@ def _read_password(password_stdin: bool) -> str:
 
 
 def _change(command: str, username: str, database_url: str | None, data_dir: Path | None, **change: object) -> None:
-    """Apply one change to a user, record it (done or refused) in the access audit."""
+    """Apply one change to a user and record it in the access audit, in one transaction; a refused
+    change is recorded with its status (nothing of the change is written)."""
     from hipdx.errors import HipdxError
     from hipdx.store.records import record_access
     from hipdx.store.users import change_user
 
-    engine = _engine(database_url, data_dir)
-    try:
+    audit = {"username": _system_user()[:100], "role": None, "action": "U", "what": f"User/{username}"[:100],
+             "method": "CLI", "path": f"hipdx db {command}", "source_address": None}
+    with _database(database_url, data_dir, "changing the user") as engine:
         try:
-            status = 200 if change_user(engine, username, **change) else 404  # type: ignore[arg-type]
+            found = change_user(engine, username, audit=audit, **change)  # type: ignore[arg-type]
         except HipdxError as exc:
-            _record_change(record_access, engine, command, username, exc.http_status)
+            record_access(engine, audit | {"status_code": exc.http_status})
             raise
-        _record_change(record_access, engine, command, username, status)
-    finally:
-        engine.dispose()
-    if status == 404:
+    if not found:
         raise InputError(f"no user {username!r} (hipdx db users lists them)")
-
-
-def _record_change(record_access, engine, command: str, username: str, status: int) -> None:  # type: ignore[no-untyped-def]
-    record_access(engine, {"username": _system_user()[:100], "role": None, "action": "U", "what": f"User/{username}"[:100],
-                           "method": "CLI", "path": f"hipdx db {command}", "status_code": status, "source_address": None})
 
 
 def users_command(database_url: DatabaseOption = None, data_dir: DataDirOption = None) -> None:
     """List the users: name, role, enabled or disabled, live tokens."""
     from hipdx.store.users import describe_users
 
-    engine = _engine(database_url, data_dir)
-    try:
+    with _database(database_url, data_dir, "listing the users") as engine:
         rows = describe_users(engine)
-    finally:
-        engine.dispose()
     for row in rows:
         state = "enabled" if row["active"] else "disabled"
         typer.echo(f"{row['username']}\t{row['role']}\t{state}\t{row['live_tokens']} live tokens")

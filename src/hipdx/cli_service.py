@@ -37,7 +37,11 @@ def db_upgrade_command(database_url: DatabaseOption = None) -> None:
 
     if database_url is None:
         raise InputError("give --database-url URL (or set HIPDX_DATABASE_URL)")
-    migrate(connect(database_url))
+    engine = connect(database_url)
+    try:
+        migrate(engine)  # a failure names the database (password masked) and what to do: hipdx.store.failures
+    finally:
+        engine.dispose()
     typer.echo("the database is at the current schema")
 
 

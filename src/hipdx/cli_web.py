@@ -37,6 +37,7 @@ def run_command(
     from hipdx.service.factory import prepare_database
     from hipdx.service.settings import load_settings
     from hipdx.store import connect
+    from hipdx.store.failures import reported
 
     environment = {
         "HIPDX_DATA_DIR": str(data_dir.resolve()),
@@ -50,8 +51,9 @@ def run_command(
     prepare_database(settings)
     engine = connect(settings.effective_database_url())
     try:
-        stored = _store_examples(engine, examples)
-        password = _demo_password(engine, settings.data_dir)
+        with reported(engine.url, "storing the example cases and the demo user"):
+            stored = _store_examples(engine, examples)
+            password = _demo_password(engine, settings.data_dir)
     finally:
         engine.dispose()
     url = f"http://127.0.0.1:{port}"

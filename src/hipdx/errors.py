@@ -78,6 +78,14 @@ class IntegrationError(HipdxError):
     http_status = 422
 
 
+class DatabaseError(HipdxError):
+    """The database cannot be reached, opened or written, or is not at the schema hipdx needs
+    (the message names the database, its password masked, and what to do; RFC 9110 section 15.6.4)."""
+
+    exit_code = 6
+    http_status = 503
+
+
 class TooManyAttempts(HipdxError):
     """Too many refused sign-ins for this account or from this address lately (RFC 6585 section 4).
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from pathlib import Path
 
 from fastapi import FastAPI
+from sqlalchemy import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 import hipdx
-from hipdx.errors import InputError
+from hipdx.errors import DatabaseError, InputError
 from hipdx.knowledge import load_knowledge_base
 from hipdx.service.api.context import ApiContext
 from hipdx.service.api.jobwatch import fail_stale
@@ -21,27 +23,65 @@ from hipdx.service.app import ServiceConfig, create_app
 from hipdx.service.auth import IssuerList
 from hipdx.service.settings import Settings, load_settings, secret_key
 from hipdx.store import AuditStore, connect, is_current, migrate
+from hipdx.store.failures import UPGRADE, masked
+from hipdx.store.migrate import current_revision, known_revision
 from hipdx.store.replay import DatabaseReplayCache
 from hipdx.web.smart import SmartConfig, SmartServer
 
 
 def prepare_database(settings: Settings) -> None:
-    """The embedded database is created or upgraded; one given by URL must be current already.
+    """The embedded database is created or upgraded; one given by URL must exist and be current already.
 
     Raises
     ------
     InputError
-        The database given by URL is not at the current schema (run ``hipdx db upgrade``).
+        The data folder cannot be created, or an SQLite file given by URL does not exist.
+    DatabaseError
+        The database cannot be reached, opened or written, or is not at the current schema (the
+        message says what to do, e.g. run ``hipdx db upgrade``).
     """
-    engine = connect(settings.effective_database_url())
+    url = settings.effective_database_url()
+    if settings.embedded():
+        try:
+            settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise InputError(f"cannot create the data folder {settings.data_dir}: {exc.strerror or exc} "
+                             "(give a writable --data-dir or HIPDX_DATA_DIR)") from None
+    else:
+        _sqlite_file_exists(url)
+    engine = connect(url)
     try:
         if settings.embedded():
-            settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             migrate(engine)
-        elif not is_current(engine):
-            raise InputError("the database is not at the current schema: run `hipdx db upgrade` first")
+        else:
+            _check_schema(engine)
     finally:
         engine.dispose()
+
+
+def _sqlite_file_exists(url: str) -> None:
+    """An SQLite database given by URL is a file that exists (connecting would create an empty one)."""
+    parsed = make_url(url)
+    name = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or name in ("", ":memory:") or name.startswith("file:"):
+        return
+    if not Path(name).is_file():
+        raise InputError(f"no SQLite database at {name}: create it with `hipdx db upgrade --database-url {url}`, "
+                         "or correct the path")
+
+
+def _check_schema(engine: Engine) -> None:
+    """The database is at the current schema, else the reason and what to do."""
+    if is_current(engine):
+        return
+    current = current_revision(engine)
+    where = masked(engine.url)
+    if current is None:
+        raise DatabaseError(f"the database {where} has no hipdx schema yet (it was never migrated): {UPGRADE}")
+    if known_revision(current):
+        raise DatabaseError(f"the database {where} is at an older schema ({current}): {UPGRADE}")
+    raise DatabaseError(f"the database {where} is at schema revision {current}, which this version of hipdx "
+                        "does not know (a newer hipdx upgraded it): run that version, or restore the database from a backup")
 
 
 def build_app(settings: Settings) -> FastAPI:

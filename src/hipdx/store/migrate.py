@@ -12,6 +12,7 @@ from sqlalchemy import Engine, QueuePool, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 
 from hipdx.errors import IntegrationError
+from hipdx.store.failures import masked, reported
 
 
 def _alembic_config() -> Config:
@@ -47,7 +48,7 @@ def connect(url: str) -> Engine:
         if isinstance(engine.pool, QueuePool):  # not SQLite in memory, which keeps one connection per thread
             engine = create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=0)
     except (SQLAlchemyError, ValueError, ImportError) as exc:
-        raise IntegrationError(f"database URL not usable: {type(exc).__name__}: {exc}") from None
+        raise IntegrationError(f"database URL not usable: {masked(url)}: {type(exc).__name__}: {exc}") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -68,20 +69,17 @@ def migrate(engine: Engine, revision: str = "head") -> None:
 
     Raises
     ------
-    IntegrationError
-        The database cannot be reached or the migration fails.
+    DatabaseError
+        The database cannot be reached or written, is at a revision this hipdx does not know, or the
+        migration fails (its transaction rolled back: on PostgreSQL nothing of it stays).
     """
     config = _alembic_config()
-    try:
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            if revision == "base" or _below_current(connection, config, revision):
-                command.downgrade(config, revision)
-            else:
-                command.upgrade(config, revision)
-    except SQLAlchemyError as exc:
-        first_line = str(exc).splitlines()[0] if str(exc) else ""
-        raise IntegrationError(f"database migration failed: {type(exc).__name__}: {first_line}") from None
+    with reported(engine.url, "upgrading the schema"), engine.begin() as connection:
+        config.attributes["connection"] = connection
+        if revision == "base" or _below_current(connection, config, revision):
+            command.downgrade(config, revision)
+        else:
+            command.upgrade(config, revision)
 
 
 def _below_current(connection, config: Config, revision: str) -> bool:  # type: ignore[no-untyped-def]
@@ -94,11 +92,28 @@ def _below_current(connection, config: Config, revision: str) -> bool:  # type: 
 
 
 def is_current(engine: Engine) -> bool:
-    """True when the database is at the newest migration."""
-    config = _alembic_config()
-    try:
-        with engine.connect() as connection:
-            current = MigrationContext.configure(connection).get_current_revision()
-    except SQLAlchemyError as exc:
-        raise IntegrationError(f"cannot reach the database: {type(exc).__name__}") from None
-    return current in ScriptDirectory.from_config(config).get_heads()
+    """True when the database is at the newest migration.
+
+    Raises
+    ------
+    DatabaseError
+        The database cannot be reached or opened.
+    """
+    return current_revision(engine) in ScriptDirectory.from_config(_alembic_config()).get_heads()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The database's schema revision (None: not migrated).
+
+    Raises
+    ------
+    DatabaseError
+        The database cannot be reached or opened.
+    """
+    with reported(engine.url, "reading its schema revision"), engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def known_revision(revision: str) -> bool:
+    """True when ``revision`` is one of this hipdx's migrations (an older or the current one)."""
+    return any(script.revision == revision for script in ScriptDirectory.from_config(_alembic_config()).walk_revisions())

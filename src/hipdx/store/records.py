@@ -259,6 +259,14 @@ def record_access(engine: Engine, event: dict[str, Any]) -> None:
         session.add(AccessEvent(recorded_at=_now(), **event))
 
 
+def trail_read(since: dt.datetime | None, until: dt.datetime | None, events: int, more: bool = False) -> str:
+    """The object of one read of the audit trail, for its access record: the period read (UTC; from the
+    first event, up to the read when open) and how many events it returned (the API: one page)."""
+    start = f"{since.astimezone(dt.timezone.utc):%Y-%m-%dT%H:%M:%SZ}" if since is not None else "first event"
+    end = f"{until.astimezone(dt.timezone.utc):%Y-%m-%dT%H:%M:%SZ}" if until is not None else "now"
+    return f"AuditEvent: {start} to {end}, {events} events{', more follow' if more else ''}"[:100]
+
+
 def access_events(engine: Engine, since: dt.datetime | None = None, limit: int = 1000) -> list[AccessEvent]:
     """The newest ``limit`` access events (a look at recent activity; an export reads :mod:`hipdx.store.trail`, uncapped)."""
     query = select(AccessEvent)

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import Engine, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from hipdx.errors import InputError
-from hipdx.store.tables import SignInAttempt
+from hipdx.store.tables import AccessEvent, SignInAttempt
 
 WINDOW = dt.timedelta(minutes=15)
 MAX_FAILURES_PER_ACCOUNT = 5
@@ -99,8 +100,11 @@ def archive_before(engine: Engine, before: dt.datetime, write: Callable[[SignInA
         last_id = rows[-1].id
 
 
-def delete_archived(engine: Engine, before: dt.datetime, ranges: list[tuple[int, int]], now: dt.datetime) -> int:
-    """Delete the attempts of ``ranges`` (from :func:`archive_before`) older than ``before``, in one transaction.
+def delete_archived(engine: Engine, before: dt.datetime, ranges: list[tuple[int, int]], now: dt.datetime,
+                    audit: Callable[[int], dict[str, Any]] | None = None) -> int:
+    """Delete the attempts of ``ranges`` (from :func:`archive_before`) older than ``before``, in one transaction,
+    with the access event ``audit(deleted)`` gives (:class:`~hipdx.store.tables.AccessEvent` without its time):
+    the prune and its record are written together or not at all.
 
     Raises
     ------
@@ -118,4 +122,6 @@ def delete_archived(engine: Engine, before: dt.datetime, ranges: list[tuple[int,
                 SignInAttempt.attempted_at < before,
                 or_(*(SignInAttempt.id.between(first, last) for first, last in chunk))))
             deleted += result.rowcount  # type: ignore[attr-defined]
+        if audit is not None:
+            session.add(AccessEvent(recorded_at=now, **audit(deleted)))
     return deleted

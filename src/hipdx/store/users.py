@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from hipdx.errors import ConflictError, InputError, Problem, TooManyAttempts
 from hipdx.store import signin
-from hipdx.store.tables import Token, User
+from hipdx.store.tables import AccessEvent, Token, User
 
 #: argon2id with the library's defaults (RFC 9106 "second recommended" parameters: 64 MiB, t=3, p=4)
 _HASHER = PasswordHasher()
@@ -94,11 +94,14 @@ def describe_users(engine: Engine) -> list[dict[str, Any]]:
 
 
 def change_user(engine: Engine, username: str, *, role: Role | None = None, active: bool | None = None,
-                password: str | None = None) -> bool:
+                password: str | None = None, audit: dict[str, Any] | None = None) -> bool:
     """Change a user's role, enable or disable them, or set a new password; False if no such user.
 
     Disabling a user or setting their password ends every token and session they hold (a
-    disabled user cannot sign in, and :func:`principal` refuses their tokens anyway).
+    disabled user cannot sign in, and :func:`principal` refuses their tokens anyway). ``audit``, an
+    access event without its time and status (:class:`~hipdx.store.tables.AccessEvent`), is recorded
+    in the same transaction (status 200, or 404 when there is no such user): the change and its
+    record are written together or not at all.
 
     Raises
     ------
@@ -112,6 +115,8 @@ def change_user(engine: Engine, username: str, *, role: Role | None = None, acti
     new_hash = _HASHER.hash(password) if password is not None else None
     with Session(engine) as session, session.begin():
         user = session.scalars(select(User).where(User.username == username).with_for_update()).first()
+        if audit is not None:
+            session.add(AccessEvent(recorded_at=dt.datetime.now(dt.timezone.utc), status_code=200 if user else 404, **audit))
         if user is None:
             return False
         demoted = (role is not None and role is not Role.admin) or active is False

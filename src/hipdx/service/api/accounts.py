@@ -15,9 +15,10 @@ from starlette.datastructures import URL
 
 from hipdx.errors import Problem, TooManyAttempts
 from hipdx.service.api.auditevent import bundle_entry, trail_auditevent
-from hipdx.service.api.context import SESSION_COOKIE, admin, client_address, clinician, context, json_body, object_field
+from hipdx.service.api.context import SESSION_COOKIE, admin, audit, client_address, clinician, context, json_body, object_field
 from hipdx.service.api.problems import ApiProblem
 from hipdx.store import users
+from hipdx.store.records import trail_read
 from hipdx.store.trail import BATCH, TrailEvent, TrailKey, trail, utc
 from hipdx.store.users import Principal
 
@@ -102,7 +103,8 @@ async def audit_events(
 ) -> Response:
     """The audit trail (REST accesses, CDS calls, sign-in attempts) as FHIR searchset Bundles of
     AuditEvents, oldest first, ``_count`` a page (admins only). A page with more events after it
-    has a ``next`` link; the last page has none."""
+    has a ``next`` link; the last page has none. Each page read is itself recorded in the access
+    audit (who, when, from where, which period), so it appears in the trail read afterwards."""
     ctx = context(request)
     if "limit" in request.query_params:  # before paging, limit cut the trail; said so rather than ignored
         raise ApiProblem(400, "limit is now _count, the size of a page: follow the next link for the rest",
@@ -112,6 +114,7 @@ async def audit_events(
         raise ApiProblem(400, "until must be later than since", [Problem("query.until", "later than since")])
     after = None if cursor is None else TrailKey.parse(cursor, "query.cursor")
     events, more = await run_in_threadpool(audit_page, ctx.engine, since, until, after, count)
+    await run_in_threadpool(audit, request, "R", trail_read(since, until, len(events), more))  # who read the trail, which period
     links = [{"relation": "self", "url": _public(request, request.url)}]
     if more:
         links.append({"relation": "next", "url": _public(request, request.url.include_query_params(cursor=events[-1].key.token()))})
