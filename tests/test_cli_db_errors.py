@@ -18,11 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from hipdx.cli import app as cli_app
 from hipdx.errors import DatabaseError
+from hipdx.store.failures import masked
 
+from conftest import CliRunner
 from test_store import POSTGRES, _postgres_schema
 
 REFUSED = "postgresql+psycopg://hipdx:s3cret-pw@127.0.0.1:1/hipdx"
@@ -186,3 +187,15 @@ def test_a_read_only_postgresql_database_is_named_and_nothing_is_written(postgre
     code, output = _db(["audit-export", "--out", "{tmp}/trail.json"], read_only, tmp_path)
     _clean(code, output, "is read-only, so exporting the audit trail failed", tmp_path)
     assert _db(["users"], postgres_url, tmp_path) == (0, "")
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql+psycopg://hipdx@127.0.0.1:1/hipdx?password=s3cr3t-Pw",
+    "postgresql+psycopg://hipdx@127.0.0.1:1/hipdx?sslmode=require&sslpassword=s3cr3t-Pw",
+    "postgresql+psycopg://hipdx:s3cr3t-Pw@127.0.0.1:1/hipdx?PASSWORD=s3cr3t-Pw",
+    "not a url //hipdx:s3cr3t-Pw@host/db?password=s3cr3t-Pw",
+])
+def test_a_password_in_the_url_is_masked_wherever_it_is_given(url: str) -> None:
+    shown = masked(url)
+    assert "s3cr3t-Pw" not in shown
+    assert "***" in shown

@@ -18,13 +18,18 @@ from hipdx.errors import DatabaseError, HipdxError
 UPGRADE = "run `hipdx db upgrade` with this --database-url"
 
 
+_QUERY_SECRET = re.compile(r"([?&](?:password|passwd|pwd|sslpassword|secret|token)=)[^&#]*", re.IGNORECASE)
+
+
 def masked(url: str | URL) -> str:
-    """``url`` with its password replaced by ``***`` (also when it does not parse)."""
+    """``url`` with its password replaced by ``***``, in the user part and in a query parameter
+    (libpq's ``?password=``, ``sslpassword=``), also when it does not parse."""
     try:
         parsed = make_url(url)
-        return str(url) if isinstance(url, str) and parsed.password is None else parsed.render_as_string(hide_password=True)
+        text = str(url) if isinstance(url, str) and parsed.password is None else parsed.render_as_string(hide_password=True)
     except (ArgumentError, ValueError, TypeError):
-        return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", str(url))
+        text = re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", str(url))
+    return _QUERY_SECRET.sub(r"\1***", text)
 
 
 def database_error(exc: BaseException, url: str | URL, doing: str) -> DatabaseError:
