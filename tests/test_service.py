@@ -22,12 +22,15 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 import hipdx
 from hipdx.errors import InputError
 from hipdx.service import IssuerList, ServiceConfig, create_app
 from hipdx.service.cards import SUMMARY_LIMIT, summary_text
 from hipdx.service.hooks import PREFETCH, SERVICE_ID
+from hipdx.store import AuditStore, connect, migrate
+from hipdx.store.replay import DatabaseReplayCache
 
 from conftest import ROOT, TODAY
 
@@ -690,3 +693,27 @@ def test_the_card_is_the_same_without_the_explanation_it_does_not_show(kb: hipdx
         assert full.explanation.leading and not lean.explanation.leading
         assert lean.model_copy(update={"explanation": full.explanation}) == full, path.name
         assert patient_view(body, kb, TODAY)["cards"] == [card(full, mapping, body["hookInstance"])], path.name
+
+
+def test_a_signed_call_answers_503_when_its_token_cannot_be_recorded(
+    issuers_file: Path, keys: dict[str, Any], kb: hipdx.KnowledgeBase, tmp_path: Path
+) -> None:
+    # the token's jti is written with the call's record: without it a replay could not be refused,
+    # so the answer is withheld; the database's failure is a 503 to retry, not a 500 to report
+    engine = connect(f"sqlite:///{tmp_path / 'hipdx.db'}")
+    migrate(engine)
+    store = AuditStore(engine, hipdx.__version__, kb.digest)
+    issuers = IssuerList.from_file(issuers_file)
+    issuers.replay = DatabaseReplayCache(engine)  # shared by the workers, as `hipdx serve` sets it
+    config = ServiceConfig(issuers=issuers, store=store, today=lambda: TODAY)
+    client = TestClient(create_app(config, kb), raise_server_exceptions=False)
+    headers = {"Authorization": f"Bearer {token(keys)}"}
+    assert client.post(URL, json=request_for("toh_man_classic"), headers=headers).status_code == 200
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE cds_call"))
+    answer = client.post(URL, json=request_for("toh_man_classic"), headers={"Authorization": f"Bearer {token(keys)}"})
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["retry-after"] == "5"
+    assert answer.json()["resourceType"] == "OperationOutcome"
+    assert "database is not available" in answer.text and "cds_call" not in answer.text
+    engine.dispose()

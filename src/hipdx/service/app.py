@@ -38,11 +38,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from hipdx.errors import HipdxError, InputError, Problem
+from hipdx.errors import DatabaseError, HipdxError, InputError, Problem
 from hipdx.fhir.jsonread import read_json
 from hipdx.knowledge import KnowledgeBase, load_knowledge_base
 from hipdx.service.api import create_api, openapi
 from hipdx.service.api.context import ApiContext
+from hipdx.service.api.problems import log_unexpected
 from hipdx.service.auth import IssuerList, Unauthorized
 from hipdx.service.cards import CardLinks
 from hipdx.service.feedback import parse_feedback
@@ -51,6 +52,7 @@ from hipdx.service.orders import DISCOVERY as ORDER_DISCOVERY
 from hipdx.service.orders import HOOKS as ORDER_HOOKS
 from hipdx.service.orders import order_service
 from hipdx.store import AuditStore, CallRecord
+from hipdx.store.failures import RETRY_AFTER, UNAVAILABLE, UNAVAILABLE_DETAIL
 from hipdx.store.replay import PENDING_JTI
 from hipdx.web import CaseLibrary, web_router
 from hipdx.web.smart import SmartConfig
@@ -173,8 +175,17 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        log_unexpected(log, request, exc)
+        if isinstance(exc, UNAVAILABLE):
+            return _unavailable()
         return outcome(500, "internal error (logged); please report")
+
+
+def _unavailable() -> Response:
+    """503 with Retry-After: the database is away, locked or not at its schema (hipdx.store.failures)."""
+    answer = outcome(DatabaseError.http_status, UNAVAILABLE_DETAIL)
+    answer.headers.update(RETRY_AFTER)
+    return answer
 
 
 def _audience(config: ServiceConfig, request: Request) -> str:
@@ -333,9 +344,11 @@ async def _record(
     record = CallRecord(method=request.method, path=request.url.path, status_code=status, latency_ms=latency, **fields)
     try:
         first_use = await run_in_threadpool(store.record_call, record, None, pending)
-    except Exception:
+    except Exception as exc:
         log.exception("could not record the call in the audit store")
-        return outcome(500, "internal error (logged); please report") if pending else None
+        if not pending:
+            return None
+        return _unavailable() if isinstance(exc, UNAVAILABLE) else outcome(500, "internal error (logged); please report")
     if first_use:
         return None
     log.warning("401 %s %s: jti seen before (replay, refused at commit)", request.method, request.url.path)

@@ -11,11 +11,19 @@ from contextlib import contextmanager
 
 from alembic.util import CommandError
 from sqlalchemy import URL, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, InterfaceError, InternalError, OperationalError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from hipdx.errors import DatabaseError, HipdxError
 
 UPGRADE = "run `hipdx db upgrade` with this --database-url"
+
+#: what a running service meets when its database is away, locked, read-only or not at its schema
+#: (not an integrity or data error, which is a defect of hipdx's own and stays a 500)
+UNAVAILABLE: tuple[type[SQLAlchemyError], ...] = (OperationalError, InterfaceError, InternalError, ProgrammingError, PoolTimeout)
+#: the answer to a request that met one of them: no driver text (it may quote the statement's values)
+UNAVAILABLE_DETAIL = "the service's database is not available or refused the operation; nothing was changed, try again shortly"
+RETRY_AFTER = {"Retry-After": "5"}
 
 
 _QUERY_SECRET = re.compile(r"([?&](?:password|passwd|pwd|sslpassword|secret|token)=)[^&#]*", re.IGNORECASE)

@@ -44,9 +44,9 @@ def connect(url: str) -> Engine:
         The URL is not one SQLAlchemy understands.
     """
     try:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
         if isinstance(engine.pool, QueuePool):  # not SQLite in memory, which keeps one connection per thread
-            engine = create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=0)
+            engine = create_engine(url, pool_pre_ping=True, hide_parameters=True, pool_size=POOL_SIZE, max_overflow=0)
     except (SQLAlchemyError, ValueError, ImportError) as exc:
         raise IntegrationError(f"database URL not usable: {masked(url)}: {type(exc).__name__}: {exc}") from None
     if engine.dialect.name == "sqlite":

@@ -16,7 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hipdx.errors import HipdxError, InputError, Problem
+from hipdx.errors import DatabaseError, HipdxError, InputError, Problem
+from hipdx.store.failures import RETRY_AFTER, UNAVAILABLE, UNAVAILABLE_DETAIL
 
 log = logging.getLogger("hipdx.service.api")
 MEDIA_TYPE = "application/problem+json"
@@ -67,7 +68,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        # the frames, not the message: an exception's message may quote patient data
-        log.error("unexpected %s on %s %s\n%s", type(exc).__name__, request.method, request.url.path,
-                  "".join(traceback.format_tb(exc.__traceback__)))
+        log_unexpected(log, request, exc)
+        if isinstance(exc, UNAVAILABLE):
+            return problem(DatabaseError.http_status, UNAVAILABLE_DETAIL, headers=RETRY_AFTER)
         return problem(500, "internal error (logged); please report")
+
+
+def log_unexpected(logger: logging.Logger, request: Request, exc: BaseException) -> None:
+    """Log an error no handler expected: its class and frames, never its message (a driver's
+    message quotes the statement and may quote patient data)."""
+    logger.error("unexpected %s on %s %s\n%s", type(exc).__name__, request.method, request.url.path,
+                 "".join(traceback.format_tb(exc.__traceback__)))
