@@ -28,7 +28,7 @@ demo: $(STAMP)  ## assess the bundled example cases and print their differential
 test: $(TSTAMP)  ## install with test extras and run the whole suite
 	$(BIN)/python -m pytest
 
-test-fast: $(TSTAMP)  ## the fast suite to run after every change (about 45 s of CPU, about a minute on a 2-CPU machine): no `slow`, no `real_data` tests (docs/testing.md)
+test-fast: $(TSTAMP)  ## the fast suite to run after every change (53 s on an idle 2-CPU machine, more beside other work): no `slow`, no `real_data` tests (docs/testing.md)
 	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not real_data"
 
 bench: $(STAMP)  ## speed benchmarks (ratios against baselines measured in the same run); fails if a target fails
