@@ -42,7 +42,8 @@ def _refused(answer: Any) -> None:
     assert answer.status_code == 503, answer.text
     assert answer.headers["content-type"].startswith("application/problem+json")
     assert answer.headers["retry-after"] == "5"
-    assert "access audit could not record this change, so nothing was changed" in answer.json()["detail"]
+    assert answer.json()["detail"].startswith("the access audit could not record this request, so it was not "
+                                              "carried out (nothing was changed or shown)")
     for driver in (REFUSAL, "INSERT", "access_event", "Error"):
         assert driver not in answer.text
 
@@ -113,6 +114,18 @@ def test_an_mri_upload_whose_access_record_is_refused_queues_no_job(api: Api, ph
     _refused(api.client.post("/api/v1/mri/jobs", files=files, headers=headers))
     assert _count(api.engine, MriJob) == 0
     assert not any(api.context.upload_dir.glob("*/*"))  # the de-identified copies went with the job
+
+
+def test_a_read_whose_access_record_is_refused_is_not_answered(api: Api) -> None:
+    """No access without its record: the case is not shown (before: 500 on SQLite)."""
+    headers = api.sign_in()
+    case = json.loads((EXAMPLES / "toh_man_classic.json").read_text())
+    case_id = api.client.post("/api/v1/cases", json={"label": "Zebedee", "case": case}, headers=headers).json()["id"]
+    _refuse_access_records(api.engine)
+    for answer in (api.client.get(f"/api/v1/cases/{case_id}", headers=headers),
+                   api.client.post("/api/v1/assess", json=case, headers=headers)):
+        _refused(answer)
+        assert "Zebedee" not in answer.text and "differential" not in answer.text
 
 
 def test_the_changes_are_recorded_with_their_status(api: Api) -> None:

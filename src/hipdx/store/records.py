@@ -270,19 +270,20 @@ def jobs_of_case(engine: Engine, case_id: int) -> list[dict[str, Any]]:
 
 
 def record_access(engine: Engine, event: dict[str, Any]) -> None:
-    """One access to patient data (see :class:`hipdx.store.tables.AccessEvent`)."""
+    """One access to patient data (see :class:`hipdx.store.tables.AccessEvent`) in a transaction of
+    its own: a read, or a change refused (nothing of it written). Raises :class:`AuditRefused`."""
     with Session(engine) as session, session.begin():
-        session.add(AccessEvent(recorded_at=_now(), **event))
+        record_in(session, event)
 
 
 class AuditRefused(DatabaseError):
-    """The database refused the access record of a change (a full disk, a trigger, a lost
-    connection), so the change was rolled back with it: nothing was written (503, retry later)."""
+    """The database refused the access record of a request (a full disk, a trigger, a lost
+    connection): a change was rolled back with it, a read is not answered (503, retry later)."""
 
 
 def record_in(session: Session, event: dict[str, Any] | None) -> None:
-    """Write the access record ``event`` (all of :class:`~hipdx.store.tables.AccessEvent` but its
-    time; status 200 unless given) in ``session``'s transaction, now, so that a refusal is met
+    """Write the access record ``event`` (the fields of :class:`~hipdx.store.tables.AccessEvent`;
+    the time now and status 200 unless given) in ``session``'s transaction, now, so that a refusal is met
     before the change it records is committed; nothing when ``event`` is None.
 
     Raises
@@ -294,12 +295,13 @@ def record_in(session: Session, event: dict[str, Any] | None) -> None:
     """
     if event is None:
         return
-    session.add(AccessEvent(recorded_at=_now(), **({"status_code": 200} | event)))
+    session.add(AccessEvent(**({"recorded_at": _now(), "status_code": 200} | event)))
     try:
         session.flush()
     except SQLAlchemyError as exc:
-        raise AuditRefused("the access audit could not record this change, so nothing was changed: "
-                           "try again shortly (if it lasts, the administrator should check the database)") from exc
+        raise AuditRefused("the access audit could not record this request, so it was not carried out (nothing "
+                           "was changed or shown): try again shortly; if it lasts, the administrator should check "
+                           "the database") from exc
 
 
 def trail_read(since: dt.datetime | None, until: dt.datetime | None, events: int, more: bool = False) -> str:
