@@ -3,8 +3,8 @@
 Every function takes the engine and commits before it returns: what it returns has been
 written (SQLite with ``synchronous=FULL``, PostgreSQL's default ``synchronous_commit``), so an
 acknowledged write survives a crash of the server. A write given ``audit`` (an access event,
-:class:`~hipdx.store.tables.AccessEvent`'s fields but its time) records it in its own transaction
-(:func:`record_in`): the change and its access record are written together or not at all.
+:class:`~hipdx.store.tables.AccessEvent`'s fields but its time) records it in the write's own
+transaction (:func:`record_in`): the change and its access record are written together or not at all.
 """
 
 from __future__ import annotations
