@@ -239,7 +239,7 @@ def _change(command: str, username: str, database_url: str | None, data_dir: Pat
     """Apply one change to a user and record it in the access audit, in one transaction; a refused
     change is recorded with its status (nothing of the change is written)."""
     from hipdx.errors import HipdxError
-    from hipdx.store.records import record_access
+    from hipdx.store.records import AuditRefused, record_access
     from hipdx.store.users import change_user
 
     audit = {"username": _system_user()[:100], "role": None, "action": "U", "what": f"User/{username}"[:100],
@@ -247,6 +247,8 @@ def _change(command: str, username: str, database_url: str | None, data_dir: Pat
     with _database(database_url, data_dir, "changing the user") as engine:
         try:
             found = change_user(engine, username, audit=audit, **change)  # type: ignore[arg-type]
+        except AuditRefused:
+            raise  # the refused record is the failure: nothing to record it with
         except HipdxError as exc:
             record_access(engine, audit | {"status_code": exc.http_status})
             raise

@@ -81,9 +81,14 @@ def database_error(exc: BaseException, url: str | URL, doing: str) -> DatabaseEr
 @contextmanager
 def reported(url: str | URL, doing: str) -> Iterator[None]:
     """Turn a failure of the database at ``url`` in the block into a :class:`~hipdx.errors.DatabaseError`
-    (an error hipdx raises on purpose passes unchanged)."""
+    (an error hipdx raises on purpose passes unchanged, but a DatabaseError raised from the driver's
+    error is named with it)."""
     try:
         yield
+    except DatabaseError as exc:
+        if isinstance(exc.__cause__, SQLAlchemyError):  # e.g. records.AuditRefused: the operator reads the driver's word
+            raise database_error(exc.__cause__, url, doing) from None
+        raise
     except HipdxError:
         raise
     except (SQLAlchemyError, CommandError) as exc:

@@ -2,7 +2,9 @@
 
 Every function takes the engine and commits before it returns: what it returns has been
 written (SQLite with ``synchronous=FULL``, PostgreSQL's default ``synchronous_commit``), so an
-acknowledged write survives a crash of the server.
+acknowledged write survives a crash of the server. A write given ``audit`` (an access event,
+:class:`~hipdx.store.tables.AccessEvent`'s fields but its time) records it in the write's own
+transaction (:func:`record_in`): the change and its access record are written together or not at all.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, func, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from hipdx.errors import DatabaseError
 from hipdx.store.tables import AccessEvent, MriJob, StoredAssessment, StoredCase, StoredVisit
 
 
@@ -50,12 +54,15 @@ def _record(session: Session, row: StoredCase) -> CaseRecord:
                       _utc(row.updated_at), row.created_by)
 
 
-def create_case(engine: Engine, label: str, document: dict[str, Any], user: str) -> CaseRecord:
+def create_case(engine: Engine, label: str, document: dict[str, Any], user: str,
+                audit: dict[str, Any] | None = None) -> CaseRecord:
+    """Store a case; ``audit``'s object is its number (``Case/<id>``)."""
     now = _now()
     with Session(engine, expire_on_commit=False) as session, session.begin():
         row = StoredCase(label=label, document=document, created_at=now, updated_at=now, created_by=user, version=1)
         session.add(row)
         session.flush()
+        record_in(session, audit and audit | {"what": f"Case/{row.id}"})
         return _record(session, row)
 
 
@@ -65,21 +72,24 @@ def get_case(engine: Engine, case_id: int) -> CaseRecord | None:
         return None if row is None else _record(session, row)
 
 
-def update_case(engine: Engine, case_id: int, label: str, document: dict[str, Any]) -> CaseRecord | None:
+def update_case(engine: Engine, case_id: int, label: str, document: dict[str, Any],
+                audit: dict[str, Any] | None = None) -> CaseRecord | None:
     with Session(engine, expire_on_commit=False) as session, session.begin():
         row = session.get(StoredCase, case_id, with_for_update=True)
         if row is None:
             return None
         row.label, row.document, row.updated_at, row.version = label, document, _now(), row.version + 1
         session.flush()
+        record_in(session, audit)
         return _record(session, row)
 
 
-def delete_case(engine: Engine, case_id: int) -> bool:
+def delete_case(engine: Engine, case_id: int, audit: dict[str, Any] | None = None) -> bool:
     with Session(engine) as session, session.begin():
         row = session.get(StoredCase, case_id)
         if row is None:
             return False
+        record_in(session, audit)
         for table in (StoredVisit, StoredAssessment):
             for child in session.scalars(select(table).where(table.case_id == case_id)):
                 session.delete(child)
@@ -87,7 +97,8 @@ def delete_case(engine: Engine, case_id: int) -> bool:
         return True
 
 
-def add_visit(engine: Engine, case_id: int, visit: dict[str, Any], user: str) -> CaseRecord | None:
+def add_visit(engine: Engine, case_id: int, visit: dict[str, Any], user: str,
+              audit: dict[str, Any] | None = None) -> CaseRecord | None:
     with Session(engine, expire_on_commit=False) as session, session.begin():
         row = session.get(StoredCase, case_id, with_for_update=True)
         if row is None:
@@ -95,6 +106,7 @@ def add_visit(engine: Engine, case_id: int, visit: dict[str, Any], user: str) ->
         session.add(StoredVisit(case_id=case_id, document=visit, created_at=_now(), created_by=user))
         row.updated_at, row.version = _now(), row.version + 1
         session.flush()
+        record_in(session, audit)
         return _record(session, row)
 
 
@@ -111,13 +123,15 @@ def list_cases(engine: Engine, search: str | None, limit: int, offset: int) -> t
 
 
 def store_assessment(engine: Engine, case: CaseRecord, assessed_on: dt.date, document: dict[str, Any],
-                     hipdx_version: str, digest: str, user: str) -> int:
+                     hipdx_version: str, digest: str, user: str, audit: dict[str, Any] | None = None) -> int:
+    """Keep an assessment of ``case``; ``audit``'s object is its number (``Case/<id>/assessments/<n>``)."""
     with Session(engine) as session, session.begin():
         row = StoredAssessment(case_id=case.id, case_version=case.version, assessed_on=assessed_on.isoformat(),
                                document=document, hipdx_version=hipdx_version, knowledge_base_digest=digest,
                                created_at=_now(), created_by=user)
         session.add(row)
         session.flush()
+        record_in(session, audit and audit | {"what": f"Case/{case.id}/assessments/{row.id}"})
         return row.id
 
 
@@ -178,11 +192,13 @@ def change_visit(engine: Engine, case_id: int, index: int, visit: dict[str, Any]
         return _record(session, row)
 
 
-def create_job(engine: Engine, job_id: str, files: int, user: str) -> None:
+def create_job(engine: Engine, job_id: str, files: int, user: str, audit: dict[str, Any] | None = None) -> None:
     now = _now()
     with Session(engine) as session, session.begin():
         session.add(MriJob(id=job_id, state="queued", progress=0.0, stage="received", files=files,
                            created_by=user, created_at=now, updated_at=now, heartbeat_at=now))
+        session.flush()
+        record_in(session, audit)
 
 
 def update_job(engine: Engine, job_id: str, **fields: Any) -> None:
@@ -254,9 +270,38 @@ def jobs_of_case(engine: Engine, case_id: int) -> list[dict[str, Any]]:
 
 
 def record_access(engine: Engine, event: dict[str, Any]) -> None:
-    """One access to patient data (see :class:`hipdx.store.tables.AccessEvent`)."""
+    """One access to patient data (see :class:`hipdx.store.tables.AccessEvent`) in a transaction of
+    its own: a read, or a change refused (nothing of it written). Raises :class:`AuditRefused`."""
     with Session(engine) as session, session.begin():
-        session.add(AccessEvent(recorded_at=_now(), **event))
+        record_in(session, event)
+
+
+class AuditRefused(DatabaseError):
+    """The database refused the access record of a request (a full disk, a trigger, a lost
+    connection): a change was rolled back with it, a read is not answered (503, retry later)."""
+
+
+def record_in(session: Session, event: dict[str, Any] | None) -> None:
+    """Write the access record ``event`` (the fields of :class:`~hipdx.store.tables.AccessEvent`;
+    the time now and status 200 unless given) in ``session``'s transaction, now, so that a refusal is met
+    before the change it records is committed; nothing when ``event`` is None.
+
+    Raises
+    ------
+    AuditRefused
+        The database refused the record: the caller's transaction rolls back as it propagates.
+        The driver's message is not repeated (it may quote the statement's values); it is the
+        exception's ``__cause__``.
+    """
+    if event is None:
+        return
+    session.add(AccessEvent(**({"recorded_at": _now(), "status_code": 200} | event)))
+    try:
+        session.flush()
+    except SQLAlchemyError as exc:
+        raise AuditRefused("the access audit could not record this request, so it was not carried out (nothing "
+                           "was changed or shown): try again shortly; if it lasts, the administrator should check "
+                           "the database") from exc
 
 
 def trail_read(since: dt.datetime | None, until: dt.datetime | None, events: int, more: bool = False) -> str:

@@ -30,7 +30,8 @@ from sqlalchemy import Engine, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from hipdx.errors import InputError
-from hipdx.store.tables import AccessEvent, SignInAttempt
+from hipdx.store.records import record_in
+from hipdx.store.tables import SignInAttempt
 
 WINDOW = dt.timedelta(minutes=15)
 MAX_FAILURES_PER_ACCOUNT = 5
@@ -123,5 +124,5 @@ def delete_archived(engine: Engine, before: dt.datetime, ranges: list[tuple[int,
                 or_(*(SignInAttempt.id.between(first, last) for first, last in chunk))))
             deleted += result.rowcount  # type: ignore[attr-defined]
         if audit is not None:
-            session.add(AccessEvent(recorded_at=now, **audit(deleted)))
+            record_in(session, audit(deleted) | {"recorded_at": now})
     return deleted

@@ -24,7 +24,8 @@ from sqlalchemy.orm import Session
 
 from hipdx.errors import ConflictError, InputError, Problem, TooManyAttempts
 from hipdx.store import signin
-from hipdx.store.tables import AccessEvent, Token, User
+from hipdx.store.records import record_in
+from hipdx.store.tables import Token, User
 
 #: argon2id with the library's defaults (RFC 9106 "second recommended" parameters: 64 MiB, t=3, p=4)
 _HASHER = PasswordHasher()
@@ -51,14 +52,17 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def add_user(engine: Engine, username: str, password: str, role: Role) -> None:
-    """Create a user.
+def add_user(engine: Engine, username: str, password: str, role: Role, audit: dict[str, Any] | None = None) -> None:
+    """Create a user; ``audit``, an access event as :func:`change_user` takes, is recorded in the
+    same transaction (:func:`~hipdx.store.records.record_in`).
 
     Raises
     ------
     InputError
         The name is not 1-100 letters, digits or ``._@-``, the password is shorter than 12
         characters, or the name is taken.
+    AuditRefused
+        The database refused the access record: the user was not created.
     """
     problems = []
     if not _USERNAME.match(username):
@@ -72,6 +76,8 @@ def add_user(engine: Engine, username: str, password: str, role: Role) -> None:
     try:
         with Session(engine) as session, session.begin():
             session.add(row)
+            session.flush()
+            record_in(session, audit)
     except IntegrityError:
         raise ConflictError("the user is not valid", [Problem("username", f"{username!r} exists already")]) from None
 
@@ -99,9 +105,9 @@ def change_user(engine: Engine, username: str, *, role: Role | None = None, acti
 
     Disabling a user or setting their password ends every token and session they hold (a
     disabled user cannot sign in, and :func:`principal` refuses their tokens anyway). ``audit``, an
-    access event without its time and status (:class:`~hipdx.store.tables.AccessEvent`), is recorded
-    in the same transaction (status 200, or 404 when there is no such user): the change and its
-    record are written together or not at all.
+    access event without its time (:class:`~hipdx.store.tables.AccessEvent`), is recorded in the
+    same transaction (:func:`~hipdx.store.records.record_in`; its status, 200 unless given, or 404
+    when there is no such user): the change and its record are written together or not at all.
 
     Raises
     ------
@@ -109,14 +115,15 @@ def change_user(engine: Engine, username: str, *, role: Role | None = None, acti
         The new password is shorter than 12 characters.
     ConflictError
         The change would leave no enabled admin.
+    AuditRefused
+        The database refused the access record: nothing was changed.
     """
     if password is not None and len(password) < MIN_PASSWORD_LENGTH:
         raise InputError("the password is not valid", [Problem("password", f"at least {MIN_PASSWORD_LENGTH} characters")])
     new_hash = _HASHER.hash(password) if password is not None else None
     with Session(engine) as session, session.begin():
         user = session.scalars(select(User).where(User.username == username).with_for_update()).first()
-        if audit is not None:
-            session.add(AccessEvent(recorded_at=dt.datetime.now(dt.timezone.utc), status_code=200 if user else 404, **audit))
+        record_in(session, audit if audit is None or user is not None else audit | {"status_code": 404})
         if user is None:
             return False
         demoted = (role is not None and role is not Role.admin) or active is False

@@ -20,7 +20,7 @@ from hipdx.case import Case, parse_case
 from hipdx.errors import HipdxError, InputError, Problem
 from hipdx.reasoning import Assessment, assess
 from hipdx.reasoning.course import compare_course
-from hipdx.service.api.context import ApiContext, audit, clinician, context, json_body, object_field
+from hipdx.service.api.context import ApiContext, access_event, audit, clinician, context, json_body, object_field
 from hipdx.service.api.problems import ApiProblem
 from hipdx.store import records
 from hipdx.store.users import Principal
@@ -158,8 +158,8 @@ async def create_case(request: Request, user: Principal = Depends(clinician)) ->
     """Store a case (validated); its number is in the answer and the Location header."""
     ctx = context(request)
     label, document = await _stored_body(request, ctx.today())
-    record = await run_in_threadpool(records.create_case, ctx.engine, label, document, user.username)
-    await run_in_threadpool(audit, request, "C", f"Case/{record.id}", 201)
+    record = await run_in_threadpool(records.create_case, ctx.engine, label, document, user.username,
+                                     access_event(request, "C", "Case", 201))
     return JSONResponse(_view(record), status_code=201, headers={"Location": f"/api/v1/cases/{record.id}"})
 
 
@@ -193,8 +193,8 @@ async def update_case(request: Request, case_id: CaseId, user: Principal = Depen
     """Replace a stored case's label and document (the visits added to it stay)."""
     ctx = context(request)
     label, document = await _stored_body(request, ctx.today())
-    record = _found(await run_in_threadpool(records.update_case, ctx.engine, case_id, label, document), case_id)
-    await run_in_threadpool(audit, request, "U", f"Case/{case_id}")
+    record = _found(await run_in_threadpool(records.update_case, ctx.engine, case_id, label, document,
+                                            access_event(request, "U", f"Case/{case_id}")), case_id)
     return _view(record)
 
 
@@ -202,9 +202,8 @@ async def update_case(request: Request, case_id: CaseId, user: Principal = Depen
 async def delete_case(request: Request, case_id: CaseId, user: Principal = Depends(clinician)) -> Response:
     """Delete a stored case, its visits and its assessments."""
     ctx = context(request)
-    if not await run_in_threadpool(records.delete_case, ctx.engine, case_id):
+    if not await run_in_threadpool(records.delete_case, ctx.engine, case_id, access_event(request, "D", f"Case/{case_id}", 204)):
         raise ApiProblem(404, f"no case {case_id}", [Problem("path.case_id", "not found")])
-    await run_in_threadpool(audit, request, "D", f"Case/{case_id}", 204)
     return Response(status_code=204)
 
 
@@ -219,8 +218,8 @@ async def add_visit(request: Request, case_id: CaseId, user: Principal = Depends
     whole = record.full_case()
     whole["visits"] = [*(whole.get("visits") or []), visit]
     _case_from(whole, ctx.today(), None, prefix="case")
-    record = _found(await run_in_threadpool(records.add_visit, ctx.engine, case_id, visit, user.username), case_id)
-    await run_in_threadpool(audit, request, "U", f"Case/{case_id}", 201)
+    record = _found(await run_in_threadpool(records.add_visit, ctx.engine, case_id, visit, user.username,
+                                            access_event(request, "U", f"Case/{case_id}", 201)), case_id)
     return JSONResponse(_view(record), status_code=201)
 
 
@@ -234,8 +233,8 @@ async def reassess(request: Request, case_id: CaseId, today: Today = None,
     assessment = await run_in_threadpool(_assess, ctx, case, day)
     document = assessment.model_dump(mode="json")
     number = await run_in_threadpool(records.store_assessment, ctx.engine, record, day, document,
-                                     hipdx.__version__, ctx.kb.digest, user.username)
-    await run_in_threadpool(audit, request, "C", f"Case/{case_id}/assessments/{number}", 201)
+                                     hipdx.__version__, ctx.kb.digest, user.username,
+                                     access_event(request, "C", f"Case/{case_id}/assessments", 201))
     return JSONResponse({"id": number, "case_version": record.version, "assessed_on": day.isoformat(),
                          "provenance": {"hipdx_version": hipdx.__version__, "knowledge_base_digest": ctx.kb.digest},
                          "assessment": document}, status_code=201)

@@ -95,15 +95,20 @@ async def admin(request: Request) -> Principal:
     return principal
 
 
-def audit(request: Request, action: str, what: str, status: int = 200) -> None:
-    """Record one access to patient data: who, when (now), what (action C/R/U/D/E, the object), from where."""
+def access_event(request: Request, action: str, what: str, status: int = 200) -> dict[str, Any]:
+    """One access to patient data, to record: who, what (action C/R/U/D/E, the object), from where,
+    the answer's status (the store adds the time). A write passes it to the store function, which
+    records it in the write's own transaction (:func:`hipdx.store.records.record_in`)."""
     principal: Principal | None = getattr(request.state, "principal", None)
-    records.record_access(context(request).engine, {
-        "username": principal.username if principal else None,
-        "role": principal.role.value if principal else None,
-        "action": action, "what": what[:100], "method": request.method, "path": request.url.path[:200],
-        "status_code": status, "source_address": client_address(request),
-    })
+    return {"username": principal.username if principal else None,
+            "role": principal.role.value if principal else None,
+            "action": action, "what": what[:100], "method": request.method, "path": request.url.path[:200],
+            "status_code": status, "source_address": client_address(request)}
+
+
+def audit(request: Request, action: str, what: str, status: int = 200) -> None:
+    """Record one access to patient data now, in a transaction of its own (a read, or a refused change)."""
+    records.record_access(context(request).engine, access_event(request, action, what, status))
 
 
 def client_address(request: Request) -> str | None:

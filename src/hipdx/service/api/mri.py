@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from hipdx.errors import HipdxError, Problem
-from hipdx.service.api.context import ApiContext, audit, clinician, context
+from hipdx.service.api.context import ApiContext, access_event, audit, clinician, context
 from hipdx.service.api.problems import ApiProblem
 from hipdx.report.slices import read_manifest, slice_file, write_slices
 from hipdx.service.deid import deidentify_files
@@ -184,12 +184,14 @@ def read_slice(ctx: ApiContext, job_id: str, side: str, k: int) -> bytes | None:
         return None
 
 
-def submit_study(ctx: ApiContext, files: list[tuple[str, bytes]], username: str) -> dict[str, Any]:
+def submit_study(ctx: ApiContext, files: list[tuple[str, bytes]], username: str,
+                 audit: dict[str, Any] | None = None) -> dict[str, Any]:
     """De-identify and store an uploaded study, and queue its analysis (:func:`run_job`).
 
     The one way in for the REST API and the web pages. ``files``: (name as uploaded, content),
-    a zip already expanded by :func:`unzip`. Returns the job's id, the number of DICOM files
-    kept and one line per file left out.
+    a zip already expanded by :func:`unzip`. ``audit``: the upload's access event, recorded with
+    the job in one transaction (its object becomes ``MriJob/<id>``). Returns the job's id, the
+    number of DICOM files kept and one line per file left out.
 
     Raises
     ------
@@ -200,10 +202,10 @@ def submit_study(ctx: ApiContext, files: list[tuple[str, bytes]], username: str)
     folder = ctx.upload_dir / job_id
     try:
         written, skipped = deidentify_files(files, folder)
+        records.create_job(ctx.engine, job_id, written, username, audit and audit | {"what": f"MriJob/{job_id}"})
     except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)  # without its job no one would read or remove these files
         raise
-    records.create_job(ctx.engine, job_id, written, username)
     ctx.watch.hold(ctx.engine, job_id)  # heartbeats while queued and running: a dead worker's jobs are failed
     ctx.jobs.submit(run_job, ctx, job_id)
     return {"id": job_id, "files": written, "left_out": skipped}
@@ -214,9 +216,8 @@ async def submit(request: Request, user: Principal = Depends(clinician)) -> Resp
     """Upload a study; it is de-identified, stored and analysed in the background."""
     ctx = context(request)
     files = await _files(request, ctx)
-    submitted = await run_in_threadpool(submit_study, ctx, files, user.username)
+    submitted = await run_in_threadpool(submit_study, ctx, files, user.username, access_event(request, "C", "MriJob", 202))
     job_id = submitted["id"]
-    await run_in_threadpool(audit, request, "C", f"MriJob/{job_id}", 202)
     url = f"/api/v1/mri/jobs/{job_id}"
     return JSONResponse({"id": job_id, "state": "queued", "url": url, "files": submitted["files"],
                          "left_out": submitted["left_out"]},

@@ -54,6 +54,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HipdxError)
     async def _hipdx(request: Request, exc: HipdxError) -> Response:
+        if isinstance(exc, DatabaseError):  # e.g. an access record refused (hipdx.store.records.AuditRefused)
+            log_unexpected(log, request, exc.__cause__ or exc)
+            return problem(exc.http_status, exc.message, exc.problems, headers=RETRY_AFTER)
         return problem(exc.http_status, exc.message, exc.problems)
 
     @app.exception_handler(RequestValidationError)

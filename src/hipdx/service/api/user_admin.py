@@ -4,7 +4,9 @@ role, change a role, disable or enable a user, set a new password.
 A disabled user cannot sign in, and every token and session they hold ends at once; so does
 every one of a user whose password is set anew. The last enabled admin cannot be disabled or
 demoted (409). Every change, done or refused, is a row of the access audit (``User/<name>``,
-action C or U, who did it, from where, the status), exported with the rest as AuditEvents.
+action C or U, who did it, from where, the status), exported with the rest as AuditEvents; a
+change is written in one transaction with its row, so a row the database refuses leaves the
+change undone (503, Retry-After).
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from hipdx.errors import HipdxError, Problem
-from hipdx.service.api.context import admin, audit, context, json_body
+from hipdx.service.api.context import access_event, admin, audit, context, json_body
 from hipdx.service.api.problems import ApiProblem
 from hipdx.store import users
+from hipdx.store.records import AuditRefused
 from hipdx.store.users import Principal, Role
 
 router = APIRouter()
@@ -70,16 +73,20 @@ REASONS = {"role": "clinician or admin", "active": "true or false", "username": 
            "password": "a string"}
 
 
-async def _audited(request: Request, action: str, username: str, change: Callable[[], Any], done: int) -> Any:
-    """Run ``change`` in a thread and record it (done, refused or failed) in the access audit."""
+async def _audited(request: Request, action: str, username: str, change: Callable[[dict[str, Any]], Any],
+                   done: int) -> Any:
+    """Run ``change`` in a thread with its access record (status ``done``), which the store writes in
+    the change's own transaction; a refused change is recorded on its own with the refusal's status
+    (nothing of it was written). When the record itself is refused, nothing is written (503)."""
     what = f"User/{username}"
     try:
-        result = await run_in_threadpool(change)
+        result = await run_in_threadpool(change, access_event(request, action, what, done))
+    except AuditRefused:
+        raise
     except (HipdxError, ApiProblem) as exc:
         status = exc.http_status if isinstance(exc, HipdxError) else exc.status
         await run_in_threadpool(audit, request, action, what, status)
         raise
-    await run_in_threadpool(audit, request, action, what, done if result is not False else 404)
     if result is False:
         raise ApiProblem(404, f"no user {username!r}", [Problem("path.username", "not found")])
     return result
@@ -97,8 +104,8 @@ async def add_user(request: Request, user: Principal = Depends(admin)) -> Respon
     body = await _object(request, "the user", {"username": _is_text, "password": _is_text, "role": _is_role},
                          {"username", "password", "role"}, REASONS)
     name = body["username"]
-    await _audited(request, "C", name[:100], lambda: users.add_user(
-        context(request).engine, name, body["password"], Role(body["role"])), 201)
+    await _audited(request, "C", name[:100], lambda event: users.add_user(
+        context(request).engine, name, body["password"], Role(body["role"]), audit=event), 201)
     return JSONResponse({"username": name, "role": body["role"], "active": True}, status_code=201,
                         headers={"Location": f"/api/v1/users/{name}"})
 
@@ -109,8 +116,8 @@ async def change_user(request: Request, username: Username, user: Principal = De
     body = await _object(request, "the change", {"role": _is_role, "active": lambda v: isinstance(v, bool)},
                          set(), REASONS)
     role = Role(body["role"]) if "role" in body else None
-    await _audited(request, "U", username, lambda: users.change_user(
-        context(request).engine, username, role=role, active=body.get("active")), 200)
+    await _audited(request, "U", username, lambda event: users.change_user(
+        context(request).engine, username, role=role, active=body.get("active"), audit=event), 200)
     described = await run_in_threadpool(users.describe_users, context(request).engine)
     return next(u for u in described if u["username"] == username)
 
@@ -119,6 +126,6 @@ async def change_user(request: Request, username: Username, user: Principal = De
 async def set_password(request: Request, username: Username, user: Principal = Depends(admin)) -> Response:
     """Set a user's password (admins only); the user's tokens and sessions end."""
     body = await _object(request, "the password", {"password": _is_text}, {"password"}, REASONS)
-    await _audited(request, "U", username, lambda: users.change_user(
-        context(request).engine, username, password=body["password"]), 204)
+    await _audited(request, "U", username, lambda event: users.change_user(
+        context(request).engine, username, password=body["password"], audit=event), 204)
     return Response(status_code=204)
