@@ -172,7 +172,7 @@ def _stored(router: APIRouter, ctx: PageContext) -> None:
         raw, _, _ = forms.case_from_form(items, ctx.widgets)
         label = (case.id or f"case of {ctx.today().isoformat()}")[:200]
         key = values.get("case_key") or None
-        event = ctx.event(request, "U" if key else "C", f"case {key}" if key else "case {id}", 303)
+        event = ctx.event(request, "U" if key else "C", f"case {int(key) if key.isdigit() else key}" if key else "case {id}", 303)
         row = await run_in_threadpool(ctx.source.save, key, label, raw, user.username, event)
         if row is None:
             return ctx.not_found(f"There is no case {key!r} to save.", "/", "the case list", user)

@@ -318,8 +318,9 @@ class PageContext:
         return run
 
     def unavailable(self, request: Request, exc: DatabaseError) -> HTMLResponse:
-        """503 in words (the htmx fragment for htmx requests): the access audit refused its record, so nothing was saved or shown. The driver's words (which may quote the statement)
-        go only to the log, as its class and frames."""
+        """503 in words (the htmx fragment for htmx requests): the access audit refused its record,
+        so nothing was saved or shown. The driver's words (which may quote the statement) go only
+        to the log, as its class and frames."""
         from hipdx.service.api.problems import log_unexpected
 
         log_unexpected(log, request, exc.__cause__ or exc)
