@@ -56,13 +56,13 @@ def _record(session: Session, row: StoredCase) -> CaseRecord:
 
 def create_case(engine: Engine, label: str, document: dict[str, Any], user: str,
                 audit: dict[str, Any] | None = None) -> CaseRecord:
-    """Store a case; ``audit``'s object is its number (``Case/<id>``)."""
+    """Store a case; ``audit``'s object is its number (``Case/<id>``, or the caller's name for it: :func:`named`)."""
     now = _now()
     with Session(engine, expire_on_commit=False) as session, session.begin():
         row = StoredCase(label=label, document=document, created_at=now, updated_at=now, created_by=user, version=1)
         session.add(row)
         session.flush()
-        record_in(session, audit and audit | {"what": f"Case/{row.id}"})
+        record_in(session, named(audit, f"Case/{row.id}", row.id))
         return _record(session, row)
 
 
@@ -149,9 +149,11 @@ class StaleVersion(Exception):
     """The case changed since the version the writer read (another write came in between)."""
 
 
-def change_visit(engine: Engine, case_id: int, index: int, visit: dict[str, Any] | None, version: int) -> CaseRecord | None:
+def change_visit(engine: Engine, case_id: int, index: int, visit: dict[str, Any] | None, version: int,
+                 audit: dict[str, Any] | None = None) -> CaseRecord | None:
     """Replace (``visit`` given) or delete (None) visit ``index`` (0-based) of the case's full
-    visit list (:meth:`CaseRecord.full_case`: the visits it was created with, then those added).
+    visit list (:meth:`CaseRecord.full_case`: the visits it was created with, then those added),
+    with its access record ``audit`` in the same transaction.
 
     Returns the case as written, or None when there is no such case or visit.
 
@@ -189,6 +191,7 @@ def change_visit(engine: Engine, case_id: int, index: int, visit: dict[str, Any]
                 target.document = visit
         row.updated_at, row.version = _now(), row.version + 1
         session.flush()
+        record_in(session, audit)
         return _record(session, row)
 
 
@@ -279,6 +282,15 @@ def record_access(engine: Engine, event: dict[str, Any]) -> None:
 class AuditRefused(DatabaseError):
     """The database refused the access record of a request (a full disk, a trigger, a lost
     connection): a change was rolled back with it, a read is not answered (503, retry later)."""
+
+
+def named(audit: dict[str, Any] | None, default: str, number: object) -> dict[str, Any] | None:
+    """``audit`` naming the object a write has just numbered: the caller's own name for it when its
+    ``what`` holds ``{id}`` (the web pages' ``case {id}``), else ``default`` (the API's ``Case/12``)."""
+    if audit is None:
+        return None
+    given = audit.get("what") or ""
+    return audit | {"what": (given.replace("{id}", str(number)) if "{id}" in given else default)[:100]}
 
 
 def record_in(session: Session, event: dict[str, Any] | None) -> None:

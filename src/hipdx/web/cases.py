@@ -172,10 +172,10 @@ def _stored(router: APIRouter, ctx: PageContext) -> None:
         raw, _, _ = forms.case_from_form(items, ctx.widgets)
         label = (case.id or f"case of {ctx.today().isoformat()}")[:200]
         key = values.get("case_key") or None
-        row = await run_in_threadpool(ctx.source.save, key, label, raw, user.username)
+        event = ctx.event(request, "U" if key else "C", f"case {int(key) if key.isdigit() else key}" if key else "case {id}", 303)
+        row = await run_in_threadpool(ctx.source.save, key, label, raw, user.username, event)
         if row is None:
             return ctx.not_found(f"There is no case {key!r} to save.", "/", "the case list", user)
-        ctx.record(request, "U" if key else "C", f"case {row.id}", 303)
         return RedirectResponse(f"/cases/{row.id}", status_code=303)
 
     @router.post("/cases/{case_id}/visits", response_class=HTMLResponse)
@@ -203,8 +203,8 @@ def _stored(router: APIRouter, ctx: PageContext) -> None:
             visit_state = forms.form_state(values, ctx.visit_widgets, problems)
             return page("entry.html", 422, user=user, title=f"Case {row.label}", case_id=row.id,
                         **ctx.entry_context(case_values, state, assessment, case, row, visit_state))
-        await run_in_threadpool(ctx.source.add_visit, case_id, visit, user.username)
-        ctx.record(request, "U", f"case {row.id} visit", 303)
+        await run_in_threadpool(ctx.source.add_visit, case_id, visit, user.username,
+                                ctx.event(request, "U", f"case {row.id} visit", 303))
         return RedirectResponse(f"/cases/{row.id}#visits", status_code=303)
 
 

@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hipdx import __version__
 from hipdx.case import Case, Modality, parse_case
-from hipdx.errors import HipdxError
+from hipdx.errors import DatabaseError, HipdxError
 from hipdx.knowledge import KnowledgeBase
 from hipdx.reasoning import Assessment, assess
 from hipdx.reasoning.course import compare_course
@@ -129,22 +129,28 @@ class PageContext:
         if self.api is not None and not hmac.compare_digest(values.get("csrf_token", ""), self.csrf(user)):
             raise _Refused()
 
-    def record(self, request: Request, action: str, what: str, status: int = 200) -> None:
-        """One access to patient data in the service's access log (as the REST API records them)."""
+    def event(self, request: Request, action: str, what: str, status: int = 200) -> dict[str, Any] | None:
+        """One access to patient data, as the REST API records them (None without the service's
+        database): a write hands it to the store, which records it in the change's own transaction."""
         if self.api is None:
-            return
+            return None
         from hipdx.service.api.context import client_address
-        from hipdx.store import records
 
         user = getattr(request.state, "principal", None)
-        try:
-            records.record_access(self.api.engine, {
-                "username": user.username if user else None, "role": user.role.value if user else None,
+        return {"username": user.username if user else None, "role": user.role.value if user else None,
                 "action": action, "what": what[:100], "method": request.method, "path": request.url.path[:200],
-                "status_code": status, "source_address": client_address(request),
-            })
-        except Exception:  # the page is still answered; the failure is logged
-            log.exception("could not record the access")
+                "status_code": status, "source_address": client_address(request)}
+
+    def record(self, request: Request, action: str, what: str, status: int = 200) -> None:
+        """Record a read (or an evaluation) in the access log now, before the page shows it.
+
+        Fail-closed, as the REST API: a refused record raises
+        :class:`hipdx.store.records.AuditRefused` and :meth:`guarded` answers 503 instead of the page."""
+        event = self.event(request, action, what, status)
+        if event is not None:
+            from hipdx.store import records
+
+            records.record_access(self.api.engine, event)
 
     # --- rendering --------------------------------------------------------------------------
 
@@ -302,8 +308,32 @@ class PageContext:
                 return self.page("message.html", 403, title="Form expired",
                                  message="This form is from an earlier session or another site. Reload the page and try again.",
                                  back="/", back_label="the case list")
+            except DatabaseError as exc:
+                from hipdx.store.records import AuditRefused
+
+                if not isinstance(exc, AuditRefused):
+                    raise
+                return self.unavailable(request, exc)  # nothing was changed or shown
 
         return run
+
+    def unavailable(self, request: Request, exc: DatabaseError) -> HTMLResponse:
+        """503 in words (the htmx fragment for htmx requests): the access audit refused its record,
+        so nothing was saved or shown. The driver's words (which may quote the statement) go only
+        to the log, as its class and frames."""
+        from hipdx.service.api.problems import log_unexpected
+
+        log_unexpected(log, request, exc.__cause__ or exc)
+        message = ("The access log could not record this, so it was not done: nothing was saved or shown. "
+                   "Try again in a moment; if it keeps happening, tell the administrator (the database needs checking).")
+        user = getattr(request.state, "principal", None)
+        if request.headers.get("hx-request"):
+            answer = self.page("_message.html", 503, user=user, message=message)
+        else:
+            answer = self.page("message.html", 503, user=user, title="Not recorded, so not done", message=message,
+                               back="/", back_label="the case list")
+        answer.headers["Retry-After"] = "5"
+        return answer
 
 
 def next_study(values: Mapping[str, str]) -> int:

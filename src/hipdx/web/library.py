@@ -115,25 +115,30 @@ class StoredCases:
         record = records.get_case(self.engine, int(case_id))
         return None if record is None else self._row(record)
 
-    def save(self, case_id: str | None, label: str, document: dict[str, Any], user: str) -> CaseRow | None:
-        """Create (no id) or update a case; None when the id names no case."""
+    def save(self, case_id: str | None, label: str, document: dict[str, Any], user: str,
+             audit: dict[str, Any] | None = None) -> CaseRow | None:
+        """Create (no id) or update a case; None when the id names no case. ``audit``: the access
+        record, written in the change's own transaction (its ``{id}`` the new case's number); a
+        refused record raises :class:`hipdx.store.records.AuditRefused` and nothing is changed."""
         from hipdx.store import records
 
         if case_id is None:
-            return self._row(records.create_case(self.engine, label, document, user))
+            return self._row(records.create_case(self.engine, label, document, user, audit))
         if not case_id.isdigit():
             return None
-        record = records.update_case(self.engine, int(case_id), label, document)
+        record = records.update_case(self.engine, int(case_id), label, document, audit)
         return None if record is None else self._row(record)
 
-    def change_visit(self, case_id: str, index: int, visit: dict[str, Any] | None, version: int) -> CaseRow | None:
-        """Replace (or, with None, delete) visit ``index`` of the case; None when there is no such
-        case or visit; raises :class:`hipdx.store.records.StaleVersion` when the case changed."""
+    def change_visit(self, case_id: str, index: int, visit: dict[str, Any] | None, version: int,
+                     audit: dict[str, Any] | None = None) -> CaseRow | None:
+        """Replace (or, with None, delete) visit ``index`` of the case, with its access record
+        ``audit``; None when there is no such case or visit; raises
+        :class:`hipdx.store.records.StaleVersion` when the case changed."""
         from hipdx.store import records
 
         if not case_id.isdigit():
             return None
-        record = records.change_visit(self.engine, int(case_id), index, visit, version)
+        record = records.change_visit(self.engine, int(case_id), index, visit, version, audit)
         return None if record is None else self._row(record)
 
     def mri_jobs(self, case_id: str) -> list[dict[str, Any]]:
@@ -142,10 +147,11 @@ class StoredCases:
 
         return records.jobs_of_case(self.engine, int(case_id)) if case_id.isdigit() else []
 
-    def add_visit(self, case_id: str, visit: dict[str, Any], user: str) -> CaseRow | None:
+    def add_visit(self, case_id: str, visit: dict[str, Any], user: str, audit: dict[str, Any] | None = None) -> CaseRow | None:
+        """Add a visit to the case, with its access record ``audit``; None when there is no such case."""
         from hipdx.store import records
 
         if not case_id.isdigit():
             return None
-        record = records.add_visit(self.engine, int(case_id), visit, user)
+        record = records.add_visit(self.engine, int(case_id), visit, user, audit)
         return None if record is None else self._row(record)

@@ -38,9 +38,11 @@ STYLESHEET = Path(__file__).parent / "static" / "mri.css"
 
 def mri_router(api: Any, source: Any, today: Callable[[], Any], *, page: Callable[..., HTMLResponse],
                signed_in: Callable[[Request], Any], check_csrf: Callable[[Any, dict[str, str]], None],
-               record: Callable[..., None], guarded: Callable[..., Any]) -> APIRouter:
-    """The MRI pages, over the pages' own session, CSRF, access-log and rendering helpers."""
-    m = _MriPages(api, source, today, page, signed_in, check_csrf, record, guarded)
+               record: Callable[..., None], guarded: Callable[..., Any],
+               event: Callable[..., dict[str, Any] | None] = lambda *_: None) -> APIRouter:
+    """The MRI pages, over the pages' own session, CSRF, access-log and rendering helpers
+    (``event``: a write's access record, which the store writes in the write's transaction)."""
+    m = _MriPages(api, source, today, page, signed_in, check_csrf, record, guarded, event)
     router = APIRouter(include_in_schema=False)
     _upload_routes(router, m)
     _job_routes(router, m)
@@ -54,9 +56,11 @@ class _MriPages:
 
     def __init__(self, api: Any, source: Any, today: Callable[[], Any], page: Callable[..., HTMLResponse],
                  signed_in: Callable[[Request], Any], check_csrf: Callable[[Any, dict[str, str]], None],
-                 record: Callable[..., None], guarded: Callable[..., Any]) -> None:
+                 record: Callable[..., None], guarded: Callable[..., Any],
+                 event: Callable[..., dict[str, Any] | None]) -> None:
         self.api, self.source, self.today, self.page = api, source, today, page
         self.signed_in, self.check_csrf, self.record, self.guarded = signed_in, check_csrf, record, guarded
+        self.event = event
 
     def message(self, user: Any, status: int, title: str, text: str, back: str = "/", back_label: str = "the case list") -> HTMLResponse:
         return self.page("message.html", status, user=user, title=title, message=text, back=back, back_label=back_label)
@@ -145,13 +149,13 @@ class _MriPages:
         study = measured.model_dump(mode="json", exclude_defaults=True)["imaging"][-1]
         document = dict(row.document)
         document["imaging"] = [*document.get("imaging", []), study]
-        saved = self.source.save(row.id, row.label, document, user.username)
+        saved = self.source.save(row.id, row.label, document, user.username,
+                                 self.event(request, "U", f"case {row.id} MRI {job_id} findings", 200))
         if saved is None:
             return self.message(user, 404, "Not found", f"There is no case {case_id[:40]!r} to save.")
         from hipdx.store import records
 
         records.update_job(self.api.engine, job_id, added_findings=study["findings"])
-        self.record(request, "U", f"case {row.id} MRI {job_id} findings", 200)
         return self.page("mri_added.html", user=user, title="MRI findings added", row=saved, job=job, added=True, notes=notes)
 
 
@@ -209,14 +213,14 @@ def _upload_routes(router: APIRouter, m: _MriPages) -> None:
         try:
             if zipped:
                 files += await run_in_threadpool(unzip, zipped, m.api)
-            submitted = await run_in_threadpool(submit_study, m.api, files, user.username)
+            submitted = await run_in_threadpool(submit_study, m.api, files, user.username,
+                                                m.event(request, "C", f"case {row.id} MRI {{id}}", 303))
         except ApiProblem as problem:
             return m.upload_page(user, row, problem.status, f"{problem.detail[0].upper()}{problem.detail[1:]}.")
         except InputError as exc:
             text = "None of the files is DICOM" if "no DICOM" in exc.message else exc.message
             return m.upload_page(user, row, 422, f"{text}: upload the MRI study's DICOM files (a folder of .dcm files, or a zip of it).")
         await run_in_threadpool(m.tie, submitted["id"], row.id)
-        await run_in_threadpool(m.record, request, "C", f"case {row.id} MRI {submitted['id']}", 303)
         return RedirectResponse(f"/cases/{row.id}/mri/{submitted['id']}", status_code=303)
 
 

@@ -87,7 +87,7 @@ def web_router(
     router.include_router(fragments.routes(ctx))
     router.include_router(kb_pages.routes(ctx))
     router.include_router(mri_router(api, ctx.source, today, page=ctx.page, signed_in=ctx.signed_in, check_csrf=ctx.check_csrf,
-                                     record=ctx.record, guarded=ctx.guarded))
+                                     record=ctx.record, event=ctx.event, guarded=ctx.guarded))
     router.include_router(static_files.routes())
     router.include_router(smart_router(smart or SmartConfig(), page=ctx.page, user_of=ctx.principal,
                                        needs_sign_in=api is not None, guarded=ctx.guarded, signed_in=ctx.signed_in,

@@ -144,12 +144,12 @@ def _change(ctx: PageContext, request: Request, user: Any, row: CaseRow, index: 
     from hipdx.store.records import StaleVersion
 
     try:
-        saved = ctx.source.change_visit(row.id, index, visit, _version(values))
+        saved = ctx.source.change_visit(row.id, index, visit, _version(values),
+                                        ctx.event(request, "U" if visit is not None else "D", f"case {row.id} visit {index + 1}", 303))
     except StaleVersion:
         return _stale(ctx, user, row)
     if saved is None:
         return ctx.not_found(f"Case {row.label} has no visit {number[:20]!r}.", f"/cases/{row.id}#visits", "the case", user)
-    ctx.record(request, "U" if visit is not None else "D", f"case {row.id} visit {index + 1}", 303)
     return RedirectResponse(f"/cases/{row.id}#visits", status_code=303)
 
 
