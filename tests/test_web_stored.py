@@ -264,3 +264,18 @@ def test_a_visit_is_corrected_and_deleted_with_a_confirmation_and_both_are_audit
         assert client.get(f"/cases/{case_id}/visits/{missing}").status_code == 404
     actions = [(e.action, e.what) for e in records.access_events(api.engine)]
     assert ("U", f"case {case_id} visit 2") in actions and ("D", f"case {case_id} visit 1") in actions
+
+
+def test_a_visit_to_a_case_no_longer_valid_today_answers_a_page_not_a_raw_error(api: Api) -> None:
+    client = api.client
+    token = sign_in(api)
+    data = example("toh_man_classic") | {"csrf_token": token, "assessed_on": ""}
+    case_id = client.post("/cases/save", data=data, follow_redirects=False).headers["location"].rsplit("/", 1)[1]
+    # a visit stored by another route (an import, an older hipdx) that today's checks refuse: day 400 is after today
+    records.add_visit(api.engine, int(case_id), {"days_since_onset": 400, "pain_0_10": 2}, "importer")
+    refused = client.post(f"/cases/{case_id}/visits", data={"csrf_token": token, "visit.pain_0_10": "3"})
+    assert refused.status_code == 422
+    assert refused.headers["content-type"].startswith("text/html")
+    body = text(refused.text)
+    assert "Case not valid today" in body and "OperationOutcome" not in refused.text
+    assert len(records.get_case(api.engine, int(case_id)).visits) == 1  # nothing added

@@ -182,9 +182,12 @@ def _stored(router: APIRouter, ctx: PageContext) -> None:
     @ctx.guarded
     async def add_visit(request: Request, case_id: str) -> Response:
         user, _, values = await ctx.posted(request)
-        row = ctx.source.get(case_id)
-        if row is None or not isinstance(ctx.source, StoredCases):
+        if not isinstance(ctx.source, StoredCases):
             return ctx.not_found(f"There is no stored case {case_id!r}.", "/", "the case list", user)
+        opened = _case_of(ctx, user, case_id)  # a case no longer valid today: its page, not a raw error
+        if isinstance(opened, HTMLResponse):
+            return opened
+        row, stored = opened
         visit, problems = forms.visit_from_form(values, ctx.visit_widgets)
         if not problems:
             full = dict(row.full)
@@ -198,7 +201,7 @@ def _stored(router: APIRouter, ctx: PageContext) -> None:
             case_values = forms.values_from_case(row.document) | {"case_key": row.id}
             case, state, assessment = ctx.evaluate(list(case_values.items()))
             if case is not None:
-                case = parse_case(row.full, ctx.today())
+                case = stored
                 assessment = assess(case, ctx.kb, ctx.today())
             visit_state = forms.form_state(values, ctx.visit_widgets, problems)
             return page("entry.html", 422, user=user, title=f"Case {row.label}", case_id=row.id,
