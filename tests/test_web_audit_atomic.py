@@ -151,15 +151,15 @@ def test_an_mri_upload_on_a_page_is_recorded_as_before(api: Api, phantoms: Phant
     assert answer.status_code == 303, answer.text
     job_id = answer.headers["location"].rsplit("/", 1)[1]
     assert _events(api) == [("C", f"case {case_id} MRI {job_id}", 303)]
+    assert records.get_job(api.engine, job_id)["case_id"] == str(case_id)  # tied in the job's own transaction
 
 
 def _done_job(api: Api, case_id: str, phantoms: Phantoms) -> str:
     """A finished analysis of the case (the phantom of 20 mL of edema of the right hip), as the job runner leaves it."""
     _, analysis = phantoms.analysed(dict(seed=3, side="right", edema_ml=20.0, slices=24, rows=192, cols=192, pixel_mm=1.6))
     job_id = "0b8e0f64-6a1e-4a8e-9a52-3c1f2f0d9a11"
-    records.create_job(api.engine, job_id, 48, "clinician")
+    records.create_job(api.engine, job_id, 48, "clinician", case_id=int(case_id))
     records.update_job(api.engine, job_id, state="done", stage="done", progress=1.0, result=analysis.model_dump(mode="json"))
-    records.tie_job(api.engine, job_id, int(case_id))
     return job_id
 
 

@@ -195,10 +195,12 @@ def change_visit(engine: Engine, case_id: int, index: int, visit: dict[str, Any]
         return _record(session, row)
 
 
-def create_job(engine: Engine, job_id: str, files: int, user: str, audit: dict[str, Any] | None = None) -> None:
+def create_job(engine: Engine, job_id: str, files: int, user: str, audit: dict[str, Any] | None = None,
+               case_id: int | None = None) -> None:
+    """A queued MRI job, with its access record and (uploaded from a case) its case, in one transaction."""
     now = _now()
     with Session(engine) as session, session.begin():
-        session.add(MriJob(id=job_id, state="queued", progress=0.0, stage="received", files=files,
+        session.add(MriJob(id=job_id, state="queued", progress=0.0, stage="received", files=files, case_id=case_id,
                            created_by=user, created_at=now, updated_at=now, heartbeat_at=now))
         session.flush()
         record_in(session, audit)
@@ -257,11 +259,6 @@ def _job(row: MriJob) -> dict[str, Any]:
             "created_by": row.created_by, "created_at": _utc(row.created_at).isoformat(),
             "updated_at": _utc(row.updated_at).isoformat(), "result": row.result, "error": row.error,
             "case_id": None if row.case_id is None else str(row.case_id), "added_findings": row.added_findings}
-
-
-def tie_job(engine: Engine, job_id: str, case_id: int) -> None:
-    """The MRI job ``job_id`` was uploaded from case ``case_id``: its analysis belongs to that case."""
-    update_job(engine, job_id, case_id=case_id)
 
 
 def jobs_of_case(engine: Engine, case_id: int) -> list[dict[str, Any]]:

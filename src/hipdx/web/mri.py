@@ -90,11 +90,6 @@ class _MriPages:
         job, refused = self.job_of(user, row, job_id)
         return row, job, refused
 
-    def tie(self, job_id: str, case_id: str) -> None:
-        from hipdx.store import records
-
-        records.tie_job(self.api.engine, job_id, int(case_id))
-
     def upload_page(self, user: Any, row: Any, status: int = 200, error: str = "") -> HTMLResponse:
         return self.page("mri_upload.html", status, user=user, title=f"MRI of {row.label}", row=row, error=error,
                          max_mb=self.api.max_upload_bytes // 2**20, max_files=self.api.max_upload_files)
@@ -214,13 +209,12 @@ def _upload_routes(router: APIRouter, m: _MriPages) -> None:
             if zipped:
                 files += await run_in_threadpool(unzip, zipped, m.api)
             submitted = await run_in_threadpool(submit_study, m.api, files, user.username,
-                                                m.event(request, "C", f"case {row.id} MRI {{id}}", 303))
+                                                m.event(request, "C", f"case {row.id} MRI {{id}}", 303), int(row.id))
         except ApiProblem as problem:
             return m.upload_page(user, row, problem.status, f"{problem.detail[0].upper()}{problem.detail[1:]}.")
         except InputError as exc:
             text = "None of the files is DICOM" if "no DICOM" in exc.message else exc.message
             return m.upload_page(user, row, 422, f"{text}: upload the MRI study's DICOM files (a folder of .dcm files, or a zip of it).")
-        await run_in_threadpool(m.tie, submitted["id"], row.id)
         return RedirectResponse(f"/cases/{row.id}/mri/{submitted['id']}", status_code=303)
 
 

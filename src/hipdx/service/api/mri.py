@@ -185,13 +185,14 @@ def read_slice(ctx: ApiContext, job_id: str, side: str, k: int) -> bytes | None:
 
 
 def submit_study(ctx: ApiContext, files: list[tuple[str, bytes]], username: str,
-                 audit: dict[str, Any] | None = None) -> dict[str, Any]:
+                 audit: dict[str, Any] | None = None, case_id: int | None = None) -> dict[str, Any]:
     """De-identify and store an uploaded study, and queue its analysis (:func:`run_job`).
 
     The one way in for the REST API and the web pages. ``files``: (name as uploaded, content),
     a zip already expanded by :func:`unzip`. ``audit``: the upload's access event, recorded with
     the job in one transaction (its object becomes ``MriJob/<id>``, or the caller's name with the
-    job's id for ``{id}``: :func:`hipdx.store.records.named`). Returns the job's id, the
+    job's id for ``{id}``: :func:`hipdx.store.records.named`); ``case_id``: the stored case it
+    was uploaded from (the web pages), tied to the job in that same transaction. Returns the job's id, the
     number of DICOM files kept and one line per file left out.
 
     Raises
@@ -203,7 +204,8 @@ def submit_study(ctx: ApiContext, files: list[tuple[str, bytes]], username: str,
     folder = ctx.upload_dir / job_id
     try:
         written, skipped = deidentify_files(files, folder)
-        records.create_job(ctx.engine, job_id, written, username, records.named(audit, f"MriJob/{job_id}", job_id))
+        records.create_job(ctx.engine, job_id, written, username, records.named(audit, f"MriJob/{job_id}", job_id),
+                           case_id)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)  # without its job no one would read or remove these files
         raise
