@@ -73,12 +73,18 @@ def get_case(engine: Engine, case_id: int) -> CaseRecord | None:
 
 
 def update_case(engine: Engine, case_id: int, label: str, document: dict[str, Any],
-                audit: dict[str, Any] | None = None) -> CaseRecord | None:
+                audit: dict[str, Any] | None = None, from_job: tuple[str, Any] | None = None) -> CaseRecord | None:
+    """Replace a case's document, with its access record ``audit``; ``from_job``: (MRI job id, the
+    findings) when the update adds a job's confirmed findings, marked on the job in the same transaction."""
     with Session(engine, expire_on_commit=False) as session, session.begin():
         row = session.get(StoredCase, case_id, with_for_update=True)
         if row is None:
             return None
         row.label, row.document, row.updated_at, row.version = label, document, _now(), row.version + 1
+        if from_job is not None:
+            job = session.get(MriJob, from_job[0])
+            if job is not None:
+                job.added_findings, job.updated_at = from_job[1], _now()
         session.flush()
         record_in(session, audit)
         return _record(session, row)

@@ -116,17 +116,18 @@ class StoredCases:
         return None if record is None else self._row(record)
 
     def save(self, case_id: str | None, label: str, document: dict[str, Any], user: str,
-             audit: dict[str, Any] | None = None) -> CaseRow | None:
+             audit: dict[str, Any] | None = None, from_job: tuple[str, Any] | None = None) -> CaseRow | None:
         """Create (no id) or update a case; None when the id names no case. ``audit``: the access
         record, written in the change's own transaction (its ``{id}`` the new case's number); a
-        refused record raises :class:`hipdx.store.records.AuditRefused` and nothing is changed."""
+        refused record raises :class:`hipdx.store.records.AuditRefused` and nothing is changed.
+        ``from_job``: (MRI job id, findings) an update adds, marked on the job in that transaction."""
         from hipdx.store import records
 
         if case_id is None:
             return self._row(records.create_case(self.engine, label, document, user, audit))
         if not case_id.isdigit():
             return None
-        record = records.update_case(self.engine, int(case_id), label, document, audit)
+        record = records.update_case(self.engine, int(case_id), label, document, audit, from_job)
         return None if record is None else self._row(record)
 
     def change_visit(self, case_id: str, index: int, visit: dict[str, Any] | None, version: int,

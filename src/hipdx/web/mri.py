@@ -145,12 +145,10 @@ class _MriPages:
         document = dict(row.document)
         document["imaging"] = [*document.get("imaging", []), study]
         saved = self.source.save(row.id, row.label, document, user.username,
-                                 self.event(request, "U", f"case {row.id} MRI {job_id} findings", 200))
+                                 self.event(request, "U", f"case {row.id} MRI {job_id} findings", 200),
+                                 from_job=(job_id, study["findings"]))
         if saved is None:
             return self.message(user, 404, "Not found", f"There is no case {case_id[:40]!r} to save.")
-        from hipdx.store import records
-
-        records.update_job(self.api.engine, job_id, added_findings=study["findings"])
         return self.page("mri_added.html", user=user, title="MRI findings added", row=saved, job=job, added=True, notes=notes)
 
 
