@@ -2,8 +2,10 @@
 
 The whole service (``build_app``, as ``hipdx serve`` runs it: SQLite in a temporary folder, or
 PostgreSQL with ``--postgresql``) is driven in-process through raw ASGI calls, ``--clients``
-concurrent calls at a time, with the no-hip chart of ``bench_service.py`` and a fresh ES384
-token per call. No HTTP server (uvicorn's share is ``bench_service.py``'s server CPU minus this).
+concurrent calls at a time, with the no-hip chart of ``bench_service.py`` (``--hip``: the
+hip-pain chart, one card) and a fresh ES384 token per call, after the app's start-up (its
+lifespan, as uvicorn runs it: the pages warm and freeze the heap out of the garbage collector's
+reach, which a run without it pays again, about 0.45 ms of collections per call). No HTTP server (uvicorn's share is ``bench_service.py``'s server CPU minus this).
 Each configuration runs in a child process of its own, configurations alternating over
 ``--rounds``; printed: the median CPU time of the process (all threads) per call, and what each
 step adds to the next configuration's. Steps are switched off cumulatively, in this order:
@@ -48,7 +50,7 @@ def _switch_off(app_module: Any, off: set[str]) -> None:
         app_module._json_body = body_only
 
 
-def _child(off: set[str], calls: int, clients: int, postgresql: bool) -> float:
+def _child(off: set[str], calls: int, clients: int, postgresql: bool, hip: bool = False) -> float:
     """CPU ms per call of the service with the steps ``off`` switched off (run in a child process)."""
     sys.path[:0] = [str(HERE), str(ROOT / "src")]
     import bench_service as bench
@@ -78,7 +80,7 @@ def _child(off: set[str], calls: int, clients: int, postgresql: bool) -> float:
     if "record" in off:
         from hipdx.store import AuditStore
         AuditStore.record_call = lambda self, *args, **kwargs: True
-    body = json.dumps(bench.chart(hip=False)[0]).encode()
+    body = json.dumps(bench.chart(hip=hip)[0]).encode()
     tokens = bench.tokens(key, calls + 64, bench.PUBLIC_URL + bench.VIEW_PATH)
 
     async def call(i: int) -> None:
@@ -108,11 +110,15 @@ def _child(off: set[str], calls: int, clients: int, postgresql: bool) -> float:
 
         await asyncio.gather(*(client() for _ in range(clients)))
 
-    loop = asyncio.new_event_loop()
-    loop.run_until_complete(run(0, 64))  # warm: connections, threads, compiled statements
-    start = time.process_time()
-    loop.run_until_complete(run(64, 64 + calls))
-    cpu = (time.process_time() - start) / calls * 1000
+    async def serve() -> float:
+        # the app's start-up, as uvicorn runs it: the pages warm and freeze the heap (gc.freeze)
+        async with app.router.lifespan_context(app):
+            await run(0, 64)  # warm: connections, threads, compiled statements
+            start = time.process_time()
+            await run(64, 64 + calls)
+            return (time.process_time() - start) / calls * 1000
+
+    cpu = asyncio.new_event_loop().run_until_complete(serve())
     if drop is not None:
         drop()
     return cpu
@@ -124,18 +130,20 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--postgresql", action="store_true")
+    parser.add_argument("--hip", action="store_true", help="the hip-pain chart (one card) instead of the no-hip chart")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
         off = set(json.loads(args.child))
-        print(json.dumps(_child(off, args.calls, args.clients, args.postgresql)))
+        print(json.dumps(_child(off, args.calls, args.clients, args.postgresql, args.hip)))
         return 0
     configurations = [STEPS[:n] for n in range(len(STEPS) + 1)]
     cpu: dict[int, list[float]] = {n: [] for n in range(len(configurations))}
     for _ in range(args.rounds):
         for n, off in enumerate(configurations):
             command = [sys.executable, __file__, "--child", json.dumps(list(off)), "--calls", str(args.calls),
-                       "--clients", str(args.clients), *(["--postgresql"] if args.postgresql else [])]
+                       "--clients", str(args.clients), *(["--postgresql"] if args.postgresql else []),
+                       *(["--hip"] if args.hip else [])]
             out = subprocess.run(command, capture_output=True, text=True, check=True)
             cpu[n].append(float(out.stdout.splitlines()[-1]))
     median = {n: statistics.median(values) for n, values in cpu.items()}

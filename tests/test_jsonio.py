@@ -156,3 +156,29 @@ def test_the_quick_limits_check_agrees_with_the_scan_beyond_ascii(pieces: list[s
     text = "[" * nesting + "".join(pieces) + "]" * nesting
     if _plainly_within_limits(text):
         _check_tokens(text, "the input")
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.sampled_from(["[", "]", "{", "}", "[]", "{}"]), max_size=80), st.integers(0, 40))
+def test_the_quick_depth_proof_proves_only_what_the_running_sum_finds(pieces: list[str], nesting: int) -> None:
+    """``_shallow`` (deleting innermost pairs) says True only for brackets that pair up at most MAX_DEPTH deep."""
+    from itertools import accumulate
+
+    from hipdx.jsonio import _shallow
+
+    text = "[" * nesting + "".join(pieces) + "]" * nesting
+    if _shallow(text):
+        depths = list(accumulate(1 if c in "[{" else -1 for c in text))
+        assert not depths or (max(depths) <= MAX_DEPTH and min(depths) >= 0 and depths[-1] == 0)
+    if nesting <= MAX_DEPTH // 2 and not pieces:
+        assert _shallow(text)
+
+
+def test_the_quick_depth_proof_refuses_to_prove_one_level_too_deep() -> None:
+    from hipdx.jsonio import _shallow
+
+    assert _shallow("{[" * (MAX_DEPTH // 2) + "]}" * (MAX_DEPTH // 2))  # two levels a pass: MAX_DEPTH deep
+    assert _shallow("[" * (MAX_DEPTH // 2) + "]" * (MAX_DEPTH // 2))  # one level a pass
+    assert not _shallow("{[" * (MAX_DEPTH // 2) + "{}" + "]}" * (MAX_DEPTH // 2))  # one level too deep
+    assert not _shallow("[" * (MAX_DEPTH // 2 + 1) + "]" * (MAX_DEPTH // 2 + 1))  # not proved: the sum decides
+    assert not _shallow("[}")

@@ -125,7 +125,21 @@ def _plainly_within_limits(text: str) -> bool:
     brackets = outside.translate(_ONLY_BRACKETS)  # every ASCII character but a bracket deleted, at C speed
     if not brackets.isascii():  # a character beyond ASCII outside the strings (not JSON): the pattern removes it
         brackets = _NOT_BRACKET.sub("", brackets)
-    return not brackets or max(accumulate(map(_DEPTH_STEP.__getitem__, brackets))) <= MAX_DEPTH
+    return _shallow(brackets) or max(accumulate(map(_DEPTH_STEP.__getitem__, brackets))) <= MAX_DEPTH
+
+
+def _shallow(brackets: str) -> bool:
+    """True when ``brackets`` pair up at most :data:`MAX_DEPTH` deep, proved at C speed; False: not proved.
+
+    A pass deletes every innermost ``[]``, then every innermost ``{}``: at least one level and
+    at most two, so brackets gone after ``MAX_DEPTH // 2`` passes were nested at most
+    ``MAX_DEPTH`` deep, and brackets nested at most ``MAX_DEPTH // 2`` deep are always proved;
+    deeper ones go to the running sum (about 9 against 29 us on a 30 kB chart, depth 10)."""
+    for _ in range(MAX_DEPTH // 2):
+        if not brackets:
+            return True
+        brackets = brackets.replace("[]", "").replace("{}", "")
+    return not brackets
 
 
 def _check_tokens(text: str, what: str) -> None:
