@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
-import hipdx
 from hipdx.store.tables import AccessEvent, MriJob, StoredAssessment, StoredCase, StoredVisit, Token, User
 
-from api_support import DATABASES, PASSWORD, Api, build_api, database
+from api_support import PASSWORD, Api, api  # noqa: F401  (api: the fixture, SQLite and PostgreSQL)
 from conftest import EXAMPLES, Phantoms
 
 #: a small study (the upload only has to be DICOM; it is never analysed)
@@ -58,17 +56,6 @@ def _user(engine: Engine, name: str) -> tuple[str, bool, str]:
     with Session(engine) as session:
         row = session.scalars(select(User).where(User.username == name)).one()
         return row.role, row.active, row.password_hash
-
-
-@pytest.fixture(params=DATABASES)
-def api(request: pytest.FixtureRequest, tmp_path: Path, kb: hipdx.KnowledgeBase) -> Any:
-    for url in database(request.param, tmp_path):
-        built = build_api(url, kb, tmp_path)
-        try:
-            yield built
-        finally:
-            built.context.jobs.shutdown(wait=True)
-            built.engine.dispose()
 
 
 def test_a_user_change_whose_access_record_is_refused_is_not_made(api: Api, caplog: pytest.LogCaptureFixture) -> None:
