@@ -135,9 +135,7 @@ def _record_trail_read(engine: Engine, since: dt.datetime | None, until: dt.date
     """Record in the access audit that the system user read the trail of this period (as the API does)."""
     from hipdx.store.records import record_access, trail_read
 
-    record_access(engine, {"username": _system_user()[:100], "role": None, "action": "R",
-                           "what": trail_read(since, until, events), "method": "CLI", "path": "hipdx db audit-export",
-                           "status_code": 200, "source_address": None})
+    record_access(engine, _cli_event("R", trail_read(since, until, events), "audit-export"))
 
 
 def _day(text: str | None, option: str) -> dt.datetime | None:
@@ -197,10 +195,8 @@ def audit_prune_sign_ins_command(
         _sync_folder(archive.parent)
         archived = sum(last - first + 1 for first, last in found["ranges"])
         try:
-            deleted = signin.delete_archived(engine, before, found["ranges"], now, lambda count: {
-                "username": _system_user()[:100], "role": None, "action": "D", "what": f"SignInAttempt: {count} before "
-                f"{before:%Y-%m-%dT%H:%MZ}"[:100], "method": "CLI", "path": "hipdx db audit-prune-sign-ins",
-                "status_code": 200, "source_address": None})
+            deleted = signin.delete_archived(engine, before, found["ranges"], now, lambda count: _cli_event(
+                "D", f"SignInAttempt: {count} before {before:%Y-%m-%dT%H:%MZ}", "audit-prune-sign-ins"))
         except Exception:
             archive.unlink(missing_ok=True)  # one transaction with its record, rolled back: nothing deleted, the archive would only block a retry
             raise
@@ -220,6 +216,12 @@ def _sync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(handle)
+
+
+def _cli_event(action: str, what: str, command: str) -> dict[str, object]:
+    """An access-audit row of ``hipdx db <command>``, done by the system user through ``CLI``."""
+    return {"username": _system_user()[:100], "role": None, "action": action, "what": what[:100],
+            "method": "CLI", "path": f"hipdx db {command}", "status_code": 200, "source_address": None}
 
 
 def _system_user() -> str:
@@ -242,8 +244,7 @@ def _change(command: str, username: str, database_url: str | None, data_dir: Pat
     from hipdx.store.records import AuditRefused, record_access
     from hipdx.store.users import change_user
 
-    audit = {"username": _system_user()[:100], "role": None, "action": "U", "what": f"User/{username}"[:100],
-             "method": "CLI", "path": f"hipdx db {command}", "source_address": None}
+    audit = _cli_event("U", f"User/{username}", command)
     with _database(database_url, data_dir, "changing the user") as engine:
         try:
             found = change_user(engine, username, audit=audit, **change)  # type: ignore[arg-type]

@@ -137,7 +137,7 @@ def store_assessment(engine: Engine, case: CaseRecord, assessed_on: dt.date, doc
                                created_at=_now(), created_by=user)
         session.add(row)
         session.flush()
-        record_in(session, audit and audit | {"what": f"Case/{case.id}/assessments/{row.id}"})
+        record_in(session, named(audit, f"Case/{case.id}/assessments/{row.id}", row.id))
         return row.id
 
 
