@@ -205,6 +205,9 @@ class RiskFactors(StrictModel):
     recent_joint_procedure: Presence = Field(
         default=_U, description="Injection, arthroscopy or surgery of this hip in the last 3 months"
     )
+    injection_drug_use: Presence = Field(
+        default=_U, description="Injects drugs (heroin, other opioids, stimulants), now or in the recent past"
+    )
 
 
 class Comorbidities(StrictModel):

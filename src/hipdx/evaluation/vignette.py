@@ -103,6 +103,15 @@ HISTORY_TERMS: tuple[tuple[re.Pattern[str], str, str], ...] = (
         "rheumatoid, spondyloarthritis or psoriatic disease",
     ),
     (re.compile(r"transplant|immunosuppress", re.I), "immunosuppression", "transplantation or immunosuppression"),
+    (
+        re.compile(
+            r"intravenous drug|injecti(?:ng|on)[- ]drug|\bIVDU\b|\bPWID\b"
+            r"|\binject(?:s|ed|ing)\b[^.;]*\b(?:heroin|cocaine|drugs|femoral|groin)",
+            re.I,
+        ),
+        "injection_drug_use",
+        "injecting drugs",
+    ),
 )
 _NEGATED = re.compile(
     r"\b(?:no|not|without|denie[sd]|negative|excluded|absent|never|free of|possible|possibly|suspected|"

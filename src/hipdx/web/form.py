@@ -78,6 +78,7 @@ LABELS: dict[str, str] = {
     "risk_factors.inflammatory_disease": "Known inflammatory arthritis",
     "risk_factors.immunosuppression": "Immunosuppression",
     "risk_factors.recent_joint_procedure": "Injection or surgery of this hip in 3 months",
+    "risk_factors.injection_drug_use": "Injects drugs",
     "labs.esr": "ESR",
     "labs.crp": "CRP",
     "labs.wbc": "White cell count",
