@@ -89,3 +89,61 @@ def test_a_negated_or_unrelated_injection_is_not_drug_use(text: str) -> None:
 def test_injection_drug_use_comes_from_fhir_in_hipdx_codes() -> None:
     mapping = map_fhir(hipdx_finding("risk_factors.injection_drug_use", "present"), DAY)
     assert mapping.case.risk_factors.injection_drug_use is P
+
+
+# --- arthritis of another joint -> inflammatory arthritis --------------------------------------
+
+#: A woman of 50 with a gradual, restricted hip, an effusion and synovitis on MRI.
+INFLAMED_HIP = {
+    "age_years": 50,
+    "sex": "female",
+    "onset": {"type": "gradual", "days_since_onset": 60},
+    "range_of_motion": "restricted",
+    "imaging": [{"modality": "mri", "days_since_onset": 50, "findings": {"effusion": "present", "synovitis": "present"}}],
+}
+
+
+def test_arthritis_of_another_joint_is_a_finding_of_the_case_json() -> None:
+    case = Case.model_validate({"other_joint_arthritis": "present"})
+    assert case.other_joint_arthritis is P
+    assert Case.model_validate({}).other_joint_arthritis is U
+
+
+def test_arthritis_of_another_joint_raises_inflammatory_arthritis(run, kb: KnowledgeBase) -> None:
+    alone = run(INFLAMED_HIP)
+    with_other = run({**INFLAMED_HIP, "other_joint_arthritis": "present"})
+    assert probability(with_other, "inflammatory") > 2 * probability(alone, "inflammatory")
+    assert first(with_other) == "inflammatory"
+    # polyarticular septic arthritis exists (about 15%): septic loses less than the monoarticular conditions
+    assert probability(with_other, "septic") / probability(alone, "septic") > (
+        probability(with_other, "toh") / probability(alone, "toh")
+    )
+    assert kb.variables["other_joint_arthritis"].spec.group == "history"  # a finding, not the patient's prior
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "arthritis first in the right shoulder, relieved with NSAIDs",
+        "two painful joints (left hip, right wrist), one swollen (right wrist)",
+        "acute polyarthritis",
+        "oligoarticular onset",
+    ],
+)
+def test_a_vignette_naming_arthritis_of_another_joint_sets_it_present(text: str) -> None:
+    case, used, _ = vignette_to_case({"id": "v", "history": {"other_history": [text]}})
+    assert case.other_joint_arthritis is P
+    assert any("other_joint_arthritis = present" in line for line in used)
+
+
+@pytest.mark.parametrize(
+    "text", ["no complaints in other joints", "denied other joint pain, swelling or stiffness", "knee pain"]
+)
+def test_other_joints_without_arthritis_leave_it_unknown(text: str) -> None:
+    case, _, _ = vignette_to_case({"id": "v", "history": {"other_history": [text]}})
+    assert case.other_joint_arthritis is U
+
+
+def test_arthritis_of_another_joint_comes_from_fhir_in_hipdx_codes() -> None:
+    mapping = map_fhir(hipdx_finding("other_joint_arthritis", "present"), DAY)
+    assert mapping.case.other_joint_arthritis is P

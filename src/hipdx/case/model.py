@@ -288,6 +288,11 @@ class Case(StrictModel):
     range_of_motion: RangeOfMotion = RangeOfMotion.unknown
     systemic_symptoms: Presence = Field(default=_U, description="Weight loss, night sweats or malaise")
     morning_stiffness: Presence = Field(default=_U, description="Morning stiffness longer than 30 minutes")
+    other_joint_arthritis: Presence = Field(
+        default=_U,
+        description="Arthritis (pain and swelling) of another joint in the same illness, now or before the hip"
+        " (oligo- or polyarthritis)",
+    )
     risk_factors: RiskFactors = RiskFactors()
     comorbidities: Comorbidities = Comorbidities()
     systolic_bp_mmhg: Number | None = Field(default=None, ge=40, le=300)

@@ -88,29 +88,43 @@ _RISK_FACTORS = {
 }
 _LABS = ("esr", "crp", "wbc", "temperature", "vitamin_d", "calcium", "alp")
 
-#: Clear terms in ``risk_factors.other`` and ``history.other_history`` and the risk factor
-#: each one establishes as present. Only present is ever inferred, never absent.
+#: Clear terms in ``risk_factors.other`` and ``history.other_history`` and the case field (a
+#: risk factor or a finding) each one establishes as present. Only present is ever inferred,
+#: never absent.
 HISTORY_TERMS: tuple[tuple[re.Pattern[str], str, str], ...] = (
-    (re.compile(r"\bcancer|carcinoma|metasta", re.I), "cancer_history", "a history of cancer"),
+    (re.compile(r"\bcancer|carcinoma|metasta", re.I), "risk_factors.cancer_history", "a history of cancer"),
     (
         re.compile(r"\brun(?:s|ning|ners?)?\b|\bjog(?:s|ging|gers?)?\b|marathon|military|recruit", re.I),
-        "repetitive_loading",
+        "risk_factors.repetitive_loading",
         "running, marching or recruit training",
     ),
     (
         re.compile(r"rheumatoid|spondyl|psoria", re.I),
-        "inflammatory_disease",
+        "risk_factors.inflammatory_disease",
         "rheumatoid, spondyloarthritis or psoriatic disease",
     ),
-    (re.compile(r"transplant|immunosuppress", re.I), "immunosuppression", "transplantation or immunosuppression"),
+    (re.compile(r"transplant|immunosuppress", re.I),
+        "risk_factors.immunosuppression",
+        "transplantation or immunosuppression"),
     (
         re.compile(
             r"intravenous drug|injecti(?:ng|on)[- ]drug|\bIVDU\b|\bPWID\b"
             r"|\binject(?:s|ed|ing)\b[^.;]*\b(?:heroin|cocaine|drugs|femoral|groin)",
             re.I,
         ),
-        "injection_drug_use",
+        "risk_factors.injection_drug_use",
         "injecting drugs",
+    ),
+    (
+        re.compile(
+            r"\b(?:poly|oligo)(?:arthritis|articular)\b"
+            r"|\barthritis (?:first )?(?:in|of) (?:the |both )?(?:left |right )?"
+            r"(?:shoulder|elbow|wrist|hand|finger|knee|ankle|foot|feet|toe)s?\b"
+            r"|\b(?:two|three|four|several|multiple) (?:painful|swollen|inflamed) joints\b",
+            re.I,
+        ),
+        "other_joint_arthritis",
+        "arthritis of another joint in the same illness",
     ),
 )
 _NEGATED = re.compile(
@@ -267,20 +281,26 @@ def _strings(value: Any, source: str) -> Iterator[tuple[str, str]]:
                 yield f"{source}[{i}]", item
 
 
+def _value_at(data: Mapping[str, Any], target: tuple[str, ...]) -> Any:
+    for part in target:
+        data = data[part]
+    return data
+
+
 def _history_terms(value: Any, source: str, draft: Draft) -> None:
-    """Risk factors named in free-text history items; only clear, affirmative terms count."""
+    """Risk factors and findings named in free-text history items; only clear, affirmative terms count."""
     for src, text in _strings(value, source):
         hits = [(field, label) for pattern, field, label in HISTORY_TERMS if pattern.search(text)]
         if not hits:
-            draft.skip(src, text, "names no risk factor hipdx reads from text")
+            draft.skip(src, text, "names no risk factor or finding hipdx reads from text")
             continue
         if _NEGATED.search(text):
             draft.skip(src, text, "negated or uncertain wording")
             continue
         for field, label in hits:
-            target = ("risk_factors", field)
-            if draft.has(target) and draft.data["risk_factors"][field] != "present":
-                draft.skip(src, text, f"risk_factors.{field} is given explicitly")
+            target = tuple(field.split("."))
+            if draft.has(target) and _value_at(draft.data, target) != "present":
+                draft.skip(src, text, f"{field} is given explicitly")
             else:
                 draft.offer(src, text, target, "present", f"the text names {label}")
 
