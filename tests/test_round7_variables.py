@@ -147,3 +147,60 @@ def test_other_joints_without_arthritis_leave_it_unknown(text: str) -> None:
 def test_arthritis_of_another_joint_comes_from_fhir_in_hipdx_codes() -> None:
     mapping = map_fhir(hipdx_finding("other_joint_arthritis", "present"), DAY)
     assert mapping.case.other_joint_arthritis is P
+
+
+# --- a lesion of the ilium -> neoplasm -----------------------------------------------------------
+
+#: A man of 65 with three months of hip-region pain and a normal temperature.
+ILIAC_PAIN = {
+    "age_years": 65,
+    "sex": "male",
+    "onset": {"type": "gradual", "days_since_onset": 90},
+    "labs": {"qualitative": {"temperature": "normal"}},
+}
+
+
+def test_a_lesion_of_the_ilium_is_a_finding_of_structural_imaging_only() -> None:
+    case = Case.model_validate({"imaging": [{"modality": "ct", "findings": {"iliac_lesion": "present"}}]})
+    assert case.imaging[0].findings.iliac_lesion is P
+    with pytest.raises(ValueError, match="iliac_lesion"):
+        Case.model_validate({"imaging": [{"modality": "bone_scan", "findings": {"iliac_lesion": "present"}}]})
+
+
+def test_a_lesion_of_the_ilium_raises_neoplasm(run, kb: KnowledgeBase) -> None:
+    without = run(ILIAC_PAIN)
+    iliac = run({**ILIAC_PAIN, "imaging": [{"modality": "mri", "days_since_onset": 80, "findings": {"iliac_lesion": "present"}}]})
+    assert first(without) != "neoplasm"
+    assert first(iliac) == "neoplasm"
+    assert probability(iliac, "neoplasm") > 3 * probability(without, "neoplasm")
+
+
+def test_a_lesion_of_the_ilium_and_a_focal_lesion_count_as_one_dependence_group(kb: KnowledgeBase) -> None:
+    groups = kb.info.structure.dependence_groups
+    assert any({"focal_lesion", "iliac_lesion"} <= set(group.members) for group in groups.values())
+
+
+def test_the_vignette_key_iliac_bone_involvement_becomes_the_finding() -> None:
+    record = {
+        "id": "v",
+        "imaging": [{"modality": "other", "findings": "lesion of the left ilium", "features": {"iliac_bone_involvement": True}}],
+    }
+    case, used, skipped = vignette_to_case(record)
+    assert case.imaging[0].findings.iliac_lesion is P
+    assert not any("iliac_bone_involvement" in line for line in skipped)
+
+
+def test_a_lesion_of_the_ilium_comes_from_fhir_in_hipdx_codes() -> None:
+    study = {
+        "resourceType": "ImagingStudy",
+        "id": "s",
+        "status": "available",
+        "subject": {"reference": "Patient/p"},
+        "started": "2026-11-15T09:00:00Z",
+        "series": [{"uid": "1.2", "modality": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "MR"}}],
+    }
+    bundle = hipdx_finding("imaging.iliac_lesion", "present")
+    bundle["entry"][1]["resource"]["derivedFrom"] = [{"reference": "ImagingStudy/s"}]
+    bundle["entry"].append({"resource": study})
+    [mri] = map_fhir(bundle, DAY).case.imaging
+    assert mri.findings.iliac_lesion is P

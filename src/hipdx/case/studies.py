@@ -44,6 +44,7 @@ FINDING_MODALITIES: dict[str, frozenset[Modality]] = {
     "subchondral_fracture_line": _STRUCTURAL,
     "focal_lesion": _STRUCTURAL,
     "intra_articular_mass": _STRUCTURAL,
+    "iliac_lesion": _STRUCTURAL,
     "soft_tissue_collection": frozenset({Modality.mri, Modality.ct}),
     "edema": _MRI,
     "t1_low": _MRI,
@@ -86,6 +87,9 @@ class ImagingFindings(StrictModel):
     subchondral_fracture_line: Presence = _U
     focal_lesion: Presence = Field(default=_U, description="Lytic, sclerotic or marrow-replacing focal lesion")
     intra_articular_mass: Presence = Field(default=_U, description="Nodular or villous mass within the joint")
+    iliac_lesion: Presence = Field(
+        default=_U, description="Lesion or marrow change of the ilium beyond the acetabular roof (the pelvic bone)"
+    )
     soft_tissue_collection: Presence = Field(
         default=_U, description="Fluid collection or abscess in the soft tissues around the hip"
     )

@@ -53,6 +53,7 @@ FEATURE_FINDINGS = {
     "subchondral_band_or_line": "subchondral_band",
     "focal_head_lesion": "focal_lesion",
     "lytic_lesion": "focal_lesion",
+    "iliac_bone_involvement": "iliac_lesion",
 }
 _EXTENT = {
     "femoral_head": "femoral_head",

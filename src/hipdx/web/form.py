@@ -111,6 +111,7 @@ LABELS: dict[str, str] = {
     "findings.subchondral_fracture_line": "Subchondral fracture line",
     "findings.focal_lesion": "Focal lesion",
     "findings.intra_articular_mass": "Intra-articular mass",
+    "findings.iliac_lesion": "Lesion of the ilium",
     "findings.soft_tissue_collection": "Soft-tissue collection or abscess",
     "findings.edema": "Bone marrow edema",
     "findings.t1_low": "Low T1 signal",
