@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import importlib.util
 import math
 
 import pytest
@@ -24,7 +25,16 @@ from hipdx.evaluation import (
     render_text,
     vignette_to_case,
 )
-from hipdx.evaluation.scoring import CaseScore, Prediction, accepted_conditions, score_differential, summarise
+from hipdx.evaluation.scoring import (
+    CaseResult,
+    CaseScore,
+    FlagSeen,
+    Prediction,
+    accepted_conditions,
+    score_differential,
+    summarise,
+    summarise_red_flags,
+)
 from hipdx.evaluation.text import age_from_text, days_after_onset, read_lab, read_t_score
 
 from conftest import ROOT, SHARED, shared_data
@@ -770,3 +780,74 @@ def test_a_t_score_is_read_with_its_sign_or_direction_or_refused(printed, t_scor
     assert read_t_score(printed)[0] == t_score
     if t_score is None:
         assert read_t_score(printed)[1]
+
+
+# --- red flags on must-not-miss cases ----------------------------------------------------
+
+
+def flag(condition, urgency, kind="rule"):
+    return FlagSeen(id=f"{condition}_x", kind=kind, condition=condition, urgency=urgency)
+
+
+def result(rid, category, must_not_miss, flags, headline="routine", status="scored"):
+    return CaseResult(
+        id=rid, file="f", category=category, accepted=must_not_miss or ["toh"], status=status, top3=[], rank=1,
+        probability=0.5, brier=0.0, log_loss=0.0, n_used=0, n_skipped=0, used=[], skipped=[],
+        must_not_miss=must_not_miss, red_flags=flags, headline_urgency=headline,
+    )
+
+
+def test_red_flag_measures_by_hand():
+    results = [
+        result("s1", "septic_arthritis", ["septic"], [flag("septic", "emergency")], "emergency"),
+        result("f1", "femoral_neck_stress_or_insufficiency_fracture", ["fnsf"], [flag("septic", "emergency")], "emergency"),
+        result("n1", "neoplasm_lymphoma", ["neoplasm"], []),
+        result("n2", "neoplasm_metastasis", ["neoplasm"], [], headline=None, status="error"),  # not assessed: no flag
+        result("t1", "transient_osteoporosis_of_hip", [], [flag("septic", "emergency", "probability")], "emergency"),
+        result("t2", "transient_osteoporosis_of_hip", [], [flag("toh", "urgent")], "urgent"),  # a flag of TOH itself
+        result("o1", "osteonecrosis_femoral_head", [], [flag("fnsf", "urgent")], "urgent"),
+        result("o2", "osteonecrosis_femoral_head", [], [], status="error"),  # not scored: not counted
+    ]
+    m = summarise_red_flags(results, ("fnsf", "septic", "neoplasm"))
+    assert (m.must_not_miss_cases, m.flag_for_condition, m.any_flag, m.urgent_headline) == (4, 0.25, 0.5, 0.5)
+    assert {c: (n.cases, n.flagged) for c, n in m.by_condition.items()} == {"fnsf": (1, 0), "septic": (1, 1), "neoplasm": (2, 0)}
+    assert (m.other_cases, m.other_emergency_flag, m.other_must_not_miss_flag) == (3, round(1 / 3, 4), round(2 / 3, 4))
+    assert (m.toh_cases, m.toh_emergency_flag, m.toh_must_not_miss_flag) == (2, 0.5, 0.5)
+    empty = summarise_red_flags([], ("fnsf",))
+    assert empty.flag_for_condition is None and empty.toh_emergency_flag is None
+
+
+def test_the_report_counts_red_flags_of_the_conditions_the_knowledge_base_marks_must_not_miss(kb):
+    febrile = {
+        "id": "septic-fever",
+        "patient": {"age_years": 50, "sex": "male"},
+        "labs": {"temperature": "39.2 °C"},
+        "final_diagnosis": {"category": "septic_arthritis"},
+    }
+    bare = {"id": "tumour-bare", "patient": {"age_years": 65, "sex": "male"}, "final_diagnosis": {"category": "neoplasm_lymphoma"}}
+    report = evaluate_records([febrile, bare, toh_record("toh-1")], kb, TODAY)
+    assert report.red_flags.must_not_miss_conditions == [c.id for c in kb.conditions if c.must_not_miss]
+    by_id = {r.id: r for r in report.per_case}
+    assert by_id["septic-fever"].must_not_miss == ["septic"] and by_id["toh-1"].must_not_miss == []
+    assert any(f.condition == "septic" and f.urgency == "emergency" for f in by_id["septic-fever"].red_flags)
+    assert by_id["septic-fever"].headline_urgency == "emergency"
+    assert report.red_flags.must_not_miss_cases == 2 and report.red_flags.flag_for_condition == 0.5
+    assert [m.id for m in report.red_flag_misses] == ["tumour-bare"]  # age and sex alone raise no flag
+    assert report.red_flags.toh_cases == 1
+    text = render_text(report)
+    assert "must-not-miss 2: flag for it 50%" in text and "no flag for neoplasm: tumour-bare" in text
+
+
+@pytest.mark.real_data
+def test_split_score_lists_red_flag_misses_of_development_vignettes_only(monkeypatch, capsys):
+    shared_data(DEV_SET)
+    spec = importlib.util.spec_from_file_location("split_score", ROOT / "evaluation" / "split_score.py")
+    split_score = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(split_score)
+    monkeypatch.setattr("sys.argv", ["split_score.py", "--show-development-red-flag-misses"])
+    split_score.main()
+    out = capsys.readouterr().out
+    held_out = {i for part, ids in split_score.parts().items() if part.startswith("held_out") for i in ids}
+    listed = [line.split(": ", 1)[1].split()[0] for line in out.splitlines() if line.strip().startswith("no flag for")]
+    assert listed and not set(listed) & held_out
+    assert out.count(": flag for it ") == len(split_score.parts())  # one red-flag line per part, held-out included

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hipdx.evaluation.scoring import EvaluationReport, Metrics, Prediction
+from hipdx.evaluation.scoring import EvaluationReport, Metrics, Prediction, RedFlagMetrics
 
 
 def _pct(x: float | None) -> str:
@@ -22,6 +22,18 @@ def _metrics_line(m: Metrics) -> str:
 
 def _top3(top3: list[Prediction]) -> str:
     return ", ".join(f"{p.id} {p.probability:.0%}" for p in top3) or "(not assessed)"
+
+
+def red_flag_lines(m: RedFlagMetrics) -> list[str]:
+    """The red-flag measures in two lines: sensitivity on must-not-miss cases, false alarms on the others."""
+    per_condition = ", ".join(f"{c} {n.flagged}/{n.cases}" for c, n in m.by_condition.items() if n.cases)
+    return [
+        f"must-not-miss {m.must_not_miss_cases}: flag for it {_pct(m.flag_for_condition)}, any flag "
+        f"{_pct(m.any_flag)}, urgent headline {_pct(m.urgent_headline)}" + (f" ({per_condition})" if per_condition else ""),
+        f"others {m.other_cases}: emergency flag {_pct(m.other_emergency_flag)}, must-not-miss flag "
+        f"{_pct(m.other_must_not_miss_flag)}; TOH {m.toh_cases}: emergency flag {_pct(m.toh_emergency_flag)}, "
+        f"must-not-miss flag {_pct(m.toh_must_not_miss_flag)}",
+    ]
 
 
 def render_text(report: EvaluationReport) -> str:
@@ -57,6 +69,11 @@ def render_text(report: EvaluationReport) -> str:
                 f"  {m.id:<{width}}  {m.category or '(no category)'}: {rank}, p(true) {m.probability:.0%}; "
                 f"predicted {_top3(m.top3)}"
             )
+    lines += ["", "red flags (must-not-miss: " + ", ".join(report.red_flags.must_not_miss_conditions) + "):"]
+    lines += [f"  {line}" for line in red_flag_lines(report.red_flags)]
+    for r in report.red_flag_misses:
+        raised = ", ".join(f"{f.id} ({f.urgency})" for f in r.red_flags) or "none"
+        lines.append(f"  no flag for {'/'.join(r.must_not_miss)}: {r.id} ({r.category}); flags raised: {raised}")
     if report.unmodelled:
         lines += ["", "categories the knowledge base does not model (counted as misses):"]
         lines += [f"  {u}" for u in report.unmodelled]

@@ -15,13 +15,17 @@ from hipdx.evaluation.scoring import (
     CaseResult,
     EvaluationReport,
     FileSummary,
+    FlagSeen,
     Miss,
     Prediction,
+    RedFlagMiss,
     ReportProvenance,
     accepted_conditions,
     confusion_table,
+    flags_condition,
     score_differential,
     summarise,
+    summarise_red_flags,
 )
 from hipdx.evaluation.vignette import vignette_to_case
 from hipdx.jsonio import loads, read_input_file
@@ -58,6 +62,7 @@ def _evaluate_one(record: Any, index: int, file: str, kb: KnowledgeBase, today: 
         value = record["final_diagnosis"].get("category")
         category = value if isinstance(value, str) else None
     accepted = accepted_conditions(category, kb.condition_ids) if category else ()
+    must_not_miss = [c for c in accepted if c in must_not_miss_conditions(kb)]
     used: list[str] = []
     skipped: list[str] = []
     try:
@@ -81,6 +86,7 @@ def _evaluate_one(record: Any, index: int, file: str, kb: KnowledgeBase, today: 
             n_skipped=len(skipped),
             used=used,
             skipped=skipped,
+            must_not_miss=must_not_miss,
             error=f"{type(exc).__name__}: {exc}",
         )
     differential = [Prediction(id=d.id, probability=d.probability) for d in assessment.differential]
@@ -100,7 +106,31 @@ def _evaluate_one(record: Any, index: int, file: str, kb: KnowledgeBase, today: 
         n_skipped=len(skipped),
         used=used,
         skipped=skipped,
+        must_not_miss=must_not_miss,
+        red_flags=[FlagSeen(id=f.id, kind=f.kind, condition=f.condition, urgency=f.urgency) for f in assessment.red_flags],
+        headline_urgency=assessment.headline.urgency,
     )
+
+
+def must_not_miss_conditions(kb: KnowledgeBase) -> tuple[str, ...]:
+    """The conditions the knowledge base marks ``must_not_miss`` (``conditions.yaml``), in its order."""
+    return tuple(c.id for c in kb.conditions if c.must_not_miss)
+
+
+def _red_flag_misses(results: list[CaseResult]) -> list[RedFlagMiss]:
+    return [
+        RedFlagMiss(
+            id=r.id,
+            category=r.category,
+            must_not_miss=r.must_not_miss,
+            probability=r.probability,
+            red_flags=r.red_flags,
+            headline_urgency=r.headline_urgency,
+            status=r.status,
+        )
+        for r in results
+        if r.must_not_miss and not flags_condition(r)
+    ]
 
 
 def _report(results: list[CaseResult], files: list[str], kb: KnowledgeBase, today: dt.date) -> EvaluationReport:
@@ -126,6 +156,8 @@ def _report(results: list[CaseResult], files: list[str], kb: KnowledgeBase, toda
         **summarise(results, n_conditions).model_dump(),
         confusion=confusion_table(results),
         misses=misses,
+        red_flags=summarise_red_flags(results, must_not_miss_conditions(kb)),
+        red_flag_misses=_red_flag_misses(results),
         per_case=results,
         files=per_file,
         unmodelled=[f"{r.id} ({r.category})" for r in results if r.status == "unmodelled"],

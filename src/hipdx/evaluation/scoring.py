@@ -18,6 +18,12 @@ Metrics, over cases:
 - Brier score: mean over cases of ``sum_c (p_c - y_c)^2`` (0 is perfect, 2 the worst); an
   unmodelled truth is an extra class with predicted probability 0;
 - log loss: mean of ``-ln p(true)``, p clipped to at least 1e-6 (0 is perfect, 13.8 the worst).
+
+Red flags (:func:`summarise_red_flags`), over the cases whose true condition the knowledge base
+marks must-not-miss (``conditions.yaml``): the share with a red flag (rule, staging or
+probability) naming that condition, with any red flag, and with a headline (what to do now)
+``urgent`` or ``emergency``; over the other scored cases, and over TOH alone, the false alarms:
+the share with an ``emergency`` flag and with a flag naming any must-not-miss condition.
 """
 
 from __future__ import annotations
@@ -132,6 +138,15 @@ def summarise(scores: Sequence[Scored], n_conditions: int) -> Metrics:
     )
 
 
+class FlagSeen(Frozen):
+    """One red flag of an assessment, as the evaluation counts it."""
+
+    id: str
+    kind: str = Field(description="'rule', 'staging' or 'probability'")
+    condition: str
+    urgency: str
+
+
 class CaseResult(Frozen):
     """One vignette: what was predicted, how it scored, and which facts were used."""
 
@@ -151,6 +166,11 @@ class CaseResult(Frozen):
     n_skipped: int
     used: list[str]
     skipped: list[str]
+    must_not_miss: list[str] = Field(
+        default=[], description="accepted conditions the knowledge base marks must-not-miss"
+    )
+    red_flags: list[FlagSeen] = Field(default=[], description="the assessment's red flags, most urgent first")
+    headline_urgency: str | None = Field(default=None, description="urgency of the headline; None: not assessed")
     error: str | None = None
 
 
@@ -163,6 +183,83 @@ class Miss(Frozen):
     probability: float
     top3: list[Prediction]
     error: str | None = None
+
+
+class RedFlagMiss(Frozen):
+    """A must-not-miss case without a red flag naming its condition."""
+
+    id: str
+    category: str | None
+    must_not_miss: list[str]
+    probability: float = Field(description="probability given to the true condition")
+    red_flags: list[FlagSeen] = Field(description="the flags it did raise (for other conditions)")
+    headline_urgency: str | None
+    status: str
+
+
+class RedFlagCount(Frozen):
+    cases: int
+    flagged: int = Field(description="cases with a red flag naming the condition")
+
+
+class RedFlagMetrics(Frozen):
+    """How often red flags name the true must-not-miss condition, and how often they raise false alarms."""
+
+    must_not_miss_conditions: list[str] = Field(description="as the knowledge base marks them")
+    must_not_miss_cases: int
+    flag_for_condition: float | None = Field(description="share with a red flag naming the true condition")
+    any_flag: float | None = Field(description="share with any red flag")
+    urgent_headline: float | None = Field(description="share whose headline is urgent or emergency")
+    by_condition: dict[str, RedFlagCount]
+    other_cases: int = Field(description="scored cases whose true condition is not must-not-miss")
+    other_emergency_flag: float | None = Field(description="share of them with an emergency flag")
+    other_must_not_miss_flag: float | None = Field(description="share of them with a flag naming a must-not-miss condition")
+    toh_cases: int = Field(description="cases whose true category is transient osteoporosis of the hip")
+    toh_emergency_flag: float | None
+    toh_must_not_miss_flag: float | None
+
+
+def _share(hits: int, n: int) -> float | None:
+    return round(hits / n, 4) if n else None
+
+
+def flags_condition(result: CaseResult) -> bool:
+    """Whether a red flag of the case names one of its true must-not-miss conditions."""
+    return any(f.condition in result.must_not_miss for f in result.red_flags)
+
+
+def summarise_red_flags(results: Sequence[CaseResult], must_not_miss: Sequence[str]) -> RedFlagMetrics:
+    """The red-flag measures of a list of case results (a record not assessed raises no flag)."""
+    targets = [r for r in results if r.must_not_miss]
+    others = [r for r in results if not r.must_not_miss and r.status == "scored"]
+    toh = [r for r in others if r.category == "transient_osteoporosis_of_hip"]
+
+    def emergency(r: CaseResult) -> bool:
+        return any(f.urgency == "emergency" for f in r.red_flags)
+
+    def names_must_not_miss(r: CaseResult) -> bool:
+        return any(f.condition in must_not_miss for f in r.red_flags)
+
+    by_condition = {}
+    for condition in must_not_miss:
+        of = [r for r in targets if condition in r.must_not_miss]
+        by_condition[condition] = RedFlagCount(
+            cases=len(of), flagged=sum(any(f.condition == condition for f in r.red_flags) for r in of)
+        )
+    return RedFlagMetrics(
+        must_not_miss_conditions=list(must_not_miss),
+        must_not_miss_cases=len(targets),
+        flag_for_condition=_share(sum(map(flags_condition, targets)), len(targets)),
+        any_flag=_share(sum(bool(r.red_flags) for r in targets), len(targets)),
+        urgent_headline=_share(sum(r.headline_urgency in ("urgent", "emergency") for r in targets), len(targets)),
+        by_condition=by_condition,
+        other_cases=len(others),
+        other_emergency_flag=_share(sum(map(emergency, others)), len(others)),
+        other_must_not_miss_flag=_share(sum(map(names_must_not_miss, others)), len(others)),
+        toh_cases=len(toh),
+        toh_emergency_flag=_share(sum(map(emergency, toh)), len(toh)),
+        toh_must_not_miss_flag=_share(sum(map(names_must_not_miss, toh)), len(toh)),
+    )
 
 
 class FileSummary(Metrics):
@@ -183,6 +280,10 @@ class EvaluationReport(Metrics):
 
     confusion: dict[str, dict[str, int]] = Field(description="true category -> predicted top-1 condition -> count")
     misses: list[Miss] = Field(description="cases whose true condition is not ranked first")
+    red_flags: RedFlagMetrics
+    red_flag_misses: list[RedFlagMiss] = Field(
+        description="must-not-miss cases without a red flag naming their condition"
+    )
     per_case: list[CaseResult]
     files: list[FileSummary]
     unmodelled: list[str] = Field(description="ids of cases whose category the knowledge base does not model")
