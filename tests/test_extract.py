@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from hipdx.case.studies import ImagingStudy
 from hipdx.cli import app
 from hipdx.errors import InputError, KnowledgeBaseError
 from hipdx.extract import extract_findings, load_rules
@@ -259,6 +260,23 @@ def test_the_sentence_set_is_large_and_split() -> None:
     assert len(dev) + len(held) >= 150 and len(dev) >= 60 and len(held) >= 60
     modalities = {r["modality"] for r in dev + held}
     assert modalities == {"mri", "radiograph", "ct", "bone_scan"}
+
+
+@pytest.mark.parametrize("part", ["both", *score.FRESH])
+def test_every_set_labels_valid_studies_of_its_modality(part: str) -> None:
+    """The expected findings of each set fit the case model (fresh-4 is checked by its writer too)."""
+    rows = score.load(part)
+    assert len({r["id"] for r in rows}) == len(rows) and {r["modality"] for r in rows} == {"mri", "radiograph", "ct", "bone_scan"}
+    for r in rows:
+        findings = r["findings"]
+        ImagingStudy(modality=r["modality"], contrast="contrast_pattern" in findings, findings=findings)
+
+
+def test_fresh_4_was_written_to_probe_the_forms_round_3_left() -> None:
+    rows = score.load("fresh-4")
+    assert len(rows) >= 80
+    named = {name for r in rows for name in [*r["findings"], *r["to_confirm"]]}
+    assert {"necrotic_extent_percent", "chemical_shift_signal_drop_percent", "collapse_depth_mm", "subchondral_band"} <= named
 
 
 @pytest.mark.parametrize("part", ["development", "fresh"])
