@@ -10,37 +10,25 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select, text as sql
 from sqlalchemy.orm import Session
 
-import hipdx
 from hipdx.store import records
 from hipdx.store.tables import AccessEvent, MriJob, StoredCase, StoredVisit
 
-from api_support import DATABASES, Api, build_api, database
+from api_support import DATABASES, Api
 from conftest import EXAMPLES, Phantoms
 from test_audit_atomic import REFUSAL, SMALL, _count, _refuse_access_records
 from test_web_pages import text
-from test_web_stored import example, sign_in
+from web_support import api, example, sign_in  # noqa: F401  (api: the fixture)
 
 VISIT = {"visit.days_since_onset": "15", "visit.pain_0_10": "4"}
 
 
-@pytest.fixture(params=DATABASES)
-def api(request: pytest.FixtureRequest, tmp_path: Path, kb: hipdx.KnowledgeBase) -> Iterator[Api]:
-    for url in database(request.param, tmp_path):
-        built = build_api(url, kb, tmp_path)
-        built.context.session_cookie_secure = False  # the test client speaks plain HTTP
-        try:
-            yield built
-        finally:
-            built.context.jobs.shutdown(wait=True)
-            built.engine.dispose()
+pytestmark = pytest.mark.parametrize("api", DATABASES, indirect=True)  # SQLite, and PostgreSQL (slow)
 
 
 def _refused(answer: Any, fragment: bool = False) -> None:
