@@ -4,7 +4,6 @@ CSRF token, and an example case as the entry form's fields."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,11 +11,10 @@ from pathlib import Path
 import pytest
 
 import hipdx
-from hipdx.web import form as forms
 from hipdx.web.context import SESSION_COOKIE
 
 from api_support import PASSWORD, Api, served
-from conftest import EXAMPLES
+from test_web_pages import example_form as example  # noqa: F401  (an example case as the form's fields)
 
 
 @pytest.fixture
@@ -42,8 +40,3 @@ def sign_in(api: Api, *, fresh: bool = False) -> str:
         client.cookies.set(SESSION_COOKIE, api.issued[("clinician", "session")])
     page = client.get("/cases/new")
     return re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text).group(1)
-
-
-def example(name: str) -> dict[str, str]:
-    """An example case (tests/../examples) as the entry form's fields."""
-    return forms.values_from_case(json.loads((EXAMPLES / f"{name}.json").read_text()))
