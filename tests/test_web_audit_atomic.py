@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+from html import unescape
 from typing import Any
 
 import pytest
@@ -80,6 +82,24 @@ def test_a_case_or_visit_saved_on_a_page_whose_access_record_is_refused_is_not_s
                                                                   {"days_since_onset": 11, "pain_0_10": 5}]
     assert _count(api.engine, AccessEvent) == events
     assert REFUSAL not in caplog.text  # the log names the driver error's class and frames, never its words
+
+
+def test_the_page_of_a_refused_save_sends_the_form_again(api: Api) -> None:
+    """The 503 page keeps what the clinician entered: once the database records again, its Try again saves the case."""
+    token = sign_in(api)
+    data = example("toh_man_classic") | {"csrf_token": token}
+    _refuse_access_records(api.engine)
+    answer = api.client.post("/cases/save", data=data, follow_redirects=False)
+    _refused(answer)
+    kept = [(unescape(n), unescape(v)) for n, v in
+            re.findall(r'<input type="hidden" name="([^"]*)" value="([^"]*)">', answer.text.split("<main", 1)[1])]
+    assert kept == list(data.items()) and '<form method="post" action="/cases/save">' in answer.text
+    with Session(api.engine) as session:  # the trigger gone: the database records again
+        session.execute(sql("DROP TRIGGER refuse_audit" + (" ON access_event" if api.engine.dialect.name == "postgresql" else "")))
+        session.commit()
+    again = api.client.post("/cases/save", data=dict(kept), follow_redirects=False)  # the browser sends the kept form
+    assert again.status_code == 303
+    assert _cases(api) == [("toh_man_classic", 1, _cases(api)[0][2])] and _events(api)[-1][0] == "C"
 
 
 def test_a_page_whose_read_cannot_be_recorded_is_not_shown(api: Api) -> None:
