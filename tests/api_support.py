@@ -106,10 +106,12 @@ def build_api(url: str, kb: hipdx.KnowledgeBase, tmp_path: Path, users: bool = T
 DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)]
 
 
-@pytest.fixture(params=DATABASES)
-def api(request: pytest.FixtureRequest, tmp_path: Path, kb: hipdx.KnowledgeBase) -> Iterator[Api]:
-    for url in database(request.param, tmp_path):
-        built = build_api(url, kb, tmp_path)
+def served(kind: str, folder: Path, kb: hipdx.KnowledgeBase, *, plain_http: bool = False) -> Iterator[Api]:
+    """The service on a database of ``kind`` (``sqlite`` or ``postgresql``) in ``folder``, shut down after;
+    ``plain_http``: its session cookie without the Secure flag (the test client speaks plain HTTP)."""
+    for url in database(kind, folder):
+        built = build_api(url, kb, folder)
+        built.context.session_cookie_secure = not plain_http
         try:
             yield built
         finally:
@@ -117,15 +119,14 @@ def api(request: pytest.FixtureRequest, tmp_path: Path, kb: hipdx.KnowledgeBase)
             built.engine.dispose()
 
 
+@pytest.fixture(params=DATABASES)
+def api(request: pytest.FixtureRequest, tmp_path: Path, kb: hipdx.KnowledgeBase) -> Iterator[Api]:
+    yield from served(request.param, tmp_path, kb)
+
+
 @pytest.fixture(scope="module", params=DATABASES)
 def shared_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
                kb: hipdx.KnowledgeBase) -> Iterator[tuple[Api, dict[str, str]]]:
     """One service per module and database, signed in once: for tests that only read or refuse."""
-    folder = tmp_path_factory.mktemp(f"api-{request.param}")
-    for url in database(request.param, folder):
-        built = build_api(url, kb, folder)
-        try:
-            yield built, built.sign_in()
-        finally:
-            built.context.jobs.shutdown(wait=True)
-            built.engine.dispose()
+    for built in served(request.param, tmp_path_factory.mktemp(f"api-{request.param}"), kb):
+        yield built, built.sign_in()

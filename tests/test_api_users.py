@@ -82,7 +82,14 @@ def test_admins_manage_users_and_clinicians_cannot(api: Api) -> None:
     assert changes.count(("U", "PATCH /api/v1/users/dr.nurse -> 200")) == 3
     assert ("U", "PUT /api/v1/users/dr.nurse/password -> 204") in changes
     assert all(e["agent"][0]["who"]["display"] == "admin" for e in events
-               if e["id"].startswith("access") and e["entity"][0]["what"]["display"].startswith("User/"))
+               if e["id"].startswith("access") and e["entity"][0]["what"]["display"].startswith("User/") and e["outcome"] == "0")
+    # and the clinician's four refused tries, first of all, each with its object and outcome 4 (refused)
+    refused = [(e["agent"][0]["who"]["display"], e["action"], e["entity"][0]["what"]["display"], e["outcome"], e["outcomeDesc"])
+               for e in events if e["id"].startswith("access") and e["outcomeDesc"].endswith("-> 403")]
+    assert refused == [("clinician", "R", "User", "4", "GET /api/v1/users -> 403"),
+                       ("clinician", "U", "User/admin", "4", "PATCH /api/v1/users/admin -> 403"),
+                       ("clinician", "U", "User/admin", "4", "PUT /api/v1/users/admin/password -> 403"),
+                       ("clinician", "C", "User", "4", "POST /api/v1/users -> 403")]
 
 
 @pytest.mark.parametrize(("method", "path", "body", "status", "field"), [

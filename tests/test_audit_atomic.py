@@ -120,6 +120,14 @@ def test_a_read_whose_access_record_is_refused_is_not_answered(api: Api) -> None
         assert "Zebedee" not in answer.text and "differential" not in answer.text
 
 
+def test_a_refusal_of_the_trail_whose_record_is_refused_is_answered_503(api: Api) -> None:
+    """A clinician's refused read of the audit trail is recorded before it is answered; when its row
+    cannot be written the answer is 503, as every request whose record the database refuses."""
+    clinician = api.sign_in("clinician")
+    _refuse_access_records(api.engine)
+    _refused(api.client.get("/api/v1/audit/events", headers=clinician))
+
+
 def test_the_changes_are_recorded_with_their_status(api: Api) -> None:
     admin = api.sign_in("admin")
     case = json.loads((EXAMPLES / "toh_man_classic.json").read_text())

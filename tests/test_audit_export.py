@@ -177,6 +177,29 @@ def test_each_page_read_through_the_api_is_recorded_with_its_period(api: Api) ->
     assert answer.status_code == 403
 
 
+def test_a_refused_read_of_the_trail_is_recorded_and_exported(api: Api) -> None:  # noqa: F811
+    """Before, a clinician's refused read of the trail (403) left no row: trying to read it unseen was itself unseen."""
+    clinician = api.sign_in("clinician") | {"X-Forwarded-For": "10.6.6.6"}
+    _problem(api.client.get("/api/v1/audit/events?_count=5", headers=clinician), 403)
+    _problem(api.client.patch("/api/v1/users/admin", json={"role": "clinician"}, headers=clinician), 403)  # an admin route alike
+    with api.engine.connect() as connection:
+        rows = list(connection.execute(select(AccessEvent).where(AccessEvent.status_code == 403)))
+    assert [(r.username, r.role, r.action, r.what, r.method, r.path, r.source_address) for r in rows] == [
+        ("clinician", "clinician", "R", "AuditEvent", "GET", "/api/v1/audit/events", "10.6.6.6"),
+        ("clinician", "clinician", "U", "User/admin", "PATCH", "/api/v1/users/admin", "10.6.6.6")]
+    assert all(r.recorded_at is not None for r in rows)  # when
+    answer = api.client.get("/api/v1/audit/events", headers=api.sign_in("admin"))
+    assert answer.status_code == 200
+    refused = [e["resource"] for e in answer.json()["entry"] if e["resource"]["outcome"] != "0"]
+    for event in refused:
+        AuditEvent.model_validate(event)
+    attempt = refused[0]  # FHIR audit-event-outcome 4 "Minor failure" (an HTTP 4xx), as a refused sign-in
+    assert (attempt["action"], attempt["outcome"], attempt["outcomeDesc"]) == ("R", "4", "GET /api/v1/audit/events -> 403")
+    assert attempt["agent"][0]["who"]["display"] == "clinician" and attempt["agent"][0]["network"]["address"] == "10.6.6.6"
+    assert attempt["entity"][0]["what"]["display"] == "AuditEvent"
+    assert [(e["action"], e["entity"][0]["what"]["display"]) for e in refused] == [("R", "AuditEvent"), ("U", "User/admin")]
+
+
 def test_the_command_line_exports_every_event_of_the_period(database_url: str, tmp_path: Path) -> None:  # noqa: F811
     engine = connect(database_url)
     migrate(engine)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from hipdx.case.studies import ImagingStudy
 from hipdx.cli import app
 from hipdx.errors import InputError, KnowledgeBaseError
 from hipdx.extract import extract_findings, load_rules
@@ -251,6 +252,16 @@ def test_a_rule_naming_a_field_the_case_model_lacks_is_refused(tmp_path: Path) -
     assert "'synovitiss' is not an imaging finding" in str(err.value.problems)
 
 
+def test_a_measure_without_a_number_rule_of_its_own_field_is_refused(tmp_path: Path) -> None:
+    for name in ("context.yaml", "targets.yaml"):
+        (tmp_path / name).write_text((DATA_DIR / name).read_text())
+    bad = (tmp_path / "targets.yaml").read_text().replace("numbers: [necrotic_share]", "numbers: [signal_drop]")
+    (tmp_path / "targets.yaml").write_text(bad)
+    with pytest.raises(KnowledgeBaseError) as err:
+        load_rules(tmp_path)
+    assert "a measure needs a number rule of its own field 'necrotic_extent_percent'" in str(err.value.problems)
+
+
 # -- the sentence set: floors on the development part ----------------------------------
 
 
@@ -259,6 +270,23 @@ def test_the_sentence_set_is_large_and_split() -> None:
     assert len(dev) + len(held) >= 150 and len(dev) >= 60 and len(held) >= 60
     modalities = {r["modality"] for r in dev + held}
     assert modalities == {"mri", "radiograph", "ct", "bone_scan"}
+
+
+@pytest.mark.parametrize("part", ["both", *score.FRESH])
+def test_every_set_labels_valid_studies_of_its_modality(part: str) -> None:
+    """The expected findings of each set fit the case model (fresh-4 is checked by its writer too)."""
+    rows = score.load(part)
+    assert len({r["id"] for r in rows}) == len(rows) and {r["modality"] for r in rows} == {"mri", "radiograph", "ct", "bone_scan"}
+    for r in rows:
+        findings = r["findings"]
+        ImagingStudy(modality=r["modality"], contrast="contrast_pattern" in findings, findings=findings)
+
+
+def test_fresh_4_was_written_to_probe_the_forms_round_3_left() -> None:
+    rows = score.load("fresh-4")
+    assert len(rows) >= 80
+    named = {name for r in rows for name in [*r["findings"], *r["to_confirm"]]}
+    assert {"necrotic_extent_percent", "chemical_shift_signal_drop_percent", "collapse_depth_mm", "subchondral_band"} <= named
 
 
 @pytest.mark.parametrize("part", ["development", "fresh"])
@@ -543,3 +571,99 @@ def test_an_extent_is_not_used_when_its_finding_goes_to_confirm() -> None:
     assert extract_findings("Right hip: effusion, marrow normal.", "mri", "right").findings == {"effusion": "present", "edema": "absent"}
     assert extract_findings("Left hip: bone marrow normal except for a small focus of oedema in the femoral head.", "mri", "left").findings == {
         "edema": "present", "edema_extent": "focal"}
+
+
+# -- round 4: forms fresh-4 showed (read after its one judgement), each in other wording ---------
+
+
+@pytest.mark.parametrize(
+    ("text", "modality", "side", "findings"),
+    [
+        # an articular step-off of the femoral head is collapse, with its depth; a heading names the head
+        ("Step-off of 1.5 mm at the superior articular surface of the left femoral head.", "ct", "left", {"collapse": "present", "collapse_depth_mm": 1.5}),
+        ("Right femoral head: 3-mm cortical step-off anterolaterally.", "radiograph", "right", {"collapse": "present", "collapse_depth_mm": 3.0}),
+        ("Left femoral head: no step-off.", "mri", "left", {"collapse": "absent"}),
+        # guards (right before round 4 too): an acetabular step-off is not collapse, nor is its depth another collapse phrase's
+        ("Posterior wall fracture of the right acetabulum, 4 mm step-off at the articular surface.", "ct", "right", {}),
+        ("Acetabular fracture with 2 mm step-off; right femoral head flattening.", "ct", "right", {"collapse": "present"}),
+        # a bone named just before "fracture" is that fracture's, even after a femoral head phrase
+        ("Right femoral head collapse, acetabular fracture with 3 mm step-off.", "ct", "right", {"collapse": "present"}),
+        # the necrotic share of the head; a necrotic lesion is not a focal (tumour) lesion
+        ("Necrotic lesion in the right femoral head occupying roughly 45% of its volume.", "mri", "right", {"necrotic_extent_percent": 45.0}),
+        ("Left femoral head: extent of necrosis 20% (Kerboul).", "ct", "left", {"necrotic_extent_percent": 20.0}),
+        # the chemical-shift signal drop as a percentage
+        ("Out-of-phase signal drop measures 52% in the left femoral neck.", "mri", "left", {"chemical_shift_signal_drop_percent": 52.0}),
+        ("Signal drop of 8% on opposed-phase compared with in-phase images, right proximal femur.", "mri", "right", {"chemical_shift_signal_drop_percent": 8.0}),
+        # a subchondral band described by its signal
+        ("Subchondral curvilinear T1 hypointensity in the anterior right femoral head.", "mri", "right", {"subchondral_band": "present", "t1_low": "present"}),
+        ("Linear hypointense line beneath the articular surface of the left femoral head.", "mri", "left", {"subchondral_band": "present"}),
+        # denying a band or a lesion does not deny the T1 low signal that describes it; denying STIR-bright marrow
+        # still denies STIR high (a guard: the edema phrase's denial covers its parts)
+        ("No subchondral linear T1 hypointensity in the left femoral head.", "mri", "left", {"subchondral_band": "absent"}),
+        ("No T1 hypointense lesion in the right femoral neck.", "mri", "right", {"focal_lesion": "absent"}),
+        ("No STIR hyperintense marrow signal in the right femoral head.", "mri", "right", {"edema": "absent", "stir_high": "absent"}),
+        ("T1-hypointense marrow of the left femoral head.", "mri", "left", {"t1_low": "present"}),
+        # the side of a neck fracture line whose site came before it in the sentence
+        ("Marked oedema of the left femoral neck with an undisplaced fracture line at its superolateral margin.", "mri", "left",
+         {"edema": "present", "edema_extent": "femoral_neck", "femoral_neck_fracture_line": "present", "femoral_neck_fracture_side": "tension",
+          "fracture_displaced": "absent"}),
+        # marrow oedema extending into the neck spreads from the head
+        ("Left hip: patchy oedema, extending into the femoral neck.", "mri", "left", {"edema": "present", "edema_extent": "head_and_neck"}),
+        # normal statements
+        ("Left hip: unremarkable marrow signal.", "mri", "left", {"edema": "absent"}),
+        ("Right femoral heads and necks are normal.", "mri", "right", {"edema": "absent"}),
+        ("Normal appearances of the left hip.", "mri", "left", {"edema": "absent"}),
+        ("Right hip: no abnormality seen.", "ct", "right", {"osteopenia": "absent", "collapse": "absent", "femoral_neck_fracture_line": "absent"}),
+        # contrast patterns
+        ("Left hip: synovial proliferation and enhancement.", "mri", "left", {"synovitis": "present", "contrast_pattern": "synovial_or_rim_enhancement"}),
+        ("The right femoral head enhances homogeneously.", "mri", "right", {"contrast_pattern": "homogeneous_enhancement"}),
+        # physiological fluid, trace fluid of the hip
+        ("Physiological volume of joint fluid in the right hip.", "mri", "right", {"effusion": "absent"}),
+        ("Small amount of fluid in the left hip.", "mri", "left", {"effusion": "present"}),
+        # the proximal femora (plural) are both hips
+        ("No sclerotic lesion in the proximal femora.", "ct", "left", {"focal_lesion": "absent"}),
+        ("Osteopenia of either proximal femur is not seen.", "radiograph", "right", {"osteopenia": "absent"}),
+        # bone-scan uptake wording
+        ("No abnormal radiotracer accumulation in the left hip.", "bone_scan", "left", {"uptake": "normal"}),
+        ("Diffusely increased right femoral head activity.", "bone_scan", "right", {"uptake": "diffuse_increased"}),
+        ("Increased blood pool activity throughout the left femoral head and neck.", "bone_scan", "left", {"uptake": "diffuse_increased"}),
+    ],
+)
+def test_round_4_wording(text: str, modality: str, side: str, findings: dict[str, Any]) -> None:
+    x = extract_findings(text, modality, side)
+    assert x.findings == findings
+    assert x.to_confirm == []
+
+
+@pytest.mark.parametrize(
+    ("text", "modality", "side", "finding"),
+    [
+        # a share given as a bound or a range is not a value
+        ("Left femoral head: necrotic segment of under 15% of the head.", "mri", "left", "necrotic_extent_percent"),
+        ("Necrotic zone 15-30% of the right femoral head.", "mri", "right", "necrotic_extent_percent"),
+        # a chemical-shift drop in words or denied: the case model holds the percentage only
+        ("Right femoral neck: loss of signal on opposed-phase imaging, in keeping with marrow fat.", "mri", "right", "chemical_shift_signal_drop_percent"),
+        ("No signal drop-out on out-of-phase images in the left femoral head.", "mri", "left", "chemical_shift_signal_drop_percent"),
+        ("Opposed-phase signal drop of less than 20% in the left femoral neck.", "mri", "left", "chemical_shift_signal_drop_percent"),
+        # a step-off whose bone is not named
+        ("Right hip CT: 2 mm articular step-off.", "ct", "right", "collapse"),
+    ],
+)
+def test_round_4_a_value_the_case_model_cannot_take_is_listed_to_confirm(text: str, modality: str, side: str, finding: str) -> None:
+    x = extract_findings(text, modality, side)
+    assert finding not in x.findings
+    (item,) = [c for c in x.to_confirm if c["finding"] == finding]
+    assert item["status"] == "unresolved" and item["reason"] and item["side"] == side
+
+
+def test_a_measure_stated_without_its_number_reads_as_a_question_in_the_cli_and_fhir(tmp_path: Path) -> None:
+    text = "RIGHT HIP MRI. Necrotic segment involving about 30% of the femoral head. Marked signal drop-out on opposed-phase images."
+    path = tmp_path / "report.txt"
+    path.write_text(text)
+    result = CliRunner().invoke(app, ["extract", str(path), "--modality", "mri", "--side", "right"])
+    assert result.exit_code == 0 and "necrotic_extent_percent = 30.0" in result.stdout
+    assert 'chemical_shift_signal_drop_percent = ?  "signal drop-out on opposed-phase"' in result.stdout and "None" not in result.stdout
+    m = _map(PATIENT, _pain("M25.551"), _report(conclusion=text))
+    assert m.case.imaging[0].findings.necrotic_extent_percent == 30.0
+    (question,) = [u.reason for u in m.unmapped if "chemical_shift" in u.reason]
+    assert question.startswith("needs confirmation: chemical_shift_signal_drop_percent = ? ") and "None" not in question

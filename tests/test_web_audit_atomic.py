@@ -10,37 +10,27 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
-from pathlib import Path
+import re
+from html import unescape
 from typing import Any
 
 import pytest
 from sqlalchemy import select, text as sql
 from sqlalchemy.orm import Session
 
-import hipdx
 from hipdx.store import records
 from hipdx.store.tables import AccessEvent, MriJob, StoredCase, StoredVisit
 
-from api_support import DATABASES, Api, build_api, database
+from api_support import DATABASES, Api
 from conftest import EXAMPLES, Phantoms
 from test_audit_atomic import REFUSAL, SMALL, _count, _refuse_access_records
 from test_web_pages import text
-from test_web_stored import example, sign_in
+from web_support import api, example, sign_in  # noqa: F401  (api: the fixture)
 
 VISIT = {"visit.days_since_onset": "15", "visit.pain_0_10": "4"}
 
 
-@pytest.fixture(params=DATABASES)
-def api(request: pytest.FixtureRequest, tmp_path: Path, kb: hipdx.KnowledgeBase) -> Iterator[Api]:
-    for url in database(request.param, tmp_path):
-        built = build_api(url, kb, tmp_path)
-        built.context.session_cookie_secure = False  # the test client speaks plain HTTP
-        try:
-            yield built
-        finally:
-            built.context.jobs.shutdown(wait=True)
-            built.engine.dispose()
+pytestmark = pytest.mark.parametrize("api", DATABASES, indirect=True)  # SQLite, and PostgreSQL (slow)
 
 
 def _refused(answer: Any, fragment: bool = False) -> None:
@@ -92,6 +82,24 @@ def test_a_case_or_visit_saved_on_a_page_whose_access_record_is_refused_is_not_s
                                                                   {"days_since_onset": 11, "pain_0_10": 5}]
     assert _count(api.engine, AccessEvent) == events
     assert REFUSAL not in caplog.text  # the log names the driver error's class and frames, never its words
+
+
+def test_the_page_of_a_refused_save_sends_the_form_again(api: Api) -> None:
+    """The 503 page keeps what the clinician entered: once the database records again, its Try again saves the case."""
+    token = sign_in(api)
+    data = example("toh_man_classic") | {"csrf_token": token}
+    _refuse_access_records(api.engine)
+    answer = api.client.post("/cases/save", data=data, follow_redirects=False)
+    _refused(answer)
+    kept = [(unescape(n), unescape(v)) for n, v in
+            re.findall(r'<input type="hidden" name="([^"]*)" value="([^"]*)">', answer.text.split("<main", 1)[1])]
+    assert kept == list(data.items()) and '<form method="post" action="/cases/save">' in answer.text
+    with Session(api.engine) as session:  # the trigger gone: the database records again
+        session.execute(sql("DROP TRIGGER refuse_audit" + (" ON access_event" if api.engine.dialect.name == "postgresql" else "")))
+        session.commit()
+    again = api.client.post("/cases/save", data=dict(kept), follow_redirects=False)  # the browser sends the kept form
+    assert again.status_code == 303
+    assert _cases(api) == [("toh_man_classic", 1, _cases(api)[0][2])] and _events(api)[-1][0] == "C"
 
 
 def test_a_page_whose_read_cannot_be_recorded_is_not_shown(api: Api) -> None:

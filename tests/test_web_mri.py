@@ -10,20 +10,18 @@ import json
 import re
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pydicom
 import pytest
 
-import hipdx
 from hipdx.store import records
 
-from api_support import Api, build_api
+from api_support import Api
 from conftest import EXAMPLES, shared_data
 from test_web_pages import text
-from test_web_stored import sign_in
+from web_support import api, sign_in  # noqa: F401  (api: the fixture)
 
 pytestmark = pytest.mark.slow  # MRI phantoms written and analysed: in `make test`, not in `make test-fast`
 
@@ -46,17 +44,6 @@ def zipped(entries: list[tuple[str, bytes]], compression: int = zipfile.ZIP_STOR
         for name, content in entries:
             handle.writestr(name, content)
     return out.getvalue()
-
-
-@pytest.fixture
-def api(tmp_path: Path, kb: hipdx.KnowledgeBase) -> Iterator[Api]:
-    built = build_api(f"sqlite:///{tmp_path / 'hipdx.db'}", kb, tmp_path)
-    built.context.session_cookie_secure = False
-    try:
-        yield built
-    finally:
-        built.context.jobs.shutdown(wait=True)
-        built.engine.dispose()
 
 
 def stored_case(api: Api, name: str = "toh_pregnancy_34_weeks") -> str:

@@ -5,52 +5,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-import hipdx
 from hipdx.store import records
 
-from api_support import PASSWORD, Api, build_api
+from api_support import Api
 from conftest import EXAMPLES
-from hipdx.web import form as forms
-from hipdx.web.context import SESSION_COOKIE
 from test_web_pages import text
-
-
-@pytest.fixture
-def api(tmp_path: Path, kb: hipdx.KnowledgeBase) -> Iterator[Api]:
-    built = build_api(f"sqlite:///{tmp_path / 'hipdx.db'}", kb, tmp_path)
-    built.context.session_cookie_secure = False  # the test client speaks plain HTTP
-    try:
-        yield built
-    finally:
-        built.context.jobs.shutdown(wait=True)
-        built.engine.dispose()
-
-
-def sign_in(api: Api, *, fresh: bool = False) -> str:
-    """The clinician signed in; the CSRF token of the session, read from a page.
-
-    Through the sign-in page when ``fresh`` (or no session was issued before the test), else with
-    the session the database was copied with (argon2 is the cost of a sign-in)."""
-    client = api.client
-    if fresh or ("clinician", "session") not in api.issued:
-        answer = client.post("/sign-in", data={"username": "clinician", "password": PASSWORD, "next": "/"},
-                             follow_redirects=False)
-        assert answer.status_code == 303 and answer.headers["location"] == "/"
-        cookie = answer.headers["set-cookie"]
-        assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
-    else:
-        client.cookies.set(SESSION_COOKIE, api.issued[("clinician", "session")])
-    page = client.get("/cases/new")
-    return re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text).group(1)
-
-
-def example(name: str) -> dict[str, str]:
-    return forms.values_from_case(json.loads((EXAMPLES / f"{name}.json").read_text()))
+from web_support import api, example, sign_in  # noqa: F401  (api: the fixture)
 
 
 def test_case_pages_need_a_signed_in_user(api: Api) -> None:

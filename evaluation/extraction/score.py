@@ -5,13 +5,14 @@ development (the rules were tuned on it), odd -> held out (not scored while tuni
 holds 40 sentences written after the first tuning, in wording the rules were not written for (since
 session 18 a development set: its misses were looked at). fresh-2.json holds 84 sentences written
 before the second round of rule changes and never tuned on (its misses were not looked at).
-fresh-3.json holds 85 sentences written before the third round (session 19), scored once before it.
+fresh-3.json holds 85 sentences written before the third round (session 19), scored once before it;
+fresh-4.json 99 sentences written before the fourth round (session 20), scored once before it.
 
 For each part: precision and recall per finding (a finding counts as right when its name and
 value match), per assertion (present, absent: "absent" is the negation figure) and for
 to_confirm (by finding name). Run from the repository root:
 
-    python evaluation/extraction/score.py [--part development|held_out|fresh|fresh-2|fresh-3|both|all] [--format text|json] [--errors]
+    python evaluation/extraction/score.py [--part development|held_out|fresh|fresh-2|fresh-3|fresh-4|both|all] [--format text|json] [--errors]
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 from hipdx.extract import extract_findings
 
 HERE = Path(__file__).parent
+FRESH = ("fresh", "fresh-2", "fresh-3", "fresh-4")
 
 
 def part_of(sentence_id: str) -> str:
@@ -34,7 +36,7 @@ def part_of(sentence_id: str) -> str:
 
 
 def load(part: str) -> list[dict[str, Any]]:
-    if part in ("fresh", "fresh-2", "fresh-3"):  # written apart from sentences.json (see README.md)
+    if part in FRESH:  # written apart from sentences.json (see README.md)
         return json.loads((HERE / f"{part}.json").read_text())["sentences"]
     rows = json.loads((HERE / "sentences.json").read_text())["sentences"]
     return [r for r in rows if part == "both" or part_of(r["id"]) == part]
@@ -122,11 +124,11 @@ def text_report(name: str, s: dict[str, Any], show_errors: bool) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--part", choices=["development", "held_out", "fresh", "fresh-2", "fresh-3", "both", "all"], default="all")
+    parser.add_argument("--part", choices=["development", "held_out", *FRESH, "both", "all"], default="all")
     parser.add_argument("--format", choices=["text", "json"], default="text")
     parser.add_argument("--errors", action="store_true", help="list the sentences not exactly right")
     args = parser.parse_args(argv)
-    parts = {"both": ["development", "held_out"], "all": ["development", "held_out", "fresh", "fresh-2", "fresh-3"]}.get(args.part, [args.part])
+    parts = {"both": ["development", "held_out"], "all": ["development", "held_out", *FRESH]}.get(args.part, [args.part])
     results = {p: score(load(p)) for p in parts}
     if args.format == "json":
         for r in results.values():

@@ -84,5 +84,6 @@ def format_extraction(result: object) -> str:
         lines.append("To confirm (not used):")
         for c in r.to_confirm:  # type: ignore[attr-defined]
             trigger = f' ({c["trigger"]})' if c["trigger"] else ""
-            lines.append(f'  {c["finding"]} = {c["proposed"]}?  "{c["text"]}"{trigger}: {c["reason"]}')
+            proposed = "" if c["proposed"] is None else c["proposed"]  # a measure stated without its number
+            lines.append(f'  {c["finding"]} = {proposed}?  "{c["text"]}"{trigger}: {c["reason"]}')
     return "\n".join(lines)

@@ -5,7 +5,9 @@ Policy (nothing uncertain is used silently):
 - affirmed or negated mentions about the hip asked for become findings (negated: the rule's
   ``negated_value``, "absent" for presence findings);
 - uncertain, historical and hypothetical mentions, mentions whose side the text never states,
-  and findings stated with two different values (conflicting) go to ``to_confirm``;
+  findings stated with two different values (conflicting), and statements the case model cannot
+  take as they are ("unresolved": a measure without its number, a step-off of an unnamed bone) go
+  to ``to_confirm``;
 - a "normal hip" statement implies the findings of ``normal_implies``; an explicit statement
   about the same finding wins over it;
 - a finding the case model does not see on the study's modality, an impression (a diagnosis
@@ -24,8 +26,9 @@ from hipdx.case.model import FINDING_MODALITIES, ImagingFindings, Modality
 from hipdx.extract.context import Mention, Sentence, Span, clauses
 from hipdx.extract.rules import Category, Rules
 
-#: stop words that end the phrase around a routed mention (its own noun phrase, not the sentence's)
-_STOP = re.compile(r"\b(?:with|without|no|not|but|which|however|though|although|whereas|given|because)\b|[;.]", re.IGNORECASE)
+#: stop words that end the phrase around a routed mention (its own noun phrase, not the sentence's); the
+#: point of a decimal ("1.5 mm") ends nothing
+_STOP = re.compile(r"\b(?:with|without|no|not|but|which|however|though|although|whereas|given|because)\b|;|\.(?!\d)", re.IGNORECASE)
 _WINDOW = 90  # characters: how far after a mention its site and extent are looked for
 
 STATUS = {
@@ -50,7 +53,7 @@ class Claim:
     finding: str
     value: Any
     sides: set[str]
-    status: str  # affirmed, negated, implied, uncertain, historical, hypothetical
+    status: str  # affirmed, negated, implied, uncertain, historical, hypothetical, unresolved (the note says why)
     mention: Mention
     trigger: str | None
     note: str = ""
@@ -166,7 +169,7 @@ def _extent(rules: Rules, window: str) -> str | None:
     has = lambda key: _has(rules, "extent", key, window)  # noqa: E731
     if has("intertrochanteric"):
         return "intertrochanteric"
-    if has("head") and has("neck"):
+    if has("head") and has("neck") or has("into_neck"):  # edema "extending into the neck" spreads from the head
         return "head_and_neck"
     if has("neck"):
         return "femoral_neck"
@@ -180,16 +183,19 @@ def _route_fracture(rules: Rules, m: Mention, window: str, value: Any, negated: 
     neck = _has(rules, "fracture", "neck", window)
     head = _has(rules, "fracture", "head", window)
     elsewhere = _has(rules, "sites", "acetabulum", window) or _has(rules, "sites", "other_bone", window)
-    if elsewhere and not neck and not head and not _has(rules, "sites", "femur", window):
+    before = m.sentence.text[: m.span.start - m.sentence.start].split()
+    named = before[-1] if before else ""  # the word naming the bone: "head collapse, acetabular fracture"
+    if elsewhere and (not neck and not head and not _has(rules, "sites", "femur", window)
+                      or _has(rules, "sites", "acetabulum", named) or _has(rules, "sites", "other_bone", named)):
         return [("", None, "a fracture of another bone than the femur's")]  # "acetabular fracture", "sacral fracture"
+    if not neck and not head:
+        # "femoral neck oedema without fracture line", "oedema of the femoral neck with a short fracture
+        # line": the sentence's site before it, when it is the neck only
+        earlier = m.sentence.text[: m.span.start - m.sentence.start]
+        neck = _has(rules, "fracture", "neck", earlier) and not _has(rules, "fracture", "head", earlier)
     # a fracture without a site that is negated or only doubted ("r/o fracture") is about both lines;
     # an affirmed one is read as the neck's, with a note
     both = not neck and not head and (negated or m.category in _DOUBT)
-    if both and negated:
-        # "femoral neck oedema without fracture line": the sentence's site before it, when it is the neck only
-        earlier = m.sentence.text[: m.span.start - m.sentence.start]
-        if _has(rules, "fracture", "neck", earlier) and not _has(rules, "fracture", "head", earlier):
-            neck, both = True, False
     out: list[tuple[str, Any, str]] = []
     if neck or not head:
         note = "" if neck or both else "the fracture's site is not stated: read as the femoral neck"
@@ -216,15 +222,36 @@ def _route_uptake(rules: Rules, m: Mention, window: str, value: Any, negated: bo
     return [("uptake", "diffuse_increased" if _has(rules, "uptake", "diffuse", window) else value, "")]
 
 
-ROUTES = {"edema": _route_edema, "fracture": _route_fracture, "uptake": _route_uptake}
+#: a route's note with this prefix sends the claim to confirm (status "unresolved", the rest of the note the reason)
+UNRESOLVED = "to confirm: "
 
 
-def _numbers(rules: Rules, m: Mention) -> dict[str, float]:
+def _route_head_surface(rules: Rules, m: Mention, window: str, value: Any, negated: bool) -> list[tuple[str, Any, str]]:
+    """An articular step-off is collapse of the femoral head only when the head is named around it.
+
+    A step-off of an acetabular (or other) fracture is not; one whose bone is not named is listed to confirm.
+    """
+    finding = m.rule.finding or ""
+    if _has(rules, "extent", "head", window) and not _has(rules, "sites", "acetabulum", window):
+        return [(finding, value, "")]
+    upto = m.sentence.text[: m.span.end - m.sentence.start]
+    if _has(rules, "sites", "acetabulum", upto + window) or _has(rules, "sites", "other_bone", upto + window):
+        return [("", None, "a step-off of another bone than the femoral head")]
+    if _has(rules, "extent", "head", upto):  # "Left femoral head: no step-off."
+        return [(finding, value, "")]
+    return [(finding, value, UNRESOLVED + "the bone of the step-off is not named (the femoral head's would be collapse)")]
+
+
+ROUTES = {"edema": _route_edema, "fracture": _route_fracture, "uptake": _route_uptake, "head_surface": _route_head_surface}
+
+
+def _numbers(rules: Rules, m: Mention, text: str | None = None) -> dict[str, float]:
+    """The measurements of a mention's number rules, read in ``text`` (its sentence by default)."""
     out = {}
     for key in m.rule.numbers:
         fieldname, patterns = rules.number_patterns[key]
         for pattern in patterns:
-            hit = pattern.search(m.sentence.text)
+            hit = pattern.search(m.sentence.text if text is None else text)
             if hit:
                 number = float(hit.group("n")) * (10.0 if hit.group("unit").lower() == "cm" else 1.0)
                 out[fieldname] = number
@@ -253,6 +280,12 @@ def claims(rules: Rules, text: str, mentions: list[Mention], sentences: list[Sen
             for_status = "implied" if status == "affirmed" else status
             out.append(Claim("normal", "normal", sides, for_status, m, trigger, side_stated=side is not None))
             continue
+        if status == "negated" and _inside_another(m, by_sentence[m.sentence.start]):
+            unused.append(_unused(m, side, status, trigger, "part of a longer phrase of another finding that is denied (denying the whole denies no part)"))
+            continue
+        if m.rule.kind == "measure":
+            out.append(_measure(rules, m, sides, status, trigger, side is not None))
+            continue
         negated = status == "negated"
         value: Any = m.rule.value
         if negated:
@@ -275,11 +308,42 @@ def claims(rules: Rules, text: str, mentions: list[Mention], sentences: list[Sen
                 continue
             if finding in _ATTRIBUTES and status != "affirmed":
                 continue  # an extent or a fracture's side only describes a finding that is stated
-            claim = Claim(finding, routed_value, sides, status, m, trigger, note, side_stated=side is not None)
-            if status == "affirmed" and routed_value == m.rule.value:
+            claim_status = status
+            if note.startswith(UNRESOLVED):  # the route could not settle it: to confirm, the note says why
+                claim_status, note = "unresolved", note[len(UNRESOLVED) :]
+            claim = Claim(finding, routed_value, sides, claim_status, m, trigger, note, side_stated=side is not None)
+            if claim_status == "affirmed" and routed_value == m.rule.value:
                 claim.numbers = _numbers(rules, m)
             out.append(claim)
     return out, unused
+
+
+def _inside_another(m: Mention, sentence_mentions: list[Mention]) -> bool:
+    """True when a longer phrase of another finding whose denial does not cover its parts holds ``m``'s words
+    ("no subchondral linear T1 low signal": the T1 low signal describes the band, and denying the band does not
+    deny T1 low signal; "no STIR hyperintense marrow signal" denies both, as the edema rule covers its parts)."""
+    length = m.span.end - m.span.start
+    return any(
+        o is not m and o.rule.kind in ("finding", "measure") and o.rule.finding != m.rule.finding and not o.rule.denial_covers_parts
+        and o.span.start <= m.span.start and m.span.end <= o.span.end and o.span.end - o.span.start > length
+        for o in sentence_mentions
+    )
+
+
+def _measure(rules: Rules, m: Mention, sides: set[str], status: str, trigger: str | None, side_stated: bool) -> Claim:
+    """A measure target (a percentage of its own field): the number in its words when affirmed, else to confirm.
+
+    "a 35% signal drop on opposed-phase images" -> 35; "less than 15% of the head" (a bound), "marked signal
+    drop-out" or "no appreciable signal drop" (words, no number) -> to confirm: the case model holds the number only.
+    """
+    finding = m.rule.finding or ""
+    value = _numbers(rules, m, m.span.text).get(finding)
+    if status == "affirmed" and value is not None:
+        return Claim(finding, value, sides, status, m, trigger, side_stated=side_stated)
+    note = ""
+    if status in ("affirmed", "negated"):
+        status, note = "unresolved", "stated without a value the case model holds (a bound, a range or words): give the percentage"
+    return Claim(finding, value, sides, status, m, trigger, note, side_stated=side_stated)
 
 
 def _unused(m: Mention, side: str | None, status: str, trigger: str | None, reason: str) -> dict[str, Any]:
@@ -366,7 +430,7 @@ def resolve(rules: Rules, all_claims: list[Claim], modality: Modality, side: str
                 evidence.append(evidence_item(c, False, f"{c.status}; the finding is stated elsewhere"))
             continue
         for c in others:
-            confirm.append(_confirm(c, side, _WHY[c.status]))
+            confirm.append(_confirm(c, side, c.note if c.status == "unresolved" else _WHY[c.status]))
         for c in unsided:
             confirm.append(_confirm(c, side, "the report does not say which hip"))
     _drop_orphans(findings, evidence)

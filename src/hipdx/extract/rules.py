@@ -57,13 +57,15 @@ class ContextFile(_Data):
 class TargetRule(_Data):
     id: str
     finding: str | None
-    kind: Literal["finding", "impression", "exclusion", "normal"] = "finding"
+    kind: Literal["finding", "impression", "exclusion", "normal", "measure"] = "finding"  # measure: a number of its own field
     value: str | float | None = None
     negated_value: str | None = "absent"
-    route: Literal["edema", "fracture", "uptake"] | None = None
+    route: Literal["edema", "fracture", "uptake", "head_surface"] | None = None
     numbers: list[str] = []
     source: str
     patterns: list[str]
+    # False: a negated phrase of this rule does not deny the findings named inside it ("no T1 hypointense lesion")
+    denial_covers_parts: bool = True
 
 
 class NumberRule(_Data):
@@ -78,7 +80,7 @@ class TargetsFile(_Data):
     numbers: dict[str, NumberRule]
     sides: dict[Literal["left", "right", "both", "contralateral"], list[str]]  # contralateral: the other side than the one named last
     sites: dict[Literal["acetabulum", "femur", "other_bone"], list[str]]
-    extent: dict[Literal["intertrochanteric", "head", "neck", "focal"], list[str]]
+    extent: dict[Literal["intertrochanteric", "head", "neck", "focal", "into_neck"], list[str]]
     fracture: dict[Literal["neck", "head", "displaced", "not_displaced", "compression", "tension"], list[str]]
     uptake: dict[Literal["diffuse"], list[str]]
 
@@ -136,6 +138,8 @@ def _finding_problems(targets: TargetsFile) -> list[Problem]:
         for key in t.numbers:
             if key not in targets.numbers:
                 problems.append(Problem(where, f"number rule {key!r} is not defined"))
+        if t.kind == "measure" and not any(targets.numbers[k].field == t.finding for k in t.numbers if k in targets.numbers):
+            problems.append(Problem(where, f"a measure needs a number rule of its own field {t.finding!r}"))
     for modality, implied in targets.normal_implies.items():
         for name, value in implied.items():
             if modality not in FINDING_MODALITIES.get(name, ()):

@@ -88,10 +88,11 @@ def read_study_texts(ctx: Context, study: Study, side: str | None) -> None:
             src = Origin(f"imaging[{study.label}].{name}", label, element, f"{value}{words}{trigger} (report text)")
             offers.setdefault(name, []).append((value, src))
         for c in result.to_confirm:
+            proposed = "" if c["proposed"] is None else c["proposed"]  # a measure stated without its number
             ctx.skip(
                 label,
                 element,
-                f'needs confirmation: {c["finding"]} = {c["proposed"]}? "{c["text"]}" at {c["span"][0]}-{c["span"][1]}: {c["reason"]}',
+                f'needs confirmation: {c["finding"]} = {proposed}? "{c["text"]}" at {c["span"][0]}-{c["span"][1]}: {c["reason"]}',
             )
     for name, found in offers.items():
         values = {str(v) for v, _ in found}

@@ -172,7 +172,8 @@ def _stored(router: APIRouter, ctx: PageContext) -> None:
         raw, _, _ = forms.case_from_form(items, ctx.widgets)
         label = (case.id or f"case of {ctx.today().isoformat()}")[:200]
         key = values.get("case_key") or None
-        event = ctx.event(request, "U" if key else "C", f"case {int(key) if key.isdigit() else key}" if key else "case {id}", 303)
+        event = ctx.event(request, "U" if key else "C", f"case {int(key) if key.isdigit() else key}" if key else "case {id}", 303,
+                          saving="the change to the case" if key else "the new case")
         row = await run_in_threadpool(ctx.source.save, key, label, raw, user.username, event)
         if row is None:
             return ctx.not_found(f"There is no case {key!r} to save.", "/", "the case list", user)
@@ -207,7 +208,7 @@ def _stored(router: APIRouter, ctx: PageContext) -> None:
             return page("entry.html", 422, user=user, title=f"Case {row.label}", case_id=row.id,
                         **ctx.entry_context(case_values, state, assessment, case, row, visit_state))
         await run_in_threadpool(ctx.source.add_visit, case_id, visit, user.username,
-                                ctx.event(request, "U", f"case {row.id} visit", 303))
+                                ctx.event(request, "U", f"case {row.id} visit", 303, saving="the new visit"))
         return RedirectResponse(f"/cases/{row.id}#visits", status_code=303)
 
 

@@ -129,9 +129,13 @@ class PageContext:
         if self.api is not None and not hmac.compare_digest(values.get("csrf_token", ""), self.csrf(user)):
             raise _Refused()
 
-    def event(self, request: Request, action: str, what: str, status: int = 200) -> dict[str, Any] | None:
+    def event(self, request: Request, action: str, what: str, status: int = 200, *, saving: str = "") -> dict[str, Any] | None:
         """One access to patient data, as the REST API records them (None without the service's
-        database): a write hands it to the store, which records it in the change's own transaction."""
+        database): a write hands it to the store, which records it in the change's own transaction.
+        ``saving``: the write in the clinician's words ("the new case"), which the page names if the
+        record store fails it (:meth:`unavailable`)."""
+        if saving:
+            request.state.saving = saving
         if self.api is None:
             return None
         from hipdx.service.api.context import client_address
@@ -291,8 +295,10 @@ class PageContext:
         return RedirectResponse(f"/sign-in?next={quote(target)}", status_code=303)
 
     def guarded(self, handler: Callable[..., Any]) -> Callable[..., Any]:
-        """Sign-in and CSRF failures answered as pages, never as 5xx. A plain function runs in
-        the thread pool (it reads the database and assesses), as FastAPI runs it unwrapped."""
+        """Sign-in and CSRF failures answered as pages, never as 5xx, and a failure of the record store
+        (:data:`hipdx.store.failures.UNAVAILABLE`, or a :class:`~hipdx.errors.DatabaseError`) as the 503
+        page (:meth:`unavailable`), never the service's JSON: a page route answers a browser. A plain
+        function runs in the thread pool (it reads the database and assesses), as FastAPI runs it unwrapped."""
         is_async = inspect.iscoroutinefunction(handler)
 
         @functools.wraps(handler)
@@ -308,32 +314,61 @@ class PageContext:
                 return self.page("message.html", 403, title="Form expired",
                                  message="This form is from an earlier session or another site. Reload the page and try again.",
                                  back="/", back_label="the case list")
-            except DatabaseError as exc:
-                from hipdx.store.records import AuditRefused
+            except DatabaseError as exc:  # an access record refused (hipdx.store.records.AuditRefused), a store failure named
+                return await self.unavailable(request, exc)
+            except Exception as exc:
+                from hipdx.store.failures import UNAVAILABLE
 
-                if not isinstance(exc, AuditRefused):
+                if not isinstance(exc, UNAVAILABLE):  # an integrity or data error is a defect of hipdx's own: a 500
                     raise
-                return self.unavailable(request, exc)  # nothing was changed or shown
+                return await self.unavailable(request, exc)  # the database away, locked, read-only or not at its schema
 
         return run
 
-    def unavailable(self, request: Request, exc: DatabaseError) -> HTMLResponse:
-        """503 in words (the htmx fragment for htmx requests): the access audit refused its record,
-        so nothing was saved or shown. The driver's words (which may quote the statement) go only
-        to the log, as its class and frames."""
+    async def unavailable(self, request: Request, exc: Exception) -> HTMLResponse:
+        """503 in words, in the site's layout (the htmx fragment for htmx requests), when the record
+        store failed the request: nothing was saved or shown. A write names what was not saved
+        (:meth:`event`'s ``saving``) and its form comes back to be sent again. The driver's words (which
+        may quote the statement and its values) go only to the log, as the error's class and frames."""
         from hipdx.service.api.problems import log_unexpected
+        from hipdx.store.records import AuditRefused
 
-        log_unexpected(log, request, exc.__cause__ or exc)
-        message = ("The access log could not record this, so it was not done: nothing was saved or shown. "
-                   "Try again in a moment; if it keeps happening, tell the administrator (the database needs checking).")
+        log_unexpected(log, request, (exc.__cause__ or exc) if isinstance(exc, DatabaseError) else exc)
+        again = "Try again in a moment; if it keeps happening, tell the administrator (the database needs checking)."
+        saving = getattr(request.state, "saving", "")
+        if isinstance(exc, AuditRefused):
+            title, said = "Not recorded, so not done", "The access log could not record this, so it was not done: nothing was saved or shown."
+        elif saving:
+            title, said = "Not saved", f"The record store is not available just now, so {saving} was not saved: nothing of it was stored."
+        elif request.method != "GET":
+            title, said = "Not done", "The record store is not available just now, so this was not done: nothing was saved."
+        else:
+            title, said = "Record store unavailable", "The record store is not available just now, so this page cannot be shown."
         user = getattr(request.state, "principal", None)
         if request.headers.get("hx-request"):
-            answer = self.page("_message.html", 503, user=user, message=message)
+            answer = self.page("_message.html", 503, user=user, message=f"{said} {again}")
         else:
-            answer = self.page("message.html", 503, user=user, title="Not recorded, so not done", message=message,
-                               back="/", back_label="the case list")
+            posted = request.method != "GET"
+            answer = self.page("unavailable.html", 503, user=user, title=title, message=f"{said} {again}", posted=posted,
+                               action=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+                               resend=await self._resendable(request) if posted else None)
         answer.headers["Retry-After"] = "5"
         return answer
+
+    async def _resendable(self, request: Request) -> list[tuple[str, str]] | None:
+        """The fields of a posted form, to send again from the 503 page; None when it cannot be sent
+        again as it came (files, a password, a form that does not read)."""
+        from starlette.exceptions import HTTPException
+        from starlette.formparsers import MultiPartException
+
+        try:
+            data = await request.form(max_fields=MAX_FORM_FIELDS, max_files=0)  # the handler's form, read once
+        except (HTTPException, MultiPartException):
+            return None
+        items = list(data.multi_items())
+        if any(not isinstance(v, str) for _, v in items) or any(k == "password" for k, _ in items):
+            return None
+        return [(k, str(v)) for k, v in items]
 
 
 def next_study(values: Mapping[str, str]) -> int:

@@ -28,6 +28,7 @@ def routes(ctx: PageContext) -> APIRouter:
     ctx.warm_also(lambda: [rows_of(v) for v in kb.variables])
 
     @router.get("/kb", response_class=HTMLResponse)
+    @ctx.guarded  # the signed-in user is read from the record store
     def kb_index(request: Request) -> HTMLResponse:
         groups: dict[str, list[Any]] = {}
         for var in kb.variables.values():
@@ -35,6 +36,7 @@ def routes(ctx: PageContext) -> APIRouter:
         return page("kb_index.html", user=principal(request), title="Knowledge base", groups=groups, counts=kb.provenance_counts())
 
     @router.get("/kb/conditions/{condition_id}", response_class=HTMLResponse)
+    @ctx.guarded  # the signed-in user is read from the record store
     def kb_condition(request: Request, condition_id: str) -> HTMLResponse:
         user = principal(request)
         if condition_id not in ctx.condition_ids:
@@ -42,6 +44,7 @@ def routes(ctx: PageContext) -> APIRouter:
         return page("kb_condition.html", user=user, title=kb.condition(condition_id).name, p=ctx.profile(condition_id))
 
     @router.get("/kb/findings/{variable_id}", response_class=HTMLResponse)
+    @ctx.guarded  # the signed-in user is read from the record store
     def kb_finding(request: Request, variable_id: str) -> HTMLResponse:
         user = principal(request)
         var = kb.variables.get(variable_id)
@@ -50,6 +53,7 @@ def routes(ctx: PageContext) -> APIRouter:
         return page("kb_finding.html", user=user, title=var.spec.label, var=var.spec, rows=rows_of(variable_id))
 
     @router.get("/kb/references/{key}", response_class=HTMLResponse)
+    @ctx.guarded  # the signed-in user is read from the record store
     def kb_reference(request: Request, key: str) -> HTMLResponse:
         user = principal(request)
         ref = kb.references.get(key)

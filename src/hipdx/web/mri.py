@@ -39,7 +39,7 @@ STYLESHEET = Path(__file__).parent / "static" / "mri.css"
 def mri_router(api: Any, source: Any, today: Callable[[], Any], *, page: Callable[..., HTMLResponse],
                signed_in: Callable[[Request], Any], check_csrf: Callable[[Any, dict[str, str]], None],
                record: Callable[..., None], guarded: Callable[..., Any],
-               event: Callable[..., dict[str, Any] | None] = lambda *_: None) -> APIRouter:
+               event: Callable[..., dict[str, Any] | None] = lambda *_, **__: None) -> APIRouter:
     """The MRI pages, over the pages' own session, CSRF, access-log and rendering helpers
     (``event``: a write's access record, which the store writes in the write's transaction)."""
     m = _MriPages(api, source, today, page, signed_in, check_csrf, record, guarded, event)
@@ -145,7 +145,7 @@ class _MriPages:
         document = dict(row.document)
         document["imaging"] = [*document.get("imaging", []), study]
         saved = self.source.save(row.id, row.label, document, user.username,
-                                 self.event(request, "U", f"case {row.id} MRI {job_id} findings", 200),
+                                 self.event(request, "U", f"case {row.id} MRI {job_id} findings", 200, saving="the MRI findings"),
                                  from_job=(job_id, study["findings"]))
         if saved is None:
             return self.message(user, 404, "Not found", f"There is no case {case_id[:40]!r} to save.")
@@ -207,7 +207,7 @@ def _upload_routes(router: APIRouter, m: _MriPages) -> None:
             if zipped:
                 files += await run_in_threadpool(unzip, zipped, m.api)
             submitted = await run_in_threadpool(submit_study, m.api, files, user.username,
-                                                m.event(request, "C", f"case {row.id} MRI {{id}}", 303), int(row.id))
+                                                m.event(request, "C", f"case {row.id} MRI {{id}}", 303, saving="the MRI study"), int(row.id))
         except ApiProblem as problem:
             return m.upload_page(user, row, problem.status, f"{problem.detail[0].upper()}{problem.detail[1:]}.")
         except InputError as exc:

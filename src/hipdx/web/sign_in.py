@@ -23,6 +23,7 @@ def routes(ctx: PageContext) -> APIRouter:
         return page("sign_in.html", title="Sign in", next=_local(next), error="")
 
     @router.post("/sign-in", response_class=HTMLResponse)
+    @ctx.guarded  # a record store that fails the sign-in: a page in words, not the service's JSON
     async def sign_in(request: Request) -> Response:
         if api is None:
             return page("message.html", 404, title="No sign-in", message="These pages run without users.", back="/", back_label="the case list")

@@ -145,7 +145,8 @@ def _change(ctx: PageContext, request: Request, user: Any, row: CaseRow, index: 
 
     try:
         saved = ctx.source.change_visit(row.id, index, visit, _version(values),
-                                        ctx.event(request, "U" if visit is not None else "D", f"case {row.id} visit {index + 1}", 303))
+                                        ctx.event(request, "U" if visit is not None else "D", f"case {row.id} visit {index + 1}", 303,
+                                                  saving=f"the {'change to' if visit is not None else 'deletion of'} visit {index + 1}"))
     except StaleVersion:
         return _stale(ctx, user, row)
     if saved is None:

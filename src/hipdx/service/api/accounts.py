@@ -99,7 +99,7 @@ async def audit_events(
     until: Annotated[dt.datetime | None, Query(description="Only events recorded before this instant.")] = None,
     count: Annotated[int, Query(alias="_count", ge=1, le=10000, description="Events per page.")] = 1000,
     cursor: Annotated[str | None, Query(max_length=100, description="Where the page starts: from a next link.")] = None,
-    user: Principal = Depends(admin),
+    user: Principal = Depends(admin("AuditEvent")),
 ) -> Response:
     """The audit trail (REST accesses, CDS calls, sign-in attempts) as FHIR searchset Bundles of
     AuditEvents, oldest first, ``_count`` a page (admins only). A page with more events after it

@@ -7,7 +7,7 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +30,8 @@ SESSION_COOKIE = "hipdx_session"
 CSRF_HEADER = "x-csrf-token"
 MAX_JSON_BYTES = 20 * 1024 * 1024
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+#: the access row's action (FHIR AuditEvent.action) of a request's method
+ACTIONS = {"GET": "R", "HEAD": "R", "POST": "C", "PUT": "U", "PATCH": "U", "DELETE": "D"}
 
 
 @dataclass
@@ -88,11 +90,21 @@ async def clinician(request: Request) -> Principal:
     return principal
 
 
-async def admin(request: Request) -> Principal:
-    principal = await clinician(request)
-    if principal.role is not Role.admin:
-        raise ApiProblem(403, "this needs the admin role")
-    return principal
+def admin(what: str) -> Callable[[Request], Awaitable[Principal]]:
+    """The dependency of a route for admins only over ``what``, the object its access row names
+    (``{name}`` from the path: ``User/{username}``): an admin passes; anyone else is refused 403,
+    and the refusal is recorded first (who, when, ``what``, from where, status 403: an AuditEvent of
+    outcome 4), so that trying is in the trail. A refusal the database will not record is answered
+    503, as every access without its record (:func:`audit`)."""
+
+    async def admin_only(request: Request) -> Principal:
+        principal = await clinician(request)
+        if principal.role is not Role.admin:
+            await run_in_threadpool(audit, request, ACTIONS.get(request.method, "E"), what.format_map(request.path_params), 403)
+            raise ApiProblem(403, "this needs the admin role")
+        return principal
+
+    return admin_only
 
 
 def access_event(request: Request, action: str, what: str, status: int = 200) -> dict[str, Any]:

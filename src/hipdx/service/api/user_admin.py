@@ -93,13 +93,13 @@ async def _audited(request: Request, action: str, username: str, change: Callabl
 
 
 @router.get("/users", tags=["admin"])
-async def list_users(request: Request, user: Principal = Depends(admin)) -> dict[str, Any]:
+async def list_users(request: Request, user: Principal = Depends(admin("User"))) -> dict[str, Any]:
     """Every user: name, role, enabled or not, created when, how many live tokens (admins only)."""
     return {"users": await run_in_threadpool(users.describe_users, context(request).engine)}
 
 
 @router.post("/users", status_code=201, openapi_extra=NEW_USER, tags=["admin"])
-async def add_user(request: Request, user: Principal = Depends(admin)) -> Response:
+async def add_user(request: Request, user: Principal = Depends(admin("User"))) -> Response:
     """Create a user with a role (admins only)."""
     body = await _object(request, "the user", {"username": _is_text, "password": _is_text, "role": _is_role},
                          {"username", "password", "role"}, REASONS)
@@ -111,7 +111,7 @@ async def add_user(request: Request, user: Principal = Depends(admin)) -> Respon
 
 
 @router.patch("/users/{username}", openapi_extra=CHANGE, tags=["admin"])
-async def change_user(request: Request, username: Username, user: Principal = Depends(admin)) -> dict[str, Any]:
+async def change_user(request: Request, username: Username, user: Principal = Depends(admin("User/{username}"))) -> dict[str, Any]:
     """Change a user's role and/or disable (``"active": false``) or enable them (admins only)."""
     body = await _object(request, "the change", {"role": _is_role, "active": lambda v: isinstance(v, bool)},
                          set(), REASONS)
@@ -123,7 +123,7 @@ async def change_user(request: Request, username: Username, user: Principal = De
 
 
 @router.put("/users/{username}/password", status_code=204, openapi_extra=NEW_PASSWORD, tags=["admin"])
-async def set_password(request: Request, username: Username, user: Principal = Depends(admin)) -> Response:
+async def set_password(request: Request, username: Username, user: Principal = Depends(admin("User/{username}"))) -> Response:
     """Set a user's password (admins only); the user's tokens and sessions end."""
     body = await _object(request, "the password", {"password": _is_text}, {"password"}, REASONS)
     await _audited(request, "U", username, lambda event: users.change_user(
