@@ -319,11 +319,29 @@ class PageContext:
             except Exception as exc:
                 from hipdx.store.failures import UNAVAILABLE
 
-                if not isinstance(exc, UNAVAILABLE):  # an integrity or data error is a defect of hipdx's own: a 500
-                    raise
+                if not isinstance(exc, UNAVAILABLE):  # an integrity or data error, any other: a defect of hipdx's own
+                    return self.failed(request, exc)
                 return await self.unavailable(request, exc)  # the database away, locked, read-only or not at its schema
 
         return run
+
+    def failed(self, request: Request, exc: Exception) -> HTMLResponse:
+        """500 in words, in the site's layout (the htmx fragment for htmx requests), for a defect of
+        hipdx's own (anything but a refused sign-in or form, or the record store away): the browser
+        never reads the service's JSON. A write may or may not have been committed before the error, so
+        the page sends the clinician to the case list to look; the error goes only to the log, as its class and frames (its words may quote patient data)."""
+        from hipdx.service.api.problems import log_unexpected
+
+        log_unexpected(log, request, exc)
+        said = ("hipdx met an error of its own and stopped; what you sent may not have been saved: look at the case "
+                "list before sending it again." if request.method != "GET"
+                else "hipdx met an error of its own and could not show this page.")
+        message = f"{said} The error was logged; please tell the administrator what you were doing."
+        user = getattr(request.state, "principal", None)
+        if request.headers.get("hx-request"):
+            return self.page("_message.html", 500, user=user, message=message)
+        return self.page("message.html", 500, user=user, title="Something went wrong", message=message,
+                         back="/", back_label="the case list")
 
     async def unavailable(self, request: Request, exc: Exception) -> HTMLResponse:
         """503 in words, in the site's layout (the htmx fragment for htmx requests), when the record
