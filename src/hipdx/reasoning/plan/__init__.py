@@ -16,7 +16,7 @@ import datetime as dt
 from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
 
-from pydantic import Field
+from pydantic import Field, TypeAdapter
 
 from hipdx._version import __version__
 from hipdx.case import Case
@@ -196,10 +196,7 @@ def _section_items(
             irreversible = _irreversible(staging)
             if irreversible is not None:
                 chosen.append(("refer_irreversible_pattern", irreversible))
-    items = [
-        _item(i + 1, option, context, facts, knowledge, found)
-        for i, (option, context) in enumerate(chosen)
-    ]
+    items = _ITEMS.validate_python([_item(i + 1, option, context, facts, knowledge, found) for i, (option, context) in enumerate(chosen)])
     return items, urgency
 
 
@@ -223,6 +220,24 @@ def _option_fields(knowledge: TreatmentKnowledge) -> dict[str, dict[str, object]
     }
 
 
+@dataclass(frozen=True)
+class _Texts:
+    """The plan's texts that do not depend on the case, folded once per knowledge."""
+
+    disclaimer: str
+    choice_groups: dict[str, str]
+    summaries: dict[str, str]  # condition -> its plan's summary
+
+
+def _texts(knowledge: TreatmentKnowledge) -> _Texts:
+    treatments = knowledge.treatments
+    return _Texts(
+        disclaimer=" ".join(treatments.disclaimer.split()),
+        choice_groups={k: f"{g.title}: {' '.join(g.note.split())}" for k, g in treatments.choice_groups.items()},
+        summaries={cid: " ".join(spec.summary.split()) for cid, spec in treatments.plans.items()},
+    )
+
+
 def _item(
     order: int,
     key: str,
@@ -230,18 +245,26 @@ def _item(
     facts: dict[str, Fact],
     knowledge: TreatmentKnowledge,
     found: dict[str, SafetyFinding] | None = None,
-) -> PlanItem:
+) -> dict[str, object]:
+    """One plan item, as the data :data:`_ITEMS` validates."""
     verdict = evaluate_option(key, facts, knowledge, found)
-    return PlanItem(
-        order=order,
+    return {
+        "order": order,
         **knowledge.attached(_option_fields)[key],
-        status=verdict.status,
-        context=context,
-        blocked_by=verdict.blocked_by,
-        cautions=verdict.cautions,
-        needs_information=verdict.needs,
-        checks_before_use=verdict.checks,
-    )
+        "status": verdict.status,
+        "context": context,
+        "blocked_by": verdict.blocked_by,
+        "cautions": verdict.cautions,
+        "needs_information": verdict.needs,
+        "checks_before_use": verdict.checks,
+    }
+
+
+#: validates the items of a section in one call (a model each is slower)
+_ITEMS = TypeAdapter(list[PlanItem])
+
+
+_REQUESTS = TypeAdapter(list[InformationRequest])
 
 
 def _requests(sections: list[PlanSection]) -> list[InformationRequest]:
@@ -260,9 +283,9 @@ def _requests(sections: list[PlanSection]) -> list[InformationRequest]:
                 checks.setdefault(finding.fact, [])
                 if item.title not in checks[finding.fact]:
                     checks[finding.fact].append(item.title)
-    out = [InformationRequest(fact=f, how=FACTS[f][1], blocking=True, needed_for=v) for f, v in blocking.items()]
-    out += [InformationRequest(fact=f, how=FACTS[f][1], blocking=False, needed_for=v) for f, v in checks.items() if f not in blocking]
-    return out
+    out = [{"fact": f, "how": FACTS[f][1], "blocking": True, "needed_for": v} for f, v in blocking.items()]
+    out += [{"fact": f, "how": FACTS[f][1], "blocking": False, "needed_for": v} for f, v in checks.items() if f not in blocking]
+    return _REQUESTS.validate_python(out)  # one validation of all: far cheaper than a model each
 
 
 def _most_urgent(*urgencies: str) -> str:
@@ -376,15 +399,16 @@ def make_plan(
     )
     context = _SectionContext(ranked[0][0], flag_urgency, fracture_urgency is not None, threshold, knowledge, staging, facts, {})
     sections, governing = _ordered_sections(ranked, probability, context)
+    texts = knowledge.attached(_texts)
     return Plan(
         case_id=case.id,
-        disclaimer=" ".join(knowledge.treatments.disclaimer.split()),
+        disclaimer=texts.disclaimer,
         sections=sections,
         scope=_scope_note(facts),
         governing=governing,
         needs_information=_requests(sections),
         renal_function=renal,
-        choice_groups={k: f"{g.title}: {' '.join(g.note.split())}" for k, g in knowledge.treatments.choice_groups.items()},
+        choice_groups=texts.choice_groups,
         staging=staging,
         provenance=_provenance(case, today, knowledge, timeline, staging, facts, ranked, flag_urgency, threshold),
     )
@@ -522,7 +546,7 @@ def _section(cid: str, p: float, shown_probability: float | None, context: _Sect
         reason=reason,
         probability=shown_probability,
         urgency=urgency,
-        summary=" ".join(spec.summary.split()),
+        summary=knowledge.attached(_texts).summaries[cid],
         refs=spec.refs,
         items=items,
     )
