@@ -127,10 +127,9 @@ def evaluate_option(
     blocked, cautions, needs, checks = [], [], [], []
     for check in knowledge.attached(_rule_checks).get(option, ()):
         fact = facts[check.rule.fact]
-        holds = _holds(check.rule, fact)
-        if holds is None:
+        if fact.applicable and not fact.known:  # as _holds: not known, the same finding for every case
             (needs if check.block else checks).append(check.unknown)
-        elif holds:
+        elif _holds(check.rule, fact):
             finding = found.get(check.rule.id) if found is not None else None
             if finding is None:
                 finding = _finding(check, fact)
