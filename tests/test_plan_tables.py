@@ -80,3 +80,17 @@ def test_a_known_fact_still_shows_its_value_and_source(kb):
     blocked = next(f for f in nsaid.blocked_by if f.rule == "nsaid_bleeding")
     assert blocked.value == "yes (comorbidities.bleeding_risk)"
     assert nsaid.status.value == "blocked"
+
+
+def test_treatment_knowledge_keeps_what_is_built_from_it(kb):
+    """``TreatmentKnowledge.attached``: built on first use, then the same object for the knowledge's life."""
+    calls = []
+
+    def build(tk):
+        calls.append(tk)
+        return {"options": len(tk.treatments.options)}
+
+    first = kb.treatment.attached(build)
+    assert kb.treatment.attached(build) is first
+    assert calls == [kb.treatment]
+    assert first == {"options": len(kb.treatment.treatments.options)}
