@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from hipdx.errors import Problem
 from hipdx.knowledge.schema import Cited, Reference
 
+_T = typing.TypeVar("_T")
 _ID = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=60)]
 
 
@@ -299,6 +300,22 @@ class TreatmentKnowledge:
             for option in rule.options:
                 by_option.setdefault(option, []).append(rule)
         return by_option
+
+    @cached_property
+    def _attached(self) -> dict[typing.Callable[[TreatmentKnowledge], typing.Any], typing.Any]:
+        return {}
+
+    def attached(self, build: typing.Callable[[TreatmentKnowledge], _T]) -> _T:
+        """What ``build`` derives from this knowledge, built on first use and kept with it.
+
+        As :meth:`hipdx.knowledge.KnowledgeBase.attached`: how the plan keeps the tables it
+        compiles from the options and safety rules (one per knowledge and ``build``).
+        """
+        try:
+            return self._attached[build]
+        except KeyError:
+            value = self._attached[build] = build(self)
+            return value
 
 
 def compile_treatment(

@@ -139,24 +139,23 @@ def assess(
     )
 
 
+def _condition_rows(kb: KnowledgeBase) -> list[dict[str, object]]:
+    """Per condition (base order), the fields of its differential item that do not depend on the case."""
+    return [
+        {"id": c.id, "name": c.name, "short": c.short, "prior": round(float(p), 4), "must_not_miss": c.must_not_miss}
+        for c, p in zip(kb.conditions, kb.prior)
+    ]
+
+
 def _differential(kb: KnowledgeBase, post: np.ndarray, ranges: np.ndarray, patient_prior: np.ndarray, order: np.ndarray) -> list[DifferentialItem]:
     """The differential, most probable first, to 4 decimals."""
     p_round = np.round(post, 4).tolist()
     range_round = np.round(ranges, 4).tolist()
     patient_round = np.round(patient_prior, 4).tolist()
-    ids = kb.condition_ids
+    rows = kb.attached(_condition_rows)
     return _DIFFERENTIAL.validate_python(
         [
-            {
-                "id": ids[i],
-                "name": kb.conditions[i].name,
-                "short": kb.conditions[i].short,
-                "probability": p_round[i],
-                "range": range_round[i],
-                "prior": round(float(kb.prior[i]), 4),
-                "patient_prior": patient_round[i],
-                "must_not_miss": kb.conditions[i].must_not_miss,
-            }
+            {**rows[i], "probability": p_round[i], "range": range_round[i], "patient_prior": patient_round[i]}
             for i in order.tolist()
         ]
     )

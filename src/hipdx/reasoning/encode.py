@@ -78,7 +78,7 @@ class _Context:
                 if study.modality not in modalities:
                     continue
                 value = getattr(study.findings, finding)
-                if value is None or getattr(value, "value", None) == "unknown":
+                if value is None or getattr(value, "_value_", None) == "unknown":  # an enum's value, without the property
                     continue
                 days = self.study_days(case, i)
                 order = (days if days is not None else -1.0, i)

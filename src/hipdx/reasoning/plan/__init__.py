@@ -16,15 +16,23 @@ import datetime as dt
 from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
 
-from pydantic import Field
+from pydantic import Field, TypeAdapter
 
 from hipdx._version import __version__
 from hipdx.case import Case
 from hipdx.case.timeline import Timeline
 from hipdx.errors import InputError, Problem
-from hipdx.knowledge.treatment import FACTS, Option, TreatmentKnowledge
+from hipdx.knowledge.treatment import FACTS, TreatmentKnowledge
 from hipdx.reasoning.frozen import Frozen, OutputProvenance
-from hipdx.reasoning.plan.facts import CREATININE_UMOL_PER_MG_DL, Fact, RenalFunction, case_facts, cockcroft_gault, renal_function
+from hipdx.reasoning.plan.facts import (
+    CREATININE_UMOL_PER_MG_DL,
+    Fact,
+    RenalFunction,
+    case_facts,
+    cockcroft_gault,
+    constant_facts,
+    renal_function,
+)
 from hipdx.reasoning.plan.safety import ItemStatus, SafetyFinding, Verdict, evaluate_option, fold_text
 from hipdx.reasoning.staging import BandVerdict, Staging, StageStatus, fracture_flag_urgency, stage_case
 
@@ -188,43 +196,75 @@ def _section_items(
             irreversible = _irreversible(staging)
             if irreversible is not None:
                 chosen.append(("refer_irreversible_pattern", irreversible))
-    items = [
-        _item(i + 1, option, knowledge.treatments.options[option], context, facts, knowledge, found)
-        for i, (option, context) in enumerate(chosen)
-    ]
+    items = _ITEMS.validate_python([_item(i + 1, option, context, facts, knowledge, found) for i, (option, context) in enumerate(chosen)])
     return items, urgency
+
+
+def _option_fields(knowledge: TreatmentKnowledge) -> dict[str, dict[str, object]]:
+    """Option -> the fields of its plan item that do not depend on the case (built once per knowledge)."""
+    return {
+        key: {
+            "option": key,
+            "kind": option.kind.value,
+            "role": option.role,
+            "choice_group": option.choice_group,
+            "title": option.title,
+            "regimen": fold_text(option.regimen) or "",
+            "evidence": option.evidence.value,
+            "basis": option.basis.value,
+            "off_label": option.off_label,
+            "refs": option.refs,
+            "note": fold_text(option.note),
+        }
+        for key, option in knowledge.treatments.options.items()
+    }
+
+
+@dataclass(frozen=True)
+class _Texts:
+    """The plan's texts that do not depend on the case, folded once per knowledge."""
+
+    disclaimer: str
+    choice_groups: dict[str, str]
+    summaries: dict[str, str]  # condition -> its plan's summary
+
+
+def _texts(knowledge: TreatmentKnowledge) -> _Texts:
+    treatments = knowledge.treatments
+    return _Texts(
+        disclaimer=" ".join(treatments.disclaimer.split()),
+        choice_groups={k: f"{g.title}: {' '.join(g.note.split())}" for k, g in treatments.choice_groups.items()},
+        summaries={cid: " ".join(spec.summary.split()) for cid, spec in treatments.plans.items()},
+    )
 
 
 def _item(
     order: int,
     key: str,
-    option: Option,
     context: str | None,
     facts: dict[str, Fact],
     knowledge: TreatmentKnowledge,
     found: dict[str, SafetyFinding] | None = None,
-) -> PlanItem:
+) -> dict[str, object]:
+    """One plan item, as the data :data:`_ITEMS` validates."""
     verdict = evaluate_option(key, facts, knowledge, found)
-    return PlanItem(
-        order=order,
-        option=key,
-        kind=option.kind.value,
-        role=option.role,
-        choice_group=option.choice_group,
-        title=option.title,
-        regimen=fold_text(option.regimen) or "",
-        status=verdict.status,
-        evidence=option.evidence.value,
-        basis=option.basis.value,
-        off_label=option.off_label,
-        refs=option.refs,
-        note=fold_text(option.note),
-        context=context,
-        blocked_by=verdict.blocked_by,
-        cautions=verdict.cautions,
-        needs_information=verdict.needs,
-        checks_before_use=verdict.checks,
-    )
+    return {
+        "order": order,
+        **knowledge.attached(_option_fields)[key],
+        "status": verdict.status,
+        "context": context,
+        "blocked_by": verdict.blocked_by,
+        "cautions": verdict.cautions,
+        "needs_information": verdict.needs,
+        "checks_before_use": verdict.checks,
+    }
+
+
+#: validates the items of a section in one call (a model each is slower)
+_ITEMS = TypeAdapter(list[PlanItem])
+
+
+_REQUESTS = TypeAdapter(list[InformationRequest])
 
 
 def _requests(sections: list[PlanSection]) -> list[InformationRequest]:
@@ -243,9 +283,9 @@ def _requests(sections: list[PlanSection]) -> list[InformationRequest]:
                 checks.setdefault(finding.fact, [])
                 if item.title not in checks[finding.fact]:
                     checks[finding.fact].append(item.title)
-    out = [InformationRequest(fact=f, how=FACTS[f][1], blocking=True, needed_for=v) for f, v in blocking.items()]
-    out += [InformationRequest(fact=f, how=FACTS[f][1], blocking=False, needed_for=v) for f, v in checks.items() if f not in blocking]
-    return out
+    out = [{"fact": f, "how": FACTS[f][1], "blocking": True, "needed_for": v} for f, v in blocking.items()]
+    out += [{"fact": f, "how": FACTS[f][1], "blocking": False, "needed_for": v} for f, v in checks.items() if f not in blocking]
+    return _REQUESTS.validate_python(out)  # one validation of all: far cheaper than a model each
 
 
 def _most_urgent(*urgencies: str) -> str:
@@ -352,21 +392,23 @@ def make_plan(
     fracture_urgency = fracture_flag_urgency(staging.femoral_neck_fracture)
     if fracture_urgency is not None:  # a graded fracture is flagged (the one rule: staging.fracture_flag_urgency)
         flag_urgency["fnsf"] = _most_urgent(flag_urgency.get("fnsf", fracture_urgency), fracture_urgency)
+    renal = renal_function(case)
     facts = case_facts(
         case, knowledge, neoplasm_probability=probability.get("neoplasm"), neoplasm_red_flag="neoplasm" in flag_urgency,
-        septic_probability=probability.get("septic"), septic_red_flag="septic" in flag_urgency,
+        septic_probability=probability.get("septic"), septic_red_flag="septic" in flag_urgency, renal=renal,
     )
     context = _SectionContext(ranked[0][0], flag_urgency, fracture_urgency is not None, threshold, knowledge, staging, facts, {})
     sections, governing = _ordered_sections(ranked, probability, context)
+    texts = knowledge.attached(_texts)
     return Plan(
         case_id=case.id,
-        disclaimer=" ".join(knowledge.treatments.disclaimer.split()),
+        disclaimer=texts.disclaimer,
         sections=sections,
         scope=_scope_note(facts),
         governing=governing,
         needs_information=_requests(sections),
-        renal_function=renal_function(case),
-        choice_groups={k: f"{g.title}: {' '.join(g.note.split())}" for k, g in knowledge.treatments.choice_groups.items()},
+        renal_function=renal,
+        choice_groups=texts.choice_groups,
         staging=staging,
         provenance=_provenance(case, today, knowledge, timeline, staging, facts, ranked, flag_urgency, threshold),
     )
@@ -395,8 +437,16 @@ def _provenance(
         differential=[(c, round(p, 4)) for c, p in ranked],
         red_flag_conditions=sorted(flag_urgency),
         inputs_used=used,
-        facts=[FactOut(name=f.name, value=f.shown(), source=f.source, inputs=list(f.inputs)) for f in facts.values()],
+        facts=[_CONSTANT_FACT_OUT.get(f) or _fact_out(f) for f in facts.values()],
     )
+
+
+def _fact_out(fact: Fact) -> FactOut:
+    return FactOut(name=fact.name, value=fact.shown(), source=fact.source, inputs=list(fact.inputs))
+
+
+#: the provenance row of each fact that is the same for every case in its state, made once
+_CONSTANT_FACT_OUT = {fact: _fact_out(fact) for fact in constant_facts()}
 
 
 def _checked_flags(differential: Sequence[tuple[str, float]], red_flags: Mapping[str, str] | None, plans: Mapping) -> dict[str, str]:
@@ -496,7 +546,7 @@ def _section(cid: str, p: float, shown_probability: float | None, context: _Sect
         reason=reason,
         probability=shown_probability,
         urgency=urgency,
-        summary=" ".join(spec.summary.split()),
+        summary=knowledge.attached(_texts).summaries[cid],
         refs=spec.refs,
         items=items,
     )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pydantic import Field
 
 from hipdx.case import Case
-from hipdx.case.model import Presence, PregnancyStatus, Sex
+from hipdx.case.model import Comorbidities, Presence, PregnancyStatus, Sex
 from hipdx.knowledge.treatment import FACTS, TreatmentKnowledge
 from hipdx.reasoning.frozen import Frozen
 
@@ -91,6 +91,22 @@ def _presence_fact(name: str, value: Presence, field: str) -> Fact:
     return Fact(name, value is Presence.present, known=True, source=field, inputs=(field,))
 
 
+#: each comorbidity's fact in each of its three states, made once: such a fact depends on its state alone
+_COMORBIDITY_FACTS: dict[str, dict[Presence, Fact]] = {
+    name: {state: _presence_fact(name, state, f"comorbidities.{name}") for state in Presence} for name in Comorbidities.model_fields
+}
+#: the laboratory facts: (fact, lab, whether the rule's limit is an adult reference interval), and each fact when its lab is not given
+_LABS = (("calcium_mmol_l", "calcium", True), ("vitamin_d_ng_ml", "vitamin_d", False), ("alp_u_l", "alp", True))
+_LAB_NOT_GIVEN = {name: _unknown(name, f"labs.{lab} not given") for name, lab, _ in _LABS}
+_BP_NOT_GIVEN = _unknown("systolic_bp_mmhg", "blood pressure not given")
+
+
+def constant_facts() -> list[Fact]:
+    """The facts :func:`case_facts` gives as the same object for every case in that state (a
+    comorbidity's three states, a lab or the blood pressure not given): their rendering can be made once."""
+    return [f for states in _COMORBIDITY_FACTS.values() for f in states.values()] + [*_LAB_NOT_GIVEN.values(), _BP_NOT_GIVEN]
+
+
 class RenalFunction(Frozen):
     """Renal function and which value the renal safety rules used."""
 
@@ -154,8 +170,10 @@ def case_facts(
     neoplasm_red_flag: bool = False,
     septic_probability: float | None = None,
     septic_red_flag: bool = False,
+    renal: RenalFunction | None = None,
 ) -> dict[str, Fact]:
-    """Every fact the safety rules can test, computed from the case.
+    """Every fact the safety rules can test, computed from the case (``renal``: the case's
+    :func:`renal_function`, when the caller has it).
 
     A fact is *not known* when the case does not give it, and *not applicable* when it
     cannot apply (gestational weeks of a patient who is not pregnant). Pregnancy and
@@ -163,10 +181,11 @@ def case_facts(
     child-bearing ages of ``treatments.yaml`` (an estimate).
     """
     facts = _reproductive_facts(case, knowledge)
-    facts |= _renal_facts(case)
+    facts |= _renal_facts(renal if renal is not None else renal_function(case))
     facts |= _lab_facts(case, knowledge)
-    for name in type(case.comorbidities).model_fields:
-        facts[name] = _presence_fact(name, getattr(case.comorbidities, name), f"comorbidities.{name}")
+    comorbidities = case.comorbidities
+    for name, states in _COMORBIDITY_FACTS.items():
+        facts[name] = states[getattr(comorbidities, name)]
     facts["open_epiphyses"] = _open_epiphyses(case, knowledge, facts["open_epiphyses"])
     facts |= _age_facts(case, knowledge)
     facts["skeletal_malignancy_not_excluded"] = _malignancy_fact(case, knowledge, neoplasm_probability, neoplasm_red_flag)
@@ -228,10 +247,9 @@ def _reproductive_facts(case: Case, knowledge: TreatmentKnowledge) -> dict[str, 
     return facts
 
 
-def _renal_facts(case: Case) -> dict[str, Fact]:
+def _renal_facts(renal: RenalFunction) -> dict[str, Fact]:
     """Creatinine clearance and eGFR, each standing in for the other when only one is known."""
     facts: dict[str, Fact] = {}
-    renal = renal_function(case)
     crcl, egfr = renal.creatinine_clearance_ml_min, renal.egfr_ml_min
     crcl_inputs = ("age_years", "sex", "weight_kg", "labs.creatinine")
     if crcl is not None:
@@ -256,10 +274,10 @@ def _lab_facts(case: Case, knowledge: TreatmentKnowledge) -> dict[str, Fact]:
     facts: dict[str, Fact] = {}
     age = case.age_years
     adult_from = knowledge.threshold("adult_reference_interval_min_age_years").value
-    for name, lab, adult_interval in (("calcium_mmol_l", "calcium", True), ("vitamin_d_ng_ml", "vitamin_d", False), ("alp_u_l", "alp", True)):
+    for name, lab, adult_interval in _LABS:
         value = case.labs.canonical(lab)
         if value is None:
-            facts[name] = _unknown(name, f"labs.{lab} not given")
+            facts[name] = _LAB_NOT_GIVEN[name]
         elif adult_interval and (age is None or age < adult_from):
             # the rule's limit is an adult reference interval: in adolescents ALP is physiologically
             # high (bone growth) and calcium runs higher, so the value cannot be judged by it
@@ -275,7 +293,7 @@ def _lab_facts(case: Case, knowledge: TreatmentKnowledge) -> dict[str, Fact]:
     facts["systolic_bp_mmhg"] = (
         Fact("systolic_bp_mmhg", float(case.systolic_bp_mmhg), True, source="systolic_bp_mmhg", inputs=("systolic_bp_mmhg",))
         if case.systolic_bp_mmhg is not None
-        else _unknown("systolic_bp_mmhg", "blood pressure not given")
+        else _BP_NOT_GIVEN
     )
     return facts
 

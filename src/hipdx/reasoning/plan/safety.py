@@ -70,19 +70,40 @@ def fold_text(text: str | None) -> str | None:
     return " ".join(text.split()) if text else None
 
 
-def _finding(rule: SafetyRule, fact: Fact) -> SafetyFinding:
+@dataclass(frozen=True)
+class _RuleCheck:
+    """One safety rule as the plan applies it, compiled once per knowledge."""
+
+    rule: SafetyRule
+    block: bool
+    #: the finding's fields that do not depend on the case (all but ``value``)
+    fields: dict[str, object]
+    #: the finding when the rule's fact is not known: "not known" is the same for every case
+    unknown: SafetyFinding
+
+
+def _rule_checks(knowledge: TreatmentKnowledge) -> dict[str, tuple[_RuleCheck, ...]]:
+    """Option -> its safety rules compiled, in file order (:meth:`TreatmentKnowledge.attached`)."""
+    compiled = {}
+    for rule in knowledge.safety.rules:
+        fields: dict[str, object] = {
+            "rule": rule.id,
+            "effect": rule.effect.value,
+            "fact": rule.fact,
+            "message": rule.message,
+            "basis": rule.basis.value,
+            "refs": rule.refs,
+            "note": fold_text(rule.note),
+        }
+        compiled[rule.id] = _RuleCheck(rule, rule.effect is Effect.block, fields, SafetyFinding(**fields, value="not known"))
+    options = dict.fromkeys(option for rule in knowledge.safety.rules for option in rule.options)
+    return {option: tuple(compiled[r.id] for r in knowledge.rules_for(option)) for option in options}
+
+
+def _finding(check: _RuleCheck, fact: Fact) -> SafetyFinding:
+    """The finding of a rule whose fact is known (its value and where it came from)."""
     shown = fact.shown()
-    value = f"{shown} ({fact.source})" if fact.known and fact.source else shown
-    return SafetyFinding(
-        rule=rule.id,
-        effect=rule.effect.value,
-        fact=rule.fact,
-        value=value,
-        message=rule.message,
-        basis=rule.basis.value,
-        refs=rule.refs,
-        note=fold_text(rule.note),
-    )
+    return SafetyFinding(**check.fields, value=f"{shown} ({fact.source})" if fact.source else shown)
 
 
 @dataclass(frozen=True)
@@ -101,21 +122,20 @@ def evaluate_option(
 
     ``found``: the findings of the rules already applied to these same ``facts``, by rule id
     (a plan applies one rule to many options; its finding is built once and shared, frozen).
+    A rule whose fact is not known has the same finding for every case, built with the knowledge.
     """
     blocked, cautions, needs, checks = [], [], [], []
-    for rule in knowledge.rules_for(option):
-        fact = facts[rule.fact]
-        holds = _holds(rule, fact)
-        if holds is None or holds:
-            finding = found.get(rule.id) if found is not None else None
+    for check in knowledge.attached(_rule_checks).get(option, ()):
+        fact = facts[check.rule.fact]
+        if fact.applicable and not fact.known:  # as _holds: not known, the same finding for every case
+            (needs if check.block else checks).append(check.unknown)
+        elif _holds(check.rule, fact):
+            finding = found.get(check.rule.id) if found is not None else None
             if finding is None:
-                finding = _finding(rule, fact)
+                finding = _finding(check, fact)
                 if found is not None:
-                    found[rule.id] = finding
-            if holds is None:
-                (needs if rule.effect is Effect.block else checks).append(finding)
-            else:
-                (blocked if rule.effect is Effect.block else cautions).append(finding)
+                    found[check.rule.id] = finding
+            (blocked if check.block else cautions).append(finding)
     if blocked:
         status = ItemStatus.blocked
     elif needs:

@@ -47,7 +47,8 @@ SCAN = frozenset({Modality.bone_scan})
 
 
 def known(value: Any) -> bool:
-    return value is not None and getattr(value, "value", None) != "unknown"
+    # ``_value_`` is what an enum's ``value`` returns, read without the property
+    return value is not None and getattr(value, "_value_", None) != "unknown"
 
 
 class Reader:
@@ -115,8 +116,5 @@ def any_of(*criteria: Criterion) -> Criterion:
     return Criterion(Presence.unknown, inputs, [m for c in criteria for m in c.missing])
 
 def dedupe(items: Iterable[Any]) -> list[Any]:
-    out: list[Any] = []
-    for item in items:
-        if item not in out:
-            out.append(item)
-    return out
+    """The items without repeats, each where it first occurs (items are hashable: texts, frozen inputs)."""
+    return list(dict.fromkeys(items))
