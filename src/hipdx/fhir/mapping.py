@@ -57,7 +57,6 @@ READERS: dict[str, Callable[[Context, Resource], None]] = {
     "AllergyIntolerance": read_allergy,
     "Procedure": read_procedure,
 }
-_READ_ORDER = {rtype: i for i, rtype in enumerate(READERS)}
 #: read only through others (the Patient itself, a referenced Medication, a Bundle's entries)
 _CARRIERS = frozenset({"Patient", "Medication", "Bundle"})
 #: how many facts the case model may refuse before the mapping gives up (each is left out with its reason)
@@ -113,6 +112,19 @@ def _choose_patient(resources: Resources, patient_id: str | None) -> tuple[Resou
     raise IntegrationError(
         f"the FHIR input holds no Patient and resources about {len(subjects)} patients; send one patient's record"
     )
+
+
+def _in_read_order(resources: Resources) -> list[Resource]:
+    """The resources by the order of :data:`READERS`, then the others; each type in the order given."""
+    by_type: dict[str, list[Resource]] = {rtype: [] for rtype in READERS}
+    others = []
+    for res in resources:
+        group = by_type.get(res.type)
+        if group is None:
+            others.append(res)
+        else:
+            group.append(res)
+    return [res for group in by_type.values() for res in group] + others
 
 
 def _subject_element(res: Resource) -> str:
@@ -301,8 +313,7 @@ def map_fhir(
     patient, keys = _choose_patient(resources, patient_id)
     ctx = Context(resources, tables or load_code_tables(), assessed_on)
     problems: list[Problem] = []
-    order = sorted(resources, key=lambda r: _READ_ORDER.get(r.type, len(READERS)))
-    for res in order:
+    for res in _in_read_order(resources):
         reader = READERS.get(res.type)
         if reader is None:
             if res.type not in _CARRIERS:
