@@ -50,9 +50,8 @@ class Origin(NamedTuple):
         return FactSource(field=self.field if field is None else field, resource=self.resource, element=self.element, value=self.value)
 
 
-@dataclass
-class Candidate:
-    """One value offered for one fact, with its date; the latest offer wins."""
+class Candidate(NamedTuple):
+    """One value offered for one fact, with its date; the latest offer wins (a tuple: many are made, none changed)."""
 
     value: Any
     when: dt.date | None
@@ -109,6 +108,8 @@ class Context:
 
 def latest(options: list[Candidate]) -> Candidate:
     """The latest offer; undated offers count as oldest; ties go to the higher rank, then to 'present'."""
+    if len(options) == 1:  # most facts are offered once
+        return options[0]
     return max(options, key=lambda c: (c.when or dt.date.min, c.rank, c.value == "present"))
 
 

@@ -257,4 +257,7 @@ def study_of(ctx: Context, res: Resource) -> Study | None:
                 break
     if key is None:
         return None
-    return ctx.studies.setdefault(key, Study(key, key.split("/")[-1]))
+    study = ctx.studies.get(key)
+    if study is None:
+        study = ctx.studies[key] = Study(key, key.split("/")[-1])
+    return study

@@ -243,6 +243,13 @@ def relative_reference(reference: str) -> str | None:
     return f"{match[1]}/{match[2]}" if match else None
 
 
+def _place(parent: str | None, index: int | None) -> str:
+    """Where an item of the input is, as messages name it (built only when one is needed)."""
+    if parent is not None:
+        return f"{parent}.entry[{index}].resource"
+    return "(input)" if index is None else f"[{index}]"
+
+
 def collect(data: Any) -> Resources:
     """Every resource of a Bundle (nested Bundles walked), a single resource, or a list of them.
 
@@ -255,22 +262,22 @@ def collect(data: Any) -> Resources:
     problems: list[Problem] = []
     out: list[Resource] = []
 
-    def add(item: Any, where: str, full_url: str | None, depth: int) -> None:
+    def add(item: Any, parent: str | None, index: int | None, full_url: str | None, depth: int) -> None:
         if len(out) > MAX_RESOURCES:
             raise IntegrationError(f"the input holds more than {MAX_RESOURCES} resources; send one patient's record")
         if not isinstance(item, dict):
-            problems.append(Problem(where, f"must be a FHIR resource (a JSON object), not {_json_type(item)}"))
+            problems.append(Problem(_place(parent, index), f"must be a FHIR resource (a JSON object), not {_json_type(item)}"))
             return
         rtype = item.get("resourceType")
         if not isinstance(rtype, str) or (rtype not in _READ_TYPES and not _RESOURCE_TYPE.fullmatch(rtype)):
             hint = " (it looks like a hipdx case: use `hipdx assess CASE.json`)" if "schema_version" in item else ""
-            problems.append(Problem(where, "has no valid resourceType: not a FHIR resource" + hint))
+            problems.append(Problem(_place(parent, index), "has no valid resourceType: not a FHIR resource" + hint))
             return
         rid = item.get("id")
         if rid is not None and (not isinstance(rid, str) or not _RESOURCE_ID.fullmatch(rid)):
-            problems.append(Problem(f"{where} ({rtype})", "id must be 1-64 letters, digits, '-' or '.'"))
+            problems.append(Problem(f"{_place(parent, index)} ({rtype})", "id must be 1-64 letters, digits, '-' or '.'"))
             return
-        label = f"{rtype}/{rid}" if rid else (full_url or f"{rtype} at {where}")
+        label = f"{rtype}/{rid}" if rid else (full_url or f"{rtype} at {_place(parent, index)}")
         contained = {}
         inners = item.get("contained")
         for i, inner in enumerate(inners or ()):
@@ -288,22 +295,21 @@ def collect(data: Any) -> Resources:
                 problems.append(Problem(f"{label}.entry", "must be an array"))
                 return
             for i, entry in enumerate(entries):
-                at = f"{label}.entry[{i}]"
                 if not isinstance(entry, dict):
-                    problems.append(Problem(at, "must be an object"))
+                    problems.append(Problem(f"{label}.entry[{i}]", "must be an object"))
                     continue
                 url = entry.get("fullUrl")
                 if url is not None and not isinstance(url, str):
-                    problems.append(Problem(f"{at}.fullUrl", "must be a string"))
+                    problems.append(Problem(f"{label}.entry[{i}].fullUrl", "must be a string"))
                     continue
                 if "resource" in entry:  # a transaction-response entry may have none
-                    add(entry["resource"], f"{at}.resource", url, depth + 1)
+                    add(entry["resource"], label, i, url, depth + 1)
 
     if isinstance(data, list):
         for i, item in enumerate(data):
-            add(item, f"[{i}]", None, 0)
+            add(item, None, i, None, 0)
     elif isinstance(data, dict):
-        add(data, "(input)", None, 0)
+        add(data, None, None, None, 0)
     else:
         raise IntegrationError(
             f"FHIR input must be a resource, a Bundle or an array of resources, not {_json_type(data)}"
