@@ -80,7 +80,7 @@ class Context:
         self.res = resources
         self.t = tables
         self.today = assessed_on
-        self.unmapped: list[Unmapped] = []
+        self.unmapped: list[dict[str, str]] = []  # Unmapped's fields, validated together with the mapping
         self.candidates: dict[str, list[Candidate]] = {}
         self.studies: dict[str, Study] = {}
         self.result_of: dict[str, str] = {}  # Observation label -> study key, from DiagnosticReport.result
@@ -89,7 +89,7 @@ class Context:
     def skip(self, res: Resource | str, element: str, reason: str) -> None:
         """Record that ``res.element`` is not used, and why."""
         label = res.label if isinstance(res, Resource) else res
-        self.unmapped.append(Unmapped(resource=label, element=element, reason=reason))
+        self.unmapped.append({"resource": label, "element": element, "reason": reason})
 
     def offer(
         self, fieldname: str, value: Any, when: dt.date | None, res: Resource, element: str, shown: str, rank: int = 0
