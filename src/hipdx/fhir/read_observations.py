@@ -202,8 +202,9 @@ def _finding(ctx: Context, res: Resource, finding: Finding, day: dt.date | None)
             f"imaging finding {finding.code} is not linked to an ImagingStudy or an imaging DiagnosticReport",
         )
         return
-    src = Origin(f"imaging[{study.label}].{finding.code[8:]}", res.label, element, shown)
-    study.findings.setdefault(finding.code[8:], []).append(Candidate(value, day, src))
+    name = finding.code[8:]
+    src = Origin(f"imaging[{study.label}].{name}", res.label, element, shown)
+    study.findings.setdefault(name, []).append(Candidate(value, day, src))
 
 
 def _finding_value(ctx: Context, res: Resource, finding: Finding, element: str) -> tuple[Any, str]:

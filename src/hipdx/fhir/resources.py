@@ -85,9 +85,11 @@ class Resource:
         self, element: str, node: dict[str, Any] | None = None, path: str | None = None
     ) -> list[tuple[str, str]]:
         """(system, code) of every coding of a CodeableConcept element that has both."""
-        concept = self.get(element, dict, node, path)
-        if concept is None:
-            return []
+        concept = (self.data if node is None else node).get(element)
+        if type(concept) is not dict:  # absent, or checked (and named) by get
+            if concept is None:
+                return []
+            concept = self.get(element, dict, node, path)
         out = _plain_codings(concept.get("coding"))
         if out is not None:
             return out
@@ -101,18 +103,22 @@ class Resource:
 
     def date(self, element: str, node: dict[str, Any] | None = None, path: str | None = None) -> Date | None:
         """A FHIR date or dateTime element as a :class:`Date`, or None when absent."""
-        text = self.get(element, str, node, path)
-        if text is None:
-            return None
+        text = (self.data if node is None else node).get(element)
+        if type(text) is not str:  # absent, or checked (and named) by get
+            if text is None:
+                return None
+            text = self.get(element, str, node, path)
         parsed = _parse_date_memo(text) if len(text) <= _MEMO_DATE_CHARS else _parse_date(text)
         if isinstance(parsed, str):
             raise Malformed(self.at(path or element), parsed)
         return parsed
 
     def reference(self, element: str, node: dict[str, Any] | None = None, path: str | None = None) -> str | None:
-        ref = self.get(element, dict, node, path)
-        if ref is None:
-            return None
+        ref = (self.data if node is None else node).get(element)
+        if type(ref) is not dict:  # absent, or checked (and named) by get
+            if ref is None:
+                return None
+            ref = self.get(element, dict, node, path)
         target = ref.get("reference")
         if target is None or type(target) is str:  # the common cases, without naming the element
             return target
