@@ -124,6 +124,6 @@ def codes_text(codes: list[tuple[str, str]]) -> str:
 def value_element(res: Resource) -> str:
     """The name of the resource's value[x] element as given (valueQuantity, valueBoolean, ...)."""
     for key in res.data:
-        if key.startswith("value"):
+        if "value" in key and key.startswith("value"):  # the operator first: no method call for most keys
             return key
     return "value[x]"

@@ -43,7 +43,7 @@ def read_observation(ctx: Context, res: Resource) -> None:
     if ctx.in_future(res, when_element, when):
         return
     day = when.day if when else None
-    hipdx_findings = ctx.t.uri("hipdx_finding")
+    hipdx_findings = ctx.t.systems["hipdx_finding"]  # ctx.t.uri, without the call
     for system, code in codes:
         if system == hipdx_findings:
             finding = ctx.t.findings.get(code)
@@ -224,7 +224,7 @@ def _finding_value(ctx: Context, res: Resource, finding: Finding, element: str) 
         flag = res.get("valueBoolean", bool)
         return ("present" if flag else "absent"), str(flag).lower()
     codes = res.codings("valueCodeableConcept")
-    local = ctx.t.uri("hipdx_value")
+    local = ctx.t.systems["hipdx_value"]
     for system, code in codes:
         if system == local:
             allowed = finding.values if finding.kind == "choice" else ["present", "absent", "unknown"]
