@@ -783,3 +783,49 @@ def test_every_unverified_code_is_listed_in_the_docs() -> None:
     assert unverified
     missing = sorted(code for code in unverified if code not in docs)
     assert not missing, f"docs/fhir.md does not name these unverified codes: {missing}"
+
+
+def test_a_table_finds_what_a_scan_of_its_codes_finds() -> None:
+    """The lookup by system and prefix length finds, for every listed code and codes around it
+    (a child, a parent, another system), the exact code first, else the longest matching prefix
+    of the same system, the earlier listed on a tie: what a scan of the sorted codes finds."""
+    tables = load_code_tables()
+    names = [
+        "fact_codes", "complaints", "pregnancy_conditions", "quantity_codes", "answer_codes", "presence_values",
+        "medications", "systemic_routes", "modalities", "imaging_orders", "drug_orders", "hip_body_sites",
+    ]
+    prefixes = 0
+    for name in names:
+        table = getattr(tables, name)
+        listed = table.codes()
+        exact = {(tables.uri(c.system), c.code): c for c in reversed(listed) if c.match == "exact"}
+        ordered = sorted((c for c in listed if c.match == "prefix"), key=lambda c: -len(c.code))
+        prefixes += len(ordered)
+        for listed_code in listed:
+            for code in {listed_code.code, listed_code.code + "1", listed_code.code + ".9", listed_code.code[:-1]}:
+                for system in {tables.uri(listed_code.system), "http://snomed.info/sct", "urn:other"}:
+                    scanned = exact.get((system, code)) or next(
+                        (c for c in ordered if tables.uri(c.system) == system and code.startswith(c.code)), None
+                    )
+                    assert table.find(system, code) is scanned, (name, system, code)
+    assert prefixes > 10  # ICD-10-CM categories, ATC classes
+
+
+def test_the_longest_prefix_of_the_code_s_own_system_wins() -> None:
+    from hipdx.fhir.codes import Code, Table
+
+    def code(system: str, text: str, display: str, match: str = "prefix") -> Code:
+        return Code(system=system, code=text, display=display, source="s", confidence="good", match=match)  # type: ignore[arg-type]
+
+    uris = {"icd": "urn:icd", "atc": "urn:atc"}
+    listed = [
+        code("icd", "M8", "class"), code("icd", "M80", "category"), code("icd", "M80", "category again"),
+        code("icd", "M80.0", "exact", "exact"), code("atc", "M80.01", "another system"),
+    ]
+    table = Table(listed, uris)
+    assert table.find("urn:icd", "M80.0").display == "exact"  # type: ignore[union-attr]
+    assert table.find("urn:icd", "M80.01").display == "category"  # type: ignore[union-attr]
+    assert table.find("urn:icd", "M81").display == "class"  # type: ignore[union-attr]
+    assert table.find("urn:icd", "M") is None  # shorter than every prefix
+    assert table.find("urn:atc", "M80.012").display == "another system"  # type: ignore[union-attr]
+    assert table.find("urn:atc", "M80") is None and table.find("urn:other", "M80") is None

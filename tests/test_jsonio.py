@@ -182,3 +182,53 @@ def test_the_quick_depth_proof_refuses_to_prove_one_level_too_deep() -> None:
     assert not _shallow("{[" * (MAX_DEPTH // 2) + "{}" + "]}" * (MAX_DEPTH // 2))  # one level too deep
     assert not _shallow("[" * (MAX_DEPTH // 2 + 1) + "]" * (MAX_DEPTH // 2 + 1))  # not proved: the sum decides
     assert not _shallow("[}")
+
+
+_KEYS = ['"a"', '"b"', '"a:b"', '"\\""', '"[{"', '"\\\\"', '"\\u0061"', '""']
+_VALUES = ["1", '"::"', '"]]}"', '"{[["', '"\\\\\\""', "2.5", '"' + "7" * 45 + '"', "7" * 45, "null", '"x\\u003ay"', "1e400"]
+_JSON = st.recursive(
+    st.sampled_from(_VALUES),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3).map(lambda xs: "[" + ", ".join(xs) + "]"),
+        st.lists(st.tuples(st.sampled_from(_KEYS), st.sampled_from([":", " :", ": ", "\n:\t"]), inner), max_size=3).map(
+            lambda ms: "{" + ",".join(k + c + v for k, c, v in ms) + "}"
+        ),
+    ),
+    max_leaves=30,
+)
+
+
+def _verdict(read: object, text: str) -> tuple[object, ...]:
+    try:
+        return ("read", read(text))  # type: ignore[operator]
+    except InputError as err:
+        return ("refused", err.message, err.problems)
+
+
+@settings(max_examples=800, deadline=None)
+@given(_JSON, st.integers(0, 34), st.booleans())
+def test_the_quick_read_gives_the_verdict_of_the_checked_read(doc: str, nesting: int, as_bytes: bool) -> None:
+    """Keys given twice (also behind escapes, colons or brackets in strings, spaces before the colon),
+    nesting around the limit, long numbers in and out of strings: the C-speed read (``_plain_loads``)
+    returns only what the step-by-step read accepts, and ``loads`` gives the step-by-step verdict."""
+    from hipdx.jsonio import _NOT_PROVED, _checked_loads, _plain_loads
+
+    text = "[" * nesting + doc + "]" * nesting
+    checked = _verdict(lambda t: _checked_loads(t, "the input"), text)
+    assert _verdict(lambda t: loads(t.encode() if as_bytes else t), text) == checked
+    plain = _plain_loads(text, text.encode())
+    if plain is not _NOT_PROVED:
+        assert checked == ("read", plain)
+
+
+def test_the_quick_read_proves_ordinary_charts() -> None:
+    """The FHIR test bundles (Synthea's among them) and a DICOM UID in a string take the C-speed read:
+    a change that sent them all to the step-by-step read would be correct but slow."""
+    from hipdx.jsonio import _NOT_PROVED, _plain_loads
+
+    folder = Path(__file__).parent / "data" / "fhir"
+    raws = [p.read_bytes() for p in sorted(folder.glob("*.json"))]
+    raws.append(b'{"uid": "urn:oid:2.16.124.113543.6003.1154777499.30246.19789.3503430045", "n": [1, 2]}')
+    assert len(raws) > 5
+    for raw in raws:
+        assert _plain_loads(raw.decode("utf-8-sig"), raw) is not _NOT_PROVED

@@ -200,6 +200,13 @@ class Table(Generic[T]):
             else:
                 self._exact.setdefault((uris[code.system], code.code), code)
         self._prefix.sort(key=lambda c: -len(c.code))  # the most specific class first
+        # the prefixes by system URI, then by length (longest first), each prefix text to its first code:
+        # a code has one prefix of each length, so looking up its first characters finds what the
+        # scan of the sorted list (first match) finds, without a call per listed prefix
+        by_length: dict[str, dict[int, dict[str, T]]] = {}
+        for code in self._prefix:
+            by_length.setdefault(uris[code.system], {}).setdefault(len(code.code), {}).setdefault(code.code, code)
+        self._prefixes = {uri: tuple(sorted(lengths.items(), reverse=True)) for uri, lengths in by_length.items()}
 
     def codes(self) -> list[T]:
         """Every code of the table."""
@@ -209,7 +216,11 @@ class Table(Generic[T]):
         hit = self._exact.get((system, code))
         if hit is not None:
             return hit
-        return next((c for c in self._prefix if c.matches(system, code, self._uris)), None)
+        for length, prefixes in self._prefixes.get(system, ()):
+            hit = prefixes.get(code[:length])
+            if hit is not None:
+                return hit
+        return None
 
 
 class _NoRepeatLoader(yaml.SafeLoader):

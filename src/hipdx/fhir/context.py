@@ -50,9 +50,8 @@ class Origin(NamedTuple):
         return FactSource(field=self.field if field is None else field, resource=self.resource, element=self.element, value=self.value)
 
 
-@dataclass
-class Candidate:
-    """One value offered for one fact, with its date; the latest offer wins."""
+class Candidate(NamedTuple):
+    """One value offered for one fact, with its date; the latest offer wins (a tuple: many are made, none changed)."""
 
     value: Any
     when: dt.date | None
@@ -81,7 +80,7 @@ class Context:
         self.res = resources
         self.t = tables
         self.today = assessed_on
-        self.unmapped: list[Unmapped] = []
+        self.unmapped: list[dict[str, str]] = []  # Unmapped's fields, validated together with the mapping
         self.candidates: dict[str, list[Candidate]] = {}
         self.studies: dict[str, Study] = {}
         self.result_of: dict[str, str] = {}  # Observation label -> study key, from DiagnosticReport.result
@@ -90,7 +89,7 @@ class Context:
     def skip(self, res: Resource | str, element: str, reason: str) -> None:
         """Record that ``res.element`` is not used, and why."""
         label = res.label if isinstance(res, Resource) else res
-        self.unmapped.append(Unmapped(resource=label, element=element, reason=reason))
+        self.unmapped.append({"resource": label, "element": element, "reason": reason})
 
     def offer(
         self, fieldname: str, value: Any, when: dt.date | None, res: Resource, element: str, shown: str, rank: int = 0
@@ -109,6 +108,8 @@ class Context:
 
 def latest(options: list[Candidate]) -> Candidate:
     """The latest offer; undated offers count as oldest; ties go to the higher rank, then to 'present'."""
+    if len(options) == 1:  # most facts are offered once
+        return options[0]
     return max(options, key=lambda c: (c.when or dt.date.min, c.rank, c.value == "present"))
 
 
@@ -123,6 +124,6 @@ def codes_text(codes: list[tuple[str, str]]) -> str:
 def value_element(res: Resource) -> str:
     """The name of the resource's value[x] element as given (valueQuantity, valueBoolean, ...)."""
     for key in res.data:
-        if key.startswith("value"):
+        if "value" in key and key.startswith("value"):  # the operator first: no method call for most keys
             return key
     return "value[x]"

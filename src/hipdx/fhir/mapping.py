@@ -37,7 +37,7 @@ from hipdx.case.parse import problems_from_validation
 from hipdx.case.timeline import timeline_problems
 from hipdx.errors import IntegrationError, Problem
 from hipdx.fhir.codes import CodeTables, load_code_tables
-from hipdx.fhir.context import Context, FactSource, Unmapped, latest
+from hipdx.fhir.context import Context, FactSource, Origin, Unmapped, latest
 from hipdx.fhir.jsonread import read_json
 from hipdx.fhir.read_conditions import read_allergy, read_condition, read_procedure
 from hipdx.fhir.read_imaging import build_study, read_imaging_study, read_report
@@ -57,7 +57,6 @@ READERS: dict[str, Callable[[Context, Resource], None]] = {
     "AllergyIntolerance": read_allergy,
     "Procedure": read_procedure,
 }
-_READ_ORDER = {rtype: i for i, rtype in enumerate(READERS)}
 #: read only through others (the Patient itself, a referenced Medication, a Bundle's entries)
 _CARRIERS = frozenset({"Patient", "Medication", "Bundle"})
 #: how many facts the case model may refuse before the mapping gives up (each is left out with its reason)
@@ -115,12 +114,25 @@ def _choose_patient(resources: Resources, patient_id: str | None) -> tuple[Resou
     )
 
 
+def _in_read_order(resources: Resources) -> list[Resource]:
+    """The resources by the order of :data:`READERS`, then the others; each type in the order given."""
+    by_type: dict[str, list[Resource]] = {rtype: [] for rtype in READERS}
+    others = []
+    for res in resources:
+        group = by_type.get(res.type)
+        if group is None:
+            others.append(res)
+        else:
+            group.append(res)
+    return [res for group in by_type.values() for res in group] + others
+
+
 def _subject_element(res: Resource) -> str:
     return "patient" if res.type == "AllergyIntolerance" else "subject"
 
 
 def _about_patient(ctx: Context, res: Resource, keys: set[str]) -> bool:
-    element = _subject_element(res)
+    element = "patient" if res.type == "AllergyIntolerance" else "subject"  # _subject_element, inlined
     ref = res.reference(element)
     if ref is None:
         ctx.skip(res, element, "no subject: cannot tell whose record it is")
@@ -131,11 +143,11 @@ def _about_patient(ctx: Context, res: Resource, keys: set[str]) -> bool:
     return False
 
 
-def _read_patient(ctx: Context, res: Resource, raw: dict[str, Any], sources: list[FactSource]) -> None:
+def _read_patient(ctx: Context, res: Resource, raw: dict[str, Any], sources: list[Origin]) -> None:
     gender = res.get("gender", str)
     if gender in ("male", "female"):
         raw["sex"] = gender
-        sources.append(FactSource(field="sex", resource=res.label, element="gender", value=gender))
+        sources.append(Origin("sex", res.label, "gender", gender))
     elif gender is not None:
         ctx.skip(res, "gender", f"administrative gender {gender!r} does not give the sex the model uses")
     if res.get("deceasedBoolean", bool) or res.get("deceasedDateTime", str):
@@ -152,17 +164,10 @@ def _read_patient(ctx: Context, res: Resource, raw: dict[str, Any], sources: lis
         return
     years = today.year - birth.day.year - ((today.month, today.day) < (birth.day.month, birth.day.day))
     raw["age_years"] = years
-    sources.append(
-        FactSource(
-            field="age_years",
-            resource=res.label,
-            element="birthDate",
-            value=f"{years} years on {today.isoformat()} (born {birth.text})",
-        )
-    )
+    sources.append(Origin("age_years", res.label, "birthDate", f"{years} years on {today.isoformat()} (born {birth.text})"))
 
 
-def _resolve(ctx: Context, raw: dict[str, Any], sources: list[FactSource]) -> None:
+def _resolve(ctx: Context, raw: dict[str, Any], sources: list[Origin]) -> None:
     """Choose the latest offer of each fact, assemble the imaging studies, and list what was superseded."""
     for fieldname, options in ctx.candidates.items():
         chosen = latest(options)
@@ -174,7 +179,7 @@ def _resolve(ctx: Context, raw: dict[str, Any], sources: list[FactSource]) -> No
                     f"{fieldname} = {_brief(other.value)} superseded by {chosen.source.resource} ({_brief(chosen.value)}, the latest)",
                 )
         _put(raw, fieldname, chosen.value)
-        sources.append(chosen.source.fact_source())
+        sources.append(chosen.source)
     studies = []
     onset = raw.get("onset", {}).get("date")
     for study in ctx.studies.values():
@@ -185,10 +190,11 @@ def _resolve(ctx: Context, raw: dict[str, Any], sources: list[FactSource]) -> No
     for index, (raw_study, study) in enumerate(studies[:50]):
         raw.setdefault("imaging", []).append(raw_study)
         found = [latest(options).source for options in study.findings.values()]
-        sources += [s.fact_source(s.field.replace(f"imaging[{study.label}]", f"imaging.{index}")) for s in study.sources + found]
+        label, place = f"imaging[{study.label}]", f"imaging.{index}"
+        sources += [Origin(s.field.replace(label, place), s.resource, s.element, s.value) for s in study.sources + found]
 
 
-def _validate(ctx: Context, raw: dict[str, Any], sources: list[FactSource]) -> Case:
+def _validate(ctx: Context, raw: dict[str, Any], sources: list[Origin]) -> Case:
     """The case; a fact the case model refuses (implausible, contradictory) is left out with the model's reason."""
     for _ in range(_MAX_REFUSED):
         try:
@@ -205,7 +211,7 @@ def _validate(ctx: Context, raw: dict[str, Any], sources: list[FactSource]) -> C
             if path is None:
                 continue
             origin = [s for s in sources if s.field == path or s.field.startswith(path + ".")]
-            for src in origin or [FactSource(field=path, resource="(case)", element=path, value="")]:
+            for src in origin or [Origin(path, "(case)", path, "")]:
                 ctx.skip(src.resource, src.element, f"{path}: {problem.reason} (left out)")
                 if src in sources:
                     sources.remove(src)
@@ -301,8 +307,7 @@ def map_fhir(
     patient, keys = _choose_patient(resources, patient_id)
     ctx = Context(resources, tables or load_code_tables(), assessed_on)
     problems: list[Problem] = []
-    order = sorted(resources, key=lambda r: _READ_ORDER.get(r.type, len(READERS)))
-    for res in order:
+    for res in _in_read_order(resources):
         reader = READERS.get(res.type)
         if reader is None:
             if res.type not in _CARRIERS:
@@ -314,7 +319,7 @@ def map_fhir(
         except Malformed as bad:
             problems.append(bad.problem)
     raw: dict[str, Any] = {"assessed_on": assessed_on.isoformat()}
-    sources: list[FactSource] = []
+    sources: list[Origin] = []
     if patient is not None:
         raw["id"] = patient.label[:200]
         try:
@@ -329,7 +334,7 @@ def map_fhir(
         case=case,
         patient=patient.label if patient else next(iter(keys)),
         assessed_on=assessed_on,
-        sources=sources,
+        sources=[{"field": f, "resource": r, "element": e, "value": v} for f, r, e, v in sources],  # validated here, together
         unmapped=ctx.unmapped,
         hip_pain=ctx.complaints,
         code_tables_digest=ctx.t.digest,

@@ -43,7 +43,7 @@ def read_observation(ctx: Context, res: Resource) -> None:
     if ctx.in_future(res, when_element, when):
         return
     day = when.day if when else None
-    hipdx_findings = ctx.t.uri("hipdx_finding")
+    hipdx_findings = ctx.t.systems["hipdx_finding"]  # ctx.t.uri, without the call
     for system, code in codes:
         if system == hipdx_findings:
             finding = ctx.t.findings.get(code)
@@ -202,8 +202,9 @@ def _finding(ctx: Context, res: Resource, finding: Finding, day: dt.date | None)
             f"imaging finding {finding.code} is not linked to an ImagingStudy or an imaging DiagnosticReport",
         )
         return
-    src = Origin(f"imaging[{study.label}].{finding.code[8:]}", res.label, element, shown)
-    study.findings.setdefault(finding.code[8:], []).append(Candidate(value, day, src))
+    name = finding.code[8:]
+    src = Origin(f"imaging[{study.label}].{name}", res.label, element, shown)
+    study.findings.setdefault(name, []).append(Candidate(value, day, src))
 
 
 def _finding_value(ctx: Context, res: Resource, finding: Finding, element: str) -> tuple[Any, str]:
@@ -223,7 +224,7 @@ def _finding_value(ctx: Context, res: Resource, finding: Finding, element: str) 
         flag = res.get("valueBoolean", bool)
         return ("present" if flag else "absent"), str(flag).lower()
     codes = res.codings("valueCodeableConcept")
-    local = ctx.t.uri("hipdx_value")
+    local = ctx.t.systems["hipdx_value"]
     for system, code in codes:
         if system == local:
             allowed = finding.values if finding.kind == "choice" else ["present", "absent", "unknown"]
@@ -257,4 +258,7 @@ def study_of(ctx: Context, res: Resource) -> Study | None:
                 break
     if key is None:
         return None
-    return ctx.studies.setdefault(key, Study(key, key.split("/")[-1]))
+    study = ctx.studies.get(key)
+    if study is None:
+        study = ctx.studies[key] = Study(key, key.split("/")[-1])
+    return study
