@@ -667,3 +667,51 @@ def test_a_measure_stated_without_its_number_reads_as_a_question_in_the_cli_and_
     assert m.case.imaging[0].findings.necrotic_extent_percent == 30.0
     (question,) = [u.reason for u in m.unmapped if "chemical_shift" in u.reason]
     assert question.startswith("needs confirmation: chemical_shift_signal_drop_percent = ? ") and "None" not in question
+
+
+# --- review of round 4 (session 20, review2): a percentage or a band that is not the femur's own -----------------
+
+
+@pytest.mark.parametrize(
+    ("text", "modality", "side", "finding", "reason"),
+    [
+        # two percentages in one sentence: the normal head's drop is not the lesion's (35% would read as fat
+        # preserved, the lesion's 5% as marrow replacement)
+        ("Chemical shift: 35% signal drop in the normal contralateral femoral head and 5% in the left femoral neck lesion.",
+         "mri", "left", "chemical_shift_signal_drop_percent", "more than one percentage"),
+        ("Opposed-phase signal drop of 10%, below the 20% threshold, left femoral neck.", "mri", "left",
+         "chemical_shift_signal_drop_percent", "more than one percentage"),
+        # a percentage of another bone
+        ("Left hip: out-of-phase imaging shows drop in signal of the sacral lesion of 10%.", "mri", "left",
+         "chemical_shift_signal_drop_percent", "another bone"),
+        ("Left hip: necrotic fat in the acetabulum occupying 20% of the acetabular roof.", "mri", "left",
+         "necrotic_extent_percent", "another bone"),
+        # a necrotic share that is not named as the femoral head's (a treated tumour's necrosis)
+        ("Left hip: necrotic tumour with 70% necrosis after treatment.", "mri", "left", "necrotic_extent_percent",
+         "not stated as the femoral head's"),
+    ],
+)
+def test_a_percentage_that_may_not_be_the_hips_own_is_listed_to_confirm(text: str, modality: str, side: str, finding: str, reason: str) -> None:
+    x = extract_findings(text, modality, side)
+    assert finding not in x.findings
+    (item,) = [c for c in x.to_confirm if c["finding"] == finding]
+    assert item["status"] == "unresolved" and reason in item["reason"] and item["proposed"] is None
+
+
+@pytest.mark.parametrize(
+    ("text", "side", "findings"),
+    [
+        # a subchondral line of the acetabulum is not the femoral head's band (the T1 low signal is still read)
+        ("Left hip: linear subchondral T1 hypointensity in the acetabular roof.", "left", {"t1_low": "present"}),
+        ("Right hip: subchondral low signal band in the acetabular roof.", "right", {}),
+        # guards: the head's band, a band without a bone, and one of the head and the acetabulum are read
+        ("Left hip: linear subchondral T1 low signal in the femoral head, 2 mm thick.", "left",
+         {"subchondral_band": "present", "subchondral_band_thickness_mm": 2.0, "t1_low": "present"}),
+        ("Right hip: subchondral band.", "right", {"subchondral_band": "present"}),
+        ("Left hip: subchondral low signal band in the femoral head and acetabulum.", "left", {"subchondral_band": "present"}),
+    ],
+)
+def test_a_subchondral_band_of_the_acetabulum_is_not_the_femoral_heads(text: str, side: str, findings: dict[str, Any]) -> None:
+    x = extract_findings(text, "mri", side)
+    assert x.findings == findings
+    assert x.to_confirm == []

@@ -242,7 +242,15 @@ def _route_head_surface(rules: Rules, m: Mention, window: str, value: Any, negat
     return [(finding, value, UNRESOLVED + "the bone of the step-off is not named (the femoral head's would be collapse)")]
 
 
-ROUTES = {"edema": _route_edema, "fracture": _route_fracture, "uptake": _route_uptake, "head_surface": _route_head_surface}
+def _route_femoral(rules: Rules, m: Mention, window: str, value: Any, negated: bool) -> list[tuple[str, Any, str]]:
+    """A finding of the femur only: "linear subchondral T1 hypointensity in the acetabular roof" is not the head's band."""
+    elsewhere = _has(rules, "sites", "acetabulum", window) or _has(rules, "sites", "other_bone", window)
+    if elsewhere and not _has(rules, "sites", "femur", window):
+        return [("", None, "a finding of another bone than the femur")]
+    return [(m.rule.finding or "", value, "")]
+
+
+ROUTES = {"edema": _route_edema, "fracture": _route_fracture, "uptake": _route_uptake, "head_surface": _route_head_surface, "femoral": _route_femoral}
 
 
 def _numbers(rules: Rules, m: Mention, text: str | None = None) -> dict[str, float]:
@@ -338,12 +346,37 @@ def _measure(rules: Rules, m: Mention, sides: set[str], status: str, trigger: st
     """
     finding = m.rule.finding or ""
     value = _numbers(rules, m, m.span.text).get(finding)
-    if status == "affirmed" and value is not None:
+    doubt = _measure_doubt(rules, m) if value is not None else None
+    if status == "affirmed" and value is not None and doubt is None:
         return Claim(finding, value, sides, status, m, trigger, side_stated=side_stated)
     note = ""
     if status in ("affirmed", "negated"):
-        status, note = "unresolved", "stated without a value the case model holds (a bound, a range or words): give the percentage"
-    return Claim(finding, value, sides, status, m, trigger, note, side_stated=side_stated)
+        status, note = "unresolved", doubt or "stated without a value the case model holds (a bound, a range or words): give the percentage"
+    return Claim(finding, None if doubt else value, sides, status, m, trigger, note, side_stated=side_stated)
+
+
+#: a percentage figure; the end of a measure's own phrase (a clause's end, not a decimal point)
+_PERCENT = re.compile(r"\d+(?:\.\d+)? ?%")
+_CLAUSE_END = re.compile(r";|\.(?!\d)")
+
+
+def _measure_doubt(rules: Rules, m: Mention) -> str | None:
+    """Why a measure's number may not be the hip's own, or None.
+
+    "35% signal drop in the contralateral head and 5% in the left neck lesion" (two figures: which is the
+    lesion's?), "necrotic fat occupying 20% of the acetabular roof" (another bone), and for a share of the
+    femoral head (route head_surface) "necrotic tumour with 70% necrosis" (the head is not named).
+    """
+    sentence, rel_end = m.sentence.text, m.span.end - m.sentence.start
+    after = _CLAUSE_END.split(sentence[rel_end:], 1)[0][:60]
+    where = m.span.text + after
+    if len(_PERCENT.findall(sentence)) > 1:
+        return "the sentence gives more than one percentage: which is the hip's own?"
+    if _has(rules, "sites", "acetabulum", where) or _has(rules, "sites", "other_bone", where):
+        return "the percentage is stated for another bone than the femur"
+    if m.rule.route == "head_surface" and not _has(rules, "extent", "head", sentence[:rel_end] + after):
+        return "the percentage is not stated as the femoral head's (a share of a tumour or of a lesion elsewhere?)"
+    return None
 
 
 def _unused(m: Mention, side: str | None, status: str, trigger: str | None, reason: str) -> dict[str, Any]:

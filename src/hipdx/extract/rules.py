@@ -60,7 +60,7 @@ class TargetRule(_Data):
     kind: Literal["finding", "impression", "exclusion", "normal", "measure"] = "finding"  # measure: a number of its own field
     value: str | float | None = None
     negated_value: str | None = "absent"
-    route: Literal["edema", "fracture", "uptake", "head_surface"] | None = None
+    route: Literal["edema", "fracture", "uptake", "head_surface", "femoral"] | None = None
     numbers: list[str] = []
     source: str
     patterns: list[str]
