@@ -715,3 +715,23 @@ def test_a_subchondral_band_of_the_acetabulum_is_not_the_femoral_heads(text: str
     x = extract_findings(text, "mri", side)
     assert x.findings == findings
     assert x.to_confirm == []
+
+
+@pytest.mark.parametrize(
+    ("text", "findings"),
+    [
+        # an acetabular fracture named by its part (wall, column, quadrilateral plate) is not a femoral neck
+        # fracture line, nor its step-off the head's collapse
+        ("Left hip: posterior wall fracture with step-off of the articular surface; femoral head intact.", {}),
+        ("Left hip: fracture of the anterior column with 2 mm step-off.", {}),
+        ("Left hip: quadrilateral plate insufficiency fracture.", {}),
+        # guards: the femur's fractures are still read
+        ("Left hip: femoral neck fracture; posterior wall intact.", {"femoral_neck_fracture_line": "present"}),
+        ("Left hip: subchondral fracture of the femoral head with 2 mm step-off.",
+         {"subchondral_fracture_line": "present", "collapse": "present", "collapse_depth_mm": 2.0}),
+    ],
+)
+def test_an_acetabular_fracture_named_by_its_part_is_not_the_femurs(text: str, findings: dict[str, Any]) -> None:
+    x = extract_findings(text, "ct", "left")
+    assert x.findings == findings
+    assert x.to_confirm == []
