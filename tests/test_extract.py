@@ -735,3 +735,30 @@ def test_an_acetabular_fracture_named_by_its_part_is_not_the_femurs(text: str, f
     x = extract_findings(text, "ct", "left")
     assert x.findings == findings
     assert x.to_confirm == []
+
+
+@pytest.mark.parametrize(
+    ("text", "findings", "confirm"),
+    [
+        # collapse, flattening or a depression of the acetabulum or another bone is not the femoral head's collapse
+        ("Left hip: collapse of the acetabular dome.", {}, []),
+        ("Left hip: flattening of the acetabular roof.", {}, []),
+        ("Left hip: depression of the articular surface of the acetabulum.", {}, []),
+        ("Left hip: acetabular cortical depression at the fracture.", {}, []),
+        ("Left hip: sacral insufficiency fracture with cortical depression.", {}, []),
+        # a cortical depression whose bone is not named (a neck fracture's cortex?) is listed to confirm
+        ("Left hip: cortical depression at the lateral femoral neck fracture.",
+         {"femoral_neck_fracture_line": "present", "femoral_neck_fracture_side": "tension"}, ["collapse"]),
+        # guards: the head's collapse and depression are read (a subchondral fracture names the head)
+        ("Left hip: femoral head collapse of 3 mm with acetabular edema.", {"collapse": "present", "collapse_depth_mm": 3.0}, []),
+        ("Left hip: depression of the femoral head articular surface.", {"collapse": "present"}, []),
+        ("Left: crescentic subchondral fracture with 3 mm depression of the articular surface.",
+         {"subchondral_fracture_line": "present", "collapse": "present", "collapse_depth_mm": 3.0}, []),
+        ("Left hip: subchondral collapse.", {"collapse": "present"}, []),
+        ("Left hip: no collapse of the femoral head or acetabulum.", {"collapse": "absent"}, []),
+    ],
+)
+def test_collapse_or_depression_of_another_bone_is_not_the_heads(text: str, findings: dict[str, Any], confirm: list[str]) -> None:
+    x = extract_findings(text, "ct", "left")
+    assert x.findings == findings
+    assert [c["finding"] for c in x.to_confirm] == confirm

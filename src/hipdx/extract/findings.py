@@ -227,7 +227,8 @@ UNRESOLVED = "to confirm: "
 
 
 def _route_head_surface(rules: Rules, m: Mention, window: str, value: Any, negated: bool) -> list[tuple[str, Any, str]]:
-    """An articular step-off is collapse of the femoral head only when the head is named around it.
+    """An articular step-off or depression is collapse of the femoral head only when the head (or its subchondral
+    fracture) is named around it.
 
     A step-off of an acetabular (or other) fracture is not; one whose bone is not named is listed to confirm.
     """
@@ -236,10 +237,12 @@ def _route_head_surface(rules: Rules, m: Mention, window: str, value: Any, negat
         return [(finding, value, "")]
     upto = m.sentence.text[: m.span.end - m.sentence.start]
     if _has(rules, "sites", "acetabulum", upto + window) or _has(rules, "sites", "other_bone", upto + window):
-        return [("", None, "a step-off of another bone than the femoral head")]
+        return [("", None, "a step-off or depression of another bone than the femoral head")]
     if _has(rules, "extent", "head", upto):  # "Left femoral head: no step-off."
         return [(finding, value, "")]
-    return [(finding, value, UNRESOLVED + "the bone of the step-off is not named (the femoral head's would be collapse)")]
+    if _has(rules, "fracture", "head", upto) and "fractur" in upto.lower():  # "crescentic subchondral fracture with 3 mm depression"
+        return [(finding, value, "")]
+    return [(finding, value, UNRESOLVED + "the bone of the step-off or depression is not named (the femoral head's would be collapse)")]
 
 
 def _route_femoral(rules: Rules, m: Mention, window: str, value: Any, negated: bool) -> list[tuple[str, Any, str]]:
