@@ -291,7 +291,7 @@ class Case(StrictModel):
     other_joint_arthritis: Presence = Field(
         default=_U,
         description="Arthritis (pain and swelling) of another joint in the same illness, now or before the hip"
-        " (oligo- or polyarthritis)",
+        " (oligo- or polyarthritis); not the other hip: disease of both hips is not this finding",
     )
     risk_factors: RiskFactors = RiskFactors()
     comorbidities: Comorbidities = Comorbidities()

@@ -88,7 +88,8 @@ class ImagingFindings(StrictModel):
     focal_lesion: Presence = Field(default=_U, description="Lytic, sclerotic or marrow-replacing focal lesion")
     intra_articular_mass: Presence = Field(default=_U, description="Nodular or villous mass within the joint")
     iliac_lesion: Presence = Field(
-        default=_U, description="Lesion or marrow change of the ilium beyond the acetabular roof (the pelvic bone)"
+        default=_U, description="Lesion or marrow change of the ilium beyond the acetabular roof (the pelvic bone);"
+        " not sacroiliitis: changes at the sacroiliac joint are not this finding"
     )
     soft_tissue_collection: Presence = Field(
         default=_U, description="Fluid collection or abscess in the soft tissues around the hip"
