@@ -22,6 +22,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from hipdx import __version__
 from hipdx.case import Case, Modality, parse_case
@@ -314,6 +315,10 @@ class PageContext:
                 return self.page("message.html", 403, title="Form expired",
                                  message="This form is from an earlier session or another site. Reload the page and try again.",
                                  back="/", back_label="the case list")
+            except HTTPException as exc:  # the request as sent not read (a form of too many fields, a file where none is taken)
+                if exc.status_code >= 500:
+                    return self.failed(request, exc)
+                return self.not_read(request, exc.status_code)
             except DatabaseError as exc:  # an access record refused (hipdx.store.records.AuditRefused), a store failure named
                 return await self.unavailable(request, exc)
             except Exception as exc:
@@ -324,6 +329,15 @@ class PageContext:
                 return await self.unavailable(request, exc)  # the database away, locked, read-only or not at its schema
 
         return run
+
+    def not_read(self, request: Request, status: int) -> HTMLResponse:
+        """A request refused as it was sent (Starlette's form reader: too many fields, a file where
+        none is taken), with its 4xx status, in words: bad input, not a defect of hipdx's own."""
+        message = "This form could not be read as it was sent (too many fields, or a file where none is taken): nothing was saved. Reload the page and try again."
+        user = getattr(request.state, "principal", None)
+        if request.headers.get("hx-request"):
+            return self.page("_message.html", status, user=user, message=message)
+        return self.page("message.html", status, user=user, title="Form not read", message=message, back="/", back_label="the case list")
 
     def failed(self, request: Request, exc: Exception) -> HTMLResponse:
         """500 in words, in the site's layout (the htmx fragment for htmx requests), for a defect of
@@ -376,7 +390,6 @@ class PageContext:
     async def _resendable(self, request: Request) -> list[tuple[str, str]] | None:
         """The fields of a posted form, to send again from the 503 page; None when it cannot be sent
         again as it came (files, a password, a form that does not read)."""
-        from starlette.exceptions import HTTPException
         from starlette.formparsers import MultiPartException
 
         try:
