@@ -33,6 +33,12 @@ _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
 MIN_PASSWORD_LENGTH = 12
 
 
+def plain_username(name: str) -> bool:
+    """True when ``name`` is a user name as hipdx makes them: a letter or digit, then letters,
+    digits and ``._@-``, at most 100 characters (no control character, no space)."""
+    return _USERNAME.fullmatch(name) is not None
+
+
 class Role(str, Enum):
     clinician = "clinician"
     admin = "admin"
