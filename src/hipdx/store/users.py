@@ -71,7 +71,7 @@ def add_user(engine: Engine, username: str, password: str, role: Role, audit: di
         The database refused the access record: the user was not created.
     """
     problems = []
-    if not _USERNAME.match(username):
+    if not plain_username(username):
         problems.append(Problem("username", "1-100 characters: letters, digits, '.', '_', '@' or '-'"))
     if len(password) < MIN_PASSWORD_LENGTH:
         problems.append(Problem("password", f"at least {MIN_PASSWORD_LENGTH} characters"))
