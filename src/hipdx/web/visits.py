@@ -109,8 +109,8 @@ def _stale(ctx: PageContext, user: Any, row: CaseRow) -> HTMLResponse:
 
 
 def _version(values: dict[str, str]) -> int:
-    given = values.get("version", "")
-    return int(given) if given.isdigit() else -1
+    number = plain_number(values.get("version", ""))
+    return -1 if number is None else number
 
 
 def _save(ctx: PageContext, request: Request, user: Any, case_id: str, number: str, values: dict[str, str]) -> Response:
