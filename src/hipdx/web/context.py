@@ -39,6 +39,8 @@ log = logging.getLogger("hipdx.web")
 #: Scripts and styles only from this server: no inline script, no CDN.
 CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"
 MAX_FORM_FIELDS = 2000
+_NOT_READ = ("This form could not be read as it was sent (too many fields, or a file where none is taken): nothing was saved. "
+             "Reload the page and try again.")
 SESSION_COOKIE = "hipdx_session"  # the REST API's session cookie (hipdx.service.api.context)
 #: Imported by a page on its first use; imported at start-up instead (:meth:`PageContext.warm`).
 _LAZY_MODULES = ("hipdx.store.records", "hipdx.store.users", "hipdx.fhir", "hipdx.fhir.jsonread", "matplotlib.pyplot",
@@ -318,9 +320,14 @@ class PageContext:
             except HTTPException as exc:  # the request as sent not read (a form of too many fields, a file where none is taken)
                 if exc.status_code >= 500:
                     return self.failed(request, exc)
-                return self.not_read(request, exc.status_code)
+                return self.not_done(request, exc.status_code, "Form not read", _NOT_READ)
             except DatabaseError as exc:  # an access record refused (hipdx.store.records.AuditRefused), a store failure named
                 return await self.unavailable(request, exc)
+            except HipdxError as exc:  # input hipdx refuses (a stored case no longer valid today): its 4xx, in words
+                if exc.http_status >= 500:
+                    return self.failed(request, exc)
+                said = "; ".join([exc.message, *(str(p) for p in exc.problems[:5])])
+                return self.not_done(request, exc.http_status, "Not done", f"{said[:1].upper()}{said[1:]}.")
             except Exception as exc:
                 from hipdx.store.failures import UNAVAILABLE
 
@@ -330,14 +337,13 @@ class PageContext:
 
         return run
 
-    def not_read(self, request: Request, status: int) -> HTMLResponse:
-        """A request refused as it was sent (Starlette's form reader: too many fields, a file where
-        none is taken), with its 4xx status, in words: bad input, not a defect of hipdx's own."""
-        message = "This form could not be read as it was sent (too many fields, or a file where none is taken): nothing was saved. Reload the page and try again."
+    def not_done(self, request: Request, status: int, title: str, message: str) -> HTMLResponse:
+        """A request refused as bad input (a form Starlette's reader cannot read, a stored case hipdx no
+        longer reads), with its 4xx status, in words: not a defect of hipdx's own, not logged as one."""
         user = getattr(request.state, "principal", None)
         if request.headers.get("hx-request"):
             return self.page("_message.html", status, user=user, message=message)
-        return self.page("message.html", status, user=user, title="Form not read", message=message, back="/", back_label="the case list")
+        return self.page("message.html", status, user=user, title=title, message=message, back="/", back_label="the case list")
 
     def failed(self, request: Request, exc: Exception) -> HTMLResponse:
         """500 in words, in the site's layout (the htmx fragment for htmx requests), for a defect of
