@@ -33,6 +33,12 @@ _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
 MIN_PASSWORD_LENGTH = 12
 
 
+def plain_username(name: str) -> bool:
+    """True when ``name`` is a user name as hipdx makes them: a letter or digit, then letters,
+    digits and ``._@-``, at most 100 characters (no control character, no space)."""
+    return _USERNAME.fullmatch(name) is not None
+
+
 class Role(str, Enum):
     clinician = "clinician"
     admin = "admin"
@@ -65,7 +71,7 @@ def add_user(engine: Engine, username: str, password: str, role: Role, audit: di
         The database refused the access record: the user was not created.
     """
     problems = []
-    if not _USERNAME.match(username):
+    if not plain_username(username):
         problems.append(Problem("username", "1-100 characters: letters, digits, '.', '_', '@' or '-'"))
     if len(password) < MIN_PASSWORD_LENGTH:
         problems.append(Problem("password", f"at least {MIN_PASSWORD_LENGTH} characters"))

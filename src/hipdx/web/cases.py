@@ -19,7 +19,7 @@ from hipdx.reasoning import assess
 from hipdx.reasoning.course import CourseReport, compare_course
 from hipdx.web import form as forms
 from hipdx.web.context import PageContext, next_study
-from hipdx.web.library import StoredCases
+from hipdx.web.library import StoredCases, plain_number
 
 
 def routes(ctx: PageContext) -> APIRouter:
@@ -172,7 +172,8 @@ def _stored(router: APIRouter, ctx: PageContext) -> None:
         raw, _, _ = forms.case_from_form(items, ctx.widgets)
         label = (case.id or f"case of {ctx.today().isoformat()}")[:200]
         key = values.get("case_key") or None
-        event = ctx.event(request, "U" if key else "C", f"case {int(key) if key.isdigit() else key}" if key else "case {id}", 303,
+        number = plain_number(key) if key else None
+        event = ctx.event(request, "U" if key else "C", f"case {key if number is None else number}" if key else "case {id}", 303,
                           saving="the change to the case" if key else "the new case")
         row = await run_in_threadpool(ctx.source.save, key, label, raw, user.username, event)
         if row is None:

@@ -22,6 +22,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from hipdx import __version__
 from hipdx.case import Case, Modality, parse_case
@@ -38,6 +39,8 @@ log = logging.getLogger("hipdx.web")
 #: Scripts and styles only from this server: no inline script, no CDN.
 CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"
 MAX_FORM_FIELDS = 2000
+_NOT_READ = ("This form could not be read as it was sent (too many fields, or a file where none is taken): nothing was saved. "
+             "Reload the page and try again.")
 SESSION_COOKIE = "hipdx_session"  # the REST API's session cookie (hipdx.service.api.context)
 #: Imported by a page on its first use; imported at start-up instead (:meth:`PageContext.warm`).
 _LAZY_MODULES = ("hipdx.store.records", "hipdx.store.users", "hipdx.fhir", "hipdx.fhir.jsonread", "matplotlib.pyplot",
@@ -314,8 +317,17 @@ class PageContext:
                 return self.page("message.html", 403, title="Form expired",
                                  message="This form is from an earlier session or another site. Reload the page and try again.",
                                  back="/", back_label="the case list")
+            except HTTPException as exc:  # the request as sent not read (a form of too many fields, a file where none is taken)
+                if exc.status_code >= 500:
+                    return self.failed(request, exc)
+                return self.not_done(request, exc.status_code, "Form not read", _NOT_READ)
             except DatabaseError as exc:  # an access record refused (hipdx.store.records.AuditRefused), a store failure named
                 return await self.unavailable(request, exc)
+            except HipdxError as exc:  # input hipdx refuses (a stored case no longer valid today): its 4xx, in words
+                if exc.http_status >= 500:
+                    return self.failed(request, exc)
+                said = "; ".join([exc.message, *(str(p) for p in exc.problems[:5])])
+                return self.not_done(request, exc.http_status, "Not done", f"{said[:1].upper()}{said[1:]}.")
             except Exception as exc:
                 from hipdx.store.failures import UNAVAILABLE
 
@@ -324,6 +336,14 @@ class PageContext:
                 return await self.unavailable(request, exc)  # the database away, locked, read-only or not at its schema
 
         return run
+
+    def not_done(self, request: Request, status: int, title: str, message: str) -> HTMLResponse:
+        """A request refused as bad input (a form Starlette's reader cannot read, a stored case hipdx no
+        longer reads), with its 4xx status, in words: not a defect of hipdx's own, not logged as one."""
+        user = getattr(request.state, "principal", None)
+        if request.headers.get("hx-request"):
+            return self.page("_message.html", status, user=user, message=message)
+        return self.page("message.html", status, user=user, title=title, message=message, back="/", back_label="the case list")
 
     def failed(self, request: Request, exc: Exception) -> HTMLResponse:
         """500 in words, in the site's layout (the htmx fragment for htmx requests), for a defect of
@@ -376,7 +396,6 @@ class PageContext:
     async def _resendable(self, request: Request) -> list[tuple[str, str]] | None:
         """The fields of a posted form, to send again from the 503 page; None when it cannot be sent
         again as it came (files, a password, a form that does not read)."""
-        from starlette.exceptions import HTTPException
         from starlette.formparsers import MultiPartException
 
         try:

@@ -21,6 +21,13 @@ from hipdx.errors import HipdxError
 log = logging.getLogger("hipdx.web")
 
 
+
+def plain_number(text: str) -> int | None:
+    """The number ``text`` gives in a path or a form (a case, a visit, a slice): 1-12 ASCII digits; None for
+    anything else (``str.isdigit`` also passes ``"²"``, which ``int`` refuses, and digits too many for the database)."""
+    return int(text) if 0 < len(text) <= 12 and text.isascii() and text.isdigit() else None
+
+
 def summary_of(document: dict[str, Any]) -> str:
     """The first sentence of a case's note."""
     note = document.get("note")
@@ -110,9 +117,10 @@ class StoredCases:
     def get(self, case_id: str) -> CaseRow | None:
         from hipdx.store import records
 
-        if not case_id.isdigit() or len(case_id) > 12:
+        number = plain_number(case_id)
+        if number is None:
             return None
-        record = records.get_case(self.engine, int(case_id))
+        record = records.get_case(self.engine, number)
         return None if record is None else self._row(record)
 
     def save(self, case_id: str | None, label: str, document: dict[str, Any], user: str,
@@ -125,9 +133,10 @@ class StoredCases:
 
         if case_id is None:
             return self._row(records.create_case(self.engine, label, document, user, audit))
-        if not case_id.isdigit():
+        number = plain_number(case_id)
+        if number is None:
             return None
-        record = records.update_case(self.engine, int(case_id), label, document, audit, from_job)
+        record = records.update_case(self.engine, number, label, document, audit, from_job)
         return None if record is None else self._row(record)
 
     def change_visit(self, case_id: str, index: int, visit: dict[str, Any] | None, version: int,
@@ -137,22 +146,25 @@ class StoredCases:
         :class:`hipdx.store.records.StaleVersion` when the case changed."""
         from hipdx.store import records
 
-        if not case_id.isdigit():
+        number = plain_number(case_id)
+        if number is None:
             return None
-        record = records.change_visit(self.engine, int(case_id), index, visit, version, audit)
+        record = records.change_visit(self.engine, number, index, visit, version, audit)
         return None if record is None else self._row(record)
 
     def mri_jobs(self, case_id: str) -> list[dict[str, Any]]:
         """The MRI analyses uploaded from a case, newest first (:func:`hipdx.store.records.jobs_of_case`)."""
         from hipdx.store import records
 
-        return records.jobs_of_case(self.engine, int(case_id)) if case_id.isdigit() else []
+        number = plain_number(case_id)
+        return records.jobs_of_case(self.engine, number) if number is not None else []
 
     def add_visit(self, case_id: str, visit: dict[str, Any], user: str, audit: dict[str, Any] | None = None) -> CaseRow | None:
         """Add a visit to the case, with its access record ``audit``; None when there is no such case."""
         from hipdx.store import records
 
-        if not case_id.isdigit():
+        number = plain_number(case_id)
+        if number is None:
             return None
-        record = records.add_visit(self.engine, int(case_id), visit, user, audit)
+        record = records.add_visit(self.engine, number, visit, user, audit)
         return None if record is None else self._row(record)

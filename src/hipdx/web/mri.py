@@ -30,6 +30,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 
 from hipdx.case import parse_case
 from hipdx.errors import HipdxError, InputError
+from hipdx.web.library import plain_number
 
 JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 SIDES = ("right", "left")
@@ -102,8 +103,9 @@ class _MriPages:
 
     def position(self, hip: Any, wanted: str | None) -> int:
         """The 1-based slice to show: the one asked for when it was drawn, else the head centre."""
-        if wanted is not None and wanted.strip().isdigit() and int(wanted) - 1 in hip.slices:
-            return int(wanted)
+        asked = plain_number(wanted.strip()) if wanted is not None else None
+        if asked is not None and asked - 1 in hip.slices:
+            return asked
         return hip.centre + 1 if hip.centre in hip.slices else hip.slices[len(hip.slices) // 2] + 1
 
     def job_page(self, request: Request, user: Any, row: Any, job: dict[str, Any], status: int = 200,
@@ -263,11 +265,11 @@ def _slice_routes(router: APIRouter, m: _MriPages) -> None:
         from hipdx.service.api.mri import read_slice
 
         user = m.signed_in(request)
-        number = name.removesuffix(".png")
+        number = plain_number(name.removesuffix(".png"))
         image = None
         row = m.source.get(case_id)
-        if row is not None and side in SIDES and name.endswith(".png") and number.isdigit() and m.job_of(user, row, job_id)[1] is None:
-            image = read_slice(m.api, job_id, side, int(number) - 1)
+        if row is not None and side in SIDES and name.endswith(".png") and number is not None and m.job_of(user, row, job_id)[1] is None:
+            image = read_slice(m.api, job_id, side, number - 1)
         if image is None:
             return Response("no such slice", status_code=404, media_type="text/plain")
         return Response(image, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})

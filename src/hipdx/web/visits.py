@@ -28,7 +28,7 @@ from hipdx.case import parse_case
 from hipdx.errors import InputError, Problem
 from hipdx.web import form as forms
 from hipdx.web.context import PageContext
-from hipdx.web.library import CaseRow, StoredCases
+from hipdx.web.library import CaseRow, StoredCases, plain_number
 
 
 def routes(ctx: PageContext) -> APIRouter:
@@ -89,10 +89,11 @@ def _visit(ctx: PageContext, user: Any, case_id: str, number: str) -> tuple[Case
     if row is None:
         return ctx.not_found(f"There is no stored case {case_id[:40]!r}.", "/", "the case list", user)
     visits = row.full.get("visits") or []
-    if not number.isdigit() or not 1 <= int(number) <= len(visits):
+    index = plain_number(number)
+    if index is None or not 1 <= index <= len(visits):
         return ctx.not_found(f"Case {row.label} has no visit {number[:20]!r} (it has {len(visits)}).",
                              f"/cases/{row.id}#visits", "the case", user)
-    return row, int(number) - 1, visits[int(number) - 1]
+    return row, index - 1, visits[index - 1]
 
 
 def _edit_page(ctx: PageContext, user: Any, row: CaseRow, index: int, state: forms.FormState, status: int = 200) -> HTMLResponse:
@@ -108,8 +109,8 @@ def _stale(ctx: PageContext, user: Any, row: CaseRow) -> HTMLResponse:
 
 
 def _version(values: dict[str, str]) -> int:
-    given = values.get("version", "")
-    return int(given) if given.isdigit() else -1
+    number = plain_number(values.get("version", ""))
+    return -1 if number is None else number
 
 
 def _save(ctx: PageContext, request: Request, user: Any, case_id: str, number: str, values: dict[str, str]) -> Response:

@@ -100,7 +100,13 @@ def admin(what: str) -> Callable[[Request], Awaitable[Principal]]:
     async def admin_only(request: Request) -> Principal:
         principal = await clinician(request)
         if principal.role is not Role.admin:
-            await run_in_threadpool(audit, request, ACTIONS.get(request.method, "E"), what.format_map(request.path_params), 403)
+            given = request.path_params  # not validated yet: the route's own checks come after this dependency
+            event = access_event(request, ACTIONS.get(request.method, "E"), what, 403)
+            if all(users.plain_username(str(value)) for value in given.values()):
+                event["what"] = what.format_map(given)[:100]
+            else:  # a name the route itself refuses (400): the trail keeps the route, not the caller's text
+                event["path"] = (request.scope.get("root_path", "") + getattr(request.scope.get("route"), "path", ""))[:200]
+            await run_in_threadpool(records.record_access, context(request).engine, event)
             raise ApiProblem(403, "this needs the admin role")
         return principal
 
