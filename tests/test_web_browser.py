@@ -390,3 +390,36 @@ def test_a_fhir_file_opens_as_a_case_with_its_sources(page: Any, server: str) ->
     assert page.locator("p.source").count() >= 10
     expect(page.locator("#differential .ddx .name").first).to_have_text(re.compile(r"Neoplasm"))
     shot(page, "case-from-fhir")
+
+
+def test_a_refused_live_update_is_shown_and_marks_the_differential_out_of_date(browser: Any, server: str) -> None:
+    """An htmx request answered 4xx/5xx (here a form the server will not read: over 2,000 fields)
+    puts its message in the page's alert box and marks the differential out of date, instead of
+    leaving the last differential on screen as if current; the next good update clears both.
+    Before, htmx swapped nothing on such an answer and the page said nothing."""
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    expected = ("status of 400", "Response Status Error Code 400")  # the browser's and htmx's own notes of the 400
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" and not any(e in msg.text for e in expected) else None)
+    page.goto(f"{server}/cases/new")
+    page.fill("#f-age_years", "44")
+    page.select_option("#f-sex", "male")
+    page.locator("#differential ol.ddx").wait_for()
+    expect(page.locator("#request-error")).to_be_hidden()
+    page.evaluate("""() => { const form = document.getElementById('case-form');
+        for (let i = 0; i < 2001; i++) { const x = document.createElement('input'); x.type = 'hidden';
+            x.name = 'x' + i; x.value = '1'; x.className = 'junk'; form.appendChild(x); } }""")
+    page.fill("#f-age_years", "45")
+    alert = page.locator("#request-error [role=alert]")
+    expect(alert).to_be_visible()
+    assert "form" in alert.inner_text().lower()
+    expect(page.locator("#differential")).to_have_class(re.compile(r"\bstale\b"))
+    shot(page, "live-update-refused")
+    page.evaluate("() => document.querySelectorAll('input.junk').forEach(x => x.remove())")
+    page.fill("#f-age_years", "46")
+    expect(page.locator("#differential")).not_to_have_class(re.compile(r"\bstale\b"))
+    expect(page.locator("#request-error")).to_be_hidden()
+    context.close()
+    assert errors == [], errors

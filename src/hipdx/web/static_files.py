@@ -1,4 +1,4 @@
-"""``GET /static/{name}``: the stylesheet and the vendored htmx script, and nothing else."""
+"""``GET /static/{name}``: the stylesheet, the vendored htmx script and hipdx's own small script, and nothing else."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse, Response
 
 STATIC = Path(__file__).parent / "static"
 #: The files /static serves, and nothing else.
-STATIC_FILES = {"hipdx.css": "text/css", "htmx.min.js": "text/javascript"}
+STATIC_FILES = {"hipdx.css": "text/css", "htmx.min.js": "text/javascript", "hipdx.js": "text/javascript"}
 
 
 def routes() -> APIRouter:
