@@ -45,3 +45,16 @@ def test_a_page_meeting_a_defect_answers_a_500_page_and_the_api_its_json(api: Ap
     assert "unexpected IntegrityError on POST /cases/save" in caplog.text and WORDS not in caplog.text
     rest = api.client.get("/", follow_redirects=False)  # a read still answers: only the insert is refused
     assert rest.status_code == 200
+
+
+def test_the_log_names_the_route_never_a_patient_id_in_the_path(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    """A failure on ``/patients/{patient_id}`` (where a CDS card's link lands: the id is the EHR's
+    patient identifier) is logged with the route's template; before, the path itself, id included."""
+    sign_in(api)
+    with api.engine.begin() as connection:
+        connection.execute(sql("DROP TABLE patient_case"))
+    with caplog.at_level(logging.ERROR):
+        answer = api.client.get("/patients/MRN-77321-Zebedee", follow_redirects=False)
+    assert answer.status_code == 503  # the page links back to the path (the clinician's own): only the log is bare
+    assert "on GET /patients/{patient_id}" in caplog.text
+    assert "MRN-77321" not in caplog.text

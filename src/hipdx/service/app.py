@@ -43,7 +43,7 @@ from hipdx.fhir.jsonread import read_json
 from hipdx.knowledge import KnowledgeBase, load_knowledge_base
 from hipdx.service.api import create_api, openapi
 from hipdx.service.api.context import ApiContext
-from hipdx.service.api.problems import log_unexpected
+from hipdx.service.api.problems import log_unexpected, route_of
 from hipdx.service.auth import IssuerList, Unauthorized
 from hipdx.service.cards import CardLinks
 from hipdx.service.feedback import parse_feedback
@@ -162,7 +162,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Unauthorized)
     async def _unauthorized(request: Request, exc: Unauthorized) -> Response:
-        log.warning("401 %s %s: %s", request.method, request.url.path, exc)
+        log.warning("401 %s %s: %s", request.method, route_of(request), exc)
         return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
     @app.exception_handler(PreconditionFailed)
@@ -355,7 +355,7 @@ async def _record(
         return _unavailable() if isinstance(exc, UNAVAILABLE) else outcome(500, "internal error (logged); please report")
     if first_use:
         return None
-    log.warning("401 %s %s: jti seen before (replay, refused at commit)", request.method, request.url.path)
+    log.warning("401 %s %s: jti seen before (replay, refused at commit)", request.method, route_of(request))
     record.status_code, record.cards, record.indicator, record.card_uuid = 401, None, None, None
     try:
         await run_in_threadpool(store.record_call, record)

@@ -77,8 +77,15 @@ def install(app: FastAPI) -> None:
         return problem(500, "internal error (logged); please report")
 
 
+def route_of(request: Request) -> str:
+    """The route a request matched, as its template (``/patients/{patient_id}``), never the path
+    itself, whose parts may be a patient's identifier (no patient data in the logs)."""
+    template = getattr(request.scope.get("route"), "path", None)
+    return request.scope.get("root_path", "") + template if template else "(no route)"  # a mounted app's prefix first
+
+
 def log_unexpected(logger: logging.Logger, request: Request, exc: BaseException) -> None:
     """Log an error no handler expected: its class and frames, never its message (a driver's
-    message quotes the statement and may quote patient data)."""
-    logger.error("unexpected %s on %s %s\n%s", type(exc).__name__, request.method, request.url.path,
+    message quotes the statement and may quote patient data), and the route, not the path."""
+    logger.error("unexpected %s on %s %s\n%s", type(exc).__name__, request.method, route_of(request),
                  "".join(traceback.format_tb(exc.__traceback__)))
