@@ -298,9 +298,11 @@ class PageContext:
         return RedirectResponse(f"/sign-in?next={quote(target)}", status_code=303)
 
     def guarded(self, handler: Callable[..., Any]) -> Callable[..., Any]:
-        """Sign-in and CSRF failures answered as pages, never as 5xx, and a failure of the record store
-        (:data:`hipdx.store.failures.UNAVAILABLE`, or a :class:`~hipdx.errors.DatabaseError`) as the 503
-        page (:meth:`unavailable`), never the service's JSON: a page route answers a browser. A plain
+        """Every failure of a page route answered as a page (the htmx fragment for htmx requests), never
+        the service's JSON: sign-in and CSRF failures, a request not read and input hipdx refuses as
+        their 4xx (:meth:`not_done`), a failure of the record store (:data:`hipdx.store.failures.UNAVAILABLE`,
+        or a :class:`~hipdx.errors.DatabaseError`) as the 503 page (:meth:`unavailable`), anything else
+        as the 500 page (:meth:`failed`). A plain
         function runs in the thread pool (it reads the database and assesses), as FastAPI runs it unwrapped."""
         is_async = inspect.iscoroutinefunction(handler)
 
