@@ -48,3 +48,34 @@ def test_rest_and_night_pain_of_toh_cite_the_series(kb: KnowledgeBase) -> None:
             entry = kb.variables[variable].spec.likelihoods[condition]
             assert entry.p["present"] == p
             assert entry.ref == "lakhanpal1987" and entry.basis.value == "transferred" and entry.n == 56
+
+
+# --- PVNS: limitation of motion and mechanical pain (Cotten 1995, 58 hips) -------------------
+
+#: A woman of 35 with an effusion and synovitis on MRI, nothing else known.
+SYNOVIAL_HIP = {
+    "age_years": 35,
+    "sex": "female",
+    "imaging": [{"modality": "mri", "days_since_onset": 90, "findings": {"effusion": "present", "synovitis": "present"}}],
+}
+
+
+def test_restricted_motion_counts_for_pvns(run) -> None:
+    """Limitation of motion in 47 of 58 hips with PVNS: restricted motion now raises PVNS against
+    osteoarthritis (0.65 against 0.50); the old estimate (0.40) lowered it."""
+    without = run(SYNOVIAL_HIP)
+    restricted = run({**SYNOVIAL_HIP, "range_of_motion": "restricted"})
+    assert odds_change(restricted, without, "pvns", "oa") > 1.2
+
+
+def test_weight_bearing_pain_counts_a_little_for_pvns(run) -> None:
+    """Mechanical pain in 47 of 58 hips with PVNS (0.81) against 0.75 in the conditions without a figure."""
+    without = run(SYNOVIAL_HIP)
+    loading = run({**SYNOVIAL_HIP, "pain": {"weight_bearing": "present"}})
+    assert 1.04 < odds_change(loading, without, "pvns", "oa") < 1.12
+
+
+def test_pvns_motion_and_loading_pain_cite_cotten(kb: KnowledgeBase) -> None:
+    for variable in ("range_of_motion", "weight_bearing_pain"):
+        entry = kb.variables[variable].spec.likelihoods["pvns"]
+        assert entry.ref == "cotten1995" and entry.basis.value == "derived" and entry.n == 58
