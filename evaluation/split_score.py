@@ -1,4 +1,4 @@
-"""Score hipdx on the fixed splits of the project's vignettes (evaluation/split.json, -2, -3, -4, -5).
+"""Score hipdx on the fixed splits of the project's vignettes (evaluation/split.json, -2, -3, -4, -5, -6).
 
 `split.json` (the 60 vignettes of literature-dev.json and literature-hipdx.json) was fixed on
 2026-12-07 before any model change of the clinical-safety issue; `split-2.json` (the 90 of
@@ -7,7 +7,9 @@ before any model change of the accuracy part of that issue; `split-3.json` (the 
 literature-hipdx-4.json, all held out) was fixed on the same day after three rounds had used the
 first two held-out parts; `split-4.json` (the 31 of literature-hipdx-5.json, all held out) was
 fixed the same day after split-3 had judged the fourth round; `split-5.json` (the 30 of
-literature-hipdx-6.json, all held out) was fixed the same day after split-4 had judged a round.
+literature-hipdx-6.json, all held out) was fixed the same day after split-4 had judged a round;
+`split-6.json` (the 30 of literature-hipdx-7.json, all held out) was fixed on 2026-12-08 after
+split-5 had judged a round, before the model was run on any of its vignettes.
 `development` vignettes may be looked at while changing the model; `held_out` ones may not: only
 their summary metrics are ever printed, never a case. A change is kept only if it does not worsen
 the held-out metrics.
@@ -44,17 +46,19 @@ FILES = [
     HERE / "literature-hipdx-4.json",
     HERE / "literature-hipdx-5.json",
     HERE / "literature-hipdx-6.json",
+    HERE / "literature-hipdx-7.json",
 ]
 SPLITS = {
     "": "split.json", "-2": "split-2.json", "-3": "split-3.json", "-4": "split-4.json", "-5": "split-5.json",
+    "-6": "split-6.json",
 }
 
 
 def parts() -> dict[str, list[str]]:
     """The ids of each non-empty part: development, held_out, development-2, held_out-2, held_out-3,
-    held_out-4, held_out-5 and the unions of the first two splits (``held_out-all`` stays the 71 of
-    split.json and split-2.json; split-3.json, split-4.json and split-5.json, all held out, are
-    reported on their own)."""
+    held_out-4, held_out-5, held_out-6 and the unions of the first two splits (``held_out-all`` stays
+    the 71 of split.json and split-2.json; split-3.json to split-6.json, all held out, are reported
+    on their own)."""
     out: dict[str, list[str]] = {}
     for suffix, name in SPLITS.items():
         split = json.loads((HERE / name).read_text(encoding="utf-8"))

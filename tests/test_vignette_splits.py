@@ -66,3 +66,15 @@ def test_the_sixth_set_is_all_held_out_and_maps_into_cases() -> None:
     for record in records:
         case, _, _ = vignette_to_case(record)  # mapping only: the model is not run
         assert case is not None
+
+
+def test_the_seventh_set_is_all_held_out_and_maps_into_cases() -> None:
+    records = read_vignette_file(EVALUATION / "literature-hipdx-7.json")
+    split = json.loads((EVALUATION / "split-6.json").read_text(encoding="utf-8"))
+    assert split["development"] == []
+    assert split["held_out"] == [r["id"] for r in records]
+    assert len(records) >= 30
+    assert SPLIT_SCORE.SPLITS["-6"] == "split-6.json"
+    for record in records:
+        case, _, _ = vignette_to_case(record)  # mapping only: the model is not run
+        assert case is not None
