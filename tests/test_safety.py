@@ -313,6 +313,26 @@ def test_a_septic_probability_of_20_percent_or_more_is_an_emergency_without_a_ru
     assert not any(f.kind == "rule" and f.condition == "septic" for f in a.red_flags)
 
 
+def test_a_must_not_miss_condition_the_model_ranks_first_at_50_percent_is_flagged_on_patient_facts_alone():
+    """The runner of hipdx-024: a femoral neck stress fracture leads on age, sex and repetitive loading
+    alone. Fails without must_not_miss_leading_probability: no flag, and the plan put the fracture
+    pathway at 'soon'."""
+    a = assessed({"age_years": 22, "sex": "female", "risk_factors": {"repetitive_loading": "present"}})
+    leading = a.differential[0]
+    assert leading.id == "fnsf" and leading.probability >= TK.threshold("must_not_miss_leading_probability").value
+    flag = next(f for f in a.red_flags if f.condition == "fnsf")
+    assert (flag.kind, flag.urgency) == ("probability", "urgent")
+    assert any("patient's facts alone" in t for t in flag.triggered_by)
+    assert a.plan.sections[0].condition == "fnsf" and a.plan.sections[0].urgency == a.headline.urgency == "urgent"
+
+
+def test_on_patient_facts_alone_a_probable_septic_hip_is_flagged_urgent_never_emergency():
+    a = assessed({"age_years": 35, "sex": "male", "risk_factors": {"injection_drug_use": "present", "immunosuppression": "present"}})
+    p, flag, _ = septic_view(a)
+    assert p >= SEPTIC_EMERGENCY and a.differential[0].id == "septic"
+    assert flag.urgency == "urgent" and "Same day" in flag.action  # asks for the bloods and the findings
+
+
 def test_a_septic_rule_is_an_emergency_whatever_the_tier_of_the_probability():
     a = assessed({**SEPTIC_LOW, "labs": {**SEPTIC_LOW["labs"], "crp": {"value": 80, "unit": "mg/L"}}})
     _, flag, _ = septic_view(a)

@@ -11,7 +11,9 @@ Two kinds of flag, both evaluated on every assessment:
   exclude it, and the plan opens that condition's exclusion pathway at the same threshold,
   so the two always agree. A flag must rest on findings: a case known only by age, sex,
   pregnancy and risk factors raises no probability flag (the differential then rests on the
-  prior alone; the findings that matter are asked for instead). Its urgency is the first
+  prior alone; the findings that matter are asked for instead), unless the model ranks the
+  condition first at ``must_not_miss_leading_probability`` (50%) or more: then it is flagged,
+  never above ``urgent`` (no emergency on the patient's facts alone). Its urgency is the first
   tier of ``probability_flags`` (``red_flags.yaml``) that holds (the septic flag: an emergency
   at 20% or in the emergency department, else urgent), or the plan's for a condition not
   listed there; the flag itself is never dropped.
@@ -106,6 +108,7 @@ class RedFlagRules:
         #: (rule flags, must-not-miss conditions): whether a rule flags that condition
         self.rules_of = (self.rule_conditions[:, None] == self.must_not_miss[None, :]).astype(np.int64)
         self.threshold = kb.treatment.threshold("must_not_miss_probability").value
+        self.leading_threshold = kb.treatment.threshold("must_not_miss_leading_probability").value
         #: the columns of findings (not the patient's age, sex, pregnancy and risk factors)
         self.finding_columns = np.array(
             [column[v] for v, var in kb.variables.items() if var.spec.group != "patient"], dtype=np.intp
@@ -125,15 +128,18 @@ class RedFlagRules:
     def evaluate(self, key_matrix: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
         """(cases, flags) in the order of :attr:`ids`: rule flags whose triggers hold, then the
         probability flag of each must-not-miss condition that no rule flags, whose probability
-        reaches the threshold, in a case that rests on findings."""
+        reaches the threshold, in a case that rests on findings or in which the model ranks it
+        first at the leading threshold or more."""
         return self._flags(self.triggers(key_matrix), key_matrix, probabilities)
 
     def _flags(self, triggers: np.ndarray, key_matrix: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
         rules = triggers.astype(np.int64) @ self.flag_of > 0  # (cases, rule flags)
         ruled = rules.astype(np.int64) @ self.rules_of > 0  # (cases, must-not-miss): a rule flags it
         has_finding = np.any(key_matrix[:, self.finding_columns] != self.padding, axis=1)
-        likely = probabilities[:, self.must_not_miss] >= self.threshold
-        return np.concatenate([rules, likely & has_finding[:, None] & ~ruled], axis=1)
+        p = probabilities[:, self.must_not_miss]
+        likely = p >= self.threshold
+        leading = (p >= self.leading_threshold) & (np.argmax(probabilities, axis=1)[:, None] == self.must_not_miss[None, :])
+        return np.concatenate([rules, likely & (has_finding[:, None] | leading) & ~ruled], axis=1)
 
 
 def red_flag_rules(kb: KnowledgeBase) -> RedFlagRules:
@@ -188,7 +194,7 @@ def evaluate_red_flags(
         )
     n_rules = len(rules.rule_ids)
     flagged = [int(rules.must_not_miss[k]) for k in np.flatnonzero(flags[n_rules:]).tolist()]
-    hits += _probability_flags(kb, flagged, post, seen)
+    hits += _probability_flags(kb, flagged, post, seen, rests_on_findings(kb, observations))
     hits.sort(key=lambda h: URGENCY_ORDER[h.urgency])
     return hits
 
@@ -263,9 +269,13 @@ def _state_within(kb: KnowledgeBase, variable: str, state: str | None, states: S
     return set(var.observables[state]) <= allowed
 
 
-def _probability_flags(kb: KnowledgeBase, flagged: Sequence[int], post: np.ndarray, seen: Mapping[str, str]) -> list[RedFlagHit]:
+def _probability_flags(
+    kb: KnowledgeBase, flagged: Sequence[int], post: np.ndarray, seen: Mapping[str, str], on_findings: bool
+) -> list[RedFlagHit]:
     """The probability flags of the ``flagged`` must-not-miss conditions (as :class:`RedFlagRules`
-    finds them), each at the urgency of its tier (:func:`probability_tier`) or of its plan."""
+    finds them), each at the urgency of its tier (:func:`probability_tier`) or of its plan; on the
+    patient's facts alone (``on_findings`` false: a condition ranked first at 50% or more) the tier
+    that always holds, and never above ``urgent``."""
     threshold = kb.treatment.threshold("must_not_miss_probability").value
     plans = kb.treatment.treatments.plans
     hits = []
@@ -276,10 +286,16 @@ def _probability_flags(kb: KnowledgeBase, flagged: Sequence[int], post: np.ndarr
         triggered = [f"probability {p:.1%} >= the must-not-miss threshold {threshold:.0%}"]
         urgency, action, refs = plan.urgency, " ".join(plan.summary.split()) + " See the exclusion pathway in the plan.", plan.refs
         tier = probability_tier(kb, condition.id, p, seen)
+        if tier is not None and not on_findings:  # the tier that always holds: its action asks for the findings
+            tier = kb.probability_flags[condition.id].tiers[-1]
         if tier is not None:
             urgency, action = tier.urgency, " ".join(tier.action.split())
             refs = list(dict.fromkeys(tier.refs + plan.refs))
-            triggered.append(f"{tier.urgency}: {tier.reason}")
+            if on_findings:
+                triggered.append(f"{tier.urgency}: {tier.reason}")
+        if not on_findings:
+            urgency = max(urgency, "urgent", key=lambda u: URGENCY_ORDER[u])  # the less urgent of the two
+            triggered.append(f"ranked first at {p:.0%} on the patient's facts alone (no finding yet): never above urgent")
         hits.append(
             RedFlagHit(
                 id=probability_flag_id(condition.id),
