@@ -35,6 +35,7 @@ from hipdx.evaluation.scoring import (
     summarise,
     summarise_red_flags,
 )
+from hipdx.evaluation.render import red_flag_lines
 from hipdx.evaluation.text import age_from_text, days_after_onset, read_lab, read_t_score
 
 from conftest import ROOT, SHARED, shared_data
@@ -811,6 +812,9 @@ def test_red_flag_measures_by_hand():
     m = summarise_red_flags(results, ("fnsf", "septic", "neoplasm"))
     assert (m.must_not_miss_cases, m.flag_for_condition, m.any_flag, m.urgent_headline) == (4, 0.25, 0.5, 0.5)
     assert {c: (n.cases, n.flagged) for c, n in m.by_condition.items()} == {"fnsf": (1, 0), "septic": (1, 1), "neoplasm": (2, 0)}
+    # an emergency flag counts for its own condition only (f1's septic emergency is not a fracture emergency)
+    assert {c: n.emergency for c, n in m.by_condition.items()} == {"fnsf": 0, "septic": 1, "neoplasm": 0}
+    assert "septic 1/1 (1 emergency)" in red_flag_lines(m)[0]
     assert (m.other_cases, m.other_emergency_flag, m.other_must_not_miss_flag) == (3, round(1 / 3, 4), round(2 / 3, 4))
     assert (m.toh_cases, m.toh_emergency_flag, m.toh_must_not_miss_flag) == (2, 0.5, 0.5)
     empty = summarise_red_flags([], ("fnsf",))

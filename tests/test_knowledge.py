@@ -236,6 +236,30 @@ def test_an_unmodified_copy_loads(data_copy: Path, kb: KnowledgeBase) -> None:
     assert load_uncached(data_copy).digest == kb.digest
 
 
+def test_a_probability_flag_whose_last_tier_can_fail_is_refused(data_copy: Path) -> None:
+    """The last tier of a probability flag holds always: the flag may change urgency, never vanish."""
+
+    def condition_last(data: Any) -> None:
+        tiers = next(pf for pf in data["probability_flags"] if pf["condition"] == "septic")["tiers"]
+        tiers[-1]["at_or_above"] = "septic_emergency_probability"
+
+    edit_yaml(data_copy / "red_flags.yaml", condition_last)
+    error = load_error(data_copy)
+    assert any("probability_flags" in p.field and "never dropped" in p.reason for p in error.problems), error
+
+
+def test_a_probability_tier_naming_an_unknown_threshold_state_or_reference_is_refused(data_copy: Path) -> None:
+    def break_tiers(data: Any) -> None:
+        tiers = next(pf for pf in data["probability_flags"] if pf["condition"] == "septic")["tiers"]
+        tiers[0]["when"] = {"setting": ["ambulance"]}
+        tiers[1]["at_or_above"] = "no_such_threshold"
+        tiers[2]["ref"] = ["nobody2099"]
+
+    edit_yaml(data_copy / "red_flags.yaml", break_tiers)
+    reasons = " | ".join(p.reason for p in load_error(data_copy).problems)
+    assert "ambulance" in reasons and "no_such_threshold" in reasons and "nobody2099" in reasons
+
+
 def test_a_published_number_without_its_ref_is_refused(data_copy: Path) -> None:
     def drop_ref(data: Any) -> None:
         entry = variable(data, "corticosteroids")["likelihoods"]["onfh"]

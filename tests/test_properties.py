@@ -227,6 +227,8 @@ def cases(
         studies.append(draw(study(timing, choices)))
     if studies:
         raw["imaging"] = studies
+    if draw(st.booleans()):  # drawn last, so the cases drawn before it are unchanged
+        raw["setting"] = draw(st.sampled_from(["outpatient_clinic", "emergency_department"]))
     return raw
 
 
@@ -494,6 +496,8 @@ def test_the_shuffled_base_really_gives_other_probabilities() -> None:
 
 URGENCY = {"emergency": 0, "urgent": 1, "soon": 2, "routine": 3}
 MNM_THRESHOLD = KB.treatment.threshold("must_not_miss_probability").value
+SEPTIC_EMERGENCY = KB.treatment.threshold("septic_emergency_probability").value
+MNM_LEADING = KB.treatment.threshold("must_not_miss_leading_probability").value
 
 
 @DETERMINISTIC
@@ -530,8 +534,32 @@ def test_a_must_not_miss_condition_the_model_ranks_high_is_flagged(raw: dict[str
     for item in a.differential:
         if item.must_not_miss and item.probability >= MNM_THRESHOLD + 1e-4 and on_findings:
             assert item.id in flagged, (item.id, item.probability)
-    if not on_findings:
-        assert all(f.kind == "rule" for f in a.red_flags)
+    leading = a.differential[0]
+    if leading.must_not_miss and leading.probability >= MNM_LEADING + 1e-4:  # ranked high: flagged even on patient facts
+        assert leading.id in flagged, (leading.id, leading.probability)
+    if not on_findings:  # on patient facts alone: rules, or the leading must-not-miss condition, never an emergency
+        for f in a.red_flags:
+            assert f.kind == "rule" or (f.condition == leading.id and leading.probability >= MNM_LEADING - 1e-4), f.id
+            assert f.kind == "rule" or f.urgency != "emergency", f.id
+
+
+@DETERMINISTIC
+@given(cases())
+def test_the_septic_probability_flag_is_an_emergency_at_20_percent_or_in_the_emergency_department(raw: dict[str, Any]) -> None:
+    """The septic probability flag is never dropped; only its urgency is tiered: an emergency at or
+    above ``septic_emergency_probability`` or when the patient is seen in the emergency department,
+    urgent otherwise; the plan's septic section and the headline follow it."""
+    a = assess_raw(raw)
+    flag = next((f for f in a.red_flags if f.id == "septic_probability"), None)
+    if flag is None:
+        return
+    in_ed = raw.get("setting") == "emergency_department"
+    on_findings = any(KB.variables[o.variable].spec.group != "patient" for o in encoder_for(KB).encode(hipdx.parse_case(raw), TODAY))
+    emergency = (flag.condition_probability >= SEPTIC_EMERGENCY - 1e-4 or in_ed) and on_findings
+    if abs(flag.condition_probability - SEPTIC_EMERGENCY) > 1e-4:  # not on the rounded edge
+        assert flag.urgency == ("emergency" if emergency else "urgent"), (flag.condition_probability, in_ed)
+    section = next(s for s in a.plan.sections if s.condition == "septic")
+    assert section.urgency == flag.urgency or any(f.condition == "septic" and f.urgency == section.urgency for f in a.red_flags)
 
 
 # --- the batch path is the single assessment, vectorised ---------------------------------------

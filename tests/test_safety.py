@@ -24,6 +24,7 @@ from hipdx.case import Case
 from hipdx.cli import app
 from hipdx.knowledge import load_knowledge_base
 from hipdx.knowledge.treatment import MEDICINES, OptionKind
+from hipdx.reasoning.assessment import RedFlagHit
 from hipdx.reasoning.plan import ItemStatus, case_facts, make_plan
 
 TODAY = dt.date(2026, 11, 25)
@@ -267,7 +268,75 @@ def test_a_must_not_miss_condition_at_the_threshold_is_flagged_when_findings_are
     septic = next(d for d in a.differential if d.id == "septic")
     assert septic.probability >= threshold
     flag = next(f for f in a.red_flags if f.condition == "septic")
-    assert flag.kind == "probability" and flag.urgency == "emergency"
+    assert flag.kind == "probability" and flag.urgency == "urgent"  # in the clinic, under 20%: the tier below
+
+
+# --- the septic probability flag: never dropped, its urgency tiered (red_flags.yaml probability_flags) ---
+
+#: septic arthritis 5-20% on marrow edema, a sudden onset and a poor renal function; no septic rule holds
+SEPTIC_LOW = {"age_years": 50, "sex": "male", "onset": {"type": "sudden", "days_since_onset": 30}, "labs": {"egfr": {"value": 25, "unit": "mL/min/1.73m2"}},
+              "imaging": [{"modality": "mri", "days_since_onset": 25, "findings": {"edema_extent": "head_and_neck"}}]}
+SEPTIC_EMERGENCY = TK.threshold("septic_emergency_probability").value
+
+
+def septic_view(a: hipdx.Assessment) -> tuple[float, RedFlagHit, str]:
+    """The septic probability, its flag and its plan section's urgency; the flag's urgency is the headline's."""
+    p = next(d.probability for d in a.differential if d.id == "septic")
+    flag = next(f for f in a.red_flags if f.condition == "septic")
+    section = next(s for s in a.plan.sections if s.condition == "septic")
+    assert section.urgency == flag.urgency == a.headline.urgency  # the three always agree
+    return p, flag, section.urgency
+
+
+def test_in_the_clinic_a_septic_probability_under_20_percent_is_flagged_urgent_not_emergency():
+    """Fails without the tiers: the flag took the septic plan's 'emergency' at any probability."""
+    p, flag, _ = septic_view(assessed(SEPTIC_LOW))
+    assert TK.threshold("must_not_miss_probability").value <= p < SEPTIC_EMERGENCY
+    assert (flag.kind, flag.urgency) == ("probability", "urgent")
+    assert "Same day" in flag.action and "before any antibiotic" in flag.action
+    assert any("20%" in t for t in flag.triggered_by) and "coakley2006" in flag.refs
+
+
+def test_in_the_emergency_department_the_same_septic_probability_flag_is_an_emergency():
+    """Fails without the setting's tier: the clinic's 'urgent' would send an ED patient home for bloods."""
+    p, flag, _ = septic_view(assessed({**SEPTIC_LOW, "setting": "emergency_department"}))
+    assert p < SEPTIC_EMERGENCY
+    assert flag.urgency == "emergency" and "Do not discharge" in flag.action
+
+
+def test_a_septic_probability_of_20_percent_or_more_is_an_emergency_without_a_rule():
+    """Fails without the 20% tier: a probable septic hip without fever or a high CRP would wait for bloods."""
+    a = assessed({**SEPTIC_LOW, "risk_factors": {"injection_drug_use": "present"}})
+    p, flag, _ = septic_view(a)
+    assert p >= SEPTIC_EMERGENCY
+    assert (flag.kind, flag.urgency) == ("probability", "emergency")
+    assert not any(f.kind == "rule" and f.condition == "septic" for f in a.red_flags)
+
+
+def test_a_must_not_miss_condition_the_model_ranks_first_at_50_percent_is_flagged_on_patient_facts_alone():
+    """The runner of hipdx-024: a femoral neck stress fracture leads on age, sex and repetitive loading
+    alone. Fails without must_not_miss_leading_probability: no flag, and the plan put the fracture
+    pathway at 'soon'."""
+    a = assessed({"age_years": 22, "sex": "female", "risk_factors": {"repetitive_loading": "present"}})
+    leading = a.differential[0]
+    assert leading.id == "fnsf" and leading.probability >= TK.threshold("must_not_miss_leading_probability").value
+    flag = next(f for f in a.red_flags if f.condition == "fnsf")
+    assert (flag.kind, flag.urgency) == ("probability", "urgent")
+    assert any("patient's facts alone" in t for t in flag.triggered_by)
+    assert a.plan.sections[0].condition == "fnsf" and a.plan.sections[0].urgency == a.headline.urgency == "urgent"
+
+
+def test_on_patient_facts_alone_a_probable_septic_hip_is_flagged_urgent_never_emergency():
+    a = assessed({"age_years": 35, "sex": "male", "risk_factors": {"injection_drug_use": "present", "immunosuppression": "present"}})
+    p, flag, _ = septic_view(a)
+    assert p >= SEPTIC_EMERGENCY and a.differential[0].id == "septic"
+    assert flag.urgency == "urgent" and "Same day" in flag.action  # asks for the bloods and the findings
+
+
+def test_a_septic_rule_is_an_emergency_whatever_the_tier_of_the_probability():
+    a = assessed({**SEPTIC_LOW, "labs": {**SEPTIC_LOW["labs"], "crp": {"value": 80, "unit": "mg/L"}}})
+    _, flag, _ = septic_view(a)
+    assert (flag.id, flag.urgency) == ("septic_signs", "emergency")
 
 
 # --- property: no blocked or out-of-scope medicine is ever recommended ---------------------------

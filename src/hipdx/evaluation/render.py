@@ -26,7 +26,11 @@ def _top3(top3: list[Prediction]) -> str:
 
 def red_flag_lines(m: RedFlagMetrics) -> list[str]:
     """The red-flag measures in two lines: sensitivity on must-not-miss cases, false alarms on the others."""
-    per_condition = ", ".join(f"{c} {n.flagged}/{n.cases}" for c, n in m.by_condition.items() if n.cases)
+    per_condition = ", ".join(
+        f"{c} {n.flagged}/{n.cases}" + (f" ({n.emergency} emergency)" if n.emergency else "")
+        for c, n in m.by_condition.items()
+        if n.cases
+    )
     return [
         f"must-not-miss {m.must_not_miss_cases}: flag for it {_pct(m.flag_for_condition)}, any flag "
         f"{_pct(m.any_flag)}, urgent headline {_pct(m.urgent_headline)}" + (f" ({per_condition})" if per_condition else ""),

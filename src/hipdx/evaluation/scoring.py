@@ -200,6 +200,7 @@ class RedFlagMiss(Frozen):
 class RedFlagCount(Frozen):
     cases: int
     flagged: int = Field(description="cases with a red flag naming the condition")
+    emergency: int = Field(default=0, description="cases with an emergency red flag naming the condition")
 
 
 class RedFlagMetrics(Frozen):
@@ -244,7 +245,9 @@ def summarise_red_flags(results: Sequence[CaseResult], must_not_miss: Sequence[s
     for condition in must_not_miss:
         of = [r for r in targets if condition in r.must_not_miss]
         by_condition[condition] = RedFlagCount(
-            cases=len(of), flagged=sum(any(f.condition == condition for f in r.red_flags) for r in of)
+            cases=len(of),
+            flagged=sum(any(f.condition == condition for f in r.red_flags) for r in of),
+            emergency=sum(any(f.condition == condition and f.urgency == "emergency" for f in r.red_flags) for r in of),
         )
     return RedFlagMetrics(
         must_not_miss_conditions=list(must_not_miss),

@@ -39,6 +39,7 @@ from hipdx.knowledge.schema import (
     ConditionsFile,
     Distribution,
     KbInfo,
+    ProbabilityFlag,
     Provenance,
     RedFlag,
     RedFlagsFile,
@@ -127,6 +128,8 @@ class KnowledgeBase:
     info_probs: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 0, 0)))
     info_log_probs: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 0, 0)))
     counts: dict[str, int] = field(default_factory=dict)
+    #: condition -> the urgency tiers of its probability flag (``red_flags.yaml``)
+    probability_flags: dict[str, ProbabilityFlag] = field(default_factory=dict)
     #: staging thresholds, management options and safety rules (:mod:`hipdx.knowledge.treatment`)
     treatment: TreatmentKnowledge = field(default=None, repr=False)  # type: ignore[assignment]
     #: expected course and follow-up alert rules (:mod:`hipdx.knowledge.course`)
@@ -270,6 +273,7 @@ def load_knowledge_base(data_dir: Path | None = None) -> KnowledgeBase:
             problems.append(Problem("kb.yaml: structure", f"cites {ref!r}, which is not in bibliography.yaml"))
     digest = reader.digest
     treatment = compile_treatment(staging_file, treatments_file, safety_file, references, digest, problems)
+    _check_probability_flags(conditions_file, variables, red_flags_file, references, treatments_file, problems)
     names = {c.id: c.name for c in conditions_file.conditions}
     course = compile_course(course_file, references, names, digest, problems)
     if problems:
@@ -342,6 +346,31 @@ def _check_cross(conditions, variables, tests, red_flags, problems) -> None:
                 bad = set(states) - allowed
                 if bad:
                     problems.append(Problem(f"red_flags.yaml: {rf.id}", f"{var} has no state(s) {sorted(bad)}"))
+
+
+def _check_probability_flags(conditions, variables, red_flags, references, treatments, problems) -> None:
+    """The urgency tiers of the probability flags name must-not-miss conditions, known thresholds,
+    variables and states, and cited publications."""
+    must_not_miss = {c.id for c in conditions.conditions if c.must_not_miss}
+    by_id = {v.id: v for v in variables}
+    seen: set[str] = set()
+    for pf in red_flags.probability_flags:
+        where = f"red_flags.yaml: probability_flags.{pf.condition}"
+        if pf.condition not in must_not_miss or pf.condition in seen:
+            problems.append(Problem(where, "needs a must-not-miss condition of conditions.yaml, listed once"))
+        seen.add(pf.condition)
+        for i, tier in enumerate(pf.tiers):
+            if tier.at_or_above is not None and tier.at_or_above not in treatments.thresholds:
+                problems.append(Problem(f"{where}.tiers.{i}", f"unknown threshold {tier.at_or_above!r}"))
+            for var, states in (tier.when or {}).items():
+                known = set(by_id[var].states) | set(by_id[var].aggregates) if var in by_id else set()
+                if not known or not set(states) <= known:
+                    problems.append(Problem(f"{where}.tiers.{i}", f"unknown variable or state(s) {var}: {states}"))
+            problems.extend(
+                Problem(f"{where}.tiers.{i}", f"cites {ref!r}, which is not in bibliography.yaml")
+                for ref in tier.refs
+                if ref not in references
+            )
 
 
 def _full(dist: Distribution, states: list[str]) -> np.ndarray:
@@ -417,6 +446,7 @@ def _compile(
         variables=compiled,
         tests=tests_file.tests,
         red_flags=red_flags_file.red_flags,
+        probability_flags={pf.condition: pf for pf in red_flags_file.probability_flags},
         references=references,
         tests_file=tests_file,
         prior=prior,

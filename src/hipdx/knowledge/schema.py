@@ -348,8 +348,48 @@ class RedFlag(_Data):
         return [self.ref] if isinstance(self.ref, str) else list(self.ref)
 
 
+class ProbabilityTier(_Data):
+    """One urgency of a must-not-miss condition's probability flag, and when it holds.
+
+    A tier holds when the condition's probability reaches ``at_or_above`` (the name of a
+    threshold of ``treatments.yaml``), if given, and every state of ``when`` holds, if given.
+    """
+
+    urgency: str = Field(pattern=r"^(emergency|urgent|soon)$")
+    at_or_above: str | None = Field(default=None, description="a threshold of treatments.yaml (a probability)")
+    when: dict[str, list[str]] | None = Field(
+        default=None, min_length=1, description="variable -> states, all must hold (e.g. the setting)"
+    )
+    reason: str = Field(description="why this urgency, in the clinician's words (shown with the flag)")
+    action: str
+    ref: str | list[str]
+    note: str | None = None
+
+    @property
+    def refs(self) -> list[str]:
+        return [self.ref] if isinstance(self.ref, str) else list(self.ref)
+
+
+class ProbabilityFlag(_Data):
+    """The urgency tiers of one must-not-miss condition's probability flag: the first that holds
+    decides; the last holds always (no ``at_or_above``, no ``when``), so the flag is never dropped."""
+
+    condition: str
+    tiers: list[ProbabilityTier] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _last_tier_always_holds(self) -> ProbabilityFlag:
+        last = self.tiers[-1]
+        if last.at_or_above is not None or last.when is not None:
+            raise ValueError("the last tier must hold always (no at_or_above, no when): the flag is never dropped")
+        return self
+
+
 class RedFlagsFile(_Data):
     red_flags: list[RedFlag]
+    probability_flags: list[ProbabilityFlag] = Field(
+        default=[], description="urgency tiers of the probability flags; a condition not listed takes its plan's urgency"
+    )
 
 
 class Bibliography(_Data):

@@ -11,16 +11,22 @@ Two kinds of flag, both evaluated on every assessment:
   exclude it, and the plan opens that condition's exclusion pathway at the same threshold,
   so the two always agree. A flag must rest on findings: a case known only by age, sex,
   pregnancy and risk factors raises no probability flag (the differential then rests on the
-  prior alone; the findings that matter are asked for instead).
+  prior alone; the findings that matter are asked for instead), unless the model ranks the
+  condition first at ``must_not_miss_leading_probability`` (50%) or more: then it is flagged,
+  never above ``urgent`` (no emergency on the patient's facts alone). Its urgency is the first
+  tier of ``probability_flags`` (``red_flags.yaml``) that holds (the septic flag: an emergency
+  at 20% or in the emergency department, else urgent), or the plan's for a condition not
+  listed there; the flag itself is never dropped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from hipdx.knowledge.base import KnowledgeBase
+from hipdx.knowledge.schema import ProbabilityTier
 from hipdx.reasoning.assessment import RedFlagHit
 from hipdx.reasoning.encode import Observation
 from hipdx.reasoning.staging import Staging, fracture_flag_urgency
@@ -102,6 +108,7 @@ class RedFlagRules:
         #: (rule flags, must-not-miss conditions): whether a rule flags that condition
         self.rules_of = (self.rule_conditions[:, None] == self.must_not_miss[None, :]).astype(np.int64)
         self.threshold = kb.treatment.threshold("must_not_miss_probability").value
+        self.leading_threshold = kb.treatment.threshold("must_not_miss_leading_probability").value
         #: the columns of findings (not the patient's age, sex, pregnancy and risk factors)
         self.finding_columns = np.array(
             [column[v] for v, var in kb.variables.items() if var.spec.group != "patient"], dtype=np.intp
@@ -121,15 +128,18 @@ class RedFlagRules:
     def evaluate(self, key_matrix: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
         """(cases, flags) in the order of :attr:`ids`: rule flags whose triggers hold, then the
         probability flag of each must-not-miss condition that no rule flags, whose probability
-        reaches the threshold, in a case that rests on findings."""
+        reaches the threshold, in a case that rests on findings or in which the model ranks it
+        first at the leading threshold or more."""
         return self._flags(self.triggers(key_matrix), key_matrix, probabilities)
 
     def _flags(self, triggers: np.ndarray, key_matrix: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
         rules = triggers.astype(np.int64) @ self.flag_of > 0  # (cases, rule flags)
         ruled = rules.astype(np.int64) @ self.rules_of > 0  # (cases, must-not-miss): a rule flags it
         has_finding = np.any(key_matrix[:, self.finding_columns] != self.padding, axis=1)
-        likely = probabilities[:, self.must_not_miss] >= self.threshold
-        return np.concatenate([rules, likely & has_finding[:, None] & ~ruled], axis=1)
+        p = probabilities[:, self.must_not_miss]
+        likely = p >= self.threshold
+        leading = (p >= self.leading_threshold) & (np.argmax(probabilities, axis=1)[:, None] == self.must_not_miss[None, :])
+        return np.concatenate([rules, likely & (has_finding[:, None] | leading) & ~ruled], axis=1)
 
 
 def red_flag_rules(kb: KnowledgeBase) -> RedFlagRules:
@@ -183,7 +193,8 @@ def evaluate_red_flags(
             )
         )
     n_rules = len(rules.rule_ids)
-    hits += _probability_flags(kb, [int(rules.must_not_miss[k]) for k in np.flatnonzero(flags[n_rules:]).tolist()], post)
+    flagged = [int(rules.must_not_miss[k]) for k in np.flatnonzero(flags[n_rules:]).tolist()]
+    hits += _probability_flags(kb, flagged, post, seen, rests_on_findings(kb, observations))
     hits.sort(key=lambda h: URGENCY_ORDER[h.urgency])
     return hits
 
@@ -219,8 +230,52 @@ def staging_flags(kb: KnowledgeBase, staging: Staging, post: np.ndarray, flags: 
     ]
 
 
-def _probability_flags(kb: KnowledgeBase, flagged: Sequence[int], post: np.ndarray) -> list[RedFlagHit]:
-    """The probability flags of the ``flagged`` must-not-miss conditions (as :class:`RedFlagRules` finds them)."""
+def probability_tier(kb: KnowledgeBase, condition: str, probability: float, seen: Mapping[str, str]) -> ProbabilityTier | None:
+    """The urgency tier of a condition's probability flag: the first of ``probability_flags``
+    (``red_flags.yaml``) whose threshold and states hold; ``None`` for a condition not listed
+    there (its flag takes the plan's urgency).
+
+    ``seen`` maps each observed variable to its state. A tier's ``when`` holds when every
+    variable it names was observed in one of its states (or in an aggregate within them).
+
+    Examples
+    --------
+    >>> from hipdx.knowledge import load_knowledge_base
+    >>> kb = load_knowledge_base()
+    >>> probability_tier(kb, "septic", 0.08, {}).urgency
+    'urgent'
+    >>> probability_tier(kb, "septic", 0.25, {}).urgency
+    'emergency'
+    >>> probability_tier(kb, "septic", 0.08, {"setting": "emergency_department"}).urgency
+    'emergency'
+    """
+    spec = kb.probability_flags.get(condition)
+    if spec is None:
+        return None
+    for tier in spec.tiers:
+        if tier.at_or_above is not None and probability < kb.treatment.threshold(tier.at_or_above).value:
+            continue
+        if tier.when is not None and not all(_state_within(kb, v, seen.get(v), states) for v, states in tier.when.items()):
+            continue
+        return tier
+    return spec.tiers[-1]  # not reached: the last tier holds always (the schema checks it)
+
+
+def _state_within(kb: KnowledgeBase, variable: str, state: str | None, states: Sequence[str]) -> bool:
+    if state is None:
+        return False
+    var = kb.variables[variable]
+    allowed = {member for s in states for member in var.observables[s]}
+    return set(var.observables[state]) <= allowed
+
+
+def _probability_flags(
+    kb: KnowledgeBase, flagged: Sequence[int], post: np.ndarray, seen: Mapping[str, str], on_findings: bool
+) -> list[RedFlagHit]:
+    """The probability flags of the ``flagged`` must-not-miss conditions (as :class:`RedFlagRules`
+    finds them), each at the urgency of its tier (:func:`probability_tier`) or of its plan; on the
+    patient's facts alone (``on_findings`` false: a condition ranked first at 50% or more) the tier
+    that always holds, and never above ``urgent``."""
     threshold = kb.treatment.threshold("must_not_miss_probability").value
     plans = kb.treatment.treatments.plans
     hits = []
@@ -228,17 +283,30 @@ def _probability_flags(kb: KnowledgeBase, flagged: Sequence[int], post: np.ndarr
         condition = kb.conditions[ci]
         p = float(post[ci])
         plan = plans[condition.id]
+        triggered = [f"probability {p:.1%} >= the must-not-miss threshold {threshold:.0%}"]
+        urgency, action, refs = plan.urgency, " ".join(plan.summary.split()) + " See the exclusion pathway in the plan.", plan.refs
+        tier = probability_tier(kb, condition.id, p, seen)
+        if tier is not None and not on_findings:  # the tier that always holds: its action asks for the findings
+            tier = kb.probability_flags[condition.id].tiers[-1]
+        if tier is not None:
+            urgency, action = tier.urgency, " ".join(tier.action.split())
+            refs = list(dict.fromkeys(tier.refs + plan.refs))
+            if on_findings:
+                triggered.append(f"{tier.urgency}: {tier.reason}")
+        if not on_findings:
+            urgency = max(urgency, "urgent", key=lambda u: URGENCY_ORDER[u])  # the less urgent of the two
+            triggered.append(f"ranked first at {p:.0%} on the patient's facts alone (no finding yet): never above urgent")
         hits.append(
             RedFlagHit(
                 id=probability_flag_id(condition.id),
                 kind="probability",
                 condition=condition.id,
                 condition_name=condition.name,
-                urgency=plan.urgency,
+                urgency=urgency,
                 title=f"{condition.name} not excluded: {p:.0%} in the differential",
-                triggered_by=[f"probability {p:.1%} >= the must-not-miss threshold {threshold:.0%}"],
-                action=" ".join(plan.summary.split()) + " See the exclusion pathway in the plan.",
-                refs=plan.refs,
+                triggered_by=triggered,
+                action=action,
+                refs=refs,
                 condition_probability=round(p, 4),
             )
         )
