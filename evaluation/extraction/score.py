@@ -6,13 +6,14 @@ holds 40 sentences written after the first tuning, in wording the rules were not
 session 18 a development set: its misses were looked at). fresh-2.json holds 84 sentences written
 before the second round of rule changes and never tuned on (its misses were not looked at).
 fresh-3.json holds 85 sentences written before the third round (session 19), scored once before it;
-fresh-4.json 99 sentences written before the fourth round (session 20), scored once before it.
+fresh-4.json 99 sentences written before the fourth round (session 20), scored once before it;
+fresh-5.json 120 sentences written before the fifth round (session 21), scored once before it.
 
 For each part: precision and recall per finding (a finding counts as right when its name and
 value match), per assertion (present, absent: "absent" is the negation figure) and for
 to_confirm (by finding name). Run from the repository root:
 
-    python evaluation/extraction/score.py [--part development|held_out|fresh|fresh-2|fresh-3|fresh-4|both|all] [--format text|json] [--errors]
+    python evaluation/extraction/score.py [--part development|held_out|fresh|fresh-2|fresh-3|fresh-4|fresh-5|both|all] [--format text|json] [--errors]
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 from hipdx.extract import extract_findings
 
 HERE = Path(__file__).parent
-FRESH = ("fresh", "fresh-2", "fresh-3", "fresh-4")
+FRESH = ("fresh", "fresh-2", "fresh-3", "fresh-4", "fresh-5")
 
 
 def part_of(sentence_id: str) -> str:

@@ -55,6 +55,8 @@ def extract_command(
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InputError(f"{printable(str(report))} is not UTF-8 text") from None
+    if not text.strip():  # nothing to read is not "no findings": say so rather than print an empty answer
+        raise InputError(f"{printable(str(report))} is empty: give the report's text")
     result = extract_findings(text.replace("\r\n", "\n"), modality.value, side.value)
     if output is ExtractFormat.json:
         data = {

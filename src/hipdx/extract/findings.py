@@ -82,6 +82,8 @@ def _sides_in(rules: Rules, sentence: Sentence, carried: str | None) -> list[tup
         if start < covered:
             continue
         covered = end
+        if side == "reference":
+            continue  # "relative to the right": the side compared with, not the side described
         if side == "contralateral":
             if last not in _OPPOSITE:
                 continue  # no side named before it: it says nothing
@@ -104,8 +106,14 @@ def _sentence_sides(rules: Rules, sentences: list[Sentence]) -> tuple[dict[int, 
     return sides_by_sentence, side_of_sentence
 
 
+_SIDE_AFTER = re.compile(r"\s+(?:on|in|of) the (left|right)\b(?:\s+(?:side|hip))?(?=\s*[.;,]|\s*$)", re.IGNORECASE)
+
+
 def _side_for(span: Span, sentence: Sentence, mentions: list[tuple[int, str]]) -> str | None:
     """The side a phrase is about: its clause's side before it (or inside it), else after it, else the sentence's nearest."""
+    after = _SIDE_AFTER.match(sentence.text, span.end - sentence.start)
+    if after:  # "joint space reduction on the right": the side named right after the phrase
+        return after.group(1).lower()
     for low, high in clauses(sentence):
         if low <= span.start < high:
             inside = [m for m in mentions if low <= m[0] < high]
@@ -159,13 +167,14 @@ def _route_edema(rules: Rules, m: Mention, window: str, value: Any, negated: boo
     if femur or not acetabulum:
         out.append(("edema", value, ""))
         if not negated and value == "present":  # "normal marrow signal" states no extent
-            extent = _extent(rules, window)
+            extent = _extent(rules, window) or _extent_around(rules, m, window)
             if extent:
                 out.append(("edema_extent", extent, ""))
     return out
 
 
 def _extent(rules: Rules, window: str) -> str | None:
+    window = rules.word_sets["extent"]["spared"].sub(" ", window)  # "sparing the neck" is not the neck's
     has = lambda key: _has(rules, "extent", key, window)  # noqa: E731
     if has("intertrochanteric"):
         return "intertrochanteric"
@@ -176,6 +185,18 @@ def _extent(rules: Rules, window: str) -> str | None:
     if has("head"):
         return "focal" if has("focal") else "femoral_head"
     return None
+
+
+def _extent_around(rules: Rules, m: Mention, window: str) -> str | None:
+    """Oedema "surrounding" a fracture of the femoral neck named before it in the sentence is the neck's.
+
+    Around a fracture of the head it is not read: focal or the whole head, the words do not say.
+    """
+    earlier = m.sentence.text[: m.span.start - m.sentence.start]
+    if not _has(rules, "extent", "around", window) or "fractur" not in earlier.lower():
+        return None
+    neck_only = _has(rules, "fracture", "neck", earlier) and not _has(rules, "fracture", "head", earlier)
+    return "femoral_neck" if neck_only else None
 
 
 def _route_fracture(rules: Rules, m: Mention, window: str, value: Any, negated: bool) -> list[tuple[str, Any, str]]:
@@ -250,10 +271,30 @@ def _route_femoral(rules: Rules, m: Mention, window: str, value: Any, negated: b
     elsewhere = _has(rules, "sites", "acetabulum", window) or _has(rules, "sites", "other_bone", window)
     if elsewhere and not _has(rules, "sites", "femur", window):
         return [("", None, "a finding of another bone than the femur")]
-    return [(m.rule.finding or "", value, "")]
+    upto = m.sentence.text[: m.span.start - m.sentence.start]
+    if m.rule.id == "sclerotic_margin" and _has(rules, "sites", "lesion", upto):
+        return [("", None, "the margin of a lesion or cyst named before it")]
+    out = [(m.rule.finding or "", value, "")]
+    words = m.span.text.lower()  # a band "of low signal on T1 and T2" also states T1 low signal (targets version 7)
+    if m.rule.finding == "subchondral_band" and not negated and " on " in words and "t1" in words:
+        out.append(("t1_low", "present", ""))
+    return out
 
 
-ROUTES = {"edema": _route_edema, "fracture": _route_fracture, "uptake": _route_uptake, "head_surface": _route_head_surface, "femoral": _route_femoral}
+def _route_lesion(rules: Rules, m: Mention, window: str, value: Any, negated: bool) -> list[tuple[str, Any, str]]:
+    """A lesion of the femur (or of no bone named) is focal_lesion, one of the ilium iliac_lesion, one of another bone
+    neither; "intra-articular mass lesion" is the mass's (targets version 7)."""
+    if re.search(r"intra[- ]?articular", window, re.IGNORECASE):
+        return [("", None, "an intra-articular mass, not a lesion of the bone")]
+    femur, ilium = _has(rules, "sites", "femur", window), _has(rules, "sites", "ilium", window)
+    out = [("iliac_lesion", value, "")] if ilium else []
+    if femur or not ilium and not _has(rules, "sites", "acetabulum", window) and not _has(rules, "sites", "other_bone", window):
+        out.append(("focal_lesion", value, ""))
+    return out or [("", None, "a lesion of another bone than the femur or the ilium")]
+
+
+ROUTES = {"edema": _route_edema, "fracture": _route_fracture, "uptake": _route_uptake, "head_surface": _route_head_surface,
+          "femoral": _route_femoral, "lesion": _route_lesion}
 
 
 def _numbers(rules: Rules, m: Mention, text: str | None = None) -> dict[str, float]:
@@ -297,6 +338,8 @@ def claims(rules: Rules, text: str, mentions: list[Mention], sentences: list[Sen
         if m.rule.kind == "measure":
             out.append(_measure(rules, m, sides, status, trigger, side is not None))
             continue
+        if status == "negated" and m.rule.route == "lesion" and _named_by_another(m, by_sentence[m.sentence.start]):
+            status, trigger = "affirmed", None  # "no drop in signal of the iliac lesion": the drop is denied, the lesion named
         negated = status == "negated"
         value: Any = m.rule.value
         if negated:
@@ -327,6 +370,19 @@ def claims(rules: Rules, text: str, mentions: list[Mention], sentences: list[Sen
                 claim.numbers = _numbers(rules, m)
             out.append(claim)
     return out, unused
+
+
+_POSSESSED = re.compile(r"\b(?:of|in|within|through)\s+the\s+(?:(?!(?:or|and|nor)\b)[\w-]+\s+){0,3}$", re.IGNORECASE)
+
+
+def _named_by_another(m: Mention, sentence_mentions: list[Mention]) -> bool:
+    """True when ``m`` is named ("of the iliac lesion") as the place of another finding the same trigger denies."""
+    before = m.sentence.text[: m.span.start - m.sentence.start]
+    mod = m.modifier.span if m.modifier else None
+    return bool(mod and _POSSESSED.search(before)) and any(
+        o is not m and o.rule.finding != m.rule.finding and o.modifier is m.modifier and mod.end <= o.span.start < m.span.start
+        for o in sentence_mentions
+    )
 
 
 def _inside_another(m: Mention, sentence_mentions: list[Mention]) -> bool:

@@ -60,7 +60,7 @@ class TargetRule(_Data):
     kind: Literal["finding", "impression", "exclusion", "normal", "measure"] = "finding"  # measure: a number of its own field
     value: str | float | None = None
     negated_value: str | None = "absent"
-    route: Literal["edema", "fracture", "uptake", "head_surface", "femoral"] | None = None
+    route: Literal["edema", "fracture", "uptake", "head_surface", "femoral", "lesion"] | None = None
     numbers: list[str] = []
     source: str
     patterns: list[str]
@@ -78,9 +78,9 @@ class TargetsFile(_Data):
     targets: list[TargetRule]
     normal_implies: dict[Modality, dict[str, str]]
     numbers: dict[str, NumberRule]
-    sides: dict[Literal["left", "right", "both", "contralateral"], list[str]]  # contralateral: the other side than the one named last
-    sites: dict[Literal["acetabulum", "femur", "other_bone"], list[str]]
-    extent: dict[Literal["intertrochanteric", "head", "neck", "focal", "into_neck"], list[str]]
+    sides: dict[Literal["left", "right", "both", "contralateral", "reference"], list[str]]  # contralateral: the other side than the one named last; reference: a side compared with
+    sites: dict[Literal["acetabulum", "femur", "ilium", "other_bone", "lesion"], list[str]]
+    extent: dict[Literal["intertrochanteric", "head", "neck", "focal", "into_neck", "spared", "around"], list[str]]
     fracture: dict[Literal["neck", "head", "displaced", "not_displaced", "compression", "tension"], list[str]]
     uptake: dict[Literal["diffuse"], list[str]]
 
