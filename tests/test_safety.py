@@ -314,16 +314,18 @@ def test_a_septic_probability_of_20_percent_or_more_is_an_emergency_without_a_ru
 
 
 def test_a_must_not_miss_condition_the_model_ranks_first_at_50_percent_is_flagged_on_patient_facts_alone():
-    """The runner of hipdx-024: a femoral neck stress fracture leads on age, sex and repetitive loading
-    alone. Fails without must_not_miss_leading_probability: no flag, and the plan put the fracture
-    pathway at 'soon'."""
-    a = assessed({"age_years": 22, "sex": "female", "risk_factors": {"repetitive_loading": "present"}})
+    """An injecting drug user known by age, sex and that risk factor alone: septic arthritis leads, and
+    no red-flag rule reads risk factors alone. Fails without must_not_miss_leading_probability: no
+    flag (a probability flag needed a finding), so the headline did not name the leading condition.
+    (The runner of hipdx-024, the first case of this kind, is now flagged by its own rule, R1.)"""
+    a = assessed({"age_years": 22, "sex": "female", "risk_factors": {"injection_drug_use": "present"}})
     leading = a.differential[0]
-    assert leading.id == "fnsf" and leading.probability >= TK.threshold("must_not_miss_leading_probability").value
-    flag = next(f for f in a.red_flags if f.condition == "fnsf")
+    assert leading.id == "septic" and leading.probability >= TK.threshold("must_not_miss_leading_probability").value
+    assert not any(f.kind == "rule" for f in a.red_flags)
+    flag = next(f for f in a.red_flags if f.condition == "septic")
     assert (flag.kind, flag.urgency) == ("probability", "urgent")
     assert any("patient's facts alone" in t for t in flag.triggered_by)
-    assert a.plan.sections[0].condition == "fnsf" and a.plan.sections[0].urgency == a.headline.urgency == "urgent"
+    assert a.plan.sections[0].condition == "septic" and a.plan.sections[0].urgency == a.headline.urgency == "urgent"
 
 
 def test_on_patient_facts_alone_a_probable_septic_hip_is_flagged_urgent_never_emergency():
