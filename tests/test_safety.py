@@ -335,6 +335,19 @@ def test_on_patient_facts_alone_a_probable_septic_hip_is_flagged_urgent_never_em
     assert flag.urgency == "urgent" and "Same day" in flag.action  # asks for the bloods and the findings
 
 
+def test_in_the_emergency_department_a_probable_septic_hip_on_patient_facts_alone_is_an_emergency():
+    """The setting's tier holds whatever the flag rests on: an injecting drug user in the emergency
+    department, septic arthritis leading on patient facts alone, is not sent home for next-day bloods.
+    Fails without it: 'never above urgent' capped the setting's tier too (headline and plan urgent)."""
+    a = assessed({"age_years": 22, "sex": "female", "setting": "emergency_department",
+                  "risk_factors": {"injection_drug_use": "present"}})
+    p, flag, _ = septic_view(a)
+    assert a.differential[0].id == "septic" and flag.kind == "probability"
+    assert flag.urgency == "emergency" and "Do not discharge" in flag.action
+    assert any("emergency department" in t for t in flag.triggered_by)
+    assert a.plan.sections[0].condition == "septic" and a.plan.sections[0].urgency == a.headline.urgency == "emergency"
+
+
 def test_a_septic_rule_is_an_emergency_whatever_the_tier_of_the_probability():
     a = assessed({**SEPTIC_LOW, "labs": {**SEPTIC_LOW["labs"], "crp": {"value": 80, "unit": "mg/L"}}})
     _, flag, _ = septic_view(a)

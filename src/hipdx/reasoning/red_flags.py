@@ -261,6 +261,20 @@ def probability_tier(kb: KnowledgeBase, condition: str, probability: float, seen
     return spec.tiers[-1]  # not reached: the last tier holds always (the schema checks it)
 
 
+def _patient_facts_tier(kb: KnowledgeBase, condition: str, seen: Mapping[str, str]) -> ProbabilityTier:
+    """The tier of a probability flag raised on the patient's facts alone (no finding yet): a
+    probability bar does not hold there (it measures a prior, not evidence), but a tier of the
+    setting does (in the emergency department the patient is not sent home before the condition is
+    excluded); else the tier that always holds, whose action asks for the findings."""
+    tiers = kb.probability_flags[condition].tiers
+    for tier in tiers[:-1]:
+        if tier.at_or_above is None and tier.when is not None and all(
+            _state_within(kb, v, seen.get(v), states) for v, states in tier.when.items()
+        ):
+            return tier
+    return tiers[-1]
+
+
 def _state_within(kb: KnowledgeBase, variable: str, state: str | None, states: Sequence[str]) -> bool:
     if state is None:
         return False
@@ -274,8 +288,9 @@ def _probability_flags(
 ) -> list[RedFlagHit]:
     """The probability flags of the ``flagged`` must-not-miss conditions (as :class:`RedFlagRules`
     finds them), each at the urgency of its tier (:func:`probability_tier`) or of its plan; on the
-    patient's facts alone (``on_findings`` false: a condition ranked first at 50% or more) the tier
-    that always holds, and never above ``urgent``."""
+    patient's facts alone (``on_findings`` false: a condition ranked first at 50% or more) a tier of
+    the setting (:func:`_patient_facts_tier`) or the tier that always holds, and then never above
+    ``urgent``."""
     threshold = kb.treatment.threshold("must_not_miss_probability").value
     plans = kb.treatment.treatments.plans
     hits = []
@@ -285,17 +300,20 @@ def _probability_flags(
         plan = plans[condition.id]
         triggered = [f"probability {p:.1%} >= the must-not-miss threshold {threshold:.0%}"]
         urgency, action, refs = plan.urgency, " ".join(plan.summary.split()) + " See the exclusion pathway in the plan.", plan.refs
-        tier = probability_tier(kb, condition.id, p, seen)
-        if tier is not None and not on_findings:  # the tier that always holds: its action asks for the findings
-            tier = kb.probability_flags[condition.id].tiers[-1]
+        if on_findings:
+            tier = probability_tier(kb, condition.id, p, seen)
+        else:  # a probability on the patient's facts alone is no bar; the setting still is
+            tier = _patient_facts_tier(kb, condition.id, seen) if condition.id in kb.probability_flags else None
         if tier is not None:
             urgency, action = tier.urgency, " ".join(tier.action.split())
             refs = list(dict.fromkeys(tier.refs + plan.refs))
-            if on_findings:
+            if on_findings or tier.when is not None:
                 triggered.append(f"{tier.urgency}: {tier.reason}")
-        if not on_findings:
+        if not on_findings and (tier is None or tier.when is None):
             urgency = max(urgency, "urgent", key=lambda u: URGENCY_ORDER[u])  # the less urgent of the two
             triggered.append(f"ranked first at {p:.0%} on the patient's facts alone (no finding yet): never above urgent")
+        elif not on_findings:
+            triggered.append(f"ranked first at {p:.0%} on the patient's facts alone (no finding yet)")
         hits.append(
             RedFlagHit(
                 id=probability_flag_id(condition.id),
