@@ -133,7 +133,7 @@ def token(
     *,
     alg: str = "ES384",
     kid: str = "es-1",
-    aud: str = URL,
+    aud: str | list[Any] = URL,
     drop: str | None = None,
     **claims: Any,
 ) -> str:
@@ -458,6 +458,27 @@ def test_valid_es384_and_rs384_tokens_are_accepted(secured: TestClient, keys: di
     )
     assert discovery.status_code == 200
 
+
+
+def test_an_audience_given_as_a_one_element_array_is_accepted(secured: TestClient, keys: dict[str, Any]) -> None:
+    """CDS Hooks 2.0, "Trusting CDS Clients": ``aud`` is a string or an array of strings (RFC 7519 4.1.3),
+    e.g. ``["https://cds.example.org/cds-services/some-service"]``. Before, PyJWT's strict audience
+    refused every array: a conforming client got 401 on every call."""
+    body = request_for("toh_man_classic")
+    response = secured.post(
+        f"/cds-services/{SERVICE_ID}", json=body, headers={"Authorization": f"Bearer {token(keys, aud=[URL])}"}
+    )
+    assert response.status_code == 200, response.text
+    discovery = secured.get(
+        "/cds-services", headers={"Authorization": f"Bearer {token(keys, aud=[f'{BASE}/cds-services'])}"}
+    )
+    assert discovery.status_code == 200
+    # the value must still be the URL called: another service's, a second audience or an empty array is refused
+    for aud in ([f"{BASE}/cds-services/other"], [URL, "https://other.example.org/cds-services/x"], [], [[URL]]):
+        refused = secured.post(
+            f"/cds-services/{SERVICE_ID}", json=body, headers={"Authorization": f"Bearer {token(keys, aud=aud)}"}
+        )
+        assert refused.status_code == 401, aud
 
 def _bad_tokens(keys: dict[str, Any]) -> list[tuple[str, str | None]]:
     now = int(time.time())
