@@ -484,6 +484,39 @@ def test_pregnancy_weeks_are_carried_to_the_assessment_date() -> None:
     assert mapping.case.pregnancy.gestational_weeks == pytest.approx(31)
 
 
+
+def _status(rid: str, answer: str, day: str) -> dict[str, Any]:
+    return obs(rid, LOINC, "82810-3", valueCodeableConcept={"coding": [{"system": LOINC, "code": answer}]},
+               effectiveDateTime=day)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        _status("old", "LA26683-5", "2023-05-01"),  # "Not pregnant", three and a half years before
+        _status("old", "LA15173-0", "2025-01-10"),  # "Pregnant", 22 months before
+        condition("old", SCT, "77386006", clinical=None, verification="refuted", recordedDate="2022-02-01"),
+        condition("old", SCT, "77386006", clinical=None, verification="refuted"),  # refuted, undated
+        condition("old", SCT, "60001007", recordedDate="2024-06-01"),  # "Not pregnant (finding)", active
+    ],
+    ids=["not-pregnant-2023", "pregnant-2025", "refuted-2022", "refuted-undated", "not-pregnant-finding-2024"],
+)
+def test_an_old_pregnancy_status_is_not_the_status_now(record: dict[str, Any]) -> None:
+    """Pregnancy status is a statement about one visit. Before, a 'Not pregnant' answer of 2023, a
+    refuted pregnancy of 2022 (or undated) made a woman of 33 'not pregnant' today, and the plan and
+    the order hooks stopped asking for the pregnancy status before a bisphosphonate or an X-ray."""
+    woman = {"resourceType": "Patient", "id": "p", "gender": "female", "birthDate": "1993-03-03"}
+    mapping = map_fhir(bundle(record, patient=woman), DAY)
+    assert mapping.case.pregnancy.status.value == "unknown"
+    [left] = [u for u in mapping.unmapped if u.resource.endswith("/old")]
+    assert "pregnancy status" in left.reason.lower() or "pregnant" in left.reason.lower(), left.reason
+    assert "days" in left.reason or "no date" in left.reason, left.reason
+    window = load_code_tables().windows["pregnancy_status"]
+    recent = (DAY - dt.timedelta(days=window)).isoformat()
+    fresh = copy.deepcopy(record)
+    fresh["effectiveDateTime" if record["resourceType"] == "Observation" else "recordedDate"] = recent
+    assert map_fhir(bundle(fresh, patient=woman), DAY).case.pregnancy.status.value != "unknown"
+
 def test_allergies_and_no_known_drug_allergy() -> None:
     allergy = {
         "resourceType": "AllergyIntolerance",

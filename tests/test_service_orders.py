@@ -83,6 +83,25 @@ def test_bisphosphonate_for_a_pregnant_patient_is_critical_and_names_the_fact(cl
     assert card["links"] == [{"label": "Open the case in hipdx", "url": CASE_URL.replace("{patient}", body["context"]["patientId"]), "type": "absolute"}]
 
 
+
+def test_an_old_not_pregnant_status_does_not_silence_the_pregnancy_check(client: TestClient) -> None:
+    """A woman of 31 (pvns_hip) and a zoledronic acid order: without a current pregnancy status the card
+    asks for it. Before, a 'Not pregnant' status of 2023 in the chart took the place of today's and
+    the card no longer asked."""
+    body = order_body("pvns_hip", "order-sign", [medication_request(ZOLEDRONIC)])
+    observations = body["prefetch"]["observations"]["entry"]
+    observations[:] = [e for e in observations if "82810-3" not in str(e)]
+    patient = body["context"]["patientId"]
+    observations.append({"resource": {
+        "resourceType": "Observation", "id": "status-2023", "status": "final", "subject": {"reference": f"Patient/{patient}"},
+        "code": {"coding": [{"system": "http://loinc.org", "code": "82810-3"}]}, "effectiveDateTime": "2023-05-01",
+        "valueCodeableConcept": {"coding": [{"system": "http://loinc.org", "code": "LA26683-5"}]}}})
+    response = client.post(f"/cds-services/{ORDER_SIGN_ID}", json=body)
+    assert response.status_code == 200, response.text
+    [card] = response.json()["cards"]
+    assert card["indicator"] in ("warning", "critical")
+    assert "pregnan" in card["summary"].lower(), card["summary"]
+
 def test_zoledronic_acid_below_its_clearance_cut_off_is_critical(client: TestClient) -> None:
     body = with_low_clearance(order_body("toh_man_classic", "order-sign", [medication_request(ZOLEDRONIC)]))
     [card] = client.post(f"/cds-services/{ORDER_SIGN_ID}", json=body).json()["cards"]

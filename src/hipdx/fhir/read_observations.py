@@ -58,7 +58,7 @@ def read_observation(ctx: Context, res: Resource) -> None:
             return
         answer = ctx.t.answer_codes.find(system, code)
         if answer is not None:
-            _answer(ctx, res, answer.entry, day)  # type: ignore[attr-defined]
+            _answer(ctx, res, answer.entry, day, show_code(system, code, answer.display))  # type: ignore[attr-defined]
             return
     for i, component in enumerate(res.objects("component")):
         for system, code in res.codings("code", component, f"component[{i}].code"):
@@ -171,7 +171,15 @@ def _number(ctx: Context, res: Resource, entry: Any, node: dict[str, Any], prefi
     return {"value": value, "unit": unit}, f"{value:g} {unit}"
 
 
-def _answer(ctx: Context, res: Resource, entry: Any, day: dt.date | None) -> None:
+def _answer(ctx: Context, res: Resource, entry: Any, day: dt.date | None, what: str) -> None:
+    if entry.window is not None:  # an answer about the present (pregnancy status): only a recent one is today's
+        window = ctx.t.windows[entry.window]
+        if day is None:
+            ctx.skip(res, "effective[x]", f"{what}: no date, so it cannot be taken as the status today")
+            return
+        if (ctx.today - day).days > window:
+            ctx.skip(res, "effective[x]", f"{what} of {day.isoformat()} is older than the {window} days read for it")
+            return
     values = res.codings("valueCodeableConcept")
     for system, code in values:
         for answer in entry.values:
