@@ -297,9 +297,12 @@ def test_missing_prefetch_without_fhir_server_is_412(open_client: TestClient) ->
 class _FhirServer(BaseHTTPRequestHandler):
     resources: list[dict[str, Any]] = []
     seen_tokens: list[str] = []
+    delay_s = 0.0  # a slow server
+    pages = 1  # a search answered in this many pages (the first holds the resources; each links the next)
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         self.seen_tokens.append(self.headers.get("Authorization", ""))
+        time.sleep(self.delay_s)
         parts = urlsplit(self.path)
         rtype, _, rid = parts.path.strip("/").partition("/")
         if rid:
@@ -313,7 +316,11 @@ class _FhirServer(BaseHTTPRequestHandler):
                 if r["resourceType"] == rtype
                 and r.get("subject", r.get("patient", {})).get("reference") == f"Patient/{patient}"
             ]
-            status, body = 200, searchset(found)
+            page = int(parse_qs(parts.query).get("page", ["1"])[0])
+            status, body = 200, searchset(found if page == 1 else [])
+            if page < self.pages:
+                host, port = self.server.server_address[:2]
+                body["link"] = [{"relation": "next", "url": f"http://{host}:{port}/{rtype}?patient={patient}&page={page + 1}"}]
         payload = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/fhir+json")
@@ -328,7 +335,7 @@ class _FhirServer(BaseHTTPRequestHandler):
 @pytest.fixture
 def fhir_server() -> Iterator[str]:
     _, _FhirServer.resources = server_shaped("septic_febrile_crp_mg_dl")
-    _FhirServer.seen_tokens = []
+    _FhirServer.seen_tokens, _FhirServer.delay_s, _FhirServer.pages = [], 0.0, 1
     server = ThreadingHTTPServer(("127.0.0.1", 0), _FhirServer)
     # polled every 10 ms for the shutdown (the default half second is most of the test's time)
     thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
@@ -364,6 +371,80 @@ def test_missing_prefetch_is_fetched_from_an_allowed_fhir_server(fhir_server: st
     assert card["indicator"] == "critical" and "septic" in card["detail"].lower()
     assert _FhirServer.seen_tokens and set(_FhirServer.seen_tokens) == {"Bearer opaque-token"}
 
+
+
+def _fetching_request(fhir_server: str) -> dict[str, Any]:
+    body = request_for("septic_febrile_crp_mg_dl", fhirServer=fhir_server,
+                       fhirAuthorization={"access_token": "opaque-token", "token_type": "Bearer", "expires_in": 300,
+                                          "scope": "patient/*.read", "subject": "hipdx"})
+    body["prefetch"] = {"patient": body["prefetch"]["patient"]}  # the rest is fetched
+    return body
+
+
+def test_a_search_longer_than_the_pages_read_is_a_412_not_a_card_from_part_of_the_chart(
+    fhir_server: str, kb: hipdx.KnowledgeBase
+) -> None:
+    """The service follows `next` links up to MAX_PAGES pages. Before, a search with more pages was cut
+    there and the card made from what had been read, saying nothing: a partial chart (the newest CRP
+    could be on a page not read). Now the call is a 412 naming the key and why."""
+    from hipdx.service.hooks import MAX_PAGES
+
+    client = TestClient(create_app(
+        ServiceConfig(issuers=None, insecure_no_auth=True, fhir_servers=(fhir_server,), today=lambda: TODAY), kb))
+    _FhirServer.pages = MAX_PAGES
+    assert client.post(f"/cds-services/{SERVICE_ID}", json=_fetching_request(fhir_server)).status_code == 200
+    _FhirServer.pages = MAX_PAGES + 1
+    response = client.post(f"/cds-services/{SERVICE_ID}", json=_fetching_request(fhir_server))
+    assert response.status_code == 412, response.text
+    issues = response.json()["issue"]
+    assert any(f"more than {MAX_PAGES} pages" in i["diagnostics"] for i in issues), issues
+    assert {"prefetch.conditions"} <= {e for i in issues for e in i.get("expression", [])}
+
+
+@pytest.mark.slow  # a real server and a 3 s wait
+def test_a_slow_fhir_server_does_not_stall_the_worker(fhir_server: str, kb: hipdx.KnowledgeBase) -> None:
+    """Real HTTP on loopback: while patient-view fetches the chart from a slow FHIR server, the same
+    worker answers other calls. Before, patient-view ran on the event loop (order-select and
+    order-sign ran in the thread pool), and every call of the worker waited for the fetch."""
+    import socket
+
+    import httpx2 as httpx
+    import uvicorn
+
+    _FhirServer.delay_s = 0.5  # a page: eight keys fetched one after another, about 4 s
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = create_app(ServiceConfig(issuers=None, insecure_no_auth=True, fhir_servers=(fhir_server,),
+                                   today=lambda: TODAY), kb)
+    service = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=service.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not service.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+    answers: dict[str, Any] = {}
+
+    def hook_call() -> None:
+        with httpx.Client(timeout=30) as client:
+            answers["hook"] = client.post(f"{base}/cds-services/{SERVICE_ID}", json=_fetching_request(fhir_server))
+
+    try:
+        caller = threading.Thread(target=hook_call)
+        caller.start()
+        while not _FhirServer.seen_tokens and caller.is_alive():  # the hook call is now fetching
+            time.sleep(0.01)
+        start = time.monotonic()
+        with httpx.Client(timeout=30) as client:
+            other = client.get(f"{base}/knowledge-base")
+        waited = time.monotonic() - start
+        caller.join(30)
+        assert other.status_code == 200 and waited < 1.5, waited  # not queued behind the fetch
+        assert answers["hook"].status_code == 200, answers["hook"].text
+    finally:
+        service.should_exit = True
+        thread.join(timeout=10)
 
 # -- bad requests ---------------------------------------------------------------------------------------------------
 

@@ -242,8 +242,12 @@ def _add_cds_routes(app: FastAPI, config: ServiceConfig, knowledge: KnowledgeBas
                 "patient": f"Patient/{patient}"[:100] if isinstance(patient, str) else None,
             }
         request.state.audit = audit
+        # in the thread pool: a call may fetch the chart from the client's FHIR server, which must not hold the
+        # worker's other calls (a thread hand-over costs 0.03-0.045 ms of CPU, benchmarks/README.md)
         if service_id == SERVICE_ID:
-            response = patient_view(body, knowledge, config.today(), config.fhir_servers, _links(config, request))
+            response = await run_in_threadpool(
+                patient_view, body, knowledge, config.today(), config.fhir_servers, _links(config, request)
+            )
         else:
             response = await run_in_threadpool(
                 order_service, service_id, body, knowledge, config.today(), config.fhir_servers, _links(config, request)

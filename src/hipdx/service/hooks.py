@@ -190,6 +190,10 @@ def _fetch(client: httpx.Client, server: str, query: str, token: str | None, key
             if isinstance(links, list)
             else None
         )
+    if url is not None:  # more pages than read: a card from part of the chart would be a guess
+        raise PreconditionFailed(
+            [key], f"{key}: the FHIR server's answer has more than {MAX_PAGES} pages; hipdx reads all of a search or none"
+        )
     return out
 
 
