@@ -401,6 +401,27 @@ def test_a_search_longer_than_the_pages_read_is_a_412_not_a_card_from_part_of_th
     assert {"prefetch.conditions"} <= {e for i in issues for e in i.get("expression", [])}
 
 
+
+def test_a_prefetched_page_with_a_next_link_is_missing_not_the_whole_search(
+    fhir_server: str, open_client: TestClient, kb: hipdx.KnowledgeBase
+) -> None:
+    """CDS Hooks 2.0: prefetch is submitted at once, no `next` links. A prefetched Bundle that still has
+    one is the first page only: it is missing (412 naming it, or fetched whole from an allowed FHIR
+    server), not read as the whole search as before."""
+    body = request_for("septic_febrile_crp_mg_dl")
+    body["prefetch"]["observations"]["link"] = [
+        {"relation": "self", "url": "https://fhir.example.org/Observation?patient=x"},
+        {"relation": "next", "url": "https://fhir.example.org/Observation?patient=x&page=2"},
+    ]
+    response = open_client.post(f"/cds-services/{SERVICE_ID}", json=body)
+    assert response.status_code == 412, response.text
+    assert [e for i in response.json()["issue"] for e in i.get("expression", [])] == ["prefetch.observations"]
+    client = TestClient(create_app(
+        ServiceConfig(issuers=None, insecure_no_auth=True, fhir_servers=(fhir_server,), today=lambda: TODAY), kb))
+    fetched = client.post(f"/cds-services/{SERVICE_ID}", json={**body, "fhirServer": fhir_server})
+    assert fetched.status_code == 200, fetched.text
+    assert len(_FhirServer.seen_tokens) == 1  # the one missing key, fetched whole
+
 @pytest.mark.slow  # a real server and a 3 s wait
 def test_a_slow_fhir_server_does_not_stall_the_worker(fhir_server: str, kb: hipdx.KnowledgeBase) -> None:
     """Real HTTP on loopback: while patient-view fetches the chart from a slow FHIR server, the same

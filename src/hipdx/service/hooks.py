@@ -3,8 +3,9 @@
 The request's prefetch (or, for keys the client did not prefetch, the client's FHIR server
 when the operator allows it) is read through the FHIR mapping into a case, assessed by the
 core, and rendered as one card. No card when the chart states neither hip pain nor marrow
-edema of the hip on MRI. A prefetch key is *missing* when it is omitted or holds an
-OperationOutcome (the client could not fetch it); ``null`` means "no data" and is fine.
+edema of the hip on MRI. A prefetch key is *missing* when it is omitted, holds an
+OperationOutcome (the client could not fetch it) or a Bundle with a ``next`` link (one page of
+the search: CDS Hooks 2.0 prefetch has no next links); ``null`` means "no data" and is fine.
 """
 
 from __future__ import annotations
@@ -130,8 +131,8 @@ def gather(request: Request, allowed_servers: Sequence[str], timeout_s: float = 
             continue  # the client says: no data
         if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
             raise InputError(f"prefetch.{key} must be a FHIR resource, a Bundle or null")
-        if value["resourceType"] == "OperationOutcome":
-            missing.append(key)  # the client tried and failed
+        if value["resourceType"] == "OperationOutcome" or _has_next_page(value):
+            missing.append(key)  # the client tried and failed, or sent the first page only
             continue
         found.append(value)
     if not missing:
@@ -150,6 +151,12 @@ def gather(request: Request, allowed_servers: Sequence[str], timeout_s: float = 
             query = PREFETCH[key].replace("{{context.patientId}}", quote(request.patient_id, safe=""))
             found += _fetch(client, server, query, request.access_token, key)
     return found
+
+
+def _has_next_page(value: dict[str, Any]) -> bool:
+    """A Bundle with a ``next`` link: one page of a search (CDS Hooks 2.0 prefetch allows no next links)."""
+    links = value.get("link") if value["resourceType"] == "Bundle" else None
+    return isinstance(links, list) and any(isinstance(link, dict) and link.get("relation") == "next" for link in links)
 
 
 def _fetch(client: httpx.Client, server: str, query: str, token: str | None, key: str) -> list[Any]:
