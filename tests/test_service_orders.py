@@ -102,11 +102,12 @@ def test_an_old_not_pregnant_status_does_not_silence_the_pregnancy_check(client:
     assert card["indicator"] in ("warning", "critical")
     assert "pregnan" in card["summary"].lower(), card["summary"]
 
+
 def test_zoledronic_acid_below_its_clearance_cut_off_is_critical(client: TestClient) -> None:
     body = with_low_clearance(order_body("toh_man_classic", "order-sign", [medication_request(ZOLEDRONIC)]))
     [card] = client.post(f"/cds-services/{ORDER_SIGN_ID}", json=body).json()["cards"]
     assert card["indicator"] == "critical"
-    assert "creatinine_clearance_ml_min" in card["detail"] and "Cockcroft-Gault" in card["detail"]
+    assert "creatinine clearance (mL/min)** = 31" in card["detail"] and "Cockcroft-Gault" in card["detail"]
     assert "below 35" in card["detail"]
 
 
@@ -114,7 +115,21 @@ def test_a_drug_whose_safety_facts_are_missing_gets_a_warning(client: TestClient
     body = order_body("toh_man_classic", "order-sign", [medication_request(ZOLEDRONIC)])
     [card] = client.post(f"/cds-services/{ORDER_SIGN_ID}", json=body).json()["cards"]
     assert card["indicator"] == "warning" and "check" in card["summary"]
-    assert "creatinine_clearance_ml_min" in card["detail"]
+    assert "**creatinine clearance (mL/min)**: not known" in card["detail"]
+
+
+def test_cards_name_the_facts_in_words_not_by_their_identifiers(client: TestClient) -> None:
+    """A clinician reads the card in the EHR. Before, it said "check breastfeeding, creatinine clearance
+    ml min, calcium mmol l, vitamin d ng ml" (the summary) and "creatinine_clearance_ml_min; bleeding_risk"
+    (the details): the plan's fact identifiers, their units mangled into words."""
+    body = order_body("pvns_hip", "order-sign", [medication_request(ZOLEDRONIC)])
+    [order_card] = client.post(f"/cds-services/{ORDER_SIGN_ID}", json=body).json()["cards"]
+    view = client.post(f"/cds-services/{SERVICE_ID}", json=request_for("toh_man_classic")).json()["cards"]
+    for text in (order_card["summary"], order_card["detail"], *(c["detail"] for c in view)):
+        for mangled in ("_ml_min", "ml min", "_mmol_l", "mmol l", "ng ml", "creatinine_clearance", "bleeding_risk"):
+            assert mangled not in text, (mangled, text)
+    assert "creatinine clearance" in order_card["summary"] and "calcium" in order_card["summary"]
+    assert "**calcium (mmol/L)**: not known" in order_card["detail"]
 
 
 def test_order_select_reads_only_the_selected_orders(client: TestClient) -> None:
