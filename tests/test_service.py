@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import threading
 import time
 import uuid
@@ -639,6 +640,19 @@ def test_every_bad_token_is_401_without_detail(secured: TestClient, keys: dict[s
         assert response.content == b"", label
     assert secured.get("/cds-services").status_code == 401
 
+
+
+def test_a_refused_call_is_logged_with_the_route_it_called(
+    secured: TestClient, keys: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The operator sees which service a refused token called (its route template). Before, the CDS
+    service's plain Starlette route carries no ``route`` in its scope and the log said "(no route)"."""
+    caplog.set_level(logging.WARNING, logger="hipdx.service")
+    body = request_for("toh_man_classic")
+    headers = {"Authorization": f"Bearer {token(keys, kid='nope')}"}
+    assert secured.post(f"/cds-services/{SERVICE_ID}", json=body, headers=headers).status_code == 401
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("401 ")]
+    assert line.startswith("401 POST /cds-services/{service_id}: "), line
 
 def test_a_replayed_token_is_refused(secured: TestClient, keys: dict[str, Any]) -> None:
     body = request_for("toh_man_classic")
