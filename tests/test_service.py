@@ -300,6 +300,7 @@ class _FhirServer(BaseHTTPRequestHandler):
     seen_tokens: list[str] = []
     delay_s = 0.0  # a slow server
     pages = 1  # a search answered in this many pages (the first holds the resources; each links the next)
+    raw: bytes | None = None  # an answer of its own to every search (bytes as sent)
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         self.seen_tokens.append(self.headers.get("Authorization", ""))
@@ -322,7 +323,7 @@ class _FhirServer(BaseHTTPRequestHandler):
             if page < self.pages:
                 host, port = self.server.server_address[:2]
                 body["link"] = [{"relation": "next", "url": f"http://{host}:{port}/{rtype}?patient={patient}&page={page + 1}"}]
-        payload = json.dumps(body).encode()
+        payload = self.raw if self.raw is not None and not rid else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/fhir+json")
         self.send_header("Content-Length", str(len(payload)))
@@ -336,7 +337,7 @@ class _FhirServer(BaseHTTPRequestHandler):
 @pytest.fixture
 def fhir_server() -> Iterator[str]:
     _, _FhirServer.resources = server_shaped("septic_febrile_crp_mg_dl")
-    _FhirServer.seen_tokens, _FhirServer.delay_s, _FhirServer.pages = [], 0.0, 1
+    _FhirServer.seen_tokens, _FhirServer.delay_s, _FhirServer.pages, _FhirServer.raw = [], 0.0, 1, None
     server = ThreadingHTTPServer(("127.0.0.1", 0), _FhirServer)
     # polled every 10 ms for the shutdown (the default half second is most of the test's time)
     thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
@@ -422,6 +423,27 @@ def test_a_prefetched_page_with_a_next_link_is_missing_not_the_whole_search(
     fetched = client.post(f"/cds-services/{SERVICE_ID}", json={**body, "fhirServer": fhir_server})
     assert fetched.status_code == 200, fetched.text
     assert len(_FhirServer.seen_tokens) == 1  # the one missing key, fetched whole
+
+
+def test_a_fhir_server_answer_is_read_as_strictly_as_the_prefetch(fhir_server: str, kb: hipdx.KnowledgeBase) -> None:
+    """What hipdx fetches is read by the same strict reader as the prefetch. Before, it was read with
+    json.loads: a key given twice was silently settled (the last one held), where the same Bundle
+    prefetched is refused; and an answer of any size was read into memory."""
+    from hipdx.service.app import MAX_BODY_BYTES
+
+    client = TestClient(create_app(
+        ServiceConfig(issuers=None, insecure_no_auth=True, fhir_servers=(fhir_server,), today=lambda: TODAY), kb))
+    _FhirServer.raw = b'{"resourceType": "Bundle", "type": "searchset", "type": "collection", "entry": []}'
+    twice = client.post(f"/cds-services/{SERVICE_ID}", json=_fetching_request(fhir_server))
+    assert twice.status_code == 422, twice.text
+    assert "twice" in twice.text and "conditions" in twice.text
+    _FhirServer.raw = b'{"resourceType": "Bundle", "type": "searchset", "entry": [], "x": "' + b"a" * MAX_BODY_BYTES + b'"}'
+    huge = client.post(f"/cds-services/{SERVICE_ID}", json=_fetching_request(fhir_server))
+    assert huge.status_code == 412, huge.text
+    assert "larger than" in huge.text
+    _FhirServer.raw = b"<html>502 Bad Gateway</html>"  # a proxy's page: not retrieved
+    page = client.post(f"/cds-services/{SERVICE_ID}", json=_fetching_request(fhir_server))
+    assert page.status_code == 412 and "not JSON" in page.text, page.text
 
 @pytest.mark.slow  # a real server and a 3 s wait
 def test_a_slow_fhir_server_does_not_stall_the_worker(fhir_server: str, kb: hipdx.KnowledgeBase) -> None:

@@ -19,7 +19,8 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import httpx2 as httpx
 
-from hipdx.errors import InputError, Problem
+from hipdx.errors import InputError, IntegrationError, Problem
+from hipdx.fhir.jsonread import read_json
 from hipdx.fhir.mapping import FhirMapping, map_fhir
 from hipdx.knowledge import KnowledgeBase
 from hipdx.reasoning import assess
@@ -49,6 +50,8 @@ DISCOVERY = {
     "usageRequirements": "Reads coded data only (LOINC, SNOMED CT, ICD-10-CM, ATC, RxNorm, UCUM); see docs/fhir.md.",
 }
 MAX_PAGES = 5
+#: the largest page read from a FHIR server (as a CDS request's body, hipdx.service.app)
+MAX_ANSWER_BYTES = 20 * 1024 * 1024
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
@@ -153,6 +156,39 @@ def gather(request: Request, allowed_servers: Sequence[str], timeout_s: float = 
     return found
 
 
+def _get(client: httpx.Client, url: str, headers: dict[str, str], key: str) -> Any:
+    """One page from the FHIR server, read by the strict reader (as the prefetch is), at most MAX_ANSWER_BYTES.
+
+    Raises
+    ------
+    PreconditionFailed
+        No answer, not 200, too large, or not JSON.
+    IntegrationError
+        JSON the strict reader refuses (a key given twice, too deep), naming the key.
+    """
+    try:
+        with client.stream("GET", url, headers=headers) as response:
+            if response.status_code == 404 and key == "patient":
+                raise PreconditionFailed([key], "the FHIR server has no such Patient")
+            if response.status_code != 200:
+                raise PreconditionFailed([key], f"{key}: the FHIR server answered {response.status_code}")
+            raw = bytearray()
+            for chunk in response.iter_bytes():
+                raw += chunk
+                if len(raw) > MAX_ANSWER_BYTES:
+                    raise PreconditionFailed(
+                        [key], f"{key}: the FHIR server's answer is larger than {MAX_ANSWER_BYTES // 2**20} MB"
+                    )
+    except httpx.HTTPError as exc:
+        raise PreconditionFailed([key], f"{key}: the FHIR server did not answer ({type(exc).__name__})") from None
+    try:
+        return read_json(bytes(raw), f"the FHIR server's answer for {key}")
+    except IntegrationError as err:
+        if "not valid JSON" in err.message or "not UTF-8" in err.message:  # an error page, not FHIR: not retrieved
+            raise PreconditionFailed([key], f"{key}: the FHIR server's answer is not JSON") from None
+        raise
+
+
 def _has_next_page(value: dict[str, Any]) -> bool:
     """A Bundle with a ``next`` link: one page of a search (CDS Hooks 2.0 prefetch allows no next links)."""
     links = value.get("link") if value["resourceType"] == "Bundle" else None
@@ -171,18 +207,7 @@ def _fetch(client: httpx.Client, server: str, query: str, token: str | None, key
             break
         if not url.startswith(base):
             raise PreconditionFailed([key], f"{key}: the FHIR server pointed to another host")
-        try:
-            response = client.get(url, headers=headers)
-        except httpx.HTTPError as exc:
-            raise PreconditionFailed([key], f"{key}: the FHIR server did not answer ({type(exc).__name__})") from None
-        if response.status_code == 404 and key == "patient":
-            raise PreconditionFailed([key], "the FHIR server has no such Patient")
-        if response.status_code != 200:
-            raise PreconditionFailed([key], f"{key}: the FHIR server answered {response.status_code}")
-        try:
-            data = response.json()
-        except ValueError:
-            raise PreconditionFailed([key], f"{key}: the FHIR server's answer is not JSON") from None
+        data = _get(client, url, headers, key)
         out.append(data)
         links = data.get("link") if isinstance(data, dict) else None
         url = (
