@@ -133,8 +133,20 @@ def test_cards_name_the_facts_in_words_not_by_their_identifiers(client: TestClie
 
 
 def test_order_select_reads_only_the_selected_orders(client: TestClient) -> None:
-    body = order_body("toh_pregnancy_34_weeks", "order-select", [medication_request(ZOLEDRONIC)], selections=["ServiceRequest/other"])
+    amoxicillin = {"system": "http://www.whocc.no/atc", "code": "J01CA04", "display": "amoxicillin"}
+    orders = [medication_request(ZOLEDRONIC), medication_request(amoxicillin, "draft-amox")]
+    body = order_body("toh_pregnancy_34_weeks", "order-select", orders, selections=["MedicationRequest/draft-amox"])
     assert client.post(f"/cds-services/{ORDER_SELECT_ID}", json=body).json() == {"cards": []}
+
+
+def test_a_selection_that_names_no_draft_order_is_a_400_naming_it(client: TestClient) -> None:
+    """order-select's selections name orders of draftOrders. Before, a selection naming none (a client's
+    bug, e.g. an id without its type) was answered 200 without a card, as if the order had been checked."""
+    body = order_body("toh_pregnancy_34_weeks", "order-select", [medication_request(ZOLEDRONIC)],
+                      selections=["MedicationRequest/draft-zol", "draft-zol"])
+    response = client.post(f"/cds-services/{ORDER_SELECT_ID}", json=body)
+    assert response.status_code == 400, response.text
+    assert [e for i in response.json()["issue"] for e in i.get("expression", [])] == ["context.selections[1]"]
 
 
 def test_an_unknown_order_gets_no_card(client: TestClient) -> None:

@@ -92,6 +92,9 @@ def _drafts(body: Any, hook: str) -> tuple[list[dict[str, Any]], list[str] | Non
         if not isinstance(selections, list) or not all(isinstance(s, str) for s in selections):
             problems.append(Problem("context.selections", "required for order-select: an array of Type/id references"))
             selections = []
+        drafted = {f"{r['resourceType']}/{r.get('id')}" for r in entries}
+        problems += [Problem(f"context.selections[{i}]", f"{s!r} names no order of context.draftOrders (Type/id)")
+                     for i, s in enumerate(selections) if s not in drafted]
     return entries, selections, problems
 
 
