@@ -269,6 +269,9 @@ def test_urn_uuid_references_resolve() -> None:
             75.0,
         ),
         ("17861-6", {"value": 2.4, "unit": "mmol/L"}, "calcium", 2.4),  # no UCUM system: a unit text the case accepts
+        # the micro sign (U+00B5) or Greek mu (U+03BC) for UCUM's "u": read as umol/L (before: left out)
+        ("2160-0", {"value": 80, "unit": "\u00b5mol/L"}, "creatinine", 80.0),
+        ("2160-0", {"value": 80, "unit": "\u03bcmol/L", "system": UCUM, "code": "\u03bcmol/L"}, "creatinine", 80.0),
     ],
 )
 def test_labs_are_converted_through_ucum(code: str, quantity: dict[str, Any], field: str, canonical: float) -> None:

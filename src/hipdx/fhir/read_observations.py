@@ -138,8 +138,8 @@ def _number(ctx: Context, res: Resource, entry: Any, node: dict[str, Any], prefi
         ctx.skip(res, element + ".comparator", f"{what}: {q['comparator']}{value:g} is a bound, not a value")
         return None, ""
     system = res.get("system", str, q, element + ".system")
-    code = res.get("code", str, q, element + ".code")
-    text = res.get("unit", str, q, element + ".unit")
+    code = _ascii_micro(res.get("code", str, q, element + ".code"))
+    text = _ascii_micro(res.get("unit", str, q, element + ".unit"))
     ucum = ctx.t.uri("ucum")
     if entry.quantity in ctx.t.plain_units:
         plain = ctx.t.plain_units[entry.quantity]
@@ -169,6 +169,12 @@ def _number(ctx: Context, res: Resource, entry: Any, node: dict[str, Any], prefi
     if entry.field == "weight_kg":
         return QUANTITIES["weight"].to_canonical(value, unit), f"{value:g} {unit}"
     return {"value": value, "unit": unit}, f"{value:g} {unit}"
+
+
+def _ascii_micro(unit: str | None) -> str | None:
+    """UCUM writes micro as ``u``; a unit given with the micro sign (U+00B5) or Greek mu (U+03BC),
+    as lab systems print it (``µmol/L``), is the same unit, not a guess."""
+    return unit.replace("\u00b5", "u").replace("\u03bc", "u") if unit else unit
 
 
 def _answer(ctx: Context, res: Resource, entry: Any, day: dt.date | None, what: str) -> None:
