@@ -236,10 +236,11 @@ def _add_cds_routes(app: FastAPI, config: ServiceConfig, knowledge: KnowledgeBas
         audit = getattr(request.state, "audit", {})
         if isinstance(body, dict):
             context = body.get("context") if isinstance(body.get("context"), dict) else {}
-            patient = context.get("patientId")
+            patient, user = context.get("patientId"), context.get("userId")
             audit |= {
                 "hook_instance": str(body.get("hookInstance"))[:100] if body.get("hookInstance") else None,
                 "patient": f"Patient/{patient}"[:100] if isinstance(patient, str) else None,
+                "user_ref": user[:100] if isinstance(user, str) and user else None,
             }
         request.state.audit = audit
         # in the thread pool: a call may fetch the chart from the client's FHIR server, which must not hold the
