@@ -291,6 +291,8 @@ def test_labs_are_converted_through_ucum(code: str, quantity: dict[str, Any], fi
         ({"value": 3, "unit": "g/L", "system": UCUM, "code": "g/L"}, "unit 'g/L' is not accepted"),
         ({"value": 5, "comparator": "<", "unit": "mg/L", "system": UCUM, "code": "mg/L"}, "is a bound, not a value"),
         ({"unit": "mg/L", "system": UCUM, "code": "mg/L"}, "a quantity without a value"),
+        # the UCUM code and the unit shown name two different units, ten times apart (before: the code held)
+        ({"value": 3, "unit": "mg/L", "system": UCUM, "code": "mg/dL"}, "disagree"),
     ],
 )
 def test_a_number_is_not_guessed(quantity: dict[str, Any], reason: str) -> None:

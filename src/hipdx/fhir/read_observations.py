@@ -7,6 +7,7 @@ within that quantity's window; imaging findings are handed to the study they bel
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any
 
 from hipdx.case.units import QUANTITIES
@@ -151,12 +152,15 @@ def _number(ctx: Context, res: Resource, entry: Any, node: dict[str, Any], prefi
             return None, ""
         return value * plain.accept[unit], f"{value:g} {unit}"
     accepted = ctx.t.units[entry.quantity]
+    shown_unit = text if text is not None and text in QUANTITIES[entry.quantity].accepted_units else None
     if system == ucum and code is not None:
         unit = accepted.get(code)
-    elif text is not None and text in QUANTITIES[entry.quantity].accepted_units:
-        unit = text
+        if unit is not None and shown_unit is not None and not _same_unit(entry.quantity, value, unit, shown_unit):
+            ctx.skip(res, element, f"{what}: the unit code {code!r} and the unit shown {text!r} disagree; "
+                                   "hipdx does not choose which one holds")
+            return None, ""
     else:
-        unit = None
+        unit = shown_unit
     if unit is None:
         given = code or text
         reason = (
@@ -169,6 +173,12 @@ def _number(ctx: Context, res: Resource, entry: Any, node: dict[str, Any], prefi
     if entry.field == "weight_kg":
         return QUANTITIES["weight"].to_canonical(value, unit), f"{value:g} {unit}"
     return {"value": value, "unit": unit}, f"{value:g} {unit}"
+
+
+def _same_unit(quantity: str, value: float, unit: str, other: str) -> bool:
+    """Two names of one unit (``10*9/L`` and ``x10^9/L``): the value converts alike through either."""
+    convert = QUANTITIES[quantity].to_canonical
+    return math.isclose(convert(value, unit), convert(value, other), rel_tol=1e-9, abs_tol=1e-12)
 
 
 def _ascii_micro(unit: str | None) -> str | None:
