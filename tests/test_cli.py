@@ -586,3 +586,13 @@ def test_valid_times_are_unchanged(write_case) -> None:
     result = run("course", write_case(case), "-f", "json", "--today", TODAY)
     assert result.exit_code == 0, result.output
     assert [p["days_since_onset"] for p in json.loads(result.stdout)["course"]["points"]] == [30]
+
+
+def test_python_dash_m_hipdx_runs_the_command_line() -> None:
+    """`python -m hipdx serve ...` (a container's entry point, a venv without its scripts on PATH) is
+    the same command line as `hipdx`. Before: "No module named hipdx.__main__"."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    done = subprocess.run([sys.executable, "-m", "hipdx", "serve", "--help"], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "--cds-issuers" in done.stdout

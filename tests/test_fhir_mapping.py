@@ -269,6 +269,9 @@ def test_urn_uuid_references_resolve() -> None:
             75.0,
         ),
         ("17861-6", {"value": 2.4, "unit": "mmol/L"}, "calcium", 2.4),  # no UCUM system: a unit text the case accepts
+        # the micro sign (U+00B5) or Greek mu (U+03BC) for UCUM's "u": read as umol/L (before: left out)
+        ("2160-0", {"value": 80, "unit": "\u00b5mol/L"}, "creatinine", 80.0),
+        ("2160-0", {"value": 80, "unit": "\u03bcmol/L", "system": UCUM, "code": "\u03bcmol/L"}, "creatinine", 80.0),
     ],
 )
 def test_labs_are_converted_through_ucum(code: str, quantity: dict[str, Any], field: str, canonical: float) -> None:
@@ -288,6 +291,8 @@ def test_labs_are_converted_through_ucum(code: str, quantity: dict[str, Any], fi
         ({"value": 3, "unit": "g/L", "system": UCUM, "code": "g/L"}, "unit 'g/L' is not accepted"),
         ({"value": 5, "comparator": "<", "unit": "mg/L", "system": UCUM, "code": "mg/L"}, "is a bound, not a value"),
         ({"unit": "mg/L", "system": UCUM, "code": "mg/L"}, "a quantity without a value"),
+        # the UCUM code and the unit shown name two different units, ten times apart (before: the code held)
+        ({"value": 3, "unit": "mg/L", "system": UCUM, "code": "mg/dL"}, "disagree"),
     ],
 )
 def test_a_number_is_not_guessed(quantity: dict[str, Any], reason: str) -> None:
@@ -483,6 +488,39 @@ def test_pregnancy_weeks_are_carried_to_the_assessment_date() -> None:
     assert mapping.case.pregnancy.status.value == "pregnant"
     assert mapping.case.pregnancy.gestational_weeks == pytest.approx(31)
 
+
+
+def _status(rid: str, answer: str, day: str) -> dict[str, Any]:
+    return obs(rid, LOINC, "82810-3", valueCodeableConcept={"coding": [{"system": LOINC, "code": answer}]},
+               effectiveDateTime=day)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        _status("old", "LA26683-5", "2023-05-01"),  # "Not pregnant", three and a half years before
+        _status("old", "LA15173-0", "2025-01-10"),  # "Pregnant", 22 months before
+        condition("old", SCT, "77386006", clinical=None, verification="refuted", recordedDate="2022-02-01"),
+        condition("old", SCT, "77386006", clinical=None, verification="refuted"),  # refuted, undated
+        condition("old", SCT, "60001007", recordedDate="2024-06-01"),  # "Not pregnant (finding)", active
+    ],
+    ids=["not-pregnant-2023", "pregnant-2025", "refuted-2022", "refuted-undated", "not-pregnant-finding-2024"],
+)
+def test_an_old_pregnancy_status_is_not_the_status_now(record: dict[str, Any]) -> None:
+    """Pregnancy status is a statement about one visit. Before, a 'Not pregnant' answer of 2023, a
+    refuted pregnancy of 2022 (or undated) made a woman of 33 'not pregnant' today, and the plan and
+    the order hooks stopped asking for the pregnancy status before a bisphosphonate or an X-ray."""
+    woman = {"resourceType": "Patient", "id": "p", "gender": "female", "birthDate": "1993-03-03"}
+    mapping = map_fhir(bundle(record, patient=woman), DAY)
+    assert mapping.case.pregnancy.status.value == "unknown"
+    [left] = [u for u in mapping.unmapped if u.resource.endswith("/old")]
+    assert "pregnancy status" in left.reason.lower() or "pregnant" in left.reason.lower(), left.reason
+    assert "days" in left.reason or "no date" in left.reason, left.reason
+    window = load_code_tables().windows["pregnancy_status"]
+    recent = (DAY - dt.timedelta(days=window)).isoformat()
+    fresh = copy.deepcopy(record)
+    fresh["effectiveDateTime" if record["resourceType"] == "Observation" else "recordedDate"] = recent
+    assert map_fhir(bundle(fresh, patient=woman), DAY).case.pregnancy.status.value != "unknown"
 
 def test_allergies_and_no_known_drug_allergy() -> None:
     allergy = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import threading
 import time
 import uuid
@@ -133,7 +134,7 @@ def token(
     *,
     alg: str = "ES384",
     kid: str = "es-1",
-    aud: str = URL,
+    aud: str | list[Any] = URL,
     drop: str | None = None,
     **claims: Any,
 ) -> str:
@@ -297,9 +298,13 @@ def test_missing_prefetch_without_fhir_server_is_412(open_client: TestClient) ->
 class _FhirServer(BaseHTTPRequestHandler):
     resources: list[dict[str, Any]] = []
     seen_tokens: list[str] = []
+    delay_s = 0.0  # a slow server
+    pages = 1  # a search answered in this many pages (the first holds the resources; each links the next)
+    raw: bytes | None = None  # an answer of its own to every search (bytes as sent)
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         self.seen_tokens.append(self.headers.get("Authorization", ""))
+        time.sleep(self.delay_s)
         parts = urlsplit(self.path)
         rtype, _, rid = parts.path.strip("/").partition("/")
         if rid:
@@ -313,8 +318,12 @@ class _FhirServer(BaseHTTPRequestHandler):
                 if r["resourceType"] == rtype
                 and r.get("subject", r.get("patient", {})).get("reference") == f"Patient/{patient}"
             ]
-            status, body = 200, searchset(found)
-        payload = json.dumps(body).encode()
+            page = int(parse_qs(parts.query).get("page", ["1"])[0])
+            status, body = 200, searchset(found if page == 1 else [])
+            if page < self.pages:
+                host, port = self.server.server_address[:2]
+                body["link"] = [{"relation": "next", "url": f"http://{host}:{port}/{rtype}?patient={patient}&page={page + 1}"}]
+        payload = self.raw if self.raw is not None and not rid else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/fhir+json")
         self.send_header("Content-Length", str(len(payload)))
@@ -328,7 +337,7 @@ class _FhirServer(BaseHTTPRequestHandler):
 @pytest.fixture
 def fhir_server() -> Iterator[str]:
     _, _FhirServer.resources = server_shaped("septic_febrile_crp_mg_dl")
-    _FhirServer.seen_tokens = []
+    _FhirServer.seen_tokens, _FhirServer.delay_s, _FhirServer.pages, _FhirServer.raw = [], 0.0, 1, None
     server = ThreadingHTTPServer(("127.0.0.1", 0), _FhirServer)
     # polled every 10 ms for the shutdown (the default half second is most of the test's time)
     thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
@@ -364,6 +373,122 @@ def test_missing_prefetch_is_fetched_from_an_allowed_fhir_server(fhir_server: st
     assert card["indicator"] == "critical" and "septic" in card["detail"].lower()
     assert _FhirServer.seen_tokens and set(_FhirServer.seen_tokens) == {"Bearer opaque-token"}
 
+
+
+def _fetching_request(fhir_server: str) -> dict[str, Any]:
+    body = request_for("septic_febrile_crp_mg_dl", fhirServer=fhir_server,
+                       fhirAuthorization={"access_token": "opaque-token", "token_type": "Bearer", "expires_in": 300,
+                                          "scope": "patient/*.read", "subject": "hipdx"})
+    body["prefetch"] = {"patient": body["prefetch"]["patient"]}  # the rest is fetched
+    return body
+
+
+def test_a_search_longer_than_the_pages_read_is_a_412_not_a_card_from_part_of_the_chart(
+    fhir_server: str, kb: hipdx.KnowledgeBase
+) -> None:
+    """The service follows `next` links up to MAX_PAGES pages. Before, a search with more pages was cut
+    there and the card made from what had been read, saying nothing: a partial chart (the newest CRP
+    could be on a page not read). Now the call is a 412 naming the key and why."""
+    from hipdx.service.hooks import MAX_PAGES
+
+    client = TestClient(create_app(
+        ServiceConfig(issuers=None, insecure_no_auth=True, fhir_servers=(fhir_server,), today=lambda: TODAY), kb))
+    _FhirServer.pages = MAX_PAGES
+    assert client.post(f"/cds-services/{SERVICE_ID}", json=_fetching_request(fhir_server)).status_code == 200
+    _FhirServer.pages = MAX_PAGES + 1
+    response = client.post(f"/cds-services/{SERVICE_ID}", json=_fetching_request(fhir_server))
+    assert response.status_code == 412, response.text
+    issues = response.json()["issue"]
+    assert any(f"more than {MAX_PAGES} pages" in i["diagnostics"] for i in issues), issues
+    assert {"prefetch.conditions"} <= {e for i in issues for e in i.get("expression", [])}
+
+
+
+def test_a_prefetched_page_with_a_next_link_is_missing_not_the_whole_search(
+    fhir_server: str, open_client: TestClient, kb: hipdx.KnowledgeBase
+) -> None:
+    """CDS Hooks 2.0: prefetch is submitted at once, no `next` links. A prefetched Bundle that still has
+    one is the first page only: it is missing (412 naming it, or fetched whole from an allowed FHIR
+    server), not read as the whole search as before."""
+    body = request_for("septic_febrile_crp_mg_dl")
+    body["prefetch"]["observations"]["link"] = [
+        {"relation": "self", "url": "https://fhir.example.org/Observation?patient=x"},
+        {"relation": "next", "url": "https://fhir.example.org/Observation?patient=x&page=2"},
+    ]
+    response = open_client.post(f"/cds-services/{SERVICE_ID}", json=body)
+    assert response.status_code == 412, response.text
+    assert [e for i in response.json()["issue"] for e in i.get("expression", [])] == ["prefetch.observations"]
+    client = TestClient(create_app(
+        ServiceConfig(issuers=None, insecure_no_auth=True, fhir_servers=(fhir_server,), today=lambda: TODAY), kb))
+    fetched = client.post(f"/cds-services/{SERVICE_ID}", json={**body, "fhirServer": fhir_server})
+    assert fetched.status_code == 200, fetched.text
+    assert len(_FhirServer.seen_tokens) == 1  # the one missing key, fetched whole
+
+
+def test_a_fhir_server_answer_is_read_as_strictly_as_the_prefetch(fhir_server: str, kb: hipdx.KnowledgeBase) -> None:
+    """What hipdx fetches is read by the same strict reader as the prefetch. Before, it was read with
+    json.loads: a key given twice was silently settled (the last one held), where the same Bundle
+    prefetched is refused; and an answer of any size was read into memory."""
+    from hipdx.service.app import MAX_BODY_BYTES
+
+    client = TestClient(create_app(
+        ServiceConfig(issuers=None, insecure_no_auth=True, fhir_servers=(fhir_server,), today=lambda: TODAY), kb))
+    _FhirServer.raw = b'{"resourceType": "Bundle", "type": "searchset", "type": "collection", "entry": []}'
+    twice = client.post(f"/cds-services/{SERVICE_ID}", json=_fetching_request(fhir_server))
+    assert twice.status_code == 422, twice.text
+    assert "twice" in twice.text and "conditions" in twice.text
+    _FhirServer.raw = b'{"resourceType": "Bundle", "type": "searchset", "entry": [], "x": "' + b"a" * MAX_BODY_BYTES + b'"}'
+    huge = client.post(f"/cds-services/{SERVICE_ID}", json=_fetching_request(fhir_server))
+    assert huge.status_code == 412, huge.text
+    assert "larger than" in huge.text
+    _FhirServer.raw = b"<html>502 Bad Gateway</html>"  # a proxy's page: not retrieved
+    page = client.post(f"/cds-services/{SERVICE_ID}", json=_fetching_request(fhir_server))
+    assert page.status_code == 412 and "not JSON" in page.text, page.text
+
+@pytest.mark.slow  # a real server and a 3 s wait
+def test_a_slow_fhir_server_does_not_stall_the_worker(fhir_server: str, kb: hipdx.KnowledgeBase) -> None:
+    """Real HTTP on loopback: while patient-view fetches the chart from a slow FHIR server, the same
+    worker answers other calls. Before, patient-view ran on the event loop (order-select and
+    order-sign ran in the thread pool), and every call of the worker waited for the fetch."""
+    import socket
+
+    import httpx2 as httpx
+    import uvicorn
+
+    _FhirServer.delay_s = 0.5  # a page: eight keys fetched one after another, about 4 s
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = create_app(ServiceConfig(issuers=None, insecure_no_auth=True, fhir_servers=(fhir_server,),
+                                   today=lambda: TODAY), kb)
+    service = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=service.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not service.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+    answers: dict[str, Any] = {}
+
+    def hook_call() -> None:
+        with httpx.Client(timeout=30) as client:
+            answers["hook"] = client.post(f"{base}/cds-services/{SERVICE_ID}", json=_fetching_request(fhir_server))
+
+    try:
+        caller = threading.Thread(target=hook_call)
+        caller.start()
+        while not _FhirServer.seen_tokens and caller.is_alive():  # the hook call is now fetching
+            time.sleep(0.01)
+        start = time.monotonic()
+        with httpx.Client(timeout=30) as client:
+            other = client.get(f"{base}/knowledge-base")
+        waited = time.monotonic() - start
+        caller.join(30)
+        assert other.status_code == 200 and waited < 1.5, waited  # not queued behind the fetch
+        assert answers["hook"].status_code == 200, answers["hook"].text
+    finally:
+        service.should_exit = True
+        thread.join(timeout=10)
 
 # -- bad requests ---------------------------------------------------------------------------------------------------
 
@@ -459,6 +584,27 @@ def test_valid_es384_and_rs384_tokens_are_accepted(secured: TestClient, keys: di
     assert discovery.status_code == 200
 
 
+
+def test_an_audience_given_as_a_one_element_array_is_accepted(secured: TestClient, keys: dict[str, Any]) -> None:
+    """CDS Hooks 2.0, "Trusting CDS Clients": ``aud`` is a string or an array of strings (RFC 7519 4.1.3),
+    e.g. ``["https://cds.example.org/cds-services/some-service"]``. Before, PyJWT's strict audience
+    refused every array: a conforming client got 401 on every call."""
+    body = request_for("toh_man_classic")
+    response = secured.post(
+        f"/cds-services/{SERVICE_ID}", json=body, headers={"Authorization": f"Bearer {token(keys, aud=[URL])}"}
+    )
+    assert response.status_code == 200, response.text
+    discovery = secured.get(
+        "/cds-services", headers={"Authorization": f"Bearer {token(keys, aud=[f'{BASE}/cds-services'])}"}
+    )
+    assert discovery.status_code == 200
+    # the value must still be the URL called: another service's, a second audience or an empty array is refused
+    for aud in ([f"{BASE}/cds-services/other"], [URL, "https://other.example.org/cds-services/x"], [], [[URL]]):
+        refused = secured.post(
+            f"/cds-services/{SERVICE_ID}", json=body, headers={"Authorization": f"Bearer {token(keys, aud=aud)}"}
+        )
+        assert refused.status_code == 401, aud
+
 def _bad_tokens(keys: dict[str, Any]) -> list[tuple[str, str | None]]:
     now = int(time.time())
     hs = jwt.encode(
@@ -516,6 +662,19 @@ def test_every_bad_token_is_401_without_detail(secured: TestClient, keys: dict[s
         assert response.content == b"", label
     assert secured.get("/cds-services").status_code == 401
 
+
+
+def test_a_refused_call_is_logged_with_the_route_it_called(
+    secured: TestClient, keys: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The operator sees which service a refused token called (its route template). Before, the CDS
+    service's plain Starlette route carries no ``route`` in its scope and the log said "(no route)"."""
+    caplog.set_level(logging.WARNING, logger="hipdx.service")
+    body = request_for("toh_man_classic")
+    headers = {"Authorization": f"Bearer {token(keys, kid='nope')}"}
+    assert secured.post(f"/cds-services/{SERVICE_ID}", json=body, headers=headers).status_code == 401
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("401 ")]
+    assert line.startswith("401 POST /cds-services/{service_id}: "), line
 
 def test_a_replayed_token_is_refused(secured: TestClient, keys: dict[str, Any]) -> None:
     body = request_for("toh_man_classic")

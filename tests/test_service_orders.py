@@ -83,11 +83,31 @@ def test_bisphosphonate_for_a_pregnant_patient_is_critical_and_names_the_fact(cl
     assert card["links"] == [{"label": "Open the case in hipdx", "url": CASE_URL.replace("{patient}", body["context"]["patientId"]), "type": "absolute"}]
 
 
+
+def test_an_old_not_pregnant_status_does_not_silence_the_pregnancy_check(client: TestClient) -> None:
+    """A woman of 31 (pvns_hip) and a zoledronic acid order: without a current pregnancy status the card
+    asks for it. Before, a 'Not pregnant' status of 2023 in the chart took the place of today's and
+    the card no longer asked."""
+    body = order_body("pvns_hip", "order-sign", [medication_request(ZOLEDRONIC)])
+    observations = body["prefetch"]["observations"]["entry"]
+    observations[:] = [e for e in observations if "82810-3" not in str(e)]
+    patient = body["context"]["patientId"]
+    observations.append({"resource": {
+        "resourceType": "Observation", "id": "status-2023", "status": "final", "subject": {"reference": f"Patient/{patient}"},
+        "code": {"coding": [{"system": "http://loinc.org", "code": "82810-3"}]}, "effectiveDateTime": "2023-05-01",
+        "valueCodeableConcept": {"coding": [{"system": "http://loinc.org", "code": "LA26683-5"}]}}})
+    response = client.post(f"/cds-services/{ORDER_SIGN_ID}", json=body)
+    assert response.status_code == 200, response.text
+    [card] = response.json()["cards"]
+    assert card["indicator"] in ("warning", "critical")
+    assert "pregnan" in card["summary"].lower(), card["summary"]
+
+
 def test_zoledronic_acid_below_its_clearance_cut_off_is_critical(client: TestClient) -> None:
     body = with_low_clearance(order_body("toh_man_classic", "order-sign", [medication_request(ZOLEDRONIC)]))
     [card] = client.post(f"/cds-services/{ORDER_SIGN_ID}", json=body).json()["cards"]
     assert card["indicator"] == "critical"
-    assert "creatinine_clearance_ml_min" in card["detail"] and "Cockcroft-Gault" in card["detail"]
+    assert "creatinine clearance (mL/min)** = 31" in card["detail"] and "Cockcroft-Gault" in card["detail"]
     assert "below 35" in card["detail"]
 
 
@@ -95,12 +115,38 @@ def test_a_drug_whose_safety_facts_are_missing_gets_a_warning(client: TestClient
     body = order_body("toh_man_classic", "order-sign", [medication_request(ZOLEDRONIC)])
     [card] = client.post(f"/cds-services/{ORDER_SIGN_ID}", json=body).json()["cards"]
     assert card["indicator"] == "warning" and "check" in card["summary"]
-    assert "creatinine_clearance_ml_min" in card["detail"]
+    assert "**creatinine clearance (mL/min)**: not known" in card["detail"]
+
+
+def test_cards_name_the_facts_in_words_not_by_their_identifiers(client: TestClient) -> None:
+    """A clinician reads the card in the EHR. Before, it said "check breastfeeding, creatinine clearance
+    ml min, calcium mmol l, vitamin d ng ml" (the summary) and "creatinine_clearance_ml_min; bleeding_risk"
+    (the details): the plan's fact identifiers, their units mangled into words."""
+    body = order_body("pvns_hip", "order-sign", [medication_request(ZOLEDRONIC)])
+    [order_card] = client.post(f"/cds-services/{ORDER_SIGN_ID}", json=body).json()["cards"]
+    view = client.post(f"/cds-services/{SERVICE_ID}", json=request_for("toh_man_classic")).json()["cards"]
+    for text in (order_card["summary"], order_card["detail"], *(c["detail"] for c in view)):
+        for mangled in ("_ml_min", "ml min", "_mmol_l", "mmol l", "ng ml", "creatinine_clearance", "bleeding_risk"):
+            assert mangled not in text, (mangled, text)
+    assert "creatinine clearance" in order_card["summary"] and "calcium" in order_card["summary"]
+    assert "**calcium (mmol/L)**: not known" in order_card["detail"]
 
 
 def test_order_select_reads_only_the_selected_orders(client: TestClient) -> None:
-    body = order_body("toh_pregnancy_34_weeks", "order-select", [medication_request(ZOLEDRONIC)], selections=["ServiceRequest/other"])
+    amoxicillin = {"system": "http://www.whocc.no/atc", "code": "J01CA04", "display": "amoxicillin"}
+    orders = [medication_request(ZOLEDRONIC), medication_request(amoxicillin, "draft-amox")]
+    body = order_body("toh_pregnancy_34_weeks", "order-select", orders, selections=["MedicationRequest/draft-amox"])
     assert client.post(f"/cds-services/{ORDER_SELECT_ID}", json=body).json() == {"cards": []}
+
+
+def test_a_selection_that_names_no_draft_order_is_a_400_naming_it(client: TestClient) -> None:
+    """order-select's selections name orders of draftOrders. Before, a selection naming none (a client's
+    bug, e.g. an id without its type) was answered 200 without a card, as if the order had been checked."""
+    body = order_body("toh_pregnancy_34_weeks", "order-select", [medication_request(ZOLEDRONIC)],
+                      selections=["MedicationRequest/draft-zol", "draft-zol"])
+    response = client.post(f"/cds-services/{ORDER_SELECT_ID}", json=body)
+    assert response.status_code == 400, response.text
+    assert [e for i in response.json()["issue"] for e in i.get("expression", [])] == ["context.selections[1]"]
 
 
 def test_an_unknown_order_gets_no_card(client: TestClient) -> None:

@@ -133,6 +133,34 @@ def test_the_service_records_calls_and_feedback(database_url: str, kb: hipdx.Kno
     engine.dispose()
 
 
+
+def test_a_cds_call_records_the_user_who_triggered_it(database_url: str, kb: hipdx.KnowledgeBase) -> None:
+    """Who, in the audit trail of a CDS call: the EHR (the token's issuer) and the clinician in whose
+    chart the hook fired (context.userId, required by patient-view and the order hooks). Before, only
+    the EHR was recorded: the trail could not say which user's chart view sent a patient's data to hipdx."""
+    from fhir.resources.R4B.auditevent import AuditEvent
+
+    from hipdx.service.api.auditevent import cds_auditevent
+
+    engine = connect(database_url)
+    migrate(engine)
+    store = AuditStore(engine, hipdx.__version__, kb.digest)
+    client = TestClient(
+        create_app(ServiceConfig(issuers=None, insecure_no_auth=True, today=lambda: TODAY, store=store), kb)
+    )
+    body = request_for("toh_man_classic")
+    body["context"]["userId"] = "PractitionerRole/dr-lee-ortho"
+    assert client.post(f"/cds-services/{SERVICE_ID}", json=body).status_code == 200
+    [call] = store.calls()
+    assert call.user_ref == "PractitionerRole/dr-lee-ortho"
+    event = cds_auditevent(call)
+    AuditEvent.model_validate(event)
+    [user] = [a for a in event["agent"] if a["who"].get("reference") == "PractitionerRole/dr-lee-ortho"]
+    assert user["requestor"] is True
+    [ehr] = [a for a in event["agent"] if a is not user]
+    assert ehr["requestor"] is False and ehr["who"]["display"] == "(no JWT)"
+    engine.dispose()
+
 def test_a_failing_store_does_not_fail_the_call(tmp_path: Path, kb: hipdx.KnowledgeBase) -> None:
     engine = connect(f"sqlite:///{tmp_path / 'never-migrated.db'}")  # no tables: every write fails
     store = AuditStore(engine, hipdx.__version__, kb.digest)

@@ -102,6 +102,8 @@ class AnswerCode(Code):
 
 class AnswerEntry(_Strict):
     field: str
+    #: the key of ``windows`` bounding how old an answer may be (days before the assessment); None: any age
+    window: str | None = None
     codes: list[Code]
     values: list[AnswerCode]
 
@@ -279,6 +281,10 @@ _FILES = (
 )
 
 
+#: the key of ``windows`` that bounds a Condition saying "not pregnant" (refuted pregnancy, "Not pregnant")
+PREGNANCY_STATUS_WINDOW = "pregnancy_status"
+
+
 class CodeTables:
     """Every table, checked and indexed. Get the bundled one with :func:`load_code_tables`."""
 
@@ -411,6 +417,11 @@ def _check(
     for quantity in observations.quantities:
         if quantity.quantity not in tables.units and quantity.quantity not in tables.plain_units:
             problems.append(Problem(quantity.field, f"quantity {quantity.quantity!r} has no units in units.yaml"))
+    for answer in observations.answers:
+        if answer.window is not None and answer.window not in observations.windows:
+            problems.append(Problem(answer.field, f"window {answer.window!r} is not in observations.yaml: windows"))
+    if PREGNANCY_STATUS_WINDOW not in observations.windows:
+        problems.append(Problem("windows", f"needs {PREGNANCY_STATUS_WINDOW!r} (the Conditions that say 'not pregnant')"))
     return problems
 
 

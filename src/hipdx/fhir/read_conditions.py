@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hipdx.fhir.codes import PREGNANCY_STATUS_WINDOW
 from hipdx.fhir.context import Context, codes_text, show_code
 from hipdx.fhir.resources import Date, Resource
 
@@ -64,6 +65,8 @@ def read_condition(ctx: Context, res: Resource) -> None:
             return
         pregnancy = ctx.t.pregnancy_conditions.find(system, code)
         if pregnancy is not None:
+            if _stale_not_pregnant(ctx, res, pregnancy, refuted, day):
+                return
             if refuted or clinical not in _ACTIVE:
                 value = "not_pregnant" if pregnancy.status == "pregnant" else "pregnant"
                 if refuted:
@@ -84,6 +87,26 @@ def read_condition(ctx: Context, res: Resource) -> None:
             _fact(ctx, res, hit.entry, system, code, hit.display, refuted, clinical, when)  # type: ignore[attr-defined]
             return
     ctx.skip(res, "code", f"{codes_text(codes)} is not in hipdx's code tables")
+
+
+def _stale_not_pregnant(ctx: Context, res: Resource, pregnancy: Any, refuted: bool, day: Any) -> bool:
+    """True (and the record left out) when it says "not pregnant" but is undated or older than the window.
+
+    A refuted pregnancy or a "Not pregnant" finding speaks of the visit it was recorded at; an old
+    one must not stand for today, when the plan and the order hooks ask before a bisphosphonate or
+    an X-ray (``observations.yaml: windows``, ``pregnancy_status``).
+    """
+    if (pregnancy.status == "pregnant") != refuted:
+        return False  # it says pregnant: not bounded (the plan treats it with caution)
+    window = ctx.t.windows[PREGNANCY_STATUS_WINDOW]
+    if day is None:
+        ctx.skip(res, "onset[x]", f"not pregnant ({pregnancy.display}): no date, so not the pregnancy status today")
+        return True
+    if (ctx.today - day).days > window:
+        ctx.skip(res, "onset[x]", f"not pregnant ({pregnancy.display}) on {day.isoformat()}: a pregnancy status "
+                                  f"older than the {window} days read for it is not today's")
+        return True
+    return False
 
 
 def _fact(

@@ -7,6 +7,7 @@ within that quantity's window; imaging findings are handed to the study they bel
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any
 
 from hipdx.case.units import QUANTITIES
@@ -58,7 +59,7 @@ def read_observation(ctx: Context, res: Resource) -> None:
             return
         answer = ctx.t.answer_codes.find(system, code)
         if answer is not None:
-            _answer(ctx, res, answer.entry, day)  # type: ignore[attr-defined]
+            _answer(ctx, res, answer.entry, day, show_code(system, code, answer.display))  # type: ignore[attr-defined]
             return
     for i, component in enumerate(res.objects("component")):
         for system, code in res.codings("code", component, f"component[{i}].code"):
@@ -138,8 +139,8 @@ def _number(ctx: Context, res: Resource, entry: Any, node: dict[str, Any], prefi
         ctx.skip(res, element + ".comparator", f"{what}: {q['comparator']}{value:g} is a bound, not a value")
         return None, ""
     system = res.get("system", str, q, element + ".system")
-    code = res.get("code", str, q, element + ".code")
-    text = res.get("unit", str, q, element + ".unit")
+    code = _ascii_micro(res.get("code", str, q, element + ".code"))
+    text = _ascii_micro(res.get("unit", str, q, element + ".unit"))
     ucum = ctx.t.uri("ucum")
     if entry.quantity in ctx.t.plain_units:
         plain = ctx.t.plain_units[entry.quantity]
@@ -151,12 +152,15 @@ def _number(ctx: Context, res: Resource, entry: Any, node: dict[str, Any], prefi
             return None, ""
         return value * plain.accept[unit], f"{value:g} {unit}"
     accepted = ctx.t.units[entry.quantity]
+    shown_unit = text if text is not None and text in QUANTITIES[entry.quantity].accepted_units else None
     if system == ucum and code is not None:
         unit = accepted.get(code)
-    elif text is not None and text in QUANTITIES[entry.quantity].accepted_units:
-        unit = text
+        if unit is not None and shown_unit is not None and not _same_unit(entry.quantity, value, unit, shown_unit):
+            ctx.skip(res, element, f"{what}: the unit code {code!r} and the unit shown {text!r} disagree; "
+                                   "hipdx does not choose which one holds")
+            return None, ""
     else:
-        unit = None
+        unit = shown_unit
     if unit is None:
         given = code or text
         reason = (
@@ -171,7 +175,27 @@ def _number(ctx: Context, res: Resource, entry: Any, node: dict[str, Any], prefi
     return {"value": value, "unit": unit}, f"{value:g} {unit}"
 
 
-def _answer(ctx: Context, res: Resource, entry: Any, day: dt.date | None) -> None:
+def _same_unit(quantity: str, value: float, unit: str, other: str) -> bool:
+    """Two names of one unit (``10*9/L`` and ``x10^9/L``): the value converts alike through either."""
+    convert = QUANTITIES[quantity].to_canonical
+    return math.isclose(convert(value, unit), convert(value, other), rel_tol=1e-9, abs_tol=1e-12)
+
+
+def _ascii_micro(unit: str | None) -> str | None:
+    """UCUM writes micro as ``u``; a unit given with the micro sign (U+00B5) or Greek mu (U+03BC),
+    as lab systems print it (``µmol/L``), is the same unit, not a guess."""
+    return unit.replace("\u00b5", "u").replace("\u03bc", "u") if unit else unit
+
+
+def _answer(ctx: Context, res: Resource, entry: Any, day: dt.date | None, what: str) -> None:
+    if entry.window is not None:  # an answer about the present (pregnancy status): only a recent one is today's
+        window = ctx.t.windows[entry.window]
+        if day is None:
+            ctx.skip(res, "effective[x]", f"{what}: no date, so it cannot be taken as the status today")
+            return
+        if (ctx.today - day).days > window:
+            ctx.skip(res, "effective[x]", f"{what} of {day.isoformat()} is older than the {window} days read for it")
+            return
     values = res.codings("valueCodeableConcept")
     for system, code in values:
         for answer in entry.values:

@@ -358,13 +358,17 @@ def facts_most_needed(assessment: Assessment, limit: int = 4) -> list[str]:
     return [fact_label(r.fact) for r in ranked[:limit]]
 
 
-_UNIT_SUFFIXES = ("_ml_min", "_mmol_l", "_ng_ml", "_u_l", "_mmhg")
+#: the unit a plan fact's identifier ends with, and how it is written
+_UNIT_SUFFIXES = {"_ml_min": "mL/min", "_mmol_l": "mmol/L", "_ng_ml": "ng/mL", "_u_l": "U/L", "_mmhg": "mmHg"}
 
 
-def fact_label(fact: str) -> str:
-    """A fact's name in words, without its unit: ``creatinine_clearance_ml_min`` -> ``creatinine clearance``."""
-    for suffix in _UNIT_SUFFIXES:
-        fact = fact.removesuffix(suffix)
+def fact_label(fact: str, with_unit: bool = False) -> str:
+    """A fact's name in words: ``creatinine_clearance_ml_min`` -> ``creatinine clearance``,
+    or with ``with_unit`` ``creatinine clearance (mL/min)`` (for a line that shows its value)."""
+    for suffix, unit in _UNIT_SUFFIXES.items():
+        if fact.endswith(suffix):
+            words = state_label(fact.removesuffix(suffix))
+            return f"{words} ({unit})" if with_unit else words
     return state_label(fact)
 
 

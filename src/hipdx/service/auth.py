@@ -7,7 +7,8 @@ Every call carries ``Authorization: Bearer <JWT>``. A token is accepted only whe
   fetched from the issuer's configured ``jwks_url`` and cached (:mod:`hipdx.service.jwks`); a
   ``jku`` header must be one the allow-list names for the issuer (hipdx never fetches a ``jku``);
 - ``alg`` is ES384 or RS384 (never ``none``, never a symmetric HS*), ``typ`` is JWT;
-- ``aud`` is exactly the URL being called; ``exp``, ``iat`` and ``jti`` are present; ``exp``
+- ``aud`` is exactly the URL being called (a string, or an array holding that one string: CDS
+  Hooks 2.0 allows both, as RFC 7519 does); ``exp``, ``iat`` and ``jti`` are present; ``exp``
   has not passed and ``iat`` is not in the future (60 s leeway); the token lives at most an hour;
 - its ``jti`` has not been seen from that issuer before (replay), and its ``tenant``, when the
   issuer lists tenants, is one of them.
@@ -151,13 +152,14 @@ class IssuerList:
                 token,
                 key.key,
                 algorithms=[header["alg"]],
-                audience=audience,
                 issuer=issuer.iss,
                 leeway=LEEWAY_SECONDS,
-                options={"require": ["iss", "aud", "exp", "iat", "jti"], "strict_aud": True},
+                options={"require": ["iss", "aud", "exp", "iat", "jti"], "verify_aud": False},
             )
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"{type(exc).__name__}: {exc}") from None
+        if claims["aud"] != audience and claims["aud"] != [audience]:
+            raise Unauthorized("aud is not the URL called (a string, or an array of that one string)")
         if not isinstance(claims["iat"], (int, float)) or not isinstance(claims["exp"], (int, float)):
             raise Unauthorized("iat and exp must be numbers")
         if claims["iat"] > now + LEEWAY_SECONDS:

@@ -21,6 +21,7 @@ from urllib.parse import quote
 from hipdx.fhir.codes import load_code_tables
 from hipdx.fhir.mapping import FhirMapping
 from hipdx.reasoning.assessment import Assessment
+from hipdx.report.view import fact_label
 
 SUMMARY_LIMIT = 140  # characters, exclusive (CDS Hooks 2.0: "<140 characters")
 _NAMESPACE = uuid.UUID("3c1b3f8e-6a59-5a7d-9d1e-2f0b8c9a4e11")
@@ -161,7 +162,7 @@ def detail(a: Assessment, mapping: FhirMapping) -> str:
         lines.append("")
     if a.plan is not None and a.plan.needs_information:
         lines.append(
-            "**Not in the chart, needed for the plan:** " + "; ".join(r.fact for r in a.plan.needs_information[:6])
+            "**Not in the chart, needed for the plan:** " + "; ".join(fact_label(r.fact) for r in a.plan.needs_information[:6])
         )
         lines.append("")
     missing = [m.label for m in a.explanation.missing_that_matter[:4]]

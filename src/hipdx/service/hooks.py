@@ -3,8 +3,9 @@
 The request's prefetch (or, for keys the client did not prefetch, the client's FHIR server
 when the operator allows it) is read through the FHIR mapping into a case, assessed by the
 core, and rendered as one card. No card when the chart states neither hip pain nor marrow
-edema of the hip on MRI. A prefetch key is *missing* when it is omitted or holds an
-OperationOutcome (the client could not fetch it); ``null`` means "no data" and is fine.
+edema of the hip on MRI. A prefetch key is *missing* when it is omitted, holds an
+OperationOutcome (the client could not fetch it) or a Bundle with a ``next`` link (one page of
+the search: CDS Hooks 2.0 prefetch has no next links); ``null`` means "no data" and is fine.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import httpx2 as httpx
 
-from hipdx.errors import InputError, Problem
+from hipdx.errors import InputError, IntegrationError, Problem
+from hipdx.fhir.jsonread import read_json
 from hipdx.fhir.mapping import FhirMapping, map_fhir
 from hipdx.knowledge import KnowledgeBase
 from hipdx.reasoning import assess
@@ -48,6 +50,8 @@ DISCOVERY = {
     "usageRequirements": "Reads coded data only (LOINC, SNOMED CT, ICD-10-CM, ATC, RxNorm, UCUM); see docs/fhir.md.",
 }
 MAX_PAGES = 5
+#: the largest page read from a FHIR server (as a CDS request's body, hipdx.service.app)
+MAX_ANSWER_BYTES = 20 * 1024 * 1024
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
@@ -130,8 +134,8 @@ def gather(request: Request, allowed_servers: Sequence[str], timeout_s: float = 
             continue  # the client says: no data
         if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
             raise InputError(f"prefetch.{key} must be a FHIR resource, a Bundle or null")
-        if value["resourceType"] == "OperationOutcome":
-            missing.append(key)  # the client tried and failed
+        if value["resourceType"] == "OperationOutcome" or _has_next_page(value):
+            missing.append(key)  # the client tried and failed, or sent the first page only
             continue
         found.append(value)
     if not missing:
@@ -152,6 +156,45 @@ def gather(request: Request, allowed_servers: Sequence[str], timeout_s: float = 
     return found
 
 
+def _get(client: httpx.Client, url: str, headers: dict[str, str], key: str) -> Any:
+    """One page from the FHIR server, read by the strict reader (as the prefetch is), at most MAX_ANSWER_BYTES.
+
+    Raises
+    ------
+    PreconditionFailed
+        No answer, not 200, too large, or not JSON.
+    IntegrationError
+        JSON the strict reader refuses (a key given twice, too deep), naming the key.
+    """
+    try:
+        with client.stream("GET", url, headers=headers) as response:
+            if response.status_code == 404 and key == "patient":
+                raise PreconditionFailed([key], "the FHIR server has no such Patient")
+            if response.status_code != 200:
+                raise PreconditionFailed([key], f"{key}: the FHIR server answered {response.status_code}")
+            raw = bytearray()
+            for chunk in response.iter_bytes():
+                raw += chunk
+                if len(raw) > MAX_ANSWER_BYTES:
+                    raise PreconditionFailed(
+                        [key], f"{key}: the FHIR server's answer is larger than {MAX_ANSWER_BYTES // 2**20} MB"
+                    )
+    except httpx.HTTPError as exc:
+        raise PreconditionFailed([key], f"{key}: the FHIR server did not answer ({type(exc).__name__})") from None
+    try:
+        return read_json(bytes(raw), f"the FHIR server's answer for {key}")
+    except IntegrationError as err:
+        if "not valid JSON" in err.message or "not UTF-8" in err.message:  # an error page, not FHIR: not retrieved
+            raise PreconditionFailed([key], f"{key}: the FHIR server's answer is not JSON") from None
+        raise
+
+
+def _has_next_page(value: dict[str, Any]) -> bool:
+    """A Bundle with a ``next`` link: one page of a search (CDS Hooks 2.0 prefetch allows no next links)."""
+    links = value.get("link") if value["resourceType"] == "Bundle" else None
+    return isinstance(links, list) and any(isinstance(link, dict) and link.get("relation") == "next" for link in links)
+
+
 def _fetch(client: httpx.Client, server: str, query: str, token: str | None, key: str) -> list[Any]:
     base = server.rstrip("/") + "/"
     url: str | None = urljoin(base, query)
@@ -164,18 +207,7 @@ def _fetch(client: httpx.Client, server: str, query: str, token: str | None, key
             break
         if not url.startswith(base):
             raise PreconditionFailed([key], f"{key}: the FHIR server pointed to another host")
-        try:
-            response = client.get(url, headers=headers)
-        except httpx.HTTPError as exc:
-            raise PreconditionFailed([key], f"{key}: the FHIR server did not answer ({type(exc).__name__})") from None
-        if response.status_code == 404 and key == "patient":
-            raise PreconditionFailed([key], "the FHIR server has no such Patient")
-        if response.status_code != 200:
-            raise PreconditionFailed([key], f"{key}: the FHIR server answered {response.status_code}")
-        try:
-            data = response.json()
-        except ValueError:
-            raise PreconditionFailed([key], f"{key}: the FHIR server's answer is not JSON") from None
+        data = _get(client, url, headers, key)
         out.append(data)
         links = data.get("link") if isinstance(data, dict) else None
         url = (
@@ -189,6 +221,10 @@ def _fetch(client: httpx.Client, server: str, query: str, token: str | None, key
             )
             if isinstance(links, list)
             else None
+        )
+    if url is not None:  # more pages than read: a card from part of the chart would be a guess
+        raise PreconditionFailed(
+            [key], f"{key}: the FHIR server's answer has more than {MAX_PAGES} pages; hipdx reads all of a search or none"
         )
     return out
 

@@ -31,6 +31,7 @@ from hipdx.knowledge import KnowledgeBase
 from hipdx.reasoning import assess
 from hipdx.reasoning.information import burden_of_test
 from hipdx.reasoning.plan import case_facts, evaluate_option
+from hipdx.report.view import fact_label
 from hipdx.service.cards import OVERRIDE_REASONS, CardLinks, case_link, source, summary_text
 from hipdx.service.hooks import PREFETCH, gather, parse_request
 
@@ -91,6 +92,9 @@ def _drafts(body: Any, hook: str) -> tuple[list[dict[str, Any]], list[str] | Non
         if not isinstance(selections, list) or not all(isinstance(s, str) for s in selections):
             problems.append(Problem("context.selections", "required for order-select: an array of Type/id references"))
             selections = []
+        drafted = {f"{r['resourceType']}/{r.get('id')}" for r in entries}
+        problems += [Problem(f"context.selections[{i}]", f"{s!r} names no order of context.draftOrders (Type/id)")
+                     for i, s in enumerate(selections) if s not in drafted]
     return entries, selections, problems
 
 
@@ -198,20 +202,20 @@ def _drug_card(order: Order, facts: dict[str, Any], kb: KnowledgeBase) -> dict[s
     if verdict.blocked_by:
         first = verdict.blocked_by[0]
         lines = [f"**{name}** ({order.label}, {order.shown}) is contraindicated for this patient by hipdx's plan:", ""]
-        lines += [f"- **{f.fact}** = {f.value}: {f.message} ({', '.join(f.refs)})" for f in verdict.blocked_by]
+        lines += [f"- **{fact_label(f.fact, True)}** = {f.value}: {f.message} ({', '.join(f.refs)})" for f in verdict.blocked_by]
         return {
-            "summary": summary_text(f"Do not give {name}: {first.fact.replace('_', ' ')} = {first.value.split(' (')[0]}"),
+            "summary": summary_text(f"Do not give {name}: {fact_label(first.fact)} = {first.value.split(' (')[0]}"),
             "indicator": "critical",
             "detail": "\n".join(lines + _checks(verdict)),
         }
     if verdict.needs:
-        missing = ", ".join(dict.fromkeys(f.fact.replace("_", " ") for f in verdict.needs))
+        missing = ", ".join(dict.fromkeys(fact_label(f.fact) for f in verdict.needs))
         lines = [f"**{name}** ({order.label}): the chart does not give what its safety rules need:", ""]
-        lines += [f"- **{f.fact}**: not known. {f.message} ({', '.join(f.refs)})" for f in verdict.needs]
+        lines += [f"- **{fact_label(f.fact, True)}**: not known. {f.message} ({', '.join(f.refs)})" for f in verdict.needs]
         return {"summary": summary_text(f"{name}: check {missing} before ordering"), "indicator": "warning", "detail": "\n".join(lines + _checks(verdict))}
     if verdict.cautions:
         lines = [f"**{name}** ({order.label}): cautions of hipdx's plan:", ""]
-        lines += [f"- **{f.fact}** = {f.value}: {f.message} ({', '.join(f.refs)})" for f in verdict.cautions]
+        lines += [f"- **{fact_label(f.fact, True)}** = {f.value}: {f.message} ({', '.join(f.refs)})" for f in verdict.cautions]
         return {"summary": summary_text(f"{name}: {verdict.cautions[0].message}"), "indicator": "warning", "detail": "\n".join(lines)}
     return None
 

@@ -31,6 +31,7 @@ class CallRecord:
     jti: str | None = None
     hook_instance: str | None = None
     patient: str | None = None
+    user_ref: str | None = None
     cards: int | None = None
     indicator: str | None = None
     card_uuid: str | None = None

@@ -32,6 +32,8 @@ class CdsCall(Base):
     jti: Mapped[str | None] = mapped_column(String(200))
     hook_instance: Mapped[str | None] = mapped_column(String(100), index=True)
     patient: Mapped[str | None] = mapped_column(String(100), index=True)
+    #: the user in whose session the hook fired (context.userId, e.g. Practitioner/123; revision 0006)
+    user_ref: Mapped[str | None] = mapped_column(String(100))
     cards: Mapped[int | None] = mapped_column(Integer)
     indicator: Mapped[str | None] = mapped_column(String(10))
     card_uuid: Mapped[str | None] = mapped_column(String(40), index=True)

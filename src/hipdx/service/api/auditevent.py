@@ -65,7 +65,12 @@ def access_auditevent(event: AccessEvent, site: str = "hipdx") -> dict[str, Any]
 
 
 def cds_auditevent(call: CdsCall, site: str = "hipdx") -> dict[str, Any]:
-    agent: dict[str, Any] = {"requestor": True, "who": {"display": call.issuer or "(no JWT)"}}
+    """A CDS call: the user in whose session the hook fired (``context.userId``) is the requestor,
+    the CDS client (the token's issuer) the system that sent it."""
+    agents: list[dict[str, Any]] = []
+    if call.user_ref:
+        agents.append({"requestor": True, "who": {"reference": call.user_ref}})
+    agents.append({"requestor": not call.user_ref, "who": {"display": call.issuer or "(no JWT)"}})
     entity: list[dict[str, Any]] = []
     if call.patient:
         entity.append({"what": {"reference": call.patient}, "type": {
@@ -81,7 +86,7 @@ def cds_auditevent(call: CdsCall, site: str = "hipdx") -> dict[str, Any]:
         "recorded": _instant(call.recorded_at),
         "outcome": _outcome(call.status_code),
         "outcomeDesc": f"{call.method} {call.path} -> {call.status_code}",
-        "agent": [agent],
+        "agent": agents,
         "source": _source(site),
         **({"entity": entity} if entity else {}),
     }

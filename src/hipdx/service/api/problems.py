@@ -80,7 +80,12 @@ def install(app: FastAPI) -> None:
 def route_of(request: Request) -> str:
     """The route a request matched, as its template (``/patients/{patient_id}``), never the path
     itself, whose parts may be a patient's identifier (no patient data in the logs)."""
-    template = getattr(request.scope.get("route"), "path", None)
+    route = request.scope.get("route")
+    if route is None:  # a plain Starlette route (the CDS call's) leaves only its endpoint in the scope
+        endpoint = request.scope.get("endpoint")
+        app_routes = getattr(getattr(request.scope.get("app"), "router", None), "routes", ())
+        route = next((r for r in app_routes if endpoint is not None and getattr(r, "endpoint", None) is endpoint), None)
+    template = getattr(route, "path", None)
     return request.scope.get("root_path", "") + template if template else "(no route)"  # a mounted app's prefix first
 
 
