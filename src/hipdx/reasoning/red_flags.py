@@ -53,7 +53,9 @@ class RedFlagRules:
     Every condition of a trigger ("``variable`` in ``states``") becomes a boolean mask over
     the base's rows: a row holds when its observable lies within the listed states (an
     aggregate only when all the states it covers are listed); the padding row, "variable
-    not known", holds when the trigger lists the pseudo-state ``unknown``. A trigger holds
+    not known", holds when the trigger lists the pseudo-state ``unknown``. A trigger's
+    ``before_day`` keeps, for its variable, only the rows of the time bands that end by that day
+    (an MRI made before edema can show); a study of unknown date is not early. A trigger holds
     when all its conditions hold, a flag when any trigger does. The single assessment
     (:func:`evaluate_red_flags`, one row) and the batch (:func:`hipdx.reasoning.batch.assess_batch`,
     a key matrix) evaluate these same tables.
