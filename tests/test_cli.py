@@ -368,6 +368,34 @@ def test_kb_show_json() -> None:
             assert 0 < band["source"]["n_effective"] <= band["source"]["n"]
 
 
+def test_kb_show_gives_the_probability_flags_tiers_and_thresholds_with_their_sources() -> None:
+    """The septic probability flag's urgency tiers (red_flags.yaml probability_flags) and the 5% and
+    50% thresholds (treatments.yaml) are shown as the rules are, each with its basis and sources."""
+    kb = load_knowledge_base()
+    text = " ".join(run("kb", "show", "septic").stdout.split())
+    tiers = kb.probability_flags["septic"].tiers
+    for name in ("must_not_miss_probability", "must_not_miss_leading_probability", "septic_emergency_probability"):
+        threshold = kb.treatment.threshold(name)
+        assert f"{name} = {threshold.value:g}: basis {threshold.basis.value}" in text, name
+    assert "when setting = emergency_department" in text
+    assert "EMERGENCY when probability 20% or more (septic_emergency_probability)" in text
+    assert "URGENT when otherwise" in text
+    for tier in tiers:
+        assert " ".join(tier.reason.split()) in text
+        for ref in tier.refs:
+            assert f"{ref}: " in text, ref
+    profile = json.loads(run("kb", "show", "septic", "--format", "json").stdout)["probability_flag"]
+    assert [t["urgency"] for t in profile["tiers"]] == [t.urgency for t in tiers]
+    assert profile["leading_alone"]["value"] == kb.treatment.threshold("must_not_miss_leading_probability").value
+    fnsf = json.loads(run("kb", "show", "fnsf", "--format", "json").stdout)["probability_flag"]
+    assert fnsf["tiers"] == [] and fnsf["plan_urgency"] == kb.treatment.treatments.plans["fnsf"].urgency
+    fnsf_text = " ".join(run("kb", "show", "fnsf").stdout.split())
+    assert "urgency: the plan's, URGENT" in fnsf_text
+    # a rule's trigger on an early study says so (the runner's rule: an MRI before edema can show)
+    assert "mri_edema = none or focal or femoral_head (on a study before day 2 since onset)" in fnsf_text
+    assert json.loads(run("kb", "show", "toh", "--format", "json").stdout)["probability_flag"] is None
+
+
 def test_kb_show_unknown_condition_lists_the_known_ids() -> None:
     result = run("kb", "show", "nonsense")
     assert_clean_failure(result)

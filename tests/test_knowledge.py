@@ -477,6 +477,20 @@ def test_a_red_flag_on_a_state_that_does_not_exist_is_refused(data_copy: Path) -
     assert any(p.field == "red_flags.yaml: septic_signs" and "feverish" in p.reason for p in error.problems)
 
 
+def test_an_early_study_condition_off_the_variables_time_bands_is_refused(data_copy: Path) -> None:
+    """``before_day`` names a boundary of the variable's time bands and a state the trigger lists."""
+
+    def misplace(data: Any) -> None:
+        rule = next(rf for rf in data["red_flags"] if rf["id"] == "stress_fracture_pattern")
+        early = next(t for t in rule["triggers"] if "before_day" in t)
+        early["before_day"] = {"mri_edema": 3, "xr_neck_fracture_line": 2}
+
+    edit_yaml(data_copy / "red_flags.yaml", misplace)
+    reasons = [p.reason for p in load_error(data_copy).problems if p.field == "red_flags.yaml: stress_fracture_pattern"]
+    assert any("before_day mri_edema: 3" in r for r in reasons), reasons
+    assert any("before_day xr_neck_fracture_line: 2" in r for r in reasons), reasons
+
+
 def test_a_test_revealing_an_unknown_variable_is_refused(data_copy: Path) -> None:
     def misspell(data: Any) -> None:
         data["tests"][0]["reveals"] = ["temperatur"]

@@ -199,6 +199,21 @@ def test_the_knowledge_base_browser_shows_every_condition_and_finding_with_its_q
     assert "no condition 'nope'" in text(client.get("/kb/conditions/nope").text)
 
 
+def test_a_must_not_miss_conditions_page_shows_its_probability_flags_tiers_with_sources(client: TestClient, kb: KnowledgeBase) -> None:
+    """The septic urgency tiers and the 5%, 20% and 50% thresholds are on the condition's page, as
+    its rules are, with their sources; the references they cite link back to them."""
+    page = text(client.get("/kb/conditions/septic").text)
+    assert "Probability flag" in page
+    assert "EMERGENCY when setting = emergency_department" in page
+    assert "EMERGENCY when probability 20% or more (septic_emergency_probability)" in page
+    assert "ranked first at 50% or more, then never above urgent" in page
+    for name in ("must_not_miss_probability", "must_not_miss_leading_probability", "septic_emergency_probability"):
+        assert f"{name} = {kb.treatment.threshold(name).value}" in page, name
+    assert "Margaretten" in page and "Coakley" in page
+    assert "probability flag of septic" in text(client.get("/kb/references/coakley2006").text)
+    assert "Its urgency is the plan's: urgent" in text(client.get("/kb/conditions/fnsf").text)
+
+
 def test_pages_forbid_inline_scripts_and_serve_only_listed_static_files(client: TestClient) -> None:
     page = client.get("/cases/new")
     assert "script-src 'self'" in page.headers["content-security-policy"]

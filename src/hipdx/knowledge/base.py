@@ -346,6 +346,11 @@ def _check_cross(conditions, variables, tests, red_flags, problems) -> None:
                 bad = set(states) - allowed
                 if bad:
                     problems.append(Problem(f"red_flags.yaml: {rf.id}", f"{var} has no state(s) {sorted(bad)}"))
+            for var, day in (trig.before_day or {}).items():
+                if var not in trig.all_of or "unknown" in trig.all_of[var] or day not in by_id[var].time_bands_days:
+                    problems.append(
+                        Problem(f"red_flags.yaml: {rf.id}", f"before_day {var}: {day} needs a state of {var} in all_of (not unknown) and a boundary of its time bands")
+                    )
 
 
 def _check_probability_flags(conditions, variables, red_flags, references, treatments, problems) -> None:

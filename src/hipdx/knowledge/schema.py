@@ -331,6 +331,15 @@ class Trigger(_Data):
     """An observed state (or aggregate) of a variable, or a conjunction of them."""
 
     all_of: dict[str, list[str]] = Field(min_length=1, description="variable -> states, all must hold")
+    before_day: dict[str, float] | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "variable of all_of -> a boundary of its time bands (days since onset): its state holds only "
+            "when seen on a study made before that day (an MRI taken before edema can show); a study of "
+            "unknown date is not early, as its time bands are mixed (unknown_time)"
+        ),
+    )
 
 
 class RedFlag(_Data):

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from hipdx.knowledge.base import KnowledgeBase
+from hipdx.knowledge.base import CompiledVariable, KnowledgeBase
 from hipdx.knowledge.schema import ProbabilityTier
 from hipdx.reasoning.assessment import RedFlagHit
 from hipdx.reasoning.encode import Observation
@@ -53,7 +53,9 @@ class RedFlagRules:
     Every condition of a trigger ("``variable`` in ``states``") becomes a boolean mask over
     the base's rows: a row holds when its observable lies within the listed states (an
     aggregate only when all the states it covers are listed); the padding row, "variable
-    not known", holds when the trigger lists the pseudo-state ``unknown``. A trigger holds
+    not known", holds when the trigger lists the pseudo-state ``unknown``. A trigger's
+    ``before_day`` keeps, for its variable, only the rows of the time bands that end by that day
+    (an MRI made before edema can show); a study of unknown date is not early. A trigger holds
     when all its conditions hold, a flag when any trigger does. The single assessment
     (:func:`evaluate_red_flags`, one row) and the batch (:func:`hipdx.reasoning.batch.assess_batch`,
     a key matrix) evaluate these same tables.
@@ -72,21 +74,26 @@ class RedFlagRules:
         trigger_flag: list[int] = []
         #: per trigger: the variables it names, in order (for the text of a hit)
         self.trigger_variables: list[tuple[str, ...]] = []
+        #: per trigger: variable -> the day before which its study must have been made
+        self.trigger_early: list[dict[str, float]] = []
         for f, rf in enumerate(kb.red_flags):
             for trigger in rf.triggers:
                 t = len(trigger_flag)
                 trigger_flag.append(f)
                 self.trigger_variables.append(tuple(trigger.all_of))
+                before_day = trigger.before_day or {}
+                self.trigger_early.append(before_day)
                 for variable, states in trigger.all_of.items():
                     var = kb.variables[variable]
                     allowed = {member for s in states if s != UNKNOWN for member in var.observables[s]}
+                    early = _bands_before(var, before_day.get(variable))
                     mask = np.zeros(n_rows, dtype=bool)
                     mask[self.padding] = UNKNOWN in states
-                    for (_, observed), key in var.keys.items():
+                    for (band, observed), key in var.keys.items():
                         covered = set(var.observables[observed])
                         # "unknown" also matches an aggregate only partly known that may lie within the
                         # states: a CRP reported as "raised" without a value may be below 50 mg/L
-                        mask[key] = covered <= allowed or (UNKNOWN in states and bool(covered & allowed))
+                        mask[key] = band in early and (covered <= allowed or (UNKNOWN in states and bool(covered & allowed)))
                     columns.append(column[variable])
                     masks.append(mask)
                     condition_trigger.append(t)
@@ -142,6 +149,15 @@ class RedFlagRules:
         return np.concatenate([rules, likely & (has_finding[:, None] | leading) & ~ruled], axis=1)
 
 
+def _bands_before(var: CompiledVariable, day: float | None) -> frozenset[int]:
+    """The time bands of ``var`` a trigger's state may be seen in: all of them (the band of an
+    unknown date too) without ``day``, else those lying wholly before ``day`` since onset."""
+    bounds = var.spec.time_bands_days
+    if day is None:
+        return frozenset(range(len(bounds) + 2))
+    return frozenset(b for b, upper in enumerate(bounds) if upper <= day)
+
+
 def red_flag_rules(kb: KnowledgeBase) -> RedFlagRules:
     """The compiled red flags of a knowledge base (built once and kept with the base)."""
     return kb.attached(RedFlagRules)
@@ -172,7 +188,11 @@ def evaluate_red_flags(
     seen = {o.variable: o.state for o in observations}
     triggered: dict[int, list[str]] = {}
     for t in np.flatnonzero(triggers[0]).tolist():
-        text = " and ".join(f"{v} = {seen.get(v, UNKNOWN)}" for v in rules.trigger_variables[t])
+        early = rules.trigger_early[t]
+        text = " and ".join(
+            f"{v} = {seen.get(v, UNKNOWN)}" + (f" (a study before day {early[v]:g} since onset)" if v in early else "")
+            for v in rules.trigger_variables[t]
+        )
         triggered.setdefault(rules.trigger_flag[t], []).append(text)
     hits = []
     for f, texts in triggered.items():

@@ -18,7 +18,7 @@ from rich.text import Text
 
 from hipdx.errors import InputError
 from hipdx.knowledge.base import CompiledVariable, KnowledgeBase
-from hipdx.knowledge.schema import Provenance
+from hipdx.knowledge.schema import Provenance, Trigger
 from hipdx.report import view
 from hipdx.report.text import BASIS_STYLE, DEFAULT_WIDTH, URGENCY_STYLE, capture, heading
 
@@ -110,6 +110,41 @@ class RedFlagProfile(_View):
     refs: list[Cited]
 
 
+class ThresholdProfile(_View):
+    """A threshold of ``treatments.yaml`` as shown: its value, basis, reasoning and sources."""
+
+    id: str
+    value: float
+    basis: str
+    note: str | None
+    refs: list[Cited]
+
+
+class ProbabilityTierProfile(_View):
+    """One urgency tier of a probability flag: when it holds (a threshold, a state, or always)."""
+
+    urgency: str
+    when: str
+    threshold: ThresholdProfile | None
+    reason: str
+    action: str
+    note: str | None
+    refs: list[Cited]
+
+
+class ProbabilityFlagProfile(_View):
+    """The probability flag of a must-not-miss condition: raised at ``raised_at`` on a case with a
+    finding, or on the patient's facts alone when the condition is ranked first at
+    ``leading_alone`` (never above urgent then); its urgency is the first tier that holds, or the
+    plan's (``plan_urgency``) for a condition without tiers."""
+
+    id: str
+    raised_at: ThresholdProfile
+    leading_alone: ThresholdProfile
+    tiers: list[ProbabilityTierProfile]
+    plan_urgency: str
+
+
 class ConditionProfile(_View):
     """Everything the knowledge base holds for one condition."""
 
@@ -121,6 +156,7 @@ class ConditionProfile(_View):
     prior: Prior
     variables: list[VariableProfile]
     red_flags: list[RedFlagProfile]
+    probability_flag: ProbabilityFlagProfile | None
     knowledge_base_version: str
     knowledge_base_digest: str
 
@@ -150,16 +186,61 @@ def describe_condition(kb: KnowledgeBase, condition_id: str) -> ConditionProfile
                 id=rf.id,
                 urgency=rf.urgency,
                 title=rf.title,
-                triggers=[" and ".join(f"{v} = {' or '.join(s)}" for v, s in t.all_of.items()) for t in rf.triggers],
+                triggers=[_trigger_text(t) for t in rf.triggers],
                 action=" ".join(rf.action.split()),
                 refs=_cited(kb, rf.refs),
             )
             for rf in kb.red_flags
             if rf.condition == condition_id
         ],
+        probability_flag=_probability_flag(kb, condition_id) if condition.must_not_miss else None,
         knowledge_base_version=kb.version,
         knowledge_base_digest=kb.digest,
     )
+
+
+def _trigger_text(trigger: Trigger) -> str:
+    """``"repetitive_loading = present and mri_edema = none or focal (on a study before day 2)"``."""
+    early = trigger.before_day or {}
+    return " and ".join(
+        f"{v} = {' or '.join(s)}" + (f" (on a study before day {early[v]:g} since onset)" if v in early else "")
+        for v, s in trigger.all_of.items()
+    )
+
+
+def _probability_flag(kb: KnowledgeBase, condition_id: str) -> ProbabilityFlagProfile:
+    """The probability flag of a must-not-miss condition: its thresholds and urgency tiers
+    (``probability_flags`` of ``red_flags.yaml``), each with its source."""
+    spec = kb.probability_flags.get(condition_id)
+    tiers = []
+    for tier in spec.tiers if spec else []:
+        threshold = _threshold(kb, tier.at_or_above) if tier.at_or_above else None
+        conditions = [f"probability {view.percent(threshold.value)} or more ({threshold.id})"] if threshold else []
+        conditions += [f"{v} = {' or '.join(states)}" for v, states in (tier.when or {}).items()]
+        tiers.append(
+            ProbabilityTierProfile(
+                urgency=tier.urgency,
+                when=" and ".join(conditions) or "otherwise (always holds: the flag is never dropped)",
+                threshold=threshold,
+                reason=tier.reason,
+                action=" ".join(tier.action.split()),
+                note=" ".join(tier.note.split()) if tier.note else None,
+                refs=_cited(kb, tier.refs),
+            )
+        )
+    return ProbabilityFlagProfile(
+        id=f"{condition_id}_probability",
+        raised_at=_threshold(kb, "must_not_miss_probability"),
+        leading_alone=_threshold(kb, "must_not_miss_leading_probability"),
+        tiers=tiers,
+        plan_urgency=kb.treatment.treatments.plans[condition_id].urgency,
+    )
+
+
+def _threshold(kb: KnowledgeBase, name: str) -> ThresholdProfile:
+    t = kb.treatment.threshold(name)
+    note = " ".join(t.note.split()) if t.note else None
+    return ThresholdProfile(id=name, value=t.value, basis=t.basis.value, note=note, refs=_cited(kb, t.refs))
 
 
 def _cited(kb: KnowledgeBase, keys: list[str]) -> list[Cited]:
@@ -252,6 +333,8 @@ def _condition(p: ConditionProfile) -> Iterator[RenderableType]:
         yield Text("None for this condition.", style="dim")
     for rf in p.red_flags:
         yield _red_flag_block(rf)
+    if p.probability_flag is not None:
+        yield _probability_flag_block(p.probability_flag)
 
 
 def _grid() -> Table:
@@ -304,6 +387,43 @@ def _red_flag_block(rf: RedFlagProfile) -> Group:
     for ref in rf.refs:
         grid.add_row("", Text(f"{ref.key}: {ref.citation}", style="dim"))
     return Group(title, grid, Text())
+
+
+def _probability_flag_block(pf: ProbabilityFlagProfile) -> Group:
+    """The probability flag: when it is raised, and each urgency tier with its source."""
+    grid = _grid()
+    grid.add_row("", f"raised when the model gives it {view.percent(pf.raised_at.value)} or more ({pf.raised_at.id}) and no rule above holds, on a case with a finding")
+    _add_threshold(grid, pf.raised_at)
+    grid.add_row(
+        "",
+        f"on age, sex, pregnancy and risk factors alone only when ranked first at {view.percent(pf.leading_alone.value)} "
+        f"or more ({pf.leading_alone.id}), then never above URGENT",
+    )
+    _add_threshold(grid, pf.leading_alone)
+    if not pf.tiers:
+        grid.add_row("", f"urgency: the plan's, {pf.plan_urgency.upper()}")
+    for tier in pf.tiers:
+        grid.add_row("", Text.assemble((f"{tier.urgency.upper()}", URGENCY_STYLE.get(tier.urgency, "bold")), f" when {tier.when}: {tier.reason}"))
+        if tier.threshold is not None:
+            _add_threshold(grid, tier.threshold)
+        grid.add_row("", f"action: {tier.action}")
+        if tier.note:
+            grid.add_row("", Text(f"note: {tier.note}", style="italic"))
+        for ref in tier.refs:
+            grid.add_row("", Text(f"{ref.key}: {ref.citation}", style="dim"))
+    title = Text.assemble(("Probability flag: urgency by tier (the first that holds decides)", "bold"), f"  ({pf.id})")
+    return Group(title, grid, Text())
+
+
+def _add_threshold(grid: Table, t: ThresholdProfile) -> None:
+    """The threshold's value, basis, reasoning and sources, indented under the line that uses it."""
+    inner = _grid()
+    inner.add_row("", Text.assemble(f"{t.id} = {t.value:g}: basis ", (t.basis, BASIS_STYLE.get(t.basis, ""))))
+    if t.note:
+        inner.add_row("", Text(f"note: {t.note}", style="italic"))
+    for ref in t.refs:
+        inner.add_row("", Text(f"{ref.key}: {ref.citation}", style="dim"))
+    grid.add_row("", inner)
 
 
 def reference_gaps(kb: KnowledgeBase) -> list[tuple[str, list[str]]]:

@@ -110,6 +110,12 @@ def _cited_by(kb: KnowledgeBase) -> dict[str, list[tuple[str, str]]]:
                 add(dist.refs, f"/kb/findings/{var.id}", f"finding: {var.spec.label}")
     for rf in kb.red_flags:
         add(rf.refs, f"/kb/conditions/{rf.condition}", f"red flag: {rf.title}")
+    for pf in kb.probability_flags.values():
+        for tier in pf.tiers:
+            add(tier.refs, f"/kb/conditions/{pf.condition}#probability-flag", f"probability flag of {pf.condition}: {tier.urgency} tier")
+            if tier.at_or_above:
+                threshold = kb.treatment.threshold(tier.at_or_above)
+                add(threshold.refs, f"/kb/conditions/{pf.condition}#probability-flag", f"threshold {tier.at_or_above}")
     for t in kb.tests:
         add(t.burden_provenance.refs, "/kb#tests", f"test: {t.name}")
     return out
