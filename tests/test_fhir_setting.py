@@ -167,8 +167,11 @@ def test_a_named_encounter_missing_from_the_record_is_said() -> None:
 def test_several_current_encounters_that_disagree_are_not_guessed() -> None:
     mapping = mapped(encounter("EMER"), encounter("AMB", eid="clinic"))
     assert setting_source(mapping) is None
-    assert "2 current encounters give different settings" in mapping.assumed[0].reason
+    assert "2 current encounters do not agree on a setting" in mapping.assumed[0].reason
     assert {u.resource for u in mapping.unmapped if "not guessed" in u.reason} == {"Encounter/emerg", "Encounter/clinic"}
+    with_inpatient = mapped(encounter("EMER"), encounter("IMP", eid="ward"))  # one class outside the settings
+    assert setting_source(with_inpatient) is None and "IMP inpatient encounter" in with_inpatient.assumed[0].reason
+    assert {u.resource for u in with_inpatient.unmapped if "not guessed" in u.reason} == {"Encounter/emerg", "Encounter/ward"}
     agreeing = mapped(encounter("EMER"), encounter("EMER", eid="emerg2"))
     assert agreeing.case.setting.value == "emergency_department" and agreeing.assumed == []
 

@@ -87,23 +87,22 @@ def read_setting(ctx: Context, encounter_id: str | None) -> None:
 
 def _judge(ctx: Context, encounters: list[Resource]) -> None:
     """Offer the setting the encounters agree on; otherwise list each and assume the default."""
-    verdicts = []
-    for res in encounters:
-        setting, element, said = _verdict(ctx, res)
-        if setting is None:
-            ctx.skip(res, element, said)
-            _assume(ctx, f"{res.label}: {said}")
-            return
-        verdicts.append((res, setting, said))
-    settings = {setting for _, setting, _ in verdicts}
-    if len(settings) > 1:
-        named = "; ".join(f"{res.label} {said}" for res, _, said in verdicts)
-        for res, _, said in verdicts:
-            ctx.skip(res, "class", f"one of {len(verdicts)} current encounters whose classes give different settings: not guessed")
-        _assume(ctx, f"{len(verdicts)} current encounters give different settings ({named})")
+    verdicts = [(res, *_verdict(ctx, res)) for res in encounters]
+    if len(verdicts) == 1 and verdicts[0][1] is None:
+        res, _, element, said = verdicts[0]
+        ctx.skip(res, element, said)
+        _assume(ctx, f"{res.label}: {said}")
         return
-    for res, setting, said in verdicts:
-        ctx.offer("setting", setting.value, _start(res), res, "class", said)
+    settings = {setting for _, setting, _, _ in verdicts}
+    if len(settings) > 1 or None in settings:
+        named = "; ".join(f"{res.label} {said}" for res, _, _, said in verdicts)
+        for res, _, element, said in verdicts:
+            ctx.skip(res, element, f"one of {len(verdicts)} current encounters that do not agree on a setting ({said}): not guessed")
+        _assume(ctx, f"{len(verdicts)} current encounters do not agree on a setting ({named})")
+        return
+    for res, setting, _, said in verdicts:
+        if setting is not None:  # always, here: checked above
+            ctx.offer("setting", setting.value, _start(res), res, "class", said)
 
 
 def _verdict(ctx: Context, res: Resource) -> tuple[Setting | None, str, str]:
