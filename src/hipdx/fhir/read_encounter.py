@@ -63,7 +63,7 @@ def read_setting(ctx: Context, encounter_id: str | None) -> None:
     if encounter_id is not None:
         named = [e for e in ctx.encounters if e.id == encounter_id]
         for other in ctx.encounters:
-            if other not in named:
+            if other.id != encounter_id:
                 ctx.skip(other, "", f"not the encounter the clinician is in (Encounter/{encounter_id}, the hook's context)")
         if not named:
             _assume(ctx, f"Encounter/{encounter_id}, the encounter the hook's context names, is not in the record read "
