@@ -120,7 +120,8 @@ def test_discovery_with_the_sandbox_token(client: TestClient, sandbox_key: ec.El
     for s in services:
         assert s["id"] and s["description"] and s["hook"]
         for template in s["prefetch"].values():  # only the context tokens the hooks mark as prefetch tokens
-            assert template.count("{{") == template.count("{{context.patientId}}")
+            # patientId and encounterId: "Prefetch Token: Yes" in patient-view, order-select and order-sign
+            assert template.count("{{") == template.count("{{context.patientId}}") + template.count("{{context.encounterId}}")
     assert client.get("/cds-services").status_code == 401
 
 

@@ -180,7 +180,9 @@ def test_discovery(open_client: TestClient) -> None:
     assert service["hook"] == "patient-view" and service["id"] == SERVICE_ID
     assert service["description"] and service["title"]
     assert service["prefetch"] == PREFETCH
-    assert all("{{context.patientId}}" in template for template in service["prefetch"].values())
+    patient_keys = {k: t for k, t in service["prefetch"].items() if k != "encounter"}
+    assert all("{{context.patientId}}" in template for template in patient_keys.values())
+    assert service["prefetch"]["encounter"] == "Encounter/{{context.encounterId}}"  # the setting (docs/fhir.md)
 
 
 # -- cards ---------------------------------------------------------------------------------------------------

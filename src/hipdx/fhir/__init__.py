@@ -7,10 +7,11 @@ its system and source (:mod:`hipdx.fhir.codes`); docs/fhir.md describes the mapp
 
 from hipdx.fhir.codes import CodeTables, load_code_tables
 from hipdx.fhir.jsonread import read_json
-from hipdx.fhir.context import FactSource, Unmapped
+from hipdx.fhir.context import Assumption, FactSource, Unmapped
 from hipdx.fhir.mapping import FhirMapping, map_fhir, read_fhir
 
 __all__ = [
+    "Assumption",
     "CodeTables",
     "FactSource",
     "FhirMapping",

@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from hipdx.case.model import Case
+from hipdx.case.values import Setting
 from hipdx.errors import KnowledgeBaseError, Problem
 from hipdx.knowledge.files import DataReader
 
@@ -165,6 +166,23 @@ class OrdersFile(_Strict):
     suggestion_codes: dict[str, Code]
 
 
+class EncounterClassCode(Code):
+    """A class of ``Encounter.class``: the setting it gives, or None for a class outside the knowledge base's settings."""
+
+    setting: Setting | None
+    note: str = Field(min_length=1, description="why the class gives this setting, or none")
+
+
+class EncounterStatuses(_Strict):
+    current: list[str] = Field(min_length=1, description="the patient is being seen in the encounter now")
+    not_current: list[str]
+
+
+class EncountersFile(_Strict):
+    classes: list[EncounterClassCode]
+    statuses: EncounterStatuses
+
+
 class Finding(_Strict):
     code: str
     kind: Literal["presence", "choice", "number"]
@@ -278,6 +296,7 @@ _FILES = (
     "findings.yaml",
     "conditions.yaml",
     "orders.yaml",
+    "encounters.yaml",
 )
 
 
@@ -305,6 +324,7 @@ class CodeTables:
         findings = reader.read("findings.yaml", FindingsFile)
         conditions = reader.read("conditions.yaml", ConditionsFile)
         orders = reader.read("orders.yaml", OrdersFile)
+        encounters = reader.read("encounters.yaml", EncountersFile)
         if reader.problems:
             raise KnowledgeBaseError("the FHIR code tables do not follow their schema", reader.problems)
         self.digest = reader.digest
@@ -333,6 +353,8 @@ class CodeTables:
         self.drug_orders = Table(orders.drug_orders, uris)
         self.hip_body_sites = Table(orders.hip_body_sites, uris)
         self.suggestion_codes: dict[str, Code] = dict(orders.suggestion_codes)
+        self.encounter_classes = Table(encounters.classes, uris)
+        self.encounter_statuses: EncounterStatuses = encounters.statuses
         every = [
             *(c for f in facts.facts for c in f.codes),
             *facts.complaints,
@@ -348,6 +370,7 @@ class CodeTables:
             *orders.drug_orders,
             *orders.hip_body_sites,
             *orders.suggestion_codes.values(),
+            *encounters.classes,
         ]
         problems = _check(every, self, facts.facts, observations, findings.findings)
         if problems:

@@ -34,6 +34,14 @@ class Unmapped(Frozen):
     reason: str
 
 
+class Assumption(Frozen):
+    """A fact the case holds at its default because the record did not give it, and why (shown to the clinician)."""
+
+    field: str
+    value: str
+    reason: str
+
+
 class Origin(NamedTuple):
     """Where an offered value came from: a :class:`FactSource` once the value is chosen.
 
@@ -85,6 +93,8 @@ class Context:
         self.studies: dict[str, Study] = {}
         self.result_of: dict[str, str] = {}  # Observation label -> study key, from DiagnosticReport.result
         self.complaints: list[str] = []  # resources that state hip pain
+        self.encounters: list[Resource] = []  # the patient's Encounters, checked; read_encounter.read_setting chooses
+        self.assumed: list[dict[str, str]] = []  # Assumption's fields, validated with the mapping
 
     def skip(self, res: Resource | str, element: str, reason: str) -> None:
         """Record that ``res.element`` is not used, and why."""

@@ -37,9 +37,10 @@ from hipdx.case.parse import problems_from_validation
 from hipdx.case.timeline import timeline_problems
 from hipdx.errors import IntegrationError, Problem
 from hipdx.fhir.codes import CodeTables, load_code_tables
-from hipdx.fhir.context import Context, FactSource, Origin, Unmapped, latest
+from hipdx.fhir.context import Assumption, Context, FactSource, Origin, Unmapped, latest
 from hipdx.fhir.jsonread import read_json
 from hipdx.fhir.read_conditions import read_allergy, read_condition, read_procedure
+from hipdx.fhir.read_encounter import read_encounter, read_setting
 from hipdx.fhir.read_imaging import build_study, read_imaging_study, read_report
 from hipdx.fhir.read_medications import read_medication
 from hipdx.fhir.read_observations import read_observation
@@ -56,6 +57,7 @@ READERS: dict[str, Callable[[Context, Resource], None]] = {
     "MedicationRequest": read_medication,
     "AllergyIntolerance": read_allergy,
     "Procedure": read_procedure,
+    "Encounter": read_encounter,  # kept, then read_setting chooses the one the clinician is in
 }
 #: read only through others (the Patient itself, a referenced Medication, a Bundle's entries)
 _CARRIERS = frozenset({"Patient", "Medication", "Bundle"})
@@ -75,6 +77,8 @@ class FhirMapping(BaseModel):
     unmapped: list[Unmapped]
     hip_pain: list[str]
     code_tables_digest: str
+    #: facts left at their default because the record did not give them, with why (the setting)
+    assumed: list[Assumption] = []
 
 
 def _choose_patient(resources: Resources, patient_id: str | None) -> tuple[Resource | None, set[str]]:
@@ -272,6 +276,7 @@ def map_fhir(
     assessed_on: dt.date,
     *,
     patient_id: str | None = None,
+    encounter_id: str | None = None,
     tables: CodeTables | None = None,
 ) -> FhirMapping:
     """Map one patient's FHIR R4 resources to a case.
@@ -286,6 +291,10 @@ def map_fhir(
     patient_id
         The Patient to map when the input holds several; without a Patient resource, the
         resources about ``Patient/<patient_id>`` are read.
+    encounter_id
+        The Encounter the clinician is in (a CDS hook's ``context.encounterId``): its class
+        gives the setting. Without it, the patient's one current Encounter does
+        (:mod:`hipdx.fhir.read_encounter`).
     tables
         The code tables (default: the bundled ones).
 
@@ -328,6 +337,7 @@ def map_fhir(
             problems.append(bad.problem)
     if problems:
         raise IntegrationError("the FHIR input is malformed", problems)
+    read_setting(ctx, encounter_id)
     _resolve(ctx, raw, sources)
     case = _validate(ctx, raw, sources)
     return FhirMapping(
@@ -338,11 +348,17 @@ def map_fhir(
         unmapped=ctx.unmapped,
         hip_pain=ctx.complaints,
         code_tables_digest=ctx.t.digest,
+        assumed=ctx.assumed,
     )
 
 
 def read_fhir(
-    raw: str | bytes, assessed_on: dt.date, *, patient_id: str | None = None, what: str = "the FHIR input"
+    raw: str | bytes,
+    assessed_on: dt.date,
+    *,
+    patient_id: str | None = None,
+    encounter_id: str | None = None,
+    what: str = "the FHIR input",
 ) -> FhirMapping:
     """:func:`map_fhir` on JSON text, read strictly (a key given twice is refused)."""
-    return map_fhir(read_json(raw, what), assessed_on, patient_id=patient_id)
+    return map_fhir(read_json(raw, what), assessed_on, patient_id=patient_id, encounter_id=encounter_id)

@@ -23,6 +23,9 @@ def format_mapping(mapping: FhirMapping, *, markdown: bool = False, listed: int 
         f"{len(mapping.sources)} facts read from {len(resources)} resources (code tables {mapping.code_tables_digest}):",
     ]
     lines += [f"{bullet}{s.field} <- {s.resource}.{s.element}: {s.value}" for s in mapping.sources]
+    if mapping.assumed:
+        lines += ["", "Assumed (the record does not give them):"]
+        lines += [f"{bullet}{a.field} = {a.value}: {a.reason}" for a in mapping.assumed]
     not_read = [u for u in mapping.unmapped if u.reason.endswith("is not read by hipdx")]
     other = [u for u in mapping.unmapped if u not in not_read]
     lines += ["", f"{len(other)} items left out:" if other else "Nothing relevant left out."]

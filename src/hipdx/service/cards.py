@@ -6,8 +6,9 @@
   section, e.g. referral of a pre-collapse osteonecrosis); ``info`` otherwise. Safety facts
   the chart lacks are listed in the detail, not raised as a warning: nearly every chart lacks
   some, and interruptive alerts are overridden 49-96 % of the time when they are frequent.
-- ``detail``: GitHub-flavoured Markdown with the differential, red flags, the next test and
-  what the chart did not say.
+- ``detail``: GitHub-flavoured Markdown with where the patient is seen (read from the
+  encounter, or the clinic assumed and why: the septic flag's urgency depends on it), the
+  differential, red flags, the next test and what the chart did not say.
 - ``source``: hipdx with its version and the knowledge base's.
 """
 
@@ -145,9 +146,20 @@ def card(assessment: Assessment, mapping: FhirMapping, hook_instance: str, links
     return out
 
 
+def setting_line(mapping: FhirMapping) -> str:
+    """Where the patient is seen, as read from the encounter or as assumed: the red flags' urgency depends on it."""
+    where = mapping.case.setting.value.replace("_", " ")
+    read = next((s for s in mapping.sources if s.field == "setting"), None)
+    if read is not None:
+        return f"**Seen in:** {where} ({read.resource}, class {read.value.split('|', 1)[-1]})."
+    assumed = next((a for a in mapping.assumed if a.field == "setting"), None)
+    reason = assumed.reason if assumed is not None else "no encounter read"
+    return f"**Seen in: {where} (assumed).** {reason}."
+
+
 def detail(a: Assessment, mapping: FhirMapping) -> str:
     """The card's Markdown."""
-    lines = [f"**{a.headline.text}**", ""]
+    lines = [f"**{a.headline.text}**", "", setting_line(mapping), ""]
     if a.red_flags:
         lines += ["**Red flags**", ""]
         lines += [f"- **{h.urgency.upper()}** {h.title}: {h.action}" for h in a.red_flags]

@@ -37,7 +37,14 @@ PREFETCH = {
     "allergies": "AllergyIntolerance?patient={{context.patientId}}",
     "imagingReports": "DiagnosticReport?patient={{context.patientId}}",
     "imagingStudies": "ImagingStudy?patient={{context.patientId}}",
+    # the encounter the chart is opened in: its class gives the setting (emergency department or
+    # clinic, docs/fhir.md). Optional: without context.encounterId the template cannot be filled
+    # and the client omits the key (CDS Hooks 2.0, "Prefetch template"); a missing encounter never
+    # fails the call (412): the card says which setting was assumed
+    "encounter": "Encounter/{{context.encounterId}}",
 }
+#: prefetch keys whose absence does not stop the service (the mapping records what was assumed)
+OPTIONAL_PREFETCH = frozenset({"encounter"})
 DISCOVERY = {
     "hook": "patient-view",
     "id": SERVICE_ID,
@@ -47,7 +54,10 @@ DISCOVERY = {
         "(transient osteoporosis, osteonecrosis, fractures, infection, ...), red flags and the next useful test."
     ),
     "prefetch": PREFETCH,
-    "usageRequirements": "Reads coded data only (LOINC, SNOMED CT, ICD-10-CM, ATC, RxNorm, UCUM); see docs/fhir.md.",
+    "usageRequirements": (
+        "Reads coded data only (LOINC, SNOMED CT, ICD-10-CM, ATC, RxNorm, UCUM, v3 ActCode); send context.encounterId "
+        "so the setting (emergency department or clinic) is read from the encounter; see docs/fhir.md."
+    ),
 }
 MAX_PAGES = 5
 #: the largest page read from a FHIR server (as a CDS request's body, hipdx.service.app)
@@ -71,6 +81,7 @@ class Request:
     prefetch: dict[str, Any]
     fhir_server: str | None
     access_token: str | None
+    encounter_id: str | None = None
 
 
 def parse_request(body: Any, hook: str = "patient-view", extra: Sequence[Problem] = ()) -> Request:
@@ -92,6 +103,9 @@ def parse_request(body: Any, hook: str = "patient-view", extra: Sequence[Problem
     patient = context.get("patientId") if isinstance(context, dict) else None
     if not isinstance(patient, str) or not _ID.fullmatch(patient):
         problems.append(Problem("context.patientId", "required: a FHIR resource id"))
+    encounter = context.get("encounterId") if isinstance(context, dict) else None
+    if encounter is not None and (not isinstance(encounter, str) or not _ID.fullmatch(encounter)):
+        problems.append(Problem("context.encounterId", "must be a FHIR resource id (or left out)"))
     prefetch = body.get("prefetch", {})
     if not isinstance(prefetch, dict):
         problems.append(Problem("prefetch", "must be an object"))
@@ -109,7 +123,7 @@ def parse_request(body: Any, hook: str = "patient-view", extra: Sequence[Problem
             token = auth["access_token"]
     if problems:
         raise InputError("the CDS Hooks request is not valid", problems)
-    return Request(body["hookInstance"], patient, prefetch, server, token)  # type: ignore[arg-type]
+    return Request(body["hookInstance"], patient, prefetch, server, token, encounter)  # type: ignore[arg-type]
 
 
 def gather(request: Request, allowed_servers: Sequence[str], timeout_s: float = 5.0) -> list[Any]:
@@ -127,7 +141,8 @@ def gather(request: Request, allowed_servers: Sequence[str], timeout_s: float = 
     missing = []
     for key in PREFETCH:
         if key not in request.prefetch:
-            missing.append(key)
+            if key != "encounter" or request.encounter_id is not None:  # no encounterId: nothing to prefetch
+                missing.append(key)
             continue
         value = request.prefetch[key]
         if value is None:
@@ -141,18 +156,23 @@ def gather(request: Request, allowed_servers: Sequence[str], timeout_s: float = 
     if not missing:
         return found
     server = request.fhir_server
-    if server is None:
-        raise PreconditionFailed(
-            missing, f"prefetch missing: {', '.join(missing)}; and no fhirServer to fetch them from"
-        )
-    if not any(server.rstrip("/") == s.rstrip("/") for s in allowed_servers):
-        raise PreconditionFailed(
-            missing, f"prefetch missing: {', '.join(missing)}; fhirServer is not one this service may call"
-        )
+    needed = [key for key in missing if key not in OPTIONAL_PREFETCH]
+    if server is None or not any(server.rstrip("/") == s.rstrip("/") for s in allowed_servers):
+        if not needed:
+            return found  # the optional encounter only: the mapping says the setting was assumed
+        why = "and no fhirServer to fetch them from" if server is None else "fhirServer is not one this service may call"
+        raise PreconditionFailed(missing, f"prefetch missing: {', '.join(missing)}; {why}")
+    tokens = {"{{context.patientId}}": request.patient_id, "{{context.encounterId}}": request.encounter_id or ""}
     with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
         for key in missing:
-            query = PREFETCH[key].replace("{{context.patientId}}", quote(request.patient_id, safe=""))
-            found += _fetch(client, server, query, request.access_token, key)
+            query = PREFETCH[key]
+            for token, value in tokens.items():
+                query = query.replace(token, quote(value, safe=""))
+            try:
+                found += _fetch(client, server, query, request.access_token, key)
+            except PreconditionFailed:
+                if key in needed:
+                    raise
     return found
 
 
@@ -252,7 +272,7 @@ def patient_view(
     """
     request = parse_request(body)
     resources = gather(request, allowed_servers)
-    mapping = map_fhir(resources, today, patient_id=request.patient_id)
+    mapping = map_fhir(resources, today, patient_id=request.patient_id, encounter_id=request.encounter_id)
     if not about_the_hip(mapping):
         return {"cards": []}
     assessment = assess(mapping.case, kb, today, explain=False)  # the card shows no finding-by-finding explanation
