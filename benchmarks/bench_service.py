@@ -25,6 +25,9 @@ JSON reader, mapped, assessed, the card built; no HTTP, no token, no database) i
 in-process (``thread_time``, median of repeats of 20 calls, the lower of two rounds) for this
 tree and for ``--before`` (a git revision, default the merge base with ``main``), in alternating child processes,
 so the gain of a change is a ratio of the same run whatever the machine's load.
+``--databases sqlite:2`` runs a configuration with another number of workers, ``--wrk-threads``
+changes wrk's threads (the process model on a small machine); wrk's own CPU per request is printed
+too, the share of the machine the client takes.
 Exits 1 when a target fails.
 """
 
@@ -35,6 +38,7 @@ import base64
 import copy
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -275,11 +279,15 @@ def postgres_cpu_seconds() -> float | None:
     return total
 
 
-def wrk(url: str, script: Path, connections: int, seconds: int) -> dict[str, Any]:
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", str(script), url],
+def wrk(url: str, script: Path, connections: int, seconds: int, threads: int = 2) -> dict[str, Any]:
+    """wrk's summary (the Lua script's RESULT line) and its own CPU seconds (``wrk_cpu_s``)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", str(script), url],
                          capture_output=True, text=True, check=True).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     [line] = [x for x in out.splitlines() if x.startswith("RESULT ")]
-    return json.loads(line[len("RESULT "):])
+    return {**json.loads(line[len("RESULT "):]),
+            "wrk_cpu_s": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime}
 
 
 def _post(url: str, body: dict[str, Any], token: str) -> tuple[int, list[Any]]:
@@ -312,7 +320,7 @@ def run_server(kind: str, workers: int, work: Path, scripts: dict[str, Path], wa
     drop = None
     env = {k: v for k, v in os.environ.items() if not k.startswith("HIPDX_")}
     env["PYTHONPATH"] = os.pathsep.join(p for p in [str(ROOT / "src"), env.get("PYTHONPATH", "")] if p)
-    env["HIPDX_DATA_DIR"] = str(work / f"data-{kind}")
+    env["HIPDX_DATA_DIR"] = str(work / f"data-{kind}-{workers}")  # one database per configuration: the tokens are used once each
     command = [sys.executable, "-c", "import sys; from hipdx.cli import main; sys.argv[0] = 'hipdx'; main()", "serve",
                "--cds-issuers", str(work / "issuers.json"), "--public-url", PUBLIC_URL, "--workers", str(workers)]
     if kind == "postgresql":
@@ -340,7 +348,7 @@ def run_server(kind: str, workers: int, work: Path, scripts: dict[str, Path], wa
         for name, path in (("noop", "/api/v1/health"), ("no_hip", VIEW_PATH), ("view", VIEW_PATH)):
             load = os.getloadavg()[0]
             cpu, database = tree_cpu_seconds(server.pid), postgres_cpu_seconds() if kind == "postgresql" else None
-            results[name] = wrk(base + path, scripts[name], args.connections, args.seconds)
+            results[name] = wrk(base + path, scripts[name], args.connections, args.seconds, args.wrk_threads)
             results[name]["server_cpu_s"] = tree_cpu_seconds(server.pid) - cpu
             after = postgres_cpu_seconds() if database is not None else None
             results[name]["postgres_cpu_s"] = None if after is None or database is None else after - database
@@ -364,6 +372,9 @@ def rows_for(label: str, r: dict[str, dict[str, Any]], args: argparse.Namespace)
     def cpu(x: dict[str, Any]) -> str:
         return f"{x['server_cpu_s'] / max(x['requests'], 1) * 1000:.2f} ms"
 
+    def wrk_cpu(x: dict[str, Any]) -> str:
+        return f"{x['wrk_cpu_s'] / max(x['requests'], 1) * 1000:.2f} ms"
+
     def pg(x: dict[str, Any]) -> str:
         return f"{x['postgres_cpu_s'] / max(x['requests'], 1) * 1000:.2f} ms"
 
@@ -372,6 +383,7 @@ def rows_for(label: str, r: dict[str, dict[str, Any]], args: argparse.Namespace)
             f"{view['requests'] / view['seconds']:.0f}/s", f"no-op {noop['requests'] / noop['seconds']:.0f}/s, "
             f"no-hip chart {base['requests'] / base['seconds']:.0f}/s"),
         Row(f"{label}: server CPU per request (all workers)", cpu(view), f"no-op {cpu(noop)}, no-hip chart {cpu(base)}"),
+        Row(f"{label}: wrk's CPU per request (the client)", wrk_cpu(view), f"no-op {wrk_cpu(noop)}, no-hip chart {wrk_cpu(base)}"),
         *([Row(f"{label}: PostgreSQL's CPU per request (all its processes)", pg(view),
                f"no-op {pg(noop)}, no-hip chart {pg(base)}")] if view.get("postgres_cpu_s") is not None else []),
         Row(f"{label}: patient-view p95", f"{view['p95_ms']:.1f} ms", f"no-op {noop['p95_ms']:.1f} ms", "", "< 50 ms",
@@ -390,8 +402,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--databases", default="sqlite,postgresql", help="comma-separated: sqlite (1 worker), postgresql")
+    parser.add_argument("--databases", default="sqlite,postgresql",
+                        help="comma-separated: sqlite (1 worker), postgresql (--workers); KIND:N runs N workers (sqlite:2)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="workers with PostgreSQL")
+    parser.add_argument("--wrk-threads", type=int, default=2, help="wrk's threads (each drives its share of the connections)")
     parser.add_argument("--before", default=None, help="git revision whose in-process cost is the 'before' "
                         "(default: where this branch left main, git merge-base HEAD main; '': none)")
     parser.add_argument("--repeats", type=int, default=15, help="in-process: repeats of 20 calls")
@@ -400,6 +414,12 @@ def main() -> int:
     if args.before is None:
         base = subprocess.run(["git", "-C", str(ROOT), "merge-base", "HEAD", "main"], capture_output=True, text=True)
         args.before = base.stdout.strip()[:10] if base.returncode == 0 else "main"
+    configurations = []
+    for entry in args.databases.split(","):
+        kind, _, count = entry.partition(":")
+        if kind not in ("sqlite", "postgresql") or (count and not count.isdigit()) or count == "0":
+            parser.error(f"--databases: {entry!r} is not sqlite or postgresql, optionally with :WORKERS (sqlite:2)")
+        configurations.append((kind, int(count) if count else 1 if kind == "sqlite" else args.workers))
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk (Debian package)", file=sys.stderr)
         return 2
@@ -420,13 +440,12 @@ def main() -> int:
         audience = PUBLIC_URL + VIEW_PATH
         pool = args.max_rate * args.seconds
         scripts = {"noop": work / "noop.lua"}
-        scripts["noop"].write_text(LUA.format(method="GET", body="", tokens="", threads=2))
+        scripts["noop"].write_text(LUA.format(method="GET", body="", tokens="", threads=args.wrk_threads))
         for name in ("no_hip", "view"):  # one pool per endpoint, used by every configuration (each has its own database)
             (work / f"{name}.tokens").write_text("\n".join(tokens(key, pool, audience)) + "\n")
             scripts[name] = work / f"{name}.lua"
-            scripts[name].write_text(LUA.format(method="POST", body=json.dumps(bodies[name]), tokens=work / f"{name}.tokens", threads=2))
-        for kind in args.databases.split(","):
-            workers = 1 if kind == "sqlite" else args.workers
+            scripts[name].write_text(LUA.format(method="POST", body=json.dumps(bodies[name]), tokens=work / f"{name}.tokens", threads=args.wrk_threads))
+        for kind, workers in configurations:
             warm = {name: tokens(key, 4 * workers, audience) for name in bodies}
             results = run_server(kind, workers, work, scripts, warm, bodies, args)
             rows += rows_for(f"{kind}, {workers} worker{'s' if workers > 1 else ''}", results, args)
