@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from hipdx.service import jwks as jwks_module
 from hipdx.service.auth import Unauthorized
 from hipdx.service.hooks import SERVICE_ID
 
-from conftest import TODAY
+from conftest import LoopbackHTTPServer, TODAY
 from test_service import ISS, URL, request_for
 
 
@@ -75,7 +75,7 @@ class JwksServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = LoopbackHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/.well-known/jwks.json"
         # polled every 10 ms for the shutdown (the default half second is most of a test's time)
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.01,), daemon=True)

@@ -16,7 +16,7 @@ import json
 import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -30,7 +30,7 @@ from hipdx.fhir.mapping import FhirMapping
 from hipdx.service import ServiceConfig, create_app
 from hipdx.service.hooks import SERVICE_ID
 
-from conftest import ROOT, TODAY, shared_data
+from conftest import LoopbackHTTPServer, ROOT, TODAY, shared_data
 
 ACTCODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 DISPLAY = {"EMER": "emergency", "AMB": "ambulatory", "IMP": "inpatient encounter", "VR": "virtual", "OBSENC": "observation encounter"}
@@ -309,7 +309,7 @@ class _Server(BaseHTTPRequestHandler):
 @pytest.fixture
 def fhir_server() -> Iterator[str]:
     _Server.resources, _Server.asked = [encounter("EMER")], []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Server)
+    server = LoopbackHTTPServer(("127.0.0.1", 0), _Server)
     thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     try:

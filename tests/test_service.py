@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -33,7 +33,7 @@ from hipdx.service.hooks import PREFETCH, SERVICE_ID
 from hipdx.store import AuditStore, connect, migrate
 from hipdx.store.replay import DatabaseReplayCache
 
-from conftest import ROOT, TODAY
+from conftest import LoopbackHTTPServer, ROOT, TODAY
 
 BUNDLES = ROOT / "tests" / "data" / "fhir"
 BASE = "http://testserver"
@@ -340,7 +340,7 @@ class _FhirServer(BaseHTTPRequestHandler):
 def fhir_server() -> Iterator[str]:
     _, _FhirServer.resources = server_shaped("septic_febrile_crp_mg_dl")
     _FhirServer.seen_tokens, _FhirServer.delay_s, _FhirServer.pages, _FhirServer.raw = [], 0.0, 1, None
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FhirServer)
+    server = LoopbackHTTPServer(("127.0.0.1", 0), _FhirServer)
     # polled every 10 ms for the shutdown (the default half second is most of the test's time)
     thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
