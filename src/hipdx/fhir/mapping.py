@@ -43,7 +43,7 @@ from hipdx.fhir.read_conditions import read_allergy, read_condition, read_proced
 from hipdx.fhir.read_imaging import build_study, read_imaging_study, read_report
 from hipdx.fhir.read_medications import read_medication
 from hipdx.fhir.read_observations import read_observation
-from hipdx.fhir.resources import Malformed, Resource, Resources, collect, relative_reference
+from hipdx.fhir.resources import Malformed, Resource, Resources, collect, reference_base, relative_reference
 
 #: resource types the mapping reads, by reader; the order matters: imaging studies and
 #: reports first, as they tell which Observations are findings of which study
@@ -103,8 +103,8 @@ def _choose_patient(resources: Resources, patient_id: str | None) -> tuple[Resou
                 ref = res.reference(_subject_element(res))
             except Malformed:
                 continue  # reported when the resource is read
-            if ref:
-                subjects.add(relative_reference(ref) or ref)
+            if ref:  # Patient/1 and https://a/Patient/1 are two subjects until a base says otherwise
+                subjects.add(relative_reference(ref) if reference_base(ref) == "" else ref)
     if len(subjects) == 1:
         return None, subjects
     if not subjects:
@@ -131,14 +131,38 @@ def _subject_element(res: Resource) -> str:
     return "patient" if res.type == "AllergyIntolerance" else "subject"
 
 
+def _local_bases(patient: Resource | None, keys: set[str], fhir_server: str | None) -> frozenset[str]:
+    """The server bases whose absolute references are this record's: the call's FHIR server, the patient's own."""
+    bases = {fhir_server.rstrip("/")} if fhir_server else set()
+    for own in [patient.full_url if patient else None, *keys]:
+        base = reference_base(own or "")
+        if base:
+            bases.add(base)
+    return frozenset(bases)
+
+
 def _about_patient(ctx: Context, res: Resource, keys: set[str]) -> bool:
+    """True when the resource's subject resolves to the patient assessed (skipped, with the reason, when not).
+
+    A subject resolves to the patient when it is one of ``keys`` (``Patient/<id>``, the
+    Patient's fullUrl such as its urn:uuid), or is ``Patient/<id>`` (any version) relative or
+    under one of the record's own server bases. ``https://other.example/fhir/Patient/<id>``
+    names another server's patient who only shares the id: never read as this one.
+    """
     element = "patient" if res.type == "AllergyIntolerance" else "subject"  # _subject_element, inlined
     ref = res.reference(element)
     if ref is None:
         ctx.skip(res, element, "no subject: cannot tell whose record it is")
         return False
-    if ref in keys or (relative_reference(ref) or "") in keys:
+    if ref in keys:
         return True
+    relative, base = relative_reference(ref), reference_base(ref)
+    if relative in keys and (base == "" or base in ctx.res.bases):
+        return True
+    if relative in keys and base:
+        ctx.skip(res, element, f"about {ref}: a patient of another FHIR server ({base}), not the patient assessed "
+                 "(only the same id)")
+        return False
     ctx.skip(res, element, f"about another subject ({ref}), not the patient assessed")
     return False
 
@@ -273,6 +297,7 @@ def map_fhir(
     *,
     patient_id: str | None = None,
     tables: CodeTables | None = None,
+    fhir_server: str | None = None,
 ) -> FhirMapping:
     """Map one patient's FHIR R4 resources to a case.
 
@@ -288,6 +313,11 @@ def map_fhir(
         resources about ``Patient/<patient_id>`` are read.
     tables
         The code tables (default: the bundled ones).
+    fhir_server
+        The base URL of the FHIR server the record came from (a CDS Hooks ``fhirServer``, a
+        SMART ``iss``): an absolute reference under it is as good as a relative one. Any
+        other absolute reference to ``Patient/<id>`` (but the Patient's own fullUrl) names
+        another server's patient: its resource is left out, with the reason, in ``unmapped``.
 
     Raises
     ------
@@ -305,6 +335,7 @@ def map_fhir(
     """
     resources = collect(data)
     patient, keys = _choose_patient(resources, patient_id)
+    resources.bases = _local_bases(patient, keys, fhir_server)
     ctx = Context(resources, tables or load_code_tables(), assessed_on)
     problems: list[Problem] = []
     for res in _in_read_order(resources):
@@ -342,7 +373,12 @@ def map_fhir(
 
 
 def read_fhir(
-    raw: str | bytes, assessed_on: dt.date, *, patient_id: str | None = None, what: str = "the FHIR input"
+    raw: str | bytes,
+    assessed_on: dt.date,
+    *,
+    patient_id: str | None = None,
+    what: str = "the FHIR input",
+    fhir_server: str | None = None,
 ) -> FhirMapping:
     """:func:`map_fhir` on JSON text, read strictly (a key given twice is refused)."""
-    return map_fhir(read_json(raw, what), assessed_on, patient_id=patient_id)
+    return map_fhir(read_json(raw, what), assessed_on, patient_id=patient_id, fhir_server=fhir_server)
