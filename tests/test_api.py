@@ -111,10 +111,11 @@ def test_stored_cases_with_visits_and_reassessment(api: Api, kb: hipdx.Knowledge
     course = api.client.get(f"/api/v1/cases/{number}/course", headers=headers).json()
     assert len(course["course"]["points"]) == 1
 
-    changed = api.client.put(f"/api/v1/cases/{number}", json={"label": "renamed", "case": case}, headers=headers)
+    changed = api.client.put(f"/api/v1/cases/{number}", json={"label": "renamed", "case": case},
+                             headers=headers | {"If-Match": f'"case-{number}-v2"'})
     assert changed.status_code == 200 and changed.json()["version"] == 3
     assert changed.json()["case"]["visits"][-1] == visit  # added visits stay
-    assert api.client.delete(f"/api/v1/cases/{number}", headers=headers).status_code == 204
+    assert api.client.delete(f"/api/v1/cases/{number}", headers=headers | {"If-Match": changed.headers["etag"]}).status_code == 204
     _problem(api.client.get(f"/api/v1/cases/{number}", headers=headers), 404, "path.case_id")
 
 
