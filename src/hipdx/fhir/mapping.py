@@ -59,6 +59,9 @@ READERS: dict[str, Callable[[Context, Resource], None]] = {
 }
 #: read only through others (the Patient itself, a referenced Medication, a Bundle's entries)
 _CARRIERS = frozenset({"Patient", "Medication", "Bundle"})
+#: the field of a problem with the choice of the patient (``patient_id``: none given of several, or none such);
+#: each entry point names it in its own words (the REST API ``query.patient``, the command line ``--patient``)
+PATIENT_CHOICE = "patient_id"
 #: how many facts the case model may refuse before the mapping gives up (each is left out with its reason)
 _MAX_REFUSED = 50
 
@@ -83,7 +86,9 @@ def _choose_patient(resources: Resources, patient_id: str | None) -> tuple[Resou
     if patient_id is not None:
         chosen = [p for p in patients if p.id == patient_id]
         if not chosen and patients:
-            raise IntegrationError(f"no Patient with id {patient_id!r} in the FHIR input")
+            ids = ", ".join(p.label for p in patients[:10])
+            raise IntegrationError(f"no Patient with id {patient_id!r} in the FHIR input",
+                                   [Problem(PATIENT_CHOICE, f"{patient_id!r} is none of the input's patients ({ids})")])
         if not chosen:  # no Patient resource: read what is about Patient/<id>
             return None, {f"Patient/{patient_id}"}
         patient: Resource | None = chosen[0]
@@ -91,7 +96,8 @@ def _choose_patient(resources: Resources, patient_id: str | None) -> tuple[Resou
         patient = patients[0]
     elif len(patients) > 1:
         ids = ", ".join(p.label for p in patients[:10])
-        raise IntegrationError(f"the FHIR input holds {len(patients)} patients ({ids}); choose one by its id")
+        raise IntegrationError(f"the FHIR input holds {len(patients)} patients ({ids}); choose one by its id",
+                               [Problem(PATIENT_CHOICE, f"required: the input holds {len(patients)} patients ({ids})")])
     else:
         patient = None
     if patient is not None:

@@ -61,8 +61,17 @@ def _day(ctx: ApiContext, today: dt.date | None) -> dt.date:
 
 
 def _prefixed(exc: HipdxError, prefix: str) -> InputError:
-    return InputError(exc.message, [Problem(f"{prefix}.{p.field}" if p.field else prefix, p.reason)
-                                    for p in exc.problems] or [Problem(prefix, exc.message)])
+    """The error with each field placed in the request: under ``prefix`` (``body``, ``case``), the
+    choice of the FHIR patient at ``query.patient`` (the ``?patient=`` that gives it)."""
+    from hipdx.fhir.mapping import PATIENT_CHOICE
+
+    def place(field: str) -> str:
+        if field == PATIENT_CHOICE:
+            return "query.patient"
+        return f"{prefix}.{field}" if field else prefix
+
+    return InputError(exc.message, [Problem(place(p.field), p.reason) for p in exc.problems]
+                      or [Problem(prefix, exc.message)])
 
 
 def _case_from(raw: Any, day: dt.date, patient: str | None, prefix: str = "body") -> tuple[Case, dict[str, Any] | None]:
@@ -194,6 +203,19 @@ async def _stored_body(request: Request, day: dt.date) -> tuple[str, dict[str, A
     return label, document
 
 
+def _visit_problems(exc: HipdxError, index: int) -> InputError:
+    """A visit refused with the stored case: its own fields in the body (``body.pain_0_10``), a
+    field of the stored case it contradicts at ``path.case_id`` (that case is not in the request)."""
+    own = f"visits.{index}"
+    placed = []
+    for p in exc.problems:
+        if p.field == own or p.field.startswith(own + "."):
+            placed.append(Problem("body" + p.field[len(own):], p.reason))
+        else:
+            placed.append(Problem("path.case_id", f"the stored case's {p.field or 'record'}: {p.reason}"))
+    return InputError(exc.message, placed or [Problem("body", exc.message)])
+
+
 def _found(record: records.CaseRecord | None, case_id: int) -> records.CaseRecord:
     if record is None:
         raise ApiProblem(404, f"no case {case_id}", [Problem("path.case_id", "not found")])
@@ -277,7 +299,10 @@ async def add_visit(request: Request, case_id: CaseId, user: Principal = Depends
         raise _stale(records.StaleVersion(case_id, record.version))
     whole = record.full_case()
     whole["visits"] = [*(whole.get("visits") or []), visit]
-    _case_from(whole, ctx.today(), None, prefix="case")
+    try:
+        parse_case(whole, ctx.today())
+    except HipdxError as exc:
+        raise _visit_problems(exc, len(whole["visits"]) - 1) from None
     try:  # checked against the version read above: a visit added meanwhile may change the timeline
         record = _found(await run_in_threadpool(records.add_visit, ctx.engine, case_id, visit, user.username,
                                                 access_event(request, "U", f"Case/{case_id}", 201), record.version),

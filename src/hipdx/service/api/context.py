@@ -17,7 +17,7 @@ from fastapi import Request
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from hipdx.errors import Problem
+from hipdx.errors import InputError, Problem
 from hipdx.jsonio import loads
 from hipdx.knowledge import KnowledgeBase
 from hipdx.service.api.jobwatch import JobWatch
@@ -146,7 +146,12 @@ async def json_body(request: Request, what: str = "the request body") -> Any:
         raise ApiProblem(413, f"{what} is larger than {MAX_JSON_BYTES // (1024 * 1024)} MB")
     if not raw:
         raise ApiProblem(400, f"{what} is empty", [Problem("body", "a JSON object is required")])
-    return loads(raw, what)
+    try:
+        return loads(raw, what)
+    except InputError as exc:  # not JSON at all: the body is the field
+        if exc.problems:
+            raise
+        raise InputError(exc.message, [Problem("body", exc.message)]) from None
 
 
 def object_field(body: Any, name: str, required: bool = True) -> Any:
