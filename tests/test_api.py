@@ -111,10 +111,11 @@ def test_stored_cases_with_visits_and_reassessment(api: Api, kb: hipdx.Knowledge
     course = api.client.get(f"/api/v1/cases/{number}/course", headers=headers).json()
     assert len(course["course"]["points"]) == 1
 
-    changed = api.client.put(f"/api/v1/cases/{number}", json={"label": "renamed", "case": case}, headers=headers)
+    changed = api.client.put(f"/api/v1/cases/{number}", json={"label": "renamed", "case": case},
+                             headers=headers | {"If-Match": f'"case-{number}-v2"'})
     assert changed.status_code == 200 and changed.json()["version"] == 3
     assert changed.json()["case"]["visits"][-1] == visit  # added visits stay
-    assert api.client.delete(f"/api/v1/cases/{number}", headers=headers).status_code == 204
+    assert api.client.delete(f"/api/v1/cases/{number}", headers=headers | {"If-Match": changed.headers["etag"]}).status_code == 204
     _problem(api.client.get(f"/api/v1/cases/{number}", headers=headers), 404, "path.case_id")
 
 
@@ -134,7 +135,7 @@ def test_assess_plan_and_course_of_json_and_fhir(api: Api) -> None:
 @pytest.mark.parametrize(
     ("method", "path", "body", "status", "field"),
     [
-        ("POST", "/api/v1/assess", '{"age_years": 45, "age_years": 46}', 400, "age_years"),
+        ("POST", "/api/v1/assess", '{"age_years": 45, "age_years": 46}', 400, "body.age_years"),
         ("POST", "/api/v1/assess", '{"age_years": "45"}', 400, "body.age_years"),
         ("POST", "/api/v1/assess", '{"labs": {"crp": {"value": 3, "unit": "furlongs"}}}', 400, None),
         ("POST", "/api/v1/assess", "{not json", 400, None),
@@ -142,11 +143,11 @@ def test_assess_plan_and_course_of_json_and_fhir(api: Api) -> None:
         ("POST", "/api/v1/assess?today=yesterday", "{}", 400, "query.today"),
         ("POST", "/api/v1/assess?patient=a%20b", json.dumps(BUNDLE), 400, "query.patient"),
         ("POST", "/api/v1/assess", '{"resourceType": "Bundle", "entry": 3}', 400, None),
-        ("POST", "/api/v1/cases", '{"label": "x"}', 400, "case"),
-        ("POST", "/api/v1/cases", '{"label": "", "case": {}}', 400, "label"),
-        ("POST", "/api/v1/cases", '{"label": "a\\u0000b", "case": {}}', 400, "label"),
-        ("POST", "/api/v1/cases", '{"label": "x", "case": {"sex": "unicorn"}}', 400, "case.sex"),
-        ("POST", "/api/v1/cases", '{"label": "x", "case": {}, "extra": 1}', 400, "extra"),
+        ("POST", "/api/v1/cases", '{"label": "x"}', 400, "body.case"),
+        ("POST", "/api/v1/cases", '{"label": "", "case": {}}', 400, "body.label"),
+        ("POST", "/api/v1/cases", '{"label": "a\\u0000b", "case": {}}', 400, "body.label"),
+        ("POST", "/api/v1/cases", '{"label": "x", "case": {"sex": "unicorn"}}', 400, "body.case.sex"),
+        ("POST", "/api/v1/cases", '{"label": "x", "case": {}, "extra": 1}', 400, "body.extra"),
         ("POST", "/api/v1/cases", "[1, 2]", 400, "body"),
         ("GET", "/api/v1/cases?limit=0", None, 400, "query.limit"),
         ("GET", "/api/v1/cases?offset=-1", None, 400, "query.offset"),
@@ -175,7 +176,7 @@ def test_a_visit_against_the_timeline_is_refused(api: Api) -> None:
     number = api.client.post("/api/v1/cases", json={"label": "x", "case": CASE}, headers=headers).json()["id"]
     body = _problem(api.client.post(f"/api/v1/cases/{number}/visits", json={"days_since_onset": 4000},
                                     headers=headers), 400)
-    assert any("visits" in e["field"] for e in body["errors"])
+    assert [e["field"] for e in body["errors"]] == ["body.days_since_onset"]  # the visit sent is the body
     _problem(api.client.post(f"/api/v1/cases/{number}/visits", json={"pain_0_10": 11}, headers=headers), 400)
 
 
@@ -191,7 +192,7 @@ def test_roles_and_the_audit_trail_as_fhir_auditevents(api: Api, tmp_path: Path)
     assert api.client.post("/api/v1/users", json={"username": "nurse", "password": PASSWORD, "role": "clinician"},
                            headers=admin).status_code == 201
     _problem(api.client.post("/api/v1/users", json={"username": "nurse", "password": PASSWORD, "role": "clinician"},
-                             headers=admin), 409, "username")
+                             headers=admin), 409, "body.username")
 
     answer = api.client.get("/api/v1/audit/events", headers=admin)
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("application/fhir+json")

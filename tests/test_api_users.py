@@ -93,25 +93,25 @@ def test_admins_manage_users_and_clinicians_cannot(api: Api) -> None:
 
 
 @pytest.mark.parametrize(("method", "path", "body", "status", "field"), [
-    ("PATCH", "/api/v1/users/clinician", {"role": "nurse"}, 400, "role"),
-    ("PATCH", "/api/v1/users/clinician", {"active": "no"}, 400, "active"),
+    ("PATCH", "/api/v1/users/clinician", {"role": "nurse"}, 400, "body.role"),
+    ("PATCH", "/api/v1/users/clinician", {"active": "no"}, 400, "body.active"),
     ("PATCH", "/api/v1/users/clinician", {}, 400, "body"),
-    ("PATCH", "/api/v1/users/clinician", {"role": "admin", "colour": "red"}, 400, "colour"),
+    ("PATCH", "/api/v1/users/clinician", {"role": "admin", "colour": "red"}, 400, "body.colour"),
     ("PATCH", "/api/v1/users/clinician", [1], 400, "body"),
     ("PATCH", "/api/v1/users/nobody", {"active": False}, 404, "path.username"),
     ("PATCH", "/api/v1/users/bad%20name", {"active": False}, 400, "path.username"),
-    ("PUT", "/api/v1/users/clinician/password", {"password": "short"}, 400, "password"),
-    ("PUT", "/api/v1/users/clinician/password", {"password": 12345678901234}, 400, "password"),
-    ("PUT", "/api/v1/users/clinician/password", {}, 400, "password"),
+    ("PUT", "/api/v1/users/clinician/password", {"password": "short"}, 400, "body.password"),
+    ("PUT", "/api/v1/users/clinician/password", {"password": 12345678901234}, 400, "body.password"),
+    ("PUT", "/api/v1/users/clinician/password", {}, 400, "body.password"),
     ("PUT", "/api/v1/users/nobody/password", {"password": NEW_PASSWORD}, 404, "path.username"),
-    ("POST", "/api/v1/users", {"username": "bad name", "password": PASSWORD, "role": "clinician"}, 400, "username"),
+    ("POST", "/api/v1/users", {"username": "bad name", "password": PASSWORD, "role": "clinician"}, 400, "body.username"),
     # a name ending in a line break ("$" of the name's pattern matches before one): the routes could not name it
-    ("POST", "/api/v1/users", {"username": "dr.new\n", "password": PASSWORD, "role": "clinician"}, 400, "username"),
-    ("POST", "/api/v1/users", {"username": "ok", "password": PASSWORD, "role": "root"}, 400, "role"),
-    ("POST", "/api/v1/users", {"username": "ok", "password": PASSWORD}, 400, "role"),
+    ("POST", "/api/v1/users", {"username": "dr.new\n", "password": PASSWORD, "role": "clinician"}, 400, "body.username"),
+    ("POST", "/api/v1/users", {"username": "ok", "password": PASSWORD, "role": "root"}, 400, "body.role"),
+    ("POST", "/api/v1/users", {"username": "ok", "password": PASSWORD}, 400, "body.role"),
     # the last enabled admin cannot be disabled or demoted: nobody could administer any more
-    ("PATCH", "/api/v1/users/admin", {"active": False}, 409, "active"),
-    ("PATCH", "/api/v1/users/admin", {"role": "clinician"}, 409, "role"),
+    ("PATCH", "/api/v1/users/admin", {"active": False}, 409, "body.active"),
+    ("PATCH", "/api/v1/users/admin", {"role": "clinician"}, 409, "body.role"),
 ])
 def test_bad_user_changes_are_problems_naming_the_field(shared_api: tuple[Api, dict[str, str]], method: str, path: str,
                                                         body: Any, status: int, field: str | None) -> None:

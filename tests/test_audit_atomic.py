@@ -88,10 +88,11 @@ def test_a_case_write_whose_access_record_is_refused_is_not_made(api: Api) -> No
     visit = {"days_since_onset": 30, "pain_0_10": 4}
     _refuse_access_records(api.engine)
     _refused(api.client.post("/api/v1/cases", json={"label": "second", "case": case}, headers=headers))
-    _refused(api.client.put(f"/api/v1/cases/{case_id}", json={"label": "renamed", "case": case}, headers=headers))
+    _refused(api.client.put(f"/api/v1/cases/{case_id}", json={"label": "renamed", "case": case},
+                             headers=headers | {"If-Match": created.headers["etag"]}))
     _refused(api.client.post(f"/api/v1/cases/{case_id}/visits", json=visit, headers=headers))
     _refused(api.client.post(f"/api/v1/cases/{case_id}/assessments", headers=headers))
-    _refused(api.client.delete(f"/api/v1/cases/{case_id}", headers=headers))
+    _refused(api.client.delete(f"/api/v1/cases/{case_id}", headers=headers | {"If-Match": created.headers["etag"]}))
     with Session(api.engine) as session:
         assert [(c.label, c.version) for c in session.scalars(select(StoredCase))] == [("first", 1)]
     assert _count(api.engine, StoredVisit) == 0 and _count(api.engine, StoredAssessment) == 0
@@ -136,7 +137,7 @@ def test_the_changes_are_recorded_with_their_status(api: Api) -> None:
     assert api.client.put("/api/v1/users/clinician/password", json={"password": "a new long password"},
                           headers=admin).status_code == 204
     assert api.client.patch("/api/v1/users/nobody", json={"active": False}, headers=admin).status_code == 404
-    assert api.client.delete(f"/api/v1/cases/{case_id}", headers=admin).status_code == 204
+    assert api.client.delete(f"/api/v1/cases/{case_id}", headers=admin | {"If-Match": "*"}).status_code == 204
     with Session(api.engine) as session:
         rows = [(e.action, e.what, e.status_code, e.username) for e in session.scalars(select(AccessEvent).order_by(AccessEvent.id))]
     assert rows == [("C", f"Case/{case_id}", 201, "admin"), ("C", f"Case/{case_id}/assessments/1", 201, "admin"),

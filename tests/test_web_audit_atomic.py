@@ -72,7 +72,7 @@ def test_a_case_or_visit_saved_on_a_page_whose_access_record_is_refused_is_not_s
     client, data = api.client, example("toh_man_classic") | {"csrf_token": token}
     with caplog.at_level(logging.DEBUG):
         _refused(client.post("/cases/save", data=data, follow_redirects=False))  # a new case
-        _refused(client.post("/cases/save", data=data | {"case_key": case_id}, follow_redirects=False))  # a change
+        _refused(client.post("/cases/save", data=data | {"case_key": case_id, "case_version": str(before[0][1])}, follow_redirects=False))  # a change
         _refused(client.post(f"/cases/{case_id}/visits", data=VISIT | {"csrf_token": token}, follow_redirects=False))
         version = {"csrf_token": token, "version": str(before[0][1])}
         _refused(client.post(f"/cases/{case_id}/visits/2", data=VISIT | version, follow_redirects=False))
@@ -122,7 +122,8 @@ def test_the_pages_record_their_changes_as_before(api: Api) -> None:
     client = api.client
     saved = client.post("/cases/save", data=example("toh_man_classic") | {"csrf_token": token}, follow_redirects=False)
     case_id = saved.headers["location"].rsplit("/", 1)[1]
-    assert client.post("/cases/save", data=example("toh_man_classic") | {"csrf_token": token, "case_key": case_id},
+    assert client.post("/cases/save", data=example("toh_man_classic") | {"csrf_token": token, "case_key": case_id,
+                                                                   "case_version": "1"},
                        follow_redirects=False).status_code == 303
     assert client.post(f"/cases/{case_id}/visits", data=VISIT | {"csrf_token": token}, follow_redirects=False).status_code == 303
     version = {"csrf_token": token, "version": str(records.get_case(api.engine, int(case_id)).version)}

@@ -46,9 +46,9 @@ def test_save_list_open_and_change_a_case(api: Api) -> None:
     assert "Hip pain with marrow edema in pregnancy or after delivery" in listing  # its red flag in the row
     assert "toh_pregnancy" not in text(client.get("/", params={"q": "septic"}).text)
     opened = client.get(f"/cases/{case_id}").text
-    assert f'name="case_key" value="{case_id}"' in opened
+    assert f'name="case_key" value="{case_id}"' in opened and 'name="case_version" value="1"' in opened
     # change it: a high CRP; the saved version changes and the list follows
-    changed = data | {"case_key": case_id, "labs.crp.value": "150", "labs.crp.unit": "mg/L", "labs.temperature.value": "39.5"}
+    changed = data | {"case_key": case_id, "case_version": "1", "labs.crp.value": "150", "labs.crp.unit": "mg/L", "labs.temperature.value": "39.5"}
     assert client.post("/cases/save", data=changed, follow_redirects=False).status_code == 303
     assert records.get_case(api.engine, int(case_id)).version == 2
     assert "EMERGENCY" in client.get(f"/cases/{case_id}/assessment").text

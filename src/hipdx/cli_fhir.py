@@ -60,7 +60,16 @@ def mapping_from_file(path: Path, assessed_on: dt.date, patient: str | None) -> 
     from hipdx.fhir.jsonread import MAX_FHIR_BYTES
     from hipdx.jsonio import printable, read_input_file
 
-    return read_fhir(read_input_file(path, MAX_FHIR_BYTES), assessed_on, patient_id=patient, what=printable(str(path)))
+    from hipdx.errors import IntegrationError, Problem
+    from hipdx.fhir.mapping import PATIENT_CHOICE
+
+    try:
+        return read_fhir(read_input_file(path, MAX_FHIR_BYTES), assessed_on, patient_id=patient, what=printable(str(path)))
+    except IntegrationError as err:  # the choice of the patient is this command's --patient
+        if not any(p.field == PATIENT_CHOICE for p in err.problems):
+            raise
+        raise IntegrationError(err.message, [Problem("--patient" if p.field == PATIENT_CHOICE else p.field, p.reason)
+                                             for p in err.problems]) from None
 
 
 def mapping_json(mapping: Any) -> dict[str, Any]:

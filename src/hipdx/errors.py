@@ -57,6 +57,12 @@ class ConflictError(InputError):
     http_status = 409
 
 
+class ContentTooLarge(InputError):
+    """The request body is larger than the service reads (RFC 9110 section 15.5.14, 413); it was not read whole."""
+
+    http_status = 413
+
+
 class KnowledgeBaseError(HipdxError):
     """The knowledge base is invalid: schema, missing citation, inconsistent numbers."""
 

@@ -44,7 +44,7 @@ from hipdx.fhir.read_encounter import read_encounter, read_setting
 from hipdx.fhir.read_imaging import build_study, read_imaging_study, read_report
 from hipdx.fhir.read_medications import read_medication
 from hipdx.fhir.read_observations import read_observation
-from hipdx.fhir.resources import Malformed, Resource, Resources, collect, relative_reference
+from hipdx.fhir.resources import Malformed, Resource, Resources, collect, reference_base, relative_reference
 
 #: resource types the mapping reads, by reader; the order matters: imaging studies and
 #: reports first, as they tell which Observations are findings of which study
@@ -61,6 +61,9 @@ READERS: dict[str, Callable[[Context, Resource], None]] = {
 }
 #: read only through others (the Patient itself, a referenced Medication, a Bundle's entries)
 _CARRIERS = frozenset({"Patient", "Medication", "Bundle"})
+#: the field of a problem with the choice of the patient (``patient_id``: none given of several, or none such);
+#: each entry point names it in its own words (the REST API ``query.patient``, the command line ``--patient``)
+PATIENT_CHOICE = "patient_id"
 #: how many facts the case model may refuse before the mapping gives up (each is left out with its reason)
 _MAX_REFUSED = 50
 
@@ -87,7 +90,9 @@ def _choose_patient(resources: Resources, patient_id: str | None) -> tuple[Resou
     if patient_id is not None:
         chosen = [p for p in patients if p.id == patient_id]
         if not chosen and patients:
-            raise IntegrationError(f"no Patient with id {patient_id!r} in the FHIR input")
+            ids = ", ".join(p.label for p in patients[:10])
+            raise IntegrationError(f"no Patient with id {patient_id!r} in the FHIR input",
+                                   [Problem(PATIENT_CHOICE, f"{patient_id!r} is none of the input's patients ({ids})")])
         if not chosen:  # no Patient resource: read what is about Patient/<id>
             return None, {f"Patient/{patient_id}"}
         patient: Resource | None = chosen[0]
@@ -95,7 +100,8 @@ def _choose_patient(resources: Resources, patient_id: str | None) -> tuple[Resou
         patient = patients[0]
     elif len(patients) > 1:
         ids = ", ".join(p.label for p in patients[:10])
-        raise IntegrationError(f"the FHIR input holds {len(patients)} patients ({ids}); choose one by its id")
+        raise IntegrationError(f"the FHIR input holds {len(patients)} patients ({ids}); choose one by its id",
+                               [Problem(PATIENT_CHOICE, f"required: the input holds {len(patients)} patients ({ids})")])
     else:
         patient = None
     if patient is not None:
@@ -107,8 +113,8 @@ def _choose_patient(resources: Resources, patient_id: str | None) -> tuple[Resou
                 ref = res.reference(_subject_element(res))
             except Malformed:
                 continue  # reported when the resource is read
-            if ref:
-                subjects.add(relative_reference(ref) or ref)
+            if ref:  # Patient/1 and https://a/Patient/1 are two subjects until a base says otherwise
+                subjects.add(relative_reference(ref) if reference_base(ref) == "" else ref)
     if len(subjects) == 1:
         return None, subjects
     if not subjects:
@@ -135,14 +141,38 @@ def _subject_element(res: Resource) -> str:
     return "patient" if res.type == "AllergyIntolerance" else "subject"
 
 
+def _local_bases(patient: Resource | None, keys: set[str], fhir_server: str | None) -> frozenset[str]:
+    """The server bases whose absolute references are this record's: the call's FHIR server, the patient's own."""
+    bases = {fhir_server.rstrip("/")} if fhir_server else set()
+    for own in [patient.full_url if patient else None, *keys]:
+        base = reference_base(own or "")
+        if base:
+            bases.add(base)
+    return frozenset(bases)
+
+
 def _about_patient(ctx: Context, res: Resource, keys: set[str]) -> bool:
+    """True when the resource's subject resolves to the patient assessed (skipped, with the reason, when not).
+
+    A subject resolves to the patient when it is one of ``keys`` (``Patient/<id>``, the
+    Patient's fullUrl such as its urn:uuid), or is ``Patient/<id>`` (any version) relative or
+    under one of the record's own server bases. ``https://other.example/fhir/Patient/<id>``
+    names another server's patient who only shares the id: never read as this one.
+    """
     element = "patient" if res.type == "AllergyIntolerance" else "subject"  # _subject_element, inlined
     ref = res.reference(element)
     if ref is None:
         ctx.skip(res, element, "no subject: cannot tell whose record it is")
         return False
-    if ref in keys or (relative_reference(ref) or "") in keys:
+    if ref in keys:
         return True
+    relative, base = relative_reference(ref), reference_base(ref)
+    if relative in keys and (base == "" or base in ctx.res.bases):
+        return True
+    if relative in keys and base:
+        ctx.skip(res, element, f"about {ref}: a patient of another FHIR server ({base}), not the patient assessed "
+                 "(only the same id)")
+        return False
     ctx.skip(res, element, f"about another subject ({ref}), not the patient assessed")
     return False
 
@@ -278,6 +308,7 @@ def map_fhir(
     patient_id: str | None = None,
     encounter_id: str | None = None,
     tables: CodeTables | None = None,
+    fhir_server: str | None = None,
 ) -> FhirMapping:
     """Map one patient's FHIR R4 resources to a case.
 
@@ -297,6 +328,11 @@ def map_fhir(
         (:mod:`hipdx.fhir.read_encounter`).
     tables
         The code tables (default: the bundled ones).
+    fhir_server
+        The base URL of the FHIR server the record came from (a CDS Hooks ``fhirServer``, a
+        SMART ``iss``): an absolute reference under it is as good as a relative one. Any
+        other absolute reference to ``Patient/<id>`` (but the Patient's own fullUrl) names
+        another server's patient: its resource is left out, with the reason, in ``unmapped``.
 
     Raises
     ------
@@ -314,27 +350,11 @@ def map_fhir(
     """
     resources = collect(data)
     patient, keys = _choose_patient(resources, patient_id)
+    resources.bases = _local_bases(patient, keys, fhir_server)
     ctx = Context(resources, tables or load_code_tables(), assessed_on)
-    problems: list[Problem] = []
-    for res in _in_read_order(resources):
-        reader = READERS.get(res.type)
-        if reader is None:
-            if res.type not in _CARRIERS:
-                ctx.skip(res, "", f"{res.type} is not read by hipdx")
-            continue
-        try:
-            if _about_patient(ctx, res, keys):
-                reader(ctx, res)
-        except Malformed as bad:
-            problems.append(bad.problem)
     raw: dict[str, Any] = {"assessed_on": assessed_on.isoformat()}
     sources: list[Origin] = []
-    if patient is not None:
-        raw["id"] = patient.label[:200]
-        try:
-            _read_patient(ctx, patient, raw, sources)
-        except Malformed as bad:
-            problems.append(bad.problem)
+    problems = _read_all(ctx, resources, patient, keys, raw, sources)
     if problems:
         raise IntegrationError("the FHIR input is malformed", problems)
     read_setting(ctx, encounter_id)
@@ -352,6 +372,32 @@ def map_fhir(
     )
 
 
+def _read_all(
+    ctx: Context, resources: Any, patient: Any, keys: Any, raw: dict[str, Any], sources: list[Origin]
+) -> list[Problem]:
+    """Every resource about the patient through its reader, then the Patient into ``raw``; the
+    malformed elements met on the way (all of them, not the first)."""
+    problems: list[Problem] = []
+    for res in _in_read_order(resources):
+        reader = READERS.get(res.type)
+        if reader is None:
+            if res.type not in _CARRIERS:
+                ctx.skip(res, "", f"{res.type} is not read by hipdx")
+            continue
+        try:
+            if _about_patient(ctx, res, keys):
+                reader(ctx, res)
+        except Malformed as bad:
+            problems.append(bad.problem)
+    if patient is not None:
+        raw["id"] = patient.label[:200]
+        try:
+            _read_patient(ctx, patient, raw, sources)
+        except Malformed as bad:
+            problems.append(bad.problem)
+    return problems
+
+
 def read_fhir(
     raw: str | bytes,
     assessed_on: dt.date,
@@ -359,6 +405,8 @@ def read_fhir(
     patient_id: str | None = None,
     encounter_id: str | None = None,
     what: str = "the FHIR input",
+    fhir_server: str | None = None,
 ) -> FhirMapping:
     """:func:`map_fhir` on JSON text, read strictly (a key given twice is refused)."""
-    return map_fhir(read_json(raw, what), assessed_on, patient_id=patient_id, encounter_id=encounter_id)
+    return map_fhir(read_json(raw, what), assessed_on, patient_id=patient_id, encounter_id=encounter_id,
+                    fhir_server=fhir_server)

@@ -214,6 +214,10 @@ class Resources:
 
     def __init__(self, items: list[Resource]) -> None:
         self.items = items
+        #: the server bases (``https://host/fhir``) whose absolute references are this record's;
+        #: an absolute reference under any other base is another server's resource, never read
+        #: as the same-named one here (mapping sets it: the call's fhirServer, the Patient's fullUrl)
+        self.bases: frozenset[str] = frozenset()
         self._by_key: dict[str, Resource] = {}
         for res in items:
             if res.full_url:
@@ -237,7 +241,9 @@ class Resources:
         if hit is not None:
             return hit
         key = relative_reference(reference)
-        return self._by_key.get(key) if key else None
+        if key is None or reference_base(reference) not in self.bases | {""}:
+            return None  # another server's resource of the same Type/id is not this one
+        return self._by_key.get(key)
 
 
 _RELATIVE = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?$")
@@ -247,6 +253,14 @@ def relative_reference(reference: str) -> str | None:
     """``Type/id`` of a relative or absolute RESTful reference; None for others (urn:uuid, #)."""
     match = _RELATIVE.search(reference)
     return f"{match[1]}/{match[2]}" if match else None
+
+
+def reference_base(reference: str) -> str | None:
+    """The server base of a RESTful reference: "" when relative, ``https://host/fhir`` when absolute, None for others."""
+    match = _RELATIVE.search(reference)
+    if match is None:
+        return None
+    return reference[: match.start()].rstrip("/") if "://" in reference else ("" if match.start() == 0 else None)
 
 
 def _place(parent: str | None, index: int | None) -> str:

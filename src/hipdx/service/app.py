@@ -47,6 +47,7 @@ from hipdx.service.api.problems import log_unexpected, route_of
 from hipdx.service.auth import IssuerList, Unauthorized
 from hipdx.service.cards import CardLinks
 from hipdx.service.feedback import parse_feedback
+from hipdx.service.body import read_limited
 from hipdx.service.hooks import DISCOVERY, SERVICE_ID, PreconditionFailed, patient_view
 from hipdx.service.orders import DISCOVERY as ORDER_DISCOVERY
 from hipdx.service.orders import HOOKS as ORDER_HOOKS
@@ -115,7 +116,7 @@ class ServiceConfig:
 
 def outcome(status: int, message: str, problems: Sequence[Problem] = ()) -> JSONResponse:
     """An OperationOutcome response: one issue for the message and one per problem."""
-    code = {400: "invalid", 404: "not-found", 412: "incomplete", 422: "structure"}.get(status, "exception")
+    code = {400: "invalid", 404: "not-found", 412: "incomplete", 413: "too-long", 422: "structure"}.get(status, "exception")
     issues = [{"severity": "error", "code": code, "diagnostics": message}]
     issues += [
         {"severity": "error", "code": code, "diagnostics": p.reason, "expression": [p.field]}
@@ -364,9 +365,7 @@ async def _record(
 
 
 async def _json_body(request: Request) -> Any:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise InputError(f"the request body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MB")
+    raw = await read_limited(request, MAX_BODY_BYTES)  # 413 at the limit, the rest never read
     try:
         return read_json(raw, "the request body")
     except HipdxError as err:

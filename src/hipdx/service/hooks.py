@@ -272,7 +272,8 @@ def patient_view(
     """
     request = parse_request(body)
     resources = gather(request, allowed_servers)
-    mapping = map_fhir(resources, today, patient_id=request.patient_id, encounter_id=request.encounter_id)
+    mapping = map_fhir(resources, today, patient_id=request.patient_id, encounter_id=request.encounter_id,
+                       fhir_server=request.fhir_server)
     if not about_the_hip(mapping):
         return {"cards": []}
     assessment = assess(mapping.case, kb, today, explain=False)  # the card shows no finding-by-finding explanation

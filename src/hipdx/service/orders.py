@@ -160,7 +160,8 @@ def order_service(
     orders = [o for o in (classify(r, tables, drafts) for r in chosen) if o is not None]
     if not orders:
         return {"cards": []}
-    mapping = map_fhir(gather(request, allowed_servers), today, patient_id=request.patient_id, encounter_id=request.encounter_id)
+    mapping = map_fhir(gather(request, allowed_servers), today, patient_id=request.patient_id,
+                       encounter_id=request.encounter_id, fhir_server=request.fhir_server)
     orders = [o for o in orders if o.hip or bool(mapping.hip_pain)]
     if not orders:
         return {"cards": []}

@@ -10,6 +10,7 @@ transaction (:func:`record_in`): the change and its access record are written to
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,15 +73,60 @@ def get_case(engine: Engine, case_id: int) -> CaseRecord | None:
         return None if row is None else _record(session, row)
 
 
+class StaleVersion(Exception):
+    """The case changed since the version the writer read (another write came in between).
+
+    ``case_id`` and ``current`` (the version it is at now) name it for the answer (HTTP 412, the web's 409).
+    """
+
+    def __init__(self, case_id: int, current: int) -> None:
+        super().__init__(f"case {case_id} is at version {current}")
+        self.case_id, self.current = case_id, current
+
+
+def _claim(session: Session, case_id: int, expected: int | Collection[int] | None) -> StoredCase | None:
+    """Take the next version of the case in ``session``'s transaction, first of all; the row as it is now.
+
+    One conditional ``UPDATE ... SET version = version + 1 WHERE id = ? [AND version = ?]``:
+    atomic on SQLite (the statement takes the database's write lock; a ``SELECT`` before it
+    would run outside the transaction) and on PostgreSQL (the row's lock), so of two writers
+    holding the same version exactly one wins; the other waits for the lock, then finds its
+    version gone. None when there is no such case.
+
+    Raises
+    ------
+    StaleVersion
+        ``expected`` is given (a version, or several: any of them) and the case is no longer at it.
+    """
+    claim = update(StoredCase).where(StoredCase.id == case_id)
+    if isinstance(expected, int):
+        claim = claim.where(StoredCase.version == expected)
+    elif expected is not None:  # any of these (an If-Match list)
+        claim = claim.where(StoredCase.version.in_(sorted(expected) or [-1]))
+    done = session.execute(claim.values(version=StoredCase.version + 1, updated_at=_now())
+                           .execution_options(synchronize_session=False))
+    if not done.rowcount:
+        current = session.scalar(select(StoredCase.version).where(StoredCase.id == case_id))
+        if current is None:
+            return None
+        raise StaleVersion(case_id, current)
+    return session.get(StoredCase, case_id, populate_existing=True)
+
+
 def update_case(engine: Engine, case_id: int, label: str, document: dict[str, Any],
-                audit: dict[str, Any] | None = None, from_job: tuple[str, Any] | None = None) -> CaseRecord | None:
+                audit: dict[str, Any] | None = None, from_job: tuple[str, Any] | None = None,
+                version: int | Collection[int] | None = None) -> CaseRecord | None:
     """Replace a case's document, with its access record ``audit``; ``from_job``: (MRI job id, the
-    findings) when the update adds a job's confirmed findings, marked on the job in the same transaction."""
+    findings) when the update adds a job's confirmed findings, marked on the job in the same transaction.
+
+    ``version``: the version the writer read; the case is replaced only if it is still at it
+    (else :class:`StaleVersion`, nothing written). None when there is no such case.
+    """
     with Session(engine, expire_on_commit=False) as session, session.begin():
-        row = session.get(StoredCase, case_id, with_for_update=True)
+        row = _claim(session, case_id, version)
         if row is None:
             return None
-        row.label, row.document, row.updated_at, row.version = label, document, _now(), row.version + 1
+        row.label, row.document = label, document
         if from_job is not None:
             job = session.get(MriJob, from_job[0])
             if job is not None:
@@ -90,9 +136,14 @@ def update_case(engine: Engine, case_id: int, label: str, document: dict[str, An
         return _record(session, row)
 
 
-def delete_case(engine: Engine, case_id: int, audit: dict[str, Any] | None = None) -> bool:
+def delete_case(engine: Engine, case_id: int, audit: dict[str, Any] | None = None,
+                version: int | Collection[int] | None = None) -> bool:
+    """Delete a case with its visits and assessments; False when there is none.
+
+    ``version``: delete only if the case is still at it (else :class:`StaleVersion`, nothing deleted).
+    """
     with Session(engine) as session, session.begin():
-        row = session.get(StoredCase, case_id)
+        row = _claim(session, case_id, version)
         if row is None:
             return False
         record_in(session, audit)
@@ -104,13 +155,13 @@ def delete_case(engine: Engine, case_id: int, audit: dict[str, Any] | None = Non
 
 
 def add_visit(engine: Engine, case_id: int, visit: dict[str, Any], user: str,
-              audit: dict[str, Any] | None = None) -> CaseRecord | None:
+              audit: dict[str, Any] | None = None, version: int | None = None) -> CaseRecord | None:
+    """Add a visit (``version``: only if the case is still at it, else :class:`StaleVersion`)."""
     with Session(engine, expire_on_commit=False) as session, session.begin():
-        row = session.get(StoredCase, case_id, with_for_update=True)
+        row = _claim(session, case_id, version)
         if row is None:
             return None
         session.add(StoredVisit(case_id=case_id, document=visit, created_at=_now(), created_by=user))
-        row.updated_at, row.version = _now(), row.version + 1
         session.flush()
         record_in(session, audit)
         return _record(session, row)
@@ -151,10 +202,6 @@ def list_assessments(engine: Engine, case_id: int) -> list[dict[str, Any]]:
                  "assessment": r.document} for r in rows]
 
 
-class StaleVersion(Exception):
-    """The case changed since the version the writer read (another write came in between)."""
-
-
 def change_visit(engine: Engine, case_id: int, index: int, visit: dict[str, Any] | None, version: int,
                  audit: dict[str, Any] | None = None) -> CaseRecord | None:
     """Replace (``visit`` given) or delete (None) visit ``index`` (0-based) of the case's full
@@ -169,11 +216,11 @@ def change_visit(engine: Engine, case_id: int, index: int, visit: dict[str, Any]
         The case is no longer at ``version``: the index may name another visit now.
     """
     with Session(engine, expire_on_commit=False) as session, session.begin():
-        row = session.get(StoredCase, case_id, with_for_update=True)
-        if row is None or index < 0:
+        if index < 0:
             return None
-        if row.version != version:
-            raise StaleVersion(f"case {case_id} is at version {row.version}, not {version}")
+        row = _claim(session, case_id, version)
+        if row is None:
+            return None
         own = list(row.document.get("visits") or [])
         if index < len(own):
             if visit is None:
@@ -189,13 +236,13 @@ def change_visit(engine: Engine, case_id: int, index: int, visit: dict[str, Any]
         else:
             stored = list(session.scalars(select(StoredVisit).where(StoredVisit.case_id == case_id).order_by(StoredVisit.id)))
             if index - len(own) >= len(stored):
+                session.rollback()  # no such visit: the version taken is given back
                 return None
             target = stored[index - len(own)]
             if visit is None:
                 session.delete(target)
             else:
                 target.document = visit
-        row.updated_at, row.version = _now(), row.version + 1
         session.flush()
         record_in(session, audit)
         return _record(session, row)

@@ -79,7 +79,7 @@ def _browse(router: APIRouter, ctx: PageContext) -> None:
         ctx.record(request, "R", f"case {row.id}")
         values = forms.values_from_case(row.document)
         if ctx.source.writable:
-            values["case_key"] = row.id
+            values["case_key"], values["case_version"] = row.id, str(row.version)
         case, state, assessment = ctx.evaluate(list(values.items()))
         if row.visits_added and case is not None:
             case = parse_case(row.full, ctx.today())
@@ -155,6 +155,12 @@ def fhir_case_page(ctx: PageContext, request: Request, user: Any | None, mapping
                     **ctx.entry_context(case_values, state, assessment, case, fhir=mapping))
 
 
+def _form_version(values: dict[str, str]) -> int:
+    """The case version the form was opened on (-1, which no case has, when the form does not carry one)."""
+    number = plain_number(values.get("case_version", ""))
+    return -1 if number is None else number
+
+
 def _stored(router: APIRouter, ctx: PageContext) -> None:
     """Saving a case and adding a follow-up visit (stored cases only)."""
     page = ctx.page
@@ -175,7 +181,16 @@ def _stored(router: APIRouter, ctx: PageContext) -> None:
         number = plain_number(key) if key else None
         event = ctx.event(request, "U" if key else "C", f"case {key if number is None else number}" if key else "case {id}", 303,
                           saving="the change to the case" if key else "the new case")
-        row = await run_in_threadpool(ctx.source.save, key, label, raw, user.username, event)
+        from hipdx.store.records import StaleVersion
+
+        try:  # an update is written only onto the version the form was opened on (two tabs, two clinicians)
+            row = await run_in_threadpool(ctx.source.save, key, label, raw, user.username, event, None,
+                                          _form_version(values) if key else None)
+        except StaleVersion:
+            return page("message.html", 409, user=user, title="The case has changed",
+                        message="The case was changed after you opened it (in another tab or by someone else), so "
+                                "nothing was written. Open the case again, and enter your change once more.",
+                        back=f"/cases/{quote(key or '', safe='')}", back_label="the case as it is now")
         if row is None:
             return ctx.not_found(f"There is no case {key!r} to save.", "/", "the case list", user)
         return RedirectResponse(f"/cases/{row.id}", status_code=303)
@@ -200,7 +215,7 @@ def _stored(router: APIRouter, ctx: PageContext) -> None:
                 position = len(full["visits"]) - 1
                 problems = [Problem(p.field.replace(f"visits.{position}", "visit", 1), p.reason) for p in err.problems] or [Problem("", err.message)]
         if problems:
-            case_values = forms.values_from_case(row.document) | {"case_key": row.id}
+            case_values = forms.values_from_case(row.document) | {"case_key": row.id, "case_version": str(row.version)}
             case, state, assessment = ctx.evaluate(list(case_values.items()))
             if case is not None:
                 case = stored

@@ -124,11 +124,14 @@ class StoredCases:
         return None if record is None else self._row(record)
 
     def save(self, case_id: str | None, label: str, document: dict[str, Any], user: str,
-             audit: dict[str, Any] | None = None, from_job: tuple[str, Any] | None = None) -> CaseRow | None:
+             audit: dict[str, Any] | None = None, from_job: tuple[str, Any] | None = None,
+             version: int | None = None) -> CaseRow | None:
         """Create (no id) or update a case; None when the id names no case. ``audit``: the access
         record, written in the change's own transaction (its ``{id}`` the new case's number); a
         refused record raises :class:`hipdx.store.records.AuditRefused` and nothing is changed.
-        ``from_job``: (MRI job id, findings) an update adds, marked on the job in that transaction."""
+        ``from_job``: (MRI job id, findings) an update adds, marked on the job in that transaction.
+        ``version``: the version the page was opened on; a case changed since raises
+        :class:`hipdx.store.records.StaleVersion` and nothing is written."""
         from hipdx.store import records
 
         if case_id is None:
@@ -136,7 +139,7 @@ class StoredCases:
         number = plain_number(case_id)
         if number is None:
             return None
-        record = records.update_case(self.engine, number, label, document, audit, from_job)
+        record = records.update_case(self.engine, number, label, document, audit, from_job, version)
         return None if record is None else self._row(record)
 
     def change_visit(self, case_id: str, index: int, visit: dict[str, Any] | None, version: int,

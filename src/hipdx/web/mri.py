@@ -121,6 +121,7 @@ class _MriPages:
     def add_findings(self, request: Request, user: Any, case_id: str, job_id: str, days: str) -> Response:
         from hipdx.imaging.results import MriAnalysis
         from hipdx.imaging.to_case import case_with_mri
+        from hipdx.store.records import StaleVersion
 
         row, refused = self.stored_case(user, case_id)
         if refused:
@@ -146,9 +147,13 @@ class _MriPages:
         study = measured.model_dump(mode="json", exclude_defaults=True)["imaging"][-1]
         document = dict(row.document)
         document["imaging"] = [*document.get("imaging", []), study]
-        saved = self.source.save(row.id, row.label, document, user.username,
-                                 self.event(request, "U", f"case {row.id} MRI {job_id} findings", 200, saving="the MRI findings"),
-                                 from_job=(job_id, study["findings"]))
+        try:  # onto the version read above: a change made meanwhile is not undone
+            saved = self.source.save(row.id, row.label, document, user.username,
+                                     self.event(request, "U", f"case {row.id} MRI {job_id} findings", 200, saving="the MRI findings"),
+                                     from_job=(job_id, study["findings"]), version=row.version)
+        except StaleVersion:
+            return self.job_page(request, user, row, job, 409, "The case was changed while the findings were being added; "
+                                 "nothing was written. Add them again.", days)
         if saved is None:
             return self.message(user, 404, "Not found", f"There is no case {case_id[:40]!r} to save.")
         return self.page("mri_added.html", user=user, title="MRI findings added", row=saved, job=job, added=True, notes=notes)

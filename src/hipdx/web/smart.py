@@ -379,19 +379,19 @@ class SmartPages:
             del token
             who = launch_user(id_token, client_id=server.client_id, issuer=flow.issuer, jwks_uri=flow.jwks_uri,
                               fetch=lambda url, what: _get_json(http, url, what)) if id_token is not None else None
-        self.mapped(resources, patient)  # a chart that cannot be read is refused here, before anything is kept
+        self.mapped(resources, patient, server.iss)  # a chart that cannot be read is refused here, before anything is kept
         read_id = secrets.token_urlsafe(32)
         flow.resources, flow.patient, flow.notes = resources, patient, ([who.note] if who else []) + notes
         self.keep(read_id, flow)
         return self.hop(f"/smart/case?{urlencode({'read': read_id})}", "Patient read",
                    f"The patient's record was read from {server.label}; opening the case…")
 
-    def mapped(self, resources: list[dict[str, Any]], patient: str) -> Any:
-        """The chart read, as a case (:func:`hipdx.fhir.map_fhir`); a record it cannot read is a failure page."""
+    def mapped(self, resources: list[dict[str, Any]], patient: str, iss: str) -> Any:
+        """The chart read from ``iss``, as a case (:func:`hipdx.fhir.map_fhir`); a record it cannot read is a failure page."""
         from hipdx.fhir import map_fhir
 
         try:
-            return map_fhir(resources, self.today(), patient_id=patient)
+            return map_fhir(resources, self.today(), patient_id=patient, fhir_server=iss)
         except HipdxError as err:
             raise SmartFailure("Record not readable", "; ".join([err.message, *(str(p) for p in err.problems[:5])]), 424) from None
 
@@ -486,7 +486,7 @@ def smart_router(
             return pages.failure_page(SmartFailure("Nothing to open", "There is no patient read for you under this address "
                                              "(it is used once and kept ten minutes). Start the launch again."), user)
         try:
-            mapping = pages.mapped(flow.resources, flow.patient or "")
+            mapping = pages.mapped(flow.resources, flow.patient or "", flow.iss)
         except SmartFailure as failure:
             return pages.failure_page(failure, user)
         return pages.show_mapping(request, user, mapping, flow.patient or "", flow.notes)

@@ -50,6 +50,10 @@ STORED_CASE = _body({"type": "object", "required": ["label", "case"], "additiona
 VISIT = _body(_schema_ref("Visit"), "one follow-up visit (the case model's visits[] item)")
 ERRORS = {status: {"description": title, "content": {"application/problem+json": {"schema": _schema_ref("Problem")}}}
           for status, title in ((401, "not signed in"), (404, "no such case"), (400, "the input is not valid"))}
+CHANGE_ERRORS = ERRORS | {
+    status: {"description": title, "content": {"application/problem+json": {"schema": _schema_ref("Problem")}}}
+    for status, title in ((412, "If-Match does not match the case's current ETag: it changed since it was read"),
+                          (428, "If-Match missing: send the ETag of the case as read"))}
 
 
 def _day(ctx: ApiContext, today: dt.date | None) -> dt.date:
@@ -57,8 +61,17 @@ def _day(ctx: ApiContext, today: dt.date | None) -> dt.date:
 
 
 def _prefixed(exc: HipdxError, prefix: str) -> InputError:
-    return InputError(exc.message, [Problem(f"{prefix}.{p.field}" if p.field else prefix, p.reason)
-                                    for p in exc.problems] or [Problem(prefix, exc.message)])
+    """The error with each field placed in the request: under ``prefix`` (``body``, ``case``), the
+    choice of the FHIR patient at ``query.patient`` (the ``?patient=`` that gives it)."""
+    from hipdx.fhir.mapping import PATIENT_CHOICE
+
+    def place(field: str) -> str:
+        if field == PATIENT_CHOICE:
+            return "query.patient"
+        return f"{prefix}.{field}" if field else prefix
+
+    return InputError(exc.message, [Problem(place(p.field), p.reason) for p in exc.problems]
+                      or [Problem(prefix, exc.message)])
 
 
 def _case_from(raw: Any, day: dt.date, patient: str | None, prefix: str = "body") -> tuple[Case, dict[str, Any] | None]:
@@ -126,6 +139,49 @@ async def course(request: Request, today: Today = None, user: Principal = Depend
     return out
 
 
+def etag(case_id: int, version: int) -> str:
+    """The case's entity tag: strong, one per stored version (``"case-12-v3"``); see :func:`_if_match`."""
+    return f'"case-{case_id}-v{version}"'
+
+
+_TAG = re.compile(r'\s*(W/)?"([^"]*)"\s*')
+
+
+def _if_match(request: Request, case_id: int) -> frozenset[int] | None:
+    """The versions ``If-Match`` allows a change of: None for ``*`` (the case as it is, if it exists).
+
+    Required on PUT and DELETE (RFC 6585 428): a stored case is replaced whole, so a write
+    without the version it was made from cannot be told from one that silently undoes
+    another clinician's change. ``If-Match`` compares strongly (RFC 9110 13.1.1): a weak tag
+    ``W/"..."`` never matches, and a tag of another case or version answers 412.
+    """
+    given = request.headers.get("if-match")
+    where = Problem("header.If-Match", 'required: the ETag of the case as you read it, e.g. "case-12-v3" '
+                                       "(GET /api/v1/cases/{id} gives it), or * to replace it whatever it holds")
+    if given is None:
+        raise ApiProblem(428, f"changing case {case_id} needs If-Match: the version you read", [where])
+    if given.strip() == "*":
+        return None
+    tags = given.split(",")
+    parsed = [_TAG.fullmatch(tag) for tag in tags]
+    if not given.strip() or not all(parsed):
+        raise ApiProblem(400, "If-Match is not a list of entity tags", [Problem("header.If-Match", f"{given[:80]!r}: "
+                         'give the ETag as sent, quotes included, e.g. "case-12-v3"')])
+    return frozenset(int(m[2].rsplit("-v", 1)[1]) for m in parsed if m and not m[1]  # none: matches no version
+                     and re.fullmatch(rf"case-{case_id}-v\d{{1,10}}", m[2]))
+
+
+def _stale(err: records.StaleVersion) -> ApiProblem:
+    return ApiProblem(412, f"case {err.case_id} has changed since you read it: it is at version {err.current} "
+                      f"(ETag {etag(err.case_id, err.current)}); nothing was written. Read it again and repeat the change.",
+                      [Problem("header.If-Match", f"does not match case {err.case_id}'s current ETag "
+                               f"{etag(err.case_id, err.current)}")], headers={"ETag": etag(err.case_id, err.current)})
+
+
+def _tagged(record: records.CaseRecord, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(_view(record), status_code=status, headers={"ETag": etag(record.id, record.version), **(headers or {})})
+
+
 def _view(record: records.CaseRecord) -> dict[str, Any]:
     return {"id": record.id, "label": record.label, "version": record.version, "case": record.full_case(),
             "visits_added": len(record.visits), "created_at": record.created_at.isoformat(),
@@ -147,6 +203,19 @@ async def _stored_body(request: Request, day: dt.date) -> tuple[str, dict[str, A
     return label, document
 
 
+def _visit_problems(exc: HipdxError, index: int) -> InputError:
+    """A visit refused with the stored case: its own fields in the body (``body.pain_0_10``), a
+    field of the stored case it contradicts at ``path.case_id`` (that case is not in the request)."""
+    own = f"visits.{index}"
+    placed = []
+    for p in exc.problems:
+        if p.field == own or p.field.startswith(own + "."):
+            placed.append(Problem("body" + p.field[len(own):], p.reason))
+        else:
+            placed.append(Problem("path.case_id", f"the stored case's {p.field or 'record'}: {p.reason}"))
+    return InputError(exc.message, placed or [Problem("body", exc.message)])
+
+
 def _found(record: records.CaseRecord | None, case_id: int) -> records.CaseRecord:
     if record is None:
         raise ApiProblem(404, f"no case {case_id}", [Problem("path.case_id", "not found")])
@@ -160,7 +229,7 @@ async def create_case(request: Request, user: Principal = Depends(clinician)) ->
     label, document = await _stored_body(request, ctx.today())
     record = await run_in_threadpool(records.create_case, ctx.engine, label, document, user.username,
                                      access_event(request, "C", "Case", 201))
-    return JSONResponse(_view(record), status_code=201, headers={"Location": f"/api/v1/cases/{record.id}"})
+    return _tagged(record, 201, {"Location": f"/api/v1/cases/{record.id}"})
 
 
 @router.get("/cases", responses=ERRORS, tags=["cases"])
@@ -180,29 +249,39 @@ async def list_cases(request: Request,
 
 
 @router.get("/cases/{case_id}", responses=ERRORS, tags=["cases"])
-async def get_case(request: Request, case_id: CaseId, user: Principal = Depends(clinician)) -> dict[str, Any]:
-    """One stored case with its visits."""
+async def get_case(request: Request, case_id: CaseId, user: Principal = Depends(clinician)) -> Response:
+    """One stored case with its visits; its ``ETag`` is the version to send as ``If-Match`` to change it."""
     ctx = context(request)
     record = _found(await run_in_threadpool(records.get_case, ctx.engine, case_id), case_id)
     await run_in_threadpool(audit, request, "R", f"Case/{case_id}")
-    return _view(record)
+    return _tagged(record)
 
 
-@router.put("/cases/{case_id}", openapi_extra=STORED_CASE, responses=ERRORS, tags=["cases"])
-async def update_case(request: Request, case_id: CaseId, user: Principal = Depends(clinician)) -> dict[str, Any]:
-    """Replace a stored case's label and document (the visits added to it stay)."""
+@router.put("/cases/{case_id}", openapi_extra=STORED_CASE, responses=CHANGE_ERRORS, tags=["cases"])
+async def update_case(request: Request, case_id: CaseId, user: Principal = Depends(clinician)) -> Response:
+    """Replace a stored case's label and document (the visits added to it stay); ``If-Match`` required."""
     ctx = context(request)
+    version = _if_match(request, case_id)
     label, document = await _stored_body(request, ctx.today())
-    record = _found(await run_in_threadpool(records.update_case, ctx.engine, case_id, label, document,
-                                            access_event(request, "U", f"Case/{case_id}")), case_id)
-    return _view(record)
+    try:
+        record = await run_in_threadpool(records.update_case, ctx.engine, case_id, label, document,
+                                         access_event(request, "U", f"Case/{case_id}"), None, version)
+    except records.StaleVersion as err:
+        raise _stale(err) from None
+    return _tagged(_found(record, case_id))
 
 
-@router.delete("/cases/{case_id}", status_code=204, responses=ERRORS, tags=["cases"])
+@router.delete("/cases/{case_id}", status_code=204, responses=CHANGE_ERRORS, tags=["cases"])
 async def delete_case(request: Request, case_id: CaseId, user: Principal = Depends(clinician)) -> Response:
-    """Delete a stored case, its visits and its assessments."""
+    """Delete a stored case, its visits and its assessments; ``If-Match`` required."""
     ctx = context(request)
-    if not await run_in_threadpool(records.delete_case, ctx.engine, case_id, access_event(request, "D", f"Case/{case_id}", 204)):
+    version = _if_match(request, case_id)
+    try:
+        deleted = await run_in_threadpool(records.delete_case, ctx.engine, case_id,
+                                          access_event(request, "D", f"Case/{case_id}", 204), version)
+    except records.StaleVersion as err:
+        raise _stale(err) from None
+    if not deleted:
         raise ApiProblem(404, f"no case {case_id}", [Problem("path.case_id", "not found")])
     return Response(status_code=204)
 
@@ -214,13 +293,23 @@ async def add_visit(request: Request, case_id: CaseId, user: Principal = Depends
     visit = await json_body(request, "the visit")
     if not isinstance(visit, dict):
         raise ApiProblem(400, "the visit must be a JSON object", [Problem("body", "not an object")])
+    given = _if_match(request, case_id) if "if-match" in request.headers else None  # optional: a visit adds, it replaces nothing
     record = _found(await run_in_threadpool(records.get_case, ctx.engine, case_id), case_id)
+    if given is not None and record.version not in given:
+        raise _stale(records.StaleVersion(case_id, record.version))
     whole = record.full_case()
     whole["visits"] = [*(whole.get("visits") or []), visit]
-    _case_from(whole, ctx.today(), None, prefix="case")
-    record = _found(await run_in_threadpool(records.add_visit, ctx.engine, case_id, visit, user.username,
-                                            access_event(request, "U", f"Case/{case_id}", 201)), case_id)
-    return JSONResponse(_view(record), status_code=201)
+    try:
+        parse_case(whole, ctx.today())
+    except HipdxError as exc:
+        raise _visit_problems(exc, len(whole["visits"]) - 1) from None
+    try:  # checked against the version read above: a visit added meanwhile may change the timeline
+        record = _found(await run_in_threadpool(records.add_visit, ctx.engine, case_id, visit, user.username,
+                                                access_event(request, "U", f"Case/{case_id}", 201), record.version),
+                        case_id)
+    except records.StaleVersion as err:
+        raise _stale(err) from None
+    return _tagged(record, 201)
 
 
 @router.post("/cases/{case_id}/assessments", status_code=201, responses=ERRORS, tags=["cases"])

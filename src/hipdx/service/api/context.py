@@ -17,11 +17,12 @@ from fastapi import Request
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from hipdx.errors import Problem
+from hipdx.errors import InputError, Problem
 from hipdx.jsonio import loads
 from hipdx.knowledge import KnowledgeBase
 from hipdx.service.api.jobwatch import JobWatch
 from hipdx.service.api.problems import ApiProblem
+from hipdx.service.body import read_limited
 from hipdx.store import records, users
 from hipdx.store.users import Principal, Role
 
@@ -141,12 +142,15 @@ async def json_body(request: Request, what: str = "the request body") -> Any:
     if content_type and content_type not in ("application/json", "application/fhir+json") and not content_type.endswith("+json"):
         raise ApiProblem(415, f"send JSON (Content-Type: application/json), not {content_type[:60]}",
                          [Problem("header.content-type", "not JSON")])
-    raw = await request.body()
-    if len(raw) > MAX_JSON_BYTES:
-        raise ApiProblem(413, f"{what} is larger than {MAX_JSON_BYTES // (1024 * 1024)} MB")
+    raw = await read_limited(request, MAX_JSON_BYTES, what)  # 413 at the limit, the rest never read
     if not raw:
         raise ApiProblem(400, f"{what} is empty", [Problem("body", "a JSON object is required")])
-    return loads(raw, what)
+    try:
+        return loads(raw, what)
+    except InputError as exc:  # not JSON at all: the body is the field
+        if exc.problems:
+            raise
+        raise InputError(exc.message, [Problem("body", exc.message)]) from None
 
 
 def object_field(body: Any, name: str, required: bool = True) -> Any:

@@ -1,8 +1,10 @@
 """RFC 9457 problem details for every error of the REST API (``application/problem+json``).
 
 The body: ``type``, ``title``, ``status``, ``detail`` and ``errors`` (one ``{"field", "reason"}``
-per offending field, ``field`` a dotted path into the request, e.g. ``case.labs.crp.unit`` or
-``query.limit``). The status of a hipdx error is the one ``hipdx.errors`` gives its class.
+per offending field, ``field`` a dotted path into the request that starts with where in the
+request the field is, as FastAPI's own validation says it: ``body.case.labs.crp.unit``,
+``body.label``, ``query.limit``, ``path.case_id``, ``header.If-Match``; the whole body is
+``body``). The status of a hipdx error is the one ``hipdx.errors`` gives its class.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from hipdx.store.failures import RETRY_AFTER, UNAVAILABLE, UNAVAILABLE_DETAIL
 log = logging.getLogger("hipdx.service.api")
 MEDIA_TYPE = "application/problem+json"
 TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-          409: "Conflict", 413: "Content Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Content", 429: "Too Many Requests",
+          409: "Conflict", 412: "Precondition Failed", 413: "Content Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Content", 428: "Precondition Required", 429: "Too Many Requests",
           500: "Internal Server Error", 503: "Service Unavailable"}
 
 
@@ -34,10 +36,23 @@ class ApiProblem(Exception):
         self.status, self.detail, self.problems, self.headers = status, detail, list(problems), headers
 
 
+#: where in the request a field is: the first part of every ``errors[].field``
+LOCATIONS = ("body", "query", "path", "header", "cookie")
+
+
+def located(field: str) -> str:
+    """``field`` with where in the request it is: a field of the JSON body (``sex``, ``case.sex``,
+    ``label``, the names a case or store check gives) is ``body.<field>``; nothing is ``body``."""
+    if not field:
+        return "body"
+    first = field.split(".", 1)[0]
+    return field if first in LOCATIONS else f"body.{field}"
+
+
 def problem(status: int, detail: str, problems: Sequence[Problem] = (), headers: dict[str, str] | None = None) -> Response:
     body = {"type": "about:blank", "title": TITLES.get(status, "Error"), "status": status, "detail": detail}
     if problems:
-        body["errors"] = [{"field": p.field, "reason": p.reason} for p in problems]
+        body["errors"] = [{"field": located(p.field), "reason": p.reason} for p in problems]
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
