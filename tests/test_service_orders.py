@@ -332,3 +332,12 @@ def test_the_known_names_come_from_the_order_table_and_the_knowledge_base(kb: hi
     assert names["calcitonin"] == "calcitonin" and names["paracetamol"] == "analgesia_paracetamol"
     assert names["neridronate"] == names["neridronic acid"] == "neridronate"  # a knowledge-base option without a code
     assert not any("anti-inflammatory" in n for n in names)  # a class matched by prefix is not a name
+
+
+def test_a_drug_recognised_by_name_with_nothing_against_it_gets_no_card(client: TestClient) -> None:
+    """As for an order recognised by its code: no alert for a paracetamol order with nothing to say."""
+    body = order_body("toh_man_classic", "order-sign", [_named("Acetaminophen 325 MG Oral Tablet", text="paracetamol 500 MG Oral Tablet")])
+    assert client.post(f"/cds-services/{ORDER_SIGN_ID}", json=body).json() == {"cards": []}
+    body = order_body("toh_man_classic", "order-sign", [_named("Calcitonin Salmon 200 UNT/ACTUAT Nasal Spray")])
+    [card] = client.post(f"/cds-services/{ORDER_SIGN_ID}", json=body).json()["cards"]
+    assert card["indicator"] == "warning" and "(recognised by name): check calcium" in card["summary"]

@@ -249,10 +249,7 @@ def _drug_card(order: Order, facts: dict[str, Any], kb: KnowledgeBase) -> dict[s
         lines = [*said, f"**{name}** ({order.label}): cautions of hipdx's plan:", ""]
         lines += [f"- **{fact_label(f.fact, True)}** = {f.value}: {f.message} ({', '.join(f.refs)})" for f in verdict.cautions]
         return {"summary": summary_text(f"{name}: {verdict.cautions[0].message}"), "indicator": "warning", "detail": "\n".join(lines)}
-    if said:  # nothing against it, but what was checked is said: the match by name is to be confirmed
-        return {"summary": summary_text(f"{name}: confirm the drug; nothing against it in hipdx's plan"), "indicator": "info",
-                "detail": "\n".join([*said, f"**{name}** ({order.label}): no safety rule of hipdx's plan stands against it."])}
-    return None
+    return None  # nothing to say: no card, as for an order recognised by its code (no alert to confirm a harmless match)
 
 
 def _checks(verdict: Any) -> list[str]:
