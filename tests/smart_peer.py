@@ -79,8 +79,12 @@ class Peer:
     tokens: dict[str, str] = field(default_factory=dict)  # access token -> patient
     used_codes: set[str] = field(default_factory=set)
     standalone_patient: str = ""  # the patient the "picker" chooses in a standalone launch
+    #: the encounter the clinician is in: the token response names it (launch context ``encounter``)
+    #: when ``launch/encounter`` was asked for; its resource is read from ``encounters``
+    context_encounter: str = ""
+    encounters: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> Encounter (subject Patient/id)
     #: hostile switches: "deny", "no-patient", "garbage-fhir", "no-s256", "html-config", "token-500", "foreign-next",
-    #: "refuse-procedures", "no-jwks" (no jwks_uri in the discovery), "forged-id-token" (signed with an unpublished key)
+    #: "refuse-procedures", "bad-encounter" (an encounter that is no id), "no-jwks" (no jwks_uri in the discovery), "forged-id-token" (signed with an unpublished key)
     behaviour: set[str] = field(default_factory=set)
     #: a confidential client's secret: the token request must come with HTTP Basic (client_secret_basic)
     client_secret: str | None = None
@@ -231,6 +235,10 @@ def create_peer(peer: Peer) -> FastAPI:
                 "patient": grant["patient"]}
         if "no-patient" in peer.behaviour:
             del body["patient"]
+        if peer.context_encounter and "launch/encounter" in grant["scope"].split():
+            body["encounter"] = peer.context_encounter
+        if "bad-encounter" in peer.behaviour:
+            body["encounter"] = "Encounter/ed 1"
         if "openid" in grant["scope"].split():
             now = int(time.time())
             claims = {"iss": peer.base, "sub": "dr-lee", "aud": CLIENT_ID, "iat": now, "exp": now + 300,
@@ -254,6 +262,19 @@ def create_peer(peer: Peer) -> FastAPI:
         if pid != allowed or pid not in peer.patients:
             return JSONResponse({"resourceType": "OperationOutcome"}, 403)
         return JSONResponse(peer.patients[pid][0], media_type="application/fhir+json")
+
+    @app.get("/fhir/Encounter/{eid}")
+    def read_encounter(request: Request, eid: str) -> Response:
+        peer.fhir_requests.append(str(request.url))
+        allowed = bearer(request)
+        if allowed is None:
+            return JSONResponse({"resourceType": "OperationOutcome"}, 401)
+        found = peer.encounters.get(eid)
+        if found is None:
+            return JSONResponse({"resourceType": "OperationOutcome"}, 404)
+        if found.get("subject", {}).get("reference") != f"Patient/{allowed}":
+            return JSONResponse({"resourceType": "OperationOutcome"}, 403)
+        return JSONResponse(found, media_type="application/fhir+json")
 
     @app.get("/fhir/{kind}")
     def search(request: Request, kind: str, patient: str = "") -> Response:

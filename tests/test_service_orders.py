@@ -259,3 +259,85 @@ def test_invalid_feedback_is_a_400_naming_the_item(stored: tuple[TestClient, Aud
 
 def test_feedback_for_an_unknown_service_is_a_404(client: TestClient) -> None:
     assert client.post("/cds-services/nope/feedback", json={"feedback": []}).status_code == 404
+
+
+# -- drug orders under a code hipdx does not read: recognised by name -------------------------
+
+#: an RxNorm clinical drug (SCD) code, deliberately one hipdx's tables do not hold (no code is invented
+#: for it: hipdx must not need to know it); the display is the SCD's name form
+SCD_ZOLEDRONIC = {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "0000000",
+                  "display": "zoledronic acid 5 MG in 100 ML Injection"}
+
+
+def _named(display: str, text: str | None = None, rid: str = "draft-scd") -> dict[str, Any]:
+    order = medication_request(SCD_ZOLEDRONIC | {"display": display}, rid)
+    if text is not None:
+        order["medicationCodeableConcept"]["text"] = text
+    return order
+
+
+def test_a_clinical_drug_code_is_recognised_by_its_name_in_pregnancy(client: TestClient) -> None:
+    """Before, an SCD-coded zoledronic acid order got no card at all: the drug passed its pregnancy block unchecked."""
+    body = order_body("toh_pregnancy_34_weeks", "order-sign", [_named(SCD_ZOLEDRONIC["display"])])
+    response = client.post(f"/cds-services/{ORDER_SIGN_ID}", json=body)
+    assert response.status_code == 200, response.text
+    [card] = response.json()["cards"]
+    assert card["indicator"] == "critical" and "pregnant" in card["summary"] and "recognised by name" in card["summary"]
+    assert "**Recognised by its name, to confirm** (confidence: by name)" in card["detail"]
+    assert "'zoledronic acid 5 MG in 100 ML Injection' names 'zoledronic acid'" in card["detail"]
+    assert "http://www.nlm.nih.gov/research/umls/rxnorm|0000000) is not one hipdx reads" in card["detail"]
+    assert "**pregnant** = yes" in card["detail"] and card["overrideReasons"]
+
+
+def test_a_contained_medication_named_in_another_form_is_recognised_with_low_clearance(client: TestClient) -> None:
+    """A contained Medication whose text says 'Zoledronate' (the salt's form of zoledronic acid), no code at all."""
+    order = {"resourceType": "MedicationRequest", "id": "draft-contained", "status": "draft", "intent": "order",
+             "contained": [{"resourceType": "Medication", "id": "med", "code": {"text": "ZOLEDRONATE 5mg/100mL inj"}}],
+             "medicationReference": {"reference": "#med"}, "subject": {"reference": "Patient/x"}}
+    body = with_low_clearance(order_body("toh_man_classic", "order-sign", [order]))
+    [card] = client.post(f"/cds-services/{ORDER_SIGN_ID}", json=body).json()["cards"]
+    assert card["indicator"] == "critical" and "below 35" in card["detail"]
+    assert "names 'zoledronate'; it has no code" in card["detail"]
+
+
+@pytest.mark.parametrize("display", [
+    "amoxicillin 500 MG Oral Capsule",  # a drug hipdx does not check
+    "denosumabxyz 60 MG/ML Injection",  # a known name inside another word
+    "xyzdenosumab 60 MG/ML Injection",
+    "prednisolonexyz 5 MG Oral Tablet",
+    "zoledronic acidic 5 MG",
+])
+def test_an_unrelated_or_merely_containing_name_gets_no_card(client: TestClient, display: str) -> None:
+    body = order_body("toh_pregnancy_34_weeks", "order-sign", [_named(display, text=display)])
+    assert client.post(f"/cds-services/{ORDER_SIGN_ID}", json=body).json() == {"cards": []}
+
+
+def test_a_known_code_still_wins_over_the_name(client: TestClient) -> None:
+    """The code read first: ATC zoledronic acid with a text naming denosumab is checked as zoledronic acid, by code."""
+    order = medication_request(ZOLEDRONIC)
+    order["medicationCodeableConcept"]["text"] = "denosumab"
+    body = order_body("toh_pregnancy_34_weeks", "order-sign", [order])
+    [card] = client.post(f"/cds-services/{ORDER_SIGN_ID}", json=body).json()["cards"]
+    assert "Zoledronic acid" in card["summary"] and "recognised by name" not in card["detail"].lower()
+
+
+def test_the_known_names_come_from_the_order_table_and_the_knowledge_base(kb: hipdx.KnowledgeBase) -> None:
+    from hipdx.fhir.codes import load_code_tables
+    from hipdx.knowledge.treatment import OptionKind
+    from hipdx.service.order_names import DrugNames
+
+    drugs = [k for k, o in kb.treatment.treatments.options.items() if o.kind == OptionKind.drug]
+    names = DrugNames.known(load_code_tables(), drugs).names
+    assert names["zoledronic acid"] == names["zoledronate"] == "zoledronic_acid"  # the table's display, its salt form
+    assert names["calcitonin"] == "calcitonin" and names["paracetamol"] == "analgesia_paracetamol"
+    assert names["neridronate"] == names["neridronic acid"] == "neridronate"  # a knowledge-base option without a code
+    assert not any("anti-inflammatory" in n for n in names)  # a class matched by prefix is not a name
+
+
+def test_a_drug_recognised_by_name_with_nothing_against_it_gets_no_card(client: TestClient) -> None:
+    """As for an order recognised by its code: no alert for a paracetamol order with nothing to say."""
+    body = order_body("toh_man_classic", "order-sign", [_named("Acetaminophen 325 MG Oral Tablet", text="paracetamol 500 MG Oral Tablet")])
+    assert client.post(f"/cds-services/{ORDER_SIGN_ID}", json=body).json() == {"cards": []}
+    body = order_body("toh_man_classic", "order-sign", [_named("Calcitonin Salmon 200 UNT/ACTUAT Nasal Spray")])
+    [card] = client.post(f"/cds-services/{ORDER_SIGN_ID}", json=body).json()["cards"]
+    assert card["indicator"] == "warning" and "(recognised by name): check calcium" in card["summary"]

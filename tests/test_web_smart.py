@@ -116,6 +116,7 @@ def client(hipdx_url: str, peer: Peer, signed_in: httpx.Cookies) -> Iterator[htt
     """A browser of the signed-in clinician: the module's session cookie, nothing else carried over."""
     peer.behaviour.clear()
     peer.standalone_patient = TOH_MAN
+    peer.context_encounter = ""
     with httpx.Client(timeout=20, follow_redirects=False, cookies=httpx.Cookies(signed_in)) as c:
         yield c
 
@@ -291,6 +292,7 @@ def test_the_peer_checks_the_verifier(peer: Peer, hipdx_url: str) -> None:
     ("token-500", 424, "was refused (HTTP 500)"),
     ("foreign-next", 424, "The Condition search: the next page is on another server (elsewhere.example)"),
     ("refuse-procedures", 200, "Procedure: not read (the server refused access)"),
+    ("bad-encounter", 424, "the launch context 'encounter' ('Encounter/ed 1') is not a FHIR resource id"),
 ])
 def test_hostile_answers_are_named_on_a_page(client: httpx.Client, peer: Peer, hipdx_url: str,
                                              behaviour: str, status: int, words: str) -> None:
@@ -489,3 +491,41 @@ def test_the_launching_users_fhir_user_is_shown_as_far_as_it_is_verified(client:
     words = text(page)
     assert said in words
     assert (FHIR_USER_ID in words) is shown
+
+
+def _encounter(eid: str, code: str, patient: str = TOH_MAN) -> dict[str, Any]:
+    return {"resourceType": "Encounter", "id": eid, "status": "in-progress", "subject": {"reference": f"Patient/{patient}"},
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": code},
+            "period": {"start": TODAY.isoformat()}}
+
+
+def test_the_launchs_encounter_gives_the_setting(client: httpx.Client, peer: Peer, hipdx_url: str) -> None:
+    """A launch from the emergency department: the token's encounter is read and its class sets the setting."""
+    peer.encounters.update({"ed-1": _encounter("ed-1", "EMER"), "amb-1": _encounter("amb-1", "AMB")})
+    peer.context_encounter = "ed-1"
+    peer.fhir_requests.clear()
+    page, _ = drive(client, ehr_launch_url(client, peer, hipdx_url))
+    assert page.status_code == 200, text(page)
+    assert "launch/encounter" in peer.authorize_requests[-1]["scope"].split()
+    assert "patient/Encounter.r" in peer.authorize_requests[-1]["scope"].split()
+    assert any(urlsplit(u).path == "/fhir/Encounter/ed-1" for u in peer.fhir_requests)
+    words = text(page)
+    assert re.search(r"setting \S+\|EMER emergency Encounter/ed-1 class", words)  # the table of facts read
+    assert "from Encounter/ed-1 class" in words  # at the form's setting field
+    assert "Assumed setting" not in words
+    # a standalone launch asks for the encounter too; the ambulatory one gives the clinic, read, not assumed
+    peer.context_encounter = "amb-1"
+    page, _ = drive(client, f"{hipdx_url}/smart/start?{urlencode({'iss': peer.fhir})}")
+    assert "launch/encounter" in peer.authorize_requests[-1]["scope"].split()
+    assert re.search(r"setting \S+\|AMB \w+ Encounter/amb-1 class", text(page)) and "Assumed setting" not in text(page)
+
+
+def test_without_a_readable_encounter_the_setting_is_shown_as_assumed(client: httpx.Client, peer: Peer, hipdx_url: str) -> None:
+    page, _ = drive(client, ehr_launch_url(client, peer, hipdx_url))  # the token names no encounter
+    assert page.status_code == 200 and "Assumed setting: outpatient clinic (no current Encounter in the record" in text(page)
+    peer.context_encounter = "gone-1"  # named, but the server has no such Encounter
+    page, _ = drive(client, ehr_launch_url(client, peer, hipdx_url))
+    words = text(page)
+    assert page.status_code == 200, words
+    assert "Encounter/gone-1 (the launch's encounter): not read (the server answered HTTP 404.)" in words
+    assert "Assumed setting: outpatient clinic (Encounter/gone-1, the encounter the hook's context names" in words

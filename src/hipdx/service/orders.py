@@ -28,12 +28,14 @@ from hipdx.errors import Problem
 from hipdx.fhir.codes import CodeTables, load_code_tables
 from hipdx.fhir.mapping import FhirMapping, map_fhir
 from hipdx.knowledge import KnowledgeBase
+from hipdx.knowledge.treatment import OptionKind
 from hipdx.reasoning import assess
 from hipdx.reasoning.information import burden_of_test
 from hipdx.reasoning.plan import case_facts, evaluate_option
 from hipdx.report.view import fact_label
 from hipdx.service.cards import OVERRIDE_REASONS, CardLinks, case_link, source, summary_text
 from hipdx.service.hooks import PREFETCH, gather, parse_request
+from hipdx.service.order_names import DrugNames, order_texts
 
 ORDER_SELECT_ID = "hipdx-order-select"
 ORDER_SIGN_ID = "hipdx-order-sign"
@@ -65,6 +67,10 @@ class Order:
     what: str  # the knowledge base's test id or treatment option id
     shown: str  # the order's code as read
     hip: bool
+    #: "code" (the order tables know the code) or "by name" (:mod:`hipdx.service.order_names`: to confirm)
+    confidence: str = "code"
+    #: for an order recognised by name: how (the name found, the text it was found in)
+    recognised: str = ""
 
 
 def _drafts(body: Any, hook: str) -> tuple[list[dict[str, Any]], list[str] | None, list[Problem]]:
@@ -113,6 +119,32 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
+def _medication_concepts(resource: dict[str, Any], bundle: list[dict[str, Any]]) -> list[Any]:
+    """The order's ``medicationCodeableConcept`` and the ``code`` of the Medication it references (in the bundle or contained)."""
+    concepts = [resource.get("medicationCodeableConcept")]
+    ref = resource.get("medicationReference")
+    if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
+        target = ref["reference"].lstrip("#")
+        for other in bundle + [c for c in _list(resource.get("contained")) if isinstance(c, dict)]:
+            if other.get("resourceType") == "Medication" and target in (f"Medication/{other.get('id')}", other.get("id")):
+                concepts.append(other.get("code"))
+    return concepts
+
+
+def recognise(resource: dict[str, Any], tables: CodeTables, bundle: list[dict[str, Any]], names: DrugNames) -> list[Order]:
+    """The order(s) a draft resource is: by its code (:func:`classify`); a MedicationRequest whose
+    code the tables do not know, by the medicine names in its text (confidence "by name")."""
+    order = classify(resource, tables, bundle)
+    if order is not None or resource["resourceType"] != "MedicationRequest":
+        return [order] if order is not None else []
+    label = f"MedicationRequest/{resource.get('id')}"
+    concepts = _medication_concepts(resource, bundle)
+    codes = [f"{s}|{c}" for concept in concepts for s, c in _codings({"c": concept}, "c")]
+    unread = f"its code ({', '.join(codes)[:200]}) is not one hipdx reads" if codes else "it has no code"
+    return [Order(label, "drug", hit.option, f"{hit.text!r}", True, "by name",
+                  f"the order's text {hit.text!r} names {hit.name!r}; {unread}") for hit in names.find(order_texts(concepts))]
+
+
 def classify(resource: dict[str, Any], tables: CodeTables, bundle: list[dict[str, Any]]) -> Order | None:
     """The order a draft resource is, when the order tables know its code; else None."""
     label = f"{resource.get('resourceType')}/{resource.get('id')}"
@@ -124,13 +156,7 @@ def classify(resource: dict[str, Any], tables: CodeTables, bundle: list[dict[str
                 hip = hit.hip or any(tables.hip_body_sites.find(s, c) for s, c in sites)
                 return Order(label, "imaging", hit.test, f"{system}|{code} {hit.display}", hip)
     if resource["resourceType"] == "MedicationRequest":
-        codes = _codings(resource, "medicationCodeableConcept")
-        ref = resource.get("medicationReference")
-        if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
-            target = ref["reference"].lstrip("#")
-            for other in bundle + [c for c in _list(resource.get("contained")) if isinstance(c, dict)]:
-                if other.get("resourceType") == "Medication" and target in (f"Medication/{other.get('id')}", other.get("id")):
-                    codes += _codings(other, "code")
+        codes = [sc for concept in _medication_concepts(resource, bundle) for sc in _codings({"c": concept}, "c")]
         for system, code in codes:
             hit = tables.drug_orders.find(system, code)
             if hit is not None and hit.option:
@@ -157,7 +183,8 @@ def order_service(
     request = parse_request(body, hook, problems)
     tables = load_code_tables()
     chosen = [r for r in drafts if selections is None or f"{r.get('resourceType')}/{r.get('id')}" in selections]
-    orders = [o for o in (classify(r, tables, drafts) for r in chosen) if o is not None]
+    names = DrugNames.known(tables, [k for k, o in kb.treatment.treatments.options.items() if o.kind == OptionKind.drug])
+    orders = [o for r in chosen for o in recognise(r, tables, drafts, names)]
     if not orders:
         return {"cards": []}
     mapping = map_fhir(gather(request, allowed_servers), today, patient_id=request.patient_id,
@@ -200,9 +227,14 @@ def _drug_card(order: Order, facts: dict[str, Any], kb: KnowledgeBase) -> dict[s
         return None
     verdict = evaluate_option(order.what, facts, kb.treatment)
     name = option.title
+    said: list[str] = []
+    if order.confidence == "by name":  # never silently: the clinician confirms which drug the order is
+        said = [f"**Recognised by its name, to confirm** (confidence: by name): {order.recognised}; hipdx checked it "
+                f"as {option.title}.", ""]
+        name = f"{name} (recognised by name)"
     if verdict.blocked_by:
         first = verdict.blocked_by[0]
-        lines = [f"**{name}** ({order.label}, {order.shown}) is contraindicated for this patient by hipdx's plan:", ""]
+        lines = [*said, f"**{name}** ({order.label}, {order.shown}) is contraindicated for this patient by hipdx's plan:", ""]
         lines += [f"- **{fact_label(f.fact, True)}** = {f.value}: {f.message} ({', '.join(f.refs)})" for f in verdict.blocked_by]
         return {
             "summary": summary_text(f"Do not give {name}: {fact_label(first.fact)} = {first.value.split(' (')[0]}"),
@@ -211,14 +243,14 @@ def _drug_card(order: Order, facts: dict[str, Any], kb: KnowledgeBase) -> dict[s
         }
     if verdict.needs:
         missing = ", ".join(dict.fromkeys(fact_label(f.fact) for f in verdict.needs))
-        lines = [f"**{name}** ({order.label}): the chart does not give what its safety rules need:", ""]
+        lines = [*said, f"**{name}** ({order.label}): the chart does not give what its safety rules need:", ""]
         lines += [f"- **{fact_label(f.fact, True)}**: not known. {f.message} ({', '.join(f.refs)})" for f in verdict.needs]
         return {"summary": summary_text(f"{name}: check {missing} before ordering"), "indicator": "warning", "detail": "\n".join(lines + _checks(verdict))}
     if verdict.cautions:
-        lines = [f"**{name}** ({order.label}): cautions of hipdx's plan:", ""]
+        lines = [*said, f"**{name}** ({order.label}): cautions of hipdx's plan:", ""]
         lines += [f"- **{fact_label(f.fact, True)}** = {f.value}: {f.message} ({', '.join(f.refs)})" for f in verdict.cautions]
         return {"summary": summary_text(f"{name}: {verdict.cautions[0].message}"), "indicator": "warning", "detail": "\n".join(lines)}
-    return None
+    return None  # nothing to say: no card, as for an order recognised by its code (no alert to confirm a harmless match)
 
 
 def _checks(verdict: Any) -> list[str]:

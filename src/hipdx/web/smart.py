@@ -30,6 +30,11 @@ client with PKCE:
   with the ``code_verifier``, requires ``token_type`` Bearer, an ``access_token`` and a
   ``patient``, reads the Patient and the chart resources the FHIR mapping uses, and forgets
   the token. The token is never logged, shown, stored or put in a cookie.
+- The launch context ``encounter`` (scope ``launch/encounter``, asked for in both launches):
+  when the token response names one (a FHIR id, else a failure page naming it), that
+  Encounter is read (``patient/Encounter.r``) and its class gives the setting, as the CDS
+  hooks' ``context.encounterId`` does (:mod:`hipdx.fhir.read_encounter`); without one, or one
+  the server does not give, the page shows the setting assumed and why.
 - The session cookie of the pages is SameSite=Strict, so it does not come with a redirect
   from another site: the callback answers a short page that continues (same site) to
   ``/smart/case``, where the signed-in user who started the launch sees the case.
@@ -52,6 +57,7 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -74,10 +80,15 @@ MAX_PAGES = 20  # search result pages followed per resource type
 #: The chart resources the FHIR mapping reads (hipdx.fhir.mapping), searched by patient.
 CHART_TYPES = ("Condition", "Observation", "MedicationStatement", "MedicationRequest", "DiagnosticReport",
                "ImagingStudy", "Procedure", "AllergyIntolerance")
-#: SMART 2.0 scopes: read and search of the patient's chart (``.rs``), and the launch context.
-SCOPES_V2 = " ".join(["patient/Patient.r", *(f"patient/{t}.rs" for t in CHART_TYPES)])
+#: SMART 2.0 scopes: read and search of the patient's chart (``.rs``), and the read of the
+#: Encounter the launch names (its class gives the setting, :mod:`hipdx.fhir.read_encounter`).
+SCOPES_V2 = " ".join(["patient/Patient.r", *(f"patient/{t}.rs" for t in CHART_TYPES), "patient/Encounter.r"])
 #: The SMART 1.0 form, for servers that only know it.
-SCOPES_V1 = " ".join(["patient/Patient.read", *(f"patient/{t}.read" for t in CHART_TYPES)])
+SCOPES_V1 = " ".join(["patient/Patient.read", *(f"patient/{t}.read" for t in CHART_TYPES), "patient/Encounter.read"])
+#: the launch context hipdx asks for besides the patient: the encounter the clinician is in
+ENCOUNTER_SCOPE = "launch/encounter"
+#: a FHIR resource id (R4 datatype ``id``)
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -248,6 +259,22 @@ def read_chart(client: httpx.Client, iss: str, patient: str, token: str) -> tupl
     return resources, notes
 
 
+def read_launch_encounter(client: httpx.Client, iss: str, encounter: str, token: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The Encounter the token response names (``encounter``, SMART launch context), as the CDS
+    path reads ``context.encounterId``; one the server refuses or does not have is named in the
+    notes (the mapping then assumes the setting, saying why)."""
+    what = f"The launch's encounter (Encounter/{encounter})"
+    try:
+        found = _get_json(client, f"{iss.rstrip('/')}/Encounter/{encounter}", what, token)
+    except SmartFailure as failure:
+        if failure.title not in ("Access refused", "Server error"):
+            raise
+        return [], [f"Encounter/{encounter} (the launch's encounter): not read ({failure.message.split(': ', 1)[-1]})"]
+    if not isinstance(found, dict) or found.get("resourceType") != "Encounter" or found.get("id") != encounter:
+        raise SmartFailure("Not a FHIR answer", f"{what}: the answer is not the Encounter the launch named.", 424)
+    return [found], []
+
+
 @dataclass
 class SmartPages:
     """What the SMART launch pages share: the configuration, the pages' helpers (see
@@ -329,7 +356,7 @@ class SmartPages:
                     issuer=discovered.get("issuer") if isinstance(discovered.get("issuer"), str) else None,
                     openid=_offers_openid(discovered))
         self.keep(state, flow)
-        scope = ["launch" if launch is not None else "launch/patient", SCOPES_V1 if server.scopes == "v1" else SCOPES_V2]
+        scope = ["launch" if launch is not None else "launch/patient", ENCOUNTER_SCOPE, SCOPES_V1 if server.scopes == "v1" else SCOPES_V2]
         if flow.openid:
             scope.append("openid fhirUser")
         params = {"response_type": "code", "client_id": server.client_id, "redirect_uri": uri, "scope": " ".join(scope),
@@ -374,29 +401,35 @@ class SmartPages:
         if not code:
             raise SmartFailure("Authorization failed", f"{server.label} answered without an authorization code.")
         with self.client() as http:
-            token, patient, id_token = self.exchange(http, server, flow, code)
+            token, patient, id_token, encounter = self.exchange(http, server, flow, code)
             resources, notes = read_chart(http, server.iss, patient, token)
+            if encounter is not None:
+                found, missed = read_launch_encounter(http, server.iss, encounter, token)
+                resources, notes = resources + found, notes + missed
             del token
             who = launch_user(id_token, client_id=server.client_id, issuer=flow.issuer, jwks_uri=flow.jwks_uri,
                               fetch=lambda url, what: _get_json(http, url, what)) if id_token is not None else None
-        self.mapped(resources, patient, server.iss)  # a chart that cannot be read is refused here, before anything is kept
+        self.mapped(resources, patient, server.iss, encounter)  # a chart that cannot be read is refused here, before anything is kept
         read_id = secrets.token_urlsafe(32)
-        flow.resources, flow.patient, flow.notes = resources, patient, ([who.note] if who else []) + notes
+        flow.resources, flow.patient, flow.encounter = resources, patient, encounter
+        flow.notes = ([who.note] if who else []) + notes
         self.keep(read_id, flow)
         return self.hop(f"/smart/case?{urlencode({'read': read_id})}", "Patient read",
                    f"The patient's record was read from {server.label}; opening the case…")
 
-    def mapped(self, resources: list[dict[str, Any]], patient: str, iss: str) -> Any:
-        """The chart read from ``iss``, as a case (:func:`hipdx.fhir.map_fhir`); a record it cannot read is a failure page."""
+    def mapped(self, resources: list[dict[str, Any]], patient: str, iss: str, encounter: str | None) -> Any:
+        """The chart read from ``iss``, as a case (:func:`hipdx.fhir.map_fhir`; the setting from the
+        launch's encounter, when it names one); a record it cannot read is a failure page."""
         from hipdx.fhir import map_fhir
 
         try:
-            return map_fhir(resources, self.today(), patient_id=patient, fhir_server=iss)
+            return map_fhir(resources, self.today(), patient_id=patient, fhir_server=iss, encounter_id=encounter)
         except HipdxError as err:
             raise SmartFailure("Record not readable", "; ".join([err.message, *(str(p) for p in err.problems[:5])]), 424) from None
 
-    def exchange(self, http: httpx.Client, server: SmartServer, flow: Flow, code: str) -> tuple[str, str, Any]:
-        """The access token, the patient and the id_token (None when openid was not asked) of the code."""
+    def exchange(self, http: httpx.Client, server: SmartServer, flow: Flow, code: str) -> tuple[str, str, Any, str | None]:
+        """The access token, the patient, the id_token (None when openid was not asked) and the
+        encounter (None when the answer names none) of the code."""
         form = {"grant_type": "authorization_code", "code": code[:4000], "redirect_uri": flow.redirect_uri,
                 "code_verifier": flow.verifier}
         headers = {"Accept": "application/json"}
@@ -429,7 +462,11 @@ class SmartPages:
         if not isinstance(patient, str) or not patient or len(patient) > 64 or not all(c.isalnum() or c in "-." for c in patient):
             raise SmartFailure("No patient chosen", f"{what}: the answer names no patient (the launch context "
                                "'patient' is missing), so hipdx does not know whose record to read.", 424)
-        return token, patient, body.get("id_token", "") if flow.openid else None
+        encounter = body.get("encounter")
+        if encounter is not None and (not isinstance(encounter, str) or not FHIR_ID.fullmatch(encounter)):
+            raise SmartFailure("Wrong token response", f"{what}: the launch context 'encounter' ({str(encounter)[:80]!r}) "
+                               "is not a FHIR resource id (letters, digits, '-' and '.', at most 64).", 424)
+        return token, patient, body.get("id_token", "") if flow.openid else None, encounter
 
 
 def smart_router(
@@ -486,7 +523,7 @@ def smart_router(
             return pages.failure_page(SmartFailure("Nothing to open", "There is no patient read for you under this address "
                                              "(it is used once and kept ten minutes). Start the launch again."), user)
         try:
-            mapping = pages.mapped(flow.resources, flow.patient or "", flow.iss)
+            mapping = pages.mapped(flow.resources, flow.patient or "", flow.iss, flow.encounter)
         except SmartFailure as failure:
             return pages.failure_page(failure, user)
         return pages.show_mapping(request, user, mapping, flow.patient or "", flow.notes)

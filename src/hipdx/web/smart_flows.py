@@ -36,6 +36,7 @@ class Flow:
     openid: bool = False  # openid fhirUser asked for: the token response carries an id_token
     resources: list[dict[str, Any]] | None = None  # the patient's chart as read
     patient: str | None = None
+    encounter: str | None = None  # the launch context's encounter (the token response's ``encounter``)
     notes: list[str] = field(default_factory=list)
 
 
