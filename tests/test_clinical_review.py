@@ -1,0 +1,49 @@
+"""Defects a clinical review found by using hipdx as its users would (session 21, review of the
+clinician's outputs): each test reproduces one case a clinician meets and failed before its fix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import hipdx
+from hipdx.knowledge import load_knowledge_base
+from hipdx.reasoning.plan import ItemStatus
+
+TODAY = dt.date(2026, 12, 8)
+KB = load_knowledge_base()
+
+
+def assessed(raw: dict[str, Any]) -> hipdx.Assessment:
+    return hipdx.assess(hipdx.parse_case(raw), KB, TODAY)
+
+
+#: six weeks post partum, breastfeeding, a compression-side fatigue line of the femoral neck on MRI
+POSTPARTUM_NECK_LINE: dict[str, Any] = {
+    "age_years": 31, "sex": "female", "weight_kg": 70, "side": "left",
+    "pregnancy": {"status": "postpartum", "postpartum_weeks": 6, "breastfeeding": "present"},
+    "onset": {"type": "gradual", "days_since_onset": 70}, "trauma": "none",
+    "pain": {"weight_bearing": "present", "at_rest": "absent"}, "limp": "present", "unable_to_bear_weight": "absent",
+    "labs": {"crp": {"value": 3, "unit": "mg/L"}, "temperature": {"value": 36.7, "unit": "degC"}},
+    "imaging": [{"modality": "mri", "days_since_onset": 68, "findings": {
+        "edema": "present", "edema_extent": "head_and_neck", "femoral_neck_fracture_line": "present",
+        "femoral_neck_fracture_side": "compression", "femoral_neck_fracture_width_percent": 30,
+        "fracture_displaced": "absent", "double_line_sign": "absent", "subchondral_band": "absent", "effusion": "present"}}],
+}
+
+
+def test_the_headline_gives_the_weight_bearing_instruction_that_governs_not_an_analgesic():
+    # Before: "URGENT: Hip pain with marrow edema in pregnancy or after delivery. Paracetamol
+    # (acetaminophen) as first analgesic." - the TOH section led among the urgent ones, its
+    # protected weight-bearing was deferred by the fracture's no weight-bearing, and the headline
+    # fell through to paracetamol while a neck fracture line asked for no weight-bearing.
+    a = assessed(POSTPARTUM_NECK_LINE)
+    assert a.headline.urgency == "urgent"
+    assert a.headline.condition == "fnsf", a.headline.text
+    assert "Paracetamol" not in a.headline.text
+    assert "weight-bearing" in a.headline.text.lower()
+    # the sections keep their urgencies; the governing one comes first among equals
+    first = a.plan.sections[0]
+    assert first.condition == "fnsf" and first.urgency == "urgent"
+    assert not any(i.status is ItemStatus.deferred for i in first.items)
