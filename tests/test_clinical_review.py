@@ -47,3 +47,17 @@ def test_the_headline_gives_the_weight_bearing_instruction_that_governs_not_an_a
     first = a.plan.sections[0]
     assert first.condition == "fnsf" and first.urgency == "urgent"
     assert not any(i.status is ItemStatus.deferred for i in first.items)
+
+
+def test_a_fracture_option_never_names_a_looser_weight_bearing_than_it_instructs():
+    # Before: 'Compression-side fatigue line under 50% of the neck width - protected
+    # weight-bearing', an option whose regimen and loading (weight_bearing: none) say
+    # non-weight-bearing until pain-free; the governing note then read "No weight-bearing now:
+    # '... - protected weight-bearing' is the safer instruction".
+    for key, option in KB.treatment.treatments.options.items():
+        title = option.title.lower()
+        if option.weight_bearing == "none":
+            assert "protected weight-bearing" not in title and "partial weight-bearing" not in title, key
+    a = assessed(POSTPARTUM_NECK_LINE)
+    flag = next(f for f in a.red_flags if f.id == "femoral_neck_fracture")
+    assert "protected weight-bearing" not in flag.action, flag.action
