@@ -61,3 +61,39 @@ def test_a_fracture_option_never_names_a_looser_weight_bearing_than_it_instructs
     a = assessed(POSTPARTUM_NECK_LINE)
     flag = next(f for f in a.red_flags if f.id == "femoral_neck_fracture")
     assert "protected weight-bearing" not in flag.action, flag.action
+
+
+#: a woman of 58 with a past breast cancer; the MRI shows head and neck edema and no fracture line
+CANCER_HISTORY_NO_LINE: dict[str, Any] = {
+    "age_years": 58, "sex": "female", "weight_kg": 62, "side": "left",
+    "onset": {"type": "gradual", "days_since_onset": 60}, "trauma": "none",
+    "pain": {"weight_bearing": "present", "at_rest": "absent", "at_night": "absent"},
+    "pregnancy": {"status": "not_pregnant", "breastfeeding": "absent"},
+    "risk_factors": {"cancer_history": "present"},
+    "labs": {"crp": {"value": 2, "unit": "mg/L"}, "egfr": {"value": 85, "unit": "mL/min/1.73m2"}},
+    "imaging": [{"modality": "mri", "days_since_onset": 55, "findings": {
+        "edema": "present", "edema_extent": "head_and_neck", "focal_lesion": "absent", "double_line_sign": "absent",
+        "subchondral_band": "absent", "femoral_neck_fracture_line": "absent"}}],
+}
+
+
+def test_a_fracture_flag_without_a_fracture_line_does_not_ask_to_grade_the_line():
+    # Before: "Femoral neck stress or insufficiency fracture not excluded: 7% in the differential:
+    # The side, width and displacement of the fracture line decide the urgency; protect the hip
+    # until it is graded." - for an MRI that reports no fracture line.
+    a = assessed(CANCER_HISTORY_NO_LINE)
+    flag = next(f for f in a.red_flags if f.condition == "fnsf")
+    assert flag.kind == "probability"
+    assert not flag.action.startswith("The side, width and displacement of the fracture line"), flag.action
+    assert "until it is graded" not in flag.action
+    assert "excluded" in flag.action
+
+
+def test_the_pregnancy_flag_after_delivery_gives_the_pregnancy_advice_as_conditional():
+    # Before: six weeks post partum, the flag said "avoid NSAIDs from 20 weeks of gestation; plan
+    # delivery with the obstetric team" as if she were still pregnant.
+    a = assessed(POSTPARTUM_NECK_LINE)
+    flag = next(f for f in a.red_flags if f.id == "pregnancy_fracture_risk")
+    action = " ".join(flag.action.split())
+    assert "In pregnancy" in action and action.index("In pregnancy") < action.index("plan delivery"), action
+    assert "after delivery" in action.lower() or "post partum" in action.lower()
