@@ -97,3 +97,19 @@ def test_the_pregnancy_flag_after_delivery_gives_the_pregnancy_advice_as_conditi
     action = " ".join(flag.action.split())
     assert "In pregnancy" in action and action.index("In pregnancy") < action.index("plan delivery"), action
     assert "after delivery" in action.lower() or "post partum" in action.lower()
+
+
+def test_a_blocking_rule_without_a_source_says_so_not_empty_brackets():
+    # Before: "Blocked by breastfeeding = yes (pregnancy.breastfeeding): Not given during
+    # breastfeeding (hipdx rule; no lactation data retrieved). []" in the plan and the report.
+    from hipdx.report.html import ReportContent, render_html
+    from hipdx.report.management import format_plan
+
+    case = hipdx.parse_case(POSTPARTUM_NECK_LINE)
+    a = hipdx.assess(case, KB, TODAY)
+    calcitonin = next(i for i in a.plan.items() if i.option == "calcitonin")
+    assert calcitonin.status is ItemStatus.blocked and not calcitonin.blocked_by[0].refs
+    assert "[]" not in format_plan(a.plan)
+    assert "no source: estimate" in format_plan(a.plan)
+    page = render_html(ReportContent(a, case=case, inputs=(("case file", "x.json"),)), KB)
+    assert "[]" not in page and "no source: estimate" in page
