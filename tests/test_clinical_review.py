@@ -113,3 +113,17 @@ def test_a_blocking_rule_without_a_source_says_so_not_empty_brackets():
     assert "no source: estimate" in format_plan(a.plan)
     page = render_html(ReportContent(a, case=case, inputs=(("case file", "x.json"),)), KB)
     assert "[]" not in page and "no source: estimate" in page
+
+
+def test_the_staging_caveat_does_not_contradict_its_scope():
+    # Before: "Staged for: fnsf, toh (the conditions the differential supports)" and, below the
+    # same stages, "... a stage does not make the diagnosis, and staging does not depend on the
+    # differential."
+    from hipdx.report.management import format_staging
+
+    a = assessed(POSTPARTUM_NECK_LINE)
+    assert a.staging.scope is not None
+    text = " ".join(format_staging(a.staging).split())
+    assert "the conditions the differential supports" in text
+    assert "does not depend on the differential" not in text
+    assert "a stage does not make the diagnosis" in text
