@@ -127,3 +127,30 @@ def test_the_staging_caveat_does_not_contradict_its_scope():
     assert "the conditions the differential supports" in text
     assert "does not depend on the differential" not in text
     assert "a stage does not make the diagnosis" in text
+
+
+#: a man with TOH whose edema had gone by day 196, with pain back at 6/10 at day 426
+COURSE_WORSE: dict[str, Any] = {
+    "age_years": 42, "sex": "male", "side": "right", "onset": {"type": "sudden", "days_since_onset": 433},
+    "pain": {"weight_bearing": "present", "at_rest": "absent"}, "labs": {"crp": {"value": 2, "unit": "mg/L"}},
+    "imaging": [{"modality": "mri", "days_since_onset": 19, "findings": {
+        "edema": "present", "edema_extent": "head_and_neck", "double_line_sign": "absent", "subchondral_band": "absent"}}],
+    "visits": [{"days_since_onset": 19, "pain_0_10": 8}, {"days_since_onset": 196, "pain_0_10": 2, "edema_extent": "none"},
+               {"days_since_onset": 426, "pain_0_10": 6}],
+}
+
+
+def test_the_report_names_the_alerts_of_the_visits_beside_a_headline_without_a_red_flag():
+    # Before: page 1 said "Now: No red flag. Most likely: TOH (89%). Protected weight-bearing ..."
+    # and only the course section pages later said "URGENT: Pain or walking worse after the first
+    # weeks" - the visits do not feed the differential, so the headline cannot know.
+    from hipdx.report.html import ReportContent, course_content, render_html
+
+    case = hipdx.parse_case(COURSE_WORSE)
+    a = hipdx.assess(case, KB, TODAY)
+    assert a.headline.text.startswith("No red flag")
+    course, plot = course_content(case, a, KB, TODAY)
+    assert course is not None and course.alerts[0].severity.value == "urgent"
+    page = render_html(ReportContent(a, case=case, inputs=(("case file", "x.json"),), course=course, course_plot=plot), KB)
+    top = page[page.index("Now: "):page.index('class="statement"')]
+    assert "From the follow-up visits: URGENT: Pain or walking worse after the first weeks" in top

@@ -145,6 +145,7 @@ def report_context(content: ReportContent, kb: KnowledgeBase) -> dict[str, Any]:
         "mri": mri_rows(content.analysis) if content.analysis is not None else None,
         "overlays": content.overlays,
         "course": content.course,
+        "course_line": view.course_alerts_line(content.course, "Course, below"),
         "course_plot": content.course_plot,
         "references": report_references(a, kb),
         "provenance": view.provenance_items(a),

@@ -19,6 +19,7 @@ from hipdx.reasoning.assessment import (
     NextTest,
     RedFlagHit,
 )
+from hipdx.reasoning.course import CourseReport
 
 #: Most urgent first.
 URGENCY_ORDER = ("emergency", "urgent", "soon")
@@ -85,6 +86,20 @@ def urgency_rank(urgency: str) -> int:
 def red_flags_by_urgency(assessment: Assessment) -> list[RedFlagHit]:
     """The red flags met, most urgent first (stable within one urgency)."""
     return sorted(assessment.red_flags, key=lambda flag: urgency_rank(flag.urgency))
+
+
+def course_alerts_line(course: CourseReport | None, where: str) -> str:
+    """The alerts of the follow-up visits in one line, most urgent first, for the top of a page
+    beside the headline ('' without any); ``where`` names the part that gives each alert in full.
+
+    The headline comes from the presenting findings (visits do not feed the differential), so
+    a page that shows the course must not let "No red flag" at its top stand alone above an
+    urgent alert of the visits further down.
+    """
+    if course is None or not course.alerts:
+        return ""
+    alerts = "; ".join(f"{alert.severity.value.upper()}: {alert.title}" for alert in course.alerts)
+    return f"From the follow-up visits: {alerts} (each with what to do: {where})."
 
 
 def citation(key: str, ref: Reference | None) -> str:
