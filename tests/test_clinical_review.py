@@ -154,3 +154,28 @@ def test_the_report_names_the_alerts_of_the_visits_beside_a_headline_without_a_r
     page = render_html(ReportContent(a, case=case, inputs=(("case file", "x.json"),), course=course, course_plot=plot), KB)
     top = page[page.index("Now: "):page.index('class="statement"')]
     assert "From the follow-up visits: URGENT: Pain or walking worse after the first weeks" in top
+
+
+#: a woman of 78 on an anticoagulant, with heart failure and a creatinine clearance of about 21 mL/min
+ELDERLY_CKD: dict[str, Any] = {
+    "age_years": 78, "sex": "female", "weight_kg": 60, "side": "left",
+    "onset": {"type": "sudden", "days_since_onset": 30}, "pain": {"weight_bearing": "present"},
+    "comorbidities": {"anticoagulant_use": "present", "heart_failure": "present"},
+    "labs": {"egfr": {"value": 22, "unit": "mL/min/1.73m2"}, "creatinine": {"value": 2.1, "unit": "mg/dL"}},
+    "imaging": [{"modality": "mri", "days_since_onset": 29, "findings": {"edema": "present", "edema_extent": "head_and_neck"}}],
+}
+
+
+def test_the_report_names_a_blocking_fact_with_its_unit_in_words():
+    # Before: "Blocked by creatinine clearance ml min = 20.9 (Cockcroft-Gault)", "Needs calcium
+    # mmol l (not known)": the unit of the identifier spelt as words.
+    from hipdx.report.html import ReportContent, render_html
+
+    case = hipdx.parse_case(ELDERLY_CKD)
+    page = " ".join(render_html(ReportContent(hipdx.assess(case, KB, TODAY), case=case, inputs=()), KB).split())
+    assert "Blocked by <b>creatinine clearance (mL/min) = 20.9 (Cockcroft-Gault)</b>" in page
+    assert "ml min" not in page
+    from hipdx.report.view import fact_words
+
+    assert fact_words("egfr_ml_min") == "eGFR (mL/min/1.73 m2)"
+    assert fact_words("calcium_mmol_l") == "calcium (mmol/L)" and fact_words("heart_failure") == "heart failure"

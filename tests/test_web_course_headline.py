@@ -20,3 +20,15 @@ def test_the_assessment_page_names_an_urgent_alert_of_the_visits_under_its_headl
     page = text(client.get(f"/cases/{case_id}/assessment").text)
     now = page[page.index("What to do now"):page.index("Differential")]
     assert "From the follow-up visits: URGENT: Pain or walking worse after the first weeks" in now, now
+
+
+def test_the_assessment_page_names_a_blocking_fact_with_its_unit(api: Api) -> None:
+    # Before: "Blocked by creatinine clearance ml min = ..." and "calcium mmol l".
+    client = api.client
+    token = sign_in(api)
+    data = example("toh_man_classic") | {"csrf_token": token, "weight_kg": "60", "labs.creatinine.value": "3.5",
+                                          "labs.creatinine.unit": "mg/dL", "labs.calcium.value": ""}
+    case_id = client.post("/cases/save", data=data, follow_redirects=False).headers["location"].rsplit("/", 1)[1]
+    page = text(client.get(f"/cases/{case_id}/assessment").text)
+    assert "Blocked by creatinine clearance (mL/min)" in page, page[:3000]
+    assert "ml min" not in page and "mmol l" not in page

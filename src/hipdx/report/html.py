@@ -100,6 +100,7 @@ def environment() -> Environment:
     )
     env.filters["percent"] = view.percent
     env.filters["label"] = view.state_label
+    env.filters["fact"] = view.fact_words
     return env
 
 

@@ -374,6 +374,10 @@ def facts_most_needed(assessment: Assessment, limit: int = 4) -> list[str]:
 
 
 _UNIT_SUFFIXES = ("_ml_min", "_mmol_l", "_ng_ml", "_u_l", "_mmhg")
+#: the unit of a fact, as a clinician writes it, by the suffix of its name
+_UNITS = {"_ml_min": "mL/min", "_mmol_l": "mmol/L", "_ng_ml": "ng/mL", "_u_l": "U/L", "_mmhg": "mmHg"}
+#: names a clinician writes otherwise than the words of the fact's identifier
+_FACT_NAMES = {"egfr": "eGFR", "vitamin_d": "25-OH vitamin D", "alp": "alkaline phosphatase", "systolic_bp": "systolic blood pressure"}
 
 
 def fact_label(fact: str) -> str:
@@ -381,6 +385,18 @@ def fact_label(fact: str) -> str:
     for suffix in _UNIT_SUFFIXES:
         fact = fact.removesuffix(suffix)
     return state_label(fact)
+
+
+def fact_words(fact: str) -> str:
+    """A fact's name in words with its unit, for a value shown beside it:
+    ``creatinine_clearance_ml_min`` -> ``creatinine clearance (mL/min)``, ``egfr_ml_min`` ->
+    ``eGFR (mL/min/1.73 m2)``, ``heart_failure`` -> ``heart failure``."""
+    for suffix, unit in _UNITS.items():
+        if fact.endswith(suffix):
+            name = fact.removesuffix(suffix)
+            unit = "mL/min/1.73 m2" if name == "egfr" else unit
+            return f"{_FACT_NAMES.get(name, state_label(name))} ({unit})"
+    return _FACT_NAMES.get(fact, state_label(fact))
 
 
 def plan_in_brief(assessment: Assessment) -> list[PlanSectionView]:

@@ -62,6 +62,7 @@ def _environment() -> Environment:
         percent_range=lambda r: view.percent_range(*r),
         lr=view.likelihood_ratio,
         words=forms.choice_label,
+        fact=view.fact_words,
         days=view.days,
         first_sentence=view.first_sentence,
         pct=lambda p: f"{max(0.0, min(1.0, float(p))) * 100:.1f}",
