@@ -179,3 +179,14 @@ def test_the_report_names_a_blocking_fact_with_its_unit_in_words():
 
     assert fact_words("egfr_ml_min") == "eGFR (mL/min/1.73 m2)"
     assert fact_words("calcium_mmol_l") == "calcium (mmol/L)" and fact_words("heart_failure") == "heart failure"
+
+
+def test_a_visits_pain_score_says_which_joint_it_is_of():
+    # Before: a visit's "Pain 0-10" did not say whose pain it is; with migration to the other hip
+    # (new_joint_pain at the same visit) the course read a score of the new joint as the first
+    # hip's and raised "Pain or walking worse" for the hip that had recovered.
+    from hipdx.web.form import LABELS
+
+    description = hipdx.Case.model_json_schema()["$defs"]["Visit"]["properties"]["pain_0_10"]["description"]
+    assert "side" in description and "new_joint_pain" in description, description
+    assert LABELS["visit.pain_0_10"] == "Pain in this hip"
