@@ -190,3 +190,24 @@ def test_a_visits_pain_score_says_which_joint_it_is_of():
     description = hipdx.Case.model_json_schema()["$defs"]["Visit"]["properties"]["pain_0_10"]["description"]
     assert "side" in description and "new_joint_pain" in description, description
     assert LABELS["visit.pain_0_10"] == "Pain in this hip"
+
+
+def test_a_study_that_reports_no_neck_fracture_line_cannot_grade_one():
+    # Before: {"femoral_neck_fracture_line": "absent", "fracture_displaced": "present", ...} in one
+    # MRI was accepted and graded "Displaced femoral neck fracture [emergency]" - the headline an
+    # emergency fixation for a fracture line the same study said was absent. A collapse depth with
+    # collapse absent was already refused; the fracture's attributes were not.
+    import pytest
+
+    base = {"age_years": 40, "sex": "male", "onset": {"type": "sudden", "days_since_onset": 20}}
+    for attribute, value in [("fracture_displaced", "present"), ("femoral_neck_fracture_side", "tension"),
+                             ("femoral_neck_fracture_width_percent", 80)]:
+        findings = {"femoral_neck_fracture_line": "absent", attribute: value}
+        with pytest.raises(hipdx.InputError) as refused:
+            hipdx.parse_case(base | {"imaging": [{"modality": "mri", "days_since_onset": 5, "findings": findings}]})
+        assert attribute in str(refused.value) and "femoral_neck_fracture_line" in str(refused.value)
+    # consistent reports still pass: no line and not displaced; a line with its grade
+    hipdx.parse_case(base | {"imaging": [{"modality": "mri", "days_since_onset": 5, "findings": {
+        "femoral_neck_fracture_line": "absent", "fracture_displaced": "absent"}}]})
+    hipdx.parse_case(base | {"imaging": [{"modality": "mri", "days_since_onset": 5, "findings": {
+        "femoral_neck_fracture_line": "present", "femoral_neck_fracture_side": "tension", "femoral_neck_fracture_width_percent": 30}}]})
