@@ -211,3 +211,16 @@ def test_a_study_that_reports_no_neck_fracture_line_cannot_grade_one():
         "femoral_neck_fracture_line": "absent", "fracture_displaced": "absent"}}]})
     hipdx.parse_case(base | {"imaging": [{"modality": "mri", "days_since_onset": 5, "findings": {
         "femoral_neck_fracture_line": "present", "femoral_neck_fracture_side": "tension", "femoral_neck_fracture_width_percent": 30}}]})
+
+
+def test_the_printed_report_dates_itself_and_the_onset_on_its_first_page():
+    # Before: page 1 said "Onset of pain gradual, 70 days ago" and the date it counted from was
+    # only in the provenance on the last page: "ago" is wrong as soon as the report is read later.
+    from hipdx.report.html import ReportContent, render_html
+
+    case = hipdx.parse_case(POSTPARTUM_NECK_LINE)
+    page = " ".join(render_html(ReportContent(hipdx.assess(case, KB, TODAY), case=case, assessed_on=TODAY), KB).split())
+    first = page[:page.index("Why: each finding")]  # the title, headline, patient and red flags
+    assert "days ago" not in page
+    assert "assessed on 2026-12-08" in first  # in the title, which every page's footer repeats
+    assert "70 days before the assessment (about 2026-09-29)" in first
