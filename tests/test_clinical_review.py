@@ -224,3 +224,24 @@ def test_the_printed_report_dates_itself_and_the_onset_on_its_first_page():
     assert "days ago" not in page
     assert "assessed on 2026-12-08" in first  # in the title, which every page's footer repeats
     assert "70 days before the assessment (about 2026-09-29)" in first
+
+
+def test_a_transplant_patient_on_tacrolimus_is_not_offered_an_nsaid():
+    # Before: a kidney transplant recipient on tacrolimus (eGFR 45) had the NSAID course only
+    # "waiting for" bleeding risk and the like; nothing asked about or blocked the calcineurin
+    # inhibitor (acute kidney injury: Delzer 2018, Chiasson 2019).
+    raw = {"age_years": 52, "sex": "male", "weight_kg": 75, "onset": {"type": "sudden", "days_since_onset": 30},
+           "risk_factors": {"immunosuppression": "present"},
+           "comorbidities": {"calcineurin_inhibitor_use": "present", "anticoagulant_use": "absent", "heart_failure": "absent",
+                             "bleeding_risk": "absent", "peptic_ulcer_history": "absent"},
+           "labs": {"egfr": {"value": 45, "unit": "mL/min/1.73m2"}, "crp": {"value": 2, "unit": "mg/L"}},
+           "imaging": [{"modality": "mri", "days_since_onset": 25, "findings": {"edema": "present", "edema_extent": "head_and_neck"}}]}
+    a = assessed(raw)
+    nsaids = [i for i in a.plan.items() if i.option == "nsaid"]
+    assert nsaids and all(i.status is ItemStatus.blocked for i in nsaids)
+    assert {b.fact for i in nsaids for b in i.blocked_by} >= {"calcineurin_inhibitor_use"}
+    # not known: the NSAID waits for it and the plan asks
+    raw["comorbidities"].pop("calcineurin_inhibitor_use")
+    a = assessed(raw)
+    assert "calcineurin_inhibitor_use" in {r.fact for r in a.plan.needs_information if r.blocking}
+    assert not any(i.recommended for i in a.plan.items() if i.option == "nsaid")

@@ -226,6 +226,9 @@ class Comorbidities(StrictModel):
     bisphosphonate_hypersensitivity: Presence = _U
     pending_dental_surgery: Presence = Field(default=_U, description="Planned invasive dental work (osteonecrosis of the jaw risk)")
     anticoagulant_use: Presence = Field(default=_U, description="Takes an anticoagulant (warfarin, a direct oral anticoagulant, heparin)")
+    calcineurin_inhibitor_use: Presence = Field(
+        default=_U, description="Takes a calcineurin inhibitor (tacrolimus or ciclosporin), as after an organ transplant"
+    )
     peptic_ulcer_history: Presence = Field(
         default=_U, description="History of peptic ulcer or gastrointestinal bleeding (active disease: bleeding_risk)"
     )
