@@ -348,6 +348,8 @@ def _findings(d: _Draw, modality: str, contrast: bool) -> dict[str, Any]:
     findings = _presences(d, [(n, n) for n in yes_no if n in seen], missing=0.4, default=0.08)
     if findings.get("collapse") == "present" and d.chance(0.5):
         findings["collapse_depth_mm"] = d.uniform(0.5, 6)
+    if findings.get("femoral_neck_fracture_line") == "absent" and findings.get("fracture_displaced") == "present":
+        findings["fracture_displaced"] = "absent"  # no line, no displaced fracture in the same study (parse_case refuses it)
     if findings.get("femoral_neck_fracture_line") == "present":
         _put(findings, "femoral_neck_fracture_side", rng.choice([None, "tension", "compression", "unknown"]))
         if d.chance(0.4):

@@ -120,6 +120,11 @@ def findings_for(draw: st.DrawFn, modality: Modality, contrast: bool) -> dict[st
     for measurement, owner in MEASUREMENTS.items():
         if measurement in out and out.get(owner) == "absent":
             del out[measurement]
+    if out.get("femoral_neck_fracture_line") == "absent":  # no grade of a line the study reports absent
+        out.pop("femoral_neck_fracture_side", None)
+        out.pop("femoral_neck_fracture_width_percent", None)
+        if out.get("fracture_displaced") == "present":
+            out["fracture_displaced"] = "absent"
     if modality in FINDING_MODALITIES["collapse"] and out.get("collapse") != "absent" and draw(st.booleans()):
         out["collapse_depth_mm"] = draw(st.floats(0.0, 10.0).map(lambda x: round(x, 1)))
     return out

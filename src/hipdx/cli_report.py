@@ -108,6 +108,7 @@ def report_command(
         course=course,
         course_plot=course_plot,
         inputs=tuple(_inputs(case_file, fhir, mri, assessed.analysis, day)),
+        assessed_on=day,
     )
     _write(render_html(content, kb), out, fmt, force)
 

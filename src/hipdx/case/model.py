@@ -226,6 +226,9 @@ class Comorbidities(StrictModel):
     bisphosphonate_hypersensitivity: Presence = _U
     pending_dental_surgery: Presence = Field(default=_U, description="Planned invasive dental work (osteonecrosis of the jaw risk)")
     anticoagulant_use: Presence = Field(default=_U, description="Takes an anticoagulant (warfarin, a direct oral anticoagulant, heparin)")
+    calcineurin_inhibitor_use: Presence = Field(
+        default=_U, description="Takes a calcineurin inhibitor (tacrolimus or ciclosporin), as after an organ transplant"
+    )
     peptic_ulcer_history: Presence = Field(
         default=_U, description="History of peptic ulcer or gastrointestinal bleeding (active disease: bleeding_risk)"
     )
@@ -238,7 +241,11 @@ class Visit(StrictModel):
 
     date: Date | None = None
     days_since_onset: Number | None = Field(default=None, ge=0, le=MAX_DAYS_SINCE_ONSET)
-    pain_0_10: Number | None = Field(default=None, ge=0, le=10)
+    pain_0_10: Number | None = Field(
+        default=None, ge=0, le=10,
+        description="Pain of the hip of this episode (the case's side) on a 0-10 scale; pain of another joint "
+        "(the other hip included) is new_joint_pain with new_joint_site, not this score",
+    )
     walking: Walking = Walking.unknown
     range_of_motion: RangeOfMotion = RangeOfMotion.unknown
     edema_extent: EdemaExtent = EdemaExtent.unknown

@@ -122,6 +122,16 @@ class ImagingFindings(StrictModel):
             raise ValueError(f"edema_extent: edema is 'absent' but edema_extent is {self.edema_extent.value!r}")
         if self.collapse_depth_mm is not None and self.collapse is Presence.absent:
             raise ValueError("collapse_depth_mm: given but collapse is 'absent'")
+        if self.femoral_neck_fracture_line is Presence.absent:
+            # the grade of a line the same study reports absent (a displaced fracture has a line)
+            graded = {
+                "fracture_displaced": self.fracture_displaced is Presence.present,
+                "femoral_neck_fracture_side": self.femoral_neck_fracture_side is not FractureSide.unknown,
+                "femoral_neck_fracture_width_percent": self.femoral_neck_fracture_width_percent is not None,
+            }
+            given = [name for name, is_given in graded.items() if is_given]
+            if given:
+                raise ValueError(f"{given[0]}: given but femoral_neck_fracture_line is 'absent' in the same study")
         return self
 
     def reported(self) -> list[str]:

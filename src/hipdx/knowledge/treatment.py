@@ -233,6 +233,7 @@ FACTS: dict[str, tuple[str, str]] = {
     "outside_scope": ("bool", "the patient's age (hipdx's knowledge is for adults: see the scope_min_age_years threshold)"),
     "anticoagulant_use": ("bool", "ask whether the patient takes an anticoagulant (warfarin, a DOAC, heparin)"),
     "peptic_ulcer_history": ("bool", "ask about a past peptic ulcer or gastrointestinal bleeding"),
+    "calcineurin_inhibitor_use": ("bool", "ask whether the patient takes tacrolimus or ciclosporin (an organ transplant)"),
     "open_epiphyses": ("bool", "pelvic radiograph: are the growth plates closed?"),
 }
 

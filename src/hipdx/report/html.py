@@ -76,6 +76,8 @@ class ReportContent:
         The course drawn (:func:`hipdx.report.plot.course_svg`).
     inputs
         (label, value) pairs naming the inputs: files with their SHA-256, the MRI folder, the date.
+    assessed_on
+        The date of the assessment: on every page, and the day "days since onset" counts to.
     """
 
     assessment: Assessment
@@ -85,6 +87,7 @@ class ReportContent:
     course: CourseReport | None = None
     course_plot: Image | None = None
     inputs: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    assessed_on: dt.date | None = None
 
 
 @lru_cache(maxsize=1)
@@ -100,6 +103,7 @@ def environment() -> Environment:
     )
     env.filters["percent"] = view.percent
     env.filters["label"] = view.state_label
+    env.filters["fact"] = view.fact_words
     return env
 
 
@@ -127,10 +131,11 @@ def report_context(content: ReportContent, kb: KnowledgeBase) -> dict[str, Any]:
     return {
         "a": a,
         "css": stylesheet(),
-        "title": "hipdx report" + (f": case {a.case_id}" if a.case_id else ""),
+        "title": "hipdx report" + (f": case {a.case_id}" if a.case_id else "")
+        + (f", assessed on {content.assessed_on.isoformat()}" if content.assessed_on else ""),
         "statement": view.statement(a),
         "headline": a.headline,
-        "patient": patient_summary(content.case) if content.case is not None else [],
+        "patient": patient_summary(content.case, content.assessed_on) if content.case is not None else [],
         "red_flags": [view.red_flag_view(f) for f in view.red_flags_by_urgency(a)],
         "differential": view.differential_rows(a),
         "legend": view.MUST_NOT_MISS_LEGEND,
@@ -145,6 +150,7 @@ def report_context(content: ReportContent, kb: KnowledgeBase) -> dict[str, Any]:
         "mri": mri_rows(content.analysis) if content.analysis is not None else None,
         "overlays": content.overlays,
         "course": content.course,
+        "course_line": view.course_alerts_line(content.course, "Course, below"),
         "course_plot": content.course_plot,
         "references": report_references(a, kb),
         "provenance": view.provenance_items(a),
@@ -155,9 +161,13 @@ def report_context(content: ReportContent, kb: KnowledgeBase) -> dict[str, Any]:
 # -- the parts built here ---------------------------------------------------------------------
 
 
-def patient_summary(case: Case) -> list[tuple[str, str]]:
-    """(label, value) of who the patient is and when the pain began; what is not known says so."""
-    rows = [
+def patient_summary(case: Case, assessed_on: dt.date | None = None) -> list[tuple[str, str]]:
+    """(label, value) of who the patient is and when the pain began; what is not known says so.
+
+    The onset is dated against the assessment, never "ago": a printed report is read later.
+    """
+    rows = [("Assessed on", assessed_on.isoformat())] if assessed_on is not None else []
+    rows += [
         ("Age", f"{case.age_years:g} years" if case.age_years is not None else "not known"),
         ("Sex", case.sex.value.replace("_", " ")),
     ]
@@ -168,7 +178,10 @@ def patient_summary(case: Case) -> list[tuple[str, str]]:
     rows.append(("Side", case.side.value))
     onset = case.onset.type.value
     if case.onset.days_since_onset is not None:
-        onset += f", {case.onset.days_since_onset:g} days ago"
+        days = case.onset.days_since_onset
+        onset += f", {days:g} days before the assessment"
+        if assessed_on is not None:
+            onset += f" (about {(assessed_on - dt.timedelta(days=days)).isoformat()})"
     elif case.onset.date is not None:
         onset += f", on {case.onset.date.isoformat()}"
     rows.append(("Onset of pain", onset))

@@ -103,7 +103,7 @@ def format_plan(plan: Plan, markdown: bool = False, *, heading_level: int = 1, t
             if item.context:
                 lines.append(f"{bullet}Why: {item.context}")
             for finding in item.blocked_by:
-                lines.append(f"{bullet}Blocked by {finding.fact} = {finding.value}: {finding.message} [{', '.join(finding.refs)}]")
+                lines.append(f"{bullet}Blocked by {finding.fact} = {finding.value}: {finding.message} [{', '.join(finding.refs) or 'no source: estimate'}]")
             for finding in item.needs_information if item.status is not ItemStatus.blocked else []:
                 lines.append(f"{bullet}Needs {finding.fact} (not known) for: {finding.message}")
             for finding in item.cautions:

@@ -19,6 +19,7 @@ from hipdx.reasoning.assessment import (
     NextTest,
     RedFlagHit,
 )
+from hipdx.reasoning.course import CourseReport
 
 #: Most urgent first.
 URGENCY_ORDER = ("emergency", "urgent", "soon")
@@ -85,6 +86,20 @@ def urgency_rank(urgency: str) -> int:
 def red_flags_by_urgency(assessment: Assessment) -> list[RedFlagHit]:
     """The red flags met, most urgent first (stable within one urgency)."""
     return sorted(assessment.red_flags, key=lambda flag: urgency_rank(flag.urgency))
+
+
+def course_alerts_line(course: CourseReport | None, where: str) -> str:
+    """The alerts of the follow-up visits in one line, most urgent first, for the top of a page
+    beside the headline ('' without any); ``where`` names the part that gives each alert in full.
+
+    The headline comes from the presenting findings (visits do not feed the differential), so
+    a page that shows the course must not let "No red flag" at its top stand alone above an
+    urgent alert of the visits further down.
+    """
+    if course is None or not course.alerts:
+        return ""
+    alerts = "; ".join(f"{alert.severity.value.upper()}: {alert.title}" for alert in course.alerts)
+    return f"From the follow-up visits: {alerts} (each with what to do: {where})."
 
 
 def citation(key: str, ref: Reference | None) -> str:
@@ -358,18 +373,28 @@ def facts_most_needed(assessment: Assessment, limit: int = 4) -> list[str]:
     return [fact_label(r.fact) for r in ranked[:limit]]
 
 
-#: the unit a plan fact's identifier ends with, and how it is written
+#: the unit a plan fact's identifier ends with, and how a clinician writes it
 _UNIT_SUFFIXES = {"_ml_min": "mL/min", "_mmol_l": "mmol/L", "_ng_ml": "ng/mL", "_u_l": "U/L", "_mmhg": "mmHg"}
+#: names a clinician writes otherwise than the words of the fact's identifier
+_FACT_NAMES = {"egfr": "eGFR", "vitamin_d": "25-OH vitamin D", "alp": "alkaline phosphatase", "systolic_bp": "systolic blood pressure"}
 
 
 def fact_label(fact: str, with_unit: bool = False) -> str:
-    """A fact's name in words: ``creatinine_clearance_ml_min`` -> ``creatinine clearance``,
-    or with ``with_unit`` ``creatinine clearance (mL/min)`` (for a line that shows its value)."""
+    """A fact's name in words: ``creatinine_clearance_ml_min`` -> ``creatinine clearance``, or with
+    ``with_unit`` (for a line that shows its value) ``creatinine clearance (mL/min)``;
+    ``egfr_ml_min`` -> ``eGFR (mL/min/1.73 m2)``, ``heart_failure`` -> ``heart failure``."""
     for suffix, unit in _UNIT_SUFFIXES.items():
         if fact.endswith(suffix):
-            words = state_label(fact.removesuffix(suffix))
+            name = fact.removesuffix(suffix)
+            words = _FACT_NAMES.get(name, state_label(name))
+            unit = "mL/min/1.73 m2" if name == "egfr" else unit
             return f"{words} ({unit})" if with_unit else words
-    return state_label(fact)
+    return _FACT_NAMES.get(fact, state_label(fact))
+
+
+def fact_words(fact: str) -> str:
+    """:func:`fact_label` with its unit (the templates' ``fact`` filter)."""
+    return fact_label(fact, with_unit=True)
 
 
 def plan_in_brief(assessment: Assessment) -> list[PlanSectionView]:

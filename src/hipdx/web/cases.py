@@ -287,7 +287,8 @@ def _report(router: APIRouter, ctx: PageContext) -> None:
         assessment = assess(case, ctx.kb, day)
         course, plot = course_content(case, assessment, ctx.kb, day)
         content = ReportContent(assessment=assessment, case=case, course=course, course_plot=plot,
-                                inputs=(("Case", f"{row.label} (stored case {row.id})"), ("Date of the assessment", day.isoformat())))
+                                inputs=(("Case", f"{row.label} (stored case {row.id})"), ("Date of the assessment", day.isoformat())),
+                                assessed_on=day)
         pdf = render_pdf(render_html(content, ctx.kb))
         return Response(pdf, media_type="application/pdf",
                         headers={"Content-Disposition": f'inline; filename="hipdx-case-{row.id}.pdf"'})

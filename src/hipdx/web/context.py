@@ -29,7 +29,7 @@ from hipdx.case import Case, Modality, parse_case
 from hipdx.errors import DatabaseError, HipdxError
 from hipdx.knowledge import KnowledgeBase
 from hipdx.reasoning import Assessment, assess
-from hipdx.reasoning.course import compare_course
+from hipdx.reasoning.course import CourseReport, compare_course
 from hipdx.report import view
 from hipdx.report.knowledge import ConditionProfile, describe_condition
 from hipdx.web import form as forms
@@ -62,6 +62,7 @@ def _environment() -> Environment:
         percent_range=lambda r: view.percent_range(*r),
         lr=view.likelihood_ratio,
         words=forms.choice_label,
+        fact=view.fact_words,
         days=view.days,
         first_sentence=view.first_sentence,
         pct=lambda p: f"{max(0.0, min(1.0, float(p))) * 100:.1f}",
@@ -204,6 +205,8 @@ class PageContext:
             hidden=[(k, v) for k, v in values.items() if k not in ("add_study", "csrf_token")],
             sources=[(k, view.citation(k, self.kb.references.get(k))) for k in keys],
             test_names={t.id: t.name for t in self.kb.tests},
+            course=(course := self._course(case, assessment)),
+            course_line=view.course_alerts_line(course, "Visits over time, on the case page"),
         )
 
     # --- the case ---------------------------------------------------------------------------
@@ -234,13 +237,19 @@ class PageContext:
             return None  # a stored case no longer valid on this day: the list says so
 
     def _visits(self, row: CaseRow | None, case: Case | None, assessment: Assessment | None) -> dict[str, Any] | None:
-        if row is None or case is None or assessment is None or not case.visits:
+        if row is None or case is None or assessment is None:
+            return None
+        report = self._course(case, assessment)
+        return None if report is None else {"report": report, "visits": case.visits}
+
+    def _course(self, case: Case, assessment: Assessment) -> CourseReport | None:
+        """The course of the case's visits against its leading diagnosis (None without visits)."""
+        if not case.visits:
             return None
         try:
-            report = compare_course(case, assessment.differential[0].id, self.kb.course, self.today())
+            return compare_course(case, assessment.differential[0].id, self.kb.course, self.today())
         except (HipdxError, KeyError):
             return None
-        return {"report": report, "visits": case.visits}
 
     def _profile(self, condition_id: str) -> ConditionProfile:
         return describe_condition(self.kb, condition_id)

@@ -129,7 +129,7 @@ LABELS: dict[str, str] = {
     "findings.uptake": "Uptake at the hip",
     "visit.date": "Date of the visit",
     "visit.days_since_onset": "Days since onset",
-    "visit.pain_0_10": "Pain",
+    "visit.pain_0_10": "Pain in this hip",
     "visit.walking": "Walking",
     "visit.range_of_motion": "Hip range of motion",
     "visit.edema_extent": "Edema on MRI",

@@ -107,7 +107,9 @@ class PlanProvenance(OutputProvenance):
 class Plan(Frozen):
     case_id: str | None
     disclaimer: str
-    sections: list[PlanSection] = Field(description="most urgent first; the leading diagnosis first among equals")
+    sections: list[PlanSection] = Field(
+        description="most urgent first; among equals the section whose weight-bearing instruction governs, then the leading diagnosis"
+    )
     scope: str | None = Field(default=None, description="why the plan recommends no medicine: the patient is outside the knowledge base's scope")
     governing: list[str] = Field(default=[], description="where one section's safer instruction governs another's (weight-bearing)")
     needs_information: list[InformationRequest]
@@ -301,7 +303,10 @@ def _govern_weight_bearing(sections: list[PlanSection], knowledge: TreatmentKnow
 
     When one section says no weight-bearing (a fracture to exclude) and another says partial
     weight-bearing (TOH), the partial one is ``deferred`` until the first condition is
-    excluded, and the plan says so: the two never stand side by side as instructions.
+    excluded, and the plan says so: the two never stand side by side as instructions. The
+    governing section then comes first among the sections as urgent as it, so that the
+    headline (the first section's first action) gives the instruction that governs, not an
+    analgesic of a section whose loading advice was deferred.
     """
     options = knowledge.treatments.options
     instructing = [
@@ -329,6 +334,8 @@ def _govern_weight_bearing(sections: list[PlanSection], knowledge: TreatmentKnow
                 notes.append(f"'{item.title}' ({section.title}) is deferred: {why}")
             items.append(item)
         out.append(section.model_copy(update={"items": items}))
+    if notes:  # stable: the order by urgency, then the leading diagnosis, is kept otherwise
+        out.sort(key=lambda s: (_URGENCY_RANK[s.urgency], s.condition != governing_section.condition))
     return out, notes
 
 

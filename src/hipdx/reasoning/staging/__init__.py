@@ -15,7 +15,8 @@ missing. One module per thing staged:
 - Femoral neck stress fracture (:mod:`.fracture`): displaced, tension-side, compression-side under or at
   least 50% of the neck width (Shin and Gillingham-type grading), and the urgency of each.
 
-Staging does not depend on the differential: it describes what the images show.
+Each part describes what the images show, whatever the differential; an assessment then keeps
+only the parts its differential supports (:func:`scope_staging`, ``Staging.scope``).
 """
 
 from __future__ import annotations
