@@ -878,3 +878,20 @@ def test_a_signed_call_answers_503_when_its_token_cannot_be_recorded(
     assert answer.json()["resourceType"] == "OperationOutcome"
     assert "database is not available" in answer.text and "cds_call" not in answer.text
     engine.dispose()
+
+
+def test_only_a_call_that_must_fetch_from_the_fhir_server_leaves_the_event_loop() -> None:
+    """``fetches`` decides where a patient-view call runs: in the thread pool only when it reads over
+    the network (a key missing and a FHIR server this service may call); a complete prefetch is CPU
+    work answered on the event loop (benchmarks/README.md: in the pool, 16 calls at once contend for
+    the GIL). Fails without the decision (every call went to the pool)."""
+    from hipdx.service.hooks import fetches, parse_request
+
+    server = "http://127.0.0.1:9/fhir"
+    whole = request_for("septic_febrile_crp_mg_dl", fhirServer=server)
+    part = {**whole, "prefetch": {"patient": whole["prefetch"]["patient"]}}
+    paged = {**whole, "prefetch": {**whole["prefetch"], "conditions": {
+        "resourceType": "Bundle", "type": "searchset", "link": [{"relation": "next", "url": f"{server}/Condition?page=2"}]}}}
+    assert not fetches(parse_request(whole), (server,))
+    assert fetches(parse_request(part), (server,)) and fetches(parse_request(paged), (server,))
+    assert not fetches(parse_request(part), ())  # nothing it may call: a 412 at once, on the loop

@@ -48,7 +48,7 @@ from hipdx.service.auth import IssuerList, Unauthorized
 from hipdx.service.cards import CardLinks
 from hipdx.service.feedback import parse_feedback
 from hipdx.service.body import read_limited
-from hipdx.service.hooks import DISCOVERY, SERVICE_ID, PreconditionFailed, patient_view
+from hipdx.service.hooks import DISCOVERY, SERVICE_ID, PreconditionFailed, answer_patient_view, fetches, parse_request
 from hipdx.service.orders import DISCOVERY as ORDER_DISCOVERY
 from hipdx.service.orders import HOOKS as ORDER_HOOKS
 from hipdx.service.orders import order_service
@@ -210,6 +210,21 @@ def _links(config: ServiceConfig, request: Request) -> CardLinks:
     return CardLinks(knowledge_base=config.knowledge_base_url or f"{base}/knowledge-base", case=config.case_url)
 
 
+async def _answer(
+    service_id: str, body: Any, config: ServiceConfig, knowledge: KnowledgeBase, links: CardLinks
+) -> dict[str, Any]:
+    """A hook's answer. A chart fetched from the client's FHIR server is read off the event loop,
+    where it holds no other call of the worker; a complete prefetch is CPU work only and answered on
+    the loop: in the thread pool 16 calls at once contend for the GIL (server CPU per patient-view
+    call 6.8 -> 9.9 ms under load, benchmarks/README.md). The order hooks run in the pool (they may
+    fetch too, and are not on the load target's path)."""
+    if service_id == SERVICE_ID:
+        parsed = parse_request(body)
+        answer = functools.partial(answer_patient_view, parsed, knowledge, config.today(), config.fhir_servers, links)
+        return await run_in_threadpool(answer) if fetches(parsed, config.fhir_servers) else answer()
+    return await run_in_threadpool(order_service, service_id, body, knowledge, config.today(), config.fhir_servers, links)
+
+
 def _add_cds_routes(app: FastAPI, config: ServiceConfig, knowledge: KnowledgeBase) -> None:
     """Discovery, the knowledge base's description, the CDS services and their feedback."""
 
@@ -244,10 +259,7 @@ def _add_cds_routes(app: FastAPI, config: ServiceConfig, knowledge: KnowledgeBas
                 "user_ref": user[:100] if isinstance(user, str) and user else None,
             }
         request.state.audit = audit
-        # in the thread pool: a call may fetch the chart from the client's FHIR server, which must not hold the
-        # worker's other calls (a thread hand-over costs 0.03-0.045 ms of CPU, benchmarks/README.md)
-        hook = patient_view if service_id == SERVICE_ID else functools.partial(order_service, service_id)
-        response = await run_in_threadpool(hook, body, knowledge, config.today(), config.fhir_servers, _links(config, request))
+        response = await _answer(service_id, body, config, knowledge, _links(config, request))
         cards = response["cards"]
         if config.smart is not None and config.smart.servers:  # the card's link: a SMART launch of the pages (hipdx.web.smart)
             base = (config.public_url or str(request.base_url)).rstrip("/")

@@ -126,14 +126,13 @@ def parse_request(body: Any, hook: str = "patient-view", extra: Sequence[Problem
     return Request(body["hookInstance"], patient, prefetch, server, token, encounter)  # type: ignore[arg-type]
 
 
-def gather(request: Request, allowed_servers: Sequence[str], timeout_s: float = 5.0) -> list[Any]:
-    """Every resource or Bundle of the prefetch; what is missing fetched from the FHIR server.
+def prefetched(request: Request) -> tuple[list[Any], list[str]]:
+    """The prefetch's resources and Bundles, and the keys missing from it (to be fetched): a key
+    omitted (but ``encounter`` without an ``encounterId``), an OperationOutcome, or the first
+    page of a search. Reads nothing over the network.
 
     Raises
     ------
-    PreconditionFailed
-        Keys missing from the prefetch and no allowed FHIR server to fetch them from, or
-        the server did not answer them.
     InputError
         A prefetch value is neither a resource, a Bundle, nor null.
     """
@@ -153,11 +152,36 @@ def gather(request: Request, allowed_servers: Sequence[str], timeout_s: float = 
             missing.append(key)  # the client tried and failed, or sent the first page only
             continue
         found.append(value)
+    return found, missing
+
+
+def fetches(request: Request, allowed_servers: Sequence[str]) -> bool:
+    """True when :func:`gather` would read over the network: a key is missing from the prefetch
+    and the request's FHIR server is one this service may call."""
+    return bool(prefetched(request)[1]) and _may_call(request.fhir_server, allowed_servers)
+
+
+def _may_call(server: str | None, allowed_servers: Sequence[str]) -> bool:
+    return server is not None and any(server.rstrip("/") == s.rstrip("/") for s in allowed_servers)
+
+
+def gather(request: Request, allowed_servers: Sequence[str], timeout_s: float = 5.0) -> list[Any]:
+    """Every resource or Bundle of the prefetch; what is missing fetched from the FHIR server.
+
+    Raises
+    ------
+    PreconditionFailed
+        Keys missing from the prefetch and no allowed FHIR server to fetch them from, or
+        the server did not answer them.
+    InputError
+        A prefetch value is neither a resource, a Bundle, nor null.
+    """
+    found, missing = prefetched(request)
     if not missing:
         return found
     server = request.fhir_server
     needed = [key for key in missing if key not in OPTIONAL_PREFETCH]
-    if server is None or not any(server.rstrip("/") == s.rstrip("/") for s in allowed_servers):
+    if not _may_call(server, allowed_servers):
         if not needed:
             return found  # the optional encounter only: the mapping says the setting was assumed
         why = "and no fhirServer to fetch them from" if server is None else "fhirServer is not one this service may call"
@@ -270,7 +294,13 @@ def patient_view(
     IntegrationError
         The prefetched FHIR is malformed (each problem named).
     """
-    request = parse_request(body)
+    return answer_patient_view(parse_request(body), kb, today, allowed_servers, links)
+
+
+def answer_patient_view(
+    request: Request, kb: KnowledgeBase, today: dt.date, allowed_servers: Sequence[str] = (), links: CardLinks | None = None
+) -> dict[str, Any]:
+    """:func:`patient_view` of a request already parsed (:func:`parse_request`)."""
     resources = gather(request, allowed_servers)
     mapping = map_fhir(resources, today, patient_id=request.patient_id, encounter_id=request.encounter_id,
                        fhir_server=request.fhir_server)
