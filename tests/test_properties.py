@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, assume, given, reject, settings
+from hypothesis import HealthCheck, Phase, assume, example, given, reject, settings
 from hypothesis import strategies as st
 from conftest import examples
 
@@ -505,8 +505,17 @@ SEPTIC_EMERGENCY = KB.treatment.threshold("septic_emergency_probability").value
 MNM_LEADING = KB.treatment.threshold("must_not_miss_leading_probability").value
 
 
+NARROW_COMPRESSION_LINE = {  # clinical review: graded [soon] in the staging beside an URGENT fracture flag
+    "age_years": 24, "sex": "female", "onset": {"type": "gradual", "days_since_onset": 20},
+    "imaging": [{"modality": "mri", "days_since_onset": 18, "findings": {
+        "edema_extent": "femoral_neck", "femoral_neck_fracture_line": "present", "femoral_neck_fracture_side": "compression",
+        "femoral_neck_fracture_width_percent": 30, "fracture_displaced": "absent"}}],
+}
+
+
 @DETERMINISTIC
 @given(cases())
+@example(NARROW_COMPRESSION_LINE)
 def test_red_flags_plan_urgencies_and_headline_agree(raw: dict[str, Any]) -> None:
     a = assess_raw(raw)
     assert a.plan is not None
@@ -527,6 +536,12 @@ def test_red_flags_plan_urgencies_and_headline_agree(raw: dict[str, Any]) -> Non
     assert URGENCY[a.headline.urgency] == most
     if a.red_flags and URGENCY[a.headline.urgency] <= URGENCY["urgent"]:
         assert a.headline.text.startswith(a.headline.urgency.upper())
+    # a graded femoral neck fracture: its grade's urgency is that of its most urgent flag and its section
+    fracture = a.staging.femoral_neck_fracture
+    if fracture.grade not in ("not_reported", "none"):
+        assert fracture.urgency is not None
+        assert flag_urgency.get("fnsf") == URGENCY[fracture.urgency], (fracture.grade, fracture.urgency, flag_urgency.get("fnsf"))
+        assert URGENCY[sections["fnsf"].urgency] <= URGENCY[fracture.urgency]
 
 
 @DETERMINISTIC

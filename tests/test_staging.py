@@ -231,7 +231,7 @@ def test_displaced_is_an_emergency():
     assert (f.grade, f.urgency) == ("displaced", "emergency")
 
 
-@pytest.mark.parametrize(("width", "grade", "urgency"), [(49.9, "compression_narrow", "soon"), (50, "compression_wide", "urgent"), (80, "compression_wide", "urgent")])
+@pytest.mark.parametrize(("width", "grade", "urgency"), [(49.9, "compression_narrow", "urgent"), (50, "compression_wide", "urgent"), (80, "compression_wide", "urgent")])
 def test_compression_width_boundary(width, grade, urgency):
     f = neck(femoral_neck_fracture_side="compression", femoral_neck_fracture_width_percent=width, fracture_displaced="absent")
     assert (f.grade, f.urgency) == (grade, urgency)
@@ -340,3 +340,23 @@ def test_format_staging_names_stage_inputs_and_estimate(tk):
     text = format_staging(stage_case(case(xr(collapse="present", collapse_depth_mm=2.0, joint_space="preserved")), tk))
     assert "IIIA" in text and "imaging.0.findings.collapse_depth_mm = 2" in text
     assert "TOH phase (estimate)" in text
+
+
+def test_a_narrow_compression_line_is_as_urgent_in_the_staging_as_its_flag_plan_and_headline():
+    """Clinical review: a compression-side line under 50% was [soon] in the staging beside an URGENT flag."""
+    import datetime
+
+    from hipdx import assess, load_knowledge_base, parse_case
+
+    a = assess(parse_case({
+        "age_years": 24, "sex": "female", "onset": {"type": "gradual", "days_since_onset": 20},
+        "imaging": [{"modality": "mri", "days_since_onset": 18, "findings": {
+            "edema_extent": "femoral_neck", "femoral_neck_fracture_line": "present", "femoral_neck_fracture_side": "compression",
+            "femoral_neck_fracture_width_percent": 30, "fracture_displaced": "absent"}}]}), load_knowledge_base(), datetime.date(2026, 12, 8))
+    fracture = a.staging.femoral_neck_fracture
+    assert fracture.grade == "compression_narrow"
+    fnsf_flags = {f.urgency for f in a.red_flags if f.condition == "fnsf"}
+    section = next(s for s in a.plan.sections if s.condition == "fnsf")
+    assert fnsf_flags == {"urgent"} and fracture.urgency == "urgent" and section.urgency == "urgent"
+    assert a.headline.urgency == "urgent"
+    assert "stop weight-bearing now" in (fracture.action or "").lower()
