@@ -431,3 +431,27 @@ def test_an_onfh_with_collapse_gets_its_stage_and_no_toh_phase():
     onfh = assessed(json.loads((Path(__file__).parent.parent / "examples" / "onfh_alcohol_collapse.json").read_text(encoding="utf-8")))
     assert onfh.staging.system("arco_2019").stage is not None
     assert onfh.staging.toh_phase.phase == "not_staged"
+
+
+# --- a raised white count alone is no septic emergency (clinical review) ---------------------------
+
+PREGNANT_WBC_11 = {
+    "age_years": 31, "sex": "female", "pregnancy": {"status": "pregnant", "gestational_weeks": 32},
+    "onset": {"type": "gradual", "days_since_onset": 14}, "pain": {"weight_bearing": "present"}, "unable_to_bear_weight": "absent",
+    "labs": {"wbc": {"value": 11.0, "unit": "10^9/L"}, "crp": {"value": 8, "unit": "mg/L"}, "temperature": {"value": 37.0, "unit": "degC"}},
+}
+
+
+def test_a_white_count_of_11_alone_in_late_pregnancy_is_no_septic_emergency():
+    """Borzio 2016: serum WBC not predictive; Margaretten 2007: LR+ about 1.4; leucocytosis of pregnancy."""
+    a = assessed(PREGNANT_WBC_11)
+    assert "septic_signs" not in {f.id for f in a.red_flags}
+    assert a.headline.urgency != "emergency"
+    assert next(d for d in a.differential if d.id == "septic").probability < 0.05
+
+
+@pytest.mark.parametrize("extra", [{"crp": {"value": 20, "unit": "mg/L"}}, {"temperature": {"value": 37.8, "unit": "degC"}}])
+def test_a_raised_white_count_still_flags_infection_with_a_raised_crp_or_a_low_grade_temperature(extra):
+    raw = {**PREGNANT_WBC_11, "labs": {**PREGNANT_WBC_11["labs"], **extra}}
+    flag = next(f for f in assessed(raw).red_flags if f.id == "septic_signs")
+    assert flag.urgency == "emergency" and any("wbc" in t for t in flag.triggered_by), flag.triggered_by
