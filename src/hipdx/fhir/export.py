@@ -273,7 +273,7 @@ def _prediction(item: DifferentialItem, t: CodeTables) -> dict[str, Any]:
 def _finding(hit: RedFlagHit, t: CodeTables) -> dict[str, Any]:
     return {
         "itemCodeableConcept": {"coding": _codes(hit.condition, t), "text": f"RED FLAG [{hit.urgency}]: {hit.title}"},
-        "basis": f"{hit.action} Triggered by: {', '.join(hit.triggered_by) or hit.kind}. Sources: {', '.join(hit.refs) or '-'}.",
+        "basis": f"{hit.action} Triggered by: {' | or: '.join(hit.met_by or hit.triggered_by) or hit.kind}. Sources: {', '.join(hit.refs) or '-'}.",
     }
 
 

@@ -72,7 +72,12 @@ class RedFlagHit(Frozen):
     condition_name: str
     urgency: str
     title: str
-    triggered_by: list[str] = Field(description="the findings that met the rule, as variable = state")
+    triggered_by: list[str] = Field(description="the findings that met the rule, as variable = state (identifiers, for machines)")
+    met_by: list[str] = Field(
+        default=[],
+        description="the same findings in words for the clinician: the variable's label and the state's words "
+        "(e.g. 'Sex and pregnancy: pregnant or postpartum'); what every view shows",
+    )
     action: str
     refs: list[str]
     condition_probability: float

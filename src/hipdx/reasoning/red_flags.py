@@ -158,6 +158,21 @@ def _bands_before(var: CompiledVariable, day: float | None) -> frozenset[int]:
     return frozenset(b for b, upper in enumerate(bounds) if upper <= day)
 
 
+def words_of(identifier: str) -> str:
+    """An identifier in words: ``pregnant_or_postpartum`` -> ``pregnant or postpartum``."""
+    return identifier.replace("_", " ")
+
+
+def finding_words(kb: KnowledgeBase, variable: str, state: str) -> str:
+    """A variable's state for the clinician: its label and the state's words; ``unknown`` is "not known".
+
+    >>> from hipdx.knowledge import load_knowledge_base
+    >>> finding_words(load_knowledge_base(), "sex_pregnancy", "pregnant_or_postpartum")
+    'Sex and pregnancy: pregnant or postpartum'
+    """
+    return f"{kb.variables[variable].spec.label}: {'not known' if state == UNKNOWN else words_of(state)}"
+
+
 def red_flag_rules(kb: KnowledgeBase) -> RedFlagRules:
     """The compiled red flags of a knowledge base (built once and kept with the base)."""
     return kb.attached(RedFlagRules)
@@ -187,13 +202,15 @@ def evaluate_red_flags(
         return []
     seen = {o.variable: o.state for o in observations}
     triggered: dict[int, list[str]] = {}
+    words: dict[int, list[str]] = {}
     for t in np.flatnonzero(triggers[0]).tolist():
         early = rules.trigger_early[t]
-        text = " and ".join(
-            f"{v} = {seen.get(v, UNKNOWN)}" + (f" (a study before day {early[v]:g} since onset)" if v in early else "")
-            for v in rules.trigger_variables[t]
-        )
+        when = {v: f" (a study before day {early[v]:g} since onset)" if v in early else "" for v in rules.trigger_variables[t]}
+        text = " and ".join(f"{v} = {seen.get(v, UNKNOWN)}{when[v]}" for v in rules.trigger_variables[t])
         triggered.setdefault(rules.trigger_flag[t], []).append(text)
+        words.setdefault(rules.trigger_flag[t], []).append(
+            "; ".join(f"{finding_words(kb, v, seen.get(v, UNKNOWN))}{when[v]}" for v in rules.trigger_variables[t])
+        )
     hits = []
     for f, texts in triggered.items():
         rf = kb.red_flags[f]
@@ -207,6 +224,7 @@ def evaluate_red_flags(
                 urgency=rf.urgency,
                 title=rf.title,
                 triggered_by=texts,
+                met_by=words[f],
                 action=" ".join(rf.action.split()),
                 refs=rf.refs,
                 condition_probability=round(float(post[ci]), 4),
@@ -243,6 +261,7 @@ def staging_flags(kb: KnowledgeBase, staging: Staging, post: np.ndarray, flags: 
             title=fracture.label,
             # the finding, not the index of the study it came from (the order of studies is not a fact)
             triggered_by=[f"{i.field.rsplit('.', 1)[-1]} = {i.value}" for i in fracture.decided_by],
+            met_by=[f"{words_of(i.field.rsplit('.', 1)[-1]).capitalize()}: {words_of(str(i.value))}" for i in fracture.decided_by],
             action=fracture.action or "",
             refs=fracture.refs,
             condition_probability=round(float(post[ci]), 4),
@@ -343,6 +362,7 @@ def _probability_flags(
                 urgency=urgency,
                 title=f"{condition.name} not excluded: {p:.0%} in the differential",
                 triggered_by=triggered,
+                met_by=triggered,
                 action=action,
                 refs=refs,
                 condition_probability=round(p, 4),

@@ -159,7 +159,7 @@ def red_flag_view(flag: RedFlagHit) -> RedFlagView:
         urgency=flag.urgency.upper(),
         title=flag.title,
         condition=f"{flag.condition_name}: {percent(flag.condition_probability)} in this model",
-        triggered_by=", ".join(flag.triggered_by),
+        triggered_by=" | or: ".join(flag.met_by or flag.triggered_by),
         action=" ".join(flag.action.split()),
         refs=", ".join(flag.refs),
     )
