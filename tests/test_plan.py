@@ -515,3 +515,39 @@ def test_a_graded_fracture_is_flagged_by_one_rule_in_the_flags_and_the_plan(frac
     assert (section is not None) == bool(flags) == ("fnsf" in plan.provenance.red_flag_conditions)
     if flags:
         assert URGENCY_ORDER[section.urgency] <= URGENCY_ORDER[flags[0].urgency]
+
+
+# --- bone-active drugs wait while a neoplasm is not excluded (clinical review) ----------------------
+
+BONE_DRUGS = ("zoledronic_acid", "pamidronate", "neridronate", "ibandronate", "denosumab", "iloprost", "calcitonin")
+
+
+def _bone_items(plan):
+    return [i for i in plan.items() if i.option in BONE_DRUGS]
+
+
+@pytest.mark.parametrize(
+    ("raw", "kw"),
+    [
+        (with_(SAFE_MAN, risk_factors={"cancer_history": "present"}), {"red_flags": {"neoplasm": "urgent"}}),
+        (SAFE_MAN, {"differential": (("toh", 0.8), ("neoplasm", 0.06))}),
+    ],
+    ids=["neoplasm_flag", "neoplasm_at_6_percent"],
+)
+def test_bone_drugs_wait_for_a_neoplasm_to_be_excluded(raw, kw):
+    """Was 'recommended, with caution' under an URGENT tumour flag whose action says exclude a neoplasm first."""
+    items = _bone_items(plan_for(raw, **kw))
+    assert {i.option for i in items} >= {"zoledronic_acid", "denosumab", "calcitonin"}
+    for it in items:
+        assert not it.recommended and it.status is ItemStatus.needs_information, (it.option, it.status)
+        assert "neoplasm_not_yet_excluded" in {f.fact for f in it.needs_information}, it.option
+        assert "neoplasm_not_yet_excluded" not in {f.fact for f in it.blocked_by}  # waiting, not blocked for ever
+
+
+def test_bone_drugs_return_once_the_neoplasm_is_excluded_and_teriparatide_stays_blocked():
+    raw = with_(SAFE_MAN, risk_factors={"cancer_history": "present"})
+    plan = plan_for(raw, differential=(("toh", 0.8), ("neoplasm", 0.01)))
+    items = _bone_items(plan)
+    assert all("neoplasm_not_yet_excluded" not in {f.fact for f in it.needs_information + it.blocked_by + it.cautions} for it in items)
+    assert item(plan, "denosumab").recommended
+    assert item(plan, "teriparatide").status is ItemStatus.blocked  # its label: skeletal malignancy, cancer history

@@ -455,3 +455,32 @@ def test_a_raised_white_count_still_flags_infection_with_a_raised_crp_or_a_low_g
     raw = {**PREGNANT_WBC_11, "labs": {**PREGNANT_WBC_11["labs"], **extra}}
     flag = next(f for f in assessed(raw).red_flags if f.id == "septic_signs")
     assert flag.urgency == "emergency" and any("wbc" in t for t in flag.triggered_by), flag.triggered_by
+
+
+# --- a history of cancer holds the tumour flag until an MRI shows no focal lesion (clinical review) ---
+
+CANCER_TOH = {
+    "age_years": 52, "sex": "male", "onset": {"type": "sudden", "days_since_onset": 30},
+    "risk_factors": {"cancer_history": "present", "corticosteroids": {"status": "absent"}}, "labs": {"crp": {"value": 3, "unit": "mg/L"}},
+}
+CLEAR_MRI = {"modality": "mri", "days_since_onset": 28, "findings": {
+    "edema": "present", "edema_extent": "head_and_neck", "focal_lesion": "absent", "femoral_neck_fracture_line": "absent",
+    "double_line_sign": "absent", "subchondral_band": "absent"}}
+
+
+def _waiting_for_neoplasm(a: hipdx.Assessment) -> set[str]:
+    return {i.option for i in a.plan.items() if "neoplasm_not_yet_excluded" in {f.fact for f in i.needs_information}}
+
+
+def test_cancer_history_holds_the_bone_drugs_until_the_mri_excludes_a_tumour():
+    before = assessed(CANCER_TOH)
+    assert "neoplasm_signs" in {f.id for f in before.red_flags}
+    assert {"denosumab", "zoledronic_acid", "calcitonin"} <= _waiting_for_neoplasm(before)
+    assert not any(i.recommended for i in before.plan.items() if i.option in ("denosumab", "zoledronic_acid", "calcitonin"))
+    after = assessed({**CANCER_TOH, "imaging": [CLEAR_MRI]})
+    assert "neoplasm" not in {f.condition for f in after.red_flags}
+    assert _waiting_for_neoplasm(after) == set()
+    assert next(i for i in after.plan.items() if i.option == "teriparatide").status.value == "blocked"
+    a_lesion = assessed({**CANCER_TOH, "imaging": [{**CLEAR_MRI, "findings": {**CLEAR_MRI["findings"], "focal_lesion": "present"}}]})
+    assert "neoplasm_signs" in {f.id for f in a_lesion.red_flags}
+    assert not any(i.recommended for i in a_lesion.plan.items() if i.option in ("denosumab", "zoledronic_acid", "calcitonin", "teriparatide"))

@@ -216,6 +216,11 @@ FACTS: dict[str, tuple[str, str]] = {
     "alp_u_l": ("number", "serum alkaline phosphatase"),
     "systolic_bp_mmhg": ("number", "blood pressure"),
     "skeletal_malignancy_not_excluded": ("bool", "history of cancer; imaging for a focal bone lesion"),
+    "neoplasm_not_yet_excluded": (
+        "bool",
+        "exclude a neoplasm first: MRI of the pelvis with T1-weighted images showing no focal lesion, "
+        "no neoplasm flag and neoplasm under the must-not-miss threshold (a biopsy for a focal lesion)",
+    ),
     "infection_not_excluded": ("bool", "exclude septic arthritis first (aspiration, see the septic pathway)"),
     "coronary_heart_disease": ("bool", "ask about severe coronary heart disease or unstable angina"),
     "recent_myocardial_infarction": ("bool", "ask about myocardial infarction in the last 6 months"),

@@ -190,6 +190,7 @@ def case_facts(
     facts |= _age_facts(case, knowledge)
     facts["skeletal_malignancy_not_excluded"] = _malignancy_fact(case, knowledge, neoplasm_probability, neoplasm_red_flag)
     facts["infection_not_excluded"] = _infection_fact(knowledge, septic_probability, septic_red_flag)
+    facts["neoplasm_not_yet_excluded"] = _neoplasm_not_yet_excluded(case, knowledge, neoplasm_probability, neoplasm_red_flag)
     missing = set(FACTS) - set(facts)
     if missing:  # a new fact in FACTS without code here is a programming error
         raise RuntimeError(f"facts not computed: {sorted(missing)}")
@@ -346,6 +347,32 @@ def _open_epiphyses(case: Case, knowledge: TreatmentKnowledge, stated: Fact) -> 
     if age >= closed_from:
         return Fact(name, False, True, source=f"age {age:g}: growth plates counted closed from {closed_from:g}", inputs=("age_years",))
     return _unknown(name, f"age {age:g}: growth plates may still be open before {closed_from:g}; not stated")
+
+
+def _neoplasm_not_yet_excluded(case: Case, knowledge: TreatmentKnowledge, probability: float | None, red_flag: bool) -> Fact:
+    """Whether a neoplasm is still to be excluded as the cause of this episode: *not known* while a
+    neoplasm flag holds (a history of cancer until an MRI reports no focal lesion, a focal lesion,
+    night and rest pain with edema beyond the head ...), the model ranks it at or above the
+    must-not-miss threshold or a study shows a focal lesion; false (excluded) otherwise. Never
+    true: hipdx does not diagnose a tumour, it asks for the diagnosis to be established
+    (``safety.yaml``, bone_drug_neoplasm), so the drugs wait rather than being blocked for ever."""
+    name = "neoplasm_not_yet_excluded"
+    reasons: list[str] = []
+    inputs: list[str] = []
+    if red_flag:
+        reasons.append("a neoplasm red flag holds")
+        inputs.append("red_flags.neoplasm")
+    threshold = knowledge.threshold("must_not_miss_probability").value
+    if probability is not None and probability >= threshold:
+        reasons.append(f"neoplasm {probability:.0%} in the differential (threshold {threshold:.0%})")
+        inputs.append("differential.neoplasm")
+    for i, study in enumerate(case.imaging):
+        if study.findings.focal_lesion is Presence.present:
+            reasons.append(f"focal bone lesion on {study.modality.value}")
+            inputs.append(f"imaging.{i}.findings.focal_lesion")
+    if reasons:
+        return _unknown(name, "; ".join(reasons), inputs)
+    return Fact(name, False, True, source="no neoplasm flag, neoplasm under the must-not-miss threshold, no focal lesion")
 
 
 def _malignancy_fact(case: Case, knowledge: TreatmentKnowledge, probability: float | None, red_flag: bool) -> Fact:
