@@ -551,3 +551,10 @@ def test_bone_drugs_return_once_the_neoplasm_is_excluded_and_teriparatide_stays_
     assert all("neoplasm_not_yet_excluded" not in {f.fact for f in it.needs_information + it.blocked_by + it.cautions} for it in items)
     assert item(plan, "denosumab").recommended
     assert item(plan, "teriparatide").status is ItemStatus.blocked  # its label: skeletal malignancy, cancer history
+
+
+def test_an_unstated_cancer_history_is_asked_for_before_a_bone_drug_unless_a_study_reports_no_focal_lesion():
+    raw = with_(SAFE_MAN, risk_factors={k: v for k, v in SAFE_MAN["risk_factors"].items() if k != "cancer_history"})
+    assert all("neoplasm_not_yet_excluded" in {f.fact for f in it.needs_information} for it in _bone_items(plan_for(raw)))
+    imaged = with_(raw, imaging=[{"modality": "mri", "days_since_onset": 20, "findings": {"edema": "present", "focal_lesion": "absent"}}])
+    assert all("neoplasm_not_yet_excluded" not in {f.fact for f in it.needs_information} for it in _bone_items(plan_for(imaged)))

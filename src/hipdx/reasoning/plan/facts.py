@@ -372,6 +372,9 @@ def _neoplasm_not_yet_excluded(case: Case, knowledge: TreatmentKnowledge, probab
             inputs.append(f"imaging.{i}.findings.focal_lesion")
     if reasons:
         return _unknown(name, "; ".join(reasons), inputs)
+    imaged = any(study.findings.focal_lesion is Presence.absent for study in case.imaging)
+    if case.risk_factors.cancer_history is Presence.unknown and not imaged:  # asked for, never assumed
+        return _unknown(name, "cancer history not given and no study reports on a focal lesion", ["risk_factors.cancer_history"])
     return Fact(name, False, True, source="no neoplasm flag, neoplasm under the must-not-miss threshold, no focal lesion")
 
 
