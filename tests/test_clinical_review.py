@@ -245,3 +245,18 @@ def test_a_transplant_patient_on_tacrolimus_is_not_offered_an_nsaid():
     a = assessed(raw)
     assert "calcineurin_inhibitor_use" in {r.fact for r in a.plan.needs_information if r.blocking}
     assert not any(i.recommended for i in a.plan.items() if i.option == "nsaid")
+
+
+def test_the_reports_patient_summary_shows_breastfeeding_beside_pregnancy() -> None:
+    # Before: the report's summary gave "Pregnancy: postpartum, 6 weeks since delivery" and
+    # nothing on breastfeeding, a fact the plan's drug rules block or wait on.
+    from hipdx.report.html import patient_summary
+
+    rows = patient_summary(hipdx.parse_case(POSTPARTUM_NECK_LINE), TODAY)
+    labels = [label for label, _ in rows]
+    assert labels.index("Breastfeeding") == labels.index("Pregnancy") + 1
+    assert dict(rows)["Breastfeeding"] == "yes"
+    unknown = {**POSTPARTUM_NECK_LINE, "pregnancy": {"status": "postpartum", "postpartum_weeks": 6}}
+    assert dict(patient_summary(hipdx.parse_case(unknown), TODAY))["Breastfeeding"] == "not known"
+    man = {"age_years": 40, "sex": "male"}
+    assert "Breastfeeding" not in dict(patient_summary(hipdx.parse_case(man), TODAY))
