@@ -5,11 +5,16 @@ clinician's outputs): each test reproduces one case a clinician meets and failed
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
+
+import pytest
 
 import hipdx
 from hipdx.knowledge import load_knowledge_base
+from hipdx.reasoning.course import compare_course
 from hipdx.reasoning.plan import ItemStatus
+from hipdx.report import view
 
 TODAY = dt.date(2026, 12, 8)
 KB = load_knowledge_base()
@@ -260,3 +265,37 @@ def test_the_reports_patient_summary_shows_breastfeeding_beside_pregnancy() -> N
     assert dict(patient_summary(hipdx.parse_case(unknown), TODAY))["Breastfeeding"] == "not known"
     man = {"age_years": 40, "sex": "male"}
     assert "Breastfeeding" not in dict(patient_summary(hipdx.parse_case(man), TODAY))
+
+
+@pytest.mark.parametrize("args", [[], ["--detail"], ["--format", "markdown"], ["--detail", "--format", "markdown"]])
+def test_the_cli_names_the_alerts_of_the_visits_under_the_headline(tmp_path, args):
+    # Before: `hipdx assess` printed "Now: No red flag. Most likely: TOH ..." and no word of the
+    # visits' urgent alert, which the report and web page (6fd6ad9) name under the headline.
+    from conftest import CliRunner
+    from hipdx.cli import app
+
+    path = tmp_path / "case.json"
+    path.write_text(json.dumps(COURSE_WORSE))
+    out = CliRunner().invoke(app, ["assess", str(path), "--today", TODAY.isoformat(), "--no-color", *args]).output
+    expected = view.course_alerts_line(compare_course(hipdx.parse_case(COURSE_WORSE), "toh", KB.course, TODAY), "`hipdx course`")
+    assert "URGENT: Pain or walking worse" in expected
+    flat = " ".join(out.replace("*", "").split())
+    assert " ".join(expected.replace("*", "").split()) in flat
+    assert flat.index("Now") < flat.index("From the follow-up visits") < flat.lower().index("red flags")
+
+
+def test_the_cli_json_carries_the_alerts_of_the_visits_after_the_headline(tmp_path):
+    from conftest import CliRunner
+    from hipdx.cli import app
+
+    path = tmp_path / "case.json"
+    path.write_text(json.dumps(COURSE_WORSE))
+    out = CliRunner().invoke(app, ["assess", str(path), "--today", TODAY.isoformat(), "--format", "json"]).output
+    data = json.loads(out)
+    keys = list(data)
+    assert keys.index("course_alerts") == keys.index("headline") + 1
+    assert data["course_alerts"][0]["severity"] == "urgent"
+    without = {k: v for k, v in COURSE_WORSE.items() if k != "visits"}
+    path.write_text(json.dumps(without))
+    out = CliRunner().invoke(app, ["assess", str(path), "--today", TODAY.isoformat(), "--format", "json"]).output
+    assert json.loads(out)["course_alerts"] == []
