@@ -299,3 +299,21 @@ def test_the_cli_json_carries_the_alerts_of_the_visits_after_the_headline(tmp_pa
     path.write_text(json.dumps(without))
     out = CliRunner().invoke(app, ["assess", str(path), "--today", TODAY.isoformat(), "--format", "json"]).output
     assert json.loads(out)["course_alerts"] == []
+
+
+def test_mri_without_contrast_is_not_called_a_small_yield_for_its_burden_in_pregnancy():
+    # Before: a woman at 34 weeks with sudden hip pain and no imaging was told of the MRI "Its
+    # expected yield is small for its burden", though MRI without contrast is the imaging of
+    # choice in pregnancy (ACOG Committee Opinion 723); gadolinium and radiation stay penalised.
+    from hipdx.reasoning.information import burden_of_test
+
+    raw = {"age_years": 31, "sex": "female", "pregnancy": {"status": "pregnant", "gestational_weeks": 34},
+           "onset": {"type": "sudden", "days_since_onset": 14}, "trauma": "none",
+           "pain": {"weight_bearing": "present", "at_rest": "absent"},
+           "labs": {"crp": {"value": 4, "unit": "mg/L"}, "temperature": {"value": 36.8, "unit": "degC"}}}
+    mri = next(t for t in assessed(raw).next_tests if t.id == "mri")
+    assert mri.score > 0 and "small for its burden" not in mri.reason and not mri.warnings
+    tests = {t.id: t for t in KB.tests}
+    pregnant = {i: burden_of_test(KB, tests[i], True)[0] for i in ("mri", "mri_contrast", "ct", "bone_scan", "radiograph")}
+    assert pregnant["mri"] < pregnant["radiograph"] < pregnant["ct"] < pregnant["mri_contrast"] < pregnant["bone_scan"]
+    assert burden_of_test(KB, tests["mri"], False)[0] == tests["mri"].burden  # outside pregnancy unchanged
