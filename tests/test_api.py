@@ -396,3 +396,23 @@ def test_user_cli(tmp_path: Path) -> None:
     engine = connect(url)
     assert list_users(engine) == [("demo", "clinician", True), ("dr.lee", "admin", True)]
     engine.dispose()
+
+
+def test_rest_reads_a_calcineurin_inhibitor_from_fhir_and_from_the_case_json(api: Api) -> None:
+    # The case's calcineurin_inhibitor_use (it blocks NSAIDs) comes through the REST door from a
+    # tacrolimus MedicationRequest (with its source) and from the case JSON.
+    headers = api.sign_in()
+    tacrolimus = {"resourceType": "MedicationRequest", "id": "tac", "status": "active", "intent": "order",
+                  "subject": {"reference": "Patient/p"}, "authoredOn": "2025-06-01",
+                  "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "42316"}]},
+                  "dosageInstruction": [{"route": {"coding": [{"system": "http://snomed.info/sct", "code": "26643006"}]}}]}
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Patient", "id": "p", "gender": "male", "birthDate": "1974-03-02"}}, {"resource": tacrolimus}]}
+    got = api.client.post("/api/v1/assess", json=bundle, params={"today": "2026-12-08"}, headers=headers)
+    assert got.status_code == 200, got.text
+    assert "calcineurin_inhibitor_use" not in {r["fact"] for r in got.json()["plan"]["needs_information"]}
+    case = copy.deepcopy(CASE)
+    case.setdefault("comorbidities", {})["calcineurin_inhibitor_use"] = "present"
+    got = api.client.post("/api/v1/assess", json=case, headers=headers)
+    assert got.status_code == 200, got.text
+    assert "calcineurin_inhibitor_use" not in {r["fact"] for r in got.json()["plan"]["needs_information"]}

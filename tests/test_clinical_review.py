@@ -5,11 +5,16 @@ clinician's outputs): each test reproduces one case a clinician meets and failed
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
+
+import pytest
 
 import hipdx
 from hipdx.knowledge import load_knowledge_base
+from hipdx.reasoning.course import compare_course
 from hipdx.reasoning.plan import ItemStatus
+from hipdx.report import view
 
 TODAY = dt.date(2026, 12, 8)
 KB = load_knowledge_base()
@@ -245,3 +250,70 @@ def test_a_transplant_patient_on_tacrolimus_is_not_offered_an_nsaid():
     a = assessed(raw)
     assert "calcineurin_inhibitor_use" in {r.fact for r in a.plan.needs_information if r.blocking}
     assert not any(i.recommended for i in a.plan.items() if i.option == "nsaid")
+
+
+def test_the_reports_patient_summary_shows_breastfeeding_beside_pregnancy() -> None:
+    # Before: the report's summary gave "Pregnancy: postpartum, 6 weeks since delivery" and
+    # nothing on breastfeeding, a fact the plan's drug rules block or wait on.
+    from hipdx.report.html import patient_summary
+
+    rows = patient_summary(hipdx.parse_case(POSTPARTUM_NECK_LINE), TODAY)
+    labels = [label for label, _ in rows]
+    assert labels.index("Breastfeeding") == labels.index("Pregnancy") + 1
+    assert dict(rows)["Breastfeeding"] == "yes"
+    unknown = {**POSTPARTUM_NECK_LINE, "pregnancy": {"status": "postpartum", "postpartum_weeks": 6}}
+    assert dict(patient_summary(hipdx.parse_case(unknown), TODAY))["Breastfeeding"] == "not known"
+    man = {"age_years": 40, "sex": "male"}
+    assert "Breastfeeding" not in dict(patient_summary(hipdx.parse_case(man), TODAY))
+
+
+@pytest.mark.parametrize("args", [[], ["--detail"], ["--format", "markdown"], ["--detail", "--format", "markdown"]])
+def test_the_cli_names_the_alerts_of_the_visits_under_the_headline(tmp_path, args):
+    # Before: `hipdx assess` printed "Now: No red flag. Most likely: TOH ..." and no word of the
+    # visits' urgent alert, which the report and web page (6fd6ad9) name under the headline.
+    from conftest import CliRunner
+    from hipdx.cli import app
+
+    path = tmp_path / "case.json"
+    path.write_text(json.dumps(COURSE_WORSE))
+    out = CliRunner().invoke(app, ["assess", str(path), "--today", TODAY.isoformat(), "--no-color", *args]).output
+    expected = view.course_alerts_line(compare_course(hipdx.parse_case(COURSE_WORSE), "toh", KB.course, TODAY), "`hipdx course`")
+    assert "URGENT: Pain or walking worse" in expected
+    flat = " ".join(out.replace("*", "").split())
+    assert " ".join(expected.replace("*", "").split()) in flat
+    assert flat.index("Now") < flat.index("From the follow-up visits") < flat.lower().index("red flags")
+
+
+def test_the_cli_json_carries_the_alerts_of_the_visits_after_the_headline(tmp_path):
+    from conftest import CliRunner
+    from hipdx.cli import app
+
+    path = tmp_path / "case.json"
+    path.write_text(json.dumps(COURSE_WORSE))
+    out = CliRunner().invoke(app, ["assess", str(path), "--today", TODAY.isoformat(), "--format", "json"]).output
+    data = json.loads(out)
+    keys = list(data)
+    assert keys.index("course_alerts") == keys.index("headline") + 1
+    assert data["course_alerts"][0]["severity"] == "urgent"
+    without = {k: v for k, v in COURSE_WORSE.items() if k != "visits"}
+    path.write_text(json.dumps(without))
+    out = CliRunner().invoke(app, ["assess", str(path), "--today", TODAY.isoformat(), "--format", "json"]).output
+    assert json.loads(out)["course_alerts"] == []
+
+
+def test_mri_without_contrast_is_not_called_a_small_yield_for_its_burden_in_pregnancy():
+    # Before: a woman at 34 weeks with sudden hip pain and no imaging was told of the MRI "Its
+    # expected yield is small for its burden", though MRI without contrast is the imaging of
+    # choice in pregnancy (ACOG Committee Opinion 723); gadolinium and radiation stay penalised.
+    from hipdx.reasoning.information import burden_of_test
+
+    raw = {"age_years": 31, "sex": "female", "pregnancy": {"status": "pregnant", "gestational_weeks": 34},
+           "onset": {"type": "sudden", "days_since_onset": 14}, "trauma": "none",
+           "pain": {"weight_bearing": "present", "at_rest": "absent"},
+           "labs": {"crp": {"value": 4, "unit": "mg/L"}, "temperature": {"value": 36.8, "unit": "degC"}}}
+    mri = next(t for t in assessed(raw).next_tests if t.id == "mri")
+    assert mri.score > 0 and "small for its burden" not in mri.reason and not mri.warnings
+    tests = {t.id: t for t in KB.tests}
+    pregnant = {i: burden_of_test(KB, tests[i], True)[0] for i in ("mri", "mri_contrast", "ct", "bone_scan", "radiograph")}
+    assert pregnant["mri"] < pregnant["radiograph"] < pregnant["ct"] < pregnant["mri_contrast"] < pregnant["bone_scan"]
+    assert burden_of_test(KB, tests["mri"], False)[0] == tests["mri"].burden  # outside pregnancy unchanged

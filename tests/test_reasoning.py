@@ -288,7 +288,8 @@ def test_in_pregnancy_radiation_and_gadolinium_carry_warnings_and_plain_mri_rank
         if test_id in by_id:
             assert any(word in w and "pregnancy" in w for w in by_id[test_id].warnings), by_id[test_id]
     # the burden rule itself, for every test, proposed or not: pregnancy multiplies radiation and
-    # gadolinium and says why; a plain MRI is unchanged
+    # gadolinium and says why; a plain MRI takes its own pregnancy burden (ACOG Committee Opinion 723),
+    # lower, without a warning; the others are unchanged
     kb = load_knowledge_base()
     for test in kb.tests:
         pregnant_burden, pregnant_warnings = burden_of_test(kb, test, pregnant=True)
@@ -296,6 +297,8 @@ def test_in_pregnancy_radiation_and_gadolinium_carry_warnings_and_plain_mri_rank
         assert not [w for w in other_warnings if "pregnancy" in w]
         if test.ionising_radiation or test.gadolinium:
             assert pregnant_burden > other_burden and any("pregnancy" in w for w in pregnant_warnings)
+        elif test.pregnancy_burden is not None:
+            assert pregnant_burden == test.pregnancy_burden < other_burden and pregnant_warnings == other_warnings
         else:
             assert pregnant_burden == other_burden and pregnant_warnings == other_warnings
 

@@ -37,6 +37,7 @@ from hipdx.jsonio import read_input_file
 from hipdx.knowledge import KnowledgeBase, load_knowledge_base
 from hipdx.output import check_outputs, write_file
 from hipdx.reasoning import Assessment, assess
+from hipdx.reasoning.course import CourseReport
 from hipdx.report import (
     describe_condition,
     render_brief,
@@ -44,6 +45,7 @@ from hipdx.report import (
     render_condition_text,
     render_markdown,
     render_text,
+    view,
 )
 from hipdx.cli_support import (
     INTERNAL_ERROR,
@@ -269,9 +271,11 @@ def assess_command(
     Red flags are shown whatever the probability of their condition. --detail gives the full report; --format json the whole assessment as data.
     """
     kb = load_knowledge_base()
-    assessment, _, analysis, mapping, _ = assess_inputs(kb, case_file, fhir, patient, mri, mri_days, mri_series, today)
+    assessment, case, analysis, mapping, _ = assess_inputs(kb, case_file, fhir, patient, mri, mri_days, mri_series, today)
+    course = _course(case, assessment, kb, case.assessed_on or _today(today))
+    line = view.course_alerts_line(course, "`hipdx course`")
     if output is OutputFormat.json:
-        data = assessment.model_dump(mode="json")
+        data = _with_course_alerts(assessment.model_dump(mode="json"), course)
         if analysis is not None:  # the measurements behind the imaging findings, with their provenance
             data["mri_analysis"] = analysis.model_dump(mode="json")
         if mapping is not None:  # the facts read from FHIR, each with its resource and element
@@ -287,13 +291,34 @@ def assess_command(
         from hipdx.report.summary import render_summary, render_summary_markdown
 
         if markdown:
-            _print(render_summary_markdown(assessment, analysis=analysis))
+            _print(render_summary_markdown(assessment, analysis=analysis, course_line=line))
         else:
-            _print(render_summary(assessment, analysis=analysis, color=use_color(no_color), width=_width()))
+            _print(render_summary(assessment, analysis=analysis, color=use_color(no_color), width=_width(), course_line=line))
     elif markdown:
-        _print(render_markdown(assessment, kb, analysis=analysis))
+        _print(render_markdown(assessment, kb, analysis=analysis, course_line=line))
     else:
-        _print(render_text(assessment, kb, analysis=analysis, color=use_color(no_color), width=_width()))
+        _print(render_text(assessment, kb, analysis=analysis, color=use_color(no_color), width=_width(), course_line=line))
+
+
+def _course(case: Case, assessment: Assessment, kb: KnowledgeBase, day: date) -> CourseReport | None:
+    """The follow-up visits' course (their alerts head the output, as on the report and web page); None without visits."""
+    if not case.visits:
+        return None
+    from hipdx.reasoning.course import compare_course
+
+    return compare_course(case, assessment.differential[0].id, kb.course, day)
+
+
+def _with_course_alerts(data: dict[str, Any], course: CourseReport | None) -> dict[str, Any]:
+    """The assessment's JSON with ``course_alerts`` (the visits' alerts, [] without) right after the headline."""
+    alerts = [alert.model_dump(mode="json") for alert in course.alerts] if course is not None else []
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out[key] = value
+        if key == "headline":
+            out["course_alerts"] = alerts
+    out.setdefault("course_alerts", alerts)
+    return out
 
 
 @app.command("schema", cls=ReportingCommand, epilog=SUPPORTS)

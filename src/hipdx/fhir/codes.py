@@ -133,6 +133,8 @@ class MedicationCode(Code):
     )
     prednisolone_factor: float | None = Field(default=None, gt=0)
     systemic: Literal["always", "by_route"] = "always"
+    #: also a calcineurin inhibitor: a current (active) record sets comorbidities.calcineurin_inhibitor_use
+    calcineurin_inhibitor: bool = False
 
 
 class MedicationsFile(_Strict):

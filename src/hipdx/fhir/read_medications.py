@@ -1,5 +1,8 @@
 """MedicationStatement and MedicationRequest: systemic corticosteroids, immunosuppressants, anticoagulants.
 
+A calcineurin inhibitor (tacrolimus, ciclosporin, voclosporin) taken now (status active or
+on-hold, its period not ended) also sets ``comorbidities.calcineurin_inhibitor_use``.
+
 The medicine is recognised by its code or its Medication's code and ingredients (ATC classes,
 RxNorm); forms made also for local use count only with a systemic route. A corticosteroid
 dose is read as prednisolone equivalent when the record gives one dosage line in UCUM mg with
@@ -16,6 +19,9 @@ from hipdx.fhir.context import Context, codes_text, show_code
 from hipdx.fhir.resources import Resource
 
 _TAKEN = frozenset({"active", "completed", "on-hold", "stopped"})
+# Taken now: on-hold is a pause the prescriber means to end (FHIR R4 medicationrequest-status),
+# so an NSAID started during it would meet the drug again; completed and stopped are over.
+_CURRENT = frozenset({"active", "on-hold"})
 _PER_DAY = {"s": 86400.0, "min": 1440.0, "h": 24.0, "d": 1.0, "wk": 1 / 7}
 
 
@@ -64,6 +70,8 @@ def read_medication(ctx: Context, res: Resource) -> None:
         "anticoagulant": "comorbidities.anticoagulant_use",
     }[hit.drug_class]
     ctx.offer(target, "present", when, res, element, shown, rank=1)
+    if hit.calcineurin_inhibitor:
+        _calcineurin_inhibitor_now(ctx, res, status, end, when, when_element, shown)
     if hit.drug_class == "systemic_corticosteroid":
         _steroid_dose(ctx, res, hit, dosages, dosage_element, shown, when)
         if start is not None:
@@ -77,6 +85,19 @@ def read_medication(ctx: Context, res: Resource) -> None:
                     when_element,
                     f"{weeks:.1f} weeks from {start.isoformat()}",
                 )
+
+
+def _calcineurin_inhibitor_now(
+    ctx: Context, res: Resource, status: str | None, end: dt.date | None, when: dt.date | None, when_element: str, shown: str
+) -> None:
+    """A calcineurin inhibitor taken now (it blocks NSAIDs); a past one counts only as immunosuppression."""
+    if status not in _CURRENT:
+        ctx.skip(res, "status", f"{shown}: status {status!r}, so not read as a calcineurin inhibitor taken now")
+        return
+    if end is not None and end < ctx.today:
+        ctx.skip(res, when_element, f"{shown} ended {end.isoformat()}, so not read as a calcineurin inhibitor taken now")
+        return
+    ctx.offer("comorbidities.calcineurin_inhibitor_use", "present", when, res, "status", f"{shown}, status {status}", rank=1)
 
 
 def _medication_codes(ctx: Context, res: Resource) -> tuple[list[tuple[str, str]], str]:

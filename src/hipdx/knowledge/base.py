@@ -296,6 +296,8 @@ def _all_provenance(
     yield "tests.yaml: pregnancy_burden_factor", tests.pregnancy_provenance
     for t in tests.tests:
         yield f"tests.yaml: {t.id}.burden", t.burden_provenance
+        if t.pregnancy_burden_provenance is not None:
+            yield f"tests.yaml: {t.id}.pregnancy_burden", t.pregnancy_burden_provenance
 
 
 def _check_references(conditions, variables, tests, red_flags, references, problems) -> None:

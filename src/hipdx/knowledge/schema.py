@@ -318,6 +318,18 @@ class Test(_Data):
     contrast: bool = Field(default=False, description="with modality mri: done only by a contrast MRI")
     note: str | None = None
     burden_provenance: Provenance
+    pregnancy_burden: float | None = Field(
+        default=None, gt=0, le=20, description="the burden in pregnancy, where it differs and no factor applies"
+    )
+    pregnancy_burden_provenance: Provenance | None = None
+
+    @model_validator(mode="after")
+    def _pregnancy_burden_is_sourced(self) -> Test:
+        if (self.pregnancy_burden is None) != (self.pregnancy_burden_provenance is None):
+            raise ValueError(f"test {self.id}: pregnancy_burden and pregnancy_burden_provenance come together")
+        if self.pregnancy_burden is not None and (self.ionising_radiation or self.gadolinium):
+            raise ValueError(f"test {self.id}: a test with radiation or gadolinium takes pregnancy_burden_factor")
+        return self
 
 
 class TestsFile(_Data):

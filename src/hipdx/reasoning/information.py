@@ -88,6 +88,8 @@ def burden_of_test(kb: KnowledgeBase, test: Test, pregnant: bool) -> tuple[float
     """Burden of a test for this patient, with the warnings that raised it."""
     burden = test.burden
     warnings = []
+    if pregnant and test.pregnancy_burden is not None:  # MRI without contrast: the imaging of choice in pregnancy
+        burden = test.pregnancy_burden
     if pregnant and (test.ionising_radiation or test.gadolinium):
         burden *= kb.tests_file.pregnancy_burden_factor
         if test.gadolinium:

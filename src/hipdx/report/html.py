@@ -175,6 +175,10 @@ def patient_summary(case: Case, assessed_on: dt.date | None = None) -> list[tupl
         weeks = case.pregnancy.gestational_weeks or case.pregnancy.postpartum_weeks
         suffix = "" if weeks is None else f", {weeks:g} weeks" + (" since delivery" if case.pregnancy.status.value == "postpartum" else "")
         rows.append(("Pregnancy", case.pregnancy.status.value + suffix))
+    feeding = case.pregnancy.breastfeeding.value
+    if feeding != "unknown" or case.pregnancy.status.value in ("pregnant", "postpartum"):
+        # a drug fact (the plan blocks or waits on it) beside pregnancy; "not known" said where it matters
+        rows.append(("Breastfeeding", {"present": "yes", "absent": "no"}.get(feeding, "not known")))
     rows.append(("Side", case.side.value))
     onset = case.onset.type.value
     if case.onset.days_since_onset is not None:

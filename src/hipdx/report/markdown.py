@@ -26,7 +26,9 @@ if TYPE_CHECKING:
     from hipdx.imaging.analyze import MriAnalysis
 
 
-def render_markdown(assessment: Assessment, kb: KnowledgeBase, *, analysis: MriAnalysis | None = None) -> str:
+def render_markdown(
+    assessment: Assessment, kb: KnowledgeBase, *, analysis: MriAnalysis | None = None, course_line: str = ""
+) -> str:
     """The full report of one assessment as a Markdown document.
 
     Parameters
@@ -38,16 +40,20 @@ def render_markdown(assessment: Assessment, kb: KnowledgeBase, *, analysis: MriA
     analysis
         The MRI analysis whose measured findings the case holds, if any: its measurements are
         a section of the report.
+    course_line
+        The follow-up visits' alerts in one line (:func:`hipdx.report.view.course_alerts_line`), under the headline.
     """
-    return "\n\n".join(_report(assessment, kb, analysis)) + "\n"
+    return "\n\n".join(_report(assessment, kb, analysis, course_line)) + "\n"
 
 
-def _report(a: Assessment, kb: KnowledgeBase, analysis: MriAnalysis | None) -> Iterator[str]:
+def _report(a: Assessment, kb: KnowledgeBase, analysis: MriAnalysis | None, course_line: str = "") -> Iterator[str]:
     from hipdx.report.management import format_plan, format_staging
 
     title = "# hipdx assessment" + (f": case {escape_html(a.case_id)}" if a.case_id else "")
     yield title
     yield f"**Now ({a.headline.urgency}):** {a.headline.text}"
+    if course_line:
+        yield f"**{escape_html(course_line)}**"
     yield f"> {view.statement(a)}"
     yield from _red_flags(a)
     yield from _differential(a)

@@ -42,10 +42,18 @@ MORE = "More with --detail: why (each finding's likelihood ratio), missing findi
 
 
 def render_summary(
-    assessment: Assessment, *, analysis: MriAnalysis | None = None, color: bool = False, width: int = DEFAULT_WIDTH
+    assessment: Assessment,
+    *,
+    analysis: MriAnalysis | None = None,
+    color: bool = False,
+    width: int = DEFAULT_WIDTH,
+    course_line: str = "",
 ) -> str:
-    """The one-screen report (about 40 lines) for a terminal; one line on the MRI when ``analysis`` is given."""
-    return capture(_summary(assessment, analysis, width), color=color, width=width)
+    """The one-screen report (about 40 lines) for a terminal; one line on the MRI when ``analysis`` is given.
+
+    ``course_line`` (:func:`hipdx.report.view.course_alerts_line`) goes under the headline.
+    """
+    return capture(_summary(assessment, analysis, width, course_line), color=color, width=width)
 
 
 def _title(a: Assessment) -> Text:
@@ -58,9 +66,11 @@ def _title(a: Assessment) -> Text:
     return title
 
 
-def _summary(a: Assessment, analysis: MriAnalysis | None, width: int) -> Iterator[RenderableType]:
+def _summary(a: Assessment, analysis: MriAnalysis | None, width: int, course_line: str) -> Iterator[RenderableType]:
     yield _title(a)
     yield Text.assemble(("Now: ", "bold"), (a.headline.text, URGENCY_STYLE.get(a.headline.urgency, "bold")))
+    if course_line:
+        yield Text(course_line, style="bold")
     if analysis is not None:
         from hipdx.report.mri import mri_in_brief  # the imaging package loads only when an MRI is given
 
@@ -147,17 +157,19 @@ def _provenance_line(a: Assessment) -> str:
     return f"hipdx {p.hipdx_version} · knowledge base {p.knowledge_base_version} ({p.knowledge_base_digest})"
 
 
-def render_summary_markdown(assessment: Assessment, *, analysis: MriAnalysis | None = None) -> str:
-    """The one-screen report as Markdown (text from the case escaped: no raw HTML)."""
-    return "\n\n".join(_markdown(assessment, analysis)) + "\n"
+def render_summary_markdown(assessment: Assessment, *, analysis: MriAnalysis | None = None, course_line: str = "") -> str:
+    """The one-screen report as Markdown (text from the case escaped: no raw HTML); ``course_line`` under the headline."""
+    return "\n\n".join(_markdown(assessment, analysis, course_line)) + "\n"
 
 
-def _markdown(a: Assessment, analysis: MriAnalysis | None) -> Iterator[str]:
+def _markdown(a: Assessment, analysis: MriAnalysis | None, course_line: str) -> Iterator[str]:
     title = "# hipdx" + (f": case {escape_html(a.case_id)}" if a.case_id else "")
     if a.provenance.days_since_onset is not None:
         title += f", day {view.days(a.provenance.days_since_onset)} since onset"
     yield title
     yield f"**Now ({a.headline.urgency}):** {a.headline.text}"
+    if course_line:
+        yield f"**{escape_html(course_line)}**"
     if analysis is not None:
         from hipdx.report.mri import mri_in_brief
 

@@ -82,6 +82,7 @@ def render_text(
     analysis: MriAnalysis | None = None,
     color: bool = False,
     width: int = DEFAULT_WIDTH,
+    course_line: str = "",
 ) -> str:
     """The full report of one assessment for a terminal (``hipdx assess --detail``).
 
@@ -102,13 +103,15 @@ def render_text(
     width
         Line width in characters.
     """
-    return capture(_report(assessment, kb, analysis), color=color, width=width)
+    return capture(_report(assessment, kb, analysis, course_line), color=color, width=width)
 
 
-def _report(a: Assessment, kb: KnowledgeBase, analysis: MriAnalysis | None) -> Iterator[RenderableType]:
+def _report(a: Assessment, kb: KnowledgeBase, analysis: MriAnalysis | None, course_line: str = "") -> Iterator[RenderableType]:
     from hipdx.report.management import format_plan, format_staging
 
     yield _title(a)
+    if course_line:  # the follow-up visits' alerts, under the headline (view.course_alerts_line)
+        yield Text(course_line, style="bold")
     yield from _red_flags(a)
     yield from _differential(a)
     yield from _explanations(a)
