@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import contextlib
 import functools
 import os
+import threading
 from http.server import ThreadingHTTPServer
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -270,3 +272,25 @@ class LoopbackHTTPServer(ThreadingHTTPServer):
         if isinstance(sys.exc_info()[1], ConnectionError):
             return
         super().handle_error(request, client_address)
+
+    @classmethod
+    @contextlib.contextmanager
+    def serving(cls, handler: Any) -> Iterator[str]:
+        """``handler`` served on a loopback port in a thread, for the ``with`` block: its base URL."""
+        server = cls(("127.0.0.1", 0), handler)
+        # polled every 10 ms for the shutdown (the default half second is most of a test's time)
+        threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+def send_json(handler: Any, status: int, payload: bytes, content_type: str = "application/fhir+json") -> None:
+    """A test server's answer: ``payload`` with its status, type and length."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(payload)))
+    handler.end_headers()
+    handler.wfile.write(payload)

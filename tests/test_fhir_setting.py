@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
-import threading
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
@@ -30,7 +29,7 @@ from hipdx.fhir.mapping import FhirMapping
 from hipdx.service import ServiceConfig, create_app
 from hipdx.service.hooks import SERVICE_ID
 
-from conftest import LoopbackHTTPServer, ROOT, TODAY, shared_data
+from conftest import LoopbackHTTPServer, ROOT, TODAY, send_json, shared_data
 
 ACTCODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 DISPLAY = {"EMER": "emergency", "AMB": "ambulatory", "IMP": "inpatient encounter", "VR": "virtual", "OBSENC": "observation encounter"}
@@ -295,12 +294,7 @@ class _Server(BaseHTTPRequestHandler):
         status, body = (200, found[0] if rid else searchset(found) or {"resourceType": "Bundle", "type": "searchset"})
         if rid and not found:
             status, body = 404, {"resourceType": "OperationOutcome"}
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/fhir+json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        send_json(self, status, json.dumps(body).encode())
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -309,14 +303,8 @@ class _Server(BaseHTTPRequestHandler):
 @pytest.fixture
 def fhir_server() -> Iterator[str]:
     _Server.resources, _Server.asked = [encounter("EMER")], []
-    server = LoopbackHTTPServer(("127.0.0.1", 0), _Server)
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with LoopbackHTTPServer.serving(_Server) as url:
+        yield url
 
 
 def test_an_encounter_not_prefetched_is_fetched_from_an_allowed_server(fhir_server: str, kb: hipdx.KnowledgeBase) -> None:

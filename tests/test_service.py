@@ -33,7 +33,7 @@ from hipdx.service.hooks import PREFETCH, SERVICE_ID
 from hipdx.store import AuditStore, connect, migrate
 from hipdx.store.replay import DatabaseReplayCache
 
-from conftest import LoopbackHTTPServer, ROOT, TODAY
+from conftest import LoopbackHTTPServer, ROOT, TODAY, send_json
 
 BUNDLES = ROOT / "tests" / "data" / "fhir"
 BASE = "http://testserver"
@@ -325,12 +325,7 @@ class _FhirServer(BaseHTTPRequestHandler):
             if page < self.pages:
                 host, port = self.server.server_address[:2]
                 body["link"] = [{"relation": "next", "url": f"http://{host}:{port}/{rtype}?patient={patient}&page={page + 1}"}]
-        payload = self.raw if self.raw is not None and not rid else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/fhir+json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        send_json(self, status, self.raw if self.raw is not None and not rid else json.dumps(body).encode())
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -340,15 +335,8 @@ class _FhirServer(BaseHTTPRequestHandler):
 def fhir_server() -> Iterator[str]:
     _, _FhirServer.resources = server_shaped("septic_febrile_crp_mg_dl")
     _FhirServer.seen_tokens, _FhirServer.delay_s, _FhirServer.pages, _FhirServer.raw = [], 0.0, 1, None
-    server = LoopbackHTTPServer(("127.0.0.1", 0), _FhirServer)
-    # polled every 10 ms for the shutdown (the default half second is most of the test's time)
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with LoopbackHTTPServer.serving(_FhirServer) as url:
+        yield url
 
 
 def test_missing_prefetch_is_fetched_from_an_allowed_fhir_server(fhir_server: str, kb: hipdx.KnowledgeBase) -> None:
