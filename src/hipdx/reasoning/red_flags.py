@@ -294,7 +294,7 @@ def probability_tier(kb: KnowledgeBase, condition: str, probability: float, seen
     for tier in spec.tiers:
         if tier.at_or_above is not None and probability < kb.treatment.threshold(tier.at_or_above).value:
             continue
-        if tier.when is not None and not all(_state_within(kb, v, seen.get(v), states) for v, states in tier.when.items()):
+        if not _when_holds(kb, tier, seen):
             continue
         return tier
     return spec.tiers[-1]  # not reached: the last tier holds always (the schema checks it)
@@ -307,11 +307,14 @@ def _patient_facts_tier(kb: KnowledgeBase, condition: str, seen: Mapping[str, st
     excluded); else the tier that always holds, whose action asks for the findings."""
     tiers = kb.probability_flags[condition].tiers
     for tier in tiers[:-1]:
-        if tier.at_or_above is None and tier.when is not None and all(
-            _state_within(kb, v, seen.get(v), states) for v, states in tier.when.items()
-        ):
+        if tier.at_or_above is None and tier.when is not None and _when_holds(kb, tier, seen):
             return tier
     return tiers[-1]
+
+
+def _when_holds(kb: KnowledgeBase, tier: ProbabilityTier, seen: Mapping[str, str]) -> bool:
+    """A tier's ``when``: every variable it names observed in one of its states (none: it holds)."""
+    return tier.when is None or all(_state_within(kb, v, seen.get(v), states) for v, states in tier.when.items())
 
 
 def _state_within(kb: KnowledgeBase, variable: str, state: str | None, states: Sequence[str]) -> bool:
